@@ -1,0 +1,147 @@
+//! The page-operations trait: the only door from vmspace to the operating system.
+
+use crate::addr::Size;
+use crate::error::ShimError;
+use crate::range::Range;
+
+/// Access allowed to mapped pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protection {
+    /// No access: touching the pages faults (they stay committed).
+    None,
+    /// Read only.
+    Read,
+    /// Read and write.
+    ReadWrite,
+}
+
+/// Reserve, map, unmap, protect and release pages of address space.
+///
+/// A *reservation* is a range of address space that belongs to the caller and
+/// has no memory behind it. Pages inside it are *mapped* (committed, readable and
+/// writable, reading zero the first time) and *unmapped* (memory given back; the
+/// next map reads zero again). All ranges passed in must be multiples of
+/// [`page_size`](PageOps::page_size) at both ends.
+///
+/// Backends report contract violations they can detect (double map, unmap of
+/// unmapped pages, ranges outside a reservation) as errors; the simulated
+/// backend detects all of them, the system backends some.
+///
+/// # Safety
+///
+/// Implementors guarantee, for everything layered on top to rely on:
+/// - `reserve` returns a page-aligned range, aligned as asked, that overlaps no
+///   other live reservation of any backend in the address space, and nothing
+///   in it is accessible until mapped;
+/// - after `map` of a range returns `Ok`, every byte of the range is readable
+///   and writable memory owned by the reservation's holder, reading zero unless
+///   written since that map, until the range is unmapped, protected or released;
+/// - after any call returns `Err`, the pages it was given are in the state they
+///   had before the call, or (for `unmap` and `release`) in the state the call
+///   asked for; the error says nothing worse happened.
+pub unsafe trait PageOps {
+    /// The granularity of `map`, `unmap` and `protect`: a power of two.
+    fn page_size(&self) -> Size;
+
+    /// A short name for the backend ("mmap", "sim", "kernel vm_area", ...).
+    fn name(&self) -> &'static str;
+
+    /// Reserve `size` bytes of address space, with the base a multiple of
+    /// `align`. `size` must be a non-zero multiple of the page size and
+    /// `align` a power of two no smaller than the page size. Nothing is
+    /// committed.
+    fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError>;
+
+    /// Give a reservation back, unmapping whatever is mapped in it.
+    ///
+    /// # Safety
+    ///
+    /// `range` is exactly a range returned by `reserve` on this backend and not
+    /// yet released, and nothing will access memory inside it again.
+    unsafe fn release(&self, range: Range) -> Result<(), ShimError>;
+
+    /// Commit the pages of `range` read-write.
+    ///
+    /// # Safety
+    ///
+    /// `range` lies inside one live reservation of this backend and none of its
+    /// pages is mapped.
+    unsafe fn map(&self, range: Range) -> Result<(), ShimError>;
+
+    /// Decommit the pages of `range`; they read zero when next mapped.
+    ///
+    /// # Safety
+    ///
+    /// `range` lies inside one live reservation of this backend, all of its
+    /// pages are mapped, and nothing will access memory in it until it is
+    /// mapped again.
+    unsafe fn unmap(&self, range: Range) -> Result<(), ShimError>;
+
+    /// Change the protection of mapped pages.
+    ///
+    /// # Safety
+    ///
+    /// `range` lies inside one live reservation of this backend and all of its
+    /// pages are mapped; no access that `prot` forbids happens while it is in
+    /// force.
+    unsafe fn protect(&self, range: Range, prot: crate::Protection) -> Result<(), ShimError>;
+}
+
+// SAFETY: forwards every call to `T`, which upholds the contract.
+unsafe impl<T: PageOps + ?Sized> PageOps for &T {
+    fn page_size(&self) -> Size {
+        (**self).page_size()
+    }
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
+        (**self).reserve(size, align)
+    }
+    unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
+        // SAFETY: the caller upholds `release`'s contract for `T`.
+        unsafe { (**self).release(range) }
+    }
+    unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
+        // SAFETY: the caller upholds `map`'s contract for `T`.
+        unsafe { (**self).map(range) }
+    }
+    unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
+        // SAFETY: the caller upholds `unmap`'s contract for `T`.
+        unsafe { (**self).unmap(range) }
+    }
+    unsafe fn protect(&self, range: Range, prot: crate::Protection) -> Result<(), ShimError> {
+        // SAFETY: the caller upholds `protect`'s contract for `T`.
+        unsafe { (**self).protect(range, prot) }
+    }
+}
+
+/// Check the arguments every backend's `reserve` must check: `size` a non-zero
+/// multiple of `page`, `align` a power of two. Returns the alignment to use
+/// (at least `page`).
+pub fn check_reserve_args(size: Size, align: Size, page: Size) -> Result<Size, ShimError> {
+    if size.is_zero() {
+        return Err(ShimError::InvalidArgument("reservation size is zero"));
+    }
+    if !size.is_aligned(page) {
+        return Err(ShimError::Misaligned { value: size.0, align: page.0 });
+    }
+    if !align.is_power_of_two() {
+        return Err(ShimError::InvalidArgument("alignment is not a power of two"));
+    }
+    Ok(if align < page { page } else { align })
+}
+
+/// Check that `range` is non-empty and page-aligned at both ends.
+pub fn check_page_range(range: Range, page: Size) -> Result<(), ShimError> {
+    if range.is_empty() {
+        return Err(ShimError::InvalidArgument("empty range"));
+    }
+    if !range.base().is_aligned(page) {
+        return Err(ShimError::Misaligned { value: range.base().0, align: page.0 });
+    }
+    if !range.limit().is_aligned(page) {
+        return Err(ShimError::Misaligned { value: range.limit().0, align: page.0 });
+    }
+    Ok(())
+}

@@ -1,0 +1,2 @@
+//! vmspace core (placeholder while the foundation lands).
+#![no_std]
