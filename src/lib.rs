@@ -1,2 +1,27 @@
-//! vmspace core (placeholder while the foundation lands).
+//! # vmspace
+//!
+//! Virtual address space management from one `#![no_std]` core with no global
+//! state, no heap and no dependencies beyond [`vmspace_shim`], so the same
+//! source builds in the Linux kernel and in user space:
+//!
+//! - [`vm`]: reserve a large contiguous range of address space, map and unmap
+//!   pages inside it, know what is reserved and mapped;
+//! - [`bits`]: bit tables over word slices, used by the layers above;
+//! - [`workload`]: seeded operation generators and drivers that the property
+//!   tests, the command-line program and the kernel's KUnit suites share.
+//!
+//! Every operating-system call goes through the [`PageOps`](vmspace_shim::PageOps)
+//! trait of the shim crate; every structure takes its backend as a type
+//! parameter.
+
 #![no_std]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod bits;
+pub mod vm;
+pub mod workload;
+
+pub use vmspace_shim as shim;
+pub use vmspace_shim::{Addr, PageOps, Pages, Protection, Range, ShimError, Size};

@@ -91,6 +91,37 @@ pub const fn align_up_with_phase(x: usize, align: usize, phase: usize) -> Result
     }
 }
 
+/// The largest `y <= x` with `y % align == phase`, where `align` is a power of
+/// two and `phase < align`; `None` when there is none (`x < phase`) or the
+/// arguments are out of domain.
+///
+/// The downward counterpart of [`align_up_with_phase`], for placing
+/// allocations at the top of a free range.
+#[inline]
+pub const fn align_down_with_phase(x: usize, align: usize, phase: usize) -> Option<usize> {
+    if !is_power_of_two(align) || phase >= align {
+        return None;
+    }
+    match x.checked_sub(phase) {
+        // No overflow: the result is at most `x`.
+        Some(base) => Some((base & !(align - 1)) + phase),
+        None => None,
+    }
+}
+
+/// The smallest multiple of the power of two `boundary` strictly greater than
+/// `x`, or [`Overflow`].
+#[inline]
+pub const fn next_boundary(x: usize, boundary: usize) -> Result<usize, Overflow> {
+    if !is_power_of_two(boundary) {
+        return Err(Overflow);
+    }
+    match (x & !(boundary - 1)).checked_add(boundary) {
+        Some(y) => Ok(y),
+        None => Err(Overflow),
+    }
+}
+
 /// Whether the half-open range `[start, start + size)` crosses a multiple of the
 /// power of two `boundary` (vmem's "nocross"). A range that ends exactly on a
 /// boundary does not cross it. Returns `true` on overflow (such a range can
@@ -180,6 +211,20 @@ mod tests {
         assert_eq!(align_up_with_phase(20, 16, 4), Ok(20));
         assert_eq!(align_up_with_phase(3, 16, 16), Err(Overflow));
         assert_eq!(align_up_with_phase(usize::MAX, 16, 4), Err(Overflow));
+    }
+
+    #[test]
+    fn phase_down_and_boundaries() {
+        assert_eq!(align_down_with_phase(100, 16, 4), Some(100));
+        assert_eq!(align_down_with_phase(99, 16, 4), Some(84));
+        assert_eq!(align_down_with_phase(3, 16, 4), None);
+        assert_eq!(align_down_with_phase(3, 16, 16), None);
+        assert_eq!(align_down_with_phase(usize::MAX, 4096, 0), Some(usize::MAX - 4095));
+        assert_eq!(next_boundary(0, 4096), Ok(4096));
+        assert_eq!(next_boundary(4096, 4096), Ok(8192));
+        assert_eq!(next_boundary(4095, 4096), Ok(4096));
+        assert_eq!(next_boundary(usize::MAX, 4096), Err(Overflow));
+        assert_eq!(next_boundary(1, 3), Err(Overflow));
     }
 
     #[test]

@@ -85,6 +85,16 @@ pub struct SimBackend<'a> {
     _buffer: PhantomData<&'a mut [u8]>,
 }
 
+impl core::fmt::Debug for SimBackend<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimBackend")
+            .field("page", &self.page)
+            .field("region", &self.region())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 impl<'a> SimBackend<'a> {
     /// A simulated address space in `buffer`, with pages of `page_size` bytes
     /// (a power of two, at least 64). The front of the buffer holds the state

@@ -1,0 +1,138 @@
+//! The arena's one error type.
+
+use core::fmt;
+
+use vmspace_shim::{Addr, Overflow, Range, ShimError, Size};
+
+/// What went wrong in an arena operation.
+///
+/// Every failing operation leaves the arena exactly as it was before the call
+/// (its failure counter aside), whatever the variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArenaError {
+    /// Address or size arithmetic overflowed.
+    Overflow,
+    /// An argument is out of its domain; the text says which.
+    InvalidArgument(&'static str),
+    /// A value is not a multiple of the alignment the operation needs.
+    Misaligned {
+        /// The offending value.
+        value: usize,
+        /// The alignment it must have.
+        align: usize,
+    },
+    /// The constraints of an allocation can never be met together, whatever
+    /// the arena holds; the text says which ones clash.
+    OverConstrained(&'static str),
+    /// No free segment satisfies the request and no import could supply one.
+    NoSpace {
+        /// The size asked for.
+        size: usize,
+    },
+    /// `free` of something that is not a live allocation of exactly that size.
+    BadFree {
+        /// The address passed.
+        addr: Addr,
+        /// The size passed.
+        size: Size,
+        /// The size of the live allocation at `addr`, if there is one.
+        allocated: Option<Size>,
+    },
+    /// A span to add overlaps a span the arena already has.
+    SpanOverlap(Range),
+    /// `extend` of a range that touches no non-imported span.
+    NotAdjacent(Range),
+    /// The boundary-tag table (or the address hash) cannot grow any further.
+    TagsExhausted,
+    /// The page operations behind the tag table or a VM source failed.
+    Backing(ShimError),
+    /// A source handed back a range that breaks the [`Source`](super::Source)
+    /// contract (wrong size or alignment, or overlapping a span).
+    BadImport(Range),
+    /// A source is in use by another borrower and cannot import now.
+    SourceBusy,
+    /// A fault injected by the arena's own fault injector (vmem's mtbf).
+    Injected,
+    /// [`Arena::check`](super::Arena::check) found a broken invariant.
+    Corrupt {
+        /// Which invariant.
+        what: &'static str,
+        /// The boundary tag where it was found.
+        tag: u32,
+    },
+}
+
+impl From<Overflow> for ArenaError {
+    fn from(_: Overflow) -> Self {
+        ArenaError::Overflow
+    }
+}
+
+impl From<ShimError> for ArenaError {
+    fn from(e: ShimError) -> Self {
+        ArenaError::Backing(e)
+    }
+}
+
+impl fmt::Display for ArenaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArenaError::Overflow => f.write_str("arena arithmetic overflowed"),
+            ArenaError::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            ArenaError::Misaligned { value, align } => {
+                write!(f, "{value:#x} is not a multiple of the quantum or alignment {align:#x}")
+            }
+            ArenaError::OverConstrained(what) => {
+                write!(f, "over-constrained allocation: {what}")
+            }
+            ArenaError::NoSpace { size } => {
+                write!(f, "no free segment of {size:#x} satisfies the request")
+            }
+            ArenaError::BadFree { addr, size, allocated: Some(a) } => {
+                write!(f, "bad free of {size:#x} at {addr}: allocated with size {a:#x}")
+            }
+            ArenaError::BadFree { addr, size, allocated: None } => {
+                write!(f, "bad free of {size:#x} at {addr}: not a live allocation")
+            }
+            ArenaError::SpanOverlap(r) => write!(f, "span {r} overlaps an existing span"),
+            ArenaError::NotAdjacent(r) => {
+                write!(f, "{r} is not adjacent to any span the arena can extend")
+            }
+            ArenaError::TagsExhausted => f.write_str("boundary-tag storage exhausted"),
+            ArenaError::Backing(e) => write!(f, "page operation failed: {e}"),
+            ArenaError::BadImport(r) => write!(f, "source returned an unusable range {r}"),
+            ArenaError::SourceBusy => f.write_str("source is borrowed elsewhere"),
+            ArenaError::Injected => f.write_str("injected fault (mtbf)"),
+            ArenaError::Corrupt { what, tag } => {
+                write!(f, "arena inconsistent at tag {tag}: {what}")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ArenaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ArenaError::Backing(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn messages() {
+        let e = ArenaError::BadFree { addr: Addr(0x1000), size: Size(16), allocated: Some(Size(32)) };
+        assert_eq!(e.to_string(), "bad free of 0x10 at 0x1000: allocated with size 0x20");
+        assert_eq!(ArenaError::from(Overflow), ArenaError::Overflow);
+        let c = ArenaError::Corrupt { what: "x", tag: 3 };
+        assert_eq!(c.to_string(), "arena inconsistent at tag 3: x");
+    }
+}

@@ -1,0 +1,276 @@
+//! The VM layer: one contiguous reservation of address space, with pages
+//! mapped and unmapped inside it on demand (the Memory Pool System's VM).
+//!
+//! A [`Vm`] reserves a range whose base and limit are multiples of a *grain*
+//! (a power of two no smaller than the page size), lets its holder map and
+//! unmap page-aligned ranges inside it, and knows at every moment how much is
+//! reserved and mapped. It records which pages are mapped in a bit table that
+//! lives in its own reservation, past the limit, mapped one page at a time as
+//! needed, so it needs no heap. Dropping it releases everything.
+//!
+//! Bad ranges (misaligned, outside the VM, mapping what is mapped, unmapping
+//! what is not) are errors that leave the VM unchanged; so are failures of the
+//! backend.
+//!
+//! ```
+//! use vmspace::vm::Vm;
+//! use vmspace_shim::{sim::SimBackend, Range, Size};
+//!
+//! let mut buffer = vec![0u8; 1 << 20];
+//! let sim = SimBackend::new(&mut buffer, 4096).unwrap();
+//! let mut vm = Vm::reserve(&sim, Size(256 << 10), Size(64 << 10)).unwrap();
+//! let first = Range::from_size(vm.base(), Size(8192)).unwrap();
+//! vm.map(first).unwrap();
+//! assert_eq!(vm.mapped(), Size(8192));
+//! assert!(vm.map(first).is_err()); // already mapped
+//! vm.unmap(first).unwrap();
+//! vm.check().unwrap();
+//! ```
+
+mod error;
+mod layout;
+mod runs;
+mod table;
+
+use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
+
+pub use error::VmError;
+use layout::Layout;
+pub use runs::MappedRuns;
+use table::MapTable;
+
+/// A reservation of address space with pages mapped on demand.
+///
+/// # Invariants
+///
+/// - `reservation` is a live reservation of `ops`, released only by `Drop`
+///   or [`release`](Vm::release); `[base, limit)` is its grain-aligned front
+///   and the summary and bit table follow `limit`.
+/// - `table` records exactly the client pages that are mapped through `ops`,
+///   and `mapped_pages` is their number.
+#[derive(Debug)]
+pub struct Vm<P: PageOps> {
+    ops: P,
+    reservation: Range,
+    client: Range,
+    grain: Size,
+    page: Size,
+    layout: Layout,
+    table: MapTable,
+    mapped_pages: usize,
+}
+
+impl<P: PageOps> Vm<P> {
+    /// Reserve at least `size` bytes of address space (rounded up to `grain`)
+    /// whose base and limit are multiples of `grain`. Nothing is committed but
+    /// the small summary of the mapped-state table.
+    pub fn reserve(ops: P, size: Size, grain: Size) -> Result<Self, VmError> {
+        let page = ops.page_size();
+        let layout = Layout::new(size, grain, page)?;
+        let reservation = ops.reserve(layout.total, grain)?;
+        let base = reservation.base();
+        let client = Range::from_size(base, layout.client)?;
+        let summary = Range::from_size(client.limit(), Size(layout.summary_pages * page.0))?;
+        // SAFETY: the summary lies in the reservation just made, all unmapped.
+        if let Err(e) = unsafe { ops.map(summary) } {
+            // SAFETY: the reservation is ours and nothing refers to it.
+            let _ = unsafe { ops.release(reservation) };
+            return Err(e.into());
+        }
+        let table = MapTable::new(summary.base(), summary.limit(), layout.table_pages, page);
+        Ok(Vm { ops, reservation, client, grain, page, layout, table, mapped_pages: 0 })
+    }
+
+    /// The first client address: a multiple of the grain.
+    pub fn base(&self) -> Addr {
+        self.client.base()
+    }
+
+    /// One past the last client address: a multiple of the grain.
+    pub fn limit(&self) -> Addr {
+        self.client.limit()
+    }
+
+    /// `[base, limit)`.
+    pub fn range(&self) -> Range {
+        self.client
+    }
+
+    /// The grain the base and limit are multiples of.
+    pub fn grain(&self) -> Size {
+        self.grain
+    }
+
+    /// The backend's page size: the granularity of `map` and `unmap`.
+    pub fn page_size(&self) -> Size {
+        self.page
+    }
+
+    /// Bytes of address space reserved, including the metadata region past
+    /// the limit.
+    pub fn reserved(&self) -> Size {
+        self.reservation.size()
+    }
+
+    /// The whole reservation, metadata region included.
+    pub fn reservation(&self) -> Range {
+        self.reservation
+    }
+
+    /// Bytes of client space mapped now.
+    pub fn mapped(&self) -> Size {
+        Size(self.mapped_pages * self.page.0)
+    }
+
+    /// Bytes of metadata (summary and bit-table pages) mapped now.
+    pub fn metadata_mapped(&self) -> Size {
+        Size((self.layout.summary_pages + self.table.mapped_table_pages()) * self.page.0)
+    }
+
+    /// The backend.
+    pub fn ops(&self) -> &P {
+        &self.ops
+    }
+
+    /// Whether the page holding `addr` is mapped (`false` outside the VM).
+    pub fn is_mapped(&self, addr: Addr) -> bool {
+        self.client.contains_addr(addr)
+            && self.table.test((addr.0 - self.client.base().0) / self.page.0)
+    }
+
+    /// Whether every page of `range` (page-aligned, inside the VM) is mapped.
+    pub fn is_range_mapped(&self, range: Range) -> Result<bool, VmError> {
+        let (lo, hi) = self.page_indices(range)?;
+        Ok(self.table.find_unmapped(lo, hi).is_none())
+    }
+
+    /// Client page indices of `range`, checked to be non-empty, page-aligned
+    /// and inside the VM.
+    fn page_indices(&self, range: Range) -> Result<(usize, usize), VmError> {
+        if range.is_empty() {
+            return Err(VmError::InvalidArgument("empty range"));
+        }
+        for a in [range.base(), range.limit()] {
+            if !a.is_aligned(self.page) {
+                return Err(VmError::Misaligned { value: a.0, align: self.page.0 });
+            }
+        }
+        if !self.client.contains(&range) {
+            return Err(VmError::OutOfRange(range));
+        }
+        let base = self.client.base().0;
+        Ok(((range.base().0 - base) / self.page.0, (range.limit().0 - base) / self.page.0))
+    }
+
+    /// Map (commit, read-write) the pages of `range`, none of which may be
+    /// mapped. They read zero.
+    pub fn map(&mut self, range: Range) -> Result<(), VmError> {
+        let (lo, hi) = self.page_indices(range)?;
+        if self.table.find_mapped(lo, hi).is_some() {
+            return Err(VmError::AlreadyMapped(range));
+        }
+        self.table.ensure_table_pages(&self.ops, lo, hi)?;
+        // SAFETY: `range` is inside our live reservation (checked) and none of
+        // its pages is mapped (checked against the table, which is exact).
+        unsafe { self.ops.map(range)? };
+        self.table.mark_mapped(lo, hi);
+        self.mapped_pages += hi - lo;
+        Ok(())
+    }
+
+    /// Unmap (decommit) the pages of `range`, all of which must be mapped.
+    ///
+    /// Unmapping is safe at this level: the VM hands out addresses, not
+    /// references, and whoever dereferences an address in the VM must know it
+    /// is mapped (the layers above keep that promise).
+    pub fn unmap(&mut self, range: Range) -> Result<(), VmError> {
+        let (lo, hi) = self.page_indices(range)?;
+        if self.table.find_unmapped(lo, hi).is_some() {
+            return Err(VmError::NotMapped(range));
+        }
+        // SAFETY: `range` is inside our live reservation and all mapped
+        // (checked); the VM holds no reference into client pages.
+        unsafe { self.ops.unmap(range)? };
+        self.table.mark_unmapped(lo, hi);
+        self.mapped_pages -= hi - lo;
+        Ok(())
+    }
+
+    /// Change the protection of `range`, all of which must be mapped.
+    pub fn protect(&mut self, range: Range, prot: Protection) -> Result<(), VmError> {
+        let (lo, hi) = self.page_indices(range)?;
+        if self.table.find_unmapped(lo, hi).is_some() {
+            return Err(VmError::NotMapped(range));
+        }
+        // SAFETY: `range` is inside our live reservation and all mapped; the
+        // VM itself never touches client pages.
+        unsafe { self.ops.protect(range, prot)? };
+        Ok(())
+    }
+
+    /// The runs of mapped pages, in address order.
+    pub fn mapped_runs(&self) -> MappedRuns<'_, P> {
+        MappedRuns::new(self)
+    }
+
+    /// Unmap bit-table pages that no longer record a mapped page. Returns the
+    /// number of metadata pages given back.
+    pub fn trim(&mut self) -> Result<usize, VmError> {
+        self.table.trim(&self.ops)
+    }
+
+    /// Verify every invariant of the bookkeeping.
+    pub fn check(&self) -> Result<(), VmError> {
+        let pages = self.table.check(self.layout.client_pages)?;
+        if pages != self.mapped_pages {
+            return Err(VmError::Corrupt("mapped byte count differs from the table"));
+        }
+        if !self.client.base().is_aligned(self.grain) || !self.client.limit().is_aligned(self.grain)
+        {
+            return Err(VmError::Corrupt("base or limit not a multiple of the grain"));
+        }
+        if !self.reservation.contains(&self.client) {
+            return Err(VmError::Corrupt("client range outside the reservation"));
+        }
+        Ok(())
+    }
+
+    /// Release the reservation now, reporting failure. On failure the VM is
+    /// handed back unchanged, so the caller may retry.
+    // There is no heap to box the VM into, and handing it back is the point.
+    #[allow(clippy::result_large_err)]
+    pub fn release(self) -> Result<(), (Self, VmError)> {
+        // SAFETY: the reservation is ours and live; on success the VM is
+        // forgotten below, so nothing touches the reservation again.
+        match unsafe { self.ops.release(self.reservation) } {
+            Ok(()) => {
+                let mut this = core::mem::ManuallyDrop::new(self);
+                // SAFETY: `ops` is the only field that owns anything; it is
+                // dropped once here and `this` is never used again.
+                unsafe { core::ptr::drop_in_place(&mut this.ops) };
+                Ok(())
+            }
+            Err(e) => Err((self, e.into())),
+        }
+    }
+
+    pub(crate) fn client_pages(&self) -> usize {
+        self.layout.client_pages
+    }
+
+    pub(crate) fn table(&self) -> &MapTable {
+        &self.table
+    }
+}
+
+impl<P: PageOps> Drop for Vm<P> {
+    fn drop(&mut self) {
+        // SAFETY: the reservation is ours and live, and the VM is going away,
+        // so nothing refers to it after this. A failure cannot be reported
+        // from drop; `release` is the way to observe it.
+        let _ = unsafe { self.ops.release(self.reservation) };
+    }
+}
+
+#[cfg(test)]
+mod tests;

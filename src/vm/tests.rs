@@ -1,0 +1,237 @@
+extern crate std;
+use std::vec;
+use std::vec::Vec;
+
+use vmspace_shim::sim::{PageState, SimBackend};
+use vmspace_shim::{FaultInjector, Op, ShimError};
+
+use super::*;
+use crate::workload::vm_ops;
+
+const PAGE: usize = 4096;
+
+fn range(vm: &Vm<impl PageOps>, first: usize, pages: usize) -> Range {
+    Range::from_size(Addr(vm.base().0 + first * vm.page_size().0), Size(pages * vm.page_size().0))
+        .unwrap()
+}
+
+#[test]
+fn reserve_aligns_to_grain_and_maps_only_the_summary() {
+    let mut buf = vec![0u8; 4 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let vm = Vm::reserve(&sim, Size(100 * PAGE), Size(16 * PAGE)).unwrap();
+    assert!(vm.base().is_aligned(Size(16 * PAGE)));
+    assert!(vm.limit().is_aligned(Size(16 * PAGE)));
+    assert_eq!(vm.range().size(), Size(112 * PAGE));
+    assert_eq!(vm.mapped(), Size(0));
+    assert_eq!(vm.metadata_mapped(), Size(PAGE));
+    assert_eq!(vm.reserved(), Size(114 * PAGE));
+    assert_eq!(sim.stats().mapped_pages, 1);
+    vm.check().unwrap();
+    drop(vm);
+    assert_eq!(sim.stats().reservations, 0);
+    assert_eq!(sim.stats().mapped_pages, 0);
+}
+
+#[test]
+fn bad_ranges_are_errors_and_change_nothing() {
+    let mut buf = vec![0u8; 4 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let mut vm = Vm::reserve(&sim, Size(64 * PAGE), Size(PAGE)).unwrap();
+    let r = range(&vm, 4, 4);
+    vm.map(r).unwrap();
+    let calls = sim.stats().calls;
+    let misaligned = Range::from_size(Addr(vm.base().0 + 1), Size(PAGE)).unwrap();
+    assert!(matches!(vm.map(misaligned), Err(VmError::Misaligned { .. })));
+    assert!(matches!(vm.map(Range::empty(vm.base())), Err(VmError::InvalidArgument(_))));
+    let beyond = Range::from_size(vm.limit(), Size(PAGE)).unwrap();
+    assert_eq!(vm.map(beyond), Err(VmError::OutOfRange(beyond)));
+    let straddle = range(&vm, 63, 1);
+    let straddle = Range::new(straddle.base(), beyond.limit()).unwrap();
+    assert_eq!(vm.unmap(straddle), Err(VmError::OutOfRange(straddle)));
+    let overlap = range(&vm, 7, 2);
+    assert_eq!(vm.map(overlap), Err(VmError::AlreadyMapped(overlap)));
+    assert_eq!(vm.unmap(overlap), Err(VmError::NotMapped(overlap)));
+    assert_eq!(vm.protect(overlap, Protection::Read), Err(VmError::NotMapped(overlap)));
+    assert_eq!(sim.stats().calls, calls, "no bad call reached the backend");
+    assert_eq!(vm.mapped(), Size(4 * PAGE));
+    vm.check().unwrap();
+}
+
+#[test]
+fn map_unmap_protect_track_state_and_runs() {
+    let mut buf = vec![0u8; 4 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let mut vm = Vm::reserve(&sim, Size(64 * PAGE), Size(PAGE)).unwrap();
+    vm.map(range(&vm, 0, 2)).unwrap();
+    vm.map(range(&vm, 2, 3)).unwrap();
+    vm.map(range(&vm, 10, 1)).unwrap();
+    assert!(vm.is_mapped(range(&vm, 4, 1).base()));
+    assert!(!vm.is_mapped(range(&vm, 5, 1).base()));
+    assert!(!vm.is_mapped(vm.limit()));
+    assert_eq!(vm.is_range_mapped(range(&vm, 0, 5)), Ok(true));
+    assert_eq!(vm.is_range_mapped(range(&vm, 0, 6)), Ok(false));
+    let runs: Vec<_> = vm.mapped_runs().collect();
+    assert_eq!(runs, [range(&vm, 0, 5), range(&vm, 10, 1)]);
+    vm.protect(range(&vm, 1, 2), Protection::Read).unwrap();
+    assert_eq!(sim.page_state(range(&vm, 1, 1).base()), Some(PageState::Mapped(Protection::Read)));
+    vm.unmap(range(&vm, 1, 3)).unwrap();
+    assert_eq!(vm.mapped(), Size(3 * PAGE));
+    assert_eq!(sim.page_state(range(&vm, 2, 1).base()), Some(PageState::Reserved));
+    vm.check().unwrap();
+}
+
+#[test]
+fn table_pages_are_mapped_on_demand_and_trimmed() {
+    // 64-byte pages: each bit-table page covers 512 client pages.
+    let mut buf = vec![0u8; 1 << 20];
+    let sim = SimBackend::new(&mut buf, 64).unwrap();
+    let mut vm = Vm::reserve(&sim, Size(4096 * 64), Size(64)).unwrap();
+    let summary = vm.metadata_mapped();
+    vm.map(range(&vm, 510, 4)).unwrap(); // spans table pages 0 and 1
+    assert_eq!(vm.metadata_mapped().0, summary.0 + 2 * 64);
+    vm.map(range(&vm, 3000, 1)).unwrap();
+    assert_eq!(vm.metadata_mapped().0, summary.0 + 3 * 64);
+    vm.unmap(range(&vm, 510, 4)).unwrap();
+    assert_eq!(vm.trim(), Ok(2));
+    assert_eq!(vm.metadata_mapped().0, summary.0 + 64);
+    assert!(vm.is_mapped(range(&vm, 3000, 1).base()));
+    vm.check().unwrap();
+}
+
+#[test]
+fn impossible_reservation_fails_cleanly() {
+    let mut buf = vec![0u8; 1 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let e = Vm::reserve(&sim, Size(1 << 40), Size(PAGE)).unwrap_err();
+    assert!(matches!(e, VmError::Backend(ShimError::OutOfAddressSpace { .. })));
+    assert_eq!(Vm::reserve(&sim, Size(usize::MAX), Size(PAGE)).unwrap_err(), VmError::Overflow);
+    assert!(matches!(Vm::reserve(&sim, Size(PAGE), Size(3)), Err(VmError::InvalidArgument(_))));
+    assert_eq!(sim.stats().reservations, 0);
+}
+
+/// A fixed scenario that exercises every backend call the VM makes.
+fn scenario(vm: &mut Vm<impl PageOps>) -> Result<(), VmError> {
+    vm.map(range(vm, 0, 3))?;
+    vm.map(range(vm, 700, 2))?;
+    vm.protect(range(vm, 0, 1), Protection::Read)?;
+    vm.unmap(range(vm, 1, 2))?;
+    vm.trim()?;
+    vm.unmap(range(vm, 700, 2))?;
+    vm.trim()?;
+    Ok(())
+}
+
+#[test]
+fn every_backend_call_failing_once_leaves_the_vm_consistent() {
+    // Count the calls of the fault-free run first.
+    let mut buf = vec![0u8; 1 << 20];
+    let sim = SimBackend::new(&mut buf, 64).unwrap();
+    let faulty = FaultInjector::new(&sim);
+    let mut vm = Vm::reserve(&faulty, Size(1024 * 64), Size(64)).unwrap();
+    faulty.fail_nth(0);
+    scenario(&mut vm).unwrap();
+    let calls = faulty.eligible_calls();
+    drop(vm);
+    assert!(calls >= 8, "the scenario should make many calls, made {calls}");
+
+    for n in 1..=calls + 1 {
+        let mut buf = vec![0u8; 1 << 20];
+        let sim = SimBackend::new(&mut buf, 64).unwrap();
+        let faulty = FaultInjector::new(&sim);
+        let mut vm = Vm::reserve(&faulty, Size(1024 * 64), Size(64)).unwrap();
+        faulty.fail_nth(n);
+        // Each step either succeeds or fails without changing what is mapped.
+        #[allow(clippy::type_complexity)]
+        let steps: [&dyn Fn(&mut Vm<&FaultInjector<&SimBackend>>) -> Result<(), VmError>;
+            7] = [
+            &|vm| vm.map(range(vm, 0, 3)),
+            &|vm| vm.map(range(vm, 700, 2)),
+            &|vm| vm.protect(range(vm, 0, 1), Protection::Read),
+            &|vm| vm.unmap(range(vm, 1, 2)),
+            &|vm| vm.trim().map(drop),
+            &|vm| vm.unmap(range(vm, 700, 2)),
+            &|vm| vm.trim().map(drop),
+        ];
+        let mut failed = 0;
+        for step in steps {
+            let before: Vec<_> = vm.mapped_runs().collect();
+            let mapped = vm.mapped();
+            match step(&mut vm) {
+                Ok(()) => {}
+                Err(e) => {
+                    failed += 1;
+                    assert!(matches!(e, VmError::Backend(ShimError::Injected { .. })), "{e}");
+                    assert_eq!(vm.mapped(), mapped);
+                    assert_eq!(vm.mapped_runs().collect::<Vec<_>>(), before);
+                    vm.check().unwrap();
+                    // The fault fires once: the same step now succeeds.
+                    step(&mut vm).unwrap();
+                }
+            }
+            vm.check().unwrap();
+            // The VM's accounting matches the backend's exactly.
+            let s = sim.stats();
+            assert_eq!(s.mapped_pages * 64, vm.mapped().0 + vm.metadata_mapped().0);
+        }
+        assert_eq!(failed, usize::from(n <= calls), "fault {n} of {calls}");
+        // A release that fails in `drop` cannot be reported (`Vm::release`
+        // can); stop injecting so the reservation goes back.
+        faulty.clear();
+        drop(vm);
+        assert_eq!(sim.stats().reservations, 0);
+    }
+}
+
+#[test]
+fn release_failure_hands_the_vm_back() {
+    let mut buf = vec![0u8; 1 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let faulty = FaultInjector::new(&sim);
+    let vm = Vm::reserve(&faulty, Size(8 * PAGE), Size(PAGE)).unwrap();
+    faulty.only(&[Op::Release]);
+    faulty.fail_nth(1);
+    let (vm, e) = vm.release().unwrap_err();
+    assert_eq!(e, VmError::Backend(ShimError::Injected { op: Op::Release }));
+    vm.check().unwrap();
+    vm.release().map_err(|(_, e)| e).unwrap();
+    assert_eq!(sim.stats().reservations, 0);
+}
+
+#[test]
+fn reserve_failure_paths_release_what_they_took() {
+    for op in [Op::Reserve, Op::Map] {
+        let mut buf = vec![0u8; 1 << 20];
+        let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+        let faulty = FaultInjector::new(&sim);
+        faulty.only(&[op]);
+        faulty.fail_nth(1);
+        let e = Vm::reserve(&faulty, Size(8 * PAGE), Size(PAGE)).unwrap_err();
+        assert_eq!(e, VmError::Backend(ShimError::Injected { op }));
+        assert_eq!(sim.stats().reservations, 0);
+        assert_eq!(sim.stats().mapped_pages, 0);
+    }
+}
+
+#[test]
+fn seeded_workload_agrees_with_the_model() {
+    for seed in 0..8 {
+        let mut buf = vec![0u8; 2 << 20];
+        let sim = SimBackend::new(&mut buf, 64).unwrap();
+        let mut vm = Vm::reserve(&sim, Size(2000 * 64), Size(64)).unwrap();
+        let stats = vm_ops::run::<_, 32>(&mut vm, seed, 400, true).unwrap();
+        assert!(stats.succeeded > 50 && stats.rejected > 50, "{stats:?}");
+        assert!(stats.pages_touched > 0);
+    }
+}
+
+#[test]
+fn seeded_workload_survives_random_backend_faults() {
+    let mut buf = vec![0u8; 2 << 20];
+    let sim = SimBackend::new(&mut buf, 64).unwrap();
+    let faulty = FaultInjector::new(&sim);
+    let mut vm = Vm::reserve(&faulty, Size(2000 * 64), Size(64)).unwrap();
+    faulty.fail_randomly(99, 100_000);
+    let stats = vm_ops::run::<_, 32>(&mut vm, 5, 1000, true).unwrap();
+    assert!(stats.backend_failures > 10, "{stats:?}");
+}

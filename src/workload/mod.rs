@@ -1,0 +1,13 @@
+//! Seeded operation generators and drivers shared by the property tests, the
+//! `vmspace` command-line program and the kernel's KUnit suites.
+//!
+//! Each generator turns a seed into a sequence of operations, some of them
+//! deliberately bad; each driver applies the sequence to a real structure and
+//! to a small reference model side by side, checking after every step that the
+//! two agree and that the structure's `check()` passes. Being `no_std` and
+//! heap-free, the same sequences run in user space and in the kernel.
+
+pub mod rng;
+pub mod vm_ops;
+
+pub use rng::Rng;

@@ -1,0 +1,268 @@
+//! Map/unmap sequences for a [`Vm`], checked against a set-of-pages model.
+
+use core::fmt;
+
+use vmspace_shim::{Addr, PageOps, Range, Size};
+
+use super::Rng;
+use crate::bits;
+use crate::vm::{Vm, VmError};
+
+/// One operation on a VM, in page units relative to its base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmOp {
+    /// Map or unmap.
+    pub kind: VmOpKind,
+    /// First page index.
+    pub first: usize,
+    /// Number of pages (zero makes a bad, empty range).
+    pub pages: usize,
+    /// Bytes added to the base (non-zero makes a misaligned range).
+    pub skew: usize,
+}
+
+/// The kind of a [`VmOp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmOpKind {
+    /// [`Vm::map`].
+    Map,
+    /// [`Vm::unmap`].
+    Unmap,
+}
+
+impl VmOp {
+    /// The byte range the operation names in a VM at `base` with pages of `page`.
+    pub fn range(&self, base: Addr, page: Size) -> Option<Range> {
+        let start = self.first.checked_mul(page.0)?.checked_add(self.skew)?;
+        Range::from_size(Addr(base.0.checked_add(start)?), Size(self.pages.checked_mul(page.0)?))
+            .ok()
+    }
+}
+
+/// Generates [`VmOp`]s over the first `model_pages` pages of a VM of
+/// `vm_pages` pages, with a share of bad ones (misaligned, empty, beyond the
+/// limit).
+#[derive(Debug, Clone)]
+pub struct VmOpGen {
+    rng: Rng,
+    model_pages: usize,
+    vm_pages: usize,
+}
+
+impl VmOpGen {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64, model_pages: usize, vm_pages: usize) -> Self {
+        VmOpGen { rng: Rng::new(seed), model_pages: model_pages.min(vm_pages), vm_pages }
+    }
+
+    /// The next operation.
+    pub fn next_op(&mut self) -> VmOp {
+        let r = &mut self.rng;
+        let kind = if r.chance(500) { VmOpKind::Map } else { VmOpKind::Unmap };
+        let roll = r.below(100);
+        let (first, pages, skew) = match roll {
+            // Skews stay below 64 bytes, the smallest page size a backend may have.
+            0..=2 => (r.below(self.model_pages), r.between(1, 4), r.between(1, 7) * 8),
+            3..=4 => (r.below(self.model_pages), 0, 0),
+            5..=7 => (self.vm_pages.saturating_sub(r.between(0, 2)), r.between(1, 8), 0),
+            _ => {
+                let pages = if r.chance(900) { r.between(1, 8) } else { r.between(9, 96) };
+                let pages = pages.min(self.model_pages);
+                (r.below(self.model_pages - pages + 1), pages, 0)
+            }
+        };
+        VmOp { kind, first, pages, skew }
+    }
+}
+
+/// The reference model: a set of mapped pages, for up to `64 * W` pages.
+#[derive(Debug, Clone)]
+pub struct PageSetModel<const W: usize> {
+    words: [u64; W],
+    pages: usize,
+}
+
+impl<const W: usize> PageSetModel<W> {
+    /// Pages the model can track.
+    pub const CAPACITY: usize = 64 * W;
+
+    /// An empty model of `pages` pages (at most [`CAPACITY`](Self::CAPACITY)).
+    pub fn new(pages: usize) -> Self {
+        PageSetModel { words: [0; W], pages: pages.min(Self::CAPACITY) }
+    }
+
+    /// Pages tracked.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// Pages mapped.
+    pub fn mapped(&self) -> usize {
+        bits::count_range(&self.words, 0, self.pages)
+    }
+
+    /// Whether page `i` is mapped.
+    pub fn is_mapped(&self, i: usize) -> bool {
+        bits::test(&self.words, i)
+    }
+
+    /// Maximal runs of mapped pages.
+    pub fn runs(&self) -> usize {
+        (0..self.pages).filter(|&i| self.is_mapped(i) && (i == 0 || !self.is_mapped(i - 1))).count()
+    }
+
+    /// Whether `op` should succeed, and if so apply it.
+    pub fn apply(&mut self, op: &VmOp) -> bool {
+        let end = match op.first.checked_add(op.pages) {
+            Some(e) if op.pages > 0 && op.skew == 0 && e <= self.pages => e,
+            _ => return false,
+        };
+        match op.kind {
+            VmOpKind::Map if !bits::any_set(&self.words, op.first, end) => {
+                bits::set_range(&mut self.words, op.first, end);
+                true
+            }
+            VmOpKind::Unmap if bits::all_set(&self.words, op.first, end) => {
+                bits::clear_range(&mut self.words, op.first, end);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a driven sequence did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VmRunStats {
+    /// Operations that succeeded.
+    pub succeeded: usize,
+    /// Operations rejected, as the model predicted.
+    pub rejected: usize,
+    /// Operations the backend failed (fault injection); the VM stayed unchanged.
+    pub backend_failures: usize,
+    /// Pages written and read back.
+    pub pages_touched: usize,
+}
+
+/// How a driven sequence went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmRunError {
+    /// The step at which it went wrong.
+    pub step: usize,
+    /// What disagreed.
+    pub what: &'static str,
+    /// The VM's error, when there was one.
+    pub error: Option<VmError>,
+}
+
+impl fmt::Display for VmRunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {}: {}", self.step, self.what)?;
+        if let Some(e) = &self.error {
+            write!(f, " ({e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Apply `steps` generated operations to `vm` and to a model side by side.
+///
+/// After every step: the outcome matches the model (a backend failure is
+/// allowed in place of success and must leave the VM unchanged), `mapped()`
+/// matches, and `check()` passes. With `touch`, every newly mapped page is
+/// checked to read zero and stamped, and every page is checked to still hold
+/// its stamp before it is unmapped. The VM must start with nothing mapped.
+pub fn run<P: PageOps, const W: usize>(
+    vm: &mut Vm<P>,
+    seed: u64,
+    steps: usize,
+    touch: bool,
+) -> Result<VmRunStats, VmRunError> {
+    let page = vm.page_size();
+    let vm_pages = vm.range().size().0 / page.0;
+    let mut model = PageSetModel::<W>::new(vm_pages);
+    let mut gen = VmOpGen::new(seed, model.pages(), vm_pages);
+    let mut stats = VmRunStats::default();
+    for step in 0..steps {
+        let fail = |what, error| VmRunError { step, what, error };
+        let op = gen.next_op();
+        let range = match op.range(vm.base(), page) {
+            Some(r) => r,
+            None => continue,
+        };
+        let mut expected = model.clone();
+        let ok = expected.apply(&op);
+        if ok && touch && op.kind == VmOpKind::Unmap {
+            stats.pages_touched += verify_stamps(range, page).map_err(|w| fail(w, None))?;
+        }
+        let result = match op.kind {
+            VmOpKind::Map => vm.map(range),
+            VmOpKind::Unmap => vm.unmap(range),
+        };
+        match (ok, result) {
+            (true, Ok(())) => {
+                model = expected;
+                stats.succeeded += 1;
+                if touch && op.kind == VmOpKind::Map {
+                    stats.pages_touched += stamp_zeroed(range, page).map_err(|w| fail(w, None))?;
+                }
+            }
+            (true, Err(VmError::Backend(_))) => stats.backend_failures += 1,
+            (true, Err(e)) => return Err(fail("a valid operation was refused", Some(e))),
+            (false, Ok(())) => return Err(fail("an invalid operation succeeded", None)),
+            (false, Err(_)) => stats.rejected += 1,
+        }
+        if vm.mapped().0 != model.mapped() * page.0 {
+            return Err(fail("mapped() differs from the model", None));
+        }
+        vm.check().map_err(|e| fail("check() failed", Some(e)))?;
+    }
+    Ok(stats)
+}
+
+/// The stamp written into the first word of the page at `addr`.
+fn stamp(addr: usize) -> u64 {
+    (addr as u64) ^ 0x005E_ED0F_5EED
+}
+
+/// Check that each page of the freshly mapped `range` reads zero at both ends,
+/// then stamp its first word and fill its last.
+fn stamp_zeroed(range: Range, page: Size) -> Result<usize, &'static str> {
+    let mut n = 0;
+    let mut a = range.base().0;
+    while a < range.limit().0 {
+        let first = a as *mut u64;
+        let last = (a + page.0 - 8) as *mut u64;
+        // SAFETY: the VM just mapped `range` read-write (PageOps contract) and
+        // nothing else uses these pages; both words are inside page `a`.
+        unsafe {
+            if first.read_volatile() != 0 || last.read_volatile() != 0 {
+                return Err("a freshly mapped page does not read zero");
+            }
+            first.write_volatile(stamp(a));
+            last.write_volatile(!stamp(a));
+        }
+        n += 1;
+        a += page.0;
+    }
+    Ok(n)
+}
+
+/// Check that each page of the mapped `range` still holds its stamps.
+fn verify_stamps(range: Range, page: Size) -> Result<usize, &'static str> {
+    let mut n = 0;
+    let mut a = range.base().0;
+    while a < range.limit().0 {
+        // SAFETY: the model says `range` is mapped, so the VM has it mapped
+        // read-write; both words are inside page `a`.
+        let (first, last) = unsafe {
+            ((a as *const u64).read_volatile(), ((a + page.0 - 8) as *const u64).read_volatile())
+        };
+        if first != stamp(a) || last != !stamp(a) {
+            return Err("a mapped page lost what was written to it");
+        }
+        n += 1;
+        a += page.0;
+    }
+    Ok(n)
+}
