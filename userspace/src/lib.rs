@@ -1,1 +1,23 @@
-//! placeholder
+//! # vmspace-user
+//!
+//! vmspace in user space: [`MmapBackend`], the page backend on `mmap`;
+//! [`procfs`], what the kernel reports about this process's mappings; and the
+//! `vmspace` command-line program (`src/bin/vmspace`).
+//!
+//! ```
+//! use vmspace::vm::Vm;
+//! use vmspace_shim::{Range, Size};
+//! use vmspace_user::MmapBackend;
+//!
+//! let mut vm = Vm::reserve(MmapBackend::new(), Size(1 << 30), Size(1 << 21)).unwrap();
+//! let first = Range::from_size(vm.base(), Size(1 << 16)).unwrap();
+//! vm.map(first).unwrap();
+//! // SAFETY: the VM just mapped `first` read-write.
+//! unsafe { vm.base().as_ptr::<u8>().write(1) };
+//! vm.unmap(first).unwrap();
+//! ```
+
+mod mmap;
+pub mod procfs;
+
+pub use mmap::MmapBackend;
