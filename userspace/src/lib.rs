@@ -20,4 +20,4 @@
 mod mmap;
 pub mod procfs;
 
-pub use mmap::MmapBackend;
+pub use mmap::{MmapBackend, UnmapStrategy};

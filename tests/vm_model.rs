@@ -1,0 +1,108 @@
+//! Property tests: random map/unmap sequences on a VM against a set-of-pages
+//! model, on the simulated backend and on the mmap backend, with `reserved()`,
+//! `mapped()` and `check()` verified after every step.
+
+use proptest::prelude::*;
+use vmspace::vm::{Vm, VmError};
+use vmspace::workload::vm_ops::{PageSetModel, VmOp, VmOpKind};
+use vmspace_shim::sim::SimBackend;
+use vmspace_shim::{FaultInjector, PageOps, Size};
+use vmspace_user::MmapBackend;
+
+const PAGES: usize = 300;
+
+fn op() -> impl Strategy<Value = VmOp> {
+    let kind = prop_oneof![Just(VmOpKind::Map), Just(VmOpKind::Unmap)];
+    let skew = prop_oneof![9 => Just(0usize), 1 => 1usize..63];
+    (kind, 0..PAGES + 4, 0usize..12, skew).prop_map(|(kind, first, pages, skew)| VmOp {
+        kind,
+        first,
+        pages,
+        skew,
+    })
+}
+
+/// Apply `ops` to a VM on `backend` and to the model; compare after each step.
+fn run<P: PageOps>(backend: P, ops: &[VmOp]) -> Result<(), TestCaseError> {
+    let mut vm = Vm::reserve(backend, Size(PAGES * 4096), Size(4096)).unwrap();
+    let page = vm.page_size();
+    let pages = vm.range().size().0 / page.0;
+    let reserved = vm.reserved();
+    let mut model = PageSetModel::<8>::new(pages);
+    for op in ops {
+        let Some(range) = op.range(vm.base(), page) else { continue };
+        let expected = model.clone().apply(op);
+        let result = match op.kind {
+            VmOpKind::Map => vm.map(range),
+            VmOpKind::Unmap => vm.unmap(range),
+        };
+        prop_assert_eq!(result.is_ok(), expected, "{:?} -> {:?}", op, result);
+        if expected {
+            model.apply(op);
+        } else {
+            // Errors name the cause.
+            let e = result.unwrap_err();
+            let named = matches!(
+                e,
+                VmError::Misaligned { .. }
+                    | VmError::OutOfRange(_)
+                    | VmError::AlreadyMapped(_)
+                    | VmError::NotMapped(_)
+                    | VmError::InvalidArgument(_)
+            );
+            prop_assert!(named, "unexpected error {:?}", e);
+        }
+        prop_assert_eq!(vm.reserved(), reserved);
+        prop_assert_eq!(vm.mapped().0, model.mapped() * page.0);
+        prop_assert!(vm.check().is_ok(), "{:?}", vm.check());
+    }
+    prop_assert_eq!(vm.mapped_runs().count(), model.runs());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn vm_matches_model_on_sim(ops in prop::collection::vec(op(), 1..120)) {
+        let mut buf = vec![0u8; 4 << 20];
+        let sim = SimBackend::new(&mut buf, 4096).unwrap();
+        run(&sim, &ops)?;
+        prop_assert_eq!(sim.stats().reservations, 0);
+    }
+
+    #[test]
+    fn vm_matches_model_on_mmap(ops in prop::collection::vec(op(), 1..120)) {
+        run(MmapBackend::new(), &ops)?;
+    }
+
+    #[test]
+    fn vm_stays_consistent_under_random_faults(
+        ops in prop::collection::vec(op(), 1..120),
+        seed in any::<u64>(),
+    ) {
+        let mut buf = vec![0u8; 4 << 20];
+        let sim = SimBackend::new(&mut buf, 4096).unwrap();
+        let faulty = FaultInjector::new(&sim);
+        let mut vm = Vm::reserve(&faulty, Size(PAGES * 4096), Size(4096)).unwrap();
+        faulty.fail_randomly(seed, 200_000);
+        let mut model = PageSetModel::<8>::new(PAGES);
+        for op in &ops {
+            let Some(range) = op.range(vm.base(), vm.page_size()) else { continue };
+            let expected = model.clone().apply(op);
+            let result = match op.kind {
+                VmOpKind::Map => vm.map(range),
+                VmOpKind::Unmap => vm.unmap(range),
+            };
+            match result {
+                Ok(()) => { prop_assert!(expected); model.apply(op); }
+                Err(VmError::Backend(_)) => prop_assert!(expected),
+                Err(_) => prop_assert!(!expected),
+            }
+            prop_assert_eq!(vm.mapped().0, model.mapped() * 4096);
+            prop_assert!(vm.check().is_ok());
+            let s = sim.stats();
+            prop_assert_eq!(s.mapped_pages * 4096, vm.mapped().0 + vm.metadata_mapped().0);
+        }
+    }
+}
