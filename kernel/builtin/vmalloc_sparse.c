@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+/*
+ * Thin C wrappers that let vmspace's Rust kernel backend reach the sparse
+ * vmalloc area API of <linux/vmalloc.h>, which the Rust bindings do not
+ * cover: get_vm_area(VM_SPARSE), vm_area_map_pages, vm_area_unmap_pages and
+ * free_vm_area (the BPF arena's pattern). None of these is exported to
+ * modules, so this file is linked into the built-in build only.
+ *
+ * The Rust side declares these functions by hand (kernel/builtin/sys.rs);
+ * keep the two in step. All loops, batching and error recovery live in Rust.
+ */
+#include <linux/gfp.h>
+#include <linux/mm.h>
+#include <linux/vmalloc.h>
+
+/* The caller token of our areas: tells them apart from everyone else's. */
+static const char vmspace_area_token[] = "vmspace";
+
+/* Reserve `size` bytes (a multiple of PAGE_SIZE) of sparse vmalloc space. */
+struct vm_struct *vmspace_sparse_reserve(unsigned long size)
+{
+	return get_vm_area_caller(size, VM_SPARSE, (const void *)vmspace_area_token);
+}
+
+/*
+ * The vmspace area containing `addr`, or NULL if `addr` is in no area or in
+ * an area that is not one of ours.
+ */
+struct vm_struct *vmspace_sparse_find(unsigned long addr)
+{
+	struct vm_struct *area = find_vm_area((const void *)addr);
+
+	if (!area || area->caller != (const void *)vmspace_area_token ||
+	    !(area->flags & VM_SPARSE))
+		return NULL;
+	return area;
+}
+
+/* First address of an area. */
+unsigned long vmspace_sparse_base(const struct vm_struct *area)
+{
+	return (unsigned long)area->addr;
+}
+
+/* Usable size of an area (without its guard page). */
+unsigned long vmspace_sparse_size(const struct vm_struct *area)
+{
+	return get_vm_area_size(area);
+}
+
+/* Give an area back; everything mapped in it must have been unmapped. */
+void vmspace_sparse_release(struct vm_struct *area)
+{
+	free_vm_area(area);
+}
+
+/* Map `pages` (one per page) at [start, end) inside `area`. 0 or -errno. */
+int vmspace_sparse_map(struct vm_struct *area, unsigned long start,
+		       unsigned long end, struct page **pages)
+{
+	return vm_area_map_pages(area, start, end, pages);
+}
+
+/* Unmap [start, end) inside `area` and flush the TLB. */
+void vmspace_sparse_unmap(struct vm_struct *area, unsigned long start,
+			  unsigned long end)
+{
+	vm_area_unmap_pages(area, start, end);
+}
+
+/* The page mapped at `addr` in the vmalloc area, or NULL. */
+struct page *vmspace_sparse_page_at(unsigned long addr)
+{
+	return vmalloc_to_page((const void *)addr);
+}
+
+/* A zeroed page from the page allocator, or NULL. */
+struct page *vmspace_page_alloc_zeroed(void)
+{
+	return alloc_page(GFP_KERNEL | __GFP_ZERO);
+}
+
+/* Give a page from vmspace_page_alloc_zeroed back. */
+void vmspace_page_free(struct page *page)
+{
+	__free_page(page);
+}
+
+/* The kernel's PAGE_SIZE. */
+unsigned long vmspace_page_size(void)
+{
+	return PAGE_SIZE;
+}

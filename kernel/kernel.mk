@@ -1,0 +1,31 @@
+# Kernel targets of vmspace. The root Makefile includes this fragment.
+#
+#   make kunit             provision the chroot and tree (cached), build a UML
+#                          kernel with the built-in component, run its KUnit suites
+#   make module            build the out-of-tree module vmspace_kmod.ko
+#   make module-test       boot UML, insmod the module, parse its KTAP with kunit.py
+#   make kernel-provision  only provision (chroot, toolchain, tree, hooks)
+#   make kernel-versions   print the toolchain and kernel versions the build uses
+#
+# Everything heavy is cached in /var/cache/vmspace-kernel (VMK_CACHE); see
+# kernel/scripts/common.sh. All targets are idempotent.
+
+VMK_SCRIPTS := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/scripts
+
+.PHONY: kunit module module-test kernel-provision kernel-versions
+
+kunit:
+	bash $(VMK_SCRIPTS)/kunit.sh
+
+module:
+	bash $(VMK_SCRIPTS)/module.sh
+
+module-test:
+	bash $(VMK_SCRIPTS)/module-test.sh
+
+kernel-provision:
+	bash $(VMK_SCRIPTS)/provision-chroot.sh
+	bash $(VMK_SCRIPTS)/provision-tree.sh
+
+kernel-versions:
+	@cat $${VMK_CACHE:-/var/cache/vmspace-kernel}/versions

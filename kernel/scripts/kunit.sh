@@ -1,0 +1,23 @@
+#!/bin/bash
+# kunit.sh [kunit.py args...]: provision the chroot and the tree if needed,
+# then build a UML kernel with Rust, KUnit and the built-in vmspace component
+# and run its KUnit suites. Exits non-zero on any failure.
+. "$(dirname "$0")/common.sh"
+vmk_need_root
+here=$(dirname "$0")
+bash "$here/provision-chroot.sh"
+bash "$here/provision-tree.sh"
+vmk_lock
+
+json=$VMK_CACHE/results/kunit.json
+mkdir -p "$VMK_CACHE/results"
+rm -f "$json"
+vmk_log "kunit.py run --arch=um (cold build about 6 minutes on 2 cores, warm about 15 s)"
+start=$(date +%s)
+status=0
+vmk_chroot /usr/bin/env PYTHONUNBUFFERED=1 /bin/sh -c 'cd "$1" && shift && exec python3 tools/testing/kunit/kunit.py "$@"' sh \
+	"$VMK_CACHE/linux" run --arch=um --build_dir="$VMK_CACHE/build-um" \
+	--kunitconfig="$VMK_SRC/kernel/.kunitconfig" --jobs="$VMK_JOBS" \
+	--json="$json" "$@" || status=$?
+vmk_log "kunit.py finished with status $status in $(($(date +%s) - start)) s; results in $json"
+exit $status
