@@ -4,6 +4,8 @@ use core::fmt;
 
 use vmspace_shim::{Addr, Overflow, Range, ShimError, Size};
 
+use crate::vm::VmError;
+
 /// What went wrong in an arena operation.
 ///
 /// Every failing operation leaves the arena exactly as it was before the call
@@ -47,6 +49,8 @@ pub enum ArenaError {
     TagsExhausted,
     /// The page operations behind the tag table or a VM source failed.
     Backing(ShimError),
+    /// The VM behind a [`VmSource`](super::VmSource) refused to map or unmap.
+    Vm(VmError),
     /// A source handed back a range that breaks the [`Source`](super::Source)
     /// contract (wrong size or alignment, or overlapping a span).
     BadImport(Range),
@@ -75,6 +79,12 @@ impl From<ShimError> for ArenaError {
     }
 }
 
+impl From<VmError> for ArenaError {
+    fn from(e: VmError) -> Self {
+        ArenaError::Vm(e)
+    }
+}
+
 impl fmt::Display for ArenaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -90,10 +100,10 @@ impl fmt::Display for ArenaError {
                 write!(f, "no free segment of {size:#x} satisfies the request")
             }
             ArenaError::BadFree { addr, size, allocated: Some(a) } => {
-                write!(f, "bad free of {size:#x} at {addr}: allocated with size {a:#x}")
+                write!(f, "bad free of {:#x} at {addr}: allocated with size {:#x}", size.0, a.0)
             }
             ArenaError::BadFree { addr, size, allocated: None } => {
-                write!(f, "bad free of {size:#x} at {addr}: not a live allocation")
+                write!(f, "bad free of {:#x} at {addr}: not a live allocation", size.0)
             }
             ArenaError::SpanOverlap(r) => write!(f, "span {r} overlaps an existing span"),
             ArenaError::NotAdjacent(r) => {
@@ -101,6 +111,7 @@ impl fmt::Display for ArenaError {
             }
             ArenaError::TagsExhausted => f.write_str("boundary-tag storage exhausted"),
             ArenaError::Backing(e) => write!(f, "page operation failed: {e}"),
+            ArenaError::Vm(e) => write!(f, "VM source failed: {e}"),
             ArenaError::BadImport(r) => write!(f, "source returned an unusable range {r}"),
             ArenaError::SourceBusy => f.write_str("source is borrowed elsewhere"),
             ArenaError::Injected => f.write_str("injected fault (mtbf)"),
@@ -116,6 +127,7 @@ impl std::error::Error for ArenaError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ArenaError::Backing(e) => Some(e),
+            ArenaError::Vm(e) => Some(e),
             _ => None,
         }
     }
@@ -129,7 +141,8 @@ mod tests {
 
     #[test]
     fn messages() {
-        let e = ArenaError::BadFree { addr: Addr(0x1000), size: Size(16), allocated: Some(Size(32)) };
+        let e =
+            ArenaError::BadFree { addr: Addr(0x1000), size: Size(16), allocated: Some(Size(32)) };
         assert_eq!(e.to_string(), "bad free of 0x10 at 0x1000: allocated with size 0x20");
         assert_eq!(ArenaError::from(Overflow), ArenaError::Overflow);
         let c = ArenaError::Corrupt { what: "x", tag: 3 };

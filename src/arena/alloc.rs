@@ -1,0 +1,309 @@
+//! Allocation: finding a segment under each policy, carving it, importing.
+
+use vmspace_shim::{align, Addr, Range, Size};
+
+use super::constraints::{Constraints, Policy, Request};
+use super::freelist::{instant_list, list_of};
+use super::source::Source;
+use super::store::Store;
+use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, NIL};
+use super::{Arena, ArenaError, ALLOC_TAGS};
+
+impl<S: Store, I: Source> Arena<S, I> {
+    /// Allocate `size` units (rounded up to the quantum) under `policy`.
+    ///
+    /// Instant fit of an unconstrained size is O(1). On failure nothing
+    /// changes but the failure counter.
+    #[inline]
+    pub fn alloc(&mut self, size: Size, policy: Policy) -> Result<Addr, ArenaError> {
+        let Ok(rounded) = align::align_up(size.0, self.quantum) else {
+            self.counters.failures += 1;
+            return Err(ArenaError::Overflow);
+        };
+        if size.0 == 0 {
+            self.counters.failures += 1;
+            return Err(ArenaError::InvalidArgument("size is zero"));
+        }
+        let slack = (rounded - size.0) as u32;
+        let req = Request::plain(rounded, slack, self.quantum, policy);
+        match self.alloc_request(&req) {
+            Ok(a) => Ok(Addr(a)),
+            Err(e) => {
+                self.counters.failures += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Allocate under `constraints`. Over-constrained requests (that no arena
+    /// could satisfy) are errors; on any failure nothing changes but the
+    /// failure counter. Free the result with [`free`](Self::free) (or
+    /// [`xfree`](Self::xfree)) and the same size.
+    pub fn xalloc(&mut self, constraints: &Constraints) -> Result<Addr, ArenaError> {
+        let r = match constraints.validate(self.quantum) {
+            Ok(req) => self.alloc_request(&req),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(a) => Ok(Addr(a)),
+            Err(e) => {
+                self.counters.failures += 1;
+                Err(e)
+            }
+        }
+    }
+
+    #[inline]
+    fn alloc_request(&mut self, req: &Request) -> Result<usize, ArenaError> {
+        self.gate(ALLOC_TAGS)?;
+        if let Some((f, t)) = self.find(req) {
+            return self.carve(f, t, req);
+        }
+        self.import_for(req)
+    }
+
+    #[inline]
+    fn find(&mut self, req: &Request) -> Option<(u32, usize)> {
+        match req.policy {
+            Policy::InstantFit => self.find_instant(req),
+            Policy::BestFit => self.find_best(req),
+            Policy::FirstFit => self.find_first(req),
+            Policy::NextFit => self.find_next(req),
+        }
+    }
+
+    /// The first segment that fits on the lists whose members are all large
+    /// enough (just the head of the first non-empty one when unconstrained),
+    /// then the list below.
+    #[inline]
+    fn find_instant(&mut self, req: &Request) -> Option<(u32, usize)> {
+        let k = instant_list(req.size);
+        let mut list = self.lists.first_at_or_above(k);
+        while let Some(l) = list {
+            let mut i = self.lists.head(l);
+            while i != NIL {
+                self.counters.search_steps += 1;
+                let t = self.tags.get(i);
+                if let Some(p) = req.place(t.start, t.end) {
+                    return Some((i, p));
+                }
+                i = t.knext;
+            }
+            list = self.lists.first_at_or_above(l + 1);
+        }
+        let below = list_of(req.size);
+        if below < k {
+            return self.scan_list(below, req, false);
+        }
+        None
+    }
+
+    /// Search list `l` for a segment that fits: the first, or the smallest
+    /// when `best`.
+    fn scan_list(&mut self, l: usize, req: &Request, best: bool) -> Option<(u32, usize)> {
+        let mut found: Option<(u32, usize, usize)> = None;
+        let mut i = self.lists.head(l);
+        while i != NIL {
+            self.counters.search_steps += 1;
+            let t = *self.tags.get(i);
+            if found.is_none_or(|(_, _, sz)| t.size() < sz) {
+                if let Some(p) = req.place(t.start, t.end) {
+                    found = Some((i, p, t.size()));
+                    if !best || t.size() == req.size {
+                        break;
+                    }
+                }
+            }
+            i = t.knext;
+        }
+        found.map(|(i, p, _)| (i, p))
+    }
+
+    /// The smallest segment that fits: every member of a list is smaller than
+    /// every member of the next, so the first list with a fit holds it.
+    fn find_best(&mut self, req: &Request) -> Option<(u32, usize)> {
+        let mut list = self.lists.first_at_or_above(list_of(req.size));
+        while let Some(l) = list {
+            if let Some(found) = self.scan_list(l, req, true) {
+                return Some(found);
+            }
+            list = self.lists.first_at_or_above(l + 1);
+        }
+        None
+    }
+
+    /// The lowest-addressed segment that fits (highest when from the top).
+    fn find_first(&mut self, req: &Request) -> Option<(u32, usize)> {
+        let mut i = self.step(HEAD, req.top);
+        while i != HEAD {
+            self.counters.search_steps += 1;
+            let t = self.tags.get(i);
+            if t.kind == K_FREE {
+                if let Some(p) = req.place(t.start, t.end) {
+                    return Some((i, p));
+                }
+            }
+            i = self.step(i, req.top);
+        }
+        None
+    }
+
+    /// The first segment that fits after the rotor, wrapping around once.
+    fn find_next(&mut self, req: &Request) -> Option<(u32, usize)> {
+        let start = self.rotor;
+        let mut i = start;
+        loop {
+            i = self.tags.get(i).anext;
+            self.counters.search_steps += 1;
+            let t = self.tags.get(i);
+            if t.kind == K_FREE {
+                if let Some(p) = req.place(t.start, t.end) {
+                    return Some((i, p));
+                }
+            }
+            if i == start {
+                return None;
+            }
+        }
+    }
+
+    #[inline]
+    fn step(&self, i: u32, back: bool) -> u32 {
+        let t = self.tags.get(i);
+        if back {
+            t.aprev
+        } else {
+            t.anext
+        }
+    }
+
+    /// Allocate `[t, t + req.size)` out of free segment `f`, splitting off
+    /// what is left on either side. Needs two tags, reserved beforehand.
+    #[inline]
+    pub(crate) fn carve(&mut self, f: u32, t: usize, req: &Request) -> Result<usize, ArenaError> {
+        let seg = *self.tags.get(f);
+        let end = t + req.size;
+        let (left, right) = (t > seg.start, end < seg.end);
+        let a = match (left, right) {
+            (false, false) => {
+                self.lists.remove(&mut self.tags, f);
+                f
+            }
+            (false, true) => {
+                let a = self.tags.take()?;
+                self.link_after(seg.aprev, a);
+                self.lists.resize(&mut self.tags, f, end, seg.end);
+                a
+            }
+            (true, false) => {
+                let a = self.tags.take()?;
+                self.link_after(f, a);
+                self.lists.resize(&mut self.tags, f, seg.start, t);
+                a
+            }
+            (true, true) => {
+                let a = self.tags.take()?;
+                let g = match self.tags.take() {
+                    Ok(g) => g,
+                    Err(e) => {
+                        self.tags.put(a);
+                        return Err(e);
+                    }
+                };
+                self.lists.resize(&mut self.tags, f, seg.start, t);
+                self.link_after(f, a);
+                self.link_after(a, g);
+                let gt = self.tags.get_mut(g);
+                gt.start = end;
+                gt.end = seg.end;
+                gt.kind = K_FREE;
+                gt.imported = 0;
+                self.lists.insert(&mut self.tags, g);
+                a
+            }
+        };
+        {
+            let at = self.tags.get_mut(a);
+            at.start = t;
+            at.end = end;
+            at.kind = K_ALLOC;
+            at.imported = 0;
+            at.kprev = req.slack;
+        }
+        self.hash.insert(&mut self.tags, a);
+        if req.policy == Policy::NextFit {
+            self.rotor = a;
+        }
+        self.sizes.free.0 -= req.size;
+        self.sizes.allocated.0 += req.size;
+        self.counters.allocs += 1;
+        Ok(t)
+    }
+
+    /// Import a span big enough for `req` from the source and allocate from
+    /// it. Tags for the span and the carve were reserved by the caller; the
+    /// source reserves its own before it changes anything.
+    fn import_for(&mut self, req: &Request) -> Result<usize, ArenaError> {
+        if !self.source.can_import() || req.windowed {
+            return Err(ArenaError::NoSpace { size: req.size });
+        }
+        if self.mtbf.hit() {
+            self.counters.injected += 1;
+            return Err(ArenaError::Injected);
+        }
+        let q = self.quantum.max(self.source.quantum().0);
+        let align = req.align.max(q).max(req.nocross);
+        let size = req.phase.checked_add(req.size).ok_or(ArenaError::Overflow)?;
+        let size = align::align_up(size, q)?;
+        let r = self.source.import(Size(size), Size(align)).map_err(|e| match e {
+            ArenaError::NoSpace { .. } => ArenaError::NoSpace { size: req.size },
+            e => e,
+        })?;
+        let ok = r.size().0 == size && r.base().is_aligned(Size(align));
+        let made = if ok { self.create_span(r, true) } else { Err(ArenaError::BadImport(r)) };
+        let (_, f) = match made {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = self.source.release(r);
+                return Err(match e {
+                    ArenaError::SpanOverlap(r) => ArenaError::BadImport(r),
+                    e => e,
+                });
+            }
+        };
+        self.counters.imports += 1;
+        self.sizes.imported.0 += size;
+        let seg: Tag = *self.tags.get(f);
+        match req.place(seg.start, seg.end) {
+            Some(t) => self.carve(f, t, req),
+            None => {
+                // Unreachable for a source that keeps its contract (the span
+                // is aligned and large enough); undo rather than trust it.
+                self.destroy_free_span(f);
+                Err(ArenaError::BadImport(r))
+            }
+        }
+    }
+
+    /// Remove the wholly free imported span whose only segment is `f` and
+    /// give it back to the source; keep it (listed) if the source refuses.
+    pub(crate) fn destroy_free_span(&mut self, f: u32) {
+        let seg = *self.tags.get(f);
+        let m = seg.aprev;
+        let r = Range::new(Addr(seg.start), Addr(seg.end)).unwrap_or(Range::empty(Addr(0)));
+        match self.source.release(r) {
+            Ok(()) => {
+                self.lists.remove(&mut self.tags, f);
+                self.unlink_release(f);
+                self.unlink_span(m);
+                self.unlink_release(m);
+                self.spans -= 1;
+                self.sizes.total.0 -= seg.size();
+                self.sizes.free.0 -= seg.size();
+                self.sizes.imported.0 -= seg.size();
+                self.counters.exports += 1;
+            }
+            Err(_) => self.counters.export_failures += 1,
+        }
+    }
+}

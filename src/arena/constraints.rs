@@ -1,0 +1,397 @@
+//! Allocation policies and the constraints of `xalloc`.
+
+use vmspace_shim::{align, Addr, Size};
+
+use super::ArenaError;
+
+/// How an arena chooses the free segment an allocation comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Policy {
+    /// The first segment on the first free list whose members are all large
+    /// enough: O(1) for unconstrained requests (vmem's default). Falls back to
+    /// searching the next-smaller list, so it fails only when nothing fits.
+    #[default]
+    InstantFit,
+    /// The smallest free segment that fits (searching the free lists from the
+    /// smallest that can hold a fit).
+    BestFit,
+    /// The lowest-addressed free segment that fits (the highest-addressed one
+    /// when allocating from the top). O(segments).
+    FirstFit,
+    /// The first segment that fits at or after the rotor, which then moves
+    /// past the allocation: addresses are reused as late as possible (process
+    /// IDs, catching use after free). O(segments) worst case.
+    NextFit,
+}
+
+impl Policy {
+    /// Every policy.
+    pub const ALL: [Policy; 4] =
+        [Policy::InstantFit, Policy::BestFit, Policy::FirstFit, Policy::NextFit];
+}
+
+/// The constraints of a constrained allocation ([`Arena::xalloc`]).
+///
+/// Built with chained setters; everything but the size is optional:
+///
+/// ```
+/// use vmspace::arena::{Constraints, Policy};
+/// use vmspace::{Addr, Size};
+/// let c = Constraints::new(Size(0x3000))
+///     .align(Size(0x4000))
+///     .phase(Size(0x1000))
+///     .nocross(Size(0x10000))
+///     .min_addr(Addr(0x100000))
+///     .max_addr(Addr(0x200000))
+///     .policy(Policy::BestFit);
+/// assert_eq!(c.size(), Size(0x3000));
+/// ```
+///
+/// [`Arena::xalloc`]: super::Arena::xalloc
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Constraints {
+    size: Size,
+    align: Size,
+    phase: Size,
+    nocross: Size,
+    min: Option<Addr>,
+    max: Option<Addr>,
+    exact: Option<Addr>,
+    policy: Policy,
+    top: bool,
+}
+
+impl Constraints {
+    /// `size` units, aligned to the quantum, anywhere.
+    pub const fn new(size: Size) -> Self {
+        Constraints {
+            size,
+            align: Size(0),
+            phase: Size(0),
+            nocross: Size(0),
+            min: None,
+            max: None,
+            exact: None,
+            policy: Policy::InstantFit,
+            top: false,
+        }
+    }
+
+    /// The address must be `phase` more than a multiple of `align` (a power
+    /// of two; smaller than the quantum means the quantum).
+    pub const fn align(mut self, align: Size) -> Self {
+        self.align = align;
+        self
+    }
+
+    /// Offset from the alignment (a multiple of the quantum below `align`).
+    pub const fn phase(mut self, phase: Size) -> Self {
+        self.phase = phase;
+        self
+    }
+
+    /// The allocation must not straddle a multiple of `boundary` (a power of
+    /// two, at least the quantum).
+    pub const fn nocross(mut self, boundary: Size) -> Self {
+        self.nocross = boundary;
+        self
+    }
+
+    /// The allocation must start at or above `addr`.
+    pub const fn min_addr(mut self, addr: Addr) -> Self {
+        self.min = Some(addr);
+        self
+    }
+
+    /// The allocation must end at or below `addr` (exclusive limit).
+    pub const fn max_addr(mut self, addr: Addr) -> Self {
+        self.max = Some(addr);
+        self
+    }
+
+    /// The allocation must start exactly at `addr`.
+    pub const fn exact(mut self, addr: Addr) -> Self {
+        self.exact = Some(addr);
+        self
+    }
+
+    /// Choose the segment with `policy`.
+    pub const fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Place the allocation at the highest suitable address of the segment
+    /// chosen (and make first-fit choose the highest segment).
+    pub const fn from_top(mut self, top: bool) -> Self {
+        self.top = top;
+        self
+    }
+
+    /// The size asked for.
+    pub const fn size(&self) -> Size {
+        self.size
+    }
+
+    /// The policy.
+    pub const fn get_policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Check the constraints against an arena's `quantum` (a power of two)
+    /// and turn them into a request.
+    pub(crate) fn validate(&self, quantum: usize) -> Result<Request, ArenaError> {
+        if self.size.is_zero() {
+            return Err(ArenaError::InvalidArgument("size is zero"));
+        }
+        let size = align::align_up(self.size.0, quantum)?;
+        // Slack below the quantum (<= 2^31) fits a u32.
+        let slack = (size - self.size.0) as u32;
+        let mut align_v = self.align.0;
+        if align_v != 0 && !align::is_power_of_two(align_v) {
+            return Err(ArenaError::InvalidArgument("alignment is not a power of two"));
+        }
+        if align_v < quantum {
+            align_v = quantum;
+        }
+        let phase = self.phase.0;
+        if !align::is_aligned(phase, quantum) {
+            return Err(ArenaError::Misaligned { value: phase, align: quantum });
+        }
+        if phase >= align_v {
+            return Err(ArenaError::InvalidArgument("phase is not below the alignment"));
+        }
+        let nocross = self.nocross.0;
+        if nocross != 0 {
+            if !align::is_power_of_two(nocross) {
+                return Err(ArenaError::InvalidArgument("nocross is not a power of two"));
+            }
+            if nocross < quantum {
+                return Err(ArenaError::Misaligned { value: nocross, align: quantum });
+            }
+            // The offset inside a nocross block is at least phase % nocross.
+            if (phase % nocross).checked_add(size).is_none_or(|e| e > nocross) {
+                return Err(ArenaError::OverConstrained("size and phase exceed nocross"));
+            }
+        }
+        let mut lo = self.min.map_or(0, |a| a.0);
+        let mut hi = self.max.map_or(usize::MAX, |a| a.0);
+        if let Some(a) = self.exact {
+            let a = a.0;
+            if align::align_up_with_phase(a, align_v, phase) != Ok(a) {
+                return Err(ArenaError::OverConstrained("exact address breaks align/phase"));
+            }
+            let end = a.checked_add(size).ok_or(ArenaError::Overflow)?;
+            if nocross != 0 && align::crosses_boundary(a, size, nocross) {
+                return Err(ArenaError::OverConstrained("exact address crosses nocross"));
+            }
+            lo = lo.max(a);
+            hi = hi.min(end);
+        }
+        if hi <= lo || hi - lo < size {
+            return Err(ArenaError::OverConstrained("address window smaller than size"));
+        }
+        let constrained = align_v != quantum || nocross != 0 || lo != 0 || hi != usize::MAX;
+        Ok(Request {
+            size,
+            slack,
+            align: align_v,
+            phase,
+            nocross,
+            lo,
+            hi,
+            policy: self.policy,
+            top: self.top,
+            constrained,
+            windowed: lo != 0 || hi != usize::MAX,
+        })
+    }
+}
+
+/// Validated constraints, sizes rounded to the quantum.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request {
+    pub(crate) size: usize,
+    pub(crate) slack: u32,
+    pub(crate) align: usize,
+    pub(crate) phase: usize,
+    pub(crate) nocross: usize,
+    pub(crate) lo: usize,
+    pub(crate) hi: usize,
+    pub(crate) policy: Policy,
+    pub(crate) top: bool,
+    /// Anything beyond size (the quantum alignment is implicit).
+    pub(crate) constrained: bool,
+    /// A min or max address is set.
+    pub(crate) windowed: bool,
+}
+
+impl Request {
+    /// A plain request: `size` (already a multiple of the quantum).
+    #[inline]
+    pub(crate) fn plain(size: usize, slack: u32, quantum: usize, policy: Policy) -> Self {
+        Request {
+            size,
+            slack,
+            align: quantum,
+            phase: 0,
+            nocross: 0,
+            lo: 0,
+            hi: usize::MAX,
+            policy,
+            top: false,
+            constrained: false,
+            windowed: false,
+        }
+    }
+
+    /// Where in the free segment `[s, e)` this request goes, if it fits.
+    #[inline]
+    pub(crate) fn place(&self, s: usize, e: usize) -> Option<usize> {
+        let start = s.max(self.lo);
+        let end = e.min(self.hi);
+        if end <= start || end - start < self.size {
+            return None;
+        }
+        if !self.constrained {
+            return Some(if self.top { end - self.size } else { start });
+        }
+        let t = if self.top { self.place_down(end) } else { self.place_up(start) }?;
+        (t >= start && t.checked_add(self.size)? <= end).then_some(t)
+    }
+
+    fn place_up(&self, start: usize) -> Option<usize> {
+        let mut t = align::align_up_with_phase(start, self.align, self.phase).ok()?;
+        if self.nocross != 0 && align::crosses_boundary(t, self.size, self.nocross) {
+            let b = align::next_boundary(t, self.nocross).ok()?;
+            t = align::align_up_with_phase(b, self.align, self.phase).ok()?;
+            if align::crosses_boundary(t, self.size, self.nocross) {
+                return None;
+            }
+        }
+        Some(t)
+    }
+
+    fn place_down(&self, end: usize) -> Option<usize> {
+        let mut t = align::align_down_with_phase(end - self.size, self.align, self.phase)?;
+        if self.nocross != 0 && align::crosses_boundary(t, self.size, self.nocross) {
+            // The boundary inside the allocation; end at or below it.
+            let b = align::align_down(t + self.size - 1, self.nocross)?;
+            t = align::align_down_with_phase(b.checked_sub(self.size)?, self.align, self.phase)?;
+            if align::crosses_boundary(t, self.size, self.nocross) {
+                return None;
+            }
+        }
+        Some(t)
+    }
+
+    /// Whether `t` satisfies every constraint (for tests).
+    #[cfg(test)]
+    pub(crate) fn satisfied_by(&self, t: usize) -> bool {
+        t >= self.lo
+            && t.checked_add(self.size).is_some_and(|e| e <= self.hi)
+            && align::align_up_with_phase(t, self.align, self.phase) == Ok(t)
+            && (self.nocross == 0 || !align::crosses_boundary(t, self.size, self.nocross))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(c: Constraints) -> Request {
+        c.validate(16).unwrap()
+    }
+
+    #[test]
+    fn validation() {
+        let e = |c: Constraints| c.validate(16).unwrap_err();
+        assert!(matches!(e(Constraints::new(Size(0))), ArenaError::InvalidArgument(_)));
+        assert!(matches!(
+            e(Constraints::new(Size(1)).align(Size(48))),
+            ArenaError::InvalidArgument(_)
+        ));
+        assert!(matches!(
+            e(Constraints::new(Size(16)).align(Size(64)).phase(Size(8))),
+            ArenaError::Misaligned { .. }
+        ));
+        assert!(matches!(
+            e(Constraints::new(Size(16)).align(Size(64)).phase(Size(64))),
+            ArenaError::InvalidArgument(_)
+        ));
+        assert!(matches!(
+            e(Constraints::new(Size(80)).nocross(Size(64))),
+            ArenaError::OverConstrained(_)
+        ));
+        assert!(matches!(
+            e(Constraints::new(Size(32)).align(Size(64)).phase(Size(48)).nocross(Size(64))),
+            ArenaError::OverConstrained(_)
+        ));
+        assert!(matches!(
+            e(Constraints::new(Size(32)).min_addr(Addr(100)).max_addr(Addr(120))),
+            ArenaError::OverConstrained(_)
+        ));
+        assert!(matches!(
+            e(Constraints::new(Size(32)).align(Size(64)).exact(Addr(32))),
+            ArenaError::OverConstrained(_)
+        ));
+        assert!(matches!(e(Constraints::new(Size(usize::MAX))), ArenaError::Overflow));
+        let r = req(Constraints::new(Size(20)));
+        assert_eq!((r.size, r.slack, r.constrained), (32, 12, false));
+    }
+
+    #[test]
+    fn placement() {
+        let r = req(Constraints::new(Size(32)).align(Size(64)).phase(Size(16)));
+        assert_eq!(r.place(0, 1000), Some(16));
+        assert_eq!(r.place(20, 1000), Some(80));
+        assert_eq!(r.place(20, 111), None);
+        assert_eq!(r.place(20, 112), Some(80));
+        let top = req(Constraints::new(Size(32)).align(Size(64)).phase(Size(16)).from_top(true));
+        assert_eq!(top.place(0, 1000), Some(912));
+        assert!(top.satisfied_by(top.place(0, 1000).unwrap()));
+        let nc = req(Constraints::new(Size(48)).nocross(Size(64)));
+        assert_eq!(nc.place(32, 1000), Some(64));
+        let nct = req(Constraints::new(Size(48)).nocross(Size(64)).from_top(true));
+        assert_eq!(nct.place(0, 150), Some(80));
+        let w = req(Constraints::new(Size(16)).min_addr(Addr(100)).max_addr(Addr(200)));
+        assert_eq!(w.place(0, 1000), Some(112));
+        assert_eq!(w.place(190, 1000), None);
+        let x = req(Constraints::new(Size(16)).exact(Addr(160)));
+        assert_eq!(x.place(0, 1000), Some(160));
+        assert_eq!(x.place(176, 1000), None);
+    }
+
+    #[test]
+    fn exhaustive_small_placements_satisfy() {
+        for align in [16usize, 32, 64, 128] {
+            for phase in (0..align).step_by(16) {
+                for nocross in [0usize, 64, 128, 256] {
+                    for size in [16usize, 32, 48, 64] {
+                        for top in [false, true] {
+                            let c = Constraints::new(Size(size))
+                                .align(Size(align))
+                                .phase(Size(phase))
+                                .nocross(Size(nocross))
+                                .from_top(top);
+                            let Ok(r) = c.validate(16) else { continue };
+                            for s in (0..512).step_by(16) {
+                                for e in (s..640).step_by(16) {
+                                    let got = r.place(s, e);
+                                    let mut fits = (s..e)
+                                        .step_by(16)
+                                        .filter(|&t| t + size <= e && r.satisfied_by(t));
+                                    let want = if top { fits.next_back() } else { fits.next() };
+                                    assert_eq!(got, want, "{c:?} {s} {e}");
+                                    if let Some(t) = got {
+                                        assert!(r.satisfied_by(t) && t >= s && t + size <= e);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

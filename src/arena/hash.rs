@@ -1,0 +1,262 @@
+//! The address hash: allocated segments by start address, O(1) expected.
+//!
+//! A power-of-two array of `u32` bucket heads lives in its own [`Store`];
+//! chains run through the allocated tags' `knext`. When the load passes two
+//! segments a bucket the array doubles in place: the store maps the new
+//! pages and every chain splits in two (bucket `b` keeps the segments that
+//! stay, `b + n` takes the others), so growth costs O(n) once per doubling
+//! and is amortized O(1). Growth is best effort: if the store cannot grow the
+//! chains just get longer, and nothing else changes.
+
+use core::mem::size_of;
+
+use super::store::Store;
+use super::tag::{TagTable, NIL};
+use super::ArenaError;
+
+/// Buckets the hash starts with at least.
+const MIN_BUCKETS: usize = 16;
+/// Average chain length that triggers doubling.
+const MAX_LOAD: usize = 2;
+
+/// A well-mixed hash of a quantum number.
+#[inline]
+fn mix(x: usize) -> usize {
+    let mut h = x as u64;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h as usize
+}
+
+/// Bucket heads over a [`Store`].
+///
+/// # Invariants
+///
+/// - `ptr == store.base()` as `*mut u32`; `nbuckets` is a power of two and
+///   `nbuckets * 4 <= store.committed()`.
+/// - Each allocated tag is on exactly one chain, the one of bucket
+///   `mix(start >> shift) & (nbuckets - 1)`; `count` is their number.
+pub(crate) struct AllocHash<S: Store> {
+    store: S,
+    ptr: *mut u32,
+    nbuckets: usize,
+    count: usize,
+    shift: u32,
+    grow_failures: u64,
+}
+
+impl<S: Store> AllocHash<S> {
+    /// A hash over `store`, for addresses that are multiples of `1 << shift`.
+    pub(crate) fn new(mut store: S, shift: u32) -> Result<Self, ArenaError> {
+        if store.base().is_null() || store.base() as usize % super::store::STORE_ALIGN != 0 {
+            return Err(ArenaError::InvalidArgument("hash store base is null or misaligned"));
+        }
+        store.grow(MIN_BUCKETS * size_of::<u32>())?;
+        let fit = store.committed() / size_of::<u32>();
+        // Use everything committed (a whole page, usually), in a power of two.
+        let nbuckets = 1usize << vmspace_shim::align::log2_floor(fit).unwrap_or(0);
+        let mut h = AllocHash {
+            ptr: store.base().cast::<u32>(),
+            store,
+            nbuckets,
+            count: 0,
+            shift,
+            grow_failures: 0,
+        };
+        h.heads_mut().fill(NIL);
+        Ok(h)
+    }
+
+    #[inline]
+    fn heads(&self) -> &[u32] {
+        // SAFETY: `ptr` is the store's base (aligned for u32); the first
+        // `nbuckets * 4` bytes are committed, initialized memory owned by the
+        // store we hold, and any bytes are valid u32s.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.nbuckets) }
+    }
+
+    #[inline]
+    fn heads_mut(&mut self) -> &mut [u32] {
+        // SAFETY: as in `heads`, and `&mut self` makes this the only reference.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.nbuckets) }
+    }
+
+    #[inline]
+    fn bucket(&self, addr: usize) -> usize {
+        mix(addr >> self.shift) & (self.nbuckets - 1)
+    }
+
+    /// Allocated segments on the chains.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Buckets now.
+    pub(crate) fn buckets(&self) -> usize {
+        self.nbuckets
+    }
+
+    /// Times the array could not double.
+    pub(crate) fn grow_failures(&self) -> u64 {
+        self.grow_failures
+    }
+
+    /// Bytes of store committed to the hash.
+    pub(crate) fn committed_bytes(&self) -> usize {
+        self.store.committed()
+    }
+
+    /// Put allocated tag `i` on its chain, doubling the array when the load
+    /// gets too high.
+    #[inline]
+    pub(crate) fn insert<T: Store>(&mut self, tags: &mut TagTable<T>, i: u32) {
+        let b = self.bucket(tags.get(i).start);
+        tags.get_mut(i).knext = self.heads()[b];
+        self.heads_mut()[b] = i;
+        self.count += 1;
+        if self.count > self.nbuckets * MAX_LOAD {
+            self.grow(tags);
+        }
+    }
+
+    /// The allocated tag starting at `addr` and the tag before it on its
+    /// chain (`NIL` when it heads the chain). Counts the steps in `steps`.
+    #[inline]
+    pub(crate) fn find<T: Store>(
+        &self,
+        tags: &TagTable<T>,
+        addr: usize,
+        steps: &mut u64,
+    ) -> Option<(u32, u32)> {
+        let mut prev = NIL;
+        let mut i = self.heads()[self.bucket(addr)];
+        while i != NIL {
+            *steps += 1;
+            let t = tags.get(i);
+            if t.start == addr {
+                return Some((i, prev));
+            }
+            prev = i;
+            i = t.knext;
+        }
+        None
+    }
+
+    /// Unlink tag `i`, found by [`find`](Self::find) with `prev`.
+    #[inline]
+    pub(crate) fn remove<T: Store>(&mut self, tags: &mut TagTable<T>, i: u32, prev: u32) {
+        let next = tags.get(i).knext;
+        if prev == NIL {
+            let b = self.bucket(tags.get(i).start);
+            self.heads_mut()[b] = next;
+        } else {
+            tags.get_mut(prev).knext = next;
+        }
+        tags.get_mut(i).knext = NIL;
+        self.count -= 1;
+    }
+
+    #[cold]
+    fn grow<T: Store>(&mut self, tags: &mut TagTable<T>) {
+        let Some(n2) = self.nbuckets.checked_mul(2) else { return };
+        let Some(bytes) = n2.checked_mul(size_of::<u32>()) else { return };
+        if bytes > self.store.capacity() || self.store.grow(bytes).is_err() {
+            self.grow_failures += 1;
+            return;
+        }
+        let old = self.nbuckets;
+        self.nbuckets = n2;
+        for b in old..n2 {
+            self.heads_mut()[b] = NIL;
+        }
+        for b in 0..old {
+            let mut i = self.heads()[b];
+            let (mut keep, mut moved) = (NIL, NIL);
+            while i != NIL {
+                let next = tags.get(i).knext;
+                if self.bucket(tags.get(i).start) == b {
+                    tags.get_mut(i).knext = keep;
+                    keep = i;
+                } else {
+                    tags.get_mut(i).knext = moved;
+                    moved = i;
+                }
+                i = next;
+            }
+            self.heads_mut()[b] = keep;
+            self.heads_mut()[b + old] = moved;
+        }
+    }
+
+    /// Verify every chain: bounds, kinds, buckets, count.
+    pub(crate) fn check<T: Store>(&self, tags: &TagTable<T>) -> Result<(), ArenaError> {
+        let written = tags.all().len();
+        let mut n = 0usize;
+        for (b, &head) in self.heads().iter().enumerate() {
+            let mut i = head;
+            while i != NIL {
+                if i as usize >= written {
+                    return Err(ArenaError::Corrupt { what: "hash link out of range", tag: i });
+                }
+                let t = tags.get(i);
+                if t.kind != super::tag::K_ALLOC {
+                    return Err(ArenaError::Corrupt { what: "non-allocated tag in hash", tag: i });
+                }
+                if self.bucket(t.start) != b {
+                    return Err(ArenaError::Corrupt { what: "tag in the wrong bucket", tag: i });
+                }
+                n += 1;
+                if n > self.count {
+                    return Err(ArenaError::Corrupt { what: "hash chains too long", tag: i });
+                }
+                i = t.knext;
+            }
+        }
+        if n != self.count {
+            return Err(ArenaError::Corrupt { what: "hash count mismatch", tag: NIL });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::arena::store::SliceStore;
+    use crate::arena::tag::{Tag, K_ALLOC};
+    use std::vec;
+
+    #[test]
+    fn grows_and_finds() {
+        let mut tb = vec![0u8; size_of::<Tag>() * 2000 + 8];
+        let mut hb = vec![0u8; 4 * 4096 + 8];
+        let mut tags = TagTable::new(SliceStore::new(&mut tb), 5000).unwrap();
+        let (hs, _) = SliceStore::split(&mut hb, 1000);
+        let mut h = AllocHash::new(hs, 4).unwrap();
+        let start_buckets = h.buckets();
+        let mut ids = vec![];
+        for k in 0..1500usize {
+            tags.reserve(1).unwrap();
+            let i = tags.take().unwrap();
+            tags.set(i, Tag { start: k * 16, end: k * 16 + 16, kind: K_ALLOC, ..Tag::default() });
+            h.insert(&mut tags, i);
+            ids.push(i);
+        }
+        h.check(&tags).unwrap();
+        let mut steps = 0;
+        for (k, &i) in ids.iter().enumerate() {
+            assert_eq!(h.find(&tags, k * 16, &mut steps).map(|f| f.0), Some(i));
+        }
+        assert!(h.find(&tags, 1500 * 16, &mut steps).is_none());
+        for (k, &i) in ids.iter().enumerate().step_by(2) {
+            let (j, prev) = h.find(&tags, k * 16, &mut steps).unwrap();
+            assert_eq!(j, i);
+            h.remove(&mut tags, j, prev);
+        }
+        h.check(&tags).unwrap();
+        assert_eq!(h.len(), 750);
+        assert!(h.buckets() >= start_buckets);
+    }
+}

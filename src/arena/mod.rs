@@ -1,0 +1,295 @@
+//! A vmem-style resource allocator for integer ranges (Bonwick and Adams,
+//! "Magazines and vmem", USENIX 2001), heap-free and without global state.
+//!
+//! An [`Arena`] manages *spans* of integers (addresses, IDs, device offsets)
+//! added to it or imported from a [`Source`], and carves them into
+//! *segments*, each either free or allocated, every one a multiple of the
+//! arena's *quantum*. Each span marker and segment is a boundary tag in a
+//! table indexed by `u32` (no pointers), kept in a [`Store`] that grows page
+//! by page through the shim ([`PageStore`]) or lives in a buffer the caller
+//! provides ([`SliceStore`]).
+//!
+//! - Allocation policies ([`Policy`]): instant fit (O(1): power-of-two free
+//!   lists and a freemap word), best fit, first fit, next fit (a rotor), and
+//!   placement at the top of the chosen segment; constrained allocation with
+//!   [`Constraints`] (align, phase, nocross, address window, exact address).
+//! - [`free`](Arena::free) checks that the address and size name a live
+//!   allocation (an O(1) expected hash lookup) and coalesces with free
+//!   neighbours inside the span; a wholly free imported span goes back to
+//!   the source.
+//! - Every operation first reserves the boundary tags it may need (its
+//!   imports reserve theirs in the source before the source changes), so it
+//!   completes or fails with the arena unchanged.
+//! - Introspection: [`walk`](Arena::walk), [`contains`](Arena::contains),
+//!   [`sizes`](Arena::sizes), [`counters`](Arena::counters),
+//!   [`free_histogram`](Arena::free_histogram),
+//!   [`largest_free`](Arena::largest_free),
+//!   [`fragmentation`](Arena::fragmentation), a leak hook called on drop, and
+//!   [`check`](Arena::check), which verifies every invariant.
+//!
+//! ```
+//! use vmspace::arena::{Arena, Constraints, NoSource, Policy, SliceStore};
+//! use vmspace::{Addr, Size};
+//!
+//! let mut tags = [0u8; 4096];
+//! let mut hash = [0u8; 1024];
+//! let mut a = Arena::new("ids", Size(1), SliceStore::new(&mut tags),
+//!                        SliceStore::new(&mut hash), NoSource).unwrap();
+//! a.add(Addr(1000), Size(1000)).unwrap();
+//! let x = a.alloc(Size(10), Policy::InstantFit).unwrap();
+//! let y = a.xalloc(&Constraints::new(Size(8)).align(Size(64)).policy(Policy::BestFit)).unwrap();
+//! assert_eq!(y.get() % 64, 0);
+//! assert!(a.free(x, Size(11)).is_err()); // wrong size: refused, nothing changed
+//! a.free(x, Size(10)).unwrap();
+//! a.free(y, Size(8)).unwrap();
+//! a.check().unwrap();
+//! assert_eq!(a.sizes().allocated, Size(0));
+//! ```
+
+mod alloc;
+mod check;
+mod constraints;
+mod error;
+mod fault;
+mod free;
+mod freelist;
+mod hash;
+mod source;
+mod span;
+mod stats;
+mod store;
+mod tag;
+mod vm_source;
+
+#[cfg(test)]
+mod tests;
+
+use core::mem::size_of;
+
+use vmspace_shim::{align, PageOps, Range, Size};
+
+pub use constraints::{Constraints, Policy};
+pub use error::ArenaError;
+pub use freelist::LISTS as FREE_LISTS;
+pub use source::{NoSource, Source};
+pub use stats::{Counters, Segment, SegmentKind, SegmentKinds, Sizes, Walk};
+pub use store::{PageStore, SliceStore, Store, STORE_ALIGN};
+pub use vm_source::VmSource;
+
+use fault::Mtbf;
+use freelist::FreeLists;
+use hash::AllocHash;
+use tag::{Tag, TagTable, HEAD, K_SPAN, NIL};
+
+/// Boundary tags one allocation may consume: two for the span an import
+/// creates, two more for splitting a free segment in three.
+pub(crate) const ALLOC_TAGS: u32 = 4;
+
+/// The size of one boundary tag in bytes (for sizing stores).
+pub const TAG_BYTES: usize = size_of::<Tag>();
+
+/// Called once for each allocation still live when an arena is dropped, with
+/// the arena's name and the allocation's range (requested size).
+pub type LeakHook = fn(name: &'static str, leaked: Range);
+
+/// A vmem-style arena over the stores `S` (tags and hash) importing from `I`.
+///
+/// # Invariants
+///
+/// (All verified by [`check`](Arena::check).)
+/// - The address list (`aprev`/`anext` from tag 0) holds every span marker
+///   and segment in address order; each marker is followed by segments that
+///   tile its span exactly; spans do not overlap and are in address order,
+///   which the span list (`kprev`/`knext` from tag 0) repeats.
+/// - Segments are non-empty multiples of the quantum at multiples of it; no
+///   two free segments are adjacent within a span.
+/// - Every free segment is on its free list; every allocated segment is in
+///   the hash, with `kprev` holding its rounding slack.
+/// - `sizes` and the span count equal the sums over the lists; the rotor is a
+///   tag on the address list.
+pub struct Arena<S: Store, I: Source = NoSource> {
+    name: &'static str,
+    quantum: usize,
+    tags: TagTable<S>,
+    hash: AllocHash<S>,
+    lists: FreeLists,
+    source: I,
+    rotor: u32,
+    sizes: Sizes,
+    spans: usize,
+    counters: Counters,
+    mtbf: Mtbf,
+    leak_hook: Option<LeakHook>,
+}
+
+impl<S: Store, I: Source> Arena<S, I> {
+    /// An empty arena named `name` handing out multiples of `quantum` (a
+    /// power of two, at most 2^31), keeping its boundary tags in `tags` and
+    /// its address hash in `hash`, importing from `source` when it runs out.
+    pub fn new(
+        name: &'static str,
+        quantum: Size,
+        tags: S,
+        hash: S,
+        source: I,
+    ) -> Result<Self, ArenaError> {
+        if !quantum.is_power_of_two() || quantum.0 > 1 << 31 {
+            return Err(ArenaError::InvalidArgument("quantum is not a power of two <= 2^31"));
+        }
+        if source.can_import() && !source.quantum().is_power_of_two() {
+            return Err(ArenaError::InvalidArgument("source quantum is not a power of two"));
+        }
+        let max_tags = (tags.capacity() / size_of::<Tag>()).min(u32::MAX as usize) as u32;
+        let shift = align::log2_exact(quantum.0).unwrap_or(0);
+        Ok(Arena {
+            name,
+            quantum: quantum.0,
+            tags: TagTable::new(tags, max_tags)?,
+            hash: AllocHash::new(hash, shift)?,
+            lists: FreeLists::new(),
+            source,
+            rotor: HEAD,
+            sizes: Sizes::default(),
+            spans: 0,
+            counters: Counters::default(),
+            mtbf: Mtbf::off(),
+            leak_hook: None,
+        })
+    }
+
+    /// The arena's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The quantum.
+    pub fn quantum(&self) -> Size {
+        Size(self.quantum)
+    }
+
+    /// The source.
+    pub fn source(&self) -> &I {
+        &self.source
+    }
+
+    /// The source, mutably (for its own introspection; allocating from it
+    /// directly is fine, releasing this arena's imports is not).
+    pub fn source_mut(&mut self) -> &mut I {
+        &mut self.source
+    }
+
+    /// Call `hook` for each allocation still live when the arena is dropped.
+    pub fn set_leak_hook(&mut self, hook: Option<LeakHook>) {
+        self.leak_hook = hook;
+    }
+
+    /// Fail each allocating operation (alloc, xalloc, add, extend, import)
+    /// with probability `1 / mtbf` ([`ArenaError::Injected`]), drawn from a
+    /// generator seeded with `seed`; `mtbf == 0` turns it off.
+    pub fn set_mtbf(&mut self, seed: u64, mtbf: u32) {
+        self.mtbf = Mtbf::new(seed, mtbf);
+    }
+
+    /// Boundary tags in use (the list sentinel included) and the number the
+    /// store has room for now.
+    pub fn tags_in_use(&self) -> (u32, u32) {
+        (self.tags.in_use(), self.tags.capacity())
+    }
+
+    /// Buckets of the address hash now, and how many times it could not
+    /// double (its store was full or failed to grow).
+    pub fn hash_stats(&self) -> (usize, u64) {
+        (self.hash.buckets(), self.hash.grow_failures())
+    }
+
+    /// Bytes of metadata committed: tag table and address hash.
+    pub fn metadata_bytes(&self) -> usize {
+        self.tags.committed_bytes() + self.hash.committed_bytes()
+    }
+
+    /// Reserve what an operation needs before it changes anything.
+    #[inline]
+    fn gate(&mut self, tags: u32) -> Result<(), ArenaError> {
+        if self.mtbf.hit() {
+            self.counters.injected += 1;
+            return Err(ArenaError::Injected);
+        }
+        self.tags.reserve(tags)
+    }
+
+    /// Take tag `i` off the address list and return it to the table, moving
+    /// the rotor back if it pointed there.
+    fn unlink_release(&mut self, i: u32) {
+        let t = *self.tags.get(i);
+        if self.rotor == i {
+            self.rotor = t.aprev;
+        }
+        self.tags.get_mut(t.aprev).anext = t.anext;
+        self.tags.get_mut(t.anext).aprev = t.aprev;
+        self.tags.put(i);
+    }
+
+    /// Put tag `i` on the address list right after `after`.
+    fn link_after(&mut self, after: u32, i: u32) {
+        let next = self.tags.get(after).anext;
+        let t = self.tags.get_mut(i);
+        t.aprev = after;
+        t.anext = next;
+        self.tags.get_mut(after).anext = i;
+        self.tags.get_mut(next).aprev = i;
+    }
+
+    /// Take span marker `m` off the span list.
+    fn unlink_span(&mut self, m: u32) {
+        let t = *self.tags.get(m);
+        debug_assert_eq!(t.kind, K_SPAN);
+        self.tags.get_mut(t.kprev).knext = t.knext;
+        self.tags.get_mut(t.knext).kprev = t.kprev;
+        self.tags.get_mut(m).knext = NIL;
+    }
+}
+
+impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
+    /// An arena whose tag table and hash live in address space reserved
+    /// through `ops` and mapped page by page, with room for `max_tags` tags
+    /// (an allocation takes one or two, a span two).
+    pub fn on_pages(
+        name: &'static str,
+        quantum: Size,
+        ops: P,
+        max_tags: usize,
+        source: I,
+    ) -> Result<Self, ArenaError> {
+        let tag_bytes = Size(max_tags).checked_mul(size_of::<Tag>())?;
+        // One bucket for every two tags at most (load factor stays <= 2).
+        let buckets = align::align_up(max_tags / 2 + 1, 2).unwrap_or(usize::MAX / 8);
+        let hash_bytes = Size(buckets.next_power_of_two()).checked_mul(size_of::<u32>())?;
+        let tags = PageStore::new(ops.clone(), tag_bytes)?;
+        let hash = PageStore::new(ops, hash_bytes)?;
+        Arena::new(name, quantum, tags, hash, source)
+    }
+}
+
+impl<S: Store, I: Source> Drop for Arena<S, I> {
+    /// Report live allocations to the leak hook, then give every imported
+    /// span back to the source (errors are ignored: there is no one left to
+    /// tell). The stores release their own memory.
+    fn drop(&mut self) {
+        if let Some(hook) = self.leak_hook {
+            for seg in self.walk(SegmentKinds::ALLOCATED) {
+                hook(self.name, seg.range);
+            }
+        }
+        let mut m = self.tags.get(HEAD).knext;
+        while m != HEAD {
+            let t = *self.tags.get(m);
+            if t.imported != 0 {
+                if let Some(r) = Range::new(vmspace_shim::Addr(t.start), vmspace_shim::Addr(t.end))
+                {
+                    let _ = self.source.release(r);
+                }
+            }
+            m = t.knext;
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Where an arena imports spans from when it runs out.
+
+use core::cell::RefCell;
+
+use vmspace_shim::{Range, Size};
+
+use super::ArenaError;
+
+/// A supplier of spans: another arena, a VM, anything that hands out
+/// aligned ranges and takes them back.
+///
+/// An arena with a source imports a span (rounded up to the source's
+/// quantum) when no free segment satisfies a request, and gives an imported
+/// span back as soon as it is wholly free again.
+///
+/// Contract: `import` returns exactly `size` units aligned to `align`, owned by
+/// the caller until released, overlapping nothing else the source handed out;
+/// a failing call changes nothing. `release` takes back exactly a range that
+/// `import` returned; when it fails, the range stays with the caller.
+pub trait Source {
+    /// The granularity of imports: a power of two.
+    fn quantum(&self) -> Size;
+
+    /// Import `size` units (a non-zero multiple of [`quantum`](Self::quantum))
+    /// at a multiple of `align` (a power of two, at least the quantum).
+    fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError>;
+
+    /// Give back `range`, which [`import`](Self::import) returned.
+    fn release(&mut self, range: Range) -> Result<(), ArenaError>;
+
+    /// Whether this source can ever import (`false` for [`NoSource`]).
+    fn can_import(&self) -> bool {
+        true
+    }
+}
+
+/// No source: the arena holds only the spans added to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoSource;
+
+impl Source for NoSource {
+    fn quantum(&self) -> Size {
+        Size(1)
+    }
+    fn import(&mut self, size: Size, _align: Size) -> Result<Range, ArenaError> {
+        Err(ArenaError::NoSpace { size: size.0 })
+    }
+    fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+        Err(ArenaError::BadImport(range))
+    }
+    fn can_import(&self) -> bool {
+        false
+    }
+}
+
+/// A source borrowed for the lifetime of the importing arena.
+impl<T: Source + ?Sized> Source for &mut T {
+    fn quantum(&self) -> Size {
+        (**self).quantum()
+    }
+    fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+        (**self).import(size, align)
+    }
+    fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+        (**self).release(range)
+    }
+    fn can_import(&self) -> bool {
+        (**self).can_import()
+    }
+}
+
+/// A source shared by several importing arenas (one thread): each call
+/// borrows it for its duration; a call made while it is borrowed (from
+/// inside the source itself) fails with [`ArenaError::SourceBusy`].
+impl<T: Source> Source for &RefCell<T> {
+    fn quantum(&self) -> Size {
+        match self.try_borrow() {
+            Ok(s) => s.quantum(),
+            // Only reachable re-entrantly; any power of two keeps callers sane.
+            Err(_) => Size(1),
+        }
+    }
+    fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+        self.try_borrow_mut().map_err(|_| ArenaError::SourceBusy)?.import(size, align)
+    }
+    fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+        self.try_borrow_mut().map_err(|_| ArenaError::SourceBusy)?.release(range)
+    }
+    fn can_import(&self) -> bool {
+        self.try_borrow().map(|s| s.can_import()).unwrap_or(true)
+    }
+}
+
+/// An arena is a source for arenas layered on it: imports are instant-fit
+/// constrained allocations, give-backs are frees.
+impl<S: super::Store, I: Source> Source for super::Arena<S, I> {
+    fn quantum(&self) -> Size {
+        super::Arena::quantum(self)
+    }
+    fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+        let a = self.xalloc(&super::Constraints::new(size).align(align))?;
+        Ok(Range::from_size(a, size)?)
+    }
+    fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+        self.free(range.base(), range.size())
+    }
+}

@@ -1,0 +1,227 @@
+//! Introspection: sizes, counters, walks, the free-size histogram,
+//! fragmentation.
+
+use vmspace_shim::{Addr, Range, Size};
+
+use super::freelist::LISTS;
+use super::source::Source;
+use super::store::Store;
+use super::tag::{HEAD, K_ALLOC, K_FREE, K_SPAN, NIL};
+use super::Arena;
+
+/// How much of the arena is where (all in units of the resource).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sizes {
+    /// In allocated segments (sizes rounded up to the quantum).
+    pub allocated: Size,
+    /// In free segments.
+    pub free: Size,
+    /// In spans: `allocated + free`.
+    pub total: Size,
+    /// In imported spans (part of `total`).
+    pub imported: Size,
+}
+
+/// Event counters. They only ever increase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Successful allocations.
+    pub allocs: u64,
+    /// Successful frees.
+    pub frees: u64,
+    /// Failed alloc, xalloc, add and extend calls.
+    pub failures: u64,
+    /// Frees refused as bad.
+    pub bad_frees: u64,
+    /// Segments (or hash entries) examined while searching.
+    pub search_steps: u64,
+    /// Address lookups (frees).
+    pub lookups: u64,
+    /// Spans imported from the source.
+    pub imports: u64,
+    /// Imported spans given back.
+    pub exports: u64,
+    /// Give-backs the source refused (the span stayed, free).
+    pub export_failures: u64,
+    /// Faults injected by the mtbf generator.
+    pub injected: u64,
+}
+
+/// The kind of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SegmentKind {
+    /// A span marker: the whole span.
+    Span,
+    /// A free segment.
+    Free,
+    /// An allocated segment.
+    Allocated,
+}
+
+/// A set of [`SegmentKind`]s for [`Arena::walk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentKinds(u8);
+
+impl SegmentKinds {
+    /// Span markers.
+    pub const SPANS: SegmentKinds = SegmentKinds(1);
+    /// Free segments.
+    pub const FREE: SegmentKinds = SegmentKinds(2);
+    /// Allocated segments.
+    pub const ALLOCATED: SegmentKinds = SegmentKinds(4);
+    /// Everything.
+    pub const ALL: SegmentKinds = SegmentKinds(7);
+
+    /// Both sets.
+    pub const fn union(self, other: SegmentKinds) -> SegmentKinds {
+        SegmentKinds(self.0 | other.0)
+    }
+
+    /// Whether `kind` is in the set.
+    pub const fn has(self, kind: SegmentKind) -> bool {
+        let bit = match kind {
+            SegmentKind::Span => 1,
+            SegmentKind::Free => 2,
+            SegmentKind::Allocated => 4,
+        };
+        self.0 & bit != 0
+    }
+}
+
+/// One span or segment, as [`Arena::walk`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// What it is.
+    pub kind: SegmentKind,
+    /// Where it is (rounded to the quantum).
+    pub range: Range,
+    /// Allocated segments: the size asked for; others: the range's size.
+    pub requested: Size,
+    /// Spans: whether imported from the source.
+    pub imported: bool,
+}
+
+/// An iterator over an arena's spans and segments in address order (a span
+/// marker comes before its segments).
+pub struct Walk<'a, S: Store, I: Source> {
+    arena: &'a Arena<S, I>,
+    cur: u32,
+    kinds: SegmentKinds,
+}
+
+impl<S: Store, I: Source> Iterator for Walk<'_, S, I> {
+    type Item = Segment;
+
+    fn next(&mut self) -> Option<Segment> {
+        loop {
+            let t = *self.arena.tags.get(self.cur);
+            self.cur = t.anext;
+            if self.cur == HEAD {
+                return None;
+            }
+            let t = *self.arena.tags.get(self.cur);
+            let kind = match t.kind {
+                K_SPAN => SegmentKind::Span,
+                K_FREE => SegmentKind::Free,
+                K_ALLOC => SegmentKind::Allocated,
+                _ => continue,
+            };
+            if !self.kinds.has(kind) {
+                continue;
+            }
+            let range = Range::new(Addr(t.start), Addr(t.end))?;
+            let requested = if kind == SegmentKind::Allocated {
+                Size(t.size() - t.kprev as usize)
+            } else {
+                range.size()
+            };
+            return Some(Segment { kind, range, requested, imported: t.imported != 0 });
+        }
+    }
+}
+
+impl<S: Store, I: Source> Arena<S, I> {
+    /// Spans and segments of the given kinds, in address order.
+    pub fn walk(&self, kinds: SegmentKinds) -> Walk<'_, S, I> {
+        Walk { arena: self, cur: HEAD, kinds }
+    }
+
+    /// Whether `[addr, addr + size)` lies inside one span (allocated or
+    /// not). O(spans).
+    pub fn contains(&self, addr: Addr, size: Size) -> bool {
+        let Ok(r) = Range::from_size(addr, size) else { return false };
+        let mut m = self.tags.get(HEAD).knext;
+        while m != HEAD && m != NIL {
+            let t = self.tags.get(m);
+            if t.start <= r.base().0 && r.limit().0 <= t.end {
+                return true;
+            }
+            m = t.knext;
+        }
+        false
+    }
+
+    /// The allocated segment starting at `addr`, if there is one (an O(1)
+    /// expected hash lookup): its range and the size asked for.
+    pub fn lookup(&self, addr: Addr) -> Option<(Range, Size)> {
+        let mut steps = 0;
+        let (i, _) = self.hash.find(&self.tags, addr.0, &mut steps)?;
+        let t = self.tags.get(i);
+        Some((Range::new(Addr(t.start), Addr(t.end))?, Size(t.size() - t.kprev as usize)))
+    }
+
+    /// Allocated, free, total and imported sizes.
+    pub fn sizes(&self) -> Sizes {
+        self.sizes
+    }
+
+    /// The event counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Live allocations.
+    pub fn live(&self) -> usize {
+        self.hash.len()
+    }
+
+    /// Spans (added and imported).
+    pub fn span_count(&self) -> usize {
+        self.spans
+    }
+
+    /// The number of free segments with size in `[2^k, 2^(k+1))`, for each `k`.
+    pub fn free_histogram(&self) -> [usize; LISTS] {
+        *self.lists.counts()
+    }
+
+    /// The size of the largest free segment (zero when none). Scans one free
+    /// list.
+    pub fn largest_free(&self) -> Size {
+        let map = self.lists.map();
+        if map == 0 {
+            return Size(0);
+        }
+        let k = (usize::BITS - 1 - map.leading_zeros()) as usize;
+        let mut best = 0;
+        let mut i = self.lists.head(k);
+        while i != NIL {
+            let t = self.tags.get(i);
+            best = best.max(t.size());
+            i = t.knext;
+        }
+        Size(best)
+    }
+
+    /// Fragmentation index in per-mille: `1000 * (1 - largest free / total
+    /// free)`. Zero when the free space is one segment (or there is none);
+    /// near 1000 when it is splintered into many small pieces.
+    pub fn fragmentation(&self) -> u32 {
+        let free = self.sizes.free.0 as u128;
+        if free == 0 {
+            return 0;
+        }
+        let largest = self.largest_free().0 as u128;
+        (1000 - largest * 1000 / free) as u32
+    }
+}

@@ -1,0 +1,298 @@
+//! Boundary tags and the table that holds them.
+//!
+//! Every span marker and every segment (free or allocated) of an arena is a
+//! [`Tag`]: a record in one table, named by its `u32` index and linked to its
+//! neighbours by index. Tag 0 is the sentinel that heads both the address list
+//! (all markers and segments in address order) and the span list. The table's
+//! storage is a [`Store`] that grows at its end; unused tags are kept on a free
+//! list threaded through `knext`.
+
+use core::mem::size_of;
+
+use super::store::{Store, STORE_ALIGN};
+use super::ArenaError;
+
+/// "No tag": the end of a list.
+pub(crate) const NIL: u32 = u32::MAX;
+/// The sentinel heading the address list and the span list.
+pub(crate) const HEAD: u32 = 0;
+
+/// Kind of a tag.
+pub(crate) const K_HEAD: u8 = 0;
+pub(crate) const K_SPAN: u8 = 1;
+pub(crate) const K_FREE: u8 = 2;
+pub(crate) const K_ALLOC: u8 = 3;
+pub(crate) const K_UNUSED: u8 = 4;
+
+/// One boundary tag: a span marker or a segment `[start, end)`.
+///
+/// All fields are plain integers, so any bytes are a valid `Tag` (the table
+/// views store memory as tags without initializing it first).
+///
+/// # Invariants
+///
+/// For tags in use: `start <= end`; `aprev`/`anext` link the address list;
+/// `knext`/`kprev` link the span list (spans), a free list (free segments, `NIL`
+/// at the ends) or a hash chain (allocated segments: `knext` only, and `kprev`
+/// holds the rounding slack, `quantum`-rounded size minus requested size).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub(crate) struct Tag {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) aprev: u32,
+    pub(crate) anext: u32,
+    pub(crate) knext: u32,
+    pub(crate) kprev: u32,
+    pub(crate) kind: u8,
+    /// Spans: 1 when imported from the source.
+    pub(crate) imported: u8,
+}
+
+const _: () = assert!(core::mem::align_of::<Tag>() <= STORE_ALIGN);
+
+impl Tag {
+    #[inline]
+    pub(crate) fn size(&self) -> usize {
+        self.end.wrapping_sub(self.start)
+    }
+}
+
+/// The table of tags over a [`Store`].
+///
+/// # Invariants
+///
+/// - `ptr == store.base()` as `*mut Tag`; `cap <= store.committed() /
+///   size_of::<Tag>()` and `cap < NIL`.
+/// - Tags `[0, hwm)` have been written; tags `[hwm, cap)` never were.
+/// - The `nfree` tags on the list from `free` (through `knext`) are in
+///   `[0, hwm)` and of kind `K_UNUSED`; every other tag below `hwm` is in use.
+pub(crate) struct TagTable<S: Store> {
+    store: S,
+    ptr: *mut Tag,
+    cap: u32,
+    hwm: u32,
+    free: u32,
+    nfree: u32,
+    max: u32,
+}
+
+impl<S: Store> TagTable<S> {
+    /// A table over `store` with room for at most `max` tags (clamped below
+    /// `NIL`). Tag 0 (the sentinel) is allocated at once.
+    pub(crate) fn new(mut store: S, max: u32) -> Result<Self, ArenaError> {
+        let max = max.min(NIL - 1);
+        if max < 8 {
+            return Err(ArenaError::InvalidArgument("tag table needs room for 8 tags"));
+        }
+        if store.base().is_null() || store.base() as usize % STORE_ALIGN != 0 {
+            return Err(ArenaError::InvalidArgument("store base is null or misaligned"));
+        }
+        store.grow(size_of::<Tag>())?;
+        let mut t = TagTable {
+            ptr: store.base().cast::<Tag>(),
+            store,
+            cap: 0,
+            hwm: 0,
+            free: NIL,
+            nfree: 0,
+            max,
+        };
+        t.refresh_cap();
+        let head = t.take()?;
+        debug_assert_eq!(head, HEAD);
+        t.set(
+            HEAD,
+            Tag {
+                kind: K_HEAD,
+                aprev: HEAD,
+                anext: HEAD,
+                knext: HEAD,
+                kprev: HEAD,
+                ..Tag::default()
+            },
+        );
+        Ok(t)
+    }
+
+    fn refresh_cap(&mut self) {
+        let n = self.store.committed() / size_of::<Tag>();
+        self.cap = (n.min(self.max as usize)) as u32;
+    }
+
+    /// All written tags as a slice.
+    #[inline]
+    pub(crate) fn all(&self) -> &[Tag] {
+        // SAFETY: `ptr` is the store's base, aligned for `Tag` (STORE_ALIGN);
+        // the first `hwm <= cap` tags lie in committed, initialized memory
+        // owned by the store we hold, and every byte pattern is a valid `Tag`.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.hwm as usize) }
+    }
+
+    #[inline]
+    fn all_mut(&mut self) -> &mut [Tag] {
+        // SAFETY: as in `all`, and `&mut self` makes this the only reference.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.hwm as usize) }
+    }
+
+    /// Tag `i` (a link taken from a live tag: always below `hwm`).
+    #[inline]
+    pub(crate) fn get(&self, i: u32) -> &Tag {
+        &self.all()[i as usize]
+    }
+
+    /// Tag `i`, mutably.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, i: u32) -> &mut Tag {
+        &mut self.all_mut()[i as usize]
+    }
+
+    /// Overwrite tag `i`.
+    #[inline]
+    pub(crate) fn set(&mut self, i: u32, t: Tag) {
+        *self.get_mut(i) = t;
+    }
+
+    /// Tags available without growing the store.
+    #[inline]
+    pub(crate) fn available(&self) -> u32 {
+        self.nfree + (self.cap - self.hwm)
+    }
+
+    /// Make sure `n` tags can be taken without failing, growing the store if
+    /// needed. On failure nothing observable changes.
+    #[inline]
+    pub(crate) fn reserve(&mut self, n: u32) -> Result<(), ArenaError> {
+        if self.available() >= n {
+            return Ok(());
+        }
+        self.grow_for(n)
+    }
+
+    #[cold]
+    fn grow_for(&mut self, n: u32) -> Result<(), ArenaError> {
+        // Slots needed: those written so far plus what the free list lacks.
+        let need = self.hwm as usize + n.saturating_sub(self.nfree) as usize;
+        if need > self.max as usize {
+            return Err(ArenaError::TagsExhausted);
+        }
+        let bytes = need.checked_mul(size_of::<Tag>()).ok_or(ArenaError::Overflow)?;
+        self.store.grow(bytes)?;
+        self.refresh_cap();
+        if self.available() >= n {
+            Ok(())
+        } else {
+            Err(ArenaError::TagsExhausted)
+        }
+    }
+
+    /// Take an unused tag (reserved beforehand with [`reserve`](Self::reserve)).
+    #[inline]
+    pub(crate) fn take(&mut self) -> Result<u32, ArenaError> {
+        if self.free != NIL {
+            let i = self.free;
+            self.free = self.get(i).knext;
+            self.nfree -= 1;
+            Ok(i)
+        } else if self.hwm < self.cap {
+            let i = self.hwm;
+            self.hwm += 1;
+            self.set(i, Tag { kind: K_UNUSED, ..Tag::default() });
+            Ok(i)
+        } else {
+            Err(ArenaError::TagsExhausted)
+        }
+    }
+
+    /// Return tag `i` to the free list.
+    #[inline]
+    pub(crate) fn put(&mut self, i: u32) {
+        let free = self.free;
+        let t = self.get_mut(i);
+        t.kind = K_UNUSED;
+        t.knext = free;
+        self.free = i;
+        self.nfree += 1;
+    }
+
+    /// Tags in use (the sentinel included).
+    pub(crate) fn in_use(&self) -> u32 {
+        self.hwm - self.nfree
+    }
+
+    /// Tags the store has room for now.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.cap
+    }
+
+    /// Bytes of store committed to the table.
+    pub(crate) fn committed_bytes(&self) -> usize {
+        self.store.committed()
+    }
+
+    /// Verify the free list: length, kinds, bounds.
+    pub(crate) fn check(&self) -> Result<(), ArenaError> {
+        let corrupt = |what, tag| Err(ArenaError::Corrupt { what, tag });
+        if self.hwm > self.cap || self.cap > self.max {
+            return corrupt("tag high-water mark above capacity", self.hwm);
+        }
+        let mut n = 0u32;
+        let mut i = self.free;
+        while i != NIL {
+            if i >= self.hwm || i == HEAD {
+                return corrupt("free-tag list link out of range", i);
+            }
+            if self.get(i).kind != K_UNUSED {
+                return corrupt("tag on the free-tag list is in use", i);
+            }
+            n += 1;
+            if n > self.nfree {
+                return corrupt("free-tag list longer than its count", i);
+            }
+            i = self.get(i).knext;
+        }
+        if n != self.nfree {
+            return corrupt("free-tag list shorter than its count", self.free);
+        }
+        let unused = self.all().iter().filter(|t| t.kind == K_UNUSED).count();
+        if unused != n as usize {
+            return corrupt("unused tag not on the free-tag list", NIL);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::arena::store::SliceStore;
+    use std::vec;
+
+    #[test]
+    fn take_put_and_reserve() {
+        let mut buf = vec![0u8; size_of::<Tag>() * 10 + 8];
+        let mut t = TagTable::new(SliceStore::new(&mut buf), 100).unwrap();
+        assert_eq!(t.in_use(), 1);
+        assert_eq!(t.capacity(), 10);
+        t.reserve(9).unwrap();
+        assert_eq!(t.reserve(10), Err(ArenaError::TagsExhausted));
+        let a = t.take().unwrap();
+        let b = t.take().unwrap();
+        assert_eq!((a, b), (1, 2));
+        t.put(a);
+        assert_eq!(t.take().unwrap(), a);
+        t.get_mut(a).kind = K_FREE;
+        t.put(b);
+        t.check().unwrap();
+        assert_eq!(t.in_use(), 2);
+    }
+
+    #[test]
+    fn too_small_store_is_an_error() {
+        let mut buf = vec![0u8; 4];
+        assert!(TagTable::new(SliceStore::new(&mut buf), 100).is_err());
+        let mut buf = vec![0u8; 4096];
+        assert!(TagTable::new(SliceStore::new(&mut buf), 4).is_err());
+    }
+}
