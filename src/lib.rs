@@ -19,6 +19,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod arena;
 pub mod bits;
 pub mod vm;
 pub mod workload;
