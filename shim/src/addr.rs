@@ -54,15 +54,22 @@ impl fmt::Debug for Size {
 }
 
 impl fmt::Display for Size {
-    /// Bytes with a binary unit when the size is an exact multiple of one
-    /// (`64 GiB`, `4 KiB`), plain bytes otherwise.
+    /// Bytes in the largest binary unit they reach: exact (`64 GiB`,
+    /// `4 KiB`) when a multiple of it, else with two truncated decimals
+    /// (`1.50 MiB`); plain bytes below 1 KiB.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const UNITS: [(&str, u32); 5] =
             [("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
         let n = self.0 as u64;
         for (name, shift) in UNITS {
-            if n != 0 && n % (1u64 << shift) == 0 {
+            let unit = 1u64 << shift;
+            if n != 0 && n % unit == 0 {
                 return write!(f, "{} {}", n >> shift, name);
+            }
+            if n >= unit {
+                // Two decimals, truncated, in integer arithmetic.
+                let hundredths = (u128::from(n % unit) * 100 / u128::from(unit)) as u64;
+                return write!(f, "{}.{:02} {}", n >> shift, hundredths, name);
             }
         }
         write!(f, "{} B", n)
@@ -275,7 +282,9 @@ mod tests {
         use std::format;
         assert_eq!(format!("{}", Size(64 << 30)), "64 GiB");
         assert_eq!(format!("{}", Size(4096)), "4 KiB");
-        assert_eq!(format!("{}", Size(4097)), "4097 B");
+        assert_eq!(format!("{}", Size(4097)), "4.00 KiB");
+        assert_eq!(format!("{}", Size(3 << 19)), "1.50 MiB");
+        assert_eq!(format!("{}", Size(1023)), "1023 B");
         assert_eq!(format!("{}", Size(0)), "0 B");
         assert_eq!(format!("{}", Addr(0x1000)), "0x1000");
     }

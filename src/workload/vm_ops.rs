@@ -55,6 +55,25 @@ impl VmOpGen {
         VmOpGen { rng: Rng::new(seed), model_pages: model_pages.min(vm_pages), vm_pages }
     }
 
+    /// The next operation, aimed at what `model` has mapped often enough that
+    /// most unmaps are valid.
+    pub fn next_op_for<const W: usize>(&mut self, model: &PageSetModel<W>) -> VmOp {
+        let op = self.next_op();
+        if op.kind != VmOpKind::Unmap || op.skew != 0 || op.pages == 0 || !self.rng.chance(700) {
+            return op;
+        }
+        let from = self.rng.below(self.model_pages);
+        let first = match bits::find_set(&model.words, from, model.pages)
+            .or_else(|| bits::find_set(&model.words, 0, from))
+        {
+            Some(first) => first,
+            None => return op,
+        };
+        let run_end = bits::find_clear(&model.words, first, model.pages).unwrap_or(model.pages);
+        let pages = self.rng.between(1, run_end - first);
+        VmOp { kind: VmOpKind::Unmap, first, pages, skew: 0 }
+    }
+
     /// The next operation.
     pub fn next_op(&mut self) -> VmOp {
         let r = &mut self.rng;
@@ -64,7 +83,11 @@ impl VmOpGen {
             // Skews stay below 64 bytes, the smallest page size a backend may have.
             0..=2 => (r.below(self.model_pages), r.between(1, 4), r.between(1, 7) * 8),
             3..=4 => (r.below(self.model_pages), 0, 0),
-            5..=7 => (self.vm_pages.saturating_sub(r.between(0, 2)), r.between(1, 8), 0),
+            5..=7 => {
+                // Always crosses the limit, however large the VM.
+                let back = r.between(0, 2).min(self.vm_pages);
+                (self.vm_pages - back, r.between(back + 1, back + 8), 0)
+            }
             _ => {
                 let pages = if r.chance(900) { r.between(1, 8) } else { r.between(9, 96) };
                 let pages = pages.min(self.model_pages);
@@ -185,7 +208,7 @@ pub fn run<P: PageOps, const W: usize>(
     let mut stats = VmRunStats::default();
     for step in 0..steps {
         let fail = |what, error| VmRunError { step, what, error };
-        let op = gen.next_op();
+        let op = gen.next_op_for(&model);
         let range = match op.range(vm.base(), page) {
             Some(r) => r,
             None => continue,
