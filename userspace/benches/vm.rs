@@ -5,6 +5,9 @@
 //! exact system calls the backend makes for it, on a reservation made the same
 //! way. The ratio of the two is the VM layer's overhead.
 
+// criterion_group! generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vmspace::vm::Vm;
 use vmspace_shim::{Addr, PageOps, Range, Size};
