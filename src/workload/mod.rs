@@ -7,6 +7,7 @@
 //! two agree and that the structure's `check()` passes. Being `no_std` and
 //! heap-free, the same sequences run in user space and in the kernel.
 
+pub mod arena_ops;
 pub mod rng;
 pub mod vm_ops;
 

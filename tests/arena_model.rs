@@ -1,0 +1,118 @@
+//! Model tests of the arena: random operation sequences (every policy,
+//! random constraints, bad frees, adds and extends, import chains) against the
+//! reference model of `workload::arena_ops`, with `check()` after every step,
+//! on the simulated backend and on the real mmap backend.
+
+use std::cell::RefCell;
+
+use proptest::prelude::*;
+use vmspace::arena::{Arena, NoSource, PageStore, SegmentKinds, Source, Store, VmSource};
+use vmspace::vm::Vm;
+use vmspace::workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
+use vmspace_shim::sim::SimBackend;
+use vmspace_shim::{PageOps, Size};
+use vmspace_user::MmapBackend;
+
+/// Live allocations and added spans the model can track.
+const N: usize = 512;
+const M: usize = 64;
+
+fn cfg(quantum: usize) -> ArenaOpConfig {
+    ArenaOpConfig::new(1 << 40, 2048 * quantum, quantum)
+}
+
+/// Drive `steps` operations through a stand-alone arena on `ops`.
+fn standalone<P: PageOps + Clone>(ops: P, quantum: usize, seed: u64, steps: usize) {
+    let mut a = Arena::on_pages("model", Size(quantum), ops, 8192, NoSource).unwrap();
+    let stats = arena_ops::run::<_, _, N, M>(&mut a, cfg(quantum), seed, steps)
+        .unwrap_or_else(|e| panic!("seed {seed:#x} quantum {quantum}: {e}"));
+    assert!(stats.succeeded > steps / 4, "{stats:?}");
+}
+
+/// A digest of everything an arena holds, to see that failed operations
+/// leave a source unchanged.
+fn digest<S: Store, I: Source>(a: &Arena<S, I>) -> Vec<(usize, usize, bool)> {
+    a.walk(SegmentKinds::ALL).map(|s| (s.range.base().0, s.range.limit().0, s.imported)).collect()
+}
+
+/// Drive operations through `child` importing from `parent` importing from a
+/// VM; check all three after every step and that imported memory is mapped.
+fn chain<P: PageOps + Clone>(ops: P, seed: u64, steps: usize) {
+    let page = ops.page_size().0;
+    let vm = Vm::reserve(ops.clone(), Size(4096 * page), Size(page)).unwrap();
+    let vms = VmSource::new(
+        vm,
+        PageStore::new(ops.clone(), Size(64 * page)).unwrap(),
+        PageStore::new(ops.clone(), Size(4 * page)).unwrap(),
+    )
+    .unwrap();
+    let parent =
+        RefCell::new(Arena::on_pages("parent", Size(page), ops.clone(), 4096, vms).unwrap());
+    let mut child = Arena::on_pages("child", Size(64), ops, 8192, &parent).unwrap();
+    let mut gen = ArenaOpGen::new(seed, cfg(64).with_spans(seed % 2 == 0));
+    let mut driver = ArenaDriver::<N, M>::new();
+    for _ in 0..steps {
+        let op = gen.next_op(driver.model().live(), N);
+        let before = digest(&parent.borrow());
+        let imports = child.counters().imports;
+        let exports = child.counters().exports;
+        driver.step(&mut child, &op).unwrap_or_else(|e| panic!("seed {seed:#x}: {e}"));
+        let p = parent.borrow();
+        p.check().unwrap();
+        p.source().check().unwrap();
+        let moved = child.counters().imports != imports || child.counters().exports != exports;
+        if !moved {
+            assert_eq!(digest(&p), before, "parent changed without an import or export");
+        }
+        // Every imported span of the child is a live allocation of the parent
+        // and mapped in the VM.
+        for s in child.walk(SegmentKinds::SPANS).filter(|s| s.imported) {
+            assert_eq!(p.lookup(s.range.base()).map(|l| l.0), Some(s.range));
+            assert!(p.source().vm().is_mapped(s.range.base()));
+        }
+        assert_eq!(p.sizes().allocated, child.sizes().imported);
+    }
+    drop(child);
+    let p = parent.borrow();
+    assert_eq!(p.sizes().allocated, Size(0), "child gave everything back on drop");
+    assert_eq!(p.source().vm().mapped(), Size(0));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn standalone_on_sim(seed in any::<u64>(), q in prop::sample::select(vec![1usize, 16, 4096])) {
+        let mut buf = vec![0u8; 8 << 20];
+        let sim = SimBackend::new(&mut buf, 4096).unwrap();
+        standalone(&sim, q, seed, 400);
+    }
+
+    #[test]
+    fn standalone_on_mmap(seed in any::<u64>(), q in prop::sample::select(vec![1usize, 64])) {
+        standalone(MmapBackend::new(), q, seed, 400);
+    }
+
+    #[test]
+    fn import_chain_on_sim(seed in any::<u64>()) {
+        let mut buf = vec![0u8; 64 << 20];
+        let sim = SimBackend::new(&mut buf, 4096).unwrap();
+        chain(&sim, seed, 300);
+    }
+
+    #[test]
+    fn import_chain_on_mmap(seed in any::<u64>()) {
+        chain(MmapBackend::new(), seed, 300);
+    }
+}
+
+#[test]
+fn long_run_on_sim_reaches_every_outcome() {
+    let mut buf = vec![0u8; 16 << 20];
+    let sim = SimBackend::new(&mut buf, 4096).unwrap();
+    let mut a = Arena::on_pages("long", Size(16), &sim, 1 << 16, NoSource).unwrap();
+    let stats = arena_ops::run::<_, _, N, M>(&mut a, cfg(16), 0x5eed, 5000).unwrap();
+    assert!(stats.rejected > 100, "{stats:?}");
+    assert!(stats.exact_fits > 100, "{stats:?}");
+    assert!(stats.succeeded > 2000, "{stats:?}");
+}
