@@ -13,6 +13,8 @@
 #include <linux/mm.h>
 #include <linux/vmalloc.h>
 
+#include "vmalloc_sparse.h"
+
 /* The caller token of our areas: tells them apart from everyone else's. */
 static const char vmspace_area_token[] = "vmspace";
 

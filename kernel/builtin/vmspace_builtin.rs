@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! vmspace built into the kernel: the sparse vmalloc backend and its KUnit suites.
+//! vmspace built into the kernel: the page backend on sparse vmalloc areas
+//! and the KUnit suites that run the core on it.
 
-#[kernel::macros::kunit_tests(vmspace_smoke)]
-mod tests {
-    #[test]
-    fn smoke_arith() {
-        assert_eq!(2 + 2, 4);
-    }
-}
+const __LOG_PREFIX: &[u8] = b"vmspace\0";
+
+pub mod sparse;
+mod sys;
+
+mod backend_suite;
+mod fault_suite;
+mod vm_suite;

@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! The kernel page backend on sparse vmalloc areas (the BPF arena's pattern):
+//! reserve = `get_vm_area(VM_SPARSE)`, map = allocate zeroed pages and
+//! `vm_area_map_pages`, unmap = `vm_area_unmap_pages` then free the pages,
+//! release = `free_vm_area`. Built-in only: these are not exported to modules.
+//!
+//! The backend keeps no state of its own: a reservation is one vmalloc area
+//! (tagged as ours, so ranges in anyone else's area are refused), and which
+//! pages are mapped is read back from the page tables (`vmalloc_to_page`).
+//! Protection changes are not supported: `protect` fails with `-EINVAL`.
+
+use core::ptr;
+
+use kernel::error::code::EINVAL;
+use vmspace_shim::{
+    check_page_range, check_reserve_args, Addr, Op, PageOps, Protection, Range, ShimError, Size,
+};
+
+use crate::sys::{self, Page, VmStruct};
+
+/// Pages handled per `vm_area_map_pages` / `vm_area_unmap_pages` call.
+const BATCH: usize = 64;
+
+/// The sparse vmalloc backend. Stateless: use it by reference.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SparseVmalloc;
+
+impl SparseVmalloc {
+    /// The backend.
+    pub const fn new() -> Self {
+        SparseVmalloc
+    }
+
+    fn page(&self) -> usize {
+        // SAFETY: returns a constant; no preconditions.
+        unsafe { sys::vmspace_page_size() as usize }
+    }
+
+    /// Our area that contains all of `range`, or `NotReserved`.
+    fn area_of(&self, range: Range) -> Result<*mut VmStruct, ShimError> {
+        // SAFETY: a lookup by address; no preconditions.
+        let area = unsafe { sys::vmspace_sparse_find(range.base().0 as _) };
+        if area.is_null() {
+            return Err(ShimError::NotReserved(range));
+        }
+        // SAFETY: `area` is a live area of ours (just found).
+        let (base, size) = unsafe { (sys::vmspace_sparse_base(area), sys::vmspace_sparse_size(area)) };
+        let whole = Range::from_size(Addr(base as usize), Size(size as usize))?;
+        if !whole.contains(&range) {
+            return Err(ShimError::NotReserved(range));
+        }
+        Ok(area)
+    }
+
+    /// Whether a page is mapped at `addr`.
+    fn mapped_at(addr: usize) -> bool {
+        // SAFETY: a page-table lookup by address; no preconditions.
+        !unsafe { sys::vmspace_sparse_page_at(addr as _) }.is_null()
+    }
+
+    /// Unmap the pages mapped in `range` of `area` and free them, in batches.
+    /// Pages of `range` that are not mapped are skipped.
+    ///
+    /// # Safety
+    ///
+    /// `range` is page-aligned and inside `area`, a live area of ours, and
+    /// nothing accesses its pages any more.
+    unsafe fn unmap_and_free(&self, area: *mut VmStruct, range: Range) {
+        let page = self.page();
+        let mut start = range.base().0;
+        while start < range.limit().0 {
+            let end = range.limit().0.min(start + BATCH * page);
+            let mut pages: [*mut Page; BATCH] = [ptr::null_mut(); BATCH];
+            let mut any = false;
+            for (i, slot) in pages.iter_mut().enumerate().take((end - start) / page) {
+                // SAFETY: a page-table lookup by address.
+                *slot = unsafe { sys::vmspace_sparse_page_at((start + i * page) as _) };
+                any |= !slot.is_null();
+            }
+            if any {
+                // SAFETY: `[start, end)` is inside `area` (caller), page-aligned.
+                unsafe { sys::vmspace_sparse_unmap(area, start as _, end as _) };
+                for p in pages.iter().filter(|p| !p.is_null()) {
+                    // SAFETY: the page came from `vmspace_page_alloc_zeroed`
+                    // in `map` and is no longer mapped anywhere (just unmapped).
+                    unsafe { sys::vmspace_page_free(*p) };
+                }
+            }
+            start = end;
+        }
+    }
+}
+
+// SAFETY: areas come from get_vm_area, so they overlap nothing else and are
+// inaccessible until mapped; map installs freshly allocated zeroed pages
+// read-write (PAGE_KERNEL) and on any failure takes back everything it did;
+// unmap and release take pages away only after removing them from the page
+// tables (with a TLB flush).
+unsafe impl PageOps for SparseVmalloc {
+    fn page_size(&self) -> Size {
+        Size(self.page())
+    }
+
+    fn name(&self) -> &'static str {
+        "kernel sparse vm_area"
+    }
+
+    fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
+        let page = self.page_size();
+        let align = check_reserve_args(size, align, page)?;
+        // get_vm_area only aligns to the page: ask for enough to align within.
+        let total = size.checked_add(Size(align.0 - page.0))?;
+        // SAFETY: `total` is a non-zero multiple of the page size.
+        let area = unsafe { sys::vmspace_sparse_reserve(total.0 as _) };
+        if area.is_null() {
+            return Err(ShimError::OutOfAddressSpace { size: size.0 });
+        }
+        // SAFETY: `area` is the live area just made.
+        let base = Addr(unsafe { sys::vmspace_sparse_base(area) } as usize);
+        match base.align_up(align).map(|b| Range::from_size(b, size)) {
+            Ok(Ok(r)) => Ok(r),
+            _ => {
+                // SAFETY: the area is ours, nothing is mapped in it.
+                unsafe { sys::vmspace_sparse_release(area) };
+                Err(ShimError::Overflow)
+            }
+        }
+    }
+
+    unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
+        check_page_range(range, self.page_size())?;
+        let area = self.area_of(range)?;
+        // SAFETY: the area base and size describe the whole live area.
+        let whole = unsafe {
+            Range::from_size(
+                Addr(sys::vmspace_sparse_base(area) as usize),
+                Size(sys::vmspace_sparse_size(area) as usize),
+            )?
+        };
+        // SAFETY: the caller gives the reservation up: nothing accesses it.
+        unsafe { self.unmap_and_free(area, whole) };
+        // SAFETY: the area is ours and nothing is mapped in it any more.
+        unsafe { sys::vmspace_sparse_release(area) };
+        Ok(())
+    }
+
+    unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
+        let page = self.page();
+        check_page_range(range, self.page_size())?;
+        let area = self.area_of(range)?;
+        let mut a = range.base().0;
+        while a < range.limit().0 {
+            if Self::mapped_at(a) {
+                return Err(ShimError::AlreadyMapped(range));
+            }
+            a += page;
+        }
+        let mut start = range.base().0;
+        while start < range.limit().0 {
+            let end = range.limit().0.min(start + BATCH * page);
+            let n = (end - start) / page;
+            let mut pages: [*mut Page; BATCH] = [ptr::null_mut(); BATCH];
+            let mut failure = None;
+            for slot in pages.iter_mut().take(n) {
+                // SAFETY: allocation from the page allocator; no preconditions.
+                *slot = unsafe { sys::vmspace_page_alloc_zeroed() };
+                if slot.is_null() {
+                    failure = Some(ShimError::OutOfMemory(range));
+                    break;
+                }
+            }
+            if failure.is_none() {
+                // SAFETY: `[start, end)` is page-aligned inside our live
+                // `area`, unmapped (checked), and `pages` holds `n` pages.
+                let err = unsafe { sys::vmspace_sparse_map(area, start as _, end as _, pages.as_mut_ptr()) };
+                if err != 0 {
+                    failure = Some(ShimError::Os { op: Op::Map, errno: err });
+                    // A failed vm_area_map_pages may have mapped a prefix.
+                    // SAFETY: inside our area; nothing uses these pages.
+                    unsafe { sys::vmspace_sparse_unmap(area, start as _, end as _) };
+                }
+            }
+            if let Some(e) = failure {
+                for p in pages.iter().filter(|p| !p.is_null()) {
+                    // SAFETY: allocated above and mapped nowhere.
+                    unsafe { sys::vmspace_page_free(*p) };
+                }
+                let done = Range::new(range.base(), Addr(start)).unwrap_or(Range::empty(range.base()));
+                // SAFETY: `done` is the part of `range` this call mapped, in
+                // our area; the caller has not been told it is mapped.
+                unsafe { self.unmap_and_free(area, done) };
+                return Err(e);
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
+        let page = self.page();
+        check_page_range(range, self.page_size())?;
+        let area = self.area_of(range)?;
+        let mut a = range.base().0;
+        while a < range.limit().0 {
+            if !Self::mapped_at(a) {
+                return Err(ShimError::NotMapped(range));
+            }
+            a += page;
+        }
+        // SAFETY: inside our live area (checked); the caller promises no
+        // access until mapped again.
+        unsafe { self.unmap_and_free(area, range) };
+        Ok(())
+    }
+
+    unsafe fn protect(&self, range: Range, _prot: Protection) -> Result<(), ShimError> {
+        check_page_range(range, self.page_size())?;
+        self.area_of(range)?;
+        Err(ShimError::Os { op: Op::Protect, errno: EINVAL.to_errno() })
+    }
+}

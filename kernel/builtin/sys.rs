@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! Hand-written declarations of the C helpers in `vmalloc_sparse.c`
+//! (prototypes in `vmalloc_sparse.h`), which
+//! reach the parts of `<linux/vmalloc.h>` the Rust bindings lack. Keep them
+//! in step with that file.
+
+use core::ffi::c_int;
+use core::ffi::c_ulong;
+
+/// `struct vm_struct`, only ever handled by pointer.
+#[repr(C)]
+pub(crate) struct VmStruct {
+    _opaque: [u8; 0],
+}
+
+/// `struct page`, only ever handled by pointer.
+#[repr(C)]
+pub(crate) struct Page {
+    _opaque: [u8; 0],
+}
+
+extern "C" {
+    /// `get_vm_area_caller(size, VM_SPARSE, <our token>)`: NULL on failure.
+    pub(crate) fn vmspace_sparse_reserve(size: c_ulong) -> *mut VmStruct;
+    /// Our sparse area containing `addr`, or NULL.
+    pub(crate) fn vmspace_sparse_find(addr: c_ulong) -> *mut VmStruct;
+    /// The first address of `area`.
+    pub(crate) fn vmspace_sparse_base(area: *const VmStruct) -> c_ulong;
+    /// The usable size of `area`, without its guard page.
+    pub(crate) fn vmspace_sparse_size(area: *const VmStruct) -> c_ulong;
+    /// `free_vm_area(area)`.
+    pub(crate) fn vmspace_sparse_release(area: *mut VmStruct);
+    /// `vm_area_map_pages(area, start, end, pages)`: 0 or a negative errno.
+    pub(crate) fn vmspace_sparse_map(
+        area: *mut VmStruct,
+        start: c_ulong,
+        end: c_ulong,
+        pages: *mut *mut Page,
+    ) -> c_int;
+    /// `vm_area_unmap_pages(area, start, end)`, with the TLB flushed.
+    pub(crate) fn vmspace_sparse_unmap(area: *mut VmStruct, start: c_ulong, end: c_ulong);
+    /// `vmalloc_to_page(addr)`: the page mapped at `addr`, or NULL.
+    pub(crate) fn vmspace_sparse_page_at(addr: c_ulong) -> *mut Page;
+    /// `alloc_page(GFP_KERNEL | __GFP_ZERO)`, or NULL.
+    pub(crate) fn vmspace_page_alloc_zeroed() -> *mut Page;
+    /// `__free_page(page)`.
+    pub(crate) fn vmspace_page_free(page: *mut Page);
+    /// `PAGE_SIZE`.
+    pub(crate) fn vmspace_page_size() -> c_ulong;
+}

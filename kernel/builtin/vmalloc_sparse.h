@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * The C helpers of vmspace's sparse vmalloc backend. The Rust side declares
+ * the same functions by hand in sys.rs; keep the two in step.
+ */
+#ifndef VMSPACE_VMALLOC_SPARSE_H
+#define VMSPACE_VMALLOC_SPARSE_H
+
+struct page;
+struct vm_struct;
+
+struct vm_struct *vmspace_sparse_reserve(unsigned long size);
+struct vm_struct *vmspace_sparse_find(unsigned long addr);
+unsigned long vmspace_sparse_base(const struct vm_struct *area);
+unsigned long vmspace_sparse_size(const struct vm_struct *area);
+void vmspace_sparse_release(struct vm_struct *area);
+int vmspace_sparse_map(struct vm_struct *area, unsigned long start,
+		       unsigned long end, struct page **pages);
+void vmspace_sparse_unmap(struct vm_struct *area, unsigned long start,
+			  unsigned long end);
+struct page *vmspace_sparse_page_at(unsigned long addr);
+struct page *vmspace_page_alloc_zeroed(void);
+void vmspace_page_free(struct page *page);
+unsigned long vmspace_page_size(void);
+
+#endif

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! What a KUnit case body returns, and how a failure is reported.
+
+use core::fmt;
+
+use vmspace::vm::VmError;
+use vmspace::workload::vm_ops::VmRunError;
+use vmspace_shim::{Overflow, ShimError};
+
+/// The result of a case body.
+pub type Outcome = Result<(), Failure>;
+
+/// Why a case failed: what was expected, and the error seen, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure {
+    /// What went wrong, in words.
+    pub what: &'static str,
+    /// The error behind it.
+    pub detail: Detail,
+}
+
+/// The error behind a [`Failure`].
+#[derive(Debug, Clone, Copy)]
+pub enum Detail {
+    /// No error value: an expectation did not hold.
+    None,
+    /// A page backend error.
+    Shim(ShimError),
+    /// A VM error.
+    Vm(VmError),
+    /// A seeded workload run that went wrong.
+    Run(VmRunError),
+}
+
+impl Failure {
+    /// A failed expectation.
+    pub const fn new(what: &'static str) -> Self {
+        Failure { what, detail: Detail::None }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what)?;
+        match &self.detail {
+            Detail::None => Ok(()),
+            Detail::Shim(e) => write!(f, ": {e}"),
+            Detail::Vm(e) => write!(f, ": {e}"),
+            Detail::Run(e) => write!(f, ": {e}"),
+        }
+    }
+}
+
+// The kernel's print macros format through their own `Display` trait.
+impl kernel::fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Turn an error into a [`Failure`] that says `what` was being done.
+pub trait Context<T> {
+    /// Attach `what` to the error.
+    fn context(self, what: &'static str) -> Result<T, Failure>;
+}
+
+impl<T> Context<T> for Result<T, ShimError> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::Shim(e) })
+    }
+}
+
+impl<T> Context<T> for Result<T, Overflow> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|_| Failure { what, detail: Detail::Shim(ShimError::Overflow) })
+    }
+}
+
+impl<T> Context<T> for Result<T, VmError> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::Vm(e) })
+    }
+}
+
+impl<T> Context<T> for Result<T, VmRunError> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::Run(e) })
+    }
+}
+
+/// Fail with `what` unless `cond` holds.
+pub fn ensure(cond: bool, what: &'static str) -> Outcome {
+    if cond {
+        Ok(())
+    } else {
+        Err(Failure::new(what))
+    }
+}
+
+/// Print a failed case's reason to the kernel log (KUnit shows it with the
+/// case), and hand the outcome back for the `#[test]` function to return.
+pub fn report(case: &str, outcome: Outcome) -> Outcome {
+    if let Err(f) = &outcome {
+        kernel::pr_err!("{case}: {f}\n");
+    }
+    outcome
+}
