@@ -7,6 +7,9 @@
 //! - [`vm`]: reserve a large contiguous range of address space, map and unmap
 //!   pages inside it, know what is reserved and mapped;
 //! - [`bits`]: bit tables over word slices, used by the layers above;
+//! - [`sync`] and [`qcache`]: arenas shared between threads behind a lock the
+//!   build supplies, with quantum caches served from per-thread magazines and
+//!   waiting for space;
 //! - [`workload`]: seeded operation generators and drivers that the property
 //!   tests, the command-line program and the kernel's KUnit suites share.
 //!
@@ -21,6 +24,8 @@ extern crate std;
 
 pub mod arena;
 pub mod bits;
+pub mod qcache;
+pub mod sync;
 pub mod vm;
 pub mod workload;
 

@@ -179,6 +179,14 @@ impl<P: PageOps> Drop for PageStore<P> {
     }
 }
 
+// SAFETY: a `SliceStore` stands for a `&'a mut [u8]`, which may move between
+// threads; the raw pointer is only how it is kept.
+unsafe impl Send for SliceStore<'_> {}
+
+// SAFETY: a `PageStore` owns its reservation outright; moving it moves that
+// ownership, and the backend handle moves with it when `P: Send`.
+unsafe impl<P: PageOps + Send> Send for PageStore<P> {}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

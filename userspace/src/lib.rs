@@ -1,7 +1,9 @@
 //! # vmspace-user
 //!
 //! vmspace in user space: [`MmapBackend`], the page backend on `mmap`;
-//! [`procfs`], what the kernel reports about this process's mappings; and the
+//! [`procfs`], what the kernel reports about this process's mappings;
+//! [`ParkingLock`] and [`CondvarWaiter`], the lock and waiter of a
+//! [`UserArena`] shared between threads; and the
 //! `vmspace` command-line program (`src/bin/vmspace`).
 //!
 //! ```
@@ -19,5 +21,7 @@
 
 mod mmap;
 pub mod procfs;
+mod sync;
 
 pub use mmap::{MmapBackend, UnmapStrategy};
+pub use sync::{CondvarWaiter, ParkingLock, UserArena};

@@ -1,0 +1,47 @@
+//! Quantum caches (the second half of Bonwick and Adams' vmem paper):
+//! per-size caches of small multiples of an arena's quantum, served from
+//! per-thread magazines without the arena lock.
+//!
+//! A [`SyncArena`](crate::sync::SyncArena) created with quantum caches keeps,
+//! for each size of 1 to `classes` quanta, a table of slabs (arena
+//! allocations of 64 objects each, aligned so an object finds its slab by
+//! masking its address) and a depot of full magazines, all in a [`Store`]
+//! (pages through the shim, or a caller's buffer). A [`CacheHandle`] per
+//! thread (per CPU in the kernel) holds two magazines per class; its hit path
+//! is a pop or a push and one flag store, and only a miss takes the lock.
+//! [`SyncArena::reclaim`](crate::sync::SyncArena::reclaim) returns the
+//! depots' objects to their slabs and wholly free slabs to the arena; a
+//! failed allocation reclaims before it gives up.
+//!
+//! [`Store`]: crate::arena::Store
+
+mod handle;
+pub(crate) mod magazine;
+pub(crate) mod slab;
+
+pub use handle::CacheHandle;
+pub use magazine::{Magazine, ROUNDS};
+pub use slab::{DEPOT, MAX_CLASSES, OBJECTS, SLABS};
+
+/// Quantum-cache statistics of a [`SyncArena`](crate::sync::SyncArena).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QCacheStats {
+    /// Allocations served from a handle's magazines.
+    pub hits: u64,
+    /// Allocations that found both magazines empty.
+    pub misses: u64,
+    /// Full magazines in the depots now.
+    pub depot_magazines: usize,
+    /// Slabs allocated from the arena now.
+    pub slabs: usize,
+    /// Objects sitting in their slabs (neither live nor cached).
+    pub objects_in_slabs: usize,
+    /// Reclaims run.
+    pub reclaims: u64,
+    /// Slabs ever imported from the arena.
+    pub slabs_created: u64,
+    /// Slabs ever given back to the arena.
+    pub slabs_freed: u64,
+    /// New slabs given straight back because their table slot was taken.
+    pub slab_collisions: u64,
+}

@@ -1,0 +1,180 @@
+//! The quantum caches' shared tables: per size class, a direct-mapped table
+//! of slabs and a depot of full magazines, kept in a [`Store`].
+//!
+//! A *slab* is one arena allocation of [`OBJECTS`] objects of its class's
+//! size, aligned to a power of two so an object's slab is found by masking
+//! its address. Each object is in one of three places: *in the slab* (its
+//! `in_slab` bit is set; only the lock holder changes these), *live* (held by
+//! a client: its `live` flag is set), or *cached* (in a magazine: neither).
+//!
+//! Slab records are read without the lock (`base` and `live` are atomics);
+//! everything else, and every change to `base`, happens under the arena lock.
+
+use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+use vmspace_shim::align;
+
+use super::magazine::Magazine;
+use crate::arena::{ArenaError, Store};
+
+/// Objects per slab (one bit each in a `u64`).
+pub const OBJECTS: usize = 64;
+/// Slab records per class (direct-mapped by address).
+pub const SLABS: usize = 32;
+/// Full magazines the depot keeps per class.
+pub const DEPOT: usize = 8;
+/// Size classes at most: `qcache_max` is at most this many quanta.
+pub const MAX_CLASSES: usize = 8;
+
+/// One slab's record.
+///
+/// # Invariants
+///
+/// `base == 0` means the record is unused, and then `in_slab == 0` and no
+/// `live` flag is set. Otherwise `[base, base + OBJECTS * size)` is an arena
+/// allocation of the record's class, and for each object at most one of its
+/// `in_slab` bit and `live` flag is set.
+#[repr(C)]
+pub(crate) struct SlabRecord {
+    pub(crate) base: AtomicUsize,
+    pub(crate) in_slab: AtomicU64,
+    pub(crate) live: [AtomicU8; OBJECTS],
+}
+
+/// One class's depot.
+///
+/// # Invariants
+///
+/// `count <= DEPOT`; `mags[..count]` are full magazines of the class.
+#[repr(C)]
+pub(crate) struct Depot {
+    pub(crate) count: usize,
+    pub(crate) mags: [Magazine; DEPOT],
+}
+
+#[repr(C)]
+struct ClassTables {
+    slabs: [SlabRecord; SLABS],
+    depot: Depot,
+}
+
+/// The geometry of one size class.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Class {
+    /// Object size in bytes (units).
+    pub(crate) size: usize,
+    /// log2 of the slab alignment.
+    pub(crate) shift: u32,
+}
+
+impl Class {
+    pub(crate) fn slab_bytes(&self) -> usize {
+        self.size * OBJECTS
+    }
+
+    pub(crate) fn slab_align(&self) -> usize {
+        1 << self.shift
+    }
+
+    fn slot(&self, base: usize) -> usize {
+        (base >> self.shift) % SLABS
+    }
+}
+
+/// The tables of every class, in a store.
+///
+/// # Invariants
+///
+/// The store's first `classes * size_of::<ClassTables>()` bytes are
+/// committed and hold one `ClassTables` per class, initialized (all-zero is a
+/// valid state for each); the store's base never moves.
+pub(crate) struct Tables<S: Store> {
+    store: S,
+    classes: usize,
+    class: [Class; MAX_CLASSES],
+}
+
+impl<S: Store> Tables<S> {
+    /// Tables for `classes` classes of multiples of `quantum`, in `store`.
+    pub(crate) fn new(mut store: S, quantum: usize, classes: usize) -> Result<Self, ArenaError> {
+        if classes > MAX_CLASSES {
+            return Err(ArenaError::InvalidArgument("more quantum-cache classes than MAX_CLASSES"));
+        }
+        let mut class = [Class::default(); MAX_CLASSES];
+        for (c, k) in class.iter_mut().enumerate().take(classes) {
+            let size = quantum.checked_mul(c + 1).ok_or(ArenaError::Overflow)?;
+            let bytes = size.checked_mul(OBJECTS).ok_or(ArenaError::Overflow)?;
+            let shift = align::log2_ceil(bytes).ok_or(ArenaError::Overflow)?;
+            if shift >= usize::BITS - 1 {
+                return Err(ArenaError::Overflow);
+            }
+            *k = Class { size, shift };
+        }
+        let bytes = classes * core::mem::size_of::<ClassTables>();
+        if core::mem::align_of::<ClassTables>() > crate::arena::STORE_ALIGN {
+            return Err(ArenaError::InvalidArgument("store alignment too small"));
+        }
+        store.grow(bytes)?;
+        // SAFETY: `grow` committed `bytes` writable bytes at the store's base,
+        // which only we access; all-zero is a valid `ClassTables`.
+        unsafe { core::ptr::write_bytes(store.base(), 0, bytes) };
+        Ok(Tables { store, classes, class })
+    }
+
+    /// Classes served.
+    pub(crate) fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The geometry of class `c` (`c < classes`).
+    pub(crate) fn class(&self, c: usize) -> Class {
+        self.class[c]
+    }
+
+    fn tables(&self, c: usize) -> *mut ClassTables {
+        debug_assert!(c < self.classes);
+        // SAFETY: `c < classes`, so the offset stays inside the committed
+        // tables (type invariant).
+        unsafe { (self.store.base() as *mut ClassTables).add(c) }
+    }
+
+    /// Record `slot` of class `c`; readable from any thread.
+    pub(crate) fn record(&self, c: usize, slot: usize) -> &SlabRecord {
+        // SAFETY: the tables are initialized and live as long as `self`; the
+        // record's fields are atomics, so shared access is sound.
+        unsafe { &(*self.tables(c)).slabs[slot % SLABS] }
+    }
+
+    /// The depot of class `c`.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the arena lock (depots are only touched under it) and
+    /// drops the reference before giving the lock back.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn depot(&self, c: usize) -> &mut Depot {
+        // SAFETY: the tables are initialized; the lock (caller's contract)
+        // makes this the only reference to the depot.
+        unsafe { &mut (*self.tables(c)).depot }
+    }
+
+    /// The record and object index of `addr` in class `c`, if a slab of that
+    /// class holds it. Lock-free.
+    #[inline]
+    pub(crate) fn find(&self, c: usize, addr: usize) -> Option<(&SlabRecord, usize)> {
+        let k = self.class.get(c)?;
+        let base = addr & !(k.slab_align() - 1);
+        let rec = self.record(c, k.slot(base));
+        if base == 0 || rec.base.load(Ordering::Acquire) != base {
+            return None;
+        }
+        let off = addr - base;
+        let i = off / k.size;
+        (off % k.size == 0 && i < OBJECTS).then_some((rec, i))
+    }
+
+    /// The record slot a slab at `base` of class `c` would use.
+    pub(crate) fn slot_for(&self, c: usize, base: usize) -> usize {
+        self.class[c].slot(base)
+    }
+}

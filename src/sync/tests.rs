@@ -1,0 +1,184 @@
+extern crate std;
+use std::vec;
+use std::vec::Vec;
+
+use super::*;
+use crate::arena::{Arena, ArenaError, NoSource, Policy, SliceStore};
+use crate::qcache::{CacheHandle, OBJECTS, ROUNDS};
+use vmspace_shim::{Addr, Size};
+
+type Shared<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, NoSource>;
+
+struct Buffers {
+    tags: Vec<u8>,
+    hash: Vec<u8>,
+    qc: Vec<u8>,
+}
+
+fn buffers() -> Buffers {
+    Buffers { tags: vec![0; 1 << 16], hash: vec![0; 1 << 16], qc: vec![0; 1 << 17] }
+}
+
+fn shared(b: &mut Buffers, span: usize, classes: usize) -> Shared<'_> {
+    let mut a = Arena::new(
+        "t",
+        Size(16),
+        SliceStore::new(&mut b.tags),
+        SliceStore::new(&mut b.hash),
+        NoSource,
+    )
+    .unwrap();
+    a.add(Addr(1 << 24), Size(span)).unwrap();
+    SyncArena::new(
+        a,
+        SpinLock::new(),
+        NoWait::default(),
+        Some((classes, SliceStore::new(&mut b.qc))),
+    )
+    .unwrap()
+}
+
+#[test]
+fn hits_follow_the_first_miss_and_reclaim_returns_everything() {
+    let mut b = buffers();
+    let s = shared(&mut b, 1 << 20, 4);
+    assert_eq!(s.qcache_max(), Size(64));
+    let mut h = CacheHandle::new(&s);
+    let mut live = Vec::new();
+    for _ in 0..100 {
+        live.push(h.alloc(Size(48)).unwrap());
+    }
+    let mut sorted = live.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 100, "no object handed out twice");
+    assert!(sorted.iter().all(|a| a.0 % 16 == 0));
+    for &a in &live {
+        h.free(a, Size(48)).unwrap();
+    }
+    for _ in 0..10 {
+        let a = h.alloc(Size(48)).unwrap();
+        h.free(a, Size(48)).unwrap();
+    }
+    drop(h);
+    let st = s.qcache_stats();
+    assert_eq!(st.hits + st.misses, 110);
+    assert!(st.hits >= 100, "{st:?}");
+    assert_eq!(st.slabs, 2, "100 objects need two slabs of {OBJECTS}");
+    assert!(st.depot_magazines >= 1);
+    s.check().unwrap();
+    assert!(s.with(|a| a.sizes().allocated) > Size(0));
+    assert_eq!(s.reclaim(), 2);
+    s.check().unwrap();
+    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    assert_eq!(s.qcache_stats().slabs_freed, 2);
+}
+
+#[test]
+fn bad_frees_are_refused_on_the_fast_path() {
+    let mut b = buffers();
+    let s = shared(&mut b, 1 << 20, 2);
+    let mut h = CacheHandle::new(&s);
+    let a = h.alloc(Size(16)).unwrap();
+    let other = h.alloc(Size(16)).unwrap();
+    h.free(a, Size(16)).unwrap();
+    assert!(matches!(h.free(a, Size(16)), Err(ArenaError::BadFree { .. })), "double free");
+    assert!(
+        matches!(h.free(Addr(other.0 + 8), Size(16)), Err(ArenaError::BadFree { .. })),
+        "interior"
+    );
+    assert!(h.free(other, Size(32)).is_err(), "wrong class");
+    assert!(h.free(Addr(12345 << 4), Size(16)).is_err(), "never allocated");
+    // Freed without the handle: back to its slab.
+    s.free(other, Size(16)).unwrap();
+    assert!(s.free(other, Size(16)).is_err());
+    drop(h);
+    s.reclaim();
+    s.check().unwrap();
+    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+}
+
+#[test]
+fn large_sizes_bypass_the_caches() {
+    let mut b = buffers();
+    let s = shared(&mut b, 1 << 20, 2);
+    let mut h = CacheHandle::new(&s);
+    let a = h.alloc(Size(4096)).unwrap();
+    assert_eq!(s.with(|ar| ar.lookup(a)).map(|(r, _)| r.size()), Some(Size(4096)));
+    h.free(a, Size(4096)).unwrap();
+    assert_eq!(s.qcache_stats().slabs, 0);
+}
+
+#[test]
+fn a_failing_allocation_reclaims_the_caches_first() {
+    let mut b = buffers();
+    // Room for exactly two slabs of class 0 (64 x 16 = 1 KiB, aligned 1 KiB).
+    let s = shared(&mut b, 2048, 1);
+    let mut h = CacheHandle::new(&s);
+    let objs: Vec<_> = (0..2 * OBJECTS).map(|_| h.alloc(Size(16)).unwrap()).collect();
+    assert!(s.alloc(Size(16), Policy::InstantFit, Wait::No).is_err());
+    for a in objs {
+        h.free(a, Size(16)).unwrap();
+    }
+    h.flush();
+    // Everything is cached; the arena itself is full of slabs.
+    assert_eq!(s.with(|a| a.sizes().free), Size(0));
+    let big = s
+        .alloc(Size(2048), Policy::BestFit, Wait::Timeout(core::time::Duration::from_millis(1)))
+        .unwrap();
+    s.free(big, Size(2048)).unwrap();
+    assert!(s.qcache_stats().reclaims >= 1);
+    s.check().unwrap();
+}
+
+#[test]
+fn magazines_spill_to_the_depot_and_come_back() {
+    let mut b = buffers();
+    let s = shared(&mut b, 1 << 20, 1);
+    let mut h = CacheHandle::new(&s);
+    let n = 4 * ROUNDS;
+    let objs: Vec<_> = (0..n).map(|_| h.alloc(Size(16)).unwrap()).collect();
+    for &a in &objs {
+        h.free(a, Size(16)).unwrap();
+    }
+    assert!(s.qcache_stats().depot_magazines >= 1, "full magazines went to the depot");
+    // A second handle is served from the depot.
+    let mut h2 = CacheHandle::new(&s);
+    let x = h2.alloc(Size(16)).unwrap();
+    assert!(objs.contains(&x));
+    h2.free(x, Size(16)).unwrap();
+    drop(h2);
+    drop(h);
+    s.check().unwrap();
+}
+
+#[test]
+fn without_caches_everything_goes_to_the_arena() {
+    let mut b = buffers();
+    let mut a = Arena::new(
+        "t",
+        Size(16),
+        SliceStore::new(&mut b.tags),
+        SliceStore::new(&mut b.hash),
+        NoSource,
+    )
+    .unwrap();
+    a.add(Addr(1 << 24), Size(1 << 20)).unwrap();
+    let s: Shared<'_> = SyncArena::new(a, SpinLock::new(), NoWait::default(), None).unwrap();
+    assert_eq!(s.qcache_max(), Size(0));
+    let mut h = CacheHandle::new(&s);
+    let x = h.alloc(Size(16)).unwrap();
+    h.free(x, Size(16)).unwrap();
+    assert!(h.free(x, Size(16)).is_err());
+    assert_eq!(s.reclaim(), 0);
+}
+
+#[test]
+fn waiting_without_a_sleeper_fails_like_no_wait() {
+    let mut b = buffers();
+    let s = shared(&mut b, 4096, 1);
+    let a = s.alloc(Size(4096), Policy::InstantFit, Wait::No).unwrap();
+    let e = s.alloc(Size(16), Policy::InstantFit, Wait::Forever).unwrap_err();
+    assert!(matches!(e, ArenaError::NoSpace { .. }), "{e:?}");
+    s.free(a, Size(4096)).unwrap();
+}

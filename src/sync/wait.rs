@@ -1,0 +1,69 @@
+//! Waiting for space: what the core needs to sleep until something is freed.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+
+/// Whether an allocation may wait for space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wait {
+    /// Fail at once when there is no space (after reclaiming the caches).
+    #[default]
+    No,
+    /// Wait until space is freed, at most this long.
+    Timeout(Duration),
+    /// Wait until space is freed, however long that takes.
+    Forever,
+}
+
+/// An event counter threads sleep on: every free bumps it, and a waiter
+/// sleeps until it moves past the value it saw before its last attempt.
+///
+/// Reading the epoch *before* trying to allocate and sleeping only while it
+/// is unchanged means a free that lands between the failed attempt and the
+/// sleep is never missed.
+pub trait Waiter: Sync {
+    /// Whether [`wait`](Self::wait) can sleep; when `false`, waiting
+    /// allocations fail like [`Wait::No`] ones.
+    const CAN_SLEEP: bool = true;
+
+    /// A monotonic clock, for timeouts.
+    fn now(&self) -> Duration;
+
+    /// The current epoch.
+    fn epoch(&self) -> u64;
+
+    /// Sleep until the epoch differs from `seen` or `timeout` (if any)
+    /// passes. Returns whether it moved. May return early (spuriously).
+    fn wait(&self, seen: u64, timeout: Option<Duration>) -> bool;
+
+    /// Advance the epoch and wake every sleeper.
+    fn notify_all(&self);
+}
+
+/// A waiter that never sleeps: [`Wait::Timeout`] and [`Wait::Forever`]
+/// behave like [`Wait::No`] once the epoch stops moving. For builds with no
+/// way to sleep.
+#[derive(Debug, Default)]
+pub struct NoWait {
+    epoch: AtomicU64,
+}
+
+impl Waiter for NoWait {
+    const CAN_SLEEP: bool = false;
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn wait(&self, seen: u64, _timeout: Option<Duration>) -> bool {
+        self.epoch() != seen
+    }
+
+    fn notify_all(&self) {
+        self.epoch.fetch_add(1, Ordering::Release);
+    }
+}
