@@ -27,6 +27,7 @@ pub mod bits;
 pub mod qcache;
 pub mod sync;
 pub mod vm;
+pub mod vmarena;
 pub mod workload;
 
 pub use vmspace_shim as shim;

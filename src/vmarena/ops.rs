@@ -1,0 +1,302 @@
+//! Allocating, freeing and protecting tracts, and managing spare pages and
+//! the commit limit.
+
+use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
+
+use super::tables::{prot_code, RawTract, ALLOCATED};
+use super::{Grant, Request, VmArena, VmArenaError};
+
+impl<P: PageOps> VmArena<P> {
+    /// Allocate a run of tracts as `req` asks: committed, described in the
+    /// page table as owned by `req.owner`, read-write. Reused spare pages
+    /// keep what was written to them; fresh ones read zero.
+    pub fn alloc(&mut self, req: &Request) -> Result<Grant, VmArenaError> {
+        if req.pages == 0 {
+            return Err(VmArenaError::InvalidArgument("zero pages requested"));
+        }
+        if req.owner == 0 {
+            return Err(VmArenaError::InvalidArgument("owner 0 stands for free tracts"));
+        }
+        if !vmspace_shim::align::is_power_of_two(req.align) {
+            return Err(VmArenaError::InvalidArgument("alignment is not a power of two"));
+        }
+        self.retry_stale();
+        let (lo, placement) = self.place(req).ok_or(VmArenaError::NoSpace { pages: req.pages })?;
+        let hi = lo + req.pages;
+        self.make_commit_room(lo, hi)?;
+        self.map_tables(lo, hi)?;
+        if let Err(e) = self.commit_tracts(lo, hi) {
+            self.unmap_unused_tables(lo, hi);
+            return Err(e);
+        }
+        self.mark_alloc(lo, hi, true);
+        let t = RawTract { owner: req.owner, prot: 0, flags: ALLOCATED, client: 0 };
+        for i in lo..hi {
+            self.set_desc(i, t);
+        }
+        self.allocated += req.pages;
+        Ok(Grant { range: self.tract_range(lo, hi), placement })
+    }
+
+    /// Check that every tract of `range` is allocated to `owner`; return the
+    /// tract indices and whether any of them is protected.
+    fn owned(&self, range: Range, owner: u32) -> Result<(usize, usize, bool), VmArenaError> {
+        let (lo, hi) = self.tract_indices(range)?;
+        if self.find_free(lo, hi).is_some() {
+            return Err(VmArenaError::NotAllocated(range));
+        }
+        let mut protected = false;
+        for i in lo..hi {
+            let d = self.desc(i).unwrap_or_default();
+            if d.owner != owner {
+                return Err(VmArenaError::WrongOwner { addr: self.vm_addr(i), owner: d.owner });
+            }
+            protected |= d.prot != 0;
+        }
+        Ok((lo, hi, protected))
+    }
+
+    /// Free the tracts of `range`, all allocated to `owner`. Up to the spare
+    /// bound, the pages stay committed for reuse (protected ones never do);
+    /// the rest are decommitted. Table pages left describing no allocated
+    /// tract are unmapped.
+    pub fn free(&mut self, range: Range, owner: u32) -> Result<(), VmArenaError> {
+        let (lo, hi, protected) = self.owned(range, owner)?;
+        self.retry_stale();
+        let n = hi - lo;
+        let keep = if protected { 0 } else { self.spare_limit.saturating_sub(self.spare).min(n) };
+        if keep < n {
+            self.vm.unmap(self.tract_range(lo + keep, hi))?;
+        }
+        for i in lo..hi {
+            self.set_desc(i, RawTract::default());
+        }
+        self.mark_alloc(lo, hi, false);
+        self.allocated -= n;
+        self.spare += keep;
+        self.unmap_unused_tables(lo, hi);
+        Ok(())
+    }
+
+    /// Change the protection of the tracts of `range`, all allocated to
+    /// `owner`, and record it in their descriptors.
+    pub fn protect(
+        &mut self,
+        range: Range,
+        owner: u32,
+        prot: Protection,
+    ) -> Result<(), VmArenaError> {
+        let (lo, hi, _) = self.owned(range, owner)?;
+        self.vm.protect(range, prot)?;
+        for i in lo..hi {
+            let mut d = self.desc(i).unwrap_or_default();
+            d.prot = prot_code(prot);
+            self.set_desc(i, d);
+        }
+        Ok(())
+    }
+
+    /// Set the client bits of the allocated tract holding `addr`.
+    pub fn set_client(&mut self, addr: Addr, client: u16) -> Result<(), VmArenaError> {
+        let page = Range::from_size(addr.align_down(self.page)?, self.page)?;
+        let i = self.tract_index(addr).ok_or(VmArenaError::OutOfRange(page))?;
+        if !self.is_alloc(i) {
+            return Err(VmArenaError::NotAllocated(page));
+        }
+        let mut d = self.desc(i).unwrap_or_default();
+        d.client = client;
+        self.set_desc(i, d);
+        Ok(())
+    }
+
+    /// Decommit every spare page. Returns the number of pages given back;
+    /// on failure, the pages given back so far are counted as such.
+    pub fn purge_spare(&mut self) -> Result<usize, VmArenaError> {
+        let n = self.layout.tracts;
+        let mut purged = 0;
+        let mut from = 0;
+        while self.spare > 0 && from < n {
+            let limit = self.vm_addr(n);
+            let start = self.vm_addr(from);
+            let Some(run) = self.vm.mapped_runs().find(|r| r.limit() > start && r.base() < limit)
+            else {
+                break;
+            };
+            let a = self.tract_index(run.base().max(start)).unwrap_or(n);
+            let b = self.tract_index(run.limit()).unwrap_or(n);
+            // Free sub-runs of the committed run [a, b) are spare.
+            let mut i = a;
+            while let Some(s) = self.find_free(i, b) {
+                let e = self.find_alloc(s, b).unwrap_or(b);
+                self.vm.unmap(self.tract_range(s, e))?;
+                self.spare -= e - s;
+                purged += e - s;
+                i = e;
+            }
+            from = b;
+        }
+        Ok(purged)
+    }
+
+    /// Set the spare bound, purging the spare pages if there are more.
+    pub fn set_spare_limit(&mut self, pages: usize) -> Result<(), VmArenaError> {
+        self.spare_limit = pages;
+        if self.spare > pages {
+            self.purge_spare()?;
+        }
+        Ok(())
+    }
+
+    /// Set the commit limit; refused (and unchanged) if more than `limit` is
+    /// committed now even without spare pages.
+    pub fn set_commit_limit(&mut self, limit: Size) -> Result<(), VmArenaError> {
+        let committed = self.committed().0;
+        let without_spare = committed - (self.spare << self.layout.page_shift);
+        if without_spare > limit.0 {
+            return Err(VmArenaError::CommitLimit { needed: without_spare, limit: limit.0 });
+        }
+        if committed > limit.0 {
+            self.purge_spare()?;
+        }
+        self.commit_limit = limit;
+        Ok(())
+    }
+
+    /// Committed tracts in `[lo, hi)`: all spare, as they are free.
+    fn spare_in(&self, lo: usize, hi: usize) -> usize {
+        if self.spare == 0 {
+            0
+        } else {
+            (lo..hi).filter(|&i| self.vm_mapped(i)).count()
+        }
+    }
+
+    /// Make sure committing tracts `[lo, hi)` and the table pages they need
+    /// stays within the commit limit, purging spare pages if that is enough.
+    fn make_commit_room(&mut self, lo: usize, hi: usize) -> Result<(), VmArenaError> {
+        let tables = self.layout.table_pages_of(lo, hi);
+        let bits = self.layout.bit_pages_of(lo, hi);
+        let meta = tables.filter(|&k| !self.vm_mapped(self.layout.table_page(k))).count()
+            + bits.filter(|&j| !self.vm_mapped(self.layout.bit_page(j))).count();
+        let shift = self.layout.page_shift;
+        let committed = self.committed().0;
+        let fresh = (hi - lo - self.spare_in(lo, hi) + meta) << shift;
+        if committed.checked_add(fresh).is_some_and(|c| c <= self.commit_limit.0) {
+            return Ok(());
+        }
+        let purged = committed - (self.spare << shift);
+        let needed = purged.saturating_add((hi - lo + meta) << shift);
+        if self.spare > 0 && needed <= self.commit_limit.0 {
+            self.purge_spare()?;
+            return Ok(());
+        }
+        Err(VmArenaError::CommitLimit {
+            needed: committed.saturating_add(fresh),
+            limit: self.commit_limit.0,
+        })
+    }
+
+    /// Map the table pages that tracts `[lo, hi)` need; on failure, unmap
+    /// the ones mapped here again.
+    fn map_tables(&mut self, lo: usize, hi: usize) -> Result<(), VmArenaError> {
+        let pages = self.layout.bit_pages_of(lo, hi).map(|j| (self.layout.bit_page(j), true));
+        let tables = self.layout.table_pages_of(lo, hi).map(|k| (self.layout.table_page(k), false));
+        for (idx, is_bits) in pages.chain(tables) {
+            if self.vm_mapped(idx) {
+                continue;
+            }
+            if let Err(e) = self.vm.map(self.vm_page(idx)) {
+                self.unmap_unused_tables(lo, hi);
+                return Err(e.into());
+            }
+            if is_bits {
+                self.bits_mapped += 1;
+            } else {
+                self.table_mapped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit the tracts of `[lo, hi)` that are not spare. On failure,
+    /// decommit the ones committed here again.
+    fn commit_tracts(&mut self, lo: usize, hi: usize) -> Result<(), VmArenaError> {
+        if self.spare == 0 {
+            self.vm.map(self.tract_range(lo, hi))?;
+            return Ok(());
+        }
+        let mut reused = 0;
+        let mut i = lo;
+        while i < hi {
+            if self.vm_mapped(i) {
+                reused += 1;
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while j < hi && !self.vm_mapped(j) {
+                j += 1;
+            }
+            if let Err(e) = self.vm.map(self.tract_range(i, j)) {
+                self.uncommit_marked(lo, i);
+                return Err(e.into());
+            }
+            // The allocation bits of fresh pages mark them for a rollback.
+            self.mark_alloc(i, j, true);
+            i = j;
+        }
+        self.mark_alloc(lo, hi, false);
+        self.spare -= reused;
+        Ok(())
+    }
+
+    /// Roll back `commit_tracts` over `[lo, hi)`: decommit the tracts whose
+    /// bits mark them as committed by it, and clear the bits.
+    fn uncommit_marked(&mut self, lo: usize, hi: usize) {
+        let mut i = lo;
+        while let Some(s) = self.find_alloc(i, hi) {
+            let e = self.find_free(s, hi).unwrap_or(hi);
+            if self.vm.unmap(self.tract_range(s, e)).is_err() {
+                // They stay committed, free: spare.
+                self.spare += e - s;
+            }
+            self.mark_alloc(s, e, false);
+            i = e;
+        }
+    }
+
+    /// Unmap the table pages covering tracts `[lo, hi)` that describe no
+    /// allocated tract. A failure leaves the page mapped and marks it stale,
+    /// to be retried by the next operation.
+    pub(crate) fn unmap_unused_tables(&mut self, lo: usize, hi: usize) {
+        if lo >= hi {
+            return;
+        }
+        for k in self.layout.table_pages_of(lo, hi) {
+            let idx = self.layout.table_page(k);
+            if self.vm_mapped(idx) && !self.table_page_in_use(k) {
+                match self.vm.unmap(self.vm_page(idx)) {
+                    Ok(()) => self.table_mapped -= 1,
+                    Err(_) => self.stale = true,
+                }
+            }
+        }
+        for j in self.layout.bit_pages_of(lo, hi) {
+            let idx = self.layout.bit_page(j);
+            if self.vm_mapped(idx) && !self.bit_page_in_use(j) {
+                match self.vm.unmap(self.vm_page(idx)) {
+                    Ok(()) => self.bits_mapped -= 1,
+                    Err(_) => self.stale = true,
+                }
+            }
+        }
+    }
+
+    /// Retry unmapping table pages whose unmapping failed before.
+    fn retry_stale(&mut self) {
+        if self.stale {
+            self.stale = false;
+            self.unmap_unused_tables(0, self.layout.tracts);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The VM arena as a [`Source`] for vmem arenas.
+
+use vmspace_shim::{PageOps, Range, Size};
+
+use super::{Request, VmArena, VmArenaError};
+use crate::arena::{ArenaError, Source};
+use crate::vm::VmError;
+
+/// The owner recorded for tracts imported by a vmem arena.
+pub const IMPORT_OWNER: u32 = u32::MAX;
+
+impl From<VmArenaError> for ArenaError {
+    fn from(e: VmArenaError) -> Self {
+        match e {
+            VmArenaError::Vm(VmError::Backend(s)) => ArenaError::Backing(s),
+            VmArenaError::Vm(v) => ArenaError::Vm(v),
+            VmArenaError::Overflow => ArenaError::Overflow,
+            VmArenaError::InvalidArgument(what) => ArenaError::InvalidArgument(what),
+            VmArenaError::Misaligned { value, align } => ArenaError::Misaligned { value, align },
+            VmArenaError::NoSpace { pages } => ArenaError::NoSpace { size: pages },
+            VmArenaError::CommitLimit { needed, .. } => ArenaError::NoSpace { size: needed },
+            VmArenaError::OutOfRange(r) | VmArenaError::NotAllocated(r) => ArenaError::BadImport(r),
+            VmArenaError::WrongOwner { .. } => ArenaError::InvalidArgument("not an imported range"),
+            VmArenaError::Corrupt(what) => ArenaError::Corrupt { what, tag: 0 },
+        }
+    }
+}
+
+/// Imports are runs of tracts owned by [`IMPORT_OWNER`], placed anywhere;
+/// releases free them.
+impl<P: PageOps> Source for VmArena<P> {
+    fn quantum(&self) -> Size {
+        self.page_size()
+    }
+
+    fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+        let page = self.page_size();
+        let pages =
+            size.to_pages(page).ok_or(ArenaError::Misaligned { value: size.0, align: page.0 })?;
+        if !align.is_power_of_two() {
+            return Err(ArenaError::InvalidArgument("alignment is not a power of two"));
+        }
+        let align_pages = (align.0 / page.0).max(1);
+        let grant = self.alloc(&Request::new(pages.0, IMPORT_OWNER).align(align_pages))?;
+        Ok(grant.range)
+    }
+
+    fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+        Ok(self.free(range, IMPORT_OWNER)?)
+    }
+}
