@@ -8,6 +8,5 @@ const __LOG_PREFIX: &[u8] = b"vmspace\0";
 pub mod sparse;
 mod sys;
 
-mod backend_suite;
-mod fault_suite;
-mod vm_suite;
+mod contract_suite;
+mod suites;

@@ -137,7 +137,14 @@ pub fn big_sparse<P: PageOps>(ops: P, reserve: Size, touch: Size) -> Outcome {
     vm.unmap(r).context("unmap")?;
     ensure(vm.mapped() == Size(0), "pages left mapped")?;
     vm.trim().context("trim")?;
-    vm.check().context("check after unmap")
+    vm.check().context("check after unmap")?;
+    kernel::pr_info!(
+        "mapped, wrote, read back and unmapped {} MiB of a {} MiB reservation on {}\n",
+        touch.0 >> 20,
+        vm.range().size().0 >> 20,
+        vm.ops().name()
+    );
+    Ok(())
 }
 
 /// Several VMs at once stay apart.

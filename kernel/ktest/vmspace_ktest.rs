@@ -14,6 +14,7 @@ const __LOG_PREFIX: &[u8] = b"vmspace\0";
 pub mod backend_cases;
 pub mod fault_cases;
 pub mod outcome;
+mod suites;
 pub mod touch;
 pub mod vm_cases;
 

@@ -49,6 +49,17 @@ vmk_chroot() {
 		"$VMK_REPO" "$VMK_SRC" "$@"
 }
 
+# Run kunit.py (from the cached tree) inside the chroot with our kunitconfig
+# and build directory: vmk_kunit_py SUBCOMMAND [ARGS...].
+vmk_kunit_py() {
+	local sub=$1
+	shift
+	vmk_chroot /usr/bin/env PYTHONUNBUFFERED=1 /bin/sh -c \
+		'cd "$1" && shift && exec python3 tools/testing/kunit/kunit.py "$@"' sh \
+		"$VMK_CACHE/linux" "$sub" --arch=um --build_dir="$VMK_CACHE/build-um" \
+		--kunitconfig="$VMK_SRC/kernel/.kunitconfig" --jobs="$VMK_JOBS" "$@"
+}
+
 # Serialise users of the cache (provisioning, builds): one at a time.
 vmk_lock() {
 	mkdir -p "$VMK_CACHE"

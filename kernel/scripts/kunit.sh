@@ -15,9 +15,6 @@ rm -f "$json"
 vmk_log "kunit.py run --arch=um (cold build about 6 minutes on 2 cores, warm about 15 s)"
 start=$(date +%s)
 status=0
-vmk_chroot /usr/bin/env PYTHONUNBUFFERED=1 /bin/sh -c 'cd "$1" && shift && exec python3 tools/testing/kunit/kunit.py "$@"' sh \
-	"$VMK_CACHE/linux" run --arch=um --build_dir="$VMK_CACHE/build-um" \
-	--kunitconfig="$VMK_SRC/kernel/.kunitconfig" --jobs="$VMK_JOBS" \
-	--json="$json" "$@" || status=$?
+vmk_kunit_py run --json="$json" "$@" || status=$?
 vmk_log "kunit.py finished with status $status in $(($(date +%s) - start)) s; results in $json"
 exit $status

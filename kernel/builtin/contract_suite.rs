@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! KUnit suite `vmspace_sparse_backend`: the sparse vmalloc backend on its own.
+//! KUnit suite `vmspace_sparse_contract`: the sparse vmalloc backend itself
+//! refuses what breaks the `PageOps` contract.
 
-#[kernel::macros::kunit_tests(vmspace_sparse_backend)]
+#[kernel::macros::kunit_tests(vmspace_sparse_contract)]
 mod tests {
-    use vmspace_ktest::backend_cases as cases;
     use vmspace_ktest::outcome::{ensure, Context};
     use vmspace_ktest::{report, Outcome};
     use vmspace_shim::{PageOps, Protection, Range, ShimError, Size};
@@ -12,46 +12,6 @@ mod tests {
     use crate::sparse::SparseVmalloc;
 
     static OPS: SparseVmalloc = SparseVmalloc::new();
-
-    #[test]
-    fn reserve_release() -> Outcome {
-        report("reserve_release", cases::reserve_release(&OPS))
-    }
-
-    #[test]
-    fn reserve_aligned_2m() -> Outcome {
-        report("reserve_aligned_2m", cases::reserve_aligned(&OPS, Size(2 << 20)))
-    }
-
-    #[test]
-    fn reserve_aligned_64k() -> Outcome {
-        report("reserve_aligned_64k", cases::reserve_aligned(&OPS, Size(64 << 10)))
-    }
-
-    #[test]
-    fn reserve_bad_arguments() -> Outcome {
-        report("reserve_bad_arguments", cases::reserve_bad_arguments(&OPS))
-    }
-
-    #[test]
-    fn reserve_too_large() -> Outcome {
-        report("reserve_too_large", cases::reserve_too_large(&OPS))
-    }
-
-    #[test]
-    fn map_touch_unmap() -> Outcome {
-        report("map_touch_unmap", cases::map_touch_unmap(&OPS))
-    }
-
-    #[test]
-    fn release_with_mapped() -> Outcome {
-        report("release_with_mapped", cases::release_with_mapped(&OPS))
-    }
-
-    #[test]
-    fn many_reservations() -> Outcome {
-        report("many_reservations", cases::many_reservations(&OPS))
-    }
 
     /// The backend itself refuses double maps, unmaps of unmapped pages,
     /// ranges outside its areas and protection changes it cannot make.

@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! The built-in build's KUnit suites: the shared suites of `vmspace_ktest` on
+//! the sparse vmalloc backend, including a 1 GiB sparse reservation with
+//! 64 MiB mapped and touched.
+
+use crate::sparse::SparseVmalloc;
+
+/// The backend every built-in suite runs on.
+pub(crate) static OPS: SparseVmalloc = SparseVmalloc::new();
+
+vmspace_ktest::backend_suite!(vmspace_sparse_backend, crate::suites::OPS);
+vmspace_ktest::vm_suite!(vmspace_vm, crate::suites::OPS, 1 << 30, 64 << 20);
+vmspace_ktest::workload_suite!(vmspace_vm_workload, crate::suites::OPS);
+vmspace_ktest::fault_suite!(vmspace_vm_faults, crate::suites::OPS);

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! KUnit suite definitions shared by the built-in and module builds.
+//!
+//! Each macro expands to one `#[kunit_tests(<suite>)]` module whose cases run
+//! the bodies in this crate on the backend named by a path to a `static`
+//! (for example `crate::OPS`). The built-in build instantiates them on the
+//! sparse vmalloc backend, the module on its module-safe backends, under
+//! different suite names.
+
+/// Cases on a page backend by itself: `backend_suite!(suite, path::TO_OPS)`.
+#[macro_export]
+macro_rules! backend_suite {
+    ($suite:ident, $ops:path) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::backend_cases as cases;
+            use $crate::{report, Outcome};
+            use ::vmspace_shim::Size;
+
+            #[test]
+            fn reserve_release() -> Outcome {
+                report("reserve_release", cases::reserve_release(&$ops))
+            }
+
+            #[test]
+            fn reserve_aligned_2m() -> Outcome {
+                report("reserve_aligned_2m", cases::reserve_aligned(&$ops, Size(2 << 20)))
+            }
+
+            #[test]
+            fn reserve_aligned_64k() -> Outcome {
+                report("reserve_aligned_64k", cases::reserve_aligned(&$ops, Size(64 << 10)))
+            }
+
+            #[test]
+            fn reserve_bad_arguments() -> Outcome {
+                report("reserve_bad_arguments", cases::reserve_bad_arguments(&$ops))
+            }
+
+            #[test]
+            fn reserve_too_large() -> Outcome {
+                report("reserve_too_large", cases::reserve_too_large(&$ops))
+            }
+
+            #[test]
+            fn map_touch_unmap() -> Outcome {
+                report("map_touch_unmap", cases::map_touch_unmap(&$ops))
+            }
+
+            #[test]
+            fn release_with_mapped() -> Outcome {
+                report("release_with_mapped", cases::release_with_mapped(&$ops))
+            }
+
+            #[test]
+            fn many_reservations() -> Outcome {
+                report("many_reservations", cases::many_reservations(&$ops))
+            }
+        }
+    };
+}
+
+/// Cases on the core's `Vm`:
+/// `vm_suite!(suite, path::TO_OPS, big_reserve_bytes, big_touch_bytes)`.
+#[macro_export]
+macro_rules! vm_suite {
+    ($suite:ident, $ops:path, $big_reserve:expr, $big_touch:expr) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::vm_cases as cases;
+            use $crate::{report, Outcome};
+            use ::vmspace_shim::{PageOps, Size};
+
+            #[test]
+            fn reserve_basic() -> Outcome {
+                report("reserve_basic", cases::reserve_basic(&$ops, Size(1 << 20), $ops.page_size()))
+            }
+
+            #[test]
+            fn grains() -> Outcome {
+                report("grains", cases::grains(&$ops))
+            }
+
+            #[test]
+            fn reserve_bad_arguments() -> Outcome {
+                report("reserve_bad_arguments", cases::reserve_bad_arguments(&$ops))
+            }
+
+            #[test]
+            fn map_all_touch() -> Outcome {
+                report("map_all_touch", cases::map_all_touch(&$ops, 512))
+            }
+
+            #[test]
+            fn remap_reads_zero() -> Outcome {
+                report("remap_reads_zero", cases::remap_reads_zero(&$ops))
+            }
+
+            #[test]
+            fn bad_ranges() -> Outcome {
+                report("bad_ranges", cases::bad_ranges(&$ops))
+            }
+
+            #[test]
+            fn many_vms() -> Outcome {
+                report("many_vms", cases::many_vms(&$ops))
+            }
+
+            #[test]
+            fn trim() -> Outcome {
+                report("trim", cases::trim(&$ops))
+            }
+
+            #[test]
+            fn mapped_runs() -> Outcome {
+                report("mapped_runs", cases::mapped_runs(&$ops))
+            }
+
+            #[test]
+            fn release_and_drop() -> Outcome {
+                report("release_and_drop", cases::release_and_drop(&$ops))
+            }
+
+            /// Map and touch a large range of a larger reservation, unmap it.
+            #[test]
+            fn big_reservation_touch() -> Outcome {
+                report(
+                    "big_reservation_touch",
+                    cases::big_sparse(&$ops, Size($big_reserve), Size($big_touch)),
+                )
+            }
+        }
+    };
+}
+
+/// Seeded map/unmap sequences from the core's workload generator:
+/// `workload_suite!(suite, path::TO_OPS)`.
+#[macro_export]
+macro_rules! workload_suite {
+    ($suite:ident, $ops:path) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::vm_cases::workload;
+            use $crate::{report, Outcome};
+
+            const STEPS: usize = 400;
+
+            #[test]
+            fn seed_1() -> Outcome {
+                report("seed_1", workload(&$ops, 1, STEPS))
+            }
+
+            #[test]
+            fn seed_2() -> Outcome {
+                report("seed_2", workload(&$ops, 2, STEPS))
+            }
+
+            #[test]
+            fn seed_3() -> Outcome {
+                report("seed_3", workload(&$ops, 3, STEPS))
+            }
+
+            #[test]
+            fn seed_42() -> Outcome {
+                report("seed_42", workload(&$ops, 42, STEPS))
+            }
+
+            #[test]
+            fn seed_1234() -> Outcome {
+                report("seed_1234", workload(&$ops, 1234, STEPS))
+            }
+
+            #[test]
+            fn seed_0xdeadbeef() -> Outcome {
+                report("seed_0xdeadbeef", workload(&$ops, 0xdead_beef, STEPS))
+            }
+
+            #[test]
+            fn seed_long_run() -> Outcome {
+                report("seed_long_run", workload(&$ops, 0x5eed, 4 * STEPS))
+            }
+        }
+    };
+}
+
+/// The shim's fault injector around a backend, under the core's `Vm`:
+/// `fault_suite!(suite, path::TO_OPS)`.
+#[macro_export]
+macro_rules! fault_suite {
+    ($suite:ident, $ops:path) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::fault_cases as cases;
+            use $crate::{report, Outcome};
+
+            #[test]
+            fn reserve_fails() -> Outcome {
+                report("reserve_fails", cases::reserve_fails(&$ops))
+            }
+
+            #[test]
+            fn metadata_map_fails() -> Outcome {
+                report("metadata_map_fails", cases::metadata_map_fails(&$ops))
+            }
+
+            #[test]
+            fn map_fails_at_each_step() -> Outcome {
+                report("map_fails_at_each_step", cases::map_fails_at_each_step(&$ops))
+            }
+
+            #[test]
+            fn unmap_fails() -> Outcome {
+                report("unmap_fails", cases::unmap_fails(&$ops))
+            }
+
+            #[test]
+            fn release_fails() -> Outcome {
+                report("release_fails", cases::release_fails(&$ops))
+            }
+
+            #[test]
+            fn random_faults_seed_1() -> Outcome {
+                report("random_faults_seed_1", cases::random_faults(&$ops, 1, 400))
+            }
+
+            #[test]
+            fn random_faults_seed_77() -> Outcome {
+                report("random_faults_seed_77", cases::random_faults(&$ops, 77, 400))
+            }
+
+            #[test]
+            fn random_faults_seed_9001() -> Outcome {
+                report("random_faults_seed_9001", cases::random_faults(&$ops, 9001, 400))
+            }
+        }
+    };
+}

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! The module's KUnit suites: the shared suites of `vmspace_ktest` on the
+//! module-safe backends. Reservations here are committed memory, so the big
+//! case reserves 128 MiB (all of it backed) and touches 64 MiB.
+
+use crate::committed::Committed;
+
+/// The backend of the module's VM suites.
+pub(crate) static OPS: Committed = Committed::vmalloc();
+/// The backend for metadata stores (arena boundary tags and hashes).
+pub(crate) static META: Committed = Committed::page_allocator();
+
+vmspace_ktest::backend_suite!(vmspace_mod_vmalloc_backend, crate::suites::OPS);
+vmspace_ktest::backend_suite!(vmspace_mod_page_backend, crate::suites::META);
+vmspace_ktest::vm_suite!(vmspace_mod_vm, crate::suites::OPS, 128 << 20, 64 << 20);
+vmspace_ktest::workload_suite!(vmspace_mod_vm_workload, crate::suites::OPS);
+vmspace_ktest::fault_suite!(vmspace_mod_vm_faults, crate::suites::OPS);

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * The C helpers of vmspace's module-safe backends: only functions exported
+ * to modules. The Rust side declares the same functions by hand in sys.rs;
+ * keep the two in step.
+ */
+#ifndef VMSPACE_VMALLOC_COMMITTED_H
+#define VMSPACE_VMALLOC_COMMITTED_H
+
+void *vmspace_committed_vmalloc(unsigned long size, unsigned long align);
+void vmspace_committed_vfree(void *addr);
+void *vmspace_committed_pages(unsigned long size);
+void vmspace_committed_free_pages(void *addr, unsigned long size);
+unsigned long vmspace_module_page_size(void);
+
+#endif

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! vmspace as a loadable module (`vmspace_kmod.ko`).
+//!
+//! The sparse vm_area functions the built-in backend uses are not exported to
+//! modules, so the module runs the core on module-safe backends instead (see
+//! `committed.rs`): the VM layer on committed vmalloc reservations, arena
+//! metadata on pages from the page allocator. It says so when loaded. Its
+//! KUnit suites run when it is loaded (with KUnit built into the kernel).
+
+use kernel::prelude::*;
+use vmspace_shim::PageOps;
+
+mod committed;
+mod suites;
+mod sys;
+
+module! {
+    type: VmspaceModule,
+    name: "vmspace_kmod",
+    authors: ["vmspace developers"],
+    description: "vmspace: virtual address space management (module build, committed vmalloc backend)",
+    license: "Dual MIT/GPL",
+}
+
+struct VmspaceModule;
+
+impl kernel::Module for VmspaceModule {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        pr_info!(
+            "loaded: module build, VM layer on \"{}\" (reservations are committed: \
+             the sparse vm_area API is not exported to modules), metadata on \"{}\"\n",
+            suites::OPS.name(),
+            suites::META.name()
+        );
+        Ok(VmspaceModule)
+    }
+}
+
+impl Drop for VmspaceModule {
+    fn drop(&mut self) {
+        pr_info!("unloaded\n");
+    }
+}

@@ -1,0 +1,21 @@
+#!/bin/bash
+# module.sh: build the out-of-tree module vmspace_kmod.ko against the cached
+# UML tree (building that tree first if needed), with the output kept out of
+# the repository in $VMK_CACHE/module-build.
+. "$(dirname "$0")/common.sh"
+vmk_need_root
+here=$(dirname "$0")
+bash "$here/provision-chroot.sh"
+bash "$here/provision-tree.sh"
+vmk_lock
+
+build=$VMK_CACHE/build-um
+if [ ! -x "$build/linux" ] || [ ! -f "$build/Module.symvers" ]; then
+	vmk_log "no built UML tree yet: building it (cold: about 6 minutes on 2 cores)"
+	vmk_kunit_py build
+fi
+out=$VMK_CACHE/module-build
+mkdir -p "$out"
+start=$(date +%s%N)
+vmk_chroot make -s -C "$build" ARCH=um M="$VMK_SRC" MO="$out" -j"$VMK_JOBS" modules
+vmk_log "built $out/vmspace_kmod.ko in $((($(date +%s%N) - start) / 1000000)) ms"
