@@ -62,7 +62,9 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
     /// caches nor the arena have any.
     #[inline]
     pub fn alloc_wait(&mut self, size: Size, wait: Wait) -> Result<Addr, ArenaError> {
-        if let (Some(c), Some(t)) = (self.arena.class_of(size), self.arena.tables.as_ref()) {
+        if let Some((c, t)) =
+            self.arena.tables.as_ref().and_then(|t| Some((t.class_of(size.0)?, t)))
+        {
             if let Some(a) = self.pop(c) {
                 if let Some((rec, i)) = t.find(c, a) {
                     rec.live[i].store(1, Ordering::Relaxed);
@@ -138,15 +140,17 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
     /// free is an error and changes nothing.
     #[inline]
     pub fn free(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
-        let Some((rec, i)) = self.arena.cached_object(addr, size) else {
+        let found = self.arena.tables.as_ref().and_then(|t| {
+            let c = t.class_of(size.0)?;
+            t.find(c, addr.0).map(|(rec, i)| (c, rec, i))
+        });
+        let Some((c, rec, i)) = found else {
             return self.arena.free(addr, size);
         };
         if rec.live[i].load(Ordering::Relaxed) == 0 {
             return Err(ArenaError::BadFree { addr, size, allocated: None });
         }
         rec.live[i].store(0, Ordering::Relaxed);
-        // `cached_object` found a class, so this cannot fail.
-        let c = self.arena.class_of(size).unwrap_or(0);
         if self.loaded[c].push(addr.0) {
             return Ok(());
         }

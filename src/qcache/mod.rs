@@ -21,7 +21,7 @@ pub(crate) mod slab;
 
 pub use handle::CacheHandle;
 pub use magazine::{Magazine, ROUNDS};
-pub use slab::{DEPOT, MAX_CLASSES, OBJECTS, SLABS};
+pub use slab::{DEPOT, MAX_CLASSES, MAX_QUANTUM, OBJECTS, SLABS};
 
 /// Quantum-cache statistics of a [`SyncArena`](crate::sync::SyncArena).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

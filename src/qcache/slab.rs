@@ -65,6 +65,10 @@ pub(crate) struct Class {
     pub(crate) size: usize,
     /// log2 of the slab alignment.
     pub(crate) shift: u32,
+    /// `floor(2^32 / size) + 1`: `(off * recip) >> 32 == off / size` for
+    /// every multiple `off` of `size` below `OBJECTS * size` (as
+    /// `OBJECTS * size < 2^32`), without a division on the fast path.
+    recip: u64,
 }
 
 impl Class {
@@ -79,7 +83,20 @@ impl Class {
     fn slot(&self, base: usize) -> usize {
         (base >> self.shift) % SLABS
     }
+
+    /// The index of the object at offset `off` in a slab, if `off` is an
+    /// object boundary inside it.
+    #[inline]
+    fn index(&self, off: usize) -> Option<usize> {
+        // `off < 2^shift <= 2 * OBJECTS * size < 2^33`, so this cannot overflow.
+        let i = ((off as u64).wrapping_mul(self.recip) >> 32) as usize;
+        (i < OBJECTS && i * self.size == off).then_some(i)
+    }
 }
+
+/// The largest quantum the caches take: objects of up to [`MAX_CLASSES`]
+/// quanta, 64 to a slab, must stay below 2^32 units a slab.
+pub const MAX_QUANTUM: usize = 1 << 22;
 
 /// The tables of every class, in a store.
 ///
@@ -92,14 +109,23 @@ pub(crate) struct Tables<S: Store> {
     store: S,
     classes: usize,
     class: [Class; MAX_CLASSES],
+    quantum_shift: u32,
+    max_size: usize,
 }
 
 impl<S: Store> Tables<S> {
     /// Tables for `classes` classes of multiples of `quantum`, in `store`.
     pub(crate) fn new(mut store: S, quantum: usize, classes: usize) -> Result<Self, ArenaError> {
-        if classes > MAX_CLASSES {
-            return Err(ArenaError::InvalidArgument("more quantum-cache classes than MAX_CLASSES"));
+        if classes == 0 || classes > MAX_CLASSES {
+            return Err(ArenaError::InvalidArgument(
+                "quantum-cache classes must be 1 to MAX_CLASSES",
+            ));
         }
+        if quantum > MAX_QUANTUM {
+            return Err(ArenaError::InvalidArgument("quantum too large for quantum caches"));
+        }
+        let quantum_shift = align::log2_exact(quantum)
+            .ok_or(ArenaError::InvalidArgument("quantum is not a power of two"))?;
         let mut class = [Class::default(); MAX_CLASSES];
         for (c, k) in class.iter_mut().enumerate().take(classes) {
             let size = quantum.checked_mul(c + 1).ok_or(ArenaError::Overflow)?;
@@ -108,7 +134,7 @@ impl<S: Store> Tables<S> {
             if shift >= usize::BITS - 1 {
                 return Err(ArenaError::Overflow);
             }
-            *k = Class { size, shift };
+            *k = Class { size, shift, recip: (1u64 << 32) / size as u64 + 1 };
         }
         let bytes = classes * core::mem::size_of::<ClassTables>();
         if core::mem::align_of::<ClassTables>() > crate::arena::STORE_ALIGN {
@@ -118,7 +144,14 @@ impl<S: Store> Tables<S> {
         // SAFETY: `grow` committed `bytes` writable bytes at the store's base,
         // which only we access; all-zero is a valid `ClassTables`.
         unsafe { core::ptr::write_bytes(store.base(), 0, bytes) };
-        Ok(Tables { store, classes, class })
+        Ok(Tables { store, classes, class, quantum_shift, max_size: quantum * classes })
+    }
+
+    /// The class serving `size` units, if any.
+    #[inline]
+    pub(crate) fn class_of(&self, size: usize) -> Option<usize> {
+        let last = size.checked_sub(1)?;
+        (last < self.max_size).then_some(last >> self.quantum_shift)
     }
 
     /// Classes served.
@@ -168,13 +201,35 @@ impl<S: Store> Tables<S> {
         if base == 0 || rec.base.load(Ordering::Acquire) != base {
             return None;
         }
-        let off = addr - base;
-        let i = off / k.size;
-        (off % k.size == 0 && i < OBJECTS).then_some((rec, i))
+        Some((rec, k.index(addr - base)?))
     }
 
     /// The record slot a slab at `base` of class `c` would use.
     pub(crate) fn slot_for(&self, c: usize, base: usize) -> usize {
         self.class[c].slot(base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_index_without_division_matches_division() {
+        for quantum in [1usize, 8, 16, 4096, MAX_QUANTUM] {
+            for c in 1..=MAX_CLASSES {
+                let size = quantum * c;
+                let shift = align::log2_ceil(size * OBJECTS).unwrap();
+                let k = Class { size, shift, recip: (1u64 << 32) / size as u64 + 1 };
+                let offs = (0..OBJECTS * size).step_by(core::cmp::max(1, size / 3)).chain(
+                    (0..OBJECTS)
+                        .flat_map(|i| [i * size, i * size + 1, (i * size).saturating_sub(1)]),
+                );
+                for off in offs.chain([OBJECTS * size, (1 << shift) - 1]) {
+                    let want = (off % size == 0 && off / size < OBJECTS).then_some(off / size);
+                    assert_eq!(k.index(off), want, "size {size} off {off}");
+                }
+            }
+        }
     }
 }

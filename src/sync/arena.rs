@@ -188,12 +188,7 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// The quantum-cache class serving `size`, if any.
     #[inline]
     pub(crate) fn class_of(&self, size: Size) -> Option<usize> {
-        let t = self.tables.as_ref()?;
-        let q = t.class(0).size;
-        if size.0 == 0 || size.0 > t.class(t.classes() - 1).size {
-            return None;
-        }
-        Some(size.0.div_ceil(q) - 1)
+        self.tables.as_ref()?.class_of(size.0)
     }
 
     /// Wake waiters after space came back.
