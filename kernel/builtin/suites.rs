@@ -13,3 +13,4 @@ vmspace_ktest::backend_suite!(vmspace_sparse_backend, crate::suites::OPS);
 vmspace_ktest::vm_suite!(vmspace_vm, crate::suites::OPS, 1 << 30, 64 << 20);
 vmspace_ktest::workload_suite!(vmspace_vm_workload, crate::suites::OPS);
 vmspace_ktest::fault_suite!(vmspace_vm_faults, crate::suites::OPS);
+vmspace_ktest::arena_suite!(vmspace_arena, crate::suites::OPS, crate::suites::OPS);

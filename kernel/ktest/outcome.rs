@@ -4,7 +4,9 @@
 
 use core::fmt;
 
+use vmspace::arena::ArenaError;
 use vmspace::vm::VmError;
+use vmspace::workload::arena_ops::ArenaRunError;
 use vmspace::workload::vm_ops::VmRunError;
 use vmspace_shim::{Overflow, ShimError};
 
@@ -31,6 +33,10 @@ pub enum Detail {
     Vm(VmError),
     /// A seeded workload run that went wrong.
     Run(VmRunError),
+    /// An arena error.
+    Arena(ArenaError),
+    /// A seeded arena run that went wrong.
+    ArenaRun(ArenaRunError),
 }
 
 impl Failure {
@@ -48,6 +54,8 @@ impl fmt::Display for Failure {
             Detail::Shim(e) => write!(f, ": {e}"),
             Detail::Vm(e) => write!(f, ": {e}"),
             Detail::Run(e) => write!(f, ": {e}"),
+            Detail::Arena(e) => write!(f, ": {e}"),
+            Detail::ArenaRun(e) => write!(f, ": {e}"),
         }
     }
 }
@@ -86,6 +94,18 @@ impl<T> Context<T> for Result<T, VmError> {
 impl<T> Context<T> for Result<T, VmRunError> {
     fn context(self, what: &'static str) -> Result<T, Failure> {
         self.map_err(|e| Failure { what, detail: Detail::Run(e) })
+    }
+}
+
+impl<T> Context<T> for Result<T, ArenaError> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::Arena(e) })
+    }
+}
+
+impl<T> Context<T> for Result<T, ArenaRunError> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::ArenaRun(e) })
     }
 }
 

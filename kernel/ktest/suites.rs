@@ -236,3 +236,76 @@ macro_rules! fault_suite {
         }
     };
 }
+
+/// The core's arena with its metadata on one backend and imports from a
+/// `Vm` on another: `arena_suite!(suite, path::TO_META_OPS, path::TO_VM_OPS)`.
+#[macro_export]
+macro_rules! arena_suite {
+    ($suite:ident, $meta:path, $vm:path) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::arena_cases as cases;
+            use $crate::{report, Outcome};
+
+            #[test]
+            fn policies() -> Outcome {
+                report("policies", cases::policies(&$meta))
+            }
+
+            #[test]
+            fn constraints() -> Outcome {
+                report("constraints", cases::constraints(&$meta))
+            }
+
+            #[test]
+            fn bad_frees() -> Outcome {
+                report("bad_frees", cases::bad_frees(&$meta))
+            }
+
+            #[test]
+            fn workload_quantum_1() -> Outcome {
+                report("workload_quantum_1", cases::workload(&$meta, 1, 1, 500))
+            }
+
+            #[test]
+            fn workload_quantum_16() -> Outcome {
+                report("workload_quantum_16", cases::workload(&$meta, 16, 16, 500))
+            }
+
+            #[test]
+            fn workload_quantum_4096() -> Outcome {
+                report("workload_quantum_4096", cases::workload(&$meta, 4096, 4096, 500))
+            }
+
+            #[test]
+            fn workload_seed_0x5eed() -> Outcome {
+                report("workload_seed_0x5eed", cases::workload(&$meta, 64, 0x5eed, 2000))
+            }
+
+            #[test]
+            fn mtbf_faults() -> Outcome {
+                report("mtbf_faults", cases::mtbf(&$meta, 7, 500))
+            }
+
+            #[test]
+            fn tag_store_faults() -> Outcome {
+                report("tag_store_faults", cases::tag_store_faults(&$meta, 0xfeed, 8))
+            }
+
+            #[test]
+            fn import_chain_seed_1() -> Outcome {
+                report("import_chain_seed_1", cases::import_chain(&$vm, &$meta, 1, 300))
+            }
+
+            #[test]
+            fn import_chain_seed_2() -> Outcome {
+                report("import_chain_seed_2", cases::import_chain(&$vm, &$meta, 2, 300))
+            }
+
+            #[test]
+            fn import_chain_seed_0xc0ffee() -> Outcome {
+                report("import_chain_seed_0xc0ffee", cases::import_chain(&$vm, &$meta, 0xc0ffee, 300))
+            }
+        }
+    };
+}

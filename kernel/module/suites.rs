@@ -16,3 +16,4 @@ vmspace_ktest::backend_suite!(vmspace_mod_page_backend, crate::suites::META);
 vmspace_ktest::vm_suite!(vmspace_mod_vm, crate::suites::OPS, 128 << 20, 64 << 20);
 vmspace_ktest::workload_suite!(vmspace_mod_vm_workload, crate::suites::OPS);
 vmspace_ktest::fault_suite!(vmspace_mod_vm_faults, crate::suites::OPS);
+vmspace_ktest::arena_suite!(vmspace_mod_arena, crate::suites::META, crate::suites::OPS);
