@@ -1,0 +1,195 @@
+//! The arena part of the demo: a page arena importing from a VM, then an
+//! arena shared by threads through quantum caches.
+
+use vmspace::arena::{Arena, Constraints, NoSource, PageStore, Policy, VmSource, FREE_LISTS};
+use vmspace::qcache::CacheHandle;
+use vmspace::sync::{SyncArena, Wait};
+use vmspace::vm::Vm;
+use vmspace::workload::Rng;
+use vmspace::{Addr, Size};
+use vmspace_shim::PageOps;
+use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock};
+
+use crate::Options;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn histogram(h: &[usize; FREE_LISTS]) -> String {
+    let parts: Vec<String> = h
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0)
+        .map(|(i, n)| format!("[{}, {}): {n}", Size(1 << i), Size(1 << (i + 1))))
+        .collect();
+    if parts.is_empty() {
+        "empty".into()
+    } else {
+        parts.join("  ")
+    }
+}
+
+/// Run the arena demos.
+pub fn run(o: &Options) -> Result<(), String> {
+    pages_from_a_vm(o)?;
+    shared_with_quantum_caches(o)
+}
+
+fn pages_from_a_vm(o: &Options) -> Result<(), String> {
+    let be = MmapBackend::new();
+    let page = be.page_size();
+    let mut vm = Vm::reserve(be, Size(1 << 30), Size(2 << 20)).map_err(err)?;
+    println!("\narena \"space\": the 1 GiB range of a VM, quantum {page}; allocations are mapped and touched");
+    let mut space = Arena::on_pages("space", page, be, 1 << 16, NoSource).map_err(err)?;
+    space.add(vm.base(), vm.range().size()).map_err(err)?;
+
+    let mut rng = Rng::new(o.seed);
+    let policies = [Policy::InstantFit, Policy::BestFit, Policy::FirstFit, Policy::NextFit];
+    let mut live = Vec::new();
+    for _ in 0..2000 {
+        let size = Size(page.0 * rng.between(1, 64));
+        let a = space.alloc(size, policies[rng.below(4)]).map_err(err)?;
+        let r = vmspace::Range::from_size(a, size).map_err(err)?;
+        vm.map(r).map_err(err)?;
+        // SAFETY: the VM just mapped `r` read-write.
+        unsafe { a.as_ptr::<u8>().write(1) };
+        live.push((a, size));
+    }
+    let report = |space: &Arena<_, NoSource>, vm: &Vm<MmapBackend>, what: &str| {
+        let s = space.sizes();
+        println!(
+            "  {what:<34} allocated {:>10}  free {:>10}  VM mapped {:>10}",
+            s.allocated.to_string(),
+            s.free.to_string(),
+            vm.mapped().to_string()
+        );
+    };
+    report(&space, &vm, "2000 allocations of 1-64 pages");
+    let mut kept = Vec::new();
+    for (i, (a, s)) in live.into_iter().enumerate() {
+        if i % 2 == 1 {
+            vm.unmap(vmspace::Range::from_size(a, s).map_err(err)?).map_err(err)?;
+            space.free(a, s).map_err(err)?;
+        } else {
+            kept.push((a, s));
+        }
+    }
+    report(&space, &vm, "every other one unmapped and freed");
+    println!("  free segments by size: {}", histogram(&space.free_histogram()));
+    println!(
+        "  largest free {}, fragmentation {} per mille",
+        space.largest_free(),
+        space.fragmentation()
+    );
+    let (a, s) = kept[0];
+    match space.free(a, Size(s.0 + page.0)) {
+        Err(e) => println!("  free with the wrong size (refused, nothing changed): {e}"),
+        Ok(()) => return Err("a bad free succeeded".into()),
+    }
+    let c = Constraints::new(Size(64 << 10))
+        .align(Size(1 << 20))
+        .nocross(Size(2 << 20))
+        .policy(Policy::BestFit);
+    let x = space.xalloc(&c).map_err(err)?;
+    println!("  xalloc 64 KiB aligned to 1 MiB, not crossing 2 MiB: {x}");
+    space.free(x, Size(64 << 10)).map_err(err)?;
+    for (a, s) in kept {
+        vm.unmap(vmspace::Range::from_size(a, s).map_err(err)?).map_err(err)?;
+        space.free(a, s).map_err(err)?;
+    }
+    report(&space, &vm, "all freed");
+    let n = space.counters();
+    println!(
+        "  counters: {} allocs, {} frees, {} bad frees, {} search steps",
+        n.allocs, n.frees, n.bad_frees, n.search_steps
+    );
+    space.check().map_err(err)?;
+    vm.check().map_err(err)?;
+
+    println!(
+        "\narena \"heap\": imports mapped pages from a VM source, gives wholly free spans back"
+    );
+    let store = || PageStore::new(be, Size(1 << 20)).map_err(err);
+    let source = VmSource::new(vm, store()?, store()?).map_err(err)?;
+    let mut heap = Arena::on_pages("heap", Size(64), be, 1 << 12, source).map_err(err)?;
+    let objs: Vec<_> = (0..16)
+        .map(|i| {
+            heap.alloc(Size(100 << 10 | i), Policy::InstantFit).map(|a| (a, Size(100 << 10 | i)))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let imported = |heap: &Arena<_, VmSource<_, _>>, what: &str| {
+        println!(
+            "  {what:<34} allocated {:>10}  imported {:>10}  VM mapped {:>10}",
+            heap.sizes().allocated.to_string(),
+            heap.sizes().imported.to_string(),
+            heap.source().vm().mapped().to_string()
+        );
+    };
+    imported(&heap, "16 allocations of ~100 KiB");
+    for (a, s) in objs {
+        heap.free(a, s).map_err(err)?;
+    }
+    imported(&heap, "all freed");
+    let n = heap.counters();
+    println!("  counters: {} imports, {} given back", n.imports, n.exports);
+    heap.check().map_err(err)?;
+    heap.source().check().map_err(err)
+}
+
+fn shared_with_quantum_caches(o: &Options) -> Result<(), String> {
+    const THREADS: usize = 2;
+    const OPS: usize = 100_000;
+    let be = MmapBackend::new();
+    let mut ids = Arena::on_pages("ids", Size(16), be, 1 << 16, NoSource).map_err(err)?;
+    ids.add(Addr(1 << 40), Size(1 << 30)).map_err(err)?;
+    let qc = PageStore::new(be, Size(1 << 20)).map_err(err)?;
+    let shared =
+        SyncArena::new(ids, ParkingLock::default(), CondvarWaiter::default(), Some((8, qc)))
+            .map_err(err)?;
+    println!(
+        "\narena \"ids\": quantum 16 units, shared by {THREADS} threads, quantum caches up to {}",
+        shared.qcache_max().0
+    );
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let shared = &shared;
+            scope.spawn(move || -> Result<(), String> {
+                let mut rng = Rng::new(o.seed ^ (t as u64 + 1));
+                let mut cache = CacheHandle::new(shared);
+                let mut live = Vec::new();
+                for _ in 0..OPS {
+                    if live.len() > 64 || (!live.is_empty() && rng.chance(400)) {
+                        let (a, s) = live.swap_remove(rng.below(live.len()));
+                        cache.free(a, s).map_err(err)?;
+                    } else if rng.chance(900) {
+                        let s = Size(16 * rng.between(1, 8));
+                        live.push((cache.alloc(s).map_err(err)?, s));
+                    } else {
+                        let s = Size(rng.between(129, 4096));
+                        live.push((shared.alloc(s, Policy::BestFit, Wait::No).map_err(err)?, s));
+                    }
+                }
+                for (a, s) in live {
+                    cache.free(a, s).map_err(err)?;
+                }
+                Ok(())
+            });
+        }
+    });
+    let q = shared.qcache_stats();
+    println!(
+        "  {} operations: cache hits {}, misses {}, depot {} magazines, {} slabs ({} created)",
+        THREADS * OPS,
+        q.hits,
+        q.misses,
+        q.depot_magazines,
+        q.slabs,
+        q.slabs_created
+    );
+    let freed = shared.reclaim();
+    let s = shared.with(|a| a.sizes());
+    println!("  reclaim gave back {freed} slabs: allocated {}, free {}", s.allocated, s.free);
+    shared.check().map_err(err)
+}
