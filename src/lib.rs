@@ -24,6 +24,7 @@ extern crate std;
 
 pub mod arena;
 pub mod bits;
+pub mod chunkmap;
 pub mod qcache;
 pub mod sync;
 pub mod vm;

@@ -1,0 +1,243 @@
+//! Changing the state of a range of chunks from a shared reference: claim
+//! (leaf pages, then chunks, in address order), call the backend once per
+//! run, publish or roll back.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use vmspace_shim::{Op, PageOps, Protection, Range, ShimError};
+
+use super::state::{
+    Action, Call, BUSY, LEAF_ABSENT, LEAF_BUSY, LEAF_PRESENT, MAPPED, STATE, UNMAPPED,
+};
+use super::{ChunkMap, ChunkMapError};
+
+/// Wait while `byte` has a claim on it (`busy(v)`), returning the first
+/// value without one.
+fn wait_unclaimed(byte: &AtomicU8, busy: impl Fn(u8) -> bool) -> u8 {
+    loop {
+        let v = byte.load(Ordering::Acquire);
+        if !busy(v) {
+            return v;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+impl<P: PageOps> ChunkMap<P> {
+    /// Apply `action` to chunks `[c0, c1)` (non-empty, inside the space).
+    pub(crate) fn transition(
+        &self,
+        c0: usize,
+        c1: usize,
+        action: Action,
+    ) -> Result<(), ChunkMapError> {
+        let shift = self.layout.leaf_shift;
+        let (l0, l1) = (c0 >> shift, ((c1 - 1) >> shift) + 1);
+        // 1. Leaves: every one present, or claimed (and mapped) by us.
+        for l in l0..l1 {
+            if let Err(e) = self.acquire_leaf(l, action, c0) {
+                self.release_leaves(l0, l, false);
+                return Err(e);
+            }
+        }
+        // 2. Chunks: claim each, keeping its old state under the busy flag.
+        for c in c0..c1 {
+            // SAFETY: `c < chunks`; its leaf is present or ours (step 1).
+            let byte = unsafe { self.entry(c) };
+            loop {
+                let old = wait_unclaimed(byte, |v| v & BUSY != 0);
+                if action.target(old).is_none() {
+                    self.finish(c0, c, action, false);
+                    self.release_leaves(l0, l1, false);
+                    return Err(ChunkMapError::NotMapped {
+                        chunk: self.chunk_range(c, c + 1).base(),
+                    });
+                }
+                if byte
+                    .compare_exchange(old, old | BUSY, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    break;
+                }
+            }
+        }
+        // 3. The backend, once per run of chunks needing the same call.
+        let mut c = c0;
+        while c < c1 {
+            let call = self.call_for(c, action);
+            let mut e = c + 1;
+            while e < c1 && self.call_for(e, action) == call {
+                e += 1;
+            }
+            if let Err(error) = self.apply(call, self.chunk_range(c, e)) {
+                self.undo(c0, c, action);
+                self.finish(c0, c1, action, false);
+                self.release_leaves(l0, l1, false);
+                return Err(error);
+            }
+            c = e;
+        }
+        // 4. Publish.
+        self.finish(c0, c1, action, true);
+        self.release_leaves(l0, l1, true);
+        Ok(())
+    }
+
+    /// Make leaf `l` present or ours. Leaves that `action` cannot create
+    /// must be present (`NotMapped` names the first chunk of the range in it).
+    fn acquire_leaf(&self, l: usize, action: Action, c0: usize) -> Result<(), ChunkMapError> {
+        let dir = self.dir(l);
+        loop {
+            match wait_unclaimed(dir, |v| v == LEAF_BUSY) {
+                LEAF_PRESENT => return Ok(()),
+                _ if !action.creates_leaves() => {
+                    let c = c0.max(l << self.layout.leaf_shift);
+                    return Err(ChunkMapError::NotMapped {
+                        chunk: self.chunk_range(c, c + 1).base(),
+                    });
+                }
+                _ => {}
+            }
+            if dir
+                .compare_exchange(LEAF_ABSENT, LEAF_BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            let range = self.leaf_range(l);
+            // SAFETY: the leaf page lies in our reservation and is unmapped
+            // (it was absent, and we now own it).
+            return match unsafe { self.ops.map(range) } {
+                Ok(()) => Ok(()),
+                Err(error) => {
+                    dir.store(LEAF_ABSENT, Ordering::Release);
+                    Err(ChunkMapError::Backend { op: Op::Map, range, error })
+                }
+            };
+        }
+    }
+
+    /// Give up our claims on leaves `[l0, l1)`: publish them (`ok`), or, on
+    /// failure, unmap the ones whose chunks are all unmapped again.
+    fn release_leaves(&self, l0: usize, l1: usize, ok: bool) {
+        for l in l0..l1 {
+            let dir = self.dir(l);
+            if dir.load(Ordering::Relaxed) != LEAF_BUSY {
+                continue; // present before: not ours
+            }
+            let lo = l << self.layout.leaf_shift;
+            let hi = (lo + (1 << self.layout.leaf_shift)).min(self.layout.chunks);
+            // SAFETY: the leaf is ours and mapped, `c < chunks`.
+            let empty =
+                (lo..hi).all(|c| unsafe { self.entry(c) }.load(Ordering::Relaxed) == UNMAPPED);
+            // SAFETY: the leaf page is ours, mapped, and no one reads it
+            // while we hold its claim.
+            if !ok && empty && unsafe { self.ops.unmap(self.leaf_range(l)) }.is_ok() {
+                dir.store(LEAF_ABSENT, Ordering::Release);
+            } else {
+                self.leaves_present.fetch_add(1, Ordering::Relaxed);
+                dir.store(LEAF_PRESENT, Ordering::Release);
+            }
+        }
+    }
+
+    /// The backend call claimed chunk `c` needs under `action`.
+    fn call_for(&self, c: usize, action: Action) -> Call {
+        // SAFETY: `c` is claimed by us, so its leaf is mapped.
+        let old = unsafe { self.entry(c) }.load(Ordering::Relaxed) & STATE;
+        action.target(old).map_or(Call::None, |new| Call::between(old, new))
+    }
+
+    /// Make `call` on `range`.
+    fn apply(&self, call: Call, range: Range) -> Result<(), ChunkMapError> {
+        let op = match call {
+            Call::None => return Ok(()),
+            Call::Map => Op::Map,
+            Call::ProtectRw | Call::ProtectNone => Op::Protect,
+        };
+        // SAFETY: `range` is chunks of our space that we have claimed; their
+        // states (unmapped or quarantined for a map, committed for a
+        // protect) say the backend's precondition holds, and no one accesses
+        // a chunk while its state says it is not mapped.
+        unsafe { self.raw_call(call, range) }.map_err(|error| ChunkMapError::Backend {
+            op,
+            range,
+            error,
+        })
+    }
+
+    /// Make the backend call `call` stands for on `range`.
+    ///
+    /// # Safety
+    ///
+    /// `range` lies in our space and meets the precondition of the call:
+    /// unmapped for `Map`, mapped for the protects.
+    unsafe fn raw_call(&self, call: Call, range: Range) -> Result<(), ShimError> {
+        match call {
+            Call::None => Ok(()),
+            // SAFETY: the caller guarantees `map`'s precondition.
+            Call::Map => unsafe { self.ops.map(range) },
+            // SAFETY: the caller guarantees the pages are mapped.
+            Call::ProtectRw => unsafe { self.ops.protect(range, Protection::ReadWrite) },
+            // SAFETY: the caller guarantees the pages are mapped.
+            Call::ProtectNone => unsafe { self.ops.protect(range, Protection::None) },
+        }
+    }
+
+    /// Undo the calls made for claimed chunks `[c0, c)`. A chunk whose undo
+    /// fails keeps its new state, published at once.
+    fn undo(&self, c0: usize, c: usize, action: Action) {
+        let mut i = c0;
+        while i < c {
+            let call = self.call_for(i, action);
+            let mut e = i + 1;
+            while e < c && self.call_for(e, action) == call {
+                e += 1;
+            }
+            let range = self.chunk_range(i, e);
+            let undone = match call {
+                Call::None => Ok(()),
+                // SAFETY: we mapped these claimed chunks; no one uses them,
+                // as their published state is still not mapped.
+                Call::Map => unsafe { self.ops.unmap(range) },
+                // SAFETY: the chunks are mapped (we just changed their
+                // protection); no one else touches claimed chunks.
+                Call::ProtectRw => unsafe { self.raw_call(Call::ProtectNone, range) },
+                // SAFETY: as above.
+                Call::ProtectNone => unsafe { self.raw_call(Call::ProtectRw, range) },
+            };
+            if undone.is_err() {
+                self.publish(i, e, action, true);
+            }
+            i = e;
+        }
+    }
+
+    /// Release our claims on `[c0, c1)`: publish the new states (`ok`) or
+    /// restore the old ones.
+    fn finish(&self, c0: usize, c1: usize, action: Action, ok: bool) {
+        // `publish` skips chunks already published by `undo`.
+        self.publish(c0, c1, action, ok);
+    }
+
+    /// Release the claimed chunks of `[c0, c1)` with their new states
+    /// (`new`) or their old ones, keeping the committed count.
+    fn publish(&self, c0: usize, c1: usize, action: Action, new: bool) {
+        for c in c0..c1 {
+            // SAFETY: `c` is in our claimed range, so its leaf is mapped.
+            let byte = unsafe { self.entry(c) };
+            let v = byte.load(Ordering::Relaxed);
+            if v & BUSY == 0 {
+                continue;
+            }
+            let old = v & STATE;
+            let state = if new { action.target(old).unwrap_or(old) } else { old };
+            let was = old >= MAPPED;
+            let is = state >= MAPPED;
+            if is && !was {
+                self.committed.fetch_add(1, Ordering::Relaxed);
+            }
+            byte.store(state, Ordering::Release);
+        }
+    }
+}

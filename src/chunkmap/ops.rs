@@ -1,0 +1,175 @@
+//! The chunk map's operations.
+
+use core::sync::atomic::Ordering;
+
+use vmspace_shim::{Op, PageOps, Protection, Range};
+
+use super::state::{Action, LEAF_ABSENT, LEAF_PRESENT, MAPPED, PROTECTED, UNMAPPED};
+use super::{ChunkMap, ChunkMapError};
+
+impl<P: PageOps> ChunkMap<P> {
+    /// Map (commit, read-write) every chunk that `range` touches and that is
+    /// not mapped: unmapped and quarantined chunks are mapped, protected ones
+    /// unprotected. Safe to call from several threads on overlapping ranges:
+    /// each chunk is mapped once. On failure no chunk's state has changed.
+    pub fn ensure_mapped(&self, range: Range) -> Result<(), ChunkMapError> {
+        let (c0, c1) = self.chunk_indices(range, false)?;
+        if (c0..c1).all(|c| self.load(c) == Some(MAPPED)) {
+            return Ok(());
+        }
+        self.transition(c0, c1, Action::Map)
+    }
+
+    /// Set aside every unmapped chunk that `range` touches (quarantined:
+    /// reserved for a use, nothing committed); other chunks keep their state.
+    pub fn quarantine(&self, range: Range) -> Result<(), ChunkMapError> {
+        let (c0, c1) = self.chunk_indices(range, false)?;
+        self.transition(c0, c1, Action::Quarantine)
+    }
+
+    /// Make the chunks of `range` (chunk-aligned), all committed, inaccessible.
+    pub fn protect(&self, range: Range) -> Result<(), ChunkMapError> {
+        let (c0, c1) = self.chunk_indices(range, true)?;
+        self.transition(c0, c1, Action::Protect)
+    }
+
+    /// Make the chunks of `range` (chunk-aligned), all committed, read-write.
+    pub fn unprotect(&self, range: Range) -> Result<(), ChunkMapError> {
+        let (c0, c1) = self.chunk_indices(range, true)?;
+        self.transition(c0, c1, Action::Unprotect)
+    }
+
+    /// The state byte of chunk `c` under exclusive access (`UNMAPPED` when
+    /// its leaf is absent).
+    fn state_mut(&mut self, c: usize) -> u8 {
+        self.load(c).unwrap_or(UNMAPPED)
+    }
+
+    /// Store the state of chunk `c`, whose leaf is present.
+    fn set_state(&mut self, c: usize, s: u8) {
+        if self.dir(c >> self.layout.leaf_shift).load(Ordering::Relaxed) == LEAF_PRESENT {
+            // SAFETY: `c < chunks` and its leaf is present; `&mut self`
+            // excludes every other access.
+            unsafe { self.entry(c) }.store(s, Ordering::Release);
+        }
+    }
+
+    /// The end of the run of chunks from `c` below `c1` in state `s`.
+    fn run_end(&mut self, c: usize, c1: usize, s: u8) -> usize {
+        let mut e = c + 1;
+        while e < c1 && self.state_mut(e) == s {
+            e += 1;
+        }
+        e
+    }
+
+    /// Decommit the committed chunks of `range` (chunk-aligned) and return
+    /// every chunk in it to unmapped. On failure no chunk's state has
+    /// changed (what the caller was discarding may be zero).
+    pub fn unmap(&mut self, range: Range) -> Result<(), ChunkMapError> {
+        let (c0, c1) = self.chunk_indices(range, true)?;
+        let mut c = c0;
+        while c < c1 {
+            let s = self.state_mut(c);
+            let e = self.run_end(c, c1, s);
+            if s == MAPPED || s == PROTECTED {
+                let r = self.chunk_range(c, e);
+                // SAFETY: the chunks are committed (their states say so) in
+                // our space; `&mut self` means no one else relies on them.
+                if let Err(error) = unsafe { self.ops.unmap(r) } {
+                    self.undo_unmap(c0, c);
+                    return Err(ChunkMapError::Backend { op: Op::Unmap, range: r, error });
+                }
+            }
+            c = e;
+        }
+        for c in c0..c1 {
+            let s = self.state_mut(c);
+            if s == MAPPED || s == PROTECTED {
+                self.committed.fetch_sub(1, Ordering::Relaxed);
+            }
+            if s != UNMAPPED {
+                self.set_state(c, UNMAPPED);
+            }
+        }
+        Ok(())
+    }
+
+    /// Recommit the committed chunks of `[c0, c)` that `unmap` decommitted;
+    /// a chunk that cannot be recommitted is recorded as unmapped.
+    fn undo_unmap(&mut self, c0: usize, c: usize) {
+        let mut i = c0;
+        while i < c {
+            let s = self.state_mut(i);
+            let e = self.run_end(i, c, s);
+            if s == MAPPED || s == PROTECTED {
+                let r = self.chunk_range(i, e);
+                // SAFETY: `unmap` just decommitted these chunks of our space.
+                if unsafe { self.ops.map(r) }.is_err() {
+                    // They stay decommitted: record that.
+                    for j in i..e {
+                        self.committed.fetch_sub(1, Ordering::Relaxed);
+                        self.set_state(j, UNMAPPED);
+                    }
+                } else if s == PROTECTED {
+                    // SAFETY: just mapped; nothing accesses them meanwhile.
+                    if unsafe { self.ops.protect(r, Protection::None) }.is_err() {
+                        // Committed and read-write: mapped.
+                        for j in i..e {
+                            self.set_state(j, MAPPED);
+                        }
+                    }
+                }
+            }
+            i = e;
+        }
+    }
+
+    /// Unmap the leaf pages whose chunks are all unmapped. Returns how many.
+    pub fn trim(&mut self) -> Result<usize, ChunkMapError> {
+        let mut n = 0;
+        let per_leaf = 1 << self.layout.leaf_shift;
+        for l in 0..self.layout.leaves {
+            if self.dir(l).load(Ordering::Relaxed) != LEAF_PRESENT {
+                continue;
+            }
+            let lo = l * per_leaf;
+            let hi = (lo + per_leaf).min(self.layout.chunks);
+            if (lo..hi).any(|c| self.state_mut(c) != UNMAPPED) {
+                continue;
+            }
+            let r = self.leaf_range(l);
+            // SAFETY: the leaf page is mapped (present) in our reservation;
+            // `&mut self` means no one reads it.
+            unsafe { self.ops.unmap(r) }.map_err(|error| ChunkMapError::Backend {
+                op: Op::Unmap,
+                range: r,
+                error,
+            })?;
+            self.dir(l).store(LEAF_ABSENT, Ordering::Release);
+            self.leaves_present.fetch_sub(1, Ordering::Relaxed);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Chunks in each state: `[unmapped, quarantined, mapped, protected]`.
+    pub fn census(&self) -> [usize; 4] {
+        let mut n = [0usize; 4];
+        let per_leaf = 1usize << self.layout.leaf_shift;
+        for l in 0..self.layout.leaves {
+            let lo = l * per_leaf;
+            let hi = (lo + per_leaf).min(self.layout.chunks);
+            for c in lo..hi {
+                let s = self.load(c).unwrap_or(UNMAPPED) & super::state::STATE;
+                n[s as usize] += 1;
+                if s == UNMAPPED && self.load(c).is_none() {
+                    // An absent leaf: all of it unmapped.
+                    n[0] += hi - c - 1;
+                    break;
+                }
+            }
+        }
+        n
+    }
+}
