@@ -203,6 +203,11 @@ impl<P: PageOps> VmArena<P> {
         self.spare_limit
     }
 
+    /// log2 of the zone stripe in bytes.
+    pub fn zone_shift(&self) -> u32 {
+        self.zone_shift
+    }
+
     /// The zone of `addr`.
     pub fn zone_of(&self, addr: Addr) -> u32 {
         ((addr.0 >> self.zone_shift) % ZONES as usize) as u32

@@ -8,7 +8,9 @@
 //! heap-free, the same sequences run in user space and in the kernel.
 
 pub mod arena_ops;
+pub mod chunkmap_ops;
 pub mod rng;
 pub mod vm_ops;
+pub mod vmarena_ops;
 
 pub use rng::Rng;

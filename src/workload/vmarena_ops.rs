@@ -1,0 +1,485 @@
+//! Allocate/free/protect/purge sequences for a [`VmArena`], checked against
+//! a per-tract model that also predicts placement, spare pages, the commit
+//! limit and which page-table pages are mapped.
+
+use core::fmt;
+
+use vmspace_shim::{PageOps, Protection, Range, Size};
+
+use super::Rng;
+use crate::vmarena::{Placement, Request, VmArena, VmArenaError, ZoneSet};
+
+/// One operation on a VM arena, in tract units relative to its base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmArenaOp {
+    /// [`VmArena::alloc`].
+    Alloc {
+        /// Pages (zero is a bad request).
+        pages: usize,
+        /// Owner (zero is a bad request).
+        owner: u32,
+        /// Alignment in pages (not a power of two is a bad request).
+        align: usize,
+        /// Preferred zones.
+        prefer: u64,
+        /// Avoided zones.
+        avoid: u64,
+    },
+    /// [`VmArena::free`] of tracts `[first, first + pages)`.
+    Free {
+        /// First tract.
+        first: usize,
+        /// Pages.
+        pages: usize,
+        /// Owner claimed.
+        owner: u32,
+    },
+    /// [`VmArena::protect`] of tracts `[first, first + pages)`.
+    Protect {
+        /// First tract.
+        first: usize,
+        /// Pages.
+        pages: usize,
+        /// Owner claimed.
+        owner: u32,
+        /// Read-write when false, read-only when true.
+        read_only: bool,
+    },
+    /// [`VmArena::purge_spare`].
+    Purge,
+}
+
+/// The reference model for up to `N` tracts.
+#[derive(Debug, Clone)]
+pub struct VmArenaModel<const N: usize> {
+    owner: [u32; N],
+    committed: [bool; N],
+    read_only: [bool; N],
+    tracts: usize,
+    base_page: usize,
+    page_shift: u32,
+    zone_shift: u32,
+    per_table_page: usize,
+    per_bit_page: usize,
+    spare_limit: usize,
+    commit_limit: usize,
+}
+
+/// What the model predicts for an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Success; for an allocation, at this tract with this placement.
+    Ok(Option<(usize, Placement)>),
+    /// Failure, changing nothing.
+    Err,
+}
+
+impl<const N: usize> VmArenaModel<N> {
+    /// A model of `arena`, which must have at most `N` tracts and nothing allocated.
+    pub fn new<P: PageOps>(arena: &VmArena<P>) -> Option<Self> {
+        if arena.tracts() > N || !arena.allocated().is_zero() {
+            return None;
+        }
+        let page = arena.page_size().0;
+        let page_shift = page.trailing_zeros();
+        Some(VmArenaModel {
+            owner: [0; N],
+            committed: [false; N],
+            read_only: [false; N],
+            tracts: arena.tracts(),
+            base_page: arena.base().0 >> page_shift,
+            page_shift,
+            zone_shift: arena.zone_shift(),
+            per_table_page: page / 8,
+            per_bit_page: page * 8,
+            spare_limit: arena.spare_limit(),
+            commit_limit: arena.commit_limit().0 >> page_shift,
+        })
+    }
+
+    /// Tracts allocated.
+    pub fn allocated(&self) -> usize {
+        self.owner[..self.tracts].iter().filter(|&&o| o != 0).count()
+    }
+
+    /// Spare tracts.
+    pub fn spare(&self) -> usize {
+        (0..self.tracts).filter(|&i| self.owner[i] == 0 && self.committed[i]).count()
+    }
+
+    fn pages_in_use(&self, per: usize) -> usize {
+        (0..self.tracts.div_ceil(per)).filter(|&k| self.group_in_use(k, per)).count()
+    }
+
+    fn group_in_use(&self, k: usize, per: usize) -> bool {
+        (k * per..((k + 1) * per).min(self.tracts)).any(|i| self.owner[i] != 0)
+    }
+
+    /// Page-table pages describing at least one allocated tract.
+    pub fn table_pages_in_use(&self) -> usize {
+        self.pages_in_use(self.per_table_page)
+    }
+
+    /// Pages committed: tracts allocated or spare, and table pages in use.
+    pub fn committed(&self) -> usize {
+        self.allocated()
+            + self.spare()
+            + self.table_pages_in_use()
+            + self.pages_in_use(self.per_bit_page)
+    }
+
+    /// The owner of tract `i` (0: free).
+    pub fn owner(&self, i: usize) -> u32 {
+        self.owner.get(i).copied().unwrap_or(0)
+    }
+
+    /// Whether tract `i` is committed.
+    pub fn is_committed(&self, i: usize) -> bool {
+        self.committed.get(i).copied().unwrap_or(false)
+    }
+
+    /// Record tract `i` as committed or not (for resynchronising after a
+    /// backend failure whose effect on spare pages is not modelled).
+    pub fn set_committed(&mut self, i: usize, c: bool) {
+        if let Some(x) = self.committed.get_mut(i) {
+            *x = c;
+        }
+    }
+
+    fn zone(&self, i: usize) -> u32 {
+        ((((self.base_page + i) << self.page_shift) >> self.zone_shift) % 64) as u32
+    }
+
+    fn fits(&self, p: usize, n: usize, align: usize, zones: ZoneSet) -> bool {
+        (self.base_page + p) % align == 0
+            && (p..p + n).all(|i| self.owner[i] == 0 && zones.contains(self.zone(i)))
+    }
+
+    fn place(&self, req: &Request) -> Option<(usize, Placement)> {
+        let mut tried = None;
+        for (zones, placement) in [
+            (req.prefer.inter(req.avoid.complement()), Placement::Preferred),
+            (req.avoid.complement(), Placement::NotAvoided),
+            (ZoneSet::ALL, Placement::Anywhere),
+        ] {
+            if zones.is_empty() || tried == Some(zones) {
+                continue;
+            }
+            let last = self.tracts.checked_sub(req.pages)?;
+            if let Some(p) = (0..=last).find(|&p| self.fits(p, req.pages, req.align, zones)) {
+                return Some((p, placement));
+            }
+            tried = Some(zones);
+        }
+        None
+    }
+
+    /// The tracts `[first, first + pages)` if they are all allocated to
+    /// `owner`; whether any is read-only.
+    fn owned(&self, first: usize, pages: usize, owner: u32) -> Option<bool> {
+        let end = first.checked_add(pages).filter(|&e| pages > 0 && e <= self.tracts)?;
+        (first..end)
+            .all(|i| self.owner[i] == owner && owner != 0)
+            .then(|| (first..end).any(|i| self.read_only[i]))
+    }
+
+    /// Predict `op` and apply it to the model.
+    pub fn apply(&mut self, op: &VmArenaOp) -> Expect {
+        match *op {
+            VmArenaOp::Alloc { pages, owner, align, prefer, avoid } => {
+                if pages == 0 || owner == 0 || !align.is_power_of_two() {
+                    return Expect::Err;
+                }
+                let req = Request::new(pages, owner)
+                    .align(align)
+                    .prefer(ZoneSet(prefer))
+                    .avoid(ZoneSet(avoid));
+                let Some((p, placement)) = self.place(&req) else { return Expect::Err };
+                let mut after = self.clone();
+                for i in p..p + pages {
+                    after.owner[i] = owner;
+                    after.committed[i] = true;
+                }
+                let fresh = after.committed() - self.committed();
+                if self.committed() + fresh > self.commit_limit {
+                    // Purging every spare page would make it fit?
+                    let meta = after.table_overhead() - self.table_overhead();
+                    let purged = self.committed() - self.spare() + pages + meta;
+                    if self.spare() == 0 || purged > self.commit_limit {
+                        return Expect::Err;
+                    }
+                    for i in 0..self.tracts {
+                        if after.owner[i] == 0 {
+                            after.committed[i] = false;
+                        }
+                    }
+                }
+                *self = after;
+                Expect::Ok(Some((p, placement)))
+            }
+            VmArenaOp::Free { first, pages, owner } => {
+                let Some(read_only) = self.owned(first, pages, owner) else { return Expect::Err };
+                let keep = if read_only {
+                    0
+                } else {
+                    self.spare_limit.saturating_sub(self.spare()).min(pages)
+                };
+                for i in first..first + pages {
+                    self.owner[i] = 0;
+                    self.read_only[i] = false;
+                    self.committed[i] = i < first + keep;
+                }
+                Expect::Ok(None)
+            }
+            VmArenaOp::Protect { first, pages, owner, read_only } => {
+                if self.owned(first, pages, owner).is_none() {
+                    return Expect::Err;
+                }
+                for i in first..first + pages {
+                    self.read_only[i] = read_only;
+                }
+                Expect::Ok(None)
+            }
+            VmArenaOp::Purge => {
+                for i in 0..self.tracts {
+                    if self.owner[i] == 0 {
+                        self.committed[i] = false;
+                    }
+                }
+                Expect::Ok(None)
+            }
+        }
+    }
+
+    /// Table pages (of both tables) in use now: counted in `committed`.
+    fn table_overhead(&self) -> usize {
+        self.table_pages_in_use() + self.pages_in_use(self.per_bit_page)
+    }
+}
+
+/// Generates [`VmArenaOp`]s for an arena of `tracts` tracts, aimed at what
+/// the model has allocated so most frees and protects are valid.
+#[derive(Debug, Clone)]
+pub struct VmArenaOpGen {
+    rng: Rng,
+    tracts: usize,
+}
+
+impl VmArenaOpGen {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64, tracts: usize) -> Self {
+        VmArenaOpGen { rng: Rng::new(seed), tracts: tracts.max(1) }
+    }
+
+    /// The next operation.
+    pub fn next_op<const N: usize>(&mut self, model: &VmArenaModel<N>) -> VmArenaOp {
+        let r = &mut self.rng;
+        let owner = r.between(1, 3) as u32;
+        match r.below(100) {
+            0..=44 => {
+                let pages = if r.chance(900) { r.between(1, 12) } else { r.between(13, 80) };
+                let zones = |r: &mut Rng| match r.below(4) {
+                    0 => 0,
+                    1 => u64::MAX,
+                    2 => 1u64 << r.below(64),
+                    _ => r.next_u64(),
+                };
+                let prefer = if r.chance(500) { u64::MAX } else { zones(r) };
+                let avoid = if r.chance(500) { 0 } else { zones(r) };
+                let align = match r.below(10) {
+                    0 => 4,
+                    1 => 3,
+                    _ => 1,
+                };
+                let (pages, owner) = match r.below(40) {
+                    0 => (0, owner),
+                    1 => (pages, 0),
+                    _ => (pages, owner),
+                };
+                VmArenaOp::Alloc { pages, owner, align, prefer, avoid }
+            }
+            45..=94 => {
+                // Usually a piece of a run the model has allocated.
+                let from = r.below(self.tracts);
+                let found = (from..self.tracts).chain(0..from).find(|&i| model.owner(i) != 0);
+                let (first, pages, owner) = match found {
+                    Some(first) if r.chance(900) => {
+                        let o = model.owner(first);
+                        let end = (first..self.tracts)
+                            .find(|&i| model.owner(i) != o)
+                            .unwrap_or(self.tracts);
+                        let owner = if r.chance(950) { o } else { o % 3 + 1 };
+                        (first, r.between(1, end - first), owner)
+                    }
+                    _ => (r.below(self.tracts + 2), r.between(0, 6), owner),
+                };
+                if r.chance(200) {
+                    VmArenaOp::Protect { first, pages, owner, read_only: r.chance(700) }
+                } else {
+                    VmArenaOp::Free { first, pages, owner }
+                }
+            }
+            _ => VmArenaOp::Purge,
+        }
+    }
+}
+
+/// How a driven sequence went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmArenaRunError {
+    /// The step at which it went wrong.
+    pub step: usize,
+    /// The operation.
+    pub op: VmArenaOp,
+    /// What disagreed.
+    pub what: &'static str,
+    /// The arena's error, when there was one.
+    pub error: Option<VmArenaError>,
+}
+
+impl fmt::Display for VmArenaRunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {} ({:?}): {}", self.step, self.op, self.what)?;
+        if let Some(e) = &self.error {
+            write!(f, " ({e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a driven sequence did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VmArenaRunStats {
+    /// Operations that succeeded.
+    pub succeeded: usize,
+    /// Operations refused, as the model predicted.
+    pub rejected: usize,
+    /// Operations the backend failed (fault injection), leaving the arena unchanged.
+    pub backend_failures: usize,
+    /// Allocations that fell back from their preferred zones.
+    pub fell_back: usize,
+}
+
+/// Apply one operation to the arena.
+pub fn apply<P: PageOps>(
+    arena: &mut VmArena<P>,
+    op: &VmArenaOp,
+) -> Result<Option<(usize, Placement)>, VmArenaError> {
+    let page = arena.page_size().0;
+    let range = |first: usize, pages: usize| {
+        let base = first.checked_mul(page).and_then(|o| o.checked_add(arena.base().0));
+        let size = pages.checked_mul(page);
+        match (base, size) {
+            (Some(b), Some(s)) => {
+                Range::from_size(vmspace_shim::Addr(b), Size(s)).map_err(VmArenaError::from)
+            }
+            _ => Err(VmArenaError::Overflow),
+        }
+    };
+    match *op {
+        VmArenaOp::Alloc { pages, owner, align, prefer, avoid } => {
+            let req = Request::new(pages, owner)
+                .align(align)
+                .prefer(ZoneSet(prefer))
+                .avoid(ZoneSet(avoid));
+            let g = arena.alloc(&req)?;
+            Ok(Some(((g.range.base().0 - arena.base().0) / page, g.placement)))
+        }
+        VmArenaOp::Free { first, pages, owner } => {
+            arena.free(range(first, pages)?, owner).map(|()| None)
+        }
+        VmArenaOp::Protect { first, pages, owner, read_only } => {
+            let prot = if read_only { Protection::Read } else { Protection::ReadWrite };
+            arena.protect(range(first, pages)?, owner, prot).map(|()| None)
+        }
+        VmArenaOp::Purge => arena.purge_spare().map(|_| None),
+    }
+}
+
+/// Compare the arena with the model: allocation map, owners, and (without
+/// faults) committed memory, spare pages and mapped page-table pages, which
+/// must equal the pages describing at least one allocated tract.
+pub fn compare<P: PageOps, const N: usize>(
+    arena: &VmArena<P>,
+    model: &VmArenaModel<N>,
+    exact: bool,
+) -> Result<(), &'static str> {
+    let page = arena.page_size().0;
+    for i in 0..arena.tracts() {
+        let a = vmspace_shim::Addr(arena.base().0 + i * page);
+        let owner = arena.tract(a).map_or(0, |t| t.owner);
+        if owner != model.owner(i) {
+            return Err("a tract's owner differs from the model");
+        }
+    }
+    if arena.allocated().0 != model.allocated() * page {
+        return Err("allocated() differs from the model");
+    }
+    if exact {
+        if arena.spare().0 != model.spare() * page {
+            return Err("spare() differs from the model");
+        }
+        if arena.table_pages_mapped() != model.table_pages_in_use() {
+            return Err("mapped page-table pages != pages describing an allocated tract");
+        }
+        if arena.committed().0 != model.committed() * page {
+            return Err("committed() differs from the model");
+        }
+    }
+    Ok(())
+}
+
+/// Apply `steps` generated operations to `arena` and the model side by side,
+/// comparing after every step and running `check()`. With `faults` (the
+/// backend injects failures), a backend failure must leave the allocation
+/// map unchanged, and spare pages are resynchronised from the arena.
+pub fn run<P: PageOps, const N: usize>(
+    arena: &mut VmArena<P>,
+    seed: u64,
+    steps: usize,
+    faults: bool,
+) -> Result<VmArenaRunStats, VmArenaRunError> {
+    let mut model = VmArenaModel::<N>::new(arena).ok_or(VmArenaRunError {
+        step: 0,
+        op: VmArenaOp::Purge,
+        what: "the arena is too large for the model or not empty",
+        error: None,
+    })?;
+    let mut gen = VmArenaOpGen::new(seed, arena.tracts());
+    let mut stats = VmArenaRunStats::default();
+    for step in 0..steps {
+        let op = gen.next_op(&model);
+        let fail = |what, error| VmArenaRunError { step, op, what, error };
+        let before = model.clone();
+        let expected = model.apply(&op);
+        match (expected, apply(arena, &op)) {
+            (Expect::Ok(p), Ok(got)) => {
+                if p != got {
+                    return Err(fail("allocation placed differently from the model", None));
+                }
+                stats.fell_back +=
+                    usize::from(got.is_some_and(|(_, pl)| pl != Placement::Preferred));
+                stats.succeeded += 1;
+            }
+            (Expect::Ok(_), Err(e)) if faults && e.backend().is_some() => {
+                model = before;
+                stats.backend_failures += 1;
+            }
+            (Expect::Ok(_), Err(e)) => return Err(fail("a valid operation was refused", Some(e))),
+            (Expect::Err, Ok(_)) => return Err(fail("an invalid operation succeeded", None)),
+            (Expect::Err, Err(_)) => stats.rejected += 1,
+        }
+        if faults {
+            let page = arena.page_size().0;
+            for i in 0..arena.tracts() {
+                model.set_committed(
+                    i,
+                    arena.vm().is_mapped(vmspace_shim::Addr(arena.base().0 + i * page)),
+                );
+            }
+        }
+        compare(arena, &model, !faults).map_err(|w| fail(w, None))?;
+        arena.check().map_err(|e| fail("check() failed", Some(e)))?;
+    }
+    Ok(stats)
+}

@@ -1,0 +1,87 @@
+//! Threads racing `ensure_mapped` on overlapping ranges: every chunk is
+//! mapped exactly once (counted by the simulated backend), every leaf page
+//! once, and `is_mapped` readers running alongside never see a chunk go
+//! from mapped back to unmapped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
+use vmspace::workload::Rng;
+use vmspace_shim::sim::SimBackend;
+use vmspace_shim::{Addr, Op, Range, Size};
+
+const PAGE: usize = 256;
+const CHUNK: usize = 1024;
+const CHUNKS: usize = 2048;
+
+fn race(threads: usize, seed: u64) {
+    let mut buf = vec![0u8; 3 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let map = ChunkMap::new(&sim, ChunkMapConfig::new(Size(CHUNKS * CHUNK), Size(CHUNK))).unwrap();
+    let base = map.space().base().0;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let map = &map;
+            s.spawn(move || {
+                let mut rng = Rng::new(seed ^ (t as u64 * 0x9E37));
+                // Overlapping ranges in the first half, then everything.
+                for _ in 0..300 {
+                    let first = rng.below(CHUNKS / 2);
+                    let n = rng.between(1, 40).min(CHUNKS - first);
+                    let skew = rng.below(CHUNK);
+                    let r =
+                        Range::from_size(Addr(base + first * CHUNK + skew), Size(n * CHUNK - skew))
+                            .unwrap();
+                    map.ensure_mapped(r).unwrap();
+                    assert!(map.is_mapped(r.base()) && map.is_mapped(Addr(r.limit().0 - 1)));
+                }
+                map.ensure_mapped(map.space()).unwrap();
+            });
+        }
+        // A reader: once seen mapped, a chunk stays mapped.
+        let (map, done) = (&map, &done);
+        s.spawn(move || {
+            let mut seen = vec![false; CHUNKS];
+            while !done.load(Ordering::Relaxed) {
+                for (c, was) in seen.iter_mut().enumerate() {
+                    let now = map.is_mapped(Addr(base + c * CHUNK));
+                    assert!(now || !*was, "chunk {c} went back to unmapped");
+                    *was = now;
+                }
+                if seen.iter().all(|&m| m) {
+                    break;
+                }
+            }
+        });
+        // Stop the reader once the writers are done (scope joins them first
+        // only at the end, so poll the map).
+        while map.committed_chunks() < CHUNKS {
+            std::thread::yield_now();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    map.check().unwrap();
+    assert_eq!(map.committed_chunks(), CHUNKS);
+    let s = sim.stats();
+    let leaves = CHUNKS / PAGE;
+    let pages_per_chunk = (CHUNK / PAGE) as u64;
+    // Directory (1 page) + each leaf once + each chunk once.
+    assert_eq!(s.pages_mapped_total, 1 + leaves as u64 + CHUNKS as u64 * pages_per_chunk);
+    assert_eq!(s.refused[Op::Map as usize], 0, "no chunk was mapped twice");
+    assert_eq!(map.leaves_present(), leaves);
+}
+
+#[test]
+fn two_threads_map_each_chunk_once() {
+    for seed in 0..4 {
+        race(2, seed);
+    }
+}
+
+#[test]
+fn four_threads_map_each_chunk_once() {
+    for seed in 0..4 {
+        race(4, seed);
+    }
+}

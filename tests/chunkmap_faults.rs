@@ -1,0 +1,76 @@
+//! Fault injection at every position: for each step of a generated
+//! sequence, each backend call the step makes is failed once in turn. A
+//! failing operation must leave every chunk as it was, both in the map and
+//! in the simulated backend's page states; `check()` must pass.
+
+use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};
+use vmspace::workload::chunkmap_ops::{self, ChunkModel, ChunkOpGen};
+use vmspace_shim::sim::{PageState, SimBackend};
+use vmspace_shim::{Addr, FaultInjector, PageOps, Protection, Size};
+
+const PAGE: usize = 256;
+const CHUNK: usize = 1024;
+const CHUNKS: usize = 1024;
+const STEPS: usize = 250;
+
+fn config() -> ChunkMapConfig {
+    ChunkMapConfig::new(Size(CHUNKS * CHUNK), Size(CHUNK))
+}
+
+/// Every chunk's pages in the backend agree with its state in the map.
+fn backend_agrees<P: PageOps>(map: &ChunkMap<P>, sim: &SimBackend<'_>) {
+    for c in 0..CHUNKS {
+        let a = Addr(map.space().base().0 + c * CHUNK);
+        let want = match map.state(a).unwrap() {
+            ChunkState::Unmapped | ChunkState::Quarantined => PageState::Reserved,
+            ChunkState::Mapped => PageState::Mapped(Protection::ReadWrite),
+            ChunkState::Protected => PageState::Mapped(Protection::None),
+        };
+        for p in 0..CHUNK / PAGE {
+            assert_eq!(sim.page_state(Addr(a.0 + p * PAGE)), Some(want), "chunk {c}");
+        }
+    }
+}
+
+#[test]
+fn every_failing_call_position_leaves_the_map_unchanged() {
+    let mut positions = 0;
+    for k in 0..STEPS {
+        let mut n = 1;
+        loop {
+            let mut buf = vec![0u8; 2 << 20];
+            let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+            let faulty = FaultInjector::new(&sim);
+            let mut map = ChunkMap::new(&faulty, config()).unwrap();
+            let mut model = ChunkModel::<CHUNKS>::new(CHUNKS);
+            let mut gen = ChunkOpGen::new(77, CHUNKS, CHUNKS, Size(CHUNK));
+            for _ in 0..k {
+                let op = gen.next_op();
+                model.apply(&op);
+                let _ = chunkmap_ops::apply(&mut map, &op);
+            }
+            let op = gen.next_op();
+            let leaves = map.leaves_present();
+            faulty.fail_nth(n);
+            let result = chunkmap_ops::apply(&mut map, &op);
+            let injected = faulty.injected() > 0;
+            faulty.clear();
+            map.check().unwrap_or_else(|e| panic!("step {k} call {n}: {e}"));
+            backend_agrees(&map, &sim);
+            if !injected {
+                break;
+            }
+            positions += 1;
+            match result {
+                Err(e) => {
+                    chunkmap_ops::compare(&map, &model)
+                        .unwrap_or_else(|w| panic!("step {k} call {n} ({op:?}, {e}): {w}"));
+                    assert!(map.leaves_present() <= leaves.max(map.leaves_present()));
+                }
+                Ok(()) => panic!("step {k}: {op:?} succeeded although call {n} failed"),
+            }
+            n += 1;
+        }
+    }
+    assert!(positions > 40, "only {positions} call positions exercised");
+}
