@@ -30,7 +30,8 @@
 //!
 //! let mut buffer = vec![0u8; 4 << 20];
 //! let sim = SimBackend::new(&mut buffer, 4096).unwrap();
-//! let config = VmArenaConfig::new(Size(2 << 20)).zone_shift(16).spare_limit(8);
+//! // Zones of 16 KiB (four pages): 64 zones repeat every 1 MiB.
+//! let config = VmArenaConfig::new(Size(2 << 20)).zone_shift(14).spare_limit(8);
 //! let mut arena = VmArena::new(&sim, config).unwrap();
 //! let g = arena.alloc(&Request::new(4, 7).prefer(ZoneSet::single(3))).unwrap();
 //! assert!(!g.fell_back());
