@@ -62,6 +62,23 @@ use layout::Layout;
 pub use state::ChunkState;
 use state::{LEAF_PRESENT, STATE};
 
+/// What `is_mapped` needs, precomputed and together.
+///
+/// # Invariants
+///
+/// `base` and `space` are the space's base and size; byte `off >>
+/// dir_shift` of the directory at `dir` describes the leaf of the chunk at
+/// offset `off`, whose byte is `off >> chunk_shift` from `leaves`.
+#[derive(Debug, Clone, Copy)]
+struct Lookup {
+    base: usize,
+    space: usize,
+    chunk_shift: u32,
+    dir_shift: u32,
+    dir: usize,
+    leaves: usize,
+}
+
 /// Per-chunk map state over a reserved space.
 ///
 /// # Invariants
@@ -82,6 +99,7 @@ use state::{LEAF_PRESENT, STATE};
 ///   whenever no operation is in progress.
 #[derive(Debug)]
 pub struct ChunkMap<P: PageOps> {
+    hot: Lookup,
     ops: P,
     reservation: Range,
     layout: Layout,
@@ -100,7 +118,18 @@ impl<P: PageOps> ChunkMap<P> {
                 range: Range::empty(Addr::NULL),
                 error,
             })?;
+        let base = reservation.base().0;
+        let dir = base + layout.space.0;
+        let hot = Lookup {
+            base,
+            space: layout.space.0,
+            chunk_shift: layout.chunk_shift,
+            dir_shift: layout.chunk_shift + layout.leaf_shift,
+            dir,
+            leaves: dir + (layout.dir_pages << layout.page_shift),
+        };
         let map = ChunkMap {
+            hot,
             ops,
             reservation,
             layout,
@@ -211,16 +240,25 @@ impl<P: PageOps> ChunkMap<P> {
         Some(unsafe { self.entry(c) }.load(Ordering::Acquire))
     }
 
-    /// Whether the chunk holding `addr` is mapped read-write: two loads, no
-    /// lock. `false` outside the space.
+    /// Whether the chunk holding `addr` is mapped read-write: two atomic
+    /// loads, no lock. `false` outside the space.
     #[inline]
     pub fn is_mapped(&self, addr: Addr) -> bool {
-        let off = addr.0.wrapping_sub(self.reservation.base().0);
-        if off >= self.layout.space.0 {
+        let h = &self.hot;
+        let off = addr.0.wrapping_sub(h.base);
+        if off >= h.space {
             return false;
         }
-        let c = off >> self.layout.chunk_shift;
-        self.load(c).is_some_and(|s| s & STATE == state::MAPPED)
+        // SAFETY: `off < space`, so the byte is in the directory, mapped for
+        // the map's lifetime and only accessed atomically.
+        let dir = unsafe { AtomicU8::from_ptr(Addr(h.dir + (off >> h.dir_shift)).as_ptr()) };
+        if dir.load(Ordering::Acquire) != LEAF_PRESENT {
+            return false;
+        }
+        // SAFETY: the chunk's leaf is present, and stays mapped while `&self`
+        // is borrowed (leaves are unmapped only through `&mut self`).
+        let byte = unsafe { AtomicU8::from_ptr(Addr(h.leaves + (off >> h.chunk_shift)).as_ptr()) };
+        byte.load(Ordering::Acquire) & STATE == state::MAPPED
     }
 
     /// The state of the chunk holding `addr` (`None` outside the space). A

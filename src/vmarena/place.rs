@@ -63,21 +63,50 @@ impl<P: PageOps> VmArena<P> {
         }
     }
 
-    /// First fit over the free runs, in `zones`.
+    /// First fit over the free runs, in `zones`. One pass over the
+    /// allocation table, a page of it at a time; an unmapped page is a
+    /// stretch of free tracts.
     pub(crate) fn first_fit(&self, pages: usize, align: usize, zones: ZoneSet) -> Option<usize> {
         let n = self.layout.tracts;
-        let mut from = 0;
-        while from < n {
-            let a = self.find_free(from, n)?;
-            let b = self.find_alloc(a, n).unwrap_or(n);
+        // The start of the free run being followed, if any.
+        let mut start: Option<usize> = None;
+        let try_run = |a: usize, b: usize| {
             if b - a >= pages {
-                if let Some(p) = self.fit_in(a, b, pages, align, zones) {
-                    return Some(p);
+                self.fit_in(a, b, pages, align, zones)
+            } else {
+                None
+            }
+        };
+        for j in 0..self.layout.bit_pages {
+            let (lo, hi) = self.layout.tracts_of_bit_page(j);
+            let Some(w) = self.bit_words(j) else {
+                start = start.or(Some(lo));
+                continue;
+            };
+            let mut i = lo;
+            while i < hi {
+                match start {
+                    Some(a) => match crate::bits::find_set(w, i - lo, hi - lo) {
+                        None => break,
+                        Some(b) => {
+                            if let Some(p) = try_run(a, lo + b) {
+                                return Some(p);
+                            }
+                            start = None;
+                            i = lo + b;
+                        }
+                    },
+                    None => match crate::bits::find_clear(w, i - lo, hi - lo) {
+                        None => break,
+                        Some(b) => {
+                            start = Some(lo + b);
+                            i = lo + b;
+                        }
+                    },
                 }
             }
-            from = b;
         }
-        None
+        start.and_then(|a| try_run(a, n))
     }
 
     /// Where `req` goes: the first tier of its zone sets with room.

@@ -64,7 +64,7 @@ impl<P: PageOps> VmArena<P> {
         self.vm.is_mapped(self.vm_addr(idx))
     }
 
-    fn bit_words(&self, j: usize) -> Option<&[u64]> {
+    pub(crate) fn bit_words(&self, j: usize) -> Option<&[u64]> {
         let idx = self.layout.bit_page(j);
         if !self.vm_mapped(idx) {
             return None;
