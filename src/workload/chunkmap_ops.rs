@@ -38,6 +38,24 @@ pub struct ChunkOp {
 }
 
 impl ChunkOp {
+    /// Decode one operation from the front of `bytes` (for fuzzing), for a
+    /// window of `window` chunks of `chunk` bytes; `None` when the bytes run out.
+    pub fn decode(bytes: &mut &[u8], window: usize, chunk: Size) -> Option<ChunkOp> {
+        let (&[k, a, b], rest) = bytes.split_first_chunk::<3>()?;
+        *bytes = rest;
+        let kind = match k % 16 {
+            0..=4 => ChunkOpKind::EnsureMapped,
+            5..=6 => ChunkOpKind::Quarantine,
+            7..=9 => ChunkOpKind::Protect,
+            10..=11 => ChunkOpKind::Unprotect,
+            12..=14 => ChunkOpKind::Unmap,
+            _ => ChunkOpKind::Trim,
+        };
+        let skew = if k & 0x80 != 0 { usize::from(b) % chunk.0.max(1) } else { 0 };
+        let first = (usize::from(a) << 4 | usize::from(k >> 4 & 7)) % (window + 2);
+        Some(ChunkOp { kind, first, chunks: usize::from(b % 32), skew })
+    }
+
     /// The byte range the operation names in a map at `base` with `chunk`-byte chunks.
     pub fn range(&self, base: Addr, chunk: Size) -> Option<Range> {
         let off = self.first.checked_mul(chunk.0)?.checked_add(self.skew)?;
@@ -254,26 +272,39 @@ pub fn run<P: PageOps, const N: usize>(
     let mut stats = ChunkRunStats::default();
     for step in 0..steps {
         let op = gen.next_op();
-        let fail = |what, error| ChunkRunError { step, op, what, error };
-        let mut expected = model.clone();
-        let ok = expected.apply(&op);
-        match (ok, apply(map, &op)) {
-            (true, Ok(())) => {
-                model = expected;
-                stats.succeeded += 1;
-            }
-            (true, Err(ChunkMapError::Backend { .. })) if faults => {
-                // One failure changes nothing; when the rollback fails too,
-                // chunks keep the state the backend left them in.
-                model.resync(map);
-                stats.backend_failures += 1;
-            }
-            (true, Err(e)) => return Err(fail("a valid operation was refused", Some(e))),
-            (false, Ok(())) => return Err(fail("an invalid operation succeeded", None)),
-            (false, Err(_)) => stats.rejected += 1,
-        }
-        compare(map, &model).map_err(|w| fail(w, None))?;
-        map.check().map_err(|e| fail("check() failed", Some(e)))?;
+        step_checked(map, &mut model, &op, faults, &mut stats)
+            .map_err(|(what, error)| ChunkRunError { step, op, what, error })?;
     }
     Ok(stats)
+}
+
+/// Apply `op` to the map and the model, then compare them and run
+/// `check()`; the step of [`run`], for drivers with their own operations
+/// (fuzzing, KUnit).
+pub fn step_checked<P: PageOps, const N: usize>(
+    map: &mut ChunkMap<P>,
+    model: &mut ChunkModel<N>,
+    op: &ChunkOp,
+    faults: bool,
+    stats: &mut ChunkRunStats,
+) -> Result<(), (&'static str, Option<ChunkMapError>)> {
+    let mut expected = model.clone();
+    let ok = expected.apply(op);
+    match (ok, apply(map, op)) {
+        (true, Ok(())) => {
+            *model = expected;
+            stats.succeeded += 1;
+        }
+        (true, Err(ChunkMapError::Backend { .. })) if faults => {
+            // One failure changes nothing; when the rollback fails too,
+            // chunks keep the state the backend left them in.
+            model.resync(map);
+            stats.backend_failures += 1;
+        }
+        (true, Err(e)) => return Err(("a valid operation was refused", Some(e))),
+        (false, Ok(())) => return Err(("an invalid operation succeeded", None)),
+        (false, Err(_)) => stats.rejected += 1,
+    }
+    compare(map, model).map_err(|w| (w, None))?;
+    map.check().map_err(|e| ("check() failed", Some(e)))
 }

@@ -49,6 +49,44 @@ pub enum VmArenaOp {
     Purge,
 }
 
+impl VmArenaOp {
+    /// Decode one operation from the front of `bytes` (for fuzzing), for an
+    /// arena of `tracts` tracts; `None` when the bytes run out.
+    pub fn decode(bytes: &mut &[u8], tracts: usize) -> Option<VmArenaOp> {
+        let (&[k, a, b, c], rest) = bytes.split_first_chunk::<4>()?;
+        *bytes = rest;
+        let tracts = tracts.max(1);
+        let first = (usize::from(a) << 8 | usize::from(b)) % (tracts + 2);
+        let owner = u32::from(c % 4);
+        Some(match k % 8 {
+            0..=2 => {
+                let pages = usize::from(b % 64);
+                let zone = |x: u8| match x % 4 {
+                    0 => 0,
+                    1 => u64::MAX,
+                    2 => 1u64 << (x / 4 % 64),
+                    _ => u64::from(x).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                };
+                VmArenaOp::Alloc {
+                    pages,
+                    owner,
+                    align: 1 << (k / 8 % 4),
+                    prefer: zone(a),
+                    avoid: zone(c / 4),
+                }
+            }
+            3..=5 => VmArenaOp::Free { first, pages: usize::from(c / 4 % 16), owner },
+            6 => VmArenaOp::Protect {
+                first,
+                pages: usize::from(c / 4 % 16),
+                owner,
+                read_only: k & 0x80 != 0,
+            },
+            _ => VmArenaOp::Purge,
+        })
+    }
+}
+
 /// The reference model for up to `N` tracts.
 #[derive(Debug, Clone)]
 pub struct VmArenaModel<const N: usize> {
@@ -449,37 +487,49 @@ pub fn run<P: PageOps, const N: usize>(
     let mut stats = VmArenaRunStats::default();
     for step in 0..steps {
         let op = gen.next_op(&model);
-        let fail = |what, error| VmArenaRunError { step, op, what, error };
-        let before = model.clone();
-        let expected = model.apply(&op);
-        match (expected, apply(arena, &op)) {
-            (Expect::Ok(p), Ok(got)) => {
-                if p != got {
-                    return Err(fail("allocation placed differently from the model", None));
-                }
-                stats.fell_back +=
-                    usize::from(got.is_some_and(|(_, pl)| pl != Placement::Preferred));
-                stats.succeeded += 1;
-            }
-            (Expect::Ok(_), Err(e)) if faults && e.backend().is_some() => {
-                model = before;
-                stats.backend_failures += 1;
-            }
-            (Expect::Ok(_), Err(e)) => return Err(fail("a valid operation was refused", Some(e))),
-            (Expect::Err, Ok(_)) => return Err(fail("an invalid operation succeeded", None)),
-            (Expect::Err, Err(_)) => stats.rejected += 1,
-        }
-        if faults {
-            let page = arena.page_size().0;
-            for i in 0..arena.tracts() {
-                model.set_committed(
-                    i,
-                    arena.vm().is_mapped(vmspace_shim::Addr(arena.base().0 + i * page)),
-                );
-            }
-        }
-        compare(arena, &model, !faults).map_err(|w| fail(w, None))?;
-        arena.check().map_err(|e| fail("check() failed", Some(e)))?;
+        step_checked(arena, &mut model, &op, faults, &mut stats)
+            .map_err(|(what, error)| VmArenaRunError { step, op, what, error })?;
     }
     Ok(stats)
+}
+
+/// Apply `op` to the arena and the model, then compare them and run
+/// `check()`; the step of [`run`], for drivers with their own operations
+/// (fuzzing, KUnit).
+pub fn step_checked<P: PageOps, const N: usize>(
+    arena: &mut VmArena<P>,
+    model: &mut VmArenaModel<N>,
+    op: &VmArenaOp,
+    faults: bool,
+    stats: &mut VmArenaRunStats,
+) -> Result<(), (&'static str, Option<VmArenaError>)> {
+    let before = model.clone();
+    let expected = model.apply(op);
+    match (expected, apply(arena, op)) {
+        (Expect::Ok(p), Ok(got)) => {
+            if p != got {
+                return Err(("allocation placed differently from the model", None));
+            }
+            stats.fell_back += usize::from(got.is_some_and(|(_, pl)| pl != Placement::Preferred));
+            stats.succeeded += 1;
+        }
+        (Expect::Ok(_), Err(e)) if faults && e.backend().is_some() => {
+            *model = before;
+            stats.backend_failures += 1;
+        }
+        (Expect::Ok(_), Err(e)) => return Err(("a valid operation was refused", Some(e))),
+        (Expect::Err, Ok(_)) => return Err(("an invalid operation succeeded", None)),
+        (Expect::Err, Err(_)) => stats.rejected += 1,
+    }
+    if faults {
+        let page = arena.page_size().0;
+        for i in 0..arena.tracts() {
+            model.set_committed(
+                i,
+                arena.vm().is_mapped(vmspace_shim::Addr(arena.base().0 + i * page)),
+            );
+        }
+    }
+    compare(arena, model, !faults).map_err(|w| (w, None))?;
+    arena.check().map_err(|e| ("check() failed", Some(e)))
 }

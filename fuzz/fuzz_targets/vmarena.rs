@@ -1,0 +1,37 @@
+//! Fuzz the VM arena: the input's first byte picks the spare bound, the
+//! commit limit and whether the backend injects faults; the rest decodes
+//! into `VmArenaOp`s, each applied to the arena and to the per-tract model,
+//! with placement, owners, committed memory, mapped page-table pages and
+//! `check()` compared after every step.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vmspace::vmarena::{VmArena, VmArenaConfig};
+use vmspace::workload::vmarena_ops::{step_checked, VmArenaModel, VmArenaOp, VmArenaRunStats};
+use vmspace_shim::sim::SimBackend;
+use vmspace_shim::{FaultInjector, Size};
+
+const PAGE: usize = 256;
+const TRACTS: usize = 512;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&head, mut ops)) = data.split_first() else { return };
+    let spare = usize::from(head & 0x0f);
+    let limit = if head & 0x10 != 0 { Size(120 * PAGE) } else { Size(usize::MAX) };
+    let faults = head & 0x20 != 0;
+    let mut buf = vec![0u8; 1 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let faulty = FaultInjector::new(&sim);
+    let config = VmArenaConfig::new(Size(TRACTS * PAGE)).zone_shift(10).spare_limit(spare).commit_limit(limit);
+    let mut arena = VmArena::new(&faulty, config).unwrap();
+    if faults {
+        faulty.fail_randomly(u64::from(head), 100_000);
+    }
+    let mut model = VmArenaModel::<TRACTS>::new(&arena).unwrap();
+    let mut stats = VmArenaRunStats::default();
+    while let Some(op) = VmArenaOp::decode(&mut ops, TRACTS) {
+        step_checked(&mut arena, &mut model, &op, faults, &mut stats)
+            .unwrap_or_else(|(what, e)| panic!("{op:?}: {what} ({e:?})"));
+    }
+});
