@@ -46,5 +46,6 @@ fn sixty_four_gib_idle_maps_under_64_kib() {
     assert_eq!(arena.table_pages_mapped(), 0);
     assert_eq!(arena.bit_pages_mapped(), 0);
     assert_eq!(arena.committed(), Size(0));
+    assert_eq!(arena.metadata_mapped(), idle, "metadata goes back with the frees");
     arena.check().unwrap();
 }

@@ -266,17 +266,22 @@ impl<P: PageOps> VmArena<P> {
     }
 
     /// Unmap the table pages covering tracts `[lo, hi)` that describe no
-    /// allocated tract. A failure leaves the page mapped and marks it stale,
-    /// to be retried by the next operation.
+    /// allocated tract, then the VM's mapped-state pages left empty. A
+    /// failure leaves the page mapped and marks it stale, to be retried by
+    /// the next operation.
     pub(crate) fn unmap_unused_tables(&mut self, lo: usize, hi: usize) {
         if lo >= hi {
             return;
         }
+        let mut unmapped = false;
         for k in self.layout.table_pages_of(lo, hi) {
             let idx = self.layout.table_page(k);
             if self.vm_mapped(idx) && !self.table_page_in_use(k) {
                 match self.vm.unmap(self.vm_page(idx)) {
-                    Ok(()) => self.table_mapped -= 1,
+                    Ok(()) => {
+                        self.table_mapped -= 1;
+                        unmapped = true;
+                    }
                     Err(_) => self.stale = true,
                 }
             }
@@ -285,10 +290,18 @@ impl<P: PageOps> VmArena<P> {
             let idx = self.layout.bit_page(j);
             if self.vm_mapped(idx) && !self.bit_page_in_use(j) {
                 match self.vm.unmap(self.vm_page(idx)) {
-                    Ok(()) => self.bits_mapped -= 1,
+                    Ok(()) => {
+                        self.bits_mapped -= 1;
+                        unmapped = true;
+                    }
                     Err(_) => self.stale = true,
                 }
             }
+        }
+        if unmapped {
+            // The VM's own record of those pages may now be empty too; a
+            // failure leaves it mapped, which is harmless.
+            let _ = self.vm.trim();
         }
     }
 
