@@ -14,3 +14,6 @@ vmspace_ktest::vm_suite!(vmspace_vm, crate::suites::OPS, 1 << 30, 64 << 20);
 vmspace_ktest::workload_suite!(vmspace_vm_workload, crate::suites::OPS);
 vmspace_ktest::fault_suite!(vmspace_vm_faults, crate::suites::OPS);
 vmspace_ktest::arena_suite!(vmspace_arena, crate::suites::OPS, crate::suites::OPS);
+vmspace_ktest::vmarena_suite!(vmspace_vmarena, crate::suites::OPS, crate::suites::OPS);
+vmspace_ktest::sync_suite!(vmspace_sync, crate::suites::OPS, crate::suites::OPS);
+vmspace_ktest::chunkmap_suite!(vmspace_chunkmap, crate::suites::OPS, 1 << 30);

@@ -5,7 +5,9 @@
 use core::fmt;
 
 use vmspace::arena::ArenaError;
+use vmspace::chunkmap::ChunkMapError;
 use vmspace::vm::VmError;
+use vmspace::vmarena::VmArenaError;
 use vmspace::workload::arena_ops::ArenaRunError;
 use vmspace::workload::vm_ops::VmRunError;
 use vmspace_shim::{Overflow, ShimError};
@@ -37,6 +39,10 @@ pub enum Detail {
     Arena(ArenaError),
     /// A seeded arena run that went wrong.
     ArenaRun(ArenaRunError),
+    /// A VM arena error.
+    VmArena(VmArenaError),
+    /// A chunk map error.
+    ChunkMap(ChunkMapError),
 }
 
 impl Failure {
@@ -56,6 +62,8 @@ impl fmt::Display for Failure {
             Detail::Run(e) => write!(f, ": {e}"),
             Detail::Arena(e) => write!(f, ": {e}"),
             Detail::ArenaRun(e) => write!(f, ": {e}"),
+            Detail::VmArena(e) => write!(f, ": {e}"),
+            Detail::ChunkMap(e) => write!(f, ": {e}"),
         }
     }
 }
@@ -106,6 +114,18 @@ impl<T> Context<T> for Result<T, ArenaError> {
 impl<T> Context<T> for Result<T, ArenaRunError> {
     fn context(self, what: &'static str) -> Result<T, Failure> {
         self.map_err(|e| Failure { what, detail: Detail::ArenaRun(e) })
+    }
+}
+
+impl<T> Context<T> for Result<T, VmArenaError> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::VmArena(e) })
+    }
+}
+
+impl<T> Context<T> for Result<T, ChunkMapError> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::ChunkMap(e) })
     }
 }
 

@@ -309,3 +309,112 @@ macro_rules! arena_suite {
         }
     };
 }
+
+/// The core's VM arena on a backend, and a vmem arena importing from it:
+/// `vmarena_suite!(suite, path::TO_OPS, path::TO_META_OPS)`.
+#[macro_export]
+macro_rules! vmarena_suite {
+    ($suite:ident, $ops:path, $meta:path) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::vmarena_cases as cases;
+            use $crate::{report, Outcome};
+
+            #[test]
+            fn basic() -> Outcome {
+                report("basic", cases::basic(&$ops))
+            }
+
+            #[test]
+            fn zones() -> Outcome {
+                report("zones", cases::zones(&$ops))
+            }
+
+            #[test]
+            fn commit_limit() -> Outcome {
+                report("commit_limit", cases::commit_limit(&$ops))
+            }
+
+            #[test]
+            fn workload_seed_1() -> Outcome {
+                report("workload_seed_1", cases::workload(&$ops, 1, 600))
+            }
+
+            #[test]
+            fn workload_seed_0xabc() -> Outcome {
+                report("workload_seed_0xabc", cases::workload(&$ops, 0xabc, 600))
+            }
+
+            #[test]
+            fn workload_with_faults() -> Outcome {
+                report("workload_with_faults", cases::workload_with_faults(&$ops, 5, 600))
+            }
+
+            #[test]
+            fn as_arena_source() -> Outcome {
+                report("as_arena_source", cases::as_source(&$ops, &$meta))
+            }
+        }
+    };
+}
+
+/// The core's thread-safe arena with the kernel mutex and waiter, on kernel
+/// threads: `sync_suite!(suite, path::TO_META_OPS, path::TO_VM_OPS)`.
+#[macro_export]
+macro_rules! sync_suite {
+    ($suite:ident, $meta:path, $vm:path) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::sync_cases as cases;
+            use $crate::{report, Outcome};
+
+            #[test]
+            fn basic() -> Outcome {
+                report("basic", cases::basic(&$meta))
+            }
+
+            #[test]
+            fn four_threads() -> Outcome {
+                report("four_threads", cases::threads(&$meta, &$vm, 3000))
+            }
+
+            #[test]
+            fn waiting_for_space() -> Outcome {
+                report("waiting_for_space", cases::waiting(&$meta))
+            }
+        }
+    };
+}
+
+/// The core's chunk map on a backend:
+/// `chunkmap_suite!(suite, path::TO_OPS, sparse_space_bytes)`.
+#[macro_export]
+macro_rules! chunkmap_suite {
+    ($suite:ident, $ops:path, $space:expr) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::chunkmap_cases as cases;
+            use $crate::{report, Outcome};
+
+            #[test]
+            fn ensure_mapped() -> Outcome {
+                report("ensure_mapped", cases::ensure_mapped(&$ops))
+            }
+
+            #[test]
+            fn quarantine_unmap_trim() -> Outcome {
+                report("quarantine_unmap_trim", cases::quarantine_unmap_trim(&$ops))
+            }
+
+            #[test]
+            fn sparse_space() -> Outcome {
+                report("sparse_space", cases::sparse_space(&$ops, $space))
+            }
+
+            #[test]
+            fn faults() -> Outcome {
+                report("faults", cases::faults(&$ops))
+            }
+        }
+    };
+}

@@ -17,4 +17,8 @@ start=$(date +%s)
 status=0
 vmk_kunit_py run --json="$json" "$@" || status=$?
 vmk_log "kunit.py finished with status $status in $(($(date +%s) - start)) s; results in $json"
+if [ -f "$json" ]; then
+	# One plain closing line for CI: "kunit: N passed, N failed, N skipped".
+	vmk_chroot python3 "$VMK_SRC/kernel/scripts/count.py" kunit "$json" || { [ "$status" != 0 ] || status=1; }
+fi
 exit $status

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! Cases on the core's chunk map (per-chunk state of a large sparse space in
+//! a lazily mapped two-level table) over a kernel page backend.
+//!
+//! These run on one thread: the chunk map's claim protocol waits for a
+//! claimed chunk by spinning, which a kernel without involuntary preemption
+//! (UML here) cannot run between threads that may sleep in the backend.
+
+use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};
+use vmspace_shim::{Addr, FaultInjector, Op, PageOps, Range, Size};
+
+use crate::outcome::{ensure, Context, Failure, Outcome};
+use crate::touch::{stamp_pages, verify_pages};
+
+fn range(base: Addr, offset: usize, size: usize) -> Result<Range, Failure> {
+    Range::from_size(Addr(base.0 + offset), Size(size)).context("range")
+}
+
+/// `ensure_mapped` maps exactly the chunks a range touches, once; mapped
+/// chunks hold what is written to them; `is_mapped` and `state` agree.
+pub fn ensure_mapped<P: PageOps>(ops: P) -> Outcome {
+    let page = ops.page_size();
+    let map = ChunkMap::new(ops, ChunkMapConfig::new(Size(64 << 20), Size(256 << 10))).context("ChunkMap::new")?;
+    let base = map.space().base();
+    let r = range(base, 100, 300 << 10)?;
+    map.ensure_mapped(r).context("ensure_mapped")?;
+    ensure(map.committed_chunks() == 2, "not exactly the two chunks touched were mapped")?;
+    ensure(map.is_mapped(r.base()) && map.is_mapped(Addr(r.limit().0 - 1)), "a touched chunk is not mapped")?;
+    ensure(map.state(Addr(base.0 + (1 << 20))) == Some(ChunkState::Unmapped), "an untouched chunk is mapped")?;
+    let chunks = range(base, 0, 512 << 10)?;
+    // SAFETY: the two chunks are mapped read-write and ours alone.
+    unsafe {
+        stamp_pages(chunks, page, 11);
+    }
+    map.ensure_mapped(r).context("ensure_mapped again")?;
+    ensure(map.committed_chunks() == 2, "mapping again changed the count")?;
+    // SAFETY: still mapped: ensure_mapped maps only what is missing.
+    unsafe { verify_pages(chunks, page, Some(11)) }?;
+    map.check().context("check")
+}
+
+/// Quarantined chunks are reserved, not committed; `unmap` returns chunks
+/// of every state to unmapped and `trim` gives back the table pages.
+pub fn quarantine_unmap_trim<P: PageOps>(ops: P) -> Outcome {
+    let mut map = ChunkMap::new(ops, ChunkMapConfig::new(Size(128 << 20), Size(64 << 10))).context("ChunkMap::new")?;
+    let base = map.space().base();
+    let q = range(base, 0, 1 << 20)?;
+    let m = range(base, 64 << 20, 1 << 20)?;
+    let before = map.metadata_mapped();
+    map.quarantine(q).context("quarantine")?;
+    map.ensure_mapped(m).context("ensure_mapped")?;
+    ensure(map.state(q.base()) == Some(ChunkState::Quarantined), "quarantined chunk has the wrong state")?;
+    ensure(!map.is_mapped(q.base()), "a quarantined chunk reads as mapped")?;
+    ensure(map.committed_chunks() == 16, "wrong number of committed chunks")?;
+    let census = map.census();
+    ensure(census[ChunkState::Quarantined as usize] == 16, "census: quarantined")?;
+    ensure(census[ChunkState::Mapped as usize] == 16, "census: mapped")?;
+    map.check().context("check")?;
+    map.unmap(q).context("unmap the quarantined chunks")?;
+    map.unmap(m).context("unmap the mapped chunks")?;
+    ensure(map.committed_chunks() == 0, "chunks left committed")?;
+    let given = map.trim().context("trim")?;
+    ensure(given > 0, "trim gave nothing back")?;
+    ensure(map.metadata_mapped() == before, "table pages left mapped after trim")?;
+    map.check().context("check after trim")
+}
+
+/// A space of `space` bytes (at least 128 MiB) in 4 MiB chunks: scattered
+/// ranges are mapped and touched, then all of it is unmapped.
+pub fn sparse_space<P: PageOps>(ops: P, space: usize) -> Outcome {
+    let page = ops.page_size();
+    let stride = space / 8;
+    ensure(stride >= 16 << 20, "space too small for this case")?;
+    let mut map = ChunkMap::new(ops, ChunkMapConfig::new(Size(space), Size(4 << 20))).context("ChunkMap::new")?;
+    let base = map.space().base();
+    for i in 0..8 {
+        let r = range(base, i * stride + (i << 20), 3 << 20)?;
+        map.ensure_mapped(r).context("ensure_mapped")?;
+        // SAFETY: `r` lies in chunks just mapped read-write; ours alone.
+        unsafe {
+            let pages = Range::new(r.base().align_down(page).context("align")?, r.limit().align_up(page).context("align")?)
+                .ok_or(Failure::new("empty range"))?;
+            stamp_pages(pages, page, i as u64);
+            verify_pages(pages, page, Some(i as u64))?;
+        }
+    }
+    map.check().context("check")?;
+    let all = map.space();
+    map.unmap(all).context("unmap everything")?;
+    ensure(map.committed_chunks() == 0, "chunks left committed")?;
+    map.trim().context("trim")?;
+    map.check().context("check after unmap")
+}
+
+/// A failing backend call leaves every chunk as it was.
+pub fn faults<P: PageOps>(ops: P) -> Outcome {
+    let fi = FaultInjector::new(ops);
+    let map = ChunkMap::new(&fi, ChunkMapConfig::new(Size(64 << 20), Size(64 << 10))).context("ChunkMap::new")?;
+    let base = map.space().base();
+    // Far apart: each needs its own leaf page as well as its chunks.
+    let rs = [range(base, 0, 256 << 10)?, range(base, 48 << 20, 128 << 10)?];
+    let mut failures = 0;
+    for n in 1..=6 {
+        for r in rs {
+            let census = map.census();
+            fi.only(&[Op::Map]);
+            fi.fail_nth(n);
+            let result = map.ensure_mapped(r);
+            fi.clear();
+            match result {
+                Ok(()) => {}
+                Err(_) => {
+                    failures += 1;
+                    ensure(map.census() == census, "a failed ensure_mapped changed chunk states")?;
+                }
+            }
+            map.check().context("check after a fault")?;
+        }
+    }
+    ensure(failures > 0, "no injected fault was reached")?;
+    // A backend that cannot change protection: the error leaves states alone.
+    let census = map.census();
+    if map.protect(rs[0]).is_err() {
+        ensure(map.census() == census, "a failed protect changed chunk states")?;
+    }
+    map.check().context("final check")
+}
