@@ -79,6 +79,40 @@ struct Lookup {
     leaves: usize,
 }
 
+/// A copy of a chunk map's lookup geometry, for many
+/// [`is_mapped`](MapLookup::is_mapped) queries in a row: held in locals,
+/// the geometry stays in registers instead of being reloaded after each
+/// query's atomic loads. Get one from [`ChunkMap::lookup`].
+#[derive(Debug, Clone, Copy)]
+pub struct MapLookup<'a> {
+    hot: Lookup,
+    _map: core::marker::PhantomData<&'a ()>,
+}
+
+impl MapLookup<'_> {
+    /// Whether the chunk holding `addr` is mapped read-write: two atomic
+    /// loads, no lock. `false` outside the space.
+    #[inline]
+    pub fn is_mapped(&self, addr: Addr) -> bool {
+        let h = &self.hot;
+        let off = addr.0.wrapping_sub(h.base);
+        if off >= h.space {
+            return false;
+        }
+        // SAFETY: `off < space`, so the byte is in the directory, mapped for
+        // the map's lifetime (which the borrow `'_` is within) and only
+        // accessed atomically.
+        let dir = unsafe { AtomicU8::from_ptr(Addr(h.dir + (off >> h.dir_shift)).as_ptr()) };
+        if dir.load(Ordering::Acquire) != LEAF_PRESENT {
+            return false;
+        }
+        // SAFETY: the chunk's leaf is present, and stays mapped while the map
+        // is borrowed (leaves are unmapped only through `&mut`).
+        let byte = unsafe { AtomicU8::from_ptr(Addr(h.leaves + (off >> h.chunk_shift)).as_ptr()) };
+        byte.load(Ordering::Acquire) & STATE == state::MAPPED
+    }
+}
+
 /// Per-chunk map state over a reserved space.
 ///
 /// # Invariants
@@ -244,21 +278,14 @@ impl<P: PageOps> ChunkMap<P> {
     /// loads, no lock. `false` outside the space.
     #[inline]
     pub fn is_mapped(&self, addr: Addr) -> bool {
-        let h = &self.hot;
-        let off = addr.0.wrapping_sub(h.base);
-        if off >= h.space {
-            return false;
-        }
-        // SAFETY: `off < space`, so the byte is in the directory, mapped for
-        // the map's lifetime and only accessed atomically.
-        let dir = unsafe { AtomicU8::from_ptr(Addr(h.dir + (off >> h.dir_shift)).as_ptr()) };
-        if dir.load(Ordering::Acquire) != LEAF_PRESENT {
-            return false;
-        }
-        // SAFETY: the chunk's leaf is present, and stays mapped while `&self`
-        // is borrowed (leaves are unmapped only through `&mut self`).
-        let byte = unsafe { AtomicU8::from_ptr(Addr(h.leaves + (off >> h.chunk_shift)).as_ptr()) };
-        byte.load(Ordering::Acquire) & STATE == state::MAPPED
+        self.lookup().is_mapped(addr)
+    }
+
+    /// The lookup geometry, for many [`is_mapped`](MapLookup::is_mapped)
+    /// queries in a row.
+    #[inline]
+    pub fn lookup(&self) -> MapLookup<'_> {
+        MapLookup { hot: self.hot, _map: core::marker::PhantomData }
     }
 
     /// The state of the chunk holding `addr` (`None` outside the space). A

@@ -53,6 +53,12 @@ fn lookups(c: &mut Criterion) {
                 addrs.iter().filter(|&&a| map.is_mapped(black_box(a))).count()
             })
         });
+        g.bench_function(format!("lookup_is_mapped/{name}"), |b| {
+            b.iter(|| {
+                let l = black_box(&map).lookup();
+                addrs.iter().filter(|&&a| l.is_mapped(black_box(a))).count()
+            })
+        });
         g.bench_function(format!("plain_array_load/{name}"), |b| {
             b.iter(|| {
                 let flat = black_box(&flat[..]);
