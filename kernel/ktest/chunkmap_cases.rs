@@ -8,6 +8,7 @@
 //! (UML here) cannot run between threads that may sleep in the backend.
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};
+use vmspace::workload::chunkmap_ops;
 use vmspace_shim::{Addr, FaultInjector, Op, PageOps, Range, Size};
 
 use crate::outcome::{ensure, Context, Failure, Outcome};
@@ -124,5 +125,18 @@ pub fn faults<P: PageOps>(ops: P) -> Outcome {
     if map.protect(rs[0]).is_err() {
         ensure(map.census() == census, "a failed protect changed chunk states")?;
     }
+    map.check().context("final check")
+}
+
+/// The core's own seeded chunk map sequence (`workload::chunkmap_ops`, the
+/// one the user-space property tests and fuzz targets drive) against its
+/// model, with `check()` after every step. The kernel backends cannot change
+/// page protection, so the sequence runs in its fault-tolerant mode: a
+/// protect the backend refuses must leave every chunk as it was.
+pub fn shared_sequence<P: PageOps>(ops: P, seed: u64, steps: usize) -> Outcome {
+    let mut map = ChunkMap::new(ops, ChunkMapConfig::new(Size(64 << 20), Size(256 << 10))).context("ChunkMap::new")?;
+    let stats = chunkmap_ops::run::<_, 256>(&mut map, seed, steps, true).context("chunkmap_ops::run")?;
+    ensure(stats.succeeded > steps / 4, "too few operations succeeded")?;
+    ensure(stats.rejected > 0, "no bad operation was generated")?;
     map.check().context("final check")
 }

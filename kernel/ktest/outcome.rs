@@ -9,6 +9,8 @@ use vmspace::chunkmap::ChunkMapError;
 use vmspace::vm::VmError;
 use vmspace::vmarena::VmArenaError;
 use vmspace::workload::arena_ops::ArenaRunError;
+use vmspace::workload::chunkmap_ops::ChunkRunError;
+use vmspace::workload::vmarena_ops::VmArenaRunError;
 use vmspace::workload::vm_ops::VmRunError;
 use vmspace_shim::{Overflow, ShimError};
 
@@ -43,6 +45,10 @@ pub enum Detail {
     VmArena(VmArenaError),
     /// A chunk map error.
     ChunkMap(ChunkMapError),
+    /// A seeded VM arena run that went wrong.
+    VmArenaRun(VmArenaRunError),
+    /// A seeded chunk map run that went wrong.
+    ChunkRun(ChunkRunError),
 }
 
 impl Failure {
@@ -64,6 +70,8 @@ impl fmt::Display for Failure {
             Detail::ArenaRun(e) => write!(f, ": {e}"),
             Detail::VmArena(e) => write!(f, ": {e}"),
             Detail::ChunkMap(e) => write!(f, ": {e}"),
+            Detail::VmArenaRun(e) => write!(f, ": {e}"),
+            Detail::ChunkRun(e) => write!(f, ": {e}"),
         }
     }
 }
@@ -126,6 +134,18 @@ impl<T> Context<T> for Result<T, VmArenaError> {
 impl<T> Context<T> for Result<T, ChunkMapError> {
     fn context(self, what: &'static str) -> Result<T, Failure> {
         self.map_err(|e| Failure { what, detail: Detail::ChunkMap(e) })
+    }
+}
+
+impl<T> Context<T> for Result<T, VmArenaRunError> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::VmArenaRun(e) })
+    }
+}
+
+impl<T> Context<T> for Result<T, ChunkRunError> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::ChunkRun(e) })
     }
 }
 

@@ -351,6 +351,16 @@ macro_rules! vmarena_suite {
             }
 
             #[test]
+            fn shared_sequence_seed_1() -> Outcome {
+                report("shared_sequence_seed_1", cases::shared_sequence(&$ops, 1, 600))
+            }
+
+            #[test]
+            fn shared_sequence_seed_0x5eed() -> Outcome {
+                report("shared_sequence_seed_0x5eed", cases::shared_sequence(&$ops, 0x5eed, 600))
+            }
+
+            #[test]
             fn as_arena_source() -> Outcome {
                 report("as_arena_source", cases::as_source(&$ops, &$meta))
             }
@@ -414,6 +424,16 @@ macro_rules! chunkmap_suite {
             #[test]
             fn faults() -> Outcome {
                 report("faults", cases::faults(&$ops))
+            }
+
+            #[test]
+            fn shared_sequence_seed_1() -> Outcome {
+                report("shared_sequence_seed_1", cases::shared_sequence(&$ops, 1, 600))
+            }
+
+            #[test]
+            fn shared_sequence_seed_0xc4c4() -> Outcome {
+                report("shared_sequence_seed_0xc4c4", cases::shared_sequence(&$ops, 0xc4c4, 600))
             }
         }
     };

@@ -6,7 +6,7 @@
 
 use vmspace::arena::{Arena, Policy};
 use vmspace::vmarena::{Request, VmArena, VmArenaConfig, VmArenaError, ZoneSet};
-use vmspace::workload::Rng;
+use vmspace::workload::{vmarena_ops, Rng};
 use vmspace_shim::{FaultInjector, Op, PageOps, Range, Size};
 
 use crate::outcome::{ensure, Context, Outcome};
@@ -183,4 +183,19 @@ pub fn as_source<P: PageOps, Q: PageOps + Clone>(ops: P, meta: Q) -> Outcome {
     arena.check().context("arena check")?;
     arena.source().check().context("VM arena check")?;
     Ok(())
+}
+
+/// The core's own seeded VM arena sequence (`workload::vmarena_ops`, the one
+/// the user-space property tests and fuzz targets drive) against its model,
+/// with `check()` after every step. The kernel backends cannot change page
+/// protection, so the sequence runs in its fault-tolerant mode: a protect
+/// the backend refuses must leave the arena unchanged.
+pub fn shared_sequence<P: PageOps>(ops: P, seed: u64, steps: usize) -> Outcome {
+    let page = ops.page_size();
+    let config = VmArenaConfig::new(Size(256 * page.0)).zone_shift(page.0.trailing_zeros() + 2).spare_limit(8);
+    let mut a = VmArena::new(ops, config).context("VmArena::new")?;
+    let stats = vmarena_ops::run::<_, 256>(&mut a, seed, steps, true).context("vmarena_ops::run")?;
+    ensure(stats.succeeded > steps / 4, "too few operations succeeded")?;
+    ensure(stats.rejected > 0, "no bad operation was generated")?;
+    a.check().context("final check")
 }
