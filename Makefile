@@ -32,3 +32,14 @@ bench: toolchain
 	$(CARGO) bench -p vmspace-user
 
 -include kernel/kernel.mk
+
+# Run each cargo-fuzz target in fuzz/ for a bounded time (FUZZ_SECONDS each).
+# Needs the nightly toolchain; installs cargo-fuzz when it is missing.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= arena_ops vmarena chunkmap
+.PHONY: fuzz-smoke
+fuzz-smoke:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	set -e; for t in $(FUZZ_TARGETS); do \
+		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096; \
+	done

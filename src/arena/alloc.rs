@@ -138,7 +138,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         while i != HEAD {
             self.counters.search_steps += 1;
             let t = self.tags.get(i);
-            if t.kind == K_FREE {
+            if t.kind() == K_FREE {
                 if let Some(p) = req.place(t.start, t.end) {
                     return Some((i, p));
                 }
@@ -156,7 +156,7 @@ impl<S: Store, I: Source> Arena<S, I> {
             i = self.tags.get(i).anext;
             self.counters.search_steps += 1;
             let t = self.tags.get(i);
-            if t.kind == K_FREE {
+            if t.kind() == K_FREE {
                 if let Some(p) = req.place(t.start, t.end) {
                     return Some((i, p));
                 }
@@ -216,8 +216,8 @@ impl<S: Store, I: Source> Arena<S, I> {
                 let gt = self.tags.get_mut(g);
                 gt.start = end;
                 gt.end = seg.end;
-                gt.kind = K_FREE;
-                gt.imported = 0;
+                gt.set_kind(K_FREE);
+                gt.set_imported(false);
                 self.lists.insert(&mut self.tags, g);
                 a
             }
@@ -226,9 +226,9 @@ impl<S: Store, I: Source> Arena<S, I> {
             let at = self.tags.get_mut(a);
             at.start = t;
             at.end = end;
-            at.kind = K_ALLOC;
-            at.imported = 0;
-            at.kprev = req.slack;
+            at.set_kind(K_ALLOC);
+            at.set_imported(false);
+            at.set_kprev(req.slack);
         }
         self.hash.insert(&mut self.tags, a);
         if req.policy == Policy::NextFit {

@@ -34,7 +34,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         let q = self.quantum;
         let mut n = Tally::default();
         let mut prev = HEAD;
-        let mut prev_kind = self.tags.get(HEAD).kind;
+        let mut prev_kind = self.tags.get(HEAD).kind();
         let mut i = self.tags.get(HEAD).anext;
         let mut span: Option<Tag> = None;
         let mut pos = 0usize;
@@ -55,7 +55,7 @@ impl<S: Store, I: Source> Arena<S, I> {
                 return bad("address-list back link broken", i);
             }
             rotor_seen |= i == self.rotor;
-            match t.kind {
+            match t.kind() {
                 K_SPAN => {
                     if span.is_some_and(|s| pos != s.end) {
                         return bad("span not tiled by its segments", i);
@@ -69,7 +69,7 @@ impl<S: Store, I: Source> Arena<S, I> {
                     if i != span_cursor {
                         return bad("span list disagrees with address list", i);
                     }
-                    if t.knext as usize >= written || self.tags.get(t.knext).kprev != i {
+                    if t.knext as usize >= written || self.tags.get(t.knext).kprev() != i {
                         return bad("span-list link broken", i);
                     }
                     span_cursor = t.knext;
@@ -78,7 +78,7 @@ impl<S: Store, I: Source> Arena<S, I> {
                     last_end = t.end;
                     n.spans += 1;
                     n.total += t.size();
-                    if t.imported != 0 {
+                    if t.imported() {
                         n.imported += t.size();
                     }
                 }
@@ -90,14 +90,14 @@ impl<S: Store, I: Source> Arena<S, I> {
                     if !align::is_aligned(t.start | t.end, q) {
                         return bad("segment not quantum-aligned", i);
                     }
-                    if t.kind == K_FREE {
+                    if t.kind() == K_FREE {
                         if prev_kind == K_FREE {
                             return bad("adjacent free segments not coalesced", i);
                         }
                         n.free += 1;
                         n.free_bytes += t.size();
                     } else {
-                        if t.kprev as usize >= q || t.kprev as usize >= t.size() {
+                        if t.kprev() as usize >= q || t.kprev() as usize >= t.size() {
                             return bad("allocated segment's slack out of range", i);
                         }
                         n.alloc += 1;
@@ -108,7 +108,7 @@ impl<S: Store, I: Source> Arena<S, I> {
                 _ => return bad("unexpected tag kind on the address list", i),
             }
             prev = i;
-            prev_kind = t.kind;
+            prev_kind = t.kind();
             i = t.anext;
         }
         if self.tags.get(HEAD).aprev != prev {

@@ -21,7 +21,7 @@ impl<S: Store, I: Source> Arena<S, I> {
             return Err(ArenaError::BadFree { addr, size, allocated: None });
         };
         let t = *self.tags.get(i);
-        let asked = t.size() - t.kprev as usize;
+        let asked = t.size() - t.kprev() as usize;
         if asked != size.0 {
             self.counters.bad_frees += 1;
             return Err(ArenaError::BadFree { addr, size, allocated: Some(Size(asked)) });
@@ -30,12 +30,12 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.sizes.allocated.0 -= t.size();
         self.sizes.free.0 += t.size();
         self.counters.frees += 1;
-        self.tags.get_mut(i).kind = K_FREE;
+        self.tags.get_mut(i).set_kind(K_FREE);
         let f = self.coalesce(i);
         self.lists.insert(&mut self.tags, f);
         let ft = *self.tags.get(f);
         let m = *self.tags.get(ft.aprev);
-        if m.kind == K_SPAN && m.imported != 0 && m.start == ft.start && m.end == ft.end {
+        if m.kind() == K_SPAN && m.imported() && m.start == ft.start && m.end == ft.end {
             self.destroy_free_span(f);
         }
         Ok(())
@@ -52,13 +52,13 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// yet on a free list.
     pub(crate) fn coalesce(&mut self, i: u32) -> u32 {
         let next = self.tags.get(i).anext;
-        if self.tags.get(next).kind == K_FREE {
+        if self.tags.get(next).kind() == K_FREE {
             self.lists.remove(&mut self.tags, next);
             self.tags.get_mut(i).end = self.tags.get(next).end;
             self.unlink_release(next);
         }
         let prev = self.tags.get(i).aprev;
-        if self.tags.get(prev).kind == K_FREE {
+        if self.tags.get(prev).kind() == K_FREE {
             self.lists.remove(&mut self.tags, prev);
             self.tags.get_mut(prev).end = self.tags.get(i).end;
             self.unlink_release(i);

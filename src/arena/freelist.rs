@@ -86,11 +86,11 @@ impl FreeLists {
         let old = self.heads[k];
         {
             let t = tags.get_mut(i);
-            t.kprev = NIL;
+            t.set_kprev(NIL);
             t.knext = old;
         }
         if old != NIL {
-            tags.get_mut(old).kprev = i;
+            tags.get_mut(old).set_kprev(i);
         }
         self.heads[k] = i;
         self.counts[k] += 1;
@@ -102,13 +102,13 @@ impl FreeLists {
     pub(crate) fn remove<S: Store>(&mut self, tags: &mut TagTable<S>, i: u32) {
         let t = *tags.get(i);
         let k = list_of(t.size());
-        if t.kprev == NIL {
+        if t.kprev() == NIL {
             self.heads[k] = t.knext;
         } else {
-            tags.get_mut(t.kprev).knext = t.knext;
+            tags.get_mut(t.kprev()).knext = t.knext;
         }
         if t.knext != NIL {
-            tags.get_mut(t.knext).kprev = t.kprev;
+            tags.get_mut(t.knext).set_kprev(t.kprev());
         }
         self.counts[k] -= 1;
         if self.heads[k] == NIL {
@@ -156,13 +156,13 @@ impl FreeLists {
                     return bad("free-list link out of range");
                 }
                 let t = tags.get(i);
-                if t.kind != K_FREE {
+                if t.kind() != K_FREE {
                     return bad("non-free tag on a free list");
                 }
                 if t.size() == 0 || list_of(t.size()) != k {
                     return bad("free segment on the wrong list");
                 }
-                if t.kprev != prev {
+                if t.kprev() != prev {
                     return bad("free-list back link broken");
                 }
                 len += 1;

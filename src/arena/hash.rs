@@ -1,8 +1,8 @@
 //! The address hash: allocated segments by start address, O(1) expected.
 //!
 //! A power-of-two array of `u32` bucket heads lives in its own [`Store`];
-//! chains run through the allocated tags' `knext`. When the load passes two
-//! segments a bucket the array doubles in place: the store maps the new
+//! chains run through the allocated tags' `knext`. When the load passes one
+//! segment a bucket the array doubles in place: the store maps the new
 //! pages and every chain splits in two (bucket `b` keeps the segments that
 //! stay, `b + n` takes the others), so growth costs O(n) once per doubling
 //! and is amortized O(1). Growth is best effort: if the store cannot grow the
@@ -17,7 +17,7 @@ use super::ArenaError;
 /// Buckets the hash starts with at least.
 const MIN_BUCKETS: usize = 16;
 /// Average chain length that triggers doubling.
-const MAX_LOAD: usize = 2;
+const MAX_LOAD: usize = 1;
 
 /// A well-mixed hash of a quantum number.
 #[inline]
@@ -200,7 +200,7 @@ impl<S: Store> AllocHash<S> {
                     return Err(ArenaError::Corrupt { what: "hash link out of range", tag: i });
                 }
                 let t = tags.get(i);
-                if t.kind != super::tag::K_ALLOC {
+                if t.kind() != super::tag::K_ALLOC {
                     return Err(ArenaError::Corrupt { what: "non-allocated tag in hash", tag: i });
                 }
                 if self.bucket(t.start) != b {
@@ -240,7 +240,7 @@ mod tests {
         for k in 0..1500usize {
             tags.reserve(1).unwrap();
             let i = tags.take().unwrap();
-            tags.set(i, Tag { start: k * 16, end: k * 16 + 16, kind: K_ALLOC, ..Tag::default() });
+            tags.set(i, Tag::new(k * 16, k * 16 + 16, K_ALLOC));
             h.insert(&mut tags, i);
             ids.push(i);
         }

@@ -125,7 +125,7 @@ pub struct Arena<S: Store, I: Source = NoSource> {
 
 impl<S: Store, I: Source> Arena<S, I> {
     /// An empty arena named `name` handing out multiples of `quantum` (a
-    /// power of two, at most 2^31), keeping its boundary tags in `tags` and
+    /// power of two, at most 2^27), keeping its boundary tags in `tags` and
     /// its address hash in `hash`, importing from `source` when it runs out.
     pub fn new(
         name: &'static str,
@@ -134,8 +134,8 @@ impl<S: Store, I: Source> Arena<S, I> {
         hash: S,
         source: I,
     ) -> Result<Self, ArenaError> {
-        if !quantum.is_power_of_two() || quantum.0 > 1 << 31 {
-            return Err(ArenaError::InvalidArgument("quantum is not a power of two <= 2^31"));
+        if !quantum.is_power_of_two() || quantum.0 > 1 << 27 {
+            return Err(ArenaError::InvalidArgument("quantum is not a power of two <= 2^27"));
         }
         if source.can_import() && !source.quantum().is_power_of_two() {
             return Err(ArenaError::InvalidArgument("source quantum is not a power of two"));
@@ -243,9 +243,9 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// Take span marker `m` off the span list.
     fn unlink_span(&mut self, m: u32) {
         let t = *self.tags.get(m);
-        debug_assert_eq!(t.kind, K_SPAN);
-        self.tags.get_mut(t.kprev).knext = t.knext;
-        self.tags.get_mut(t.knext).kprev = t.kprev;
+        debug_assert_eq!(t.kind(), K_SPAN);
+        self.tags.get_mut(t.kprev()).knext = t.knext;
+        self.tags.get_mut(t.knext).set_kprev(t.kprev());
         self.tags.get_mut(m).knext = NIL;
     }
 }
@@ -262,9 +262,9 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
         source: I,
     ) -> Result<Self, ArenaError> {
         let tag_bytes = Size(max_tags).checked_mul(size_of::<Tag>())?;
-        // One bucket for every two tags at most (load factor stays <= 2).
-        let buckets = align::align_up(max_tags / 2 + 1, 2).unwrap_or(usize::MAX / 8);
-        let hash_bytes = Size(buckets.next_power_of_two()).checked_mul(size_of::<u32>())?;
+        // At most one bucket per tag: the load factor stays at or below one.
+        let buckets = max_tags.checked_next_power_of_two().ok_or(ArenaError::Overflow)?;
+        let hash_bytes = Size(buckets).checked_mul(size_of::<u32>())?;
         let tags = PageStore::new(ops.clone(), tag_bytes)?;
         let hash = PageStore::new(ops, hash_bytes)?;
         Arena::new(name, quantum, tags, hash, source)
@@ -284,7 +284,7 @@ impl<S: Store, I: Source> Drop for Arena<S, I> {
         let mut m = self.tags.get(HEAD).knext;
         while m != HEAD {
             let t = *self.tags.get(m);
-            if t.imported != 0 {
+            if t.imported() {
                 if let Some(r) = Range::new(vmspace_shim::Addr(t.start), vmspace_shim::Addr(t.end))
                 {
                     let _ = self.source.release(r);

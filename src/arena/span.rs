@@ -61,9 +61,9 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// overlaps `r`. Walks from the highest span down (spans usually grow
     /// upwards).
     fn neighbours(&self, r: Range) -> Result<(u32, u32), ArenaError> {
-        let mut prev = self.tags.get(HEAD).kprev;
+        let mut prev = self.tags.get(HEAD).kprev();
         while prev != HEAD && self.tags.get(prev).start >= r.base().0 {
-            prev = self.tags.get(prev).kprev;
+            prev = self.tags.get(prev).kprev();
         }
         let next = self.tags.get(prev).knext;
         let overlaps = (prev != HEAD && self.tags.get(prev).end > r.base().0)
@@ -91,17 +91,20 @@ impl<S: Store, I: Source> Arena<S, I> {
             }
         };
         let (start, end) = (r.base().0, r.limit().0);
-        self.tags
-            .set(m, Tag { start, end, kind: K_SPAN, imported: imported as u8, ..Tag::default() });
+        self.tags.set(m, {
+            let mut t = Tag::new(start, end, K_SPAN);
+            t.set_imported(imported);
+            t
+        });
         // Span list: after `prev`.
-        self.tags.get_mut(m).kprev = prev;
+        self.tags.get_mut(m).set_kprev(prev);
         self.tags.get_mut(m).knext = next;
         self.tags.get_mut(prev).knext = m;
-        self.tags.get_mut(next).kprev = m;
+        self.tags.get_mut(next).set_kprev(m);
         // Address list: just before the next span's marker (or at the end).
         let before = self.tags.get(next).aprev;
         self.link_after(before, m);
-        self.tags.set(f, Tag { start, end, kind: K_FREE, ..Tag::default() });
+        self.tags.set(f, Tag::new(start, end, K_FREE));
         self.link_after(m, f);
         self.lists.insert(&mut self.tags, f);
         self.spans += 1;
@@ -114,10 +117,9 @@ impl<S: Store, I: Source> Arena<S, I> {
         let (prev, next) = self.neighbours(r)?;
         let (b, e) = (r.base().0, r.limit().0);
         let lo =
-            (prev != HEAD).then(|| *self.tags.get(prev)).filter(|t| t.end == b && t.imported == 0);
-        let hi = (next != HEAD)
-            .then(|| *self.tags.get(next))
-            .filter(|t| t.start == e && t.imported == 0);
+            (prev != HEAD).then(|| *self.tags.get(prev)).filter(|t| t.end == b && !t.imported());
+        let hi =
+            (next != HEAD).then(|| *self.tags.get(next)).filter(|t| t.start == e && !t.imported());
         let f = match (lo, hi) {
             (None, None) => return Err(ArenaError::NotAdjacent(r)),
             (Some(_), Some(h)) => {
@@ -129,22 +131,22 @@ impl<S: Store, I: Source> Arena<S, I> {
                 let t = self.tags.get_mut(next);
                 t.start = b;
                 t.end = e;
-                t.kind = K_FREE;
-                t.kprev = NIL;
+                t.set_kind(K_FREE);
+                t.set_kprev(NIL);
                 next
             }
             (Some(_), None) => {
                 self.tags.get_mut(prev).end = e;
                 let last = self.tags.get(next).aprev;
                 let f = self.tags.take()?;
-                self.tags.set(f, Tag { start: b, end: e, kind: K_FREE, ..Tag::default() });
+                self.tags.set(f, Tag::new(b, e, K_FREE));
                 self.link_after(last, f);
                 f
             }
             (None, Some(_)) => {
                 self.tags.get_mut(next).start = b;
                 let f = self.tags.take()?;
-                self.tags.set(f, Tag { start: b, end: e, kind: K_FREE, ..Tag::default() });
+                self.tags.set(f, Tag::new(b, e, K_FREE));
                 self.link_after(next, f);
                 f
             }

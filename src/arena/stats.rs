@@ -120,7 +120,7 @@ impl<S: Store, I: Source> Iterator for Walk<'_, S, I> {
                 return None;
             }
             let t = *self.arena.tags.get(self.cur);
-            let kind = match t.kind {
+            let kind = match t.kind() {
                 K_SPAN => SegmentKind::Span,
                 K_FREE => SegmentKind::Free,
                 K_ALLOC => SegmentKind::Allocated,
@@ -131,11 +131,11 @@ impl<S: Store, I: Source> Iterator for Walk<'_, S, I> {
             }
             let range = Range::new(Addr(t.start), Addr(t.end))?;
             let requested = if kind == SegmentKind::Allocated {
-                Size(t.size() - t.kprev as usize)
+                Size(t.size() - t.kprev() as usize)
             } else {
                 range.size()
             };
-            return Some(Segment { kind, range, requested, imported: t.imported != 0 });
+            return Some(Segment { kind, range, requested, imported: t.imported() });
         }
     }
 }
@@ -167,7 +167,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         let mut steps = 0;
         let (i, _) = self.hash.find(&self.tags, addr.0, &mut steps)?;
         let t = self.tags.get(i);
-        Some((Range::new(Addr(t.start), Addr(t.end))?, Size(t.size() - t.kprev as usize)))
+        Some((Range::new(Addr(t.start), Addr(t.end))?, Size(t.size() - t.kprev() as usize)))
     }
 
     /// Allocated, free, total and imported sizes.

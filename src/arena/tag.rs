@@ -35,6 +35,10 @@ pub(crate) const K_UNUSED: u8 = 4;
 /// `knext`/`kprev` link the span list (spans), a free list (free segments, `NIL`
 /// at the ends) or a hash chain (allocated segments: `knext` only, and `kprev`
 /// holds the rounding slack, `quantum`-rounded size minus requested size).
+///
+/// A tag is 32 bytes on 64-bit targets, so two share a cache line and none
+/// straddles two: `kprev` (28 bits), the imported flag and the kind (3 bits)
+/// are packed into the last word.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub(crate) struct Tag {
@@ -43,18 +47,78 @@ pub(crate) struct Tag {
     pub(crate) aprev: u32,
     pub(crate) anext: u32,
     pub(crate) knext: u32,
-    pub(crate) kprev: u32,
-    pub(crate) kind: u8,
-    /// Spans: 1 when imported from the source.
-    pub(crate) imported: u8,
+    /// `kprev | imported << 28 | kind << 29`.
+    bits: u32,
 }
 
 const _: () = assert!(core::mem::align_of::<Tag>() <= STORE_ALIGN);
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(size_of::<Tag>() == 32);
+
+const KPREV_BITS: u32 = 28;
+const KPREV_MASK: u32 = (1 << KPREV_BITS) - 1;
+const IMPORTED_BIT: u32 = 1 << KPREV_BITS;
+const KIND_SHIFT: u32 = KPREV_BITS + 1;
+
+/// The most tags a table may hold: every index, and every slack below the
+/// largest quantum, must fit the packed `kprev`, whose all-ones value stands
+/// for `NIL`.
+pub(crate) const MAX_TAGS: u32 = KPREV_MASK - 1;
 
 impl Tag {
+    /// A tag of `kind` for `[start, end)`, unlinked (`knext` and `kprev` NIL).
+    #[inline]
+    pub(crate) fn new(start: usize, end: usize, kind: u8) -> Tag {
+        Tag {
+            start,
+            end,
+            aprev: NIL,
+            anext: NIL,
+            knext: NIL,
+            bits: KPREV_MASK | (u32::from(kind & 7) << KIND_SHIFT),
+        }
+    }
+
     #[inline]
     pub(crate) fn size(&self) -> usize {
         self.end.wrapping_sub(self.start)
+    }
+
+    #[inline]
+    pub(crate) fn kind(&self) -> u8 {
+        (self.bits >> KIND_SHIFT) as u8
+    }
+
+    #[inline]
+    pub(crate) fn set_kind(&mut self, kind: u8) {
+        self.bits = (self.bits & !(7 << KIND_SHIFT)) | (u32::from(kind & 7) << KIND_SHIFT);
+    }
+
+    /// Spans: whether imported from the source.
+    #[inline]
+    pub(crate) fn imported(&self) -> bool {
+        self.bits & IMPORTED_BIT != 0
+    }
+
+    #[inline]
+    pub(crate) fn set_imported(&mut self, imported: bool) {
+        self.bits = (self.bits & !IMPORTED_BIT) | if imported { IMPORTED_BIT } else { 0 };
+    }
+
+    /// The back link (allocated segments: the slack).
+    #[inline]
+    pub(crate) fn kprev(&self) -> u32 {
+        match self.bits & KPREV_MASK {
+            KPREV_MASK => NIL,
+            v => v,
+        }
+    }
+
+    /// Set the back link (`NIL` or at most [`MAX_TAGS`]) or the slack.
+    #[inline]
+    pub(crate) fn set_kprev(&mut self, v: u32) {
+        let v = if v == NIL { KPREV_MASK } else { v & KPREV_MASK };
+        self.bits = (self.bits & !KPREV_MASK) | v;
     }
 }
 
@@ -81,7 +145,7 @@ impl<S: Store> TagTable<S> {
     /// A table over `store` with room for at most `max` tags (clamped below
     /// `NIL`). Tag 0 (the sentinel) is allocated at once.
     pub(crate) fn new(mut store: S, max: u32) -> Result<Self, ArenaError> {
-        let max = max.min(NIL - 1);
+        let max = max.min(MAX_TAGS);
         if max < 8 {
             return Err(ArenaError::InvalidArgument("tag table needs room for 8 tags"));
         }
@@ -101,17 +165,12 @@ impl<S: Store> TagTable<S> {
         t.refresh_cap();
         let head = t.take()?;
         debug_assert_eq!(head, HEAD);
-        t.set(
-            HEAD,
-            Tag {
-                kind: K_HEAD,
-                aprev: HEAD,
-                anext: HEAD,
-                knext: HEAD,
-                kprev: HEAD,
-                ..Tag::default()
-            },
-        );
+        let mut head = Tag::new(0, 0, K_HEAD);
+        head.set_kprev(HEAD);
+        head.knext = HEAD;
+        head.aprev = HEAD;
+        head.anext = HEAD;
+        t.set(HEAD, head);
         Ok(t)
     }
 
@@ -197,7 +256,7 @@ impl<S: Store> TagTable<S> {
         } else if self.hwm < self.cap {
             let i = self.hwm;
             self.hwm += 1;
-            self.set(i, Tag { kind: K_UNUSED, ..Tag::default() });
+            self.set(i, Tag::new(0, 0, K_UNUSED));
             Ok(i)
         } else {
             Err(ArenaError::TagsExhausted)
@@ -209,7 +268,7 @@ impl<S: Store> TagTable<S> {
     pub(crate) fn put(&mut self, i: u32) {
         let free = self.free;
         let t = self.get_mut(i);
-        t.kind = K_UNUSED;
+        t.set_kind(K_UNUSED);
         t.knext = free;
         self.free = i;
         self.nfree += 1;
@@ -242,7 +301,7 @@ impl<S: Store> TagTable<S> {
             if i >= self.hwm || i == HEAD {
                 return corrupt("free-tag list link out of range", i);
             }
-            if self.get(i).kind != K_UNUSED {
+            if self.get(i).kind() != K_UNUSED {
                 return corrupt("tag on the free-tag list is in use", i);
             }
             n += 1;
@@ -254,7 +313,7 @@ impl<S: Store> TagTable<S> {
         if n != self.nfree {
             return corrupt("free-tag list shorter than its count", self.free);
         }
-        let unused = self.all().iter().filter(|t| t.kind == K_UNUSED).count();
+        let unused = self.all().iter().filter(|t| t.kind() == K_UNUSED).count();
         if unused != n as usize {
             return corrupt("unused tag not on the free-tag list", NIL);
         }
@@ -282,7 +341,7 @@ mod tests {
         assert_eq!((a, b), (1, 2));
         t.put(a);
         assert_eq!(t.take().unwrap(), a);
-        t.get_mut(a).kind = K_FREE;
+        t.get_mut(a).set_kind(K_FREE);
         t.put(b);
         t.check().unwrap();
         assert_eq!(t.in_use(), 2);

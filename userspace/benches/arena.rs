@@ -1,0 +1,268 @@
+//! The arena beside three peer allocators of integer ranges, on the same
+//! trace, in the same run: the `vmem` crate (another Rust vmem), the
+//! `offset-allocator` crate (a TLSF-style O(1) allocator, Sebastian Aaltonen's
+//! design) and the `range-alloc` crate (a sorted free-range vector, best fit).
+//!
+//! Each allocator holds `live` allocations of random sizes (1 to 256 units,
+//! roughly log-uniform); one iteration frees a random live allocation and
+//! allocates a new random size in its place, so the live count stays fixed.
+//! The trace (which slot, what size) is pregenerated from one seed and the
+//! same for everyone.
+
+// criterion_group! generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use vmspace::arena::{Arena, Constraints, NoSource, PageStore, Policy};
+use vmspace::workload::Rng;
+use vmspace::{Addr, Size};
+use vmspace_user::MmapBackend;
+
+const TRACE: usize = 1 << 16;
+
+/// Pregenerated (slot, size) pairs and the initial sizes.
+struct Trace {
+    initial: Vec<u32>,
+    steps: Vec<(u32, u32)>,
+}
+
+fn random_size(r: &mut Rng) -> u32 {
+    let k = r.below(8);
+    ((1usize << k) + r.below(1 << k)) as u32
+}
+
+fn trace(live: usize) -> Trace {
+    let mut r = Rng::new(0x0a11_0c47 ^ live as u64);
+    let initial = (0..live).map(|_| random_size(&mut r)).collect();
+    let steps = (0..TRACE).map(|_| (r.below(live) as u32, random_size(&mut r))).collect();
+    Trace { initial, steps }
+}
+
+/// Units of address space for everyone: 2^31. (The `vmem` crate runs out
+/// of free segments large enough in tighter spans: with 100 live allocations
+/// in 64 Ki units it fails after a few thousand steps with most of the span
+/// free, so everyone gets plenty.)
+fn space(_live: usize) -> usize {
+    1 << 31
+}
+
+type OurArena = Arena<PageStore<MmapBackend>, NoSource>;
+
+fn ours(live: usize) -> OurArena {
+    let mut a = Arena::on_pages("bench", Size(1), MmapBackend::new(), 4 * live + 1024, NoSource)
+        .expect("arena");
+    a.add(Addr(1 << 20), Size(space(live))).unwrap();
+    a
+}
+
+/// Boundary tags for the `vmem` crate from the global allocator (its
+/// `nightly` feature would do the same through `allocator_api`).
+struct Tags;
+
+// SAFETY: hands out fresh, properly sized and aligned blocks from the global
+// allocator and frees only what it handed out.
+unsafe impl vmem::Allocator for Tags {
+    fn allocate(&self) -> Option<NonNull<vmem::Bt>> {
+        let layout = std::alloc::Layout::new::<vmem::Bt>();
+        // SAFETY: the layout has a non-zero size.
+        NonNull::new(unsafe { std::alloc::alloc(layout) }.cast())
+    }
+    unsafe fn deallocate(&self, ptr: NonNull<vmem::Bt>) {
+        // SAFETY: `ptr` came from `allocate` with this layout.
+        unsafe { std::alloc::dealloc(ptr.as_ptr().cast(), std::alloc::Layout::new::<vmem::Bt>()) }
+    }
+}
+
+type Vmem = vmem::Arena<'static, 'static, Tags, std::sync::Mutex<()>>;
+
+fn theirs_vmem(live: usize) -> Vmem {
+    let a = vmem::Arena::create("bench", 1, None, Tags).unwrap();
+    a.add_span(1 << 20, space(live)).unwrap();
+    a
+}
+
+/// Run the churn benchmark for one allocator: `alloc(size) -> handle`,
+/// `free(handle)`. The allocator is built and filled on first use, so
+/// benchmarks that a filter skips cost nothing.
+fn churn<H: Clone, A>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    live: usize,
+    t: &Trace,
+    make: impl FnOnce() -> A,
+    alloc: impl Fn(&mut A, u32) -> H,
+    free: impl Fn(&mut A, H),
+) {
+    let mut make = Some(make);
+    let mut state: Option<(A, Vec<H>)> = None;
+    let mut i = 0usize;
+    group.bench_function(BenchmarkId::new(name, live), |b| {
+        let (a, held) = state.get_or_insert_with(|| {
+            let mut a = (make.take().expect("made once"))();
+            let held = t.initial.iter().map(|&s| alloc(&mut a, s)).collect();
+            (a, held)
+        });
+        b.iter(|| {
+            let (slot, size) = t.steps[i % TRACE];
+            i += 1;
+            let slot = slot as usize;
+            free(a, held[slot].clone());
+            held[slot] = alloc(a, size);
+        })
+    });
+    if let Some((mut a, held)) = state {
+        for h in held {
+            free(&mut a, h);
+        }
+    }
+}
+
+fn instant_fit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("arena_instant_fit");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+    for live in [100usize, 10_000, 1_000_000] {
+        let t = trace(live);
+        churn(
+            &mut group,
+            "vmspace",
+            live,
+            &t,
+            || ours(live),
+            |a, s| (a.alloc(Size(s as usize), Policy::InstantFit).unwrap(), s),
+            |a, (x, s)| a.free(x, Size(s as usize)).unwrap(),
+        );
+        churn(
+            &mut group,
+            "offset-allocator",
+            live,
+            &t,
+            || {
+                offset_allocator::Allocator::<u32>::with_max_allocs(
+                    space(live) as u32,
+                    (2 * live + 1024) as u32,
+                )
+            },
+            |a, s| a.allocate(s).unwrap(),
+            |a, h| a.free(h),
+        );
+        churn(
+            &mut group,
+            "vmem",
+            live,
+            &t,
+            || theirs_vmem(live),
+            |a, s| a.alloc(s as usize, vmem::AllocPolicy::InstantFit).unwrap(),
+            |a, x| a.free(x).unwrap(),
+        );
+        if live <= 10_000 {
+            churn(
+                &mut group,
+                "range-alloc",
+                live,
+                &t,
+                || range_alloc::RangeAllocator::new(0..space(live) as u32),
+                |a, s| a.allocate_range(s).unwrap(),
+                |a, r| a.free_range(r),
+            );
+        }
+    }
+    group.finish();
+}
+
+fn best_fit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("arena_best_fit");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+    let live = 10_000;
+    let t = trace(live);
+    churn(
+        &mut group,
+        "vmspace",
+        live,
+        &t,
+        || ours(live),
+        |a, s| (a.alloc(Size(s as usize), Policy::BestFit).unwrap(), s),
+        |a, (x, s)| a.free(x, Size(s as usize)).unwrap(),
+    );
+    churn(
+        &mut group,
+        "vmem",
+        live,
+        &t,
+        || theirs_vmem(live),
+        |a, s| a.alloc(s as usize, vmem::AllocPolicy::BestFit).unwrap(),
+        |a, x| a.free(x).unwrap(),
+    );
+    churn(
+        &mut group,
+        "range-alloc",
+        live,
+        &t,
+        || range_alloc::RangeAllocator::new(0..space(live) as u32),
+        |a, s| a.allocate_range(s).unwrap(),
+        |a, r| a.free_range(r),
+    );
+    group.finish();
+}
+
+/// Constrained: 16-unit alignment, never crossing a 4096-unit boundary.
+fn constrained(c: &mut Criterion) {
+    let mut group = c.benchmark_group("arena_xalloc");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+    let live = 10_000;
+    let t = trace(live);
+    churn(
+        &mut group,
+        "vmspace",
+        live,
+        &t,
+        || ours(live),
+        |a, s| {
+            let c = Constraints::new(Size(s as usize)).align(Size(16)).nocross(Size(4096));
+            (a.xalloc(&c).unwrap(), s)
+        },
+        |a, (x, s)| a.free(x, Size(s as usize)).unwrap(),
+    );
+    churn(
+        &mut group,
+        "vmem",
+        live,
+        &t,
+        || theirs_vmem(live),
+        |a, s| {
+            let l = vmem::Layout::from_size_align(s as usize, 16)
+                .and_then(|l| l.with_nocross(4096))
+                .unwrap();
+            a.xalloc(l, vmem::AllocPolicy::InstantFit).unwrap()
+        },
+        |a, x| a.free(x).unwrap(),
+    );
+    // range-alloc has alignment but no nocross: its figure is for align only.
+    churn(
+        &mut group,
+        "range-alloc (align only)",
+        live,
+        &t,
+        || range_alloc::RangeAllocator::new(0..space(live) as u32),
+        |a, s| a.allocate_range_aligned(s, 16).unwrap(),
+        |a, r| a.free_range(r),
+    );
+    group.finish();
+}
+
+criterion_group!(benches, instant_fit, best_fit, constrained);
+criterion_main!(benches);
