@@ -100,3 +100,20 @@ fn workload_exercises_fallbacks_spares_and_faults() {
     eprintln!("{s:?}");
     assert!(s.backend_failures > 5, "{s:?}");
 }
+
+/// 64-byte pages: 8 descriptors a page-table page and 512 bits an
+/// allocation-table page, so 1536 tracts span three allocation-table pages
+/// (runs and first fit cross them) and 192 page-table pages.
+#[test]
+fn tiny_pages_cross_table_pages() {
+    for seed in 0..6 {
+        let mut buf = vec![0u8; 1 << 20];
+        let sim = SimBackend::new(&mut buf, 64).unwrap();
+        let config =
+            VmArenaConfig::new(Size(1536 * 64)).zone_shift(8).spare_limit(seed as usize * 4);
+        let mut arena = VmArena::new(&sim, config).unwrap();
+        let s = vmarena_ops::run::<_, 1536>(&mut arena, seed, 400, false)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(s.succeeded > 100, "{s:?}");
+    }
+}

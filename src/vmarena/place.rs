@@ -6,6 +6,25 @@ use vmspace_shim::PageOps;
 use super::request::{Placement, Request, ZoneSet, ZONES};
 use super::VmArena;
 
+/// What looking for a fit in a free run gave.
+enum Try {
+    /// The run holds a fit here.
+    Fit(usize),
+    /// No fit starts before this tract, in this run or any later one.
+    Resume(usize),
+}
+
+/// Whether `x` has `n` (1 to 64) consecutive set bits.
+fn has_run(x: u64, n: usize) -> bool {
+    let (mut y, mut len) = (x, 1);
+    while len < n && y != 0 {
+        let s = len.min(n - len);
+        y &= y >> s;
+        len += s;
+    }
+    y != 0
+}
+
 impl<P: PageOps> VmArena<P> {
     /// The first tract index `>= i` whose address is a multiple of `align`
     /// pages, or `None` past the tracts.
@@ -34,79 +53,155 @@ impl<P: PageOps> VmArena<P> {
         })
     }
 
-    /// The first tract of the first stripe after the one holding tract `i`.
-    fn next_stripe(&self, i: usize) -> Option<usize> {
-        let next = ((self.vm_addr(i).0 >> self.zone_shift) + 1).checked_shl(self.zone_shift)?;
-        Some((next.checked_sub(self.vm.base().0)?) >> self.layout.page_shift)
+    /// The first tract of the first stripe after the one holding tract `i`
+    /// whose zone is in `zones` (non-empty), or `None` past the address space.
+    fn next_allowed_stripe(&self, i: usize, zones: ZoneSet) -> Option<usize> {
+        let s = self.vm_addr(i).0 >> self.zone_shift;
+        let z = ((s + 1) % ZONES as usize) as u32;
+        let skip = zones.0.rotate_right(z).trailing_zeros() as usize;
+        let t = s.checked_add(1 + skip)?;
+        let addr = t.checked_mul(1usize.checked_shl(self.zone_shift)?)?;
+        Some(addr.checked_sub(self.vm.base().0)? >> self.layout.page_shift)
     }
 
     /// The first place for `pages` tracts at multiples of `align` inside the
-    /// free run `[a, b)`, all in `zones`.
-    fn fit_in(
-        &self,
-        a: usize,
-        b: usize,
-        pages: usize,
-        align: usize,
-        zones: ZoneSet,
-    ) -> Option<usize> {
-        let mut p = self.align_tract(a, align)?;
+    /// free run `[a, b)`, all in `zones`; otherwise the first candidate
+    /// start at or after `a` that alignment and zones allow (its run would
+    /// have to reach it plus `pages`; `usize::MAX` when there is none).
+    fn fit_in(&self, a: usize, b: usize, pages: usize, align: usize, zones: ZoneSet) -> Try {
+        let Some(mut p) = self.align_tract(a, align) else { return Try::Resume(usize::MAX) };
         loop {
-            let end = p.checked_add(pages)?;
-            if end > b {
-                return None;
-            }
+            let Some(end) = p.checked_add(pages) else { return Try::Resume(usize::MAX) };
             match self.first_outside(p, end, zones) {
-                None => return Some(p),
-                Some(q) => p = self.align_tract(self.next_stripe(q)?, align)?,
+                None if end <= b => return Try::Fit(p),
+                None => return Try::Resume(p),
+                // No start before the next allowed stripe avoids tract q.
+                Some(q) => match self
+                    .next_allowed_stripe(q, zones)
+                    .and_then(|t| self.align_tract(t, align))
+                {
+                    Some(next) if next < b => p = next,
+                    Some(next) => return Try::Resume(next),
+                    None => return Try::Resume(usize::MAX),
+                },
             }
         }
     }
 
-    /// First fit over the free runs, in `zones`. One pass over the
-    /// allocation table, a page of it at a time; an unmapped page is a
-    /// stretch of free tracts.
+    /// First fit over the free runs, in `zones`: one pass over the
+    /// allocation table, a word at a time where no run in the word can be
+    /// long enough, jumping past stripes of disallowed zones, and stopping
+    /// as soon as the run being followed holds a fit. An unmapped table
+    /// page is a stretch of free tracts.
     pub(crate) fn first_fit(&self, pages: usize, align: usize, zones: ZoneSet) -> Option<usize> {
         let n = self.layout.tracts;
-        // The start of the free run being followed, if any.
-        let mut start: Option<usize> = None;
-        let try_run = |a: usize, b: usize| {
-            if b - a >= pages {
-                self.fit_in(a, b, pages, align, zones)
-            } else {
-                None
-            }
-        };
-        for j in 0..self.layout.bit_pages {
-            let (lo, hi) = self.layout.tracts_of_bit_page(j);
-            let Some(w) = self.bit_words(j) else {
-                start = start.or(Some(lo));
+        let bpp_shift = self.layout.per_bit_page.trailing_zeros();
+        // The free run being followed: its start, and the end it must reach
+        // before a fit in it is worth looking for.
+        let mut run: Option<(usize, usize)> = None;
+        let begin = |a: usize| Some((a, a.saturating_add(pages)));
+        let mut i = 0;
+        while i < n {
+            let (lo, hi) = self.layout.tracts_of_bit_page(i >> bpp_shift);
+            let Some(w) = self.bit_words(i >> bpp_shift) else {
+                run = run.or_else(|| begin(i));
+                i = hi;
+                if let Some(p) = self.grown(&mut run, i, pages, align, zones) {
+                    return Some(p);
+                }
                 continue;
             };
-            let mut i = lo;
-            while i < hi {
-                match start {
-                    Some(a) => match crate::bits::find_set(w, i - lo, hi - lo) {
-                        None => break,
+            let base = i - ((i - lo) & 63);
+            let wend = (base + 64).min(hi);
+            if i == base {
+                // Bits past the last tract count as allocated.
+                let mut word = w[(base - lo) >> 6];
+                if wend - base < 64 {
+                    word |= !0u64 << (wend - base);
+                }
+                if word == 0 {
+                    run = run.or_else(|| begin(base));
+                    i = wend;
+                    if let Some(p) = self.grown(&mut run, i, pages, align, zones) {
+                        return Some(p);
+                    }
+                    continue;
+                }
+                let bottom_end = base + word.trailing_zeros() as usize;
+                let bottom = bottom_end - run.map_or(base, |r| r.0);
+                if bottom < pages && !(pages <= 64 && has_run(!word, pages)) {
+                    // No run ending in this word is long enough: follow
+                    // only the one leaving it at the top.
+                    let top = word.leading_zeros() as usize;
+                    run = if top > 0 { begin(base + 64 - top) } else { None };
+                    i = wend;
+                    continue;
+                }
+            }
+            // Follow the runs of this word exactly.
+            let mut k = i;
+            let mut resume = wend;
+            while k < wend {
+                match run {
+                    Some((a, _)) => match crate::bits::find_set(w, k - lo, wend - lo) {
+                        None => k = wend,
                         Some(b) => {
-                            if let Some(p) = try_run(a, lo + b) {
-                                return Some(p);
+                            let b = lo + b;
+                            run = None;
+                            if b - a >= pages {
+                                match self.fit_in(a, b, pages, align, zones) {
+                                    Try::Fit(p) => return Some(p),
+                                    Try::Resume(r) if r > b => {
+                                        resume = r;
+                                        break;
+                                    }
+                                    Try::Resume(_) => {}
+                                }
                             }
-                            start = None;
-                            i = lo + b;
+                            k = b;
                         }
                     },
-                    None => match crate::bits::find_clear(w, i - lo, hi - lo) {
-                        None => break,
-                        Some(b) => {
-                            start = Some(lo + b);
-                            i = lo + b;
+                    None => match crate::bits::find_clear(w, k - lo, wend - lo) {
+                        None => k = wend,
+                        Some(c) => {
+                            run = begin(lo + c);
+                            k = lo + c;
                         }
                     },
                 }
             }
+            if run.is_some() {
+                if let Some(p) = self.grown(&mut run, wend, pages, align, zones) {
+                    return Some(p);
+                }
+            }
+            i = resume;
         }
-        start.and_then(|a| try_run(a, n))
+        None
+    }
+
+    /// The run being followed now reaches `end` (it may go on): if that is
+    /// far enough, look for a fit in it, and otherwise note how far it must
+    /// reach for the next look.
+    fn grown(
+        &self,
+        run: &mut Option<(usize, usize)>,
+        end: usize,
+        pages: usize,
+        align: usize,
+        zones: ZoneSet,
+    ) -> Option<usize> {
+        let (a, want) = (*run)?;
+        if end < want {
+            return None;
+        }
+        match self.fit_in(a, end, pages, align, zones) {
+            Try::Fit(p) => Some(p),
+            Try::Resume(r) => {
+                *run = Some((a, r.saturating_add(pages)));
+                None
+            }
+        }
     }
 
     /// Where `req` goes: the first tier of its zone sets with room.

@@ -5,7 +5,9 @@
 //! allocate+free reuses spare pages and makes no system call: the figures
 //! are the arena's own work (placement, tables, descriptors). 2048
 //! single-page holes are left below the free space, so first fit walks
-//! past a fragmented prefix as a busy arena's would.
+//! past a fragmented prefix as a busy arena's would. A neighbouring
+//! allocation keeps the page-table page in use; `table_churn` leaves it
+//! out, so each allocation maps and each free unmaps table pages.
 
 // criterion_group! generates an undocumented `pub fn`.
 #![allow(missing_docs)]
@@ -39,14 +41,28 @@ fn alloc_free(c: &mut Criterion) {
     for pages in [1usize, 8] {
         for (name, prefer, avoid) in cases {
             let req = Request::new(pages, 2).prefer(prefer).avoid(avoid);
+            // A neighbour that keeps the page-table page of the benchmarked
+            // allocations in use, so they measure the arena's own work.
+            let neighbour = arena.alloc(&req).unwrap();
             g.bench_with_input(BenchmarkId::new(name, pages), &req, |b, req| {
                 b.iter(|| {
                     let grant = arena.alloc(black_box(req)).unwrap();
                     arena.free(grant.range, 2).unwrap();
                 })
             });
+            arena.free(neighbour.range, 2).unwrap();
         }
     }
+    // Without a neighbour: every allocation maps a page-table page and an
+    // allocation-table page and every free unmaps them again (no
+    // hysteresis): the cost of that policy, system calls included.
+    let req = Request::new(8, 2).prefer(ZoneSet::single(zone + 40));
+    g.bench_function("table_churn/8", |b| {
+        b.iter(|| {
+            let grant = arena.alloc(black_box(&req)).unwrap();
+            arena.free(grant.range, 2).unwrap();
+        })
+    });
     g.finish();
     arena.check().unwrap();
 }
