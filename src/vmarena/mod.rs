@@ -83,7 +83,7 @@ pub struct Tract {
 ///   allocation-table pages.
 /// - Bit `i` of the allocation table is set exactly when tract `i` is
 ///   allocated (an unmapped allocation-table page reads all clear), and then
-///   descriptor `i` has the [`ALLOCATED`](tables::ALLOCATED) flag and a
+///   descriptor `i` has the allocated flag and a
 ///   non-zero owner, and tract `i` is committed with the protection its
 ///   shadow records.
 /// - A table page is mapped exactly when it describes an allocated tract,
