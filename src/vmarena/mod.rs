@@ -21,8 +21,12 @@
 //! - A vmem [`Arena`](crate::arena::Arena) can import from a VM arena: it
 //!   implements [`Source`](crate::arena::Source).
 //!
-//! Every operation either completes or fails with the arena unchanged.
-//! [`check`](VmArena::check) verifies every invariant.
+//! Every operation either completes or fails with the arena unchanged: it
+//! maps what it needs first and undoes that on failure. Two cases complete
+//! despite a failing call: a free whose table page cannot be unmapped
+//! (the page stays mapped, marked stale, and the next operation retries)
+//! and [`purge_spare`](VmArena::purge_spare), which keeps what it purged
+//! before the failure. [`check`](VmArena::check) verifies every invariant.
 //!
 //! ```
 //! use vmspace::vmarena::{Request, VmArena, VmArenaConfig, ZoneSet};
