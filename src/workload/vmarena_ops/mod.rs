@@ -298,7 +298,9 @@ pub fn step_checked<P: PageOps, const N: usize>(
     faults: bool,
     stats: &mut VmArenaRunStats,
 ) -> Result<(), (&'static str, Option<VmArenaError>)> {
-    let before = model.clone();
+    // Kept only when a failure may have to be undone (the model is 6N
+    // bytes, and kernel stacks are small).
+    let before = if faults { Some(model.clone()) } else { None };
     let expected = model.apply(op);
     match (expected, apply(arena, op)) {
         (Expect::Ok(p), Ok(got)) => {
@@ -308,8 +310,10 @@ pub fn step_checked<P: PageOps, const N: usize>(
             stats.fell_back += usize::from(got.is_some_and(|(_, pl)| pl != Placement::Preferred));
             stats.succeeded += 1;
         }
-        (Expect::Ok(_), Err(e)) if faults && e.backend().is_some() => {
-            *model = before;
+        (Expect::Ok(_), Err(e)) if before.is_some() && e.backend().is_some() => {
+            if let Some(b) = before {
+                *model = b;
+            }
             stats.backend_failures += 1;
         }
         (Expect::Ok(_), Err(e)) => return Err(("a valid operation was refused", Some(e))),

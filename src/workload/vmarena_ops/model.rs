@@ -7,7 +7,8 @@ use vmspace_shim::PageOps;
 use super::VmArenaOp;
 use crate::vmarena::{Placement, Request, VmArena, ZoneSet};
 
-/// The reference model for up to `N` tracts.
+/// The reference model for up to `N` tracts: `6 * N` bytes and a few words
+/// (keep `N` small on a kernel stack).
 #[derive(Debug, Clone)]
 pub struct VmArenaModel<const N: usize> {
     owner: [u32; N],
@@ -153,26 +154,31 @@ impl<const N: usize> VmArenaModel<N> {
                     .prefer(ZoneSet(prefer))
                     .avoid(ZoneSet(avoid));
                 let Some((p, placement)) = self.place(&req) else { return Expect::Err };
-                let mut after = self.clone();
-                for i in p..p + pages {
-                    after.owner[i] = owner;
-                    after.committed[i] = true;
-                }
-                let fresh = after.committed() - self.committed();
-                if self.committed() + fresh > self.commit_limit {
+                // Table pages the run needs that describe nothing yet.
+                let fresh_meta = |per: usize| {
+                    (p / per..(p + pages - 1) / per + 1)
+                        .filter(|&k| !self.group_in_use(k, per))
+                        .count()
+                };
+                let meta = fresh_meta(self.per_table_page) + fresh_meta(self.per_bit_page);
+                let reused = (p..p + pages).filter(|&i| self.committed[i]).count();
+                let committed = self.committed();
+                if committed + pages - reused + meta > self.commit_limit {
                     // Purging every spare page would make it fit?
-                    let meta = after.table_overhead() - self.table_overhead();
-                    let purged = self.committed() - self.spare() + pages + meta;
-                    if self.spare() == 0 || purged > self.commit_limit {
+                    let spare = self.spare();
+                    if spare == 0 || committed - spare + pages + meta > self.commit_limit {
                         return Expect::Err;
                     }
                     for i in 0..self.tracts {
-                        if after.owner[i] == 0 {
-                            after.committed[i] = false;
+                        if self.owner[i] == 0 {
+                            self.committed[i] = false;
                         }
                     }
                 }
-                *self = after;
+                for i in p..p + pages {
+                    self.owner[i] = owner;
+                    self.committed[i] = true;
+                }
                 Expect::Ok(Some((p, placement)))
             }
             VmArenaOp::Free { first, pages, owner } => {
@@ -207,10 +213,5 @@ impl<const N: usize> VmArenaModel<N> {
                 Expect::Ok(None)
             }
         }
-    }
-
-    /// Table pages (of both tables) in use now: counted in `committed`.
-    fn table_overhead(&self) -> usize {
-        self.table_pages_in_use() + self.pages_in_use(self.per_bit_page)
     }
 }
