@@ -1,0 +1,553 @@
+//! The reference model of an arena and the driver that checks an arena
+//! against it step by step.
+
+use core::fmt;
+
+use vmspace_shim::{align, Addr, Size};
+
+use super::ArenaOp;
+use crate::arena::{
+    Arena, ArenaError, Constraints, Policy, Request, SegmentKind, SegmentKinds, Source, Store,
+};
+
+/// A live allocation in the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Live {
+    addr: usize,
+    end: usize,
+    asked: usize,
+}
+
+/// The reference model: added spans and live allocations, both sorted by
+/// address, in fixed arrays (`N` allocations, `M` added spans).
+#[derive(Debug, Clone)]
+pub struct ArenaModel<const N: usize, const M: usize> {
+    live: [Live; N],
+    nlive: usize,
+    spans: [(usize, usize); M],
+    nspans: usize,
+    allocs: u64,
+    frees: u64,
+    bad_frees: u64,
+}
+
+impl<const N: usize, const M: usize> Default for ArenaModel<N, M> {
+    fn default() -> Self {
+        ArenaModel {
+            live: [Live::default(); N],
+            nlive: 0,
+            spans: [(0, 0); M],
+            nspans: 0,
+            allocs: 0,
+            frees: 0,
+            bad_frees: 0,
+        }
+    }
+}
+
+impl<const N: usize, const M: usize> ArenaModel<N, M> {
+    /// Live allocations.
+    pub fn live(&self) -> usize {
+        self.nlive
+    }
+
+    /// The live allocation number `i` (address order): address and size asked.
+    pub fn get(&self, i: usize) -> Option<(Addr, Size)> {
+        (i < self.nlive).then(|| (Addr(self.live[i].addr), Size(self.live[i].asked)))
+    }
+
+    fn lives(&self) -> &[Live] {
+        &self.live[..self.nlive]
+    }
+
+    /// Index of the first live allocation at or above `addr`.
+    fn position(&self, addr: usize) -> usize {
+        self.lives().partition_point(|l| l.addr < addr)
+    }
+
+    fn insert(&mut self, l: Live) -> bool {
+        if self.nlive == N {
+            return false;
+        }
+        let i = self.position(l.addr);
+        self.live.copy_within(i..self.nlive, i + 1);
+        self.live[i] = l;
+        self.nlive += 1;
+        true
+    }
+
+    fn remove(&mut self, i: usize) {
+        self.live.copy_within(i + 1..self.nlive, i);
+        self.nlive -= 1;
+    }
+
+    fn overlaps_live(&self, addr: usize, end: usize) -> bool {
+        let i = self.position(addr);
+        (i > 0 && self.live[i - 1].end > addr) || (i < self.nlive && self.live[i].addr < end)
+    }
+
+    fn allocated(&self) -> usize {
+        self.lives().iter().map(|l| l.end - l.addr).sum()
+    }
+
+    fn span_total(&self) -> usize {
+        self.spans[..self.nspans].iter().map(|s| s.1 - s.0).sum()
+    }
+
+    /// Where `[b, e)` would go among the added spans, and the spans it
+    /// touches below and above.
+    fn span_slot(&self, b: usize) -> usize {
+        self.spans[..self.nspans].partition_point(|s| s.0 < b)
+    }
+
+    fn add_span(&mut self, b: usize, e: usize) -> bool {
+        if self.nspans == M {
+            return false;
+        }
+        let i = self.span_slot(b);
+        self.spans.copy_within(i..self.nspans, i + 1);
+        self.spans[i] = (b, e);
+        self.nspans += 1;
+        true
+    }
+
+    /// Apply a valid extend to the model; returns whether it is valid.
+    fn extend(&mut self, b: usize, e: usize) -> bool {
+        let i = self.span_slot(b);
+        let lo = i > 0 && self.spans[i - 1].1 == b;
+        let hi = i < self.nspans && self.spans[i].0 == e;
+        match (lo, hi) {
+            (true, true) => {
+                self.spans[i - 1].1 = self.spans[i].1;
+                self.spans.copy_within(i + 1..self.nspans, i);
+                self.nspans -= 1;
+            }
+            (true, false) => self.spans[i - 1].1 = e,
+            (false, true) => self.spans[i].0 = b,
+            (false, false) => return false,
+        }
+        true
+    }
+}
+
+/// What a driven sequence did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArenaRunStats {
+    /// Operations that succeeded.
+    pub succeeded: usize,
+    /// Operations rejected, as the model predicted.
+    pub rejected: usize,
+    /// Operations that failed for want of tags, source space or an injected
+    /// fault, leaving the arena unchanged.
+    pub resource_failures: usize,
+    /// First-fit and best-fit choices verified exactly against the model.
+    pub exact_fits: usize,
+    /// Allocations satisfied by importing from the source.
+    pub imported: usize,
+}
+
+/// How a driven sequence went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenaRunError {
+    /// The step at which it went wrong.
+    pub step: usize,
+    /// What disagreed.
+    pub what: &'static str,
+    /// The operation.
+    pub op: ArenaOp,
+    /// The arena's error, when there was one.
+    pub error: Option<ArenaError>,
+}
+
+impl fmt::Display for ArenaRunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {}: {} in {:?}", self.step, self.what, self.op)?;
+        if let Some(e) = &self.error {
+            write!(f, " ({e})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything observable about an arena that a failed operation must not
+/// change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Snapshot {
+    sizes: crate::arena::Sizes,
+    live: usize,
+    spans: usize,
+    allocs: u64,
+    frees: u64,
+    digest: u64,
+}
+
+impl Snapshot {
+    fn of<S: Store, I: Source>(a: &Arena<S, I>) -> Snapshot {
+        let digest = a.walk(SegmentKinds::ALL).fold(0xcbf2_9ce4_8422_2325u64, |h, s| {
+            let k = s.kind as u64 + ((s.imported as u64) << 2);
+            let x = h ^ (s.range.base().0 as u64).rotate_left(17) ^ s.range.limit().0 as u64 ^ k;
+            x.wrapping_mul(0x100_0000_01b3)
+        });
+        let c = a.counters();
+        Snapshot {
+            sizes: a.sizes(),
+            live: a.live(),
+            spans: a.span_count(),
+            allocs: c.allocs,
+            frees: c.frees,
+            digest,
+        }
+    }
+}
+
+/// Whether an error is a resource failure rather than a verdict on the
+/// arguments: allowed in place of success, provided nothing changed.
+fn is_resource(e: &ArenaError) -> bool {
+    matches!(
+        e,
+        ArenaError::TagsExhausted
+            | ArenaError::Backing(_)
+            | ArenaError::Vm(_)
+            | ArenaError::Injected
+            | ArenaError::SourceBusy
+            | ArenaError::BadImport(_)
+    )
+}
+
+/// Where a request can go in the model's free space: the lowest and highest
+/// placements and the size of the smallest free range that has one.
+#[derive(Debug, Clone, Copy)]
+struct Fits {
+    lowest: usize,
+    highest: usize,
+    smallest: usize,
+}
+
+fn lowest_in(r: &Request, s: usize, e: usize) -> Option<usize> {
+    let (s, e) = (s.max(r.lo), e.min(r.hi));
+    let mut t = align::align_up_with_phase(s, r.align, r.phase).ok()?;
+    loop {
+        if t.checked_add(r.size)? > e {
+            return None;
+        }
+        if r.nocross == 0 || !align::crosses_boundary(t, r.size, r.nocross) {
+            return Some(t);
+        }
+        let b = align::next_boundary(t, r.nocross).ok()?;
+        t = align::align_up_with_phase(b, r.align, r.phase).ok()?;
+    }
+}
+
+fn highest_in(r: &Request, s: usize, e: usize) -> Option<usize> {
+    let (s, e) = (s.max(r.lo), e.min(r.hi));
+    let mut t = align::align_down_with_phase(e.checked_sub(r.size)?, r.align, r.phase)?;
+    loop {
+        if t < s {
+            return None;
+        }
+        if r.nocross == 0 || !align::crosses_boundary(t, r.size, r.nocross) {
+            return Some(t);
+        }
+        let b = align::align_down(t + r.size - 1, r.nocross)?;
+        t = align::align_down_with_phase(b.checked_sub(r.size)?, r.align, r.phase)?;
+    }
+}
+
+/// Applies [`ArenaOp`]s to an arena and to an [`ArenaModel`] side by side.
+#[derive(Debug, Clone)]
+pub struct ArenaDriver<const N: usize, const M: usize> {
+    model: ArenaModel<N, M>,
+    stats: ArenaRunStats,
+    step: usize,
+}
+
+impl<const N: usize, const M: usize> Default for ArenaDriver<N, M> {
+    fn default() -> Self {
+        ArenaDriver { model: ArenaModel::default(), stats: ArenaRunStats::default(), step: 0 }
+    }
+}
+
+impl<const N: usize, const M: usize> ArenaDriver<N, M> {
+    /// A driver for an arena that has no spans and no allocations yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The model.
+    pub fn model(&self) -> &ArenaModel<N, M> {
+        &self.model
+    }
+
+    /// What the steps so far did.
+    pub fn stats(&self) -> ArenaRunStats {
+        self.stats
+    }
+
+    /// The model's fits for `r` in the arena's spans minus the live
+    /// allocations.
+    fn fits<S: Store, I: Source>(&self, a: &Arena<S, I>, r: &Request) -> Option<Fits> {
+        let mut f: Option<Fits> = None;
+        let m = &self.model;
+        for span in a.walk(SegmentKinds::SPANS) {
+            let (sb, se) = (span.range.base().0, span.range.limit().0);
+            let mut cursor = sb;
+            let mut i = m.position(sb);
+            loop {
+                let gap_end = if i < m.nlive && m.live[i].addr < se { m.live[i].addr } else { se };
+                if gap_end > cursor {
+                    if let (Some(lo), Some(hi)) =
+                        (lowest_in(r, cursor, gap_end), highest_in(r, cursor, gap_end))
+                    {
+                        let size = gap_end - cursor;
+                        f = Some(match f {
+                            None => Fits { lowest: lo, highest: hi, smallest: size },
+                            Some(f) => Fits {
+                                lowest: f.lowest.min(lo),
+                                highest: f.highest.max(hi),
+                                smallest: f.smallest.min(size),
+                            },
+                        });
+                    }
+                }
+                if gap_end == se {
+                    break;
+                }
+                cursor = m.live[i].end;
+                i += 1;
+            }
+        }
+        f
+    }
+
+    /// Apply `op` to `arena` and the model, then check that they agree.
+    // The error carries the operation for the report; there is no heap to box it in.
+    #[allow(clippy::result_large_err)]
+    pub fn step<S: Store, I: Source>(
+        &mut self,
+        arena: &mut Arena<S, I>,
+        op: &ArenaOp,
+    ) -> Result<(), ArenaRunError> {
+        let step = self.step;
+        self.step += 1;
+        let fail = |what, error| ArenaRunError { step, what, op: *op, error };
+        let before = Snapshot::of(arena);
+        let q = arena.quantum().0;
+        // (expected to succeed, result)
+        let (valid, result): (bool, Result<(), ArenaError>) = match *op {
+            ArenaOp::Add { base, size } => {
+                let valid = size > 0
+                    && align::is_aligned(base | size, q)
+                    && base.checked_add(size).is_some()
+                    && !arena
+                        .walk(SegmentKinds::SPANS)
+                        .any(|s| s.range.base().0 < base + size && base < s.range.limit().0);
+                let r = arena.add(Addr(base), Size(size));
+                if r.is_ok() && !self.model.add_span(base, base + size) {
+                    return Err(fail("model span table full", None));
+                }
+                (valid, r)
+            }
+            ArenaOp::Extend { base, size } => {
+                let end = base.checked_add(size);
+                let clear = size > 0
+                    && align::is_aligned(base | size, q)
+                    && end.is_some()
+                    && !arena
+                        .walk(SegmentKinds::SPANS)
+                        .any(|s| s.range.base().0 < base + size && base < s.range.limit().0);
+                let mut trial = self.model.clone();
+                let valid = clear && trial.extend(base, base + size);
+                let r = arena.extend(Addr(base), Size(size));
+                if r.is_ok() {
+                    self.model = trial;
+                }
+                (valid, r)
+            }
+            ArenaOp::Alloc { size, policy } => {
+                self.allocate(arena, &Constraints::new(Size(size)).policy(policy), true)?
+            }
+            ArenaOp::XAlloc(c) => self.allocate(arena, &c, false)?,
+            ArenaOp::Free { pick } => {
+                let Some((addr, size)) = self.model.get(pick % self.model.nlive.max(1)) else {
+                    return Ok(());
+                };
+                let r = arena.free(addr, size);
+                if r.is_ok() {
+                    self.model.remove(pick % self.model.nlive);
+                    self.model.frees += 1;
+                }
+                (true, r)
+            }
+            ArenaOp::BadFree { addr, size } => {
+                let i = self.model.position(addr);
+                let valid = i < self.model.nlive
+                    && self.model.live[i].addr == addr
+                    && self.model.live[i].asked == size;
+                let r = arena.free(Addr(addr), Size(size));
+                match (&r, valid) {
+                    (Ok(()), true) => {
+                        self.model.remove(i);
+                        self.model.frees += 1;
+                    }
+                    (Err(ArenaError::BadFree { .. }), false) => self.model.bad_frees += 1,
+                    _ => {}
+                }
+                (valid, r)
+            }
+        };
+        match (valid, result) {
+            (true, Ok(())) => self.stats.succeeded += 1,
+            (false, Ok(())) => return Err(fail("an invalid operation succeeded", None)),
+            (valid, Err(e)) => {
+                if is_resource(&e) {
+                    self.stats.resource_failures += 1;
+                } else if !valid {
+                    self.stats.rejected += 1;
+                } else {
+                    return Err(fail("a valid operation was refused", Some(e)));
+                }
+                if Snapshot::of(arena) != before {
+                    return Err(fail("a failed operation changed the arena", Some(e)));
+                }
+            }
+        }
+        self.compare(arena).map_err(|(what, e)| fail(what, e))
+    }
+
+    /// xalloc (or alloc) against the model. Returns (valid, result) where a
+    /// `NoSpace` failure with no fit in the model counts as a valid rejection.
+    // The error carries the operation for the report; there is no heap to box it in.
+    #[allow(clippy::result_large_err)]
+    fn allocate<S: Store, I: Source>(
+        &mut self,
+        arena: &mut Arena<S, I>,
+        c: &Constraints,
+        plain: bool,
+    ) -> Result<(bool, Result<(), ArenaError>), ArenaRunError> {
+        let step = self.step - 1;
+        let op = if plain {
+            ArenaOp::Alloc { size: c.size().0, policy: c.get_policy() }
+        } else {
+            ArenaOp::XAlloc(*c)
+        };
+        let fail = |what, error| ArenaRunError { step, what, op, error };
+        let q = arena.quantum().0;
+        let req = match c.validate(q) {
+            Ok(r) => r,
+            Err(e) => {
+                let got =
+                    if plain { arena.alloc(c.size(), c.get_policy()) } else { arena.xalloc(c) };
+                return match got {
+                    Err(g) if g == e => Ok((false, Err(g))),
+                    Err(g) => Err(fail("rejected with a different error", Some(g))),
+                    Ok(_) => Err(fail("an invalid request succeeded", None)),
+                };
+            }
+        };
+        if self.model.nlive == N {
+            return Ok((true, Ok(())));
+        }
+        let fits = self.fits(arena, &req);
+        let imports = arena.counters().imports;
+        let got = if plain { arena.alloc(c.size(), c.get_policy()) } else { arena.xalloc(c) };
+        let t = match got {
+            Ok(a) => a.0,
+            Err(ArenaError::NoSpace { .. }) if fits.is_none() => return Ok((false, got.map(drop))),
+            Err(e) => return Ok((true, Err(e))),
+        };
+        let imported = arena.counters().imports > imports;
+        let end = t + req.size;
+        if !(t >= req.lo
+            && end <= req.hi
+            && align::align_up_with_phase(t, req.align, req.phase) == Ok(t)
+            && (req.nocross == 0 || !align::crosses_boundary(t, req.size, req.nocross)))
+        {
+            return Err(fail("allocation breaks its constraints", None));
+        }
+        if self.model.overlaps_live(t, end) {
+            return Err(fail("allocation overlaps a live one", None));
+        }
+        if !arena
+            .walk(SegmentKinds::SPANS)
+            .any(|s| s.range.base().0 <= t && end <= s.range.limit().0)
+        {
+            return Err(fail("allocation outside every span", None));
+        }
+        match (fits, imported) {
+            (None, false) => return Err(fail("allocated where the model has no room", None)),
+            (Some(_), true) => return Err(fail("imported although a fit existed", None)),
+            (Some(f), false) => match req.policy {
+                Policy::FirstFit => {
+                    if t != if req.top { f.highest } else { f.lowest } {
+                        return Err(fail("first fit did not take the first fit", None));
+                    }
+                    self.stats.exact_fits += 1;
+                }
+                Policy::BestFit => {
+                    let i = self.model.position(t);
+                    let lo = if i > 0 { self.model.live[i - 1].end } else { 0 };
+                    let hi =
+                        if i < self.model.nlive { self.model.live[i].addr } else { usize::MAX };
+                    let span = arena
+                        .walk(SegmentKinds::SPANS)
+                        .find(|s| s.range.base().0 <= t && t < s.range.limit().0)
+                        .map(|s| (s.range.base().0, s.range.limit().0))
+                        .unwrap_or((0, 0));
+                    if hi.min(span.1) - lo.max(span.0) != f.smallest {
+                        return Err(fail("best fit did not take the smallest fit", None));
+                    }
+                    self.stats.exact_fits += 1;
+                }
+                _ => {}
+            },
+            (None, true) => self.stats.imported += 1,
+        }
+        let asked = c.size().0;
+        if !self.model.insert(Live { addr: t, end, asked }) {
+            return Err(fail("model full", None));
+        }
+        self.model.allocs += 1;
+        Ok((true, Ok(())))
+    }
+
+    /// Compare the arena's observable state with the model and run `check()`.
+    fn compare<S: Store, I: Source>(
+        &self,
+        a: &Arena<S, I>,
+    ) -> Result<(), (&'static str, Option<ArenaError>)> {
+        let m = &self.model;
+        let sizes = a.sizes();
+        if a.live() != m.nlive || sizes.allocated.0 != m.allocated() {
+            return Err(("live allocations differ from the model", None));
+        }
+        if sizes.total.0 - sizes.imported.0 != m.span_total() {
+            return Err(("added span total differs from the model", None));
+        }
+        let mut added = a.walk(SegmentKinds::SPANS).filter(|s| !s.imported);
+        for &(b, e) in &m.spans[..m.nspans] {
+            match added.next() {
+                Some(s) if s.range.base().0 == b && s.range.limit().0 == e => {}
+                _ => return Err(("added spans differ from the model", None)),
+            }
+        }
+        if added.next().is_some() {
+            return Err(("arena has an added span the model lacks", None));
+        }
+        let mut allocated = a.walk(SegmentKinds::ALLOCATED);
+        for l in m.lives() {
+            match allocated.next() {
+                Some(s)
+                    if s.kind == SegmentKind::Allocated
+                        && s.range.base().0 == l.addr
+                        && s.range.limit().0 == l.end
+                        && s.requested.0 == l.asked => {}
+                _ => return Err(("allocated segments differ from the model", None)),
+            }
+        }
+        let c = a.counters();
+        if c.allocs != m.allocs || c.frees != m.frees || c.bad_frees != m.bad_frees {
+            return Err(("counters differ from the model", None));
+        }
+        a.check().map_err(|e| ("check() failed", Some(e)))
+    }
+}

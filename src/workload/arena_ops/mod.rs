@@ -1,0 +1,231 @@
+//! Operation sequences for an [`Arena`], checked against a reference model.
+//!
+//! [`ArenaOpGen`] turns a seed into [`ArenaOp`]s (adds, extends, allocations
+//! under every policy, constrained allocations with random constraints, frees
+//! and deliberately bad frees); [`ArenaOp::decode`] turns fuzzer bytes into the
+//! same operations. [`ArenaDriver`] applies them to an arena and to a model
+//! (the added spans and the live allocations, in fixed arrays: no heap) and
+//! after every step checks that:
+//!
+//! - the outcome is the one the model predicts (bad frees, overlapping adds,
+//!   over-constrained requests fail; an allocation fails only when no free
+//!   range can hold it, or for a resource reason: tags, source, injected
+//!   fault, and then the arena is unchanged);
+//! - every allocation lies in a span, overlaps nothing live and satisfies its
+//!   constraints; first fit returns the lowest (or highest) fit and best fit
+//!   comes from the smallest free range that fits;
+//! - sizes, counts and counters agree with the model, and `check()` passes.
+
+mod driver;
+
+use vmspace_shim::{Addr, Size};
+
+use super::Rng;
+use crate::arena::{Arena, Constraints, Policy, Source, Store};
+
+pub use driver::{ArenaDriver, ArenaModel, ArenaRunError, ArenaRunStats};
+
+/// One operation on an arena. Addresses are absolute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArenaOp {
+    /// [`Arena::add`].
+    Add {
+        /// First address.
+        base: usize,
+        /// Size.
+        size: usize,
+    },
+    /// [`Arena::extend`].
+    Extend {
+        /// First address.
+        base: usize,
+        /// Size.
+        size: usize,
+    },
+    /// [`Arena::alloc`].
+    Alloc {
+        /// Size asked for.
+        size: usize,
+        /// Policy.
+        policy: Policy,
+    },
+    /// [`Arena::xalloc`].
+    XAlloc(Constraints),
+    /// Free the live allocation number `pick % live` (in address order).
+    Free {
+        /// Which one.
+        pick: usize,
+    },
+    /// A free that may well be bad: the model knows.
+    BadFree {
+        /// Address.
+        addr: usize,
+        /// Size.
+        size: usize,
+    },
+}
+
+/// Where the generated operations aim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenaOpConfig {
+    /// Start of the address window spans are added in.
+    pub base: usize,
+    /// Size of that window.
+    pub extent: usize,
+    /// The arena's quantum.
+    pub quantum: usize,
+    /// The largest ordinary allocation size, in quanta.
+    pub max_quanta: usize,
+    /// Whether to generate adds and extends (without them, an arena with a
+    /// source lives on imports alone).
+    pub spans: bool,
+}
+
+impl ArenaOpConfig {
+    /// A window of `extent` units at `base` for an arena of `quantum`.
+    pub const fn new(base: usize, extent: usize, quantum: usize) -> Self {
+        ArenaOpConfig { base, extent, quantum, max_quanta: 64, spans: true }
+    }
+
+    /// The same, generating adds and extends or not.
+    pub const fn with_spans(mut self, spans: bool) -> Self {
+        self.spans = spans;
+        self
+    }
+
+    fn quanta(&self) -> usize {
+        (self.extent / self.quantum).max(1)
+    }
+}
+
+fn policy_of(x: usize) -> Policy {
+    Policy::ALL[x % Policy::ALL.len()]
+}
+
+impl ArenaOp {
+    /// Decode one operation from fuzzer bytes (consuming up to 12 of them);
+    /// `None` when they run out.
+    pub fn decode(bytes: &mut &[u8], cfg: &ArenaOpConfig) -> Option<ArenaOp> {
+        let (head, rest) = bytes.split_first_chunk::<12>()?;
+        *bytes = rest;
+        let mut rng = Rng::new(u64::from_le_bytes(head[4..12].try_into().ok()?));
+        let sel = head[0];
+        let a = head[1] as usize;
+        let b = head[2] as usize;
+        let c = head[3] as usize;
+        let q = cfg.quantum;
+        Some(match sel % 16 {
+            0 => ArenaOp::Add { base: cfg.base + (a * 97 % cfg.quanta()) * q, size: (b + 1) * q },
+            1 => {
+                ArenaOp::Extend { base: cfg.base + (a * 97 % cfg.quanta()) * q, size: (b + 1) * q }
+            }
+            2..=6 => ArenaOp::Alloc {
+                size: (a % cfg.max_quanta.max(1) + 1) * q - (c % q),
+                policy: policy_of(b),
+            },
+            7..=10 => ArenaOp::XAlloc(random_constraints(&mut rng, cfg)),
+            11..=14 => ArenaOp::Free { pick: a | (b << 8) },
+            _ => ArenaOp::BadFree {
+                addr: cfg.base + (a * 31 % cfg.quanta()) * q,
+                size: (b % 8 + 1) * q,
+            },
+        })
+    }
+}
+
+/// Random constraints within the configured window, some of them
+/// over-constrained or impossible on purpose.
+fn random_constraints(r: &mut Rng, cfg: &ArenaOpConfig) -> Constraints {
+    let q = cfg.quantum;
+    let size = r.between(1, cfg.max_quanta.max(1)) * q - if r.chance(300) { r.below(q) } else { 0 };
+    let mut c = Constraints::new(Size(size)).policy(policy_of(r.below(4))).from_top(r.chance(300));
+    if r.chance(500) {
+        let align = q << r.below(6);
+        c = c.align(Size(align));
+        if r.chance(400) {
+            c = c.phase(Size(r.below(align / q) * q));
+        }
+    }
+    if r.chance(300) {
+        c = c.nocross(Size(q << r.between(2, 9)));
+    }
+    if r.chance(300) {
+        c = c.min_addr(Addr(cfg.base + r.below(cfg.extent)));
+    }
+    if r.chance(300) {
+        c = c.max_addr(Addr(cfg.base + r.below(cfg.extent + 1)));
+    }
+    if r.chance(100) {
+        c = c.exact(Addr(cfg.base + r.below(cfg.quanta()) * q));
+    }
+    c
+}
+
+/// Generates [`ArenaOp`]s for a configured window.
+#[derive(Debug, Clone)]
+pub struct ArenaOpGen {
+    rng: Rng,
+    cfg: ArenaOpConfig,
+}
+
+impl ArenaOpGen {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64, cfg: ArenaOpConfig) -> Self {
+        ArenaOpGen { rng: Rng::new(seed), cfg }
+    }
+
+    /// The next operation. `live` (the number of live allocations) steers the
+    /// mix towards frees when many are live.
+    pub fn next_op(&mut self, live: usize, capacity: usize) -> ArenaOp {
+        let r = &mut self.rng;
+        let cfg = &self.cfg;
+        let q = cfg.quantum;
+        let full = live * 4 >= capacity * 3;
+        let roll = match r.below(100) {
+            0..=5 if !cfg.spans => 50,
+            x => x,
+        };
+        match roll {
+            0..=3 => {
+                let quanta = r.between(1, (cfg.quanta() / 4).max(1));
+                let at = r.below(cfg.quanta() - quanta.min(cfg.quanta()) + 1);
+                ArenaOp::Add { base: cfg.base + at * q, size: quanta * q }
+            }
+            4..=5 => ArenaOp::Extend {
+                base: cfg.base + r.below(cfg.quanta()) * q,
+                size: r.between(1, 16) * q,
+            },
+            6..=8 => {
+                let addr = cfg.base + r.below(cfg.quanta()) * q;
+                ArenaOp::BadFree { addr, size: r.between(1, 8) * q }
+            }
+            _ if full || (live > 0 && roll < 33) => ArenaOp::Free { pick: r.below(usize::MAX) },
+            33..=69 => {
+                let quanta =
+                    if r.chance(900) { r.between(1, 8) } else { r.between(9, cfg.max_quanta) };
+                let size = quanta * q - if r.chance(300) { r.below(q) } else { 0 };
+                ArenaOp::Alloc { size, policy: policy_of(r.below(4)) }
+            }
+            _ => ArenaOp::XAlloc(random_constraints(r, cfg)),
+        }
+    }
+}
+
+/// Generate `steps` operations from `seed` and drive them through `arena`
+/// (which must start empty) with a model of `N` allocations and `M` spans.
+// The error carries the operation for the report; there is no heap to box it in.
+#[allow(clippy::result_large_err)]
+pub fn run<S: Store, I: Source, const N: usize, const M: usize>(
+    arena: &mut Arena<S, I>,
+    cfg: ArenaOpConfig,
+    seed: u64,
+    steps: usize,
+) -> Result<ArenaRunStats, ArenaRunError> {
+    let mut gen = ArenaOpGen::new(seed, cfg);
+    let mut driver = ArenaDriver::<N, M>::new();
+    for _ in 0..steps {
+        let op = gen.next_op(driver.model().live(), N);
+        driver.step(arena, &op)?;
+    }
+    Ok(driver.stats())
+}
