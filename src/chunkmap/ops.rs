@@ -55,9 +55,12 @@ impl<P: PageOps> ChunkMap<P> {
     }
 
     /// The end of the run of chunks from `c` below `c1` in state `s`.
+    /// Runs stop at the end of `c`'s leaf (a backend call per leaf at most
+    /// for long runs; absent leaves are skipped, not walked).
     fn run_end(&mut self, c: usize, c1: usize, s: u8) -> usize {
+        let end = (((c >> self.layout.leaf_shift) + 1) << self.layout.leaf_shift).min(c1);
         let mut e = c + 1;
-        while e < c1 && self.state_mut(e) == s {
+        while e < end && self.state_mut(e) == s {
             e += 1;
         }
         e
@@ -70,6 +73,10 @@ impl<P: PageOps> ChunkMap<P> {
         let (c0, c1) = self.chunk_indices(range, true)?;
         let mut c = c0;
         while c < c1 {
+            if let Some(next) = self.past_absent_leaf(c, c1) {
+                c = next;
+                continue;
+            }
             let s = self.state_mut(c);
             let e = self.run_end(c, c1, s);
             if s == MAPPED || s == PROTECTED {
@@ -83,7 +90,12 @@ impl<P: PageOps> ChunkMap<P> {
             }
             c = e;
         }
-        for c in c0..c1 {
+        let mut c = c0;
+        while c < c1 {
+            if let Some(next) = self.past_absent_leaf(c, c1) {
+                c = next;
+                continue;
+            }
             let s = self.state_mut(c);
             if s == MAPPED || s == PROTECTED {
                 self.committed.fetch_sub(1, Ordering::Relaxed);
@@ -91,8 +103,17 @@ impl<P: PageOps> ChunkMap<P> {
             if s != UNMAPPED {
                 self.set_state(c, UNMAPPED);
             }
+            c += 1;
         }
         Ok(())
+    }
+
+    /// When chunk `c`'s leaf is absent (all its chunks unmapped), the first
+    /// chunk past that leaf, or `c1` if sooner.
+    fn past_absent_leaf(&self, c: usize, c1: usize) -> Option<usize> {
+        let l = c >> self.layout.leaf_shift;
+        (self.dir(l).load(Ordering::Relaxed) != LEAF_PRESENT)
+            .then(|| ((l + 1) << self.layout.leaf_shift).min(c1))
     }
 
     /// Recommit the committed chunks of `[c0, c)` that `unmap` decommitted;
