@@ -13,6 +13,8 @@ fn sixty_four_gib_idle_maps_under_64_kib() {
     let mut arena = VmArena::new(ops, VmArenaConfig::new(Size(64 << 30))).unwrap();
     let idle = arena.metadata_mapped();
     assert!(idle < Size(64 << 10), "idle metadata {idle}");
+    // Just the VM's summary of its own mapped-state table.
+    assert_eq!(idle, Size(page));
     arena.check().unwrap();
 
     // 1 MiB runs spread over the whole space: each needs its own page-table
