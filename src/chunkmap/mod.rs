@@ -146,12 +146,12 @@ impl<P: PageOps> ChunkMap<P> {
     /// map the directory. Nothing else is committed.
     pub fn new(ops: P, config: ChunkMapConfig) -> Result<Self, ChunkMapError> {
         let layout = Layout::new(config, ops.page_size())?;
-        let reservation =
-            ops.reserve(layout.total()?, config.chunk).map_err(|error| ChunkMapError::Backend {
-                op: vmspace_shim::Op::Reserve,
-                range: Range::empty(Addr::NULL),
-                error,
-            })?;
+        let total = layout.total()?;
+        // A failed reserve names the size asked for, at no address.
+        let asked = Range::from_size(Addr::NULL, total).unwrap_or(Range::empty(Addr::NULL));
+        let reservation = ops.reserve(total, config.chunk).map_err(|error| {
+            ChunkMapError::Backend { op: vmspace_shim::Op::Reserve, range: asked, error }
+        })?;
         let base = reservation.base().0;
         let dir = base + layout.space.0;
         let hot = Lookup {
