@@ -84,3 +84,18 @@ fn every_failing_call_leaves_it_unchanged() {
         }
     }
 }
+
+#[test]
+fn a_failing_creation_leaves_nothing_behind() {
+    let mut buf = vec![0u8; 2 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let faulty = FaultInjector::new(&sim);
+    for n in 1..=2 {
+        faulty.fail_nth(n);
+        let e = ChunkMap::new(&faulty, config()).unwrap_err();
+        assert!(matches!(e, ChunkMapError::Backend { .. }), "{e}");
+        assert_eq!(sim.stats().reservations, 0);
+    }
+    faulty.clear();
+    assert!(ChunkMap::new(&sim, ChunkMapConfig::DEFAULT).is_err(), "2^47 bytes do not fit the sim");
+}

@@ -141,3 +141,20 @@ fn every_failing_call_leaves_it_unchanged() {
     a.free(keep.range, 1).unwrap();
     a.check().unwrap();
 }
+
+#[test]
+fn a_failing_creation_leaves_nothing_behind() {
+    let mut buf = vec![0u8; 1 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let faulty = FaultInjector::new(&sim);
+    for n in 1..=2 {
+        faulty.fail_nth(n);
+        let e =
+            VmArena::new(&faulty, VmArenaConfig::new(Size(64 * PAGE)).zone_shift(10)).unwrap_err();
+        assert!(e.backend().is_some(), "{e}");
+        assert_eq!(sim.stats().reservations, 0);
+    }
+    faulty.clear();
+    assert!(VmArena::new(&sim, VmArenaConfig::new(Size(64 * PAGE)).zone_shift(4)).is_err());
+    assert!(VmArena::new(&sim, VmArenaConfig::new(Size(0))).is_err());
+}
