@@ -4,6 +4,7 @@
 #                          kernel with the built-in component, run its KUnit suites
 #   make module            build the out-of-tree module vmspace_kmod.ko
 #   make module-test       boot UML, insmod the module, parse its KTAP with kunit.py
+#   make kunit-qemu        cross-check: the same suites on x86_64 under qemu (TCG)
 #   make kernel-provision  only provision (chroot, toolchain, tree, hooks)
 #   make kernel-versions   print the toolchain and kernel versions the build uses
 #
@@ -12,10 +13,13 @@
 
 VMK_SCRIPTS := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/scripts
 
-.PHONY: kunit module module-test kernel-provision kernel-versions
+.PHONY: kunit kunit-qemu module module-test kernel-provision kernel-versions
 
 kunit:
 	bash $(VMK_SCRIPTS)/kunit.sh
+
+kunit-qemu:
+	bash $(VMK_SCRIPTS)/kunit-qemu.sh
 
 module:
 	bash $(VMK_SCRIPTS)/module.sh

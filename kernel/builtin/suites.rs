@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 //! The built-in build's KUnit suites: the shared suites of `vmspace_ktest` on
-//! the sparse vmalloc backend, including a 1 GiB sparse reservation with
-//! 64 MiB mapped and touched.
+//! the sparse vmalloc backend (metadata and VMs alike), including a 1 GiB
+//! sparse reservation with 64 MiB mapped and touched (`vmspace_vm`,
+//! `big_reservation_touch`) and a 1 GiB chunk-map space.
 
 use crate::sparse::SparseVmalloc;
 

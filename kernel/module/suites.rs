@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 //! The module's KUnit suites: the shared suites of `vmspace_ktest` on the
-//! module-safe backends. Reservations here are committed memory, so the big
-//! case reserves 128 MiB (all of it backed) and touches 64 MiB.
+//! module-safe backends: VMs on committed vmalloc reservations, metadata
+//! stores on the page allocator. Reservations here are committed memory, so
+//! the big cases reserve 128 MiB (all of it backed) and touch 64 MiB.
 
 use crate::committed::Committed;
 

@@ -49,20 +49,25 @@ vmk_chroot() {
 		"$VMK_REPO" "$VMK_SRC" "$@"
 }
 
-# Run kunit.py (from the cached tree) inside the chroot with our kunitconfig
-# and build directory: vmk_kunit_py SUBCOMMAND [ARGS...].
+# Run kunit.py (from the cached tree) inside the chroot for UML with our
+# kunitconfigs (common + UML-only) and build directory:
+# vmk_kunit_py SUBCOMMAND [ARGS...].
 vmk_kunit_py() {
 	local sub=$1
 	shift
 	vmk_chroot /usr/bin/env PYTHONUNBUFFERED=1 /bin/sh -c \
 		'cd "$1" && shift && exec python3 tools/testing/kunit/kunit.py "$@"' sh \
 		"$VMK_CACHE/linux" "$sub" --arch=um --build_dir="$VMK_CACHE/build-um" \
-		--kunitconfig="$VMK_SRC/kernel/.kunitconfig" --jobs="$VMK_JOBS" "$@"
+		--kunitconfig="$VMK_SRC/kernel/.kunitconfig" \
+		--kunitconfig="$VMK_SRC/kernel/kunitconfig.uml" --jobs="$VMK_JOBS" "$@"
 }
 
-# Serialise users of the cache (provisioning, builds): one at a time.
+# Serialise users of one part of the cache: vmk_lock NAME takes
+# $VMK_CACHE/.lock-NAME for the rest of the script. "provision" guards the
+# chroot and the tree; each build directory has its own ("um", "x86_64"),
+# so a long qemu build does not hold up UML runs.
 vmk_lock() {
 	mkdir -p "$VMK_CACHE"
-	exec 9>"$VMK_CACHE/.lock"
+	exec 9>"$VMK_CACHE/.lock-${1:?vmk_lock NAME}"
 	flock 9
 }

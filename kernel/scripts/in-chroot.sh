@@ -27,6 +27,11 @@ mounted+=("$chroot_dir/proc")
 bind /dev /dev
 bind /dev/pts /dev/pts
 bind /dev/shm /dev/shm
+# /dev/kvm hangs qemu guests on these machines: hide it (qemu falls back to TCG).
+if [ -e "$chroot_dir/dev/kvm" ]; then
+	mount --bind /dev/null "$chroot_dir/dev/kvm"
+	mounted+=("$chroot_dir/dev/kvm")
+fi
 bind "$cache" "$cache"
 bind "$repo" "$src"
 cp -L /etc/resolv.conf "$chroot_dir/etc/resolv.conf" 2>/dev/null || true

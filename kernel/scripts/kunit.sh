@@ -7,7 +7,7 @@ vmk_need_root
 here=$(dirname "$0")
 bash "$here/provision-chroot.sh"
 bash "$here/provision-tree.sh"
-vmk_lock
+vmk_lock um
 
 json=$VMK_CACHE/results/kunit.json
 mkdir -p "$VMK_CACHE/results"

@@ -7,7 +7,7 @@
 vmk_need_root
 here=$(dirname "$0")
 bash "$here/module.sh"
-vmk_lock
+vmk_lock um
 
 build=$VMK_CACHE/build-um
 ko=$VMK_CACHE/module-build/vmspace_kmod.ko

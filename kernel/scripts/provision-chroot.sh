@@ -4,7 +4,7 @@
 # Records the versions used in $VMK_CACHE/versions and prints them.
 . "$(dirname "$0")/common.sh"
 vmk_need_root
-vmk_lock
+vmk_lock provision
 
 # 1. debootstrap on the host.
 if ! command -v debootstrap >/dev/null; then
