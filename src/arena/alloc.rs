@@ -74,12 +74,38 @@ impl<S: Store, I: Source> Arena<S, I> {
 
     /// The first segment that fits on the lists whose members are all large
     /// enough (just the head of the first non-empty one when unconstrained),
-    /// then the list below.
+    /// then the lists of segments that may be.
+    ///
+    /// For an aligned or phased request, "large enough" includes the worst
+    /// padding (`align - quantum`): segments too small for it (the fragments
+    /// alignment leaves behind) would otherwise be scanned one by one on
+    /// every request. They are searched last, so a fit is still always found.
     #[inline]
     fn find_instant(&mut self, req: &Request) -> Option<(u32, usize)> {
         let k = instant_list(req.size);
-        let mut list = self.lists.first_at_or_above(k);
-        while let Some(l) = list {
+        let sure = if req.constrained {
+            instant_list(req.size.saturating_add(req.align - self.quantum))
+        } else {
+            k
+        };
+        if let Some(found) = self.first_in_lists(sure, usize::MAX, req) {
+            return Some(found);
+        }
+        if let Some(found) = self.first_in_lists(k, sure, req) {
+            return Some(found);
+        }
+        let below = list_of(req.size);
+        if below < k {
+            return self.scan_list(below, req, false);
+        }
+        None
+    }
+
+    /// The first segment that fits on the non-empty lists in `[from, to)`.
+    #[inline]
+    fn first_in_lists(&mut self, from: usize, to: usize, req: &Request) -> Option<(u32, usize)> {
+        let mut list = self.lists.first_at_or_above(from);
+        while let Some(l) = list.filter(|&l| l < to) {
             let mut i = self.lists.head(l);
             while i != NIL {
                 self.counters.search_steps += 1;
@@ -90,10 +116,6 @@ impl<S: Store, I: Source> Arena<S, I> {
                 i = t.knext;
             }
             list = self.lists.first_at_or_above(l + 1);
-        }
-        let below = list_of(req.size);
-        if below < k {
-            return self.scan_list(below, req, false);
         }
         None
     }

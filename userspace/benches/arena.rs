@@ -236,20 +236,8 @@ fn constrained(c: &mut Criterion) {
         },
         |a, (x, s)| a.free(x, Size(s as usize)).unwrap(),
     );
-    churn(
-        &mut group,
-        "vmem",
-        live,
-        &t,
-        || theirs_vmem(live),
-        |a, s| {
-            let l = vmem::Layout::from_size_align(s as usize, 16)
-                .and_then(|l| l.with_nocross(4096))
-                .unwrap();
-            a.xalloc(l, vmem::AllocPolicy::InstantFit).unwrap()
-        },
-        |a, x| a.free(x).unwrap(),
-    );
+    // No `vmem` figure: its `xalloc` (1.0.0) returns `Empty` within the
+    // first few allocations of a 2^31-unit span, constrained or not.
     // range-alloc has alignment but no nocross: its figure is for align only.
     churn(
         &mut group,
