@@ -38,3 +38,33 @@ fn a_vmem_arena_imports_from_a_vm_arena() {
     assert_eq!(vma.table_pages_mapped(), 0);
     vma.check().unwrap();
 }
+
+#[test]
+fn an_import_the_vm_arena_cannot_give_fails_cleanly() {
+    use vmspace::arena::ArenaError;
+    let mut buf = vec![0u8; 4 << 20];
+    let sim = SimBackend::new(&mut buf, 4096).unwrap();
+    let config = VmArenaConfig::new(Size(1 << 20)).commit_limit(Size(64 << 10));
+    let mut vma = VmArena::new(&sim, config).unwrap();
+    let (mut tags, mut hash) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
+    {
+        let mut a = Arena::new(
+            "objects",
+            Size(64),
+            SliceStore::new(&mut tags),
+            SliceStore::new(&mut hash),
+            &mut vma,
+        )
+        .unwrap();
+        // Past the commit limit, then past the arena itself.
+        for size in [100 << 10, 2 << 20] {
+            match a.alloc(Size(size), Policy::InstantFit) {
+                Err(ArenaError::NoSpace { .. }) => {}
+                other => panic!("{other:?}"),
+            }
+            a.check().unwrap();
+        }
+        assert!(a.alloc(Size(32 << 10), Policy::InstantFit).is_ok());
+    }
+    vma.check().unwrap();
+}

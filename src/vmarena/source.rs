@@ -17,6 +17,7 @@ impl From<VmArenaError> for ArenaError {
             VmArenaError::Overflow => ArenaError::Overflow,
             VmArenaError::InvalidArgument(what) => ArenaError::InvalidArgument(what),
             VmArenaError::Misaligned { value, align } => ArenaError::Misaligned { value, align },
+            // Pages and bytes: `import` reports the bytes asked for instead.
             VmArenaError::NoSpace { pages } => ArenaError::NoSpace { size: pages },
             VmArenaError::CommitLimit { needed, .. } => ArenaError::NoSpace { size: needed },
             VmArenaError::OutOfRange(r) | VmArenaError::NotAllocated(r) => ArenaError::BadImport(r),
@@ -41,8 +42,14 @@ impl<P: PageOps> Source for VmArena<P> {
             return Err(ArenaError::InvalidArgument("alignment is not a power of two"));
         }
         let align_pages = (align.0 / page.0).max(1);
-        let grant = self.alloc(&Request::new(pages.0, IMPORT_OWNER).align(align_pages))?;
-        Ok(grant.range)
+        match self.alloc(&Request::new(pages.0, IMPORT_OWNER).align(align_pages)) {
+            Ok(grant) => Ok(grant.range),
+            // In the importer's units: bytes.
+            Err(VmArenaError::NoSpace { .. } | VmArenaError::CommitLimit { .. }) => {
+                Err(ArenaError::NoSpace { size: size.0 })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
