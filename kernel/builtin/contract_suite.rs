@@ -28,14 +28,18 @@ mod tests {
         let result = (|| -> Outcome {
             // SAFETY: `first` is in our live reservation and unmapped.
             unsafe { OPS.map(first) }.context("map")?;
-            // SAFETY (all below): each call breaks a contract on purpose; the
-            // backend checks and refuses before touching any page table.
+            // The calls below break the contract on purpose; the backend
+            // checks and refuses each before touching any page table.
+            // SAFETY: `first` is in our reservation; mapped already (refused).
             let double = unsafe { OPS.map(first) };
             ensure(matches!(double, Err(ShimError::AlreadyMapped(_))), "double map not refused")?;
+            // SAFETY: `r` is our reservation; mostly unmapped (refused).
             let whole = unsafe { OPS.unmap(r) };
             ensure(matches!(whole, Err(ShimError::NotMapped(_))), "unmap of unmapped pages not refused")?;
+            // SAFETY: `outside` is in no reservation of ours (refused).
             let out = unsafe { OPS.map(outside) };
             ensure(matches!(out, Err(ShimError::NotReserved(_))), "map outside the area not refused")?;
+            // SAFETY: `first` is mapped and unused; protect is refused anyway.
             let prot = unsafe { OPS.protect(first, Protection::Read) };
             ensure(matches!(prot, Err(ShimError::Os { .. })), "protect did not report that it is unsupported")?;
             // SAFETY: `first` is mapped and nothing uses it.

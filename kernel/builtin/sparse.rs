@@ -34,19 +34,19 @@ impl SparseVmalloc {
 
     fn page(&self) -> usize {
         // SAFETY: returns a constant; no preconditions.
-        unsafe { sys::vmspace_page_size() as usize }
+        unsafe { sys::vmspace_page_size() }
     }
 
     /// Our area that contains all of `range`, or `NotReserved`.
     fn area_of(&self, range: Range) -> Result<*mut VmStruct, ShimError> {
         // SAFETY: a lookup by address; no preconditions.
-        let area = unsafe { sys::vmspace_sparse_find(range.base().0 as _) };
+        let area = unsafe { sys::vmspace_sparse_find(range.base().0) };
         if area.is_null() {
             return Err(ShimError::NotReserved(range));
         }
         // SAFETY: `area` is a live area of ours (just found).
         let (base, size) = unsafe { (sys::vmspace_sparse_base(area), sys::vmspace_sparse_size(area)) };
-        let whole = Range::from_size(Addr(base as usize), Size(size as usize))?;
+        let whole = Range::from_size(Addr(base), Size(size))?;
         if !whole.contains(&range) {
             return Err(ShimError::NotReserved(range));
         }
@@ -56,7 +56,7 @@ impl SparseVmalloc {
     /// Whether a page is mapped at `addr`.
     fn mapped_at(addr: usize) -> bool {
         // SAFETY: a page-table lookup by address; no preconditions.
-        !unsafe { sys::vmspace_sparse_page_at(addr as _) }.is_null()
+        !unsafe { sys::vmspace_sparse_page_at(addr) }.is_null()
     }
 
     /// Unmap the pages mapped in `range` of `area` and free them, in batches.
@@ -75,12 +75,12 @@ impl SparseVmalloc {
             let mut any = false;
             for (i, slot) in pages.iter_mut().enumerate().take((end - start) / page) {
                 // SAFETY: a page-table lookup by address.
-                *slot = unsafe { sys::vmspace_sparse_page_at((start + i * page) as _) };
+                *slot = unsafe { sys::vmspace_sparse_page_at(start + i * page) };
                 any |= !slot.is_null();
             }
             if any {
                 // SAFETY: `[start, end)` is inside `area` (caller), page-aligned.
-                unsafe { sys::vmspace_sparse_unmap(area, start as _, end as _) };
+                unsafe { sys::vmspace_sparse_unmap(area, start, end) };
                 for p in pages.iter().filter(|p| !p.is_null()) {
                     // SAFETY: the page came from `vmspace_page_alloc_zeroed`
                     // in `map` and is no longer mapped anywhere (just unmapped).
@@ -112,12 +112,12 @@ unsafe impl PageOps for SparseVmalloc {
         // get_vm_area only aligns to the page: ask for enough to align within.
         let total = size.checked_add(Size(align.0 - page.0))?;
         // SAFETY: `total` is a non-zero multiple of the page size.
-        let area = unsafe { sys::vmspace_sparse_reserve(total.0 as _) };
+        let area = unsafe { sys::vmspace_sparse_reserve(total.0) };
         if area.is_null() {
             return Err(ShimError::OutOfAddressSpace { size: size.0 });
         }
         // SAFETY: `area` is the live area just made.
-        let base = Addr(unsafe { sys::vmspace_sparse_base(area) } as usize);
+        let base = Addr(unsafe { sys::vmspace_sparse_base(area) });
         match base.align_up(align).map(|b| Range::from_size(b, size)) {
             Ok(Ok(r)) => Ok(r),
             _ => {
@@ -134,8 +134,8 @@ unsafe impl PageOps for SparseVmalloc {
         // SAFETY: the area base and size describe the whole live area.
         let whole = unsafe {
             Range::from_size(
-                Addr(sys::vmspace_sparse_base(area) as usize),
-                Size(sys::vmspace_sparse_size(area) as usize),
+                Addr(sys::vmspace_sparse_base(area)),
+                Size(sys::vmspace_sparse_size(area)),
             )?
         };
         // SAFETY: the caller gives the reservation up: nothing accesses it.
@@ -173,12 +173,12 @@ unsafe impl PageOps for SparseVmalloc {
             if failure.is_none() {
                 // SAFETY: `[start, end)` is page-aligned inside our live
                 // `area`, unmapped (checked), and `pages` holds `n` pages.
-                let err = unsafe { sys::vmspace_sparse_map(area, start as _, end as _, pages.as_mut_ptr()) };
+                let err = unsafe { sys::vmspace_sparse_map(area, start, end, pages.as_mut_ptr()) };
                 if err != 0 {
                     failure = Some(ShimError::Os { op: Op::Map, errno: err });
                     // A failed vm_area_map_pages may have mapped a prefix.
                     // SAFETY: inside our area; nothing uses these pages.
-                    unsafe { sys::vmspace_sparse_unmap(area, start as _, end as _) };
+                    unsafe { sys::vmspace_sparse_unmap(area, start, end) };
                 }
             }
             if let Some(e) = failure {

@@ -10,6 +10,11 @@ use crate::sys;
 /// time and wait for all of them. Returns `true` when every call returned
 /// `true` and every thread started.
 pub fn run_threads<F: Fn(usize) -> bool + Sync>(n: usize, f: F) -> bool {
+    /// Calls the closure behind `arg` with `index`.
+    ///
+    /// # Safety
+    ///
+    /// `arg` points to a live `F`.
     unsafe extern "C" fn trampoline<F: Fn(usize) -> bool + Sync>(arg: *mut c_void, index: c_int) -> c_int {
         // SAFETY: `arg` is the `&F` passed below, alive until every thread
         // has finished (`vmspace_run_threads` waits for them).

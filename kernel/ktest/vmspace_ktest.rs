@@ -9,6 +9,10 @@
 //! wrappers. Operation sequences come from the core's own seeded generators
 //! (`vmspace::workload`), the same ones the user-space property tests drive.
 
+// Case results carry the error behind a failure (for the log); there is no
+// heap to box it in, as in the core's own drivers.
+#![allow(clippy::result_large_err)]
+
 const __LOG_PREFIX: &[u8] = b"vmspace\0";
 
 pub mod arena_cases;

@@ -52,7 +52,7 @@ impl Committed {
 
     fn page(&self) -> usize {
         // SAFETY: returns a constant; no preconditions.
-        unsafe { sys::vmspace_module_page_size() as usize }
+        unsafe { sys::vmspace_module_page_size() }
     }
 
     /// Zero the pages of `range`.
@@ -87,7 +87,7 @@ unsafe impl PageOps for Committed {
         let align = check_reserve_args(size, align, self.page_size())?;
         let p = match self.kind {
             // SAFETY: `size` is a non-zero page multiple, `align` a power of two.
-            Kind::Vmalloc => unsafe { sys::vmspace_committed_vmalloc(size.0 as _, align.0 as _) },
+            Kind::Vmalloc => unsafe { sys::vmspace_committed_vmalloc(size.0, align.0) },
             Kind::PageAllocator => return self.reserve_pages(size, align),
         };
         if p.is_null() {
@@ -139,7 +139,7 @@ impl Committed {
             return Err(ShimError::OutOfAddressSpace { size: size.0 });
         }
         // SAFETY: `n` is a non-zero page multiple.
-        let p = unsafe { sys::vmspace_committed_pages(n as _) };
+        let p = unsafe { sys::vmspace_committed_pages(n) };
         if p.is_null() {
             return Err(ShimError::OutOfAddressSpace { size: size.0 });
         }
@@ -148,7 +148,7 @@ impl Committed {
             // SAFETY: alloc_pages_exact hands out individual pages, so the
             // tail past `size` (page-aligned, inside the block) can be freed
             // on its own; nothing uses it.
-            unsafe { sys::vmspace_committed_free_pages(range.limit().as_ptr(), (n - size.0) as _) };
+            unsafe { sys::vmspace_committed_free_pages(range.limit().as_ptr(), n - size.0) };
         }
         if !range.base().is_aligned(align) {
             // SAFETY: the block's first `size` bytes are ours and unused.
@@ -169,7 +169,7 @@ impl Committed {
             // SAFETY: `p` came from vmalloc (caller).
             Kind::Vmalloc => unsafe { sys::vmspace_committed_vfree(p) },
             // SAFETY: `p` came from `alloc_pages_exact(size)` (caller).
-            Kind::PageAllocator => unsafe { sys::vmspace_committed_free_pages(p, size.0 as _) },
+            Kind::PageAllocator => unsafe { sys::vmspace_committed_free_pages(p, size.0) },
         }
     }
 }

@@ -8,6 +8,10 @@
 //! metadata on pages from the page allocator. It says so when loaded. Its
 //! KUnit suites run when it is loaded (with KUnit built into the kernel).
 
+// Case results carry the error behind a failure (for the log); there is no
+// heap to box it in, as in the core's own drivers.
+#![allow(clippy::result_large_err)]
+
 use kernel::prelude::*;
 use vmspace_shim::PageOps;
 
