@@ -48,4 +48,6 @@ extern "C" {
     pub(crate) fn vmspace_page_free(page: *mut Page);
     /// `PAGE_SIZE`.
     pub(crate) fn vmspace_page_size() -> usize;
+    /// Free pages in the system (`NR_FREE_PAGES`).
+    pub(crate) fn vmspace_free_pages() -> usize;
 }

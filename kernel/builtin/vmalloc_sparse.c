@@ -12,6 +12,7 @@
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/vmalloc.h>
+#include <linux/vmstat.h>
 
 #include "vmalloc_sparse.h"
 
@@ -92,4 +93,10 @@ void vmspace_page_free(struct page *page)
 unsigned long vmspace_page_size(void)
 {
 	return PAGE_SIZE;
+}
+
+/* Free pages in the system, for the suites' leak checks. */
+unsigned long vmspace_free_pages(void)
+{
+	return global_zone_page_state(NR_FREE_PAGES);
 }

@@ -22,5 +22,6 @@ struct page *vmspace_sparse_page_at(unsigned long addr);
 struct page *vmspace_page_alloc_zeroed(void);
 void vmspace_page_free(struct page *page);
 unsigned long vmspace_page_size(void);
+unsigned long vmspace_free_pages(void);
 
 #endif
