@@ -1,8 +1,8 @@
 //! The address hash: allocated segments by start address, O(1) expected.
 //!
 //! A power-of-two array of `u32` bucket heads lives in its own [`Store`];
-//! chains run through the allocated tags' `knext`. When the load passes one
-//! segment a bucket the array doubles in place: the store maps the new
+//! chains run through the allocated tags' `knext`. When the load passes two
+//! segments a bucket the array doubles in place: the store maps the new
 //! pages and every chain splits in two (bucket `b` keeps the segments that
 //! stay, `b + n` takes the others), so growth costs O(n) once per doubling
 //! and is amortized O(1). Growth is best effort: if the store cannot grow the
@@ -16,8 +16,10 @@ use super::ArenaError;
 
 /// Buckets the hash starts with at least.
 const MIN_BUCKETS: usize = 16;
-/// Average chain length that triggers doubling.
-const MAX_LOAD: usize = 1;
+/// Average chain length that triggers doubling. Two keeps the bucket array
+/// small enough to stay mostly in cache at a million live segments (one
+/// measured twice as slow there: see BENCHMARKS.md), and chains short.
+const MAX_LOAD: usize = 2;
 
 /// A well-mixed hash of a quantum number.
 #[inline]

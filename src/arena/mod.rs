@@ -262,7 +262,8 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
         source: I,
     ) -> Result<Self, ArenaError> {
         let tag_bytes = Size(max_tags).checked_mul(size_of::<Tag>())?;
-        // At most one bucket per tag: the load factor stays at or below one.
+        // Room for one bucket per tag (the hash doubles at two per bucket,
+        // so this is twice what it can use: address space only, mapped lazily).
         let buckets = max_tags.checked_next_power_of_two().ok_or(ArenaError::Overflow)?;
         let hash_bytes = Size(buckets).checked_mul(size_of::<u32>())?;
         let tags = PageStore::new(ops.clone(), tag_bytes)?;
