@@ -6,6 +6,9 @@
 //!
 //! - [`vm`]: reserve a large contiguous range of address space, map and unmap
 //!   pages inside it, know what is reserved and mapped;
+//! - [`arena`]: a vmem-style resource allocator for integer ranges (boundary
+//!   tags in a page-grown table, instant/best/first/next fit, constrained
+//!   allocation, imports from another arena or a VM, `check()`);
 //! - [`bits`]: bit tables over word slices, used by the layers above;
 //! - [`sync`] and [`qcache`]: arenas shared between threads behind a lock the
 //!   build supplies, with quantum caches served from per-thread magazines and
@@ -31,5 +34,6 @@ pub mod vm;
 pub mod vmarena;
 pub mod workload;
 
+pub use arena::{Arena, ArenaError, Constraints, Policy};
 pub use vmspace_shim as shim;
 pub use vmspace_shim::{Addr, PageOps, Pages, Protection, Range, ShimError, Size};
