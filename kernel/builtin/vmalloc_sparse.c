@@ -95,8 +95,12 @@ unsigned long vmspace_page_size(void)
 	return PAGE_SIZE;
 }
 
-/* Free pages in the system, for the suites' leak checks. */
+/*
+ * Free pages in the system, for the suites' leak checks, after draining the
+ * per-CPU page lists (pages freed there are not counted until drained).
+ */
 unsigned long vmspace_free_pages(void)
 {
+	drain_all_pages(NULL);
 	return global_zone_page_state(NR_FREE_PAGES);
 }

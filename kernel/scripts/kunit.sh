@@ -15,7 +15,9 @@ rm -f "$json"
 vmk_log "kunit.py run --arch=um (cold build about 6 minutes on 2 cores, warm about 15 s)"
 start=$(date +%s)
 status=0
-vmk_kunit_py run --json="$json" "$@" || status=$?
+# Two virtual CPUs (CONFIG_SMP in kunitconfig.uml); UML runs SMP guests
+# only with its seccomp userspace.
+vmk_kunit_py run --kernel_args=ncpus=2 --kernel_args=seccomp=on --json="$json" "$@" || status=$?
 vmk_log "kunit.py finished with status $status in $(($(date +%s) - start)) s; results in $json"
 if [ -f "$json" ]; then
 	# One plain closing line for CI: "kunit: N passed, N failed, N skipped".

@@ -22,7 +22,7 @@ start=$(date +%s%N)
 # Inside the chroot, "/" is the chroot: the guest's hostfs root. Only the
 # module's own suites run (kunit.filter_glob); built-in ones ran in `make kunit`.
 status=0
-vmk_chroot /usr/bin/timeout 300 "$build/linux" mem=1G console=tty \
+vmk_chroot /usr/bin/timeout 300 "$build/linux" mem=1G ncpus=2 seccomp=on console=tty \
 	root=/dev/root rootfstype=hostfs rootflags=/ rw \
 	init="$VMK_SRC/kernel/scripts/uml-init.sh" VMK_MODULE="$ko" \
 	kunit.filter_glob='vmspace_mod*' </dev/null >"$log" 2>&1 || status=$?
