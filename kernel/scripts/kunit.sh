@@ -12,7 +12,7 @@ vmk_lock um
 json=$VMK_CACHE/results/kunit.json
 mkdir -p "$VMK_CACHE/results"
 rm -f "$json"
-vmk_log "kunit.py run --arch=um (cold build about 6 minutes on 2 cores, warm about 15 s)"
+vmk_log "kunit.py run --arch=um (cold build 6-13 minutes on 2 cores, warm about 15 s)"
 start=$(date +%s)
 status=0
 # Two virtual CPUs (CONFIG_SMP in kunitconfig.uml); UML runs SMP guests
