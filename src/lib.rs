@@ -10,14 +10,17 @@
 //!   tags in a page-grown table, instant/best/first/next fit, constrained
 //!   allocation, imports from another arena or a VM, `check()`);
 //! - [`bits`]: bit tables over word slices, used by the layers above;
+//! - [`vmarena`]: a VM arena of tracts with a lazily mapped page table and
+//!   zone placement; [`chunkmap`]: per-chunk mapping state of a huge sparse
+//!   space;
 //! - [`sync`] and [`qcache`]: arenas shared between threads behind a lock the
 //!   build supplies, with quantum caches served from per-thread magazines and
 //!   waiting for space;
 //! - [`workload`]: seeded operation generators and drivers that the property
 //!   tests, the command-line program and the kernel's KUnit suites share.
 //!
-//! Every operating-system call goes through the [`PageOps`](vmspace_shim::PageOps)
-//! trait of the shim crate; every structure takes its backend as a type
+//! Every operating-system call goes through the [`PageOps`] trait of the
+//! shim crate; every structure takes its backend as a type
 //! parameter.
 
 #![no_std]
