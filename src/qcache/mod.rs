@@ -15,8 +15,10 @@
 //!
 //! [`Store`]: crate::arena::Store
 
+mod exchange;
 mod handle;
 pub(crate) mod magazine;
+mod pair;
 pub(crate) mod slab;
 
 pub use handle::CacheHandle;
