@@ -14,8 +14,8 @@
 //!   zone placement; [`chunkmap`]: per-chunk mapping state of a huge sparse
 //!   space;
 //! - [`sync`] and [`qcache`]: arenas shared between threads behind a lock the
-//!   build supplies, with quantum caches served from per-thread magazines and
-//!   waiting for space;
+//!   build supplies, with quantum caches served from per-thread or per-CPU
+//!   magazines and waiting for space;
 //! - [`workload`]: seeded operation generators and drivers that the property
 //!   tests, the command-line program and the kernel's KUnit suites share.
 //!

@@ -13,7 +13,8 @@ use crate::arena::{Arena, ArenaError, Constraints, Policy, Source, Store};
 use crate::qcache::slab::{SlabRecord, Tables, OBJECTS, SLABS};
 use crate::qcache::QCacheStats;
 
-/// Shared quantum-cache counters (handles add theirs when they flush).
+/// Shared quantum-cache counters (handles and per-CPU caches add theirs on
+/// misses and flushes).
 #[derive(Debug, Default)]
 pub(crate) struct SharedStats {
     pub(crate) hits: AtomicU64,
@@ -28,8 +29,8 @@ pub(crate) struct SharedStats {
 ///
 /// Every arena operation takes the lock `L`. Sizes up to `qcache_max` can
 /// also be served by quantum caches through a per-thread
-/// [`CacheHandle`](crate::qcache::CacheHandle), whose fast path takes no
-/// lock. Allocations may wait for space ([`Wait`]) through the waiter `W`.
+/// [`CacheHandle`](crate::qcache::CacheHandle) or per-CPU
+/// [`CpuCaches`](crate::qcache::CpuCaches), whose fast paths take no lock. Allocations may wait for space ([`Wait`]) through the waiter `W`.
 /// `&SyncArena` is a [`Source`], so arenas on other threads can import from
 /// one shared parent.
 ///
@@ -37,7 +38,7 @@ pub(crate) struct SharedStats {
 ///
 /// - `arena` and the depots in `tables` are only accessed with `lock` held.
 /// - Every object of a registered slab is in its slab, live, or in exactly
-///   one magazine (a handle's or the depot's).
+///   one magazine (a handle's, a CPU slot's or the depot's).
 pub struct SyncArena<L: RawLock, W: Waiter, S: Store, I: Source> {
     lock: L,
     waiter: W,
@@ -199,9 +200,9 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     }
 
     /// Give everything the depots hold back to the slabs, and every wholly
-    /// free slab back to the arena. Magazines held by live handles are not
-    /// reachable; they come back when the handles flush or drop. Returns the
-    /// number of slabs freed.
+    /// free slab back to the arena. Magazines held by live handles and
+    /// per-CPU caches are not reachable; they come back when those flush or
+    /// drop. Returns the number of slabs freed.
     pub fn reclaim(&self) -> usize {
         let freed = self.with_all(|arena, tables| {
             let Some(t) = tables else { return 0 };
@@ -238,8 +239,8 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         freed
     }
 
-    /// Quantum-cache statistics. Hits and misses of live handles are added
-    /// when they flush, refill or drop.
+    /// Quantum-cache statistics. Hits and misses of live handles and
+    /// per-CPU caches are added when they miss, flush or drop.
     pub fn qcache_stats(&self) -> QCacheStats {
         let (depot, cached_in_slabs, slabs) = self.with_all(|_, tables| {
             let Some(t) = tables else { return (0, 0, 0) };

@@ -36,4 +36,4 @@ pub use lock::{RawLock, SpinLock};
 pub use wait::{NoWait, Wait, Waiter};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -7,19 +7,19 @@ use crate::arena::{Arena, ArenaError, NoSource, Policy, SliceStore};
 use crate::qcache::{CacheHandle, OBJECTS, ROUNDS};
 use vmspace_shim::{Addr, Size};
 
-type Shared<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, NoSource>;
+pub(crate) type Shared<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, NoSource>;
 
-struct Buffers {
+pub(crate) struct Buffers {
     tags: Vec<u8>,
     hash: Vec<u8>,
     qc: Vec<u8>,
 }
 
-fn buffers() -> Buffers {
+pub(crate) fn buffers() -> Buffers {
     Buffers { tags: vec![0; 1 << 16], hash: vec![0; 1 << 16], qc: vec![0; 1 << 17] }
 }
 
-fn shared(b: &mut Buffers, span: usize, classes: usize) -> Shared<'_> {
+pub(crate) fn shared(b: &mut Buffers, span: usize, classes: usize) -> Shared<'_> {
     let mut a = Arena::new(
         "t",
         Size(16),
