@@ -1,6 +1,7 @@
 //! Quantum caches and thread-safe arenas, side by side in one run:
 //! - the quantum-cache hit path: one allocate+free pair through a warm
-//!   `CacheHandle`;
+//!   `CacheHandle`, and through warm per-CPU `CpuCaches` (pin and unpin
+//!   around each);
 //! - throughput of random small allocate/free traffic with 1 and 2 threads:
 //!   our `SyncArena` through per-thread `CacheHandle`s, the same arena with
 //!   no caches (every call takes the one lock), and the `vmem` crate with its
@@ -14,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vmspace::arena::{Arena, NoSource, PageStore, Policy};
-use vmspace::qcache::CacheHandle;
+use vmspace::qcache::{CacheHandle, CpuCaches};
 use vmspace::sync::{SyncArena, Wait};
 use vmspace::workload::Rng;
 use vmspace::{Addr, Size};
-use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, UserArena};
+use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, SchedPin, UserArena};
 
 const QUANTUM: usize = 16;
 const CLASSES: usize = 8;
@@ -110,6 +111,17 @@ fn hit_path(c: &mut Criterion) {
         })
     });
     drop(h);
+    let store = PageStore::new(MmapBackend::new(), Size(1 << 20)).unwrap();
+    let cpu = CpuCaches::new(&arena, SchedPin::new(), store).unwrap();
+    let warm = cpu.alloc(Size(32)).unwrap();
+    cpu.free(warm, Size(32)).unwrap();
+    g.bench_function("per-CPU caches pair", |b| {
+        b.iter(|| {
+            let a = cpu.alloc(std::hint::black_box(Size(32))).unwrap();
+            cpu.free(a, Size(32)).unwrap();
+        })
+    });
+    drop(cpu);
     let locked = ours(0);
     g.bench_function("single-lock arena pair", |b| {
         b.iter(|| {

@@ -3,7 +3,8 @@
 //! vmspace in user space: [`MmapBackend`], the page backend on `mmap`;
 //! [`procfs`], what the kernel reports about this process's mappings;
 //! [`ParkingLock`] and [`CondvarWaiter`], the lock and waiter of a
-//! [`UserArena`] shared between threads; and the
+//! [`UserArena`] shared between threads; [`SchedPin`], the pin of its
+//! per-CPU quantum caches ([`UserCpuCaches`]); and the
 //! `vmspace` command-line program (`src/bin/vmspace`).
 //!
 //! ```
@@ -20,8 +21,10 @@
 //! ```
 
 mod mmap;
+mod pin;
 pub mod procfs;
 mod sync;
 
 pub use mmap::{MmapBackend, UnmapStrategy};
+pub use pin::{SchedPin, UserCpuCaches};
 pub use sync::{CondvarWaiter, ParkingLock, UserArena};

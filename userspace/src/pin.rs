@@ -1,0 +1,111 @@
+//! [`SchedPin`]: the user-space [`CpuPin`] for per-CPU quantum caches.
+
+use vmspace::qcache::{CpuCaches, CpuPin, SlotFlag};
+
+use crate::sync::{CondvarWaiter, ParkingLock};
+
+/// A [`CpuPin`] for user space: one try-lock ([`SlotFlag`]) per slot, by
+/// default one slot per configured CPU. Pinning takes the slot of the CPU
+/// `sched_getcpu()` reports, or the next free one when another thread holds
+/// it (a thread can be preempted or migrate while pinned; the lock keeps the
+/// slot its own), and yields the CPU after a full round of busy slots.
+#[derive(Debug)]
+pub struct SchedPin {
+    flags: Box<[SlotFlag]>,
+}
+
+impl SchedPin {
+    /// One slot per CPU the system has configured.
+    pub fn new() -> Self {
+        // SAFETY: sysconf has no preconditions.
+        let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+        let n = usize::try_from(n).ok().filter(|&n| n > 0);
+        Self::with_slots(n.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }))
+    }
+
+    /// `slots` slots (at least one); CPUs past the last share slots.
+    pub fn with_slots(slots: usize) -> Self {
+        SchedPin { flags: (0..slots.max(1)).map(|_| SlotFlag::new()).collect() }
+    }
+}
+
+impl Default for SchedPin {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: `slots` is the length of `flags`, fixed and non-zero (`with_slots`);
+// `pin` returns only an index whose flag it took (`take_any`: exclusive until
+// released, acquire ordered); `unpin` releases the flag its caller took
+// (release ordered).
+unsafe impl CpuPin for SchedPin {
+    #[inline]
+    fn slots(&self) -> usize {
+        self.flags.len()
+    }
+
+    #[inline]
+    fn pin(&self) -> usize {
+        loop {
+            // SAFETY: sched_getcpu has no preconditions; -1 (no answer)
+            // becomes a large hint, reduced into range by `take_any`.
+            let cpu = unsafe { libc::sched_getcpu() } as usize;
+            if let Some(slot) = SlotFlag::take_any(&self.flags, cpu) {
+                return slot;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    #[inline]
+    unsafe fn unpin(&self, slot: usize) {
+        // SAFETY: the caller pinned `slot` (this method's contract), so we
+        // took its flag.
+        unsafe { self.flags[slot].release() }
+    }
+}
+
+/// Per-CPU quantum caches for a [`UserArena`](crate::UserArena).
+pub type UserCpuCaches<'a, S, I> = CpuCaches<'a, ParkingLock, CondvarWaiter, S, I, SchedPin>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn one_slot_per_configured_cpu() {
+        let pin = SchedPin::new();
+        // SAFETY: no preconditions.
+        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+        assert_eq!(pin.slots() as libc::c_long, cpus);
+        let slot = pin.pin();
+        assert!(slot < pin.slots());
+        // SAFETY: pinned just above.
+        unsafe { pin.unpin(slot) };
+        assert_eq!(SchedPin::with_slots(0).slots(), 1);
+    }
+
+    #[test]
+    fn threads_never_share_a_pinned_slot() {
+        let pin = SchedPin::with_slots(2);
+        let inside = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..20_000 {
+                        let slot = pin.pin();
+                        assert_eq!(inside[slot].fetch_add(1, Ordering::SeqCst), 0);
+                        inside[slot].fetch_sub(1, Ordering::SeqCst);
+                        // SAFETY: pinned just above.
+                        unsafe { pin.unpin(slot) };
+                    }
+                });
+            }
+        });
+    }
+}
