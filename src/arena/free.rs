@@ -31,8 +31,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.sizes.free.0 += t.size();
         self.counters.frees += 1;
         self.tags.get_mut(i).set_kind(K_FREE);
-        let f = self.coalesce(i);
-        self.lists.insert(&mut self.tags, f);
+        let f = self.coalesce_and_list(i);
         let ft = *self.tags.get(f);
         let m = *self.tags.get(ft.aprev);
         if m.kind() == K_SPAN && m.imported() && m.start == ft.start && m.end == ft.end {
@@ -48,22 +47,40 @@ impl<S: Store, I: Source> Arena<S, I> {
     }
 
     /// Merge the unlisted free segment `i` with the free segments beside it
-    /// (span markers stop it: never across spans). Returns the survivor, not
-    /// yet on a free list.
-    pub(crate) fn coalesce(&mut self, i: u32) -> u32 {
-        let next = self.tags.get(i).anext;
-        if self.tags.get(next).kind() == K_FREE {
-            self.lists.remove(&mut self.tags, next);
-            self.tags.get_mut(i).end = self.tags.get(next).end;
-            self.unlink_release(next);
+    /// (span markers stop it: never across spans) and put the survivor on
+    /// its free list. Returns the survivor.
+    ///
+    /// A free neighbour absorbs `i` in place and keeps its tag and its list
+    /// position unless its size class changes: most frees then touch no
+    /// other free-list member (each would be a cache miss in a big arena).
+    pub(crate) fn coalesce_and_list(&mut self, i: u32) -> u32 {
+        let t = *self.tags.get(i);
+        let (p, n) = (t.aprev, t.anext);
+        let prev_free = self.tags.get(p).kind() == K_FREE;
+        let next_free = self.tags.get(n).kind() == K_FREE;
+        match (prev_free, next_free) {
+            (false, false) => {
+                self.lists.insert(&mut self.tags, i);
+                i
+            }
+            (false, true) => {
+                let end = self.tags.get(n).end;
+                self.unlink_release(i);
+                self.lists.resize(&mut self.tags, n, t.start, end);
+                n
+            }
+            (true, next_free) => {
+                let mut end = t.end;
+                if next_free {
+                    end = self.tags.get(n).end;
+                    self.lists.remove(&mut self.tags, n);
+                    self.unlink_release(n);
+                }
+                let start = self.tags.get(p).start;
+                self.unlink_release(i);
+                self.lists.resize(&mut self.tags, p, start, end);
+                p
+            }
         }
-        let prev = self.tags.get(i).aprev;
-        if self.tags.get(prev).kind() == K_FREE {
-            self.lists.remove(&mut self.tags, prev);
-            self.tags.get_mut(prev).end = self.tags.get(i).end;
-            self.unlink_release(i);
-            return prev;
-        }
-        i
     }
 }

@@ -153,8 +153,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         };
         self.sizes.total.0 += e - b;
         self.sizes.free.0 += e - b;
-        let f = self.coalesce(f);
-        self.lists.insert(&mut self.tags, f);
+        self.coalesce_and_list(f);
         Ok(())
     }
 }
