@@ -168,7 +168,7 @@ impl<S: Store> Tables<S> {
         debug_assert!(c < self.classes);
         // SAFETY: `c < classes`, so the offset stays inside the committed
         // tables (type invariant).
-        unsafe { (self.store.base() as *mut ClassTables).add(c) }
+        unsafe { self.store.base().cast::<ClassTables>().add(c) }
     }
 
     /// Record `slot` of class `c`; readable from any thread.

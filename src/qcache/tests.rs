@@ -11,7 +11,7 @@ use std::vec::Vec;
 use super::pin::tests::TestPin;
 use super::{CpuCaches, CpuPin, SlotFlag, OBJECTS, ROUNDS};
 use crate::arena::{ArenaError, SliceStore};
-use crate::sync::tests::{buffers, shared};
+use crate::sync::tests::{buffers, reclaim_all, shared};
 use crate::workload::Rng;
 use vmspace_shim::{Addr, Size};
 
@@ -81,9 +81,7 @@ fn hits_are_counted_per_slot_and_reclaim_returns_everything() {
     assert_eq!(st.hits + st.misses, 110, "{st:?}");
     assert!(st.hits >= 100, "{st:?}");
     assert_eq!(st.slabs, 2, "100 objects need two slabs of {OBJECTS}");
-    assert_eq!(s.reclaim(), 2);
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    assert_eq!(reclaim_all(&s), 2);
 }
 
 #[test]
@@ -105,9 +103,7 @@ fn bad_frees_are_refused_and_large_sizes_go_to_the_arena() {
     caches.free(big, Size(4096)).unwrap();
     caches.free(other, Size(16)).unwrap();
     drop(caches);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_all(&s);
 }
 
 #[test]
@@ -156,9 +152,7 @@ fn a_refilled_magazine_goes_to_the_slot_pinned_after_the_miss() {
         caches.free(a, Size(16)).unwrap();
     }
     drop(caches);
-    assert_eq!(s.reclaim(), 1);
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    assert_eq!(reclaim_all(&s), 1);
 }
 
 #[test]
@@ -199,9 +193,7 @@ fn threads_share_one_set_of_caches() {
     drop(caches);
     let st = s.qcache_stats();
     assert!(st.hits > 10 * st.misses, "{st:?}");
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_all(&s);
 }
 
 #[test]

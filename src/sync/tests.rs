@@ -38,6 +38,15 @@ pub(crate) fn shared(b: &mut Buffers, span: usize, classes: usize) -> Shared<'_>
     .unwrap()
 }
 
+/// Reclaim the caches of `s` (whose handles are gone), check it, and
+/// expect nothing left allocated in its arena. Returns the slabs freed.
+pub(crate) fn reclaim_all(s: &Shared<'_>) -> usize {
+    let freed = s.reclaim();
+    s.check().unwrap();
+    assert_eq!(s.with(|a| a.sizes().allocated), Size(0), "everything back after reclaim");
+    freed
+}
+
 #[test]
 fn hits_follow_the_first_miss_and_reclaim_returns_everything() {
     let mut b = buffers();
@@ -68,9 +77,7 @@ fn hits_follow_the_first_miss_and_reclaim_returns_everything() {
     assert!(st.depot_magazines >= 1);
     s.check().unwrap();
     assert!(s.with(|a| a.sizes().allocated) > Size(0));
-    assert_eq!(s.reclaim(), 2);
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    assert_eq!(reclaim_all(&s), 2);
     assert_eq!(s.qcache_stats().slabs_freed, 2);
 }
 
@@ -93,9 +100,7 @@ fn bad_frees_are_refused_on_the_fast_path() {
     s.free(other, Size(16)).unwrap();
     assert!(s.free(other, Size(16)).is_err());
     drop(h);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_all(&s);
 }
 
 #[test]
