@@ -5,6 +5,7 @@
 #   make test        build everything and run every user-space test
 #   make lint        cargo fmt --check and clippy -D warnings
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
+#   make bench-counts  instruction and cache-miss counts of the arena churn
 #   make kunit, make module, make module-test: see kernel/kernel.mk
 
 CARGO ?= cargo
@@ -30,6 +31,14 @@ lint: toolchain
 
 bench: toolchain
 	$(CARGO) bench -p vmspace-user
+
+# Instructions, cache misses and mispredicted branches per free+alloc pair of
+# the arena churn under cachegrind, beside the peer allocators (BENCHMARKS.md).
+.PHONY: bench-counts
+bench-counts: toolchain
+	@command -v valgrind >/dev/null || { apt-get update -q && apt-get install -y -q valgrind; }
+	$(CARGO) build --release -q -p vmspace-user --example arena_churn
+	userspace/scripts/bench-counts.sh
 
 -include kernel/kernel.mk
 

@@ -9,8 +9,10 @@
 
 pub mod arena_ops;
 pub mod chunkmap_ops;
+pub mod churn;
 pub mod rng;
 pub mod vm_ops;
 pub mod vmarena_ops;
 
+pub use churn::Churn;
 pub use rng::Rng;

@@ -3,11 +3,11 @@
 //! `offset-allocator` crate (a TLSF-style O(1) allocator, Sebastian Aaltonen's
 //! design) and the `range-alloc` crate (a sorted free-range vector, best fit).
 //!
-//! Each allocator holds `live` allocations of random sizes (1 to 256 units,
+//! Each allocator holds `live` allocations of random sizes (1 to 255 units,
 //! roughly log-uniform); one iteration frees a random live allocation and
 //! allocates a new random size in its place, so the live count stays fixed.
-//! The trace (which slot, what size) is pregenerated from one seed and the
-//! same for everyone.
+//! The trace (which slot, what size) is `vmspace::workload::Churn`,
+//! pregenerated and the same for everyone (and for `make bench-counts`).
 
 // criterion_group! generates an undocumented `pub fn`.
 #![allow(missing_docs)]
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vmspace::arena::{Arena, Constraints, NoSource, PageStore, Policy};
-use vmspace::workload::Rng;
+use vmspace::workload::Churn;
 use vmspace::{Addr, Size};
 use vmspace_user::MmapBackend;
 
@@ -29,15 +29,10 @@ struct Trace {
     steps: Vec<(u32, u32)>,
 }
 
-fn random_size(r: &mut Rng) -> u32 {
-    let k = r.below(8);
-    ((1usize << k) + r.below(1 << k)) as u32
-}
-
 fn trace(live: usize) -> Trace {
-    let mut r = Rng::new(0x0a11_0c47 ^ live as u64);
-    let initial = (0..live).map(|_| random_size(&mut r)).collect();
-    let steps = (0..TRACE).map(|_| (r.below(live) as u32, random_size(&mut r))).collect();
+    let mut c = Churn::new(live);
+    let initial = core::iter::from_fn(|| c.initial()).map(|s| s as u32).collect();
+    let steps = (0..TRACE).map(|_| c.step()).map(|(i, s)| (i as u32, s as u32)).collect();
     Trace { initial, steps }
 }
 
@@ -50,6 +45,14 @@ fn space(_live: usize) -> usize {
 }
 
 type OurArena = Arena<PageStore<MmapBackend>, NoSource>;
+
+/// What the caller keeps to free one of our allocations: the address and
+/// the size, 4 bytes each (every address is below 2^32 here), so the
+/// harness's own array is as small as for `offset-allocator`'s 8-byte
+/// handles and costs everyone the same cache misses.
+fn handle(addr: Addr, size: u32) -> (u32, u32) {
+    (u32::try_from(addr.0).expect("addresses fit in u32"), size)
+}
 
 fn ours(live: usize) -> OurArena {
     let mut a = Arena::on_pages("bench", Size(1), MmapBackend::new(), 4 * live + 1024, NoSource)
@@ -134,8 +137,8 @@ fn instant_fit(c: &mut Criterion) {
             live,
             &t,
             || ours(live),
-            |a, s| (a.alloc(Size(s as usize), Policy::InstantFit).unwrap(), s),
-            |a, (x, s)| a.free(x, Size(s as usize)).unwrap(),
+            |a, s| handle(a.alloc(Size(s as usize), Policy::InstantFit).unwrap(), s),
+            |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
         );
         churn(
             &mut group,
@@ -190,8 +193,8 @@ fn best_fit(c: &mut Criterion) {
         live,
         &t,
         || ours(live),
-        |a, s| (a.alloc(Size(s as usize), Policy::BestFit).unwrap(), s),
-        |a, (x, s)| a.free(x, Size(s as usize)).unwrap(),
+        |a, s| handle(a.alloc(Size(s as usize), Policy::BestFit).unwrap(), s),
+        |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
     );
     churn(
         &mut group,
@@ -232,9 +235,9 @@ fn constrained(c: &mut Criterion) {
         || ours(live),
         |a, s| {
             let c = Constraints::new(Size(s as usize)).align(Size(16)).nocross(Size(4096));
-            (a.xalloc(&c).unwrap(), s)
+            handle(a.xalloc(&c).unwrap(), s)
         },
-        |a, (x, s)| a.free(x, Size(s as usize)).unwrap(),
+        |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
     );
     // No `vmem` figure: its `xalloc` (1.0.0) returns `Empty` within the
     // first few allocations of a 2^31-unit span, constrained or not.

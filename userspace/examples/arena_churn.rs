@@ -1,0 +1,153 @@
+//! The arena benchmarks' churn trace (`vmspace::workload::Churn`) on one
+//! allocator, for a fixed number of steps: what `make bench-counts` runs
+//! under cachegrind to count instructions, cache misses and mispredicted
+//! branches per free+alloc pair, which on a shared machine are
+//! reproducible where times are not.
+//!
+//! ```sh
+//! cargo run --release -p vmspace-user --example arena_churn -- vmspace 10000 100000
+//! ```
+//!
+//! Arguments: the allocator (`vmspace`, `offset-allocator` or `vmem`), the
+//! live count, and the steps to run after filling. It prints the CPU time
+//! per pair (meaningful outside cachegrind only).
+
+use std::process::ExitCode;
+use std::ptr::NonNull;
+
+use vmspace::arena::{Arena, NoSource, PageStore, Policy};
+use vmspace::workload::Churn;
+use vmspace::{Addr, Size};
+use vmspace_user::MmapBackend;
+
+/// Units of address space every allocator gets (as in benches/arena.rs).
+const SPACE: usize = 1 << 31;
+
+/// What one allocator needs for the churn: allocate a size, free a handle.
+trait Churner {
+    type Handle: Copy;
+    fn alloc(&mut self, size: usize) -> Self::Handle;
+    fn free(&mut self, h: Self::Handle);
+}
+
+struct Ours(Arena<PageStore<MmapBackend>, NoSource>);
+
+/// The address and the size, 4 bytes each (as in benches/arena.rs): the
+/// same 8 bytes a handle as `offset-allocator`'s.
+impl Churner for Ours {
+    type Handle = (u32, u32);
+    fn alloc(&mut self, size: usize) -> (u32, u32) {
+        let a = self.0.alloc(Size(size), Policy::InstantFit).expect("alloc");
+        (u32::try_from(a.0).expect("addresses fit in u32"), size as u32)
+    }
+    fn free(&mut self, (a, s): (u32, u32)) {
+        self.0.free(Addr(a as usize), Size(s as usize)).expect("free");
+    }
+}
+
+struct Offset(offset_allocator::Allocator<u32>);
+
+impl Churner for Offset {
+    type Handle = offset_allocator::Allocation<u32>;
+    fn alloc(&mut self, size: usize) -> Self::Handle {
+        self.0.allocate(size as u32).expect("allocate")
+    }
+    fn free(&mut self, h: Self::Handle) {
+        self.0.free(h);
+    }
+}
+
+/// Boundary tags for the `vmem` crate from the global allocator.
+struct Tags;
+
+// SAFETY: hands out fresh, properly sized and aligned blocks from the global
+// allocator and frees only what it handed out.
+unsafe impl vmem::Allocator for Tags {
+    fn allocate(&self) -> Option<NonNull<vmem::Bt>> {
+        let layout = std::alloc::Layout::new::<vmem::Bt>();
+        // SAFETY: the layout has a non-zero size.
+        NonNull::new(unsafe { std::alloc::alloc(layout) }.cast())
+    }
+    unsafe fn deallocate(&self, ptr: NonNull<vmem::Bt>) {
+        // SAFETY: `ptr` came from `allocate` with this layout.
+        unsafe { std::alloc::dealloc(ptr.as_ptr().cast(), std::alloc::Layout::new::<vmem::Bt>()) }
+    }
+}
+
+struct Vmem(vmem::Arena<'static, 'static, Tags, std::sync::Mutex<()>>);
+
+impl Churner for Vmem {
+    type Handle = usize;
+    fn alloc(&mut self, size: usize) -> usize {
+        self.0.alloc(size, vmem::AllocPolicy::InstantFit).expect("vmem alloc")
+    }
+    fn free(&mut self, h: usize) {
+        self.0.free(h).expect("vmem free");
+    }
+}
+
+fn cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn run<C: Churner>(mut c: C, live: usize, steps: usize) -> f64 {
+    let mut trace = Churn::new(live);
+    let mut held: Vec<C::Handle> =
+        std::iter::from_fn(|| trace.initial()).map(|s| c.alloc(s)).collect();
+    let pairs: Vec<(usize, usize)> = (0..steps).map(|_| trace.step()).collect();
+    let t0 = cpu_ns();
+    for &(slot, size) in &pairs {
+        c.free(held[slot]);
+        held[slot] = c.alloc(size);
+    }
+    let dt = cpu_ns() - t0;
+    // Like the criterion bench, leak rather than free everything one by one.
+    std::mem::forget(c);
+    std::mem::forget(held);
+    dt as f64 / steps.max(1) as f64
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let parsed = match args.as_slice() {
+        [who, live, steps] => {
+            live.parse::<usize>().ok().zip(steps.parse::<usize>().ok()).map(|p| (who.as_str(), p))
+        }
+        _ => None,
+    };
+    let Some((who, (live, steps))) = parsed else {
+        eprintln!("usage: arena_churn vmspace|offset-allocator|vmem LIVE STEPS");
+        return ExitCode::from(2);
+    };
+    let ns = match who {
+        "vmspace" => {
+            let mut a =
+                Arena::on_pages("churn", Size(1), MmapBackend::new(), 4 * live + 1024, NoSource)
+                    .expect("arena");
+            a.add(Addr(1 << 20), Size(SPACE)).expect("add");
+            run(Ours(a), live, steps)
+        }
+        "offset-allocator" => {
+            let max = (2 * live + 1024) as u32;
+            run(
+                Offset(offset_allocator::Allocator::with_max_allocs(SPACE as u32, max)),
+                live,
+                steps,
+            )
+        }
+        "vmem" => {
+            let a = vmem::Arena::create("churn", 1, None, Tags).expect("vmem arena");
+            a.add_span(1 << 20, SPACE).expect("vmem span");
+            run(Vmem(a), live, steps)
+        }
+        _ => {
+            eprintln!("unknown allocator {who}: vmspace, offset-allocator or vmem");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{who} {live} live: {ns:.1} ns CPU time a pair over {steps} steps");
+    ExitCode::SUCCESS
+}
