@@ -162,9 +162,9 @@ pub const fn log2_floor(x: usize) -> Option<u32> {
 pub const fn log2_ceil(x: usize) -> Option<u32> {
     if x == 0 {
         None
-    } else if x == 1 {
-        Some(0)
     } else {
+        // No branch on whether `x` is a power of two (for x = 1, 0 has 64
+        // leading zeros).
         Some(usize::BITS - (x - 1).leading_zeros())
     }
 }

@@ -21,13 +21,12 @@ pub(crate) fn list_of(size: usize) -> usize {
 }
 
 /// The first list all of whose members hold `size > 0`: `log2(size)` for a
-/// power of two, one more otherwise (`LISTS` when there is none).
+/// power of two, one more otherwise (`LISTS` when there is none), that is
+/// the ceiling of `log2(size)`. Branch-free: whether a random size is a
+/// power of two is a coin the branch predictor cannot call.
 #[inline]
 pub(crate) fn instant_list(size: usize) -> usize {
-    match align::log2_exact(size) {
-        Some(k) => k as usize,
-        None => list_of(size) + 1,
-    }
+    align::log2_ceil(size).map_or(0, |k| k as usize)
 }
 
 /// The free lists of an arena.
