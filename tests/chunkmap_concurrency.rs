@@ -3,12 +3,12 @@
 //! once, and `is_mapped` readers running alongside never see a chunk go
 //! from mapped back to unmapped.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
 use vmspace::workload::Rng;
 use vmspace_shim::sim::SimBackend;
-use vmspace_shim::{Addr, Op, Range, Size};
+use vmspace_shim::{Addr, Op, PageOps, Protection, Range, ShimError, Size};
 
 const PAGE: usize = 256;
 const CHUNK: usize = 1024;
@@ -175,4 +175,90 @@ fn threads_race_on_mmap() {
         .map(|c| counter(c).load(Ordering::Relaxed))
         .sum();
     assert_eq!(total, 4 * 200);
+}
+
+/// A backend whose `map` of a chunk holds its caller until some waiter has
+/// called `relax` three times: the chunk map must let a waiter relax through
+/// the backend (a kernel yields there), not just spin.
+struct HeldMap<'a> {
+    sim: &'a SimBackend<'a>,
+    chunk: usize,
+    in_map: AtomicBool,
+    relaxed: AtomicUsize,
+    chunk_maps: AtomicUsize,
+}
+
+// SAFETY: forwards every call to the simulated backend, which upholds the
+// contract; holding a `map` call back for a while changes nothing it does.
+unsafe impl PageOps for HeldMap<'_> {
+    fn page_size(&self) -> Size {
+        self.sim.page_size()
+    }
+    fn name(&self) -> &'static str {
+        "held map"
+    }
+    fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
+        self.sim.reserve(size, align)
+    }
+    unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
+        // SAFETY: the caller upholds `release`'s contract.
+        unsafe { self.sim.release(range) }
+    }
+    unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
+        if range.size().0 == self.chunk {
+            self.chunk_maps.fetch_add(1, Ordering::Relaxed);
+            self.in_map.store(true, Ordering::Release);
+            // Give up after a while (and let the test fail on the count)
+            // rather than hang a waiter that never relaxes.
+            let t0 = std::time::Instant::now();
+            while self.relaxed.load(Ordering::Acquire) < 3 && t0.elapsed().as_secs() < 5 {
+                std::thread::yield_now();
+            }
+        }
+        // SAFETY: the caller upholds `map`'s contract.
+        unsafe { self.sim.map(range) }
+    }
+    unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
+        // SAFETY: the caller upholds `unmap`'s contract.
+        unsafe { self.sim.unmap(range) }
+    }
+    unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
+        // SAFETY: the caller upholds `protect`'s contract.
+        unsafe { self.sim.protect(range, prot) }
+    }
+    fn relax(&self) {
+        self.relaxed.fetch_add(1, Ordering::AcqRel);
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_waiter_relaxes_through_the_backend_while_the_claimant_maps() {
+    let mut buf = vec![0u8; 1 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let held = HeldMap {
+        sim: &sim,
+        chunk: CHUNK,
+        in_map: AtomicBool::new(false),
+        relaxed: AtomicUsize::new(0),
+        chunk_maps: AtomicUsize::new(0),
+    };
+    let map = ChunkMap::new(&held, ChunkMapConfig::new(Size(64 * CHUNK), Size(CHUNK))).unwrap();
+    let chunk = Range::from_size(map.space().base(), Size(CHUNK)).unwrap();
+    std::thread::scope(|s| {
+        let claimant = s.spawn(|| map.ensure_mapped(chunk));
+        while !held.in_map.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        // The claimant is inside `map` with the chunk claimed: this waits.
+        map.ensure_mapped(chunk).unwrap();
+        claimant.join().unwrap().unwrap();
+    });
+    assert!(
+        held.relaxed.load(Ordering::Relaxed) >= 3,
+        "the waiter never relaxed through the backend"
+    );
+    assert!(map.is_mapped(chunk.base()));
+    assert_eq!(held.chunk_maps.load(Ordering::Relaxed), 1, "the chunk was mapped once");
+    assert_eq!(map.committed_chunks(), 1);
 }

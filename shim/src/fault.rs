@@ -157,4 +157,7 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
         // SAFETY: the caller upholds `protect`'s contract.
         unsafe { self.inner.protect(range, prot) }
     }
+    fn relax(&self) {
+        self.inner.relax()
+    }
 }

@@ -85,6 +85,16 @@ pub unsafe trait PageOps {
     /// pages are mapped; no access that `prot` forbids happens while it is in
     /// force.
     unsafe fn protect(&self, range: Range, prot: crate::Protection) -> Result<(), ShimError>;
+
+    /// Called in each round of a wait for another thread (the chunk map's
+    /// wait for a claim on a chunk, while the claimant maps pages): let it
+    /// run. The default is the CPU's spin-wait hint; a backend whose
+    /// claimants may sleep should give the CPU up (user space: yield; the
+    /// kernel: `cond_resched()`, without which a non-preemptible kernel can
+    /// spin a waiter forever in front of the claimant it waits for).
+    fn relax(&self) {
+        core::hint::spin_loop();
+    }
 }
 
 // SAFETY: forwards every call to `T`, which upholds the contract.
@@ -113,6 +123,9 @@ unsafe impl<T: PageOps + ?Sized> PageOps for &T {
     unsafe fn protect(&self, range: Range, prot: crate::Protection) -> Result<(), ShimError> {
         // SAFETY: the caller upholds `protect`'s contract for `T`.
         unsafe { (**self).protect(range, prot) }
+    }
+    fn relax(&self) {
+        (**self).relax()
     }
 }
 

@@ -12,14 +12,14 @@ use super::state::{
 use super::{ChunkMap, ChunkMapError};
 
 /// Wait while `byte` has a claim on it (`busy(v)`), returning the first
-/// value without one.
-fn wait_unclaimed(byte: &AtomicU8, busy: impl Fn(u8) -> bool) -> u8 {
+/// value without one; `ops.relax()` lets the claimant run meanwhile.
+fn wait_unclaimed<P: PageOps>(ops: &P, byte: &AtomicU8, busy: impl Fn(u8) -> bool) -> u8 {
     loop {
         let v = byte.load(Ordering::Acquire);
         if !busy(v) {
             return v;
         }
-        core::hint::spin_loop();
+        ops.relax();
     }
 }
 
@@ -45,7 +45,7 @@ impl<P: PageOps> ChunkMap<P> {
             // SAFETY: `c < chunks`; its leaf is present or ours (step 1).
             let byte = unsafe { self.entry(c) };
             loop {
-                let old = wait_unclaimed(byte, |v| v & BUSY != 0);
+                let old = wait_unclaimed(&self.ops, byte, |v| v & BUSY != 0);
                 if action.target(old).is_none() {
                     self.finish(c0, c, action, false);
                     self.release_leaves(l0, l1, false);
@@ -88,7 +88,7 @@ impl<P: PageOps> ChunkMap<P> {
     fn acquire_leaf(&self, l: usize, action: Action, c0: usize) -> Result<(), ChunkMapError> {
         let dir = self.dir(l);
         loop {
-            match wait_unclaimed(dir, |v| v == LEAF_BUSY) {
+            match wait_unclaimed(&self.ops, dir, |v| v == LEAF_BUSY) {
                 LEAF_PRESENT => return Ok(()),
                 _ if !action.creates_leaves() => {
                     let c = c0.max(l << self.layout.leaf_shift);

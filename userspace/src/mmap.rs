@@ -214,6 +214,13 @@ unsafe impl PageOps for MmapBackend {
         self.mprotect(range, libc::PROT_READ | libc::PROT_WRITE, Op::Map)
     }
 
+    /// A waiter gives its CPU to the claimant it waits for (which may be
+    /// in an `mprotect` or faulting pages in): there may be more threads
+    /// than CPUs.
+    fn relax(&self) {
+        std::thread::yield_now();
+    }
+
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
         check_page_range(range, self.page)?;
         match self.unmap {
