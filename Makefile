@@ -32,8 +32,8 @@ lint: toolchain
 bench: toolchain
 	$(CARGO) bench -p vmspace-user
 
-# Instructions, cache misses and mispredicted branches per free+alloc pair of
-# the arena churn under cachegrind, beside the peer allocators (BENCHMARKS.md).
+# Instructions and cache misses per free+alloc pair of the arena churn under
+# cachegrind, beside the peer allocators (BENCHMARKS.md).
 .PHONY: bench-counts
 bench-counts: toolchain
 	@command -v valgrind >/dev/null || { apt-get update -q && apt-get install -y -q valgrind; }
