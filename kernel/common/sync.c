@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 /*
- * The kernel's lock and waiter for vmspace::sync, and a way to run test
- * threads. Objects are allocated here so that the Rust values holding them
- * can move freely (a struct mutex must not move once initialised).
+ * The kernel's lock and waiter for vmspace::sync, the CPU pin of its per-CPU
+ * quantum caches, and a way to run test threads. Objects are allocated here
+ * so that the Rust values holding them can move freely (a struct mutex must
+ * not move once initialised).
  */
 #include <linux/atomic.h>
 #include <linux/completion.h>
+#include <linux/cpumask.h>
 #include <linux/delay.h>
 #include <linux/err.h>
 #include <linux/jiffies.h>
 #include <linux/kthread.h>
 #include <linux/mutex.h>
+#include <linux/preempt.h>
 #include <linux/slab.h>
+#include <linux/smp.h>
 #include <linux/timekeeping.h>
 #include <linux/wait.h>
 
@@ -46,6 +50,38 @@ int vmspace_mutex_trylock(void *m)
 void vmspace_mutex_unlock(void *m)
 {
 	mutex_unlock(m);
+}
+
+/*
+ * Pinning to the current CPU for vmspace::qcache::CpuCaches: preemption is
+ * off between pin and unpin, so no other task uses this CPU's magazines
+ * meanwhile. Task context only; nothing in between may sleep.
+ */
+unsigned int vmspace_pin_cpu(void)
+{
+	preempt_disable();
+	return smp_processor_id();
+}
+
+void vmspace_unpin_cpu(void)
+{
+	preempt_enable();
+}
+
+unsigned int vmspace_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
+}
+
+unsigned int vmspace_num_online_cpus(void)
+{
+	return num_online_cpus();
+}
+
+/* The CPU the caller runs on now; unless pinned, it may move right after. */
+unsigned int vmspace_current_cpu(void)
+{
+	return raw_smp_processor_id();
 }
 
 /* An event counter with a wait queue: sleepers wait for it to move. */

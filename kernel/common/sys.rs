@@ -33,6 +33,17 @@ extern "C" {
     /// `msleep(ms)`.
     pub(crate) fn vmspace_sleep_ms(ms: c_uint);
 
+    /// `preempt_disable()`, then `smp_processor_id()`.
+    pub(crate) fn vmspace_pin_cpu() -> c_uint;
+    /// `preempt_enable()`.
+    pub(crate) fn vmspace_unpin_cpu();
+    /// `nr_cpu_ids`.
+    pub(crate) fn vmspace_nr_cpu_ids() -> c_uint;
+    /// `num_online_cpus()`.
+    pub(crate) fn vmspace_num_online_cpus() -> c_uint;
+    /// `raw_smp_processor_id()`.
+    pub(crate) fn vmspace_current_cpu() -> c_uint;
+
     /// Run `f(arg, i)` for `i` in `0..n` on `n` kernel threads and wait.
     pub(crate) fn vmspace_run_threads(
         f: unsafe extern "C" fn(arg: *mut c_void, index: c_int) -> c_int,

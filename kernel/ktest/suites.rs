@@ -368,8 +368,9 @@ macro_rules! vmarena_suite {
     };
 }
 
-/// The core's thread-safe arena with the kernel mutex and waiter, on kernel
-/// threads: `sync_suite!(suite, path::TO_META_OPS, path::TO_VM_OPS)`.
+/// The core's thread-safe arena with the kernel mutex and waiter, and its
+/// quantum caches per thread and per CPU, on kernel threads:
+/// `sync_suite!(suite, path::TO_META_OPS, path::TO_VM_OPS)`.
 #[macro_export]
 macro_rules! sync_suite {
     ($suite:ident, $meta:path, $vm:path) => {
@@ -385,12 +386,27 @@ macro_rules! sync_suite {
 
             #[test]
             fn four_threads() -> Outcome {
-                report("four_threads", cases::threads(&$meta, &$vm, 3000))
+                report("four_threads", cases::threads(&$meta, &$vm, 3000, false))
             }
 
             #[test]
             fn waiting_for_space() -> Outcome {
                 report("waiting_for_space", cases::waiting(&$meta))
+            }
+
+            #[test]
+            fn per_cpu_basic() -> Outcome {
+                report("per_cpu_basic", cases::per_cpu_basic(&$meta))
+            }
+
+            #[test]
+            fn per_cpu_four_threads() -> Outcome {
+                report("per_cpu_four_threads", cases::threads(&$meta, &$vm, 20000, true))
+            }
+
+            #[test]
+            fn per_cpu_pin() -> Outcome {
+                report("per_cpu_pin", cases::per_cpu_pin())
             }
         }
     };

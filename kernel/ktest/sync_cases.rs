@@ -2,19 +2,59 @@
 
 //! Cases on the core's thread-safe arena (`vmspace::sync::SyncArena`) with
 //! the kernel's lock and waiter ([`KernelMutex`], [`KernelWaiter`]) and its
-//! quantum caches, on real kernel threads.
+//! quantum caches, per thread and per CPU ([`KernelCpuPin`]), on real kernel
+//! threads.
+
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy};
-use vmspace::qcache::CacheHandle;
+use vmspace::qcache::{CacheHandle, CpuCaches, CpuPin};
 use vmspace::sync::{SyncArena, Wait, Waiter};
 use vmspace::vm::Vm;
 use vmspace::workload::Rng;
-use vmspace_kernel::{run_threads, sleep_ms, KernelMutex, KernelWaiter};
+use vmspace_kernel::{
+    current_cpu, nr_cpu_ids, num_online_cpus, run_threads, sleep_ms, KernelCpuPin, KernelMutex, KernelWaiter,
+};
 use vmspace_shim::{Addr, PageOps, Range, Size};
 
 use crate::outcome::{ensure, Context, Failure, Outcome};
 
 type Shared<M> = SyncArena<KernelMutex, KernelWaiter, PageStore<M>, NoSource>;
+type PerCpu<'a, M> = CpuCaches<'a, KernelMutex, KernelWaiter, PageStore<M>, NoSource, KernelCpuPin>;
+
+/// Per-CPU caches over `s`, their magazines on `meta`.
+fn per_cpu<M: PageOps + Clone + Send>(s: &Shared<M>, meta: M) -> Result<PerCpu<'_, M>, Failure> {
+    let store = PageStore::new(meta, Size(1 << 20)).context("per-CPU store")?;
+    // SAFETY: KUnit cases and the threads of `run_threads` are task context,
+    // and so is every user of these caches.
+    let pin = unsafe { KernelCpuPin::new() };
+    CpuCaches::new(s, pin, store).context("CpuCaches::new")
+}
+
+/// What the thread cases allocate through: a thread's own cache handle, or
+/// per-CPU caches shared by all.
+trait Caches {
+    fn alloc(&mut self, size: Size) -> Result<Addr, ArenaError>;
+    fn free(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError>;
+}
+
+impl<M: PageOps + Clone + Send> Caches for CacheHandle<'_, KernelMutex, KernelWaiter, PageStore<M>, NoSource> {
+    fn alloc(&mut self, size: Size) -> Result<Addr, ArenaError> {
+        CacheHandle::alloc(self, size)
+    }
+    fn free(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
+        CacheHandle::free(self, addr, size)
+    }
+}
+
+impl<M: PageOps + Clone + Send> Caches for &PerCpu<'_, M> {
+    fn alloc(&mut self, size: Size) -> Result<Addr, ArenaError> {
+        CpuCaches::alloc(self, size)
+    }
+    fn free(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
+        CpuCaches::free(self, addr, size)
+    }
+}
 
 /// A shared arena of quantum 16 over `span`, with quantum caches for 1 to 8
 /// quanta, its tables on `meta`.
@@ -54,16 +94,24 @@ pub fn basic<M: PageOps + Clone + Send>(meta: M) -> Outcome {
 }
 
 /// Four kernel threads allocate and free at random through their own cache
-/// handles from one arena over mapped memory, stamping every allocation and
+/// handles (with `per_cpu_caches`: through one set of per-CPU caches shared
+/// by all) from one arena over mapped memory, stamping every allocation and
 /// checking the stamps before freeing: no two live allocations overlap.
-pub fn threads<M: PageOps + Clone + Send, P: PageOps>(meta: M, vm_ops: P, iterations: usize) -> Outcome {
+pub fn threads<M: PageOps + Clone + Send, P: PageOps>(meta: M, vm_ops: P, iterations: usize, per_cpu_caches: bool) -> Outcome {
     let page = vm_ops.page_size();
     let mut vm = Vm::reserve(vm_ops, Size(4 << 20), page).context("Vm::reserve")?;
     let span = vm.range();
     vm.map(span).context("map")?;
-    let s = shared(meta, span)?;
-    let ok = run_threads(4, |t| thread_body(&s, t, iterations).is_ok());
+    let s = shared(meta.clone(), span)?;
+    let started = AtomicU32::new(0);
+    let ok = if per_cpu_caches {
+        let caches = per_cpu(&s, meta)?;
+        run_threads(4, |t| together(&started, 4) && thread_body(&mut &caches, t, iterations).is_ok())
+    } else {
+        run_threads(4, |t| together(&started, 4) && thread_body(&mut CacheHandle::new(&s), t, iterations).is_ok())
+    };
     ensure(ok, "a thread found a clash or an error (see the log)")?;
+    ensure(s.qcache_stats().hits > 0, "no quantum-cache hit")?;
     s.reclaim();
     s.check().context("check")?;
     ensure(s.with(|a| a.sizes().allocated) == Size(0), "memory left allocated")?;
@@ -71,13 +119,22 @@ pub fn threads<M: PageOps + Clone + Send, P: PageOps>(meta: M, vm_ops: P, iterat
     vm.unmap(span).context("unmap")
 }
 
+/// Wait until `n` threads have called this (each thread once), so that the
+/// threads of a case run at the same time rather than one after another.
+fn together(started: &AtomicU32, n: u32) -> bool {
+    started.fetch_add(1, Ordering::SeqCst);
+    while started.load(Ordering::SeqCst) < n {
+        sleep_ms(1);
+    }
+    true
+}
+
 fn stamp(addr: Addr, t: usize) -> u64 {
     (addr.0 as u64) ^ ((t as u64 + 1) << 56)
 }
 
-fn thread_body<M: PageOps + Clone + Send>(s: &Shared<M>, t: usize, iterations: usize) -> Outcome {
+fn thread_body(h: &mut impl Caches, t: usize, iterations: usize) -> Outcome {
     let result = (|| -> Outcome {
-        let mut h = CacheHandle::new(s);
         let mut rng = Rng::new(0x7417 + t as u64);
         let mut live = [(Addr(0), 0usize); 32];
         for _ in 0..iterations {
@@ -148,4 +205,67 @@ pub fn waiting<M: PageOps + Clone + Send>(meta: M) -> Outcome {
     ensure(waited >= core::time::Duration::from_millis(20), "a timed wait gave up early")?;
     s.free(all, Size(4096)).context("free")?;
     s.check().context("check")
+}
+
+/// Per-CPU caches on one thread: hits after the first miss, refused double
+/// and interior frees, large sizes past the caches, and everything back
+/// after the caches are dropped and reclaimed.
+pub fn per_cpu_basic<M: PageOps + Clone + Send>(meta: M) -> Outcome {
+    let span = Range::from_size(Addr(1 << 30), Size(1 << 20)).context("span")?;
+    let s = shared(meta.clone(), span)?;
+    {
+        let caches = per_cpu(&s, meta)?;
+        let a = caches.alloc(Size(32)).context("cached alloc")?;
+        caches.free(a, Size(32)).context("cached free")?;
+        ensure(caches.free(a, Size(32)).is_err(), "double free through per-CPU caches accepted")?;
+        let mut got = [Addr(0); 20];
+        for g in got.iter_mut() {
+            *g = caches.alloc(Size(48)).context("cached alloc")?;
+        }
+        ensure(caches.free(Addr(got[0].0 + 16), Size(48)).is_err(), "interior free accepted")?;
+        for g in got {
+            caches.free(g, Size(48)).context("cached free")?;
+        }
+        let big = caches.alloc(Size(8192)).context("large alloc")?;
+        ensure(s.with(|a| a.lookup(big)).map(|(r, _)| r.size()) == Some(Size(8192)), "a large size did not come from the arena")?;
+        caches.free(big, Size(8192)).context("large free")?;
+    }
+    let st = s.qcache_stats();
+    ensure(st.hits >= 10 && st.misses >= 1, "no per-CPU cache hits after the first miss")?;
+    ensure(s.reclaim() > 0, "reclaim freed no slab")?;
+    s.check().context("check")?;
+    ensure(s.with(|a| a.sizes().allocated) == Size(0), "memory left allocated after reclaim")
+}
+
+/// The kernel pin: one slot per possible CPU (`nr_cpu_ids`, at least the
+/// CPUs online), and on four threads the slot pinned is the CPU the thread
+/// runs on, held by one task at a time (each holds it a little while, so
+/// that two holders of one slot would meet).
+pub fn per_cpu_pin() -> Outcome {
+    // SAFETY: KUnit cases and `run_threads` threads are task context.
+    let pin = unsafe { KernelCpuPin::new() };
+    ensure(pin.slots() == nr_cpu_ids(), "slots() is not nr_cpu_ids")?;
+    let online = num_online_cpus();
+    ensure(online >= 1 && pin.slots() >= online, "fewer slots than CPUs online")?;
+    let inside: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
+    let ok = run_threads(4, |_| {
+        (0..2000).all(|i| {
+            let slot = pin.pin();
+            let here = current_cpu();
+            let alone = inside.get(slot).is_none_or(|n| n.fetch_add(1, Ordering::Relaxed) == 0);
+            for _ in 0..500 {
+                core::hint::spin_loop();
+            }
+            if let Some(n) = inside.get(slot) {
+                n.fetch_sub(1, Ordering::Relaxed);
+            }
+            // SAFETY: pinned just above, on this task.
+            unsafe { pin.unpin(slot) };
+            if i % 64 == 0 {
+                sleep_ms(0);
+            }
+            slot < pin.slots() && slot == here && alone
+        })
+    });
+    ensure(ok, "a pin returned another CPU than the current one, or a slot held twice")
 }
