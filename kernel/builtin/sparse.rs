@@ -219,4 +219,8 @@ unsafe impl PageOps for SparseVmalloc {
         self.area_of(range)?;
         Err(ShimError::Os { op: Op::Protect, errno: EINVAL.to_errno() })
     }
+
+    fn relax(&self) {
+        vmspace_kernel::relax();
+    }
 }

@@ -13,7 +13,9 @@
 #include <linux/jiffies.h>
 #include <linux/kthread.h>
 #include <linux/mutex.h>
+#include <linux/processor.h>
 #include <linux/preempt.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/timekeeping.h>
@@ -143,6 +145,13 @@ u64 vmspace_now_ns(void)
 void vmspace_sleep_ms(unsigned int ms)
 {
 	msleep(ms);
+}
+
+/* One round of a wait for another thread (PageOps::relax): let it run. */
+void vmspace_relax(void)
+{
+	cond_resched();
+	cpu_relax();
 }
 
 /* Running `n` kernel threads and collecting their results. */

@@ -23,6 +23,7 @@ int vmspace_waiter_wait(void *w, u64 seen, s64 timeout_ns);
 void vmspace_waiter_notify_all(void *w);
 u64 vmspace_now_ns(void);
 void vmspace_sleep_ms(unsigned int ms);
+void vmspace_relax(void);
 
 unsigned int vmspace_pin_cpu(void);
 void vmspace_unpin_cpu(void);

@@ -32,6 +32,8 @@ extern "C" {
     pub(crate) fn vmspace_now_ns() -> u64;
     /// `msleep(ms)`.
     pub(crate) fn vmspace_sleep_ms(ms: c_uint);
+    /// `cond_resched(); cpu_relax();`
+    pub(crate) fn vmspace_relax();
 
     /// `preempt_disable()`, then `smp_processor_id()`.
     pub(crate) fn vmspace_pin_cpu() -> c_uint;

@@ -18,4 +18,4 @@ mod waiter;
 pub use mutex::KernelMutex;
 pub use pin::{current_cpu, nr_cpu_ids, num_online_cpus, KernelCpuPin};
 pub use threads::run_threads;
-pub use waiter::{sleep_ms, KernelWaiter};
+pub use waiter::{relax, sleep_ms, KernelWaiter};

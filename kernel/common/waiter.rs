@@ -70,3 +70,12 @@ pub fn sleep_ms(ms: u32) {
     // SAFETY: process context; no other preconditions.
     unsafe { sys::vmspace_sleep_ms(ms) }
 }
+
+/// One round of a wait for another thread: `cond_resched()` (give the CPU
+/// up if the scheduler wants it, which a kernel without involuntary
+/// preemption needs for the awaited thread to run) and `cpu_relax()`. The
+/// kernel backends' `PageOps::relax`. Task context only.
+pub fn relax() {
+    // SAFETY: task context (the backends it serves sleep in `map` anyway).
+    unsafe { sys::vmspace_relax() }
+}

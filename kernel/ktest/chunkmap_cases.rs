@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 //! Cases on the core's chunk map (per-chunk state of a large sparse space in
-//! a lazily mapped two-level table) over a kernel page backend.
+//! a lazily mapped two-level table) over a kernel page backend, on one
+//! thread and on several racing kernel threads.
 //!
-//! These run on one thread: the chunk map's claim protocol waits for a
-//! claimed chunk by spinning, which a kernel without involuntary preemption
-//! (UML here) cannot run between threads that may sleep in the backend.
+//! A thread that finds a chunk claimed by another waits for it through the
+//! backend's `PageOps::relax` (`cond_resched()`): a kernel without
+//! involuntary preemption (UML here) would otherwise let the waiter spin in
+//! front of a claimant that sleeps in the backend.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};
-use vmspace::workload::chunkmap_ops;
+use vmspace::workload::{chunkmap_ops, Rng};
+use vmspace_kernel::run_threads;
 use vmspace_shim::{Addr, FaultInjector, Op, PageOps, Range, Size};
 
 use crate::outcome::{ensure, Context, Failure, Outcome};
@@ -139,4 +144,47 @@ pub fn shared_sequence<P: PageOps>(ops: P, seed: u64, steps: usize) -> Outcome {
     ensure(stats.succeeded > steps / 4, "too few operations succeeded")?;
     ensure(stats.rejected > 0, "no bad operation was generated")?;
     map.check().context("final check")
+}
+
+/// Four kernel threads race `ensure_mapped` on overlapping ranges of 256
+/// chunks, touching every chunk of each range right after (a chunk the map
+/// calls mapped but is not would fault; one mapped twice is refused by the
+/// backend, failing the call). At the end exactly the 256 chunks are
+/// committed, each holds the count of touches, and `check()` passes.
+pub fn racing_threads<P: PageOps + Sync>(ops: P) -> Outcome {
+    const CHUNK: usize = 64 << 10;
+    const CHUNKS: usize = 256;
+    let map = ChunkMap::new(ops, ChunkMapConfig::new(Size(64 << 20), Size(CHUNK))).context("ChunkMap::new")?;
+    let base = map.space().base().0;
+    let touches = AtomicUsize::new(0);
+    let ok = run_threads(4, |t| {
+        let mut rng = Rng::new(0xc4a5 + t as u64);
+        let mut ranges = (0..150).map(|_| {
+            let first = rng.below(CHUNKS);
+            (first, rng.between(1, 24).min(CHUNKS - first))
+        });
+        ranges.all(|(first, n)| {
+            let Ok(r) = Range::from_size(Addr(base + first * CHUNK), Size(n * CHUNK)) else { return false };
+            if map.ensure_mapped(r).is_err() {
+                return false;
+            }
+            for c in first..first + n {
+                // SAFETY: the chunk is mapped read-write (just ensured) and
+                // stays mapped; every access to its first word is atomic.
+                let word = unsafe { &*((base + c * CHUNK) as *const AtomicUsize) };
+                word.fetch_add(1, Ordering::Relaxed);
+                touches.fetch_add(1, Ordering::Relaxed);
+            }
+            true
+        }) && map.ensure_mapped(Range::from_size(Addr(base), Size(CHUNKS * CHUNK)).unwrap_or(Range::empty(Addr(base)))).is_ok()
+    });
+    ensure(ok, "a thread's ensure_mapped failed (a chunk mapped twice?)")?;
+    map.check().context("check")?;
+    ensure(map.committed_chunks() == CHUNKS, "not exactly the 256 chunks touched are committed")?;
+    let mut sum = 0;
+    for c in 0..CHUNKS {
+        // SAFETY: mapped (checked above), and no thread writes any more.
+        sum += unsafe { &*((base + c * CHUNK) as *const AtomicUsize) }.load(Ordering::Relaxed);
+    }
+    ensure(sum == touches.load(Ordering::Relaxed), "a touch was lost: a chunk was mapped afresh under a writer")
 }

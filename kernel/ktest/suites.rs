@@ -451,6 +451,11 @@ macro_rules! chunkmap_suite {
             fn shared_sequence_seed_0xc4c4() -> Outcome {
                 report("shared_sequence_seed_0xc4c4", cases::shared_sequence(&$ops, 0xc4c4, 600))
             }
+
+            #[test]
+            fn racing_threads() -> Outcome {
+                report("racing_threads", cases::racing_threads(&$ops))
+            }
         }
     };
 }

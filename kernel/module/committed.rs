@@ -127,6 +127,10 @@ unsafe impl PageOps for Committed {
         check_page_range(range, self.page_size())?;
         Err(ShimError::Os { op: Op::Protect, errno: EINVAL.to_errno() })
     }
+
+    fn relax(&self) {
+        vmspace_kernel::relax();
+    }
 }
 
 impl Committed {

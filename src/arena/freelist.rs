@@ -145,7 +145,7 @@ impl FreeLists {
         let written = tags.all().len();
         let (mut n, mut bytes) = (0usize, 0usize);
         for k in 0..LISTS {
-            if (self.freemap >> k) & 1 != (self.heads[k] != NIL) as usize {
+            if (self.freemap >> k) & 1 != usize::from(self.heads[k] != NIL) {
                 return Err(ArenaError::Corrupt { what: "freemap bit disagrees", tag: k as u32 });
             }
             let (mut prev, mut i, mut len) = (NIL, self.heads[k], 0usize);

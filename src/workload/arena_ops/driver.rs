@@ -191,7 +191,7 @@ struct Snapshot {
 impl Snapshot {
     fn of<S: Store, I: Source>(a: &Arena<S, I>) -> Snapshot {
         let digest = a.walk(SegmentKinds::ALL).fold(0xcbf2_9ce4_8422_2325u64, |h, s| {
-            let k = s.kind as u64 + ((s.imported as u64) << 2);
+            let k = s.kind as u64 + (u64::from(s.imported) << 2);
             let x = h ^ (s.range.base().0 as u64).rotate_left(17) ^ s.range.limit().0 as u64 ^ k;
             x.wrapping_mul(0x100_0000_01b3)
         });
