@@ -12,7 +12,6 @@
 // criterion_group! generates an undocumented `pub fn`.
 #![allow(missing_docs)]
 
-use std::ptr::NonNull;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -20,6 +19,9 @@ use vmspace::arena::{Arena, Constraints, NoSource, PageStore, Policy};
 use vmspace::workload::Churn;
 use vmspace::{Addr, Size};
 use vmspace_user::MmapBackend;
+
+mod peers;
+use peers::Tags;
 
 const TRACE: usize = 1 << 16;
 
@@ -59,24 +61,6 @@ fn ours(live: usize) -> OurArena {
         .expect("arena");
     a.add(Addr(1 << 20), Size(space(live))).unwrap();
     a
-}
-
-/// Boundary tags for the `vmem` crate from the global allocator (its
-/// `nightly` feature would do the same through `allocator_api`).
-struct Tags;
-
-// SAFETY: hands out fresh, properly sized and aligned blocks from the global
-// allocator and frees only what it handed out.
-unsafe impl vmem::Allocator for Tags {
-    fn allocate(&self) -> Option<NonNull<vmem::Bt>> {
-        let layout = std::alloc::Layout::new::<vmem::Bt>();
-        // SAFETY: the layout has a non-zero size.
-        NonNull::new(unsafe { std::alloc::alloc(layout) }.cast())
-    }
-    unsafe fn deallocate(&self, ptr: NonNull<vmem::Bt>) {
-        // SAFETY: `ptr` came from `allocate` with this layout.
-        unsafe { std::alloc::dealloc(ptr.as_ptr().cast(), std::alloc::Layout::new::<vmem::Bt>()) }
-    }
 }
 
 type Vmem = vmem::Arena<'static, 'static, Tags, std::sync::Mutex<()>>;

@@ -13,12 +13,15 @@
 //! per pair (meaningful outside cachegrind only).
 
 use std::process::ExitCode;
-use std::ptr::NonNull;
 
 use vmspace::arena::{Arena, NoSource, PageStore, Policy};
 use vmspace::workload::Churn;
 use vmspace::{Addr, Size};
 use vmspace_user::MmapBackend;
+
+#[path = "../benches/peers/mod.rs"]
+mod peers;
+use peers::Tags;
 
 /// Units of address space every allocator gets (as in benches/arena.rs).
 const SPACE: usize = 1 << 31;
@@ -54,23 +57,6 @@ impl Churner for Offset {
     }
     fn free(&mut self, h: Self::Handle) {
         self.0.free(h);
-    }
-}
-
-/// Boundary tags for the `vmem` crate from the global allocator.
-struct Tags;
-
-// SAFETY: hands out fresh, properly sized and aligned blocks from the global
-// allocator and frees only what it handed out.
-unsafe impl vmem::Allocator for Tags {
-    fn allocate(&self) -> Option<NonNull<vmem::Bt>> {
-        let layout = std::alloc::Layout::new::<vmem::Bt>();
-        // SAFETY: the layout has a non-zero size.
-        NonNull::new(unsafe { std::alloc::alloc(layout) }.cast())
-    }
-    unsafe fn deallocate(&self, ptr: NonNull<vmem::Bt>) {
-        // SAFETY: `ptr` came from `allocate` with this layout.
-        unsafe { std::alloc::dealloc(ptr.as_ptr().cast(), std::alloc::Layout::new::<vmem::Bt>()) }
     }
 }
 
