@@ -16,7 +16,8 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-fn histogram(h: &[usize; FREE_LISTS]) -> String {
+/// The non-empty power-of-two free lists and their lengths, on one line.
+pub fn histogram(h: &[usize; FREE_LISTS]) -> String {
     let parts: Vec<String> = h
         .iter()
         .enumerate()
