@@ -83,6 +83,23 @@ impl<S: Store, I: Source> Arena<S, I> {
     #[inline]
     fn find_instant(&mut self, req: &Request) -> Option<(u32, usize)> {
         let k = instant_list(req.size);
+        if !req.constrained && !req.windowed {
+            // Every member of list k and above holds the request: the head
+            // of the first non-empty one fits, at its start (or its top).
+            if let Some(l) = self.lists.first_at_or_above(k) {
+                let i = self.lists.head(l);
+                self.counters.search_steps += 1;
+                let t = self.tags.get(i);
+                return Some((i, if req.top { t.end - req.size } else { t.start }));
+            }
+        }
+        self.find_instant_searching(req, k)
+    }
+
+    /// Instant fit when the head of the first list at or above `k` will not
+    /// do (a constrained request, or nothing on those lists).
+    #[inline(never)]
+    fn find_instant_searching(&mut self, req: &Request, k: usize) -> Option<(u32, usize)> {
         let sure = if req.constrained {
             instant_list(req.size.saturating_add(req.align - self.quantum))
         } else {

@@ -313,3 +313,36 @@ fn check_catches_corruption() {
     a.sizes.free.0 -= 1;
     a.check().unwrap();
 }
+
+#[test]
+fn instant_fit_takes_the_first_fitting_list_head_then_searches_smaller() {
+    let (mut tb, mut hb) = (vec![0u8; TAGS], vec![0u8; 4096]);
+    let mut a = slice_arena(&mut tb, &mut hb, 1);
+    a.add(Addr(0), Size(100)).unwrap();
+    // Free segments of 6 (list 2) and 20 (list 4), nothing else free.
+    let x = a.alloc(Size(10), Policy::FirstFit).unwrap();
+    let six = a.alloc(Size(6), Policy::FirstFit).unwrap();
+    let y = a.alloc(Size(10), Policy::FirstFit).unwrap();
+    let twenty = a.alloc(Size(20), Policy::FirstFit).unwrap();
+    let _rest = a.alloc(Size(54), Policy::FirstFit).unwrap();
+    a.free(six, Size(6)).unwrap();
+    a.free(twenty, Size(20)).unwrap();
+    // 4 units: list 2 holds it, its head (the 6) is taken at its start.
+    assert_eq!(a.alloc(Size(4), Policy::InstantFit), Ok(six));
+    a.free(six, Size(4)).unwrap();
+    // 5 units: only lists 3 and up are sure to fit: the 20, not the 6.
+    assert_eq!(a.alloc(Size(5), Policy::InstantFit), Ok(twenty));
+    a.free(twenty, Size(5)).unwrap();
+    // From the top of the chosen segment.
+    let top = a.xalloc(&Constraints::new(Size(5)).from_top(true)).unwrap();
+    assert_eq!(top, Addr(twenty.0 + 15));
+    a.free(top, Size(5)).unwrap();
+    // 18 units: nothing at list 5 or up; the 20 on list 4 is found by search.
+    assert_eq!(a.alloc(Size(18), Policy::InstantFit), Ok(twenty));
+    // 6 units: only the 6 is left, on list 2 below the sure list 3.
+    assert_eq!(a.alloc(Size(6), Policy::InstantFit), Ok(six));
+    // 2 units are left (of the 20): 3 do not fit anywhere.
+    assert!(matches!(a.alloc(Size(3), Policy::InstantFit), Err(ArenaError::NoSpace { .. })));
+    a.check().unwrap();
+    let _ = (x, y);
+}
