@@ -16,17 +16,18 @@ impl<S: Store, I: Source> Arena<S, I> {
     pub fn free(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
         self.counters.lookups += 1;
         let found = self.hash.find(&self.tags, addr.0, &mut self.counters.search_steps);
-        let Some((i, prev)) = found else {
+        let Some(found) = found else {
             self.counters.bad_frees += 1;
             return Err(ArenaError::BadFree { addr, size, allocated: None });
         };
+        let i = found.tag;
         let t = *self.tags.get(i);
         let asked = t.size() - t.kprev() as usize;
         if asked != size.0 {
             self.counters.bad_frees += 1;
             return Err(ArenaError::BadFree { addr, size, allocated: Some(Size(asked)) });
         }
-        self.hash.remove(&mut self.tags, i, prev);
+        self.hash.remove(&mut self.tags, found);
         self.sizes.allocated.0 -= t.size();
         self.sizes.free.0 += t.size();
         self.counters.frees += 1;

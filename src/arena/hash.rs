@@ -31,6 +31,15 @@ fn mix(x: usize) -> usize {
     h as usize
 }
 
+/// Where [`AllocHash::find`] found an allocated tag: the tag, the one
+/// before it on its chain (`NIL` when it heads the chain), and its bucket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found {
+    pub(crate) tag: u32,
+    prev: u32,
+    bucket: usize,
+}
+
 /// Bucket heads over a [`Store`].
 ///
 /// # Invariants
@@ -122,40 +131,42 @@ impl<S: Store> AllocHash<S> {
         }
     }
 
-    /// The allocated tag starting at `addr` and the tag before it on its
-    /// chain (`NIL` when it heads the chain). Counts the steps in `steps`.
+    /// The allocated tag starting at `addr`, where [`remove`](Self::remove)
+    /// finds it. Counts the tags looked at in `steps`.
     #[inline]
     pub(crate) fn find<T: Store>(
         &self,
         tags: &TagTable<T>,
         addr: usize,
         steps: &mut u64,
-    ) -> Option<(u32, u32)> {
-        let mut prev = NIL;
-        let mut i = self.heads()[self.bucket(addr)];
+    ) -> Option<Found> {
+        let bucket = self.bucket(addr);
+        let (mut prev, mut i) = (NIL, self.heads()[bucket]);
+        let mut n = 0;
         while i != NIL {
-            *steps += 1;
+            n += 1;
             let t = tags.get(i);
             if t.start == addr {
-                return Some((i, prev));
+                *steps += n;
+                return Some(Found { tag: i, prev, bucket });
             }
             prev = i;
             i = t.knext;
         }
+        *steps += n;
         None
     }
 
-    /// Unlink tag `i`, found by [`find`](Self::find) with `prev`.
+    /// Unlink the tag [`find`](Self::find) found (nothing changed since).
     #[inline]
-    pub(crate) fn remove<T: Store>(&mut self, tags: &mut TagTable<T>, i: u32, prev: u32) {
-        let next = tags.get(i).knext;
-        if prev == NIL {
-            let b = self.bucket(tags.get(i).start);
-            self.heads_mut()[b] = next;
+    pub(crate) fn remove<T: Store>(&mut self, tags: &mut TagTable<T>, f: Found) {
+        let next = tags.get(f.tag).knext;
+        if f.prev == NIL {
+            self.heads_mut()[f.bucket] = next;
         } else {
-            tags.get_mut(prev).knext = next;
+            tags.get_mut(f.prev).knext = next;
         }
-        tags.get_mut(i).knext = NIL;
+        tags.get_mut(f.tag).knext = NIL;
         self.count -= 1;
     }
 
@@ -249,13 +260,13 @@ mod tests {
         h.check(&tags).unwrap();
         let mut steps = 0;
         for (k, &i) in ids.iter().enumerate() {
-            assert_eq!(h.find(&tags, k * 16, &mut steps).map(|f| f.0), Some(i));
+            assert_eq!(h.find(&tags, k * 16, &mut steps).map(|f| f.tag), Some(i));
         }
         assert!(h.find(&tags, 1500 * 16, &mut steps).is_none());
         for (k, &i) in ids.iter().enumerate().step_by(2) {
-            let (j, prev) = h.find(&tags, k * 16, &mut steps).unwrap();
-            assert_eq!(j, i);
-            h.remove(&mut tags, j, prev);
+            let found = h.find(&tags, k * 16, &mut steps).unwrap();
+            assert_eq!(found.tag, i);
+            h.remove(&mut tags, found);
         }
         h.check(&tags).unwrap();
         assert_eq!(h.len(), 750);

@@ -165,7 +165,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// expected hash lookup): its range and the size asked for.
     pub fn lookup(&self, addr: Addr) -> Option<(Range, Size)> {
         let mut steps = 0;
-        let (i, _) = self.hash.find(&self.tags, addr.0, &mut steps)?;
+        let i = self.hash.find(&self.tags, addr.0, &mut steps)?.tag;
         let t = self.tags.get(i);
         Some((Range::new(Addr(t.start), Addr(t.end))?, Size(t.size() - t.kprev() as usize)))
     }

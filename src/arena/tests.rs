@@ -304,7 +304,7 @@ fn check_catches_corruption() {
     a.add(Addr(0), Size(1024)).unwrap();
     let x = a.alloc(Size(16), Policy::FirstFit).unwrap();
     a.check().unwrap();
-    let i = a.hash.find(&a.tags, x.0, &mut 0).unwrap().0;
+    let i = a.hash.find(&a.tags, x.0, &mut 0).unwrap().tag;
     a.tags.get_mut(i).end += 1;
     assert!(matches!(a.check(), Err(ArenaError::Corrupt { .. })));
     a.tags.get_mut(i).end -= 1;
