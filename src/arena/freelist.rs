@@ -17,7 +17,9 @@ pub const LISTS: usize = usize::BITS as usize;
 /// The list a free segment of `size > 0` belongs on.
 #[inline]
 pub(crate) fn list_of(size: usize) -> usize {
-    align::log2_floor(size).unwrap_or(0) as usize
+    // `| 1` changes no floor(log2) but makes the argument non-zero, so no
+    // zero test is left on this hot path.
+    align::log2_floor(size | 1).unwrap_or(0) as usize
 }
 
 /// The first list all of whose members hold `size > 0`: `log2(size)` for a
