@@ -75,7 +75,7 @@ fn theirs_vmem(live: usize) -> Vmem {
 /// `free(handle)`. The allocator is built and filled on first use, so
 /// benchmarks that a filter skips cost nothing.
 fn churn<H: Clone, A>(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    group: &mut Group<'_>,
     name: &str,
     live: usize,
     t: &Trace,
@@ -106,26 +106,72 @@ fn churn<H: Clone, A>(
     std::mem::forget(state);
 }
 
-fn instant_fit(c: &mut Criterion) {
-    let mut group = c.benchmark_group("arena_instant_fit");
-    group
-        .sample_size(20)
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// A group with the settings every case here uses.
+fn group<'a>(c: &'a mut Criterion, name: &str) -> Group<'a> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(1));
+    g
+}
+
+/// Our arena, allocating with `alloc` and freeing with the size it asked.
+fn churn_ours(
+    g: &mut Group<'_>,
+    live: usize,
+    t: &Trace,
+    alloc: impl Fn(&mut OurArena, u32) -> Addr,
+) {
+    churn(
+        g,
+        "vmspace",
+        live,
+        t,
+        || ours(live),
+        |a, s| handle(alloc(a, s), s),
+        |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
+    );
+}
+
+fn churn_vmem(g: &mut Group<'_>, live: usize, t: &Trace, policy: vmem::AllocPolicy) {
+    churn(
+        g,
+        "vmem",
+        live,
+        t,
+        || theirs_vmem(live),
+        |a, s| a.alloc(s as usize, policy).unwrap(),
+        |a, x| a.free(x).unwrap(),
+    );
+}
+
+/// `range-alloc`, best fit (its only policy), aligned to `align` units if
+/// asked (its plain `allocate_range` otherwise, which does no modulo).
+fn churn_range_alloc(g: &mut Group<'_>, name: &str, live: usize, t: &Trace, align: Option<u32>) {
+    churn(
+        g,
+        name,
+        live,
+        t,
+        || range_alloc::RangeAllocator::new(0..space(live) as u32),
+        |a, s| match align {
+            Some(n) => a.allocate_range_aligned(s, n).unwrap(),
+            None => a.allocate_range(s).unwrap(),
+        },
+        |a, r| a.free_range(r),
+    );
+}
+
+fn instant_fit(c: &mut Criterion) {
+    let mut g = group(c, "arena_instant_fit");
     for live in [100usize, 10_000, 1_000_000] {
         let t = trace(live);
+        churn_ours(&mut g, live, &t, |a, s| a.alloc(Size(s as usize), Policy::InstantFit).unwrap());
         churn(
-            &mut group,
-            "vmspace",
-            live,
-            &t,
-            || ours(live),
-            |a, s| handle(a.alloc(Size(s as usize), Policy::InstantFit).unwrap(), s),
-            |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
-        );
-        churn(
-            &mut group,
+            &mut g,
             "offset-allocator",
             live,
             &t,
@@ -138,104 +184,37 @@ fn instant_fit(c: &mut Criterion) {
             |a, s| a.allocate(s).unwrap(),
             |a, h| a.free(h),
         );
-        churn(
-            &mut group,
-            "vmem",
-            live,
-            &t,
-            || theirs_vmem(live),
-            |a, s| a.alloc(s as usize, vmem::AllocPolicy::InstantFit).unwrap(),
-            |a, x| a.free(x).unwrap(),
-        );
+        churn_vmem(&mut g, live, &t, vmem::AllocPolicy::InstantFit);
         if live <= 10_000 {
-            churn(
-                &mut group,
-                "range-alloc",
-                live,
-                &t,
-                || range_alloc::RangeAllocator::new(0..space(live) as u32),
-                |a, s| a.allocate_range(s).unwrap(),
-                |a, r| a.free_range(r),
-            );
+            churn_range_alloc(&mut g, "range-alloc", live, &t, None);
         }
     }
-    group.finish();
+    g.finish();
 }
 
 fn best_fit(c: &mut Criterion) {
-    let mut group = c.benchmark_group("arena_best_fit");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .throughput(Throughput::Elements(1));
+    let mut g = group(c, "arena_best_fit");
     let live = 10_000;
     let t = trace(live);
-    churn(
-        &mut group,
-        "vmspace",
-        live,
-        &t,
-        || ours(live),
-        |a, s| handle(a.alloc(Size(s as usize), Policy::BestFit).unwrap(), s),
-        |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
-    );
-    churn(
-        &mut group,
-        "vmem",
-        live,
-        &t,
-        || theirs_vmem(live),
-        |a, s| a.alloc(s as usize, vmem::AllocPolicy::BestFit).unwrap(),
-        |a, x| a.free(x).unwrap(),
-    );
-    churn(
-        &mut group,
-        "range-alloc",
-        live,
-        &t,
-        || range_alloc::RangeAllocator::new(0..space(live) as u32),
-        |a, s| a.allocate_range(s).unwrap(),
-        |a, r| a.free_range(r),
-    );
-    group.finish();
+    churn_ours(&mut g, live, &t, |a, s| a.alloc(Size(s as usize), Policy::BestFit).unwrap());
+    churn_vmem(&mut g, live, &t, vmem::AllocPolicy::BestFit);
+    churn_range_alloc(&mut g, "range-alloc", live, &t, None);
+    g.finish();
 }
 
 /// Constrained: 16-unit alignment, never crossing a 4096-unit boundary.
 fn constrained(c: &mut Criterion) {
-    let mut group = c.benchmark_group("arena_xalloc");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .throughput(Throughput::Elements(1));
+    let mut g = group(c, "arena_xalloc");
     let live = 10_000;
     let t = trace(live);
-    churn(
-        &mut group,
-        "vmspace",
-        live,
-        &t,
-        || ours(live),
-        |a, s| {
-            let c = Constraints::new(Size(s as usize)).align(Size(16)).nocross(Size(4096));
-            handle(a.xalloc(&c).unwrap(), s)
-        },
-        |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
-    );
+    churn_ours(&mut g, live, &t, |a, s| {
+        a.xalloc(&Constraints::new(Size(s as usize)).align(Size(16)).nocross(Size(4096))).unwrap()
+    });
     // No `vmem` figure: its `xalloc` (1.0.0) returns `Empty` within the
     // first few allocations of a 2^31-unit span, constrained or not.
     // range-alloc has alignment but no nocross: its figure is for align only.
-    churn(
-        &mut group,
-        "range-alloc (align only)",
-        live,
-        &t,
-        || range_alloc::RangeAllocator::new(0..space(live) as u32),
-        |a, s| a.allocate_range_aligned(s, 16).unwrap(),
-        |a, r| a.free_range(r),
-    );
-    group.finish();
+    churn_range_alloc(&mut g, "range-alloc (align only)", live, &t, Some(16));
+    g.finish();
 }
 
 criterion_group!(benches, instant_fit, best_fit, constrained);
