@@ -83,34 +83,39 @@ impl<S: Store, I: Source> Arena<S, I> {
     #[inline]
     fn find_instant(&mut self, req: &Request) -> Option<(u32, usize)> {
         let k = instant_list(req.size);
-        if !req.constrained && !req.windowed {
-            // Every member of list k and above holds the request: the head
-            // of the first non-empty one fits, at its start (or its top).
-            if let Some(l) = self.lists.first_at_or_above(k) {
-                let i = self.lists.head(l);
-                self.counters.search_steps += 1;
-                let t = self.tags.get(i);
-                return Some((i, if req.top { t.end - req.size } else { t.start }));
-            }
+        if req.constrained {
+            return self.find_instant_constrained(req, k);
         }
-        self.find_instant_searching(req, k)
+        // Every member of list k and above holds the request: the head of
+        // the first non-empty one fits, at its start (or its top).
+        if let Some(l) = self.lists.first_at_or_above(k) {
+            let i = self.lists.head(l);
+            self.counters.search_steps += 1;
+            let t = self.tags.get(i);
+            return Some((i, if req.top { t.end - req.size } else { t.start }));
+        }
+        self.find_instant_below(req, k)
     }
 
-    /// Instant fit when the head of the first list at or above `k` will not
-    /// do (a constrained request, or nothing on those lists).
+    /// Instant fit of an aligned, phased, nocross or windowed request: the
+    /// lists sure to fit even with the worst padding, then those that may.
     #[inline(never)]
-    fn find_instant_searching(&mut self, req: &Request, k: usize) -> Option<(u32, usize)> {
-        let sure = if req.constrained {
-            instant_list(req.size.saturating_add(req.align - self.quantum))
-        } else {
-            k
-        };
+    fn find_instant_constrained(&mut self, req: &Request, k: usize) -> Option<(u32, usize)> {
+        let sure = instant_list(req.size.saturating_add(req.align - self.quantum));
         if let Some(found) = self.first_in_lists(sure, usize::MAX, req) {
             return Some(found);
         }
         if let Some(found) = self.first_in_lists(k, sure, req) {
             return Some(found);
         }
+        self.find_instant_below(req, k)
+    }
+
+    /// Nothing on the lists from `k` up fits: search the one list below,
+    /// whose members may hold `req.size` (instant fit fails only when
+    /// nothing fits).
+    #[inline(never)]
+    fn find_instant_below(&mut self, req: &Request, k: usize) -> Option<(u32, usize)> {
         let below = list_of(req.size);
         if below < k {
             return self.scan_list(below, req, false);

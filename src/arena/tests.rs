@@ -320,9 +320,9 @@ fn instant_fit_takes_the_first_fitting_list_head_then_searches_smaller() {
     let mut a = slice_arena(&mut tb, &mut hb, 1);
     a.add(Addr(0), Size(100)).unwrap();
     // Free segments of 6 (list 2) and 20 (list 4), nothing else free.
-    let x = a.alloc(Size(10), Policy::FirstFit).unwrap();
+    let _x = a.alloc(Size(10), Policy::FirstFit).unwrap();
     let six = a.alloc(Size(6), Policy::FirstFit).unwrap();
-    let y = a.alloc(Size(10), Policy::FirstFit).unwrap();
+    let _y = a.alloc(Size(10), Policy::FirstFit).unwrap();
     let twenty = a.alloc(Size(20), Policy::FirstFit).unwrap();
     let _rest = a.alloc(Size(54), Policy::FirstFit).unwrap();
     a.free(six, Size(6)).unwrap();
@@ -344,5 +344,4 @@ fn instant_fit_takes_the_first_fitting_list_head_then_searches_smaller() {
     // 2 units are left (of the 20): 3 do not fit anywhere.
     assert!(matches!(a.alloc(Size(3), Policy::InstantFit), Err(ArenaError::NoSpace { .. })));
     a.check().unwrap();
-    let _ = (x, y);
 }
