@@ -115,4 +115,6 @@ fn long_run_on_sim_reaches_every_outcome() {
     assert!(stats.rejected > 100, "{stats:?}");
     assert!(stats.exact_fits > 100, "{stats:?}");
     assert!(stats.succeeded > 2000, "{stats:?}");
+    assert!(stats.held > 300 && stats.handle_frees > 300, "{stats:?}");
+    assert!(stats.bad_handles > 10, "{stats:?}");
 }

@@ -4,7 +4,7 @@ use vmspace_shim::align;
 
 use super::source::Source;
 use super::store::Store;
-use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_SPAN};
+use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_HELD, K_SPAN};
 use super::{Arena, ArenaError};
 
 /// Running totals gathered on the address-list walk.
@@ -13,6 +13,7 @@ struct Tally {
     spans: usize,
     free: usize,
     alloc: usize,
+    held: usize,
     free_bytes: usize,
     alloc_bytes: usize,
     total: usize,
@@ -24,7 +25,8 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// exactly with quantum-aligned segments in order, spans are ordered and
     /// disjoint and agree with the span list, no two free segments touch
     /// inside a span, every free segment is on the right free list (and the
-    /// freemap agrees), every allocated segment is in the right hash bucket,
+    /// freemap agrees), every allocated segment is in the right hash bucket
+    /// or (held by a handle) counted as held,
     /// tags in use and on the free-tag list add up, and the sizes, counts and
     /// rotor agree with what the walk finds. Returns the first violation.
     pub fn check(&self) -> Result<(), ArenaError> {
@@ -82,7 +84,7 @@ impl<S: Store, I: Source> Arena<S, I> {
                         n.imported += t.size();
                     }
                 }
-                K_FREE | K_ALLOC => {
+                K_FREE | K_ALLOC | K_HELD => {
                     let Some(s) = span else { return bad("segment outside any span", i) };
                     if t.start != pos || t.end > s.end || t.start >= t.end {
                         return bad("segments do not tile their span", i);
@@ -100,7 +102,11 @@ impl<S: Store, I: Source> Arena<S, I> {
                         if t.kprev() as usize >= q || t.kprev() as usize >= t.size() {
                             return bad("allocated segment's slack out of range", i);
                         }
-                        n.alloc += 1;
+                        if t.kind() == K_ALLOC {
+                            n.alloc += 1;
+                        } else {
+                            n.held += 1;
+                        }
                         n.alloc_bytes += t.size();
                     }
                     pos = t.end;
@@ -131,7 +137,10 @@ impl<S: Store, I: Source> Arena<S, I> {
         if self.hash.len() != n.alloc {
             return bad("hash disagrees with the allocated segments", HEAD);
         }
-        if self.tags.in_use() as usize != 1 + n.spans + n.free + n.alloc {
+        if self.held != n.held {
+            return bad("held count disagrees with the held segments", HEAD);
+        }
+        if self.tags.in_use() as usize != 1 + n.spans + n.free + n.alloc + n.held {
             return bad("tags in use disagree with the walk", HEAD);
         }
         if self.spans != n.spans

@@ -204,6 +204,7 @@ impl Constraints {
             top: self.top,
             constrained,
             windowed: lo != 0 || hi != usize::MAX,
+            held: false,
         })
     }
 }
@@ -224,6 +225,8 @@ pub(crate) struct Request {
     pub(crate) constrained: bool,
     /// A min or max address is set.
     pub(crate) windowed: bool,
+    /// The result is held by a [`Handle`](super::Handle), not hashed.
+    pub(crate) held: bool,
 }
 
 impl Request {
@@ -242,6 +245,7 @@ impl Request {
             top: false,
             constrained: false,
             windowed: false,
+            held: false,
         }
     }
 

@@ -41,6 +41,15 @@ pub enum ArenaError {
         /// The size of the live allocation at `addr`, if there is one.
         allocated: Option<Size>,
     },
+    /// [`free_handle`](super::Arena::free_handle) of a handle that does not
+    /// hold a live allocation of this arena (freed already, or another
+    /// arena's).
+    BadHandle {
+        /// The handle's address.
+        addr: Addr,
+        /// The handle's tag index.
+        tag: u32,
+    },
     /// A span to add overlaps a span the arena already has.
     SpanOverlap(Range),
     /// `extend` of a range that touches no non-imported span.
@@ -105,6 +114,9 @@ impl fmt::Display for ArenaError {
             ArenaError::BadFree { addr, size, allocated: None } => {
                 write!(f, "bad free of {:#x} at {addr}: not a live allocation", size.0)
             }
+            ArenaError::BadHandle { addr, tag } => {
+                write!(f, "bad free of handle {tag} at {addr}: not a live held allocation")
+            }
             ArenaError::SpanOverlap(r) => write!(f, "span {r} overlaps an existing span"),
             ArenaError::NotAdjacent(r) => {
                 write!(f, "{r} is not adjacent to any span the arena can extend")
@@ -147,5 +159,7 @@ mod tests {
         assert_eq!(ArenaError::from(Overflow), ArenaError::Overflow);
         let c = ArenaError::Corrupt { what: "x", tag: 3 };
         assert_eq!(c.to_string(), "arena inconsistent at tag 3: x");
+        let h = ArenaError::BadHandle { addr: Addr(0x40), tag: 7 };
+        assert_eq!(h.to_string(), "bad free of handle 7 at 0x40: not a live held allocation");
     }
 }

@@ -4,7 +4,7 @@ use vmspace_shim::{Addr, Size};
 
 use super::source::Source;
 use super::store::Store;
-use super::tag::{K_FREE, K_SPAN};
+use super::tag::{Tag, K_FREE, K_SPAN};
 use super::{Arena, ArenaError};
 
 impl<S: Store, I: Source> Arena<S, I> {
@@ -28,6 +28,16 @@ impl<S: Store, I: Source> Arena<S, I> {
             return Err(ArenaError::BadFree { addr, size, allocated: Some(Size(asked)) });
         }
         self.hash.remove(&mut self.tags, found);
+        self.free_segment(i, &t);
+        Ok(())
+    }
+
+    /// Free allocated segment `i` (whose tag reads `t`), already off the
+    /// hash or the held count: coalesce it, list the survivor, and give a
+    /// wholly free imported span back. (Inlined into both frees: as a call
+    /// it cost about 30 instructions a free+alloc pair in the churn bench.)
+    #[inline(always)]
+    pub(crate) fn free_segment(&mut self, i: u32, t: &Tag) {
         self.sizes.allocated.0 -= t.size();
         self.sizes.free.0 += t.size();
         self.counters.frees += 1;
@@ -43,7 +53,6 @@ impl<S: Store, I: Source> Arena<S, I> {
                 self.destroy_free_span(f);
             }
         }
-        Ok(())
     }
 
     /// vmem's name for [`free`](Self::free) of an [`xalloc`](Self::xalloc)
@@ -59,6 +68,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// A free neighbour absorbs `i` in place and keeps its tag and its list
     /// position unless its size class changes: most frees then touch no
     /// other free-list member (each would be a cache miss in a big arena).
+    #[inline(always)]
     pub(crate) fn coalesce_and_list(&mut self, i: u32) -> u32 {
         let t = *self.tags.get(i);
         let (p, n) = (t.aprev, t.anext);

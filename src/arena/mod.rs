@@ -17,6 +17,10 @@
 //!   allocation (an O(1) expected hash lookup) and coalesces with free
 //!   neighbours inside the span; a wholly free imported span goes back to
 //!   the source.
+//! - Or by handle: [`alloc_handle`](Arena::alloc_handle) returns a
+//!   [`Handle`] (address and boundary-tag index) instead of hashing the
+//!   allocation, and [`free_handle`](Arena::free_handle) goes straight to
+//!   the tag, still checking it (offset-allocator's interface, with checks).
 //! - Every operation first reserves the boundary tags it may need (its
 //!   imports reserve theirs in the source before the source changes), so it
 //!   completes or fails with the arena unchanged.
@@ -42,6 +46,9 @@
 //! assert!(a.free(x, Size(11)).is_err()); // wrong size: refused, nothing changed
 //! a.free(x, Size(10)).unwrap();
 //! a.free(y, Size(8)).unwrap();
+//! let h = a.alloc_handle(Size(5), Policy::InstantFit).unwrap();
+//! assert_eq!(a.free_handle(h), Ok(Size(5)));
+//! assert!(a.free_handle(h).is_err()); // stale: refused
 //! a.check().unwrap();
 //! assert_eq!(a.sizes().allocated, Size(0));
 //! ```
@@ -53,6 +60,7 @@ mod error;
 mod fault;
 mod free;
 mod freelist;
+mod handle;
 mod hash;
 mod source;
 mod span;
@@ -72,6 +80,7 @@ pub(crate) use constraints::Request;
 pub use constraints::{Constraints, Policy};
 pub use error::ArenaError;
 pub use freelist::LISTS as FREE_LISTS;
+pub use handle::Handle;
 pub use source::{NoSource, Source};
 pub use stats::{Counters, Segment, SegmentKind, SegmentKinds, Sizes, Walk};
 pub use store::{PageStore, SliceStore, Store, STORE_ALIGN};
@@ -113,6 +122,7 @@ pub struct Arena<S: Store, I: Source = NoSource> {
     quantum: usize,
     tags: TagTable<S>,
     hash: AllocHash<S>,
+    held: usize,
     lists: FreeLists,
     source: I,
     rotor: u32,
@@ -147,6 +157,7 @@ impl<S: Store, I: Source> Arena<S, I> {
             quantum: quantum.0,
             tags: TagTable::new(tags, max_tags)?,
             hash: AllocHash::new(hash, shift)?,
+            held: 0,
             lists: FreeLists::new(),
             source,
             rotor: HEAD,

@@ -6,7 +6,7 @@ use vmspace_shim::{Addr, Range, Size};
 use super::freelist::LISTS;
 use super::source::Source;
 use super::store::Store;
-use super::tag::{HEAD, K_ALLOC, K_FREE, K_SPAN, NIL};
+use super::tag::{HEAD, K_ALLOC, K_FREE, K_HELD, K_SPAN, NIL};
 use super::Arena;
 
 /// How much of the arena is where (all in units of the resource).
@@ -99,6 +99,9 @@ pub struct Segment {
     pub requested: Size,
     /// Spans: whether imported from the source.
     pub imported: bool,
+    /// Allocated segments: whether held by a [`Handle`](super::Handle)
+    /// (made by [`Arena::alloc_handle`] or [`Arena::xalloc_handle`]).
+    pub held: bool,
 }
 
 /// An iterator over an arena's spans and segments in address order (a span
@@ -123,7 +126,7 @@ impl<S: Store, I: Source> Iterator for Walk<'_, S, I> {
             let kind = match t.kind() {
                 K_SPAN => SegmentKind::Span,
                 K_FREE => SegmentKind::Free,
-                K_ALLOC => SegmentKind::Allocated,
+                K_ALLOC | K_HELD => SegmentKind::Allocated,
                 _ => continue,
             };
             if !self.kinds.has(kind) {
@@ -135,7 +138,8 @@ impl<S: Store, I: Source> Iterator for Walk<'_, S, I> {
             } else {
                 range.size()
             };
-            return Some(Segment { kind, range, requested, imported: t.imported() });
+            let (imported, held) = (t.imported(), t.kind() == K_HELD);
+            return Some(Segment { kind, range, requested, imported, held });
         }
     }
 }
@@ -162,7 +166,8 @@ impl<S: Store, I: Source> Arena<S, I> {
     }
 
     /// The allocated segment starting at `addr`, if there is one (an O(1)
-    /// expected hash lookup): its range and the size asked for.
+    /// expected hash lookup): its range and the size asked for. Segments
+    /// held by a [`Handle`](super::Handle) are not in the hash, so not found.
     pub fn lookup(&self, addr: Addr) -> Option<(Range, Size)> {
         let mut steps = 0;
         let i = self.hash.find(&self.tags, addr.0, &mut steps)?.tag;
@@ -180,9 +185,9 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.counters
     }
 
-    /// Live allocations.
+    /// Live allocations (held by handles included).
     pub fn live(&self) -> usize {
-        self.hash.len()
+        self.hash.len() + self.held
     }
 
     /// Spans (added and imported).

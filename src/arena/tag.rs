@@ -23,6 +23,9 @@ pub(crate) const K_SPAN: u8 = 1;
 pub(crate) const K_FREE: u8 = 2;
 pub(crate) const K_ALLOC: u8 = 3;
 pub(crate) const K_UNUSED: u8 = 4;
+/// An allocated segment held by a [`Handle`](super::Handle): not in the
+/// address hash, freed through its tag index.
+pub(crate) const K_HELD: u8 = 5;
 
 /// One boundary tag: a span marker or a segment `[start, end)`.
 ///
@@ -35,6 +38,8 @@ pub(crate) const K_UNUSED: u8 = 4;
 /// `knext`/`kprev` link the span list (spans), a free list (free segments, `NIL`
 /// at the ends) or a hash chain (allocated segments: `knext` only, and `kprev`
 /// holds the rounding slack, `quantum`-rounded size minus requested size).
+/// Held segments (`K_HELD`) are allocated segments on no chain: `knext` is
+/// unused and `kprev` holds the slack.
 ///
 /// A tag is 32 bytes on 64-bit targets, so two share a cache line and none
 /// straddles two: `kprev` (28 bits), the imported flag and the kind (3 bits)
@@ -198,6 +203,13 @@ impl<S: Store> TagTable<S> {
     #[inline]
     pub(crate) fn get(&self, i: u32) -> &Tag {
         &self.all()[i as usize]
+    }
+
+    /// Tag `i` if it has been written (for indexes from callers, which may
+    /// be anything).
+    #[inline]
+    pub(crate) fn try_get(&self, i: u32) -> Option<&Tag> {
+        self.all().get(i as usize)
     }
 
     /// Tag `i`, mutably.

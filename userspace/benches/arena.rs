@@ -8,6 +8,9 @@
 //! allocates a new random size in its place, so the live count stays fixed.
 //! The trace (which slot, what size) is `vmspace::workload::Churn`,
 //! pregenerated and the same for everyone (and for `make bench-counts`).
+//! Ours runs twice in the instant-fit group: `vmspace` frees by address
+//! and size (vmem's interface, through the address hash), `vmspace-handle`
+//! by [`Handle`] (no hash on either side, as `offset-allocator` frees).
 
 // criterion_group! generates an undocumented `pub fn`.
 #![allow(missing_docs)]
@@ -15,7 +18,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use vmspace::arena::{Arena, Constraints, NoSource, PageStore, Policy};
+use vmspace::arena::{Arena, Constraints, Handle, NoSource, PageStore, Policy};
 use vmspace::workload::Churn;
 use vmspace::{Addr, Size};
 use vmspace_user::MmapBackend;
@@ -136,6 +139,30 @@ fn churn_ours(
     );
 }
 
+/// Our arena by handle (no address hash): the caller keeps the handle's
+/// address and tag in 4 bytes each, rebuilding it to free.
+fn churn_ours_by_handle(
+    g: &mut Group<'_>,
+    live: usize,
+    t: &Trace,
+    alloc: impl Fn(&mut OurArena, u32) -> Handle,
+) {
+    churn(
+        g,
+        "vmspace-handle",
+        live,
+        t,
+        || ours(live),
+        |a, s| {
+            let h = alloc(a, s);
+            (u32::try_from(h.addr().0).expect("addresses fit in u32"), h.tag())
+        },
+        |a, (x, tag)| {
+            a.free_handle(Handle::from_parts(Addr(x as usize), tag).unwrap()).unwrap();
+        },
+    );
+}
+
 fn churn_vmem(g: &mut Group<'_>, live: usize, t: &Trace, policy: vmem::AllocPolicy) {
     churn(
         g,
@@ -170,6 +197,9 @@ fn instant_fit(c: &mut Criterion) {
     for live in [100usize, 10_000, 1_000_000] {
         let t = trace(live);
         churn_ours(&mut g, live, &t, |a, s| a.alloc(Size(s as usize), Policy::InstantFit).unwrap());
+        churn_ours_by_handle(&mut g, live, &t, |a, s| {
+            a.alloc_handle(Size(s as usize), Policy::InstantFit).unwrap()
+        });
         churn(
             &mut g,
             "offset-allocator",

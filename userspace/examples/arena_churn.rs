@@ -8,13 +8,14 @@
 //! cargo run --release -p vmspace-user --example arena_churn -- vmspace 10000 100000
 //! ```
 //!
-//! Arguments: the allocator (`vmspace`, `offset-allocator` or `vmem`), the
+//! Arguments: the allocator (`vmspace`, `vmspace-handle` (ours freed by
+//! handle), `offset-allocator` or `vmem`), the
 //! live count, and the steps to run after filling. It prints the CPU time
 //! per pair (meaningful outside cachegrind only).
 
 use std::process::ExitCode;
 
-use vmspace::arena::{Arena, NoSource, PageStore, Policy};
+use vmspace::arena::{Arena, Handle, NoSource, PageStore, Policy};
 use vmspace::workload::Churn;
 use vmspace::{Addr, Size};
 use vmspace_user::MmapBackend;
@@ -26,11 +27,12 @@ use peers::Tags;
 /// Units of address space every allocator gets (as in benches/arena.rs).
 const SPACE: usize = 1 << 31;
 
-/// What one allocator needs for the churn: allocate a size, free a handle.
+/// What one allocator needs for the churn: allocate a size into a slot of
+/// the caller's array, and free what a slot holds before reusing it.
 trait Churner {
-    type Handle: Copy;
-    fn alloc(&mut self, size: usize) -> Self::Handle;
-    fn free(&mut self, h: Self::Handle);
+    type Slot;
+    fn alloc(&mut self, size: usize) -> Self::Slot;
+    fn free(&mut self, slot: &mut Self::Slot);
 }
 
 struct Ours(Arena<PageStore<MmapBackend>, NoSource>);
@@ -38,36 +40,53 @@ struct Ours(Arena<PageStore<MmapBackend>, NoSource>);
 /// The address and the size, 4 bytes each (as in benches/arena.rs): the
 /// same 8 bytes a handle as `offset-allocator`'s.
 impl Churner for Ours {
-    type Handle = (u32, u32);
+    type Slot = (u32, u32);
     fn alloc(&mut self, size: usize) -> (u32, u32) {
         let a = self.0.alloc(Size(size), Policy::InstantFit).expect("alloc");
         (u32::try_from(a.0).expect("addresses fit in u32"), size as u32)
     }
-    fn free(&mut self, (a, s): (u32, u32)) {
+    fn free(&mut self, &mut (a, s): &mut (u32, u32)) {
         self.0.free(Addr(a as usize), Size(s as usize)).expect("free");
+    }
+}
+
+/// Ours by handle, no address hash on either side. The caller keeps the
+/// handle's address and tag in 4 bytes each (`Handle::from_parts` rebuilds
+/// it; the free checks it): the same 8 bytes as the other records.
+struct OursByHandle(Arena<PageStore<MmapBackend>, NoSource>);
+
+impl Churner for OursByHandle {
+    type Slot = (u32, u32);
+    fn alloc(&mut self, size: usize) -> (u32, u32) {
+        let h = self.0.alloc_handle(Size(size), Policy::InstantFit).expect("alloc_handle");
+        (u32::try_from(h.addr().0).expect("addresses fit in u32"), h.tag())
+    }
+    fn free(&mut self, &mut (a, t): &mut (u32, u32)) {
+        let h = Handle::from_parts(Addr(a as usize), t).expect("a held tag");
+        self.0.free_handle(h).expect("free_handle");
     }
 }
 
 struct Offset(offset_allocator::Allocator<u32>);
 
 impl Churner for Offset {
-    type Handle = offset_allocator::Allocation<u32>;
-    fn alloc(&mut self, size: usize) -> Self::Handle {
+    type Slot = offset_allocator::Allocation<u32>;
+    fn alloc(&mut self, size: usize) -> Self::Slot {
         self.0.allocate(size as u32).expect("allocate")
     }
-    fn free(&mut self, h: Self::Handle) {
-        self.0.free(h);
+    fn free(&mut self, h: &mut Self::Slot) {
+        self.0.free(*h);
     }
 }
 
 struct Vmem(vmem::Arena<'static, 'static, Tags, std::sync::Mutex<()>>);
 
 impl Churner for Vmem {
-    type Handle = usize;
+    type Slot = usize;
     fn alloc(&mut self, size: usize) -> usize {
         self.0.alloc(size, vmem::AllocPolicy::InstantFit).expect("vmem alloc")
     }
-    fn free(&mut self, h: usize) {
+    fn free(&mut self, &mut h: &mut usize) {
         self.0.free(h).expect("vmem free");
     }
 }
@@ -81,12 +100,12 @@ fn cpu_ns() -> u64 {
 
 fn run<C: Churner>(mut c: C, live: usize, steps: usize) -> f64 {
     let mut trace = Churn::new(live);
-    let mut held: Vec<C::Handle> =
+    let mut held: Vec<C::Slot> =
         std::iter::from_fn(|| trace.initial()).map(|s| c.alloc(s)).collect();
     let pairs: Vec<(usize, usize)> = (0..steps).map(|_| trace.step()).collect();
     let t0 = cpu_ns();
     for &(slot, size) in &pairs {
-        c.free(held[slot]);
+        c.free(&mut held[slot]);
         held[slot] = c.alloc(size);
     }
     let dt = cpu_ns() - t0;
@@ -105,17 +124,19 @@ fn main() -> ExitCode {
         _ => None,
     };
     let Some((who, (live, steps))) = parsed else {
-        eprintln!("usage: arena_churn vmspace|offset-allocator|vmem LIVE STEPS");
+        eprintln!("usage: arena_churn vmspace|vmspace-handle|offset-allocator|vmem LIVE STEPS");
         return ExitCode::from(2);
     };
+    let arena = || {
+        let mut a =
+            Arena::on_pages("churn", Size(1), MmapBackend::new(), 4 * live + 1024, NoSource)
+                .expect("arena");
+        a.add(Addr(1 << 20), Size(SPACE)).expect("add");
+        a
+    };
     let ns = match who {
-        "vmspace" => {
-            let mut a =
-                Arena::on_pages("churn", Size(1), MmapBackend::new(), 4 * live + 1024, NoSource)
-                    .expect("arena");
-            a.add(Addr(1 << 20), Size(SPACE)).expect("add");
-            run(Ours(a), live, steps)
-        }
+        "vmspace" => run(Ours(arena()), live, steps),
+        "vmspace-handle" => run(OursByHandle(arena()), live, steps),
         "offset-allocator" => {
             let max = (2 * live + 1024) as u32;
             run(
@@ -130,7 +151,7 @@ fn main() -> ExitCode {
             run(Vmem(a), live, steps)
         }
         _ => {
-            eprintln!("unknown allocator {who}: vmspace, offset-allocator or vmem");
+            eprintln!("unknown allocator {who}: vmspace, vmspace-handle, offset-allocator or vmem");
             return ExitCode::from(2);
         }
     };

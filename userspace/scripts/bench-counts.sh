@@ -32,7 +32,7 @@ printf '|---|---|---|---|---|\n'
 for live in 100 10000 1000000; do
     ll=1048576,16,64
     [ "$live" -ge 1000000 ] && ll=33554432,16,64
-    for who in vmspace offset-allocator vmem; do
+    for who in vmspace vmspace-handle offset-allocator vmem; do
         # The vmem crate frees in time linear in its live count.
         [ "$who" = vmem ] && [ "$live" -ge 1000000 ] && continue
         read -r -a zero <<<"$(summary "$who" "$live" 0 "$ll")"

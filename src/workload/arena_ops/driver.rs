@@ -1,141 +1,16 @@
-//! The reference model of an arena and the driver that checks an arena
-//! against it step by step.
+//! The driver that checks an arena against the reference model step by
+//! step.
 
 use core::fmt;
 
-use vmspace_shim::{align, Addr, Size};
+use vmspace_shim::{align, Addr, Range, Size};
 
+use super::model::{highest_in, lowest_in, ArenaModel, Fits, Live};
 use super::ArenaOp;
 use crate::arena::{
-    Arena, ArenaError, Constraints, Policy, Request, SegmentKind, SegmentKinds, Source, Store,
+    Arena, ArenaError, Constraints, Handle, Policy, Request, SegmentKind, SegmentKinds, Source,
+    Store,
 };
-
-/// A live allocation in the model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Live {
-    addr: usize,
-    end: usize,
-    asked: usize,
-}
-
-/// The reference model: added spans and live allocations, both sorted by
-/// address, in fixed arrays (`N` allocations, `M` added spans).
-#[derive(Debug, Clone)]
-pub struct ArenaModel<const N: usize, const M: usize> {
-    live: [Live; N],
-    nlive: usize,
-    spans: [(usize, usize); M],
-    nspans: usize,
-    allocs: u64,
-    frees: u64,
-    bad_frees: u64,
-}
-
-impl<const N: usize, const M: usize> Default for ArenaModel<N, M> {
-    fn default() -> Self {
-        ArenaModel {
-            live: [Live::default(); N],
-            nlive: 0,
-            spans: [(0, 0); M],
-            nspans: 0,
-            allocs: 0,
-            frees: 0,
-            bad_frees: 0,
-        }
-    }
-}
-
-impl<const N: usize, const M: usize> ArenaModel<N, M> {
-    /// Live allocations.
-    pub fn live(&self) -> usize {
-        self.nlive
-    }
-
-    /// The live allocation number `i` (address order): address and size asked.
-    pub fn get(&self, i: usize) -> Option<(Addr, Size)> {
-        (i < self.nlive).then(|| (Addr(self.live[i].addr), Size(self.live[i].asked)))
-    }
-
-    fn lives(&self) -> &[Live] {
-        &self.live[..self.nlive]
-    }
-
-    /// Index of the first live allocation at or above `addr`.
-    fn position(&self, addr: usize) -> usize {
-        self.lives().partition_point(|l| l.addr < addr)
-    }
-
-    fn insert(&mut self, l: Live) -> bool {
-        if self.nlive == N {
-            return false;
-        }
-        let i = self.position(l.addr);
-        self.live.copy_within(i..self.nlive, i + 1);
-        self.live[i] = l;
-        self.nlive += 1;
-        true
-    }
-
-    fn remove(&mut self, i: usize) {
-        self.live.copy_within(i + 1..self.nlive, i);
-        self.nlive -= 1;
-    }
-
-    fn overlaps_live(&self, addr: usize, end: usize) -> bool {
-        let i = self.position(addr);
-        (i > 0 && self.live[i - 1].end > addr) || (i < self.nlive && self.live[i].addr < end)
-    }
-
-    fn allocated(&self) -> usize {
-        self.lives().iter().map(|l| l.end - l.addr).sum()
-    }
-
-    fn span_total(&self) -> usize {
-        self.spans[..self.nspans].iter().map(|s| s.1 - s.0).sum()
-    }
-
-    /// Where `[b, e)` would go among the added spans, and the spans it
-    /// touches below and above.
-    fn span_slot(&self, b: usize) -> usize {
-        self.spans[..self.nspans].partition_point(|s| s.0 < b)
-    }
-
-    fn add_span(&mut self, b: usize, e: usize) -> bool {
-        if self.nspans == M {
-            return false;
-        }
-        let i = self.span_slot(b);
-        self.spans.copy_within(i..self.nspans, i + 1);
-        self.spans[i] = (b, e);
-        self.nspans += 1;
-        true
-    }
-
-    /// Apply a valid extend to the model; returns whether it is valid.
-    /// Whether `[b, e)` touches an added span (so an extend of it is valid
-    /// when it overlaps nothing).
-    fn touches(&self, b: usize, e: usize) -> bool {
-        let i = self.span_slot(b);
-        (i > 0 && self.spans[i - 1].1 == b) || (i < self.nspans && self.spans[i].0 == e)
-    }
-
-    fn extend(&mut self, b: usize, e: usize) -> bool {
-        let i = self.span_slot(b);
-        let lo = i > 0 && self.spans[i - 1].1 == b;
-        let hi = i < self.nspans && self.spans[i].0 == e;
-        match (lo, hi) {
-            (true, true) => {
-                self.spans[i - 1].1 = self.spans[i].1;
-                self.spans.copy_within(i + 1..self.nspans, i);
-                self.nspans -= 1;
-            }
-            (true, false) => self.spans[i - 1].1 = e,
-            (false, true) => self.spans[i].0 = b,
-            (false, false) => return false,
-        }
-        true
-    }
-}
 
 /// What a driven sequence did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -151,6 +26,12 @@ pub struct ArenaRunStats {
     pub exact_fits: usize,
     /// Allocations satisfied by importing from the source.
     pub imported: usize,
+    /// Allocations held by handles.
+    pub held: usize,
+    /// Allocations freed through their handles.
+    pub handle_frees: usize,
+    /// Bad handles refused.
+    pub bad_handles: usize,
 }
 
 /// How a driven sequence went wrong.
@@ -191,7 +72,7 @@ struct Snapshot {
 impl Snapshot {
     fn of<S: Store, I: Source>(a: &Arena<S, I>) -> Snapshot {
         let digest = a.walk(SegmentKinds::ALL).fold(0xcbf2_9ce4_8422_2325u64, |h, s| {
-            let k = s.kind as u64 + (u64::from(s.imported) << 2);
+            let k = s.kind as u64 + (u64::from(s.imported) << 2) + (u64::from(s.held) << 3);
             let x = h ^ (s.range.base().0 as u64).rotate_left(17) ^ s.range.limit().0 as u64 ^ k;
             x.wrapping_mul(0x100_0000_01b3)
         });
@@ -221,44 +102,9 @@ fn is_resource(e: &ArenaError) -> bool {
     )
 }
 
-/// Where a request can go in the model's free space: the lowest and highest
-/// placements and the size of the smallest free range that has one.
-#[derive(Debug, Clone, Copy)]
-struct Fits {
-    lowest: usize,
-    highest: usize,
-    smallest: usize,
-}
-
-fn lowest_in(r: &Request, s: usize, e: usize) -> Option<usize> {
-    let (s, e) = (s.max(r.lo), e.min(r.hi));
-    let mut t = align::align_up_with_phase(s, r.align, r.phase).ok()?;
-    loop {
-        if t.checked_add(r.size)? > e {
-            return None;
-        }
-        if r.nocross == 0 || !align::crosses_boundary(t, r.size, r.nocross) {
-            return Some(t);
-        }
-        let b = align::next_boundary(t, r.nocross).ok()?;
-        t = align::align_up_with_phase(b, r.align, r.phase).ok()?;
-    }
-}
-
-fn highest_in(r: &Request, s: usize, e: usize) -> Option<usize> {
-    let (s, e) = (s.max(r.lo), e.min(r.hi));
-    let mut t = align::align_down_with_phase(e.checked_sub(r.size)?, r.align, r.phase)?;
-    loop {
-        if t < s {
-            return None;
-        }
-        if r.nocross == 0 || !align::crosses_boundary(t, r.size, r.nocross) {
-            return Some(t);
-        }
-        let b = align::align_down(t + r.size - 1, r.nocross)?;
-        t = align::align_down_with_phase(b.checked_sub(r.size)?, r.align, r.phase)?;
-    }
-}
+/// An operation's outcome: whether the model expected it to succeed, and
+/// what the arena said.
+type Outcome = (bool, Result<(), ArenaError>);
 
 /// Applies [`ArenaOp`]s to an arena and to an [`ArenaModel`] side by side.
 ///
@@ -342,8 +188,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         let fail = |what, error| ArenaRunError { step, what, op: *op, error };
         let before = Snapshot::of(arena);
         let q = arena.quantum().0;
-        // (expected to succeed, result)
-        let (valid, result): (bool, Result<(), ArenaError>) = match *op {
+        let (valid, result): Outcome = match *op {
             ArenaOp::Add { base, size } => {
                 let valid = size > 0
                     && align::is_aligned(base | size, q)
@@ -373,17 +218,33 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                 }
                 (valid, r)
             }
-            ArenaOp::Alloc { size, policy } => {
-                self.allocate(arena, &Constraints::new(Size(size)).policy(policy), true)?
+            ArenaOp::Alloc { size, policy, held } => {
+                let c = Constraints::new(Size(size)).policy(policy);
+                self.allocate(arena, &c, true, held)?
             }
-            ArenaOp::XAlloc(c) => self.allocate(arena, &c, false)?,
+            ArenaOp::XAlloc { constraints, held } => {
+                self.allocate(arena, &constraints, false, held)?
+            }
             ArenaOp::Free { pick } => {
-                let Some((addr, size)) = self.model.get(pick % self.model.nlive.max(1)) else {
+                if self.model.nlive == 0 {
                     return Ok(());
+                }
+                let i = pick % self.model.nlive;
+                let l = self.model.live[i];
+                let r = match Handle::from_parts(Addr(l.addr), l.tag) {
+                    Some(h) => match arena.free_handle(h) {
+                        Ok(s) if s.0 != l.asked => {
+                            return Err(fail("free_handle returned the wrong size", None));
+                        }
+                        r => {
+                            self.stats.handle_frees += usize::from(r.is_ok());
+                            r.map(drop)
+                        }
+                    },
+                    None => arena.free(Addr(l.addr), Size(l.asked)),
                 };
-                let r = arena.free(addr, size);
                 if r.is_ok() {
-                    self.model.remove(pick % self.model.nlive);
+                    self.model.remove(i);
                     self.model.frees += 1;
                 }
                 (true, r)
@@ -392,7 +253,8 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                 let i = self.model.position(addr);
                 let valid = i < self.model.nlive
                     && self.model.live[i].addr == addr
-                    && self.model.live[i].asked == size;
+                    && self.model.live[i].asked == size
+                    && self.model.live[i].tag == 0;
                 let r = arena.free(Addr(addr), Size(size));
                 match (&r, valid) {
                     (Ok(()), true) => {
@@ -403,6 +265,12 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                     _ => {}
                 }
                 (valid, r)
+            }
+            ArenaOp::BadHandle { pick, tag_of, offset } => {
+                match self.bad_handle(arena, pick, tag_of, offset)? {
+                    Some(outcome) => outcome,
+                    None => return Ok(()),
+                }
             }
         };
         match (valid, result) {
@@ -433,21 +301,20 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         arena: &mut Arena<S, I>,
         c: &Constraints,
         plain: bool,
-    ) -> Result<(bool, Result<(), ArenaError>), ArenaRunError> {
+        held: bool,
+    ) -> Result<Outcome, ArenaRunError> {
         let step = self.step - 1;
         let op = if plain {
-            ArenaOp::Alloc { size: c.size().0, policy: c.get_policy() }
+            ArenaOp::Alloc { size: c.size().0, policy: c.get_policy(), held }
         } else {
-            ArenaOp::XAlloc(*c)
+            ArenaOp::XAlloc { constraints: *c, held }
         };
         let fail = |what, error| ArenaRunError { step, what, op, error };
         let q = arena.quantum().0;
         let req = match c.validate(q) {
             Ok(r) => r,
             Err(e) => {
-                let got =
-                    if plain { arena.alloc(c.size(), c.get_policy()) } else { arena.xalloc(c) };
-                return match got {
+                return match Self::call_alloc(arena, c, plain, held) {
                     Err(g) if g == e => Ok((false, Err(g))),
                     Err(g) => Err(fail("rejected with a different error", Some(g))),
                     Ok(_) => Err(fail("an invalid request succeeded", None)),
@@ -459,10 +326,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         }
         let fits = self.fits(arena, &req);
         let imports = arena.counters().imports;
-        let got = if plain { arena.alloc(c.size(), c.get_policy()) } else { arena.xalloc(c) };
-        let t = match got {
-            Ok(a) => a.0,
-            Err(ArenaError::NoSpace { .. }) if fits.is_none() => return Ok((false, got.map(drop))),
+        let (t, tag) = match Self::call_alloc(arena, c, plain, held) {
+            Ok(x) => x,
+            Err(e @ ArenaError::NoSpace { .. }) if fits.is_none() => return Ok((false, Err(e))),
             Err(e) => return Ok((true, Err(e))),
         };
         let imported = arena.counters().imports > imports;
@@ -513,11 +379,87 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             (None, true) => self.stats.imported += 1,
         }
         let asked = c.size().0;
-        if !self.model.insert(Live { addr: t, end, asked }) {
+        let range =
+            Some((Range::new(Addr(t), Addr(end)).unwrap_or(Range::empty(Addr(t))), Size(asked)));
+        let found = match Handle::from_parts(Addr(t), tag) {
+            Some(h) => (arena.lookup_handle(h), arena.lookup(Addr(t))),
+            None => (None, arena.lookup(Addr(t))),
+        };
+        if found != if held { (range, None) } else { (None, range) } {
+            return Err(fail("lookup of the new allocation disagrees", None));
+        }
+        self.stats.held += usize::from(held);
+        if !self.model.insert(Live { addr: t, end, asked, tag }) {
             return Err(fail("model full", None));
         }
         self.model.allocs += 1;
         Ok((true, Ok(())))
+    }
+
+    /// The allocation `op` asks for, through the interface it names: the
+    /// address and the handle's tag (0 when allocated by address).
+    fn call_alloc<S: Store, I: Source>(
+        arena: &mut Arena<S, I>,
+        c: &Constraints,
+        plain: bool,
+        held: bool,
+    ) -> Result<(usize, u32), ArenaError> {
+        let handle = |h: Handle| (h.addr().0, h.tag());
+        match (plain, held) {
+            (true, false) => arena.alloc(c.size(), c.get_policy()).map(|a| (a.0, 0)),
+            (false, false) => arena.xalloc(c).map(|a| (a.0, 0)),
+            (true, true) => arena.alloc_handle(c.size(), c.get_policy()).map(handle),
+            (false, true) => arena.xalloc_handle(c).map(handle),
+        }
+    }
+
+    /// [`ArenaOp::BadHandle`]: valid only when the handle names the held
+    /// allocation at its address. `None` when the handle would have tag 0
+    /// (no handle can: nothing to do).
+    // The error carries the operation for the report; there is no heap to box it in.
+    #[allow(clippy::result_large_err)]
+    fn bad_handle<S: Store, I: Source>(
+        &mut self,
+        arena: &mut Arena<S, I>,
+        pick: usize,
+        tag_of: usize,
+        offset: u32,
+    ) -> Result<Option<Outcome>, ArenaRunError> {
+        let step = self.step - 1;
+        let op = ArenaOp::BadHandle { pick, tag_of, offset };
+        let m = &self.model;
+        let n = m.nlive.max(1);
+        // With nothing live: address 0 (in no span) and tag 1 (plus offset).
+        let (addr, i) =
+            if m.nlive == 0 { (0, usize::MAX) } else { (m.live[pick % n].addr, pick % n) };
+        let whose = if tag_of == usize::MAX { i } else { tag_of % n };
+        let tag = if whose < m.nlive { m.live[whose].tag } else { 1 };
+        let Some(h) = Handle::from_parts(Addr(addr), tag.wrapping_add(offset)) else {
+            return Ok(None);
+        };
+        let valid = i < m.nlive && m.live[i].tag != 0 && m.live[i].tag == h.tag();
+        let r = arena.free_handle(h);
+        match (&r, valid) {
+            (Ok(s), true) if s.0 == m.live[i].asked => {
+                self.model.remove(i);
+                self.model.frees += 1;
+                self.stats.handle_frees += 1;
+            }
+            (Ok(_), true) => {
+                return Err(ArenaRunError {
+                    step,
+                    what: "free_handle returned the wrong size",
+                    op,
+                    error: None,
+                });
+            }
+            (Err(ArenaError::BadHandle { .. }), false) => {
+                self.model.bad_frees += 1;
+                self.stats.bad_handles += 1;
+            }
+            _ => {}
+        }
+        Ok(Some((valid, r.map(drop))))
     }
 
     /// Compare the arena's observable state with the model and run `check()`.
@@ -548,6 +490,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             match allocated.next() {
                 Some(s)
                     if s.kind == SegmentKind::Allocated
+                        && s.held == (l.tag != 0)
                         && s.range.base().0 == l.addr
                         && s.range.limit().0 == l.end
                         && s.requested.0 == l.asked => {}

@@ -17,13 +17,15 @@
 //! - sizes, counts and counters agree with the model, and `check()` passes.
 
 mod driver;
+mod model;
 
 use vmspace_shim::{Addr, Size};
 
 use super::Rng;
 use crate::arena::{Arena, Constraints, Policy, Source, Store};
 
-pub use driver::{ArenaDriver, ArenaModel, ArenaRunError, ArenaRunStats};
+pub use driver::{ArenaDriver, ArenaRunError, ArenaRunStats};
+pub use model::ArenaModel;
 
 /// One operation on an arena. Addresses are absolute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,26 +44,47 @@ pub enum ArenaOp {
         /// Size.
         size: usize,
     },
-    /// [`Arena::alloc`].
+    /// [`Arena::alloc`], or [`Arena::alloc_handle`] when `held`.
     Alloc {
         /// Size asked for.
         size: usize,
         /// Policy.
         policy: Policy,
+        /// Held by a handle rather than entered in the address hash.
+        held: bool,
     },
-    /// [`Arena::xalloc`].
-    XAlloc(Constraints),
-    /// Free the live allocation number `pick % live` (in address order).
+    /// [`Arena::xalloc`], or [`Arena::xalloc_handle`] when `held`.
+    XAlloc {
+        /// The constraints.
+        constraints: Constraints,
+        /// Held by a handle rather than entered in the address hash.
+        held: bool,
+    },
+    /// Free the live allocation number `pick % live` (in address order),
+    /// through the interface that allocated it.
     Free {
         /// Which one.
         pick: usize,
     },
-    /// A free that may well be bad: the model knows.
+    /// A free by address that may well be bad: the model knows (a held
+    /// allocation's address is one).
     BadFree {
         /// Address.
         addr: usize,
         /// Size.
         size: usize,
+    },
+    /// [`Arena::free_handle`] of a handle that may well be bad: the address
+    /// of live allocation `pick % live` with the handle tag of live
+    /// allocation `tag_of % live` (its own when `tag_of` is `usize::MAX`)
+    /// plus `offset`. The model knows whether that names a held allocation.
+    BadHandle {
+        /// Whose address.
+        pick: usize,
+        /// Whose tag (`usize::MAX`: the same allocation's).
+        tag_of: usize,
+        /// Added to the tag.
+        offset: u32,
     },
 }
 
@@ -122,14 +145,33 @@ impl ArenaOp {
             2..=6 => ArenaOp::Alloc {
                 size: (a % cfg.max_quanta.max(1) + 1) * q - (c % q),
                 policy: policy_of(b),
+                held: sel & 0x80 != 0,
             },
-            7..=10 => ArenaOp::XAlloc(random_constraints(&mut rng, cfg)),
+            7..=10 => ArenaOp::XAlloc {
+                constraints: random_constraints(&mut rng, cfg),
+                held: sel & 0x80 != 0,
+            },
             11..=14 => ArenaOp::Free { pick: a | (b << 8) },
+            _ if sel & 0x80 != 0 => {
+                let tag_of = if c & 0x40 != 0 { usize::MAX } else { b };
+                ArenaOp::BadHandle { pick: a, tag_of, offset: bad_tag_offset(c) }
+            }
             _ => ArenaOp::BadFree {
                 addr: cfg.base + (a * 31 % cfg.quanta()) * q,
                 size: (b % 8 + 1) * q,
             },
         })
+    }
+}
+
+/// What a bad-handle operation adds to a live handle's tag: mostly nothing
+/// (valid when the address is that allocation's), one either way, or far.
+fn bad_tag_offset(x: usize) -> u32 {
+    match x % 8 {
+        0..=3 => 0,
+        4 => 1,
+        5 => u32::MAX,
+        _ => (x as u32).wrapping_mul(0x9e37_79b9),
     }
 }
 
@@ -195,18 +237,23 @@ impl ArenaOpGen {
                 base: cfg.base + r.below(cfg.quanta()) * q,
                 size: r.between(1, 16) * q,
             },
-            6..=8 => {
+            6..=7 => {
                 let addr = cfg.base + r.below(cfg.quanta()) * q;
                 ArenaOp::BadFree { addr, size: r.between(1, 8) * q }
             }
+            8 => ArenaOp::BadHandle {
+                pick: r.below(usize::MAX),
+                tag_of: if r.chance(500) { usize::MAX } else { r.below(usize::MAX) },
+                offset: bad_tag_offset(r.below(usize::MAX)),
+            },
             _ if full || (live > 0 && roll < 33) => ArenaOp::Free { pick: r.below(usize::MAX) },
             33..=69 => {
                 let quanta =
                     if r.chance(900) { r.between(1, 8) } else { r.between(9, cfg.max_quanta) };
                 let size = quanta * q - if r.chance(300) { r.below(q) } else { 0 };
-                ArenaOp::Alloc { size, policy: policy_of(r.below(4)) }
+                ArenaOp::Alloc { size, policy: policy_of(r.below(4)), held: r.chance(300) }
             }
-            _ => ArenaOp::XAlloc(random_constraints(r, cfg)),
+            _ => ArenaOp::XAlloc { constraints: random_constraints(r, cfg), held: r.chance(300) },
         }
     }
 }

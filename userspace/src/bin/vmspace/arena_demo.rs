@@ -95,6 +95,17 @@ fn pages_from_a_vm(o: &Options) -> Result<(), String> {
     let x = space.xalloc(&c).map_err(err)?;
     println!("  xalloc 64 KiB aligned to 1 MiB, not crossing 2 MiB: {x}");
     space.free(x, Size(64 << 10)).map_err(err)?;
+    let h = space.alloc_handle(Size(3 * page.0), Policy::InstantFit).map_err(err)?;
+    println!(
+        "  alloc_handle 3 pages: {} (tag {}; freed by handle, no address lookup)",
+        h.addr(),
+        h.tag()
+    );
+    let freed = space.free_handle(h).map_err(err)?;
+    match space.free_handle(h) {
+        Err(e) => println!("  freed {freed}; the same handle again (refused): {e}"),
+        Ok(_) => return Err("a stale handle was freed".into()),
+    }
     for (a, s) in kept {
         vm.unmap(vmspace::Range::from_size(a, s).map_err(err)?).map_err(err)?;
         space.free(a, s).map_err(err)?;

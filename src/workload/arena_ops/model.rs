@@ -1,0 +1,174 @@
+//! The reference model of an arena: the added spans and the live
+//! allocations, in fixed arrays (no heap).
+
+use vmspace_shim::{align, Addr, Size};
+
+use crate::arena::Request;
+
+/// A live allocation in the model: where it is, the size asked for, and the
+/// tag of its handle (0 when it was allocated by address).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Live {
+    pub(super) addr: usize,
+    pub(super) end: usize,
+    pub(super) asked: usize,
+    pub(super) tag: u32,
+}
+
+/// The reference model: added spans and live allocations, both sorted by
+/// address, in fixed arrays (`N` allocations, `M` added spans).
+#[derive(Debug, Clone)]
+pub struct ArenaModel<const N: usize, const M: usize> {
+    pub(super) live: [Live; N],
+    pub(super) nlive: usize,
+    pub(super) spans: [(usize, usize); M],
+    pub(super) nspans: usize,
+    pub(super) allocs: u64,
+    pub(super) frees: u64,
+    pub(super) bad_frees: u64,
+}
+
+impl<const N: usize, const M: usize> Default for ArenaModel<N, M> {
+    fn default() -> Self {
+        ArenaModel {
+            live: [Live::default(); N],
+            nlive: 0,
+            spans: [(0, 0); M],
+            nspans: 0,
+            allocs: 0,
+            frees: 0,
+            bad_frees: 0,
+        }
+    }
+}
+
+impl<const N: usize, const M: usize> ArenaModel<N, M> {
+    /// Live allocations.
+    pub fn live(&self) -> usize {
+        self.nlive
+    }
+
+    /// The live allocation number `i` (address order): address and size asked.
+    pub fn get(&self, i: usize) -> Option<(Addr, Size)> {
+        (i < self.nlive).then(|| (Addr(self.live[i].addr), Size(self.live[i].asked)))
+    }
+
+    pub(super) fn lives(&self) -> &[Live] {
+        &self.live[..self.nlive]
+    }
+
+    /// Index of the first live allocation at or above `addr`.
+    pub(super) fn position(&self, addr: usize) -> usize {
+        self.lives().partition_point(|l| l.addr < addr)
+    }
+
+    pub(super) fn insert(&mut self, l: Live) -> bool {
+        if self.nlive == N {
+            return false;
+        }
+        let i = self.position(l.addr);
+        self.live.copy_within(i..self.nlive, i + 1);
+        self.live[i] = l;
+        self.nlive += 1;
+        true
+    }
+
+    pub(super) fn remove(&mut self, i: usize) {
+        self.live.copy_within(i + 1..self.nlive, i);
+        self.nlive -= 1;
+    }
+
+    pub(super) fn overlaps_live(&self, addr: usize, end: usize) -> bool {
+        let i = self.position(addr);
+        (i > 0 && self.live[i - 1].end > addr) || (i < self.nlive && self.live[i].addr < end)
+    }
+
+    pub(super) fn allocated(&self) -> usize {
+        self.lives().iter().map(|l| l.end - l.addr).sum()
+    }
+
+    pub(super) fn span_total(&self) -> usize {
+        self.spans[..self.nspans].iter().map(|s| s.1 - s.0).sum()
+    }
+
+    /// Where `[b, e)` would go among the added spans, and the spans it
+    /// touches below and above.
+    pub(super) fn span_slot(&self, b: usize) -> usize {
+        self.spans[..self.nspans].partition_point(|s| s.0 < b)
+    }
+
+    pub(super) fn add_span(&mut self, b: usize, e: usize) -> bool {
+        if self.nspans == M {
+            return false;
+        }
+        let i = self.span_slot(b);
+        self.spans.copy_within(i..self.nspans, i + 1);
+        self.spans[i] = (b, e);
+        self.nspans += 1;
+        true
+    }
+
+    /// Apply a valid extend to the model; returns whether it is valid.
+    /// Whether `[b, e)` touches an added span (so an extend of it is valid
+    /// when it overlaps nothing).
+    pub(super) fn touches(&self, b: usize, e: usize) -> bool {
+        let i = self.span_slot(b);
+        (i > 0 && self.spans[i - 1].1 == b) || (i < self.nspans && self.spans[i].0 == e)
+    }
+
+    pub(super) fn extend(&mut self, b: usize, e: usize) -> bool {
+        let i = self.span_slot(b);
+        let lo = i > 0 && self.spans[i - 1].1 == b;
+        let hi = i < self.nspans && self.spans[i].0 == e;
+        match (lo, hi) {
+            (true, true) => {
+                self.spans[i - 1].1 = self.spans[i].1;
+                self.spans.copy_within(i + 1..self.nspans, i);
+                self.nspans -= 1;
+            }
+            (true, false) => self.spans[i - 1].1 = e,
+            (false, true) => self.spans[i].0 = b,
+            (false, false) => return false,
+        }
+        true
+    }
+}
+
+/// Where a request can go in the model's free space: the lowest and highest
+/// placements and the size of the smallest free range that has one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Fits {
+    pub(super) lowest: usize,
+    pub(super) highest: usize,
+    pub(super) smallest: usize,
+}
+
+pub(super) fn lowest_in(r: &Request, s: usize, e: usize) -> Option<usize> {
+    let (s, e) = (s.max(r.lo), e.min(r.hi));
+    let mut t = align::align_up_with_phase(s, r.align, r.phase).ok()?;
+    loop {
+        if t.checked_add(r.size)? > e {
+            return None;
+        }
+        if r.nocross == 0 || !align::crosses_boundary(t, r.size, r.nocross) {
+            return Some(t);
+        }
+        let b = align::next_boundary(t, r.nocross).ok()?;
+        t = align::align_up_with_phase(b, r.align, r.phase).ok()?;
+    }
+}
+
+pub(super) fn highest_in(r: &Request, s: usize, e: usize) -> Option<usize> {
+    let (s, e) = (s.max(r.lo), e.min(r.hi));
+    let mut t = align::align_down_with_phase(e.checked_sub(r.size)?, r.align, r.phase)?;
+    loop {
+        if t < s {
+            return None;
+        }
+        if r.nocross == 0 || !align::crosses_boundary(t, r.size, r.nocross) {
+            return Some(t);
+        }
+        let b = align::align_down(t + r.size - 1, r.nocross)?;
+        t = align::align_down_with_phase(b.checked_sub(r.size)?, r.align, r.phase)?;
+    }
+}
