@@ -266,19 +266,19 @@ impl<S: Store, I: Source> Arena<S, I> {
         let (left, right) = (t > seg.start, end < seg.end);
         let a = match (left, right) {
             (false, false) => {
-                self.lists.remove(&mut self.tags, f);
+                self.lists.remove(self.tags.all_mut(), f);
                 f
             }
             (false, true) => {
                 let a = self.tags.take()?;
                 self.link_after(seg.aprev, a);
-                self.lists.resize(&mut self.tags, f, end, seg.end);
+                self.lists.resize(self.tags.all_mut(), f, end, seg.end);
                 a
             }
             (true, false) => {
                 let a = self.tags.take()?;
                 self.link_after(f, a);
-                self.lists.resize(&mut self.tags, f, seg.start, t);
+                self.lists.resize(self.tags.all_mut(), f, seg.start, t);
                 a
             }
             (true, true) => {
@@ -290,7 +290,7 @@ impl<S: Store, I: Source> Arena<S, I> {
                         return Err(e);
                     }
                 };
-                self.lists.resize(&mut self.tags, f, seg.start, t);
+                self.lists.resize(self.tags.all_mut(), f, seg.start, t);
                 self.link_after(f, a);
                 self.link_after(a, g);
                 let gt = self.tags.get_mut(g);
@@ -298,7 +298,7 @@ impl<S: Store, I: Source> Arena<S, I> {
                 gt.end = seg.end;
                 gt.set_kind(K_FREE);
                 gt.set_imported(false);
-                self.lists.insert(&mut self.tags, g);
+                self.lists.insert(self.tags.all_mut(), g);
                 a
             }
         };
@@ -377,7 +377,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         let r = Range::new(Addr(seg.start), Addr(seg.end)).unwrap_or(Range::empty(Addr(0)));
         match self.source.release(r) {
             Ok(()) => {
-                self.lists.remove(&mut self.tags, f);
+                self.lists.remove(self.tags.all_mut(), f);
                 self.unlink_release(f);
                 self.unlink_span(m);
                 self.unlink_release(m);

@@ -76,25 +76,25 @@ impl<S: Store, I: Source> Arena<S, I> {
         let next_free = self.tags.get(n).kind() == K_FREE;
         match (prev_free, next_free) {
             (false, false) => {
-                self.lists.insert(&mut self.tags, i);
+                self.lists.insert(self.tags.all_mut(), i);
                 i
             }
             (false, true) => {
                 let end = self.tags.get(n).end;
                 self.unlink_release(i);
-                self.lists.resize(&mut self.tags, n, t.start, end);
+                self.lists.resize(self.tags.all_mut(), n, t.start, end);
                 n
             }
             (true, next_free) => {
                 let mut end = t.end;
                 if next_free {
                     end = self.tags.get(n).end;
-                    self.lists.remove(&mut self.tags, n);
+                    self.lists.remove(self.tags.all_mut(), n);
                     self.unlink_release(n);
                 }
                 let start = self.tags.get(p).start;
                 self.unlink_release(i);
-                self.lists.resize(&mut self.tags, p, start, end);
+                self.lists.resize(self.tags.all_mut(), p, start, end);
                 p
             }
         }

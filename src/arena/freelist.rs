@@ -8,7 +8,7 @@
 use vmspace_shim::align;
 
 use super::store::Store;
-use super::tag::{TagTable, K_FREE, NIL};
+use super::tag::{Tag, TagTable, K_FREE, NIL};
 use super::ArenaError;
 
 /// Number of free lists: one per bit of a size.
@@ -82,16 +82,16 @@ impl FreeLists {
 
     /// Put free tag `i` at the head of its list.
     #[inline]
-    pub(crate) fn insert<S: Store>(&mut self, tags: &mut TagTable<S>, i: u32) {
-        let k = list_of(tags.get(i).size());
+    pub(crate) fn insert(&mut self, tags: &mut [Tag], i: u32) {
+        let k = list_of(tags[i as usize].size());
         let old = self.heads[k];
         {
-            let t = tags.get_mut(i);
+            let t = &mut tags[i as usize];
             t.set_kprev(NIL);
             t.knext = old;
         }
         if old != NIL {
-            tags.get_mut(old).set_kprev(i);
+            tags[old as usize].set_kprev(i);
         }
         self.heads[k] = i;
         self.counts[k] += 1;
@@ -100,16 +100,16 @@ impl FreeLists {
 
     /// Take free tag `i` off its list (found from its current size).
     #[inline]
-    pub(crate) fn remove<S: Store>(&mut self, tags: &mut TagTable<S>, i: u32) {
-        let t = *tags.get(i);
+    pub(crate) fn remove(&mut self, tags: &mut [Tag], i: u32) {
+        let t = tags[i as usize];
         let k = list_of(t.size());
         if t.kprev() == NIL {
             self.heads[k] = t.knext;
         } else {
-            tags.get_mut(t.kprev()).knext = t.knext;
+            tags[t.kprev() as usize].knext = t.knext;
         }
         if t.knext != NIL {
-            tags.get_mut(t.knext).set_kprev(t.kprev());
+            tags[t.knext as usize].set_kprev(t.kprev());
         }
         self.counts[k] -= 1;
         if self.heads[k] == NIL {
@@ -120,21 +120,15 @@ impl FreeLists {
     /// Change free tag `i` to `[start, end)`, moving it between lists only if
     /// its list changes.
     #[inline]
-    pub(crate) fn resize<S: Store>(
-        &mut self,
-        tags: &mut TagTable<S>,
-        i: u32,
-        start: usize,
-        end: usize,
-    ) {
-        let old = list_of(tags.get(i).size());
+    pub(crate) fn resize(&mut self, tags: &mut [Tag], i: u32, start: usize, end: usize) {
+        let old = list_of(tags[i as usize].size());
         if list_of(end - start) == old {
-            let t = tags.get_mut(i);
+            let t = &mut tags[i as usize];
             t.start = start;
             t.end = end;
         } else {
             self.remove(tags, i);
-            let t = tags.get_mut(i);
+            let t = &mut tags[i as usize];
             t.start = start;
             t.end = end;
             self.insert(tags, i);

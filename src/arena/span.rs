@@ -106,7 +106,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.link_after(before, m);
         self.tags.set(f, Tag::new(start, end, K_FREE));
         self.link_after(m, f);
-        self.lists.insert(&mut self.tags, f);
+        self.lists.insert(self.tags.all_mut(), f);
         self.spans += 1;
         self.sizes.total.0 += end - start;
         self.sizes.free.0 += end - start;

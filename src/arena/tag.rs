@@ -194,7 +194,7 @@ impl<S: Store> TagTable<S> {
     }
 
     #[inline]
-    fn all_mut(&mut self) -> &mut [Tag] {
+    pub(crate) fn all_mut(&mut self) -> &mut [Tag] {
         // SAFETY: as in `all`, and `&mut self` makes this the only reference.
         unsafe { core::slice::from_raw_parts_mut(self.ptr, self.hwm as usize) }
     }
@@ -357,6 +357,22 @@ mod tests {
         t.put(b);
         t.check().unwrap();
         assert_eq!(t.in_use(), 2);
+    }
+
+    #[test]
+    fn packed_fields_round_trip() {
+        let mut t = Tag::new(0, 16, K_SPAN);
+        assert_eq!((t.kind(), t.imported(), t.kprev()), (K_SPAN, false, NIL));
+        for v in [0, 1, (1 << 27) - 1, MAX_TAGS - 1, NIL] {
+            for kind in [K_HEAD, K_FREE, K_HELD, K_UNUSED] {
+                for imported in [false, true] {
+                    t.set_kprev(v);
+                    t.set_kind(kind);
+                    t.set_imported(imported);
+                    assert_eq!((t.kind(), t.imported(), t.kprev()), (kind, imported, v));
+                }
+            }
+        }
     }
 
     #[test]
