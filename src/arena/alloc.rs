@@ -45,9 +45,9 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.count_failure(r)
     }
 
-    /// [`alloc`](Self::alloc), hashed or `held`: the address and tag.
-    /// (The request is built in place: returned by value from a helper, it
-    /// was copied, about 20 instructions a call.)
+    /// [`alloc`](Self::alloc), hashed or `held`: the address and tag. (The
+    /// request is built here, in the arm that uses it, so it stays in
+    /// registers.)
     #[inline(always)]
     pub(crate) fn alloc_plain(
         &mut self,
@@ -55,18 +55,16 @@ impl<S: Store, I: Source> Arena<S, I> {
         policy: Policy,
         held: bool,
     ) -> Result<(usize, u32), ArenaError> {
-        let Ok(rounded) = align::align_up(size.0, self.quantum) else {
-            self.counters.failures += 1;
-            return Err(ArenaError::Overflow);
+        let r = match align::align_up(size.0, self.quantum) {
+            Err(e) => Err(e.into()),
+            Ok(_) if size.0 == 0 => Err(ArenaError::InvalidArgument("size is zero")),
+            Ok(rounded) => {
+                let slack = (rounded - size.0) as u32;
+                let mut req = Request::plain(rounded, slack, self.quantum, policy);
+                req.held = held;
+                self.alloc_request(&req)
+            }
         };
-        if size.0 == 0 {
-            self.counters.failures += 1;
-            return Err(ArenaError::InvalidArgument("size is zero"));
-        }
-        let slack = (rounded - size.0) as u32;
-        let mut req = Request::plain(rounded, slack, self.quantum, policy);
-        req.held = held;
-        let r = self.alloc_request(&req);
         self.count_failure(r)
     }
 

@@ -22,7 +22,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         };
         let i = found.tag;
         let t = *self.tags.get(i);
-        let asked = t.size() - t.kprev() as usize;
+        let asked = t.requested();
         if asked != size.0 {
             self.counters.bad_frees += 1;
             return Err(ArenaError::BadFree { addr, size, allocated: Some(Size(asked)) });

@@ -94,14 +94,13 @@ impl<S: Store, I: Source> Arena<S, I> {
         };
         self.held -= 1;
         self.free_segment(handle.tag(), &t);
-        Ok(Size(t.size() - t.kprev() as usize))
+        Ok(Size(t.requested()))
     }
 
     /// The live allocation `handle` holds, if it does: its range and the
     /// size asked for (as [`lookup`](Self::lookup) gives for an address).
     pub fn lookup_handle(&self, handle: Handle) -> Option<(Range, Size)> {
-        let t = self.held_tag(handle)?;
-        Some((Range::new(Addr(t.start), Addr(t.end))?, Size(t.size() - t.kprev() as usize)))
+        super::stats::allocation(self.held_tag(handle)?)
     }
 
     /// The held segment's tag `handle` names, if it is one at its address.

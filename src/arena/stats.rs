@@ -6,7 +6,7 @@ use vmspace_shim::{Addr, Range, Size};
 use super::freelist::LISTS;
 use super::source::Source;
 use super::store::Store;
-use super::tag::{HEAD, K_ALLOC, K_FREE, K_HELD, K_SPAN, NIL};
+use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_HELD, K_SPAN, NIL};
 use super::Arena;
 
 /// How much of the arena is where (all in units of the resource).
@@ -133,11 +133,8 @@ impl<S: Store, I: Source> Iterator for Walk<'_, S, I> {
                 continue;
             }
             let range = Range::new(Addr(t.start), Addr(t.end))?;
-            let requested = if kind == SegmentKind::Allocated {
-                Size(t.size() - t.kprev() as usize)
-            } else {
-                range.size()
-            };
+            let requested =
+                if kind == SegmentKind::Allocated { Size(t.requested()) } else { range.size() };
             let (imported, held) = (t.imported(), t.kind() == K_HELD);
             return Some(Segment { kind, range, requested, imported, held });
         }
@@ -171,8 +168,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     pub fn lookup(&self, addr: Addr) -> Option<(Range, Size)> {
         let mut steps = 0;
         let i = self.hash.find(&self.tags, addr.0, &mut steps)?.tag;
-        let t = self.tags.get(i);
-        Some((Range::new(Addr(t.start), Addr(t.end))?, Size(t.size() - t.kprev() as usize)))
+        allocation(self.tags.get(i))
     }
 
     /// Allocated, free, total and imported sizes.
@@ -229,4 +225,9 @@ impl<S: Store, I: Source> Arena<S, I> {
         let largest = self.largest_free().0 as u128;
         (1000 - largest * 1000 / free) as u32
     }
+}
+
+/// An allocated segment's range and the size asked for.
+pub(crate) fn allocation(t: &Tag) -> Option<(Range, Size)> {
+    Some((Range::new(Addr(t.start), Addr(t.end))?, Size(t.requested())))
 }

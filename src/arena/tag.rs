@@ -89,6 +89,12 @@ impl Tag {
         self.end.wrapping_sub(self.start)
     }
 
+    /// Allocated segments: the size asked for (the size less the slack).
+    #[inline]
+    pub(crate) fn requested(&self) -> usize {
+        self.size() - self.kprev() as usize
+    }
+
     #[inline]
     pub(crate) fn kind(&self) -> u8 {
         (self.bits >> KIND_SHIFT) as u8

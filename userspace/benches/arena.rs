@@ -52,11 +52,12 @@ fn space(_live: usize) -> usize {
 type OurArena = Arena<PageStore<MmapBackend>, NoSource>;
 
 /// What the caller keeps to free one of our allocations: the address and
-/// the size, 4 bytes each (every address is below 2^32 here), so the
-/// harness's own array is as small as for `offset-allocator`'s 8-byte
-/// handles and costs everyone the same cache misses.
-fn handle(addr: Addr, size: u32) -> (u32, u32) {
-    (u32::try_from(addr.0).expect("addresses fit in u32"), size)
+/// the size (or, by handle, the handle's tag), 4 bytes each (every address
+/// is below 2^32 here), so the harness's own array is as small as for
+/// `offset-allocator`'s 8-byte handles and costs everyone the same cache
+/// misses.
+fn record(addr: Addr, second: u32) -> (u32, u32) {
+    (u32::try_from(addr.0).expect("addresses fit in u32"), second)
 }
 
 fn ours(live: usize) -> OurArena {
@@ -134,7 +135,7 @@ fn churn_ours(
         live,
         t,
         || ours(live),
-        |a, s| handle(alloc(a, s), s),
+        |a, s| record(alloc(a, s), s),
         |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
     );
 }
@@ -155,7 +156,7 @@ fn churn_ours_by_handle(
         || ours(live),
         |a, s| {
             let h = alloc(a, s);
-            (u32::try_from(h.addr().0).expect("addresses fit in u32"), h.tag())
+            record(h.addr(), h.tag())
         },
         |a, (x, tag)| {
             a.free_handle(Handle::from_parts(Addr(x as usize), tag).unwrap()).unwrap();

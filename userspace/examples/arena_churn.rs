@@ -8,10 +8,10 @@
 //! cargo run --release -p vmspace-user --example arena_churn -- vmspace 10000 100000
 //! ```
 //!
-//! Arguments: the allocator (`vmspace`, `vmspace-handle` (ours freed by
-//! handle), `offset-allocator` or `vmem`), the
-//! live count, and the steps to run after filling. It prints the CPU time
-//! per pair (meaningful outside cachegrind only).
+//! Arguments: the allocator (`vmspace`, `vmspace-handle` for ours freed by
+//! handle, `offset-allocator` or `vmem`), the live count, and the steps to
+//! run after filling. It prints the CPU time per pair (meaningful outside
+//! cachegrind only).
 
 use std::process::ExitCode;
 
@@ -27,12 +27,11 @@ use peers::Tags;
 /// Units of address space every allocator gets (as in benches/arena.rs).
 const SPACE: usize = 1 << 31;
 
-/// What one allocator needs for the churn: allocate a size into a slot of
-/// the caller's array, and free what a slot holds before reusing it.
+/// What one allocator needs for the churn: allocate a size, free a handle.
 trait Churner {
-    type Slot;
-    fn alloc(&mut self, size: usize) -> Self::Slot;
-    fn free(&mut self, slot: &mut Self::Slot);
+    type Handle: Copy;
+    fn alloc(&mut self, size: usize) -> Self::Handle;
+    fn free(&mut self, h: Self::Handle);
 }
 
 struct Ours(Arena<PageStore<MmapBackend>, NoSource>);
@@ -40,12 +39,12 @@ struct Ours(Arena<PageStore<MmapBackend>, NoSource>);
 /// The address and the size, 4 bytes each (as in benches/arena.rs): the
 /// same 8 bytes a handle as `offset-allocator`'s.
 impl Churner for Ours {
-    type Slot = (u32, u32);
+    type Handle = (u32, u32);
     fn alloc(&mut self, size: usize) -> (u32, u32) {
         let a = self.0.alloc(Size(size), Policy::InstantFit).expect("alloc");
         (u32::try_from(a.0).expect("addresses fit in u32"), size as u32)
     }
-    fn free(&mut self, &mut (a, s): &mut (u32, u32)) {
+    fn free(&mut self, (a, s): (u32, u32)) {
         self.0.free(Addr(a as usize), Size(s as usize)).expect("free");
     }
 }
@@ -56,12 +55,12 @@ impl Churner for Ours {
 struct OursByHandle(Arena<PageStore<MmapBackend>, NoSource>);
 
 impl Churner for OursByHandle {
-    type Slot = (u32, u32);
+    type Handle = (u32, u32);
     fn alloc(&mut self, size: usize) -> (u32, u32) {
         let h = self.0.alloc_handle(Size(size), Policy::InstantFit).expect("alloc_handle");
         (u32::try_from(h.addr().0).expect("addresses fit in u32"), h.tag())
     }
-    fn free(&mut self, &mut (a, t): &mut (u32, u32)) {
+    fn free(&mut self, (a, t): (u32, u32)) {
         let h = Handle::from_parts(Addr(a as usize), t).expect("a held tag");
         self.0.free_handle(h).expect("free_handle");
     }
@@ -70,23 +69,23 @@ impl Churner for OursByHandle {
 struct Offset(offset_allocator::Allocator<u32>);
 
 impl Churner for Offset {
-    type Slot = offset_allocator::Allocation<u32>;
-    fn alloc(&mut self, size: usize) -> Self::Slot {
+    type Handle = offset_allocator::Allocation<u32>;
+    fn alloc(&mut self, size: usize) -> Self::Handle {
         self.0.allocate(size as u32).expect("allocate")
     }
-    fn free(&mut self, h: &mut Self::Slot) {
-        self.0.free(*h);
+    fn free(&mut self, h: Self::Handle) {
+        self.0.free(h);
     }
 }
 
 struct Vmem(vmem::Arena<'static, 'static, Tags, std::sync::Mutex<()>>);
 
 impl Churner for Vmem {
-    type Slot = usize;
+    type Handle = usize;
     fn alloc(&mut self, size: usize) -> usize {
         self.0.alloc(size, vmem::AllocPolicy::InstantFit).expect("vmem alloc")
     }
-    fn free(&mut self, &mut h: &mut usize) {
+    fn free(&mut self, h: usize) {
         self.0.free(h).expect("vmem free");
     }
 }
@@ -100,12 +99,12 @@ fn cpu_ns() -> u64 {
 
 fn run<C: Churner>(mut c: C, live: usize, steps: usize) -> f64 {
     let mut trace = Churn::new(live);
-    let mut held: Vec<C::Slot> =
+    let mut held: Vec<C::Handle> =
         std::iter::from_fn(|| trace.initial()).map(|s| c.alloc(s)).collect();
     let pairs: Vec<(usize, usize)> = (0..steps).map(|_| trace.step()).collect();
     let t0 = cpu_ns();
     for &(slot, size) in &pairs {
-        c.free(&mut held[slot]);
+        c.free(held[slot]);
         held[slot] = c.alloc(size);
     }
     let dt = cpu_ns() - t0;

@@ -232,21 +232,17 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                 let i = pick % self.model.nlive;
                 let l = self.model.live[i];
                 let r = match Handle::from_parts(Addr(l.addr), l.tag) {
-                    Some(h) => match arena.free_handle(h) {
-                        Ok(s) if s.0 != l.asked => {
-                            return Err(fail("free_handle returned the wrong size", None));
+                    Some(h) => {
+                        self.free_held(arena, h, Some(i)).map_err(|what| fail(what, None))?
+                    }
+                    None => {
+                        let r = arena.free(Addr(l.addr), Size(l.asked));
+                        if r.is_ok() {
+                            self.model.forget(i);
                         }
-                        r => {
-                            self.stats.handle_frees += usize::from(r.is_ok());
-                            r.map(drop)
-                        }
-                    },
-                    None => arena.free(Addr(l.addr), Size(l.asked)),
+                        r
+                    }
                 };
-                if r.is_ok() {
-                    self.model.remove(i);
-                    self.model.frees += 1;
-                }
                 (true, r)
             }
             ArenaOp::BadFree { addr, size } => {
@@ -257,10 +253,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                     && self.model.live[i].tag == 0;
                 let r = arena.free(Addr(addr), Size(size));
                 match (&r, valid) {
-                    (Ok(()), true) => {
-                        self.model.remove(i);
-                        self.model.frees += 1;
-                    }
+                    (Ok(()), true) => self.model.forget(i),
                     (Err(ArenaError::BadFree { .. }), false) => self.model.bad_frees += 1,
                     _ => {}
                 }
@@ -425,8 +418,6 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         tag_of: usize,
         offset: u32,
     ) -> Result<Option<Outcome>, ArenaRunError> {
-        let step = self.step - 1;
-        let op = ArenaOp::BadHandle { pick, tag_of, offset };
         let m = &self.model;
         let n = m.nlive.max(1);
         // With nothing live: address 0 (in no span) and tag 1 (plus offset).
@@ -438,28 +429,42 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             return Ok(None);
         };
         let valid = i < m.nlive && m.live[i].tag != 0 && m.live[i].tag == h.tag();
-        let r = arena.free_handle(h);
-        match (&r, valid) {
-            (Ok(s), true) if s.0 == m.live[i].asked => {
-                self.model.remove(i);
-                self.model.frees += 1;
-                self.stats.handle_frees += 1;
-            }
-            (Ok(_), true) => {
-                return Err(ArenaRunError {
-                    step,
-                    what: "free_handle returned the wrong size",
-                    op,
-                    error: None,
-                });
-            }
-            (Err(ArenaError::BadHandle { .. }), false) => {
-                self.model.bad_frees += 1;
-                self.stats.bad_handles += 1;
-            }
-            _ => {}
+        let step = self.step - 1;
+        let fail = |what| ArenaRunError {
+            step,
+            what,
+            op: ArenaOp::BadHandle { pick, tag_of, offset },
+            error: None,
+        };
+        let r = self.free_held(arena, h, valid.then_some(i)).map_err(fail)?;
+        if matches!(r, Err(ArenaError::BadHandle { .. })) && !valid {
+            self.model.bad_frees += 1;
+            self.stats.bad_handles += 1;
         }
-        Ok(Some((valid, r.map(drop))))
+        Ok(Some((valid, r)))
+    }
+
+    /// Free `h` through the arena. When the model holds it as live
+    /// allocation `expected`, a success must return that allocation's size
+    /// and the model forgets it; a success otherwise is an error.
+    fn free_held<S: Store, I: Source>(
+        &mut self,
+        arena: &mut Arena<S, I>,
+        h: Handle,
+        expected: Option<usize>,
+    ) -> Result<Result<(), ArenaError>, &'static str> {
+        let r = arena.free_handle(h);
+        if let Ok(size) = r {
+            match expected {
+                Some(i) if self.model.live[i].asked == size.0 => {
+                    self.model.forget(i);
+                    self.stats.handle_frees += 1;
+                }
+                Some(_) => return Err("free_handle returned the wrong size"),
+                None => return Err("free_handle freed a handle the model holds bad"),
+            }
+        }
+        Ok(r.map(drop))
     }
 
     /// Compare the arena's observable state with the model and run `check()`.

@@ -1,7 +1,7 @@
 //! The reference model of an arena: the added spans and the live
 //! allocations, in fixed arrays (no heap).
 
-use vmspace_shim::{align, Addr, Size};
+use vmspace_shim::align;
 
 use crate::arena::Request;
 
@@ -48,11 +48,6 @@ impl<const N: usize, const M: usize> ArenaModel<N, M> {
         self.nlive
     }
 
-    /// The live allocation number `i` (address order): address and size asked.
-    pub fn get(&self, i: usize) -> Option<(Addr, Size)> {
-        (i < self.nlive).then(|| (Addr(self.live[i].addr), Size(self.live[i].asked)))
-    }
-
     pub(super) fn lives(&self) -> &[Live] {
         &self.live[..self.nlive]
     }
@@ -73,9 +68,11 @@ impl<const N: usize, const M: usize> ArenaModel<N, M> {
         true
     }
 
-    pub(super) fn remove(&mut self, i: usize) {
+    /// Allocation `i` was freed: drop it and count the free.
+    pub(super) fn forget(&mut self, i: usize) {
         self.live.copy_within(i + 1..self.nlive, i);
         self.nlive -= 1;
+        self.frees += 1;
     }
 
     pub(super) fn overlaps_live(&self, addr: usize, end: usize) -> bool {
