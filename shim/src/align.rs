@@ -169,9 +169,57 @@ pub const fn log2_ceil(x: usize) -> Option<u32> {
     }
 }
 
+/// A power of two, checked once when made, so that rounding to it on a hot
+/// path needs no check beyond overflow (an arena's quantum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PowerOfTwo(usize);
+
+impl PowerOfTwo {
+    /// `x` if it is a power of two.
+    #[inline]
+    pub const fn new(x: usize) -> Option<PowerOfTwo> {
+        if is_power_of_two(x) {
+            Some(PowerOfTwo(x))
+        } else {
+            None
+        }
+    }
+
+    /// The value.
+    #[inline]
+    pub const fn get(self) -> usize {
+        self.0
+    }
+
+    /// Round `x` up to a multiple of this power of two ([`align_up`] without
+    /// the power-of-two test). Fails with [`Overflow`] when it does not fit.
+    #[inline]
+    pub const fn align_up(self, x: usize) -> Result<usize, Overflow> {
+        match x.checked_add(self.0 - 1) {
+            Some(y) => Ok(y & !(self.0 - 1)),
+            None => Err(Overflow),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn power_of_two_rounds_as_align_up() {
+        assert_eq!(PowerOfTwo::new(0), None);
+        assert_eq!(PowerOfTwo::new(12), None);
+        for shift in [0, 4, 12, 63] {
+            let p = PowerOfTwo::new(1 << shift).unwrap();
+            assert_eq!(p.get(), 1 << shift);
+            for x in
+                [0, 1, (1 << shift) - 1, 1 << shift, (1 << shift) + 1, usize::MAX / 2, usize::MAX]
+            {
+                assert_eq!(p.align_up(x), align_up(x, 1 << shift), "x {x} shift {shift}");
+            }
+        }
+    }
 
     #[test]
     fn powers_of_two() {

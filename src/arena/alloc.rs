@@ -6,7 +6,7 @@ use super::constraints::{Constraints, Policy, Request};
 use super::freelist::{instant_list, list_of};
 use super::source::Source;
 use super::store::Store;
-use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_HELD, NIL};
+use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_HELD};
 use super::{Arena, ArenaError, ALLOC_TAGS};
 
 impl<S: Store, I: Source> Arena<S, I> {
@@ -35,7 +35,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         constraints: &Constraints,
         held: bool,
     ) -> Result<(usize, u32), ArenaError> {
-        let r = match constraints.validate(self.quantum) {
+        let r = match constraints.validate(self.quantum.get()) {
             Ok(mut req) => {
                 req.held = held;
                 self.alloc_request(&req)
@@ -55,12 +55,12 @@ impl<S: Store, I: Source> Arena<S, I> {
         policy: Policy,
         held: bool,
     ) -> Result<(usize, u32), ArenaError> {
-        let r = match align::align_up(size.0, self.quantum) {
+        let r = match self.quantum.align_up(size.0) {
             Err(e) => Err(e.into()),
             Ok(_) if size.0 == 0 => Err(ArenaError::InvalidArgument("size is zero")),
             Ok(rounded) => {
                 let slack = (rounded - size.0) as u32;
-                let mut req = Request::plain(rounded, slack, self.quantum, policy);
+                let mut req = Request::plain(rounded, slack, self.quantum.get(), policy);
                 req.held = held;
                 self.alloc_request(&req)
             }
@@ -117,7 +117,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         // Every member of list k and above holds the request: the head of
         // the first non-empty one fits, at its start (or its top).
         if let Some(l) = self.lists.first_at_or_above(k) {
-            let i = self.lists.head(l);
+            let i = self.tags.get(self.lists.sentinel(l)).knext;
             self.counters.search_steps += 1;
             let t = self.tags.get(i);
             return Some((i, if req.top { t.end - req.size } else { t.start }));
@@ -129,7 +129,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// lists sure to fit even with the worst padding, then those that may.
     #[inline(never)]
     fn find_instant_constrained(&mut self, req: &Request, k: usize) -> Option<(u32, usize)> {
-        let sure = instant_list(req.size.saturating_add(req.align - self.quantum));
+        let sure = instant_list(req.size.saturating_add(req.align - self.quantum.get()));
         if let Some(found) = self.first_in_lists(sure, usize::MAX, req) {
             return Some(found);
         }
@@ -156,8 +156,9 @@ impl<S: Store, I: Source> Arena<S, I> {
     fn first_in_lists(&mut self, from: usize, to: usize, req: &Request) -> Option<(u32, usize)> {
         let mut list = self.lists.first_at_or_above(from);
         while let Some(l) = list.filter(|&l| l < to) {
-            let mut i = self.lists.head(l);
-            while i != NIL {
+            let end = self.lists.sentinel(l);
+            let mut i = self.tags.get(end).knext;
+            while i != end {
                 self.counters.search_steps += 1;
                 let t = self.tags.get(i);
                 if let Some(p) = req.place(t.start, t.end) {
@@ -174,8 +175,9 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// when `best`.
     fn scan_list(&mut self, l: usize, req: &Request, best: bool) -> Option<(u32, usize)> {
         let mut found: Option<(u32, usize, usize)> = None;
-        let mut i = self.lists.head(l);
-        while i != NIL {
+        let end = self.lists.sentinel(l);
+        let mut i = self.tags.get(end).knext;
+        while i != end {
             self.counters.search_steps += 1;
             let t = *self.tags.get(i);
             if found.is_none_or(|(_, _, sz)| t.size() < sz) {
@@ -333,7 +335,7 @@ impl<S: Store, I: Source> Arena<S, I> {
             self.counters.injected += 1;
             return Err(ArenaError::Injected);
         }
-        let q = self.quantum.max(self.source.quantum().0);
+        let q = self.quantum.get().max(self.source.quantum().0);
         let align = req.align.max(q).max(req.nocross);
         let size = req.phase.checked_add(req.size).ok_or(ArenaError::Overflow)?;
         let size = align::align_up(size, q)?;

@@ -5,7 +5,7 @@ use vmspace_shim::align;
 use super::source::Source;
 use super::store::Store;
 use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_HELD, K_SPAN};
-use super::{Arena, ArenaError};
+use super::{Arena, ArenaError, BASE_TAGS};
 
 /// Running totals gathered on the address-list walk.
 #[derive(Default)]
@@ -33,7 +33,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.tags.check()?;
         let written = self.tags.all().len();
         let bad = |what, tag| Err(ArenaError::Corrupt { what, tag });
-        let q = self.quantum;
+        let q = self.quantum.get();
         let mut n = Tally::default();
         let mut prev = HEAD;
         let mut prev_kind = self.tags.get(HEAD).kind();
@@ -140,7 +140,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         if self.held != n.held {
             return bad("held count disagrees with the held segments", HEAD);
         }
-        if self.tags.in_use() as usize != 1 + n.spans + n.free + n.alloc + n.held {
+        if self.tags.in_use() as usize != BASE_TAGS + n.spans + n.free + n.alloc + n.held {
             return bad("tags in use disagree with the walk", HEAD);
         }
         if self.spans != n.spans

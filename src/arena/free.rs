@@ -72,31 +72,24 @@ impl<S: Store, I: Source> Arena<S, I> {
     pub(crate) fn coalesce_and_list(&mut self, i: u32) -> u32 {
         let t = *self.tags.get(i);
         let (p, n) = (t.aprev, t.anext);
-        let prev_free = self.tags.get(p).kind() == K_FREE;
-        let next_free = self.tags.get(n).kind() == K_FREE;
-        match (prev_free, next_free) {
-            (false, false) => {
-                self.lists.insert(self.tags.all_mut(), i);
-                i
-            }
-            (false, true) => {
-                let end = self.tags.get(n).end;
-                self.unlink_release(i);
-                self.lists.resize(self.tags.all_mut(), n, t.start, end);
-                n
-            }
-            (true, next_free) => {
-                let mut end = t.end;
-                if next_free {
-                    end = self.tags.get(n).end;
-                    self.lists.remove(self.tags.all_mut(), n);
-                    self.unlink_release(n);
-                }
-                let start = self.tags.get(p).start;
-                self.unlink_release(i);
-                self.lists.resize(self.tags.all_mut(), p, start, end);
-                p
-            }
+        let (pt, nt) = (*self.tags.get(p), *self.tags.get(n));
+        let prev_free = pt.kind() == K_FREE;
+        let next_free = nt.kind() == K_FREE;
+        if !(prev_free || next_free) {
+            self.lists.insert(self.tags.all_mut(), i);
+            return i;
         }
+        // One case for either neighbour (chosen without a branch), the
+        // next one's removal added when both are free.
+        let survivor = if prev_free { p } else { n };
+        let start = if prev_free { pt.start } else { t.start };
+        let end = if next_free { nt.end } else { t.end };
+        if prev_free && next_free {
+            self.lists.remove(self.tags.all_mut(), n);
+            self.unlink_release(n);
+        }
+        self.unlink_release(i);
+        self.lists.resize(self.tags.all_mut(), survivor, start, end);
+        survivor
     }
 }

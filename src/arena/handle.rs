@@ -175,12 +175,15 @@ mod tests {
         let e = a.free(h.addr(), Size(16));
         assert!(matches!(e, Err(ArenaError::BadFree { allocated: None, .. })));
         // Handles to the wrong address, to a hashed segment, to a tag past
-        // the table, with tag 0.
+        // the table, to a free list's sentinel (tag 1, at address 0), with
+        // tag 0.
         let wrong = [
             Handle::from_parts(x, h.tag()).unwrap(),
             Handle::from_parts(Addr(h.addr().0 + 16), h.tag()).unwrap(),
             Handle::from_parts(h.addr(), h.tag() + 1).unwrap(),
             Handle::from_parts(h.addr(), u32::MAX).unwrap(),
+            Handle::from_parts(Addr(0), 1).unwrap(),
+            Handle::from_parts(h.addr(), 1).unwrap(),
         ];
         for w in wrong {
             assert_eq!(a.lookup_handle(w), None);
@@ -191,7 +194,7 @@ mod tests {
         }
         assert_eq!(Handle::from_parts(h.addr(), 0), None);
         assert_eq!((a.sizes(), a.live()), before);
-        assert_eq!(a.counters().bad_frees, 5);
+        assert_eq!(a.counters().bad_frees, 7);
         a.check().unwrap();
         // Freed once, a handle is stale: refused the second time.
         assert_eq!(a.free_handle(h), Ok(Size(16)));

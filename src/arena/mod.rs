@@ -74,7 +74,8 @@ mod tests;
 
 use core::mem::size_of;
 
-use vmspace_shim::{align, PageOps, Range, Size};
+use vmspace_shim::align::{self, PowerOfTwo};
+use vmspace_shim::{PageOps, Range, Size};
 
 pub(crate) use constraints::Request;
 pub use constraints::{Constraints, Policy};
@@ -98,6 +99,11 @@ pub(crate) const ALLOC_TAGS: u32 = 4;
 /// The size of one boundary tag in bytes (for sizing stores).
 pub const TAG_BYTES: usize = size_of::<Tag>();
 
+/// Boundary tags every arena keeps for itself from the start: the head of
+/// the address and span lists, and one sentinel per free list (for sizing
+/// stores: a segment or span marker takes one tag beyond these).
+pub const BASE_TAGS: usize = 1 + FREE_LISTS;
+
 /// Called once for each allocation still live when an arena is dropped, with
 /// the arena's name and the allocation's range (requested size).
 pub type LeakHook = fn(name: &'static str, leaked: Range);
@@ -113,13 +119,14 @@ pub type LeakHook = fn(name: &'static str, leaked: Range);
 ///   which the span list (`kprev`/`knext` from tag 0) repeats.
 /// - Segments are non-empty multiples of the quantum at multiples of it; no
 ///   two free segments are adjacent within a span.
-/// - Every free segment is on its free list; every allocated segment is in
-///   the hash, with `kprev` holding its rounding slack.
+/// - Every free segment is on its free list (circular, through the list's
+///   sentinel tag); every allocated segment is in the hash or held by a
+///   handle (counted in `held`), with `kprev` holding its rounding slack.
 /// - `sizes` and the span count equal the sums over the lists; the rotor is a
 ///   tag on the address list.
 pub struct Arena<S: Store, I: Source = NoSource> {
     name: &'static str,
-    quantum: usize,
+    quantum: PowerOfTwo,
     tags: TagTable<S>,
     hash: AllocHash<S>,
     held: usize,
@@ -144,21 +151,23 @@ impl<S: Store, I: Source> Arena<S, I> {
         hash: S,
         source: I,
     ) -> Result<Self, ArenaError> {
-        if !quantum.is_power_of_two() || quantum.0 > 1 << 27 {
+        let Some(q) = PowerOfTwo::new(quantum.0).filter(|q| q.get() <= 1 << 27) else {
             return Err(ArenaError::InvalidArgument("quantum is not a power of two <= 2^27"));
-        }
+        };
         if source.can_import() && !source.quantum().is_power_of_two() {
             return Err(ArenaError::InvalidArgument("source quantum is not a power of two"));
         }
         let max_tags = (tags.capacity() / size_of::<Tag>()).min(u32::MAX as usize) as u32;
         let shift = align::log2_exact(quantum.0).unwrap_or(0);
+        let mut tags = TagTable::new(tags, max_tags)?;
+        let lists = FreeLists::new(&mut tags)?;
         Ok(Arena {
             name,
-            quantum: quantum.0,
-            tags: TagTable::new(tags, max_tags)?,
+            quantum: q,
+            tags,
             hash: AllocHash::new(hash, shift)?,
             held: 0,
-            lists: FreeLists::new(),
+            lists,
             source,
             rotor: HEAD,
             sizes: Sizes::default(),
@@ -176,7 +185,7 @@ impl<S: Store, I: Source> Arena<S, I> {
 
     /// The quantum.
     pub fn quantum(&self) -> Size {
-        Size(self.quantum)
+        Size(self.quantum.get())
     }
 
     /// The source.
@@ -202,7 +211,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.mtbf = Mtbf::new(seed, mtbf);
     }
 
-    /// Boundary tags in use (the list sentinel included) and the number the
+    /// Boundary tags in use (the arena's own [`BASE_TAGS`] included) and the number the
     /// store has room for now.
     pub fn tags_in_use(&self) -> (u32, u32) {
         (self.tags.in_use(), self.tags.capacity())
@@ -264,7 +273,8 @@ impl<S: Store, I: Source> Arena<S, I> {
 impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
     /// An arena whose tag table and hash live in address space reserved
     /// through `ops` and mapped page by page, with room for `max_tags` tags
-    /// (an allocation takes one or two, a span two).
+    /// ([`BASE_TAGS`] of them the arena's own; an allocation takes one or
+    /// two, a span two).
     pub fn on_pages(
         name: &'static str,
         quantum: Size,

@@ -4,7 +4,7 @@ use vmspace_shim::{Addr, Range, Size};
 
 use super::source::Source;
 use super::store::Store;
-use super::tag::{Tag, HEAD, K_FREE, K_SPAN, NIL};
+use super::tag::{Tag, HEAD, K_FREE, K_SPAN};
 use super::{Arena, ArenaError};
 
 /// Tags `add` and `extend` may consume.
@@ -46,12 +46,12 @@ impl<S: Store, I: Source> Arena<S, I> {
         if size.is_zero() {
             return Err(ArenaError::InvalidArgument("span size is zero"));
         }
-        let q = Size(self.quantum);
+        let q = Size(self.quantum.get());
         if !base.is_aligned(q) {
-            return Err(ArenaError::Misaligned { value: base.0, align: self.quantum });
+            return Err(ArenaError::Misaligned { value: base.0, align: self.quantum.get() });
         }
         if !size.is_aligned(q) {
-            return Err(ArenaError::Misaligned { value: size.0, align: self.quantum });
+            return Err(ArenaError::Misaligned { value: size.0, align: self.quantum.get() });
         }
         Ok(Range::from_size(base, size)?)
     }
@@ -132,7 +132,6 @@ impl<S: Store, I: Source> Arena<S, I> {
                 t.start = b;
                 t.end = e;
                 t.set_kind(K_FREE);
-                t.set_kprev(NIL);
                 next
             }
             (Some(_), None) => {

@@ -191,9 +191,11 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.spans
     }
 
-    /// The number of free segments with size in `[2^k, 2^(k+1))`, for each `k`.
+    /// The number of free segments with size in `[2^k, 2^(k+1))`, for each
+    /// `k`. Walks every free list (nothing on the allocation path keeps
+    /// count).
     pub fn free_histogram(&self) -> [usize; LISTS] {
-        *self.lists.counts()
+        self.lists.counts(&self.tags)
     }
 
     /// The size of the largest free segment (zero when none). Scans one free
@@ -205,8 +207,9 @@ impl<S: Store, I: Source> Arena<S, I> {
         }
         let k = (usize::BITS - 1 - map.leading_zeros()) as usize;
         let mut best = 0;
-        let mut i = self.lists.head(k);
-        while i != NIL {
+        let end = self.lists.sentinel(k);
+        let mut i = self.tags.get(end).knext;
+        while i != end {
             let t = self.tags.get(i);
             best = best.max(t.size());
             i = t.knext;

@@ -3,7 +3,8 @@
 //! Every span marker and every segment (free or allocated) of an arena is a
 //! [`Tag`]: a record in one table, named by its `u32` index and linked to its
 //! neighbours by index. Tag 0 is the sentinel that heads both the address list
-//! (all markers and segments in address order) and the span list. The table's
+//! (all markers and segments in address order) and the span list; the free
+//! lists' sentinels follow it (kind `K_LIST`, see `freelist`). The table's
 //! storage is a [`Store`] that grows at its end; unused tags are kept on a free
 //! list threaded through `knext`.
 
@@ -26,6 +27,8 @@ pub(crate) const K_UNUSED: u8 = 4;
 /// An allocated segment held by a [`Handle`](super::Handle): not in the
 /// address hash, freed through its tag index.
 pub(crate) const K_HELD: u8 = 5;
+/// The sentinel heading one free list (never on the address list).
+pub(crate) const K_LIST: u8 = 6;
 
 /// One boundary tag: a span marker or a segment `[start, end)`.
 ///
@@ -35,8 +38,8 @@ pub(crate) const K_HELD: u8 = 5;
 /// # Invariants
 ///
 /// For tags in use: `start <= end`; `aprev`/`anext` link the address list;
-/// `knext`/`kprev` link the span list (spans), a free list (free segments, `NIL`
-/// at the ends) or a hash chain (allocated segments: `knext` only, and `kprev`
+/// `knext`/`kprev` link the span list (spans), a free list (free segments and
+/// the list's `K_LIST` sentinel, circular) or a hash chain (allocated segments: `knext` only, and `kprev`
 /// holds the rounding slack, `quantum`-rounded size minus requested size).
 /// Held segments (`K_HELD`) are allocated segments on no chain: `knext` is
 /// unused and `kprev` holds the slack.
@@ -66,12 +69,12 @@ const IMPORTED_BIT: u32 = 1 << KPREV_BITS;
 const KIND_SHIFT: u32 = KPREV_BITS + 1;
 
 /// The most tags a table may hold: every index, and every slack below the
-/// largest quantum, must fit the packed `kprev`, whose all-ones value stands
-/// for `NIL`.
-pub(crate) const MAX_TAGS: u32 = KPREV_MASK - 1;
+/// largest quantum, must fit the packed `kprev` (and no index is `NIL`).
+pub(crate) const MAX_TAGS: u32 = KPREV_MASK;
 
 impl Tag {
-    /// A tag of `kind` for `[start, end)`, unlinked (`knext` and `kprev` NIL).
+    /// A tag of `kind` for `[start, end)`, unlinked (`aprev`, `anext` and
+    /// `knext` NIL, `kprev` 0).
     #[inline]
     pub(crate) fn new(start: usize, end: usize, kind: u8) -> Tag {
         Tag {
@@ -80,7 +83,7 @@ impl Tag {
             aprev: NIL,
             anext: NIL,
             knext: NIL,
-            bits: KPREV_MASK | (u32::from(kind & 7) << KIND_SHIFT),
+            bits: u32::from(kind & 7) << KIND_SHIFT,
         }
     }
 
@@ -119,17 +122,15 @@ impl Tag {
     /// The back link (allocated segments: the slack).
     #[inline]
     pub(crate) fn kprev(&self) -> u32 {
-        match self.bits & KPREV_MASK {
-            KPREV_MASK => NIL,
-            v => v,
-        }
+        self.bits & KPREV_MASK
     }
 
-    /// Set the back link (`NIL` or at most [`MAX_TAGS`]) or the slack.
+    /// Set the back link (a tag index, below [`MAX_TAGS`]) or the slack
+    /// (below the largest quantum): never `NIL`, which no list needs.
     #[inline]
     pub(crate) fn set_kprev(&mut self, v: u32) {
-        let v = if v == NIL { KPREV_MASK } else { v & KPREV_MASK };
-        self.bits = (self.bits & !KPREV_MASK) | v;
+        debug_assert!(v < MAX_TAGS);
+        self.bits = (self.bits & !KPREV_MASK) | (v & KPREV_MASK);
     }
 }
 
@@ -368,9 +369,9 @@ mod tests {
     #[test]
     fn packed_fields_round_trip() {
         let mut t = Tag::new(0, 16, K_SPAN);
-        assert_eq!((t.kind(), t.imported(), t.kprev()), (K_SPAN, false, NIL));
-        for v in [0, 1, (1 << 27) - 1, MAX_TAGS - 1, NIL] {
-            for kind in [K_HEAD, K_FREE, K_HELD, K_UNUSED] {
+        assert_eq!((t.kind(), t.imported(), t.kprev()), (K_SPAN, false, 0));
+        for v in [0, 1, (1 << 27) - 1, MAX_TAGS - 1] {
+            for kind in [K_HEAD, K_FREE, K_HELD, K_UNUSED, K_LIST] {
                 for imported in [false, true] {
                     t.set_kprev(v);
                     t.set_kind(kind);

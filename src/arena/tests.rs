@@ -141,8 +141,8 @@ fn constrained_allocations_satisfy_their_constraints() {
 
 #[test]
 fn tag_exhaustion_fails_cleanly() {
-    // Room for the sentinel + a span (2) + a handful of segments.
-    let (mut tb, mut hb) = (vec![0u8; TAG_BYTES * 12 + 8], vec![0u8; 256]);
+    // Room for the arena's own tags + a span (2) + a handful of segments.
+    let (mut tb, mut hb) = (vec![0u8; TAG_BYTES * (BASE_TAGS + 11) + 8], vec![0u8; 256]);
     let mut a = slice_arena(&mut tb, &mut hb, 1);
     a.add(Addr(0), Size(1000)).unwrap();
     let mut got = Vec::new();
