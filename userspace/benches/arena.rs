@@ -11,6 +11,7 @@
 //! Ours runs twice in the instant-fit group: `vmspace` frees by address
 //! and size (vmem's interface, through the address hash), `vmspace-handle`
 //! by [`Handle`] (no hash on either side, as `offset-allocator` frees).
+//! `no allocator` is the harness alone: the floor under every figure.
 
 // criterion_group! generates an undocumented `pub fn`.
 #![allow(missing_docs)]
@@ -216,6 +217,23 @@ fn instant_fit(c: &mut Criterion) {
             |a, h| a.free(h),
         );
         churn_vmem(&mut g, live, &t, vmem::AllocPolicy::InstantFit);
+        // The floor under every figure: the same loop and 8-byte records
+        // with no allocator (`alloc` hands out a counter, `free` only reads
+        // the record).
+        churn(
+            &mut g,
+            "no allocator",
+            live,
+            &t,
+            || 0u32,
+            |n, s| {
+                *n = n.wrapping_add(1);
+                (*n, s)
+            },
+            |_, r| {
+                std::hint::black_box(r);
+            },
+        );
         if live <= 10_000 {
             churn_range_alloc(&mut g, "range-alloc", live, &t, None);
         }

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Arguments: the allocator (`vmspace`, `vmspace-handle` for ours freed by
-//! handle, `offset-allocator` or `vmem`), the live count, and the steps to
+//! handle, `offset-allocator`, `vmem`, or `none` for the harness alone), the
+//! live count, and the steps to
 //! run after filling. It prints the CPU time per pair (meaningful outside
 //! cachegrind only).
 
@@ -90,6 +91,22 @@ impl Churner for Vmem {
     }
 }
 
+/// No allocator: the harness alone (reading the trace, the caller's record
+/// of each allocation, the loop), with the same 8-byte records. What it
+/// costs at each live count is the floor under every allocator's figure.
+struct NoAllocator(u32);
+
+impl Churner for NoAllocator {
+    type Handle = (u32, u32);
+    fn alloc(&mut self, size: usize) -> (u32, u32) {
+        self.0 = self.0.wrapping_add(1);
+        (self.0, size as u32)
+    }
+    fn free(&mut self, h: (u32, u32)) {
+        std::hint::black_box(h);
+    }
+}
+
 fn cpu_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid timespec to write to.
@@ -123,7 +140,9 @@ fn main() -> ExitCode {
         _ => None,
     };
     let Some((who, (live, steps))) = parsed else {
-        eprintln!("usage: arena_churn vmspace|vmspace-handle|offset-allocator|vmem LIVE STEPS");
+        eprintln!(
+            "usage: arena_churn vmspace|vmspace-handle|offset-allocator|vmem|none LIVE STEPS"
+        );
         return ExitCode::from(2);
     };
     let arena = || {
@@ -149,8 +168,11 @@ fn main() -> ExitCode {
             a.add_span(1 << 20, SPACE).expect("vmem span");
             run(Vmem(a), live, steps)
         }
+        "none" => run(NoAllocator(0), live, steps),
         _ => {
-            eprintln!("unknown allocator {who}: vmspace, vmspace-handle, offset-allocator or vmem");
+            eprintln!(
+                "unknown allocator {who}: vmspace, vmspace-handle, offset-allocator, vmem or none"
+            );
             return ExitCode::from(2);
         }
     };

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Instruction and cache-miss counts per free+alloc pair of the arena churn (userspace/examples/arena_churn.rs) under cachegrind, for
-# vmspace beside its peers. Counts are the difference between a run of
+# vmspace beside its peers and the harness alone (`none`). Counts are the difference between a run of
 # STEPS steps and a run of none, divided by STEPS, so filling the allocator
 # does not count. Unlike times on a shared machine, these reproduce exactly.
 #
@@ -32,7 +32,7 @@ printf '|---|---|---|---|---|\n'
 for live in 100 10000 1000000; do
     ll=1048576,16,64
     [ "$live" -ge 1000000 ] && ll=33554432,16,64
-    for who in vmspace vmspace-handle offset-allocator vmem; do
+    for who in vmspace vmspace-handle offset-allocator vmem none; do
         # The vmem crate frees in time linear in its live count.
         [ "$who" = vmem ] && [ "$live" -ge 1000000 ] && continue
         read -r -a zero <<<"$(summary "$who" "$live" 0 "$ll")"
