@@ -8,7 +8,7 @@
 use vmspace_shim::align;
 
 use super::store::Store;
-use super::tag::{Tag, TagTable, K_FREE, K_LIST};
+use super::tag::{Tag, TagTable, K_FREE};
 use super::ArenaError;
 
 /// Number of free lists: one per bit of a size.
@@ -34,10 +34,13 @@ pub(crate) fn instant_list(size: usize) -> usize {
 /// The free lists of an arena.
 ///
 /// Each list is circular and doubly linked through `knext`/`kprev`, and
-/// headed by a sentinel tag of kind `K_LIST` in the arena's tag table, so
-/// that inserting and unlinking are the same few stores wherever the tag
-/// sits, with no end-of-list test to mispredict. The sentinels are tags
-/// `first .. first + LISTS`, taken when the arena is made.
+/// headed by a sentinel tag in the arena's tag table, so that inserting and
+/// unlinking are the same few stores wherever the tag sits, with no
+/// end-of-list test to mispredict. The sentinels are tags `first .. first +
+/// LISTS`, taken when the arena is made: empty free tags (`[0, 0)`, kind
+/// `K_FREE`, never on the address list, so no walk or coalescing meets
+/// them), so that every tag on a list has the same kind and flags and a back
+/// link is set with one store.
 ///
 /// # Invariants
 ///
@@ -60,9 +63,9 @@ impl FreeLists {
             if s != first + k {
                 return Err(ArenaError::InvalidArgument("free lists need a fresh tag table"));
             }
-            let mut t = Tag::new(0, 0, K_LIST);
+            let mut t = Tag::new(0, 0, K_FREE);
             t.knext = s;
-            t.set_kprev(s);
+            t.set_free_kprev(s);
             tags.set(s, t);
         }
         Ok(FreeLists { first, freemap: 0 })
@@ -103,11 +106,11 @@ impl FreeLists {
         let next = tags[s as usize].knext;
         {
             let t = &mut tags[i as usize];
-            t.set_kprev(s);
+            t.set_free_kprev(s);
             t.knext = next;
         }
         tags[s as usize].knext = i;
-        tags[next as usize].set_kprev(i);
+        tags[next as usize].set_free_kprev(i);
         self.freemap |= 1 << k;
     }
 
@@ -124,7 +127,7 @@ impl FreeLists {
         let t = &tags[i as usize];
         let (prev, next) = (t.kprev(), t.knext);
         tags[prev as usize].knext = next;
-        tags[next as usize].set_kprev(prev);
+        tags[next as usize].set_free_kprev(prev);
         // Only the sole member has the sentinel on both sides.
         self.freemap &= !(usize::from(prev == next) << k);
     }
@@ -143,7 +146,7 @@ impl FreeLists {
     }
 
     /// Move free tag `i`, resized, from list `old` to the list of its size.
-    #[inline(never)]
+    #[inline(always)]
     fn relist(&mut self, tags: &mut [Tag], i: u32, old: usize) {
         self.unlink(tags, i, old);
         self.insert(tags, i);
@@ -170,7 +173,11 @@ impl FreeLists {
         let (mut n, mut bytes) = (0usize, 0usize);
         for k in 0..LISTS {
             let s = self.sentinel(k);
-            if s as usize >= written || tags.get(s).kind() != K_LIST {
+            let sentinel = (s as usize) < written && {
+                let t = tags.get(s);
+                t.kind() == K_FREE && !t.imported() && t.start == 0 && t.end == 0
+            };
+            if !sentinel {
                 return Err(ArenaError::Corrupt { what: "free-list sentinel lost", tag: s });
             }
             let nonempty = tags.get(s).knext != s;
@@ -190,7 +197,7 @@ impl FreeLists {
                 if i == s {
                     break;
                 }
-                if t.kind() != K_FREE {
+                if t.kind() != K_FREE || t.imported() {
                     return bad("non-free tag on a free list");
                 }
                 if t.size() == 0 || list_of(t.size()) != k {
@@ -288,9 +295,12 @@ mod tests {
         tags.get_mut(a).end = 40;
         assert_eq!(what(lists.check(&tags)), corrupt("free segment on the wrong list"));
         tags.get_mut(a).end = 20;
-        tags.get_mut(lists.sentinel(7)).set_kind(K_FREE);
+        tags.get_mut(lists.sentinel(7)).end = 8;
         assert_eq!(what(lists.check(&tags)), corrupt("free-list sentinel lost"));
-        tags.get_mut(lists.sentinel(7)).set_kind(K_LIST);
+        tags.get_mut(lists.sentinel(7)).end = 0;
+        tags.get_mut(b).set_imported(true);
+        assert_eq!(what(lists.check(&tags)), corrupt("non-free tag on a free list"));
+        tags.get_mut(b).set_imported(false);
         tags.get_mut(lists.sentinel(7)).knext = a;
         assert_eq!(what(lists.check(&tags)), corrupt("freemap bit disagrees"));
         tags.get_mut(lists.sentinel(7)).knext = lists.sentinel(7);

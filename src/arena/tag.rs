@@ -4,7 +4,7 @@
 //! [`Tag`]: a record in one table, named by its `u32` index and linked to its
 //! neighbours by index. Tag 0 is the sentinel that heads both the address list
 //! (all markers and segments in address order) and the span list; the free
-//! lists' sentinels follow it (kind `K_LIST`, see `freelist`). The table's
+//! lists' sentinels follow it (empty free tags, see `freelist`). The table's
 //! storage is a [`Store`] that grows at its end; unused tags are kept on a free
 //! list threaded through `knext`.
 
@@ -27,8 +27,6 @@ pub(crate) const K_UNUSED: u8 = 4;
 /// An allocated segment held by a [`Handle`](super::Handle): not in the
 /// address hash, freed through its tag index.
 pub(crate) const K_HELD: u8 = 5;
-/// The sentinel heading one free list (never on the address list).
-pub(crate) const K_LIST: u8 = 6;
 
 /// One boundary tag: a span marker or a segment `[start, end)`.
 ///
@@ -39,7 +37,7 @@ pub(crate) const K_LIST: u8 = 6;
 ///
 /// For tags in use: `start <= end`; `aprev`/`anext` link the address list;
 /// `knext`/`kprev` link the span list (spans), a free list (free segments and
-/// the list's `K_LIST` sentinel, circular) or a hash chain (allocated segments: `knext` only, and `kprev`
+/// the list's sentinel, circular) or a hash chain (allocated segments: `knext` only, and `kprev`
 /// holds the rounding slack, `quantum`-rounded size minus requested size).
 /// Held segments (`K_HELD`) are allocated segments on no chain: `knext` is
 /// unused and `kprev` holds the slack.
@@ -131,6 +129,15 @@ impl Tag {
     pub(crate) fn set_kprev(&mut self, v: u32) {
         debug_assert!(v < MAX_TAGS);
         self.bits = (self.bits & !KPREV_MASK) | (v & KPREV_MASK);
+    }
+
+    /// Set the back link of a tag on a free list, whose kind is `K_FREE`
+    /// and which is not imported (a free segment or a list's sentinel), by
+    /// rewriting the whole word: a store, not a read-modify-write.
+    #[inline]
+    pub(crate) fn set_free_kprev(&mut self, v: u32) {
+        debug_assert!(v < MAX_TAGS && self.kind() == K_FREE && !self.imported());
+        self.bits = (v & KPREV_MASK) | (u32::from(K_FREE) << KIND_SHIFT);
     }
 }
 
@@ -371,7 +378,7 @@ mod tests {
         let mut t = Tag::new(0, 16, K_SPAN);
         assert_eq!((t.kind(), t.imported(), t.kprev()), (K_SPAN, false, 0));
         for v in [0, 1, (1 << 27) - 1, MAX_TAGS - 1] {
-            for kind in [K_HEAD, K_FREE, K_HELD, K_UNUSED, K_LIST] {
+            for kind in [K_HEAD, K_FREE, K_HELD, K_UNUSED] {
                 for imported in [false, true] {
                     t.set_kprev(v);
                     t.set_kind(kind);
@@ -380,6 +387,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_free_tags_back_link_is_rewritten_whole() {
+        let mut t = Tag::new(3, 9, K_FREE);
+        t.set_kprev(7);
+        t.set_free_kprev(MAX_TAGS - 1);
+        assert_eq!((t.kind(), t.imported(), t.kprev()), (K_FREE, false, MAX_TAGS - 1));
+        let mut u = Tag::new(3, 9, K_FREE);
+        u.set_kprev(MAX_TAGS - 1);
+        assert_eq!(t.bits, u.bits);
     }
 
     #[test]
