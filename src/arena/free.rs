@@ -79,8 +79,8 @@ impl<S: Store, I: Source> Arena<S, I> {
             self.lists.insert(self.tags.all_mut(), i);
             return i;
         }
-        // One case for either neighbour (chosen without a branch), the
-        // next one's removal added when both are free.
+        // One path for either free neighbour (the survivor and its bounds
+        // are selects), plus the next one's removal when both are free.
         let survivor = if prev_free { p } else { n };
         let start = if prev_free { pt.start } else { t.start };
         let end = if next_free { nt.end } else { t.end };

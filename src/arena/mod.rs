@@ -211,8 +211,8 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.mtbf = Mtbf::new(seed, mtbf);
     }
 
-    /// Boundary tags in use (the arena's own [`BASE_TAGS`] included) and the number the
-    /// store has room for now.
+    /// Boundary tags in use (the arena's own [`BASE_TAGS`] included) and the
+    /// number the store has room for now.
     pub fn tags_in_use(&self) -> (u32, u32) {
         (self.tags.in_use(), self.tags.capacity())
     }
