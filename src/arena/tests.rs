@@ -165,6 +165,21 @@ fn tag_exhaustion_fails_cleanly() {
 }
 
 #[test]
+fn a_tag_store_smaller_than_the_arenas_own_tags_is_refused() {
+    for tags in [8, BASE_TAGS - 1] {
+        let (mut tb, mut hb) = (vec![0u8; TAG_BYTES * tags + 8], vec![0u8; 256]);
+        let r =
+            Arena::new("t", Size(1), SliceStore::new(&mut tb), SliceStore::new(&mut hb), NoSource);
+        assert!(matches!(r, Err(ArenaError::TagsExhausted)), "{tags} tags");
+    }
+    let (mut tb, mut hb) = (vec![0u8; TAG_BYTES * (BASE_TAGS + 2) + 8], vec![0u8; 256]);
+    let mut a = slice_arena(&mut tb, &mut hb, 1);
+    assert_eq!(a.tags_in_use().0 as usize, BASE_TAGS);
+    a.add(Addr(0), Size(64)).unwrap();
+    a.check().unwrap();
+}
+
+#[test]
 fn page_stores_grow_and_hash_doubles() {
     let mut buf = vec![0u8; 16 << 20];
     let sim = SimBackend::new(&mut buf, 4096).unwrap();
