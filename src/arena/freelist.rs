@@ -2,8 +2,9 @@
 //!
 //! Free segments of size in `[2^k, 2^(k+1))` sit on list `k`, circular and
 //! doubly linked through `knext`/`kprev` from a sentinel tag; bit `k` of the
-//! freemap is set exactly when list `k` is non-empty. The first list that can satisfy a
-//! request without looking is one `trailing_zeros` away: instant fit is O(1).
+//! freemap is set exactly when list `k` is non-empty. The first list that can
+//! satisfy a request without looking is one `trailing_zeros` away: instant fit
+//! is O(1).
 
 use vmspace_shim::align;
 

@@ -37,8 +37,9 @@ pub(crate) const K_HELD: u8 = 5;
 ///
 /// For tags in use: `start <= end`; `aprev`/`anext` link the address list;
 /// `knext`/`kprev` link the span list (spans), a free list (free segments and
-/// the list's sentinel, circular) or a hash chain (allocated segments: `knext` only, and `kprev`
-/// holds the rounding slack, `quantum`-rounded size minus requested size).
+/// the list's sentinel, circular) or a hash chain (allocated segments: `knext`
+/// only, and `kprev` holds the rounding slack, `quantum`-rounded size minus
+/// requested size).
 /// Held segments (`K_HELD`) are allocated segments on no chain: `knext` is
 /// unused and `kprev` holds the slack.
 ///
