@@ -10,9 +10,8 @@
 //!
 //! Arguments: the allocator (`vmspace`, `vmspace-handle` for ours freed by
 //! handle, `offset-allocator`, `vmem`, or `none` for the harness alone), the
-//! live count, and the steps to
-//! run after filling. It prints the CPU time per pair (meaningful outside
-//! cachegrind only).
+//! live count, and the steps to run after filling. It prints the CPU time
+//! per pair (meaningful outside cachegrind only).
 
 use std::process::ExitCode;
 
