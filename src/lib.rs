@@ -15,9 +15,10 @@
 //!   space;
 //! - [`sync`] and [`qcache`]: arenas shared between threads behind a lock the
 //!   build supplies, with quantum caches served from per-thread or per-CPU
-//!   magazines and waiting for space;
-//! - [`workload`]: seeded operation generators and drivers that the property
-//!   tests, the command-line program and the kernel's KUnit suites share.
+//!   magazines and waiting for space.
+//!
+//! The seeded operation generators and reference models the tests share are
+//! in a crate of their own, `vmspace-workload`, outside the product.
 //!
 //! Every operating-system call goes through the [`PageOps`] trait of the
 //! shim crate; every structure takes its backend as a type
@@ -35,7 +36,6 @@ pub mod qcache;
 pub mod sync;
 pub mod vm;
 pub mod vmarena;
-pub mod workload;
 
 pub use arena::{Arena, ArenaError, Constraints, Policy};
 pub use vmspace_shim as shim;

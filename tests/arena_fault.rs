@@ -10,9 +10,9 @@ use std::cell::RefCell;
 
 use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy, SegmentKinds, VmSource};
 use vmspace::vm::Vm;
-use vmspace::workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, FaultInjector, Op, Size};
+use vmspace_workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
 
 const N: usize = 256;
 const M: usize = 32;

@@ -8,10 +8,10 @@ use std::cell::RefCell;
 use proptest::prelude::*;
 use vmspace::arena::{Arena, NoSource, PageStore, SegmentKinds, Source, Store, VmSource};
 use vmspace::vm::Vm;
-use vmspace::workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{PageOps, Size};
 use vmspace_user::MmapBackend;
+use vmspace_workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
 
 /// Live allocations and added spans the model can track.
 const N: usize = 512;

@@ -6,9 +6,9 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
-use vmspace::workload::Rng;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, Op, PageOps, Protection, Range, ShimError, Size};
+use vmspace_workload::Rng;
 
 const PAGE: usize = 256;
 const CHUNK: usize = 1024;

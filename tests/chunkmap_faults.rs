@@ -4,9 +4,9 @@
 //! in the simulated backend's page states; `check()` must pass.
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};
-use vmspace::workload::chunkmap_ops::{self, ChunkModel, ChunkOpGen};
 use vmspace_shim::sim::{PageState, SimBackend};
 use vmspace_shim::{Addr, FaultInjector, PageOps, Protection, Size};
+use vmspace_workload::chunkmap_ops::{self, ChunkModel, ChunkOpGen};
 
 const PAGE: usize = 256;
 const CHUNK: usize = 1024;

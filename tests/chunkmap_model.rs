@@ -4,10 +4,10 @@
 
 use proptest::prelude::*;
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
-use vmspace::workload::chunkmap_ops;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, PageOps, Size};
 use vmspace_user::MmapBackend;
+use vmspace_workload::chunkmap_ops;
 
 /// Sim: 256-byte pages hold 256 chunk states a leaf; 1024 chunks of 1 KiB
 /// make 4 leaves.

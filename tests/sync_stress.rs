@@ -11,9 +11,9 @@ use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, PageStore, Policy
 use vmspace::qcache::{CacheHandle, CpuCaches};
 use vmspace::sync::{SyncArena, Wait};
 use vmspace::vm::Vm;
-use vmspace::workload::Rng;
 use vmspace::{Addr, Range, Size};
 use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, SchedPin, UserArena, UserCpuCaches};
+use vmspace_workload::Rng;
 
 type Store = PageStore<MmapBackend>;
 

@@ -3,10 +3,10 @@
 //! mapping in a large space works, lots of mappings stay few VMAs).
 
 use vmspace::vm::{Vm, VmError};
-use vmspace::workload::vm_ops;
-use vmspace::workload::Rng;
 use vmspace_shim::{Addr, Range, ShimError, Size};
 use vmspace_user::{procfs, MmapBackend, UnmapStrategy};
+use vmspace_workload::vm_ops;
+use vmspace_workload::Rng;
 
 const GIB: usize = 1 << 30;
 

@@ -4,10 +4,10 @@
 
 use proptest::prelude::*;
 use vmspace::vm::{Vm, VmError};
-use vmspace::workload::vm_ops::{PageSetModel, VmOp, VmOpKind};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, PageOps, Size};
 use vmspace_user::MmapBackend;
+use vmspace_workload::vm_ops::{self, PageSetModel, VmOp, VmOpKind};
 
 const PAGES: usize = 300;
 
@@ -105,4 +105,29 @@ proptest! {
             prop_assert_eq!(s.mapped_pages * 4096, vm.mapped().0 + vm.metadata_mapped().0);
         }
     }
+}
+
+// The seeded workload the program and the KUnit suites run, here on the
+// simulated backend with its model.
+#[test]
+fn seeded_workload_agrees_with_the_model() {
+    for seed in 0..8 {
+        let mut buf = vec![0u8; 2 << 20];
+        let sim = SimBackend::new(&mut buf, 64).unwrap();
+        let mut vm = Vm::reserve(&sim, Size(2000 * 64), Size(64)).unwrap();
+        let stats = vm_ops::run::<_, 32>(&mut vm, seed, 400, true).unwrap();
+        assert!(stats.succeeded > 50 && stats.rejected > 50, "{stats:?}");
+        assert!(stats.pages_touched > 0);
+    }
+}
+
+#[test]
+fn seeded_workload_survives_random_backend_faults() {
+    let mut buf = vec![0u8; 2 << 20];
+    let sim = SimBackend::new(&mut buf, 64).unwrap();
+    let faulty = FaultInjector::new(&sim);
+    let mut vm = Vm::reserve(&faulty, Size(2000 * 64), Size(64)).unwrap();
+    faulty.fail_randomly(99, 100_000);
+    let stats = vm_ops::run::<_, 32>(&mut vm, 5, 1000, true).unwrap();
+    assert!(stats.backend_failures > 10, "{stats:?}");
 }

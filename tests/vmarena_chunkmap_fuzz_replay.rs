@@ -3,11 +3,11 @@
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace::workload::chunkmap_ops::{self, ChunkModel, ChunkOp, ChunkRunStats};
-use vmspace::workload::vmarena_ops::{self, VmArenaModel, VmArenaOp, VmArenaRunStats};
-use vmspace::workload::Rng;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, Size};
+use vmspace_workload::chunkmap_ops::{self, ChunkModel, ChunkOp, ChunkRunStats};
+use vmspace_workload::vmarena_ops::{self, VmArenaModel, VmArenaOp, VmArenaRunStats};
+use vmspace_workload::Rng;
 
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
     let mut r = Rng::new(seed);

@@ -5,9 +5,9 @@
 //! `check()` must pass whatever happened.
 
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace::workload::vmarena_ops::{self, Expect, VmArenaModel, VmArenaOpGen};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, Size};
+use vmspace_workload::vmarena_ops::{self, Expect, VmArenaModel, VmArenaOpGen};
 
 const PAGE: usize = 256;
 const TRACTS: usize = 256;

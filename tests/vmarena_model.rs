@@ -5,10 +5,10 @@
 
 use proptest::prelude::*;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace::workload::vmarena_ops;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, PageOps, Size};
 use vmspace_user::MmapBackend;
+use vmspace_workload::vmarena_ops;
 
 /// Sim: 256-byte pages (32 descriptors a page-table page), 512 tracts in
 /// 16 page-table pages, zones of 4 pages.

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
 use vmspace::arena::{Arena, NoSource};
-use vmspace::workload::arena_ops::{ArenaDriver, ArenaOp, ArenaOpConfig};
+use vmspace_workload::arena_ops::{ArenaDriver, ArenaOp, ArenaOpConfig};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, Size};
 

@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
-use vmspace::workload::chunkmap_ops::{step_checked, ChunkModel, ChunkOp, ChunkRunStats};
+use vmspace_workload::chunkmap_ops::{step_checked, ChunkModel, ChunkOp, ChunkRunStats};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, Size};
 

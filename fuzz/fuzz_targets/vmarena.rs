@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace::workload::vmarena_ops::{step_checked, VmArenaModel, VmArenaOp, VmArenaRunStats};
+use vmspace_workload::vmarena_ops::{step_checked, VmArenaModel, VmArenaOp, VmArenaRunStats};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, Size};
 

@@ -3,7 +3,7 @@
 //! Cases on the core's vmem-style [`Arena`], its metadata stores on a kernel
 //! page backend, and imports from a [`Vm`] on a kernel page backend.
 //!
-//! The seeded sequences are the core's own (`vmspace::workload::arena_ops`),
+//! The seeded sequences are the core's own (`vmspace_workload::arena_ops`),
 //! driven against its reference model with `check()` after every step. The
 //! model is sized for the kernel stack (64 live allocations, 16 spans).
 
@@ -11,7 +11,7 @@ use core::cell::RefCell;
 
 use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, PageStore, Policy, SegmentKinds, VmSource};
 use vmspace::vm::Vm;
-use vmspace::workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
+use vmspace_workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
 use vmspace_shim::{Addr, FaultInjector, Op, PageOps, Size};
 
 use crate::outcome::{ensure, Context, Outcome};

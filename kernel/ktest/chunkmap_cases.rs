@@ -12,7 +12,7 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};
-use vmspace::workload::{chunkmap_ops, Rng};
+use vmspace_workload::{chunkmap_ops, Rng};
 use vmspace_kernel::run_threads;
 use vmspace_shim::{Addr, FaultInjector, Op, PageOps, Range, Size};
 

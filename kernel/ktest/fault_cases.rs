@@ -5,7 +5,7 @@
 //! every failure unchanged and consistent.
 
 use vmspace::vm::{Vm, VmError};
-use vmspace::workload::vm_ops;
+use vmspace_workload::vm_ops;
 use vmspace_shim::{FaultInjector, Op, PageOps, Range, ShimError, Size};
 
 use crate::outcome::{ensure, Context, Failure, Outcome};

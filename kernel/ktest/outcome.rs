@@ -8,10 +8,10 @@ use vmspace::arena::ArenaError;
 use vmspace::chunkmap::ChunkMapError;
 use vmspace::vm::VmError;
 use vmspace::vmarena::VmArenaError;
-use vmspace::workload::arena_ops::ArenaRunError;
-use vmspace::workload::chunkmap_ops::ChunkRunError;
-use vmspace::workload::vmarena_ops::VmArenaRunError;
-use vmspace::workload::vm_ops::VmRunError;
+use vmspace_workload::arena_ops::ArenaRunError;
+use vmspace_workload::chunkmap_ops::ChunkRunError;
+use vmspace_workload::vmarena_ops::VmArenaRunError;
+use vmspace_workload::vm_ops::VmRunError;
 use vmspace_shim::{Overflow, ShimError};
 
 /// The result of a case body.

@@ -11,7 +11,7 @@ use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy};
 use vmspace::qcache::{CacheHandle, CpuCaches, CpuPin};
 use vmspace::sync::{SyncArena, Wait, Waiter};
 use vmspace::vm::Vm;
-use vmspace::workload::Rng;
+use vmspace_workload::Rng;
 use vmspace_kernel::{
     current_cpu, nr_cpu_ids, num_online_cpus, run_threads, sleep_ms, KernelCpuPin, KernelMutex, KernelWaiter,
 };

@@ -3,7 +3,7 @@
 //! Cases on the core's [`Vm`] over a kernel page backend.
 
 use vmspace::vm::{Vm, VmError};
-use vmspace::workload::vm_ops;
+use vmspace_workload::vm_ops;
 use vmspace_shim::{PageOps, Range, Size};
 
 use crate::outcome::{ensure, Context, Failure, Outcome};

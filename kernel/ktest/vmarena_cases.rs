@@ -6,7 +6,7 @@
 
 use vmspace::arena::{Arena, Policy};
 use vmspace::vmarena::{Request, VmArena, VmArenaConfig, VmArenaError, ZoneSet};
-use vmspace::workload::{vmarena_ops, Rng};
+use vmspace_workload::{vmarena_ops, Rng};
 use vmspace_shim::{FaultInjector, Op, PageOps, Range, Size};
 
 use crate::outcome::{ensure, Context, Outcome};

@@ -7,7 +7,7 @@
 //! sparse vmalloc backend, the module on the module-safe backend; the
 //! `#[kunit_tests]` suites in `kernel/builtin` and `kernel/module` are thin
 //! wrappers. Operation sequences come from the core's own seeded generators
-//! (`vmspace::workload`), the same ones the user-space property tests drive.
+//! (`vmspace_workload`), the same ones the user-space property tests drive.
 
 // Case results carry the error behind a failure (for the log); there is no
 // heap to box it in, as in the core's own drivers.

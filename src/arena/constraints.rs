@@ -139,8 +139,11 @@ impl Constraints {
     }
 
     /// Check the constraints against an arena's `quantum` (a power of two)
-    /// and turn them into a request.
-    pub(crate) fn validate(&self, quantum: usize) -> Result<Request, ArenaError> {
+    /// and turn them into the [`Request`] the arena places: the size rounded
+    /// up to the quantum, the alignment at least the quantum, the address
+    /// window narrowed to an exact address. The errors are the ones
+    /// [`Arena::xalloc`](super::Arena::xalloc) returns for these constraints.
+    pub fn validate(&self, quantum: usize) -> Result<Request, ArenaError> {
         if self.size.is_zero() {
             return Err(ArenaError::InvalidArgument("size is zero"));
         }
@@ -209,9 +212,11 @@ impl Constraints {
     }
 }
 
-/// Validated constraints, sizes rounded to the quantum.
+/// Validated constraints, sizes rounded to the quantum: what the arena
+/// places ([`Constraints::validate`]). Reference models and callers that
+/// want to predict a placement read it through its accessors.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Request {
+pub struct Request {
     pub(crate) size: usize,
     pub(crate) slack: u32,
     pub(crate) align: usize,
@@ -230,6 +235,46 @@ pub(crate) struct Request {
 }
 
 impl Request {
+    /// The size placed: the size asked for, rounded up to the quantum.
+    pub fn size(&self) -> Size {
+        Size(self.size)
+    }
+
+    /// The alignment (a power of two, at least the quantum).
+    pub fn align(&self) -> Size {
+        Size(self.align)
+    }
+
+    /// The phase: placements are `align * k + phase`.
+    pub fn phase(&self) -> Size {
+        Size(self.phase)
+    }
+
+    /// The boundary the allocation may not cross (0: none).
+    pub fn nocross(&self) -> Size {
+        Size(self.nocross)
+    }
+
+    /// The lowest address the allocation may start at.
+    pub fn min(&self) -> Addr {
+        Addr(self.lo)
+    }
+
+    /// The address the allocation must end at or below (`usize::MAX`: none).
+    pub fn max(&self) -> Addr {
+        Addr(self.hi)
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Whether the highest placement is wanted.
+    pub fn from_top(&self) -> bool {
+        self.top
+    }
+
     /// A plain request: `size` (already a multiple of the quantum).
     #[inline]
     pub(crate) fn plain(size: usize, slack: u32, quantum: usize, policy: Policy) -> Self {

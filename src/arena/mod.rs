@@ -77,7 +77,7 @@ use core::mem::size_of;
 use vmspace_shim::align::{self, PowerOfTwo};
 use vmspace_shim::{PageOps, Range, Size};
 
-pub(crate) use constraints::Request;
+pub use constraints::Request;
 pub use constraints::{Constraints, Policy};
 pub use error::ArenaError;
 pub use freelist::LISTS as FREE_LISTS;

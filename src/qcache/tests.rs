@@ -12,7 +12,6 @@ use super::pin::tests::TestPin;
 use super::{CpuCaches, CpuPin, SlotFlag, OBJECTS, ROUNDS};
 use crate::arena::{ArenaError, SliceStore};
 use crate::sync::tests::{buffers, reclaim_all, shared};
-use crate::workload::Rng;
 use vmspace_shim::{Addr, Size};
 
 /// A pin that goes where the test says: the slots in `plan`, in order,
@@ -166,14 +165,21 @@ fn threads_share_one_set_of_caches() {
         for t in 0..4u64 {
             let (caches, everything) = (&caches, &everything);
             scope.spawn(move || {
-                let mut rng = Rng::new(77 + t);
+                // xorshift64: a seeded stream without the workload crate.
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (77 + t);
+                let mut next = move |n: u64| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % n) as usize
+                };
                 let mut live = Vec::new();
                 for _ in 0..20_000 {
-                    if !live.is_empty() && rng.chance(480) {
-                        let (a, size) = live.swap_remove(rng.below(live.len()));
+                    if !live.is_empty() && next(1000) < 480 {
+                        let (a, size) = live.swap_remove(next(live.len() as u64));
                         caches.free(a, size).unwrap();
                     } else {
-                        let size = Size(16 * rng.between(1, 9));
+                        let size = Size(16 * (1 + next(9)));
                         live.push((caches.alloc(size).unwrap(), size));
                     }
                 }

@@ -6,7 +6,6 @@ use vmspace_shim::sim::{PageState, SimBackend};
 use vmspace_shim::{FaultInjector, Op, ShimError};
 
 use super::*;
-use crate::workload::vm_ops;
 
 const PAGE: usize = 4096;
 
@@ -211,27 +210,4 @@ fn reserve_failure_paths_release_what_they_took() {
         assert_eq!(sim.stats().reservations, 0);
         assert_eq!(sim.stats().mapped_pages, 0);
     }
-}
-
-#[test]
-fn seeded_workload_agrees_with_the_model() {
-    for seed in 0..8 {
-        let mut buf = vec![0u8; 2 << 20];
-        let sim = SimBackend::new(&mut buf, 64).unwrap();
-        let mut vm = Vm::reserve(&sim, Size(2000 * 64), Size(64)).unwrap();
-        let stats = vm_ops::run::<_, 32>(&mut vm, seed, 400, true).unwrap();
-        assert!(stats.succeeded > 50 && stats.rejected > 50, "{stats:?}");
-        assert!(stats.pages_touched > 0);
-    }
-}
-
-#[test]
-fn seeded_workload_survives_random_backend_faults() {
-    let mut buf = vec![0u8; 2 << 20];
-    let sim = SimBackend::new(&mut buf, 64).unwrap();
-    let faulty = FaultInjector::new(&sim);
-    let mut vm = Vm::reserve(&faulty, Size(2000 * 64), Size(64)).unwrap();
-    faulty.fail_randomly(99, 100_000);
-    let stats = vm_ops::run::<_, 32>(&mut vm, 5, 1000, true).unwrap();
-    assert!(stats.backend_failures > 10, "{stats:?}");
 }

@@ -6,7 +6,7 @@
 //! Each allocator holds `live` allocations of random sizes (1 to 255 units,
 //! roughly log-uniform); one iteration frees a random live allocation and
 //! allocates a new random size in its place, so the live count stays fixed.
-//! The trace (which slot, what size) is `vmspace::workload::Churn`,
+//! The trace (which slot, what size) is `vmspace_workload::Churn`,
 //! pregenerated and the same for everyone (and for `make bench-counts`).
 //! Ours runs twice in the instant-fit group: `vmspace` frees by address
 //! and size (vmem's interface, through the address hash), `vmspace-handle`
@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vmspace::arena::{Arena, Constraints, Handle, NoSource, PageStore, Policy};
-use vmspace::workload::Churn;
 use vmspace::{Addr, Size};
 use vmspace_user::MmapBackend;
+use vmspace_workload::Churn;
 
 mod peers;
 use peers::Tags;

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
-use vmspace::workload::Rng;
 use vmspace_shim::{Addr, Range, Size};
 use vmspace_user::MmapBackend;
+use vmspace_workload::Rng;
 
 const CHUNK: usize = 4 << 20;
 

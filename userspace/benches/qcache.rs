@@ -17,9 +17,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use vmspace::arena::{Arena, NoSource, PageStore, Policy};
 use vmspace::qcache::{CacheHandle, CpuCaches};
 use vmspace::sync::{SyncArena, Wait};
-use vmspace::workload::Rng;
 use vmspace::{Addr, Size};
 use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, SchedPin, UserArena};
+use vmspace_workload::Rng;
 
 const QUANTUM: usize = 16;
 const CLASSES: usize = 8;

@@ -1,4 +1,4 @@
-//! The arena benchmarks' churn trace (`vmspace::workload::Churn`) on one
+//! The arena benchmarks' churn trace (`vmspace_workload::Churn`) on one
 //! allocator, for a fixed number of steps: what `make bench-counts` runs
 //! under cachegrind to count instructions, cache misses and mispredicted
 //! branches per free+alloc pair, which on a shared machine are
@@ -16,9 +16,9 @@
 use std::process::ExitCode;
 
 use vmspace::arena::{Arena, Handle, NoSource, PageStore, Policy};
-use vmspace::workload::Churn;
 use vmspace::{Addr, Size};
 use vmspace_user::MmapBackend;
+use vmspace_workload::Churn;
 
 #[path = "../benches/peers/mod.rs"]
 mod peers;

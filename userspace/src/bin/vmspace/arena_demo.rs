@@ -5,10 +5,10 @@ use vmspace::arena::{Arena, Constraints, NoSource, PageStore, Policy, VmSource, 
 use vmspace::qcache::CacheHandle;
 use vmspace::sync::{SyncArena, Wait};
 use vmspace::vm::Vm;
-use vmspace::workload::Rng;
 use vmspace::{Addr, Size};
 use vmspace_shim::PageOps;
 use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock};
+use vmspace_workload::Rng;
 
 use crate::Options;
 

@@ -15,8 +15,8 @@
 //! allocation at a time.
 
 use vmspace::arena::{Constraints, Policy};
-use vmspace::workload::Churn;
 use vmspace::{Addr, Size};
+use vmspace_workload::Churn;
 
 /// One traced operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,13 +113,13 @@ pub fn parse(text: &str) -> Result<Vec<(usize, TraceOp)>, TraceError> {
     Ok(ops)
 }
 
-/// The benchmarks' churn workload (`vmspace::workload::Churn`) as a trace:
+/// The benchmarks' churn workload (`vmspace_workload::Churn`) as a trace:
 /// one span of 2^31 units at 1 MiB, `live` allocations, then `steps` steps
 /// of freeing one and allocating another in its place.
 pub fn churn(live: usize, steps: usize) -> String {
     let mut c = Churn::new(live);
     let mut out = format!(
-        "# churn: {} live allocations, {steps} steps (vmspace::workload::Churn)\nadd 0x100000 0x80000000\n",
+        "# churn: {} live allocations, {steps} steps (vmspace_workload::Churn)\nadd 0x100000 0x80000000\n",
         c.live()
     );
     let mut slot_ids = Vec::with_capacity(c.live());

@@ -1,9 +1,9 @@
 //! The VM part of the demo.
 
 use vmspace::vm::Vm;
-use vmspace::workload::vm_ops;
 use vmspace_shim::{Addr, PageOps, Range, Size};
 use vmspace_user::{procfs, MmapBackend};
+use vmspace_workload::vm_ops;
 
 use crate::Options;
 

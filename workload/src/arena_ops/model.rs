@@ -3,7 +3,7 @@
 
 use vmspace_shim::align;
 
-use crate::arena::Request;
+use vmspace::arena::{Policy, Request};
 
 /// A live allocation in the model: where it is, the size asked for, and the
 /// tag of its handle (0 when it was allocated by address).
@@ -140,7 +140,35 @@ pub(super) struct Fits {
     pub(super) smallest: usize,
 }
 
-pub(super) fn lowest_in(r: &Request, s: usize, e: usize) -> Option<usize> {
+/// A validated request in plain numbers, as the model computes with it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Want {
+    pub(super) size: usize,
+    pub(super) align: usize,
+    pub(super) phase: usize,
+    pub(super) nocross: usize,
+    pub(super) lo: usize,
+    pub(super) hi: usize,
+    pub(super) policy: Policy,
+    pub(super) top: bool,
+}
+
+impl From<&Request> for Want {
+    fn from(r: &Request) -> Want {
+        Want {
+            size: r.size().0,
+            align: r.align().0,
+            phase: r.phase().0,
+            nocross: r.nocross().0,
+            lo: r.min().0,
+            hi: r.max().0,
+            policy: r.policy(),
+            top: r.from_top(),
+        }
+    }
+}
+
+pub(super) fn lowest_in(r: &Want, s: usize, e: usize) -> Option<usize> {
     let (s, e) = (s.max(r.lo), e.min(r.hi));
     let mut t = align::align_up_with_phase(s, r.align, r.phase).ok()?;
     loop {
@@ -155,7 +183,7 @@ pub(super) fn lowest_in(r: &Request, s: usize, e: usize) -> Option<usize> {
     }
 }
 
-pub(super) fn highest_in(r: &Request, s: usize, e: usize) -> Option<usize> {
+pub(super) fn highest_in(r: &Want, s: usize, e: usize) -> Option<usize> {
     let (s, e) = (s.max(r.lo), e.min(r.hi));
     let mut t = align::align_down_with_phase(e.checked_sub(r.size)?, r.align, r.phase)?;
     loop {

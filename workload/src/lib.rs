@@ -6,6 +6,12 @@
 //! to a small reference model side by side, checking after every step that the
 //! two agree and that the structure's `check()` passes. Being `no_std` and
 //! heap-free, the same sequences run in user space and in the kernel.
+//!
+//! This is a test toolkit, not part of the product: the core crate
+//! (`vmspace`) knows nothing of it, and the kernel links it only into builds
+//! with `CONFIG_VMSPACE_KUNIT_TEST`.
+
+#![no_std]
 
 pub mod arena_ops;
 pub mod chunkmap_ops;

@@ -22,7 +22,7 @@ mod model;
 use vmspace_shim::{Addr, Size};
 
 use super::Rng;
-use crate::arena::{Arena, Constraints, Policy, Source, Store};
+use vmspace::arena::{Arena, Constraints, Policy, Source, Store};
 
 pub use driver::{ArenaDriver, ArenaRunError, ArenaRunStats};
 pub use model::ArenaModel;

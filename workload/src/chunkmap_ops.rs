@@ -5,7 +5,7 @@ use core::fmt;
 use vmspace_shim::{Addr, PageOps, Range, Size};
 
 use super::Rng;
-use crate::chunkmap::{ChunkMap, ChunkMapError, ChunkState};
+use vmspace::chunkmap::{ChunkMap, ChunkMapError, ChunkState};
 
 /// The kind of a [`ChunkOp`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

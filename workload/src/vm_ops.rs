@@ -5,8 +5,8 @@ use core::fmt;
 use vmspace_shim::{Addr, PageOps, Range, Size};
 
 use super::Rng;
-use crate::bits;
-use crate::vm::{Vm, VmError};
+use vmspace::bits;
+use vmspace::vm::{Vm, VmError};
 
 /// One operation on a VM, in page units relative to its base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use vmspace_shim::PageOps;
 
 use super::VmArenaOp;
-use crate::vmarena::{Placement, Request, VmArena, ZoneSet};
+use vmspace::vmarena::{Placement, Request, VmArena, ZoneSet};
 
 /// The reference model for up to `N` tracts: `6 * N` bytes and a few words
 /// (keep `N` small on a kernel stack).

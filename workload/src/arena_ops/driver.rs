@@ -5,11 +5,10 @@ use core::fmt;
 
 use vmspace_shim::{align, Addr, Range, Size};
 
-use super::model::{highest_in, lowest_in, ArenaModel, Fits, Live};
+use super::model::{highest_in, lowest_in, ArenaModel, Fits, Live, Want};
 use super::ArenaOp;
-use crate::arena::{
-    Arena, ArenaError, Constraints, Handle, Policy, Request, SegmentKind, SegmentKinds, Source,
-    Store,
+use vmspace::arena::{
+    Arena, ArenaError, Constraints, Handle, Policy, SegmentKind, SegmentKinds, Source, Store,
 };
 
 /// What a driven sequence did.
@@ -61,7 +60,7 @@ impl fmt::Display for ArenaRunError {
 /// change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Snapshot {
-    sizes: crate::arena::Sizes,
+    sizes: vmspace::arena::Sizes,
     live: usize,
     spans: usize,
     allocs: u64,
@@ -141,7 +140,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
 
     /// The model's fits for `r` in the arena's spans minus the live
     /// allocations.
-    fn fits<S: Store, I: Source>(&self, a: &Arena<S, I>, r: &Request) -> Option<Fits> {
+    fn fits<S: Store, I: Source>(&self, a: &Arena<S, I>, r: &Want) -> Option<Fits> {
         let mut f: Option<Fits> = None;
         let m = &self.model;
         for span in a.walk(SegmentKinds::SPANS) {
@@ -305,7 +304,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         let fail = |what, error| ArenaRunError { step, what, op, error };
         let q = arena.quantum().0;
         let req = match c.validate(q) {
-            Ok(r) => r,
+            Ok(r) => Want::from(&r),
             Err(e) => {
                 return match Self::call_alloc(arena, c, plain, held) {
                     Err(g) if g == e => Ok((false, Err(g))),

@@ -7,7 +7,7 @@ use core::fmt;
 use vmspace_shim::{PageOps, Protection, Range, Size};
 
 use super::Rng;
-use crate::vmarena::{Placement, Request, VmArena, VmArenaError, ZoneSet};
+use vmspace::vmarena::{Placement, Request, VmArena, VmArenaError, ZoneSet};
 
 mod model;
 pub use model::{Expect, VmArenaModel};
