@@ -8,8 +8,8 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, PageStore, Policy};
-use vmspace::qcache::{CacheHandle, CpuCaches};
-use vmspace::sync::{SyncArena, Wait};
+use vmspace::qcache::QCacheConfig;
+use vmspace::sync::{CacheHandle, CpuCaches, Wait};
 use vmspace::vm::Vm;
 use vmspace::{Addr, Range, Size};
 use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, SchedPin, UserArena, UserCpuCaches};
@@ -30,8 +30,7 @@ fn parent(span: usize, classes: usize) -> Parent {
 fn parent_at(base: Addr, span: usize, classes: usize) -> Parent {
     let mut a = Arena::new("parent", Size(16), store(), store(), NoSource).unwrap();
     a.add(base, Size(span)).unwrap();
-    SyncArena::new(a, ParkingLock::default(), CondvarWaiter::default(), Some((classes, store())))
-        .unwrap()
+    UserArena::with_quantum_caches(a, QCacheConfig::new(classes, store())).unwrap()
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -7,7 +7,9 @@
 use vmspace::vmarena::{VmArena, VmArenaConfig};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, Size};
-use vmspace_workload::vmarena_ops::{self, Expect, VmArenaModel, VmArenaOpGen};
+use vmspace_workload::vmarena_ops::{self, Expect, VmArenaModel, VmArenaOp, VmArenaOpGen};
+
+mod support;
 
 const PAGE: usize = 256;
 const TRACTS: usize = 256;
@@ -19,12 +21,20 @@ fn config() -> VmArenaConfig {
 
 #[test]
 fn every_failing_call_position_leaves_the_arena_unchanged() {
+    let mut partial_purges = 0;
+    support::at_offsets(1 << 20, |off, buf| partial_purges += every_position(off, buf));
+    assert!(partial_purges > 0, "no purge failed part-way: the sequence needs longer spare runs");
+}
+
+/// The test at one placement of the simulated backend's buffer.
+fn every_position(off: usize, buf: &mut [u8]) -> usize {
     let mut positions = 0;
+    let mut partial_purges = 0;
     for k in 0..STEPS {
         let mut n = 1;
         loop {
-            let mut buf = vec![0u8; 1 << 20];
-            let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+            buf.fill(0);
+            let sim = SimBackend::new(buf, PAGE).unwrap();
             let faulty = FaultInjector::new(&sim);
             let mut arena = VmArena::new(&faulty, config()).unwrap();
             // Replay the first k steps (placement depends on where the
@@ -39,20 +49,30 @@ fn every_failing_call_position_leaves_the_arena_unchanged() {
             let op = &gen.next_op(&before);
             let before = &before;
             vmarena_ops::compare(&arena, before, true).unwrap();
+            let before_spare = arena.spare();
             faulty.fail_nth(n);
             let result = vmarena_ops::apply(&mut arena, op);
             let injected = faulty.injected() > 0;
             faulty.clear();
-            arena.check().unwrap_or_else(|e| panic!("step {k} call {n}: {e}"));
+            arena.check().unwrap_or_else(|e| panic!("offset {off} step {k} call {n}: {e}"));
             if !injected {
                 break; // the step makes fewer than n calls
             }
             positions += 1;
             match result {
                 Err(e) => {
-                    assert!(e.backend().is_some(), "step {k} call {n}: {e}");
-                    vmarena_ops::compare(&arena, before, true)
-                        .unwrap_or_else(|w| panic!("step {k} call {n} ({op:?}): {w}"));
+                    assert!(e.backend().is_some(), "offset {off} step {k} call {n}: {e}");
+                    // A failed purge keeps what it gave back before the
+                    // failing call (documented); everything else is unchanged.
+                    let expected = match op {
+                        VmArenaOp::Purge => vmarena_ops::after_partial_purge(&arena, before),
+                        _ => before.clone(),
+                    };
+                    vmarena_ops::compare(&arena, &expected, true)
+                        .unwrap_or_else(|w| panic!("offset {off} step {k} call {n} ({op:?}): {w}"));
+                    if matches!(op, VmArenaOp::Purge) && arena.spare() != before_spare {
+                        partial_purges += 1;
+                    }
                 }
                 Ok(_) => {
                     // Only a table page's unmapping may fail without failing
@@ -65,5 +85,6 @@ fn every_failing_call_position_leaves_the_arena_unchanged() {
             n += 1;
         }
     }
-    assert!(positions > 60, "only {positions} call positions exercised");
+    assert!(positions > 60, "offset {off}: only {positions} call positions exercised");
+    partial_purges
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 //! [`KernelCpuPin`]: the kernel build's [`CpuPin`] for per-CPU quantum caches
-//! (`vmspace::qcache::CpuCaches`).
+//! (`vmspace::sync::CpuCaches`).
 
 use vmspace::qcache::CpuPin;
 

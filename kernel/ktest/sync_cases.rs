@@ -8,7 +8,8 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy};
-use vmspace::qcache::{CacheHandle, CpuCaches, CpuPin};
+use vmspace::qcache::{CpuPin, QCacheConfig};
+use vmspace::sync::{CacheHandle, CpuCaches};
 use vmspace::sync::{SyncArena, Wait, Waiter};
 use vmspace::vm::Vm;
 use vmspace_workload::Rng;
@@ -64,7 +65,8 @@ fn shared<M: PageOps + Clone + Send>(meta: M, span: Range) -> Result<Shared<M>, 
     let qc = PageStore::new(meta, Size(1 << 20)).context("qcache store")?;
     let lock = KernelMutex::new().map_err(|_| Failure::new("no memory for the mutex"))?;
     let waiter = KernelWaiter::new().map_err(|_| Failure::new("no memory for the waiter"))?;
-    SyncArena::new(a, lock, waiter, Some((8, qc))).context("SyncArena::new")
+    SyncArena::with_lock_and_caches(a, lock, waiter, QCacheConfig::new(8, qc))
+        .context("SyncArena::with_lock_and_caches")
 }
 
 /// Quantum-cache hits after the first miss, refused double frees, large

@@ -348,7 +348,12 @@ impl<S: Store, I: Source> Arena<S, I> {
         let (_, f) = match made {
             Ok(x) => x,
             Err(e) => {
-                let _ = self.source.release(r);
+                // Give the range back only if none of it is ours: a broken
+                // source that hands out a range it already gave us must not
+                // make us release our own live span.
+                if self.span_neighbours(r).is_ok() {
+                    let _ = self.source.release(r);
+                }
                 return Err(match e {
                     ArenaError::SpanOverlap(r) => ArenaError::BadImport(r),
                     e => e,

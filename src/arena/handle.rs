@@ -9,11 +9,20 @@
 //! saves the hash's work and, in a big arena, its cache misses (a bucket
 //! write on allocation; a bucket and chain read on free).
 //!
-//! The free is still checked: the handle's tag must be a held segment at
-//! the handle's address, or the free is refused and nothing changes. That is
-//! the guarantee a by-address free gives: a stale handle is refused unless
-//! its tag has since been reused for a new held allocation at the same
-//! address, which it then frees (as `free(addr, size)` would).
+//! The free is still checked: the handle must come from this arena and its
+//! tag must be a held segment at the handle's address, or the free is
+//! refused and nothing changes. That is the guarantee a by-address free
+//! gives: a stale handle is refused unless its tag has since been reused for
+//! a new held allocation at the same address, which it then frees (as
+//! `free(addr, size)` would).
+//!
+//! A handle carries a 32-bit fingerprint of the arena that made it (a hash
+//! of the address of the arena's tag table, which no two live arenas share),
+//! so a handle passed to another arena is refused even when that arena was
+//! built alike and holds an allocation at the same address in the same tag.
+//! Two live arenas have the same fingerprint with probability about 2^-32;
+//! only then, and only if the tag and address match too, would a foreign
+//! handle be taken for one of this arena's.
 //!
 //! The two interfaces share the arena's space, policies, constraints,
 //! imports, statistics and walks; an allocation is freed through the
@@ -34,23 +43,19 @@ use super::{Arena, ArenaError};
 /// [`Arena::xalloc_handle`]: its address and its boundary tag's index. Give
 /// it back to [`Arena::free_handle`].
 ///
-/// A handle is a plain value (16 bytes on 64-bit targets; tag 0 is the
-/// arena's list head, never a segment, so `Option<Handle>` is no larger). A
-/// caller short of room can keep its parts in a narrower form and rebuild it
-/// with [`from_parts`](Handle::from_parts): the free checks it either way.
+/// A handle is a plain value: the address, the tag index and the arena's
+/// fingerprint, 16 bytes on 64-bit targets (tag 0 is the arena's list head,
+/// never a segment, so `Option<Handle>` is no larger). A caller short of
+/// room can keep the address and tag in a narrower form and rebuild the
+/// handle with [`Arena::handle_from_parts`]: the free checks it either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Handle {
     addr: Addr,
     tag: NonZeroU32,
+    arena: u32,
 }
 
 impl Handle {
-    /// The handle with these parts, `None` for tag 0 (never a segment's).
-    #[inline]
-    pub fn from_parts(addr: Addr, tag: u32) -> Option<Handle> {
-        NonZeroU32::new(tag).map(|tag| Handle { addr, tag })
-    }
-
     /// The allocation's address.
     #[inline]
     pub fn addr(&self) -> Addr {
@@ -66,24 +71,36 @@ impl Handle {
 }
 
 impl<S: Store, I: Source> Arena<S, I> {
+    /// The handle of this arena with these parts, `None` for tag 0 (never a
+    /// segment's): how a caller that kept only a handle's address and tag
+    /// rebuilds it. Nothing is looked up; [`free_handle`](Self::free_handle)
+    /// checks the result.
+    #[inline]
+    pub fn handle_from_parts(&self, addr: Addr, tag: u32) -> Option<Handle> {
+        NonZeroU32::new(tag).map(|tag| Handle { addr, tag, arena: self.id })
+    }
+
     /// Allocate `size` units (rounded up to the quantum) under `policy`, as
     /// [`alloc`](Self::alloc) does, but held by the returned [`Handle`]
     /// instead of entered in the address hash. Free it with
     /// [`free_handle`](Self::free_handle).
     #[inline]
     pub fn alloc_handle(&mut self, size: Size, policy: Policy) -> Result<Handle, ArenaError> {
-        self.alloc_plain(size, policy, true).map(held)
+        let id = self.id;
+        self.alloc_plain(size, policy, true).map(|at| held(at, id))
     }
 
     /// Allocate under `constraints`, as [`xalloc`](Self::xalloc) does, but
     /// held by the returned [`Handle`].
     pub fn xalloc_handle(&mut self, constraints: &Constraints) -> Result<Handle, ArenaError> {
-        self.alloc_constrained(constraints, true).map(held)
+        let id = self.id;
+        self.alloc_constrained(constraints, true).map(|at| held(at, id))
     }
 
     /// Free the allocation `handle` holds, in O(1) without an address
     /// lookup, and return the size it was allocated with. A handle that
-    /// holds no live allocation of this arena is refused with
+    /// holds no live allocation of this arena (a stale one, another
+    /// arena's) is refused with
     /// [`ArenaError::BadHandle`] and nothing changes but the bad-free
     /// counter.
     #[inline]
@@ -103,19 +120,30 @@ impl<S: Store, I: Source> Arena<S, I> {
         super::stats::allocation(self.held_tag(handle)?)
     }
 
-    /// The held segment's tag `handle` names, if it is one at its address.
+    /// The held segment's tag `handle` names, if the handle is this arena's
+    /// and the tag a held segment at its address.
     #[inline]
     fn held_tag(&self, handle: Handle) -> Option<&Tag> {
+        if handle.arena != self.id {
+            return None;
+        }
         let t = self.tags.try_get(handle.tag())?;
         (t.kind() == K_HELD && t.start == handle.addr.0).then_some(t)
     }
 }
 
 /// The handle of the held segment at `addr` in tag `tag` (never 0, the
-/// list head; `u32::MAX`, never a tag, would stand in).
+/// list head; `u32::MAX`, never a tag, would stand in) of arena `id`.
 #[inline]
-fn held((addr, tag): (usize, u32)) -> Handle {
-    Handle { addr: Addr(addr), tag: NonZeroU32::new(tag).unwrap_or(NonZeroU32::MAX) }
+fn held((addr, tag): (usize, u32), arena: u32) -> Handle {
+    Handle { addr: Addr(addr), tag: NonZeroU32::new(tag).unwrap_or(NonZeroU32::MAX), arena }
+}
+
+/// The fingerprint of the arena whose tag table starts at `base`: the high
+/// half of a multiplicative hash (Fibonacci hashing) of the address, so
+/// tables at nearby addresses get unrelated fingerprints.
+pub(crate) fn fingerprint(base: *const u8) -> u32 {
+    ((base as usize as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
 }
 
 #[cfg(test)]
@@ -178,12 +206,12 @@ mod tests {
         // the table, to a free list's sentinel (tag 1, at address 0), with
         // tag 0.
         let wrong = [
-            Handle::from_parts(x, h.tag()).unwrap(),
-            Handle::from_parts(Addr(h.addr().0 + 16), h.tag()).unwrap(),
-            Handle::from_parts(h.addr(), h.tag() + 1).unwrap(),
-            Handle::from_parts(h.addr(), u32::MAX).unwrap(),
-            Handle::from_parts(Addr(0), 1).unwrap(),
-            Handle::from_parts(h.addr(), 1).unwrap(),
+            a.handle_from_parts(x, h.tag()).unwrap(),
+            a.handle_from_parts(Addr(h.addr().0 + 16), h.tag()).unwrap(),
+            a.handle_from_parts(h.addr(), h.tag() + 1).unwrap(),
+            a.handle_from_parts(h.addr(), u32::MAX).unwrap(),
+            a.handle_from_parts(Addr(0), 1).unwrap(),
+            a.handle_from_parts(h.addr(), 1).unwrap(),
         ];
         for w in wrong {
             assert_eq!(a.lookup_handle(w), None);
@@ -192,7 +220,8 @@ mod tests {
                 Err(ArenaError::BadHandle { addr: w.addr(), tag: w.tag() })
             );
         }
-        assert_eq!(Handle::from_parts(h.addr(), 0), None);
+        assert_eq!(a.handle_from_parts(h.addr(), 0), None);
+        assert_eq!(a.handle_from_parts(h.addr(), h.tag()), Some(h), "rebuilt whole");
         assert_eq!((a.sizes(), a.live()), before);
         assert_eq!(a.counters().bad_frees, 7);
         a.check().unwrap();
@@ -226,6 +255,28 @@ mod tests {
         let _kept = a.alloc_handle(Size(40), Policy::InstantFit).unwrap();
         drop(a);
         assert_eq!(LEAKED.with(Cell::get), 48, "the segment, rounded to the quantum");
+    }
+
+    #[test]
+    fn a_handle_of_another_arena_is_refused() {
+        // Two arenas built alike: the same spans, the same tags in use.
+        let (mut ta, mut ha) = (vec![0u8; 1 << 16], vec![0u8; 4096]);
+        let (mut tb, mut hb) = (vec![0u8; 1 << 16], vec![0u8; 4096]);
+        let mut a = arena(&mut ta, &mut ha);
+        let mut b = arena(&mut tb, &mut hb);
+        let ha = a.alloc_handle(Size(16), Policy::InstantFit).unwrap();
+        let hb = b.alloc_handle(Size(48), Policy::InstantFit).unwrap();
+        assert_eq!((ha.addr(), ha.tag()), (hb.addr(), hb.tag()), "alike, part for part");
+        assert_eq!(b.lookup_handle(ha), None);
+        assert_eq!(
+            b.free_handle(ha),
+            Err(ArenaError::BadHandle { addr: ha.addr(), tag: ha.tag() })
+        );
+        assert_eq!(b.live(), 1, "B's allocation is still live");
+        assert_eq!(b.free_handle(hb), Ok(Size(48)));
+        assert_eq!(a.free_handle(ha), Ok(Size(16)));
+        a.check().unwrap();
+        b.check().unwrap();
     }
 
     #[test]

@@ -104,6 +104,12 @@ pub const TAG_BYTES: usize = size_of::<Tag>();
 /// stores: a segment or span marker takes one tag beyond these).
 pub const BASE_TAGS: usize = 1 + FREE_LISTS;
 
+/// The fewest boundary tags an arena can be made with: its own
+/// [`BASE_TAGS`], the two of one span (marker and segment), and the four
+/// every allocation reserves before it starts (for an import's span and a
+/// split in three), so that one allocation can succeed.
+pub const MIN_TAGS: usize = BASE_TAGS + 2 + ALLOC_TAGS as usize;
+
 /// Called once for each allocation still live when an arena is dropped, with
 /// the arena's name and the allocation's range (requested size).
 pub type LeakHook = fn(name: &'static str, leaked: Range);
@@ -126,6 +132,8 @@ pub type LeakHook = fn(name: &'static str, leaked: Range);
 ///   tag on the address list.
 pub struct Arena<S: Store, I: Source = NoSource> {
     name: &'static str,
+    /// The fingerprint in this arena's handles (of the tag table's address).
+    id: u32,
     quantum: PowerOfTwo,
     tags: TagTable<S>,
     hash: AllocHash<S>,
@@ -144,6 +152,10 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// An empty arena named `name` handing out multiples of `quantum` (a
     /// power of two, at most 2^27), keeping its boundary tags in `tags` and
     /// its address hash in `hash`, importing from `source` when it runs out.
+    ///
+    /// The tag store must have room for at least [`MIN_TAGS`] tags
+    /// ([`TAG_BYTES`] each); a smaller one is
+    /// [`InvalidArgument`](ArenaError::InvalidArgument).
     pub fn new(
         name: &'static str,
         quantum: Size,
@@ -151,18 +163,38 @@ impl<S: Store, I: Source> Arena<S, I> {
         hash: S,
         source: I,
     ) -> Result<Self, ArenaError> {
+        let max_tags = tags.capacity() / size_of::<Tag>();
+        Self::with_max_tags(name, quantum, tags, hash, source, max_tags)
+    }
+
+    /// [`new`](Self::new) with at most `max_tags` tags (at least
+    /// [`MIN_TAGS`], at most what the store holds).
+    fn with_max_tags(
+        name: &'static str,
+        quantum: Size,
+        tags: S,
+        hash: S,
+        source: I,
+        max_tags: usize,
+    ) -> Result<Self, ArenaError> {
         let Some(q) = PowerOfTwo::new(quantum.0).filter(|q| q.get() <= 1 << 27) else {
             return Err(ArenaError::InvalidArgument("quantum is not a power of two <= 2^27"));
         };
         if source.can_import() && !source.quantum().is_power_of_two() {
             return Err(ArenaError::InvalidArgument("source quantum is not a power of two"));
         }
-        let max_tags = (tags.capacity() / size_of::<Tag>()).min(u32::MAX as usize) as u32;
+        let max_tags = max_tags.min(tags.capacity() / size_of::<Tag>());
+        if max_tags < MIN_TAGS {
+            return Err(ArenaError::InvalidArgument("tag store holds fewer than MIN_TAGS tags"));
+        }
+        let max_tags = max_tags.min(u32::MAX as usize) as u32;
         let shift = align::log2_exact(quantum.0).unwrap_or(0);
+        let id = handle::fingerprint(tags.base());
         let mut tags = TagTable::new(tags, max_tags)?;
         let lists = FreeLists::new(&mut tags)?;
         Ok(Arena {
             name,
+            id,
             quantum: q,
             tags,
             hash: AllocHash::new(hash, shift)?,
@@ -272,9 +304,11 @@ impl<S: Store, I: Source> Arena<S, I> {
 
 impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
     /// An arena whose tag table and hash live in address space reserved
-    /// through `ops` and mapped page by page, with room for `max_tags` tags
-    /// ([`BASE_TAGS`] of them the arena's own; an allocation takes one or
-    /// two, a span two).
+    /// through `ops` and mapped page by page, with room for exactly
+    /// `max_tags` tags ([`BASE_TAGS`] of them the arena's own; an allocation
+    /// takes one or two, a span two). Fewer than [`MIN_TAGS`] is
+    /// [`InvalidArgument`](ArenaError::InvalidArgument), as for
+    /// [`new`](Self::new).
     pub fn on_pages(
         name: &'static str,
         quantum: Size,
@@ -282,6 +316,9 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
         max_tags: usize,
         source: I,
     ) -> Result<Self, ArenaError> {
+        if max_tags < MIN_TAGS {
+            return Err(ArenaError::InvalidArgument("tag store holds fewer than MIN_TAGS tags"));
+        }
         let tag_bytes = Size(max_tags).checked_mul(size_of::<Tag>())?;
         // Room for one bucket per tag (the hash doubles at two per bucket,
         // so this is twice what it can use: address space only, mapped lazily).
@@ -289,7 +326,7 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
         let hash_bytes = Size(buckets).checked_mul(size_of::<u32>())?;
         let tags = PageStore::new(ops.clone(), tag_bytes)?;
         let hash = PageStore::new(ops, hash_bytes)?;
-        Arena::new(name, quantum, tags, hash, source)
+        Arena::with_max_tags(name, quantum, tags, hash, source, max_tags)
     }
 }
 

@@ -60,7 +60,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// (or `HEAD`) and the one after it (or `HEAD`), checking that neither
     /// overlaps `r`. Walks from the highest span down (spans usually grow
     /// upwards).
-    fn neighbours(&self, r: Range) -> Result<(u32, u32), ArenaError> {
+    pub(crate) fn span_neighbours(&self, r: Range) -> Result<(u32, u32), ArenaError> {
         let mut prev = self.tags.get(HEAD).kprev();
         while prev != HEAD && self.tags.get(prev).start >= r.base().0 {
             prev = self.tags.get(prev).kprev();
@@ -81,7 +81,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         r: Range,
         imported: bool,
     ) -> Result<(u32, u32), ArenaError> {
-        let (prev, next) = self.neighbours(r)?;
+        let (prev, next) = self.span_neighbours(r)?;
         let m = self.tags.take()?;
         let f = match self.tags.take() {
             Ok(f) => f,
@@ -114,7 +114,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     }
 
     fn extend_span(&mut self, r: Range) -> Result<(), ArenaError> {
-        let (prev, next) = self.neighbours(r)?;
+        let (prev, next) = self.span_neighbours(r)?;
         let (b, e) = (r.base().0, r.limit().0);
         let lo =
             (prev != HEAD).then(|| *self.tags.get(prev)).filter(|t| t.end == b && !t.imported());

@@ -166,8 +166,8 @@ impl<S: Store> TagTable<S> {
     /// `NIL`). Tag 0 (the sentinel) is allocated at once.
     pub(crate) fn new(mut store: S, max: u32) -> Result<Self, ArenaError> {
         let max = max.min(MAX_TAGS);
-        if max < 8 {
-            return Err(ArenaError::InvalidArgument("tag table needs room for 8 tags"));
+        if max == 0 {
+            return Err(ArenaError::InvalidArgument("tag table without room for its head"));
         }
         if store.base().is_null() || store.base() as usize % STORE_ALIGN != 0 {
             return Err(ArenaError::InvalidArgument("store base is null or misaligned"));
@@ -406,6 +406,6 @@ mod tests {
         let mut buf = vec![0u8; 4];
         assert!(TagTable::new(SliceStore::new(&mut buf), 100).is_err());
         let mut buf = vec![0u8; 4096];
-        assert!(TagTable::new(SliceStore::new(&mut buf), 4).is_err());
+        assert!(TagTable::new(SliceStore::new(&mut buf), 0).is_err());
     }
 }

@@ -165,21 +165,6 @@ fn tag_exhaustion_fails_cleanly() {
 }
 
 #[test]
-fn a_tag_store_smaller_than_the_arenas_own_tags_is_refused() {
-    for tags in [8, BASE_TAGS - 1] {
-        let (mut tb, mut hb) = (vec![0u8; TAG_BYTES * tags + 8], vec![0u8; 256]);
-        let r =
-            Arena::new("t", Size(1), SliceStore::new(&mut tb), SliceStore::new(&mut hb), NoSource);
-        assert!(matches!(r, Err(ArenaError::TagsExhausted)), "{tags} tags");
-    }
-    let (mut tb, mut hb) = (vec![0u8; TAG_BYTES * (BASE_TAGS + 2) + 8], vec![0u8; 256]);
-    let mut a = slice_arena(&mut tb, &mut hb, 1);
-    assert_eq!(a.tags_in_use().0 as usize, BASE_TAGS);
-    a.add(Addr(0), Size(64)).unwrap();
-    a.check().unwrap();
-}
-
-#[test]
 fn page_stores_grow_and_hash_doubles() {
     let mut buf = vec![0u8; 16 << 20];
     let sim = SimBackend::new(&mut buf, 4096).unwrap();
@@ -358,5 +343,95 @@ fn instant_fit_takes_the_first_fitting_list_head_then_searches_smaller() {
     assert_eq!(a.alloc(Size(6), Policy::InstantFit), Ok(six));
     // 2 units are left (of the 20): 3 do not fit anywhere.
     assert!(matches!(a.alloc(Size(3), Policy::InstantFit), Err(ArenaError::NoSpace { .. })));
+    a.check().unwrap();
+}
+
+/// A source that hands out the same range every time (a broken parent):
+/// it records what it is given back.
+struct SameRange {
+    range: Range,
+    released: Vec<Range>,
+}
+
+impl Source for SameRange {
+    fn quantum(&self) -> Size {
+        Size(4096)
+    }
+    fn import(&mut self, _size: Size, _align: Size) -> Result<Range, ArenaError> {
+        Ok(self.range)
+    }
+    fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+        self.released.push(range);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_source_handing_out_a_live_span_again_does_not_make_the_child_release_it() {
+    let (mut tb, mut hb) = (vec![0u8; TAGS], vec![0u8; 4096]);
+    let range = Range::from_size(Addr(1 << 20), Size(4096)).unwrap();
+    let source = SameRange { range, released: Vec::new() };
+    let mut a =
+        Arena::new("child", Size(16), SliceStore::new(&mut tb), SliceStore::new(&mut hb), source)
+            .unwrap();
+    let x = a.alloc(Size(4096), Policy::InstantFit).unwrap();
+    assert_eq!(x, range.base());
+    // The span is all allocated; the next import gets the same range back.
+    assert_eq!(a.alloc(Size(16), Policy::InstantFit), Err(ArenaError::BadImport(range)));
+    assert!(a.source().released.is_empty(), "the child gave away its own live span");
+    assert_eq!(a.lookup(x).map(|(r, _)| r), Some(range));
+    a.check().unwrap();
+    // A range that overlaps the live span only in part is not released either.
+    a.source_mut().range = Range::from_size(Addr((1 << 20) - 4096), Size(8192)).unwrap();
+    assert!(a.alloc(Size(16), Policy::InstantFit).is_err());
+    assert!(a.source().released.is_empty());
+    // A misshapen range that overlaps nothing of ours goes back.
+    let stray = Range::from_size(Addr(1 << 24), Size(8192)).unwrap();
+    a.source_mut().range = stray;
+    assert_eq!(a.alloc(Size(16), Policy::InstantFit), Err(ArenaError::BadImport(stray)));
+    assert_eq!(a.source().released, [stray]);
+    a.free(x, Size(4096)).unwrap();
+    a.check().unwrap();
+}
+
+#[test]
+fn one_rule_for_the_smallest_tag_store() {
+    // `new` and `on_pages` agree: fewer than MIN_TAGS is an error, whatever
+    // the store rounds up to; exactly MIN_TAGS works.
+    for tags in [0, 1, 7, 8, BASE_TAGS - 1, BASE_TAGS, MIN_TAGS - 1] {
+        let (mut tb, mut hb) = (vec![0u8; TAG_BYTES * tags + 8], vec![0u8; 256]);
+        let r =
+            Arena::new("t", Size(1), SliceStore::new(&mut tb), SliceStore::new(&mut hb), NoSource);
+        assert!(
+            matches!(r, Err(ArenaError::InvalidArgument(_))),
+            "new with {tags} tags: {:?}",
+            r.err()
+        );
+        let mut buf = vec![0u8; 1 << 20];
+        let sim = SimBackend::new(&mut buf, 4096).unwrap();
+        let r = Arena::on_pages("t", Size(1), &sim, tags, NoSource);
+        assert!(
+            matches!(r, Err(ArenaError::InvalidArgument(_))),
+            "on_pages with {tags} tags: {:?}",
+            r.err()
+        );
+    }
+    let (mut tb, mut hb) = (vec![0u8; TAG_BYTES * MIN_TAGS + 8], vec![0u8; 256]);
+    let mut a = slice_arena(&mut tb, &mut hb, 1);
+    a.add(Addr(0), Size(64)).unwrap();
+    let x = a.alloc(Size(1), Policy::InstantFit).unwrap();
+    a.check().unwrap();
+    a.free(x, Size(1)).unwrap();
+    // `on_pages` keeps to the number asked for, not the page it rounds to.
+    let mut buf = vec![0u8; 1 << 20];
+    let sim = SimBackend::new(&mut buf, 4096).unwrap();
+    let mut a = Arena::on_pages("t", Size(1), &sim, MIN_TAGS, NoSource).unwrap();
+    a.add(Addr(0), Size(64)).unwrap();
+    let first = a.alloc(Size(1), Policy::InstantFit).unwrap();
+    // A second allocation cannot reserve its four tags among MIN_TAGS,
+    // although the page holds 128.
+    assert_eq!(a.alloc(Size(1), Policy::InstantFit), Err(ArenaError::TagsExhausted));
+    assert_eq!(a.tags_in_use().0 as usize, BASE_TAGS + 3);
+    a.free(first, Size(1)).unwrap();
     a.check().unwrap();
 }

@@ -1,17 +1,10 @@
-//! The lock-free half of the magazine layer, shared by [`CacheHandle`] (a
-//! thread's magazines) and [`CpuCaches`] (a CPU's): one class's pair of
-//! magazines, and marking objects live and not live in their slab records.
+//! One class's pair of magazines, the front of the magazine layer that
+//! [`CacheHandle`] (a thread's magazines) and [`CpuCaches`] (a CPU's) keep.
 //!
-//! [`CacheHandle`]: super::CacheHandle
-//! [`CpuCaches`]: super::CpuCaches
-
-use core::sync::atomic::Ordering;
-
-use vmspace_shim::{Addr, Size};
+//! [`CacheHandle`]: crate::sync::CacheHandle
+//! [`CpuCaches`]: crate::sync::CpuCaches
 
 use super::magazine::Magazine;
-use super::slab::Tables;
-use crate::arena::{ArenaError, Store};
 
 /// One class's two magazines (Bonwick and Adams' *loaded* and *previous*):
 /// allocations pop from `loaded`, frees push onto it, and when it runs
@@ -88,46 +81,6 @@ impl MagPair {
         *self = MagPair::EMPTY;
         both
     }
-}
-
-/// The quantum-cache tables and the class serving `size`, if the caches
-/// serve it.
-#[inline]
-pub(crate) fn class_for<S: Store>(
-    t: Option<&Tables<S>>,
-    size: Size,
-) -> Option<(&Tables<S>, usize)> {
-    let t = t?;
-    Some((t, t.class_of(size.0)?))
-}
-
-/// Mark the cached object `addr` of class `c` live (it is being handed to
-/// a client). `None`, and nothing changed, when no slab holds it.
-#[inline]
-pub(crate) fn claim<S: Store>(t: &Tables<S>, c: usize, addr: usize) -> Option<Addr> {
-    let (rec, i) = t.find(c, addr)?;
-    rec.live[i].store(1, Ordering::Relaxed);
-    Some(Addr(addr))
-}
-
-/// Check a free of `[addr, addr + size)` against the slab records and
-/// mark the object not live: `Ok(Some(class))` for a live cached object
-/// (now to be cached by the caller), `Ok(None)` for an address the caches
-/// do not hold (the arena's to check), [`ArenaError::BadFree`] for a cached
-/// object that is not live (a double free), with nothing changed.
-#[inline]
-pub(crate) fn unclaim<S: Store>(
-    t: Option<&Tables<S>>,
-    addr: Addr,
-    size: Size,
-) -> Result<Option<usize>, ArenaError> {
-    let found = class_for(t, size).and_then(|(t, c)| Some((c, t.find(c, addr.0)?)));
-    let Some((c, (rec, i))) = found else { return Ok(None) };
-    if rec.live[i].load(Ordering::Relaxed) == 0 {
-        return Err(ArenaError::BadFree { addr, size, allocated: None });
-    }
-    rec.live[i].store(0, Ordering::Relaxed);
-    Ok(Some(c))
 }
 
 #[cfg(test)]

@@ -1,21 +1,27 @@
 //! The quantum caches' shared tables: per size class, a direct-mapped table
-//! of slabs and a depot of full magazines, kept in a [`Store`].
+//! of slab records and a depot of full magazines, kept in a [`Store`].
 //!
 //! A *slab* is one arena allocation of [`OBJECTS`] objects of its class's
-//! size, aligned to a power of two so an object's slab is found by masking
-//! its address. Each object is in one of three places: *in the slab* (its
-//! `in_slab` bit is set; only the lock holder changes these), *live* (held by
-//! a client: its `live` flag is set), or *cached* (in a magazine: neither).
+//! size, held by a [`Handle`](crate::arena::Handle) (so no by-address free
+//! can reach it) and aligned to a power of two so an object finds its slab
+//! by masking its address. Each object is in one of three places: *in the
+//! slab* (its `in_slab` bit is set), *live* (held by a client: its `live`
+//! word holds the size the client asked for), or *cached* (in a magazine:
+//! neither).
 //!
-//! Slab records are read without the lock (`base` and `live` are atomics);
-//! everything else, and every change to `base`, happens under the arena lock.
+//! Slab records are read without the lock: `base` to find an object's
+//! slab, `live` to claim and unclaim objects. Marking an object live or not
+//! is one atomic operation on its `live` word whose old value decides, so of
+//! two threads freeing one object exactly one succeeds. Everything else
+//! (`in_slab`, `tag`, every change to `base`, the depots) happens under the
+//! arena lock.
 
-use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use vmspace_shim::align;
 
 use super::magazine::Magazine;
-use crate::arena::{ArenaError, Store};
+use crate::arena::{ArenaError, Store, STORE_ALIGN};
 
 /// Objects per slab (one bit each in a `u64`).
 pub const OBJECTS: usize = 64;
@@ -26,19 +32,56 @@ pub const DEPOT: usize = 8;
 /// Size classes at most: `qcache_max` is at most this many quanta.
 pub const MAX_CLASSES: usize = 8;
 
+/// The largest quantum the caches take: objects of up to [`MAX_CLASSES`]
+/// quanta, 64 to a slab, must stay below 2^32 units a slab, and every size
+/// a client asks for fits a `live` word.
+pub const MAX_QUANTUM: usize = 1 << 22;
+
 /// One slab's record.
 ///
 /// # Invariants
 ///
-/// `base == 0` means the record is unused, and then `in_slab == 0` and no
-/// `live` flag is set. Otherwise `[base, base + OBJECTS * size)` is an arena
-/// allocation of the record's class, and for each object at most one of its
-/// `in_slab` bit and `live` flag is set.
+/// `base == 0` means the record is unused, and then `in_slab == 0` and every
+/// `live` word is 0. Otherwise `[base, base + OBJECTS * size)` is a held
+/// arena allocation of the record's class whose boundary tag is `tag`, and
+/// for each object at most one of its `in_slab` bit and `live` word is
+/// non-zero; a non-zero `live` word is the size its client asked for, in the
+/// class's range.
 #[repr(C)]
 pub(crate) struct SlabRecord {
     pub(crate) base: AtomicUsize,
     pub(crate) in_slab: AtomicU64,
-    pub(crate) live: [AtomicU8; OBJECTS],
+    pub(crate) tag: AtomicU32,
+    pub(crate) live: [AtomicU32; OBJECTS],
+}
+
+impl SlabRecord {
+    /// Mark object `i` live for a client that asked for `size` (non-zero,
+    /// below 2^32). The caller took the object out of a magazine or a slab,
+    /// so no one else can claim it meanwhile.
+    #[inline]
+    pub(crate) fn claim(&self, i: usize, size: u32) {
+        debug_assert_eq!(self.live[i].load(Ordering::Relaxed), 0, "claiming a live object");
+        self.live[i].store(size, Ordering::Relaxed);
+    }
+
+    /// Mark object `i` not live if it is live with exactly `size`: one
+    /// compare-and-swap, so of two racing frees one wins. On failure, the
+    /// size the object is live with (0: not live).
+    #[inline]
+    pub(crate) fn unclaim(&self, i: usize, size: u32) -> Result<(), u32> {
+        if size == 0 {
+            return Err(self.live[i].load(Ordering::Relaxed));
+        }
+        self.live[i].compare_exchange(size, 0, Ordering::AcqRel, Ordering::Relaxed).map(|_| ())
+    }
+
+    /// The objects that are live, one bit each.
+    pub(crate) fn live_mask(&self) -> u64 {
+        (0..OBJECTS)
+            .filter(|&i| self.live[i].load(Ordering::Relaxed) != 0)
+            .fold(0, |m, i| m | 1 << i)
+    }
 }
 
 /// One class's depot.
@@ -72,6 +115,15 @@ pub(crate) struct Class {
 }
 
 impl Class {
+    fn new(size: usize) -> Result<Class, ArenaError> {
+        let bytes = size.checked_mul(OBJECTS).ok_or(ArenaError::Overflow)?;
+        let shift = align::log2_ceil(bytes).ok_or(ArenaError::Overflow)?;
+        if shift >= usize::BITS - 1 {
+            return Err(ArenaError::Overflow);
+        }
+        Ok(Class { size, shift, recip: (1u64 << 32) / size as u64 + 1 })
+    }
+
     pub(crate) fn slab_bytes(&self) -> usize {
         self.size * OBJECTS
     }
@@ -94,19 +146,19 @@ impl Class {
     }
 }
 
-/// The largest quantum the caches take: objects of up to [`MAX_CLASSES`]
-/// quanta, 64 to a slab, must stay below 2^32 units a slab.
-pub const MAX_QUANTUM: usize = 1 << 22;
-
 /// The tables of every class, in a store.
 ///
 /// # Invariants
 ///
-/// The store's first `classes * size_of::<ClassTables>()` bytes are
-/// committed and hold one `ClassTables` per class, initialized (all-zero is a
-/// valid state for each); the store's base never moves.
+/// - `base` is the store's base, which never moves (the [`Store`]
+///   contract); the store's first `classes * size_of::<ClassTables>()`
+///   bytes are committed and hold one `ClassTables` per class, initialized.
+/// - The store is touched only in `new` and when dropped: every other
+///   access goes through `base`, so sharing `&Tables` shares no access to
+///   the store itself.
 pub(crate) struct Tables<S: Store> {
-    store: S,
+    _store: S,
+    base: *mut ClassTables,
     classes: usize,
     class: [Class; MAX_CLASSES],
     quantum_shift: u32,
@@ -128,23 +180,25 @@ impl<S: Store> Tables<S> {
             .ok_or(ArenaError::InvalidArgument("quantum is not a power of two"))?;
         let mut class = [Class::default(); MAX_CLASSES];
         for (c, k) in class.iter_mut().enumerate().take(classes) {
-            let size = quantum.checked_mul(c + 1).ok_or(ArenaError::Overflow)?;
-            let bytes = size.checked_mul(OBJECTS).ok_or(ArenaError::Overflow)?;
-            let shift = align::log2_ceil(bytes).ok_or(ArenaError::Overflow)?;
-            if shift >= usize::BITS - 1 {
-                return Err(ArenaError::Overflow);
-            }
-            *k = Class { size, shift, recip: (1u64 << 32) / size as u64 + 1 };
+            *k = Class::new(quantum.checked_mul(c + 1).ok_or(ArenaError::Overflow)?)?;
         }
+        const _: () = assert!(core::mem::align_of::<ClassTables>() <= STORE_ALIGN);
         let bytes = classes * core::mem::size_of::<ClassTables>();
-        if core::mem::align_of::<ClassTables>() > crate::arena::STORE_ALIGN {
-            return Err(ArenaError::InvalidArgument("store alignment too small"));
-        }
         store.grow(bytes)?;
+        let base = store.base().cast::<ClassTables>();
         // SAFETY: `grow` committed `bytes` writable bytes at the store's base,
-        // which only we access; all-zero is a valid `ClassTables`.
-        unsafe { core::ptr::write_bytes(store.base(), 0, bytes) };
-        Ok(Tables { store, classes, class, quantum_shift, max_size: quantum * classes })
+        // which only we access; all-zero is a valid `ClassTables` (atomics and
+        // integers).
+        unsafe { core::ptr::write_bytes(base.cast::<u8>(), 0, bytes) };
+        // INVARIANT: `base` is the store's base and the tables are initialized.
+        Ok(Tables {
+            _store: store,
+            base,
+            classes,
+            class,
+            quantum_shift,
+            max_size: quantum * classes,
+        })
     }
 
     /// The class serving `size` units, if any.
@@ -159,6 +213,11 @@ impl<S: Store> Tables<S> {
         self.classes
     }
 
+    /// The largest size served.
+    pub(crate) fn max_size(&self) -> usize {
+        self.max_size
+    }
+
     /// The geometry of class `c` (`c < classes`).
     pub(crate) fn class(&self, c: usize) -> Class {
         self.class[c]
@@ -168,7 +227,7 @@ impl<S: Store> Tables<S> {
         debug_assert!(c < self.classes);
         // SAFETY: `c < classes`, so the offset stays inside the committed
         // tables (type invariant).
-        unsafe { self.store.base().cast::<ClassTables>().add(c) }
+        unsafe { self.base.add(c) }
     }
 
     /// Record `slot` of class `c`; readable from any thread.
@@ -184,7 +243,7 @@ impl<S: Store> Tables<S> {
     ///
     /// The caller holds the arena lock (depots are only touched under it) and
     /// drops the reference before giving the lock back.
-    #[allow(clippy::mut_from_ref)]
+    #[expect(clippy::mut_from_ref, reason = "the arena lock makes the reference unique")]
     pub(crate) unsafe fn depot(&self, c: usize) -> &mut Depot {
         // SAFETY: the tables are initialized; the lock (caller's contract)
         // makes this the only reference to the depot.
@@ -219,17 +278,30 @@ mod tests {
         for quantum in [1usize, 8, 16, 4096, MAX_QUANTUM] {
             for c in 1..=MAX_CLASSES {
                 let size = quantum * c;
-                let shift = align::log2_ceil(size * OBJECTS).unwrap();
-                let k = Class { size, shift, recip: (1u64 << 32) / size as u64 + 1 };
+                let k = Class::new(size).unwrap();
                 let offs = (0..OBJECTS * size).step_by(core::cmp::max(1, size / 3)).chain(
                     (0..OBJECTS)
                         .flat_map(|i| [i * size, i * size + 1, (i * size).saturating_sub(1)]),
                 );
-                for off in offs.chain([OBJECTS * size, (1 << shift) - 1]) {
+                for off in offs.chain([OBJECTS * size, (1 << k.shift) - 1]) {
                     let want = (off % size == 0 && off / size < OBJECTS).then_some(off / size);
                     assert_eq!(k.index(off), want, "size {size} off {off}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn unclaim_takes_exactly_the_claimed_size_once() {
+        // SAFETY: all-zero is a valid record (atomics and integers).
+        let rec: SlabRecord = unsafe { core::mem::zeroed() };
+        assert_eq!(rec.unclaim(3, 17), Err(0), "not live");
+        rec.claim(3, 17);
+        assert_eq!(rec.live_mask(), 1 << 3);
+        assert_eq!(rec.unclaim(3, 32), Err(17), "wrong size in the class");
+        assert_eq!(rec.unclaim(3, 0), Err(17), "size zero");
+        assert_eq!(rec.unclaim(3, 17), Ok(()));
+        assert_eq!(rec.unclaim(3, 17), Err(0), "double free");
+        assert_eq!(rec.live_mask(), 0);
     }
 }

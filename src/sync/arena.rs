@@ -2,7 +2,7 @@
 //! caches and waiting for space.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
 
 use vmspace_shim::{Addr, Range, Size};
@@ -10,47 +10,37 @@ use vmspace_shim::{Addr, Range, Size};
 use super::lock::{Held, RawLock};
 use super::wait::{Wait, Waiter};
 use crate::arena::{Arena, ArenaError, Constraints, Policy, Source, Store};
-use crate::qcache::slab::{SlabRecord, Tables, OBJECTS, SLABS};
-use crate::qcache::QCacheStats;
-
-/// Shared quantum-cache counters (handles and per-CPU caches add theirs on
-/// misses and flushes).
-#[derive(Debug, Default)]
-pub(crate) struct SharedStats {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) reclaims: AtomicU64,
-    pub(crate) slabs_created: AtomicU64,
-    pub(crate) slabs_freed: AtomicU64,
-    pub(crate) slab_collisions: AtomicU64,
-}
+use crate::qcache::{Locked, Magazine, QCache, QCacheConfig, QCacheStats};
 
 /// An [`Arena`] shared between threads.
 ///
-/// Every arena operation takes the lock `L`. Sizes up to `qcache_max` can
-/// also be served by quantum caches through a per-thread
-/// [`CacheHandle`](crate::qcache::CacheHandle) or per-CPU
-/// [`CpuCaches`](crate::qcache::CpuCaches), whose fast paths take no lock. Allocations may wait for space ([`Wait`]) through the waiter `W`.
+/// Every arena operation takes the lock `L`. Sizes up to
+/// [`qcache_max`](Self::qcache_max) can also be served by quantum caches
+/// ([`QCache`]) through a per-thread [`CacheHandle`](super::CacheHandle) or
+/// per-CPU [`CpuCaches`](super::CpuCaches), whose fast paths take no lock.
+/// Allocations may wait for space ([`Wait`]) through the waiter `W`.
 /// `&SyncArena` is a [`Source`], so arenas on other threads can import from
 /// one shared parent.
 ///
 /// # Invariants
 ///
-/// - `arena` and the depots in `tables` are only accessed with `lock` held.
-/// - Every object of a registered slab is in its slab, live, or in exactly
-///   one magazine (a handle's, a CPU slot's or the depot's).
+/// - `arena` is only accessed with `lock` held, and so are the depots of
+///   `caches` (every [`Locked`] is made under it).
+/// - The quantum caches' store is reached only through the base pointer
+///   their tables keep (never through `&S`) once they are made.
 pub struct SyncArena<L: RawLock, W: Waiter, S: Store, I: Source> {
     lock: L,
     waiter: W,
     waiters: AtomicUsize,
     arena: UnsafeCell<Arena<S, I>>,
-    pub(crate) tables: Option<Tables<S>>,
-    pub(crate) stats: SharedStats,
+    caches: Option<QCache<S>>,
 }
 
 // SAFETY: the arena and the depots are only reached with the lock held
 // (type invariant), so one thread at a time uses them, which is sound when
-// they may move between threads; the slab records are atomics.
+// they may move between threads (`S: Send`, `I: Send`); the slab records
+// are atomics reached through a pointer kept at construction, so no thread
+// touches a store through a shared reference without the lock.
 unsafe impl<L: RawLock, W: Waiter, S: Store + Send, I: Source + Send> Sync
     for SyncArena<L, W, S, I>
 {
@@ -61,56 +51,78 @@ unsafe impl<L: RawLock + Send, W: Waiter + Send, S: Store + Send, I: Source + Se
 {
 }
 
-impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
-    /// Share `arena` behind `lock`, waking waiters through `waiter`.
-    /// `qcache` = `Some((classes, store))` adds quantum caches for sizes of
-    /// 1 to `classes` quanta (at most [`MAX_CLASSES`](crate::qcache::MAX_CLASSES)),
-    /// with their tables in `store`.
-    pub fn new(
+impl<L: RawLock + Default, W: Waiter + Default, S: Store, I: Source> SyncArena<L, W, S, I> {
+    /// Share `arena` behind a new lock and waiter, without quantum caches.
+    pub fn new(arena: Arena<S, I>) -> Self {
+        Self::with_lock(arena, L::default(), W::default())
+    }
+
+    /// Share `arena` behind a new lock and waiter, with quantum caches as
+    /// `caches` asks.
+    pub fn with_quantum_caches(
         arena: Arena<S, I>,
-        lock: L,
-        waiter: W,
-        qcache: Option<(usize, S)>,
+        caches: QCacheConfig<S>,
     ) -> Result<Self, ArenaError> {
-        let tables = match qcache {
-            Some((classes, store)) if classes > 0 => {
-                Some(Tables::new(store, arena.quantum().0, classes)?)
-            }
-            _ => None,
-        };
-        Ok(SyncArena {
+        Self::with_lock_and_caches(arena, L::default(), W::default(), caches)
+    }
+}
+
+impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
+    /// Share `arena` behind `lock`, waking waiters through `waiter`, without
+    /// quantum caches (for locks made with arguments, as in the kernel).
+    pub fn with_lock(arena: Arena<S, I>, lock: L, waiter: W) -> Self {
+        SyncArena {
             lock,
             waiter,
             waiters: AtomicUsize::new(0),
             arena: UnsafeCell::new(arena),
-            tables,
-            stats: SharedStats::default(),
-        })
+            caches: None,
+        }
     }
 
-    /// Run `f` on the arena with the lock held.
+    /// [`with_lock`](Self::with_lock), with quantum caches as `caches` asks.
+    pub fn with_lock_and_caches(
+        arena: Arena<S, I>,
+        lock: L,
+        waiter: W,
+        caches: QCacheConfig<S>,
+    ) -> Result<Self, ArenaError> {
+        let cache = QCache::new(caches, arena.quantum())?;
+        let mut s = Self::with_lock(arena, lock, waiter);
+        s.caches = Some(cache);
+        Ok(s)
+    }
+
+    /// Run `f` on the arena with the lock held. This is the whole arena:
+    /// quantum-cache slabs are held allocations in it, which no by-address
+    /// free reaches, but its handle interface can free them; leave them be.
     pub fn with<R>(&self, f: impl FnOnce(&mut Arena<S, I>) -> R) -> R {
         let _held = Held::new(&self.lock);
         // SAFETY: the lock is held for the whole call (type invariant).
         f(unsafe { &mut *self.arena.get() })
     }
 
-    /// Run `f` on the arena and the quantum-cache tables with the lock held.
-    pub(crate) fn with_all<R>(
-        &self,
-        f: impl FnOnce(&mut Arena<S, I>, Option<&Tables<S>>) -> R,
-    ) -> R {
-        let _held = Held::new(&self.lock);
-        // SAFETY: the lock is held for the whole call (type invariant).
-        f(unsafe { &mut *self.arena.get() }, self.tables.as_ref())
+    /// The quantum caches, if the arena has them.
+    #[inline]
+    pub(crate) fn caches(&self) -> Option<&QCache<S>> {
+        self.caches.as_ref()
+    }
+
+    /// Run `f` on the quantum caches' locked half with the lock held; `None`
+    /// without caches.
+    pub(crate) fn with_caches<R>(&self, f: impl FnOnce(&mut Locked<'_, S, I>) -> R) -> Option<R> {
+        let cache = self.caches.as_ref()?;
+        Some(self.with(|arena| {
+            // SAFETY: `with` holds the lock that guards the arena and, by the
+            // type invariant, every `Locked` of these caches.
+            let mut locked = unsafe { cache.locked(arena) };
+            f(&mut locked)
+        }))
     }
 
     /// The largest size the quantum caches serve (zero without caches).
     pub fn qcache_max(&self) -> Size {
-        match &self.tables {
-            Some(t) => Size(t.class(t.classes() - 1).size),
-            None => Size(0),
-        }
+        self.caches.as_ref().map_or(Size(0), QCache::max_size)
     }
 
     /// Allocate `size` under `policy`, waiting for space as `wait` allows.
@@ -161,35 +173,44 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
 
     /// Free `[addr, addr + size)`, allocated with this size. A bad free is an
     /// error and changes nothing. Objects of the quantum caches freed here
-    /// (without a handle) go back to their slab.
+    /// (without a cache in front) go back to their slab; of two frees of one
+    /// object racing each other, on any path, exactly one succeeds.
     pub fn free(&self, addr: Addr, size: Size) -> Result<(), ArenaError> {
-        let r = match self.cached_object(addr, size) {
-            Some((rec, i)) => self.with_all(|_, _| {
-                if rec.live[i].load(Ordering::Relaxed) == 0 {
-                    return Err(ArenaError::BadFree { addr, size, allocated: None });
-                }
-                rec.live[i].store(0, Ordering::Relaxed);
-                rec.in_slab.fetch_or(1 << i, Ordering::Relaxed);
-                Ok(())
-            }),
-            None => self.with(|a| a.free(addr, size)),
+        let cached = match &self.caches {
+            Some(cache) => cache.unclaim(addr, size)?,
+            None => None,
         };
-        if r.is_ok() {
-            self.freed();
+        match cached {
+            Some(c) => {
+                self.with_caches(|l| l.return_object(c, addr));
+            }
+            None => self.with(|a| a.free(addr, size))?,
         }
-        r
+        self.freed();
+        Ok(())
     }
 
-    /// The slab record and index of a quantum-cache object of `size`.
-    #[inline]
-    pub(crate) fn cached_object(&self, addr: Addr, size: Size) -> Option<(&SlabRecord, usize)> {
-        self.tables.as_ref()?.find(self.class_of(size)?, addr.0)
+    /// Both magazines of class `c` of a cache in front were empty: a
+    /// magazine from the depot or the slabs, with one object out of it
+    /// claimed for a client that asked for `size` (after a reclaim, once
+    /// more, when nothing could be had). Takes the lock; the caller must not
+    /// be pinned.
+    pub(crate) fn refill(&self, c: usize, size: Size) -> Option<(Addr, Magazine)> {
+        match self.with_caches(|l| l.refill(c, size))? {
+            // Slabs of other classes went back; one more try.
+            None if self.reclaim() > 0 => self.with_caches(|l| l.refill(c, size))?,
+            got => got,
+        }
     }
 
-    /// The quantum-cache class serving `size`, if any.
-    #[inline]
-    pub(crate) fn class_of(&self, size: Size) -> Option<usize> {
-        self.tables.as_ref()?.class_of(size.0)
+    /// Hand magazines, each with its class, to the depot or the slabs under
+    /// one taking of the lock. The caller must not be pinned.
+    pub(crate) fn give_back(&self, mags: impl IntoIterator<Item = (usize, Magazine)>) {
+        self.with_caches(|l| {
+            for (c, m) in mags {
+                l.give_back(c, &m);
+            }
+        });
     }
 
     /// Wake waiters after space came back.
@@ -204,35 +225,7 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// per-CPU caches are not reachable; they come back when those flush or
     /// drop. Returns the number of slabs freed.
     pub fn reclaim(&self) -> usize {
-        let freed = self.with_all(|arena, tables| {
-            let Some(t) = tables else { return 0 };
-            let mut freed = 0;
-            for c in 0..t.classes() {
-                // SAFETY: the lock is held for this closure.
-                let depot = unsafe { t.depot(c) };
-                for m in &mut depot.mags[..depot.count] {
-                    return_to_slabs(t, c, m.rounds());
-                    m.clear();
-                }
-                depot.count = 0;
-                let k = t.class(c);
-                for slot in 0..SLABS {
-                    let rec = t.record(c, slot);
-                    let base = rec.base.load(Ordering::Relaxed);
-                    if base != 0
-                        && rec.in_slab.load(Ordering::Relaxed) == u64::MAX
-                        && arena.free(Addr(base), Size(k.slab_bytes())).is_ok()
-                    {
-                        rec.in_slab.store(0, Ordering::Relaxed);
-                        rec.base.store(0, Ordering::Release);
-                        freed += 1;
-                    }
-                }
-            }
-            freed
-        });
-        self.stats.reclaims.fetch_add(1, Ordering::Relaxed);
-        self.stats.slabs_freed.fetch_add(freed as u64, Ordering::Relaxed);
+        let freed = self.with_caches(|l| l.reclaim()).unwrap_or(0);
         if freed > 0 {
             self.freed();
         }
@@ -242,90 +235,22 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// Quantum-cache statistics. Hits and misses of live handles and
     /// per-CPU caches are added when they miss, flush or drop.
     pub fn qcache_stats(&self) -> QCacheStats {
-        let (depot, cached_in_slabs, slabs) = self.with_all(|_, tables| {
-            let Some(t) = tables else { return (0, 0, 0) };
-            let (mut depot, mut in_slabs, mut slabs) = (0, 0, 0);
-            for c in 0..t.classes() {
-                // SAFETY: the lock is held for this closure.
-                depot += unsafe { t.depot(c) }.count;
-                for slot in 0..SLABS {
-                    let rec = t.record(c, slot);
-                    if rec.base.load(Ordering::Relaxed) != 0 {
-                        slabs += 1;
-                        in_slabs += rec.in_slab.load(Ordering::Relaxed).count_ones() as usize;
-                    }
-                }
-            }
-            (depot, in_slabs, slabs)
-        });
-        let s = &self.stats;
-        QCacheStats {
-            hits: s.hits.load(Ordering::Relaxed),
-            misses: s.misses.load(Ordering::Relaxed),
-            depot_magazines: depot,
-            slabs,
-            objects_in_slabs: cached_in_slabs,
-            reclaims: s.reclaims.load(Ordering::Relaxed),
-            slabs_created: s.slabs_created.load(Ordering::Relaxed),
-            slabs_freed: s.slabs_freed.load(Ordering::Relaxed),
-            slab_collisions: s.slab_collisions.load(Ordering::Relaxed),
-        }
+        self.with_caches(|l| l.stats()).unwrap_or_default()
     }
 
-    /// Verify the arena's invariants and the caches': every slab is a live
-    /// arena allocation of its class's slab size, and no object is both in
-    /// its slab and live.
+    /// Verify the arena's invariants and the caches' (see
+    /// [`QCache`]): every slab a held arena allocation of its class's slab
+    /// size, no object both in its slab and live, live sizes in their class,
+    /// depot magazines full of cached objects.
     pub fn check(&self) -> Result<(), ArenaError> {
-        self.with_all(|arena, tables| {
-            arena.check()?;
-            let Some(t) = tables else { return Ok(()) };
-            for c in 0..t.classes() {
-                let k = t.class(c);
-                for slot in 0..SLABS {
-                    let rec = t.record(c, slot);
-                    let base = rec.base.load(Ordering::Relaxed);
-                    let in_slab = rec.in_slab.load(Ordering::Relaxed);
-                    let live = (0..OBJECTS)
-                        .filter(|&i| rec.live[i].load(Ordering::Relaxed) != 0)
-                        .fold(0u64, |m, i| m | 1 << i);
-                    let corrupt = |what| Err(ArenaError::Corrupt { what, tag: slot as u32 });
-                    if base == 0 {
-                        if in_slab != 0 || live != 0 {
-                            return corrupt("unused slab record has objects");
-                        }
-                        continue;
-                    }
-                    if t.slot_for(c, base) != slot || base % k.slab_align() != 0 {
-                        return corrupt("slab record in the wrong slot or misaligned");
-                    }
-                    if arena.lookup(Addr(base)).map(|(r, _)| r)
-                        != Range::from_size(Addr(base), Size(k.slab_bytes())).ok()
-                    {
-                        return corrupt("slab is not a live arena allocation of its size");
-                    }
-                    if in_slab & live != 0 {
-                        return corrupt("object both in its slab and live");
-                    }
-                }
-            }
-            Ok(())
-        })
+        self.with(|arena| arena.check())?;
+        self.with_caches(|l| l.check()).unwrap_or(Ok(()))
     }
 
     /// Take the arena back out (the caches must be reclaimed and handles
     /// dropped first, or their slabs stay allocated in it).
     pub fn into_inner(self) -> Arena<S, I> {
         self.arena.into_inner()
-    }
-}
-
-/// Put cached addresses of class `c` back into their slabs' `in_slab` bits.
-/// Called with the lock held.
-pub(crate) fn return_to_slabs<S: Store>(t: &Tables<S>, c: usize, addrs: &[usize]) {
-    for &a in addrs {
-        if let Some((rec, i)) = t.find(c, a) {
-            rec.in_slab.fetch_or(1 << i, Ordering::Relaxed);
-        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::vec::Vec;
 
 use super::*;
 use crate::arena::{Arena, ArenaError, NoSource, Policy, SliceStore};
-use crate::qcache::{CacheHandle, OBJECTS, ROUNDS};
+use crate::qcache::{QCacheConfig, OBJECTS, ROUNDS};
 use vmspace_shim::{Addr, Size};
 
 pub(crate) type Shared<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, NoSource>;
@@ -29,13 +29,11 @@ pub(crate) fn shared(b: &mut Buffers, span: usize, classes: usize) -> Shared<'_>
     )
     .unwrap();
     a.add(Addr(1 << 24), Size(span)).unwrap();
-    SyncArena::new(
-        a,
-        SpinLock::new(),
-        NoWait::default(),
-        Some((classes, SliceStore::new(&mut b.qc))),
-    )
-    .unwrap()
+    if classes == 0 {
+        return SyncArena::new(a);
+    }
+    SyncArena::with_quantum_caches(a, QCacheConfig::new(classes, SliceStore::new(&mut b.qc)))
+        .unwrap()
 }
 
 /// Reclaim the caches of `s` (whose handles are gone), check it, and
@@ -169,7 +167,7 @@ fn without_caches_everything_goes_to_the_arena() {
     )
     .unwrap();
     a.add(Addr(1 << 24), Size(1 << 20)).unwrap();
-    let s: Shared<'_> = SyncArena::new(a, SpinLock::new(), NoWait::default(), None).unwrap();
+    let s: Shared<'_> = SyncArena::new(a);
     assert_eq!(s.qcache_max(), Size(0));
     let mut h = CacheHandle::new(&s);
     let x = h.alloc(Size(16)).unwrap();

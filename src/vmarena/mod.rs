@@ -22,11 +22,13 @@
 //!   implements [`Source`](crate::arena::Source).
 //!
 //! Every operation either completes or fails with the arena unchanged: it
-//! maps what it needs first and undoes that on failure. Two cases complete
-//! despite a failing call: a free whose table page cannot be unmapped
-//! (the page stays mapped, marked stale, and the next operation retries)
-//! and [`purge_spare`](VmArena::purge_spare), which keeps what it purged
-//! before the failure. [`check`](VmArena::check) verifies every invariant.
+//! maps what it needs first and undoes that on failure. Two exceptions: a
+//! free whose table page cannot be unmapped completes (the page stays
+//! mapped, marked stale, and the next operation retries), and a purge of
+//! spare pages that fails part-way ([`purge_spare`](VmArena::purge_spare),
+//! or an allocation purging to stay within the commit limit) keeps the runs
+//! it gave back before the failing call, in address order.
+//! [`check`](VmArena::check) verifies every invariant either way.
 //!
 //! ```
 //! use vmspace::vmarena::{Request, VmArena, VmArenaConfig, ZoneSet};

@@ -109,8 +109,17 @@ impl<P: PageOps> VmArena<P> {
         Ok(())
     }
 
-    /// Decommit every spare page. Returns the number of pages given back;
-    /// on failure, the pages given back so far are counted as such.
+    /// Decommit every spare page. Returns the number of pages given back.
+    ///
+    /// Spare pages go back one run of contiguous free tracts at a time, in
+    /// address order. When a backend call fails, the runs given back before
+    /// it stay given back (they are no longer spare) and the rest stay
+    /// spare: the arena is consistent, [`spare`](Self::spare) says what
+    /// remains, and a later purge finishes the job. A purge is not undone,
+    /// since mapping the runs again could fail as well. An allocation that
+    /// purges to stay within the commit limit, and
+    /// [`set_spare_limit`](Self::set_spare_limit) and
+    /// [`set_commit_limit`](Self::set_commit_limit), may fail the same way.
     pub fn purge_spare(&mut self) -> Result<usize, VmArenaError> {
         let n = self.layout.tracts;
         let mut purged = 0;

@@ -160,7 +160,8 @@ fn churn_ours_by_handle(
             record(h.addr(), h.tag())
         },
         |a, (x, tag)| {
-            a.free_handle(Handle::from_parts(Addr(x as usize), tag).unwrap()).unwrap();
+            let h = a.handle_from_parts(Addr(x as usize), tag).unwrap();
+            a.free_handle(h).unwrap();
         },
     );
 }

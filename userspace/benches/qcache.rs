@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vmspace::arena::{Arena, NoSource, PageStore, Policy};
-use vmspace::qcache::{CacheHandle, CpuCaches};
-use vmspace::sync::{SyncArena, Wait};
+use vmspace::qcache::QCacheConfig;
+use vmspace::sync::{CacheHandle, CpuCaches, Wait};
 use vmspace::{Addr, Size};
-use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, SchedPin, UserArena};
+use vmspace_user::{MmapBackend, SchedPin, UserArena};
 use vmspace_workload::Rng;
 
 const QUANTUM: usize = 16;
@@ -34,9 +34,11 @@ fn ours(classes: usize) -> Ours {
     let mut a =
         Arena::on_pages("bench", Size(QUANTUM), MmapBackend::new(), 1 << 20, NoSource).unwrap();
     a.add(Addr(1 << 30), Size(1 << 31)).unwrap();
-    let qc = (classes > 0)
-        .then(|| (classes, PageStore::new(MmapBackend::new(), Size(1 << 20)).unwrap()));
-    SyncArena::new(a, ParkingLock::default(), CondvarWaiter::default(), qc).unwrap()
+    if classes == 0 {
+        return UserArena::new(a);
+    }
+    let store = PageStore::new(MmapBackend::new(), Size(1 << 20)).unwrap();
+    UserArena::with_quantum_caches(a, QCacheConfig::new(classes, store)).unwrap()
 }
 
 struct Tags;

@@ -15,7 +15,7 @@
 
 use std::process::ExitCode;
 
-use vmspace::arena::{Arena, Handle, NoSource, PageStore, Policy};
+use vmspace::arena::{Arena, NoSource, PageStore, Policy};
 use vmspace::{Addr, Size};
 use vmspace_user::MmapBackend;
 use vmspace_workload::Churn;
@@ -50,7 +50,7 @@ impl Churner for Ours {
 }
 
 /// Ours by handle, no address hash on either side. The caller keeps the
-/// handle's address and tag in 4 bytes each (`Handle::from_parts` rebuilds
+/// handle's address and tag in 4 bytes each (`Arena::handle_from_parts` rebuilds
 /// it; the free checks it): the same 8 bytes as the other records.
 struct OursByHandle(Arena<PageStore<MmapBackend>, NoSource>);
 
@@ -61,7 +61,7 @@ impl Churner for OursByHandle {
         (u32::try_from(h.addr().0).expect("addresses fit in u32"), h.tag())
     }
     fn free(&mut self, (a, t): (u32, u32)) {
-        let h = Handle::from_parts(Addr(a as usize), t).expect("a held tag");
+        let h = self.0.handle_from_parts(Addr(a as usize), t).expect("a held tag");
         self.0.free_handle(h).expect("free_handle");
     }
 }

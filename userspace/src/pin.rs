@@ -1,6 +1,7 @@
 //! [`SchedPin`]: the user-space [`CpuPin`] for per-CPU quantum caches.
 
-use vmspace::qcache::{CpuCaches, CpuPin, SlotFlag};
+use vmspace::qcache::{CpuPin, SlotFlag};
+use vmspace::sync::CpuCaches;
 
 use crate::sync::{CondvarWaiter, ParkingLock};
 

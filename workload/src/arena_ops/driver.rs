@@ -230,7 +230,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                 }
                 let i = pick % self.model.nlive;
                 let l = self.model.live[i];
-                let r = match Handle::from_parts(Addr(l.addr), l.tag) {
+                let r = match arena.handle_from_parts(Addr(l.addr), l.tag) {
                     Some(h) => {
                         self.free_held(arena, h, Some(i)).map_err(|what| fail(what, None))?
                     }
@@ -373,7 +373,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         let asked = c.size().0;
         let range =
             Some((Range::new(Addr(t), Addr(end)).unwrap_or(Range::empty(Addr(t))), Size(asked)));
-        let found = match Handle::from_parts(Addr(t), tag) {
+        let found = match arena.handle_from_parts(Addr(t), tag) {
             Some(h) => (arena.lookup_handle(h), arena.lookup(Addr(t))),
             None => (None, arena.lookup(Addr(t))),
         };
@@ -424,7 +424,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             if m.nlive == 0 { (0, usize::MAX) } else { (m.live[pick % n].addr, pick % n) };
         let whose = if tag_of == usize::MAX { i } else { tag_of % n };
         let tag = if whose < m.nlive { m.live[whose].tag } else { 1 };
-        let Some(h) = Handle::from_parts(Addr(addr), tag.wrapping_add(offset)) else {
+        let Some(h) = arena.handle_from_parts(Addr(addr), tag.wrapping_add(offset)) else {
             return Ok(None);
         };
         let valid = i < m.nlive && m.live[i].tag != 0 && m.live[i].tag == h.tag();

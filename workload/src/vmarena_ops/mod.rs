@@ -229,6 +229,31 @@ pub fn apply<P: PageOps>(
     }
 }
 
+/// The model after a [`VmArena::purge_spare`] that failed part-way. The
+/// purge gives spare runs back in address order and keeps what it gave back
+/// before the failing call, so every spare tract below the first one the
+/// arena still has committed is decommitted, and everything else is as
+/// before. Compare the arena with the result exactly: a tract decommitted
+/// out of that order, or any other change, is a difference.
+pub fn after_partial_purge<P: PageOps, const N: usize>(
+    arena: &VmArena<P>,
+    before: &VmArenaModel<N>,
+) -> VmArenaModel<N> {
+    let mut m = before.clone();
+    let page = arena.page_size().0;
+    for i in 0..arena.tracts() {
+        let spare = before.owner(i) == 0 && before.is_committed(i);
+        if !spare {
+            continue;
+        }
+        if arena.vm().is_mapped(vmspace_shim::Addr(arena.base().0 + i * page)) {
+            break;
+        }
+        m.set_committed(i, false);
+    }
+    m
+}
+
 /// Compare the arena with the model: allocation map, owners, and (without
 /// faults) committed memory, spare pages and mapped page-table pages, which
 /// must equal the pages describing at least one allocated tract.

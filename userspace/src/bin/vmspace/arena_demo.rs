@@ -2,12 +2,13 @@
 //! arena shared by threads through quantum caches.
 
 use vmspace::arena::{Arena, Constraints, NoSource, PageStore, Policy, VmSource, FREE_LISTS};
-use vmspace::qcache::CacheHandle;
-use vmspace::sync::{SyncArena, Wait};
+use vmspace::qcache::QCacheConfig;
+use vmspace::sync::CacheHandle;
+use vmspace::sync::Wait;
 use vmspace::vm::Vm;
 use vmspace::{Addr, Size};
 use vmspace_shim::PageOps;
-use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock};
+use vmspace_user::{MmapBackend, UserArena};
 use vmspace_workload::Rng;
 
 use crate::Options;
@@ -157,9 +158,7 @@ fn shared_with_quantum_caches(o: &Options) -> Result<(), String> {
     let mut ids = Arena::on_pages("ids", Size(16), be, 1 << 16, NoSource).map_err(err)?;
     ids.add(Addr(1 << 40), Size(1 << 30)).map_err(err)?;
     let qc = PageStore::new(be, Size(1 << 20)).map_err(err)?;
-    let shared =
-        SyncArena::new(ids, ParkingLock::default(), CondvarWaiter::default(), Some((8, qc)))
-            .map_err(err)?;
+    let shared = UserArena::with_quantum_caches(ids, QCacheConfig::new(8, qc)).map_err(err)?;
     println!(
         "\narena \"ids\": quantum 16 units, shared by {THREADS} threads, quantum caches up to {}",
         shared.qcache_max().0

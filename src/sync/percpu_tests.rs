@@ -8,10 +8,11 @@ use std::sync::Mutex;
 use std::vec;
 use std::vec::Vec;
 
-use super::pin::tests::TestPin;
-use super::{CpuCaches, CpuPin, SlotFlag, OBJECTS, ROUNDS};
+use super::tests::{buffers, reclaim_all, shared};
+use super::CpuCaches;
 use crate::arena::{ArenaError, SliceStore};
-use crate::sync::tests::{buffers, reclaim_all, shared};
+use crate::qcache::pin::tests::TestPin;
+use crate::qcache::{CpuPin, SlotFlag, OBJECTS, ROUNDS};
 use vmspace_shim::{Addr, Size};
 
 /// A pin that goes where the test says: the slots in `plan`, in order,

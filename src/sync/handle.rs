@@ -3,23 +3,24 @@
 
 use vmspace_shim::{Addr, Size};
 
-use super::exchange::{flush, give_back, refill, Counters};
-use super::pair::{claim, class_for, unclaim, MagPair};
-use super::slab::MAX_CLASSES;
+use super::{RawLock, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store};
-use crate::sync::{RawLock, SyncArena, Wait, Waiter};
+use crate::qcache::pair::MagPair;
+use crate::qcache::{Counters, MAX_CLASSES};
 
 /// One thread's quantum-cache magazines for a [`SyncArena`] (for one set
 /// per CPU shared by every thread, see [`CpuCaches`](super::CpuCaches)).
 ///
 /// Allocations and frees of sizes up to [`SyncArena::qcache_max`] are served
-/// from the handle's magazines without the arena lock: a hit is a pop or push
-/// and a flag store in the object's slab record. When both magazines of a
-/// class are empty (or full), the handle exchanges one with the depot under
-/// the lock, refilling from slabs, and from new slabs imported from the
-/// arena, when the depot has none. Frees are checked: freeing an object that
-/// is not live is [`ArenaError::BadFree`] and changes nothing. Larger sizes
-/// go straight to the arena. Dropping the handle flushes its magazines.
+/// from the handle's magazines without the arena lock: a hit is a pop or a
+/// push and one atomic operation on the object's slab record. When both
+/// magazines of a class are empty (or full), the handle exchanges one with
+/// the depot under the lock, refilling from slabs, and from new slabs
+/// imported from the arena, when the depot has none. Frees are checked: an
+/// object is freed only with the size it was allocated with, once (of two
+/// racing frees, on any path, one succeeds); anything else is
+/// [`ArenaError::BadFree`] and changes nothing. Larger sizes go straight to
+/// the arena. Dropping the handle flushes its magazines.
 ///
 /// # Invariants
 ///
@@ -53,17 +54,19 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
     #[inline]
     pub fn alloc_wait(&mut self, size: Size, wait: Wait) -> Result<Addr, ArenaError> {
         let arena = self.arena;
-        if let Some((t, c)) = class_for(arena.tables.as_ref(), size) {
-            if let Some(a) = self.pairs[c].pop().and_then(|a| claim(t, c, a)) {
-                self.counters.hit();
-                return Ok(a);
-            }
-            self.counters.miss(&arena.stats);
-            if let Some((a, mag)) = refill(arena, c) {
-                // Both magazines were empty, so this cannot be refused.
-                let refused = self.pairs[c].install(mag);
-                debug_assert!(refused.is_none());
-                return Ok(a);
+        if let Some(cache) = arena.caches() {
+            if let Some(c) = cache.class_of(size) {
+                if let Some(a) = self.pairs[c].pop().and_then(|a| cache.claim(c, a, size)) {
+                    self.counters.hit();
+                    return Ok(a);
+                }
+                self.counters.miss(&cache.stats);
+                if let Some((a, mag)) = arena.refill(c, size) {
+                    // Both magazines were empty, so this cannot be refused.
+                    let refused = self.pairs[c].install(mag);
+                    debug_assert!(refused.is_none());
+                    return Ok(a);
+                }
             }
         }
         arena.alloc(size, Policy::InstantFit, wait)
@@ -73,18 +76,19 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
     /// free is an error and changes nothing.
     #[inline]
     pub fn free(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
-        let Some(c) = unclaim(self.arena.tables.as_ref(), addr, size)? else {
+        let Some(c) = self.arena.caches().map_or(Ok(None), |q| q.unclaim(addr, size))? else {
             return self.arena.free(addr, size);
         };
         if let Some(full) = self.pairs[c].push(addr.0) {
-            give_back(self.arena, [(c, full)]);
+            self.arena.give_back([(c, full)]);
         }
         Ok(())
     }
 
     /// Hand every cached object back to the depot or the slabs.
     pub fn flush(&mut self) {
-        flush(self.arena, &mut self.counters, &mut self.pairs);
+        let (counters, pairs) = (&mut self.counters, &mut self.pairs);
+        self.arena.with_caches(|l| l.flush(counters, pairs));
         self.arena.freed();
     }
 }

@@ -5,11 +5,11 @@ use core::mem::{align_of, size_of};
 
 use vmspace_shim::{align, Addr, Size};
 
-use super::exchange::{flush, give_back, refill, Counters};
-use super::pair::{claim, class_for, unclaim, MagPair};
-use super::pin::{CpuPin, Pinned};
+use super::{RawLock, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store, STORE_ALIGN};
-use crate::sync::{RawLock, SyncArena, Wait, Waiter};
+use crate::qcache::pair::MagPair;
+use crate::qcache::pin::Pinned;
+use crate::qcache::{Counters, CpuPin};
 
 /// One slot's counters, at the start of its part of the store, followed
 /// by one [`MagPair`] per class. All-zero is a valid state for both.
@@ -46,8 +46,8 @@ const _: () = assert!(size_of::<SlotHead>() % align_of::<MagPair>() == 0);
 ///
 /// ```
 /// use vmspace::arena::{Arena, NoSource, SliceStore};
-/// use vmspace::qcache::{CpuCaches, CpuPin, SlotFlag};
-/// use vmspace::sync::{NoWait, SpinLock, SyncArena};
+/// use vmspace::qcache::{CpuPin, QCacheConfig, SlotFlag};
+/// use vmspace::sync::{CpuCaches, NoWait, SpinLock, SyncArena};
 /// use vmspace::{Addr, Size};
 ///
 /// /// One slot behind a try-lock (a real pin has one per CPU).
@@ -68,8 +68,9 @@ const _: () = assert!(size_of::<SlotHead>() % align_of::<MagPair>() == 0);
 /// let mut arena = Arena::new("shared", Size(16), SliceStore::new(&mut tags),
 ///                            SliceStore::new(&mut hash), NoSource).unwrap();
 /// arena.add(Addr(1 << 20), Size(1 << 20)).unwrap();
-/// let shared = SyncArena::new(arena, SpinLock::new(), NoWait::default(),
-///                             Some((4, SliceStore::new(&mut qc)))).unwrap();
+/// let shared: SyncArena<SpinLock, NoWait, _, _> =
+///     SyncArena::with_quantum_caches(arena, QCacheConfig::new(4, SliceStore::new(&mut qc)))
+///         .unwrap();
 /// let caches = CpuCaches::new(&shared, OneSlot(SlotFlag::new()),
 ///                             SliceStore::new(&mut mags)).unwrap();
 /// let a = caches.alloc(Size(32)).unwrap(); // a miss: fills a magazine
@@ -123,7 +124,7 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     /// quantum caches, kept in `store`. Without quantum caches in the arena,
     /// every call goes to the arena.
     pub fn new(arena: &'a SyncArena<L, W, S, I>, pin: P, mut store: S) -> Result<Self, ArenaError> {
-        let classes = arena.tables.as_ref().map_or(0, |t| t.classes());
+        let classes = arena.caches().map_or(0, |q| q.classes());
         let slots = pin.slots();
         if slots == 0 {
             return Err(ArenaError::InvalidArgument("a CPU pin with no slots"));
@@ -201,23 +202,23 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     #[inline]
     pub fn alloc_wait(&self, size: Size, wait: Wait) -> Result<Addr, ArenaError> {
         let arena = self.arena;
-        if let Some((t, c)) = class_for(arena.tables.as_ref(), size) {
+        if let Some((cache, c)) = arena.caches().and_then(|q| Some((q, q.class_of(size)?))) {
             let hit = self.pinned(|head, pairs| {
-                let got = pairs[c].pop().and_then(|a| claim(t, c, a));
+                let got = pairs[c].pop().and_then(|a| cache.claim(c, a, size));
                 match got {
                     Some(_) => head.hit(),
-                    None => head.miss(&arena.stats),
+                    None => head.miss(&cache.stats),
                 }
                 got
             });
             if let Some(a) = hit {
                 return Ok(a);
             }
-            if let Some((a, mag)) = refill(arena, c) {
+            if let Some((a, mag)) = arena.refill(c, size) {
                 if !mag.is_empty() {
                     // Possibly another CPU's slot by now, with room or not.
                     if let Some(m) = self.pinned(|_, pairs| pairs[c].install(mag)) {
-                        give_back(arena, [(c, m)]);
+                        arena.give_back([(c, m)]);
                     }
                 }
                 return Ok(a);
@@ -230,11 +231,11 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     /// magazine; a bad free is an error and changes nothing.
     #[inline]
     pub fn free(&self, addr: Addr, size: Size) -> Result<(), ArenaError> {
-        let Some(c) = unclaim(self.arena.tables.as_ref(), addr, size)? else {
+        let Some(c) = self.arena.caches().map_or(Ok(None), |q| q.unclaim(addr, size))? else {
             return self.arena.free(addr, size);
         };
         if let Some(full) = self.pinned(|_, pairs| pairs[c].push(addr.0)) {
-            give_back(self.arena, [(c, full)]);
+            self.arena.give_back([(c, full)]);
         }
         Ok(())
     }
@@ -246,7 +247,7 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         for i in 0..self.pin.slots() {
             // SAFETY: `i < slots`; `&mut self` excludes every pinned section.
             let (head, pairs) = unsafe { self.slot(i) };
-            flush(arena, head, pairs);
+            arena.with_caches(|l| l.flush(head, pairs));
         }
         arena.freed();
     }

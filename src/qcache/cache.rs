@@ -1,0 +1,175 @@
+//! [`QCache`]: the one owner of the quantum-cache protocol: the slab tables
+//! and depots, the shared counters, and marking objects live and not live.
+//! Its lock-free half is here; the half that runs under the arena lock is
+//! [`Locked`](super::Locked).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use vmspace_shim::{Addr, Size};
+
+use super::locked::Locked;
+use super::slab::Tables;
+use crate::arena::{Arena, ArenaError, Source, Store};
+
+/// How to set up quantum caches: sizes of 1 to `classes` quanta (at most
+/// [`MAX_CLASSES`](super::MAX_CLASSES)), with their slab tables and depots
+/// in `store`.
+#[derive(Debug)]
+pub struct QCacheConfig<S: Store> {
+    /// Size classes: the caches serve sizes up to `classes` quanta.
+    pub classes: usize,
+    /// Where the slab tables and depots live.
+    pub store: S,
+}
+
+impl<S: Store> QCacheConfig<S> {
+    /// Caches for sizes of 1 to `classes` quanta, their tables in `store`.
+    pub fn new(classes: usize, store: S) -> Self {
+        QCacheConfig { classes, store }
+    }
+}
+
+/// Shared quantum-cache counters (handles and per-CPU caches add their hits
+/// and misses on misses and flushes).
+#[derive(Debug, Default)]
+pub(crate) struct SharedStats {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) bad_frees: AtomicU64,
+    pub(crate) reclaims: AtomicU64,
+    pub(crate) slabs_created: AtomicU64,
+    pub(crate) slabs_freed: AtomicU64,
+    pub(crate) slab_collisions: AtomicU64,
+}
+
+/// A cache's own hit and miss counts, added to the shared ones now and then
+/// (on misses and flushes) so hits cost no shared write. All-zero is a
+/// valid state.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct Counters {
+    hits: u64,
+    misses: u64,
+}
+
+impl Counters {
+    /// Count a hit.
+    #[inline]
+    pub(crate) fn hit(&mut self) {
+        self.hits += 1;
+    }
+
+    /// Count a miss, and add the counts to the shared ones.
+    #[inline]
+    pub(crate) fn miss(&mut self, stats: &SharedStats) {
+        self.misses += 1;
+        self.fold(stats);
+    }
+
+    /// Add the counts to the shared ones, zeroing them.
+    pub(crate) fn fold(&mut self, stats: &SharedStats) {
+        stats.hits.fetch_add(core::mem::take(&mut self.hits), Ordering::Relaxed);
+        stats.misses.fetch_add(core::mem::take(&mut self.misses), Ordering::Relaxed);
+    }
+}
+
+/// The quantum caches of one arena (Bonwick and Adams' second half): for
+/// each size of 1 to `classes` quanta, slabs of 64 objects imported from
+/// the arena as held allocations, and a depot of full magazines.
+///
+/// The magazines in front of it belong to whoever serves clients (a
+/// [`CacheHandle`](crate::sync::CacheHandle) per thread, or
+/// [`CpuCaches`](crate::sync::CpuCaches) per CPU); they claim and unclaim
+/// objects here without a lock, and exchange magazines, fill them from
+/// slabs, reclaim and check through [`Locked`](super::Locked), under the
+/// lock of the arena that holds this cache
+/// ([`SyncArena`](crate::sync::SyncArena)).
+///
+/// Frees are checked exactly: an object is live with the size its client
+/// asked for, and a free succeeds only with that size, once. A slab itself
+/// is never a client's allocation: it is held by handle in the arena, so no
+/// by-address free reaches it.
+///
+/// # Invariants
+///
+/// - Every object of a registered slab is in its slab, live, or in exactly
+///   one magazine (a cache's or the depot's); [`Locked::check`] verifies
+///   what it can see.
+/// - The depots are only touched under the lock that guards the arena.
+pub struct QCache<S: Store> {
+    pub(crate) tables: Tables<S>,
+    pub(crate) stats: SharedStats,
+}
+
+impl<S: Store> QCache<S> {
+    /// Caches for an arena of `quantum` as `config` asks.
+    pub(crate) fn new(config: QCacheConfig<S>, quantum: Size) -> Result<Self, ArenaError> {
+        let tables = Tables::new(config.store, quantum.0, config.classes)?;
+        Ok(QCache { tables, stats: SharedStats::default() })
+    }
+
+    /// The largest size the caches serve.
+    pub fn max_size(&self) -> Size {
+        Size(self.tables.max_size())
+    }
+
+    /// The number of size classes.
+    pub(crate) fn classes(&self) -> usize {
+        self.tables.classes()
+    }
+
+    /// The class serving `size`, if the caches serve it.
+    #[inline]
+    pub(crate) fn class_of(&self, size: Size) -> Option<usize> {
+        self.tables.class_of(size.0)
+    }
+
+    /// Hand the cached object `addr` of class `c` to a client that asked for
+    /// `size` (in the class): mark it live with that size. `None`, and
+    /// nothing changed, when no slab of the class holds it (the magazine it
+    /// came from was corrupt).
+    #[inline]
+    pub(crate) fn claim(&self, c: usize, addr: usize, size: Size) -> Option<Addr> {
+        let (rec, i) = self.tables.find(c, addr)?;
+        // Sizes served are at most MAX_CLASSES * MAX_QUANTUM < 2^32.
+        rec.claim(i, size.0 as u32);
+        Some(Addr(addr))
+    }
+
+    /// Check a free of `addr` with `size` against the slab records and mark
+    /// the object not live, lock-free: `Ok(Some(class))` for an object live
+    /// with exactly that size (now the caller's to cache or return to its
+    /// slab), `Ok(None)` for an address the caches do not hold (the arena's
+    /// to check), [`ArenaError::BadFree`] for a cached object that is not
+    /// live or live with another size, with nothing changed. Of two frees
+    /// racing on one object, exactly one gets `Ok(Some(_))`.
+    #[inline]
+    pub(crate) fn unclaim(&self, addr: Addr, size: Size) -> Result<Option<usize>, ArenaError> {
+        let Some(c) = self.class_of(size) else { return Ok(None) };
+        let Some((rec, i)) = self.tables.find(c, addr.0) else { return Ok(None) };
+        match rec.unclaim(i, size.0 as u32) {
+            Ok(()) => Ok(Some(c)),
+            Err(live) => {
+                self.stats.bad_frees.fetch_add(1, Ordering::Relaxed);
+                let allocated = (live != 0).then_some(Size(live as usize));
+                Err(ArenaError::BadFree { addr, size, allocated })
+            }
+        }
+    }
+
+    /// The half of the protocol that runs under the arena lock.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock that guards `arena` and this cache's depots
+    /// for as long as the result lives, and every other use of [`Locked`]
+    /// on this cache happens under that same lock.
+    #[inline]
+    pub(crate) unsafe fn locked<'a, I: Source>(
+        &'a self,
+        arena: &'a mut Arena<S, I>,
+    ) -> Locked<'a, S, I> {
+        // SAFETY: the caller holds the lock (this function's contract).
+        unsafe { Locked::new(self, arena) }
+    }
+}

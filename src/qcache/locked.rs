@@ -1,0 +1,272 @@
+//! [`Locked`]: the half of the quantum-cache protocol that runs under the
+//! arena lock: exchanging magazines with the depot, filling them from slabs
+//! and importing new slabs, returning objects to their slabs, reclaiming,
+//! statistics and `check()`.
+
+use core::sync::atomic::Ordering;
+
+use vmspace_shim::{Addr, Range, Size};
+
+use super::cache::{Counters, QCache};
+use super::magazine::Magazine;
+use super::pair::MagPair;
+use super::slab::{OBJECTS, SLABS};
+use super::QCacheStats;
+use crate::arena::{Arena, ArenaError, Constraints, Source, Store};
+
+/// A [`QCache`] and its arena with the arena lock held.
+///
+/// # Invariants
+///
+/// The lock that guards `arena` and the cache's depots is held for as long
+/// as this value lives, and every `Locked` of the cache is made under it.
+pub(crate) struct Locked<'a, S: Store, I: Source> {
+    cache: &'a QCache<S>,
+    arena: &'a mut Arena<S, I>,
+}
+
+impl<'a, S: Store, I: Source> Locked<'a, S, I> {
+    /// # Safety
+    ///
+    /// As for [`QCache::locked`].
+    pub(super) unsafe fn new(cache: &'a QCache<S>, arena: &'a mut Arena<S, I>) -> Self {
+        // INVARIANT: the caller holds the lock (this function's contract).
+        Locked { cache, arena }
+    }
+
+    /// Both magazines of class `c` were empty: take a full magazine from the
+    /// depot, or fill one from slabs (importing a new slab if needed), and
+    /// hand one of its objects to a client that asked for `size`. Returns
+    /// that object, marked live, and the rest of the magazine; `None` when
+    /// nothing could be had.
+    pub(crate) fn refill(&mut self, c: usize, size: Size) -> Option<(Addr, Magazine)> {
+        let t = &self.cache.tables;
+        // SAFETY: the lock is held (type invariant).
+        let depot = unsafe { t.depot(c) };
+        let mut mag = Magazine::EMPTY;
+        if depot.count > 0 {
+            depot.count -= 1;
+            mag = depot.mags[depot.count];
+        } else {
+            self.fill_from_slabs(c, &mut mag);
+        }
+        let addr = self.cache.claim(c, mag.pop()?, size)?;
+        Some((addr, mag))
+    }
+
+    /// Put magazine `m` of class `c` in the depot if it is full and there is
+    /// room, else its objects back in their slabs. Empty magazines change
+    /// nothing.
+    pub(crate) fn give_back(&mut self, c: usize, m: &Magazine) {
+        if m.is_empty() {
+            return;
+        }
+        // SAFETY: the lock is held (type invariant).
+        let depot = unsafe { self.cache.tables.depot(c) };
+        if m.is_full() && depot.count < depot.mags.len() {
+            depot.mags[depot.count] = *m;
+            depot.count += 1;
+        } else {
+            self.return_to_slabs(c, m.rounds());
+        }
+    }
+
+    /// Empty one cache's magazines (`pairs[c]` of class `c`) into the depot
+    /// or the slabs, and add its counters to the shared ones.
+    pub(crate) fn flush(&mut self, counters: &mut Counters, pairs: &mut [MagPair]) {
+        counters.fold(&self.cache.stats);
+        let classes = self.cache.tables.classes();
+        for (c, p) in pairs.iter_mut().enumerate().take(classes) {
+            for m in p.take() {
+                self.give_back(c, &m);
+            }
+        }
+    }
+
+    /// Put cached (not live) objects of class `c` back into their slabs.
+    pub(crate) fn return_to_slabs(&mut self, c: usize, addrs: &[usize]) {
+        for &a in addrs {
+            if let Some((rec, i)) = self.cache.tables.find(c, a) {
+                rec.in_slab.fetch_or(1 << i, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Fill `mag` with objects of class `c` taken from slabs, importing a new
+    /// slab from the arena when none has any.
+    fn fill_from_slabs(&mut self, c: usize, mag: &mut Magazine) {
+        let t = &self.cache.tables;
+        let k = t.class(c);
+        for slot in 0..SLABS {
+            let rec = t.record(c, slot);
+            let base = rec.base.load(Ordering::Relaxed);
+            let mut bits = rec.in_slab.load(Ordering::Relaxed);
+            while base != 0 && bits != 0 && !mag.is_full() {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                mag.push(base + i * k.size);
+            }
+            rec.in_slab.store(if base != 0 { bits } else { 0 }, Ordering::Relaxed);
+            if mag.is_full() {
+                return;
+            }
+        }
+        if !mag.is_empty() {
+            return;
+        }
+        // A new slab, held by handle (so no by-address free reaches it) and
+        // aligned so its objects find it by masking.
+        let want = Constraints::new(Size(k.slab_bytes())).align(Size(k.slab_align()));
+        let Ok(slab) = self.arena.xalloc_handle(&want) else { return };
+        let base = slab.addr().0;
+        let rec = t.record(c, t.slot_for(c, base));
+        if rec.base.load(Ordering::Relaxed) != 0 {
+            // The slot is taken: give the slab back; the caller falls back to
+            // the arena for this allocation.
+            let _ = self.arena.free_handle(slab);
+            self.cache.stats.slab_collisions.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut bits = u64::MAX;
+        while !mag.is_full() {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            mag.push(base + i * k.size);
+        }
+        rec.in_slab.store(bits, Ordering::Relaxed);
+        rec.tag.store(slab.tag(), Ordering::Relaxed);
+        rec.base.store(base, Ordering::Release);
+        self.cache.stats.slabs_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Give everything the depots hold back to the slabs, and every wholly
+    /// free slab back to the arena. Magazines held by caches in front of the
+    /// depot are not reachable. Returns the number of slabs freed.
+    pub(crate) fn reclaim(&mut self) -> usize {
+        let t = &self.cache.tables;
+        let mut freed = 0;
+        for c in 0..t.classes() {
+            // SAFETY: the lock is held (type invariant).
+            let depot = unsafe { t.depot(c) };
+            let count = core::mem::take(&mut depot.count);
+            for i in 0..count {
+                let m = depot.mags[i];
+                self.return_to_slabs(c, m.rounds());
+            }
+            for slot in 0..SLABS {
+                let rec = t.record(c, slot);
+                let base = rec.base.load(Ordering::Relaxed);
+                if base == 0 || rec.in_slab.load(Ordering::Relaxed) != u64::MAX {
+                    continue;
+                }
+                let handle =
+                    self.arena.handle_from_parts(Addr(base), rec.tag.load(Ordering::Relaxed));
+                if handle.is_some_and(|h| self.arena.free_handle(h).is_ok()) {
+                    rec.in_slab.store(0, Ordering::Relaxed);
+                    rec.tag.store(0, Ordering::Relaxed);
+                    rec.base.store(0, Ordering::Release);
+                    freed += 1;
+                }
+            }
+        }
+        let stats = &self.cache.stats;
+        stats.reclaims.fetch_add(1, Ordering::Relaxed);
+        stats.slabs_freed.fetch_add(freed as u64, Ordering::Relaxed);
+        freed
+    }
+
+    /// Return the object `addr` of class `c`, just unclaimed by a free that
+    /// does not cache it, to its slab.
+    pub(crate) fn return_object(&mut self, c: usize, addr: Addr) {
+        self.return_to_slabs(c, &[addr.0]);
+    }
+
+    /// The caches' statistics.
+    pub(crate) fn stats(&mut self) -> QCacheStats {
+        let t = &self.cache.tables;
+        let (mut depot, mut in_slabs, mut slabs) = (0, 0, 0);
+        for c in 0..t.classes() {
+            // SAFETY: the lock is held (type invariant).
+            depot += unsafe { t.depot(c) }.count;
+            for slot in 0..SLABS {
+                let rec = t.record(c, slot);
+                if rec.base.load(Ordering::Relaxed) != 0 {
+                    slabs += 1;
+                    in_slabs += rec.in_slab.load(Ordering::Relaxed).count_ones() as usize;
+                }
+            }
+        }
+        let s = &self.cache.stats;
+        QCacheStats {
+            hits: s.hits.load(Ordering::Relaxed),
+            misses: s.misses.load(Ordering::Relaxed),
+            bad_frees: s.bad_frees.load(Ordering::Relaxed),
+            depot_magazines: depot,
+            slabs,
+            objects_in_slabs: in_slabs,
+            reclaims: s.reclaims.load(Ordering::Relaxed),
+            slabs_created: s.slabs_created.load(Ordering::Relaxed),
+            slabs_freed: s.slabs_freed.load(Ordering::Relaxed),
+            slab_collisions: s.slab_collisions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Verify the caches against the arena: every registered slab is a live
+    /// held allocation of its class's slab size at an aligned base, in the
+    /// slot its base maps to; no object is both in its slab and live, and
+    /// every live object's size is in its class; unused records are empty;
+    /// every depot magazine is full and holds cached objects of its class.
+    pub(crate) fn check(&mut self) -> Result<(), ArenaError> {
+        let t = &self.cache.tables;
+        for c in 0..t.classes() {
+            let k = t.class(c);
+            let lowest = k.size - t.class(0).size + 1;
+            for slot in 0..SLABS {
+                let rec = t.record(c, slot);
+                let corrupt = |what| Err(ArenaError::Corrupt { what, tag: slot as u32 });
+                let base = rec.base.load(Ordering::Relaxed);
+                let in_slab = rec.in_slab.load(Ordering::Relaxed);
+                let live = rec.live_mask();
+                if base == 0 {
+                    if in_slab != 0 || live != 0 {
+                        return corrupt("unused slab record has objects");
+                    }
+                    continue;
+                }
+                if t.slot_for(c, base) != slot || base % k.slab_align() != 0 {
+                    return corrupt("slab record in the wrong slot or misaligned");
+                }
+                let held =
+                    self.arena.handle_from_parts(Addr(base), rec.tag.load(Ordering::Relaxed));
+                let slab = Range::from_size(Addr(base), Size(k.slab_bytes())).ok();
+                if held.and_then(|h| self.arena.lookup_handle(h)).map(|(r, _)| r) != slab {
+                    return corrupt("slab is not a held arena allocation of its size");
+                }
+                if in_slab & live != 0 {
+                    return corrupt("object both in its slab and live");
+                }
+                let sizes_ok = (0..OBJECTS).all(|i| {
+                    let s = rec.live[i].load(Ordering::Relaxed) as usize;
+                    s == 0 || (lowest..=k.size).contains(&s)
+                });
+                if !sizes_ok {
+                    return corrupt("live object's size is outside its class");
+                }
+            }
+            // SAFETY: the lock is held (type invariant).
+            let depot = unsafe { t.depot(c) };
+            for m in &depot.mags[..depot.count] {
+                let cached = m.rounds().iter().all(|&a| {
+                    t.find(c, a).is_some_and(|(rec, i)| {
+                        rec.live[i].load(Ordering::Relaxed) == 0
+                            && rec.in_slab.load(Ordering::Relaxed) & 1 << i == 0
+                    })
+                });
+                if !m.is_full() || !cached {
+                    return Err(ArenaError::Corrupt { what: "depot magazine", tag: c as u32 });
+                }
+            }
+        }
+        Ok(())
+    }
+}
