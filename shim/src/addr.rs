@@ -9,16 +9,7 @@
 use core::fmt;
 
 use crate::align;
-
-/// An arithmetic step overflowed (or an alignment was not a power of two).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflow;
-
-impl fmt::Display for Overflow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("address arithmetic overflowed")
-    }
-}
+pub use crate::overflow::Overflow;
 
 /// A virtual address (or, for an arena, any integer resource value).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -5,7 +5,7 @@
 //! All functions take plain `usize` values and report overflow as [`Overflow`];
 //! none of them wraps or panics.
 
-use crate::addr::Overflow;
+use crate::overflow::Overflow;
 
 /// Whether `x` is a power of two (zero is not).
 #[inline]

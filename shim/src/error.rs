@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::addr::Overflow;
+use crate::overflow::Overflow;
 use crate::range::Range;
 
 /// The page operation an error or a fault refers to.

@@ -28,12 +28,14 @@ pub mod align;
 mod error;
 mod fault;
 mod ops;
+mod overflow;
 mod range;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use addr::{Addr, Overflow, Pages, Size};
+pub use addr::{Addr, Pages, Size};
 pub use error::{Op, ShimError};
 pub use fault::FaultInjector;
 pub use ops::{check_page_range, check_reserve_args, PageOps, Protection};
+pub use overflow::Overflow;
 pub use range::Range;

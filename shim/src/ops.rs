@@ -37,8 +37,10 @@ pub enum Protection {
 ///   and writable memory owned by the reservation's holder, reading zero unless
 ///   written since that map, until the range is unmapped, protected or released;
 /// - after any call returns `Err`, the pages it was given are in the state they
-///   had before the call, or (for `unmap` and `release`) in the state the call
-///   asked for; the error says nothing worse happened.
+///   had before the call, or (for `unmap` only) decommitted as the call asked;
+///   the error says nothing worse happened. In particular a failed `release`
+///   releases nothing: the reservation stays live and the caller's, so it
+///   may retry (and must still release it some day).
 pub unsafe trait PageOps {
     /// The granularity of `map`, `unmap` and `protect`: a power of two.
     fn page_size(&self) -> Size;
@@ -52,7 +54,9 @@ pub unsafe trait PageOps {
     /// committed.
     fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError>;
 
-    /// Give a reservation back, unmapping whatever is mapped in it.
+    /// Give a reservation back, unmapping whatever is mapped in it. On
+    /// failure nothing is released: the reservation and its pages are as
+    /// they were.
     ///
     /// # Safety
     ///

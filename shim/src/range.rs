@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-use crate::addr::{Addr, Overflow, Pages, Size};
+use crate::addr::{Addr, Pages, Size};
+use crate::overflow::Overflow;
 
 /// A half-open range of addresses `[base, limit)`.
 ///

@@ -1,15 +1,14 @@
 //! [`QCache`]: the one owner of the quantum-cache protocol: the slab tables
 //! and depots, the shared counters, and marking objects live and not live.
 //! Its lock-free half is here; the half that runs under the arena lock is
-//! [`Locked`](super::Locked).
+//! `Locked`, in `locked.rs`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use vmspace_shim::{Addr, Size};
 
-use super::locked::Locked;
 use super::slab::Tables;
-use crate::arena::{Arena, ArenaError, Source, Store};
+use crate::arena::{ArenaError, Store};
 
 /// How to set up quantum caches: sizes of 1 to `classes` quanta (at most
 /// [`MAX_CLASSES`](super::MAX_CLASSES)), with their slab tables and depots
@@ -81,8 +80,8 @@ impl Counters {
 /// [`CacheHandle`](crate::sync::CacheHandle) per thread, or
 /// [`CpuCaches`](crate::sync::CpuCaches) per CPU); they claim and unclaim
 /// objects here without a lock, and exchange magazines, fill them from
-/// slabs, reclaim and check through [`Locked`](super::Locked), under the
-/// lock of the arena that holds this cache
+/// slabs, reclaim and check under the lock of the arena that holds this
+/// cache
 /// ([`SyncArena`](crate::sync::SyncArena)).
 ///
 /// Frees are checked exactly: an object is live with the size its client
@@ -93,8 +92,8 @@ impl Counters {
 /// # Invariants
 ///
 /// - Every object of a registered slab is in its slab, live, or in exactly
-///   one magazine (a cache's or the depot's); [`Locked::check`] verifies
-///   what it can see.
+///   one magazine (a cache's or the depot's); the arena's `check()`
+///   verifies what it can see.
 /// - The depots are only touched under the lock that guards the arena.
 pub struct QCache<S: Store> {
     pub(crate) tables: Tables<S>,
@@ -155,21 +154,5 @@ impl<S: Store> QCache<S> {
                 Err(ArenaError::BadFree { addr, size, allocated })
             }
         }
-    }
-
-    /// The half of the protocol that runs under the arena lock.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the lock that guards `arena` and this cache's depots
-    /// for as long as the result lives, and every other use of [`Locked`]
-    /// on this cache happens under that same lock.
-    #[inline]
-    pub(crate) unsafe fn locked<'a, I: Source>(
-        &'a self,
-        arena: &'a mut Arena<S, I>,
-    ) -> Locked<'a, S, I> {
-        // SAFETY: the caller holds the lock (this function's contract).
-        unsafe { Locked::new(self, arena) }
     }
 }

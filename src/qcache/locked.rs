@@ -26,10 +26,14 @@ pub(crate) struct Locked<'a, S: Store, I: Source> {
 }
 
 impl<'a, S: Store, I: Source> Locked<'a, S, I> {
+    /// The locked half of `cache`, whose arena is `arena`.
+    ///
     /// # Safety
     ///
-    /// As for [`QCache::locked`].
-    pub(super) unsafe fn new(cache: &'a QCache<S>, arena: &'a mut Arena<S, I>) -> Self {
+    /// The caller holds the lock that guards `arena` and the cache's depots
+    /// for as long as the result lives, and every other `Locked` of this
+    /// cache is made under that same lock.
+    pub(crate) unsafe fn new(cache: &'a QCache<S>, arena: &'a mut Arena<S, I>) -> Self {
         // INVARIANT: the caller holds the lock (this function's contract).
         Locked { cache, arena }
     }

@@ -115,7 +115,7 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         Some(self.with(|arena| {
             // SAFETY: `with` holds the lock that guards the arena and, by the
             // type invariant, every `Locked` of these caches.
-            let mut locked = unsafe { cache.locked(arena) };
+            let mut locked = unsafe { Locked::new(cache, arena) };
             f(&mut locked)
         }))
     }

@@ -192,6 +192,9 @@ fn release_failure_hands_the_vm_back() {
     faulty.fail_nth(1);
     let (vm, e) = vm.release().unwrap_err();
     assert_eq!(e, VmError::Backend(ShimError::Injected { op: Op::Release }));
+    // A failed release releases nothing (the PageOps contract), so the retry
+    // below is the one and only release.
+    assert_eq!(sim.stats().reservations, 1, "still reserved");
     vm.check().unwrap();
     vm.release().map_err(|(_, e)| e).unwrap();
     assert_eq!(sim.stats().reservations, 0);

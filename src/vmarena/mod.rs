@@ -63,6 +63,7 @@ mod tests;
 
 use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
+use crate::bits::PagedBits;
 use crate::vm::Vm;
 pub use error::VmArenaError;
 use layout::Layout;
@@ -103,6 +104,8 @@ pub struct Tract {
 pub struct VmArena<P: PageOps> {
     vm: Vm<P>,
     layout: Layout,
+    /// The allocation table, in the VM's pages past the page table.
+    bits: PagedBits,
     page: Size,
     zone_shift: u32,
     spare_limit: usize,
@@ -127,9 +130,12 @@ impl<P: PageOps> VmArena<P> {
         }
         let total = Size(layout.total_pages()?).checked_mul(page.0)?;
         let vm = Vm::reserve(ops, total, page)?;
+        let first_bit_page = Addr(vm.base().0 + (layout.bit_page(0) << layout.page_shift));
+        let bits = PagedBits::new(first_bit_page, page, layout.bit_pages);
         Ok(VmArena {
             vm,
             layout,
+            bits,
             page,
             zone_shift: config.zone_shift,
             spare_limit: config.spare_limit,

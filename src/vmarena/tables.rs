@@ -5,7 +5,25 @@ use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
 use super::layout::DESCRIPTOR;
 use super::VmArena;
-use crate::bits;
+use crate::bits::{self, PageMap};
+use crate::vm::Vm;
+
+/// The allocation table's pages as its VM sees them: page `k` is at
+/// `first + k << page_shift`.
+struct BitPages<'a, P: PageOps> {
+    vm: &'a Vm<P>,
+    first: Addr,
+    page_shift: u32,
+}
+
+// SAFETY: the VM's record of mapped pages is exact (its invariant), and the
+// VM arena maps its allocation-table pages read-write in its own VM, never
+// protects them and lets no one else use them.
+unsafe impl<P: PageOps> PageMap for BitPages<'_, P> {
+    fn page_mapped(&self, k: usize) -> bool {
+        self.vm.is_mapped(Addr(self.first.0 + (k << self.page_shift)))
+    }
+}
 
 /// Descriptor flag: the tract is allocated.
 pub(crate) const ALLOCATED: u8 = 1;
@@ -64,79 +82,48 @@ impl<P: PageOps> VmArena<P> {
         self.vm.is_mapped(self.vm_addr(idx))
     }
 
+    /// The allocation table's pages, mapped as the VM says.
+    fn bit_map(&self) -> BitPages<'_, P> {
+        BitPages {
+            vm: &self.vm,
+            first: self.bits.page_range(0).base(),
+            page_shift: self.layout.page_shift,
+        }
+    }
+
+    /// The words of allocation-table page `j`, if it is mapped.
     pub(crate) fn bit_words(&self, j: usize) -> Option<&[u64]> {
-        let idx = self.layout.bit_page(j);
-        if !self.vm_mapped(idx) {
-            return None;
-        }
-        // SAFETY: the page is mapped read-write in our VM (the VM's table says
-        // so), page-aligned, holds page/8 words, and only this arena uses it;
-        // `&self` keeps it from being unmapped or written while borrowed.
-        Some(unsafe { core::slice::from_raw_parts(self.vm_addr(idx).as_ptr(), self.page.0 / 8) })
-    }
-
-    fn bit_words_mut(&mut self, j: usize) -> Option<&mut [u64]> {
-        let idx = self.layout.bit_page(j);
-        if !self.vm_mapped(idx) {
-            return None;
-        }
-        // SAFETY: as in `bit_words`; `&mut self` makes this the only reference.
-        Some(unsafe {
-            core::slice::from_raw_parts_mut(self.vm_addr(idx).as_ptr(), self.page.0 / 8)
-        })
-    }
-
-    /// `(bit page, first local bit, end local bit)` for tracts `[lo, hi)`.
-    fn bit_pieces(&self, lo: usize, hi: usize) -> impl Iterator<Item = (usize, usize, usize)> {
-        let bpp = self.layout.per_bit_page;
-        let pages = if lo < hi { self.layout.bit_pages_of(lo, hi) } else { 0..0 };
-        pages.map(move |j| {
-            let (s, e) = (lo.max(j * bpp), hi.min((j + 1) * bpp));
-            (j, s - j * bpp, e - j * bpp)
-        })
+        self.bits.words(&self.bit_map(), j)
     }
 
     /// Whether tract `i` is allocated.
     pub(crate) fn is_alloc(&self, i: usize) -> bool {
-        let bpp = self.layout.per_bit_page;
-        i < self.layout.tracts && self.bit_words(i / bpp).is_some_and(|w| bits::test(w, i % bpp))
+        i < self.layout.tracts && self.bits.test(&self.bit_map(), i)
     }
 
     /// The first allocated tract in `[lo, hi)`.
     pub(crate) fn find_alloc(&self, lo: usize, hi: usize) -> Option<usize> {
-        let bpp = self.layout.per_bit_page;
-        self.bit_pieces(lo, hi)
-            .find_map(|(j, s, e)| bits::find_set(self.bit_words(j)?, s, e).map(|b| j * bpp + b))
+        self.bits.find_set(&self.bit_map(), lo, hi)
     }
 
     /// The first free tract in `[lo, hi)`.
     pub(crate) fn find_free(&self, lo: usize, hi: usize) -> Option<usize> {
-        let bpp = self.layout.per_bit_page;
-        self.bit_pieces(lo, hi).find_map(|(j, s, e)| match self.bit_words(j) {
-            None => Some(j * bpp + s),
-            Some(w) => bits::find_clear(w, s, e).map(|b| j * bpp + b),
-        })
+        self.bits.find_clear(&self.bit_map(), lo, hi)
     }
 
     /// Allocated tracts in `[lo, hi)`.
     pub(crate) fn count_alloc(&self, lo: usize, hi: usize) -> usize {
-        self.bit_pieces(lo, hi)
-            .map(|(j, s, e)| self.bit_words(j).map_or(0, |w| bits::count_range(w, s, e)))
-            .sum()
+        self.bits.count(&self.bit_map(), lo, hi)
     }
 
     /// Set or clear the bits of tracts `[lo, hi)`; their bit pages are mapped.
     pub(crate) fn mark_alloc(&mut self, lo: usize, hi: usize, set: bool) {
-        let pieces = self.bit_pieces(lo, hi);
-        for (j, s, e) in pieces {
-            if let Some(w) = self.bit_words_mut(j) {
-                if set {
-                    bits::set_range(w, s, e);
-                } else {
-                    bits::clear_range(w, s, e);
-                }
-            }
-        }
+        let map = BitPages {
+            vm: &self.vm,
+            first: self.bits.page_range(0).base(),
+            page_shift: self.layout.page_shift,
+        };
+        self.bits.assign(&map, lo, hi, set);
     }
 
     /// Whether page-table page `k` describes at least one allocated tract.

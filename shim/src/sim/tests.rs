@@ -77,9 +77,14 @@ fn ranges_outside_or_across_reservations_are_refused() {
         assert_eq!(sim.map(across), Err(ShimError::NotReserved(across)));
         assert_eq!(sim.map(outside), Err(ShimError::NotReserved(outside)));
         assert!(matches!(sim.map(misaligned), Err(ShimError::Misaligned { .. })));
-        // Half a reservation cannot be released.
+        // Half a reservation cannot be released, and the refusal releases
+        // nothing: the reservation and its mapped page are as they were.
         let half = Range::from_size(a.base(), Size(PAGE)).unwrap();
+        sim.map(half).unwrap();
+        half.base().as_ptr::<u8>().write(7);
         assert_eq!(sim.release(half), Err(ShimError::NotReserved(half)));
+        assert_eq!((sim.stats().reservations, sim.stats().mapped_pages), (2, 1));
+        assert_eq!(half.base().as_ptr::<u8>().read(), 7);
         sim.release(a).unwrap();
         assert_eq!(sim.release(a), Err(ShimError::NotReserved(a)));
         sim.release(b).unwrap();

@@ -1,10 +1,15 @@
 //! Bit tables over slices of words: set, clear, test, count and search ranges
-//! of bits. Safe code only; the callers decide where the words live (the VM
-//! layer keeps them in pages of its own reservation).
+//! of bits. Safe code only; the callers decide where the words live. The VM
+//! layer and the VM arena keep theirs in pages of their own reservation,
+//! mapped on demand, through one paged table (`PagedBits`, crate-internal).
 //!
 //! Ranges are half-open bit indices `[lo, hi)`; every function requires
 //! `lo <= hi <= words.len() * 64` and returns without effect (or `None`) when
 //! that does not hold, so a bad index cannot panic.
+
+mod paged;
+
+pub(crate) use paged::{PageMap, PagedBits};
 
 const BITS: usize = u64::BITS as usize;
 
