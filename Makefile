@@ -3,7 +3,7 @@
 #
 #   make run         the vmspace program's built-in demo (release build)
 #   make test        build everything and run every user-space test
-#   make lint        cargo fmt --check and clippy -D warnings
+#   make lint        cargo fmt --check, clippy -D warnings, cargo doc -D warnings
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
 #   make bench-counts  instruction and cache-miss counts of the arena churn
 #   make kunit, make module, make module-test: see kernel/kernel.mk
@@ -28,6 +28,7 @@ test: toolchain
 lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 bench: toolchain
 	$(CARGO) bench -p vmspace-user

@@ -20,6 +20,11 @@ impl fmt::Display for Overflow {
     }
 }
 
+/// `?` on an [`Overflow`] works in a function returning
+/// `Result<_, Box<dyn std::error::Error>>`.
+#[cfg(feature = "std")]
+impl std::error::Error for Overflow {}
+
 /// A virtual address (or, for an arena, any integer resource value).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(transparent)]
