@@ -250,13 +250,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                 };
                 (true, r)
             }
-            ArenaOp::FreePart { pick, offset, size, skew, inside } => {
-                match self.free_part(arena, pick, offset, size, skew, inside) {
-                    Some(outcome) => outcome,
-                    None => return Ok(()),
-                }
-            }
-            ArenaOp::Resize { pick, size, claim } => match self.resize(arena, pick, size, claim) {
+            ArenaOp::FreePart { .. } | ArenaOp::Resize { .. } => match self.reshape(arena, op) {
                 Some(outcome) => outcome,
                 None => return Ok(()),
             },

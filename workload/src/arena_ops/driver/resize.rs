@@ -5,6 +5,7 @@ use vmspace_shim::{align, Addr, Size};
 
 use super::{ArenaDriver, Outcome};
 use crate::arena_ops::model::{ArenaModel, Live};
+use crate::arena_ops::ArenaOp;
 use vmspace::arena::{Arena, ArenaError, SegmentKinds, Source, Store};
 
 impl<const N: usize, const M: usize> ArenaModel<N, M> {
@@ -22,9 +23,25 @@ impl<const N: usize, const M: usize> ArenaModel<N, M> {
 }
 
 impl<const N: usize, const M: usize> ArenaDriver<N, M> {
-    /// [`ArenaOp::FreePart`](crate::arena_ops::ArenaOp::FreePart); `None`
+    /// [`ArenaOp::FreePart`] or [`ArenaOp::Resize`]; `None` when there is
+    /// nothing to do.
+    pub(super) fn reshape<S: Store, I: Source>(
+        &mut self,
+        arena: &mut Arena<S, I>,
+        op: &ArenaOp,
+    ) -> Option<Outcome> {
+        match *op {
+            ArenaOp::FreePart { pick, offset, size, skew, inside } => {
+                self.free_part(arena, pick, offset, size, skew, inside)
+            }
+            ArenaOp::Resize { pick, size, claim } => self.resize(arena, pick, size, claim),
+            _ => None,
+        }
+    }
+
+    /// [`ArenaOp::FreePart`]; `None`
     /// when nothing is live (nothing to do).
-    pub(super) fn free_part<S: Store, I: Source>(
+    fn free_part<S: Store, I: Source>(
         &mut self,
         arena: &mut Arena<S, I>,
         pick: usize,
@@ -81,9 +98,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         Some((piece.is_some(), r))
     }
 
-    /// [`ArenaOp::Resize`](crate::arena_ops::ArenaOp::Resize); `None` when
+    /// [`ArenaOp::Resize`]; `None` when
     /// nothing is live.
-    pub(super) fn resize<S: Store, I: Source>(
+    fn resize<S: Store, I: Source>(
         &mut self,
         arena: &mut Arena<S, I>,
         pick: usize,
