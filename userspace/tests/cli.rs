@@ -89,6 +89,7 @@ fn usage_errors_are_one_line_and_a_hint() {
     usage_error(&["replay", "-", "--quantum", "24"], "not a power of two");
     usage_error(&["replay", "-", "--policy", "fastest"], "fastest");
     usage_error(&["replay", "-", "--compare", "--policy", "best"], "--policy");
+    usage_error(&["replay", "-", "--compare", "--svg", "x.svg"], "--svg");
     usage_error(&["frobnicate"], "frobnicate");
     usage_error(&["--nonsense"], "--nonsense");
 }

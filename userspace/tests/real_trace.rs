@@ -75,6 +75,7 @@ fn json_svg_and_compare() {
     assert!(v["peak"]["extent_bytes"].as_u64() >= v["peak"]["live_bytes"].as_u64());
     assert!(v["fragmentation_per_mille"].is_u64() && v["free_histogram"].is_array());
     assert_eq!(v["outcomes"]["failed"], 0);
+    assert!(v["definitions"]["fragmentation"].as_str().expect("defined").contains("largest free"));
     let picture = std::fs::read_to_string(&svg).expect("the SVG was written");
     assert!(picture.starts_with("<svg") && picture.contains("at peak (line "));
     assert!(picture.contains("at the end") && picture.contains("free segments by size"));

@@ -84,7 +84,7 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, value_name = "POLICY")]
     pub policy: Option<PolicyArg>,
     /// Replay under every policy and print one table side by side.
-    #[arg(long, conflicts_with = "policy")]
+    #[arg(long, conflicts_with_all = ["policy", "svg"])]
     pub compare: bool,
     /// Print the whole report as JSON (one object; with --compare, one per
     /// policy in an array).

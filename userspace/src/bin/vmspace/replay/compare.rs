@@ -17,9 +17,6 @@ pub fn run(
     quantum: usize,
     setup: Setup,
 ) -> Result<(), String> {
-    if o.svg.is_some() {
-        return Err("--svg draws one replay: use it with --policy rather than --compare".into());
-    }
     let mut reports = Vec::new();
     for p in Policy::ALL {
         let s = Setup { policy: Some(p), ..setup };

@@ -101,6 +101,27 @@ impl From<&Moment> for Snapshot {
     }
 }
 
+/// What the report's derived numbers mean (in the JSON, for its readers).
+#[derive(Debug, Clone, Serialize)]
+pub struct Definitions {
+    /// Of `extent_bytes`.
+    pub extent: &'static str,
+    /// Of `live_over_extent`.
+    pub live_over_extent: &'static str,
+    /// Of `holes_bytes`.
+    pub holes: &'static str,
+    /// Of `fragmentation_per_mille`.
+    pub fragmentation: &'static str,
+}
+
+const DEFINITIONS: Definitions = Definitions {
+    extent: "highest end minus lowest start of the live allocations (bytes)",
+    live_over_extent: "live bytes / extent bytes: 1 when the live allocations leave no holes",
+    holes: "free bytes inside the extent: extent - live",
+    fragmentation: "1000 * (1 - largest free segment / all free bytes): 0 when the free space \
+                    is one segment, near 1000 when it is splintered",
+};
+
 /// Everything `vmspace replay` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -140,6 +161,8 @@ pub struct Report {
     pub search_steps: u64,
     /// Bytes of arena metadata committed.
     pub metadata_bytes: usize,
+    /// What the derived numbers mean.
+    pub definitions: Definitions,
 }
 
 impl Report {
@@ -166,6 +189,7 @@ impl Report {
             ns_per_op: r.busy.as_nanos() as f64 / r.outcomes.ops.max(1) as f64,
             search_steps: a.counters().search_steps,
             metadata_bytes: a.metadata_bytes(),
+            definitions: DEFINITIONS,
         }
     }
 
