@@ -171,3 +171,16 @@ fn quantum_takes_hex() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("(quantum 16,"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn the_demo_draws_its_arena() {
+    let svg = std::env::temp_dir().join(format!("vmspace-demo-{}.svg", std::process::id()));
+    let out =
+        vmspace(&["demo", "--size-gib", "1", "--steps", "100", "--svg", svg.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let picture = std::fs::read_to_string(&svg).expect("the demo wrote its picture");
+    std::fs::remove_file(&svg).ok();
+    assert!(
+        picture.contains("after 2000 allocations") && picture.contains("free segments by size")
+    );
+}
