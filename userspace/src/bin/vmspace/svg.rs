@@ -115,7 +115,7 @@ fn map(svg: &mut String, m: &Map, y: usize) {
     let n = m.segments.iter().filter(|s| s.2).count();
     let _ = writeln!(
         svg,
-        r#"<text x="10" y="{}">{n} allocated</text><text x="10" y="{}">{} free segments</text>"#,
+        r#"<text x="10" y="{}">allocated: {n}</text><text x="10" y="{}">free segments: {}</text>"#,
         top + 18,
         top + 34,
         m.segments.len() - n
