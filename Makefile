@@ -2,8 +2,9 @@
 # toolchain; everything else they need (crates) they fetch themselves.
 #
 #   make run         the vmspace program's built-in demo (release build)
-#   make test        build everything and run every user-space test
-#   make lint        cargo fmt --check and clippy -D warnings
+#   make test        build everything, run every user-space test and the examples
+#   make msrv        build and test with the minimum supported Rust (rust-version)
+#   make lint        cargo fmt --check, clippy -D warnings, cargo doc -D warnings
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
 #   make bench-counts  instruction and cache-miss counts of the arena churn
 #   make kunit, make module, make module-test: see kernel/kernel.mk
@@ -24,10 +25,30 @@ run: toolchain
 test: toolchain
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
+	@$(MAKE) --no-print-directory examples
+
+# The programs in examples/ (built by `make test`'s --all-targets), each run.
+EXAMPLES = reserve_and_map id_allocator shared_qcache vmarena_zones
+.PHONY: examples
+examples: toolchain
+	@set -e; for e in $(EXAMPLES); do \
+		echo "== example $$e"; $(CARGO) run -q --example $$e; \
+	done
+
+# Build and test with the minimum supported Rust (the workspace's
+# rust-version), installed with rustup when missing, in its own target dir.
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+.PHONY: msrv
+msrv:
+	@command -v rustup >/dev/null || { echo "make msrv needs rustup" >&2; exit 1; }
+	@rustup run $(MSRV) rustc --version >/dev/null 2>&1 || rustup toolchain install $(MSRV) --profile minimal
+	CARGO_TARGET_DIR=target/msrv rustup run $(MSRV) cargo build --workspace --all-targets
+	CARGO_TARGET_DIR=target/msrv rustup run $(MSRV) cargo test --workspace
 
 lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 bench: toolchain
 	$(CARGO) bench -p vmspace-user

@@ -16,7 +16,7 @@ use vmspace_workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
 
 const N: usize = 256;
 const M: usize = 32;
-const STEPS: usize = 250;
+const STEPS: usize = 400;
 
 fn cfg(q: usize) -> ArenaOpConfig {
     ArenaOpConfig::new(1 << 40, 8192 * q, q)

@@ -1,5 +1,6 @@
 //! Model tests of the arena: random operation sequences (every policy,
-//! random constraints, bad frees, adds and extends, import chains) against the
+//! random constraints, partial frees and resizes, bad frees, adds and
+//! extends, import chains) against the
 //! reference model of `workload::arena_ops`, with `check()` after every step,
 //! on the simulated backend and on the real mmap backend.
 
@@ -117,4 +118,5 @@ fn long_run_on_sim_reaches_every_outcome() {
     assert!(stats.succeeded > 2000, "{stats:?}");
     assert!(stats.held > 300 && stats.handle_frees > 300, "{stats:?}");
     assert!(stats.bad_handles > 10, "{stats:?}");
+    assert!(stats.partial_frees > 50 && stats.resizes > 50, "{stats:?}");
 }

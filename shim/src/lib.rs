@@ -6,7 +6,8 @@
 //! [`Range`]) with checked arithmetic, the one place alignment math lives
 //! ([`align`]), the shim's error type [`ShimError`], a [`FaultInjector`] that
 //! wraps any backend, and (feature `sim`) a simulated backend,
-//! [`SimBackend`](sim::SimBackend), that checks every contract.
+//! `sim::SimBackend`, that checks every contract. Feature `std` implements
+//! `std::error::Error` for [`ShimError`] and [`Overflow`].
 //!
 //! `#![no_std]`, no `alloc`, no dependencies: it compiles unchanged in the
 //! Linux kernel.

@@ -14,5 +14,7 @@ impl fmt::Display for Overflow {
     }
 }
 
+/// `?` on an [`Overflow`] works in a function returning
+/// `Result<_, Box<dyn std::error::Error>>`.
 #[cfg(feature = "std")]
 impl std::error::Error for Overflow {}

@@ -21,6 +21,13 @@
 //!   [`Handle`] (address and boundary-tag index) instead of hashing the
 //!   allocation, and [`free_handle`](Arena::free_handle) goes straight to
 //!   the tag, still checking it (offset-allocator's interface, with checks).
+//! - Partial frees and resizing for address-space users (`munmap` and
+//!   `mremap` semantics): [`free_part`](Arena::free_part) frees a
+//!   quantum-aligned piece of a live allocation made by address, leaving up
+//!   to two live allocations; [`resize`](Arena::resize) shrinks an
+//!   allocation in place or grows it into the free segment right after it
+//!   in its span, and fails with [`NoSpace`](ArenaError::NoSpace) (nothing
+//!   changed) when the caller must move it instead.
 //! - Every operation first reserves the boundary tags it may need (its
 //!   imports reserve theirs in the source before the source changes), so it
 //!   completes or fails with the arena unchanged.
@@ -49,6 +56,12 @@
 //! let h = a.alloc_handle(Size(5), Policy::InstantFit).unwrap();
 //! assert_eq!(a.free_handle(h), Ok(Size(5)));
 //! assert!(a.free_handle(h).is_err()); // stale: refused
+//! let z = a.alloc(Size(100), Policy::FirstFit).unwrap();
+//! a.free_part(z, Size(40), Size(20)).unwrap(); // munmap of the middle: two live pieces
+//! a.free(z, Size(40)).unwrap();
+//! let tail = vmspace::Addr(z.get() + 60);
+//! a.resize(tail, Size(40), Size(10)).unwrap(); // shrink in place
+//! a.free(tail, Size(10)).unwrap();
 //! a.check().unwrap();
 //! assert_eq!(a.sizes().allocated, Size(0));
 //! ```
@@ -62,6 +75,7 @@ mod free;
 mod freelist;
 mod handle;
 mod hash;
+mod resize;
 mod source;
 mod span;
 mod stats;
@@ -236,7 +250,8 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.leak_hook = hook;
     }
 
-    /// Fail each allocating operation (alloc, xalloc, add, extend, import)
+    /// Fail each allocating operation (alloc, xalloc, add, extend, import,
+    /// and the partial frees and resizes that need tags or grow)
     /// with probability `1 / mtbf` ([`ArenaError::Injected`]), drawn from a
     /// generator seeded with `seed`; `mtbf == 0` turns it off.
     pub fn set_mtbf(&mut self, seed: u64, mtbf: u32) {

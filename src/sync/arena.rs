@@ -25,7 +25,7 @@ use crate::qcache::{Locked, Magazine, QCache, QCacheConfig, QCacheStats};
 /// # Invariants
 ///
 /// - `arena` is only accessed with `lock` held, and so are the depots of
-///   `caches` (every [`Locked`] is made under it).
+///   `caches` (every `Locked` view of them is made under it).
 /// - The quantum caches' store is reached only through the base pointer
 ///   their tables keep (never through `&S`) once they are made.
 pub struct SyncArena<L: RawLock, W: Waiter, S: Store, I: Source> {

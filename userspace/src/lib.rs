@@ -28,3 +28,10 @@ mod sync;
 pub use mmap::{MmapBackend, UnmapStrategy};
 pub use pin::{SchedPin, UserCpuCaches};
 pub use sync::{CondvarWaiter, ParkingLock, UserArena};
+
+/// The README's Rust samples, compiled and run as this crate's doctests
+/// (it depends on the core, the shim and the workload, so every sample's
+/// imports resolve as they would for a user).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

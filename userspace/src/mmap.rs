@@ -31,7 +31,7 @@ use vmspace_shim::{
     check_page_range, check_reserve_args, Op, PageOps, Protection, Range, ShimError, Size,
 };
 
-/// How [`MmapBackend`] decommits pages. See the [module docs](self).
+/// How [`MmapBackend`] decommits pages ([`MmapBackend::new`] chooses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnmapStrategy {
     /// A fresh `PROT_NONE` mapping with `MAP_FIXED`: frees memory and commit

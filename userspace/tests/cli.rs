@@ -1,5 +1,7 @@
 //! The `vmspace` program's trace commands, end to end: `vmspace trace`
-//! piped into `vmspace replay - --check`, and the exit codes of mistakes.
+//! piped into `vmspace replay - --check`, the exit codes of mistakes, the
+//! conventions of the command line (help, version, one-line usage errors),
+//! and the defects of issue 12 item 7.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -29,10 +31,10 @@ fn a_generated_churn_trace_replays_with_check() {
     assert!(out.status.success(), "{}{}", stdout, text(&out.stderr));
     assert!(stdout.contains("replayed 1051 operations"), "{stdout}");
     assert!(
-        stdout.contains("allocations 550 ok, 0 without space, 0 refused; frees 500"),
+        stdout.contains("allocations 550 ok, 0 without space, 0 refused; frees 500,"),
         "{stdout}"
     );
-    assert!(stdout.contains("live 50:"), "{stdout}");
+    assert!(stdout.contains("end: ") && stdout.contains(" in 50 allocations"), "{stdout}");
 }
 
 #[test]
@@ -42,11 +44,10 @@ fn constrained_allocations_and_failures_are_reported() {
     let out = vmspace(&["replay", "-", "--quantum", "16", "--check"], trace);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}{}", stdout, text(&out.stderr));
-    assert!(
-        stdout.contains("allocations 2 ok, 1 without space, 0 refused; frees 2 (+1"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("live 0:"), "{stdout}");
+    assert!(stdout.contains("allocations 2 ok, 1 without space, 0 refused; frees 2,"), "{stdout}");
+    assert!(stdout.contains("1 skipped"), "{stdout}");
+    assert!(stdout.contains("line 3: alloc b 8192: no free segment"), "{stdout}");
+    assert!(stdout.contains("end: 0 B live in 0 allocations"), "{stdout}");
 }
 
 #[test]
@@ -61,4 +62,125 @@ fn mistakes_exit_non_zero_with_the_line() {
     assert_eq!(out.status.code(), Some(2));
     let out = vmspace(&["trace", "--live"], "");
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A usage error: exit 2, nothing on standard output, one line and a hint
+/// on standard error.
+fn usage_error(args: &[&str], what: &str) {
+    let out = vmspace(args, "");
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    assert!(out.stdout.is_empty(), "{args:?}");
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{args:?}: {err}");
+    assert!(lines[0].starts_with("vmspace: ") && lines[0].contains(what), "{args:?}: {err}");
+    assert!(lines[1].starts_with("hint: "), "{args:?}: {err}");
+}
+
+#[test]
+fn usage_errors_are_one_line_and_a_hint() {
+    usage_error(&["replay"], "<FILE>");
+    usage_error(&["trace", "--live"], "--live");
+    usage_error(&["trace", "--live", "0"], "must be at least 1");
+    usage_error(&["--size-gib", "17179869184"], "out of range");
+    usage_error(&["--size-gib", "17179869185"], "out of range");
+    usage_error(&["--size-gib", "0"], "out of range");
+    usage_error(&["--seed=x"], "not a number");
+    usage_error(&["replay", "-", "--quantum", "24"], "not a power of two");
+    usage_error(&["replay", "-", "--policy", "fastest"], "fastest");
+    usage_error(&["replay", "-", "--compare", "--policy", "best"], "--policy");
+    usage_error(&["replay", "-", "--compare", "--svg", "x.svg"], "--svg");
+    usage_error(&["frobnicate"], "frobnicate");
+    usage_error(&["--nonsense"], "--nonsense");
+}
+
+#[test]
+fn help_and_version_go_to_standard_output() {
+    for args in [&["--help"][..], &["help"], &["help", "replay"], &["replay", "--help"], &["-V"]] {
+        let out = vmspace(args, "");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+    let out = text(&vmspace(&["--version"], "").stdout);
+    assert_eq!(out.trim(), concat!("vmspace ", env!("CARGO_PKG_VERSION")));
+    let out = text(&vmspace(&["help", "replay"], "").stdout);
+    assert!(out.contains("resize ID SIZE") && out.contains("--compare"), "{out}");
+    let out = text(&vmspace(&["help", "import-strace"], "").stdout);
+    assert!(out.contains("strace -f -e trace=mmap,munmap,mremap"), "{out}");
+}
+
+#[test]
+fn options_take_equals_and_hex() {
+    let trace = vmspace(&["trace", "--live=0x10", "--steps=0x20"], "");
+    assert!(trace.status.success(), "{}", text(&trace.stderr));
+    let out = vmspace(&["replay", "-", "--quantum=0x10", "--check"], &text(&trace.stdout));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("replayed 81 operations from - (quantum 16"));
+}
+
+/// Issue 12.7: a free segment in the top size class panicked a debug build
+/// (`1 << 64` in the histogram label) and printed `[8192 PiB, 1 B)` in release.
+#[test]
+fn a_top_size_class_segment_is_labelled() {
+    let out = vmspace(&["replay", "-"], "add 0 0xffffffffffffffff\n");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("free segments by size: [8 EiB, 16 EiB): 1"), "{stdout}");
+}
+
+/// Issue 12.7: `vmspace trace | head` panicked on the broken pipe (exit 101).
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmspace"))
+        .args(["trace", "--live", "100000", "--steps", "1000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vmspace");
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut first).expect("read");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for vmspace");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
+
+/// Issue 12.7: a trace that is not UTF-8 gave no line number.
+#[test]
+fn a_non_utf8_trace_names_its_line() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmspace"))
+        .args(["replay", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vmspace");
+    child.stdin.take().expect("stdin").write_all(b"add 0 16\nalloc a \xff\n").expect("write");
+    let out = child.wait_with_output().expect("wait for vmspace");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("trace line 2: not UTF-8"), "{}", text(&out.stderr));
+}
+
+/// Issue 12.7: `--quantum 0x10` was refused although trace numbers take hex;
+/// `--size-gib` wrapped (2^34 to 0, 2^34 + 1 to 1 GiB): see
+/// `usage_errors_are_one_line_and_a_hint` for the refusals.
+#[test]
+fn quantum_takes_hex() {
+    let out = vmspace(&["replay", "-", "--quantum", "0x10"], "add 0 0x100\nalloc a 1\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("(quantum 16,"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn the_demo_draws_its_arena() {
+    let svg = std::env::temp_dir().join(format!("vmspace-demo-{}.svg", std::process::id()));
+    let out =
+        vmspace(&["demo", "--size-gib", "1", "--steps", "100", "--svg", svg.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let picture = std::fs::read_to_string(&svg).expect("the demo wrote its picture");
+    std::fs::remove_file(&svg).ok();
+    assert!(
+        picture.contains("after 2000 allocations") && picture.contains("free segments by size")
+    );
 }

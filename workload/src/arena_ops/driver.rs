@@ -5,6 +5,8 @@ use core::fmt;
 
 use vmspace_shim::{align, Addr, Range, Size};
 
+mod resize;
+
 use super::model::{highest_in, lowest_in, ArenaModel, Fits, Live, Want};
 use super::ArenaOp;
 use vmspace::arena::{
@@ -31,6 +33,10 @@ pub struct ArenaRunStats {
     pub handle_frees: usize,
     /// Bad handles refused.
     pub bad_handles: usize,
+    /// Partial frees that left part of their allocation live.
+    pub partial_frees: usize,
+    /// Resizes done in place (grown or shrunk).
+    pub resizes: usize,
 }
 
 /// How a driven sequence went wrong.
@@ -244,6 +250,10 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                 };
                 (true, r)
             }
+            ArenaOp::FreePart { .. } | ArenaOp::Resize { .. } => match self.reshape(arena, op) {
+                Some(outcome) => outcome,
+                None => return Ok(()),
+            },
             ArenaOp::BadFree { addr, size } => {
                 let i = self.model.position(addr);
                 let valid = i < self.model.nlive

@@ -1,8 +1,8 @@
 //! Operation sequences for an [`Arena`], checked against a reference model.
 //!
 //! [`ArenaOpGen`] turns a seed into [`ArenaOp`]s (adds, extends, allocations
-//! under every policy, constrained allocations with random constraints, frees
-//! and deliberately bad frees); [`ArenaOp::decode`] turns fuzzer bytes into the
+//! under every policy, constrained allocations with random constraints, frees,
+//! partial frees and resizes, and deliberately bad frees); [`ArenaOp::decode`] turns fuzzer bytes into the
 //! same operations. [`ArenaDriver`] applies them to an arena and to a model
 //! (the added spans and the live allocations, in fixed arrays: no heap) and
 //! after every step checks that:
@@ -65,6 +65,35 @@ pub enum ArenaOp {
     Free {
         /// Which one.
         pick: usize,
+    },
+    /// [`Arena::free_part`] of live allocation `pick % live`: the piece
+    /// starts `offset % units` quanta in (`units`: its size in quanta) plus
+    /// `skew` units, and is `size % units + 1` quanta long, or reaches the
+    /// end of the size asked for when `size % 4 == 0`. With `inside` the
+    /// address passed is one quantum into the allocation (not a start, unless
+    /// another allocation starts there). The model knows which are bad.
+    FreePart {
+        /// Which allocation.
+        pick: usize,
+        /// Where the piece starts, in quanta (modulo the allocation's).
+        offset: usize,
+        /// How long the piece is, in quanta (modulo), or to the end.
+        size: usize,
+        /// Units added to the offset (non-zero: usually a bad piece).
+        skew: usize,
+        /// Pass an address inside the allocation rather than its start.
+        inside: bool,
+    },
+    /// [`Arena::resize`] of live allocation `pick % live` to `size`, its old
+    /// size claimed as the size asked for plus `claim` (non-zero: a bad
+    /// claim). The model predicts whether it grows in place.
+    Resize {
+        /// Which allocation.
+        pick: usize,
+        /// The new size (zero: refused).
+        size: usize,
+        /// Added to the old size claimed.
+        claim: usize,
     },
     /// A free by address that may well be bad: the model knows (a held
     /// allocation's address is one).
@@ -151,7 +180,9 @@ impl ArenaOp {
                 constraints: random_constraints(&mut rng, cfg),
                 held: sel & 0x80 != 0,
             },
-            11..=14 => ArenaOp::Free { pick: a | (b << 8) },
+            11..=14 if sel & 0x80 == 0 => ArenaOp::Free { pick: a | (b << 8) },
+            11..=14 if sel & 0x40 == 0 => free_part_op(&mut rng, a | (b << 8)),
+            11..=14 => resize_op(&mut rng, cfg, a | (b << 8)),
             _ if sel & 0x80 != 0 => {
                 let tag_of = if c & 0x40 != 0 { usize::MAX } else { b };
                 ArenaOp::BadHandle { pick: a, tag_of, offset: bad_tag_offset(c) }
@@ -173,6 +204,31 @@ fn bad_tag_offset(x: usize) -> u32 {
         5 => u32::MAX,
         _ => (x as u32).wrapping_mul(0x9e37_79b9),
     }
+}
+
+/// A partial free of allocation `pick`: mostly good pieces (middle, start,
+/// end), some bad on purpose.
+fn free_part_op(r: &mut Rng, pick: usize) -> ArenaOp {
+    let skew = if r.chance(100) { 1 + r.below(64) } else { 0 };
+    ArenaOp::FreePart {
+        pick,
+        offset: if r.chance(300) { 0 } else { r.below(64) },
+        size: r.below(64),
+        skew,
+        inside: r.chance(50),
+    }
+}
+
+/// A resize of allocation `pick`: shrinking or growing, some bad claims and
+/// zero sizes.
+fn resize_op(r: &mut Rng, cfg: &ArenaOpConfig, pick: usize) -> ArenaOp {
+    let q = cfg.quantum;
+    let size = match r.below(100) {
+        0..=2 => 0,
+        3..=89 => r.between(1, 8) * q - if r.chance(300) { r.below(q) } else { 0 },
+        _ => r.between(1, cfg.max_quanta.max(1)) * q,
+    };
+    ArenaOp::Resize { pick, size, claim: if r.chance(50) { 1 + r.below(q) } else { 0 } }
 }
 
 /// Random constraints within the configured window, some of them
@@ -247,6 +303,14 @@ impl ArenaOpGen {
                 offset: bad_tag_offset(r.below(usize::MAX)),
             },
             _ if full || (live > 0 && roll < 33) => ArenaOp::Free { pick: r.below(usize::MAX) },
+            64..=69 if live > 0 => {
+                let pick = r.below(usize::MAX);
+                free_part_op(r, pick)
+            }
+            94..=99 if live > 0 => {
+                let pick = r.below(usize::MAX);
+                resize_op(r, cfg, pick)
+            }
             33..=69 => {
                 let quanta =
                     if r.chance(900) { r.between(1, 8) } else { r.between(9, cfg.max_quanta) };

@@ -1,35 +1,31 @@
 //! The arena part of the demo: a page arena importing from a VM, then an
 //! arena shared by threads through quantum caches.
 
-use vmspace::arena::{Arena, Constraints, NoSource, PageStore, Policy, VmSource, FREE_LISTS};
+use vmspace::arena::{
+    Arena, Constraints, NoSource, PageStore, Policy, SegmentKind, SegmentKinds, Store, VmSource,
+};
 use vmspace::qcache::QCacheConfig;
-use vmspace::sync::CacheHandle;
-use vmspace::sync::Wait;
+use vmspace::sync::{CacheHandle, Wait};
 use vmspace::vm::Vm;
 use vmspace::{Addr, Size};
 use vmspace_shim::PageOps;
 use vmspace_user::{MmapBackend, UserArena};
 use vmspace_workload::Rng;
 
-use crate::Options;
+use crate::args::DemoArgs as Options;
+use crate::out::outln;
+use crate::replay::report::{bins, histogram_line};
+use crate::svg::Map;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// The non-empty power-of-two free lists and their lengths, on one line.
-pub fn histogram(h: &[usize; FREE_LISTS]) -> String {
-    let parts: Vec<String> = h
-        .iter()
-        .enumerate()
-        .filter(|(_, &n)| n > 0)
-        .map(|(i, n)| format!("[{}, {}): {n}", Size(1 << i), Size(1 << (i + 1))))
-        .collect();
-    if parts.is_empty() {
-        "empty".into()
-    } else {
-        parts.join("  ")
-    }
+/// Every allocated and free segment: start, end, allocated.
+fn segments<S: Store>(a: &Arena<S, NoSource>) -> Vec<(usize, usize, bool)> {
+    a.walk(SegmentKinds::FREE.union(SegmentKinds::ALLOCATED))
+        .map(|s| (s.range.base().0, s.range.limit().0, s.kind == SegmentKind::Allocated))
+        .collect()
 }
 
 /// Run the arena demos.
@@ -42,7 +38,7 @@ fn pages_from_a_vm(o: &Options) -> Result<(), String> {
     let be = MmapBackend::new();
     let page = be.page_size();
     let mut vm = Vm::reserve(be, Size(1 << 30), Size(2 << 20)).map_err(err)?;
-    println!("\narena \"space\": the 1 GiB range of a VM, quantum {page}; allocations are mapped and touched");
+    outln!("\narena \"space\": the 1 GiB range of a VM, quantum {page}; allocations are mapped and touched");
     let mut space = Arena::on_pages("space", page, be, 1 << 16, NoSource).map_err(err)?;
     space.add(vm.base(), vm.range().size()).map_err(err)?;
 
@@ -60,7 +56,7 @@ fn pages_from_a_vm(o: &Options) -> Result<(), String> {
     }
     let report = |space: &Arena<_, NoSource>, vm: &Vm<MmapBackend>, what: &str| {
         let s = space.sizes();
-        println!(
+        outln!(
             "  {what:<34} allocated {:>10}  free {:>10}  VM mapped {:>10}",
             s.allocated.to_string(),
             s.free.to_string(),
@@ -68,6 +64,7 @@ fn pages_from_a_vm(o: &Options) -> Result<(), String> {
         );
     };
     report(&space, &vm, "2000 allocations of 1-64 pages");
+    let peak = if o.svg.is_some() { segments(&space) } else { Vec::new() };
     let mut kept = Vec::new();
     for (i, (a, s)) in live.into_iter().enumerate() {
         if i % 2 == 1 {
@@ -78,15 +75,25 @@ fn pages_from_a_vm(o: &Options) -> Result<(), String> {
         }
     }
     report(&space, &vm, "every other one unmapped and freed");
-    println!("  free segments by size: {}", histogram(&space.free_histogram()));
-    println!(
+    let bins = bins(&space.free_histogram());
+    outln!("  free segments by size: {}", histogram_line(&bins));
+    outln!(
         "  largest free {}, fragmentation {} per mille",
         space.largest_free(),
         space.fragmentation()
     );
+    if let Some(path) = &o.svg {
+        let maps = [
+            Map { title: "after 2000 allocations".into(), segments: peak },
+            Map { title: "after freeing every other one".into(), segments: segments(&space) },
+        ];
+        let title = "vmspace demo: arena \"space\" (1 GiB of a VM, quantum one page)";
+        crate::svg::write(path, title, &maps, &bins)?;
+        outln!("  picture: {}", path.display());
+    }
     let (a, s) = kept[0];
     match space.free(a, Size(s.0 + page.0)) {
-        Err(e) => println!("  free with the wrong size (refused, nothing changed): {e}"),
+        Err(e) => outln!("  free with the wrong size (refused, nothing changed): {e}"),
         Ok(()) => return Err("a bad free succeeded".into()),
     }
     let c = Constraints::new(Size(64 << 10))
@@ -94,17 +101,17 @@ fn pages_from_a_vm(o: &Options) -> Result<(), String> {
         .nocross(Size(2 << 20))
         .policy(Policy::BestFit);
     let x = space.xalloc(&c).map_err(err)?;
-    println!("  xalloc 64 KiB aligned to 1 MiB, not crossing 2 MiB: {x}");
+    outln!("  xalloc 64 KiB aligned to 1 MiB, not crossing 2 MiB: {x}");
     space.free(x, Size(64 << 10)).map_err(err)?;
     let h = space.alloc_handle(Size(3 * page.0), Policy::InstantFit).map_err(err)?;
-    println!(
+    outln!(
         "  alloc_handle 3 pages: {} (tag {}; freed by handle, no address lookup)",
         h.addr(),
         h.tag()
     );
     let freed = space.free_handle(h).map_err(err)?;
     match space.free_handle(h) {
-        Err(e) => println!("  freed {freed}; the same handle again (refused): {e}"),
+        Err(e) => outln!("  freed {freed}; the same handle again (refused): {e}"),
         Ok(_) => return Err("a stale handle was freed".into()),
     }
     for (a, s) in kept {
@@ -113,16 +120,17 @@ fn pages_from_a_vm(o: &Options) -> Result<(), String> {
     }
     report(&space, &vm, "all freed");
     let n = space.counters();
-    println!(
+    outln!(
         "  counters: {} allocs, {} frees, {} bad frees, {} search steps",
-        n.allocs, n.frees, n.bad_frees, n.search_steps
+        n.allocs,
+        n.frees,
+        n.bad_frees,
+        n.search_steps
     );
     space.check().map_err(err)?;
     vm.check().map_err(err)?;
 
-    println!(
-        "\narena \"heap\": imports mapped pages from a VM source, gives wholly free spans back"
-    );
+    outln!("\narena \"heap\": imports mapped pages from a VM source, gives wholly free spans back");
     let store = || PageStore::new(be, Size(1 << 20)).map_err(err);
     let source = VmSource::new(vm, store()?, store()?).map_err(err)?;
     let mut heap = Arena::on_pages("heap", Size(64), be, 1 << 12, source).map_err(err)?;
@@ -133,7 +141,7 @@ fn pages_from_a_vm(o: &Options) -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(err)?;
     let imported = |heap: &Arena<_, VmSource<_, _>>, what: &str| {
-        println!(
+        outln!(
             "  {what:<34} allocated {:>10}  imported {:>10}  VM mapped {:>10}",
             heap.sizes().allocated.to_string(),
             heap.sizes().imported.to_string(),
@@ -146,7 +154,7 @@ fn pages_from_a_vm(o: &Options) -> Result<(), String> {
     }
     imported(&heap, "all freed");
     let n = heap.counters();
-    println!("  counters: {} imports, {} given back", n.imports, n.exports);
+    outln!("  counters: {} imports, {} given back", n.imports, n.exports);
     heap.check().map_err(err)?;
     heap.source().check().map_err(err)
 }
@@ -159,7 +167,7 @@ fn shared_with_quantum_caches(o: &Options) -> Result<(), String> {
     ids.add(Addr(1 << 40), Size(1 << 30)).map_err(err)?;
     let qc = PageStore::new(be, Size(1 << 20)).map_err(err)?;
     let shared = UserArena::with_quantum_caches(ids, QCacheConfig::new(8, qc)).map_err(err)?;
-    println!(
+    outln!(
         "\narena \"ids\": quantum 16 units, shared by {THREADS} threads, quantum caches up to {}",
         shared.qcache_max().0
     );
@@ -190,7 +198,7 @@ fn shared_with_quantum_caches(o: &Options) -> Result<(), String> {
         }
     });
     let q = shared.qcache_stats();
-    println!(
+    outln!(
         "  {} operations: cache hits {}, misses {}, depot {} magazines, {} slabs ({} created)",
         THREADS * OPS,
         q.hits,
@@ -201,6 +209,6 @@ fn shared_with_quantum_caches(o: &Options) -> Result<(), String> {
     );
     let freed = shared.reclaim();
     let s = shared.with(|a| a.sizes());
-    println!("  reclaim gave back {freed} slabs: allocated {}, free {}", s.allocated, s.free);
+    outln!("  reclaim gave back {freed} slabs: allocated {}, free {}", s.allocated, s.free);
     shared.check().map_err(err)
 }

@@ -1,22 +1,50 @@
 //! Arena operation traces: a line-oriented text format, its parser, and a
-//! generator for the benchmarks' churn workload.
-//!
-//! ```text
-//! # comments and blank lines are ignored
-//! add 0x100000 0x80000000           # add a span: base, size
-//! alloc a1 4096 best                # allocate: id, size, [policy]
-//! xalloc a2 100 align=64 nocross=4096 min=0x200000 max=0x300000 policy=first top
-//! free a1                           # free what id a1 got
-//! ```
-//!
-//! Numbers are decimal or `0x` hex. Policies are `instant` (the default),
-//! `best`, `first` and `next`; `xalloc` also takes `phase=`, `exact=` and
-//! `top` (allocate from the top of the chosen segment). An id names one live
-//! allocation at a time.
+//! generator for the benchmarks' churn workload. The format is in
+//! [`FORMAT_HELP`] (what `vmspace help replay` prints).
+
+use std::fmt;
 
 use vmspace::arena::{Constraints, Policy};
 use vmspace::{Addr, Size};
 use vmspace_workload::Churn;
+
+use crate::args::parse_number as number;
+
+/// The trace format, for `vmspace help replay`.
+pub const FORMAT_HELP: &str = "\
+Replay an arena operation trace on a fresh arena (on the mmap backend) and
+report what a user of address space wants to know:
+
+  peak      the most bytes live at once, the live allocations then, and
+            their address extent (lowest start to highest end) with the
+            ratio live/extent (1.0: packed without holes);
+  holes     free bytes inside the extent (extent - live);
+  fragmentation
+            the arena's index 1 - largest free / all free, in per mille
+            (0: the free space is one segment; near 1000: splintered);
+  free sizes
+            the free segments by power-of-two size class, and the largest;
+  failures  every operation the arena refused, with its line and reason
+            (the first --failures N listed, the rest counted).
+
+A trace has one operation a line; # starts a comment; numbers are decimal
+or 0x hex (_ allowed):
+
+  quantum N                 the arena's quantum (before any operation;
+                            --quantum overrides it)
+  add BASE SIZE             add the span [BASE, BASE+SIZE)
+  alloc ID SIZE [POLICY]    allocate, naming the result ID
+  xalloc ID SIZE [align=N] [phase=N] [nocross=N] [min=A] [max=A]
+                 [exact=A] [policy=POLICY] [top]
+  free ID                   free all that ID still holds
+  free ID OFFSET SIZE       free [OFFSET, OFFSET+SIZE) of ID (munmap of part
+                            of a mapping: what is left stays live)
+  resize ID SIZE            grow or shrink ID in place, or move it when it
+                            cannot grow in place (mremap)
+
+POLICY is instant (the default), best, first or next; --policy overrides
+every one, --compare runs the trace under each and prints them side by side.
+An ID names one allocation at a time; once freed it may be allocated again.";
 
 /// One traced operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,8 +53,33 @@ pub enum TraceOp {
     Add { base: usize, size: usize },
     /// Allocate under `constraints`, naming the result `id`.
     Alloc { id: String, constraints: Constraints },
-    /// Free what `id` got.
+    /// Free all that `id` still holds.
     Free { id: String },
+    /// Free `[offset, offset + size)` of what `id` got.
+    FreePart { id: String, offset: usize, size: usize },
+    /// Resize `id` to `size`, in place or by moving it.
+    Resize { id: String, size: usize },
+}
+
+impl fmt::Display for TraceOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceOp::Add { base, size } => write!(f, "add {base:#x} {size:#x}"),
+            TraceOp::Alloc { id, constraints } => write!(f, "alloc {id} {}", constraints.size().0),
+            TraceOp::Free { id } => write!(f, "free {id}"),
+            TraceOp::FreePart { id, offset, size } => write!(f, "free {id} {offset:#x} {size:#x}"),
+            TraceOp::Resize { id, size } => write!(f, "resize {id} {size}"),
+        }
+    }
+}
+
+/// A parsed trace.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Trace {
+    /// The quantum its `quantum` line asks for.
+    pub quantum: Option<usize>,
+    /// Every operation with its line number.
+    pub ops: Vec<(usize, TraceOp)>,
 }
 
 /// A trace line that cannot be understood: its number and why.
@@ -38,21 +91,14 @@ pub struct TraceError {
     pub what: String,
 }
 
-impl std::fmt::Display for TraceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "trace line {}: {}", self.line, self.what)
     }
 }
 
-fn number(s: &str) -> Result<usize, String> {
-    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) => usize::from_str_radix(&hex.replace('_', ""), 16),
-        None => s.replace('_', "").parse(),
-    };
-    parsed.map_err(|_| format!("{s:?} is not a number"))
-}
-
-fn policy(s: &str) -> Result<Policy, String> {
+/// A policy by its trace name.
+pub fn policy(s: &str) -> Result<Policy, String> {
     match s {
         "instant" => Ok(Policy::InstantFit),
         "best" => Ok(Policy::BestFit),
@@ -62,11 +108,34 @@ fn policy(s: &str) -> Result<Policy, String> {
     }
 }
 
-/// Parse one line (without its comment); `None` for a blank one.
-fn parse_line(text: &str) -> Result<Option<TraceOp>, String> {
+/// A policy's trace name.
+pub fn policy_name(p: Policy) -> &'static str {
+    match p {
+        Policy::InstantFit => "instant",
+        Policy::BestFit => "best",
+        Policy::FirstFit => "first",
+        Policy::NextFit => "next",
+    }
+}
+
+/// What one line says: an operation, a quantum, or nothing.
+enum Line {
+    Op(TraceOp),
+    Quantum(usize),
+    Blank,
+}
+
+fn parse_line(text: &str) -> Result<Line, String> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let Some((&verb, args)) = words.split_first() else { return Ok(None) };
+    let Some((&verb, args)) = words.split_first() else { return Ok(Line::Blank) };
     let op = match (verb, args) {
+        ("quantum", [q]) => {
+            let q = number(q)?;
+            if !q.is_power_of_two() || q > 1 << 27 {
+                return Err(format!("quantum {q} is not a power of two from 1 to 2^27"));
+            }
+            return Ok(Line::Quantum(q));
+        }
         ("add", [base, size]) => TraceOp::Add { base: number(base)?, size: number(size)? },
         ("alloc", [id, size, rest @ ..]) if rest.len() <= 1 => {
             let p = rest.first().map_or(Ok(Policy::InstantFit), |p| policy(p))?;
@@ -91,49 +160,85 @@ fn parse_line(text: &str) -> Result<Option<TraceOp>, String> {
             TraceOp::Alloc { id: id.to_string(), constraints: c }
         }
         ("free", [id]) => TraceOp::Free { id: id.to_string() },
-        ("add" | "alloc" | "xalloc" | "free", _) => {
-            return Err(format!("wrong arguments for {verb} (see `vmspace --help`)"))
+        ("free", [id, offset, size]) => {
+            TraceOp::FreePart { id: id.to_string(), offset: number(offset)?, size: number(size)? }
+        }
+        ("resize", [id, size]) => TraceOp::Resize { id: id.to_string(), size: number(size)? },
+        ("add" | "alloc" | "xalloc" | "free" | "resize" | "quantum", _) => {
+            return Err(format!("wrong arguments for {verb} (see `vmspace help replay`)"))
         }
         _ => return Err(format!("unknown operation {verb:?}")),
     };
-    Ok(Some(op))
+    Ok(Line::Op(op))
 }
 
-/// Parse a whole trace: every operation with its line number.
-pub fn parse(text: &str) -> Result<Vec<(usize, TraceOp)>, TraceError> {
-    let mut ops = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let code = line.split('#').next().unwrap_or("");
-        match parse_line(code) {
-            Ok(Some(op)) => ops.push((n + 1, op)),
-            Ok(None) => {}
-            Err(what) => return Err(TraceError { line: n + 1, what }),
+/// Parse a whole trace given as bytes: every line must be UTF-8 text.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Trace, TraceError> {
+    let mut trace = Trace::default();
+    for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = n + 1;
+        let text = std::str::from_utf8(raw).map_err(|e| TraceError {
+            line,
+            what: format!("not UTF-8 text (invalid byte at column {})", e.valid_up_to() + 1),
+        })?;
+        let code = text.split('#').next().unwrap_or("");
+        match parse_line(code).map_err(|what| TraceError { line, what })? {
+            Line::Op(op) => trace.ops.push((line, op)),
+            Line::Quantum(q) if trace.ops.is_empty() => trace.quantum = Some(q),
+            Line::Quantum(_) => {
+                let what = "quantum must come before the first operation".into();
+                return Err(TraceError { line, what });
+            }
+            Line::Blank => {}
         }
     }
-    Ok(ops)
+    Ok(trace)
+}
+
+/// Parse a whole trace.
+#[cfg(test)]
+pub fn parse(text: &str) -> Result<Trace, TraceError> {
+    parse_bytes(text.as_bytes())
 }
 
 /// The benchmarks' churn workload (`vmspace_workload::Churn`) as a trace:
 /// one span of 2^31 units at 1 MiB, `live` allocations, then `steps` steps
 /// of freeing one and allocating another in its place.
-pub fn churn(live: usize, steps: usize) -> String {
+pub fn churn(live: usize, steps: usize, out: &mut dyn FnMut(&str)) {
     let mut c = Churn::new(live);
-    let mut out = format!(
+    out(&format!(
         "# churn: {} live allocations, {steps} steps (vmspace_workload::Churn)\nadd 0x100000 0x80000000\n",
         c.live()
-    );
+    ));
     let mut slot_ids = Vec::with_capacity(c.live());
+    let mut buf = String::new();
     while let Some(size) = c.initial() {
         let id = slot_ids.len();
-        out.push_str(&format!("alloc s{id} {size}\n"));
+        buf.push_str(&format!("alloc s{id} {size}\n"));
         slot_ids.push(id);
+        if buf.len() > 1 << 16 {
+            out(&buf);
+            buf.clear();
+        }
     }
     for next in slot_ids.len()..slot_ids.len() + steps {
         let (slot, size) = c.step();
-        out.push_str(&format!("free s{}\nalloc s{next} {size}\n", slot_ids[slot]));
+        buf.push_str(&format!("free s{}\nalloc s{next} {size}\n", slot_ids[slot]));
         slot_ids[slot] = next;
+        if buf.len() > 1 << 16 {
+            out(&buf);
+            buf.clear();
+        }
     }
-    out
+    out(&buf);
+}
+
+/// [`churn`] as one string.
+#[cfg(test)]
+pub fn churn_text(live: usize, steps: usize) -> String {
+    let mut s = String::new();
+    churn(live, steps, &mut |t| s.push_str(t));
+    s
 }
 
 #[cfg(test)]
@@ -142,11 +247,13 @@ mod tests {
 
     #[test]
     fn parses_every_operation() {
-        let text = "# a trace\n\nadd 0x1000 4096\nalloc a 16\nalloc b 0x20 best # comment\n\
+        let text = "# a trace\nquantum 0x10\nadd 0x1000 4096\nalloc a 16\nalloc b 0x20 best # c\n\
                     xalloc c 8 align=64 phase=8 nocross=0x1000 min=0x1000 max=0x2000 policy=next top\n\
-                    xalloc d 8 exact=0x1800\nfree a\n";
-        let ops = parse(text).unwrap();
-        assert_eq!(ops.len(), 6);
+                    xalloc d 8 exact=0x1800\nfree a\nfree b 0x10 16\nresize c 0x40\n";
+        let t = parse(text).unwrap();
+        assert_eq!(t.quantum, Some(16));
+        let ops = t.ops;
+        assert_eq!(ops.len(), 8);
         assert_eq!(ops[0], (3, TraceOp::Add { base: 0x1000, size: 4096 }));
         let want = Constraints::new(Size(0x20)).policy(Policy::BestFit);
         assert_eq!(ops[2].1, TraceOp::Alloc { id: "b".into(), constraints: want });
@@ -160,6 +267,8 @@ mod tests {
             .from_top(true);
         assert_eq!(ops[3], (6, TraceOp::Alloc { id: "c".into(), constraints: want }));
         assert_eq!(ops[5], (8, TraceOp::Free { id: "a".into() }));
+        assert_eq!(ops[6].1, TraceOp::FreePart { id: "b".into(), offset: 16, size: 16 });
+        assert_eq!(ops[7].1, TraceOp::Resize { id: "c".into(), size: 64 });
     }
 
     #[test]
@@ -172,6 +281,11 @@ mod tests {
             ("xalloc a 1 colour=red\n", 1, "unknown xalloc constraint"),
             ("map 1 2\n", 1, "unknown operation"),
             ("free\n", 1, "wrong arguments"),
+            ("free a 1\n", 1, "wrong arguments"),
+            ("resize a\n", 1, "wrong arguments"),
+            ("quantum 24\n", 1, "not a power of two"),
+            ("add 0 16\nquantum 16\n", 2, "before the first operation"),
+            ("add 0 0x10000000000000000\n", 1, "too large"),
         ] {
             let e = parse(text).unwrap_err();
             assert_eq!(e.line, line, "{text:?}");
@@ -180,15 +294,22 @@ mod tests {
     }
 
     #[test]
+    fn non_utf8_names_its_line() {
+        let e = parse_bytes(b"add 0 16\nalloc a 4\nalloc b \xff\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.what.contains("not UTF-8") && e.what.contains("column 9"), "{e}");
+    }
+
+    #[test]
     fn churn_trace_parses_and_frees_only_live_ids() {
-        let ops = parse(&churn(10, 50)).unwrap();
+        let ops = parse(&churn_text(10, 50)).unwrap().ops;
         assert_eq!(ops.len(), 1 + 10 + 2 * 50);
         let mut live = std::collections::HashSet::new();
         for (_, op) in ops {
             match op {
-                TraceOp::Add { .. } => {}
                 TraceOp::Alloc { id, .. } => assert!(live.insert(id)),
                 TraceOp::Free { id } => assert!(live.remove(&id)),
+                _ => {}
             }
         }
         assert_eq!(live.len(), 10);

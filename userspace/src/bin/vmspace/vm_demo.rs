@@ -5,12 +5,13 @@ use vmspace_shim::{Addr, PageOps, Range, Size};
 use vmspace_user::{procfs, MmapBackend};
 use vmspace_workload::vm_ops;
 
-use crate::Options;
+use crate::args::DemoArgs as Options;
+use crate::out::outln;
 
 pub fn report(step: &str, vm: &Vm<MmapBackend>) {
     let resident = procfs::resident_in(vm.reservation()).map(|s| s.to_string());
     let vmas = procfs::vmas_in(vm.reservation()).map(|v| v.len().to_string());
-    println!(
+    outln!(
         "  {step:<34} reserved {:>9}  mapped {:>9}  metadata {:>7}  resident {:>9}  VMAs {:>4}",
         vm.reserved().to_string(),
         vm.mapped().to_string(),
@@ -24,7 +25,7 @@ pub fn report(step: &str, vm: &Vm<MmapBackend>) {
 pub fn run(o: &Options) -> Result<(), String> {
     let backend = MmapBackend::new();
     let page = backend.page_size();
-    println!(
+    outln!(
         "vmspace demo: backend {} (unmap strategy {:?}), page size {}",
         backend.name(),
         backend.strategy(),
@@ -33,7 +34,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     let size = Size(o.size_gib << 30);
     let grain = Size(2 << 20);
     let mut vm = Vm::reserve(backend, size, grain).map_err(|e| format!("reserve {size}: {e}"))?;
-    println!("VM [{}, {}) in grains of {}", vm.base(), vm.limit(), grain);
+    outln!("VM [{}, {}) in grains of {}", vm.base(), vm.limit(), grain);
     report("reserve", &vm);
 
     // Map a few pieces, touch them, unmap some.
@@ -49,7 +50,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     }
     let r = piece(0, 16 << 20).map_err(|e| e.to_string())?;
     match vm.map(r) {
-        Err(e) => println!("  map again (refused as it should be): {e}"),
+        Err(e) => outln!("  map again (refused as it should be): {e}"),
         Ok(()) => return Err("mapping a mapped range succeeded".into()),
     }
     let half = piece(4 << 20, 8 << 20).map_err(|e| e.to_string())?;
@@ -57,7 +58,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     report("unmap 8 MiB from the middle", &vm);
     let runs: Vec<String> =
         vm.mapped_runs().map(|r| format!("{} at {}", r.size(), r.base())).collect();
-    println!("  mapped runs: {}", runs.join(", "));
+    outln!("  mapped runs: {}", runs.join(", "));
     for (off, len) in pieces {
         let r = piece(off, len).map_err(|e| e.to_string())?;
         for run in vm.mapped_runs().filter(|m| m.overlaps(&r)).collect::<Vec<_>>() {
@@ -70,15 +71,17 @@ pub fn run(o: &Options) -> Result<(), String> {
     let stats = vm_ops::run::<_, 64>(&mut vm, o.seed, o.steps, true)
         .map_err(|e| format!("workload seed {}: {e}", o.seed))?;
     report(&format!("{} seeded map/unmap operations", o.steps), &vm);
-    println!(
+    outln!(
         "  workload: {} succeeded, {} bad requests refused, {} pages written and verified",
-        stats.succeeded, stats.rejected, stats.pages_touched
+        stats.succeeded,
+        stats.rejected,
+        stats.pages_touched
     );
     let trimmed = vm.trim().map_err(|e| e.to_string())?;
     report(&format!("trim ({trimmed} empty table pages)"), &vm);
     vm.check().map_err(|e| format!("check: {e}"))?;
     let process_vmas = procfs::vma_count().map_err(|e| e.to_string())?;
     vm.release().map_err(|(_, e)| format!("release: {e}"))?;
-    println!("released; the process had {process_vmas} VMAs in all before release");
+    outln!("released; the process had {process_vmas} VMAs in all before release");
     Ok(())
 }

@@ -1,0 +1,269 @@
+//! The command line: clap's derive structures, number parsers that accept
+//! what trace files accept (decimal, `0x` hex, `_` separators), and the
+//! one-line usage errors.
+
+use std::path::PathBuf;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vmspace::arena::Policy;
+
+/// vmspace: reserve, map and carve virtual address space.
+///
+/// Without a command, runs the built-in demo: reserve a VM on the mmap
+/// backend, map and unmap pieces of it, run a seeded map/unmap workload
+/// checked against a model, then carve address space with vmem arenas and
+/// print their statistics.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vmspace",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  vmspace                                 the demo\n  \
+                  vmspace trace --live 1000 | vmspace replay - --check\n  \
+                  vmspace import-strace app.strace -o app.trace\n  \
+                  vmspace replay app.trace --compare --svg app.svg\n\n\
+                  `vmspace help COMMAND` describes each command."
+)]
+pub struct Cli {
+    /// The demo's settings (when no command is given).
+    #[command(flatten)]
+    pub demo: DemoArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the built-in demo (the default).
+    Demo(DemoArgs),
+    /// Replay an arena operation trace and report peak, extent,
+    /// fragmentation and every failed operation.
+    #[command(long_about = crate::trace::FORMAT_HELP)]
+    Replay(ReplayArgs),
+    /// Write the benchmarks' churn workload as a trace.
+    Trace(TraceArgs),
+    /// Convert `strace -e trace=mmap,munmap,mremap` output into a trace.
+    #[command(long_about = crate::strace::HELP)]
+    ImportStrace(ImportArgs),
+}
+
+/// `vmspace [demo]`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Size of the demo's VM in GiB.
+    #[arg(long, value_name = "N", default_value = "64", value_parser = gib)]
+    pub size_gib: usize,
+    /// Seed of the seeded workloads.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = number_u64)]
+    pub seed: u64,
+    /// Operations of the seeded VM workload.
+    #[arg(long, value_name = "N", default_value = "20000", value_parser = number)]
+    pub steps: usize,
+    /// Also draw the demo's arena (as `replay --svg` does) into FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+/// `vmspace replay`.
+#[derive(Debug, Args, Clone)]
+pub struct ReplayArgs {
+    /// The trace file (`-`: standard input).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The arena's quantum (a power of two up to 2^27; default: the trace's
+    /// `quantum` line, else 1).
+    #[arg(long, value_name = "N", value_parser = quantum)]
+    pub quantum: Option<usize>,
+    /// Run the arena's check() after every operation.
+    #[arg(long)]
+    pub check: bool,
+    /// Allocate every allocation with this policy, whatever the trace says.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub policy: Option<PolicyArg>,
+    /// Replay under every policy and print one table side by side.
+    #[arg(long, conflicts_with_all = ["policy", "svg"])]
+    pub compare: bool,
+    /// Print the whole report as JSON (one object; with --compare, one per
+    /// policy in an array).
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the arena at peak and at the end, and the free-size histogram,
+    /// into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Failed operations to list one by one (the rest are counted).
+    #[arg(long, value_name = "N", default_value = "10", value_parser = number)]
+    pub failures: usize,
+    /// Clip every span the trace adds to its first N bytes: would the trace
+    /// fit in a smaller address space?
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub span_limit: Option<usize>,
+}
+
+/// `vmspace trace`.
+#[derive(Debug, Args, Clone)]
+pub struct TraceArgs {
+    /// Live allocations (at least 1).
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = positive)]
+    pub live: usize,
+    /// Free-and-allocate steps after the live set is built.
+    #[arg(long, value_name = "N", default_value = "10000", value_parser = number)]
+    pub steps: usize,
+}
+
+/// `vmspace import-strace`.
+#[derive(Debug, Args, Clone)]
+pub struct ImportArgs {
+    /// strace output (`-`: standard input).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Write the trace here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The page size mappings are rounded to.
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = quantum)]
+    pub page: usize,
+}
+
+/// A policy as named on the command line and in traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// Instant fit: power-of-two free lists, O(1).
+    Instant,
+    /// Best fit: the smallest free segment that fits.
+    Best,
+    /// First fit: the lowest free segment that fits.
+    First,
+    /// Next fit: the first fit after the last allocation (a rotor).
+    Next,
+}
+
+impl From<PolicyArg> for Policy {
+    fn from(p: PolicyArg) -> Policy {
+        match p {
+            PolicyArg::Instant => Policy::InstantFit,
+            PolicyArg::Best => Policy::BestFit,
+            PolicyArg::First => Policy::FirstFit,
+            PolicyArg::Next => Policy::NextFit,
+        }
+    }
+}
+
+/// A number as traces write them: decimal or `0x` hex, `_` allowed.
+pub fn parse_number(s: &str) -> Result<usize, String> {
+    let t = s.replace('_', "");
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => usize::from_str_radix(hex, 16),
+        None => t.parse(),
+    };
+    parsed.map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow => format!("{s} is too large (at most {})", usize::MAX),
+        _ => format!("{s:?} is not a number (decimal or 0x hex)"),
+    })
+}
+
+fn number(s: &str) -> Result<usize, String> {
+    parse_number(s)
+}
+
+fn number_u64(s: &str) -> Result<u64, String> {
+    parse_number(s).map(|n| n as u64)
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    match parse_number(s)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+/// The largest VM size in GiB whose byte count fits a `usize`.
+pub const MAX_GIB: usize = usize::MAX >> 30;
+
+fn gib(s: &str) -> Result<usize, String> {
+    match parse_number(s)? {
+        n @ 1..=MAX_GIB => Ok(n),
+        n => Err(format!("{n} is out of range 1..={MAX_GIB} (the size in bytes must fit 64 bits)")),
+    }
+}
+
+fn quantum(s: &str) -> Result<usize, String> {
+    match parse_number(s)? {
+        n if n.is_power_of_two() && n <= 1 << 27 => Ok(n),
+        n => Err(format!("{n} is not a power of two from 1 to 2^27")),
+    }
+}
+
+/// Parse the command line: `Ok` with what to do, or `Err(exit code)` once
+/// help or version (exit 0, on standard output) or a usage error (exit 2:
+/// one line and a hint on standard error) has been printed.
+pub fn parse() -> Result<Cli, u8> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => Ok(cli),
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = e.print();
+                Err(0)
+            }
+            _ => {
+                eprintln!("vmspace: {}", one_line(&e));
+                let sub = args
+                    .iter()
+                    .skip(1)
+                    .filter_map(|a| a.to_str())
+                    .find(|a| ["demo", "replay", "trace", "import-strace"].contains(a));
+                match sub {
+                    Some(s) => eprintln!("hint: `vmspace help {s}` lists its options"),
+                    None => eprintln!("hint: `vmspace --help` lists the commands and options"),
+                }
+                Err(2)
+            }
+        },
+    }
+}
+
+/// clap's error as one line: its message, with the argument it names.
+fn one_line(e: &clap::Error) -> String {
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        Some(ContextValue::Strings(v)) => v.join(", "),
+        _ => String::new(),
+    };
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("").trim_start_matches("error: ").trim_end();
+    match first.strip_suffix(':') {
+        Some(head) if !arg.is_empty() => format!("{head}: {arg}"),
+        _ => first.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn numbers_take_hex_and_refuse_overflow() {
+        assert_eq!(parse_number("0x10"), Ok(16));
+        assert_eq!(parse_number("1_000"), Ok(1000));
+        assert!(parse_number("18446744073709551616").unwrap_err().contains("too large"));
+        assert!(parse_number("ten").unwrap_err().contains("not a number"));
+        assert_eq!(quantum("0x10"), Ok(16));
+        assert!(quantum("24").is_err());
+        assert!(gib("17179869184").is_err());
+        assert!(gib("17179869185").is_err());
+        assert_eq!(gib("17179869183"), Ok(MAX_GIB));
+        assert!(positive("0").is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! The driver's partial frees and resizes: what the model predicts for
+//! [`Arena::free_part`] and [`Arena::resize`], and how it follows them.
+
+use vmspace_shim::{align, Addr, Size};
+
+use super::{ArenaDriver, Outcome};
+use crate::arena_ops::model::{ArenaModel, Live};
+use crate::arena_ops::ArenaOp;
+use vmspace::arena::{Arena, ArenaError, SegmentKinds, Source, Store};
+
+impl<const N: usize, const M: usize> ArenaModel<N, M> {
+    /// The live allocation made by address that starts at `addr`.
+    fn by_address(&self, addr: usize) -> Option<usize> {
+        let i = self.position(addr);
+        (i < self.nlive && self.live[i].addr == addr && self.live[i].tag == 0).then_some(i)
+    }
+
+    /// Drop allocation `i` without counting a free (it lives on in pieces).
+    fn remove(&mut self, i: usize) {
+        self.live.copy_within(i + 1..self.nlive, i);
+        self.nlive -= 1;
+    }
+}
+
+impl<const N: usize, const M: usize> ArenaDriver<N, M> {
+    /// [`ArenaOp::FreePart`] or [`ArenaOp::Resize`]; `None` when there is
+    /// nothing to do.
+    pub(super) fn reshape<S: Store, I: Source>(
+        &mut self,
+        arena: &mut Arena<S, I>,
+        op: &ArenaOp,
+    ) -> Option<Outcome> {
+        match *op {
+            ArenaOp::FreePart { pick, offset, size, skew, inside } => {
+                self.free_part(arena, pick, offset, size, skew, inside)
+            }
+            ArenaOp::Resize { pick, size, claim } => self.resize(arena, pick, size, claim),
+            _ => None,
+        }
+    }
+
+    /// [`ArenaOp::FreePart`]; `None`
+    /// when nothing is live (nothing to do).
+    fn free_part<S: Store, I: Source>(
+        &mut self,
+        arena: &mut Arena<S, I>,
+        pick: usize,
+        offset: usize,
+        size: usize,
+        skew: usize,
+        inside: bool,
+    ) -> Option<Outcome> {
+        let m = &self.model;
+        // A full model has no room for the second piece of a split.
+        if m.nlive == 0 || m.nlive == N {
+            return None;
+        }
+        let q = arena.quantum().0;
+        let l = m.live[pick % m.nlive];
+        let units = (l.end - l.addr) / q;
+        let off = (offset % units) * q + skew;
+        let len = if size % 4 == 0 { l.asked.saturating_sub(off) } else { (size % units + 1) * q };
+        let at = if inside { l.addr + q } else { l.addr };
+        // Valid: a piece of the allocation by address starting at `at`,
+        // inside the size asked for, on quantum boundaries (or its end).
+        let piece = m.by_address(at).and_then(|i| {
+            let l = m.live[i];
+            let a = at.checked_add(off)?;
+            let b = a.checked_add(len)?;
+            let asked_end = l.addr + l.asked;
+            let ok = a < b
+                && b <= asked_end
+                && align::is_aligned(a, q)
+                && (b == asked_end || align::is_aligned(b, q));
+            ok.then_some((i, a, if b == asked_end { l.end } else { b }))
+        });
+        let r = arena.free_part(Addr(at), Size(off), Size(len));
+        match (&r, piece) {
+            (Ok(()), Some((i, a, b))) => {
+                let l = self.model.live[i];
+                if a == l.addr && b == l.end {
+                    self.model.forget(i);
+                } else {
+                    self.stats.partial_frees += 1;
+                    self.model.remove(i);
+                    if a > l.addr {
+                        self.model.insert(Live { addr: l.addr, end: a, asked: a - l.addr, tag: 0 });
+                    }
+                    if b < l.end {
+                        let asked = l.addr + l.asked - b;
+                        self.model.insert(Live { addr: b, end: l.end, asked, tag: 0 });
+                    }
+                }
+            }
+            (Err(ArenaError::BadFree { .. }), None) => self.model.bad_frees += 1,
+            _ => {}
+        }
+        Some((piece.is_some(), r))
+    }
+
+    /// [`ArenaOp::Resize`]; `None` when
+    /// nothing is live.
+    fn resize<S: Store, I: Source>(
+        &mut self,
+        arena: &mut Arena<S, I>,
+        pick: usize,
+        size: usize,
+        claim: usize,
+    ) -> Option<Outcome> {
+        let m = &self.model;
+        if m.nlive == 0 {
+            return None;
+        }
+        let q = arena.quantum().0;
+        let i = pick % m.nlive;
+        let l = m.live[i];
+        let old = l.asked.wrapping_add(claim);
+        let claim_ok = l.tag == 0 && old == l.asked;
+        // The new end, if the size is good and it fits where the allocation
+        // is: before the next live allocation and the end of its span.
+        let new_end = align::align_up(size, q).ok().and_then(|r| l.addr.checked_add(r));
+        let room = if i + 1 < m.nlive { m.live[i + 1].addr } else { usize::MAX };
+        let span_end = arena
+            .walk(SegmentKinds::SPANS)
+            .find(|s| s.range.base().0 <= l.addr && l.addr < s.range.limit().0)
+            .map_or(0, |s| s.range.limit().0);
+        let fits = new_end.filter(|&e| size > 0 && e <= room.min(span_end));
+        let r = arena.resize(Addr(l.addr), Size(old), Size(size));
+        match (&r, claim_ok, fits) {
+            (Ok(()), true, Some(end)) => {
+                self.model.live[i].end = end;
+                self.model.live[i].asked = size;
+                self.stats.resizes += 1;
+            }
+            (Err(ArenaError::BadFree { .. }), false, _) => self.model.bad_frees += 1,
+            _ => {}
+        }
+        Some((claim_ok && fits.is_some(), r))
+    }
+}
