@@ -32,11 +32,14 @@ extern crate std;
 pub mod arena;
 pub mod bits;
 pub mod chunkmap;
+pub mod error;
 pub mod qcache;
+pub mod sources;
 pub mod sync;
 pub mod vm;
 pub mod vmarena;
 
 pub use arena::{Arena, ArenaError, Constraints, Policy};
+pub use error::CommonError;
 pub use vmspace_shim as shim;
 pub use vmspace_shim::{Addr, PageOps, Pages, Protection, Range, ShimError, Size};

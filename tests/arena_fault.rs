@@ -8,7 +8,8 @@
 
 use std::cell::RefCell;
 
-use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy, SegmentKinds, VmSource};
+use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy, SegmentKinds};
+use vmspace::sources::VmSource;
 use vmspace::vm::Vm;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, FaultInjector, Op, Size};

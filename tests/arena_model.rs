@@ -7,7 +7,8 @@
 use std::cell::RefCell;
 
 use proptest::prelude::*;
-use vmspace::arena::{Arena, NoSource, PageStore, SegmentKinds, Source, Store, VmSource};
+use vmspace::arena::{Arena, NoSource, PageStore, SegmentKinds, Source, Store};
+use vmspace::sources::VmSource;
 use vmspace::vm::Vm;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{PageOps, Size};

@@ -3,6 +3,7 @@
 //! mapping in a large space works, lots of mappings stay few VMAs).
 
 use vmspace::vm::{Vm, VmError};
+use vmspace::CommonError;
 use vmspace_shim::{Addr, Range, ShimError, Size};
 use vmspace_user::{procfs, MmapBackend, UnmapStrategy};
 use vmspace_workload::vm_ops;
@@ -43,7 +44,7 @@ fn an_impossible_size_fails_with_a_clear_error() {
     let text = e.to_string();
     assert!(text.contains("no room to reserve"), "{text}");
     let e = Vm::reserve(MmapBackend::new(), Size(usize::MAX - 100), Size(1 << 12)).unwrap_err();
-    assert_eq!(e, VmError::Overflow);
+    assert_eq!(e, VmError::Common(CommonError::Overflow));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 use vmspace::vm::{Vm, VmError};
+use vmspace::CommonError;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, PageOps, Size};
 use vmspace_user::MmapBackend;
@@ -44,11 +45,11 @@ fn run<P: PageOps>(backend: P, ops: &[VmOp]) -> Result<(), TestCaseError> {
             let e = result.unwrap_err();
             let named = matches!(
                 e,
-                VmError::Misaligned { .. }
-                    | VmError::OutOfRange(_)
+                VmError::Common(CommonError::Misaligned { .. })
+                    | VmError::Common(CommonError::OutOfRange(_))
                     | VmError::AlreadyMapped(_)
                     | VmError::NotMapped(_)
-                    | VmError::InvalidArgument(_)
+                    | VmError::Common(CommonError::InvalidArgument(_))
             );
             prop_assert!(named, "unexpected error {:?}", e);
         }

@@ -3,7 +3,8 @@
 //! wholly free imported span goes back to the VM arena.
 
 use vmspace::arena::{Arena, Policy, SliceStore};
-use vmspace::vmarena::{VmArena, VmArenaConfig, IMPORT_OWNER};
+use vmspace::sources::IMPORT_OWNER;
+use vmspace::vmarena::{VmArena, VmArenaConfig};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::Size;
 

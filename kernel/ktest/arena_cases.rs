@@ -9,7 +9,8 @@
 
 use core::cell::RefCell;
 
-use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, PageStore, Policy, SegmentKinds, VmSource};
+use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, PageStore, Policy, SegmentKinds};
+use vmspace::sources::VmSource;
 use vmspace::vm::Vm;
 use vmspace_workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
 use vmspace_shim::{Addr, FaultInjector, Op, PageOps, Size};

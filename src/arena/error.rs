@@ -58,7 +58,7 @@ pub enum ArenaError {
     TagsExhausted,
     /// The page operations behind the tag table or a VM source failed.
     Backing(ShimError),
-    /// The VM behind a [`VmSource`](super::VmSource) refused to map or unmap.
+    /// The VM behind a [`VmSource`](crate::sources::VmSource) refused to map or unmap.
     Vm(VmError),
     /// A source handed back a range that breaks the [`Source`](super::Source)
     /// contract (wrong size or alignment, or overlapping a span).

@@ -81,7 +81,6 @@ mod span;
 mod stats;
 mod store;
 mod tag;
-mod vm_source;
 
 #[cfg(test)]
 mod tests;
@@ -99,7 +98,6 @@ pub use handle::Handle;
 pub use source::{NoSource, Source};
 pub use stats::{Counters, Segment, SegmentKind, SegmentKinds, Sizes, Walk};
 pub use store::{PageStore, SliceStore, Store, STORE_ALIGN};
-pub use vm_source::VmSource;
 
 use fault::Mtbf;
 use freelist::FreeLists;

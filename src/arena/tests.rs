@@ -10,6 +10,7 @@ use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, FaultInjector, Range, Size};
 
 use super::*;
+use crate::sources::VmSource;
 
 const TAGS: usize = 64 << 10;
 

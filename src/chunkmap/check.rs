@@ -1,5 +1,6 @@
 //! The chunk map's invariant walker.
 
+use crate::error::CommonError;
 use core::sync::atomic::Ordering;
 
 use vmspace_shim::PageOps;
@@ -13,7 +14,7 @@ impl<P: PageOps> ChunkMap<P> {
     /// counts right, nothing recorded past the last chunk. Call it while no
     /// other thread is changing the map (a claim in progress is reported).
     pub fn check(&self) -> Result<(), ChunkMapError> {
-        let bad = ChunkMapError::Corrupt;
+        let bad = |what| ChunkMapError::Common(CommonError::Corrupt(what));
         let per_leaf = 1usize << self.layout.leaf_shift;
         let (mut present, mut committed) = (0, 0);
         for l in 0..self.layout.leaves {

@@ -2,7 +2,9 @@
 
 use core::fmt;
 
-use vmspace_shim::{Addr, Op, Overflow, Range, ShimError};
+use vmspace_shim::{Addr, Op, Range, ShimError};
+
+use crate::error::{from_common, CommonError};
 
 /// What went wrong in a [`ChunkMap`](super::ChunkMap) operation. A failing
 /// operation leaves every chunk in the state it had before the call.
@@ -18,33 +20,18 @@ pub enum ChunkMapError {
         /// What the backend said.
         error: ShimError,
     },
-    /// Address or size arithmetic overflowed.
-    Overflow,
-    /// An argument is out of its domain; the text says which.
-    InvalidArgument(&'static str),
-    /// A value is not a multiple of the chunk size.
-    Misaligned {
-        /// The offending value.
-        value: usize,
-        /// The alignment it must have.
-        align: usize,
-    },
-    /// The range is not inside the chunk map's space.
-    OutOfRange(Range),
+    /// A request outside its domain (arithmetic, argument, a value not a
+    /// multiple of the chunk size, a range not inside the space) or, from
+    /// [`check`](super::ChunkMap::check), a broken invariant.
+    Common(CommonError),
     /// `protect` or `unprotect` of a chunk that is not mapped.
     NotMapped {
         /// The chunk's address.
         chunk: Addr,
     },
-    /// [`check`](super::ChunkMap::check) found a broken invariant.
-    Corrupt(&'static str),
 }
 
-impl From<Overflow> for ChunkMapError {
-    fn from(_: Overflow) -> Self {
-        ChunkMapError::Overflow
-    }
-}
+from_common!(ChunkMapError);
 
 impl fmt::Display for ChunkMapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,14 +39,8 @@ impl fmt::Display for ChunkMapError {
             ChunkMapError::Backend { op, range, error } => {
                 write!(f, "{op} of {} at {} failed: {error}", range.size(), range.base())
             }
-            ChunkMapError::Overflow => f.write_str("address arithmetic overflowed"),
-            ChunkMapError::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
-            ChunkMapError::Misaligned { value, align } => {
-                write!(f, "{value:#x} is not a multiple of the chunk size {align:#x}")
-            }
-            ChunkMapError::OutOfRange(r) => write!(f, "{r} is not inside the chunk map"),
+            ChunkMapError::Common(e) => write!(f, "chunk map: {e}"),
             ChunkMapError::NotMapped { chunk } => write!(f, "the chunk at {chunk} is not mapped"),
-            ChunkMapError::Corrupt(what) => write!(f, "chunk map is inconsistent: {what}"),
         }
     }
 }
@@ -69,6 +50,7 @@ impl std::error::Error for ChunkMapError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ChunkMapError::Backend { error, .. } => Some(error),
+            ChunkMapError::Common(e) => Some(e),
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
 //! The geometry of a chunk map: space, directory and leaf pages.
 
+use crate::error::CommonError;
 use vmspace_shim::{align, Size};
 
 use super::ChunkMapError;
@@ -45,17 +46,21 @@ pub(crate) struct Layout {
 
 impl Layout {
     pub(crate) fn new(config: ChunkMapConfig, page: Size) -> Result<Layout, ChunkMapError> {
-        let page_shift = align::log2_exact(page.0)
-            .ok_or(ChunkMapError::InvalidArgument("page size is not a power of two"))?;
-        let chunk_shift = align::log2_exact(config.chunk.0)
-            .ok_or(ChunkMapError::InvalidArgument("chunk size is not a power of two"))?;
+        let page_shift = align::log2_exact(page.0).ok_or(ChunkMapError::Common(
+            CommonError::InvalidArgument("page size is not a power of two"),
+        ))?;
+        let chunk_shift = align::log2_exact(config.chunk.0).ok_or(ChunkMapError::Common(
+            CommonError::InvalidArgument("chunk size is not a power of two"),
+        ))?;
         if chunk_shift < page_shift {
-            return Err(ChunkMapError::InvalidArgument("chunk smaller than a page"));
+            return Err(ChunkMapError::Common(CommonError::InvalidArgument(
+                "chunk smaller than a page",
+            )));
         }
         if config.space.is_zero() || !config.space.is_aligned(config.chunk) {
-            return Err(ChunkMapError::InvalidArgument(
+            return Err(ChunkMapError::Common(CommonError::InvalidArgument(
                 "space must be a non-zero multiple of the chunk size",
-            ));
+            )));
         }
         let chunks = config.space.0 >> chunk_shift;
         let leaves = chunks.div_ceil(page.0);

@@ -52,6 +52,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+use crate::error::CommonError;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use vmspace_shim::{Addr, PageOps, Range, Size};
@@ -302,20 +303,20 @@ impl<P: PageOps> ChunkMap<P> {
     /// space), rounded out to chunks, or exactly when `exact`.
     fn chunk_indices(&self, range: Range, exact: bool) -> Result<(usize, usize), ChunkMapError> {
         if range.is_empty() {
-            return Err(ChunkMapError::InvalidArgument("empty range"));
+            return Err(ChunkMapError::Common(CommonError::InvalidArgument("empty range")));
         }
         if exact {
             for a in [range.base(), range.limit()] {
                 if !a.is_aligned(self.chunk_size()) {
-                    return Err(ChunkMapError::Misaligned {
+                    return Err(ChunkMapError::Common(CommonError::Misaligned {
                         value: a.0,
                         align: self.chunk_size().0,
-                    });
+                    }));
                 }
             }
         }
         if !self.space().contains(&range) {
-            return Err(ChunkMapError::OutOfRange(range));
+            return Err(ChunkMapError::Common(CommonError::OutOfRange(range)));
         }
         let base = self.reservation.base().0;
         let shift = self.layout.chunk_shift;

@@ -1,4 +1,5 @@
 extern crate std;
+use crate::error::CommonError;
 use std::vec;
 
 use vmspace_shim::sim::SimBackend;
@@ -51,10 +52,13 @@ fn bad_ranges_are_refused() {
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
     let mut m = ChunkMap::new(&sim, config()).unwrap();
     let beyond = Range::from_size(m.space().limit(), Size(1)).unwrap();
-    assert_eq!(m.ensure_mapped(beyond), Err(ChunkMapError::OutOfRange(beyond)));
+    assert_eq!(
+        m.ensure_mapped(beyond),
+        Err(ChunkMapError::Common(CommonError::OutOfRange(beyond)))
+    );
     assert!(m.ensure_mapped(Range::empty(m.space().base())).is_err());
     let skew = Range::from_size(Addr(m.space().base().0 + 1), Size(CHUNK)).unwrap();
-    assert!(matches!(m.unmap(skew), Err(ChunkMapError::Misaligned { .. })));
+    assert!(matches!(m.unmap(skew), Err(ChunkMapError::Common(CommonError::Misaligned { .. }))));
     assert!(!m.is_mapped(Addr(0)) && !m.is_mapped(Addr(usize::MAX)));
     assert_eq!(m.state(Addr(0)), None);
     m.check().unwrap();

@@ -10,6 +10,7 @@
 //! mapped flag and the number of set bits in that page) and is mapped when the
 //! VM is created; in user space that costs no memory until it is first written.
 
+use crate::error::CommonError;
 use vmspace_shim::{align, Size};
 
 use super::VmError;
@@ -37,18 +38,19 @@ impl Layout {
     /// pages of `page` bytes.
     pub(crate) fn new(size: Size, grain: Size, page: Size) -> Result<Layout, VmError> {
         if size.is_zero() {
-            return Err(VmError::InvalidArgument("VM size is zero"));
+            return Err(VmError::Common(CommonError::InvalidArgument("VM size is zero")));
         }
         if !grain.is_power_of_two() || grain < page {
-            return Err(VmError::InvalidArgument(
+            return Err(VmError::Common(CommonError::InvalidArgument(
                 "grain must be a power of two no smaller than the page size",
-            ));
+            )));
         }
         let client = size.align_up(grain)?;
         let client_pages = client.0 / page.0;
-        let bits_per_page = page.0.checked_mul(8).ok_or(VmError::Overflow)?;
+        let bits_per_page = page.0.checked_mul(8).ok_or(VmError::Common(CommonError::Overflow))?;
         let table_pages = client_pages.div_ceil(bits_per_page);
-        let summary_bytes = table_pages.checked_mul(SUMMARY_ENTRY).ok_or(VmError::Overflow)?;
+        let summary_bytes =
+            table_pages.checked_mul(SUMMARY_ENTRY).ok_or(VmError::Common(CommonError::Overflow))?;
         let summary_pages = summary_bytes.div_ceil(page.0);
         let meta = Size(summary_pages + table_pages).checked_mul(page.0)?;
         let total = client.checked_add(meta)?;
@@ -81,6 +83,9 @@ mod tests {
         assert!(Layout::new(Size(0), PAGE, PAGE).is_err());
         assert!(Layout::new(Size(4096), Size(2048), PAGE).is_err());
         assert!(Layout::new(Size(4096), Size(3 * 4096), PAGE).is_err());
-        assert_eq!(Layout::new(Size(usize::MAX - 4095), PAGE, PAGE), Err(VmError::Overflow));
+        assert_eq!(
+            Layout::new(Size(usize::MAX - 4095), PAGE, PAGE),
+            Err(VmError::Common(CommonError::Overflow))
+        );
     }
 }

@@ -32,6 +32,7 @@ mod layout;
 mod runs;
 mod table;
 
+use crate::error::CommonError;
 use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
 pub use error::VmError;
@@ -148,15 +149,18 @@ impl<P: PageOps> Vm<P> {
     /// and inside the VM.
     fn page_indices(&self, range: Range) -> Result<(usize, usize), VmError> {
         if range.is_empty() {
-            return Err(VmError::InvalidArgument("empty range"));
+            return Err(VmError::Common(CommonError::InvalidArgument("empty range")));
         }
         for a in [range.base(), range.limit()] {
             if !a.is_aligned(self.page) {
-                return Err(VmError::Misaligned { value: a.0, align: self.page.0 });
+                return Err(VmError::Common(CommonError::Misaligned {
+                    value: a.0,
+                    align: self.page.0,
+                }));
             }
         }
         if !self.client.contains(&range) {
-            return Err(VmError::OutOfRange(range));
+            return Err(VmError::Common(CommonError::OutOfRange(range)));
         }
         let base = self.client.base().0;
         Ok(((range.base().0 - base) / self.page.0, (range.limit().0 - base) / self.page.0))
@@ -223,14 +227,20 @@ impl<P: PageOps> Vm<P> {
     pub fn check(&self) -> Result<(), VmError> {
         let pages = self.table.check(self.layout.client_pages)?;
         if pages != self.mapped_pages {
-            return Err(VmError::Corrupt("mapped byte count differs from the table"));
+            return Err(VmError::Common(CommonError::Corrupt(
+                "mapped byte count differs from the table",
+            )));
         }
         if !self.client.base().is_aligned(self.grain) || !self.client.limit().is_aligned(self.grain)
         {
-            return Err(VmError::Corrupt("base or limit not a multiple of the grain"));
+            return Err(VmError::Common(CommonError::Corrupt(
+                "base or limit not a multiple of the grain",
+            )));
         }
         if !self.reservation.contains(&self.client) {
-            return Err(VmError::Corrupt("client range outside the reservation"));
+            return Err(VmError::Common(CommonError::Corrupt(
+                "client range outside the reservation",
+            )));
         }
         Ok(())
     }

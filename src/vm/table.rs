@@ -3,6 +3,7 @@
 //! at a time as it is needed, plus a summary with one entry per bit-table
 //! page saying whether it is mapped and how many bits it has set.
 
+use crate::error::CommonError;
 use vmspace_shim::{Addr, PageOps, Size};
 
 use super::VmError;
@@ -166,26 +167,32 @@ impl MapTable {
             let entry = self.summary.entry(k);
             match self.bits.words(&self.summary, k) {
                 None if entry != 0 => {
-                    return Err(VmError::Corrupt("unmapped table page has a count"))
+                    return Err(VmError::Common(CommonError::Corrupt(
+                        "unmapped table page has a count",
+                    )))
                 }
                 None => {}
                 Some(w) => {
                     mapped_tables += 1;
                     let n = bits::count_range(w, 0, bpp);
                     if n != (entry & COUNT) as usize {
-                        return Err(VmError::Corrupt("table page count differs from its bits"));
+                        return Err(VmError::Common(CommonError::Corrupt(
+                            "table page count differs from its bits",
+                        )));
                     }
                     // Bits past the last client page must stay clear.
                     let valid = client_pages.saturating_sub(k * bpp).min(bpp);
                     if bits::any_set(w, valid, bpp) {
-                        return Err(VmError::Corrupt("bit set beyond the VM's limit"));
+                        return Err(VmError::Common(CommonError::Corrupt(
+                            "bit set beyond the VM's limit",
+                        )));
                     }
                     pages += n;
                 }
             }
         }
         if mapped_tables != self.mapped_table_pages {
-            return Err(VmError::Corrupt("mapped table page count is wrong"));
+            return Err(VmError::Common(CommonError::Corrupt("mapped table page count is wrong")));
         }
         Ok(pages)
     }

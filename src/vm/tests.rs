@@ -1,4 +1,5 @@
 extern crate std;
+use crate::error::CommonError;
 use std::vec;
 use std::vec::Vec;
 
@@ -41,13 +42,16 @@ fn bad_ranges_are_errors_and_change_nothing() {
     vm.map(r).unwrap();
     let calls = sim.stats().calls;
     let misaligned = Range::from_size(Addr(vm.base().0 + 1), Size(PAGE)).unwrap();
-    assert!(matches!(vm.map(misaligned), Err(VmError::Misaligned { .. })));
-    assert!(matches!(vm.map(Range::empty(vm.base())), Err(VmError::InvalidArgument(_))));
+    assert!(matches!(vm.map(misaligned), Err(VmError::Common(CommonError::Misaligned { .. }))));
+    assert!(matches!(
+        vm.map(Range::empty(vm.base())),
+        Err(VmError::Common(CommonError::InvalidArgument(_)))
+    ));
     let beyond = Range::from_size(vm.limit(), Size(PAGE)).unwrap();
-    assert_eq!(vm.map(beyond), Err(VmError::OutOfRange(beyond)));
+    assert_eq!(vm.map(beyond), Err(VmError::Common(CommonError::OutOfRange(beyond))));
     let straddle = range(&vm, 63, 1);
     let straddle = Range::new(straddle.base(), beyond.limit()).unwrap();
-    assert_eq!(vm.unmap(straddle), Err(VmError::OutOfRange(straddle)));
+    assert_eq!(vm.unmap(straddle), Err(VmError::Common(CommonError::OutOfRange(straddle))));
     let overlap = range(&vm, 7, 2);
     assert_eq!(vm.map(overlap), Err(VmError::AlreadyMapped(overlap)));
     assert_eq!(vm.unmap(overlap), Err(VmError::NotMapped(overlap)));
@@ -104,8 +108,14 @@ fn impossible_reservation_fails_cleanly() {
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
     let e = Vm::reserve(&sim, Size(1 << 40), Size(PAGE)).unwrap_err();
     assert!(matches!(e, VmError::Backend(ShimError::OutOfAddressSpace { .. })));
-    assert_eq!(Vm::reserve(&sim, Size(usize::MAX), Size(PAGE)).unwrap_err(), VmError::Overflow);
-    assert!(matches!(Vm::reserve(&sim, Size(PAGE), Size(3)), Err(VmError::InvalidArgument(_))));
+    assert_eq!(
+        Vm::reserve(&sim, Size(usize::MAX), Size(PAGE)).unwrap_err(),
+        VmError::Common(CommonError::Overflow)
+    );
+    assert!(matches!(
+        Vm::reserve(&sim, Size(PAGE), Size(3)),
+        Err(VmError::Common(CommonError::InvalidArgument(_)))
+    ));
     assert_eq!(sim.stats().reservations, 0);
 }
 

@@ -1,5 +1,6 @@
 //! The VM arena's invariant walker.
 
+use crate::error::CommonError;
 use vmspace_shim::PageOps;
 
 use super::tables::{prot_of, RawTract, ALLOCATED};
@@ -12,9 +13,9 @@ impl<P: PageOps> VmArena<P> {
     }
 
     /// Verify every invariant (see the type's `# Invariants`), walking the
-    /// tables. Returns the first broken one as [`VmArenaError::Corrupt`].
+    /// tables. Returns the first broken one as a [`CommonError::Corrupt`].
     pub fn check(&self) -> Result<(), VmArenaError> {
-        let bad = VmArenaError::Corrupt;
+        let bad = |what| VmArenaError::Common(CommonError::Corrupt(what));
         self.vm.check()?;
         let l = &self.layout;
         // Allocation-table pages: mapped exactly when in use.
@@ -71,7 +72,7 @@ impl<P: PageOps> VmArena<P> {
 
     /// Check the descriptors of the mapped page-table page `k`.
     fn check_descriptors(&self, k: usize) -> Result<(), VmArenaError> {
-        let bad = VmArenaError::Corrupt;
+        let bad = |what| VmArenaError::Common(CommonError::Corrupt(what));
         let (lo, hi) = self.layout.tracts_of_table_page(k);
         for i in lo..hi {
             let d = self.desc(i).ok_or(bad("descriptor of a mapped page unreadable"))?;

@@ -2,8 +2,9 @@
 
 use core::fmt;
 
-use vmspace_shim::{Addr, Overflow, Range, ShimError};
+use vmspace_shim::{Addr, Range, ShimError};
 
+use crate::error::{from_common, CommonError};
 use crate::vm::VmError;
 
 /// What went wrong in a [`VmArena`](super::VmArena) operation.
@@ -16,19 +17,10 @@ use crate::vm::VmError;
 pub enum VmArenaError {
     /// The VM underneath refused (a backend failure, or a bad range).
     Vm(VmError),
-    /// Address or size arithmetic overflowed.
-    Overflow,
-    /// An argument is out of its domain; the text says which.
-    InvalidArgument(&'static str),
-    /// An address or size is not a multiple of the page size.
-    Misaligned {
-        /// The offending value.
-        value: usize,
-        /// The alignment it must have.
-        align: usize,
-    },
-    /// The range is not inside the arena's tract range.
-    OutOfRange(Range),
+    /// A request outside its domain (arithmetic, argument, a value not a
+    /// multiple of the page size, a range not inside the arena's tracts) or,
+    /// from [`check`](super::VmArena::check), a broken invariant.
+    Common(CommonError),
     /// No run of free tracts of this many pages (with this alignment) exists.
     NoSpace {
         /// Pages asked for.
@@ -50,8 +42,6 @@ pub enum VmArenaError {
         /// Its owner.
         owner: u32,
     },
-    /// [`check`](super::VmArena::check) found a broken invariant.
-    Corrupt(&'static str),
 }
 
 impl VmArenaError {
@@ -70,22 +60,13 @@ impl From<VmError> for VmArenaError {
     }
 }
 
-impl From<Overflow> for VmArenaError {
-    fn from(_: Overflow) -> Self {
-        VmArenaError::Overflow
-    }
-}
+from_common!(VmArenaError);
 
 impl fmt::Display for VmArenaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VmArenaError::Vm(e) => write!(f, "VM: {e}"),
-            VmArenaError::Overflow => f.write_str("address arithmetic overflowed"),
-            VmArenaError::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
-            VmArenaError::Misaligned { value, align } => {
-                write!(f, "{value:#x} is not a multiple of the page size {align:#x}")
-            }
-            VmArenaError::OutOfRange(r) => write!(f, "{r} is not inside the arena"),
+            VmArenaError::Common(e) => write!(f, "VM arena: {e}"),
             VmArenaError::NoSpace { pages } => write!(f, "no run of {pages} free pages"),
             VmArenaError::CommitLimit { needed, limit } => write!(
                 f,
@@ -97,9 +78,6 @@ impl fmt::Display for VmArenaError {
             VmArenaError::WrongOwner { addr, owner } => {
                 write!(f, "the tract at {addr} belongs to owner {owner}")
             }
-            VmArenaError::Corrupt(what) => {
-                write!(f, "VM arena bookkeeping is inconsistent: {what}")
-            }
         }
     }
 }
@@ -109,6 +87,7 @@ impl std::error::Error for VmArenaError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             VmArenaError::Vm(e) => Some(e),
+            VmArenaError::Common(e) => Some(e),
             _ => None,
         }
     }

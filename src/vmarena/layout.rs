@@ -9,6 +9,7 @@
 //! and by bit `i` of the allocation table. Both tables are mapped one page
 //! at a time, only while they describe at least one allocated tract.
 
+use crate::error::CommonError;
 use vmspace_shim::{align, Size};
 
 use super::VmArenaError;
@@ -38,16 +39,20 @@ impl Layout {
     /// pages of `page` bytes.
     pub(crate) fn new(size: Size, page: Size) -> Result<Layout, VmArenaError> {
         if size.is_zero() {
-            return Err(VmArenaError::InvalidArgument("arena size is zero"));
+            return Err(VmArenaError::Common(CommonError::InvalidArgument("arena size is zero")));
         }
-        let page_shift = align::log2_exact(page.0)
-            .ok_or(VmArenaError::InvalidArgument("page size is not a power of two"))?;
+        let page_shift = align::log2_exact(page.0).ok_or(VmArenaError::Common(
+            CommonError::InvalidArgument("page size is not a power of two"),
+        ))?;
         if page.0 < 64 {
-            return Err(VmArenaError::InvalidArgument("page size below 64 bytes"));
+            return Err(VmArenaError::Common(CommonError::InvalidArgument(
+                "page size below 64 bytes",
+            )));
         }
         let tracts = size.align_up(page)?.0 >> page_shift;
         let per_table_page = page.0 / DESCRIPTOR;
-        let per_bit_page = page.0.checked_mul(8).ok_or(VmArenaError::Overflow)?;
+        let per_bit_page =
+            page.0.checked_mul(8).ok_or(VmArenaError::Common(CommonError::Overflow))?;
         Ok(Layout {
             tracts,
             per_table_page,
@@ -63,7 +68,7 @@ impl Layout {
         self.tracts
             .checked_add(self.table_pages)
             .and_then(|n| n.checked_add(self.bit_pages))
-            .ok_or(VmArenaError::Overflow)
+            .ok_or(VmArenaError::Common(CommonError::Overflow))
     }
 
     /// The VM page index of page-table page `k`.
@@ -114,6 +119,9 @@ mod tests {
         assert_eq!(l.tracts_of_table_page(1), (512, 1024));
         assert!(Layout::new(Size(0), Size(4096)).is_err());
         assert!(Layout::new(Size(1), Size(32)).is_err());
-        assert_eq!(Layout::new(Size(usize::MAX), Size(4096)), Err(VmArenaError::Overflow));
+        assert_eq!(
+            Layout::new(Size(usize::MAX), Size(4096)),
+            Err(VmArenaError::Common(CommonError::Overflow))
+        );
     }
 }

@@ -55,12 +55,12 @@ mod layout;
 mod ops;
 mod place;
 mod request;
-mod source;
 mod tables;
 
 #[cfg(test)]
 mod tests;
 
+use crate::error::CommonError;
 use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
 use crate::bits::PagedBits;
@@ -68,7 +68,6 @@ use crate::vm::Vm;
 pub use error::VmArenaError;
 use layout::Layout;
 pub use request::{Grant, Placement, Request, VmArenaConfig, ZoneSet, ZONES};
-pub use source::IMPORT_OWNER;
 
 /// What the page table says about one allocated tract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,9 +123,9 @@ impl<P: PageOps> VmArena<P> {
         let page = ops.page_size();
         let layout = Layout::new(config.size, page)?;
         if config.zone_shift < layout.page_shift || config.zone_shift >= usize::BITS {
-            return Err(VmArenaError::InvalidArgument(
+            return Err(VmArenaError::Common(CommonError::InvalidArgument(
                 "zone shift must be at least the page shift and below the word size",
-            ));
+            )));
         }
         let total = Size(layout.total_pages()?).checked_mul(page.0)?;
         let vm = Vm::reserve(ops, total, page)?;
@@ -264,15 +263,18 @@ impl<P: PageOps> VmArena<P> {
     /// inside the tracts.
     pub(crate) fn tract_indices(&self, range: Range) -> Result<(usize, usize), VmArenaError> {
         if range.is_empty() {
-            return Err(VmArenaError::InvalidArgument("empty range"));
+            return Err(VmArenaError::Common(CommonError::InvalidArgument("empty range")));
         }
         for a in [range.base(), range.limit()] {
             if !a.is_aligned(self.page) {
-                return Err(VmArenaError::Misaligned { value: a.0, align: self.page.0 });
+                return Err(VmArenaError::Common(CommonError::Misaligned {
+                    value: a.0,
+                    align: self.page.0,
+                }));
             }
         }
         if !self.range().contains(&range) {
-            return Err(VmArenaError::OutOfRange(range));
+            return Err(VmArenaError::Common(CommonError::OutOfRange(range)));
         }
         let base = self.vm.base().0;
         Ok((

@@ -1,6 +1,7 @@
 //! Allocating, freeing and protecting tracts, and managing spare pages and
 //! the commit limit.
 
+use crate::error::CommonError;
 use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
 use super::tables::{prot_code, RawTract, ALLOCATED};
@@ -12,13 +13,17 @@ impl<P: PageOps> VmArena<P> {
     /// keep what was written to them; fresh ones read zero.
     pub fn alloc(&mut self, req: &Request) -> Result<Grant, VmArenaError> {
         if req.pages == 0 {
-            return Err(VmArenaError::InvalidArgument("zero pages requested"));
+            return Err(VmArenaError::Common(CommonError::InvalidArgument("zero pages requested")));
         }
         if req.owner == 0 {
-            return Err(VmArenaError::InvalidArgument("owner 0 stands for free tracts"));
+            return Err(VmArenaError::Common(CommonError::InvalidArgument(
+                "owner 0 stands for free tracts",
+            )));
         }
         if !vmspace_shim::align::is_power_of_two(req.align) {
-            return Err(VmArenaError::InvalidArgument("alignment is not a power of two"));
+            return Err(VmArenaError::Common(CommonError::InvalidArgument(
+                "alignment is not a power of two",
+            )));
         }
         self.retry_stale();
         let (lo, placement) = self.place(req).ok_or(VmArenaError::NoSpace { pages: req.pages })?;
@@ -99,7 +104,8 @@ impl<P: PageOps> VmArena<P> {
     /// Set the client bits of the allocated tract holding `addr`.
     pub fn set_client(&mut self, addr: Addr, client: u16) -> Result<(), VmArenaError> {
         let page = Range::from_size(addr.align_down(self.page)?, self.page)?;
-        let i = self.tract_index(addr).ok_or(VmArenaError::OutOfRange(page))?;
+        let i =
+            self.tract_index(addr).ok_or(VmArenaError::Common(CommonError::OutOfRange(page)))?;
         if !self.is_alloc(i) {
             return Err(VmArenaError::NotAllocated(page));
         }

@@ -1,4 +1,5 @@
 extern crate std;
+use crate::error::CommonError;
 use std::vec;
 
 use vmspace_shim::sim::SimBackend;
@@ -49,7 +50,7 @@ fn bad_frees_are_refused() {
         Err(VmArenaError::WrongOwner { addr: x.range.base(), owner: 1 })
     );
     let skew = Range::from_size(Addr(x.range.base().0 + 8), Size(PAGE)).unwrap();
-    assert!(matches!(a.free(skew, 1), Err(VmArenaError::Misaligned { .. })));
+    assert!(matches!(a.free(skew, 1), Err(VmArenaError::Common(CommonError::Misaligned { .. }))));
     assert!(a.alloc(&Request::new(0, 1)).is_err());
     assert!(a.alloc(&Request::new(1, 0)).is_err());
     assert!(a.alloc(&Request::new(1, 1).align(3)).is_err());

@@ -1,6 +1,7 @@
 //! Sequences of chunk-map operations, checked against a per-chunk model.
 
 use core::fmt;
+use vmspace::CommonError;
 
 use vmspace_shim::{Addr, PageOps, Range, Size};
 
@@ -225,7 +226,9 @@ pub fn apply<P: PageOps>(map: &mut ChunkMap<P>, op: &ChunkOp) -> Result<(), Chun
     if op.kind == ChunkOpKind::Trim {
         return map.trim().map(drop);
     }
-    let range = op.range(map.space().base(), map.chunk_size()).ok_or(ChunkMapError::Overflow)?;
+    let range = op
+        .range(map.space().base(), map.chunk_size())
+        .ok_or(ChunkMapError::Common(CommonError::Overflow))?;
     match op.kind {
         ChunkOpKind::EnsureMapped => map.ensure_mapped(range),
         ChunkOpKind::Quarantine => map.quarantine(range),

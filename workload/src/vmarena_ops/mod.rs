@@ -3,6 +3,7 @@
 //! limit and which page-table pages are mapped.
 
 use core::fmt;
+use vmspace::CommonError;
 
 use vmspace_shim::{PageOps, Protection, Range, Size};
 
@@ -206,7 +207,7 @@ pub fn apply<P: PageOps>(
             (Some(b), Some(s)) => {
                 Range::from_size(vmspace_shim::Addr(b), Size(s)).map_err(VmArenaError::from)
             }
-            _ => Err(VmArenaError::Overflow),
+            _ => Err(VmArenaError::Common(CommonError::Overflow)),
         }
     };
     match *op {

@@ -2,9 +2,10 @@
 //! arena shared by threads through quantum caches.
 
 use vmspace::arena::{
-    Arena, Constraints, NoSource, PageStore, Policy, SegmentKind, SegmentKinds, Store, VmSource,
+    Arena, Constraints, NoSource, PageStore, Policy, SegmentKind, SegmentKinds, Store,
 };
 use vmspace::qcache::QCacheConfig;
+use vmspace::sources::VmSource;
 use vmspace::sync::{CacheHandle, Wait};
 use vmspace::vm::Vm;
 use vmspace::{Addr, Size};
@@ -14,7 +15,7 @@ use vmspace_workload::Rng;
 
 use crate::args::DemoArgs as Options;
 use crate::out::outln;
-use crate::replay::report::{bins, histogram_line};
+use crate::sizes::{bins, histogram_line};
 use crate::svg::Map;
 
 fn err(e: impl std::fmt::Display) -> String {

@@ -2,6 +2,7 @@
 //! what trace files accept (decimal, `0x` hex, `_` separators), and the
 //! one-line usage errors.
 
+use crate::input::parse_number;
 use std::path::PathBuf;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -41,12 +42,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Replay an arena operation trace and report peak, extent,
     /// fragmentation and every failed operation.
-    #[command(long_about = crate::trace::FORMAT_HELP)]
+    #[command(long_about = crate::help::REPLAY)]
     Replay(ReplayArgs),
     /// Write the benchmarks' churn workload as a trace.
     Trace(TraceArgs),
     /// Convert `strace -e trace=mmap,munmap,mremap` output into a trace.
-    #[command(long_about = crate::strace::HELP)]
+    #[command(long_about = crate::help::IMPORT_STRACE)]
     ImportStrace(ImportArgs),
 }
 
@@ -150,19 +151,6 @@ impl From<PolicyArg> for Policy {
             PolicyArg::Next => Policy::NextFit,
         }
     }
-}
-
-/// A number as traces write them: decimal or `0x` hex, `_` allowed.
-pub fn parse_number(s: &str) -> Result<usize, String> {
-    let t = s.replace('_', "");
-    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => usize::from_str_radix(hex, 16),
-        None => t.parse(),
-    };
-    parsed.map_err(|e| match e.kind() {
-        std::num::IntErrorKind::PosOverflow => format!("{s} is too large (at most {})", usize::MAX),
-        _ => format!("{s:?} is not a number (decimal or 0x hex)"),
-    })
 }
 
 fn number(s: &str) -> Result<usize, String> {

@@ -17,8 +17,11 @@ use std::process::ExitCode;
 
 mod arena_demo;
 mod args;
+mod help;
+mod input;
 mod out;
 mod replay;
+mod sizes;
 mod strace;
 mod svg;
 mod trace;

@@ -4,31 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use crate::args::{parse_number, ImportArgs};
-
-/// What `vmspace help import-strace` prints.
-pub const HELP: &str = "\
-Convert the output of
-
-    strace -f -e trace=mmap,munmap,mremap -o app.strace PROGRAM ARGS
-
-into an arena operation trace for `vmspace replay`: the trace has quantum
-PAGE (4096), one span for the whole 47-bit user address space, and per
-call:
-
-  mmap = A              alloc ID LEN (a new ID; lengths rounded up to pages)
-  munmap(A, LEN)        free ID, or free ID OFFSET SIZE for part of a mapping
-                        (one line per mapping the range touches)
-  mremap(A, OLD, NEW)   resize ID NEW (the replay grows in place or moves)
-
-The replay places every mapping itself, so it answers how this program's
-mappings would pack in a vmspace arena, not where the kernel put them.
-MAP_FIXED mappings inside live ones replace pages without changing the
-address space (a comment says so); elsewhere they become new allocations.
-Failed calls, and unmaps of ranges mapped before tracing began, become
-comments. Each line's comment gives the strace line it comes from.
-Accepts strace's pid prefixes (-f), timestamps (-t, -tt, -ttt, -r) and
-<unfinished ...> / <... resumed> pairs.";
+use crate::args::ImportArgs;
+use crate::input::parse_number;
 
 /// The span the trace gives the arena: the 47-bit user address space less
 /// its first 64 KiB.
@@ -267,7 +244,7 @@ pub fn convert(text: &str, page: usize) -> String {
 
 /// `vmspace import-strace`.
 pub fn run(o: &ImportArgs) -> Result<(), String> {
-    let bytes = crate::replay::read(&o.file)?;
+    let bytes = crate::input::read(&o.file)?;
     let text = String::from_utf8_lossy(&bytes);
     let trace = convert(&text, o.page);
     match &o.output {

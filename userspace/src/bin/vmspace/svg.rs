@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::replay::report::{human, Bin};
+use crate::sizes::{human, Bin};
 
 /// Columns of a map.
 const COLUMNS: usize = 800;

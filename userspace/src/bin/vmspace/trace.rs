@@ -1,6 +1,6 @@
 //! Arena operation traces: a line-oriented text format, its parser, and a
 //! generator for the benchmarks' churn workload. The format is in
-//! [`FORMAT_HELP`] (what `vmspace help replay` prints).
+//! `crate::help::REPLAY` (what `vmspace help replay` prints).
 
 use std::fmt;
 
@@ -8,43 +8,7 @@ use vmspace::arena::{Constraints, Policy};
 use vmspace::{Addr, Size};
 use vmspace_workload::Churn;
 
-use crate::args::parse_number as number;
-
-/// The trace format, for `vmspace help replay`.
-pub const FORMAT_HELP: &str = "\
-Replay an arena operation trace on a fresh arena (on the mmap backend) and
-report what a user of address space wants to know:
-
-  peak      the most bytes live at once, the live allocations then, and
-            their address extent (lowest start to highest end) with the
-            ratio live/extent (1.0: packed without holes);
-  holes     free bytes inside the extent (extent - live);
-  fragmentation
-            the arena's index 1 - largest free / all free, in per mille
-            (0: the free space is one segment; near 1000: splintered);
-  free sizes
-            the free segments by power-of-two size class, and the largest;
-  failures  every operation the arena refused, with its line and reason
-            (the first --failures N listed, the rest counted).
-
-A trace has one operation a line; # starts a comment; numbers are decimal
-or 0x hex (_ allowed):
-
-  quantum N                 the arena's quantum (before any operation;
-                            --quantum overrides it)
-  add BASE SIZE             add the span [BASE, BASE+SIZE)
-  alloc ID SIZE [POLICY]    allocate, naming the result ID
-  xalloc ID SIZE [align=N] [phase=N] [nocross=N] [min=A] [max=A]
-                 [exact=A] [policy=POLICY] [top]
-  free ID                   free all that ID still holds
-  free ID OFFSET SIZE       free [OFFSET, OFFSET+SIZE) of ID (munmap of part
-                            of a mapping: what is left stays live)
-  resize ID SIZE            grow or shrink ID in place, or move it when it
-                            cannot grow in place (mremap)
-
-POLICY is instant (the default), best, first or next; --policy overrides
-every one, --compare runs the trace under each and prints them side by side.
-An ID names one allocation at a time; once freed it may be allocated again.";
+use crate::input::parse_number as number;
 
 /// One traced operation.
 #[derive(Debug, Clone, PartialEq)]

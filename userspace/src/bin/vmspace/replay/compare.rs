@@ -4,9 +4,10 @@ use vmspace::arena::Policy;
 
 use super::engine::Setup;
 use super::replay;
-use super::report::{human, Report};
+use super::report::Report;
 use crate::args::ReplayArgs;
 use crate::out::{self, outln};
+use crate::sizes::human;
 use crate::trace::{policy_name, Trace};
 
 /// Replay under each policy; print one table (or a JSON array).

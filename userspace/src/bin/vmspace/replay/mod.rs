@@ -7,7 +7,7 @@ mod compare;
 pub mod engine;
 pub mod report;
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,19 +27,6 @@ const PROGRESS_FROM: usize = 200_000;
 
 /// The arena a replay runs on, with room for every tag `trace` can need.
 pub type ReplayArena = Arena<PageStore<MmapBackend>, NoSource>;
-
-/// Read a file (`-`: standard input) as bytes.
-pub fn read(file: &Path) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    if file == Path::new("-") {
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("reading standard input: {e}"))?;
-    } else {
-        bytes = std::fs::read(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
-    }
-    Ok(bytes)
-}
 
 /// A fresh arena for `trace`.
 pub fn arena_for(trace: &Trace, quantum: usize) -> Result<ReplayArena, String> {
@@ -86,7 +73,7 @@ pub fn replay<'t>(
 /// `vmspace replay`.
 pub fn run(o: &ReplayArgs) -> Result<(), String> {
     let name = o.file.display().to_string();
-    let trace = trace::parse_bytes(&read(&o.file)?).map_err(|e| e.to_string())?;
+    let trace = trace::parse_bytes(&crate::input::read(&o.file)?).map_err(|e| e.to_string())?;
     let quantum = o.quantum.or(trace.quantum).unwrap_or(1);
     let setup = Setup {
         policy: o.policy.map(Policy::from),
@@ -133,12 +120,15 @@ fn draw(
             title: format!(
                 "at peak (line {}): {} live",
                 report.peak.line,
-                report::human(report.peak.live_bytes as u128)
+                crate::sizes::human(report.peak.live_bytes as u128)
             ),
             segments: peak.segments(),
         },
         crate::svg::Map {
-            title: format!("at the end: {} live", report::human(report.end.live_bytes as u128)),
+            title: format!(
+                "at the end: {} live",
+                crate::sizes::human(report.end.live_bytes as u128)
+            ),
             segments: end.segments(),
         },
     ];

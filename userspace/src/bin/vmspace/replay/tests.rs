@@ -123,5 +123,5 @@ fn a_span_in_the_top_size_class_is_reported() {
     let mut r = Replay::new(a, Setup::default());
     r.run(&t.ops, &mut |_| {}).unwrap();
     let report = super::report::Report::of(&r, "t", "trace", false);
-    assert_eq!(super::report::histogram_line(&report.free_histogram), "[8 EiB, 16 EiB): 1");
+    assert_eq!(crate::sizes::histogram_line(&report.free_histogram), "[8 EiB, 16 EiB): 1");
 }

@@ -2,10 +2,7 @@
 
 use vmspace_shim::{PageOps, Range, Size};
 
-use super::constraints::Constraints;
-use super::source::{NoSource, Source};
-use super::store::Store;
-use super::{Arena, ArenaError};
+use crate::arena::{Arena, ArenaError, Constraints, NoSource, Source, Store};
 use crate::vm::Vm;
 
 /// Hands out page-aligned ranges of a [`Vm`], mapping them on import and

@@ -2,9 +2,10 @@
 
 use vmspace_shim::{PageOps, Range, Size};
 
-use super::{Request, VmArena, VmArenaError};
 use crate::arena::{ArenaError, Source};
+use crate::error::CommonError;
 use crate::vm::VmError;
+use crate::vmarena::{Request, VmArena, VmArenaError};
 
 /// The owner recorded for tracts imported by a vmem arena.
 pub const IMPORT_OWNER: u32 = u32::MAX;
@@ -14,15 +15,23 @@ impl From<VmArenaError> for ArenaError {
         match e {
             VmArenaError::Vm(VmError::Backend(s)) => ArenaError::Backing(s),
             VmArenaError::Vm(v) => ArenaError::Vm(v),
-            VmArenaError::Overflow => ArenaError::Overflow,
-            VmArenaError::InvalidArgument(what) => ArenaError::InvalidArgument(what),
-            VmArenaError::Misaligned { value, align } => ArenaError::Misaligned { value, align },
+            VmArenaError::Common(CommonError::Overflow) => ArenaError::Overflow,
+            VmArenaError::Common(CommonError::InvalidArgument(what)) => {
+                ArenaError::InvalidArgument(what)
+            }
+            VmArenaError::Common(CommonError::Misaligned { value, align }) => {
+                ArenaError::Misaligned { value, align }
+            }
             // Pages and bytes: `import` reports the bytes asked for instead.
             VmArenaError::NoSpace { pages } => ArenaError::NoSpace { size: pages },
             VmArenaError::CommitLimit { needed, .. } => ArenaError::NoSpace { size: needed },
-            VmArenaError::OutOfRange(r) | VmArenaError::NotAllocated(r) => ArenaError::BadImport(r),
+            VmArenaError::Common(CommonError::OutOfRange(r)) | VmArenaError::NotAllocated(r) => {
+                ArenaError::BadImport(r)
+            }
             VmArenaError::WrongOwner { .. } => ArenaError::InvalidArgument("not an imported range"),
-            VmArenaError::Corrupt(what) => ArenaError::Corrupt { what, tag: 0 },
+            VmArenaError::Common(CommonError::Corrupt(what)) => {
+                ArenaError::Corrupt { what, tag: 0 }
+            }
         }
     }
 }

@@ -1,0 +1,15 @@
+//! Where an [`Arena`](crate::arena::Arena) imports from, beyond another
+//! arena: the adapters that make the other structures a
+//! [`Source`](crate::arena::Source). They sit above both sides, so the arena
+//! knows nothing of the VM arena and the VM arena nothing of the arena.
+//!
+//! - [`VmSource`]: pages of a [`Vm`](crate::vm::Vm), mapped on import and
+//!   unmapped on give-back;
+//! - a [`VmArena`](crate::vmarena::VmArena) itself: runs of tracts owned by
+//!   [`IMPORT_OWNER`].
+
+mod vm;
+mod vmarena;
+
+pub use vm::VmSource;
+pub use vmarena::IMPORT_OWNER;

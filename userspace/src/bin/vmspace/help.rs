@@ -1,0 +1,62 @@
+//! The long help of the subcommands (`vmspace help replay`, `vmspace help
+//! import-strace`): what they report and the formats they read.
+
+/// The trace format, for `vmspace help replay`.
+pub const REPLAY: &str = "\
+Replay an arena operation trace on a fresh arena (on the mmap backend) and
+report what a user of address space wants to know:
+
+  peak      the most bytes live at once, the live allocations then, and
+            their address extent (lowest start to highest end) with the
+            ratio live/extent (1.0: packed without holes);
+  holes     free bytes inside the extent (extent - live);
+  fragmentation
+            the arena's index 1 - largest free / all free, in per mille
+            (0: the free space is one segment; near 1000: splintered);
+  free sizes
+            the free segments by power-of-two size class, and the largest;
+  failures  every operation the arena refused, with its line and reason
+            (the first --failures N listed, the rest counted).
+
+A trace has one operation a line; # starts a comment; numbers are decimal
+or 0x hex (_ allowed):
+
+  quantum N                 the arena's quantum (before any operation;
+                            --quantum overrides it)
+  add BASE SIZE             add the span [BASE, BASE+SIZE)
+  alloc ID SIZE [POLICY]    allocate, naming the result ID
+  xalloc ID SIZE [align=N] [phase=N] [nocross=N] [min=A] [max=A]
+                 [exact=A] [policy=POLICY] [top]
+  free ID                   free all that ID still holds
+  free ID OFFSET SIZE       free [OFFSET, OFFSET+SIZE) of ID (munmap of part
+                            of a mapping: what is left stays live)
+  resize ID SIZE            grow or shrink ID in place, or move it when it
+                            cannot grow in place (mremap)
+
+POLICY is instant (the default), best, first or next; --policy overrides
+every one, --compare runs the trace under each and prints them side by side.
+An ID names one allocation at a time; once freed it may be allocated again.";
+
+/// What `vmspace help import-strace` prints.
+pub const IMPORT_STRACE: &str = "\
+Convert the output of
+
+    strace -f -e trace=mmap,munmap,mremap -o app.strace PROGRAM ARGS
+
+into an arena operation trace for `vmspace replay`: the trace has quantum
+PAGE (4096), one span for the whole 47-bit user address space, and per
+call:
+
+  mmap = A              alloc ID LEN (a new ID; lengths rounded up to pages)
+  munmap(A, LEN)        free ID, or free ID OFFSET SIZE for part of a mapping
+                        (one line per mapping the range touches)
+  mremap(A, OLD, NEW)   resize ID NEW (the replay grows in place or moves)
+
+The replay places every mapping itself, so it answers how this program's
+mappings would pack in a vmspace arena, not where the kernel put them.
+MAP_FIXED mappings inside live ones replace pages without changing the
+address space (a comment says so); elsewhere they become new allocations.
+Failed calls, and unmaps of ranges mapped before tracing began, become
+comments. Each line's comment gives the strace line it comes from.
+Accepts strace's pid prefixes (-f), timestamps (-t, -tt, -ttt, -r) and
+<unfinished ...> / <... resumed> pairs.";
