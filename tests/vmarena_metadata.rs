@@ -2,7 +2,9 @@
 //! maps under 64 KiB of metadata, and what it maps grows in proportion to
 //! what is allocated and goes back when it is freed.
 
+use vmspace::vmarena::Owner;
 use vmspace::vmarena::{Request, VmArena, VmArenaConfig};
+use vmspace::Pages;
 use vmspace_shim::{PageOps, Size};
 use vmspace_user::MmapBackend;
 
@@ -24,7 +26,7 @@ fn sixty_four_gib_idle_maps_under_64_kib() {
     let mut grants = Vec::new();
     let mut last = idle;
     for i in 0..16 {
-        let g = arena.alloc(&Request::new(run, 1).align(stride)).unwrap();
+        let g = arena.alloc(&Request::new(Pages(run), Owner(1)).align(Pages(stride))).unwrap();
         if let Some(first) = grants.first() {
             let first: &vmspace::vmarena::Grant = first;
             assert_eq!(g.range.base().0 - first.range.base().0, i * stride * page);
@@ -43,7 +45,7 @@ fn sixty_four_gib_idle_maps_under_64_kib() {
     assert_eq!(arena.table_pages_mapped(), 16);
     arena.check().unwrap();
     for g in grants {
-        arena.free(g.range, 1).unwrap();
+        arena.free(g.range, Owner(1)).unwrap();
     }
     assert_eq!(arena.table_pages_mapped(), 0);
     assert_eq!(arena.bit_pages_mapped(), 0);

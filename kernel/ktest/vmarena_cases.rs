@@ -5,9 +5,9 @@
 //! kernel page backend.
 
 use vmspace::arena::{Arena, Policy};
-use vmspace::vmarena::{Request, VmArena, VmArenaConfig, VmArenaError, ZoneSet};
+use vmspace::vmarena::{Owner, Request, VmArena, VmArenaConfig, VmArenaError, ZoneSet};
 use vmspace_workload::{vmarena_ops, Rng};
-use vmspace_shim::{FaultInjector, Op, PageOps, Range, Size};
+use vmspace_shim::{FaultInjector, Op, PageOps, Pages, Range, Size};
 
 use crate::outcome::{ensure, Context, Outcome};
 use crate::touch::{stamp_pages, verify_pages};
@@ -23,20 +23,20 @@ pub fn basic<P: PageOps>(ops: P) -> Outcome {
     let page = ops.page_size();
     let mut a = VmArena::new(ops, config(page).spare_limit(8)).context("VmArena::new")?;
     ensure(a.table_pages_mapped() == 0, "an empty VM arena has table pages mapped")?;
-    let g = a.alloc(&Request::new(4, 7).prefer(ZoneSet::single(3))).context("alloc")?;
+    let g = a.alloc(&Request::new(Pages(4), Owner(7)).prefer(ZoneSet::single(3))).context("alloc")?;
     ensure(!g.fell_back(), "a free preferred zone was not used")?;
     ensure(a.zone_of(g.range.base()) == 3, "allocation not in the preferred zone")?;
-    ensure(a.tract(g.range.base()).map(|t| t.owner) == Some(7), "tract owner not recorded")?;
+    ensure(a.tract(g.range.base()).map(|t| t.owner) == Some(Owner(7)), "tract owner not recorded")?;
     // SAFETY: granted tracts are committed read-write and ours alone.
     unsafe {
         stamp_pages(g.range, page, 7);
         verify_pages(g.range, page, Some(7))?;
     }
-    ensure(a.free(g.range, 8).is_err(), "free by the wrong owner accepted")?;
-    a.free(g.range, 7).context("free")?;
+    ensure(a.free(g.range, Owner(8)).is_err(), "free by the wrong owner accepted")?;
+    a.free(g.range, Owner(7)).context("free")?;
     ensure(a.spare() == Size(4 * page.0), "freed tracts not kept as spare")?;
     ensure(a.table_pages_mapped() == 0, "table pages left mapped with nothing allocated")?;
-    ensure(a.free(g.range, 7).is_err(), "double free accepted")?;
+    ensure(a.free(g.range, Owner(7)).is_err(), "double free accepted")?;
     let purged = a.purge_spare().context("purge_spare")?;
     ensure(purged == 4 && a.spare() == Size(0), "spare pages not purged")?;
     a.check().context("check")
@@ -53,16 +53,16 @@ pub fn zones<P: PageOps>(ops: P) -> Outcome {
     let zone = |k: u32| (z0 + k) % 64;
     let five = ZoneSet::single(zone(5));
     for _ in 0..4 {
-        let g = a.alloc(&Request::new(4, 1).prefer(five)).context("alloc in the preferred zone")?;
+        let g = a.alloc(&Request::new(Pages(4), Owner(1)).prefer(five)).context("alloc in the preferred zone")?;
         ensure(!g.fell_back() && a.zones_of(g.range) == five, "zone preference not honoured")?;
     }
-    let g = a.alloc(&Request::new(4, 1).prefer(five)).context("alloc past the preferred zone")?;
+    let g = a.alloc(&Request::new(Pages(4), Owner(1)).prefer(five)).context("alloc past the preferred zone")?;
     ensure(g.fell_back(), "a full preferred zone did not fall back")?;
     let mut allowed = ZoneSet::EMPTY;
     for k in 60..64 {
         allowed = allowed.union(ZoneSet::single(zone(k)));
     }
-    let g = a.alloc(&Request::new(8, 2).avoid(allowed.complement())).context("alloc avoiding")?;
+    let g = a.alloc(&Request::new(Pages(8), Owner(2)).avoid(allowed.complement())).context("alloc avoiding")?;
     ensure(
         a.zones_of(g.range).inter(allowed.complement()).is_empty(),
         "an avoided zone was used while others had room",
@@ -75,10 +75,10 @@ pub fn commit_limit<P: PageOps>(ops: P) -> Outcome {
     let page = ops.page_size();
     // 10 tracts, one page-table page and one bit-table page.
     let mut a = VmArena::new(ops, config(page).commit_limit(Size(12 * page.0))).context("VmArena::new")?;
-    a.alloc(&Request::new(10, 1)).context("alloc up to the limit")?;
+    a.alloc(&Request::new(Pages(10), Owner(1))).context("alloc up to the limit")?;
     let before = (a.allocated(), a.committed());
     ensure(
-        matches!(a.alloc(&Request::new(1, 1)), Err(VmArenaError::CommitLimit { .. })),
+        matches!(a.alloc(&Request::new(Pages(1), Owner(1))), Err(VmArenaError::CommitLimit { .. })),
         "the commit limit was not enforced",
     )?;
     ensure(before == (a.allocated(), a.committed()), "a refused allocation changed the arena")?;
@@ -124,12 +124,12 @@ fn run<P: PageOps>(a: &mut VmArena<P>, seed: u64, steps: usize, faults: bool) ->
             Some((r, owner)) => {
                 // SAFETY: `r` is a live grant: committed, ours alone.
                 unsafe { verify_pages(r, page, Some(u64::from(owner))) }?;
-                a.free(r, owner).context("free")?;
+                a.free(r, Owner(owner)).context("free")?;
                 live[slot] = None;
             }
             None => {
                 let owner = 1 + rng.below(1000) as u32;
-                let mut req = Request::new(1 + rng.below(12), owner).align(1 << rng.below(3));
+                let mut req = Request::new(Pages(1 + rng.below(12)), Owner(owner)).align(Pages(1 << rng.below(3)));
                 if rng.chance(500) {
                     req = req.prefer(ZoneSet::single(rng.below(64) as u32));
                 }
@@ -153,7 +153,7 @@ fn run<P: PageOps>(a: &mut VmArena<P>, seed: u64, steps: usize, faults: bool) ->
     for (r, owner) in live.iter().flatten() {
         // SAFETY: as above.
         unsafe { verify_pages(*r, page, Some(u64::from(*owner))) }?;
-        a.free(*r, *owner).context("free at the end")?;
+        a.free(*r, Owner(*owner)).context("free at the end")?;
     }
     Ok(())
 }

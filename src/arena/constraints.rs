@@ -134,7 +134,7 @@ impl Constraints {
     }
 
     /// The policy.
-    pub const fn get_policy(&self) -> Policy {
+    pub const fn chosen_policy(&self) -> Policy {
         self.policy
     }
 

@@ -1,14 +1,14 @@
 //! The VM arena as a [`Source`] for vmem arenas.
 
-use vmspace_shim::{PageOps, Range, Size};
+use vmspace_shim::{PageOps, Pages, Range, Size};
 
 use crate::arena::{ArenaError, Source};
 use crate::error::CommonError;
 use crate::vm::VmError;
-use crate::vmarena::{Request, VmArena, VmArenaError};
+use crate::vmarena::{Owner, Request, VmArena, VmArenaError};
 
 /// The owner recorded for tracts imported by a vmem arena.
-pub const IMPORT_OWNER: u32 = u32::MAX;
+pub const IMPORT_OWNER: Owner = Owner(u32::MAX);
 
 impl From<VmArenaError> for ArenaError {
     fn from(e: VmArenaError) -> Self {
@@ -50,8 +50,8 @@ impl<P: PageOps> Source for VmArena<P> {
         if !align.is_power_of_two() {
             return Err(ArenaError::InvalidArgument("alignment is not a power of two"));
         }
-        let align_pages = (align.0 / page.0).max(1);
-        match self.alloc(&Request::new(pages.0, IMPORT_OWNER).align(align_pages)) {
+        let align_pages = Pages((align.0 / page.0).max(1));
+        match self.alloc(&Request::new(pages, IMPORT_OWNER).align(align_pages)) {
             Ok(grant) => Ok(grant.range),
             // In the importer's units: bytes.
             Err(VmArenaError::NoSpace { .. } | VmArenaError::CommitLimit { .. }) => {

@@ -4,6 +4,7 @@ use core::fmt;
 
 use vmspace_shim::{Addr, Range, ShimError};
 
+use super::Owner;
 use crate::error::{from_common, CommonError};
 use crate::vm::VmError;
 
@@ -40,7 +41,7 @@ pub enum VmArenaError {
         /// The first tract found with another owner.
         addr: Addr,
         /// Its owner.
-        owner: u32,
+        owner: Owner,
     },
 }
 
@@ -76,7 +77,7 @@ impl fmt::Display for VmArenaError {
             ),
             VmArenaError::NotAllocated(r) => write!(f, "{r} is not (wholly) allocated"),
             VmArenaError::WrongOwner { addr, owner } => {
-                write!(f, "the tract at {addr} belongs to owner {owner}")
+                write!(f, "the tract at {addr} belongs to {owner}")
             }
         }
     }

@@ -31,19 +31,21 @@
 //! [`check`](VmArena::check) verifies every invariant either way.
 //!
 //! ```
-//! use vmspace::vmarena::{Request, VmArena, VmArenaConfig, ZoneSet};
-//! use vmspace_shim::{sim::SimBackend, Size};
+//! use vmspace::vmarena::{Owner, Request, VmArena, VmArenaConfig, ZoneSet};
+//! use vmspace_shim::{sim::SimBackend, Pages, Size};
 //!
 //! let mut buffer = vec![0u8; 4 << 20];
 //! let sim = SimBackend::new(&mut buffer, 4096).unwrap();
 //! // Zones of 16 KiB (four pages): 64 zones repeat every 1 MiB.
 //! let config = VmArenaConfig::new(Size(2 << 20)).zone_shift(14).spare_limit(8);
 //! let mut arena = VmArena::new(&sim, config).unwrap();
-//! let g = arena.alloc(&Request::new(4, 7).prefer(ZoneSet::single(3))).unwrap();
+//! let pool = Owner(7);
+//! let g = arena.alloc(&Request::new(Pages(4), pool).prefer(ZoneSet::single(3))).unwrap();
 //! assert!(!g.fell_back());
 //! assert_eq!(arena.zone_of(g.range.base()), 3);
-//! assert_eq!(arena.tract(g.range.base()).unwrap().owner, 7);
-//! arena.free(g.range, 7).unwrap();
+//! assert_eq!(arena.tract(g.range.base()).unwrap().owner, pool);
+//! assert!(arena.free(g.range, Owner(8)).is_err()); // not owner 8's
+//! arena.free(g.range, pool).unwrap();
 //! assert_eq!(arena.spare(), Size(4 * 4096)); // kept committed for reuse
 //! assert_eq!(arena.table_pages_mapped(), 0); // no hysteresis
 //! arena.check().unwrap();
@@ -67,13 +69,13 @@ use crate::bits::PagedBits;
 use crate::vm::Vm;
 pub use error::VmArenaError;
 use layout::Layout;
-pub use request::{Grant, Placement, Request, VmArenaConfig, ZoneSet, ZONES};
+pub use request::{Grant, Owner, Placement, Request, VmArenaConfig, ZoneSet, ZONES};
 
 /// What the page table says about one allocated tract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tract {
     /// The owner it is allocated to.
-    pub owner: u32,
+    pub owner: Owner,
     /// The protection last set through [`VmArena::protect`].
     pub prot: Protection,
     /// Bits for the client, set through [`VmArena::set_client`].
@@ -256,7 +258,7 @@ impl<P: PageOps> VmArena<P> {
             return None;
         }
         let d = self.desc(i)?;
-        Some(Tract { owner: d.owner, prot: tables::prot_of(d.prot)?, client: d.client })
+        Some(Tract { owner: Owner(d.owner), prot: tables::prot_of(d.prot)?, client: d.client })
     }
 
     /// Tract indices of `range`, checked to be non-empty, page-aligned and

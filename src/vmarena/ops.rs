@@ -5,29 +5,30 @@ use crate::error::CommonError;
 use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
 use super::tables::{prot_code, RawTract, ALLOCATED};
-use super::{Grant, Request, VmArena, VmArenaError};
+use super::{Grant, Owner, Request, VmArena, VmArenaError};
 
 impl<P: PageOps> VmArena<P> {
     /// Allocate a run of tracts as `req` asks: committed, described in the
     /// page table as owned by `req.owner`, read-write. Reused spare pages
     /// keep what was written to them; fresh ones read zero.
     pub fn alloc(&mut self, req: &Request) -> Result<Grant, VmArenaError> {
-        if req.pages == 0 {
+        let (pages, align) = (req.pages.0, req.align.0);
+        if pages == 0 {
             return Err(VmArenaError::Common(CommonError::InvalidArgument("zero pages requested")));
         }
-        if req.owner == 0 {
+        if req.owner == Owner::NONE {
             return Err(VmArenaError::Common(CommonError::InvalidArgument(
                 "owner 0 stands for free tracts",
             )));
         }
-        if !vmspace_shim::align::is_power_of_two(req.align) {
+        if !vmspace_shim::align::is_power_of_two(align) {
             return Err(VmArenaError::Common(CommonError::InvalidArgument(
                 "alignment is not a power of two",
             )));
         }
         self.retry_stale();
-        let (lo, placement) = self.place(req).ok_or(VmArenaError::NoSpace { pages: req.pages })?;
-        let hi = lo + req.pages;
+        let (lo, placement) = self.place(req).ok_or(VmArenaError::NoSpace { pages })?;
+        let hi = lo + pages;
         self.make_commit_room(lo, hi)?;
         self.map_tables(lo, hi)?;
         if let Err(e) = self.commit_tracts(lo, hi) {
@@ -35,17 +36,17 @@ impl<P: PageOps> VmArena<P> {
             return Err(e);
         }
         self.mark_alloc(lo, hi, true);
-        let t = RawTract { owner: req.owner, prot: 0, flags: ALLOCATED, client: 0 };
+        let t = RawTract { owner: req.owner.0, prot: 0, flags: ALLOCATED, client: 0 };
         for i in lo..hi {
             self.set_desc(i, t);
         }
-        self.allocated += req.pages;
+        self.allocated += pages;
         Ok(Grant { range: self.tract_range(lo, hi), placement })
     }
 
     /// Check that every tract of `range` is allocated to `owner`; return the
     /// tract indices and whether any of them is protected.
-    fn owned(&self, range: Range, owner: u32) -> Result<(usize, usize, bool), VmArenaError> {
+    fn owned(&self, range: Range, owner: Owner) -> Result<(usize, usize, bool), VmArenaError> {
         let (lo, hi) = self.tract_indices(range)?;
         if self.find_free(lo, hi).is_some() {
             return Err(VmArenaError::NotAllocated(range));
@@ -53,8 +54,11 @@ impl<P: PageOps> VmArena<P> {
         let mut protected = false;
         for i in lo..hi {
             let d = self.desc(i).unwrap_or_default();
-            if d.owner != owner {
-                return Err(VmArenaError::WrongOwner { addr: self.vm_addr(i), owner: d.owner });
+            if Owner(d.owner) != owner {
+                return Err(VmArenaError::WrongOwner {
+                    addr: self.vm_addr(i),
+                    owner: Owner(d.owner),
+                });
             }
             protected |= d.prot != 0;
         }
@@ -65,7 +69,7 @@ impl<P: PageOps> VmArena<P> {
     /// bound, the pages stay committed for reuse (protected ones never do);
     /// the rest are decommitted. Table pages left describing no allocated
     /// tract are unmapped.
-    pub fn free(&mut self, range: Range, owner: u32) -> Result<(), VmArenaError> {
+    pub fn free(&mut self, range: Range, owner: Owner) -> Result<(), VmArenaError> {
         let (lo, hi, protected) = self.owned(range, owner)?;
         self.retry_stale();
         let n = hi - lo;
@@ -88,7 +92,7 @@ impl<P: PageOps> VmArena<P> {
     pub fn protect(
         &mut self,
         range: Range,
-        owner: u32,
+        owner: Owner,
         prot: Protection,
     ) -> Result<(), VmArenaError> {
         let (lo, hi, _) = self.owned(range, owner)?;

@@ -212,7 +212,7 @@ impl<P: PageOps> VmArena<P> {
             if zones.is_empty() || (tried_any && zones == tried) {
                 continue;
             }
-            if let Some(p) = self.first_fit(req.pages, req.align, zones) {
+            if let Some(p) = self.first_fit(req.pages.0, req.align.0, zones) {
                 return Some((p, placement));
             }
             tried = zones;

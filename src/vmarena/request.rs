@@ -1,7 +1,9 @@
 //! What callers ask of a VM arena: its configuration, allocation requests with
 //! zone placement, and what an allocation returns.
 
-use vmspace_shim::{Range, Size};
+use core::fmt;
+
+use vmspace_shim::{Pages, Range, Size};
 
 /// The number of zones the address space is striped into.
 pub const ZONES: u32 = 64;
@@ -90,6 +92,22 @@ impl VmArenaConfig {
     }
 }
 
+/// Who tracts are allocated to: a client pool's number. `Owner(0)` stands
+/// for free tracts and is never granted anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Owner(pub u32);
+
+impl Owner {
+    /// The owner recorded for free tracts (not a valid requester).
+    pub const NONE: Owner = Owner(0);
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "owner {}", self.0)
+    }
+}
+
 /// A request for a run of tracts.
 ///
 /// The arena places the run, first fit by address, wholly in zones of
@@ -98,11 +116,11 @@ impl VmArenaConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
     /// Pages wanted (non-zero).
-    pub pages: usize,
-    /// The owner the tracts are allocated to (non-zero).
-    pub owner: u32,
+    pub pages: Pages,
+    /// The owner the tracts are allocated to (not [`Owner::NONE`]).
+    pub owner: Owner,
     /// The run's base address is a multiple of `align` pages (a power of two).
-    pub align: usize,
+    pub align: Pages,
     /// Zones to place the run in.
     pub prefer: ZoneSet,
     /// Zones to keep the run out of.
@@ -111,8 +129,8 @@ pub struct Request {
 
 impl Request {
     /// `pages` pages for `owner`, anywhere.
-    pub const fn new(pages: usize, owner: u32) -> Self {
-        Request { pages, owner, align: 1, prefer: ZoneSet::ALL, avoid: ZoneSet::EMPTY }
+    pub const fn new(pages: Pages, owner: Owner) -> Self {
+        Request { pages, owner, align: Pages(1), prefer: ZoneSet::ALL, avoid: ZoneSet::EMPTY }
     }
 
     /// Preferring the zones in `zones`.
@@ -127,8 +145,8 @@ impl Request {
         self
     }
 
-    /// With the base a multiple of `pages` pages.
-    pub const fn align(mut self, pages: usize) -> Self {
+    /// With the base a multiple of `pages` pages (a power of two).
+    pub const fn align(mut self, pages: Pages) -> Self {
         self.align = pages;
         self
     }

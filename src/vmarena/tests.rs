@@ -1,6 +1,7 @@
 extern crate std;
 use crate::error::CommonError;
 use std::vec;
+use vmspace_shim::Pages;
 
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, FaultInjector, Protection, Range, Size};
@@ -21,17 +22,17 @@ fn tables_are_mapped_exactly_while_in_use() {
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
     let mut a = arena(&sim, 256);
     assert_eq!(a.table_pages_mapped(), 0);
-    let x = a.alloc(&Request::new(40, 1)).unwrap();
+    let x = a.alloc(&Request::new(Pages(40), Owner(1))).unwrap();
     assert_eq!(x.range.base(), a.base());
     assert_eq!(a.table_pages_mapped(), 2);
-    let y = a.alloc(&Request::new(30, 2)).unwrap();
+    let y = a.alloc(&Request::new(Pages(30), Owner(2))).unwrap();
     assert_eq!(a.table_pages_mapped(), 3);
     assert_eq!(a.table_pages_in_use(), 3);
     a.check().unwrap();
-    a.free(x.range, 1).unwrap();
+    a.free(x.range, Owner(1)).unwrap();
     assert_eq!(a.table_pages_mapped(), 2, "page 0 describes nothing now");
     a.check().unwrap();
-    a.free(y.range, 2).unwrap();
+    a.free(y.range, Owner(2)).unwrap();
     assert_eq!((a.table_pages_mapped(), a.bit_pages_mapped()), (0, 0));
     assert_eq!(a.committed(), Size(0));
     a.check().unwrap();
@@ -42,19 +43,25 @@ fn bad_frees_are_refused() {
     let mut buf = vec![0u8; 1 << 20];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
     let mut a = arena(&sim, 64);
-    let x = a.alloc(&Request::new(4, 1)).unwrap();
+    let x = a.alloc(&Request::new(Pages(4), Owner(1))).unwrap();
     let more = Range::from_size(x.range.base(), Size(5 * PAGE)).unwrap();
-    assert_eq!(a.free(more, 1), Err(VmArenaError::NotAllocated(more)));
+    assert_eq!(a.free(more, Owner(1)), Err(VmArenaError::NotAllocated(more)));
     assert_eq!(
-        a.free(x.range, 2),
-        Err(VmArenaError::WrongOwner { addr: x.range.base(), owner: 1 })
+        a.free(x.range, Owner(2)),
+        Err(VmArenaError::WrongOwner { addr: x.range.base(), owner: Owner(1) })
     );
     let skew = Range::from_size(Addr(x.range.base().0 + 8), Size(PAGE)).unwrap();
-    assert!(matches!(a.free(skew, 1), Err(VmArenaError::Common(CommonError::Misaligned { .. }))));
-    assert!(a.alloc(&Request::new(0, 1)).is_err());
-    assert!(a.alloc(&Request::new(1, 0)).is_err());
-    assert!(a.alloc(&Request::new(1, 1).align(3)).is_err());
-    assert_eq!(a.alloc(&Request::new(61, 1)), Err(VmArenaError::NoSpace { pages: 61 }));
+    assert!(matches!(
+        a.free(skew, Owner(1)),
+        Err(VmArenaError::Common(CommonError::Misaligned { .. }))
+    ));
+    assert!(a.alloc(&Request::new(Pages(0), Owner(1))).is_err());
+    assert!(a.alloc(&Request::new(Pages(1), Owner(0))).is_err());
+    assert!(a.alloc(&Request::new(Pages(1), Owner(1)).align(Pages(3))).is_err());
+    assert_eq!(
+        a.alloc(&Request::new(Pages(61), Owner(1))),
+        Err(VmArenaError::NoSpace { pages: 61 })
+    );
     a.check().unwrap();
 }
 
@@ -65,16 +72,16 @@ fn zones_are_honoured_then_fallen_back_from() {
     let mut a = arena(&sim, 512);
     let z = a.zone_of(a.base());
     let want = ZoneSet::single(z + 5);
-    let g = a.alloc(&Request::new(4, 1).prefer(want)).unwrap();
+    let g = a.alloc(&Request::new(Pages(4), Owner(1)).prefer(want)).unwrap();
     assert_eq!(g.placement, Placement::Preferred);
     assert_eq!(a.zones_of(g.range), want);
     // A run of 5 pages cannot fit in one 4-page stripe: falls back.
-    let g = a.alloc(&Request::new(5, 1).prefer(want)).unwrap();
+    let g = a.alloc(&Request::new(Pages(5), Owner(1)).prefer(want)).unwrap();
     assert_eq!(g.placement, Placement::NotAvoided);
     let avoid = ZoneSet::single(z).complement();
-    let g = a.alloc(&Request::new(5, 1).avoid(avoid)).unwrap();
+    let g = a.alloc(&Request::new(Pages(5), Owner(1)).avoid(avoid)).unwrap();
     assert_eq!(g.placement, Placement::Anywhere);
-    let g = a.alloc(&Request::new(2, 1).avoid(ZoneSet::single(z))).unwrap();
+    let g = a.alloc(&Request::new(Pages(2), Owner(1)).avoid(ZoneSet::single(z))).unwrap();
     assert!(!a.zones_of(g.range).contains(z));
     a.check().unwrap();
 }
@@ -85,18 +92,18 @@ fn spare_pages_are_reused_and_purged() {
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
     let config = VmArenaConfig::new(Size(128 * PAGE)).zone_shift(10).spare_limit(6);
     let mut a = VmArena::new(&sim, config).unwrap();
-    let x = a.alloc(&Request::new(8, 1)).unwrap();
-    a.free(x.range, 1).unwrap();
+    let x = a.alloc(&Request::new(Pages(8), Owner(1))).unwrap();
+    a.free(x.range, Owner(1)).unwrap();
     assert_eq!(a.spare(), Size(6 * PAGE));
     a.check().unwrap();
-    let y = a.alloc(&Request::new(3, 1)).unwrap();
+    let y = a.alloc(&Request::new(Pages(3), Owner(1))).unwrap();
     assert_eq!(a.spare(), Size(3 * PAGE));
     a.check().unwrap();
     assert_eq!(a.purge_spare().unwrap(), 3);
     a.check().unwrap();
-    a.protect(y.range, 1, Protection::Read).unwrap();
+    a.protect(y.range, Owner(1), Protection::Read).unwrap();
     assert_eq!(a.tract(y.range.base()).unwrap().prot, Protection::Read);
-    a.free(y.range, 1).unwrap();
+    a.free(y.range, Owner(1)).unwrap();
     assert_eq!(a.spare(), Size(0), "protected pages are never kept");
     a.check().unwrap();
 }
@@ -108,8 +115,11 @@ fn commit_limit_is_enforced() {
     // 10 tracts + 1 page-table page + 1 bit page.
     let config = VmArenaConfig::new(Size(128 * PAGE)).zone_shift(10).commit_limit(Size(12 * PAGE));
     let mut a = VmArena::new(&sim, config).unwrap();
-    a.alloc(&Request::new(10, 1)).unwrap();
-    assert!(matches!(a.alloc(&Request::new(1, 1)), Err(VmArenaError::CommitLimit { .. })));
+    a.alloc(&Request::new(Pages(10), Owner(1))).unwrap();
+    assert!(matches!(
+        a.alloc(&Request::new(Pages(1), Owner(1))),
+        Err(VmArenaError::CommitLimit { .. })
+    ));
     a.check().unwrap();
 }
 
@@ -120,15 +130,15 @@ fn every_failing_call_leaves_it_unchanged() {
     let faulty = FaultInjector::new(&sim);
     let config = VmArenaConfig::new(Size(128 * PAGE)).zone_shift(10).spare_limit(2);
     let mut a = VmArena::new(&faulty, config).unwrap();
-    let keep = a.alloc(&Request::new(20, 1)).unwrap();
+    let keep = a.alloc(&Request::new(Pages(20), Owner(1))).unwrap();
     for n in 1..20 {
         let before = (a.allocated(), a.committed(), a.table_pages_mapped(), a.spare());
         faulty.fail_nth(n);
-        let r = a.alloc(&Request::new(40, 2));
+        let r = a.alloc(&Request::new(Pages(40), Owner(2)));
         faulty.clear();
         a.check().unwrap();
         match r {
-            Ok(g) => a.free(g.range, 2).unwrap(),
+            Ok(g) => a.free(g.range, Owner(2)).unwrap(),
             Err(e) => {
                 assert!(e.backend().is_some(), "{e}");
                 assert_eq!(
@@ -139,7 +149,7 @@ fn every_failing_call_leaves_it_unchanged() {
         }
         a.check().unwrap();
     }
-    a.free(keep.range, 1).unwrap();
+    a.free(keep.range, Owner(1)).unwrap();
     a.check().unwrap();
 }
 

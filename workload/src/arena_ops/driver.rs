@@ -307,7 +307,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
     ) -> Result<Outcome, ArenaRunError> {
         let step = self.step - 1;
         let op = if plain {
-            ArenaOp::Alloc { size: c.size().0, policy: c.get_policy(), held }
+            ArenaOp::Alloc { size: c.size().0, policy: c.chosen_policy(), held }
         } else {
             ArenaOp::XAlloc { constraints: *c, held }
         };
@@ -408,9 +408,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
     ) -> Result<(usize, u32), ArenaError> {
         let handle = |h: Handle| (h.addr().0, h.tag());
         match (plain, held) {
-            (true, false) => arena.alloc(c.size(), c.get_policy()).map(|a| (a.0, 0)),
+            (true, false) => arena.alloc(c.size(), c.chosen_policy()).map(|a| (a.0, 0)),
             (false, false) => arena.xalloc(c).map(|a| (a.0, 0)),
-            (true, true) => arena.alloc_handle(c.size(), c.get_policy()).map(handle),
+            (true, true) => arena.alloc_handle(c.size(), c.chosen_policy()).map(handle),
             (false, true) => arena.xalloc_handle(c).map(handle),
         }
     }

@@ -5,10 +5,10 @@
 use core::fmt;
 use vmspace::CommonError;
 
-use vmspace_shim::{PageOps, Protection, Range, Size};
+use vmspace_shim::{PageOps, Pages, Protection, Range, Size};
 
 use super::Rng;
-use vmspace::vmarena::{Placement, Request, VmArena, VmArenaError, ZoneSet};
+use vmspace::vmarena::{Owner, Placement, Request, VmArena, VmArenaError, ZoneSet};
 
 mod model;
 pub use model::{Expect, VmArenaModel};
@@ -212,19 +212,19 @@ pub fn apply<P: PageOps>(
     };
     match *op {
         VmArenaOp::Alloc { pages, owner, align, prefer, avoid } => {
-            let req = Request::new(pages, owner)
-                .align(align)
+            let req = Request::new(Pages(pages), Owner(owner))
+                .align(Pages(align))
                 .prefer(ZoneSet(prefer))
                 .avoid(ZoneSet(avoid));
             let g = arena.alloc(&req)?;
             Ok(Some(((g.range.base().0 - arena.base().0) / page, g.placement)))
         }
         VmArenaOp::Free { first, pages, owner } => {
-            arena.free(range(first, pages)?, owner).map(|()| None)
+            arena.free(range(first, pages)?, Owner(owner)).map(|()| None)
         }
         VmArenaOp::Protect { first, pages, owner, read_only } => {
             let prot = if read_only { Protection::Read } else { Protection::ReadWrite };
-            arena.protect(range(first, pages)?, owner, prot).map(|()| None)
+            arena.protect(range(first, pages)?, Owner(owner), prot).map(|()| None)
         }
         VmArenaOp::Purge => arena.purge_spare().map(|_| None),
     }
@@ -266,7 +266,7 @@ pub fn compare<P: PageOps, const N: usize>(
     let page = arena.page_size().0;
     for i in 0..arena.tracts() {
         let a = vmspace_shim::Addr(arena.base().0 + i * page);
-        let owner = arena.tract(a).map_or(0, |t| t.owner);
+        let owner = arena.tract(a).map_or(0, |t| t.owner.0);
         if owner != model.owner(i) {
             return Err("a tract's owner differs from the model");
         }

@@ -5,7 +5,8 @@
 use vmspace_shim::PageOps;
 
 use super::VmArenaOp;
-use vmspace::vmarena::{Placement, Request, VmArena, ZoneSet};
+use vmspace::vmarena::{Owner, Placement, Request, VmArena, ZoneSet};
+use vmspace_shim::Pages;
 
 /// The reference model for up to `N` tracts: `6 * N` bytes and a few words
 /// (keep `N` small on a kernel stack).
@@ -124,8 +125,8 @@ impl<const N: usize> VmArenaModel<N> {
             if zones.is_empty() || tried == Some(zones) {
                 continue;
             }
-            let last = self.tracts.checked_sub(req.pages)?;
-            if let Some(p) = (0..=last).find(|&p| self.fits(p, req.pages, req.align, zones)) {
+            let last = self.tracts.checked_sub(req.pages.0)?;
+            if let Some(p) = (0..=last).find(|&p| self.fits(p, req.pages.0, req.align.0, zones)) {
                 return Some((p, placement));
             }
             tried = Some(zones);
@@ -149,8 +150,8 @@ impl<const N: usize> VmArenaModel<N> {
                 if pages == 0 || owner == 0 || !align.is_power_of_two() {
                     return Expect::Err;
                 }
-                let req = Request::new(pages, owner)
-                    .align(align)
+                let req = Request::new(Pages(pages), Owner(owner))
+                    .align(Pages(align))
                     .prefer(ZoneSet(prefer))
                     .avoid(ZoneSet(avoid));
                 let Some((p, placement)) = self.place(&req) else { return Expect::Err };

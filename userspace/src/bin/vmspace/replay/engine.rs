@@ -251,7 +251,7 @@ impl<'t, S: Store> Replay<'t, S> {
                 let q = self.arena.quantum().0;
                 self.live.insert(a.0, a.0 + c.size().0.next_multiple_of(q));
                 let pieces = vec![(a.0, c.size().0)];
-                self.ids.insert(id, Id { base: a.0, pieces, policy: c.get_policy() });
+                self.ids.insert(id, Id { base: a.0, pieces, policy: c.chosen_policy() });
                 self.outcomes.allocs += 1;
             }
             Err(e) => {
