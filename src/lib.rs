@@ -30,6 +30,7 @@
 extern crate std;
 
 pub mod arena;
+mod atomic;
 pub mod bits;
 pub mod chunkmap;
 pub mod error;

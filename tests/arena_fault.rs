@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy, SegmentKinds};
 use vmspace::sources::VmSource;
 use vmspace::vm::Vm;
-use vmspace_shim::sim::SimBackend;
+use vmspace_shim::sim::{at_offsets, Placed, SimBackend};
 use vmspace_shim::{Addr, FaultInjector, Op, Size};
 use vmspace_workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
 
@@ -27,9 +27,8 @@ fn cfg(q: usize) -> ArenaOpConfig {
 /// pages of 256 bytes (six tags a page, so the table grows often) behind an
 /// injector that fails the `n`th map (never, for `n == 0`). Returns the maps
 /// made and the faults injected.
-fn tag_store_run(seed: u64, n: u64) -> (u64, u64) {
-    let mut buf = vec![0u8; 4 << 20];
-    let sim = SimBackend::new(&mut buf, 256).unwrap();
+fn tag_store_run(seed: u64, n: u64, buf: &mut Placed) -> (u64, u64) {
+    let sim = SimBackend::new(buf.fresh(), 256).unwrap();
     let inj = FaultInjector::new(&sim);
     inj.only(&[Op::Map]);
     inj.fail_nth(n);
@@ -51,22 +50,26 @@ fn tag_store_run(seed: u64, n: u64) -> (u64, u64) {
 
 #[test]
 fn every_tag_store_failure_position() {
-    for seed in [1u64, 0xfeed] {
-        let (maps, _) = tag_store_run(seed, 0);
-        assert!(maps > 10, "the table should grow often: {maps} maps");
-        for n in 1..=maps {
-            let (_, injected) = tag_store_run(seed, n);
-            assert_eq!(injected, 1, "seed {seed:#x}: map {n} of {maps} was not reached");
+    at_offsets(3, 4 << 20, |off, buf| {
+        for seed in [1u64, 0xfeed] {
+            let (maps, _) = tag_store_run(seed, 0, buf);
+            assert!(maps > 10, "the table should grow often: {maps} maps");
+            for n in 1..=maps {
+                let (_, injected) = tag_store_run(seed, n, buf);
+                assert_eq!(
+                    injected, 1,
+                    "offset {off} seed {seed:#x}: map {n} of {maps} was not reached"
+                );
+            }
         }
-    }
+    });
 }
 
 /// A child arena importing from a parent arena importing from a VM, all
 /// page operations (the VM's and every store's) behind one injector that
 /// fails the `n`th map or unmap.
-fn chain_run(seed: u64, n: u64) -> (u64, u64) {
-    let mut buf = vec![0u8; 32 << 20];
-    let sim = SimBackend::new(&mut buf, 4096).unwrap();
+fn chain_run(seed: u64, n: u64, buf: &mut Placed) -> (u64, u64) {
+    let sim = SimBackend::new(buf.fresh(), 4096).unwrap();
     let inj = FaultInjector::new(&sim);
     inj.only(&[Op::Map, Op::Unmap]);
     let vm = Vm::reserve(&inj, Size(2048 * 4096), Size(4096)).unwrap();
@@ -101,12 +104,14 @@ fn chain_run(seed: u64, n: u64) -> (u64, u64) {
 #[test]
 fn every_import_chain_failure_position() {
     let seed = 0xc0ffee;
-    let (calls, _) = chain_run(seed, 0);
-    assert!(calls > 10, "the chain should import and give back: {calls} calls");
-    for n in 1..=calls {
-        let (_, injected) = chain_run(seed, n);
-        assert_eq!(injected, 1, "call {n} of {calls} was not reached");
-    }
+    at_offsets(3, 32 << 20, |off, buf| {
+        let (calls, _) = chain_run(seed, 0, buf);
+        assert!(calls > 10, "the chain should import and give back: {calls} calls");
+        for n in 1..=calls {
+            let (_, injected) = chain_run(seed, n, buf);
+            assert_eq!(injected, 1, "offset {off}: call {n} of {calls} was not reached");
+        }
+    });
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! in the simulated backend's page states; `check()` must pass.
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};
-use vmspace_shim::sim::{PageState, SimBackend};
+use vmspace_shim::sim::{at_offsets, PageState, Placed, SimBackend};
 use vmspace_shim::{Addr, FaultInjector, PageOps, Protection, Size};
 use vmspace_workload::chunkmap_ops::{self, ChunkModel, ChunkOpGen};
 
@@ -34,12 +34,16 @@ fn backend_agrees<P: PageOps>(map: &ChunkMap<P>, sim: &SimBackend<'_>) {
 
 #[test]
 fn every_failing_call_position_leaves_the_map_unchanged() {
+    at_offsets(4, 2 << 20, every_position);
+}
+
+/// The test with the simulated backend's buffer at one placement.
+fn every_position(off: usize, buf: &mut Placed) {
     let mut positions = 0;
     for k in 0..STEPS {
         let mut n = 1;
         loop {
-            let mut buf = vec![0u8; 2 << 20];
-            let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+            let sim = SimBackend::new(buf.fresh(), PAGE).unwrap();
             let faulty = FaultInjector::new(&sim);
             let mut map = ChunkMap::new(&faulty, config()).unwrap();
             let mut model = ChunkModel::<CHUNKS>::new(CHUNKS);
@@ -55,7 +59,7 @@ fn every_failing_call_position_leaves_the_map_unchanged() {
             let result = chunkmap_ops::apply(&mut map, &op);
             let injected = faulty.injected() > 0;
             faulty.clear();
-            map.check().unwrap_or_else(|e| panic!("step {k} call {n}: {e}"));
+            map.check().unwrap_or_else(|e| panic!("offset {off} step {k} call {n}: {e}"));
             backend_agrees(&map, &sim);
             if !injected {
                 break;
@@ -63,14 +67,17 @@ fn every_failing_call_position_leaves_the_map_unchanged() {
             positions += 1;
             match result {
                 Err(e) => {
-                    chunkmap_ops::compare(&map, &model)
-                        .unwrap_or_else(|w| panic!("step {k} call {n} ({op:?}, {e}): {w}"));
+                    chunkmap_ops::compare(&map, &model).unwrap_or_else(|w| {
+                        panic!("offset {off} step {k} call {n} ({op:?}, {e}): {w}")
+                    });
                     assert!(map.leaves_present() <= leaves.max(map.leaves_present()));
                 }
-                Ok(()) => panic!("step {k}: {op:?} succeeded although call {n} failed"),
+                Ok(()) => {
+                    panic!("offset {off} step {k}: {op:?} succeeded although call {n} failed")
+                }
             }
             n += 1;
         }
     }
-    assert!(positions > 40, "only {positions} call positions exercised");
+    assert!(positions > 40, "offset {off}: only {positions} call positions exercised");
 }

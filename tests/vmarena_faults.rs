@@ -5,11 +5,9 @@
 //! `check()` must pass whatever happened.
 
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_shim::sim::SimBackend;
+use vmspace_shim::sim::{at_offsets, Placed, SimBackend, OFFSETS};
 use vmspace_shim::{FaultInjector, Size};
 use vmspace_workload::vmarena_ops::{self, Expect, VmArenaModel, VmArenaOp, VmArenaOpGen};
-
-mod support;
 
 const PAGE: usize = 256;
 const TRACTS: usize = 256;
@@ -22,19 +20,18 @@ fn config() -> VmArenaConfig {
 #[test]
 fn every_failing_call_position_leaves_the_arena_unchanged() {
     let mut partial_purges = 0;
-    support::at_offsets(1 << 20, |off, buf| partial_purges += every_position(off, buf));
+    at_offsets(OFFSETS.len(), 1 << 20, |off, buf| partial_purges += every_position(off, buf));
     assert!(partial_purges > 0, "no purge failed part-way: the sequence needs longer spare runs");
 }
 
 /// The test at one placement of the simulated backend's buffer.
-fn every_position(off: usize, buf: &mut [u8]) -> usize {
+fn every_position(off: usize, buf: &mut Placed) -> usize {
     let mut positions = 0;
     let mut partial_purges = 0;
     for k in 0..STEPS {
         let mut n = 1;
         loop {
-            buf.fill(0);
-            let sim = SimBackend::new(buf, PAGE).unwrap();
+            let sim = SimBackend::new(buf.fresh(), PAGE).unwrap();
             let faulty = FaultInjector::new(&sim);
             let mut arena = VmArena::new(&faulty, config()).unwrap();
             // Replay the first k steps (placement depends on where the

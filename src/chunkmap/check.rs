@@ -1,7 +1,7 @@
 //! The chunk map's invariant walker.
 
+use crate::atomic::Ordering;
 use crate::error::CommonError;
-use core::sync::atomic::Ordering;
 
 use vmspace_shim::PageOps;
 

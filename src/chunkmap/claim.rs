@@ -2,7 +2,7 @@
 //! (leaf pages, then chunks, in address order), call the backend once per
 //! run, publish or roll back.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use crate::atomic::{AtomicU8, Ordering};
 
 use vmspace_shim::{Op, PageOps, Protection, Range, ShimError};
 

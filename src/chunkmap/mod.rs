@@ -52,8 +52,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+use crate::atomic::{atomic_u8, AtomicU8, AtomicUsize, Ordering};
 use crate::error::CommonError;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use vmspace_shim::{Addr, PageOps, Range, Size};
 
@@ -103,13 +103,13 @@ impl MapLookup<'_> {
         // SAFETY: `off < space`, so the byte is in the directory, mapped for
         // the map's lifetime (which the borrow `'_` is within) and only
         // accessed atomically.
-        let dir = unsafe { AtomicU8::from_ptr(Addr(h.dir + (off >> h.dir_shift)).as_ptr()) };
+        let dir = unsafe { atomic_u8(Addr(h.dir + (off >> h.dir_shift)).as_ptr()) };
         if dir.load(Ordering::Acquire) != LEAF_PRESENT {
             return false;
         }
         // SAFETY: the chunk's leaf is present, and stays mapped while the map
         // is borrowed (leaves are unmapped only through `&mut`).
-        let byte = unsafe { AtomicU8::from_ptr(Addr(h.leaves + (off >> h.chunk_shift)).as_ptr()) };
+        let byte = unsafe { atomic_u8(Addr(h.leaves + (off >> h.chunk_shift)).as_ptr()) };
         byte.load(Ordering::Acquire) & STATE == state::MAPPED
     }
 }
@@ -243,7 +243,7 @@ impl<P: PageOps> ChunkMap<P> {
         // SAFETY: the directory is mapped for the map's lifetime (type
         // invariant) and `l < leaves` keeps the byte inside it; it is only
         // ever accessed atomically.
-        unsafe { AtomicU8::from_ptr(Addr(self.dir_base() + l).as_ptr()) }
+        unsafe { atomic_u8(Addr(self.dir_base() + l).as_ptr()) }
     }
 
     /// Chunk byte `c`.
@@ -256,7 +256,7 @@ impl<P: PageOps> ChunkMap<P> {
     unsafe fn entry(&self, c: usize) -> &AtomicU8 {
         // SAFETY: the caller guarantees the byte is in a mapped leaf page of
         // our reservation; chunk bytes are only accessed atomically.
-        unsafe { AtomicU8::from_ptr(Addr(self.leaf_base() + c).as_ptr()) }
+        unsafe { atomic_u8(Addr(self.leaf_base() + c).as_ptr()) }
     }
 
     /// The chunk index of `addr`, if it is in the space.

@@ -1,6 +1,6 @@
 //! The chunk map's operations.
 
-use core::sync::atomic::Ordering;
+use crate::atomic::Ordering;
 
 use vmspace_shim::{Op, PageOps, Protection, Range};
 

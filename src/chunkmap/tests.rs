@@ -2,7 +2,7 @@ extern crate std;
 use crate::error::CommonError;
 use std::vec;
 
-use vmspace_shim::sim::SimBackend;
+use vmspace_shim::sim::{at_offsets, Placed, SimBackend, OFFSETS};
 use vmspace_shim::{Addr, FaultInjector, PageOps, Range, Size};
 
 use super::*;
@@ -66,8 +66,12 @@ fn bad_ranges_are_refused() {
 
 #[test]
 fn every_failing_call_leaves_it_unchanged() {
-    let mut buf = vec![0u8; 2 << 20];
-    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    at_offsets(OFFSETS.len(), 2 << 20, |_, buf| every_position(buf));
+}
+
+/// The test with the simulated backend's buffer at one placement.
+fn every_position(buf: &mut Placed) {
+    let sim = SimBackend::new(buf.fresh(), PAGE).unwrap();
     let faulty = FaultInjector::new(&sim);
     let mut m = ChunkMap::new(&faulty, config()).unwrap();
     m.ensure_mapped(chunks(&m, 100, 4)).unwrap();

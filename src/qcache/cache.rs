@@ -3,7 +3,7 @@
 //! Its lock-free half is here; the half that runs under the arena lock is
 //! `Locked`, in `locked.rs`.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::atomic::{AtomicU64, Ordering};
 
 use vmspace_shim::{Addr, Size};
 

@@ -3,7 +3,7 @@
 //! and importing new slabs, returning objects to their slabs, reclaiming,
 //! statistics and `check()`.
 
-use core::sync::atomic::Ordering;
+use crate::atomic::Ordering;
 
 use vmspace_shim::{Addr, Range, Size};
 

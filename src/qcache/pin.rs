@@ -2,7 +2,7 @@
 //! [`CpuCaches`](super::CpuCaches) needs from the build to use one set of
 //! magazines per CPU without a lock.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use crate::atomic::{AtomicBool, Ordering};
 
 /// Exclusive use of one of [`slots`](CpuPin::slots) slots, for the length
 /// of a short section that never sleeps.
@@ -79,7 +79,14 @@ pub struct SlotFlag {
 
 impl SlotFlag {
     /// A free slot.
+    #[cfg(not(loom))]
     pub const fn new() -> Self {
+        SlotFlag { held: AtomicBool::new(false) }
+    }
+
+    /// A free slot (loom's atomics are not `const`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
         SlotFlag { held: AtomicBool::new(false) }
     }
 

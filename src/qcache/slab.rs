@@ -16,7 +16,7 @@
 //! (`in_slab`, `tag`, every change to `base`, the depots) happens under the
 //! arena lock.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use vmspace_shim::align;
 
@@ -56,6 +56,17 @@ pub(crate) struct SlabRecord {
 }
 
 impl SlabRecord {
+    /// An unused record.
+    #[cfg_attr(not(any(loom, test)), expect(dead_code, reason = "zeroed in place but under loom"))]
+    pub(crate) fn new() -> Self {
+        SlabRecord {
+            base: AtomicUsize::new(0),
+            in_slab: AtomicU64::new(0),
+            tag: AtomicU32::new(0),
+            live: core::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+
     /// Mark object `i` live for a client that asked for `size` (non-zero,
     /// below 2^32). The caller took the object out of a magazine or a slab,
     /// so no one else can claim it meanwhile.
@@ -190,6 +201,17 @@ impl<S: Store> Tables<S> {
         // which only we access; all-zero is a valid `ClassTables` (atomics and
         // integers).
         unsafe { core::ptr::write_bytes(base.cast::<u8>(), 0, bytes) };
+        // Loom's atomics carry state of their own: make each one properly.
+        #[cfg(loom)]
+        for c in 0..classes {
+            for slot in 0..SLABS {
+                // SAFETY: record `slot` of class `c` lies in the tables just
+                // committed; writing over the zeroes drops nothing.
+                unsafe {
+                    core::ptr::addr_of_mut!((*base.add(c)).slabs[slot]).write(SlabRecord::new())
+                };
+            }
+        }
         // INVARIANT: `base` is the store's base and the tables are initialized.
         Ok(Tables {
             _store: store,
@@ -293,8 +315,7 @@ mod tests {
 
     #[test]
     fn unclaim_takes_exactly_the_claimed_size_once() {
-        // SAFETY: all-zero is a valid record (atomics and integers).
-        let rec: SlabRecord = unsafe { core::mem::zeroed() };
+        let rec = SlabRecord::new();
         assert_eq!(rec.unclaim(3, 17), Err(0), "not live");
         rec.claim(3, 17);
         assert_eq!(rec.live_mask(), 1 << 3);

@@ -1,8 +1,8 @@
 //! A thread-safe arena: an [`Arena`] behind a [`RawLock`], with quantum
 //! caches and waiting for space.
 
+use crate::atomic::{AtomicUsize, Ordering};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
 
 use vmspace_shim::{Addr, Range, Size};

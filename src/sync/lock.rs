@@ -1,6 +1,6 @@
 //! What the core needs from a lock, and a spin lock that needs only `core`.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use crate::atomic::{AtomicBool, Ordering};
 
 /// A mutual-exclusion lock without data, supplied by the build: a std or
 /// parking_lot mutex in user space, a kernel spinlock or mutex in the kernel,
@@ -37,7 +37,14 @@ pub struct SpinLock {
 
 impl SpinLock {
     /// An unlocked lock.
+    #[cfg(not(loom))]
     pub const fn new() -> Self {
+        SpinLock { held: AtomicBool::new(false) }
+    }
+
+    /// An unlocked lock (loom's atomics are not `const`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
         SpinLock { held: AtomicBool::new(false) }
     }
 }
@@ -49,7 +56,7 @@ unsafe impl RawLock for SpinLock {
     fn lock(&self) {
         while !self.try_lock() {
             while self.held.load(Ordering::Relaxed) {
-                core::hint::spin_loop();
+                crate::atomic::spin_loop();
             }
         }
     }

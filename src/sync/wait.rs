@@ -1,6 +1,6 @@
 //! Waiting for space: what the core needs to sleep until something is freed.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
 /// Whether an allocation may wait for space.

@@ -3,7 +3,7 @@ use crate::error::CommonError;
 use std::vec;
 use std::vec::Vec;
 
-use vmspace_shim::sim::{PageState, SimBackend};
+use vmspace_shim::sim::{at_offsets, PageState, Placed, SimBackend, OFFSETS};
 use vmspace_shim::{FaultInjector, Op, ShimError};
 
 use super::*;
@@ -133,9 +133,13 @@ fn scenario(vm: &mut Vm<impl PageOps>) -> Result<(), VmError> {
 
 #[test]
 fn every_backend_call_failing_once_leaves_the_vm_consistent() {
+    at_offsets(OFFSETS.len(), 1 << 20, every_position);
+}
+
+/// The test with the simulated backend's buffer at one placement.
+fn every_position(off: usize, buf: &mut Placed) {
     // Count the calls of the fault-free run first.
-    let mut buf = vec![0u8; 1 << 20];
-    let sim = SimBackend::new(&mut buf, 64).unwrap();
+    let sim = SimBackend::new(buf.fresh(), 64).unwrap();
     let faulty = FaultInjector::new(&sim);
     let mut vm = Vm::reserve(&faulty, Size(1024 * 64), Size(64)).unwrap();
     faulty.fail_nth(0);
@@ -145,8 +149,7 @@ fn every_backend_call_failing_once_leaves_the_vm_consistent() {
     assert!(calls >= 8, "the scenario should make many calls, made {calls}");
 
     for n in 1..=calls + 1 {
-        let mut buf = vec![0u8; 1 << 20];
-        let sim = SimBackend::new(&mut buf, 64).unwrap();
+        let sim = SimBackend::new(buf.fresh(), 64).unwrap();
         let faulty = FaultInjector::new(&sim);
         let mut vm = Vm::reserve(&faulty, Size(1024 * 64), Size(64)).unwrap();
         faulty.fail_nth(n);
@@ -183,7 +186,7 @@ fn every_backend_call_failing_once_leaves_the_vm_consistent() {
             let s = sim.stats();
             assert_eq!(s.mapped_pages * 64, vm.mapped().0 + vm.metadata_mapped().0);
         }
-        assert_eq!(failed, usize::from(n <= calls), "fault {n} of {calls}");
+        assert_eq!(failed, usize::from(n <= calls), "offset {off}: fault {n} of {calls}");
         // A release that fails in `drop` cannot be reported (`Vm::release`
         // can); stop injecting so the reservation goes back.
         faulty.clear();

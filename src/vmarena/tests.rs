@@ -3,7 +3,7 @@ use crate::error::CommonError;
 use std::vec;
 use vmspace_shim::Pages;
 
-use vmspace_shim::sim::SimBackend;
+use vmspace_shim::sim::{at_offsets, Placed, SimBackend, OFFSETS};
 use vmspace_shim::{Addr, FaultInjector, Protection, Range, Size};
 
 use super::*;
@@ -125,8 +125,12 @@ fn commit_limit_is_enforced() {
 
 #[test]
 fn every_failing_call_leaves_it_unchanged() {
-    let mut buf = vec![0u8; 1 << 20];
-    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    at_offsets(OFFSETS.len(), 1 << 20, |_, buf| every_position(buf));
+}
+
+/// The test with the simulated backend's buffer at one placement.
+fn every_position(buf: &mut Placed) {
+    let sim = SimBackend::new(buf.fresh(), PAGE).unwrap();
     let faulty = FaultInjector::new(&sim);
     let config = VmArenaConfig::new(Size(128 * PAGE)).zone_shift(10).spare_limit(2);
     let mut a = VmArena::new(&faulty, config).unwrap();

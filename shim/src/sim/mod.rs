@@ -10,8 +10,12 @@
 //! pages, releasing part of a reservation. Pages are zeroed when mapped and
 //! filled with [`POISON`] when unmapped or released, so stale reads show.
 //!
-//! Combine it with [`FaultInjector`](crate::FaultInjector) to make calls fail.
+//! Combine it with [`FaultInjector`](crate::FaultInjector) to make calls fail,
+//! and (with `std`) give it a [`Placed`] buffer so a test behaves the same
+//! wherever memory lands, at several offsets ([`at_offsets`]).
 
+#[cfg(feature = "std")]
+mod placed;
 mod spin;
 mod table;
 
@@ -22,6 +26,8 @@ use crate::align;
 use crate::error::{Op, ShimError};
 use crate::ops::{check_page_range, check_reserve_args, PageOps, Protection};
 use crate::range::Range;
+#[cfg(feature = "std")]
+pub use placed::{at_offsets, Placed, OFFSETS, PLACEMENT};
 use spin::SpinLock;
 use table::Cell;
 pub use table::PageState;
