@@ -7,6 +7,9 @@
 #   make lint        cargo fmt --check, clippy -D warnings, cargo doc -D warnings
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
 #   make bench-counts  instruction and cache-miss counts of the arena churn
+#   make loom        concurrency models under loom
+#   make sanitize    the test suite under AddressSanitizer and ThreadSanitizer
+#   make fuzz-smoke  every fuzz target for a short while, from its corpus
 #   make kunit, make module, make module-test: see kernel/kernel.mk
 
 CARGO ?= cargo
@@ -63,13 +66,41 @@ bench-counts: toolchain
 
 -include kernel/kernel.mk
 
-# Run each cargo-fuzz target in fuzz/ for a bounded time (FUZZ_SECONDS each).
-# Needs the nightly toolchain; installs cargo-fuzz when it is missing.
+# Each fuzz target in fuzz/ for FUZZ_SECONDS, starting from its corpus in
+# fuzz/corpus/TARGET (committed, minimised: what earlier runs found; new
+# inputs join it, and `make fuzz-cmin` shrinks it again before a commit).
+# Built by fuzz/run.sh with the flags cargo-fuzz uses; needs only nightly.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= arena_ops vmarena chunkmap
-.PHONY: fuzz-smoke
-fuzz-smoke:
-	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	set -e; for t in $(FUZZ_TARGETS); do \
-		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096; \
-	done
+.PHONY: fuzz-smoke fuzz-cmin nightly
+nightly:
+	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+fuzz-smoke: nightly
+	bash fuzz/run.sh run $(FUZZ_SECONDS)
+fuzz-cmin: nightly
+	bash fuzz/run.sh cmin
+
+# Concurrency models under loom (tests/loom_*.rs): the quantum caches'
+# claim/unclaim, depot exchange and per-CPU handoff, the chunk map's
+# claim/publish, the waiter's epochs. Built with --cfg loom in a target
+# directory of their own.
+LOOM_TESTS = loom_qcache loom_chunkmap loom_wait
+.PHONY: loom
+loom: toolchain
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release -p vmspace \
+		$(addprefix --test ,$(LOOM_TESTS))
+
+# The user-space test suite under AddressSanitizer, and the multi-threaded
+# tests under ThreadSanitizer (std rebuilt instrumented), with the nightly
+# toolchain, each in a target directory of its own.
+SAN_TARGET = x86_64-unknown-linux-gnu
+TSAN_TESTS = sync_stress qcache_frees chunkmap_concurrency
+.PHONY: sanitize asan tsan
+sanitize: asan tsan
+asan: nightly
+	RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
+		$(CARGO) +nightly test --workspace --target $(SAN_TARGET) --lib --tests
+tsan: nightly
+	@rustup component list --toolchain nightly --installed | grep -q rust-src || rustup component add rust-src --toolchain nightly
+	RUSTFLAGS="-Zsanitizer=thread" CARGO_TARGET_DIR=target/tsan \
+		$(CARGO) +nightly test -Zbuild-std --target $(SAN_TARGET) -p vmspace \
+		$(addprefix --test ,$(TSAN_TESTS)) --lib

@@ -10,9 +10,9 @@ use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
 use vmspace::arena::{Arena, NoSource};
-use vmspace_workload::arena_ops::{ArenaDriver, ArenaOp, ArenaOpConfig};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, Size};
+use vmspace_workload::arena_ops::{ArenaDriver, ArenaOp, ArenaOpConfig};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&head, mut ops)) = data.split_first() else { return };

@@ -7,9 +7,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
-use vmspace_workload::chunkmap_ops::{step_checked, ChunkModel, ChunkOp, ChunkRunStats};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, Size};
+use vmspace_workload::chunkmap_ops::{step_checked, ChunkModel, ChunkOp, ChunkRunStats};
 
 const PAGE: usize = 256;
 const CHUNK: usize = 1024;
@@ -21,7 +21,8 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = vec![0u8; 2 << 20];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
     let faulty = FaultInjector::new(&sim);
-    let mut map = ChunkMap::new(&faulty, ChunkMapConfig::new(Size(CHUNKS * CHUNK), Size(CHUNK))).unwrap();
+    let mut map =
+        ChunkMap::new(&faulty, ChunkMapConfig::new(Size(CHUNKS * CHUNK), Size(CHUNK))).unwrap();
     if faults {
         faulty.fail_randomly(u64::from(head), 100_000);
     }

@@ -8,9 +8,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_workload::vmarena_ops::{step_checked, VmArenaModel, VmArenaOp, VmArenaRunStats};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, Size};
+use vmspace_workload::vmarena_ops::{step_checked, VmArenaModel, VmArenaOp, VmArenaRunStats};
 
 const PAGE: usize = 256;
 const TRACTS: usize = 512;
@@ -23,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = vec![0u8; 1 << 20];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
     let faulty = FaultInjector::new(&sim);
-    let config = VmArenaConfig::new(Size(TRACTS * PAGE)).zone_shift(10).spare_limit(spare).commit_limit(limit);
+    let config = VmArenaConfig::new(Size(TRACTS * PAGE))
+        .zone_shift(10)
+        .spare_limit(spare)
+        .commit_limit(limit);
     let mut arena = VmArena::new(&faulty, config).unwrap();
     if faults {
         faulty.fail_randomly(u64::from(head), 100_000);

@@ -24,6 +24,7 @@ mod mmap;
 mod pin;
 pub mod procfs;
 mod sync;
+pub mod trace;
 
 pub use mmap::{MmapBackend, UnmapStrategy};
 pub use pin::{SchedPin, UserCpuCaches};

@@ -24,8 +24,9 @@ mod replay;
 mod sizes;
 mod strace;
 mod svg;
-mod trace;
 mod vm_demo;
+
+use vmspace_user::trace;
 
 use args::{Cli, Command};
 

@@ -261,7 +261,7 @@ pub fn run(o: &ImportArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{parse, TraceOp};
+    use vmspace_user::trace::{parse, TraceOp};
 
     const SAMPLE: &str = "\
 1234  mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000

@@ -8,7 +8,7 @@ use super::report::Report;
 use crate::args::ReplayArgs;
 use crate::out::{self, outln};
 use crate::sizes::human;
-use crate::trace::{policy_name, Trace};
+use vmspace_user::trace::{policy_name, Trace};
 
 /// Replay under each policy; print one table (or a JSON array).
 pub fn run(

@@ -8,7 +8,7 @@ use vmspace::arena::Store;
 use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, Policy, SegmentKind, SegmentKinds};
 use vmspace::{Addr, Size};
 
-use crate::trace::TraceOp;
+use vmspace_user::trace::TraceOp;
 
 /// How to replay.
 #[derive(Debug, Clone, Copy, Default)]

@@ -17,9 +17,9 @@ use vmspace_user::MmapBackend;
 
 use crate::args::ReplayArgs;
 use crate::out::{self, outln};
-use crate::trace::{self, policy_name, Trace};
 use engine::{Replay, Setup};
 use report::Report;
+use vmspace_user::trace::{self, policy_name, Trace};
 
 /// Operations from which a replay shows a progress bar (a fifth of it with
 /// `--check`, which costs a walk of the arena per operation).

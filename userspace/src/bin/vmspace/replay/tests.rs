@@ -4,7 +4,7 @@ use vmspace::arena::{Arena, NoSource, SliceStore};
 use vmspace::Size;
 
 use super::engine::{Outcomes, Replay, Setup};
-use crate::trace;
+use vmspace_user::trace;
 
 /// What a test replay returns: outcomes, failures (line, reason) and the
 /// peak (line, live, extent).

@@ -1,6 +1,7 @@
 //! Arena operation traces: a line-oriented text format, its parser, and a
-//! generator for the benchmarks' churn workload. The format is in
-//! `crate::help::REPLAY` (what `vmspace help replay` prints).
+//! generator for the benchmarks' churn workload. `vmspace help replay`
+//! describes the format; the `vmspace` program replays traces, and the
+//! fuzz target `trace_parser` feeds the parser arbitrary bytes.
 
 use std::fmt;
 
@@ -8,21 +9,59 @@ use vmspace::arena::{Constraints, Policy};
 use vmspace::{Addr, Size};
 use vmspace_workload::Churn;
 
-use crate::input::parse_number as number;
+/// A number as traces write them: decimal or `0x` hex, `_` allowed.
+pub fn parse_number(s: &str) -> Result<usize, String> {
+    let t = s.replace('_', "");
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => usize::from_str_radix(hex, 16),
+        None => t.parse(),
+    };
+    parsed.map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow => format!("{s} is too large (at most {})", usize::MAX),
+        _ => format!("{s:?} is not a number (decimal or 0x hex)"),
+    })
+}
+
+use parse_number as number;
 
 /// One traced operation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TraceOp {
     /// Add the span `[base, base + size)`.
-    Add { base: usize, size: usize },
+    Add {
+        /// The span's first unit.
+        base: usize,
+        /// Its size.
+        size: usize,
+    },
     /// Allocate under `constraints`, naming the result `id`.
-    Alloc { id: String, constraints: Constraints },
+    Alloc {
+        /// The name later lines use for the allocation.
+        id: String,
+        /// Size, policy and placement constraints.
+        constraints: Constraints,
+    },
     /// Free all that `id` still holds.
-    Free { id: String },
+    Free {
+        /// The allocation's name.
+        id: String,
+    },
     /// Free `[offset, offset + size)` of what `id` got.
-    FreePart { id: String, offset: usize, size: usize },
+    FreePart {
+        /// The allocation's name.
+        id: String,
+        /// Where the freed piece starts, from the allocation's start.
+        offset: usize,
+        /// The piece's size.
+        size: usize,
+    },
     /// Resize `id` to `size`, in place or by moving it.
-    Resize { id: String, size: usize },
+    Resize {
+        /// The allocation's name.
+        id: String,
+        /// The new size.
+        size: usize,
+    },
 }
 
 impl fmt::Display for TraceOp {
@@ -159,8 +198,7 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Trace, TraceError> {
     Ok(trace)
 }
 
-/// Parse a whole trace.
-#[cfg(test)]
+/// Parse a whole trace from text.
 pub fn parse(text: &str) -> Result<Trace, TraceError> {
     parse_bytes(text.as_bytes())
 }
@@ -198,7 +236,6 @@ pub fn churn(live: usize, steps: usize, out: &mut dyn FnMut(&str)) {
 }
 
 /// [`churn`] as one string.
-#[cfg(test)]
 pub fn churn_text(live: usize, steps: usize) -> String {
     let mut s = String::new();
     churn(live, steps, &mut |t| s.push_str(t));

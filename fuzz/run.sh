@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# fuzz/run.sh build|run|cmin [TARGET...]: the cargo-fuzz targets of fuzz/,
+# built with the flags cargo-fuzz uses (libFuzzer coverage, AddressSanitizer,
+# debug assertions) by plain `cargo +nightly`, so nothing else needs
+# installing; each target runs from its committed corpus fuzz/corpus/TARGET.
+#
+#   build          build every target (release, instrumented)
+#   run SECONDS    run each target for SECONDS; new inputs join its corpus
+#   cmin           minimise each corpus in place (libFuzzer's -merge)
+#
+# TARGETS (environment) picks targets; default: all of them.
+set -euo pipefail
+cd "$(dirname "$0")"
+TRIPLE=x86_64-unknown-linux-gnu
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/../target/fuzz}
+TARGETS=${TARGETS:-"arena_ops vmarena chunkmap sync_qcache trace_parser"}
+export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+ -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+ -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Zsanitizer=address \
+ -Cdebug-assertions -Coverflow-checks -Cforce-frame-pointers"
+
+build() {
+	cargo +nightly build --release --target "$TRIPLE" --target-dir "$TARGET_DIR" \
+		$(for t in $TARGETS; do printf -- '--bin %s ' "$t"; done)
+}
+
+bin() { echo "$TARGET_DIR/$TRIPLE/release/$1"; }
+
+case ${1:-} in
+build) build ;;
+run)
+	secs=${2:?seconds}
+	build
+	mkdir -p "$TARGET_DIR/logs"
+	for t in $TARGETS; do
+		mkdir -p "corpus/$t"
+		log=$TARGET_DIR/logs/$t.log
+		echo "== fuzz $t: $secs s from $(ls "corpus/$t" | wc -l) corpus inputs (log: $log)"
+		if ! "$(bin "$t")" "corpus/$t" -max_total_time="$secs" -rss_limit_mb=4096 \
+			-print_final_stats=1 >"$log" 2>&1; then
+			tail -n 60 "$log"
+			echo "== fuzz $t: FAILED (the crashing input is in fuzz/, named crash-*)" >&2
+			exit 1
+		fi
+		grep -E '^stat::(number_of_executed_units|new_units_added)' "$log" || tail -n 3 "$log"
+	done
+	;;
+cmin)
+	build
+	for t in $TARGETS; do
+		tmp=$(mktemp -d)
+		"$(bin "$t")" -merge=1 "$tmp" "corpus/$t" >/dev/null 2>&1
+		rm -rf "corpus/$t" && mv "$tmp" "corpus/$t"
+		echo "== $t: $(ls "corpus/$t" | wc -l) inputs"
+	done
+	;;
+*)
+	sed -n '2,12p' "$0"
+	exit 2
+	;;
+esac
