@@ -9,7 +9,7 @@ use vmspace_shim::{Addr, Range, Size};
 
 use super::lock::{Held, RawLock};
 use super::wait::{Wait, Waiter};
-use crate::arena::{Arena, ArenaError, Constraints, Policy, Source, Store};
+use crate::arena::{Arena, ArenaError, Constraints, Handle, Policy, Source, Store};
 use crate::qcache::{Locked, Magazine, QCache, QCacheConfig, QCacheStats};
 
 /// An [`Arena`] shared between threads.
@@ -188,6 +188,23 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         }
         self.freed();
         Ok(())
+    }
+
+    /// Free the allocation `handle` holds ([`Arena::free_handle`]) under the
+    /// lock and return the size it was allocated with. A handle naming one
+    /// of the quantum caches' slabs (also held allocations) is refused with
+    /// [`ArenaError::BadHandle`], like a stale one, and nothing changes:
+    /// callers that take handles from outside (the C API) cannot free a
+    /// slab from under its objects.
+    pub fn free_handle(&self, handle: Handle) -> Result<Size, ArenaError> {
+        let size = self.with(|a| {
+            if self.caches.as_ref().is_some_and(|q| q.is_slab(handle.addr())) {
+                return Err(ArenaError::BadHandle { addr: handle.addr(), tag: handle.tag() });
+            }
+            a.free_handle(handle)
+        })?;
+        self.freed();
+        Ok(size)
     }
 
     /// Both magazines of class `c` of a cache in front were empty: a
