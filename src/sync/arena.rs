@@ -9,7 +9,7 @@ use vmspace_shim::{Addr, Range, Size};
 
 use super::lock::{Held, RawLock};
 use super::wait::{Wait, Waiter};
-use crate::arena::{Arena, ArenaError, Constraints, Handle, Policy, Source, Store};
+use crate::arena::{Arena, ArenaError, Constraints, Policy, Source, Store};
 use crate::qcache::{Locked, Magazine, QCache, QCacheConfig, QCacheStats};
 
 /// An [`Arena`] shared between threads.
@@ -190,18 +190,21 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         Ok(())
     }
 
-    /// Free the allocation `handle` holds ([`Arena::free_handle`]) under the
-    /// lock and return the size it was allocated with. A handle naming one
-    /// of the quantum caches' slabs (also held allocations) is refused with
+    /// Free the held allocation whose handle has these parts (as
+    /// [`Arena::handle_from_parts`] rebuilds it, then
+    /// [`Arena::free_handle`]) under one taking of the lock, and return the
+    /// size it was allocated with. A handle naming one of the quantum
+    /// caches' slabs (also held allocations) is refused with
     /// [`ArenaError::BadHandle`], like a stale one, and nothing changes:
     /// callers that take handles from outside (the C API) cannot free a
     /// slab from under its objects.
-    pub fn free_handle(&self, handle: Handle) -> Result<Size, ArenaError> {
+    pub fn free_handle_parts(&self, addr: Addr, tag: u32) -> Result<Size, ArenaError> {
         let size = self.with(|a| {
-            if self.caches.as_ref().is_some_and(|q| q.is_slab(handle.addr())) {
-                return Err(ArenaError::BadHandle { addr: handle.addr(), tag: handle.tag() });
+            let bad = ArenaError::BadHandle { addr, tag };
+            if self.caches.as_ref().is_some_and(|q| q.is_slab(addr)) {
+                return Err(bad);
             }
-            a.free_handle(handle)
+            a.free_handle(a.handle_from_parts(addr, tag).ok_or(bad)?)
         })?;
         self.freed();
         Ok(size)

@@ -202,11 +202,16 @@ fn free_handle_refuses_slabs_and_frees_held_allocations_once() {
         s.with(|a| a.lookup_handle(hd)).map(|_| hd)
     });
     let forged = forged.expect("some tag holds the slab");
-    assert!(matches!(s.free_handle(forged), Err(ArenaError::BadHandle { .. })));
+    assert!(matches!(
+        s.free_handle_parts(forged.addr(), forged.tag()),
+        Err(ArenaError::BadHandle { .. })
+    ));
     h.free(obj, Size(16)).unwrap();
     drop(h);
     let big = s.with(|a| a.alloc_handle(Size(4096), Policy::BestFit)).unwrap();
-    assert_eq!(s.free_handle(big), Ok(Size(4096)));
-    assert!(matches!(s.free_handle(big), Err(ArenaError::BadHandle { .. })), "stale");
+    assert_eq!(s.free_handle_parts(big.addr(), big.tag()), Ok(Size(4096)));
+    let stale = s.free_handle_parts(big.addr(), big.tag());
+    assert!(matches!(stale, Err(ArenaError::BadHandle { .. })), "stale");
+    assert!(matches!(s.free_handle_parts(big.addr(), 0), Err(ArenaError::BadHandle { .. })));
     reclaim_all(&s);
 }
