@@ -7,6 +7,8 @@
 #   make lint        cargo fmt --check, clippy -D warnings, cargo doc -D warnings
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
 #   make bench-counts  instruction and cache-miss counts of the arena churn
+#   make capi, make install PREFIX=..., make capi-install-check, make capi-asan:
+#                    the C library (see capi/capi.mk)
 #   make kunit, make module, make module-test: see kernel/kernel.mk
 
 CARGO ?= cargo
@@ -73,3 +75,5 @@ fuzz-smoke:
 	set -e; for t in $(FUZZ_TARGETS); do \
 		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096; \
 	done
+
+-include capi/capi.mk

@@ -34,8 +34,8 @@ pub(crate) type Caches<P> = CpuCaches<
 /// Address space reserved for the quantum caches' tables (mapped as used).
 const QCACHE_TABLE_BYTES: usize = 1 << 20;
 /// Address space reserved for the per-CPU magazines (mapped as used: one
-/// stride of about 2 KiB per CPU).
-const MAGAZINE_BYTES: usize = 1 << 24;
+/// stride of at most about 2 KiB per CPU, so room for 16K CPUs).
+const MAGAZINE_BYTES: usize = 1 << 25;
 
 /// XORed with an object's address to make its live magic word, so a copy of
 /// an object at another address is not taken for an arena either.

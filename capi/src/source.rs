@@ -142,7 +142,7 @@ impl<P: Platform> Source for CSource<P> {
                 }
             }
         };
-        self.imported += size.0;
+        self.imported = self.imported.saturating_add(size.0);
         Ok(r)
     }
 

@@ -150,7 +150,7 @@ impl<P: Platform> Api<P> {
                 allocs: c.allocs,
                 frees: c.frees,
                 failures: c.failures,
-                bad_frees: c.bad_frees + q.bad_frees,
+                bad_frees: c.bad_frees.saturating_add(q.bad_frees),
                 search_steps: c.search_steps,
                 imports: c.imports,
                 exports: c.exports,
