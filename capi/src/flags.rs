@@ -22,6 +22,7 @@ const POLICY_MASK: c_int =
 
 /// The policy named by the bits of `flags` in `mask` (`None` for none),
 /// or `Err` when it names more than one.
+#[inline]
 fn one_of(flags: c_int, table: &[(c_int, Policy)], mask: c_int) -> Result<Option<Policy>, ()> {
     let bits = flags & mask;
     if bits == 0 {
@@ -46,6 +47,7 @@ pub(crate) struct AllocFlags {
 /// The native flags of an allocation: at most one policy, `VMSPACE_TOP`,
 /// `VMSPACE_WAIT`, and `VMSPACE_EXACT` when `exact_ok`; anything else is
 /// `None` (`-EINVAL`).
+#[inline]
 pub(crate) fn native(flags: c_int, exact_ok: bool) -> Option<AllocFlags> {
     let mut known = POLICY_MASK | VMSPACE_TOP | VMSPACE_WAIT;
     if exact_ok {

@@ -44,6 +44,7 @@ const MAGIC_KEY: usize = 0x766d_7370;
 const DEAD: usize = 0;
 
 /// The magic word of a live object at `p`.
+#[inline]
 fn live_magic<T>(p: *const T) -> usize {
     (p as usize) ^ MAGIC_KEY
 }
@@ -115,6 +116,7 @@ impl<P: Platform> ArenaObj<P> {
     /// first word (an arena object, live or destroyed but not reused, or
     /// `vmem_t` storage), and a live object stays live while the returned
     /// reference is used (nobody destroys an arena in use).
+    #[inline]
     pub(crate) unsafe fn from_ptr<'a, T>(p: *const T) -> Result<&'a Self, c_int> {
         if p.is_null() {
             return Err(-code::EINVAL);

@@ -33,4 +33,8 @@ extern "C" {
     pub fn ctest_vmem_compat() -> c_int;
     /// The vmem(9) example's `main`.
     pub fn vmem_example_main() -> c_int;
+    /// How many C samples README.md has.
+    pub fn readme_samples() -> c_int;
+    /// Run README.md's C sample `i`.
+    pub fn readme_run(i: c_int);
 }

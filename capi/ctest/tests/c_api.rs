@@ -54,3 +54,14 @@ fn the_vmem_example_runs_unchanged() {
     // SAFETY: the example's main, which takes no arguments here.
     assert_eq!(unsafe { vmem_example_main() }, 0);
 }
+
+#[test]
+fn the_readme_c_samples_compile_and_run() {
+    // SAFETY: C functions without preconditions.
+    let n = unsafe { readme_samples() };
+    assert!(n >= 1, "README.md has C samples");
+    for i in 0..n {
+        // SAFETY: sample `i` exists.
+        unsafe { readme_run(i) };
+    }
+}

@@ -29,6 +29,16 @@ pub(crate) struct XArgs {
 }
 
 impl XArgs {
+    /// Nothing but a size.
+    fn is_plain(&self) -> bool {
+        self.align == 0
+            && self.phase == 0
+            && self.nocross == 0
+            && self.min.is_none()
+            && self.max.is_none()
+            && self.exact.is_none()
+    }
+
     fn constraints(&self, policy: Policy, top: bool) -> Constraints {
         let mut c = Constraints::new(Size(self.size))
             .align(Size(self.align))
@@ -52,6 +62,7 @@ impl XArgs {
 impl<P: Platform> ArenaObj<P> {
     /// Allocate `size` as `f` asks: through the per-CPU quantum caches for
     /// sizes they serve (unless placed at the top), else from the arena.
+    #[inline]
     pub(crate) fn alloc_addr(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
         let policy = f.policy.unwrap_or(self.policy);
         let s = Size(size);
@@ -71,6 +82,7 @@ impl<P: Platform> ArenaObj<P> {
     }
 
     /// Free `[addr, addr + size)`, made by either allocation path.
+    #[inline]
     pub(crate) fn free_addr(&self, addr: usize, size: usize) -> Result<(), ArenaError> {
         match &self.caches {
             Some(c) => c.free(Addr(addr), Size(size)),
@@ -81,8 +93,18 @@ impl<P: Platform> ArenaObj<P> {
     /// Allocate by handle (no waiting; a failure for lack of space is
     /// retried once after reclaiming the caches).
     fn alloc_held(&self, x: &XArgs, f: AllocFlags) -> Result<vmspace_handle, ArenaError> {
-        let c = x.constraints(f.policy.unwrap_or(self.policy), f.top);
-        let attempt = || self.shared.with(|a| a.xalloc_handle(&c));
+        let policy = f.policy.unwrap_or(self.policy);
+        let c = x.constraints(policy, f.top);
+        let plain = !f.top && x.is_plain();
+        let attempt = || {
+            self.shared.with(|a| {
+                if plain {
+                    a.alloc_handle(Size(x.size), policy)
+                } else {
+                    a.xalloc_handle(&c)
+                }
+            })
+        };
         let h = match attempt() {
             Err(ArenaError::NoSpace { .. }) if self.shared.reclaim() > 0 => attempt(),
             r => r,
@@ -92,6 +114,7 @@ impl<P: Platform> ArenaObj<P> {
 }
 
 /// The native flags of an allocation, or `-EINVAL`.
+#[inline]
 fn native(flags: c_int, exact_ok: bool) -> Result<AllocFlags, c_int> {
     flags::native(flags, exact_ok).ok_or(-code::EINVAL)
 }

@@ -27,17 +27,20 @@ pub struct Api<P>(PhantomData<P>);
 /// # Safety
 ///
 /// As for [`ArenaObj::from_ptr`].
+#[inline]
 unsafe fn obj<'a, P: Platform, T>(p: *const T) -> Result<&'a ArenaObj<P>, c_int> {
     // SAFETY: the caller's contract.
     unsafe { ArenaObj::from_ptr(p) }
 }
 
 /// An out pointer the caller gave: non-null and aligned, or `-EINVAL`.
+#[inline]
 fn out<T>(p: *mut T) -> Result<NonNull<T>, c_int> {
     NonNull::new(p).filter(|p| p.as_ptr().is_aligned()).ok_or(-code::EINVAL)
 }
 
 /// 0 for `Ok`, the error otherwise.
+#[inline]
 fn status(r: Result<(), c_int>) -> c_int {
     r.err().unwrap_or(0)
 }
