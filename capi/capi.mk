@@ -40,3 +40,14 @@ capi-install-check:
 
 capi-asan: toolchain
 	bash capi/scripts/asan.sh
+
+# The kernel side: the built-in component exports the native API
+# (kernel/builtin/capi.rs, capi_exports.c); a sample C module uses it.
+#   make cmodule        build the UML kernel from this checkout and vmspace_cmod.ko
+#   make cmodule-test   boot UML, insmod it (its C KUnit suite runs), rmmod, parse KTAP
+.PHONY: cmodule cmodule-test
+cmodule:
+	bash kernel/scripts/cmodule.sh
+
+cmodule-test:
+	bash kernel/scripts/cmodule-test.sh

@@ -325,3 +325,15 @@ fn the_parser_reads_what_it_must() {
     assert_eq!(h.fns["f"].1, ["*muts", "cb_t", "*consts", "*mut*mutc_int"]);
     assert_eq!(h.fns["g"], ("()".to_string(), vec![]));
 }
+
+#[test]
+fn the_kernel_exports_every_native_function() {
+    let path = format!("{}/../kernel/builtin/capi_exports.c", env!("CARGO_MANIFEST_DIR"));
+    let c = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let exported: std::collections::BTreeSet<&str> = c
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("EXPORT_SYMBOL_GPL(")?.strip_suffix(");"))
+        .collect();
+    let defined: std::collections::BTreeSet<&str> = NATIVE.iter().map(|s| s.name).collect();
+    assert_eq!(exported, defined, "kernel/builtin/capi_exports.c against vmspace.h's functions");
+}

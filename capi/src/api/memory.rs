@@ -2,7 +2,7 @@
 
 use core::ffi::c_int;
 
-use vmspace::arena::{ArenaError, Constraints, Policy};
+use vmspace::arena::{Arena, ArenaError, Constraints, Handle, Policy};
 use vmspace::sync::Wait;
 use vmspace_shim::{Addr, Size};
 
@@ -10,8 +10,9 @@ use super::{fail, obj, out, status, Api};
 use crate::ctypes::*;
 use crate::errno::code;
 use crate::flags::{self, AllocFlags};
-use crate::object::ArenaObj;
+use crate::object::{ArenaObj, Store};
 use crate::platform::Platform;
+use crate::source::CSource;
 
 /// The constraints of an `xalloc` call, checked against nothing yet.
 #[derive(Debug, Clone, Copy)]
@@ -29,16 +30,6 @@ pub(crate) struct XArgs {
 }
 
 impl XArgs {
-    /// Nothing but a size.
-    fn is_plain(&self) -> bool {
-        self.align == 0
-            && self.phase == 0
-            && self.nocross == 0
-            && self.min.is_none()
-            && self.max.is_none()
-            && self.exact.is_none()
-    }
-
     fn constraints(&self, policy: Policy, top: bool) -> Constraints {
         let mut c = Constraints::new(Size(self.size))
             .align(Size(self.align))
@@ -90,27 +81,32 @@ impl<P: Platform> ArenaObj<P> {
         }
     }
 
-    /// Allocate by handle (no waiting; a failure for lack of space is
-    /// retried once after reclaiming the caches).
-    fn alloc_held(&self, x: &XArgs, f: AllocFlags) -> Result<vmspace_handle, ArenaError> {
-        let policy = f.policy.unwrap_or(self.policy);
-        let c = x.constraints(policy, f.top);
-        let plain = !f.top && x.is_plain();
-        let attempt = || {
-            self.shared.with(|a| {
-                if plain {
-                    a.alloc_handle(Size(x.size), policy)
-                } else {
-                    a.xalloc_handle(&c)
-                }
-            })
-        };
-        let h = match attempt() {
-            Err(ArenaError::NoSpace { .. }) if self.shared.reclaim() > 0 => attempt(),
+    /// Allocate by handle with `attempt` under the lock (no waiting; a
+    /// failure for lack of space is retried once after reclaiming the
+    /// caches).
+    #[inline]
+    fn held(
+        &self,
+        attempt: impl Fn(&mut Arena<Store<P>, CSource<P>>) -> Result<Handle, ArenaError>,
+    ) -> Result<vmspace_handle, ArenaError> {
+        let h = match self.shared.with(&attempt) {
+            Err(ArenaError::NoSpace { .. }) if self.shared.reclaim() > 0 => {
+                self.shared.with(&attempt)
+            }
             r => r,
         }?;
         Ok(vmspace_handle { addr: h.addr().0, tag: h.tag(), reserved: 0 })
     }
+}
+
+/// The native flags of a handle allocation: no waiting.
+#[inline]
+fn held_flags(flags: c_int, exact_ok: bool) -> Result<AllocFlags, c_int> {
+    let f = native(flags, exact_ok)?;
+    if f.wait != Wait::No {
+        return Err(-code::EOPNOTSUPP);
+    }
+    Ok(f)
 }
 
 /// The native flags of an allocation, or `-EINVAL`.
@@ -215,11 +211,23 @@ impl<P: Platform> Api<P> {
         flags: c_int,
         handlep: *mut vmspace_handle,
     ) -> c_int {
-        if flags & VMSPACE_EXACT != 0 {
-            return -code::EINVAL;
-        }
-        // SAFETY: the caller's contract (a plain request as constraints).
-        unsafe { Self::vmspace_arena_xalloc_handle(arena, size, 0, 0, 0, 0, 0, 0, flags, handlep) }
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            let handlep = out(handlep)?;
+            let f = held_flags(flags, false)?;
+            let policy = f.policy.unwrap_or(o.policy);
+            let h = if f.top {
+                let c = Constraints::new(Size(size)).policy(policy).from_top(true);
+                o.held(|a| a.xalloc_handle(&c))
+            } else {
+                o.held(|a| a.alloc_handle(Size(size), policy))
+            }
+            .map_err(fail)?;
+            // SAFETY: checked non-null and aligned; writable (caller).
+            unsafe { handlep.as_ptr().write(h) };
+            Ok(())
+        })())
     }
 
     /// `vmspace_arena_xalloc_handle`.
@@ -244,13 +252,11 @@ impl<P: Platform> Api<P> {
             // SAFETY: the caller's contract.
             let o = unsafe { obj::<P, _>(arena) }?;
             let handlep = out(handlep)?;
-            let f = native(flags, true)?;
-            if f.wait != Wait::No {
-                return Err(-code::EOPNOTSUPP);
-            }
+            let f = held_flags(flags, true)?;
             let x =
                 XArgs { align, phase, nocross, ..window(min, max, f.exact.then_some(exact), size) };
-            let h = o.alloc_held(&x, f).map_err(fail)?;
+            let c = x.constraints(f.policy.unwrap_or(o.policy), f.top);
+            let h = o.held(|a| a.xalloc_handle(&c)).map_err(fail)?;
             // SAFETY: checked non-null and aligned; writable (caller).
             unsafe { handlep.as_ptr().write(h) };
             Ok(())
