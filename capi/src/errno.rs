@@ -88,5 +88,12 @@ pub fn strerror(err: c_int) -> &'static CStr {
 
 /// [`strerror`] as a C string pointer (static, NUL-terminated).
 pub fn strerror_ptr(err: c_int) -> *const c_char {
-    strerror(err).as_ptr()
+    cstr_ptr(strerror(err))
+}
+
+/// A C string's pointer as C takes it. (Not `CStr::as_ptr`, which the
+/// kernel's lints refuse because its `char` is unsigned; only the pointer
+/// crosses, so the signedness of `c_char` does not matter.)
+pub fn cstr_ptr(s: &CStr) -> *const c_char {
+    s.to_bytes_with_nul().as_ptr().cast()
 }

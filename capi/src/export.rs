@@ -143,7 +143,7 @@ macro_rules! __vmem_fns {
 macro_rules! export_native {
     ($p:ty) => {
         #[doc(hidden)]
-        pub type VmspaceNativePlatform = $p;
+        pub(crate) type VmspaceNativePlatform = $p;
 
         /// The native C API (`vmspace.h`).
         pub mod vmspace_native_api {
@@ -160,7 +160,7 @@ macro_rules! export_native {
 macro_rules! export_vmem {
     ($p:ty) => {
         #[doc(hidden)]
-        pub type VmspaceVmemPlatform = $p;
+        pub(crate) type VmspaceVmemPlatform = $p;
 
         /// The vmem(9) C API (`vmspace/vmem.h`).
         pub mod vmspace_vmem_api {

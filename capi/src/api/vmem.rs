@@ -12,7 +12,7 @@ use vmspace_shim::Addr;
 use super::memory::XArgs;
 use super::{fail, obj, out, Api};
 use crate::ctypes::*;
-use crate::errno::code;
+use crate::errno::{code, cstr_ptr};
 use crate::flags::{self, AllocFlags};
 use crate::object::ArenaObj;
 use crate::platform::Platform;
@@ -51,7 +51,7 @@ impl<P: Platform> ArenaObj<P> {
         if let Some(f) = h.error {
             // SAFETY: the caller's hook, called as its type says with its
             // argument (vmem_set_error_hook's contract).
-            unsafe { f(h.error_arg, vm, what.as_ptr(), addr, size, positive(err)) };
+            unsafe { f(h.error_arg, vm, cstr_ptr(what), addr, size, positive(err)) };
         }
     }
 

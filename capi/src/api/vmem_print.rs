@@ -10,6 +10,7 @@ use vmspace::arena::SegmentKinds;
 use super::info::segment;
 use super::{obj, Api};
 use crate::ctypes::*;
+use crate::errno::cstr_ptr;
 use crate::platform::Platform;
 
 /// One line of output, NUL-terminated, cut to fit.
@@ -33,7 +34,7 @@ impl Line {
         self.buf[end] = 0;
         // SAFETY: a printf-like function given "%s" and a NUL-terminated
         // string (caller).
-        unsafe { pr(c"%s".as_ptr(), self.buf.as_ptr().cast::<c_char>()) };
+        unsafe { pr(cstr_ptr(c"%s"), self.buf.as_ptr().cast::<c_char>()) };
         self.len = 0;
     }
 }
