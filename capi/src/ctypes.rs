@@ -2,7 +2,7 @@
 //! [`decl`](crate::decl) compares against the headers: callback types
 //! ([`CALLBACKS`]), structures ([`STRUCTS`]) and constants ([`CONSTS`]).
 
-#![allow(non_camel_case_types)]
+#![expect(non_camel_case_types, reason = "the C names")]
 
 pub use core::ffi::{c_char, c_int, c_uint, c_void};
 
