@@ -10,6 +10,8 @@
 #   make loom        concurrency models under loom
 #   make sanitize    the test suite under AddressSanitizer and ThreadSanitizer
 #   make fuzz-smoke  every fuzz target for a short while, from its corpus
+#   make capi, make install PREFIX=..., make capi-install-check, make capi-asan:
+#                    the C library (see capi/capi.mk)
 #   make kunit, make module, make module-test: see kernel/kernel.mk
 
 CARGO ?= cargo
@@ -104,3 +106,5 @@ tsan: nightly
 	RUSTFLAGS="-Zsanitizer=thread" CARGO_TARGET_DIR=target/tsan \
 		$(CARGO) +nightly test -Zbuild-std --target $(SAN_TARGET) -p vmspace \
 		$(addprefix --test ,$(TSAN_TESTS)) --lib
+
+-include capi/capi.mk

@@ -9,6 +9,7 @@
 
 const __LOG_PREFIX: &[u8] = b"vmspace\0";
 
+mod capi;
 pub mod sparse;
 mod sys;
 

@@ -14,5 +14,7 @@ if [ "$(readlink "$tree/vmspace" 2>/dev/null)" != "$VMK_SRC" ]; then
 	rm -f "$tree/vmspace"
 	ln -s "$VMK_SRC" "$tree/vmspace"
 fi
+# vmspace's C API header, where modules include it: <linux/vmspace.h>.
+ln -sfn ../../vmspace/capi/include/vmspace.h "$tree/include/linux/vmspace.h"
 grep -qxF "$obj_line" "$tree/Kbuild" || printf '%s\n' "$obj_line" >>"$tree/Kbuild"
 grep -qxF "$src_line" "$tree/Kconfig" || printf '\n%s\n' "$src_line" >>"$tree/Kconfig"

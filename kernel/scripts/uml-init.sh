@@ -9,7 +9,7 @@ mark() { echo "vmspace-module-test: $*" >/dev/kmsg; }
 mark begin
 if insmod "$VMK_MODULE"; then
 	mark insmod ok
-	if rmmod vmspace_kmod; then mark rmmod ok; else mark rmmod failed; fi
+	if rmmod "$(basename "$VMK_MODULE" .ko)"; then mark rmmod ok; else mark rmmod failed; fi
 else
 	mark insmod failed
 fi

@@ -123,6 +123,13 @@ impl<S: Store> QCache<S> {
         self.tables.class_of(size.0)
     }
 
+    /// Whether `addr` is the base of one of these caches' slabs: a held
+    /// arena allocation that no client handle names. Lock-free; exact while
+    /// the arena lock is held (slabs come and go only under it).
+    pub(crate) fn is_slab(&self, addr: Addr) -> bool {
+        (0..self.classes()).any(|c| matches!(self.tables.find(c, addr.0), Some((_, 0))))
+    }
+
     /// Hand the cached object `addr` of class `c` to a client that asked for
     /// `size` (in the class): mark it live with that size. `None`, and
     /// nothing changed, when no slab of the class holds it (the magazine it

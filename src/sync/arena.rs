@@ -190,6 +190,26 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         Ok(())
     }
 
+    /// Free the held allocation whose handle has these parts (as
+    /// [`Arena::handle_from_parts`] rebuilds it, then
+    /// [`Arena::free_handle`]) under one taking of the lock, and return the
+    /// size it was allocated with. A handle naming one of the quantum
+    /// caches' slabs (also held allocations) is refused with
+    /// [`ArenaError::BadHandle`], like a stale one, and nothing changes:
+    /// callers that take handles from outside (the C API) cannot free a
+    /// slab from under its objects.
+    pub fn free_handle_parts(&self, addr: Addr, tag: u32) -> Result<Size, ArenaError> {
+        let size = self.with(|a| {
+            let bad = ArenaError::BadHandle { addr, tag };
+            if self.caches.as_ref().is_some_and(|q| q.is_slab(addr)) {
+                return Err(bad);
+            }
+            a.free_handle(a.handle_from_parts(addr, tag).ok_or(bad)?)
+        })?;
+        self.freed();
+        Ok(size)
+    }
+
     /// Both magazines of class `c` of a cache in front were empty: a
     /// magazine from the depot or the slabs, with one object out of it
     /// claimed for a client that asked for `size` (after a reclaim, once

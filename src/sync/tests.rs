@@ -185,3 +185,33 @@ fn waiting_without_a_sleeper_fails_like_no_wait() {
     assert!(matches!(e, ArenaError::NoSpace { .. }), "{e:?}");
     s.free(a, Size(4096)).unwrap();
 }
+
+#[test]
+fn free_handle_refuses_slabs_and_frees_held_allocations_once() {
+    let mut b = buffers();
+    let s = shared(&mut b, 1 << 20, 2);
+    let mut h = CacheHandle::new(&s);
+    let obj = h.alloc(Size(16)).unwrap(); // imports a slab: a held allocation
+    let slab = s.with(|a| {
+        a.walk(crate::arena::SegmentKinds::ALLOCATED).find(|seg| seg.held).map(|seg| seg.range)
+    });
+    let slab = slab.expect("the slab is a held allocation");
+    // A handle forged for the slab (its tag found by trying them all).
+    let forged = (1..4096u32).find_map(|t| {
+        let hd = s.with(|a| a.handle_from_parts(slab.base(), t))?;
+        s.with(|a| a.lookup_handle(hd)).map(|_| hd)
+    });
+    let forged = forged.expect("some tag holds the slab");
+    assert!(matches!(
+        s.free_handle_parts(forged.addr(), forged.tag()),
+        Err(ArenaError::BadHandle { .. })
+    ));
+    h.free(obj, Size(16)).unwrap();
+    drop(h);
+    let big = s.with(|a| a.alloc_handle(Size(4096), Policy::BestFit)).unwrap();
+    assert_eq!(s.free_handle_parts(big.addr(), big.tag()), Ok(Size(4096)));
+    let stale = s.free_handle_parts(big.addr(), big.tag());
+    assert!(matches!(stale, Err(ArenaError::BadHandle { .. })), "stale");
+    assert!(matches!(s.free_handle_parts(big.addr(), 0), Err(ArenaError::BadHandle { .. })));
+    reclaim_all(&s);
+}

@@ -1,0 +1,53 @@
+# The C library: libvmspace (static and shared), its headers and vmspace.pc.
+# The root Makefile includes this fragment.
+#
+#   make capi                stage the library, headers and vmspace.pc in target/capi
+#   make install PREFIX=...  install them (DESTDIR honoured); default /usr/local
+#   make capi-install-check  install into a temporary prefix, build the vmem(9)
+#                            example against it with pkg-config (shared and
+#                            static) and run both
+#   make capi-asan           the C tests as one program under AddressSanitizer,
+#                            linked with libvmspace.a
+#
+# The C tests themselves run in `make test` (crate capi/ctest).
+
+PREFIX ?= /usr/local
+CAPI_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' capi/user/Cargo.toml)
+CAPI_STAGE := target/capi
+CAPI_LIB := target/release/libvmspace_capi_user
+
+.PHONY: capi install capi-install-check capi-asan
+
+capi: toolchain
+	$(CARGO) build --release -q -p vmspace-capi-user
+	rm -rf $(CAPI_STAGE)
+	mkdir -p $(CAPI_STAGE)/lib/pkgconfig $(CAPI_STAGE)/include/vmspace
+	cp $(CAPI_LIB).a $(CAPI_STAGE)/lib/libvmspace.a
+	cp $(CAPI_LIB).so $(CAPI_STAGE)/lib/libvmspace.so.$(CAPI_VERSION)
+	ln -sf libvmspace.so.$(CAPI_VERSION) $(CAPI_STAGE)/lib/libvmspace.so.0
+	ln -sf libvmspace.so.0 $(CAPI_STAGE)/lib/libvmspace.so
+	cp capi/include/vmspace.h $(CAPI_STAGE)/include/
+	cp capi/include/vmspace/vmem.h $(CAPI_STAGE)/include/vmspace/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(CAPI_VERSION)|' capi/vmspace.pc.in \
+		> $(CAPI_STAGE)/lib/pkgconfig/vmspace.pc
+
+install: capi
+	mkdir -p $(DESTDIR)$(PREFIX)
+	cp -a $(CAPI_STAGE)/lib $(CAPI_STAGE)/include $(DESTDIR)$(PREFIX)/
+
+capi-install-check:
+	bash capi/scripts/install-check.sh
+
+capi-asan: toolchain
+	bash capi/scripts/asan.sh
+
+# The kernel side: the built-in component exports the native API
+# (kernel/builtin/capi.rs, capi_exports.c); a sample C module uses it.
+#   make cmodule        build the UML kernel from this checkout and vmspace_cmod.ko
+#   make cmodule-test   boot UML, insmod it (its C KUnit suite runs), rmmod, parse KTAP
+.PHONY: cmodule cmodule-test
+cmodule:
+	bash kernel/scripts/cmodule.sh
+
+cmodule-test:
+	bash kernel/scripts/cmodule-test.sh

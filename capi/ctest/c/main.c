@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * The C tests as one program, for runs outside cargo (make capi-asan:
+ * AddressSanitizer and UBSan). cargo test calls the same entry points from
+ * Rust (tests/c_api.rs); this file is not in that build.
+ */
+#include <stdint.h>
+#include <stdio.h>
+
+int ctest_calls(void);
+int ctest_errors(void);
+int ctest_imports(void);
+int ctest_threads(void);
+int ctest_differential(uint64_t seed, int steps);
+int ctest_vmem_compat(void);
+int vmem_example_main(void);
+
+static int passed, failed;
+
+static void run(const char *name, int failures)
+{
+	printf("%-24s %s\n", name, failures ? "FAILED" : "ok");
+	if (failures)
+		failed++;
+	else
+		passed++;
+}
+
+int main(void)
+{
+	run("calls", ctest_calls());
+	run("errors", ctest_errors());
+	run("imports", ctest_imports());
+	run("threads", ctest_threads());
+	for (uint64_t seed = 1; seed <= 4; seed++)
+		run("differential", ctest_differential(seed, 3000));
+	run("vmem_compat", ctest_vmem_compat());
+	run("vmem_example", vmem_example_main());
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed != 0;
+}

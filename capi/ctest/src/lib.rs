@@ -1,0 +1,40 @@
+//! # vmspace-capi-ctest
+//!
+//! The C tests of `libvmspace`: C files in `c/` (and the vmem(9) example in
+//! `examples/c/`), compiled by the build script with the `cc` crate against
+//! `vmspace.h` and `vmspace/vmem.h`, linked with the user-space C API
+//! ([`vmspace_capi_user`]) and run by `cargo test` (`tests/c_api.rs`). Each
+//! C entry point returns the number of checks that failed, having printed
+//! each to standard error. The build script also writes and compiles the
+//! declaration check (every function assigned to a pointer of its Rust
+//! type, layouts and constants asserted), so a header that drifts fails the
+//! build.
+
+use core::ffi::c_int;
+
+pub use vmspace_capi_user::UserPlatform;
+
+extern "C" {
+    /// The generated declaration check: how many functions and callback
+    /// types it referenced.
+    pub fn ctest_decls() -> c_int;
+    /// Every native call, every flag, on good arguments.
+    pub fn ctest_calls() -> c_int;
+    /// Every error code, bad frees, bad arenas and pointers.
+    pub fn ctest_errors() -> c_int;
+    /// Import callbacks, parent arenas, limits.
+    pub fn ctest_imports() -> c_int;
+    /// Threads from C (pthreads): shared arenas, waiting, racing frees.
+    pub fn ctest_threads() -> c_int;
+    /// A seeded random sequence checked against a reference list of live
+    /// ranges, for `steps` steps with `seed`.
+    pub fn ctest_differential(seed: u64, steps: c_int) -> c_int;
+    /// Every vmem(9) call and flag, the error hook.
+    pub fn ctest_vmem_compat() -> c_int;
+    /// The vmem(9) example's `main`.
+    pub fn vmem_example_main() -> c_int;
+    /// How many C samples README.md has.
+    pub fn readme_samples() -> c_int;
+    /// Run README.md's C sample `i`.
+    pub fn readme_run(i: c_int);
+}

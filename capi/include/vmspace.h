@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * vmspace.h - the native C API of vmspace: vmem-style arenas of integer
+ * ranges (addresses, IDs, device offsets), thread-safe, with per-CPU
+ * quantum caches, checked frees and introspection.
+ *
+ * The same functions are in libvmspace (user space: link with
+ * `pkg-config --libs vmspace`) and, in a kernel built with CONFIG_VMSPACE=y,
+ * exported to GPL modules. vmspace/vmem.h has FreeBSD's vmem(9) API over the
+ * same arenas; a vmem_t * and a vmspace_arena_t * of one arena are the same
+ * pointer.
+ *
+ * Errors: every function that can fail returns 0 (or a count) on success and
+ * a negative errno value on failure, and a failing call changes nothing:
+ *   -EINVAL     a NULL or misaligned pointer, an unknown flag, a zero size,
+ *               a quantum, alignment or nocross that is not a power of two,
+ *               a value not a multiple of the quantum
+ *   -EBADF      not a live arena (destroyed, or not an arena at all)
+ *   -ENOMEM     no space: no free segment fits and no import could supply one
+ *   -ERANGE     constraints that can never be met together
+ *   -EOVERFLOW  address or size arithmetic overflowed
+ *   -ENOENT     a free of something not allocated (never, already freed, a
+ *               stale or foreign handle)
+ *   -EMSGSIZE   a free with a size other than the one allocated
+ *   -EEXIST     a span overlapping one the arena has
+ *   -EBUSY      destroy of an arena others import from; set_import on an
+ *               arena holding imported spans or importing from a parent
+ *   -ENOSPC     boundary-tag storage exhausted (see max_tags)
+ *   -EPROTO     the import function returned an unusable range
+ *   -EIO        the page operations behind the arena's metadata failed
+ *   -EAGAIN     a fault injected by vmspace_arena_set_mtbf
+ *   -EUCLEAN    vmspace_arena_check found a broken invariant
+ *   -EOPNOTSUPP VMSPACE_WAIT on a handle allocation
+ * vmspace_strerror() gives each one's meaning here.
+ *
+ * What is checked and what is undefined: NULL, pointers to storage whose
+ * first word is not a live arena's (a magic word derived from the arena's
+ * address, cleared by destroy), sizes and addresses that overflow, unknown
+ * flags, double frees and frees of the wrong size are all errors. Undefined:
+ * passing a pointer to memory that is not readable; using an arena after
+ * vmspace_arena_destroy once its memory has been reused (until then it is
+ * -EBADF); destroying an arena while another thread uses it, or while an
+ * arena is being created on it as a parent; callbacks that are not what
+ * their types say; a name that is not NUL-terminated. Functions may be
+ * called from any thread, concurrently, on the same arena; in the kernel,
+ * from task context only (they may sleep: the arena lock is a mutex).
+ */
+#ifndef VMSPACE_H
+#define VMSPACE_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#include <linux/errno.h>
+#else
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#endif
+
+#ifdef __cplusplus
+#define VMSPACE_BEGIN_DECLS extern "C" {
+#define VMSPACE_END_DECLS }
+#else
+#define VMSPACE_BEGIN_DECLS
+#define VMSPACE_END_DECLS
+#endif
+
+/* An address (or any integer an arena hands out) and a size. */
+typedef uintptr_t vmspace_addr_t;
+typedef size_t vmspace_size_t;
+
+/* An arena: opaque. */
+typedef struct vmspace_arena vmspace_arena_t;
+
+/* The API version: major * 10000 + minor * 100 + patch. */
+#define VMSPACE_VERSION 100
+
+/*
+ * Allocation flags. At most one policy; without one, the arena's default
+ * (set when it is created; instant fit unless told otherwise).
+ */
+#define VMSPACE_INSTANTFIT 0x01 /* O(1) power-of-two free lists (vmem's default) */
+#define VMSPACE_BESTFIT 0x02    /* the smallest free segment that fits */
+#define VMSPACE_FIRSTFIT 0x04   /* the lowest-addressed free segment that fits */
+#define VMSPACE_NEXTFIT 0x08    /* first fit after a rotor: IDs reused late */
+#define VMSPACE_TOP 0x10        /* place at the top of the segment chosen */
+#define VMSPACE_WAIT 0x20       /* wait until space is freed, never -ENOMEM */
+#define VMSPACE_EXACT 0x40      /* xalloc: start exactly at `exact` */
+
+/* Kinds of segments (walk masks and vmspace_segment.kind). */
+#define VMSPACE_SEG_SPAN 0x1
+#define VMSPACE_SEG_FREE 0x2
+#define VMSPACE_SEG_ALLOCATED 0x4
+#define VMSPACE_SEG_ALL 0x7
+/* vmspace_segment.flags. */
+#define VMSPACE_SEG_IMPORTED 0x1 /* a span imported from the arena's source */
+#define VMSPACE_SEG_HELD 0x2     /* held by a handle, or a quantum-cache slab */
+
+/* Bytes of an arena's name kept. */
+#define VMSPACE_NAME_MAX 31
+/* Boundary tags an arena may use unless told (32 bytes each, reserved as
+ * address space and mapped as used). */
+#define VMSPACE_DEFAULT_TAGS 1048576
+/* Bins of vmspace_arena_histogram (one per bit of a size, on LP64). */
+#define VMSPACE_HISTOGRAM_BINS 64
+
+/* An allocation made by handle: pass it back whole to free_handle. */
+struct vmspace_handle {
+	vmspace_addr_t addr; /* the allocation's address */
+	uint32_t tag;        /* its boundary tag (meaningful to its arena only) */
+	uint32_t reserved;   /* zero */
+};
+
+/* One span or segment, as vmspace_arena_walk reports it. */
+struct vmspace_segment {
+	vmspace_addr_t start;
+	vmspace_size_t size;      /* a multiple of the quantum */
+	vmspace_size_t requested; /* allocated: the size asked for; else size */
+	int kind;                 /* VMSPACE_SEG_SPAN, _FREE or _ALLOCATED */
+	int flags;                /* VMSPACE_SEG_IMPORTED, VMSPACE_SEG_HELD */
+};
+
+/* Where an arena's units are. */
+struct vmspace_sizes {
+	vmspace_size_t allocated;    /* in allocated segments (slabs included) */
+	vmspace_size_t free;         /* in free segments */
+	vmspace_size_t total;        /* in spans: allocated + free */
+	vmspace_size_t imported;     /* in imported spans (part of total) */
+	vmspace_size_t largest_free; /* the largest free segment */
+	vmspace_size_t live;         /* live allocations (handles, slabs included) */
+	vmspace_size_t spans;        /* spans, added and imported */
+	unsigned int fragmentation_permille; /* 1000 * (1 - largest_free / free) */
+	unsigned int reserved;
+};
+
+/* Event counters (they only increase). */
+struct vmspace_counters {
+	uint64_t allocs;       /* successful allocations from the arena */
+	uint64_t frees;        /* successful frees to the arena */
+	uint64_t failures;     /* failed allocations and adds */
+	uint64_t bad_frees;    /* frees refused (arena and caches) */
+	uint64_t search_steps; /* segments or hash entries examined */
+	uint64_t imports;      /* spans imported */
+	uint64_t exports;      /* imported spans given back */
+	uint64_t injected;     /* faults injected (set_mtbf) */
+	uint64_t qcache_hits;  /* quantum-cache allocations from a magazine */
+	uint64_t qcache_misses;
+	uint64_t qcache_slabs; /* quantum-cache slabs now */
+	uint64_t qcache_reclaims;
+};
+
+/* Everything vmspace_arena_create_ex can set; zero means the default. */
+struct vmspace_params {
+	const char *name;          /* copied (VMSPACE_NAME_MAX bytes kept); may be NULL */
+	vmspace_addr_t base;       /* the initial span, if size != 0 */
+	vmspace_size_t size;
+	vmspace_size_t quantum;    /* a power of two, at most 2^27 (required) */
+	vmspace_size_t qcache_max; /* sizes up to this use per-CPU quantum caches:
+	                              rounded down to whole quanta, at most 8;
+	                              none for quanta over 2^22 */
+	int flags;                 /* the default policy (one VMSPACE_*FIT) or 0 */
+	int reserved;              /* zero */
+	vmspace_size_t max_tags;   /* 0: VMSPACE_DEFAULT_TAGS */
+	vmspace_arena_t *parent;   /* import from this arena when out of space */
+};
+
+/*
+ * Import `size` units for an arena: store the start at *addrp and return 0,
+ * or return non-zero (no space). The result must be aligned to the import
+ * quantum (a misaligned one is given back and the allocation fails with
+ * -ENOMEM). Called with the arena locked: it must not call into that arena,
+ * and may be called from any thread that allocates from it. `flags` is 0.
+ */
+typedef int vmspace_import_fn(void *arg, vmspace_size_t size, int flags,
+			      vmspace_addr_t *addrp);
+/* Take back a range the import function returned (arena locked). */
+typedef void vmspace_release_fn(void *arg, vmspace_addr_t addr,
+				vmspace_size_t size);
+/* Called for each segment of a walk (arena locked: no calls into it);
+ * return non-zero to stop the walk. */
+typedef int vmspace_walk_fn(void *arg, const struct vmspace_segment *seg);
+
+VMSPACE_BEGIN_DECLS
+
+/* What an errno value means when this API returns it (negative or
+ * positive); never NULL. */
+const char *vmspace_strerror(int err);
+/* The library's VMSPACE_VERSION. */
+int vmspace_version(void);
+
+/*
+ * An arena handing out multiples of `quantum` (a power of two, at most
+ * 2^27), with the span [base, base + size) unless size is 0, quantum caches
+ * for sizes up to qcache_max (0: none), and the default policy in `flags`
+ * (one VMSPACE_*FIT flag, or 0 for instant fit). NULL on failure; use
+ * vmspace_arena_create_ex to learn why.
+ */
+vmspace_arena_t *vmspace_arena_create(const char *name, vmspace_addr_t base,
+				      vmspace_size_t size,
+				      vmspace_size_t quantum,
+				      vmspace_size_t qcache_max, int flags);
+/* An arena as `params` asks, stored at *arenap (NULL on failure). */
+int vmspace_arena_create_ex(const struct vmspace_params *params,
+			    vmspace_arena_t **arenap);
+/*
+ * Destroy an arena: live allocations go with it, imported spans go back to
+ * the parent or the release function, memory is freed. -EBUSY (and nothing
+ * changes) while other arenas import from it. Of two racing destroys one
+ * wins; the other, and any later call until the memory is reused, gets
+ * -EBADF.
+ */
+int vmspace_arena_destroy(vmspace_arena_t *arena);
+/* Add the span [addr, addr + size): quantum-aligned, overlapping no span.
+ * `flags` must be 0. */
+int vmspace_arena_add(vmspace_arena_t *arena, vmspace_addr_t addr,
+		      vmspace_size_t size, int flags);
+/*
+ * Import through the caller's functions when out of space, in multiples of
+ * `quantum` (a power of two; 0: the arena's quantum); a NULL `import` stops
+ * importing. A NULL `release` keeps imported spans for the arena's life.
+ * -EBUSY while the arena holds imported spans or imports from a parent.
+ */
+int vmspace_arena_set_import(vmspace_arena_t *arena, vmspace_import_fn *import,
+			     vmspace_release_fn *release, void *arg,
+			     vmspace_size_t quantum);
+/* Imports fail once the arena's spans (added and imported) would pass
+ * `limit` units; 0: no limit. */
+int vmspace_arena_set_limit(vmspace_arena_t *arena, vmspace_size_t limit);
+/* Fail allocations, adds and imports with probability 1/mtbf (-EAGAIN),
+ * from a generator seeded with `seed`; 0 turns it off. For testing. */
+int vmspace_arena_set_mtbf(vmspace_arena_t *arena, uint64_t seed,
+			   unsigned int mtbf);
+
+/*
+ * Allocate `size` units (rounded up to the quantum) and store the start at
+ * *addrp. Sizes up to the arena's qcache_max come from the calling CPU's
+ * quantum-cache magazines (any policy; not with VMSPACE_TOP). Flags: one
+ * policy, VMSPACE_TOP, VMSPACE_WAIT.
+ */
+int vmspace_arena_alloc(vmspace_arena_t *arena, vmspace_size_t size,
+			int flags, vmspace_addr_t *addrp);
+/*
+ * Allocate `size` units at `phase` past a multiple of `align` (a power of
+ * two; 0: the quantum), not crossing a multiple of `nocross` (0: no limit),
+ * inside [min, max) (max 0: no upper limit; max is exclusive), and with
+ * VMSPACE_EXACT exactly at `exact`. Never from the quantum caches; a
+ * request with min or max set does not import.
+ */
+int vmspace_arena_xalloc(vmspace_arena_t *arena, vmspace_size_t size,
+			 vmspace_size_t align, vmspace_size_t phase,
+			 vmspace_size_t nocross, vmspace_addr_t min,
+			 vmspace_addr_t max, vmspace_addr_t exact, int flags,
+			 vmspace_addr_t *addrp);
+/*
+ * Free [addr, addr + size), allocated by vmspace_arena_alloc or _xalloc
+ * with exactly this size. A bad free (-ENOENT, -EMSGSIZE) changes nothing;
+ * of two racing frees of one allocation, exactly one succeeds.
+ */
+int vmspace_arena_free(vmspace_arena_t *arena, vmspace_addr_t addr,
+		       vmspace_size_t size);
+/*
+ * Allocate by handle: as alloc and xalloc, but the allocation is not
+ * entered in the address hash and is freed with free_handle (no lookup on
+ * either side). Never from the quantum caches; VMSPACE_WAIT is -EOPNOTSUPP.
+ */
+int vmspace_arena_alloc_handle(vmspace_arena_t *arena, vmspace_size_t size,
+			       int flags, struct vmspace_handle *handlep);
+int vmspace_arena_xalloc_handle(vmspace_arena_t *arena, vmspace_size_t size,
+				vmspace_size_t align, vmspace_size_t phase,
+				vmspace_size_t nocross, vmspace_addr_t min,
+				vmspace_addr_t max, vmspace_addr_t exact,
+				int flags, struct vmspace_handle *handlep);
+/* Free what `handle` holds and store the size it was allocated with at
+ * *sizep (unless NULL). A stale or foreign handle is -ENOENT. */
+int vmspace_arena_free_handle(vmspace_arena_t *arena,
+			      struct vmspace_handle handle,
+			      vmspace_size_t *sizep);
+/* Give the quantum caches' depots back to their slabs and wholly free slabs
+ * back to the arena (objects in per-CPU magazines stay until destroy);
+ * returns the number of slabs freed. */
+int vmspace_arena_reclaim(vmspace_arena_t *arena);
+
+/* The arena's name (NULL for a bad arena). */
+const char *vmspace_arena_name(vmspace_arena_t *arena);
+/* The arena's quantum (0 for a bad arena). */
+vmspace_size_t vmspace_arena_quantum(vmspace_arena_t *arena);
+int vmspace_arena_sizes(vmspace_arena_t *arena, struct vmspace_sizes *sizesp);
+int vmspace_arena_counters(vmspace_arena_t *arena,
+			   struct vmspace_counters *countersp);
+/* Free segments of size in [2^k, 2^(k+1)) into bins[k] for the first nbins
+ * (at most VMSPACE_HISTOGRAM_BINS); returns the number of bins written. */
+int vmspace_arena_histogram(vmspace_arena_t *arena, uint64_t *bins,
+			    vmspace_size_t nbins);
+/* Call `walk` for each span or segment of the kinds in `kinds_mask`, in
+ * address order; returns 0, or the non-zero value that stopped the walk. */
+int vmspace_arena_walk(vmspace_arena_t *arena, int kinds_mask,
+		       vmspace_walk_fn *walk, void *arg);
+/* Verify every invariant of the arena and its quantum caches: 0 or
+ * -EUCLEAN (with a broken arena). */
+int vmspace_arena_check(vmspace_arena_t *arena);
+/* 1 when [addr, addr + size) lies inside one span, else 0. */
+int vmspace_arena_contains(vmspace_arena_t *arena, vmspace_addr_t addr,
+			   vmspace_size_t size);
+
+VMSPACE_END_DECLS
+
+#endif /* VMSPACE_H */

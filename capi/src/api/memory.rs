@@ -1,0 +1,291 @@
+//! Allocating and freeing (native API), and the paths vmem(9) shares.
+
+use core::ffi::c_int;
+
+use vmspace::arena::{Arena, ArenaError, Constraints, Handle, Policy};
+use vmspace::sync::Wait;
+use vmspace_shim::{Addr, Size};
+
+use super::{fail, obj, out, status, Api};
+use crate::ctypes::*;
+use crate::errno::code;
+use crate::flags::{self, AllocFlags};
+use crate::object::{ArenaObj, Store};
+use crate::platform::Platform;
+use crate::source::CSource;
+
+/// The constraints of an `xalloc` call, checked against nothing yet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct XArgs {
+    pub(crate) size: usize,
+    pub(crate) align: usize,
+    pub(crate) phase: usize,
+    pub(crate) nocross: usize,
+    /// Lowest start, if any.
+    pub(crate) min: Option<usize>,
+    /// Exclusive end limit, if any.
+    pub(crate) max: Option<usize>,
+    /// Exact start, if any.
+    pub(crate) exact: Option<usize>,
+}
+
+impl XArgs {
+    fn constraints(&self, policy: Policy, top: bool) -> Constraints {
+        let mut c = Constraints::new(Size(self.size))
+            .align(Size(self.align))
+            .phase(Size(self.phase))
+            .nocross(Size(self.nocross))
+            .policy(policy)
+            .from_top(top);
+        if let Some(m) = self.min {
+            c = c.min_addr(Addr(m));
+        }
+        if let Some(m) = self.max {
+            c = c.max_addr(Addr(m));
+        }
+        if let Some(e) = self.exact {
+            c = c.exact(Addr(e));
+        }
+        c
+    }
+}
+
+impl<P: Platform> ArenaObj<P> {
+    /// Allocate `size` as `f` asks: through the per-CPU quantum caches for
+    /// sizes they serve (unless placed at the top), else from the arena.
+    #[inline]
+    pub(crate) fn alloc_addr(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
+        let policy = f.policy.unwrap_or(self.policy);
+        let s = Size(size);
+        match &self.caches {
+            Some(c) if !f.top && size <= self.shared.qcache_max().0 => c.alloc_wait(s, f.wait),
+            _ if f.top => {
+                self.shared.xalloc(&Constraints::new(s).policy(policy).from_top(true), f.wait)
+            }
+            _ => self.shared.alloc(s, policy, f.wait),
+        }
+    }
+
+    /// A constrained allocation as `f` asks (never from the caches).
+    pub(crate) fn xalloc_addr(&self, x: &XArgs, f: AllocFlags) -> Result<Addr, ArenaError> {
+        let c = x.constraints(f.policy.unwrap_or(self.policy), f.top);
+        self.shared.xalloc(&c, f.wait)
+    }
+
+    /// Free `[addr, addr + size)`, made by either allocation path.
+    #[inline]
+    pub(crate) fn free_addr(&self, addr: usize, size: usize) -> Result<(), ArenaError> {
+        match &self.caches {
+            Some(c) => c.free(Addr(addr), Size(size)),
+            None => self.shared.free(Addr(addr), Size(size)),
+        }
+    }
+
+    /// Allocate by handle with `attempt` under the lock (no waiting; a
+    /// failure for lack of space is retried once after reclaiming the
+    /// caches).
+    #[inline]
+    fn held(
+        &self,
+        attempt: impl Fn(&mut Arena<Store<P>, CSource<P>>) -> Result<Handle, ArenaError>,
+    ) -> Result<vmspace_handle, ArenaError> {
+        let h = match self.shared.with(&attempt) {
+            Err(ArenaError::NoSpace { .. }) if self.shared.reclaim() > 0 => {
+                self.shared.with(&attempt)
+            }
+            r => r,
+        }?;
+        Ok(vmspace_handle { addr: h.addr().0, tag: h.tag(), reserved: 0 })
+    }
+}
+
+/// The native flags of a handle allocation: no waiting.
+#[inline]
+fn held_flags(flags: c_int, exact_ok: bool) -> Result<AllocFlags, c_int> {
+    let f = native(flags, exact_ok)?;
+    if f.wait != Wait::No {
+        return Err(-code::EOPNOTSUPP);
+    }
+    Ok(f)
+}
+
+/// The native flags of an allocation, or `-EINVAL`.
+#[inline]
+fn native(flags: c_int, exact_ok: bool) -> Result<AllocFlags, c_int> {
+    flags::native(flags, exact_ok).ok_or(-code::EINVAL)
+}
+
+/// The native `xalloc` window: `min` 0 and `max` 0 mean no limit.
+fn window(min: usize, max: usize, exact: Option<usize>, size: usize) -> XArgs {
+    XArgs {
+        size,
+        align: 0,
+        phase: 0,
+        nocross: 0,
+        min: (min != 0).then_some(min),
+        max: (max != 0).then_some(max),
+        exact,
+    }
+}
+
+impl<P: Platform> Api<P> {
+    /// `vmspace_arena_alloc`.
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual; `addrp` is NULL or writable.
+    pub unsafe fn vmspace_arena_alloc(
+        arena: *mut vmspace_arena_t,
+        size: vmspace_size_t,
+        flags: c_int,
+        addrp: *mut vmspace_addr_t,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            let addrp = out(addrp)?;
+            let a = o.alloc_addr(size, native(flags, false)?).map_err(fail)?;
+            // SAFETY: checked non-null and aligned; writable (caller).
+            unsafe { addrp.as_ptr().write(a.0) };
+            Ok(())
+        })())
+    }
+
+    /// `vmspace_arena_xalloc`.
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual; `addrp` is NULL or writable.
+    #[expect(clippy::too_many_arguments, reason = "the C signature")]
+    pub unsafe fn vmspace_arena_xalloc(
+        arena: *mut vmspace_arena_t,
+        size: vmspace_size_t,
+        align: vmspace_size_t,
+        phase: vmspace_size_t,
+        nocross: vmspace_size_t,
+        min: vmspace_addr_t,
+        max: vmspace_addr_t,
+        exact: vmspace_addr_t,
+        flags: c_int,
+        addrp: *mut vmspace_addr_t,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            let addrp = out(addrp)?;
+            let f = native(flags, true)?;
+            let x =
+                XArgs { align, phase, nocross, ..window(min, max, f.exact.then_some(exact), size) };
+            let a = o.xalloc_addr(&x, f).map_err(fail)?;
+            // SAFETY: checked non-null and aligned; writable (caller).
+            unsafe { addrp.as_ptr().write(a.0) };
+            Ok(())
+        })())
+    }
+
+    /// `vmspace_arena_free`.
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual.
+    pub unsafe fn vmspace_arena_free(
+        arena: *mut vmspace_arena_t,
+        addr: vmspace_addr_t,
+        size: vmspace_size_t,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            o.free_addr(addr, size).map_err(fail)
+        })())
+    }
+
+    /// `vmspace_arena_alloc_handle`.
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual; `handlep` is NULL or writable.
+    pub unsafe fn vmspace_arena_alloc_handle(
+        arena: *mut vmspace_arena_t,
+        size: vmspace_size_t,
+        flags: c_int,
+        handlep: *mut vmspace_handle,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            let handlep = out(handlep)?;
+            let f = held_flags(flags, false)?;
+            let policy = f.policy.unwrap_or(o.policy);
+            let h = if f.top {
+                let c = Constraints::new(Size(size)).policy(policy).from_top(true);
+                o.held(|a| a.xalloc_handle(&c))
+            } else {
+                o.held(|a| a.alloc_handle(Size(size), policy))
+            }
+            .map_err(fail)?;
+            // SAFETY: checked non-null and aligned; writable (caller).
+            unsafe { handlep.as_ptr().write(h) };
+            Ok(())
+        })())
+    }
+
+    /// `vmspace_arena_xalloc_handle`.
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual; `handlep` is NULL or writable.
+    #[expect(clippy::too_many_arguments, reason = "the C signature")]
+    pub unsafe fn vmspace_arena_xalloc_handle(
+        arena: *mut vmspace_arena_t,
+        size: vmspace_size_t,
+        align: vmspace_size_t,
+        phase: vmspace_size_t,
+        nocross: vmspace_size_t,
+        min: vmspace_addr_t,
+        max: vmspace_addr_t,
+        exact: vmspace_addr_t,
+        flags: c_int,
+        handlep: *mut vmspace_handle,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            let handlep = out(handlep)?;
+            let f = held_flags(flags, true)?;
+            let x =
+                XArgs { align, phase, nocross, ..window(min, max, f.exact.then_some(exact), size) };
+            let c = x.constraints(f.policy.unwrap_or(o.policy), f.top);
+            let h = o.held(|a| a.xalloc_handle(&c)).map_err(fail)?;
+            // SAFETY: checked non-null and aligned; writable (caller).
+            unsafe { handlep.as_ptr().write(h) };
+            Ok(())
+        })())
+    }
+
+    /// `vmspace_arena_free_handle`: free what `handle` holds; the size it
+    /// was allocated with goes to `*sizep` unless `sizep` is NULL.
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual; `sizep` is NULL or writable.
+    pub unsafe fn vmspace_arena_free_handle(
+        arena: *mut vmspace_arena_t,
+        handle: vmspace_handle,
+        sizep: *mut vmspace_size_t,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            if handle.reserved != 0 || (!sizep.is_null() && !sizep.is_aligned()) {
+                return Err(-code::EINVAL);
+            }
+            let size = o.shared.free_handle_parts(Addr(handle.addr), handle.tag).map_err(fail)?;
+            if !sizep.is_null() {
+                // SAFETY: non-null, aligned, writable (caller).
+                unsafe { sizep.write(size.0) };
+            }
+            Ok(())
+        })())
+    }
+}

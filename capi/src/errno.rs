@@ -1,0 +1,99 @@
+//! Errors as C sees them: negative errno values (Linux numbering, the same
+//! in the kernel and in user space on Linux), one per cause, with
+//! [`strerror`] texts.
+
+use core::ffi::{c_char, c_int, CStr};
+
+use vmspace::arena::ArenaError;
+
+/// Linux errno values the API returns (negated).
+pub mod code {
+    use core::ffi::c_int;
+    /// No such allocation.
+    pub const ENOENT: c_int = 2;
+    /// I/O error.
+    pub const EIO: c_int = 5;
+    /// Bad file descriptor (here: not a live arena).
+    pub const EBADF: c_int = 9;
+    /// Try again.
+    pub const EAGAIN: c_int = 11;
+    /// Out of memory.
+    pub const ENOMEM: c_int = 12;
+    /// Device or resource busy.
+    pub const EBUSY: c_int = 16;
+    /// Exists.
+    pub const EEXIST: c_int = 17;
+    /// Invalid argument.
+    pub const EINVAL: c_int = 22;
+    /// No space left.
+    pub const ENOSPC: c_int = 28;
+    /// Result out of range.
+    pub const ERANGE: c_int = 34;
+    /// Protocol error.
+    pub const EPROTO: c_int = 71;
+    /// Value too large.
+    pub const EOVERFLOW: c_int = 75;
+    /// Message too long (here: size does not match).
+    pub const EMSGSIZE: c_int = 90;
+    /// Operation not supported.
+    pub const EOPNOTSUPP: c_int = 95;
+    /// Structure needs cleaning (here: an inconsistent arena).
+    pub const EUCLEAN: c_int = 117;
+}
+
+use code::*;
+
+/// The negative errno value for `e`.
+pub fn errno(e: &ArenaError) -> c_int {
+    -match e {
+        ArenaError::Overflow => EOVERFLOW,
+        ArenaError::InvalidArgument(_) | ArenaError::Misaligned { .. } => EINVAL,
+        ArenaError::OverConstrained(_) => ERANGE,
+        ArenaError::NoSpace { .. } => ENOMEM,
+        ArenaError::BadFree { allocated: Some(_), .. } => EMSGSIZE,
+        ArenaError::BadFree { allocated: None, .. } | ArenaError::BadHandle { .. } => ENOENT,
+        ArenaError::SpanOverlap(_) | ArenaError::NotAdjacent(_) => EEXIST,
+        ArenaError::TagsExhausted => ENOSPC,
+        ArenaError::BadImport(_) => EPROTO,
+        ArenaError::SourceBusy => EBUSY,
+        ArenaError::Injected => EAGAIN,
+        ArenaError::Corrupt { .. } => EUCLEAN,
+        _ => EIO,
+    }
+}
+
+/// The text of `err` (negative or positive errno), as `vmspace_strerror`
+/// returns it: what it means when this API returns it.
+pub fn strerror(err: c_int) -> &'static CStr {
+    match err.checked_abs().unwrap_or(0) {
+        0 => c"success",
+        ENOENT => c"not a live allocation (bad free, or a stale or foreign handle)",
+        EIO => c"the page operations behind the arena failed",
+        EBADF => c"not a live arena (destroyed, or not an arena)",
+        EAGAIN => c"injected fault (mtbf)",
+        ENOMEM => c"no space: no free segment satisfies the request and no import could supply one",
+        EBUSY => c"arena busy: other arenas import from it, or it has imported spans",
+        EEXIST => c"span overlaps a span the arena already has",
+        EINVAL => c"invalid argument",
+        ENOSPC => c"boundary-tag storage exhausted",
+        ERANGE => c"over-constrained: the constraints can never be met together",
+        EPROTO => c"the import callback or source returned an unusable range",
+        EOVERFLOW => c"address or size arithmetic overflowed",
+        EMSGSIZE => c"bad free: the size does not match the allocation",
+        EOPNOTSUPP => c"not supported for this call",
+        EUCLEAN => c"arena inconsistent: check() found a broken invariant",
+        _ => c"unknown error",
+    }
+}
+
+/// [`strerror`] as a C string pointer (static, NUL-terminated).
+pub fn strerror_ptr(err: c_int) -> *const c_char {
+    cstr_ptr(strerror(err))
+}
+
+/// A C string's pointer as C takes it. (Not `CStr::as_ptr`, which the
+/// kernel's lints refuse because its `char` is unsigned; only the pointer
+/// crosses, so the signedness of `c_char` does not matter.)
+pub fn cstr_ptr(s: &CStr) -> *const c_char {
+    s.to_bytes_with_nul().as_ptr().cast()
+}

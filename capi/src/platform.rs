@@ -1,0 +1,58 @@
+//! What each build supplies to the C API: how arena objects are allocated,
+//! and the lock, waiter, CPU pin and page operations of each arena.
+
+use core::alloc::Layout;
+
+use vmspace::qcache::CpuPin;
+use vmspace::sync::{RawLock, Waiter};
+use vmspace_shim::PageOps;
+
+/// A build of the C API: user space (the global allocator, a parking_lot
+/// mutex, a condition variable, `sched_getcpu` slots, `mmap`) or the kernel
+/// (`kmalloc`, a kernel mutex and wait queue, preemption-disabled CPUs, the
+/// vmalloc area). The API's functions are generic over it and
+/// [`export_native!`](crate::export_native) and
+/// [`export_vmem!`](crate::export_vmem) stamp out the `extern "C"` symbols
+/// for one implementation. Nothing here is global: every value it makes
+/// belongs to one arena.
+///
+/// # Safety
+///
+/// [`alloc_object`](Platform::alloc_object) returns null or a pointer to
+/// `layout.size()` writable bytes aligned to `layout.align()`, used by
+/// nothing else until passed to [`free_object`](Platform::free_object) with
+/// the same layout.
+pub unsafe trait Platform: 'static {
+    /// The arena lock.
+    type Lock: RawLock;
+    /// What allocations that wait for space sleep on.
+    type Waiter: Waiter;
+    /// The pin of the per-CPU quantum caches.
+    type Pin: CpuPin;
+    /// The page operations behind the arenas' metadata (boundary tags,
+    /// hash, quantum-cache tables and magazines).
+    type Pages: PageOps + Clone;
+
+    /// A new lock, or `None` when there is no memory for one.
+    fn lock() -> Option<Self::Lock>;
+
+    /// A new waiter, or `None` when there is no memory for one.
+    fn waiter() -> Option<Self::Waiter>;
+
+    /// A CPU pin for one arena's per-CPU caches, or `None`.
+    fn pin() -> Option<Self::Pin>;
+
+    /// The page operations for one arena.
+    fn pages() -> Self::Pages;
+
+    /// Memory for an arena object (`layout` is never zero-sized), or null.
+    fn alloc_object(layout: Layout) -> *mut u8;
+
+    /// Give back an arena object's memory.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from [`alloc_object`](Platform::alloc_object) with
+    /// `layout` and is not used after this call.
+    unsafe fn free_object(ptr: *mut u8, layout: Layout);
+}

@@ -1,0 +1,170 @@
+//! Where a C arena imports from: nothing, a parent arena, or the caller's
+//! import and release functions; and the limit on its total size
+//! (`vmem_set_limit`).
+
+use core::ffi::{c_int, c_void};
+use core::ptr::NonNull;
+
+use vmspace::arena::{ArenaError, Constraints, Source};
+use vmspace::sync::Wait;
+use vmspace_shim::{Addr, Range, Size};
+
+use crate::ctypes::{vmem_error_hook_t, vmem_reclaim_t, vmspace_release_fn};
+use crate::object::ArenaObj;
+use crate::platform::Platform;
+
+/// The caller's import function, as it is called.
+pub(crate) type ImportFn =
+    unsafe extern "C" fn(arg: *mut c_void, size: usize, flags: c_int, addrp: *mut usize) -> c_int;
+
+/// What an arena imports from.
+pub(crate) enum Import<P: Platform> {
+    /// Nothing: the arena holds only the spans added to it.
+    None,
+    /// Another arena of this API, which counts this one among its children
+    /// (so it is not destroyed first).
+    Parent {
+        /// The parent.
+        arena: NonNull<ArenaObj<P>>,
+        /// Its quantum (fixed for its life).
+        quantum: usize,
+    },
+    /// The caller's functions.
+    Callbacks {
+        /// Imports a span.
+        import: ImportFn,
+        /// Takes one back (none: imported spans stay).
+        release: vmspace_release_fn,
+        /// Their first argument.
+        arg: *mut c_void,
+        /// Imports are multiples of this (a power of two).
+        quantum: usize,
+        /// The flags they are called with.
+        flags: c_int,
+    },
+}
+
+/// The vmem(9) callbacks of an arena besides its imports.
+#[derive(Clone, Copy)]
+pub(crate) struct Hooks {
+    /// Called when an allocation finds no space, before it fails or waits.
+    pub(crate) reclaim: vmem_reclaim_t,
+    /// Called on a bad `vmem_free`/`vmem_xfree` and other failures of calls
+    /// that return nothing.
+    pub(crate) error: vmem_error_hook_t,
+    /// The error hook's first argument.
+    pub(crate) error_arg: *mut c_void,
+}
+
+/// An arena's [`Source`]: its import and the limit on its size, and the
+/// caller's other hooks. Reached only under the arena lock, like the arena.
+///
+/// # Invariants
+///
+/// A `Parent` is a live arena object for as long as this source names it
+/// (its destroy is refused while it has children). `imported` is the sum
+/// of the sizes of the imported spans the arena holds.
+pub(crate) struct CSource<P: Platform> {
+    pub(crate) import: Import<P>,
+    /// The most units the arena may hold in spans (added and imported)
+    /// before imports fail; 0: no limit.
+    pub(crate) limit: usize,
+    /// Units in spans added by the caller.
+    pub(crate) added: usize,
+    /// Units in spans imported.
+    pub(crate) imported: usize,
+    /// The vmem(9) hooks.
+    pub(crate) hooks: Hooks,
+}
+
+// SAFETY: a parent is an arena object, whose operations are thread-safe
+// (its own lock); the callbacks, hooks and their arguments are the C
+// caller's, who promises (in the headers) that they may be called from any
+// thread that uses the arena.
+unsafe impl<P: Platform> Send for CSource<P> {}
+
+impl<P: Platform> CSource<P> {
+    /// A source that imports nothing.
+    pub(crate) fn new() -> Self {
+        let hooks = Hooks { reclaim: None, error: None, error_arg: core::ptr::null_mut() };
+        CSource { import: Import::None, limit: 0, added: 0, imported: 0, hooks }
+    }
+
+    /// Whether imports would pass the limit.
+    fn over_limit(&self, size: usize) -> bool {
+        let total = self.added.saturating_add(self.imported).saturating_add(size);
+        self.limit != 0 && total > self.limit
+    }
+}
+
+impl<P: Platform> Source for CSource<P> {
+    fn quantum(&self) -> Size {
+        match self.import {
+            Import::None => Size(1),
+            Import::Parent { quantum, .. } | Import::Callbacks { quantum, .. } => Size(quantum),
+        }
+    }
+
+    fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+        if self.over_limit(size.0) {
+            return Err(ArenaError::NoSpace { size: size.0 });
+        }
+        let r = match self.import {
+            Import::None => return Err(ArenaError::NoSpace { size: size.0 }),
+            Import::Parent { arena, .. } => {
+                // SAFETY: a parent outlives its children (type invariant).
+                let parent = unsafe { arena.as_ref() };
+                let c = Constraints::new(size).align(align);
+                let a = parent.shared.xalloc(&c, Wait::No)?;
+                Range::from_size(a, size)?
+            }
+            Import::Callbacks { import, release, arg, flags, .. } => {
+                let mut addr = 0usize;
+                // SAFETY: the caller's function, called as its type says
+                // with the argument it gave; `addr` is a valid out pointer.
+                if unsafe { import(arg, size.0, flags, &mut addr) } != 0 {
+                    return Err(ArenaError::NoSpace { size: size.0 });
+                }
+                let r = Range::from_size(Addr(addr), size);
+                let aligned = addr % align.0 == 0;
+                if let (Ok(r), true) = (r, aligned) {
+                    r
+                } else {
+                    if let Some(f) = release {
+                        // SAFETY: giving back what the import function just
+                        // returned, as its type says.
+                        unsafe { f(arg, addr, size.0) };
+                    }
+                    return match r {
+                        Ok(_) => Err(ArenaError::NoSpace { size: size.0 }),
+                        Err(_) => Err(ArenaError::BadImport(Range::empty(Addr(addr)))),
+                    };
+                }
+            }
+        };
+        self.imported = self.imported.saturating_add(size.0);
+        Ok(r)
+    }
+
+    fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+        match self.import {
+            Import::None => return Err(ArenaError::BadImport(range)),
+            Import::Parent { arena, .. } => {
+                // SAFETY: a parent outlives its children (type invariant).
+                let parent = unsafe { arena.as_ref() };
+                parent.shared.free(range.base(), range.size())?;
+            }
+            Import::Callbacks { release: None, .. } => return Err(ArenaError::SourceBusy),
+            Import::Callbacks { release: Some(f), arg, .. } => {
+                // SAFETY: giving back a range the import function returned.
+                unsafe { f(arg, range.base().0, range.size().0) };
+            }
+        }
+        self.imported = self.imported.saturating_sub(range.size().0);
+        Ok(())
+    }
+
+    fn can_import(&self) -> bool {
+        !matches!(self.import, Import::None)
+    }
+}

@@ -1,0 +1,25 @@
+#!/bin/bash
+# cmodule.sh: build the UML kernel from this checkout (the built-in component
+# exports the C API to modules; an incremental build when the tree was last
+# built from other sources), then the sample C module vmspace_cmod.ko
+# (kernel/cmodule) against it, which includes <linux/vmspace.h> from the
+# tree and links against the exports through Module.symvers. Output in
+# $VMK_CACHE/cmodule-build.
+. "$(dirname "$0")/common.sh"
+vmk_need_root
+here=$(dirname "$0")
+bash "$here/provision-chroot.sh"
+bash "$here/provision-tree.sh"
+vmk_lock um
+
+build=$VMK_CACHE/build-um
+vmk_log "building the UML kernel from this checkout (warm: seconds to minutes)"
+vmk_kunit_py build
+grep -q 'vmspace_arena_create' "$build/Module.symvers" ||
+	vmk_die "the kernel in $build does not export the C API (vmspace_arena_create)"
+out=$VMK_CACHE/cmodule-build
+mkdir -p "$out"
+start=$(date +%s%N)
+vmk_chroot make -s -C "$build" ARCH=um M="$VMK_SRC/kernel/cmodule" MO="$out" -j"$VMK_JOBS" \
+	KCFLAGS=-Werror modules
+vmk_log "built $out/vmspace_cmod.ko in $((($(date +%s%N) - start) / 1000000)) ms"
