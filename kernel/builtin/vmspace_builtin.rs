@@ -9,8 +9,10 @@
 
 const __LOG_PREFIX: &[u8] = b"vmspace\0";
 
+pub mod protect;
 pub mod sparse;
 mod sys;
 
 mod contract_suite;
+mod protect_suite;
 mod suites;
