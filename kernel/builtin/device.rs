@@ -20,6 +20,8 @@ impl DevBackends for Builtin {
     type Meta = SparseVmalloc;
     type Vm = SparseVmalloc;
 
+    const DEVICE: &'static str = "vmspace";
+
     /// Reservations are address space only (pages are committed when
     /// mapped), so a file may reserve much more than it may map.
     const LIMITS: Limits = Limits {

@@ -47,6 +47,8 @@ pub trait DevBackends: Sized + 'static {
     /// The backend of VMs.
     type Vm: PageOps + Sync + 'static;
 
+    /// The device's name (`/dev/<DEVICE>`), for the kernel log.
+    const DEVICE: &'static str;
     /// Bounds on one open file.
     const LIMITS: Limits;
     /// `vmspace_abi::args::FEATURE_*` bits: whether VMs can be protected,

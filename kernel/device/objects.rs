@@ -268,7 +268,8 @@ impl<B: DevBackends> Drop for Objects<B> {
                     Object::Vm(_) => "mapped pages",
                 };
                 pr_info!(
-                    "file closed with {what} {id:#x} still holding {} {unit} ({} bytes): freed\n",
+                    "/dev/{}: file closed with {what} {id:#x} still holding {} {unit} ({} bytes): freed\n",
+                    B::DEVICE,
                     leak.count,
                     leak.bytes
                 );

@@ -19,6 +19,8 @@ impl DevBackends for ModuleBackends {
     type Meta = Committed;
     type Vm = Committed;
 
+    const DEVICE: &'static str = "vmspace_kmod";
+
     /// Every reserved byte is committed memory here, and each tag store is
     /// one physically contiguous block (at most 4 MiB): tighter bounds than
     /// the built-in device's.
