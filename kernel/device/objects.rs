@@ -34,6 +34,10 @@ pub(crate) type DevVm<B> = Vm<&'static <B as DevBackends>::Vm>;
 pub(crate) type Source<B> = VmSource<&'static <B as DevBackends>::Vm, MetaStore<B>>;
 
 /// An arena, without or with a source.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "each object has a box of its own: a plain arena's is as large as one with a source"
+)]
 pub(crate) enum ArenaKind<B: DevBackends> {
     /// Spans only from `ARENA_ADD`/`ARENA_EXTEND`.
     Plain(Arena<MetaStore<B>, NoSource>),
@@ -74,6 +78,10 @@ pub(crate) struct VmObj<B: DevBackends> {
 }
 
 /// One object.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "each object has a box of its own: a VM's is as large as an arena's (under 1 KiB)"
+)]
 pub(crate) enum Object<B: DevBackends> {
     /// An arena.
     Arena(ArenaObj<B>),

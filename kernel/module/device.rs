@@ -47,6 +47,16 @@ impl DevBackends for ModuleBackends {
     fn access(_addr: usize) -> Access {
         Access::ReadWrite
     }
+
+    fn hold() -> bool {
+        // SAFETY: `THIS_MODULE` is this module, live while its code runs.
+        unsafe { kernel::bindings::try_module_get(crate::THIS_MODULE.as_ptr()) }
+    }
+
+    fn unhold() {
+        // SAFETY: drops the reference `hold` took for the file being closed.
+        unsafe { kernel::bindings::module_put(crate::THIS_MODULE.as_ptr()) }
+    }
 }
 
 /// The device's registration, held by the module.

@@ -52,6 +52,11 @@ if insmod "$VMK_MODULE"; then
 	else
 		mark "no /dev/vmspace_kmod"
 	fi
+	# An open file keeps the module loaded.
+	if exec 3<>/mnt/vmspace_kmod; then
+		if rmmod vmspace_kmod 2>/dev/null; then mark rmmod while open succeeded; else mark rmmod busy ok; fi
+		exec 3>&-
+	fi
 	if rmmod vmspace_kmod; then mark rmmod ok; else mark rmmod failed; fi
 else
 	mark insmod failed
