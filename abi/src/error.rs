@@ -19,7 +19,8 @@ plain! {
         /// A backend operation (`SHIM_OS`, `SHIM_INJECTED`): reserve 0,
         /// release 1, map 2, unmap 3, protect 4.
         pub op: u32,
-        /// An errno (`SHIM_OS`), positive.
+        /// An errno (`SHIM_OS`), as the backend reported it (the kernel's
+        /// backends report negative ones, `-EINVAL`).
         pub errno: i32,
         /// First payload value.
         pub a: u64,
