@@ -170,8 +170,12 @@ fn bounds_per_file_hold() {
         (e.errno, e.record.as_ref().map(|r| r.innermost())),
         (Errno::ENOSPC, Some(DEV_LIMIT))
     );
-    // Reserved bytes.
+    // Reserved bytes, counting what a grain may take: one page with a grain
+    // as large as the bound takes more than the bound.
     let e = dev.vm(v.max_reserved_per_file as usize + dev.page_size(), 0).unwrap_err();
+    assert_eq!(e.record.as_ref().map(|r| r.innermost()), Some(DEV_LIMIT), "{e}");
+    let grain = (v.max_reserved_per_file as usize).next_power_of_two();
+    let e = dev.vm(dev.page_size(), grain).unwrap_err();
     assert_eq!(e.record.as_ref().map(|r| r.innermost()), Some(DEV_LIMIT), "{e}");
     // Objects.
     let mut held = Vec::new();

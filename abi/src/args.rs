@@ -77,8 +77,9 @@ plain! {
         pub max_tags_per_arena: u64,
         /// Boundary tags all of one file's arenas may have together.
         pub max_tags_per_file: u64,
-        /// Bytes of address space all of one file's VMs (and arena imports)
-        /// may reserve together.
+        /// Bytes of address space all of one file's VMs (and arena sources)
+        /// may reserve together, each counted as its size rounded up to its
+        /// grain, plus a grain (what aligning it may take).
         pub max_reserved_per_file: u64,
         /// Bytes all of one file's VMs may have mapped at once.
         pub max_mapped_per_file: u64,

@@ -19,7 +19,7 @@ use vmspace_shim::{Addr, PageOps, Size};
 
 use crate::backends::DevBackends;
 use crate::encode;
-use crate::objects::{with_arena, ArenaKind, ArenaObj, Object, Objects};
+use crate::objects::{reservation_charge, with_arena, ArenaKind, ArenaObj, Object, Objects};
 use crate::wire::{usize_of, Wire};
 
 /// Refuse field `what` (in `w`).
@@ -52,19 +52,21 @@ pub(crate) fn create<B: DevBackends>(objs: &mut Objects<B>, a: &mut ArenaCreateA
     };
     let quantum = field(w, a.quantum, "quantum")?;
     let max_tags = field(w, a.max_tags, "max_tags")?;
-    let import = field(w, a.import_size, "import_size")?;
+    let size = field(w, a.import_size, "import_size")?;
+    let grain = match a.import_quantum {
+        0 => B::vm().page_size().0,
+        g => field(w, g, "import_quantum")?,
+    };
+    // The source VM's address space, all of which it may map.
+    let import = if size == 0 { 0 } else { reservation_charge(size, grain) };
     let slot = objs.admit(w, max_tags, import)?;
     objs.admit_mapping(w, import)?;
     let meta = B::meta();
-    let kind = if import == 0 {
+    let kind = if size == 0 {
         let arena = Arena::on_pages("dev", Size(quantum), meta, max_tags, NoSource);
         ArenaKind::Plain(arena.map_err(|e| encode::arena(w, &e))?)
     } else {
-        let grain = match a.import_quantum {
-            0 => B::vm().page_size().0,
-            g => field(w, g, "import_quantum")?,
-        };
-        let vm = Vm::reserve(B::vm(), Size(import), Size(grain)).map_err(|e| encode::vm(w, &e))?;
+        let vm = Vm::reserve(B::vm(), Size(size), Size(grain)).map_err(|e| encode::vm(w, &e))?;
         // The source's own bookkeeping: a tag per imported span and gap,
         // which the arena's own tags bound.
         let tags = max_tags.saturating_add(256);

@@ -31,7 +31,8 @@ pub struct Limits {
     /// Boundary tags all the file's arenas may have together.
     pub max_tags_per_file: usize,
     /// Bytes of address space the file's VMs and arena sources may reserve
-    /// together.
+    /// together, each counted as its size rounded up to its grain, plus a
+    /// grain (what aligning it may take).
     pub max_reserved: usize,
     /// Bytes the file's VMs may have mapped at once; an arena's source VM
     /// counts with its whole size (it maps what the arena imports).

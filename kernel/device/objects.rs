@@ -65,7 +65,7 @@ pub(crate) struct ArenaObj<B: DevBackends> {
     pub(crate) default_policy: Policy,
     /// Its `max_tags`.
     pub(crate) tags: usize,
-    /// Its source VM's size (0 without one).
+    /// Its source VM's charge ([`reservation_charge`]; 0 without one).
     pub(crate) import: usize,
 }
 
@@ -73,8 +73,20 @@ pub(crate) struct ArenaObj<B: DevBackends> {
 pub(crate) struct VmObj<B: DevBackends> {
     /// The VM.
     pub(crate) vm: DevVm<B>,
-    /// The size it was asked to reserve.
-    pub(crate) size: usize,
+    /// The address space it takes ([`reservation_charge`]).
+    pub(crate) charge: usize,
+}
+
+/// The address space a VM of `size` bytes and grain `grain` may take: its
+/// size rounded up to the grain, plus a grain (a backend reserves that much
+/// more to align the base); `usize::MAX` if that overflows, which no bound
+/// admits.
+pub(crate) fn reservation_charge(size: usize, grain: usize) -> usize {
+    let rounded = match grain.checked_sub(1) {
+        Some(m) if grain.is_power_of_two() => size.checked_add(m).map(|s| s & !m),
+        _ => Some(size),
+    };
+    rounded.and_then(|r| r.checked_add(grain)).unwrap_or(usize::MAX)
 }
 
 /// One object.
@@ -204,7 +216,7 @@ impl<B: DevBackends> Objects<B> {
         let boxed = KBox::new(object, GFP_KERNEL)?;
         let (tags, reserved) = match &*boxed {
             Object::Arena(a) => (a.tags, a.import),
-            Object::Vm(v) => (0, v.size),
+            Object::Vm(v) => (0, v.charge),
         };
         // INVARIANT: the charges follow the objects; `admit` checked the limits.
         self.tags += tags;
@@ -229,7 +241,7 @@ impl<B: DevBackends> Objects<B> {
                 self.tags -= a.tags;
                 self.reserved -= a.import;
             }
-            Object::Vm(v) => self.reserved -= v.size,
+            Object::Vm(v) => self.reserved -= v.charge,
         }
         Ok(object)
     }

@@ -14,7 +14,7 @@ use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
 use crate::backends::{Access, DevBackends};
 use crate::encode;
-use crate::objects::{Object, Objects, VmObj};
+use crate::objects::{reservation_charge, Object, Objects, VmObj};
 use crate::wire::{usize_of, Wire};
 
 fn bad(w: &mut WireError, what: &str) -> Error {
@@ -36,11 +36,12 @@ pub(crate) fn reserve<B: DevBackends>(objs: &mut Objects<B>, a: &mut VmReserveAr
         0 => B::vm().page_size().0,
         g => field(w, g, "grain")?,
     };
-    let slot = objs.admit(w, 0, size)?;
+    let charge = reservation_charge(size, grain);
+    let slot = objs.admit(w, 0, charge)?;
     let vm = Vm::reserve(B::vm(), Size(size), Size(grain)).map_err(|e| encode::vm(w, &e))?;
     a.base = vm.base().0 as u64;
     a.limit = vm.limit().0 as u64;
-    a.id = objs.insert(slot, Object::Vm(VmObj { vm, size }))?;
+    a.id = objs.insert(slot, Object::Vm(VmObj { vm, charge }))?;
     Ok(())
 }
 
