@@ -5,6 +5,9 @@
 #   make module            build the out-of-tree module vmspace_kmod.ko
 #   make module-test       boot UML, insmod the module, parse its KTAP with kunit.py
 #   make kunit-qemu        cross-check: the same suites on x86_64 under qemu (TCG)
+#   make kernel-proptest   boot UML and run the property tests, the fuzz corpus
+#                          and an ioctl fuzz through /dev/vmspace (built-in)
+#                          and /dev/vmspace_kmod (module)
 #   make kernel-provision  only provision (chroot, toolchain, tree, hooks)
 #   make kernel-versions   print the toolchain and kernel versions the build uses
 #
@@ -13,7 +16,7 @@
 
 VMK_SCRIPTS := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/scripts
 
-.PHONY: kunit kunit-qemu module module-test kernel-provision kernel-versions
+.PHONY: kunit kunit-qemu module module-test kernel-provision kernel-versions kernel-proptest
 
 kunit:
 	bash $(VMK_SCRIPTS)/kunit.sh
@@ -26,6 +29,9 @@ module:
 
 module-test:
 	bash $(VMK_SCRIPTS)/module-test.sh
+
+kernel-proptest:
+	bash $(VMK_SCRIPTS)/kernel-proptest.sh
 
 kernel-provision:
 	bash $(VMK_SCRIPTS)/provision-chroot.sh

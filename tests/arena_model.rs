@@ -2,7 +2,9 @@
 //! random constraints, partial frees and resizes, bad frees, adds and
 //! extends, import chains) against the
 //! reference model of `workload::arena_ops`, with `check()` after every step,
-//! on the simulated backend and on the real mmap backend.
+//! on the simulated backend and on the real mmap backend, and, when
+//! `VMSPACE_DEVICE` names `/dev/vmspace` (`make kernel-proptest`), on arenas
+//! in the kernel through the device (skipped otherwise, saying so).
 
 use std::cell::RefCell;
 
@@ -12,8 +14,10 @@ use vmspace::sources::VmSource;
 use vmspace::vm::Vm;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{PageOps, Size};
+use vmspace_user::kdev::{device_for_tests, ArenaConfig};
 use vmspace_user::MmapBackend;
 use vmspace_workload::arena_ops::{self, ArenaDriver, ArenaOpConfig, ArenaOpGen};
+use vmspace_workload::ArenaTarget;
 
 /// Live allocations and added spans the model can track.
 const N: usize = 512;
@@ -26,9 +30,33 @@ fn cfg(quantum: usize) -> ArenaOpConfig {
 /// Drive `steps` operations through a stand-alone arena on `ops`.
 fn standalone<P: PageOps + Clone>(ops: P, quantum: usize, seed: u64, steps: usize) {
     let mut a = Arena::on_pages("model", Size(quantum), ops, 8192, NoSource).unwrap();
-    let stats = arena_ops::run::<_, _, N, M>(&mut a, cfg(quantum), seed, steps)
+    standalone_on(&mut a, quantum, seed, steps);
+}
+
+/// Drive `steps` operations through `a`, a fresh arena of `quantum` with
+/// room for 8192 tags: in process, or in the kernel.
+fn standalone_on<A: ArenaTarget>(a: &mut A, quantum: usize, seed: u64, steps: usize) {
+    let stats = arena_ops::run_on::<_, N, M>(a, cfg(quantum), seed, steps)
         .unwrap_or_else(|e| panic!("seed {seed:#x} quantum {quantum}: {e}"));
     assert!(stats.succeeded > steps / 4, "{stats:?}");
+}
+
+/// Drive operations through an arena in the kernel that imports from a VM
+/// of its own (the device's import chain: arena over VM); after every step
+/// what it has imported is exactly what its source VM has mapped.
+fn import_on_device(seed: u64, steps: usize) {
+    let Some(dev) = device_for_tests() else { return };
+    let config = ArenaConfig::new(Size(64)).import(16 << 20);
+    let mut child = dev.arena(&config).unwrap();
+    let mut gen = ArenaOpGen::new(seed, cfg(64).with_spans(seed % 2 == 0));
+    let mut driver = ArenaDriver::<N, M>::new();
+    for _ in 0..steps {
+        let op = gen.next_op(driver.model().live(), N);
+        driver.step(&mut child, &op).unwrap_or_else(|e| panic!("seed {seed:#x}: {e}"));
+        let s = child.stats().unwrap();
+        assert_eq!(s.imported, s.source_mapped, "imported spans are exactly the mapped VM");
+    }
+    assert!(driver.stats().imported > 0 || seed % 2 == 0, "{:?}", driver.stats());
 }
 
 /// A digest of everything an arena holds, to see that failed operations
@@ -106,6 +134,19 @@ proptest! {
     fn import_chain_on_mmap(seed in any::<u64>()) {
         chain(MmapBackend::new(), seed, 300);
     }
+
+    #[test]
+    fn standalone_on_device(seed in any::<u64>(), q in prop::sample::select(vec![1usize, 16, 4096])) {
+        if let Some(dev) = device_for_tests() {
+            let mut a = dev.arena(&ArenaConfig::new(Size(q)).max_tags(8192)).unwrap();
+            standalone_on(&mut a, q, seed, 400);
+        }
+    }
+
+    #[test]
+    fn import_chain_on_device(seed in any::<u64>()) {
+        import_on_device(seed, 300);
+    }
 }
 
 #[test]
@@ -113,7 +154,19 @@ fn long_run_on_sim_reaches_every_outcome() {
     let mut buf = vec![0u8; 16 << 20];
     let sim = SimBackend::new(&mut buf, 4096).unwrap();
     let mut a = Arena::on_pages("long", Size(16), &sim, 1 << 16, NoSource).unwrap();
-    let stats = arena_ops::run::<_, _, N, M>(&mut a, cfg(16), 0x5eed, 5000).unwrap();
+    long_run(&mut a);
+}
+
+#[test]
+fn long_run_on_device_reaches_every_outcome() {
+    let Some(dev) = device_for_tests() else { return };
+    let tags = (1 << 16).min(dev.info().max_tags_per_arena as usize);
+    long_run(&mut dev.arena(&ArenaConfig::new(Size(16)).max_tags(tags)).unwrap());
+}
+
+/// 5000 operations on `a` (quantum 16, 2^16 tags) reach every outcome.
+fn long_run<A: ArenaTarget>(a: &mut A) {
+    let stats = arena_ops::run_on::<_, N, M>(a, cfg(16), 0x5eed, 5000).unwrap();
     assert!(stats.rejected > 100, "{stats:?}");
     assert!(stats.exact_fits > 100, "{stats:?}");
     assert!(stats.succeeded > 2000, "{stats:?}");

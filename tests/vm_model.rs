@@ -1,14 +1,18 @@
 //! Property tests: random map/unmap sequences on a VM against a set-of-pages
 //! model, on the simulated backend and on the mmap backend, with `reserved()`,
-//! `mapped()` and `check()` verified after every step.
+//! `mapped()` and `check()` verified after every step; and, when
+//! `VMSPACE_DEVICE` names `/dev/vmspace` (`make kernel-proptest`), on VMs in
+//! the kernel through the device (skipped otherwise, saying so).
 
 use proptest::prelude::*;
 use vmspace::vm::{Vm, VmError};
 use vmspace::CommonError;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, PageOps, Size};
+use vmspace_user::kdev::device_for_tests;
 use vmspace_user::MmapBackend;
 use vmspace_workload::vm_ops::{self, PageSetModel, VmOp, VmOpKind};
+use vmspace_workload::VmTarget;
 
 const PAGES: usize = 300;
 
@@ -25,7 +29,12 @@ fn op() -> impl Strategy<Value = VmOp> {
 
 /// Apply `ops` to a VM on `backend` and to the model; compare after each step.
 fn run<P: PageOps>(backend: P, ops: &[VmOp]) -> Result<(), TestCaseError> {
-    let mut vm = Vm::reserve(backend, Size(PAGES * 4096), Size(4096)).unwrap();
+    run_on(Vm::reserve(backend, Size(PAGES * 4096), Size(4096)).unwrap(), ops)
+}
+
+/// Apply `ops` to `vm`, a fresh VM of `PAGES` pages of 4 KiB (in process,
+/// or in the kernel), and to the model; compare after each step.
+fn run_on<V: VmTarget>(mut vm: V, ops: &[VmOp]) -> Result<(), TestCaseError> {
     let page = vm.page_size();
     let pages = vm.range().size().0 / page.0;
     let reserved = vm.reserved();
@@ -78,6 +87,14 @@ proptest! {
     }
 
     #[test]
+    fn vm_matches_model_on_device(ops in prop::collection::vec(op(), 1..120)) {
+        if let Some(dev) = device_for_tests() {
+            prop_assume!(dev.page_size() == 4096, "the model's VM has 4 KiB pages");
+            run_on(dev.vm(PAGES * 4096, 4096).unwrap(), &ops)?;
+        }
+    }
+
+    #[test]
     fn vm_stays_consistent_under_random_faults(
         ops in prop::collection::vec(op(), 1..120),
         seed in any::<u64>(),
@@ -116,6 +133,19 @@ fn seeded_workload_agrees_with_the_model() {
         let mut buf = vec![0u8; 2 << 20];
         let sim = SimBackend::new(&mut buf, 64).unwrap();
         let mut vm = Vm::reserve(&sim, Size(2000 * 64), Size(64)).unwrap();
+        let stats = vm_ops::run::<_, 32>(&mut vm, seed, 400, true).unwrap();
+        assert!(stats.succeeded > 50 && stats.rejected > 50, "{stats:?}");
+        assert!(stats.pages_touched > 0);
+    }
+}
+
+// The same seeded workload on VMs in the kernel, every page stamped and
+// read back through the device.
+#[test]
+fn seeded_workload_agrees_with_the_model_on_device() {
+    let Some(dev) = device_for_tests() else { return };
+    for seed in 0..4 {
+        let mut vm = dev.vm(2000 * dev.page_size(), 0).unwrap();
         let stats = vm_ops::run::<_, 32>(&mut vm, seed, 400, true).unwrap();
         assert!(stats.succeeded > 50 && stats.rejected > 50, "{stats:?}");
         assert!(stats.pages_touched > 0);

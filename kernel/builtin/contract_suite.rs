@@ -15,7 +15,7 @@ mod tests {
     static OPS: SparseVmalloc = SparseVmalloc::new();
 
     /// The backend itself refuses double maps, unmaps of unmapped pages,
-    /// ranges outside its areas and protection changes it cannot make.
+    /// ranges outside its areas and protection of unmapped pages.
     #[test]
     fn contract_violations_refused() -> Outcome {
         report("contract_violations_refused", contract_violations())
@@ -25,6 +25,7 @@ mod tests {
         let page = OPS.page_size();
         let r = OPS.reserve(Size(8 * page.0), page).context("reserve")?;
         let first = Range::from_size(r.base(), page).context("first page")?;
+        let second = Range::from_size(first.limit(), page).context("second page")?;
         let outside = Range::from_size(r.limit(), page).context("outside")?;
         let result = (|| -> Outcome {
             // SAFETY: `first` is in our live reservation and unmapped.
@@ -40,9 +41,9 @@ mod tests {
             // SAFETY: `outside` is in no reservation of ours (refused).
             let out = unsafe { OPS.map(outside) };
             ensure(matches!(out, Err(ShimError::NotReserved(_))), "map outside the area not refused")?;
-            // SAFETY: `first` is mapped and unused; protect is refused anyway.
-            let prot = unsafe { OPS.protect(first, Protection::Read) };
-            ensure(matches!(prot, Err(ShimError::Os { .. })), "protect did not report that it is unsupported")?;
+            // SAFETY: `second` is in our reservation; unmapped (refused).
+            let prot = unsafe { OPS.protect(second, Protection::Read) };
+            ensure(matches!(prot, Err(ShimError::NotMapped(_))), "protect of an unmapped page not refused")?;
             // SAFETY: `first` is mapped and nothing uses it.
             unsafe { OPS.unmap(first) }.context("unmap")
         })();

@@ -7,16 +7,19 @@
 //!
 //! The backend keeps no state of its own: a reservation is one vmalloc area
 //! (tagged as ours, so ranges in anyone else's area are refused), and which
-//! pages are mapped is read back from the page tables (`vmalloc_to_page`).
-//! Protection changes are not supported: `protect` fails with `-EINVAL`.
+//! pages are mapped is read back from the page tables (`vmalloc_to_page`)
+//! and, for pages protected to no access, from the stash that keeps them
+//! (`protect.rs`). `protect` to no access removes the PTEs and keeps the
+//! pages; to read-only or read-write it maps stashed pages back and clears
+//! or sets the write bit (see `sparse_protect.c`).
 
 use core::ptr;
 
-use kernel::error::code::EINVAL;
 use vmspace_shim::{
     check_page_range, check_reserve_args, Addr, Op, PageOps, Protection, Range, ShimError, Size,
 };
 
+use crate::protect;
 use crate::sys::{self, Page, VmStruct};
 
 /// Pages handled per `vm_area_map_pages` / `vm_area_unmap_pages` call.
@@ -53,20 +56,37 @@ impl SparseVmalloc {
         Ok(area)
     }
 
-    /// Whether a page is mapped at `addr`.
+    /// Whether a page is mapped at `addr`: in the page tables, or protected
+    /// to no access (kept in the stash).
     fn mapped_at(addr: usize) -> bool {
         // SAFETY: a page-table lookup by address; no preconditions.
-        !unsafe { sys::vmspace_sparse_page_at(addr) }.is_null()
+        !unsafe { sys::vmspace_sparse_page_at(addr) }.is_null() || protect::stashed(addr)
     }
 
-    /// Unmap the pages mapped in `range` of `area` and free them, in batches.
-    /// Pages of `range` that are not mapped are skipped.
+    /// `NotMapped` unless every page of `range` is mapped.
+    fn all_mapped(&self, range: Range) -> Result<(), ShimError> {
+        let mut a = range.base().0;
+        while a < range.limit().0 {
+            if !Self::mapped_at(a) {
+                return Err(ShimError::NotMapped(range));
+            }
+            a += self.page();
+        }
+        Ok(())
+    }
+
+    /// Unmap the pages mapped in `range` of `area` and free them, in batches,
+    /// with the pages protected to no access (stashed). Pages of `range`
+    /// that are not mapped are skipped.
     ///
     /// # Safety
     ///
     /// `range` is page-aligned and inside `area`, a live area of ours, and
     /// nothing accesses its pages any more.
     unsafe fn unmap_and_free(&self, area: *mut VmStruct, range: Range) {
+        // SAFETY: stashed pages of `range` are ours, have no PTE, and nobody
+        // accesses them any more (caller).
+        unsafe { protect::vmspace_stash_free(range.base().0, range.limit().0) };
         let page = self.page();
         let mut start = range.base().0;
         while start < range.limit().0 {
@@ -95,8 +115,9 @@ impl SparseVmalloc {
 // SAFETY: areas come from get_vm_area, so they overlap nothing else and are
 // inaccessible until mapped; map installs freshly allocated zeroed pages
 // read-write (PAGE_KERNEL) and on any failure takes back everything it did;
-// unmap and release take pages away only after removing them from the page
-// tables (with a TLB flush).
+// protect keeps every page (removing its PTE, or changing its write bit, with
+// a TLB flush) and on failure changes nothing; unmap and release take pages
+// away only after removing them from the page tables (with a TLB flush).
 unsafe impl PageOps for SparseVmalloc {
     fn page_size(&self) -> Size {
         Size(self.page())
@@ -198,26 +219,34 @@ unsafe impl PageOps for SparseVmalloc {
     }
 
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
-        let page = self.page();
         check_page_range(range, self.page_size())?;
         let area = self.area_of(range)?;
-        let mut a = range.base().0;
-        while a < range.limit().0 {
-            if !Self::mapped_at(a) {
-                return Err(ShimError::NotMapped(range));
-            }
-            a += page;
-        }
+        self.all_mapped(range)?;
         // SAFETY: inside our live area (checked); the caller promises no
         // access until mapped again.
         unsafe { self.unmap_and_free(area, range) };
         Ok(())
     }
 
-    unsafe fn protect(&self, range: Range, _prot: Protection) -> Result<(), ShimError> {
+    unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
         check_page_range(range, self.page_size())?;
-        self.area_of(range)?;
-        Err(ShimError::Os { op: Op::Protect, errno: EINVAL.to_errno() })
+        let area = self.area_of(range)?;
+        self.all_mapped(range)?;
+        let (start, end) = (range.base().0, range.limit().0);
+        // SAFETY: `[start, end)` is page-aligned, inside our live `area` and
+        // all mapped (checked); the caller makes no access `prot` forbids.
+        let err = unsafe {
+            match prot {
+                Protection::None => protect::vmspace_protect_none(area, start, end),
+                Protection::Read => protect::vmspace_protect_access(area, start, end, false),
+                Protection::ReadWrite => protect::vmspace_protect_access(area, start, end, true),
+            }
+        };
+        match err {
+            0 => Ok(()),
+            e if e == kernel::error::code::ENOMEM.to_errno() => Err(ShimError::OutOfMemory(range)),
+            e => Err(ShimError::Os { op: Op::Protect, errno: e }),
+        }
     }
 
     fn relax(&self) {

@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! vmspace built into the kernel: the page backend on sparse vmalloc areas
-//! and the KUnit suites that run the core on it.
+//! vmspace built into the kernel: the page backend on sparse vmalloc areas,
+//! `/dev/vmspace` on it (registered at boot, through `module!`, which also
+//! names the log prefix), and the KUnit suites that run the core on it.
 
 // Case results carry the error behind a failure (for the log); there is no
 // heap to box it in, as in the core's own drivers.
 #![allow(clippy::result_large_err)]
 
-const __LOG_PREFIX: &[u8] = b"vmspace\0";
+kernel::prelude::module! {
+    type: device::Device,
+    name: "vmspace",
+    authors: ["vmspace developers"],
+    description: "vmspace: virtual address space management (built-in, sparse vmalloc backend, /dev/vmspace)",
+    license: "Dual MIT/GPL",
+}
 
 mod capi;
+mod device;
+pub mod protect;
 pub mod sparse;
 mod sys;
 
 mod contract_suite;
+mod protect_suite;
 mod suites;

@@ -99,8 +99,10 @@ pub fn sparse_space<P: PageOps>(ops: P, space: usize) -> Outcome {
     map.check().context("check after unmap")
 }
 
-/// A failing backend call leaves every chunk as it was.
-pub fn faults<P: PageOps>(ops: P) -> Outcome {
+/// A failing backend call leaves every chunk as it was; then protect works
+/// (`strict`: a backend that changes protection) or, on a backend that
+/// cannot, is refused without changing anything.
+pub fn faults<P: PageOps>(ops: P, strict: bool) -> Outcome {
     let fi = FaultInjector::new(ops);
     let map = ChunkMap::new(&fi, ChunkMapConfig::new(Size(64 << 20), Size(64 << 10))).context("ChunkMap::new")?;
     let base = map.space().base();
@@ -125,22 +127,29 @@ pub fn faults<P: PageOps>(ops: P) -> Outcome {
         }
     }
     ensure(failures > 0, "no injected fault was reached")?;
-    // A backend that cannot change protection: the error leaves states alone.
+    map.ensure_mapped(rs[0]).context("ensure_mapped before protect")?;
     let census = map.census();
-    if map.protect(rs[0]).is_err() {
-        ensure(map.census() == census, "a failed protect changed chunk states")?;
+    if strict {
+        map.protect(rs[0]).context("protect")?;
+        ensure(map.state(rs[0].base()) == Some(ChunkState::Protected), "a protected chunk is not protected")?;
+        map.unprotect(rs[0]).context("unprotect")?;
+        ensure(map.census() == census, "protect and unprotect did not restore the chunk states")?;
+    } else {
+        ensure(map.protect(rs[0]).is_err(), "a backend that cannot protect accepted protect")?;
+        ensure(map.census() == census, "a refused protect changed chunk states")?;
     }
     map.check().context("final check")
 }
 
 /// The core's own seeded chunk map sequence (`workload::chunkmap_ops`, the
 /// one the user-space property tests and fuzz targets drive) against its
-/// model, with `check()` after every step. The kernel backends cannot change
-/// page protection, so the sequence runs in its fault-tolerant mode: a
-/// protect the backend refuses must leave every chunk as it was.
-pub fn shared_sequence<P: PageOps>(ops: P, seed: u64, steps: usize) -> Outcome {
+/// model, with `check()` after every step. `strict` (a backend that changes
+/// page protection: the built-in sparse one) runs it exactly as user space
+/// does; otherwise (the module's committed backend) a protect the backend
+/// refuses must leave every chunk as it was.
+pub fn shared_sequence<P: PageOps>(ops: P, seed: u64, steps: usize, strict: bool) -> Outcome {
     let mut map = ChunkMap::new(ops, ChunkMapConfig::new(Size(64 << 20), Size(256 << 10))).context("ChunkMap::new")?;
-    let stats = chunkmap_ops::run::<_, 256>(&mut map, seed, steps, true).context("chunkmap_ops::run")?;
+    let stats = chunkmap_ops::run::<_, 256>(&mut map, seed, steps, !strict).context("chunkmap_ops::run")?;
     ensure(stats.succeeded > steps / 4, "too few operations succeeded")?;
     ensure(stats.rejected > 0, "no bad operation was generated")?;
     map.check().context("final check")

@@ -311,10 +311,19 @@ macro_rules! arena_suite {
 }
 
 /// The core's VM arena on a backend, and a vmem arena importing from it:
-/// `vmarena_suite!(suite, path::TO_OPS, path::TO_META_OPS)`.
+/// `vmarena_suite!(suite, path::TO_OPS, path::TO_META_OPS)`, its shared
+/// sequences strict as in user space; with a fourth argument
+/// `protect_refused`, for a backend that cannot change protection, a
+/// refused protect must change nothing instead.
 #[macro_export]
 macro_rules! vmarena_suite {
     ($suite:ident, $ops:path, $meta:path) => {
+        $crate::vmarena_suite!(@ $suite, $ops, $meta, true);
+    };
+    ($suite:ident, $ops:path, $meta:path, protect_refused) => {
+        $crate::vmarena_suite!(@ $suite, $ops, $meta, false);
+    };
+    (@ $suite:ident, $ops:path, $meta:path, $strict:expr) => {
         #[::kernel::macros::kunit_tests($suite)]
         mod $suite {
             use $crate::vmarena_cases as cases;
@@ -352,12 +361,12 @@ macro_rules! vmarena_suite {
 
             #[test]
             fn shared_sequence_seed_1() -> Outcome {
-                report("shared_sequence_seed_1", cases::shared_sequence(&$ops, 1, 600))
+                report("shared_sequence_seed_1", cases::shared_sequence(&$ops, 1, 600, $strict))
             }
 
             #[test]
             fn shared_sequence_seed_0x5eed() -> Outcome {
-                report("shared_sequence_seed_0x5eed", cases::shared_sequence(&$ops, 0x5eed, 600))
+                report("shared_sequence_seed_0x5eed", cases::shared_sequence(&$ops, 0x5eed, 600, $strict))
             }
 
             #[test]
@@ -413,10 +422,19 @@ macro_rules! sync_suite {
 }
 
 /// The core's chunk map on a backend:
-/// `chunkmap_suite!(suite, path::TO_OPS, sparse_space_bytes)`.
+/// `chunkmap_suite!(suite, path::TO_OPS, sparse_space_bytes)`, protect
+/// expected to work and the shared sequences strict as in user space; with a
+/// fourth argument `protect_refused`, for a backend that cannot change
+/// protection, protect must be refused and change nothing instead.
 #[macro_export]
 macro_rules! chunkmap_suite {
     ($suite:ident, $ops:path, $space:expr) => {
+        $crate::chunkmap_suite!(@ $suite, $ops, $space, true);
+    };
+    ($suite:ident, $ops:path, $space:expr, protect_refused) => {
+        $crate::chunkmap_suite!(@ $suite, $ops, $space, false);
+    };
+    (@ $suite:ident, $ops:path, $space:expr, $strict:expr) => {
         #[::kernel::macros::kunit_tests($suite)]
         mod $suite {
             use $crate::chunkmap_cases as cases;
@@ -439,17 +457,17 @@ macro_rules! chunkmap_suite {
 
             #[test]
             fn faults() -> Outcome {
-                report("faults", cases::faults(&$ops))
+                report("faults", cases::faults(&$ops, $strict))
             }
 
             #[test]
             fn shared_sequence_seed_1() -> Outcome {
-                report("shared_sequence_seed_1", cases::shared_sequence(&$ops, 1, 600))
+                report("shared_sequence_seed_1", cases::shared_sequence(&$ops, 1, 600, $strict))
             }
 
             #[test]
             fn shared_sequence_seed_0xc4c4() -> Outcome {
-                report("shared_sequence_seed_0xc4c4", cases::shared_sequence(&$ops, 0xc4c4, 600))
+                report("shared_sequence_seed_0xc4c4", cases::shared_sequence(&$ops, 0xc4c4, 600, $strict))
             }
 
             #[test]

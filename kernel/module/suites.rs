@@ -18,6 +18,6 @@ vmspace_ktest::vm_suite!(vmspace_mod_vm, crate::suites::OPS, 128 << 20, 64 << 20
 vmspace_ktest::workload_suite!(vmspace_mod_vm_workload, crate::suites::OPS);
 vmspace_ktest::fault_suite!(vmspace_mod_vm_faults, crate::suites::OPS);
 vmspace_ktest::arena_suite!(vmspace_mod_arena, crate::suites::META, crate::suites::OPS);
-vmspace_ktest::vmarena_suite!(vmspace_mod_vmarena, crate::suites::OPS, crate::suites::META);
+vmspace_ktest::vmarena_suite!(vmspace_mod_vmarena, crate::suites::OPS, crate::suites::META, protect_refused);
 vmspace_ktest::sync_suite!(vmspace_mod_sync, crate::suites::META, crate::suites::OPS);
-vmspace_ktest::chunkmap_suite!(vmspace_mod_chunkmap, crate::suites::OPS, 128 << 20);
+vmspace_ktest::chunkmap_suite!(vmspace_mod_chunkmap, crate::suites::OPS, 128 << 20, protect_refused);

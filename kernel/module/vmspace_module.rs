@@ -6,7 +6,8 @@
 //! modules, so the module runs the core on module-safe backends instead (see
 //! `committed.rs`): the VM layer on committed vmalloc reservations, arena
 //! metadata on pages from the page allocator. It says so when loaded. Its
-//! KUnit suites run when it is loaded (with KUnit built into the kernel).
+//! KUnit suites run when it is loaded (with KUnit built into the kernel),
+//! and it registers `/dev/vmspace_kmod` (see `device.rs`).
 
 // Case results carry the error behind a failure (for the log); there is no
 // heap to box it in, as in the core's own drivers.
@@ -16,6 +17,7 @@ use kernel::prelude::*;
 use vmspace_shim::PageOps;
 
 mod committed;
+mod device;
 mod suites;
 mod sys;
 
@@ -27,7 +29,9 @@ module! {
     license: "Dual MIT/GPL",
 }
 
-struct VmspaceModule;
+struct VmspaceModule {
+    _device: device::Registration,
+}
 
 impl kernel::Module for VmspaceModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
@@ -37,7 +41,9 @@ impl kernel::Module for VmspaceModule {
             suites::OPS.name(),
             suites::META.name()
         );
-        Ok(VmspaceModule)
+        let device = device::register()?;
+        pr_info!("/dev/vmspace_kmod registered (committed backends, no protection)\n");
+        Ok(VmspaceModule { _device: device })
     }
 }
 

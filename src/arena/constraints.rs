@@ -212,6 +212,65 @@ impl Constraints {
     }
 }
 
+/// Everything a [`Constraints`] holds, as given (nothing validated or
+/// rounded): for callers that carry constraints elsewhere, such as the
+/// `/dev/vmspace` client, which passes them to the kernel field by field.
+/// [`Constraints::from`] rebuilds the same constraints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConstraintParts {
+    /// The size asked for.
+    pub size: Size,
+    /// The alignment (0: the quantum).
+    pub align: Size,
+    /// The phase.
+    pub phase: Size,
+    /// The boundary not to cross (0: none).
+    pub nocross: Size,
+    /// The lowest address, if set.
+    pub min: Option<Addr>,
+    /// The address to end at or below, if set.
+    pub max: Option<Addr>,
+    /// The exact address, if set.
+    pub exact: Option<Addr>,
+    /// The policy.
+    pub policy: Policy,
+    /// Whether the highest placement is wanted.
+    pub top: bool,
+}
+
+impl Constraints {
+    /// The constraints as given, field by field.
+    pub const fn parts(&self) -> ConstraintParts {
+        ConstraintParts {
+            size: self.size,
+            align: self.align,
+            phase: self.phase,
+            nocross: self.nocross,
+            min: self.min,
+            max: self.max,
+            exact: self.exact,
+            policy: self.policy,
+            top: self.top,
+        }
+    }
+}
+
+impl From<ConstraintParts> for Constraints {
+    fn from(p: ConstraintParts) -> Self {
+        Constraints {
+            size: p.size,
+            align: p.align,
+            phase: p.phase,
+            nocross: p.nocross,
+            min: p.min,
+            max: p.max,
+            exact: p.exact,
+            policy: p.policy,
+            top: p.top,
+        }
+    }
+}
+
 /// Validated constraints, sizes rounded to the quantum: what the arena
 /// places ([`Constraints::validate`]). Reference models and callers that
 /// want to predict a placement read it through its accessors.
@@ -350,6 +409,24 @@ mod tests {
 
     fn req(c: Constraints) -> Request {
         c.validate(16).unwrap()
+    }
+
+    #[test]
+    fn parts_round_trip() {
+        let c = Constraints::new(Size(40))
+            .align(Size(64))
+            .phase(Size(16))
+            .nocross(Size(4096))
+            .min_addr(Addr(0x100))
+            .exact(Addr(0x150))
+            .policy(Policy::NextFit)
+            .from_top(true);
+        let p = c.parts();
+        assert_eq!(
+            (p.size, p.align, p.max, p.exact),
+            (Size(40), Size(64), None, Some(Addr(0x150)))
+        );
+        assert_eq!(Constraints::from(p), c);
     }
 
     #[test]

@@ -91,7 +91,7 @@ use vmspace_shim::align::{self, PowerOfTwo};
 use vmspace_shim::{PageOps, Range, Size};
 
 pub use constraints::Request;
-pub use constraints::{Constraints, Policy};
+pub use constraints::{ConstraintParts, Constraints, Policy};
 pub use error::ArenaError;
 pub use freelist::LISTS as FREE_LISTS;
 pub use handle::Handle;

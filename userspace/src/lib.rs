@@ -4,8 +4,9 @@
 //! [`procfs`], what the kernel reports about this process's mappings;
 //! [`ParkingLock`] and [`CondvarWaiter`], the lock and waiter of a
 //! [`UserArena`] shared between threads; [`SchedPin`], the pin of its
-//! per-CPU quantum caches ([`UserCpuCaches`]); and the
-//! `vmspace` command-line program (`src/bin/vmspace`).
+//! per-CPU quantum caches ([`UserCpuCaches`]); [`kdev`], the client of the
+//! kernel build's `/dev/vmspace`; and the `vmspace` command-line program
+//! (`src/cli`).
 //!
 //! ```
 //! use vmspace::vm::Vm;
@@ -20,6 +21,7 @@
 //! vm.unmap(first).unwrap();
 //! ```
 
+pub mod kdev;
 mod mmap;
 mod pin;
 pub mod procfs;

@@ -18,7 +18,10 @@ pub mod chunkmap_ops;
 pub mod churn;
 pub mod rng;
 pub mod vm_ops;
+pub mod vm_target;
 pub mod vmarena_ops;
 
+pub use arena_ops::ArenaTarget;
 pub use churn::Churn;
 pub use rng::Rng;
+pub use vm_target::VmTarget;

@@ -1,12 +1,15 @@
-//! Map/unmap sequences for a [`Vm`], checked against a set-of-pages model.
+//! Map/unmap sequences for a VM (any [`VmTarget`]: the in-process
+//! [`Vm`](vmspace::vm::Vm) or one in the kernel), checked against a
+//! set-of-pages model.
 
 use core::fmt;
 
-use vmspace_shim::{Addr, PageOps, Range, Size};
+use vmspace_shim::{Addr, Range, Size};
 
 use super::Rng;
+use crate::vm_target::VmTarget;
 use vmspace::bits;
-use vmspace::vm::{Vm, VmError};
+use vmspace::vm::VmError;
 
 /// One operation on a VM, in page units relative to its base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +27,9 @@ pub struct VmOp {
 /// The kind of a [`VmOp`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VmOpKind {
-    /// [`Vm::map`].
+    /// [`VmTarget::map`].
     Map,
-    /// [`Vm::unmap`].
+    /// [`VmTarget::unmap`].
     Unmap,
 }
 
@@ -195,8 +198,8 @@ impl fmt::Display for VmRunError {
 /// matches, and `check()` passes. With `touch`, every newly mapped page is
 /// checked to read zero and stamped, and every page is checked to still hold
 /// its stamp before it is unmapped. The VM must start with nothing mapped.
-pub fn run<P: PageOps, const W: usize>(
-    vm: &mut Vm<P>,
+pub fn run<V: VmTarget, const W: usize>(
+    vm: &mut V,
     seed: u64,
     steps: usize,
     touch: bool,
@@ -216,7 +219,7 @@ pub fn run<P: PageOps, const W: usize>(
         let mut expected = model.clone();
         let ok = expected.apply(&op);
         if ok && touch && op.kind == VmOpKind::Unmap {
-            stats.pages_touched += verify_stamps(range, page).map_err(|w| fail(w, None))?;
+            stats.pages_touched += verify_stamps(vm, range, page).map_err(|w| fail(w, None))?;
         }
         let result = match op.kind {
             VmOpKind::Map => vm.map(range),
@@ -227,7 +230,8 @@ pub fn run<P: PageOps, const W: usize>(
                 model = expected;
                 stats.succeeded += 1;
                 if touch && op.kind == VmOpKind::Map {
-                    stats.pages_touched += stamp_zeroed(range, page).map_err(|w| fail(w, None))?;
+                    stats.pages_touched +=
+                        stamp_zeroed(vm, range, page).map_err(|w| fail(w, None))?;
                 }
             }
             (true, Err(VmError::Backend(_))) => stats.backend_failures += 1,
@@ -250,20 +254,20 @@ fn stamp(addr: usize) -> u64 {
 
 /// Check that each page of the freshly mapped `range` reads zero at both ends,
 /// then stamp its first word and fill its last.
-fn stamp_zeroed(range: Range, page: Size) -> Result<usize, &'static str> {
+fn stamp_zeroed<V: VmTarget>(vm: &mut V, range: Range, page: Size) -> Result<usize, &'static str> {
     let mut n = 0;
     let mut a = range.base().0;
     while a < range.limit().0 {
-        let first = a as *mut u64;
-        let last = (a + page.0 - 8) as *mut u64;
+        let (first, last) = (Addr(a), Addr(a + page.0 - 8));
         // SAFETY: the VM just mapped `range` read-write (PageOps contract) and
-        // nothing else uses these pages; both words are inside page `a`.
+        // nothing else uses these pages; both words are aligned, inside page `a`.
         unsafe {
-            if first.read_volatile() != 0 || last.read_volatile() != 0 {
+            let zero = (vm.read_word(first), vm.read_word(last));
+            if zero != (Ok(0), Ok(0)) {
                 return Err("a freshly mapped page does not read zero");
             }
-            first.write_volatile(stamp(a));
-            last.write_volatile(!stamp(a));
+            vm.write_word(first, stamp(a)).map_err(|_| "a mapped page could not be written")?;
+            vm.write_word(last, !stamp(a)).map_err(|_| "a mapped page could not be written")?;
         }
         n += 1;
         a += page.0;
@@ -272,16 +276,14 @@ fn stamp_zeroed(range: Range, page: Size) -> Result<usize, &'static str> {
 }
 
 /// Check that each page of the mapped `range` still holds its stamps.
-fn verify_stamps(range: Range, page: Size) -> Result<usize, &'static str> {
+fn verify_stamps<V: VmTarget>(vm: &V, range: Range, page: Size) -> Result<usize, &'static str> {
     let mut n = 0;
     let mut a = range.base().0;
     while a < range.limit().0 {
         // SAFETY: the model says `range` is mapped, so the VM has it mapped
-        // read-write; both words are inside page `a`.
-        let (first, last) = unsafe {
-            ((a as *const u64).read_volatile(), ((a + page.0 - 8) as *const u64).read_volatile())
-        };
-        if first != stamp(a) || last != !stamp(a) {
+        // read-write; both words are aligned, inside page `a`.
+        let words = unsafe { (vm.read_word(Addr(a)), vm.read_word(Addr(a + page.0 - 8))) };
+        if words != (Ok(stamp(a)), Ok(!stamp(a))) {
             return Err("a mapped page lost what was written to it");
         }
         n += 1;

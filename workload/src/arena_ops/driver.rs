@@ -8,10 +8,9 @@ use vmspace_shim::{align, Addr, Range, Size};
 mod resize;
 
 use super::model::{highest_in, lowest_in, ArenaModel, Fits, Live, Want};
+use super::target::ArenaTarget;
 use super::ArenaOp;
-use vmspace::arena::{
-    Arena, ArenaError, Constraints, Handle, Policy, SegmentKind, SegmentKinds, Source, Store,
-};
+use vmspace::arena::{ArenaError, Constraints, Policy, SegmentKind, SegmentKinds};
 
 /// What a driven sequence did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,7 +74,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn of<S: Store, I: Source>(a: &Arena<S, I>) -> Snapshot {
+    fn of<A: ArenaTarget>(a: &A) -> Snapshot {
         let digest = a.walk(SegmentKinds::ALL).fold(0xcbf2_9ce4_8422_2325u64, |h, s| {
             let k = s.kind as u64 + (u64::from(s.imported) << 2) + (u64::from(s.held) << 3);
             let x = h ^ (s.range.base().0 as u64).rotate_left(17) ^ s.range.limit().0 as u64 ^ k;
@@ -146,7 +145,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
 
     /// The model's fits for `r` in the arena's spans minus the live
     /// allocations.
-    fn fits<S: Store, I: Source>(&self, a: &Arena<S, I>, r: &Want) -> Option<Fits> {
+    fn fits<A: ArenaTarget>(&self, a: &A, r: &Want) -> Option<Fits> {
         let mut f: Option<Fits> = None;
         let m = &self.model;
         for span in a.walk(SegmentKinds::SPANS) {
@@ -183,9 +182,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
     /// Apply `op` to `arena` and the model, then check that they agree.
     // The error carries the operation for the report; there is no heap to box it in.
     #[allow(clippy::result_large_err)]
-    pub fn step<S: Store, I: Source>(
+    pub fn step<A: ArenaTarget>(
         &mut self,
-        arena: &mut Arena<S, I>,
+        arena: &mut A,
         op: &ArenaOp,
     ) -> Result<(), ArenaRunError> {
         let step = self.step;
@@ -298,9 +297,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
     /// `NoSpace` failure with no fit in the model counts as a valid rejection.
     // The error carries the operation for the report; there is no heap to box it in.
     #[allow(clippy::result_large_err)]
-    fn allocate<S: Store, I: Source>(
+    fn allocate<A: ArenaTarget>(
         &mut self,
-        arena: &mut Arena<S, I>,
+        arena: &mut A,
         c: &Constraints,
         plain: bool,
         held: bool,
@@ -400,13 +399,16 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
 
     /// The allocation `op` asks for, through the interface it names: the
     /// address and the handle's tag (0 when allocated by address).
-    fn call_alloc<S: Store, I: Source>(
-        arena: &mut Arena<S, I>,
+    fn call_alloc<A: ArenaTarget>(
+        arena: &mut A,
         c: &Constraints,
         plain: bool,
         held: bool,
     ) -> Result<(usize, u32), ArenaError> {
-        let handle = |h: Handle| (h.addr().0, h.tag());
+        let handle = |h: A::Handle| {
+            let (addr, tag) = A::handle_parts(h);
+            (addr.0, tag)
+        };
         match (plain, held) {
             (true, false) => arena.alloc(c.size(), c.chosen_policy()).map(|a| (a.0, 0)),
             (false, false) => arena.xalloc(c).map(|a| (a.0, 0)),
@@ -420,9 +422,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
     /// (no handle can: nothing to do).
     // The error carries the operation for the report; there is no heap to box it in.
     #[allow(clippy::result_large_err)]
-    fn bad_handle<S: Store, I: Source>(
+    fn bad_handle<A: ArenaTarget>(
         &mut self,
-        arena: &mut Arena<S, I>,
+        arena: &mut A,
         pick: usize,
         tag_of: usize,
         offset: u32,
@@ -437,7 +439,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         let Some(h) = arena.handle_from_parts(Addr(addr), tag.wrapping_add(offset)) else {
             return Ok(None);
         };
-        let valid = i < m.nlive && m.live[i].tag != 0 && m.live[i].tag == h.tag();
+        let valid = i < m.nlive && m.live[i].tag != 0 && m.live[i].tag == A::handle_parts(h).1;
         let step = self.step - 1;
         let fail = |what| ArenaRunError {
             step,
@@ -456,10 +458,10 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
     /// Free `h` through the arena. When the model holds it as live
     /// allocation `expected`, a success must return that allocation's size
     /// and the model forgets it; a success otherwise is an error.
-    fn free_held<S: Store, I: Source>(
+    fn free_held<A: ArenaTarget>(
         &mut self,
-        arena: &mut Arena<S, I>,
-        h: Handle,
+        arena: &mut A,
+        h: A::Handle,
         expected: Option<usize>,
     ) -> Result<Result<(), ArenaError>, &'static str> {
         let r = arena.free_handle(h);
@@ -477,10 +479,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
     }
 
     /// Compare the arena's observable state with the model and run `check()`.
-    fn compare<S: Store, I: Source>(
-        &self,
-        a: &Arena<S, I>,
-    ) -> Result<(), (&'static str, Option<ArenaError>)> {
+    fn compare<A: ArenaTarget>(&self, a: &A) -> Result<(), (&'static str, Option<ArenaError>)> {
         let m = &self.model;
         let sizes = a.sizes();
         if a.live() != m.nlive || sizes.allocated.0 != m.allocated() {

@@ -15,9 +15,13 @@
 //!   constraints; first fit returns the lowest (or highest) fit and best fit
 //!   comes from the smallest free range that fits;
 //! - sizes, counts and counters agree with the model, and `check()` passes.
+//!
+//! The driver works on any [`ArenaTarget`]: the in-process [`Arena`], or an
+//! arena in the kernel reached through `/dev/vmspace`.
 
 mod driver;
 mod model;
+mod target;
 
 use vmspace_shim::{Addr, Size};
 
@@ -26,6 +30,7 @@ use vmspace::arena::{Arena, Constraints, Policy, Source, Store};
 
 pub use driver::{ArenaDriver, ArenaRunError, ArenaRunStats};
 pub use model::ArenaModel;
+pub use target::ArenaTarget;
 
 /// One operation on an arena. Addresses are absolute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,6 +333,18 @@ impl ArenaOpGen {
 #[allow(clippy::result_large_err)]
 pub fn run<S: Store, I: Source, const N: usize, const M: usize>(
     arena: &mut Arena<S, I>,
+    cfg: ArenaOpConfig,
+    seed: u64,
+    steps: usize,
+) -> Result<ArenaRunStats, ArenaRunError> {
+    run_on::<_, N, M>(arena, cfg, seed, steps)
+}
+
+/// [`run`] on any [`ArenaTarget`].
+// The error carries the operation for the report; there is no heap to box it in.
+#[allow(clippy::result_large_err)]
+pub fn run_on<A: ArenaTarget, const N: usize, const M: usize>(
+    arena: &mut A,
     cfg: ArenaOpConfig,
     seed: u64,
     steps: usize,

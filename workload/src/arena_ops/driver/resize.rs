@@ -1,12 +1,13 @@
 //! The driver's partial frees and resizes: what the model predicts for
-//! [`Arena::free_part`] and [`Arena::resize`], and how it follows them.
+//! [`ArenaTarget::free_part`] and [`ArenaTarget::resize`], and how it follows them.
 
 use vmspace_shim::{align, Addr, Size};
 
 use super::{ArenaDriver, Outcome};
 use crate::arena_ops::model::{ArenaModel, Live};
+use crate::arena_ops::target::ArenaTarget;
 use crate::arena_ops::ArenaOp;
-use vmspace::arena::{Arena, ArenaError, SegmentKinds, Source, Store};
+use vmspace::arena::{ArenaError, SegmentKinds};
 
 impl<const N: usize, const M: usize> ArenaModel<N, M> {
     /// The live allocation made by address that starts at `addr`.
@@ -25,9 +26,9 @@ impl<const N: usize, const M: usize> ArenaModel<N, M> {
 impl<const N: usize, const M: usize> ArenaDriver<N, M> {
     /// [`ArenaOp::FreePart`] or [`ArenaOp::Resize`]; `None` when there is
     /// nothing to do.
-    pub(super) fn reshape<S: Store, I: Source>(
+    pub(super) fn reshape<A: ArenaTarget>(
         &mut self,
-        arena: &mut Arena<S, I>,
+        arena: &mut A,
         op: &ArenaOp,
     ) -> Option<Outcome> {
         match *op {
@@ -41,9 +42,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
 
     /// [`ArenaOp::FreePart`]; `None`
     /// when nothing is live (nothing to do).
-    fn free_part<S: Store, I: Source>(
+    fn free_part<A: ArenaTarget>(
         &mut self,
-        arena: &mut Arena<S, I>,
+        arena: &mut A,
         pick: usize,
         offset: usize,
         size: usize,
@@ -100,9 +101,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
 
     /// [`ArenaOp::Resize`]; `None` when
     /// nothing is live.
-    fn resize<S: Store, I: Source>(
+    fn resize<A: ArenaTarget>(
         &mut self,
-        arena: &mut Arena<S, I>,
+        arena: &mut A,
         pick: usize,
         size: usize,
         claim: usize,

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! The misc device and its open files: `open` makes an empty table of
+//! objects, `ioctl` reads the argument, runs the command under the file's
+//! lock and writes the argument back (with its error record), `release`
+//! destroys everything the file still owns.
+
+use kernel::error::code::{ENODEV, ENOTTY};
+use kernel::fs::File;
+use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+use vmspace_abi::args::{DestroyArgs, VersionArgs};
+use vmspace_abi::error::WireError;
+use vmspace_abi::ABI_VERSION;
+use vmspace_shim::PageOps;
+
+use crate::arena_cmd::{self, FreeKind};
+use crate::backends::DevBackends;
+use crate::objects::Objects;
+use crate::vm_cmd::{self, RangeKind};
+use crate::wire::{self, UserArg, WithErr};
+
+/// One open file of the device: the objects it owns, behind its lock.
+#[pin_data]
+pub struct DevFile<B: DevBackends> {
+    #[pin]
+    objects: Mutex<Objects<B>>,
+}
+
+/// Register the device as `/dev/<name>` on backends `B`.
+pub fn register<B: DevBackends>(name: &'static CStr) -> impl PinInit<MiscDeviceRegistration<DevFile<B>>, Error> {
+    MiscDeviceRegistration::register(MiscDeviceOptions { name })
+}
+
+impl<B: DevBackends> DevFile<B> {
+    /// Run command `f` on the argument at user address `arg`: read it, clear
+    /// its error record, run `f` under the lock, write it back.
+    fn call<T: WithErr>(&self, arg: usize, f: impl FnOnce(&mut Objects<B>, &mut T) -> Result) -> Result<isize> {
+        let mut user = UserArg::<T>::new(arg);
+        let mut args = user.read()?;
+        *args.err() = WireError::ZERO;
+        let result = f(&mut self.objects.lock(), &mut args);
+        user.write(args)?;
+        result.map(|()| 0)
+    }
+
+    fn version(arg: usize) -> Result<isize> {
+        let l = B::LIMITS;
+        let mut v = VersionArgs {
+            abi_version: ABI_VERSION,
+            page_size: B::vm().page_size().0 as u32,
+            features: B::FEATURES,
+            max_objects: l.max_objects as u32,
+            max_tags_per_arena: l.max_tags_per_arena as u64,
+            max_tags_per_file: l.max_tags_per_file as u64,
+            max_reserved_per_file: l.max_reserved as u64,
+            max_mapped_per_file: l.max_mapped as u64,
+            max_io: l.max_io as u64,
+            ..VersionArgs::ZERO
+        };
+        let name = B::vm().name().as_bytes();
+        let n = name.len().min(v.backend.len() - 1);
+        v.backend[..n].copy_from_slice(&name[..n]);
+        UserArg::<VersionArgs>::new(arg).write(v)?;
+        Ok(0)
+    }
+
+    fn destroy(objs: &mut Objects<B>, a: &mut DestroyArgs) -> Result {
+        if a._pad != 0 || a.leaked != 0 || a.leaked_bytes != 0 {
+            return Err(crate::encode::device(
+                &mut a.err,
+                vmspace_abi::error::DEV_BAD_FIELD,
+                "_pad and the outputs must be zero",
+                0,
+                0,
+            ));
+        }
+        let object = objs.remove(&mut a.err, a.id)?;
+        let leak = object.held();
+        a.leaked = leak.count as u64;
+        a.leaked_bytes = leak.bytes as u64;
+        drop(object);
+        Ok(())
+    }
+
+    fn dispatch(&self, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            wire::VERSION => Self::version(arg),
+            wire::ARENA_CREATE => self.call(arg, arena_cmd::create),
+            wire::DESTROY => self.call(arg, Self::destroy),
+            wire::ARENA_ADD => self.call(arg, |o, a| arena_cmd::span(o, a, false)),
+            wire::ARENA_EXTEND => self.call(arg, |o, a| arena_cmd::span(o, a, true)),
+            wire::ARENA_ALLOC => self.call(arg, arena_cmd::alloc),
+            wire::ARENA_FREE => self.call(arg, |o, a| arena_cmd::free(o, a, FreeKind::ByAddress)),
+            wire::ARENA_FREE_HANDLE => self.call(arg, |o, a| arena_cmd::free(o, a, FreeKind::Handle)),
+            wire::ARENA_FREE_PART => self.call(arg, |o, a| arena_cmd::free(o, a, FreeKind::Part)),
+            wire::ARENA_RESIZE => self.call(arg, |o, a| arena_cmd::free(o, a, FreeKind::Resize)),
+            wire::ARENA_LOOKUP => self.call(arg, arena_cmd::lookup),
+            wire::ARENA_WALK => self.call(arg, arena_cmd::walk),
+            wire::ARENA_STATS => self.call(arg, arena_cmd::stats),
+            wire::ARENA_CHECK => self.call(arg, arena_cmd::check),
+            wire::VM_RESERVE => self.call(arg, vm_cmd::reserve),
+            wire::VM_MAP => self.call(arg, |o, a| vm_cmd::range(o, a, RangeKind::Map)),
+            wire::VM_UNMAP => self.call(arg, |o, a| vm_cmd::range(o, a, RangeKind::Unmap)),
+            wire::VM_PROTECT => self.call(arg, |o, a| vm_cmd::range(o, a, RangeKind::Protect)),
+            wire::VM_STATS => self.call(arg, vm_cmd::stats),
+            wire::VM_RUNS => self.call(arg, vm_cmd::runs),
+            wire::VM_CHECK => self.call(arg, vm_cmd::check),
+            wire::VM_READ => self.call(arg, |o, a| vm_cmd::io(o, a, false)),
+            wire::VM_WRITE => self.call(arg, |o, a| vm_cmd::io(o, a, true)),
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+#[vtable]
+impl<B: DevBackends> MiscDevice for DevFile<B> {
+    type Ptr = Pin<KBox<Self>>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        if !B::hold() {
+            return Err(ENODEV);
+        }
+        let file = KBox::try_pin_init(try_pin_init!(DevFile { objects <- new_mutex!(Objects::new()) }), GFP_KERNEL);
+        if file.is_err() {
+            B::unhold();
+        }
+        file
+    }
+
+    /// Destroy everything the file owns (logging what was still held),
+    /// then let go of the device's code.
+    fn release(device: Pin<KBox<Self>>, _file: &File) {
+        drop(device);
+        B::unhold();
+    }
+
+    fn ioctl(me: Pin<&DevFile<B>>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        me.dispatch(cmd, arg)
+    }
+}

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! `/dev/vmspace_kmod` in the module build: the device of `vmspace_kdev` on
+//! the module's committed backends (VMs on committed vmalloc reservations,
+//! arena metadata on the page allocator). It has its own name so that it
+//! can sit beside the built-in `/dev/vmspace`.
+
+use kernel::miscdevice::MiscDeviceRegistration;
+use kernel::prelude::*;
+use vmspace_kdev::{Access, DevBackends, DevFile, Limits};
+
+use crate::committed::Committed;
+use crate::suites::{META, OPS};
+
+/// The module's backends for the device.
+pub(crate) struct ModuleBackends;
+
+impl DevBackends for ModuleBackends {
+    type Meta = Committed;
+    type Vm = Committed;
+
+    const DEVICE: &'static str = "vmspace_kmod";
+
+    /// Every reserved byte is committed memory here, and each tag store is
+    /// one physically contiguous block (at most 4 MiB): tighter bounds than
+    /// the built-in device's.
+    const LIMITS: Limits = Limits {
+        max_objects: 32,
+        max_tags_per_arena: 1 << 15,
+        max_tags_per_file: 1 << 17,
+        max_reserved: 64 << 20,
+        max_mapped: 64 << 20,
+        max_io: 1 << 20,
+    };
+    /// No protection (no exported function changes it), nothing sparse.
+    const FEATURES: u32 = 0;
+
+    fn meta() -> &'static Committed {
+        &META
+    }
+
+    fn vm() -> &'static Committed {
+        &OPS
+    }
+
+    /// The backend never changes protection: what the VM maps is read-write.
+    fn access(_addr: usize) -> Access {
+        Access::ReadWrite
+    }
+
+    fn hold() -> bool {
+        // SAFETY: `THIS_MODULE` is this module, live while its code runs.
+        unsafe { kernel::bindings::try_module_get(crate::THIS_MODULE.as_ptr()) }
+    }
+
+    fn unhold() {
+        // SAFETY: drops the reference `hold` took for the file being closed.
+        unsafe { kernel::bindings::module_put(crate::THIS_MODULE.as_ptr()) }
+    }
+}
+
+/// The device's registration, held by the module.
+pub(crate) type Registration = Pin<KBox<MiscDeviceRegistration<DevFile<ModuleBackends>>>>;
+
+/// Register `/dev/vmspace_kmod`.
+pub(crate) fn register() -> Result<Registration> {
+    KBox::pin_init(vmspace_kdev::register::<ModuleBackends>(c"vmspace_kmod"), GFP_KERNEL)
+}
