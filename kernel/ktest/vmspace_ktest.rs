@@ -22,6 +22,7 @@ pub mod fault_cases;
 pub mod outcome;
 pub mod sync_cases;
 mod suites;
+pub mod threads;
 pub mod touch;
 pub mod vm_cases;
 pub mod vmarena_cases;

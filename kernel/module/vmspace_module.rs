@@ -5,8 +5,10 @@
 //! The sparse vm_area functions the built-in backend uses are not exported to
 //! modules, so the module runs the core on module-safe backends instead (see
 //! `committed.rs`): the VM layer on committed vmalloc reservations, arena
-//! metadata on pages from the page allocator. It says so when loaded. Its
-//! KUnit suites run when it is loaded (with KUnit built into the kernel).
+//! metadata on pages from the page allocator. It says so when loaded. Built
+//! with `VMSPACE_KUNIT=y` (`--cfg vmspace_kunit`, see `kernel/crates.kbuild`)
+//! against a kernel with KUnit built in, it carries KUnit suites, which run
+//! when it is loaded; without, it has no test code.
 
 // Case results carry the error behind a failure (for the log); there is no
 // heap to box it in, as in the core's own drivers.
@@ -16,6 +18,7 @@ use kernel::prelude::*;
 use vmspace_shim::PageOps;
 
 mod committed;
+#[cfg(vmspace_kunit)]
 mod suites;
 mod sys;
 
@@ -27,6 +30,11 @@ module! {
     license: "Dual MIT/GPL",
 }
 
+/// The backend of the module's VMs.
+pub(crate) static OPS: committed::Committed = committed::Committed::vmalloc();
+/// The backend for metadata stores (arena boundary tags and hashes).
+pub(crate) static META: committed::Committed = committed::Committed::page_allocator();
+
 struct VmspaceModule;
 
 impl kernel::Module for VmspaceModule {
@@ -34,8 +42,8 @@ impl kernel::Module for VmspaceModule {
         pr_info!(
             "loaded: module build, VM layer on \"{}\" (reservations are committed: \
              the sparse vm_area API is not exported to modules), metadata on \"{}\"\n",
-            suites::OPS.name(),
-            suites::META.name()
+            OPS.name(),
+            META.name()
         );
         Ok(VmspaceModule)
     }
