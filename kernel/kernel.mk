@@ -5,6 +5,9 @@
 #   make module            build the out-of-tree module vmspace_kmod.ko
 #   make module-test       boot UML, insmod the module, parse its KTAP with kunit.py
 #   make kunit-qemu        cross-check: the same suites on x86_64 under qemu (TCG)
+#   make kunit-debug       the built-in and module suites on a second UML kernel
+#                          with KASAN, lockdep, atomic-sleep and preemption
+#                          debugging, full preemption, Rust overflow checks
 #   make kernel-notest     a kernel without CONFIG_VMSPACE_KUNIT_TEST has no
 #                          vmspace test code (object list and nm)
 #   make kernel-provision  only provision (chroot, toolchain, tree, hooks)
@@ -15,13 +18,17 @@
 
 VMK_SCRIPTS := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/scripts
 
-.PHONY: kunit kunit-qemu kernel-notest module module-test kernel-provision kernel-versions
+.PHONY: kunit kunit-qemu kunit-debug kernel-notest module module-test \
+	kernel-provision kernel-versions
 
 kunit:
 	bash $(VMK_SCRIPTS)/kunit.sh
 
 kunit-qemu:
 	bash $(VMK_SCRIPTS)/kunit-qemu.sh
+
+kunit-debug:
+	bash $(VMK_SCRIPTS)/kunit-debug.sh
 
 kernel-notest:
 	bash $(VMK_SCRIPTS)/kernel-notest.sh

@@ -24,7 +24,7 @@ VMK_JOBS=${VMK_JOBS:-2}
 VMK_WANT_RUSTC=${VMK_WANT_RUSTC:-1.97.1}
 VMK_WANT_LINUX=${VMK_WANT_LINUX:-7.2}
 
-VMK_PACKAGES="rustc rust-src bindgen libclang-dev clang lld llvm build-essential
+VMK_PACKAGES="rustc rust-src rust-clippy bindgen libclang-dev clang lld llvm build-essential
 flex bison bc libelf-dev libssl-dev python3 cpio kmod rsync xz-utils ca-certificates"
 
 # The repository root on the host (the directory holding this kernel/ dir).
@@ -56,13 +56,13 @@ vmk_chroot() {
 #            preemption debugging, full preemption (kernel/kunitconfig.debug);
 #            `make kunit-debug`
 # vmk_flavour sets VMK_UM_BUILD (build directory), VMK_UM_LOCK (vmk_lock
-# name), VMK_UM_MAKE (make variables), VMK_UM_KUNITCONFIGS (kunit.py
+# name), VMK_UM_MAKE (make variables, an array), VMK_UM_KUNITCONFIGS (kunit.py
 # arguments) and VMK_UM_SUFFIX (for file names: "" or "-debug").
 vmk_flavour() {
 	VMK_UM_KUNITCONFIGS="--kunitconfig=$VMK_SRC/kernel/.kunitconfig --kunitconfig=$VMK_SRC/kernel/kunitconfig.uml"
 	case "${VMK_FLAVOUR:-}" in
 	"")
-		VMK_UM_BUILD=$VMK_CACHE/build-um VMK_UM_LOCK=um VMK_UM_MAKE= VMK_UM_SUFFIX=
+		VMK_UM_BUILD=$VMK_CACHE/build-um VMK_UM_LOCK=um VMK_UM_MAKE=() VMK_UM_SUFFIX=
 		;;
 	debug)
 		# clang, and gcc's large-data threshold: with -mcmodel=large (UML)
@@ -70,8 +70,9 @@ vmk_flavour() {
 		# leaves .lbss past _end, where lockdep's static_obj() does not look:
 		# it would reject the lock class keys there (rcu_read_lock's among
 		# them), report a "bad unlock balance" at boot and turn itself off.
+		# (The vDSO is built without -mcmodel=large, hence the second flag.)
 		VMK_UM_BUILD=$VMK_CACHE/build-um-debug VMK_UM_LOCK=um-debug VMK_UM_SUFFIX=-debug
-		VMK_UM_MAKE="LLVM=1 KCFLAGS=-mlarge-data-threshold=65536"
+		VMK_UM_MAKE=(LLVM=1 "KCFLAGS=-mlarge-data-threshold=65536 -Wno-unused-command-line-argument")
 		VMK_UM_KUNITCONFIGS="$VMK_UM_KUNITCONFIGS --kunitconfig=$VMK_SRC/kernel/kunitconfig.debug"
 		;;
 	*) vmk_die "unknown VMK_FLAVOUR=$VMK_FLAVOUR (known: debug)" ;;
@@ -86,7 +87,7 @@ vmk_kunit_py() {
 	local sub=$1
 	shift
 	local opt make_options=()
-	for opt in $VMK_UM_MAKE; do make_options+=("--make_options=$opt"); done
+	for opt in "${VMK_UM_MAKE[@]}"; do make_options+=("--make_options=$opt"); done
 	# shellcheck disable=SC2086
 	vmk_chroot /usr/bin/env PYTHONUNBUFFERED=1 /bin/sh -c \
 		'cd "$1" && shift && exec python3 tools/testing/kunit/kunit.py "$@"' sh \

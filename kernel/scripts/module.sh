@@ -32,7 +32,7 @@ start=$(date +%s%N)
 # VMK_MAKE_ARGS passes Kbuild variables through, e.g. CLIPPY=1 to lint the
 # Rust crates with the kernel's clippy settings.
 # shellcheck disable=SC2086
-vmk_chroot make -s -C "$build" ARCH=um $VMK_UM_MAKE M="$VMK_SRC" MO="$out" -j"$VMK_JOBS" $kunit ${VMK_MAKE_ARGS:-} modules
+vmk_chroot make -s -C "$build" ARCH=um "${VMK_UM_MAKE[@]}" M="$VMK_SRC" MO="$out" -j"$VMK_JOBS" $kunit ${VMK_MAKE_ARGS:-} modules
 ko=$out/vmspace_kmod.ko
 vmk_log "built $ko ($mode) in $((($(date +%s%N) - start) / 1000000)) ms"
 
