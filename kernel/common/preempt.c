@@ -47,5 +47,7 @@ void vmspace_unpin_cpu(void)
 void vmspace_relax(void)
 {
 	cond_resched();
+	preempt_disable();
+	preempt_enable();
 	cpu_relax();
 }

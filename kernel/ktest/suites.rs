@@ -57,6 +57,11 @@ macro_rules! backend_suite {
             fn many_reservations() -> Outcome {
                 report(cases::many_reservations(&$ops))
             }
+
+            #[test]
+            fn relax_lets_others_run() -> Outcome {
+                report(cases::relax_lets_others_run(&$ops))
+            }
         }
     };
 }
@@ -456,4 +461,3 @@ macro_rules! chunkmap_suite {
         }
     };
 }
-
