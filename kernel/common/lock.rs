@@ -55,11 +55,18 @@ pub type KernelMutex = KernelLock<MutexBackend>;
 /// site and an optional name: `new_kernel_mutex!()`,
 /// `new_kernel_mutex!("vmspace shared arena")`. Like the kernel crate's
 /// `new_mutex!`; evaluates to `Result<KernelMutex, Error>`.
+///
+/// The name is a static, like the class: lockdep matches a class by its key
+/// and the address of its name, and a constant's address is not unique
+/// (each copy of code that uses it, after inlining or in a generic
+/// function's instances, may carry its own), which lockdep reports as one
+/// key under two names.
 #[macro_export]
 macro_rules! new_kernel_mutex {
-    ($($name:literal)?) => {
-        $crate::KernelMutex::new(::kernel::optional_name!($($name)?), ::kernel::static_lock_class!())
-    };
+    ($($name:literal)?) => {{
+        static NAME: &::kernel::str::CStr = ::kernel::optional_name!($($name)?);
+        $crate::KernelMutex::new(NAME, ::kernel::static_lock_class!())
+    }};
 }
 
 impl<B: Backend<GuardState = ()>> KernelLock<B> {

@@ -10,7 +10,9 @@ use core::time::Duration;
 use kernel::alloc::KBox;
 use kernel::error::Error;
 use kernel::prelude::*;
-use kernel::sync::{new_condvar, new_spinlock, CondVar, SpinLock};
+use kernel::str::CStr;
+use kernel::sync::{static_lock_class, CondVar, SpinLock};
+use kernel::c_str;
 use kernel::time::{delay::fsleep, msecs_to_jiffies, Delta, Instant, Monotonic};
 use vmspace::sync::Waiter;
 
@@ -50,10 +52,14 @@ pub struct KernelWaiter {
 impl KernelWaiter {
     /// A new waiter at epoch zero.
     pub fn new() -> Result<Self, Error> {
+        // Statics, not constants, for the names: lockdep wants one address
+        // per class name (see `new_kernel_mutex!`).
+        static LOCK: &CStr = c_str!("vmspace::KernelWaiter::lock");
+        static MOVED: &CStr = c_str!("vmspace::KernelWaiter::moved");
         let inner = KBox::pin_init(
             pin_init!(Inner {
-                lock <- new_spinlock!((), "vmspace::KernelWaiter::lock"),
-                moved <- new_condvar!("vmspace::KernelWaiter::moved"),
+                lock <- SpinLock::new((), LOCK, static_lock_class!()),
+                moved <- CondVar::new(MOVED, static_lock_class!()),
                 epoch: AtomicU64::new(0),
             }),
             GFP_KERNEL,

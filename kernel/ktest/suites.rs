@@ -461,3 +461,21 @@ macro_rules! chunkmap_suite {
         }
     };
 }
+
+/// Whether the kernel's checkers still watch (kernels with
+/// `CONFIG_PROVE_LOCKING`): `checkers_suite!(suite)`.
+#[macro_export]
+macro_rules! checkers_suite {
+    ($suite:ident) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::checker_cases as cases;
+            use $crate::{report, Outcome};
+
+            #[test]
+            fn lockdep_is_on() -> Outcome {
+                report(cases::lockdep_is_on())
+            }
+        }
+    };
+}

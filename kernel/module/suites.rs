@@ -15,3 +15,5 @@ vmspace_ktest::arena_suite!(vmspace_mod_arena, crate::META, crate::OPS);
 vmspace_ktest::vmarena_suite!(vmspace_mod_vmarena, crate::OPS, crate::META);
 vmspace_ktest::sync_suite!(vmspace_mod_sync, crate::META, crate::OPS);
 vmspace_ktest::chunkmap_suite!(vmspace_mod_chunkmap, crate::OPS, 128 << 20);
+#[cfg(CONFIG_PROVE_LOCKING)]
+vmspace_ktest::checkers_suite!(vmspace_mod_checkers);
