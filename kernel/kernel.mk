@@ -8,6 +8,7 @@
 #   make kunit-debug       the built-in and module suites on a second UML kernel
 #                          with KASAN, lockdep, atomic-sleep and preemption
 #                          debugging, full preemption, Rust overflow checks
+#   make kunit-kcsan       the built-in suites on x86_64 under qemu with KCSAN
 #   make kernel-notest     a kernel without CONFIG_VMSPACE_KUNIT_TEST has no
 #                          vmspace test code (object list and nm)
 #   make kernel-provision  only provision (chroot, toolchain, tree, hooks)
@@ -18,7 +19,7 @@
 
 VMK_SCRIPTS := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/scripts
 
-.PHONY: kunit kunit-qemu kunit-debug kernel-notest module module-test \
+.PHONY: kunit kunit-qemu kunit-debug kunit-kcsan kernel-notest module module-test \
 	kernel-provision kernel-versions
 
 kunit:
@@ -29,6 +30,9 @@ kunit-qemu:
 
 kunit-debug:
 	bash $(VMK_SCRIPTS)/kunit-debug.sh
+
+kunit-kcsan:
+	bash $(VMK_SCRIPTS)/kunit-kcsan.sh
 
 kernel-notest:
 	bash $(VMK_SCRIPTS)/kernel-notest.sh

@@ -4,7 +4,8 @@
 //! the sparse vmalloc backend (metadata and VMs alike), including a 1 GiB
 //! sparse reservation with 64 MiB mapped and touched (`vmspace_vm`,
 //! `big_reservation_touch`) and a 1 GiB chunk-map space; with lockdep, a
-//! check that it is still on (`vmspace_checkers`).
+//! check that it is still on (`vmspace_checkers`); with KCSAN, the
+//! multi-threaded cases again, many rounds (`vmspace_stress`).
 
 use crate::sparse::SparseVmalloc;
 
@@ -21,3 +22,5 @@ vmspace_ktest::sync_suite!(vmspace_sync, crate::suites::OPS, crate::suites::OPS)
 vmspace_ktest::chunkmap_suite!(vmspace_chunkmap, crate::suites::OPS, 1 << 30);
 #[cfg(CONFIG_PROVE_LOCKING)]
 vmspace_ktest::checkers_suite!(vmspace_checkers);
+#[cfg(CONFIG_KCSAN)]
+vmspace_ktest::stress_suite!(vmspace_stress, crate::suites::OPS, crate::suites::OPS, 50);

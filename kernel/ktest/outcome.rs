@@ -158,6 +158,11 @@ pub fn ensure(cond: bool, what: &'static str) -> Outcome {
     }
 }
 
+/// Run `case` `rounds` times, stopping at the first failure.
+pub fn repeat(rounds: usize, mut case: impl FnMut() -> Outcome) -> Outcome {
+    (0..rounds).try_for_each(|_| case())
+}
+
 /// Print a failed case's reason to the kernel log and hand the outcome back
 /// for the `#[test]` function to return. The case's name is not repeated:
 /// KUnit names the case in the lines around its log (`# <case>: ...`,

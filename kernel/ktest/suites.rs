@@ -462,6 +462,46 @@ macro_rules! chunkmap_suite {
     };
 }
 
+/// The multi-threaded cases, `rounds` times each, for the data-race
+/// detector (the built-in build adds it under `CONFIG_KCSAN`): KCSAN samples
+/// accesses, so a race needs many runs to be seen.
+/// `stress_suite!(suite, path::TO_META_OPS, path::TO_VM_OPS, rounds)`.
+#[macro_export]
+macro_rules! stress_suite {
+    ($suite:ident, $meta:path, $vm:path, $rounds:expr) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::outcome::repeat;
+            use $crate::{chunkmap_cases, report, sync_cases, Outcome};
+
+            #[test]
+            fn four_threads() -> Outcome {
+                report(repeat($rounds, || sync_cases::threads(&$meta, &$vm, 3000, false)))
+            }
+
+            #[test]
+            fn waiting_for_space() -> Outcome {
+                report(repeat($rounds, || sync_cases::waiting(&$meta)))
+            }
+
+            #[test]
+            fn per_cpu_four_threads() -> Outcome {
+                report(repeat($rounds, || sync_cases::threads(&$meta, &$vm, 20000, true)))
+            }
+
+            #[test]
+            fn per_cpu_pin() -> Outcome {
+                report(repeat($rounds, sync_cases::per_cpu_pin))
+            }
+
+            #[test]
+            fn chunkmap_racing_threads() -> Outcome {
+                report(repeat($rounds, || chunkmap_cases::racing_threads(&$vm)))
+            }
+        }
+    };
+}
+
 /// Whether the kernel's checkers still watch (kernels with
 /// `CONFIG_PROVE_LOCKING`): `checkers_suite!(suite)`.
 #[macro_export]
