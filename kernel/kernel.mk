@@ -8,6 +8,12 @@
 #   make kernel-proptest   boot UML and run the property tests, the fuzz corpus
 #                          and an ioctl fuzz through /dev/vmspace (built-in)
 #                          and /dev/vmspace_kmod (module)
+#   make kunit-debug       the built-in and module suites on a second UML kernel
+#                          with KASAN, lockdep, atomic-sleep and preemption
+#                          debugging, full preemption, Rust overflow checks
+#   make kunit-kcsan       the built-in suites on x86_64 under qemu with KCSAN
+#   make kernel-notest     a kernel without CONFIG_VMSPACE_KUNIT_TEST has no
+#                          vmspace test code (object list and nm)
 #   make kernel-provision  only provision (chroot, toolchain, tree, hooks)
 #   make kernel-versions   print the toolchain and kernel versions the build uses
 #
@@ -16,13 +22,23 @@
 
 VMK_SCRIPTS := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/scripts
 
-.PHONY: kunit kunit-qemu module module-test kernel-provision kernel-versions kernel-proptest
+.PHONY: kunit kunit-qemu kunit-debug kunit-kcsan kernel-notest module module-test \
+	kernel-provision kernel-versions kernel-proptest
 
 kunit:
 	bash $(VMK_SCRIPTS)/kunit.sh
 
 kunit-qemu:
 	bash $(VMK_SCRIPTS)/kunit-qemu.sh
+
+kunit-debug:
+	bash $(VMK_SCRIPTS)/kunit-debug.sh
+
+kunit-kcsan:
+	bash $(VMK_SCRIPTS)/kunit-kcsan.sh
+
+kernel-notest:
+	bash $(VMK_SCRIPTS)/kernel-notest.sh
 
 module:
 	bash $(VMK_SCRIPTS)/module.sh

@@ -35,7 +35,7 @@ unsafe impl Platform for KernelPlatform {
     type Pages = SparseVmalloc;
 
     fn lock() -> Option<KernelMutex> {
-        KernelMutex::new().ok()
+        vmspace_kernel::new_kernel_mutex!("vmspace C API arena").ok()
     }
 
     fn waiter() -> Option<KernelWaiter> {

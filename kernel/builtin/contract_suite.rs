@@ -18,7 +18,7 @@ mod tests {
     /// ranges outside its areas and protection of unmapped pages.
     #[test]
     fn contract_violations_refused() -> Outcome {
-        report("contract_violations_refused", contract_violations())
+        report(contract_violations())
     }
 
     fn contract_violations() -> Outcome {
@@ -57,7 +57,7 @@ mod tests {
     /// stay is page tables for the vmalloc area and per-CPU page lists.
     #[test]
     fn no_page_leak() -> Outcome {
-        report("no_page_leak", no_leak())
+        report(no_leak())
     }
 
     fn free_pages() -> usize {

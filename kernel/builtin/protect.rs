@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! Page protection for the sparse vmalloc backend: hand-written
-//! declarations of the C helpers in `sparse_protect.c` (prototypes in
-//! `sparse_protect.h`; keep them in step) and what the backend and the
-//! tests ask of them.
+//! Page protection for the sparse vmalloc backend: the C helpers in
+//! `sparse_protect.c` (declarations made from `sparse_protect.h` by the
+//! kernel build's bindgen, see `Kbuild`) and what the backend and the tests
+//! ask of them.
 //!
 //! No access removes a page's PTE and keeps the page in a stash (an xarray
 //! in the C file, keyed by the address it was mapped at); read-only clears
@@ -12,26 +12,16 @@
 
 use core::ffi::c_int;
 
-use crate::sys::{Page, VmStruct};
+#[expect(unreachable_pub, reason = "bindgen declares every item pub")]
+mod generated {
+    // The two kernel types are those of `vmalloc_sparse.h` (bindgen leaves
+    // them out of this file), so one pointer type crosses both helpers.
+    use crate::sys::{Page as page, VmStruct as vm_struct};
 
-extern "C" {
-    /// Stash the pages mapped in `[start, end)` of `area` and remove their
-    /// PTEs (flushing the TLB): 0, or `-ENOMEM` with nothing changed.
-    pub(crate) fn vmspace_protect_none(area: *mut VmStruct, start: usize, end: usize) -> c_int;
-    /// Map stashed pages of `[start, end)` back, then set (`write`) or clear
-    /// the write bit of every PTE there: 0, or `-errno` with nothing changed.
-    pub(crate) fn vmspace_protect_access(area: *mut VmStruct, start: usize, end: usize, write: bool)
-        -> c_int;
-    /// The page stashed for `addr`, or NULL.
-    pub(crate) fn vmspace_stash_page_at(addr: usize) -> *mut Page;
-    /// Free the pages stashed for `[start, end)`; how many there were.
-    pub(crate) fn vmspace_stash_free(start: usize, end: usize) -> usize;
-    /// What the kernel page tables allow at `addr`: 0 nothing, 1 read,
-    /// 3 read and write, -1 a huge mapping.
-    pub(crate) fn vmspace_pte_access(addr: usize) -> c_int;
-    /// The word at `addr` in the page stashed for it (0 if none).
-    pub(crate) fn vmspace_stash_read_word(addr: usize) -> u64;
+    include!(concat!(env!("VMK_OBJ"), "/kernel/builtin/sparse_protect_bindings.rs"));
 }
+
+pub(crate) use generated::*;
 
 /// What the page tables let the kernel do at an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

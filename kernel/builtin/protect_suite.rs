@@ -50,7 +50,7 @@ mod tests {
     /// read-write maps the same pages back.
     #[test]
     fn no_access_then_back() -> Outcome {
-        report("no_access_then_back", no_access())
+        report(no_access())
     }
 
     fn no_access() -> Outcome {
@@ -83,7 +83,7 @@ mod tests {
     /// sets it again.
     #[test]
     fn read_only_then_back() -> Outcome {
-        report("read_only_then_back", read_only())
+        report(read_only())
     }
 
     fn read_only() -> Outcome {
@@ -116,7 +116,7 @@ mod tests {
     /// the stash, and an unmapped page maps again reading zero.
     #[test]
     fn unmap_and_release_protected() -> Outcome {
-        report("unmap_and_release_protected", unmap_protected())
+        report(unmap_protected())
     }
 
     fn unmap_protected() -> Outcome {
@@ -148,7 +148,7 @@ mod tests {
     /// is refused without changing anything.
     #[test]
     fn bad_ranges_refused() -> Outcome {
-        report("bad_ranges_refused", bad_ranges())
+        report(bad_ranges())
     }
 
     fn bad_ranges() -> Outcome {

@@ -6,8 +6,10 @@
  * free_vm_area (the BPF arena's pattern). None of these is exported to
  * modules, so this file is linked into the built-in build only.
  *
- * The Rust side declares these functions by hand (kernel/builtin/sys.rs);
- * keep the two in step. All loops, batching and error recovery live in Rust.
+ * The Rust declarations are made from vmalloc_sparse.h by bindgen at build
+ * time; this file includes that header, so the compiler checks these
+ * definitions against it. All loops, batching and error recovery live in
+ * Rust.
  */
 #include <linux/gfp.h>
 #include <linux/mm.h>
@@ -95,6 +97,7 @@ unsigned long vmspace_page_size(void)
 	return PAGE_SIZE;
 }
 
+#ifdef CONFIG_VMSPACE_KUNIT_TEST
 /*
  * Free pages in the system, for the suites' leak checks, after draining the
  * per-CPU page lists (pages freed there are not counted until drained).
@@ -104,3 +107,4 @@ unsigned long vmspace_free_pages(void)
 	drain_all_pages(NULL);
 	return global_zone_page_state(NR_FREE_PAGES);
 }
+#endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /*
- * The C helpers of vmspace's sparse vmalloc backend. The Rust side declares
- * the same functions by hand in sys.rs; keep the two in step.
+ * The C helpers of vmspace's sparse vmalloc backend. The kernel build's
+ * bindgen makes the Rust declarations from this file (kernel/crates.kbuild),
+ * so it stays self-contained: plain C types, no includes.
  */
 #ifndef VMSPACE_VMALLOC_SPARSE_H
 #define VMSPACE_VMALLOC_SPARSE_H
@@ -22,6 +23,7 @@ struct page *vmspace_sparse_page_at(unsigned long addr);
 struct page *vmspace_page_alloc_zeroed(void);
 void vmspace_page_free(struct page *page);
 unsigned long vmspace_page_size(void);
+/* For the KUnit suites only: defined with CONFIG_VMSPACE_KUNIT_TEST. */
 unsigned long vmspace_free_pages(void);
 
 #endif

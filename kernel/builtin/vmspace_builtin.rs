@@ -2,7 +2,9 @@
 
 //! vmspace built into the kernel: the page backend on sparse vmalloc areas,
 //! `/dev/vmspace` on it (registered at boot, through `module!`, which also
-//! names the log prefix), and the KUnit suites that run the core on it.
+//! names the log prefix), and, with `CONFIG_VMSPACE_KUNIT_TEST`
+//! (`--cfg vmspace_kunit`, see `kernel/crates.kbuild`), the KUnit suites
+//! that run the core on it.
 
 // Case results carry the error behind a failure (for the log); there is no
 // heap to box it in, as in the core's own drivers.
@@ -22,6 +24,9 @@ pub mod protect;
 pub mod sparse;
 mod sys;
 
+#[cfg(vmspace_kunit)]
 mod contract_suite;
+#[cfg(vmspace_kunit)]
 mod protect_suite;
+#[cfg(vmspace_kunit)]
 mod suites;

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 //! [`KernelCpuPin`]: the kernel build's [`CpuPin`] for per-CPU quantum caches
-//! (`vmspace::sync::CpuCaches`).
+//! (`vmspace::sync::CpuCaches`), and the CPU numbers around it.
 
+use kernel::bindings;
+use kernel::cpu::{self, CpuId};
+use kernel::cpumask::Cpumask;
 use vmspace::qcache::CpuPin;
 
-use crate::sys;
+use crate::preempt;
 
 /// Pinning to the current CPU by disabling preemption: one slot per
 /// possible CPU id (`nr_cpu_ids`), and the slot pinned is the CPU the task
@@ -30,6 +33,8 @@ impl KernelCpuPin {
     /// disabled no other task runs on the CPU until the pin ends, but an
     /// interrupt handler could, and would share the CPU's slot.
     pub unsafe fn new() -> Self {
+        // INVARIANT: `nr_cpu_ids` is fixed after boot; the caller promises
+        // task context.
         KernelCpuPin { slots: nr_cpu_ids() }
     }
 }
@@ -50,31 +55,41 @@ unsafe impl CpuPin for KernelCpuPin {
     fn pin(&self) -> usize {
         // SAFETY: task context (type invariant); the caller unpins without
         // sleeping in between (`CpuPin` callers never sleep while pinned).
-        unsafe { sys::vmspace_pin_cpu() as usize }
+        unsafe { preempt::vmspace_pin_cpu() as usize }
     }
 
     #[inline]
     unsafe fn unpin(&self, _slot: usize) {
         // SAFETY: balances the `preempt_disable` of the caller's `pin`
         // (this method's contract).
-        unsafe { sys::vmspace_unpin_cpu() }
+        unsafe { preempt::vmspace_unpin_cpu() }
     }
 }
 
 /// The CPU the caller runs on now (unless pinned, it may move right after).
 pub fn current_cpu() -> usize {
-    // SAFETY: reads the current CPU number; no preconditions.
-    unsafe { sys::vmspace_current_cpu() as usize }
+    CpuId::current().as_u32() as usize
 }
 
 /// The number of possible CPU ids (`nr_cpu_ids`): CPUs are numbered below it.
 pub fn nr_cpu_ids() -> usize {
-    // SAFETY: reads a variable fixed at boot; no preconditions.
-    unsafe { sys::vmspace_nr_cpu_ids() as usize }
+    cpu::nr_cpu_ids() as usize
 }
 
 /// How many CPUs are online now.
 pub fn num_online_cpus() -> usize {
-    // SAFETY: reads a counter; no preconditions.
-    unsafe { sys::vmspace_num_online_cpus() as usize }
+    // SAFETY: `__cpu_online_mask` is the kernel's mask of online CPUs
+    // (`cpu_online_mask`), a static that lives for ever; it is only read.
+    let online = unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) };
+    online.weight() as usize
+}
+
+/// One round of a wait for another thread: give the CPU up if the scheduler
+/// wants it (`cond_resched()`, and a preemption point for preemptible
+/// kernels that do not preempt on interrupt return, such as UML), then
+/// `cpu_relax()`. The kernel backends' `PageOps::relax`. Task context only.
+pub fn relax() {
+    // SAFETY: task context (this function's contract; the backends it
+    // serves sleep in `map` anyway).
+    unsafe { preempt::vmspace_relax() }
 }

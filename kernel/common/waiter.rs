@@ -1,81 +1,121 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! [`KernelWaiter`]: the kernel build's [`Waiter`] for `vmspace::sync`.
+//! [`KernelWaiter`]: the kernel build's [`Waiter`] for `vmspace::sync`, an
+//! epoch counter with the kernel crate's [`CondVar`]; and [`sleep_ms`].
 
-use core::ffi::c_void;
-use core::ptr::NonNull;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-use kernel::error::{code::ENOMEM, Error};
+use kernel::alloc::KBox;
+use kernel::error::Error;
+use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::sync::{static_lock_class, CondVar, SpinLock};
+use kernel::c_str;
+use kernel::time::{delay::fsleep, msecs_to_jiffies, Delta, Instant, Monotonic};
 use vmspace::sync::Waiter;
 
-use crate::sys;
+/// The pinned part of a [`KernelWaiter`].
+///
+/// # Invariants
+///
+/// `epoch` only changes with `lock` held.
+#[pin_data]
+struct Inner {
+    /// Orders a bump of the epoch against a sleeper's last look at it.
+    #[pin]
+    lock: SpinLock<()>,
+    /// Where sleepers wait for the epoch to move.
+    #[pin]
+    moved: CondVar,
+    epoch: AtomicU64,
+}
 
-/// An epoch counter with a kernel wait queue.
+/// An epoch counter with a kernel wait queue (a [`CondVar`] and the spin
+/// lock it sleeps under), and the monotonic clock for timeouts.
+///
+/// A sleeper looks at the epoch with the lock held and goes on the wait
+/// queue before the lock is dropped (`CondVar::wait`), and the epoch only
+/// moves with the lock held, so a bump between the look and the sleep is
+/// never missed.
+///
+/// A timed wait is interruptible (the kernel crate offers timed waits on a
+/// `CondVar` only in that mode): a pending signal ends it early, which the
+/// core treats as a spurious wakeup and retries until its deadline. Kernel
+/// threads take no signals; an untimed wait is uninterruptible.
 pub struct KernelWaiter {
-    raw: NonNull<c_void>,
+    inner: Pin<KBox<Inner>>,
+    start: Instant<Monotonic>,
 }
 
 impl KernelWaiter {
     /// A new waiter at epoch zero.
     pub fn new() -> Result<Self, Error> {
-        // SAFETY: allocation and initialisation; no preconditions.
-        let raw = unsafe { sys::vmspace_waiter_new() };
-        NonNull::new(raw).map(|raw| KernelWaiter { raw }).ok_or(ENOMEM)
+        // Statics, not constants, for the names: lockdep wants one address
+        // per class name (see `new_kernel_mutex!`).
+        static LOCK: &CStr = c_str!("vmspace::KernelWaiter::lock");
+        static MOVED: &CStr = c_str!("vmspace::KernelWaiter::moved");
+        let inner = KBox::pin_init(
+            pin_init!(Inner {
+                lock <- SpinLock::new((), LOCK, static_lock_class!()),
+                moved <- CondVar::new(MOVED, static_lock_class!()),
+                epoch: AtomicU64::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        Ok(KernelWaiter { inner, start: Instant::now() })
     }
 }
 
-impl Drop for KernelWaiter {
-    fn drop(&mut self) {
-        // SAFETY: `raw` came from `vmspace_waiter_new` and is freed once; no
-        // one sleeps on it (sleepers borrow `self`).
-        unsafe { sys::vmspace_waiter_free(self.raw.as_ptr()) };
-    }
+/// `timeout` in jiffies, rounded up, plus one: a sleep of that many jiffies
+/// lasts at least `timeout` wherever in the current jiffy it starts.
+/// (No `u128` arithmetic: modules have no `__udivti3`.)
+fn jiffies_for(timeout: Duration) -> kernel::time::Jiffies {
+    let ms = timeout
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(timeout.subsec_nanos().div_ceil(1_000_000)));
+    msecs_to_jiffies(u32::try_from(ms).unwrap_or(u32::MAX)).saturating_add(1)
 }
-
-// SAFETY: the wait queue and the atomic epoch may be used from any task.
-unsafe impl Send for KernelWaiter {}
-// SAFETY: as above.
-unsafe impl Sync for KernelWaiter {}
 
 impl Waiter for KernelWaiter {
     fn now(&self) -> Duration {
-        // SAFETY: reads the monotonic clock; no preconditions.
-        Duration::from_nanos(unsafe { sys::vmspace_now_ns() })
+        let ns = self.start.elapsed().as_nanos();
+        Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
     }
 
     fn epoch(&self) -> u64 {
-        // SAFETY: `raw` is a live waiter.
-        unsafe { sys::vmspace_waiter_epoch(self.raw.as_ptr()) }
+        self.inner.epoch.load(Ordering::Acquire)
     }
 
     fn wait(&self, seen: u64, timeout: Option<Duration>) -> bool {
-        let ns = match timeout {
-            Some(t) => i64::try_from(t.as_nanos()).unwrap_or(i64::MAX),
-            None => -1,
-        };
-        // SAFETY: `raw` is a live waiter; sleeping is allowed here (callers
-        // of a sleeping waiter are in process context).
-        unsafe { sys::vmspace_waiter_wait(self.raw.as_ptr(), seen, ns) != 0 }
+        let mut guard = self.inner.lock.lock();
+        if self.epoch() == seen {
+            match timeout {
+                None => self.inner.moved.wait(&mut guard),
+                Some(t) => {
+                    // Woken, timed out or signalled: the epoch says which
+                    // matters, and the caller retries on a spurious return.
+                    let _ = self.inner.moved.wait_interruptible_timeout(&mut guard, jiffies_for(t));
+                }
+            }
+        }
+        drop(guard);
+        self.epoch() != seen
     }
 
     fn notify_all(&self) {
-        // SAFETY: `raw` is a live waiter.
-        unsafe { sys::vmspace_waiter_notify_all(self.raw.as_ptr()) }
+        {
+            let _guard = self.inner.lock.lock();
+            // INVARIANT: the epoch moves with the lock held.
+            self.inner.epoch.fetch_add(1, Ordering::Release);
+        }
+        self.inner.moved.notify_all();
     }
 }
 
-/// Sleep for `ms` milliseconds (`msleep`).
+/// Sleep for at least `ms` milliseconds (`fsleep`; `0` does not sleep).
 pub fn sleep_ms(ms: u32) {
-    // SAFETY: process context; no other preconditions.
-    unsafe { sys::vmspace_sleep_ms(ms) }
-}
-
-/// One round of a wait for another thread: `cond_resched()` (give the CPU
-/// up if the scheduler wants it, which a kernel without involuntary
-/// preemption needs for the awaited thread to run) and `cpu_relax()`. The
-/// kernel backends' `PageOps::relax`. Task context only.
-pub fn relax() {
-    // SAFETY: task context (the backends it serves sleep in `map` anyway).
-    unsafe { sys::vmspace_relax() }
+    fsleep(Delta::from_millis(i64::from(ms)));
 }

@@ -2,9 +2,14 @@
 
 //! Cases on a page backend itself, below the VM: what every backend must do.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use kernel::time::{Delta, Instant, Monotonic};
+use vmspace_kernel::{num_online_cpus, sleep_ms};
 use vmspace_shim::{PageOps, Range, ShimError, Size};
 
 use crate::outcome::{ensure, Context, Outcome};
+use crate::threads::run_threads;
 use crate::touch::{stamp_pages, verify_pages, zero_stamp_verify};
 
 /// `n` pages of `ops`.
@@ -130,4 +135,33 @@ pub fn many_reservations<P: PageOps>(ops: &P) -> Outcome {
         result = result.and(released);
     }
     result
+}
+
+/// A thread that waits for another through `relax` lets it run, even when
+/// the waiters hold every CPU: one waiter per online CPU spins on a flag
+/// that a thread set going after them sets once it runs. A waiter gives up
+/// after 10 s (the case fails instead of hanging). On a preemptible UML
+/// kernel, which preempts only where preemption is enabled again, a relax
+/// of `cond_resched()` alone let the waiters spin for ever: the chunk map's
+/// racing threads hung in `make kunit-debug`.
+pub fn relax_lets_others_run<P: PageOps + Sync>(ops: &P) -> Outcome {
+    let waiters = num_online_cpus().clamp(1, 15);
+    let set = AtomicBool::new(false);
+    let ok = run_threads(waiters + 1, |t| {
+        if t == waiters {
+            // Started last, and asleep while the waiters take the CPUs.
+            sleep_ms(50);
+            set.store(true, Ordering::Release);
+            return true;
+        }
+        let start = Instant::<Monotonic>::now();
+        while !set.load(Ordering::Acquire) {
+            if start.elapsed() > Delta::from_secs(10) {
+                return false;
+            }
+            ops.relax();
+        }
+        true
+    });
+    ensure(ok, "a waiter gave up after 10 s: relax() did not let the awaited thread run")
 }

@@ -13,10 +13,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};
 use vmspace_workload::{chunkmap_ops, Rng};
-use vmspace_kernel::run_threads;
 use vmspace_shim::{Addr, FaultInjector, Op, PageOps, Range, Size};
 
 use crate::outcome::{ensure, Context, Failure, Outcome};
+use crate::threads::run_threads;
 use crate::touch::{stamp_pages, verify_pages};
 
 fn range(base: Addr, offset: usize, size: usize) -> Result<Range, Failure> {

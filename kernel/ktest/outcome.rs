@@ -158,11 +158,18 @@ pub fn ensure(cond: bool, what: &'static str) -> Outcome {
     }
 }
 
-/// Print a failed case's reason to the kernel log (KUnit shows it with the
-/// case), and hand the outcome back for the `#[test]` function to return.
-pub fn report(case: &str, outcome: Outcome) -> Outcome {
+/// Run `case` `rounds` times, stopping at the first failure.
+pub fn repeat(rounds: usize, mut case: impl FnMut() -> Outcome) -> Outcome {
+    (0..rounds).try_for_each(|_| case())
+}
+
+/// Print a failed case's reason to the kernel log and hand the outcome back
+/// for the `#[test]` function to return. The case's name is not repeated:
+/// KUnit names the case in the lines around its log (`# <case>: ...`,
+/// `not ok N <case>`), and kunit.py shows the log with the case.
+pub fn report(outcome: Outcome) -> Outcome {
     if let Err(f) = &outcome {
-        kernel::pr_err!("{case}: {f}\n");
+        kernel::pr_err!("failed: {f}\n");
     }
     outcome
 }

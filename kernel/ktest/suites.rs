@@ -20,42 +20,47 @@ macro_rules! backend_suite {
 
             #[test]
             fn reserve_release() -> Outcome {
-                report("reserve_release", cases::reserve_release(&$ops))
+                report(cases::reserve_release(&$ops))
             }
 
             #[test]
             fn reserve_aligned_2m() -> Outcome {
-                report("reserve_aligned_2m", cases::reserve_aligned(&$ops, Size(2 << 20)))
+                report(cases::reserve_aligned(&$ops, Size(2 << 20)))
             }
 
             #[test]
             fn reserve_aligned_64k() -> Outcome {
-                report("reserve_aligned_64k", cases::reserve_aligned(&$ops, Size(64 << 10)))
+                report(cases::reserve_aligned(&$ops, Size(64 << 10)))
             }
 
             #[test]
             fn reserve_bad_arguments() -> Outcome {
-                report("reserve_bad_arguments", cases::reserve_bad_arguments(&$ops))
+                report(cases::reserve_bad_arguments(&$ops))
             }
 
             #[test]
             fn reserve_too_large() -> Outcome {
-                report("reserve_too_large", cases::reserve_too_large(&$ops))
+                report(cases::reserve_too_large(&$ops))
             }
 
             #[test]
             fn map_touch_unmap() -> Outcome {
-                report("map_touch_unmap", cases::map_touch_unmap(&$ops))
+                report(cases::map_touch_unmap(&$ops))
             }
 
             #[test]
             fn release_with_mapped() -> Outcome {
-                report("release_with_mapped", cases::release_with_mapped(&$ops))
+                report(cases::release_with_mapped(&$ops))
             }
 
             #[test]
             fn many_reservations() -> Outcome {
-                report("many_reservations", cases::many_reservations(&$ops))
+                report(cases::many_reservations(&$ops))
+            }
+
+            #[test]
+            fn relax_lets_others_run() -> Outcome {
+                report(cases::relax_lets_others_run(&$ops))
             }
         }
     };
@@ -74,61 +79,58 @@ macro_rules! vm_suite {
 
             #[test]
             fn reserve_basic() -> Outcome {
-                report("reserve_basic", cases::reserve_basic(&$ops, Size(1 << 20), $ops.page_size()))
+                report(cases::reserve_basic(&$ops, Size(1 << 20), $ops.page_size()))
             }
 
             #[test]
             fn grains() -> Outcome {
-                report("grains", cases::grains(&$ops))
+                report(cases::grains(&$ops))
             }
 
             #[test]
             fn reserve_bad_arguments() -> Outcome {
-                report("reserve_bad_arguments", cases::reserve_bad_arguments(&$ops))
+                report(cases::reserve_bad_arguments(&$ops))
             }
 
             #[test]
             fn map_all_touch() -> Outcome {
-                report("map_all_touch", cases::map_all_touch(&$ops, 512))
+                report(cases::map_all_touch(&$ops, 512))
             }
 
             #[test]
             fn remap_reads_zero() -> Outcome {
-                report("remap_reads_zero", cases::remap_reads_zero(&$ops))
+                report(cases::remap_reads_zero(&$ops))
             }
 
             #[test]
             fn bad_ranges() -> Outcome {
-                report("bad_ranges", cases::bad_ranges(&$ops))
+                report(cases::bad_ranges(&$ops))
             }
 
             #[test]
             fn many_vms() -> Outcome {
-                report("many_vms", cases::many_vms(&$ops))
+                report(cases::many_vms(&$ops))
             }
 
             #[test]
             fn trim() -> Outcome {
-                report("trim", cases::trim(&$ops))
+                report(cases::trim(&$ops))
             }
 
             #[test]
             fn mapped_runs() -> Outcome {
-                report("mapped_runs", cases::mapped_runs(&$ops))
+                report(cases::mapped_runs(&$ops))
             }
 
             #[test]
             fn release_and_drop() -> Outcome {
-                report("release_and_drop", cases::release_and_drop(&$ops))
+                report(cases::release_and_drop(&$ops))
             }
 
             /// Map and touch a large range of a larger reservation, unmap it.
             #[test]
             fn big_reservation_touch() -> Outcome {
-                report(
-                    "big_reservation_touch",
-                    cases::big_sparse(&$ops, Size($big_reserve), Size($big_touch)),
-                )
+                report(cases::big_sparse(&$ops, Size($big_reserve), Size($big_touch)))
             }
         }
     };
@@ -148,37 +150,37 @@ macro_rules! workload_suite {
 
             #[test]
             fn seed_1() -> Outcome {
-                report("seed_1", workload(&$ops, 1, STEPS))
+                report(workload(&$ops, 1, STEPS))
             }
 
             #[test]
             fn seed_2() -> Outcome {
-                report("seed_2", workload(&$ops, 2, STEPS))
+                report(workload(&$ops, 2, STEPS))
             }
 
             #[test]
             fn seed_3() -> Outcome {
-                report("seed_3", workload(&$ops, 3, STEPS))
+                report(workload(&$ops, 3, STEPS))
             }
 
             #[test]
             fn seed_42() -> Outcome {
-                report("seed_42", workload(&$ops, 42, STEPS))
+                report(workload(&$ops, 42, STEPS))
             }
 
             #[test]
             fn seed_1234() -> Outcome {
-                report("seed_1234", workload(&$ops, 1234, STEPS))
+                report(workload(&$ops, 1234, STEPS))
             }
 
             #[test]
             fn seed_0xdeadbeef() -> Outcome {
-                report("seed_0xdeadbeef", workload(&$ops, 0xdead_beef, STEPS))
+                report(workload(&$ops, 0xdead_beef, STEPS))
             }
 
             #[test]
             fn seed_long_run() -> Outcome {
-                report("seed_long_run", workload(&$ops, 0x5eed, 4 * STEPS))
+                report(workload(&$ops, 0x5eed, 4 * STEPS))
             }
         }
     };
@@ -196,42 +198,42 @@ macro_rules! fault_suite {
 
             #[test]
             fn reserve_fails() -> Outcome {
-                report("reserve_fails", cases::reserve_fails(&$ops))
+                report(cases::reserve_fails(&$ops))
             }
 
             #[test]
             fn metadata_map_fails() -> Outcome {
-                report("metadata_map_fails", cases::metadata_map_fails(&$ops))
+                report(cases::metadata_map_fails(&$ops))
             }
 
             #[test]
             fn map_fails_at_each_step() -> Outcome {
-                report("map_fails_at_each_step", cases::map_fails_at_each_step(&$ops))
+                report(cases::map_fails_at_each_step(&$ops))
             }
 
             #[test]
             fn unmap_fails() -> Outcome {
-                report("unmap_fails", cases::unmap_fails(&$ops))
+                report(cases::unmap_fails(&$ops))
             }
 
             #[test]
             fn release_fails() -> Outcome {
-                report("release_fails", cases::release_fails(&$ops))
+                report(cases::release_fails(&$ops))
             }
 
             #[test]
             fn random_faults_seed_1() -> Outcome {
-                report("random_faults_seed_1", cases::random_faults(&$ops, 1, 400))
+                report(cases::random_faults(&$ops, 1, 400))
             }
 
             #[test]
             fn random_faults_seed_77() -> Outcome {
-                report("random_faults_seed_77", cases::random_faults(&$ops, 77, 400))
+                report(cases::random_faults(&$ops, 77, 400))
             }
 
             #[test]
             fn random_faults_seed_9001() -> Outcome {
-                report("random_faults_seed_9001", cases::random_faults(&$ops, 9001, 400))
+                report(cases::random_faults(&$ops, 9001, 400))
             }
         }
     };
@@ -249,62 +251,62 @@ macro_rules! arena_suite {
 
             #[test]
             fn policies() -> Outcome {
-                report("policies", cases::policies(&$meta))
+                report(cases::policies(&$meta))
             }
 
             #[test]
             fn constraints() -> Outcome {
-                report("constraints", cases::constraints(&$meta))
+                report(cases::constraints(&$meta))
             }
 
             #[test]
             fn bad_frees() -> Outcome {
-                report("bad_frees", cases::bad_frees(&$meta))
+                report(cases::bad_frees(&$meta))
             }
 
             #[test]
             fn workload_quantum_1() -> Outcome {
-                report("workload_quantum_1", cases::workload(&$meta, 1, 1, 500))
+                report(cases::workload(&$meta, 1, 1, 500))
             }
 
             #[test]
             fn workload_quantum_16() -> Outcome {
-                report("workload_quantum_16", cases::workload(&$meta, 16, 16, 500))
+                report(cases::workload(&$meta, 16, 16, 500))
             }
 
             #[test]
             fn workload_quantum_4096() -> Outcome {
-                report("workload_quantum_4096", cases::workload(&$meta, 4096, 4096, 500))
+                report(cases::workload(&$meta, 4096, 4096, 500))
             }
 
             #[test]
             fn workload_seed_0x5eed() -> Outcome {
-                report("workload_seed_0x5eed", cases::workload(&$meta, 64, 0x5eed, 2000))
+                report(cases::workload(&$meta, 64, 0x5eed, 2000))
             }
 
             #[test]
             fn mtbf_faults() -> Outcome {
-                report("mtbf_faults", cases::mtbf(&$meta, 7, 500))
+                report(cases::mtbf(&$meta, 7, 500))
             }
 
             #[test]
             fn tag_store_faults() -> Outcome {
-                report("tag_store_faults", cases::tag_store_faults(&$meta, 0xfeed, 8))
+                report(cases::tag_store_faults(&$meta, 0xfeed, 8))
             }
 
             #[test]
             fn import_chain_seed_1() -> Outcome {
-                report("import_chain_seed_1", cases::import_chain(&$vm, &$meta, 1, 300))
+                report(cases::import_chain(&$vm, &$meta, 1, 300))
             }
 
             #[test]
             fn import_chain_seed_2() -> Outcome {
-                report("import_chain_seed_2", cases::import_chain(&$vm, &$meta, 2, 300))
+                report(cases::import_chain(&$vm, &$meta, 2, 300))
             }
 
             #[test]
             fn import_chain_seed_0xc0ffee() -> Outcome {
-                report("import_chain_seed_0xc0ffee", cases::import_chain(&$vm, &$meta, 0xc0ffee, 300))
+                report(cases::import_chain(&$vm, &$meta, 0xc0ffee, 300))
             }
         }
     };
@@ -331,47 +333,47 @@ macro_rules! vmarena_suite {
 
             #[test]
             fn basic() -> Outcome {
-                report("basic", cases::basic(&$ops))
+                report(cases::basic(&$ops))
             }
 
             #[test]
             fn zones() -> Outcome {
-                report("zones", cases::zones(&$ops))
+                report(cases::zones(&$ops))
             }
 
             #[test]
             fn commit_limit() -> Outcome {
-                report("commit_limit", cases::commit_limit(&$ops))
+                report(cases::commit_limit(&$ops))
             }
 
             #[test]
             fn workload_seed_1() -> Outcome {
-                report("workload_seed_1", cases::workload(&$ops, 1, 600))
+                report(cases::workload(&$ops, 1, 600))
             }
 
             #[test]
             fn workload_seed_0xabc() -> Outcome {
-                report("workload_seed_0xabc", cases::workload(&$ops, 0xabc, 600))
+                report(cases::workload(&$ops, 0xabc, 600))
             }
 
             #[test]
             fn workload_with_faults() -> Outcome {
-                report("workload_with_faults", cases::workload_with_faults(&$ops, 5, 600))
+                report(cases::workload_with_faults(&$ops, 5, 600))
             }
 
             #[test]
             fn shared_sequence_seed_1() -> Outcome {
-                report("shared_sequence_seed_1", cases::shared_sequence(&$ops, 1, 600, $strict))
+                report(cases::shared_sequence(&$ops, 1, 600, $strict))
             }
 
             #[test]
             fn shared_sequence_seed_0x5eed() -> Outcome {
-                report("shared_sequence_seed_0x5eed", cases::shared_sequence(&$ops, 0x5eed, 600, $strict))
+                report(cases::shared_sequence(&$ops, 0x5eed, 600, $strict))
             }
 
             #[test]
             fn as_arena_source() -> Outcome {
-                report("as_arena_source", cases::as_source(&$ops, &$meta))
+                report(cases::as_source(&$ops, &$meta))
             }
         }
     };
@@ -390,32 +392,32 @@ macro_rules! sync_suite {
 
             #[test]
             fn basic() -> Outcome {
-                report("basic", cases::basic(&$meta))
+                report(cases::basic(&$meta))
             }
 
             #[test]
             fn four_threads() -> Outcome {
-                report("four_threads", cases::threads(&$meta, &$vm, 3000, false))
+                report(cases::threads(&$meta, &$vm, 3000, false))
             }
 
             #[test]
             fn waiting_for_space() -> Outcome {
-                report("waiting_for_space", cases::waiting(&$meta))
+                report(cases::waiting(&$meta))
             }
 
             #[test]
             fn per_cpu_basic() -> Outcome {
-                report("per_cpu_basic", cases::per_cpu_basic(&$meta))
+                report(cases::per_cpu_basic(&$meta))
             }
 
             #[test]
             fn per_cpu_four_threads() -> Outcome {
-                report("per_cpu_four_threads", cases::threads(&$meta, &$vm, 20000, true))
+                report(cases::threads(&$meta, &$vm, 20000, true))
             }
 
             #[test]
             fn per_cpu_pin() -> Outcome {
-                report("per_cpu_pin", cases::per_cpu_pin())
+                report(cases::per_cpu_pin())
             }
         }
     };
@@ -442,37 +444,95 @@ macro_rules! chunkmap_suite {
 
             #[test]
             fn ensure_mapped() -> Outcome {
-                report("ensure_mapped", cases::ensure_mapped(&$ops))
+                report(cases::ensure_mapped(&$ops))
             }
 
             #[test]
             fn quarantine_unmap_trim() -> Outcome {
-                report("quarantine_unmap_trim", cases::quarantine_unmap_trim(&$ops))
+                report(cases::quarantine_unmap_trim(&$ops))
             }
 
             #[test]
             fn sparse_space() -> Outcome {
-                report("sparse_space", cases::sparse_space(&$ops, $space))
+                report(cases::sparse_space(&$ops, $space))
             }
 
             #[test]
             fn faults() -> Outcome {
-                report("faults", cases::faults(&$ops, $strict))
+                report(cases::faults(&$ops, $strict))
             }
 
             #[test]
             fn shared_sequence_seed_1() -> Outcome {
-                report("shared_sequence_seed_1", cases::shared_sequence(&$ops, 1, 600, $strict))
+                report(cases::shared_sequence(&$ops, 1, 600, $strict))
             }
 
             #[test]
             fn shared_sequence_seed_0xc4c4() -> Outcome {
-                report("shared_sequence_seed_0xc4c4", cases::shared_sequence(&$ops, 0xc4c4, 600, $strict))
+                report(cases::shared_sequence(&$ops, 0xc4c4, 600, $strict))
             }
 
             #[test]
             fn racing_threads() -> Outcome {
-                report("racing_threads", cases::racing_threads(&$ops))
+                report(cases::racing_threads(&$ops))
+            }
+        }
+    };
+}
+
+/// The multi-threaded cases, `rounds` times each, for the data-race
+/// detector (the built-in build adds it under `CONFIG_KCSAN`): KCSAN samples
+/// accesses, so a race needs many runs to be seen.
+/// `stress_suite!(suite, path::TO_META_OPS, path::TO_VM_OPS, rounds)`.
+#[macro_export]
+macro_rules! stress_suite {
+    ($suite:ident, $meta:path, $vm:path, $rounds:expr) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::outcome::repeat;
+            use $crate::{chunkmap_cases, report, sync_cases, Outcome};
+
+            #[test]
+            fn four_threads() -> Outcome {
+                report(repeat($rounds, || sync_cases::threads(&$meta, &$vm, 3000, false)))
+            }
+
+            #[test]
+            fn waiting_for_space() -> Outcome {
+                report(repeat($rounds, || sync_cases::waiting(&$meta)))
+            }
+
+            #[test]
+            fn per_cpu_four_threads() -> Outcome {
+                report(repeat($rounds, || sync_cases::threads(&$meta, &$vm, 20000, true)))
+            }
+
+            #[test]
+            fn per_cpu_pin() -> Outcome {
+                report(repeat($rounds, sync_cases::per_cpu_pin))
+            }
+
+            #[test]
+            fn chunkmap_racing_threads() -> Outcome {
+                report(repeat($rounds, || chunkmap_cases::racing_threads(&$vm)))
+            }
+        }
+    };
+}
+
+/// Whether the kernel's checkers still watch (kernels with
+/// `CONFIG_PROVE_LOCKING`): `checkers_suite!(suite)`.
+#[macro_export]
+macro_rules! checkers_suite {
+    ($suite:ident) => {
+        #[::kernel::macros::kunit_tests($suite)]
+        mod $suite {
+            use $crate::checker_cases as cases;
+            use $crate::{report, Outcome};
+
+            #[test]
+            fn lockdep_is_on() -> Outcome {
+                report(cases::lockdep_is_on())
             }
         }
     };

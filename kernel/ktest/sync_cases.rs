@@ -14,11 +14,12 @@ use vmspace::sync::{SyncArena, Wait, Waiter};
 use vmspace::vm::Vm;
 use vmspace_workload::Rng;
 use vmspace_kernel::{
-    current_cpu, nr_cpu_ids, num_online_cpus, run_threads, sleep_ms, KernelCpuPin, KernelMutex, KernelWaiter,
+    current_cpu, new_kernel_mutex, nr_cpu_ids, num_online_cpus, sleep_ms, KernelCpuPin, KernelMutex, KernelWaiter,
 };
 use vmspace_shim::{Addr, PageOps, Range, Size};
 
 use crate::outcome::{ensure, Context, Failure, Outcome};
+use crate::threads::run_threads;
 
 type Shared<M> = SyncArena<KernelMutex, KernelWaiter, PageStore<M>, NoSource>;
 type PerCpu<'a, M> = CpuCaches<'a, KernelMutex, KernelWaiter, PageStore<M>, NoSource, KernelCpuPin>;
@@ -63,7 +64,7 @@ fn shared<M: PageOps + Clone + Send>(meta: M, span: Range) -> Result<Shared<M>, 
     let mut a = Arena::on_pages("shared", Size(16), meta.clone(), 1 << 14, NoSource).context("Arena::on_pages")?;
     a.add(span.base(), span.size()).context("add")?;
     let qc = PageStore::new(meta, Size(1 << 20)).context("qcache store")?;
-    let lock = KernelMutex::new().map_err(|_| Failure::new("no memory for the mutex"))?;
+    let lock = new_kernel_mutex!("vmspace_ktest shared arena").map_err(|_| Failure::new("no memory for the mutex"))?;
     let waiter = KernelWaiter::new().map_err(|_| Failure::new("no memory for the waiter"))?;
     SyncArena::with_lock_and_caches(a, lock, waiter, QCacheConfig::new(8, qc))
         .context("SyncArena::with_lock_and_caches")
@@ -174,7 +175,10 @@ fn thread_body(h: &mut impl Caches, t: usize, iterations: usize) -> Outcome {
         }
         Ok(())
     })();
-    crate::report("threads", result)
+    if let Err(f) = &result {
+        kernel::pr_err!("thread {t}: {f}\n");
+    }
+    result
 }
 
 /// An allocation that waits for space gets it when another thread frees;
@@ -264,7 +268,7 @@ pub fn per_cpu_pin() -> Outcome {
             // SAFETY: pinned just above, on this task.
             unsafe { pin.unpin(slot) };
             if i % 64 == 0 {
-                sleep_ms(0);
+                sleep_ms(1);
             }
             slot < pin.slots() && slot == here && alone
         })

@@ -17,11 +17,13 @@ const __LOG_PREFIX: &[u8] = b"vmspace\0";
 
 pub mod arena_cases;
 pub mod backend_cases;
+pub mod checker_cases;
 pub mod chunkmap_cases;
 pub mod fault_cases;
 pub mod outcome;
 pub mod sync_cases;
 mod suites;
+pub mod threads;
 pub mod touch;
 pub mod vm_cases;
 pub mod vmarena_cases;

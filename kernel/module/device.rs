@@ -10,7 +10,7 @@ use kernel::prelude::*;
 use vmspace_kdev::{Access, DevBackends, DevFile, Limits};
 
 use crate::committed::Committed;
-use crate::suites::{META, OPS};
+use crate::{META, OPS};
 
 /// The module's backends for the device.
 pub(crate) struct ModuleBackends;

@@ -1,20 +1,13 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-//! Hand-written declarations of the C helpers in `vmalloc_committed.c`
-//! (prototypes in `vmalloc_committed.h`; `unsigned long` is `usize`, as in
-//! the kernel's own `ffi` crate). Keep them in step with that file.
+//! The C helpers in `vmalloc_committed.c`. Their declarations are made from
+//! `vmalloc_committed.h` by the kernel build's bindgen at build time
+//! (`kernel/crates.kbuild`), not written by hand; `unsigned long` is
+//! `usize`, as in the kernel's `ffi` crate.
 
-use core::ffi::c_void;
-
-extern "C" {
-    /// `vrealloc_node_align(NULL, size, align, GFP_KERNEL | __GFP_ZERO, ..)`, or NULL.
-    pub(crate) fn vmspace_committed_vmalloc(size: usize, align: usize) -> *mut c_void;
-    /// `vfree(addr)`.
-    pub(crate) fn vmspace_committed_vfree(addr: *mut c_void);
-    /// `alloc_pages_exact(size, GFP_KERNEL | __GFP_ZERO)`, or NULL.
-    pub(crate) fn vmspace_committed_pages(size: usize) -> *mut c_void;
-    /// `free_pages_exact(addr, size)`.
-    pub(crate) fn vmspace_committed_free_pages(addr: *mut c_void, size: usize);
-    /// `PAGE_SIZE`.
-    pub(crate) fn vmspace_module_page_size() -> usize;
+#[expect(unreachable_pub, reason = "bindgen declares every function pub")]
+mod generated {
+    include!(concat!(env!("VMK_OBJ"), "/kernel/module/vmalloc_committed_bindings.rs"));
 }
+
+pub(crate) use generated::*;

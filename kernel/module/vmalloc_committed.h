@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /*
  * The C helpers of vmspace's module-safe backends: only functions exported
- * to modules. The Rust side declares the same functions by hand in sys.rs;
- * keep the two in step.
+ * to modules. The kernel build's bindgen makes the Rust declarations from
+ * this file (kernel/crates.kbuild), so it stays self-contained: plain C
+ * types, no includes.
  */
 #ifndef VMSPACE_VMALLOC_COMMITTED_H
 #define VMSPACE_VMALLOC_COMMITTED_H

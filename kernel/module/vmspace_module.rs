@@ -5,9 +5,11 @@
 //! The sparse vm_area functions the built-in backend uses are not exported to
 //! modules, so the module runs the core on module-safe backends instead (see
 //! `committed.rs`): the VM layer on committed vmalloc reservations, arena
-//! metadata on pages from the page allocator. It says so when loaded. Its
-//! KUnit suites run when it is loaded (with KUnit built into the kernel),
-//! and it registers `/dev/vmspace_kmod` (see `device.rs`).
+//! metadata on pages from the page allocator. It says so when loaded. It
+//! registers `/dev/vmspace_kmod` (see `device.rs`). Built with
+//! `VMSPACE_KUNIT=y` (`--cfg vmspace_kunit`, see `kernel/crates.kbuild`)
+//! against a kernel with KUnit built in, it carries KUnit suites, which run
+//! when it is loaded; without, it has no test code.
 
 // Case results carry the error behind a failure (for the log); there is no
 // heap to box it in, as in the core's own drivers.
@@ -18,6 +20,7 @@ use vmspace_shim::PageOps;
 
 mod committed;
 mod device;
+#[cfg(vmspace_kunit)]
 mod suites;
 mod sys;
 
@@ -29,6 +32,11 @@ module! {
     license: "Dual MIT/GPL",
 }
 
+/// The backend of the module's VMs.
+pub(crate) static OPS: committed::Committed = committed::Committed::vmalloc();
+/// The backend for metadata stores (arena boundary tags and hashes).
+pub(crate) static META: committed::Committed = committed::Committed::page_allocator();
+
 struct VmspaceModule {
     _device: device::Registration,
 }
@@ -38,8 +46,8 @@ impl kernel::Module for VmspaceModule {
         pr_info!(
             "loaded: module build, VM layer on \"{}\" (reservations are committed: \
              the sparse vm_area API is not exported to modules), metadata on \"{}\"\n",
-            suites::OPS.name(),
-            suites::META.name()
+            OPS.name(),
+            META.name()
         );
         let device = device::register()?;
         pr_info!("/dev/vmspace_kmod registered (committed backends, no protection)\n");

@@ -36,6 +36,13 @@ grep -q 'KTAP version' "$ktap" || vmk_die "no KTAP output from the module in $lo
 status=0
 vmk_chroot /usr/bin/env PYTHONUNBUFFERED=1 python3 "$VMK_CACHE/linux/tools/testing/kunit/kunit.py" \
 	parse --json="$results/cmodule-test.json" "$ktap" || status=$?
-# One plain closing line for CI: "cmodule-test: N passed, N failed, N skipped".
-vmk_chroot python3 "$VMK_SRC/kernel/scripts/count.py" cmodule-test "$results/cmodule-test.json" || { [ "$status" != 0 ] || status=1; }
+# The whole log, boot to power-off: any checker's report fails the run.
+reports=$(vmk_splats "$log" | wc -l)
+if [ "$reports" != 0 ]; then
+	vmk_log "checker reports in the kernel log ($log):"
+	vmk_splats "$log" | head -n 20 >&2
+	status=1
+fi
+# One plain closing line for CI: "cmodule-test: N passed, N failed, N skipped, N checker reports".
+vmk_chroot python3 "$VMK_SRC/kernel/scripts/count.py" cmodule-test "$results/cmodule-test.json" "$reports" || { [ "$status" != 0 ] || status=1; }
 exit $status

@@ -5,7 +5,7 @@
 # paths, so that a clone anywhere on the host builds the same tree:
 #   $VMK_CACHE/chroot        Debian sid chroot (debootstrap --variant=minbase)
 #   $VMK_CACHE/linux-<ver>   unpacked linux-source, with our in-tree hooks
-#   $VMK_CACHE/build-um      kunit.py build directory (UML)
+#   $VMK_CACHE/build-um*     kunit.py build directories (UML; see vmk_flavour)
 #   $VMK_CACHE/versions      toolchain and kernel versions the build used
 # The cache itself is bind-mounted at the same path inside the chroot, and the
 # project directory at $VMK_SRC (/src/vmspace), whatever its host path.
@@ -24,7 +24,7 @@ VMK_JOBS=${VMK_JOBS:-2}
 VMK_WANT_RUSTC=${VMK_WANT_RUSTC:-1.97.1}
 VMK_WANT_LINUX=${VMK_WANT_LINUX:-7.2}
 
-VMK_PACKAGES="rustc rust-src bindgen libclang-dev clang lld llvm build-essential
+VMK_PACKAGES="rustc rust-src rust-clippy bindgen libclang-dev clang lld llvm build-essential
 flex bison bc libelf-dev libssl-dev python3 cpio kmod rsync xz-utils ca-certificates"
 
 # The repository root on the host (the directory holding this kernel/ dir).
@@ -49,17 +49,69 @@ vmk_chroot() {
 		"$VMK_REPO" "$VMK_SRC" "$@"
 }
 
-# Run kunit.py (from the cached tree) inside the chroot for UML with our
-# kunitconfigs (common + UML-only) and build directory:
+# The UML kernel builds, each in its own build directory of the same tree
+# and chroot, chosen by VMK_FLAVOUR:
+#   (unset)  build-um: gcc, PREEMPT_VOLUNTARY; `make kunit`, `make module-test`
+#   debug    build-um-debug: clang (LLVM=1), KASAN, lockdep, atomic-sleep and
+#            preemption debugging, full preemption (kernel/kunitconfig.debug);
+#            `make kunit-debug`
+# vmk_flavour sets VMK_UM_BUILD (build directory), VMK_UM_LOCK (vmk_lock
+# name), VMK_UM_MAKE (make variables, an array), VMK_UM_KUNITCONFIGS (kunit.py
+# arguments) and VMK_UM_SUFFIX (for file names: "" or "-debug").
+vmk_flavour() {
+	VMK_UM_KUNITCONFIGS="--kunitconfig=$VMK_SRC/kernel/.kunitconfig --kunitconfig=$VMK_SRC/kernel/kunitconfig.uml"
+	case "${VMK_FLAVOUR:-}" in
+	"")
+		VMK_UM_BUILD=$VMK_CACHE/build-um VMK_UM_LOCK=um VMK_UM_MAKE=() VMK_UM_SUFFIX=
+		;;
+	debug)
+		# clang, and gcc's large-data threshold: with -mcmodel=large (UML)
+		# clang puts every global into .ldata/.lbss, and UML's linker script
+		# leaves .lbss past _end, where lockdep's static_obj() does not look:
+		# it would reject the lock class keys there (rcu_read_lock's among
+		# them), report a "bad unlock balance" at boot and turn itself off.
+		# (The vDSO is built without -mcmodel=large, hence the second flag.)
+		VMK_UM_BUILD=$VMK_CACHE/build-um-debug VMK_UM_LOCK=um-debug VMK_UM_SUFFIX=-debug
+		VMK_UM_MAKE=(LLVM=1 "KCFLAGS=-mlarge-data-threshold=65536 -Wno-unused-command-line-argument")
+		VMK_UM_KUNITCONFIGS="$VMK_UM_KUNITCONFIGS --kunitconfig=$VMK_SRC/kernel/kunitconfig.debug"
+		;;
+	*) vmk_die "unknown VMK_FLAVOUR=$VMK_FLAVOUR (known: debug)" ;;
+	esac
+}
+vmk_flavour
+
+# Run kunit.py (from the cached tree) inside the chroot for UML with the
+# flavour's kunitconfigs, make variables and build directory:
 # vmk_kunit_py SUBCOMMAND [ARGS...].
 vmk_kunit_py() {
 	local sub=$1
 	shift
+	local opt make_options=()
+	for opt in "${VMK_UM_MAKE[@]}"; do make_options+=("--make_options=$opt"); done
+	# shellcheck disable=SC2086
 	vmk_chroot /usr/bin/env PYTHONUNBUFFERED=1 /bin/sh -c \
 		'cd "$1" && shift && exec python3 tools/testing/kunit/kunit.py "$@"' sh \
-		"$VMK_CACHE/linux" "$sub" --arch=um --build_dir="$VMK_CACHE/build-um" \
-		--kunitconfig="$VMK_SRC/kernel/.kunitconfig" \
-		--kunitconfig="$VMK_SRC/kernel/kunitconfig.uml" --jobs="$VMK_JOBS" "$@"
+		"$VMK_CACHE/linux" "$sub" --arch=um --build_dir="$VMK_UM_BUILD" \
+		$VMK_UM_KUNITCONFIGS "${make_options[@]}" --jobs="$VMK_JOBS" "$@"
+}
+
+# Kernel log lines that mean a checker or the kernel itself found something
+# wrong, whatever the tests said: BUG: (KASAN, KCSAN, atomic sleep, ...),
+# WARNING: (lockdep, WARN_ON), and the splats that may come without either.
+VMK_SPLATS='BUG:|WARNING:|KASAN:|KCSAN:|UBSAN:|possible circular locking|inconsistent lock state|possible recursive locking|sleeping function called from invalid context|scheduling while atomic|suspicious RCU usage|DEBUG_LOCKS_WARN_ON|Kernel panic|Oops'
+# vmk_splats LOG: print the splat lines of LOG (on the host); the count is
+# what `grep -c` would say.
+vmk_splats() {
+	grep -aE "$VMK_SPLATS" "$1" || true
+}
+
+# Symbols that only test code defines: the workload and KUnit crates
+# (Rust v0 mangling spells crate names out) and the KUnit case wrappers of
+# #[kunit_tests]. vmk_test_symbols FILE... prints those FILE's symbols hold.
+VMK_TEST_SYMBOLS='vmspace_workload|vmspace_ktest|kunit_rust_wrapper'
+vmk_test_symbols() {
+	vmk_chroot /bin/sh -c 'nm -A "$@" 2>/dev/null | grep -E "$0" || true' \
+		"$VMK_TEST_SYMBOLS" "$@"
 }
 
 # Serialise users of one part of the cache: vmk_lock NAME takes

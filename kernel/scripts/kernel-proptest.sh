@@ -7,7 +7,8 @@
 # with `make kunit`), boots UML with the chroot as its root and runs the
 # binaries inside it (kernel/scripts/proptest-init.sh): against the built-in
 # /dev/vmspace, then, after insmod, against the module's /dev/vmspace_kmod.
-# Fails on any failed test, a missing device, or BUG:/WARNING:/Oops in the
+# Fails on any failed test, a missing device, or a checker's report
+# (VMK_SPLATS: BUG:/WARNING:/KASAN:/lockdep/Oops, ...) or Call Trace in the
 # kernel log; ends with one plain count line.
 . "$(dirname "$0")/common.sh"
 vmk_need_root
@@ -68,11 +69,11 @@ vmk_chroot /usr/bin/timeout 1800 "$build/linux" mem=1G ncpus=2 seccomp=on consol
 vmk_log "UML exited with status $status after $(($(date +%s) - start)) s; log in $log"
 
 # 4. Counts and verdict.
-python3 - "$log" "$(wc -l <"$plan")" <<'PY'
+python3 - "$log" "$(wc -l <"$plan")" "$VMK_SPLATS|Call Trace" <<'PY'
 import re, sys
-log, nbins = sys.argv[1], int(sys.argv[2])
+log, nbins, splats = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 text = re.sub(r"\x1b\[[0-9;]*m", "", open(log, errors="replace").read())
-bad = [l for l in text.splitlines() if re.search(r"BUG:|WARNING:|Oops|Kernel panic|Call Trace", l)]
+bad = [l for l in text.splitlines() if re.search(splats, l)]
 total = {"passed": 0, "failed": 0, "skipped": 0}
 ok = True
 for label in ("builtin", "module"):

@@ -2,20 +2,24 @@
 # module-test.sh: build the module, boot the UML kernel with the chroot as its
 # hostfs root, insmod the module (its KUnit suites run on load), rmmod it,
 # cut the log to the module's KTAP block and parse it with `kunit.py parse`.
-# Exits non-zero if the module does not load or unload, or any case fails.
+# Exits non-zero if the module does not load or unload, any case fails, or
+# the kernel log holds a checker's report (VMK_SPLATS in common.sh). The
+# kernel is the flavour's (VMK_FLAVOUR; `debug` for make kunit-debug).
 . "$(dirname "$0")/common.sh"
 vmk_need_root
 here=$(dirname "$0")
-bash "$here/module.sh"
-vmk_lock um
+bash "$here/module.sh" kunit
+vmk_lock "$VMK_UM_LOCK"
 
-build=$VMK_CACHE/build-um
-ko=$VMK_CACHE/module-build/vmspace_kmod.ko
+build=$VMK_UM_BUILD
+ko=$VMK_CACHE/module-build$VMK_UM_SUFFIX-kunit/vmspace_kmod.ko
 results=$VMK_CACHE/results
+label=module-test$VMK_UM_SUFFIX
 mkdir -p "$results"
-log=$results/module-test.log
-ktap=$results/module-test.ktap
-rm -f "$log" "$ktap" "$results/module-test.json"
+log=$results/$label.log
+ktap=$results/$label.ktap
+json=$results/$label.json
+rm -f "$log" "$ktap" "$json"
 
 vmk_log "booting UML and loading $(basename "$ko")"
 start=$(date +%s%N)
@@ -36,7 +40,14 @@ grep -q 'KTAP version' "$ktap" || vmk_die "no KTAP output from the module in $lo
 
 status=0
 vmk_chroot /usr/bin/env PYTHONUNBUFFERED=1 python3 "$VMK_CACHE/linux/tools/testing/kunit/kunit.py" \
-	parse --json="$results/module-test.json" "$ktap" || status=$?
-# One plain closing line for CI: "module-test: N passed, N failed, N skipped".
-vmk_chroot python3 "$VMK_SRC/kernel/scripts/count.py" module-test "$results/module-test.json" || { [ "$status" != 0 ] || status=1; }
+	parse --json="$json" "$ktap" || status=$?
+# The whole log, boot to power-off: any checker's report fails the run.
+reports=$(vmk_splats "$log" | wc -l)
+if [ "$reports" != 0 ]; then
+	vmk_log "checker reports in the kernel log ($log):"
+	vmk_splats "$log" | head -n 20 >&2
+	status=1
+fi
+# One plain closing line for CI: "module-test: N passed, N failed, N skipped, N checker reports".
+vmk_chroot python3 "$VMK_SRC/kernel/scripts/count.py" "$label" "$json" "$reports" || { [ "$status" != 0 ] || status=1; }
 exit $status

@@ -17,8 +17,8 @@ if [ ! -e "$stamp" ] || [ "$(cat "$stamp")" != "$key" ] || [ ! -f "$tree/Makefil
 	[ -f "$tarball" ] || vmk_die "missing $tarball"
 	vmk_log "unpacking $(basename "$tarball") into $tree"
 	# A new kernel or toolchain invalidates the tree and every build made from it.
-	rm -rf "$tree" "$tree.tmp" "$VMK_CACHE/build-um" "$VMK_CACHE/build-x86_64" \
-		"$VMK_CACHE/module-build" "$VMK_CACHE/stamp-tree"
+	rm -rf "$tree" "$tree.tmp" "$VMK_CACHE"/build-* "$VMK_CACHE"/module-build* \
+		"$VMK_CACHE/stamp-tree"
 	mkdir -p "$tree.tmp"
 	tar -xf "$tarball" -C "$tree.tmp" --strip-components=1
 	mv "$tree.tmp" "$tree"

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! The C helpers in `preempt.c`: what the kernel crate has no Rust API for.
+//! Their declarations are made from `preempt.h` by the kernel build's
+//! bindgen at build time (`kernel/crates.kbuild`), not written by hand.
+
+#[expect(unreachable_pub, reason = "bindgen declares every function pub")]
+mod generated {
+    include!(concat!(env!("VMK_OBJ"), "/kernel/common/preempt_bindings.rs"));
+}
+
+pub(crate) use generated::{vmspace_pin_cpu, vmspace_relax, vmspace_unpin_cpu};
