@@ -8,6 +8,7 @@ use core::sync::atomic::Ordering;
 use vmspace_shim::{Addr, Range, Size};
 
 use super::cache::{Counters, QCache};
+use super::cpumags::CpuMags;
 use super::magazine::Magazine;
 use super::pair::MagPair;
 use super::slab::{OBJECTS, SLABS};
@@ -82,6 +83,19 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
         let classes = self.cache.tables.classes();
         for (c, p) in pairs.iter_mut().enumerate().take(classes) {
             for m in p.take() {
+                self.give_back(c, &m);
+            }
+        }
+    }
+
+    /// Empty one CPU's magazines (`mags[c]` of class `c`) into the depot or
+    /// the slabs, and add their hits to the shared counters.
+    pub(crate) fn flush_cpu(&mut self, mags: &mut [CpuMags]) {
+        let classes = self.cache.tables.classes();
+        for (c, m) in mags.iter_mut().enumerate().take(classes) {
+            let (both, hits) = m.take();
+            self.cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
+            for m in both {
                 self.give_back(c, &m);
             }
         }
