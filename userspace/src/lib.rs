@@ -3,8 +3,9 @@
 //! vmspace in user space: [`MmapBackend`], the page backend on `mmap`;
 //! [`procfs`], what the kernel reports about this process's mappings;
 //! [`ParkingLock`] and [`CondvarWaiter`], the lock and waiter of a
-//! [`UserArena`] shared between threads; [`SchedPin`], the pin of its
-//! per-CPU quantum caches ([`UserCpuCaches`]); and the
+//! [`UserArena`] shared between threads; [`RseqPin`], the pin of its
+//! per-CPU quantum caches ([`UserCpuCaches`]), through restartable
+//! sequences (with [`SchedPin`] where they are not available); and the
 //! `vmspace` command-line program (`src/bin/vmspace`).
 //!
 //! ```
@@ -23,10 +24,12 @@
 mod mmap;
 mod pin;
 pub mod procfs;
+mod rseq;
 mod sync;
 
 pub use mmap::{MmapBackend, UnmapStrategy};
 pub use pin::{SchedPin, UserCpuCaches};
+pub use rseq::RseqPin;
 pub use sync::{CondvarWaiter, ParkingLock, UserArena};
 
 /// The README's Rust samples, compiled and run as this crate's doctests
