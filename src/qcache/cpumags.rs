@@ -3,8 +3,8 @@
 //!
 //! [`CpuCaches`](crate::sync::CpuCaches) keeps one `CpuMags` per class per
 //! slot of its [`CpuPin`](super::CpuPin), and touches them only through the
-//! pin's [`pop`](super::CpuPin::pop), [`push`](super::CpuPin::push) and
-//! [`install`](super::CpuPin::install). By default those pin the slot and
+//! pin's [`pop`](super::CpuPin::pop), [`push`](super::CpuPin::push),
+//! [`spill`](super::CpuPin::spill) and [`install`](super::CpuPin::install). By default those pin the slot and
 //! run the methods below (the kernel's pin: preemption off). A pin for user
 //! space can run the same steps as a restartable sequence instead (Linux
 //! rseq, as tcmalloc's per-CPU caches do): the steps read the slot's word
@@ -16,27 +16,37 @@
 use super::magazine::{Magazine, ROUNDS};
 
 /// One class's two magazines (Bonwick and Adams' *loaded* and *previous*)
-/// on one CPU, and its hit count, in one 64-bit control word and two
-/// arrays of rounds.
+/// on one CPU, and its hit count, in one 64-bit control word and one array
+/// of `2 * ROUNDS` rounds: `rounds[B..B + ROUNDS]` is the loaded magazine
+/// and the other half the previous one, where the base `B` is 0 or
+/// [`ROUNDS`].
 ///
-/// The word holds, from bit 0: the loaded magazine's count (8 bits,
-/// at most [`ROUNDS`]), the previous magazine's count (8 bits), which of
-/// the two arrays is the loaded one (1 bit), and the hits counted since they
-/// were last taken out (the remaining 47 bits, wrapping). Array `k`'s
-/// round `j` is at byte offset [`ROUNDS_OFFSET`](Self::ROUNDS_OFFSET) `+ 8 *
-/// (ROUNDS * k + j)` on 64-bit targets.
+/// The word holds, from bit 0: the loaded magazine's top `L` (8 bits: its
+/// rounds are `rounds[B..L]`, so its count is `L - B`), the previous
+/// magazine's count (8 bits), `B` (8 bits), and the hits counted since they
+/// were last taken out (the remaining 40 bits, wrapping). Round `j` is at
+/// byte offset [`ROUNDS_OFFSET`](Self::ROUNDS_OFFSET) `+ 8 * j` on 64-bit
+/// targets, where a `CpuMags` is [`SIZE`](Self::SIZE) bytes (padded), so
+/// that a sequence finds a CPU's by a shift and the top round by `L`.
 ///
 /// # Invariants
 ///
-/// Both counts are at most [`ROUNDS`]; the rounds below each count are
-/// cached objects of the class (the owner's invariant: this type only moves
-/// addresses around). All-zero is a valid, empty value.
+/// `B` is 0 or `ROUNDS`, `B <= L <= B + ROUNDS`, the previous count is at
+/// most `ROUNDS`; the rounds of both magazines are cached objects of the
+/// class (the owner's invariant: this type only moves addresses around).
+/// All-zero is a valid, empty value.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub struct CpuMags {
     word: u64,
-    rounds: [[usize; ROUNDS]; 2],
+    rounds: [usize; 2 * ROUNDS],
+    /// To [`SIZE`](Self::SIZE) bytes on 64-bit targets.
+    _pad: [usize; PAD],
 }
+
+/// Words of padding that make a `CpuMags` a power of two in size.
+const PAD: usize =
+    (256 - 8 - 2 * ROUNDS * core::mem::size_of::<usize>()) / core::mem::size_of::<usize>();
 
 /// What [`CpuMags::pop`] (and [`CpuPin::pop`](super::CpuPin::pop)) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +72,9 @@ pub enum Popped {
 pub enum Pushed {
     /// The address is cached.
     Done,
-    /// The address is cached, after both magazines were found full: the
-    /// previous one was taken out into the caller's spill magazine (for the
-    /// depot), the loaded one became the previous one, and the address
-    /// started a new loaded one.
-    Spilled,
+    /// Both magazines are full: nothing changed. The caller takes the
+    /// previous one out ([`CpuMags::spill`]) and pushes again.
+    Full,
     /// As for [`Popped::Unpinned`]: nothing changed; the address is still
     /// the caller's.
     Unpinned,
@@ -74,23 +82,28 @@ pub enum Pushed {
 
 impl CpuMags {
     /// Both magazines empty, no hits.
-    pub const EMPTY: CpuMags = CpuMags { word: 0, rounds: [[0; ROUNDS]; 2] };
+    pub const EMPTY: CpuMags = CpuMags { word: 0, rounds: [0; 2 * ROUNDS], _pad: [0; PAD] };
+
+    /// log2 of the size of a `CpuMags` on 64-bit targets.
+    pub const SIZE_SHIFT: u32 = 8;
+    /// The size of a `CpuMags` on 64-bit targets: `1 << SIZE_SHIFT`.
+    pub const SIZE: usize = 1 << Self::SIZE_SHIFT;
 
     /// Byte offset of the control word.
     pub const WORD_OFFSET: usize = 0;
-    /// Byte offset of the first array of rounds.
+    /// Byte offset of the rounds.
     pub const ROUNDS_OFFSET: usize = 8;
     /// Shift of the previous magazine's count in the word.
     pub const PREVIOUS_SHIFT: u32 = 8;
-    /// Bit of the word that says array 1 (not 0) is the loaded one.
-    pub const WHICH_BIT: u64 = 1 << 16;
+    /// Shift of the loaded magazine's base `B` in the word.
+    pub const BASE_SHIFT: u32 = 16;
     /// Shift of the hit count in the word (one hit is `1 << HITS_SHIFT`).
-    pub const HITS_SHIFT: u32 = 17;
+    pub const HITS_SHIFT: u32 = 24;
     /// The bits of the word below the hit count.
     pub const COUNTS_MASK: u64 = (1 << Self::HITS_SHIFT) - 1;
 
     #[inline]
-    fn loaded_count(w: u64) -> usize {
+    fn top(w: u64) -> usize {
         (w & 0xff) as usize
     }
 
@@ -100,21 +113,26 @@ impl CpuMags {
     }
 
     #[inline]
-    fn which(w: u64) -> usize {
-        usize::from(w & Self::WHICH_BIT != 0)
+    fn base(w: u64) -> usize {
+        ((w >> Self::BASE_SHIFT) & 0xff) as usize
     }
 
-    /// The word with the loaded array flipped and the counts set.
+    /// The word with the halves swapped: the other base, the loaded top at
+    /// `loaded` rounds above it, the previous count `previous`, the hits
+    /// kept.
     #[inline]
     fn swapped(w: u64, loaded: usize, previous: usize) -> u64 {
-        ((w & !Self::COUNTS_MASK) | ((w & Self::WHICH_BIT) ^ Self::WHICH_BIT))
+        let b = Self::base(w) ^ ROUNDS;
+        (w & !Self::COUNTS_MASK)
+            | ((b as u64) << Self::BASE_SHIFT)
             | ((previous as u64) << Self::PREVIOUS_SHIFT)
-            | loaded as u64
+            | (b + loaded) as u64
     }
 
     /// Rounds held: loaded, previous.
     pub fn counts(&self) -> (usize, usize) {
-        (Self::loaded_count(self.word), Self::previous_count(self.word))
+        let w = self.word;
+        (Self::top(w).saturating_sub(Self::base(w)), Self::previous_count(w))
     }
 
     /// Take a cached address: from the loaded magazine, else from the
@@ -123,19 +141,17 @@ impl CpuMags {
     #[inline]
     pub fn pop(&mut self) -> Popped {
         let mut w = self.word;
-        let mut n = Self::loaded_count(w);
-        if n == 0 {
+        if Self::top(w) == Self::base(w) {
             let m = Self::previous_count(w);
             if m == 0 {
                 self.word = w & Self::COUNTS_MASK;
                 return Popped::Empty { hits: w >> Self::HITS_SHIFT };
             }
             w = Self::swapped(w, m, 0);
-            n = m;
         }
-        let Some(&a) = self.rounds[Self::which(w)].get(n - 1) else {
-            // A count above ROUNDS breaks the invariant; miss rather than
-            // read past the array.
+        let Some(&a) = Self::top(w).checked_sub(1).and_then(|j| self.rounds.get(j)) else {
+            // Only a word that breaks the invariant gets here: miss rather
+            // than read outside the rounds.
             return Popped::Empty { hits: 0 };
         };
         self.word = w.wrapping_add((1 << Self::HITS_SHIFT) - 1);
@@ -143,29 +159,39 @@ impl CpuMags {
     }
 
     /// Cache `addr`: onto the loaded magazine; when it is full, onto the
-    /// empty previous one after swapping the two; when both are full, the
-    /// previous one is taken out into `spill` first.
+    /// empty previous one after swapping the two; when both are full,
+    /// nothing changes ([`Pushed::Full`]).
     #[inline]
-    pub fn push(&mut self, addr: usize, spill: &mut Magazine) -> Pushed {
+    pub fn push(&mut self, addr: usize) -> Pushed {
         let mut w = self.word;
-        let mut n = Self::loaded_count(w);
-        let mut pushed = Pushed::Done;
-        if n >= ROUNDS {
-            let m = Self::previous_count(w);
-            if m > 0 {
-                let out = &self.rounds[1 - Self::which(w)];
-                *spill = Magazine::EMPTY;
-                for &a in &out[..m.min(ROUNDS)] {
-                    spill.push(a);
-                }
-                pushed = Pushed::Spilled;
+        if Self::top(w) - Self::base(w) >= ROUNDS {
+            if Self::previous_count(w) > 0 {
+                return Pushed::Full;
             }
             w = Self::swapped(w, 0, ROUNDS);
-            n = 0;
         }
-        self.rounds[Self::which(w)][n] = addr;
+        self.rounds[Self::top(w)] = addr;
         self.word = w + 1;
-        pushed
+        Pushed::Done
+    }
+
+    /// When both magazines are full, take the previous one out into `out`
+    /// (for the depot) and make the loaded one the previous one, leaving the
+    /// loaded one empty; `false`, and nothing changed, otherwise.
+    #[inline]
+    pub fn spill(&mut self, out: &mut Magazine) -> bool {
+        let w = self.word;
+        let m = Self::previous_count(w).min(ROUNDS);
+        if Self::top(w) - Self::base(w) < ROUNDS || m == 0 {
+            return false;
+        }
+        let b = Self::base(w) ^ ROUNDS;
+        *out = Magazine::EMPTY;
+        for &a in &self.rounds[b..b + m] {
+            out.push(a);
+        }
+        self.word = Self::swapped(w, 0, ROUNDS);
+        true
     }
 
     /// Install `mag` (fresh from the depot or the slabs, non-empty) as the
@@ -175,17 +201,17 @@ impl CpuMags {
     #[inline]
     pub fn install(&mut self, mag: &Magazine) -> bool {
         let w = self.word;
-        let (n, m) = (Self::loaded_count(w), Self::previous_count(w));
+        let n = Self::top(w) - Self::base(w);
         let w = if n == 0 {
-            w & !0xff
-        } else if m == 0 {
+            w
+        } else if Self::previous_count(w) == 0 {
             Self::swapped(w, 0, n)
         } else {
             return false;
         };
-        let k = mag.len();
-        self.rounds[Self::which(w)][..k].copy_from_slice(mag.rounds());
-        self.word = w | k as u64;
+        let (b, k) = (Self::base(w), mag.len());
+        self.rounds[b..b + k].copy_from_slice(mag.rounds());
+        self.word = w + k as u64;
         true
     }
 
@@ -194,10 +220,12 @@ impl CpuMags {
     pub fn take(&mut self) -> ([Magazine; 2], u64) {
         let w = self.word;
         let mut out = [Magazine::EMPTY; 2];
-        let counts = [Self::loaded_count(w), Self::previous_count(w)];
-        let which = [Self::which(w), 1 - Self::which(w)];
-        for ((m, &n), &k) in out.iter_mut().zip(&counts).zip(&which) {
-            for &a in &self.rounds[k][..n.min(ROUNDS)] {
+        let (b, top) = (Self::base(w).min(ROUNDS), Self::top(w));
+        let other = b ^ ROUNDS;
+        let loaded = &self.rounds[b..top.clamp(b, b + ROUNDS)];
+        let previous = &self.rounds[other..other + Self::previous_count(w).min(ROUNDS)];
+        for (m, rounds) in out.iter_mut().zip([loaded, previous]) {
+            for &a in rounds {
                 m.push(a);
             }
         }
@@ -222,8 +250,10 @@ mod tests {
     fn layout_is_what_a_restartable_sequence_assumes() {
         assert_eq!(core::mem::offset_of!(CpuMags, word), CpuMags::WORD_OFFSET);
         assert_eq!(core::mem::offset_of!(CpuMags, rounds), CpuMags::ROUNDS_OFFSET);
-        assert_eq!(core::mem::size_of::<CpuMags>(), 8 + 2 * ROUNDS * core::mem::size_of::<usize>());
-        const { assert!(ROUNDS < 256, "counts are bytes") };
+        assert!(core::mem::size_of::<CpuMags>() >= 8 + 2 * ROUNDS * core::mem::size_of::<usize>());
+        const { assert!(2 * ROUNDS < 256, "tops and bases are bytes") };
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(core::mem::size_of::<CpuMags>(), CpuMags::SIZE);
     }
 
     #[test]
@@ -248,12 +278,20 @@ mod tests {
     fn pushes_fill_both_then_spill_the_older() {
         let mut p = CpuMags::EMPTY;
         let mut spill = Magazine::EMPTY;
+        assert!(!p.spill(&mut spill), "nothing to spill");
         for i in 0..2 * ROUNDS {
-            assert_eq!(p.push(i, &mut spill), Pushed::Done, "room at {i}");
+            assert_eq!(p.push(i), Pushed::Done, "room at {i}");
+            if i < 2 * ROUNDS - 1 {
+                assert!(!p.spill(&mut spill), "not both full at {i}");
+            }
         }
         assert_eq!(p.counts(), (ROUNDS, ROUNDS));
-        assert_eq!(p.push(999, &mut spill), Pushed::Spilled);
+        assert_eq!(p.push(999), Pushed::Full);
+        assert_eq!(p.counts(), (ROUNDS, ROUNDS), "nothing changed");
+        assert!(p.spill(&mut spill));
         assert_eq!(spill.rounds(), mag(0, ROUNDS).rounds(), "the older magazine goes");
+        assert_eq!(p.counts(), (0, ROUNDS));
+        assert_eq!(p.push(999), Pushed::Done);
         assert_eq!(p.counts(), (1, ROUNDS));
         assert_eq!(p.pop(), Popped::Round(999));
         let ([loaded, previous], hits) = p.take();
@@ -266,9 +304,8 @@ mod tests {
     #[test]
     fn install_into_an_empty_loaded_keeps_the_previous() {
         let mut p = CpuMags::EMPTY;
-        let mut spill = Magazine::EMPTY;
         for i in 0..ROUNDS + 2 {
-            p.push(i, &mut spill);
+            p.push(i);
         }
         assert_eq!(p.counts(), (2, ROUNDS));
         p.pop();

@@ -88,15 +88,18 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
         }
     }
 
-    /// Empty one CPU's magazines (`mags[c]` of class `c`) into the depot or
-    /// the slabs, and add their hits to the shared counters.
-    pub(crate) fn flush_cpu(&mut self, mags: &mut [CpuMags]) {
+    /// Empty per-CPU magazines (`mags[c * slots + i]` of class `c`, slot
+    /// `i`) into the depot or the slabs, and add their hits to the shared
+    /// counters.
+    pub(crate) fn flush_cpu(&mut self, mags: &mut [CpuMags], slots: usize) {
         let classes = self.cache.tables.classes();
-        for (c, m) in mags.iter_mut().enumerate().take(classes) {
-            let (both, hits) = m.take();
-            self.cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
-            for m in both {
-                self.give_back(c, &m);
+        for (c, class) in mags.chunks_mut(slots.max(1)).enumerate().take(classes) {
+            for m in class {
+                let (both, hits) = m.take();
+                self.cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
+                for m in both {
+                    self.give_back(c, &m);
+                }
             }
         }
     }

@@ -30,7 +30,7 @@ pub(crate) mod pair;
 pub(crate) mod pin;
 pub(crate) mod slab;
 
-pub(crate) use cache::Counters;
+pub(crate) use cache::{claim_with, Counters};
 pub use cache::{QCache, QCacheConfig};
 pub use cpumags::{CpuMags, Popped, Pushed};
 pub(crate) use locked::Locked;

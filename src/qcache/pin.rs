@@ -18,7 +18,6 @@ use super::magazine::Magazine;
 /// [`CpuPin`]'s magazine operations (or exclusively through `&mut` of its
 /// owner).
 #[derive(Debug, Clone, Copy)]
-#[repr(C)]
 pub struct MagSlots {
     base: *mut u8,
     stride: usize,
@@ -26,14 +25,6 @@ pub struct MagSlots {
 }
 
 impl MagSlots {
-    /// Byte offset of the base address (what `base()` returns), for a pin
-    /// that reads the fields in assembly.
-    pub const BASE_OFFSET: usize = core::mem::offset_of!(MagSlots, base);
-    /// Byte offset of the stride.
-    pub const STRIDE_OFFSET: usize = core::mem::offset_of!(MagSlots, stride);
-    /// Byte offset of the slot count.
-    pub const SLOTS_OFFSET: usize = core::mem::offset_of!(MagSlots, slots);
-
     /// The class's `CpuMags` of slot 0, `stride` bytes apart, `slots` of
     /// them (how [`CpuCaches`](crate::sync::CpuCaches) describes its
     /// magazines; also for a pin's own tests).
@@ -91,8 +82,8 @@ impl MagSlots {
 /// has a try-lock ([`SlotFlag`]) and pinning takes a free one, starting at
 /// the CPU the thread runs on.
 ///
-/// The magazine operations [`pop`](CpuPin::pop), [`push`](CpuPin::push)
-/// and [`install`](CpuPin::install) are how
+/// The magazine operations [`pop`](CpuPin::pop), [`push`](CpuPin::push),
+/// [`spill`](CpuPin::spill) and [`install`](CpuPin::install) are how
 /// [`CpuCaches`](crate::sync::CpuCaches) touches a slot's magazines: by
 /// default each pins a slot, runs the [`CpuMags`] method of the same name
 /// on it and unpins. A pin may instead run them without taking a slot, as
@@ -158,10 +149,23 @@ pub unsafe trait CpuPin: Sync {
     ///
     /// As for [`pop`](CpuPin::pop).
     #[inline]
-    unsafe fn push(&self, mags: MagSlots, addr: usize, spill: &mut Magazine) -> Pushed {
+    unsafe fn push(&self, mags: MagSlots, addr: usize) -> Pushed {
         let held = Pinned::new(self);
         // SAFETY: as in `pop`.
-        unsafe { mags.at(held.slot()) }.push(addr, spill)
+        unsafe { mags.at(held.slot()) }.push(addr)
+    }
+
+    /// [`CpuMags::spill`] on a slot of `mags` (`false` also when the pin
+    /// cannot place the caller).
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](CpuPin::pop).
+    #[inline]
+    unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
+        let held = Pinned::new(self);
+        // SAFETY: as in `pop`.
+        unsafe { mags.at(held.slot()) }.spill(out)
     }
 
     /// [`CpuMags::install`] on a slot of `mags`.

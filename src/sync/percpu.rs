@@ -4,15 +4,15 @@
 use core::mem::{align_of, size_of};
 use core::sync::atomic::Ordering;
 
-use vmspace_shim::{align, Addr, Size};
+use vmspace_shim::{Addr, Size};
 
 use super::{RawLock, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store, STORE_ALIGN};
-use crate::qcache::{CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed};
+use crate::qcache::{claim_with, CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed};
 
-/// Slots start this many bytes apart at least (a cache line), so CPUs
-/// working on their own slots do not share lines.
-const SLOT_ALIGN: usize = 64;
+/// The magazines start at a cache line, so that (each `CpuMags` being a
+/// multiple of a line) CPUs working on their own do not share lines.
+const LINE: usize = 64;
 
 const _: () = assert!(align_of::<CpuMags>() <= STORE_ALIGN);
 const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
@@ -30,16 +30,16 @@ const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 /// one: a miss gets a magazine from the depot or the slabs under the lock,
 /// then installs it ([`CpuPin::install`]) in whichever slot the caller is
 /// on by then (or gives it back when that slot has no room); a free into
-/// two full magazines takes the older one out and hands it to the depot
-/// afterwards. When the pin cannot place the caller on a slot (a user-space
+/// two full magazines takes the older one out ([`CpuPin::spill`]), hands
+/// it to the depot, and pushes again. When the pin cannot place the caller on a slot (a user-space
 /// thread it cannot place), the call goes to the arena instead. Frees are
 /// checked as with a `CacheHandle`; sizes past [`SyncArena::qcache_max`] go
 /// to the arena. Each slot's hits are counted in its magazines' words and
 /// added to [`SyncArena::qcache_stats`] on its misses and on
 /// [`flush`](Self::flush), misses at once; dropping flushes.
 ///
-/// The slots' magazines live in a [`Store`] (one cache-line-aligned stride
-/// of one `CpuMags` per class per slot).
+/// The slots' magazines live in a [`Store`]: for each class, one `CpuMags`
+/// per slot, side by side (so a slot's is found by a shift).
 ///
 /// ```
 /// use vmspace::arena::{Arena, NoSource, SliceStore};
@@ -83,10 +83,12 @@ const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 ///
 /// # Invariants
 ///
-/// - The store's first `slots * stride` bytes are committed and hold, for
-///   each slot `i`, at `base + i * stride`, `classes` `CpuMags`,
-///   initialized; `base` is the store's base, which never moves; `stride`
-///   is a multiple of `SLOT_ALIGN` and of the alignment of `CpuMags`.
+/// - `base` is the first multiple of `LINE` at or above the store's base
+///   (which never moves); the store's committed bytes cover `base` to
+///   `base + classes * slots * size_of::<CpuMags>()` (`slots` is
+///   `pin.slots()`), which hold, for class
+///   `c` and slot `i`, a `CpuMags` at `base + (c * slots + i) *
+///   size_of::<CpuMags>()`, initialized.
 /// - The slots' `CpuMags` are only accessed through `pin`'s magazine
 ///   operations, or through `&mut self`.
 /// - Every address in slot `i`'s `CpuMags` of class `c` is a cached object
@@ -97,7 +99,8 @@ pub struct CpuCaches<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> 
     store: S,
     base: *mut u8,
     classes: usize,
-    stride: usize,
+    /// `pin.slots()` (fixed).
+    slots: usize,
 }
 
 // SAFETY: a slot's memory is used only through the pin's magazine
@@ -126,15 +129,19 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         if slots == 0 {
             return Err(ArenaError::InvalidArgument("a CPU pin with no slots"));
         }
-        let bytes = classes.checked_mul(size_of::<CpuMags>()).ok_or(ArenaError::Overflow)?;
-        let stride = align::align_up(bytes.max(1), SLOT_ALIGN)?;
-        let bytes = slots.checked_mul(stride).ok_or(ArenaError::Overflow)?;
-        store.grow(bytes)?;
-        let base = store.base();
-        // SAFETY: `grow` committed `bytes` writable bytes at the store's base,
-        // which only we access; all-zero is a valid `CpuMags`.
+        let bytes = classes
+            .checked_mul(slots)
+            .and_then(|n| n.checked_mul(size_of::<CpuMags>()))
+            .ok_or(ArenaError::Overflow)?;
+        let skip = store.base().align_offset(LINE);
+        store.grow(bytes.checked_add(skip).ok_or(ArenaError::Overflow)?)?;
+        // SAFETY: `skip < LINE` and the store committed `skip + bytes` bytes
+        // from its base, so this stays inside them.
+        let base = unsafe { store.base().add(skip) };
+        // SAFETY: the `bytes` bytes from `base` are committed and writable,
+        // and only we access them; all-zero is a valid `CpuMags`.
         unsafe { core::ptr::write_bytes(base, 0, bytes) };
-        Ok(CpuCaches { arena, pin, store, base, classes, stride })
+        Ok(CpuCaches { arena, pin, store, base, classes, slots })
     }
 
     /// The arena.
@@ -156,13 +163,14 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     #[inline]
     fn mags(&self, c: usize) -> MagSlots {
         debug_assert!(c < self.classes);
+        let slots = self.slots;
         // SAFETY: `c < classes`, so slot `i`'s `CpuMags` of class `c` is at
-        // `base + c * size_of::<CpuMags>() + i * stride`, initialized and
+        // `base + (c * slots + i) * size_of::<CpuMags>()`, initialized and
         // aligned, and lives as long as `self`; it is only accessed through
         // the pin's magazine operations or `&mut self` (type invariants).
         unsafe {
-            let base = self.base.add(c * size_of::<CpuMags>());
-            MagSlots::new(base, self.stride, self.pin.slots())
+            let base = self.base.add(c * slots * size_of::<CpuMags>());
+            MagSlots::new(base, size_of::<CpuMags>(), slots)
         }
     }
 
@@ -178,11 +186,14 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     pub fn alloc_wait(&self, size: Size, wait: Wait) -> Result<Addr, ArenaError> {
         let arena = self.arena;
         if let Some((cache, c)) = arena.caches().and_then(|q| Some((q, q.class_of(size)?))) {
+            // Read before the pop, which the compiler must assume changed
+            // all memory (an asm block, in user space).
+            let finder = cache.finder(c);
             // SAFETY: `mags(c)` has `pin.slots()` slots, touched only
             // through the pin's magazine operations (type invariant).
             let popped = unsafe { self.pin.pop(self.mags(c)) };
             let hits = match popped {
-                Popped::Round(a) => match cache.claim(c, a, size) {
+                Popped::Round(a) => match finder.and_then(|f| claim_with(f, a, size)) {
                     Some(a) => return Ok(a),
                     // Not an object of the class (the invariant says it
                     // cannot be): dropped, and counted as a miss.
@@ -212,34 +223,42 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         let Some(c) = self.arena.caches().map_or(Ok(None), |q| q.unclaim(addr, size))? else {
             return self.arena.free(addr, size);
         };
-        let mut spill = Magazine::EMPTY;
-        // SAFETY: as in `alloc_wait`.
-        match unsafe { self.pin.push(self.mags(c), addr.0, &mut spill) } {
-            Pushed::Done => {}
-            Pushed::Spilled => self.arena.give_back([(c, spill)]),
-            Pushed::Unpinned => {
-                // Not live any more (unclaimed above): back to its slab.
-                self.arena.with_caches(|l| l.return_object(c, addr));
-                self.arena.freed();
+        loop {
+            // SAFETY: as in `alloc_wait`.
+            match unsafe { self.pin.push(self.mags(c), addr.0) } {
+                Pushed::Done => return Ok(()),
+                Pushed::Full => {
+                    // Take the older magazine out (on whatever CPU this is
+                    // by now, if its are still full) for the depot, and
+                    // push again.
+                    let mut out = Magazine::EMPTY;
+                    // SAFETY: as in `alloc_wait`.
+                    if unsafe { self.pin.spill(self.mags(c), &mut out) } {
+                        self.arena.give_back([(c, out)]);
+                    }
+                }
+                Pushed::Unpinned => {
+                    // Not live any more (unclaimed above): back to its slab.
+                    self.arena.with_caches(|l| l.return_object(c, addr));
+                    self.arena.freed();
+                    return Ok(());
+                }
             }
         }
-        Ok(())
     }
 
     /// Hand every slot's cached objects back to the depot or the slabs, and
     /// add every slot's hits to the arena's statistics.
     pub fn flush(&mut self) {
         let arena = self.arena;
-        for i in 0..self.pin.slots() {
-            // SAFETY: `i < slots`, and each class's `CpuMags` of slot `i` lies
-            // within the slot's stride (type invariant); `&mut self` excludes
-            // every magazine operation.
-            let mags = unsafe {
-                let at = self.base.add(i * self.stride).cast::<CpuMags>();
-                core::slice::from_raw_parts_mut(at, self.classes)
-            };
-            arena.with_caches(|l| l.flush_cpu(mags));
-        }
+        let slots = self.slots;
+        // SAFETY: the `classes * slots` `CpuMags` from `base`, class by
+        // class, are initialized (type invariant); `&mut self` excludes every
+        // magazine operation.
+        let all = unsafe {
+            core::slice::from_raw_parts_mut(self.base.cast::<CpuMags>(), self.classes * slots)
+        };
+        arena.with_caches(|l| l.flush_cpu(all, slots));
         arena.freed();
     }
 }

@@ -29,7 +29,7 @@
 //! [`Popped::Unpinned`] and its caches' calls go to the arena, which is slow
 //! but correct.
 
-use vmspace::qcache::{CpuPin, MagSlots, Magazine, Popped, Pushed};
+use vmspace::qcache::{CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed};
 
 use crate::pin::SchedPin;
 
@@ -73,6 +73,15 @@ impl RseqPin {
     pub fn uses_rseq(&self) -> bool {
         self.rseq.is_some()
     }
+
+    /// `__rseq_offset` if the operations on `mags` run as restartable
+    /// sequences: when this pin uses them and a slot's `CpuMags` is the
+    /// next one (as `CpuCaches` lays them out). The answer depends only on
+    /// `mags`, so every operation on the same slots goes the same way.
+    #[inline]
+    fn rseq_for(&self, mags: &MagSlots) -> Option<isize> {
+        self.rseq.filter(|_| mags.stride() == CpuMags::SIZE)
+    }
 }
 
 impl Default for RseqPin {
@@ -82,16 +91,18 @@ impl Default for RseqPin {
 }
 
 // SAFETY: `slots`, `pin` and `unpin` are `SchedPin`'s, which keeps the
-// contract for them. The three magazine operations are all overridden:
+// contract for them. The four magazine operations are all overridden:
 // without rseq each is `SchedPin`'s default (pin, the `CpuMags` method,
-// unpin); with rseq each is the `CpuMags` method of the same name run by
-// `arch` as one restartable sequence on the `CpuMags` of the slot of the
+// unpin); with rseq (for slots `CpuMags::SIZE` apart; `SchedPin`'s
+// otherwise, the same way for every operation on those slots) each is the
+// `CpuMags` method of the same name run by `arch` as one restartable
+// sequence on the `CpuMags` of the slot of the
 // CPU the thread runs on (below `mags.slots()`, else `Unpinned`), which the
 // kernel runs to its single committing store without another thread running
 // on that CPU, or restarts, having stored nothing the others read: atomic
 // with respect to every other sequence on that slot, and, one CPU running
 // them all, each sees the effects of the ones before. They touch only that
-// `CpuMags` (and the caller's spill or source magazine), and `CpuCaches`
+// `CpuMags` (and the caller's `out` or source magazine), and `CpuCaches`
 // never uses `pin` on the slots they use.
 unsafe impl CpuPin for RseqPin {
     #[inline]
@@ -112,10 +123,11 @@ unsafe impl CpuPin for RseqPin {
 
     #[inline]
     unsafe fn pop(&self, mags: MagSlots) -> Popped {
-        match self.rseq {
+        match self.rseq_for(&mags) {
             // SAFETY: `offset` is glibc's `__rseq_offset`, checked when the
             // pin was made; `mags` is valid with our slot count (the
-            // caller's contract).
+            // caller's contract) and, `rseq_for` checked, `CpuMags::SIZE`
+            // apart.
             Some(offset) => unsafe { arch::pop(offset, &mags) },
             // SAFETY: the caller's contract, for `sched` (same slots).
             None => unsafe { self.sched.pop(mags) },
@@ -123,18 +135,28 @@ unsafe impl CpuPin for RseqPin {
     }
 
     #[inline]
-    unsafe fn push(&self, mags: MagSlots, addr: usize, spill: &mut Magazine) -> Pushed {
-        match self.rseq {
+    unsafe fn push(&self, mags: MagSlots, addr: usize) -> Pushed {
+        match self.rseq_for(&mags) {
             // SAFETY: as in `pop`.
-            Some(offset) => unsafe { arch::push(offset, &mags, addr, spill) },
+            Some(offset) => unsafe { arch::push(offset, &mags, addr) },
             // SAFETY: as in `pop`.
-            None => unsafe { self.sched.push(mags, addr, spill) },
+            None => unsafe { self.sched.push(mags, addr) },
+        }
+    }
+
+    #[inline]
+    unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
+        match self.rseq_for(&mags) {
+            // SAFETY: as in `pop`.
+            Some(offset) => unsafe { arch::spill(offset, &mags, out) },
+            // SAFETY: as in `pop`.
+            None => unsafe { self.sched.spill(mags, out) },
         }
     }
 
     #[inline]
     unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
-        match self.rseq {
+        match self.rseq_for(&mags) {
             // SAFETY: as in `pop`.
             Some(offset) => unsafe { arch::install(offset, &mags, mag) },
             // SAFETY: as in `pop`.
@@ -155,9 +177,10 @@ mod arch {
     //! thread's rseq area is reached through `fs`, at `__rseq_offset` from
     //! the thread pointer: `cpu_id` at 4, `rseq_cs` at 8.
     //!
-    //! `MagSlots` is read through a pointer (base at 0, stride at 8, slots
-    //! at 16) to leave registers for the copies; a `CpuMags` is its control
-    //! word at 0 and two arrays of `ROUNDS` rounds from 8; a `Magazine` is
+    //! A CPU's `CpuMags` is at `base + (cpu << SIZE_SHIFT)` (the callers
+    //! check the stride); a `CpuMags` is its control word at 0 (loaded top
+    //! `L` in bits 0-7, previous count in 8-15, loaded base `B` in 16-23,
+    //! hits from 24) and its `2 * ROUNDS` rounds from 8; a `Magazine` is
     //! its count at 0 and its rounds from 8.
 
     use core::arch::asm;
@@ -165,14 +188,10 @@ mod arch {
     use vmspace::qcache::{CpuMags, MagSlots, Magazine, Popped, Pushed, ROUNDS};
 
     const _: () = assert!(CpuMags::WORD_OFFSET == 0 && CpuMags::ROUNDS_OFFSET == 8);
-    const _: () = assert!(CpuMags::PREVIOUS_SHIFT == 8 && CpuMags::WHICH_BIT == 1 << 16);
-    const _: () = assert!(CpuMags::HITS_SHIFT == 17 && ROUNDS < 256);
+    const _: () = assert!(CpuMags::PREVIOUS_SHIFT == 8 && CpuMags::BASE_SHIFT == 16);
+    const _: () = assert!(CpuMags::HITS_SHIFT == 24 && 2 * ROUNDS < 256);
     const _: () = assert!(core::mem::size_of::<Magazine>() == 8 * (ROUNDS + 1));
-
-    /// `MagSlots` field offsets the blocks read.
-    const BASE: usize = MagSlots::BASE_OFFSET;
-    const STRIDE: usize = MagSlots::STRIDE_OFFSET;
-    const SLOTS: usize = MagSlots::SLOTS_OFFSET;
+    const _: () = assert!(core::mem::size_of::<CpuMags>() == CpuMags::SIZE);
 
     /// Status codes the blocks leave in `st`.
     const DONE: u32 = 0;
@@ -223,8 +242,8 @@ mod arch {
     /// # Safety
     ///
     /// `offset` is `__rseq_offset` (from [`registered`]); `mags` is valid
-    /// (the `MagSlots` invariants) and its `CpuMags` are touched only by
-    /// these sequences or exclusively.
+    /// (the `MagSlots` invariants) with a stride of `CpuMags::SIZE`, and
+    /// its `CpuMags` are touched only by these sequences or exclusively.
     #[inline]
     pub(super) unsafe fn pop(offset: isize, mags: &MagSlots) -> Popped {
         let (st, out): (u32, u64);
@@ -258,20 +277,17 @@ mod arch {
                 "6:",
                 "mov {p:e}, dword ptr fs:[{off} + 4]",
                 "mov {st:e}, {unpinned}",
-                "cmp {p}, qword ptr [{m} + {slots}]",
+                "cmp {p}, {slots}",
                 "jae 2f",
-                "imul {p}, qword ptr [{m} + {stride}]",
-                "add {p}, qword ptr [{m} + {base}]",
+                "shl {p}, {shift}",
+                "add {p}, {base}",
                 "mov {w}, qword ptr [{p}]",
-                // n = loaded count, t = which array is loaded
-                "mov {n:e}, {w:e}",
-                "and {n:e}, 255",
-                "mov {t:e}, {w:e}",
-                "shr {t:e}, 16",
-                "and {t:e}, 1",
+                // n = the loaded top L (byte 0), t = its base B (byte 2)
+                "movzx {n:e}, byte ptr [{p}]",
+                "movzx {t:e}, byte ptr [{p} + 2]",
                 "mov {st:e}, {done}",
-                "test {n:e}, {n:e}",
-                "jnz 9f",
+                "cmp {n:e}, {t:e}",
+                "jne 9f",
                 // loaded empty: n = previous count
                 "mov {n:e}, {w:e}",
                 "shr {n:e}, 8",
@@ -280,31 +296,29 @@ mod arch {
                 "jnz 8f",
                 // both empty: take the hits out
                 "mov {out}, {w}",
-                "shr {out}, 17",
-                "and {w}, 0x1ffff",
+                "shr {out}, 24",
+                "and {w}, 0xffffff",
                 "mov {st:e}, {other}",
                 "jmp 7f",
                 "8:",
-                // previous becomes loaded: flip, loaded = n, previous = 0
-                "xor {t:e}, 1",
-                "and {w}, -65536",
-                "xor {w}, 65536",
+                // previous becomes loaded: B ^= ROUNDS, L = B + n, previous = 0
+                "xor {t:e}, {rounds}",
+                "and {w}, -16777216",
+                "add {n:e}, {t:e}",
                 "or {w}, {n}",
+                "shl {t:e}, 16",
+                "or {w}, {t}",
                 "9:",
-                // round n - 1 of array t, at 8 + 8 * (ROUNDS * t + n - 1)
-                "imul {t:e}, {t:e}, {rounds}",
-                "add {t:e}, {n:e}",
-                "mov {out}, qword ptr [{p} + {t} * 8]",
-                // loaded count - 1, hits + 1
-                "add {w}, 131071",
+                // round L - 1, at 8 + 8 * (L - 1); L - 1, hits + 1
+                "mov {out}, qword ptr [{p} + {n} * 8]",
+                "add {w}, 16777215",
                 "7:",
                 "mov qword ptr [{p}], {w}",
                 "2:",
                 off = in(reg) offset,
-                m = in(reg) mags as *const MagSlots,
-                base = const BASE,
-                stride = const STRIDE,
-                slots = const SLOTS,
+                base = in(reg) mags.base(),
+                slots = in(reg) mags.slots(),
+                shift = const CpuMags::SIZE_SHIFT,
                 rounds = const ROUNDS,
                 done = const DONE,
                 other = const OTHER,
@@ -331,18 +345,11 @@ mod arch {
     ///
     /// As for [`pop`].
     #[inline]
-    pub(super) unsafe fn push(
-        offset: isize,
-        mags: &MagSlots,
-        addr: usize,
-        spill: &mut Magazine,
-    ) -> Pushed {
+    pub(super) unsafe fn push(offset: isize, mags: &MagSlots, addr: usize) -> Pushed {
         let st: u32;
         // SAFETY: as in `pop`; besides the committing store, the sequence
-        // writes the round past the loaded count (which no one reads until
-        // the commit makes it part of the magazine) and, when both
-        // magazines are full, the caller's `spill` (its own memory; a
-        // restart writes it again).
+        // writes the round past the loaded top (which no one reads until the
+        // commit makes it part of the magazine).
         unsafe {
             asm!(
                 ".pushsection __rseq_cs, \"aw\"",
@@ -363,61 +370,44 @@ mod arch {
                 "6:",
                 "mov {p:e}, dword ptr fs:[{off} + 4]",
                 "mov {st:e}, {unpinned}",
-                "cmp {p}, qword ptr [{m} + {slots}]",
+                "cmp {p}, {slots}",
                 "jae 2f",
-                "imul {p}, qword ptr [{m} + {stride}]",
-                "add {p}, qword ptr [{m} + {base}]",
+                "shl {p}, {shift}",
+                "add {p}, {base}",
                 "mov {w}, qword ptr [{p}]",
-                "mov {n:e}, {w:e}",
-                "and {n:e}, 255",
-                "mov {t:e}, {w:e}",
-                "shr {t:e}, 16",
-                "and {t:e}, 1",
+                // n = the loaded top L (byte 0), t = its base B (byte 2)
+                "movzx {n:e}, byte ptr [{p}]",
+                "movzx {t:e}, byte ptr [{p} + 2]",
                 "mov {st:e}, {done}",
-                "cmp {n:e}, {rounds}",
+                "mov {m:e}, {n:e}",
+                "sub {m:e}, {t:e}",
+                "cmp {m:e}, {rounds}",
                 "jb 9f",
-                // loaded full: n = previous count
-                "mov {n:e}, {w:e}",
-                "shr {n:e}, 8",
-                "and {n:e}, 255",
-                "test {n:e}, {n:e}",
-                "jz 8f",
-                // both full: copy previous (array t ^ 1) into spill
+                // loaded full: when previous is too, nothing (Full)
                 "mov {st:e}, {other}",
-                "mov qword ptr [{spill}], {n}",
-                "mov {src:e}, {t:e}",
-                "xor {src:e}, 1",
-                "imul {src:e}, {src:e}, {array}",
-                "add {src}, {p}",
-                "12:",
-                "mov {tmp}, qword ptr [{src} + {n} * 8]",
-                "mov qword ptr [{spill} + {n} * 8], {tmp}",
-                "dec {n:e}",
-                "jnz 12b",
-                "8:",
-                // flip: the full loaded one becomes previous, loaded = 0
-                "xor {t:e}, 1",
-                "and {w}, -65536",
-                "xor {w}, 65536",
+                "test {w:e}, 0xff00",
+                "jnz 2f",
+                // swap: B = the other base, L = B, previous = ROUNDS
+                "mov {st:e}, {done}",
+                "xor {t:e}, {rounds}",
+                "and {w}, -16777216",
                 "or {w}, {full}",
-                "xor {n:e}, {n:e}",
+                "mov {n:e}, {t:e}",
+                "shl {t:e}, 16",
+                "or {w}, {t}",
+                "or {w}, {n}",
                 "9:",
-                // round n of array t, at 8 + 8 * (ROUNDS * t + n)
-                "imul {t:e}, {t:e}, {rounds}",
-                "add {t:e}, {n:e}",
-                "mov qword ptr [{p} + {t} * 8 + 8], {addr}",
+                // round L, at 8 + 8 * L; L + 1
+                "mov qword ptr [{p} + {n} * 8 + 8], {addr}",
                 "add {w}, 1",
                 "mov qword ptr [{p}], {w}",
                 "2:",
                 off = in(reg) offset,
-                m = in(reg) mags as *const MagSlots,
+                base = in(reg) mags.base(),
+                slots = in(reg) mags.slots(),
+                shift = const CpuMags::SIZE_SHIFT,
                 addr = in(reg) addr,
-                spill = in(reg) spill as *mut Magazine,
-                base = const BASE,
-                stride = const STRIDE,
-                slots = const SLOTS,
                 rounds = const ROUNDS,
-                array = const ROUNDS * 8,
                 full = const ROUNDS << 8,
                 done = const DONE,
                 other = const OTHER,
@@ -426,17 +416,107 @@ mod arch {
                 w = out(reg) _,
                 n = out(reg) _,
                 t = out(reg) _,
-                src = out(reg) _,
-                tmp = out(reg) _,
+                m = out(reg) _,
                 st = out(reg) st,
                 options(nostack),
             );
         }
         match st {
             DONE => Pushed::Done,
-            OTHER => Pushed::Spilled,
+            OTHER => Pushed::Full,
             _ => Pushed::Unpinned,
         }
+    }
+
+    /// [`CpuMags::spill`] as a restartable sequence.
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`].
+    #[inline]
+    pub(super) unsafe fn spill(offset: isize, mags: &MagSlots, out: &mut Magazine) -> bool {
+        let st: u32;
+        // SAFETY: as in `pop`; besides the committing store, the sequence
+        // writes `out` (the caller's; a restart writes it again): its count
+        // and that many rounds, a valid `Magazine` whatever the rest holds.
+        unsafe {
+            asm!(
+                ".pushsection __rseq_cs, \"aw\"",
+                ".balign 32",
+                "3:",
+                ".long 0, 0",
+                ".quad 6f, 2f - 6f, 4f",
+                ".popsection",
+                ".pushsection __rseq_failure, \"ax\"",
+                ".byte 0x0f, 0xb9, 0x3d",
+                ".long 0x53053053",
+                "4:",
+                "jmp 5f",
+                ".popsection",
+                "5:",
+                "lea {t}, [rip + 3b]",
+                "mov qword ptr fs:[{off} + 8], {t}",
+                "6:",
+                "mov {p:e}, dword ptr fs:[{off} + 4]",
+                "mov {st:e}, {unpinned}",
+                "cmp {p}, {slots}",
+                "jae 2f",
+                "shl {p}, {shift}",
+                "add {p}, {base}",
+                "mov {w}, qword ptr [{p}]",
+                // n = the loaded top L (byte 0), t = its base B (byte 2)
+                "movzx {n:e}, byte ptr [{p}]",
+                "movzx {t:e}, byte ptr [{p} + 2]",
+                "mov {st:e}, {other}",
+                "mov {m:e}, {n:e}",
+                "sub {m:e}, {t:e}",
+                "cmp {m:e}, {rounds}",
+                "jb 2f",
+                // loaded full: m = previous count, nothing when 0
+                "mov {m:e}, {w:e}",
+                "shr {m:e}, 8",
+                "and {m:e}, 255",
+                "jz 2f",
+                // copy previous (from the other base) into out
+                "xor {t:e}, {rounds}",
+                "mov qword ptr [{out}], {m}",
+                "lea {src}, [{p} + {t} * 8]",
+                "12:",
+                "mov {tmp}, qword ptr [{src} + {m} * 8]",
+                "mov qword ptr [{out} + {m} * 8], {tmp}",
+                "dec {m:e}",
+                "jnz 12b",
+                // swap: B = the other base, L = B, previous = ROUNDS
+                "and {w}, -16777216",
+                "or {w}, {full}",
+                "or {w}, {t}",
+                "shl {t:e}, 16",
+                "or {w}, {t}",
+                "mov {st:e}, {done}",
+                "mov qword ptr [{p}], {w}",
+                "2:",
+                off = in(reg) offset,
+                base = in(reg) mags.base(),
+                slots = in(reg) mags.slots(),
+                shift = const CpuMags::SIZE_SHIFT,
+                out = in(reg) out as *mut Magazine,
+                rounds = const ROUNDS,
+                full = const ROUNDS << 8,
+                done = const DONE,
+                other = const OTHER,
+                unpinned = const UNPINNED,
+                p = out(reg) _,
+                w = out(reg) _,
+                n = out(reg) _,
+                t = out(reg) _,
+                m = out(reg) _,
+                src = out(reg) _,
+                tmp = out(reg) _,
+                st = out(reg) st,
+                options(nostack),
+            );
+        }
+        st == DONE
     }
 
     /// [`CpuMags::install`] as a restartable sequence.
@@ -474,37 +554,38 @@ mod arch {
                 "6:",
                 "mov {p:e}, dword ptr fs:[{off} + 4]",
                 "mov {st:e}, {unpinned}",
-                "cmp {p}, qword ptr [{m} + {slots}]",
+                "cmp {p}, {slots}",
                 "jae 2f",
-                "imul {p}, qword ptr [{m} + {stride}]",
-                "add {p}, qword ptr [{m} + {base}]",
+                "shl {p}, {shift}",
+                "add {p}, {base}",
                 "mov {w}, qword ptr [{p}]",
-                "mov {n:e}, {w:e}",
-                "and {n:e}, 255",
-                "mov {t:e}, {w:e}",
-                "shr {t:e}, 16",
-                "and {t:e}, 1",
+                // n = the loaded top L (byte 0), t = its base B (byte 2)
+                "movzx {n:e}, byte ptr [{p}]",
+                "movzx {t:e}, byte ptr [{p} + 2]",
                 "mov {st:e}, {other}",
-                "test {n:e}, {n:e}",
-                "jz 9f",
+                "cmp {n:e}, {t:e}",
+                "je 9f",
                 // loaded not empty: refused unless previous is
                 "mov {src:e}, {w:e}",
                 "shr {src:e}, 8",
                 "and {src:e}, 255",
                 "test {src:e}, {src:e}",
                 "jnz 2f",
-                // flip: loaded becomes previous (count n), loaded = 0
-                "xor {t:e}, 1",
-                "and {w}, -65536",
-                "xor {w}, 65536",
+                // swap: previous = L - B, B ^= ROUNDS, L = B
+                "sub {n:e}, {t:e}",
+                "xor {t:e}, {rounds}",
+                "and {w}, -16777216",
                 "shl {n:e}, 8",
                 "or {w}, {n}",
-                "9:",
-                // copy mag's k rounds into array t; loaded count = k
-                "mov {n}, qword ptr [{mag}]",
+                "mov {n:e}, {t:e}",
+                "shl {n:e}, 16",
                 "or {w}, {n}",
-                "imul {t:e}, {t:e}, {array}",
-                "add {t}, {p}",
+                "or {w}, {t}",
+                "9:",
+                // copy mag's k rounds to rounds[B..B + k]; L += k
+                "mov {n}, qword ptr [{mag}]",
+                "add {w}, {n}",
+                "lea {t}, [{p} + {t} * 8]",
                 "12:",
                 "mov {src}, qword ptr [{mag} + {n} * 8]",
                 "mov qword ptr [{t} + {n} * 8], {src}",
@@ -514,12 +595,11 @@ mod arch {
                 "mov qword ptr [{p}], {w}",
                 "2:",
                 off = in(reg) offset,
-                m = in(reg) mags as *const MagSlots,
+                base = in(reg) mags.base(),
+                slots = in(reg) mags.slots(),
+                shift = const CpuMags::SIZE_SHIFT,
                 mag = in(reg) mag as *const Magazine,
-                base = const BASE,
-                stride = const STRIDE,
-                slots = const SLOTS,
-                array = const ROUNDS * 8,
+                rounds = const ROUNDS,
                 done = const DONE,
                 other = const OTHER,
                 unpinned = const UNPINNED,
@@ -551,8 +631,12 @@ mod arch {
         Popped::Unpinned
     }
 
-    pub(super) unsafe fn push(_: isize, _: &MagSlots, _: usize, _: &mut Magazine) -> Pushed {
+    pub(super) unsafe fn push(_: isize, _: &MagSlots, _: usize) -> Pushed {
         Pushed::Unpinned
+    }
+
+    pub(super) unsafe fn spill(_: isize, _: &MagSlots, _: &mut Magazine) -> bool {
+        false
     }
 
     pub(super) unsafe fn install(_: isize, _: &MagSlots, _: &Magazine) -> bool {
@@ -633,21 +717,41 @@ mod tests {
                     let mut model = CpuMags::EMPTY;
                     let mut rng = Rng::new(cpu as u64 + 7);
                     let mut next = 1000usize;
-                    let mut mag = Magazine::EMPTY;
+                    let mut mag;
+                    // Outcomes seen: miss, full, spilled, refused install.
+                    let mut seen = [0usize; 4];
                     for step in 0..20_000 {
                         let mags = slots.mags();
-                        match rng.below(8) {
+                        // Phases that drain and fill the magazines in turn.
+                        let draining = (step / 400) % 2 == 0;
+                        let op = match rng.below(16) {
+                            0..=9 if draining => 0,
+                            0..=9 => 3,
+                            10..=12 if draining => 3,
+                            10..=12 => 0,
+                            13 | 14 => 6,
+                            _ => 7,
+                        };
+                        match op {
                             0..=2 => {
                                 // SAFETY: `mags` is valid and used only here.
                                 let got = unsafe { pin.pop(mags) };
                                 assert_eq!(got, model.pop(), "step {step}");
+                                seen[0] += usize::from(matches!(got, Popped::Empty { .. }));
                             }
-                            3..=6 => {
+                            3..=5 => {
                                 next += 1;
+                                // SAFETY: as above.
+                                let got = unsafe { pin.push(mags, next) };
+                                assert_eq!(got, model.push(next), "step {step}");
+                                seen[1] += usize::from(got == Pushed::Full);
+                            }
+                            6 => {
                                 let (mut a, mut b) = (Magazine::EMPTY, Magazine::EMPTY);
                                 // SAFETY: as above.
-                                let got = unsafe { pin.push(mags, next, &mut a) };
-                                assert_eq!(got, model.push(next, &mut b), "step {step}");
+                                let got = unsafe { pin.spill(mags, &mut a) };
+                                assert_eq!(got, model.spill(&mut b), "step {step}");
+                                seen[2] += usize::from(got);
                                 assert_eq!(a.rounds(), b.rounds(), "step {step}: spilled");
                             }
                             _ => {
@@ -659,11 +763,13 @@ mod tests {
                                 // SAFETY: as above.
                                 let got = unsafe { pin.install(mags, &mag) };
                                 assert_eq!(got, model.install(&mag), "step {step}");
+                                seen[3] += usize::from(!got);
                             }
                         }
                         assert_eq!(slots.mem[cpu].counts(), model.counts(), "step {step}");
                     }
-                    let _ = mag;
+                    assert!(seen.iter().all(|&n| n > 10), "every outcome: {seen:?}");
+                    eprintln!("CPU {cpu}, rseq {rseq}: outcomes {seen:?}");
                     for (i, s) in slots.mem.iter_mut().enumerate() {
                         let (mags, hits) = s.take();
                         if i == cpu {
@@ -696,7 +802,8 @@ mod tests {
             // SAFETY: `mags` is valid and used only here.
             unsafe {
                 assert_eq!(pin.pop(slots.mags()), Popped::Unpinned);
-                assert_eq!(pin.push(slots.mags(), 8, &mut spill), Pushed::Unpinned);
+                assert_eq!(pin.push(slots.mags(), 8), Pushed::Unpinned);
+                assert!(!pin.spill(slots.mags(), &mut spill));
                 let mut m = Magazine::EMPTY;
                 m.push(16);
                 assert!(!pin.install(slots.mags(), &m));
