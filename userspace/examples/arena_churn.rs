@@ -35,6 +35,9 @@ use peers::Tags;
 const SPACE: usize = 1 << 31;
 
 /// What one allocator needs for the churn: allocate a size, free a handle.
+/// Every implementation's `alloc` and `free` is a function of its own
+/// (`#[inline(never)]`), so that the harness around them costs every
+/// allocator the same, whatever the compiler would inline where.
 trait Churner {
     type Handle: Copy;
     /// Diagnostics for `CHURN_STATS`.
@@ -59,10 +62,12 @@ impl Churner for Ours {
     fn stats(&self) {
         our_stats(&self.0);
     }
+    #[inline(never)]
     fn alloc(&mut self, size: usize) -> (u32, u32) {
         let a = self.0.alloc(Size(size), Policy::InstantFit).expect("alloc");
         (u32::try_from(a.0).expect("addresses fit in u32"), size as u32)
     }
+    #[inline(never)]
     fn free(&mut self, (a, s): (u32, u32)) {
         self.0.free(Addr(a as usize), Size(s as usize)).expect("free");
     }
@@ -78,10 +83,12 @@ impl Churner for OursByHandle {
     fn stats(&self) {
         our_stats(&self.0);
     }
+    #[inline(never)]
     fn alloc(&mut self, size: usize) -> (u32, u32) {
         let h = self.0.alloc_handle(Size(size), Policy::InstantFit).expect("alloc_handle");
         (u32::try_from(h.addr().0).expect("addresses fit in u32"), h.tag())
     }
+    #[inline(never)]
     fn free(&mut self, (a, t): (u32, u32)) {
         let h = self.0.handle_from_parts(Addr(a as usize), t).expect("a held tag");
         self.0.free_handle(h).expect("free_handle");
@@ -92,9 +99,11 @@ struct Offset(offset_allocator::Allocator<u32>);
 
 impl Churner for Offset {
     type Handle = offset_allocator::Allocation<u32>;
+    #[inline(never)]
     fn alloc(&mut self, size: usize) -> Self::Handle {
         self.0.allocate(size as u32).expect("allocate")
     }
+    #[inline(never)]
     fn free(&mut self, h: Self::Handle) {
         self.0.free(h);
     }
@@ -104,9 +113,11 @@ struct Vmem(vmem::Arena<'static, 'static, Tags, std::sync::Mutex<()>>);
 
 impl Churner for Vmem {
     type Handle = usize;
+    #[inline(never)]
     fn alloc(&mut self, size: usize) -> usize {
         self.0.alloc(size, vmem::AllocPolicy::InstantFit).expect("vmem alloc")
     }
+    #[inline(never)]
     fn free(&mut self, h: usize) {
         self.0.free(h).expect("vmem free");
     }
@@ -119,10 +130,12 @@ struct NoAllocator(u32);
 
 impl Churner for NoAllocator {
     type Handle = (u32, u32);
+    #[inline(never)]
     fn alloc(&mut self, size: usize) -> (u32, u32) {
         self.0 = self.0.wrapping_add(1);
         (self.0, size as u32)
     }
+    #[inline(never)]
     fn free(&mut self, h: (u32, u32)) {
         std::hint::black_box(h);
     }
