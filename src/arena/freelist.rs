@@ -21,8 +21,9 @@ use super::ArenaError;
 /// Number of free lists (bits of the freemap).
 pub const LISTS: usize = usize::BITS as usize;
 
-/// Sizes below this many quanta have a list each (lists `0..EXACT - 1`).
-pub(crate) const EXACT: usize = 32;
+/// Sizes below this many quanta have a list each (lists `0..EXACT - 1`):
+/// 32 with 64 lists (8 where a `usize`, and so the freemap, has 32 bits).
+pub(crate) const EXACT: usize = if LISTS >= 64 { 32 } else { 8 };
 /// From `EXACT` quanta on, sizes of `2^k` to `2^(k+1)` quanta share list
 /// `k + POW2`.
 const POW2: usize = EXACT - 1 - EXACT.trailing_zeros() as usize;

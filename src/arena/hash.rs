@@ -3,10 +3,9 @@
 //! A power-of-two array of `u32` bucket heads lives in its own [`Store`];
 //! chains run through the allocated tags' `knext`. When the load passes two
 //! segments a bucket the array doubles in place: the store maps the new
-//! pages and every chain splits in two (bucket `b` keeps the segments that
-//! stay, `b + n` takes the others), so growth costs O(n) once per doubling
-//! and is amortized O(1). Growth is best effort: if the store cannot grow the
-//! chains just get longer, and nothing else changes.
+//! pages and every entry is inserted again, so growth costs O(n) once per
+//! doubling and is amortized O(1). Growth is best effort: if the store
+//! cannot grow the chains just get longer, and nothing else changes.
 
 use core::mem::size_of;
 
@@ -28,6 +27,12 @@ const MAX_LOAD: usize = 2;
 #[inline]
 fn mix(x: usize) -> usize {
     ((x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+}
+
+/// `log2(nbuckets) - 4`, at least 0: runs of consecutive quanta a
+/// sixteenth of the buckets long.
+fn run_shift(nbuckets: usize) -> u32 {
+    vmspace_shim::align::log2_floor(nbuckets).unwrap_or(0).saturating_sub(4)
 }
 
 /// Where [`AllocHash::find`] found an allocated tag: the tag, the one
@@ -53,6 +58,9 @@ pub(crate) struct AllocHash<S: Store> {
     nbuckets: usize,
     count: usize,
     shift: u32,
+    /// log2 of the runs of quanta that land in consecutive buckets:
+    /// `log2(nbuckets) - 4`, at least 0 (see `bucket`).
+    run: u32,
     grow_failures: u64,
 }
 
@@ -72,6 +80,7 @@ impl<S: Store> AllocHash<S> {
             nbuckets,
             count: 0,
             shift,
+            run: run_shift(nbuckets),
             grow_failures: 0,
         };
         h.heads_mut().fill(NIL);
@@ -93,16 +102,17 @@ impl<S: Store> AllocHash<S> {
     }
 
     /// The bucket of the segment starting at `addr`: quantum number `x`
-    /// plus a mixed hash of `x / 16`. Sixteen consecutive quanta land in
-    /// sixteen consecutive buckets (one cache line of heads), so
+    /// plus a mixed hash of `x >> run`. A run of `2^run` consecutive quanta
+    /// (a sixteenth of the buckets) lands in as many consecutive buckets, so
     /// allocations carved one after another (a fill, a tail carved on a
-    /// fragmented arena) touch one line where a fully mixed hash touched a
-    /// line each; runs of sixteen start at mixed places, so aligned or
+    /// fragmented arena) walk the heads line after line where a fully mixed
+    /// hash jumped to a line (and a page) of its own each time; runs start
+    /// at mixed places, and a run never wraps round the table, so aligned or
     /// strided addresses still spread over every bucket.
     #[inline]
     fn bucket(&self, addr: usize) -> usize {
         let x = addr >> self.shift;
-        mix(x >> 4).wrapping_add(x) & (self.nbuckets - 1)
+        mix(x >> self.run).wrapping_add(x) & (self.nbuckets - 1)
     }
 
     /// Allocated segments on the chains.
@@ -177,6 +187,10 @@ impl<S: Store> AllocHash<S> {
         self.count -= 1;
     }
 
+    /// Double the buckets and rehash every entry (the runs double too, so
+    /// an entry may move anywhere, not just to `b + n`): all chains are
+    /// gathered into one list through `knext`, the heads cleared, and each
+    /// entry inserted again. O(n) once per doubling.
     #[cold]
     fn grow<T: Store>(&mut self, tags: &mut TagTable<T>) {
         let Some(n2) = self.nbuckets.checked_mul(2) else { return };
@@ -185,27 +199,25 @@ impl<S: Store> AllocHash<S> {
             self.grow_failures += 1;
             return;
         }
-        let old = self.nbuckets;
-        self.nbuckets = n2;
-        for b in old..n2 {
-            self.heads_mut()[b] = NIL;
-        }
-        for b in 0..old {
+        let mut all = NIL;
+        for b in 0..self.nbuckets {
             let mut i = self.heads()[b];
-            let (mut keep, mut moved) = (NIL, NIL);
             while i != NIL {
                 let next = tags.get(i).knext;
-                if self.bucket(tags.get(i).start) == b {
-                    tags.get_mut(i).knext = keep;
-                    keep = i;
-                } else {
-                    tags.get_mut(i).knext = moved;
-                    moved = i;
-                }
+                tags.get_mut(i).knext = all;
+                all = i;
                 i = next;
             }
-            self.heads_mut()[b] = keep;
-            self.heads_mut()[b + old] = moved;
+        }
+        self.nbuckets = n2;
+        self.run = run_shift(n2);
+        self.heads_mut().fill(NIL);
+        while all != NIL {
+            let next = tags.get(all).knext;
+            let b = self.bucket(tags.get(all).start);
+            tags.get_mut(all).knext = self.heads()[b];
+            self.heads_mut()[b] = all;
+            all = next;
         }
     }
 
