@@ -8,7 +8,7 @@ use vmspace_shim::{Addr, Size};
 
 use super::{RawLock, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store, STORE_ALIGN};
-use crate::qcache::{claim_with, CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed};
+use crate::qcache::{claim_with, CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, MAX_CLASSES};
 
 /// The magazines start at a cache line, so that (each `CpuMags` being a
 /// multiple of a line) CPUs working on their own do not share lines.
@@ -101,6 +101,9 @@ pub struct CpuCaches<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> 
     classes: usize,
     /// `pin.slots()` (fixed).
     slots: usize,
+    /// Where class `c`'s `CpuMags` start: `base + c * slots *
+    /// size_of::<CpuMags>()` (for `c < classes`; the rest unused).
+    class_base: [*mut u8; MAX_CLASSES],
 }
 
 // SAFETY: a slot's memory is used only through the pin's magazine
@@ -141,7 +144,13 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         // SAFETY: the `bytes` bytes from `base` are committed and writable,
         // and only we access them; all-zero is a valid `CpuMags`.
         unsafe { core::ptr::write_bytes(base, 0, bytes) };
-        Ok(CpuCaches { arena, pin, store, base, classes, slots })
+        let mut class_base = [base; MAX_CLASSES];
+        for (c, b) in class_base.iter_mut().enumerate().take(classes) {
+            // SAFETY: `c < classes`, so this is within the `bytes` bytes
+            // committed from `base`.
+            *b = unsafe { base.add(c * slots * size_of::<CpuMags>()) };
+        }
+        Ok(CpuCaches { arena, pin, store, base, classes, slots, class_base })
     }
 
     /// The arena.
@@ -163,15 +172,11 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     #[inline]
     fn mags(&self, c: usize) -> MagSlots {
         debug_assert!(c < self.classes);
-        let slots = self.slots;
         // SAFETY: `c < classes`, so slot `i`'s `CpuMags` of class `c` is at
-        // `base + (c * slots + i) * size_of::<CpuMags>()`, initialized and
+        // `class_base[c] + i * size_of::<CpuMags>()`, initialized and
         // aligned, and lives as long as `self`; it is only accessed through
         // the pin's magazine operations or `&mut self` (type invariants).
-        unsafe {
-            let base = self.base.add(c * slots * size_of::<CpuMags>());
-            MagSlots::new(base, size_of::<CpuMags>(), slots)
-        }
+        unsafe { MagSlots::new(self.class_base[c], size_of::<CpuMags>(), self.slots) }
     }
 
     /// Allocate `size` (instant fit for sizes the caches do not serve).
