@@ -4,14 +4,15 @@
 //! [`CpuCaches`](crate::sync::CpuCaches) keeps one `CpuMags` per class per
 //! slot of its [`CpuPin`](super::CpuPin), and touches them only through the
 //! pin's [`pop`](super::CpuPin::pop), [`push`](super::CpuPin::push),
-//! [`spill`](super::CpuPin::spill) and [`install`](super::CpuPin::install). By default those pin the slot and
-//! run the methods below (the kernel's pin: preemption off). A pin for user
-//! space can run the same steps as a restartable sequence instead (Linux
-//! rseq, as tcmalloc's per-CPU caches do): the steps read the slot's word
-//! and rounds, may write rounds past the counts the word gives (which no
-//! one reads), and finish with one store of the new word, so a sequence
-//! interrupted before that store can simply start again. The layout
-//! constants below are what such a sequence needs.
+//! [`spill`](super::CpuPin::spill) and [`install`](super::CpuPin::install).
+//! By default those pin the slot and run the methods below (the kernel's
+//! pin: preemption off). A pin for user space can run the same steps as a
+//! restartable sequence instead (Linux rseq, as tcmalloc's per-CPU caches
+//! do): the steps read the slot's word and rounds, may write rounds past
+//! the counts the word gives (which no one reads), and finish with one
+//! store of the new word, so a sequence interrupted before that store can
+//! simply start again. The layout constants below are what such a sequence
+//! needs.
 
 use super::magazine::{Magazine, ROUNDS};
 

@@ -31,12 +31,12 @@ const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 /// then installs it ([`CpuPin::install`]) in whichever slot the caller is
 /// on by then (or gives it back when that slot has no room); a free into
 /// two full magazines takes the older one out ([`CpuPin::spill`]), hands
-/// it to the depot, and pushes again. When the pin cannot place the caller on a slot (a user-space
-/// thread it cannot place), the call goes to the arena instead. Frees are
-/// checked as with a `CacheHandle`; sizes past [`SyncArena::qcache_max`] go
-/// to the arena. Each slot's hits are counted in its magazines' words and
-/// added to [`SyncArena::qcache_stats`] on its misses and on
-/// [`flush`](Self::flush), misses at once; dropping flushes.
+/// it to the depot, and pushes again. When the pin cannot place the caller
+/// on a slot (a user-space thread it cannot place), the call goes to the
+/// arena instead. Frees are checked as with a `CacheHandle`; sizes past
+/// [`SyncArena::qcache_max`] go to the arena. Each slot's hits are counted
+/// in its magazines' words and added to [`SyncArena::qcache_stats`] on its
+/// misses and on [`flush`](Self::flush), misses at once; dropping flushes.
 ///
 /// The slots' magazines live in a [`Store`]: for each class, one `CpuMags`
 /// per slot, side by side (so a slot's is found by a shift).
@@ -86,9 +86,9 @@ const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 /// - `base` is the first multiple of `LINE` at or above the store's base
 ///   (which never moves); the store's committed bytes cover `base` to
 ///   `base + classes * slots * size_of::<CpuMags>()` (`slots` is
-///   `pin.slots()`), which hold, for class
-///   `c` and slot `i`, a `CpuMags` at `base + (c * slots + i) *
-///   size_of::<CpuMags>()`, initialized.
+///   `pin.slots()`), which hold, for class `c` and slot `i`, a `CpuMags`
+///   at `base + (c * slots + i) * size_of::<CpuMags>()` (`class_base[c] +
+///   i * size_of::<CpuMags>()`), initialized.
 /// - The slots' `CpuMags` are only accessed through `pin`'s magazine
 ///   operations, or through `&mut self`.
 /// - Every address in slot `i`'s `CpuMags` of class `c` is a cached object
@@ -107,10 +107,10 @@ pub struct CpuCaches<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> 
 }
 
 // SAFETY: a slot's memory is used only through the pin's magazine
-// operations, which `CpuPin` makes atomic and orders, or through
-// `&mut self`; the
-// store is only grown in `new` and dropped with `self`, so sharing `&self`
-// shares no access to it; the arena is `Sync` under these bounds.
+// operations, which `CpuPin` makes atomic and orders, or through `&mut
+// self`; the store is only grown in `new` and dropped with `self`, so
+// sharing `&self` shares no access to it; the arena is `Sync` under these
+// bounds.
 unsafe impl<L: RawLock, W: Waiter, S: Store + Send, I: Source + Send, P: CpuPin> Sync
     for CpuCaches<'_, L, W, S, I, P>
 {
