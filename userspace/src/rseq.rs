@@ -247,11 +247,15 @@ mod arch {
     #[inline]
     pub(super) unsafe fn pop(offset: isize, mags: &MagSlots) -> Popped {
         let (st, out): (u32, u64);
-        // SAFETY: the sequence reads the thread's rseq area (registered:
-        // the caller's contract) and the `CpuMags` of the CPU it runs on,
-        // if below `slots` (valid: the caller's contract), and writes only
-        // that area's `rseq_cs` and, as its last instruction, that
-        // `CpuMags`'s word, with the new value `CpuMags::pop` gives; the
+        // SAFETY: the sequence reads the thread's rseq area (glibc puts one
+        // at `offset` from the thread pointer of every thread it starts,
+        // registered or not: an unregistered one reads -1 or -2 as its
+        // `cpu_id`, which no slot count exceeds, so the sequence ends there
+        // having stored only `rseq_cs`, which the kernel then never reads)
+        // and the `CpuMags` of the CPU it runs on, if below `slots` (valid:
+        // the caller's contract), and writes only that area's `rseq_cs`
+        // and, as its last instruction, that `CpuMags`'s word, with the new
+        // value `CpuMags::pop` gives; the
         // kernel runs it from label 6 to that store on one CPU with no other
         // thread running there, or restarts it at label 5 through the abort
         // handler. The descriptor and handler follow the rseq ABI (32-byte
