@@ -15,7 +15,7 @@ use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, PageStore};
 use vmspace::qcache::{QCacheConfig, OBJECTS};
 use vmspace::sync::{CacheHandle, CpuCaches, Wait};
 use vmspace::{Addr, Size};
-use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, SchedPin, UserArena, UserCpuCaches};
+use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, RseqPin, UserArena, UserCpuCaches};
 
 type Store = PageStore<MmapBackend>;
 type Shared = UserArena<Store, NoSource>;
@@ -92,7 +92,7 @@ const BATCH: usize = 48;
 /// twice (the caller asserts none), so a failure says how often.
 fn race(first: Door, second: Door, rounds: usize) -> usize {
     let s = shared();
-    let cpu = CpuCaches::new(&s, SchedPin::new(), store()).unwrap();
+    let cpu = CpuCaches::new(&s, RseqPin::new(), store()).unwrap();
     let objects: Vec<AtomicU32> = (0..BATCH).map(|_| AtomicU32::new(0)).collect();
     let sizes: Vec<AtomicU32> = (0..BATCH).map(|_| AtomicU32::new(0)).collect();
     let accepted: Vec<AtomicU32> = (0..BATCH).map(|_| AtomicU32::new(0)).collect();
@@ -195,7 +195,7 @@ fn racing_frees_of_one_object_accept_exactly_one_on_every_pair_of_doors() {
 #[test]
 fn a_slab_cannot_be_freed_by_a_caller() {
     let s = shared();
-    let cpu = CpuCaches::new(&s, SchedPin::new(), store()).unwrap();
+    let cpu = CpuCaches::new(&s, RseqPin::new(), store()).unwrap();
     let mut doors = Doors::new(&s, &cpu);
     for class in 1..=8 {
         let size = QUANTUM * class;
@@ -233,7 +233,7 @@ fn a_slab_cannot_be_freed_by_a_caller() {
 #[test]
 fn a_wrong_size_in_the_same_class_is_a_bad_free() {
     let s = shared();
-    let cpu = CpuCaches::new(&s, SchedPin::new(), store()).unwrap();
+    let cpu = CpuCaches::new(&s, RseqPin::new(), store()).unwrap();
     let mut doors = Doors::new(&s, &cpu);
     for door in DOORS {
         for by in DOORS {

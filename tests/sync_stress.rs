@@ -1,18 +1,22 @@
 //! Thread-safe arenas under load: several threads allocating random sizes
 //! with mixed policies through quantum caches (per-thread handles, or one
-//! set of per-CPU caches shared by all), the shared arena and child arenas
-//! importing from it; threads stamping what the per-CPU caches hand out;
-//! then waiting for space.
+//! set of per-CPU caches shared by all, pinned by restartable sequences or
+//! by try-locks), the shared arena and child arenas importing from it;
+//! threads stamping what the per-CPU caches hand out, also while they are
+//! moved between CPUs and outnumber them; then waiting for space.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, PageStore, Policy};
-use vmspace::qcache::QCacheConfig;
+use vmspace::qcache::{CpuPin, QCacheConfig};
 use vmspace::sync::{CacheHandle, CpuCaches, Wait};
 use vmspace::vm::Vm;
 use vmspace::{Addr, Range, Size};
-use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, SchedPin, UserArena, UserCpuCaches};
+use vmspace_user::{
+    CondvarWaiter, MmapBackend, ParkingLock, RseqPin, SchedPin, UserArena, UserCpuCaches,
+};
 use vmspace_workload::Rng;
 
 type Store = PageStore<MmapBackend>;
@@ -42,15 +46,15 @@ enum Via {
 
 /// How threads reach the quantum caches.
 #[allow(clippy::large_enum_variant)] // one a thread, on its stack
-enum Caches<'c, 'a> {
+enum Caches<'c, 'a, P: CpuPin> {
     /// A handle of the thread's own.
     Own(CacheHandle<'a, ParkingLock, CondvarWaiter, Store, NoSource>),
     /// Per-CPU caches shared by every thread.
-    PerCpu(&'c UserCpuCaches<'a, Store, NoSource>),
+    PerCpu(&'c UserCpuCaches<'a, Store, NoSource, P>),
 }
 
-impl<'a> Caches<'_, 'a> {
-    fn new(p: &'a Parent, per_cpu: Option<&'a UserCpuCaches<'a, Store, NoSource>>) -> Self {
+impl<'a, P: CpuPin> Caches<'_, 'a, P> {
+    fn new(p: &'a Parent, per_cpu: Option<&'a UserCpuCaches<'a, Store, NoSource, P>>) -> Self {
         per_cpu.map_or_else(|| Caches::Own(CacheHandle::new(p)), Caches::PerCpu)
     }
     fn alloc(&mut self, s: Size) -> Result<Addr, ArenaError> {
@@ -67,10 +71,10 @@ impl<'a> Caches<'_, 'a> {
     }
 }
 
-fn stress(threads: usize, ops: usize, per_cpu: bool) {
+fn stress<P: CpuPin>(threads: usize, ops: usize, per_cpu: Option<P>) {
     let p = parent(1 << 30, 8);
     let initial = p.with(|a| a.sizes());
-    let cpu = per_cpu.then(|| CpuCaches::new(&p, SchedPin::new(), store()).unwrap());
+    let cpu = per_cpu.map(|pin| CpuCaches::new(&p, pin, store()).unwrap());
     let barrier = Barrier::new(threads);
     let everything: Mutex<Vec<Range>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -159,22 +163,24 @@ fn stress(threads: usize, ops: usize, per_cpu: bool) {
 
 #[test]
 fn two_threads() {
-    stress(2, 20_000, false);
+    stress::<SchedPin>(2, 20_000, None);
 }
 
 #[test]
 fn four_threads() {
-    stress(4, 10_000, false);
+    stress::<SchedPin>(4, 10_000, None);
 }
 
 #[test]
 fn two_threads_per_cpu_caches() {
-    stress(2, 20_000, true);
+    stress(2, 20_000, Some(SchedPin::new()));
+    stress(2, 20_000, Some(RseqPin::new()));
 }
 
 #[test]
 fn four_threads_per_cpu_caches() {
-    stress(4, 10_000, true);
+    stress(4, 10_000, Some(SchedPin::new()));
+    stress(4, 10_000, Some(RseqPin::new()));
 }
 
 fn stamp(addr: Addr, t: usize) -> u64 {
@@ -185,68 +191,187 @@ fn stamp(addr: Addr, t: usize) -> u64 {
 /// mapped memory, stamping both ends of every allocation and checking the
 /// stamps before freeing it: no object is ever handed to two threads at
 /// once, and nothing is lost. With one slot, the two CPUs' threads contend
-/// for it all the time; with two, they mostly stay on their own.
+/// for it all the time; with two, they mostly stay on their own. With
+/// restartable sequences on one slot, threads on the second CPU cannot be
+/// placed and go to the arena, sharing objects with the slot's.
 #[test]
 fn per_cpu_caches_hand_each_object_to_one_thread_at_a_time() {
-    stamped(1);
-    stamped(2);
+    stamped(SchedPin::with_slots(1), false, 4, false);
+    stamped(SchedPin::with_slots(2), false, 4, false);
+    stamped(RseqPin::new(), true, 4, false);
+    let one = RseqPin::with_slots(1);
+    let rseq = one.uses_rseq();
+    stamped(one, rseq, 4, false);
 }
 
-fn stamped(slots: usize) {
+/// Six threads on the machine's CPUs (more threads than CPUs here, so they
+/// are preempted inside their sequences), each moving itself to another
+/// CPU every few operations with `sched_setaffinity` and interrupted by
+/// signals from another thread all the while (a signal delivered inside a
+/// restartable sequence restarts it): as above, and every 16-byte unit of
+/// the arena is marked live in a shared bitmap by the thread it is handed
+/// to, which checks that no one held it, and unmarked when freed: no object
+/// is ever handed out twice or lost.
+#[test]
+fn per_cpu_caches_survive_migration_and_preemption() {
+    stamped(RseqPin::new(), true, 6, true);
+    stamped(SchedPin::new(), false, 6, true);
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Send SIGUSR2 (handled, doing nothing) to every thread in `targets` in
+/// turn until `stop` is set.
+fn signal_storm(targets: &Mutex<Vec<libc::pthread_t>>, stop: &std::sync::atomic::AtomicBool) {
+    // SAFETY: installs a handler that does nothing (async-signal-safe) for
+    // SIGUSR2, which nothing else in these tests uses; SA_RESTART keeps
+    // interrupted system calls going.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut());
+    }
+    while !stop.load(Ordering::Relaxed) {
+        for &t in targets.lock().unwrap().iter() {
+            // SAFETY: `t` is a live thread of the scope (removed before it
+            // ends); signalling it is harmless.
+            unsafe { libc::pthread_kill(t, libc::SIGUSR2) };
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Move the calling thread to `cpu` (of `cpus`); false if refused.
+fn move_to(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and
+    // sched_setaffinity get valid pointers to it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
+    }
+}
+
+fn stamped<P: CpuPin>(pin: P, rseq: bool, threads: usize, migrate: bool) {
     let mut vm = Vm::reserve(MmapBackend::new(), Size(16 << 20), Size(2 << 20)).unwrap();
     let span = vm.range();
     vm.map(span).unwrap();
     let p = parent_at(span.base(), span.size().0, 8);
-    let cpu = CpuCaches::new(&p, SchedPin::with_slots(slots), store()).unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Slots a restartable-sequence pin gives every CPU (any pin that takes
+    // a free slot when its own is busy places every thread).
+    let cpu_slots = if rseq { pin.slots() } else { usize::MAX };
+    let cpu = CpuCaches::new(&p, pin, store()).unwrap();
+    // One bit per 16-byte unit of the span: live or not.
+    let units = span.size().0 / 16;
+    let live_units: Vec<AtomicU64> = (0..units.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+    let mark = |addr: Addr, size: usize, live: bool| {
+        for u in (addr.0 - span.base().0) / 16..(addr.0 - span.base().0 + size) / 16 {
+            let bit = 1u64 << (u % 64);
+            let old = if live {
+                live_units[u / 64].fetch_or(bit, Ordering::AcqRel)
+            } else {
+                live_units[u / 64].fetch_and(!bit, Ordering::AcqRel)
+            };
+            assert_eq!(old & bit != 0, !live, "unit {u} of {addr:?} (+{size}) handed out twice");
+        }
+    };
+    let targets = Mutex::new(Vec::new());
+    let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        for t in 0..4 {
-            let cpu = &cpu;
-            scope.spawn(move || {
-                let mut rng = Rng::new(0x7417 + t as u64);
-                let mut live = [(Addr(0), 0usize); 64];
-                for _ in 0..50_000 {
-                    let slot = rng.below(live.len());
-                    match live[slot] {
-                        (_, 0) => {
-                            let quanta = if rng.chance(900) {
-                                rng.between(1, 8)
-                            } else {
-                                rng.between(9, 208)
-                            };
-                            let size = 16 * quanta;
-                            let addr = cpu.alloc(Size(size)).unwrap();
-                            // SAFETY: just allocated to this thread, in mapped
-                            // memory, at least 16 bytes and 16-aligned.
-                            unsafe {
-                                addr.as_ptr::<u64>().write_volatile(stamp(addr, t));
-                                ((addr.0 + size - 8) as *mut u64).write_volatile(!stamp(addr, t));
-                            }
-                            live[slot] = (addr, size);
+        if migrate {
+            scope.spawn(|| signal_storm(&targets, &stop));
+        }
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (cpu, mark, targets) = (&cpu, &mark, &targets);
+                scope.spawn(move || {
+                    if migrate {
+                        // SAFETY: pthread_self has no preconditions.
+                        targets.lock().unwrap().push(unsafe { libc::pthread_self() });
+                    }
+                    let mut rng = Rng::new(0x7417 + t as u64);
+                    let mut live = [(Addr(0), 0usize); 64];
+                    for i in 0..50_000 {
+                        if migrate && i % 7 == 0 {
+                            move_to(rng.below(cpus));
                         }
-                        (addr, size) => {
-                            // SAFETY: a live allocation of this thread, as above.
-                            let (first, last) = unsafe {
-                                (
-                                    addr.as_ptr::<u64>().read_volatile(),
-                                    ((addr.0 + size - 8) as *const u64).read_volatile(),
-                                )
-                            };
-                            assert_eq!((first, last), (stamp(addr, t), !stamp(addr, t)));
-                            cpu.free(addr, Size(size)).unwrap();
-                            live[slot] = (Addr(0), 0);
+                        let slot = rng.below(live.len());
+                        match live[slot] {
+                            (_, 0) => {
+                                let quanta = if rng.chance(900) {
+                                    rng.between(1, 8)
+                                } else {
+                                    rng.between(9, 208)
+                                };
+                                let size = 16 * quanta;
+                                let addr = cpu.alloc(Size(size)).unwrap();
+                                if migrate {
+                                    mark(addr, size, true);
+                                }
+                                // SAFETY: just allocated to this thread, in mapped
+                                // memory, at least 16 bytes and 16-aligned.
+                                unsafe {
+                                    addr.as_ptr::<u64>().write_volatile(stamp(addr, t));
+                                    ((addr.0 + size - 8) as *mut u64)
+                                        .write_volatile(!stamp(addr, t));
+                                }
+                                live[slot] = (addr, size);
+                            }
+                            (addr, size) => {
+                                // SAFETY: a live allocation of this thread, as above.
+                                let (first, last) = unsafe {
+                                    (
+                                        addr.as_ptr::<u64>().read_volatile(),
+                                        ((addr.0 + size - 8) as *const u64).read_volatile(),
+                                    )
+                                };
+                                assert_eq!((first, last), (stamp(addr, t), !stamp(addr, t)));
+                                if migrate {
+                                    mark(addr, size, false);
+                                }
+                                cpu.free(addr, Size(size)).unwrap();
+                                live[slot] = (Addr(0), 0);
+                            }
                         }
                     }
-                }
-                for (addr, size) in live.into_iter().filter(|&(_, s)| s != 0) {
-                    cpu.free(addr, Size(size)).unwrap();
-                }
-            });
+                    for (addr, size) in live.into_iter().filter(|&(_, s)| s != 0) {
+                        if migrate {
+                            mark(addr, size, false);
+                        }
+                        cpu.free(addr, Size(size)).unwrap();
+                    }
+                    if migrate {
+                        // SAFETY: pthread_self has no preconditions.
+                        let me = unsafe { libc::pthread_self() };
+                        // SAFETY: pthread_equal compares two thread ids.
+                        targets
+                            .lock()
+                            .unwrap()
+                            .retain(|&t| unsafe { libc::pthread_equal(t, me) } == 0);
+                    }
+                })
+            })
+            .collect();
+        // Stop the signals whatever happened, then report a panic.
+        let results: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+        stop.store(true, Ordering::Relaxed);
+        for r in results {
+            if let Err(e) = r {
+                std::panic::resume_unwind(e);
+            }
         }
     });
     p.check().unwrap();
     drop(cpu);
     let stats = p.qcache_stats();
-    assert!(stats.hits > 10 * stats.misses, "{stats:?}");
+    // (Unless restartable sequences have fewer slots than CPUs: then only
+    // threads on CPU 0 use the caches, and the scheduler may have kept
+    // every thread on another.)
+    if cpu_slots >= cpus {
+        assert!(stats.hits > 10 * stats.misses, "{stats:?}");
+    }
     p.reclaim();
     p.check().unwrap();
     assert_eq!(p.with(|a| a.sizes().allocated), Size(0));

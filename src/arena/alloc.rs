@@ -3,7 +3,6 @@
 use vmspace_shim::{align, Addr, Range, Size};
 
 use super::constraints::{Constraints, Policy, Request};
-use super::freelist::{instant_list, list_of};
 use super::source::Source;
 use super::store::Store;
 use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_HELD};
@@ -110,7 +109,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// every request. They are searched last, so a fit is still always found.
     #[inline(always)]
     fn find_instant(&mut self, req: &Request) -> Option<(u32, usize)> {
-        let k = instant_list(req.size);
+        let k = self.lists.instant_list(req.size);
         if req.constrained {
             return self.find_instant_constrained(req, k);
         }
@@ -129,7 +128,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// lists sure to fit even with the worst padding, then those that may.
     #[inline(never)]
     fn find_instant_constrained(&mut self, req: &Request, k: usize) -> Option<(u32, usize)> {
-        let sure = instant_list(req.size.saturating_add(req.align - self.quantum.get()));
+        let sure = self.lists.instant_list(req.size.saturating_add(req.align - self.quantum.get()));
         if let Some(found) = self.first_in_lists(sure, usize::MAX, req) {
             return Some(found);
         }
@@ -144,7 +143,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// nothing fits).
     #[inline(never)]
     fn find_instant_below(&mut self, req: &Request, k: usize) -> Option<(u32, usize)> {
-        let below = list_of(req.size);
+        let below = self.lists.list_of(req.size);
         if below < k {
             return self.scan_list(below, req, false);
         }
@@ -196,7 +195,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// The smallest segment that fits: every member of a list is smaller than
     /// every member of the next, so the first list with a fit holds it.
     fn find_best(&mut self, req: &Request) -> Option<(u32, usize)> {
-        let mut list = self.lists.first_at_or_above(list_of(req.size));
+        let mut list = self.lists.first_at_or_above(self.lists.list_of(req.size));
         while let Some(l) = list {
             if let Some(found) = self.scan_list(l, req, true) {
                 return Some(found);

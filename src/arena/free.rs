@@ -13,6 +13,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// [`ArenaError::BadFree`] and changes nothing (but the bad-free counter).
     /// A wholly free imported span goes back to the source; if the source
     /// refuses, the span stays, free, and the free still succeeds.
+    #[inline]
     pub fn free(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
         self.counters.lookups += 1;
         let found = self.hash.find(&self.tags, addr.0, &mut self.counters.search_steps);

@@ -3,10 +3,9 @@
 //! A power-of-two array of `u32` bucket heads lives in its own [`Store`];
 //! chains run through the allocated tags' `knext`. When the load passes two
 //! segments a bucket the array doubles in place: the store maps the new
-//! pages and every chain splits in two (bucket `b` keeps the segments that
-//! stay, `b + n` takes the others), so growth costs O(n) once per doubling
-//! and is amortized O(1). Growth is best effort: if the store cannot grow the
-//! chains just get longer, and nothing else changes.
+//! pages and every entry is inserted again, so growth costs O(n) once per
+//! doubling and is amortized O(1). Growth is best effort: if the store
+//! cannot grow the chains just get longer, and nothing else changes.
 
 use core::mem::size_of;
 
@@ -21,14 +20,19 @@ const MIN_BUCKETS: usize = 16;
 /// measured twice as slow there: see BENCHMARKS.md), and chains short.
 const MAX_LOAD: usize = 2;
 
-/// A well-mixed hash of a quantum number.
+/// A mixed hash of a quantum number: the middle of its product with an odd
+/// constant (Fibonacci hashing; bits 32 and up, whose every bit depends on
+/// the number's low 32 and more, enough for any bucket count a tag table
+/// can need). One multiply and a shift.
 #[inline]
 fn mix(x: usize) -> usize {
-    let mut h = x as u64;
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h as usize
+    ((x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+}
+
+/// `log2(nbuckets) - 4`, at least 0: runs of consecutive quanta a
+/// sixteenth of the buckets long.
+fn run_shift(nbuckets: usize) -> u32 {
+    vmspace_shim::align::log2_floor(nbuckets).unwrap_or(0).saturating_sub(4)
 }
 
 /// Where [`AllocHash::find`] found an allocated tag: the tag, the one
@@ -47,13 +51,16 @@ pub(crate) struct Found {
 /// - `ptr == store.base()` as `*mut u32`; `nbuckets` is a power of two and
 ///   `nbuckets * 4 <= store.committed()`.
 /// - Each allocated tag is on exactly one chain, the one of bucket
-///   `mix(start >> shift) & (nbuckets - 1)`; `count` is their number.
+///   `bucket(start)`; `count` is their number.
 pub(crate) struct AllocHash<S: Store> {
     store: S,
     ptr: *mut u32,
     nbuckets: usize,
     count: usize,
     shift: u32,
+    /// log2 of the runs of quanta that land in consecutive buckets:
+    /// `log2(nbuckets) - 4`, at least 0 (see `bucket`).
+    run: u32,
     grow_failures: u64,
 }
 
@@ -73,6 +80,7 @@ impl<S: Store> AllocHash<S> {
             nbuckets,
             count: 0,
             shift,
+            run: run_shift(nbuckets),
             grow_failures: 0,
         };
         h.heads_mut().fill(NIL);
@@ -93,9 +101,18 @@ impl<S: Store> AllocHash<S> {
         unsafe { core::slice::from_raw_parts_mut(self.ptr, self.nbuckets) }
     }
 
+    /// The bucket of the segment starting at `addr`: quantum number `x`
+    /// plus a mixed hash of `x >> run`. A run of `2^run` consecutive quanta
+    /// (a sixteenth of the buckets) lands in as many consecutive buckets, so
+    /// allocations carved one after another (a fill, a tail carved on a
+    /// fragmented arena) walk the heads line after line where a fully mixed
+    /// hash jumped to a line (and a page) of its own each time; runs start
+    /// at mixed places, and a run never wraps round the table, so aligned or
+    /// strided addresses still spread over every bucket.
     #[inline]
     fn bucket(&self, addr: usize) -> usize {
-        mix(addr >> self.shift) & (self.nbuckets - 1)
+        let x = addr >> self.shift;
+        mix(x >> self.run).wrapping_add(x) & (self.nbuckets - 1)
     }
 
     /// Allocated segments on the chains.
@@ -170,6 +187,10 @@ impl<S: Store> AllocHash<S> {
         self.count -= 1;
     }
 
+    /// Double the buckets and rehash every entry (the runs double too, so
+    /// an entry may move anywhere, not just to `b + n`): all chains are
+    /// gathered into one list through `knext`, the heads cleared, and each
+    /// entry inserted again. O(n) once per doubling.
     #[cold]
     fn grow<T: Store>(&mut self, tags: &mut TagTable<T>) {
         let Some(n2) = self.nbuckets.checked_mul(2) else { return };
@@ -178,27 +199,25 @@ impl<S: Store> AllocHash<S> {
             self.grow_failures += 1;
             return;
         }
-        let old = self.nbuckets;
-        self.nbuckets = n2;
-        for b in old..n2 {
-            self.heads_mut()[b] = NIL;
-        }
-        for b in 0..old {
+        let mut all = NIL;
+        for b in 0..self.nbuckets {
             let mut i = self.heads()[b];
-            let (mut keep, mut moved) = (NIL, NIL);
             while i != NIL {
                 let next = tags.get(i).knext;
-                if self.bucket(tags.get(i).start) == b {
-                    tags.get_mut(i).knext = keep;
-                    keep = i;
-                } else {
-                    tags.get_mut(i).knext = moved;
-                    moved = i;
-                }
+                tags.get_mut(i).knext = all;
+                all = i;
                 i = next;
             }
-            self.heads_mut()[b] = keep;
-            self.heads_mut()[b + old] = moved;
+        }
+        self.nbuckets = n2;
+        self.run = run_shift(n2);
+        self.heads_mut().fill(NIL);
+        while all != NIL {
+            let next = tags.get(all).knext;
+            let b = self.bucket(tags.get(all).start);
+            tags.get_mut(all).knext = self.heads()[b];
+            self.heads_mut()[b] = all;
+            all = next;
         }
     }
 
@@ -271,5 +290,42 @@ mod tests {
         h.check(&tags).unwrap();
         assert_eq!(h.len(), 750);
         assert!(h.buckets() >= start_buckets);
+    }
+
+    /// The longest chain when `n` segments start `stride` quanta apart.
+    fn longest_chain(n: usize, stride: usize) -> usize {
+        let mut tb = vec![0u8; size_of::<Tag>() * (n + 8)];
+        let mut hb = vec![0u8; 4 * 2 * n.next_power_of_two() + 8];
+        let mut tags = TagTable::new(SliceStore::new(&mut tb), n as u32 + 4).unwrap();
+        let mut h = AllocHash::new(SliceStore::new(&mut hb), 4).unwrap();
+        for k in 0..n {
+            tags.reserve(1).unwrap();
+            let i = tags.take().unwrap();
+            tags.set(i, Tag::new(k * stride * 16, k * stride * 16 + 16, K_ALLOC));
+            h.insert(&mut tags, i);
+        }
+        h.check(&tags).unwrap();
+        (0..h.buckets())
+            .map(|b| {
+                let mut i = h.heads()[b];
+                let mut len = 0;
+                while i != NIL {
+                    len += 1;
+                    i = tags.get(i).knext;
+                }
+                len
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn dense_aligned_and_strided_addresses_spread_over_the_buckets() {
+        // At most two segments a bucket on average: chains stay short
+        // however the addresses are laid out.
+        for stride in [1, 2, 3, 16, 64, 256, 4096, 1 << 16, 1 << 20] {
+            let longest = longest_chain(4096, stride);
+            assert!(longest <= 8, "stride {stride}: a chain of {longest}");
+        }
     }
 }

@@ -9,8 +9,9 @@
 //! by page through the shim ([`PageStore`]) or lives in a buffer the caller
 //! provides ([`SliceStore`]).
 //!
-//! - Allocation policies ([`Policy`]): instant fit (O(1): power-of-two free
-//!   lists and a freemap word), best fit, first fit, next fit (a rotor), and
+//! - Allocation policies ([`Policy`]): instant fit (O(1): segregated free
+//!   lists, one per size below 32 quanta and one per power of two above,
+//!   and a freemap word), best fit, first fit, next fit (a rotor), and
 //!   placement at the top of the chosen segment; constrained allocation with
 //!   [`Constraints`] (align, phase, nocross, address window, exact address).
 //! - [`free`](Arena::free) checks that the address and size name a live
@@ -203,7 +204,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         let shift = align::log2_exact(quantum.0).unwrap_or(0);
         let id = handle::fingerprint(tags.base());
         let mut tags = TagTable::new(tags, max_tags)?;
-        let lists = FreeLists::new(&mut tags)?;
+        let lists = FreeLists::new(&mut tags, shift)?;
         Ok(Arena {
             name,
             id,

@@ -319,31 +319,58 @@ fn check_catches_corruption() {
 fn instant_fit_takes_the_first_fitting_list_head_then_searches_smaller() {
     let (mut tb, mut hb) = (vec![0u8; TAGS], vec![0u8; 4096]);
     let mut a = slice_arena(&mut tb, &mut hb, 1);
-    a.add(Addr(0), Size(100)).unwrap();
-    // Free segments of 6 (list 2) and 20 (list 4), nothing else free.
+    a.add(Addr(0), Size(400)).unwrap();
+    // Free segments of 48 (list [32, 64)) and 80 (list [64, 128)), nothing
+    // else free (sizes from 32 units have a list per power of two).
     let _x = a.alloc(Size(10), Policy::FirstFit).unwrap();
-    let six = a.alloc(Size(6), Policy::FirstFit).unwrap();
+    let s48 = a.alloc(Size(48), Policy::FirstFit).unwrap();
     let _y = a.alloc(Size(10), Policy::FirstFit).unwrap();
-    let twenty = a.alloc(Size(20), Policy::FirstFit).unwrap();
-    let _rest = a.alloc(Size(54), Policy::FirstFit).unwrap();
-    a.free(six, Size(6)).unwrap();
-    a.free(twenty, Size(20)).unwrap();
-    // 4 units: list 2 holds it, its head (the 6) is taken at its start.
-    assert_eq!(a.alloc(Size(4), Policy::InstantFit), Ok(six));
-    a.free(six, Size(4)).unwrap();
-    // 5 units: only lists 3 and up are sure to fit: the 20, not the 6.
-    assert_eq!(a.alloc(Size(5), Policy::InstantFit), Ok(twenty));
-    a.free(twenty, Size(5)).unwrap();
+    let s80 = a.alloc(Size(80), Policy::FirstFit).unwrap();
+    let _rest = a.alloc(Size(252), Policy::FirstFit).unwrap();
+    a.free(s48, Size(48)).unwrap();
+    a.free(s80, Size(80)).unwrap();
+    // 32 units: list [32, 64) holds it, its head (the 48) is taken at its
+    // start.
+    assert_eq!(a.alloc(Size(32), Policy::InstantFit), Ok(s48));
+    a.free(s48, Size(32)).unwrap();
+    // 33 units: only lists [64, 128) and up are sure to fit: the 80, not
+    // the 48.
+    assert_eq!(a.alloc(Size(33), Policy::InstantFit), Ok(s80));
+    a.free(s80, Size(33)).unwrap();
     // From the top of the chosen segment.
-    let top = a.xalloc(&Constraints::new(Size(5)).from_top(true)).unwrap();
-    assert_eq!(top, Addr(twenty.0 + 15));
-    a.free(top, Size(5)).unwrap();
-    // 18 units: nothing at list 5 or up; the 20 on list 4 is found by search.
-    assert_eq!(a.alloc(Size(18), Policy::InstantFit), Ok(twenty));
-    // 6 units: only the 6 is left, on list 2 below the sure list 3.
-    assert_eq!(a.alloc(Size(6), Policy::InstantFit), Ok(six));
-    // 2 units are left (of the 20): 3 do not fit anywhere.
-    assert!(matches!(a.alloc(Size(3), Policy::InstantFit), Err(ArenaError::NoSpace { .. })));
+    let top = a.xalloc(&Constraints::new(Size(33)).from_top(true)).unwrap();
+    assert_eq!(top, Addr(s80.0 + 80 - 33));
+    a.free(top, Size(33)).unwrap();
+    // 70 units: nothing at list [128, 256) or up; the 80 on list [64, 128)
+    // is found by search.
+    assert_eq!(a.alloc(Size(70), Policy::InstantFit), Ok(s80));
+    // 48 units: only the 48 is left, on list [32, 64) below the sure list.
+    assert_eq!(a.alloc(Size(48), Policy::InstantFit), Ok(s48));
+    // 10 units are left (of the 80): 11 do not fit anywhere.
+    assert!(matches!(a.alloc(Size(11), Policy::InstantFit), Err(ArenaError::NoSpace { .. })));
+    a.check().unwrap();
+}
+
+#[test]
+fn instant_fit_of_a_small_size_takes_an_exact_fit_first() {
+    let (mut tb, mut hb) = (vec![0u8; TAGS], vec![0u8; 4096]);
+    let mut a = slice_arena(&mut tb, &mut hb, 16);
+    a.add(Addr(0), Size(16 * 100)).unwrap();
+    // Free segments of 5 and 7 quanta and the 60-quantum rest.
+    let five = a.alloc(Size(16 * 5), Policy::FirstFit).unwrap();
+    let _x = a.alloc(Size(16), Policy::FirstFit).unwrap();
+    let seven = a.alloc(Size(16 * 7), Policy::FirstFit).unwrap();
+    let _y = a.alloc(Size(16), Policy::FirstFit).unwrap();
+    a.free(five, Size(16 * 5)).unwrap();
+    a.free(seven, Size(16 * 7)).unwrap();
+    let (segments, _) = a.tags_in_use();
+    // 7 quanta (asked as 100 units): the 7, exactly: no split, no new tag.
+    assert_eq!(a.alloc(Size(100), Policy::InstantFit), Ok(seven));
+    assert_eq!(a.tags_in_use().0, segments);
+    // 4 quanta: no 4; the smallest list above with a member, the 5's.
+    assert_eq!(a.alloc(Size(16 * 4), Policy::InstantFit), Ok(five));
+    // 1 quantum: the one left of the 5, exactly.
+    assert_eq!(a.alloc(Size(16), Policy::InstantFit), Ok(Addr(five.0 + 16 * 4)));
     a.check().unwrap();
 }
 

@@ -7,7 +7,7 @@ use crate::atomic::{AtomicU64, Ordering};
 
 use vmspace_shim::{Addr, Size};
 
-use super::slab::Tables;
+use super::slab::{Finder, Tables};
 use crate::arena::{ArenaError, Store};
 
 /// How to set up quantum caches: sizes of 1 to `classes` quanta (at most
@@ -136,10 +136,15 @@ impl<S: Store> QCache<S> {
     /// came from was corrupt).
     #[inline]
     pub(crate) fn claim(&self, c: usize, addr: usize, size: Size) -> Option<Addr> {
-        let (rec, i) = self.tables.find(c, addr)?;
-        // Sizes served are at most MAX_CLASSES * MAX_QUANTUM < 2^32.
-        rec.claim(i, size.0 as u32);
-        Some(Addr(addr))
+        claim_with(self.tables.finder(c)?, addr, size)
+    }
+
+    /// Class `c`'s lookup for [`claim_with`], read once
+    /// (before a pin's magazine operation, which the compiler must assume
+    /// changed all memory).
+    #[inline]
+    pub(crate) fn finder(&self, c: usize) -> Option<Finder<'_>> {
+        self.tables.finder(c)
     }
 
     /// Check a free of `addr` with `size` against the slab records and mark
@@ -162,4 +167,13 @@ impl<S: Store> QCache<S> {
             }
         }
     }
+}
+
+/// [`QCache::claim`] through a class's lookup ([`QCache::finder`]).
+#[inline]
+pub(crate) fn claim_with(finder: Finder<'_>, addr: usize, size: Size) -> Option<Addr> {
+    let (rec, i) = finder.find(addr)?;
+    // Sizes served are at most MAX_CLASSES * MAX_QUANTUM < 2^32.
+    rec.claim(i, size.0 as u32);
+    Some(Addr(addr))
 }

@@ -8,6 +8,7 @@ use crate::atomic::Ordering;
 use vmspace_shim::{Addr, Range, Size};
 
 use super::cache::{Counters, QCache};
+use super::cpumags::CpuMags;
 use super::magazine::Magazine;
 use super::pair::MagPair;
 use super::slab::{OBJECTS, SLABS};
@@ -83,6 +84,22 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
         for (c, p) in pairs.iter_mut().enumerate().take(classes) {
             for m in p.take() {
                 self.give_back(c, &m);
+            }
+        }
+    }
+
+    /// Empty per-CPU magazines (`mags[c * slots + i]` of class `c`, slot
+    /// `i`) into the depot or the slabs, and add their hits to the shared
+    /// counters.
+    pub(crate) fn flush_cpu(&mut self, mags: &mut [CpuMags], slots: usize) {
+        let classes = self.cache.tables.classes();
+        for (c, class) in mags.chunks_mut(slots.max(1)).enumerate().take(classes) {
+            for m in class {
+                let (both, hits) = m.take();
+                self.cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
+                for m in both {
+                    self.give_back(c, &m);
+                }
             }
         }
     }

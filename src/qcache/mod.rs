@@ -15,23 +15,27 @@
 //! [`sync`](crate::sync) module's: a
 //! [`SyncArena`](crate::sync::SyncArena) made with quantum caches, and two
 //! magazines per class in a [`CacheHandle`](crate::sync::CacheHandle) per
-//! thread or in [`CpuCaches`](crate::sync::CpuCaches) per CPU, pinned with
-//! a [`CpuPin`].
+//! thread or, as a [`CpuMags`] per class, in
+//! [`CpuCaches`](crate::sync::CpuCaches) per CPU, pinned with a [`CpuPin`]
+//! (whose magazine operations commit with one store, so that a user-space
+//! pin can run them as restartable sequences).
 //!
 //! [`Store`]: crate::arena::Store
 
 mod cache;
+mod cpumags;
 mod locked;
 mod magazine;
 pub(crate) mod pair;
 pub(crate) mod pin;
 pub(crate) mod slab;
 
-pub(crate) use cache::Counters;
+pub(crate) use cache::{claim_with, Counters};
 pub use cache::{QCache, QCacheConfig};
+pub use cpumags::{CpuMags, Popped, Pushed};
 pub(crate) use locked::Locked;
 pub use magazine::{Magazine, ROUNDS};
-pub use pin::{CpuPin, SlotFlag};
+pub use pin::{CpuPin, MagSlots, SlotFlag};
 pub use slab::{DEPOT, MAX_CLASSES, MAX_QUANTUM, OBJECTS, SLABS};
 
 /// Quantum-cache statistics of a [`SyncArena`](crate::sync::SyncArena).

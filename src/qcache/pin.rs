@@ -1,8 +1,77 @@
 //! Pinning a caller to one of a fixed number of slots (CPUs): what
-//! [`CpuCaches`](super::CpuCaches) needs from the build to use one set of
-//! magazines per CPU without a lock.
+//! [`CpuCaches`](crate::sync::CpuCaches) needs from the build to use one set
+//! of magazines per CPU without a lock.
 
 use crate::atomic::{AtomicBool, Ordering};
+
+use super::cpumags::{CpuMags, Popped, Pushed};
+use super::magazine::Magazine;
+
+/// Where one size class's [`CpuMags`] of every slot lie: slot `i`'s at
+/// `base + i * stride` bytes. What [`CpuPin`]'s magazine operations work on.
+///
+/// # Invariants
+///
+/// For every `i < slots`, `base + i * stride` is the address of an
+/// initialized `CpuMags`, aligned for it, that lives as long as the
+/// `CpuCaches` that made this value, and is only accessed through
+/// [`CpuPin`]'s magazine operations (or exclusively through `&mut` of its
+/// owner).
+#[derive(Debug, Clone, Copy)]
+pub struct MagSlots {
+    base: *mut u8,
+    stride: usize,
+    slots: usize,
+}
+
+impl MagSlots {
+    /// The class's `CpuMags` of slot 0, `stride` bytes apart, `slots` of
+    /// them (how [`CpuCaches`](crate::sync::CpuCaches) describes its
+    /// magazines; also for a pin's own tests).
+    ///
+    /// # Safety
+    ///
+    /// As the type's invariants state, for as long as the value is used.
+    pub unsafe fn new(base: *mut u8, stride: usize, slots: usize) -> Self {
+        // INVARIANT: the caller's contract.
+        MagSlots { base, stride, slots }
+    }
+
+    /// The address of slot 0's `CpuMags`.
+    #[inline]
+    pub fn base(&self) -> *mut u8 {
+        self.base
+    }
+
+    /// Bytes from one slot's `CpuMags` to the next one's.
+    #[inline]
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// How many slots there are.
+    #[inline]
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Slot `slot`'s `CpuMags`.
+    ///
+    /// # Safety
+    ///
+    /// `slot < self.slots()`, and the caller has exclusive use of that
+    /// slot's magazines for as long as it uses the reference (it holds the
+    /// slot's pin).
+    #[inline]
+    #[expect(clippy::mut_from_ref, reason = "the slot's pin makes the reference unique")]
+    pub unsafe fn at(&self, slot: usize) -> &mut CpuMags {
+        debug_assert!(slot < self.slots);
+        // SAFETY: `slot < slots`, so this is an initialized, aligned
+        // `CpuMags` (type invariant), and the caller's exclusive use of the
+        // slot makes the reference unique.
+        unsafe { &mut *self.base.add(slot * self.stride).cast::<CpuMags>() }
+    }
+}
 
 /// Exclusive use of one of [`slots`](CpuPin::slots) slots, for the length
 /// of a short section that never sleeps.
@@ -12,6 +81,16 @@ use crate::atomic::{AtomicBool, Ordering};
 /// space, where threads cannot keep other threads off their CPU, each slot
 /// has a try-lock ([`SlotFlag`]) and pinning takes a free one, starting at
 /// the CPU the thread runs on.
+///
+/// The magazine operations [`pop`](CpuPin::pop), [`push`](CpuPin::push),
+/// [`spill`](CpuPin::spill) and [`install`](CpuPin::install) are how
+/// [`CpuCaches`](crate::sync::CpuCaches) touches a slot's magazines: by
+/// default each pins a slot, runs the [`CpuMags`] method of the same name
+/// on it and unpins. A pin may instead run them without taking a slot, as
+/// restartable sequences in user space do (each reads the word and rounds
+/// of the slot of the CPU it runs on and commits with one store of the
+/// word, starting again if the thread was preempted or moved before that
+/// store).
 ///
 /// # Safety
 ///
@@ -23,7 +102,16 @@ use crate::atomic::{AtomicBool, Ordering};
 ///   returns `i` (kernel: preemption disabled, and pins only from task
 ///   context; user space: a per-slot try-lock);
 /// - every write made between `pin` returning `i` and `unpin(i)` is visible
-///   to whoever pins `i` next (same CPU, or release/acquire ordering).
+///   to whoever pins `i` next (same CPU, or release/acquire ordering);
+/// - the magazine operations either all keep their default or are all
+///   overridden; overridden, each has exactly the effect of the `CpuMags`
+///   method of the same name on the `CpuMags` of one slot below
+///   `mags.slots()` (or none, returning `Unpinned` or `false`), atomically
+///   with respect to every other magazine operation on the same value: no
+///   two of them ever act on one slot at the same time, and each one's
+///   effects are visible to the next one on that slot. They touch no other
+///   memory of the slots, and `pin` is then never used on slots that they
+///   use.
 pub unsafe trait CpuPin: Sync {
     /// How many slots there are.
     fn slots(&self) -> usize;
@@ -39,15 +127,67 @@ pub unsafe trait CpuPin: Sync {
     /// `slot` was returned by [`pin`](CpuPin::pin) on this value, in this
     /// task, and has not been given back since.
     unsafe fn unpin(&self, slot: usize);
+
+    /// [`CpuMags::pop`] on a slot of `mags`.
+    ///
+    /// # Safety
+    ///
+    /// `mags.slots() == self.slots()`, and every access to the magazines of
+    /// `mags` is made through this value's magazine operations (or through
+    /// exclusive ownership of all of them).
+    #[inline]
+    unsafe fn pop(&self, mags: MagSlots) -> Popped {
+        let held = Pinned::new(self);
+        // SAFETY: the pin holds slot `held.slot() < slots() == mags.slots()`
+        // until `held` drops, after the reference's last use.
+        unsafe { mags.at(held.slot()) }.pop()
+    }
+
+    /// [`CpuMags::push`] on a slot of `mags`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](CpuPin::pop).
+    #[inline]
+    unsafe fn push(&self, mags: MagSlots, addr: usize) -> Pushed {
+        let held = Pinned::new(self);
+        // SAFETY: as in `pop`.
+        unsafe { mags.at(held.slot()) }.push(addr)
+    }
+
+    /// [`CpuMags::spill`] on a slot of `mags` (`false` also when the pin
+    /// cannot place the caller).
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](CpuPin::pop).
+    #[inline]
+    unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
+        let held = Pinned::new(self);
+        // SAFETY: as in `pop`.
+        unsafe { mags.at(held.slot()) }.spill(out)
+    }
+
+    /// [`CpuMags::install`] on a slot of `mags`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](CpuPin::pop).
+    #[inline]
+    unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
+        let held = Pinned::new(self);
+        // SAFETY: as in `pop`.
+        unsafe { mags.at(held.slot()) }.install(mag)
+    }
 }
 
 /// A pinned slot, given back when dropped.
-pub(crate) struct Pinned<'p, P: CpuPin> {
+pub(crate) struct Pinned<'p, P: CpuPin + ?Sized> {
     pin: &'p P,
     slot: usize,
 }
 
-impl<'p, P: CpuPin> Pinned<'p, P> {
+impl<'p, P: CpuPin + ?Sized> Pinned<'p, P> {
     #[inline]
     pub(crate) fn new(pin: &'p P) -> Self {
         Pinned { pin, slot: pin.pin() }
@@ -60,7 +200,7 @@ impl<'p, P: CpuPin> Pinned<'p, P> {
     }
 }
 
-impl<P: CpuPin> Drop for Pinned<'_, P> {
+impl<P: CpuPin + ?Sized> Drop for Pinned<'_, P> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: `new` got `slot` from `pin` and this guard gives it back

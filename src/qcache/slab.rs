@@ -276,18 +276,51 @@ impl<S: Store> Tables<S> {
     /// class holds it. Lock-free.
     #[inline]
     pub(crate) fn find(&self, c: usize, addr: usize) -> Option<(&SlabRecord, usize)> {
-        let k = self.class.get(c)?;
-        let base = addr & !(k.slab_align() - 1);
-        let rec = self.record(c, k.slot(base));
-        if base == 0 || rec.base.load(Ordering::Acquire) != base {
+        self.finder(c)?.find(addr)
+    }
+
+    /// What [`find`](Self::find) reads about class `c` before it looks at
+    /// an address, read once: for a caller that finds an address after code
+    /// the compiler must assume changed all memory (an `asm!` block), so
+    /// that these reads need not wait for it.
+    #[inline]
+    pub(crate) fn finder(&self, c: usize) -> Option<Finder<'_>> {
+        let k = *self.class.get(c)?;
+        if c >= self.classes {
             return None;
         }
-        Some((rec, k.index(addr - base)?))
+        // SAFETY: the tables are initialized and live as long as `self`, and
+        // `c < classes` (tables(c) is in bounds); the records are atomics,
+        // so shared access is sound.
+        let slabs = unsafe { &(*self.tables(c)).slabs };
+        Some(Finder { k, slabs })
     }
 
     /// The record slot a slab at `base` of class `c` would use.
     pub(crate) fn slot_for(&self, c: usize, base: usize) -> usize {
         self.class[c].slot(base)
+    }
+}
+
+/// One class's geometry and slab records: [`Tables::finder`].
+#[derive(Clone, Copy)]
+pub(crate) struct Finder<'t> {
+    k: Class,
+    slabs: &'t [SlabRecord; SLABS],
+}
+
+impl<'t> Finder<'t> {
+    /// The record and object index of `addr`, if a slab of the class holds
+    /// it (as [`Tables::find`]).
+    #[inline]
+    pub(crate) fn find(&self, addr: usize) -> Option<(&'t SlabRecord, usize)> {
+        let k = &self.k;
+        let base = addr & !(k.slab_align() - 1);
+        let rec = &self.slabs[k.slot(base)];
+        if base == 0 || rec.base.load(Ordering::Acquire) != base {
+            return None;
+        }
+        Some((rec, k.index(addr - base)?))
     }
 }
 

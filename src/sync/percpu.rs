@@ -2,26 +2,20 @@
 //! [`CpuPin`], shared by every thread.
 
 use core::mem::{align_of, size_of};
+use core::sync::atomic::Ordering;
 
-use vmspace_shim::{align, Addr, Size};
+use vmspace_shim::{Addr, Size};
 
 use super::{RawLock, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store, STORE_ALIGN};
-use crate::qcache::pair::MagPair;
-use crate::qcache::pin::Pinned;
-use crate::qcache::{Counters, CpuPin};
+use crate::qcache::{claim_with, CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, MAX_CLASSES};
 
-/// One slot's counters, at the start of its part of the store, followed
-/// by one [`MagPair`] per class. All-zero is a valid state for both.
-type SlotHead = Counters;
+/// The magazines start at a cache line, so that (each `CpuMags` being a
+/// multiple of a line) CPUs working on their own do not share lines.
+const LINE: usize = 64;
 
-/// Slots start this many bytes apart at least (a cache line), so CPUs
-/// working on their own slots do not share lines.
-const SLOT_ALIGN: usize = 64;
-
-const _: () = assert!(align_of::<SlotHead>() <= STORE_ALIGN);
-const _: () = assert!(align_of::<MagPair>() <= STORE_ALIGN);
-const _: () = assert!(size_of::<SlotHead>() % align_of::<MagPair>() == 0);
+const _: () = assert!(align_of::<CpuMags>() <= STORE_ALIGN);
+const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 
 /// Quantum-cache magazines per CPU (per slot of the pin `P`) for a
 /// [`SyncArena`], shared by every thread: `alloc` and `free` take `&self`.
@@ -29,20 +23,23 @@ const _: () = assert!(size_of::<SlotHead>() % align_of::<MagPair>() == 0);
 /// Like [`CacheHandle`](super::CacheHandle), but the two magazines per class
 /// belong to a CPU rather than a thread, so threads come and go without
 /// handles of their own and the caches hold at most one set of magazines
-/// per CPU. A hit pins the caller to a slot ([`CpuPin::pin`]: in the kernel,
-/// preemption off on the current CPU), pops or pushes on that slot's
-/// magazines and unpins: no lock, no division. The arena lock is never
-/// taken while pinned: a miss unpins, gets a magazine from the depot or the
-/// slabs under the lock, then pins again to install it in whichever slot it
-/// is on now (or gives it back when that slot has no room); a free into two
-/// full magazines takes the older one out while pinned and hands it to the
-/// depot after unpinning. Frees are checked as with a `CacheHandle`; sizes
-/// past [`SyncArena::qcache_max`] go to the arena. Each slot's hits and
-/// misses are added to [`SyncArena::qcache_stats`] on its misses and on
-/// [`flush`](Self::flush); dropping flushes.
+/// per CPU. A hit is one of the pin's magazine operations ([`CpuPin::pop`]
+/// or [`CpuPin::push`] on the class's [`CpuMags`]: in the kernel, preemption
+/// off around it; in user space, a restartable sequence that commits with
+/// one store): no lock, no division. The arena lock is never taken inside
+/// one: a miss gets a magazine from the depot or the slabs under the lock,
+/// then installs it ([`CpuPin::install`]) in whichever slot the caller is
+/// on by then (or gives it back when that slot has no room); a free into
+/// two full magazines takes the older one out ([`CpuPin::spill`]), hands
+/// it to the depot, and pushes again. When the pin cannot place the caller
+/// on a slot (a user-space thread it cannot place), the call goes to the
+/// arena instead. Frees are checked as with a `CacheHandle`; sizes past
+/// [`SyncArena::qcache_max`] go to the arena. Each slot's hits are counted
+/// in its magazines' words and added to [`SyncArena::qcache_stats`] on its
+/// misses and on [`flush`](Self::flush), misses at once; dropping flushes.
 ///
-/// The slots' magazines live in a [`Store`] (one cache-line-aligned stride
-/// of counters and two magazines per class per slot).
+/// The slots' magazines live in a [`Store`]: for each class, one `CpuMags`
+/// per slot, side by side (so a slot's is found by a shift).
 ///
 /// ```
 /// use vmspace::arena::{Arena, NoSource, SliceStore};
@@ -86,28 +83,34 @@ const _: () = assert!(size_of::<SlotHead>() % align_of::<MagPair>() == 0);
 ///
 /// # Invariants
 ///
-/// - The store's first `slots * stride` bytes are committed and hold, for
-///   each slot `i`, at `base + i * stride`, a `SlotHead` followed by
-///   `classes` `MagPair`s, initialized; `base` is the store's base, which
-///   never moves; `stride` is a multiple of `SLOT_ALIGN` and of the
-///   alignment of both types.
-/// - Slot `i`'s memory is only accessed by the holder of slot `i` of `pin`
-///   (between `pin` returning `i` and `unpin(i)`), or through `&mut self`.
-/// - Every address in slot `i`'s pair of class `c` is a cached object of
-///   class `c`: in a registered slab, neither live nor in its slab.
+/// - `base` is the first multiple of `LINE` at or above the store's base
+///   (which never moves); the store's committed bytes cover `base` to
+///   `base + classes * slots * size_of::<CpuMags>()` (`slots` is
+///   `pin.slots()`), which hold, for class `c` and slot `i`, a `CpuMags`
+///   at `base + (c * slots + i) * size_of::<CpuMags>()` (`class_base[c] +
+///   i * size_of::<CpuMags>()`), initialized.
+/// - The slots' `CpuMags` are only accessed through `pin`'s magazine
+///   operations, or through `&mut self`.
+/// - Every address in slot `i`'s `CpuMags` of class `c` is a cached object
+///   of class `c`: in a registered slab, neither live nor in its slab.
 pub struct CpuCaches<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> {
     arena: &'a SyncArena<L, W, S, I>,
     pin: P,
     store: S,
     base: *mut u8,
     classes: usize,
-    stride: usize,
+    /// `pin.slots()` (fixed).
+    slots: usize,
+    /// Where class `c`'s `CpuMags` start: `base + c * slots *
+    /// size_of::<CpuMags>()` (for `c < classes`; the rest unused).
+    class_base: [*mut u8; MAX_CLASSES],
 }
 
-// SAFETY: a slot's memory is used only by the holder of that slot's pin,
-// which `CpuPin` makes exclusive and orders, or through `&mut self`; the
-// store is only grown in `new` and dropped with `self`, so sharing `&self`
-// shares no access to it; the arena is `Sync` under these bounds.
+// SAFETY: a slot's memory is used only through the pin's magazine
+// operations, which `CpuPin` makes atomic and orders, or through `&mut
+// self`; the store is only grown in `new` and dropped with `self`, so
+// sharing `&self` shares no access to it; the arena is `Sync` under these
+// bounds.
 unsafe impl<L: RawLock, W: Waiter, S: Store + Send, I: Source + Send, P: CpuPin> Sync
     for CpuCaches<'_, L, W, S, I, P>
 {
@@ -130,17 +133,24 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
             return Err(ArenaError::InvalidArgument("a CPU pin with no slots"));
         }
         let bytes = classes
-            .checked_mul(size_of::<MagPair>())
-            .and_then(|b| b.checked_add(size_of::<SlotHead>()))
+            .checked_mul(slots)
+            .and_then(|n| n.checked_mul(size_of::<CpuMags>()))
             .ok_or(ArenaError::Overflow)?;
-        let stride = align::align_up(bytes, SLOT_ALIGN)?;
-        let bytes = slots.checked_mul(stride).ok_or(ArenaError::Overflow)?;
-        store.grow(bytes)?;
-        let base = store.base();
-        // SAFETY: `grow` committed `bytes` writable bytes at the store's base,
-        // which only we access; all-zero is a valid `SlotHead` and `MagPair`.
+        let skip = store.base().align_offset(LINE);
+        store.grow(bytes.checked_add(skip).ok_or(ArenaError::Overflow)?)?;
+        // SAFETY: `skip < LINE` and the store committed `skip + bytes` bytes
+        // from its base, so this stays inside them.
+        let base = unsafe { store.base().add(skip) };
+        // SAFETY: the `bytes` bytes from `base` are committed and writable,
+        // and only we access them; all-zero is a valid `CpuMags`.
         unsafe { core::ptr::write_bytes(base, 0, bytes) };
-        Ok(CpuCaches { arena, pin, store, base, classes, stride })
+        let mut class_base = [base; MAX_CLASSES];
+        for (c, b) in class_base.iter_mut().enumerate().take(classes) {
+            // SAFETY: `c < classes`, so this is within the `bytes` bytes
+            // committed from `base`.
+            *b = unsafe { base.add(c * slots * size_of::<CpuMags>()) };
+        }
+        Ok(CpuCaches { arena, pin, store, base, classes, slots, class_base })
     }
 
     /// The arena.
@@ -158,37 +168,15 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         &self.store
     }
 
-    /// Slot `i`'s counters and pairs.
-    ///
-    /// # Safety
-    ///
-    /// `i < pin.slots()`, and the caller has exclusive use of slot `i` (holds
-    /// its pin, or `&mut self`) for as long as it uses the references.
-    #[allow(clippy::mut_from_ref)]
+    /// Class `c`'s magazines in every slot (`c < classes`).
     #[inline]
-    unsafe fn slot(&self, i: usize) -> (&mut SlotHead, &mut [MagPair]) {
-        // SAFETY: `i < slots`, so the slot lies inside the committed,
-        // initialized store (type invariant); its head is followed by
-        // `classes` pairs, all suitably aligned (`stride` and
-        // `size_of::<SlotHead>()` are multiples of their alignments, and so
-        // is the base); the caller's exclusive use makes the references
-        // unique.
-        unsafe {
-            let head = self.base.add(i * self.stride);
-            let pairs = head.add(size_of::<SlotHead>()).cast::<MagPair>();
-            (&mut *head.cast::<SlotHead>(), core::slice::from_raw_parts_mut(pairs, self.classes))
-        }
-    }
-
-    /// Pin a slot, run `f` on its counters and pairs, unpin. `f` must not
-    /// take the arena lock or sleep.
-    #[inline]
-    fn pinned<R>(&self, f: impl FnOnce(&mut SlotHead, &mut [MagPair]) -> R) -> R {
-        let held = Pinned::new(&self.pin);
-        // SAFETY: `held` is a pin on slot `held.slot() < slots` (CpuPin
-        // contract), and lives until after `f` returns.
-        let (head, pairs) = unsafe { self.slot(held.slot()) };
-        f(head, pairs)
+    fn mags(&self, c: usize) -> MagSlots {
+        debug_assert!(c < self.classes);
+        // SAFETY: `c < classes`, so slot `i`'s `CpuMags` of class `c` is at
+        // `class_base[c] + i * size_of::<CpuMags>()`, initialized and
+        // aligned, and lives as long as `self`; it is only accessed through
+        // the pin's magazine operations or `&mut self` (type invariants).
+        unsafe { MagSlots::new(self.class_base[c], size_of::<CpuMags>(), self.slots) }
     }
 
     /// Allocate `size` (instant fit for sizes the caches do not serve).
@@ -203,23 +191,29 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     pub fn alloc_wait(&self, size: Size, wait: Wait) -> Result<Addr, ArenaError> {
         let arena = self.arena;
         if let Some((cache, c)) = arena.caches().and_then(|q| Some((q, q.class_of(size)?))) {
-            let hit = self.pinned(|head, pairs| {
-                let got = pairs[c].pop().and_then(|a| cache.claim(c, a, size));
-                match got {
-                    Some(_) => head.hit(),
-                    None => head.miss(&cache.stats),
-                }
-                got
-            });
-            if let Some(a) = hit {
-                return Ok(a);
-            }
+            // Read before the pop, which the compiler must assume changed
+            // all memory (an asm block, in user space).
+            let finder = cache.finder(c);
+            // SAFETY: `mags(c)` has `pin.slots()` slots, touched only
+            // through the pin's magazine operations (type invariant).
+            let popped = unsafe { self.pin.pop(self.mags(c)) };
+            let hits = match popped {
+                Popped::Round(a) => match finder.and_then(|f| claim_with(f, a, size)) {
+                    Some(a) => return Ok(a),
+                    // Not an object of the class (the invariant says it
+                    // cannot be): dropped, and counted as a miss.
+                    None => 0,
+                },
+                Popped::Empty { hits } => hits,
+                Popped::Unpinned => return arena.alloc(size, Policy::InstantFit, wait),
+            };
+            cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
+            cache.stats.misses.fetch_add(1, Ordering::Relaxed);
             if let Some((a, mag)) = arena.refill(c, size) {
-                if !mag.is_empty() {
-                    // Possibly another CPU's slot by now, with room or not.
-                    if let Some(m) = self.pinned(|_, pairs| pairs[c].install(mag)) {
-                        arena.give_back([(c, m)]);
-                    }
+                // SAFETY: as for `pop`. Possibly another CPU's slot by now,
+                // with room or not.
+                if !mag.is_empty() && !unsafe { self.pin.install(self.mags(c), &mag) } {
+                    arena.give_back([(c, mag)]);
                 }
                 return Ok(a);
             }
@@ -234,21 +228,42 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         let Some(c) = self.arena.caches().map_or(Ok(None), |q| q.unclaim(addr, size))? else {
             return self.arena.free(addr, size);
         };
-        if let Some(full) = self.pinned(|_, pairs| pairs[c].push(addr.0)) {
-            self.arena.give_back([(c, full)]);
+        loop {
+            // SAFETY: as in `alloc_wait`.
+            match unsafe { self.pin.push(self.mags(c), addr.0) } {
+                Pushed::Done => return Ok(()),
+                Pushed::Full => {
+                    // Take the older magazine out (on whatever CPU this is
+                    // by now, if its are still full) for the depot, and
+                    // push again.
+                    let mut out = Magazine::EMPTY;
+                    // SAFETY: as in `alloc_wait`.
+                    if unsafe { self.pin.spill(self.mags(c), &mut out) } {
+                        self.arena.give_back([(c, out)]);
+                    }
+                }
+                Pushed::Unpinned => {
+                    // Not live any more (unclaimed above): back to its slab.
+                    self.arena.with_caches(|l| l.return_object(c, addr));
+                    self.arena.freed();
+                    return Ok(());
+                }
+            }
         }
-        Ok(())
     }
 
     /// Hand every slot's cached objects back to the depot or the slabs, and
-    /// add every slot's counters to the arena's.
+    /// add every slot's hits to the arena's statistics.
     pub fn flush(&mut self) {
         let arena = self.arena;
-        for i in 0..self.pin.slots() {
-            // SAFETY: `i < slots`; `&mut self` excludes every pinned section.
-            let (head, pairs) = unsafe { self.slot(i) };
-            arena.with_caches(|l| l.flush(head, pairs));
-        }
+        let slots = self.slots;
+        // SAFETY: the `classes * slots` `CpuMags` from `base`, class by
+        // class, are initialized (type invariant); `&mut self` excludes every
+        // magazine operation.
+        let all = unsafe {
+            core::slice::from_raw_parts_mut(self.base.cast::<CpuMags>(), self.classes * slots)
+        };
+        arena.with_caches(|l| l.flush_cpu(all, slots));
         arena.freed();
     }
 }

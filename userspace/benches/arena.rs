@@ -12,11 +12,22 @@
 //! and size (vmem's interface, through the address hash), `vmspace-handle`
 //! by [`Handle`] (no hash on either side, as `offset-allocator` frees).
 //! `no allocator` is the harness alone: the floor under every figure.
+//!
+//! `arena_fragmented` is allocation only, on a fragmented arena: a million
+//! one-unit blocks, every other one freed (half a million one-unit holes),
+//! then rounds of 100,000 two-unit allocations, which no hole holds, so
+//! each comes from the large free tail. An iteration is one allocation;
+//! between rounds (untimed) the round's allocations are freed again, last
+//! first, which leaves the arena as fragmented as before. So every
+//! allocator runs with its metadata memory in use already: `offset-allocator`
+//! writes its whole node array when it is made, and our tag table, which
+//! maps and first touches pages as it grows, has grown in the first round
+//! (`examples/arena_churn.rs --fragmented-cold` times a first round alone).
 
 // criterion_group! generates an undocumented `pub fn`.
 #![allow(missing_docs)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vmspace::arena::{Arena, Constraints, Handle, NoSource, PageStore, Policy};
@@ -267,5 +278,111 @@ fn constrained(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, instant_fit, best_fit, constrained);
+/// One-unit blocks of the fragmented workload.
+const BLOCKS: usize = 1_000_000;
+/// Two-unit allocations in one round of the fragmented workload.
+const ROUND: usize = 100_000;
+
+/// The fragmented workload for one allocator: made, filled with `BLOCKS`
+/// one-unit blocks and every other one freed on first use; each iteration
+/// allocates two units; a round's allocations are freed (untimed, last
+/// first) when it is complete.
+fn fragmented_case<H, A>(
+    group: &mut Group<'_>,
+    name: &str,
+    make: impl FnOnce() -> A,
+    alloc: impl Fn(&mut A, u32) -> H,
+    free: impl Fn(&mut A, H),
+) {
+    let mut make = Some(make);
+    let mut state: Option<(A, Vec<H>)> = None;
+    group.bench_function(BenchmarkId::new(name, BLOCKS), |b| {
+        let (a, held) = state.get_or_insert_with(|| {
+            let mut a = (make.take().expect("made once"))();
+            let blocks: Vec<H> = (0..BLOCKS).map(|_| alloc(&mut a, 1)).collect();
+            for h in blocks.into_iter().skip(1).step_by(2) {
+                free(&mut a, h);
+            }
+            (a, Vec::with_capacity(ROUND))
+        });
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min((ROUND - held.len()) as u64);
+                let t = Instant::now();
+                for _ in 0..n {
+                    held.push(alloc(a, 2));
+                }
+                timed += t.elapsed();
+                left -= n;
+                if held.len() == ROUND {
+                    while let Some(h) = held.pop() {
+                        free(a, h);
+                    }
+                }
+            }
+            timed
+        })
+    });
+    std::mem::forget(state);
+}
+
+fn fragmented(c: &mut Criterion) {
+    let mut g = group(c, "arena_fragmented");
+    let tags = 4 * BLOCKS + ROUND + 1024;
+    let make = || {
+        let mut a =
+            Arena::on_pages("bench", Size(1), MmapBackend::new(), tags, NoSource).expect("arena");
+        a.add(Addr(1 << 20), Size(space(BLOCKS))).unwrap();
+        a
+    };
+    fragmented_case(
+        &mut g,
+        "vmspace",
+        make,
+        |a, s| record(a.alloc(Size(s as usize), Policy::InstantFit).unwrap(), s),
+        |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
+    );
+    fragmented_case(
+        &mut g,
+        "vmspace-handle",
+        make,
+        |a, s| {
+            let h = a.alloc_handle(Size(s as usize), Policy::InstantFit).unwrap();
+            record(h.addr(), h.tag())
+        },
+        |a, (x, tag)| {
+            let h = a.handle_from_parts(Addr(x as usize), tag).unwrap();
+            a.free_handle(h).unwrap();
+        },
+    );
+    fragmented_case(
+        &mut g,
+        "offset-allocator",
+        || {
+            let max = (2 * BLOCKS + ROUND + 1024) as u32;
+            offset_allocator::Allocator::<u32>::with_max_allocs(space(BLOCKS) as u32, max)
+        },
+        |a, s| a.allocate(s).unwrap(),
+        |a, h| a.free(h),
+    );
+    // No `vmem` crate: it frees in time linear in its live count, and the
+    // setup frees half a million blocks.
+    fragmented_case(
+        &mut g,
+        "no allocator",
+        || 0u32,
+        |n, s| {
+            *n = n.wrapping_add(1);
+            (*n, s)
+        },
+        |_, r| {
+            std::hint::black_box(r);
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(benches, instant_fit, fragmented, best_fit, constrained);
 criterion_main!(benches);

@@ -1,11 +1,12 @@
 //! Quantum caches and thread-safe arenas, side by side in one run:
 //! - the quantum-cache hit path: one allocate+free pair through a warm
-//!   `CacheHandle`, and through warm per-CPU `CpuCaches` (pin and unpin
-//!   around each);
+//!   `CacheHandle`, and through warm per-CPU `CpuCaches`, pinned by
+//!   restartable sequences (`RseqPin`, the default) or by `SchedPin`
+//!   (`sched_getcpu` and a try-lock around each operation);
 //! - throughput of random small allocate/free traffic with 1 and 2 threads:
-//!   our `SyncArena` through per-thread `CacheHandle`s, the same arena with
-//!   no caches (every call takes the one lock), and the `vmem` crate with its
-//!   mutex.
+//!   our `SyncArena` through per-thread `CacheHandle`s, through one shared
+//!   set of per-CPU caches (`RseqPin`), the same arena with no caches (every
+//!   call takes the one lock), and the `vmem` crate with its mutex.
 
 // criterion_group! generates an undocumented `pub fn`.
 #![allow(missing_docs)]
@@ -18,7 +19,7 @@ use vmspace::arena::{Arena, NoSource, PageStore, Policy};
 use vmspace::qcache::QCacheConfig;
 use vmspace::sync::{CacheHandle, CpuCaches, Wait};
 use vmspace::{Addr, Size};
-use vmspace_user::{MmapBackend, SchedPin, UserArena};
+use vmspace_user::{MmapBackend, RseqPin, SchedPin, UserArena};
 use vmspace_workload::Rng;
 
 const QUANTUM: usize = 16;
@@ -114,10 +115,23 @@ fn hit_path(c: &mut Criterion) {
     });
     drop(h);
     let store = PageStore::new(MmapBackend::new(), Size(1 << 20)).unwrap();
-    let cpu = CpuCaches::new(&arena, SchedPin::new(), store).unwrap();
+    let pin = RseqPin::new();
+    assert!(pin.uses_rseq() || !cfg!(target_arch = "x86_64"), "no rseq here: glibc 2.35+?");
+    let cpu = CpuCaches::new(&arena, pin, store).unwrap();
     let warm = cpu.alloc(Size(32)).unwrap();
     cpu.free(warm, Size(32)).unwrap();
     g.bench_function("per-CPU caches pair", |b| {
+        b.iter(|| {
+            let a = cpu.alloc(std::hint::black_box(Size(32))).unwrap();
+            cpu.free(a, Size(32)).unwrap();
+        })
+    });
+    drop(cpu);
+    let store = PageStore::new(MmapBackend::new(), Size(1 << 20)).unwrap();
+    let cpu = CpuCaches::new(&arena, SchedPin::new(), store).unwrap();
+    let warm = cpu.alloc(Size(32)).unwrap();
+    cpu.free(warm, Size(32)).unwrap();
+    g.bench_function("per-CPU caches pair, SchedPin", |b| {
         b.iter(|| {
             let a = cpu.alloc(std::hint::black_box(Size(32))).unwrap();
             cpu.free(a, Size(32)).unwrap();
@@ -166,6 +180,25 @@ fn throughput(c: &mut Criterion) {
                     .sum()
             })
         });
+        let shared = ours(CLASSES);
+        let store = PageStore::new(MmapBackend::new(), Size(1 << 20)).unwrap();
+        let cpu = CpuCaches::new(&shared, RseqPin::new(), store).unwrap();
+        g.bench_function(BenchmarkId::new("ours per-CPU caches", threads), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        timed(threads, |t| {
+                            churn(
+                                &traces[t],
+                                |s| cpu.alloc(Size(s)).unwrap().0,
+                                |a, s| cpu.free(Addr(a), Size(s)).unwrap(),
+                            );
+                        })
+                    })
+                    .sum()
+            })
+        });
+        drop(cpu);
         let locked = ours(0);
         g.bench_function(BenchmarkId::new("ours single lock", threads), |b| {
             b.iter_custom(|iters| {

@@ -8,18 +8,22 @@
 #   SPEC is WHO (an allocator of arena_churn: vmspace, vmspace-handle,
 #   offset-allocator, vmem, none) or BINARY:WHO, to compare builds (copy
 #   target/release/examples/arena_churn of each commit aside first).
-# Environment: STEPS (default 2000000), CPU (default 1).
+# Environment: STEPS (default 2000000), CPU (default 1), FRAGMENTED (set:
+#   the fragmented allocation-only workload, LIVE blocks and STEPS
+#   allocations, instead of the churn).
 #
 # Example (BENCHMARKS.md, the interleaved table):
 #   cp target/release/examples/arena_churn /tmp/churn-old   # in the old checkout
 #   userspace/scripts/churn-times.sh 100 15 /tmp/churn-old:vmspace-handle \
 #       vmspace-handle vmem offset-allocator
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,19p' "$0" >&2; exit 2; }
 live=$1 rounds=$2
 shift 2
 steps=${STEPS:-2000000}
 cpu=${CPU:-1}
+mode=()
+[ -n "${FRAGMENTED:-}" ] && mode=(--fragmented)
 default=${ARENA_CHURN:-target/release/examples/arena_churn}
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
@@ -28,7 +32,7 @@ for _ in $(seq "$rounds"); do
         bin=$default who=$spec
         if [[ $spec == *:* ]]; then bin=${spec%%:*} who=${spec#*:}; fi
         # "WHO LIVE live: NS ns CPU time a pair over STEPS steps"
-        ns=$(taskset -c "$cpu" "$bin" "$who" "$live" "$steps" | awk '{print $4}')
+        ns=$(taskset -c "$cpu" "$bin" "${mode[@]}" "$who" "$live" "$steps" | awk '{print $4}')
         echo "$spec $ns" >>"$raw"
     done
 done

@@ -3,10 +3,11 @@
 //! vmspace in user space: [`MmapBackend`], the page backend on `mmap`;
 //! [`procfs`], what the kernel reports about this process's mappings;
 //! [`ParkingLock`] and [`CondvarWaiter`], the lock and waiter of a
-//! [`UserArena`] shared between threads; [`SchedPin`], the pin of its
-//! per-CPU quantum caches ([`UserCpuCaches`]); [`kdev`], the client of the
-//! kernel build's `/dev/vmspace`; and the `vmspace` command-line program
-//! (`src/cli`).
+//! [`UserArena`] shared between threads; [`RseqPin`], the pin of its
+//! per-CPU quantum caches ([`UserCpuCaches`]), through restartable
+//! sequences (with [`SchedPin`] where they are not available); [`kdev`],
+//! the client of the kernel build's `/dev/vmspace`; and the `vmspace`
+//! command-line program (`src/cli`).
 //!
 //! ```
 //! use vmspace::vm::Vm;
@@ -25,11 +26,13 @@ pub mod kdev;
 mod mmap;
 mod pin;
 pub mod procfs;
+mod rseq;
 mod sync;
 pub mod trace;
 
 pub use mmap::{MmapBackend, UnmapStrategy};
 pub use pin::{SchedPin, UserCpuCaches};
+pub use rseq::RseqPin;
 pub use sync::{CondvarWaiter, ParkingLock, UserArena};
 
 /// The README's Rust samples, compiled and run as this crate's doctests

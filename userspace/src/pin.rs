@@ -69,8 +69,10 @@ unsafe impl CpuPin for SchedPin {
     }
 }
 
-/// Per-CPU quantum caches for a [`UserArena`](crate::UserArena).
-pub type UserCpuCaches<'a, S, I> = CpuCaches<'a, ParkingLock, CondvarWaiter, S, I, SchedPin>;
+/// Per-CPU quantum caches for a [`UserArena`](crate::UserArena), pinned
+/// with [`RseqPin`](crate::RseqPin) unless said otherwise.
+pub type UserCpuCaches<'a, S, I, P = crate::RseqPin> =
+    CpuCaches<'a, ParkingLock, CondvarWaiter, S, I, P>;
 
 #[cfg(test)]
 mod tests {
