@@ -10,7 +10,6 @@
 //! the PTE's write bit; read-write maps stashed pages back and sets it.
 //! Unmapping and releasing free stashed pages with the rest.
 
-use core::ffi::c_int;
 
 #[expect(unreachable_pub, reason = "bindgen declares every item pub")]
 mod generated {
