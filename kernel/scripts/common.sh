@@ -123,3 +123,46 @@ vmk_lock() {
 	exec 9>"$VMK_CACHE/.lock-${1:?vmk_lock NAME}"
 	flock 9
 }
+
+# vmk_insmod_test LABEL BUILD KO GLOB: boot the UML kernel BUILD with the
+# chroot as its hostfs root, insmod KO (its KUnit suites, those matching
+# GLOB, run on load), rmmod it, cut the log to the module's KTAP block,
+# parse it with `kunit.py parse` into results/LABEL.json and end with
+# count.py's line ("LABEL: N passed, N failed, N skipped, N checker
+# reports"). Returns non-zero if the module does not load or unload, any
+# case fails, or the log, boot to power-off, holds a checker's report.
+vmk_insmod_test() {
+	local label=$1 build=$2 ko=$3 glob=$4
+	local results=$VMK_CACHE/results
+	local log=$results/$label.log ktap=$results/$label.ktap json=$results/$label.json
+	local start status=0 reports
+	mkdir -p "$results"
+	rm -f "$log" "$ktap" "$json"
+	vmk_log "booting UML and loading $(basename "$ko")"
+	start=$(date +%s%N)
+	# Inside the chroot, "/" is the chroot: the guest's hostfs root. Only the
+	# module's own suites run (kunit.filter_glob).
+	vmk_chroot /usr/bin/timeout 300 "$build/linux" mem=1G ncpus=2 seccomp=on console=tty \
+		root=/dev/root rootfstype=hostfs rootflags=/ rw \
+		init="$VMK_SRC/kernel/scripts/uml-init.sh" VMK_MODULE="$ko" \
+		kunit.filter_glob="$glob" </dev/null >"$log" 2>&1 || status=$?
+	vmk_log "UML exited with status $status after $((($(date +%s%N) - start) / 1000000)) ms; log in $log"
+
+	grep -q 'vmspace-module-test: insmod ok' "$log" || { tail -n 40 "$log" >&2; vmk_die "insmod failed"; }
+	grep -q 'vmspace-module-test: rmmod ok' "$log" || { tail -n 40 "$log" >&2; vmk_die "rmmod failed"; }
+	grep -m1 "$(basename "$ko" .ko): loaded" "$log" >&2 || true
+	sed -n '/vmspace-module-test: begin/,/vmspace-module-test: insmod ok/p' "$log" >"$ktap"
+	grep -q 'KTAP version' "$ktap" || vmk_die "no KTAP output from the module in $log"
+
+	status=0
+	vmk_chroot /usr/bin/env PYTHONUNBUFFERED=1 python3 "$VMK_CACHE/linux/tools/testing/kunit/kunit.py" \
+		parse --json="$json" "$ktap" || status=$?
+	reports=$(vmk_splats "$log" | wc -l)
+	if [ "$reports" != 0 ]; then
+		vmk_log "checker reports in the kernel log ($log):"
+		vmk_splats "$log" | head -n 20 >&2
+		status=1
+	fi
+	vmk_chroot python3 "$VMK_SRC/kernel/scripts/count.py" "$label" "$json" "$reports" || { [ "$status" != 0 ] || status=1; }
+	return $status
+}
