@@ -103,7 +103,7 @@ asan: nightly
 		$(CARGO) +nightly test --workspace --target $(SAN_TARGET) --lib --tests
 tsan: nightly
 	@rustup component list --toolchain nightly --installed | grep -q rust-src || rustup component add rust-src --toolchain nightly
-	RUSTFLAGS="-Zsanitizer=thread" CARGO_TARGET_DIR=target/tsan \
+	RUSTFLAGS="-Zsanitizer=thread --cfg vmspace_tsan" CARGO_TARGET_DIR=target/tsan \
 		$(CARGO) +nightly test -Zbuild-std --target $(SAN_TARGET) -p vmspace \
 		$(addprefix --test ,$(TSAN_TESTS)) --lib
 

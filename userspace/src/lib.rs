@@ -29,6 +29,7 @@ pub mod procfs;
 mod rseq;
 mod sync;
 pub mod trace;
+mod tsan;
 
 pub use mmap::{MmapBackend, UnmapStrategy};
 pub use pin::{SchedPin, UserCpuCaches};

@@ -32,6 +32,7 @@
 use vmspace::qcache::{CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed};
 
 use crate::pin::SchedPin;
+use crate::tsan;
 
 /// A [`CpuPin`] running [`CpuCaches`](vmspace::sync::CpuCaches)'
 /// magazine operations as restartable sequences on the CPU the thread runs
@@ -124,11 +125,16 @@ unsafe impl CpuPin for RseqPin {
     #[inline]
     unsafe fn pop(&self, mags: MagSlots) -> Popped {
         match self.rseq_for(&mags) {
-            // SAFETY: `offset` is glibc's `__rseq_offset`, checked when the
-            // pin was made; `mags` is valid with our slot count (the
-            // caller's contract) and, `rseq_for` checked, `CpuMags::SIZE`
-            // apart.
-            Some(offset) => unsafe { arch::pop(offset, &mags) },
+            Some(offset) => {
+                tsan::release(mags.base());
+                // SAFETY: `offset` is glibc's `__rseq_offset`, checked when
+                // the pin was made; `mags` is valid with our slot count (the
+                // caller's contract) and, `rseq_for` checked,
+                // `CpuMags::SIZE` apart.
+                let popped = unsafe { arch::pop(offset, &mags) };
+                tsan::acquire(mags.base());
+                popped
+            }
             // SAFETY: the caller's contract, for `sched` (same slots).
             None => unsafe { self.sched.pop(mags) },
         }
@@ -138,7 +144,13 @@ unsafe impl CpuPin for RseqPin {
     unsafe fn push(&self, mags: MagSlots, addr: usize) -> Pushed {
         match self.rseq_for(&mags) {
             // SAFETY: as in `pop`.
-            Some(offset) => unsafe { arch::push(offset, &mags, addr) },
+            Some(offset) => {
+                tsan::release(mags.base());
+                // SAFETY: as in `pop`.
+                let pushed = unsafe { arch::push(offset, &mags, addr) };
+                tsan::acquire(mags.base());
+                pushed
+            }
             // SAFETY: as in `pop`.
             None => unsafe { self.sched.push(mags, addr) },
         }
@@ -148,7 +160,13 @@ unsafe impl CpuPin for RseqPin {
     unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
         match self.rseq_for(&mags) {
             // SAFETY: as in `pop`.
-            Some(offset) => unsafe { arch::spill(offset, &mags, out) },
+            Some(offset) => {
+                tsan::release(mags.base());
+                // SAFETY: as in `pop`.
+                let spilled = unsafe { arch::spill(offset, &mags, out) };
+                tsan::acquire(mags.base());
+                spilled
+            }
             // SAFETY: as in `pop`.
             None => unsafe { self.sched.spill(mags, out) },
         }
@@ -158,7 +176,13 @@ unsafe impl CpuPin for RseqPin {
     unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
         match self.rseq_for(&mags) {
             // SAFETY: as in `pop`.
-            Some(offset) => unsafe { arch::install(offset, &mags, mag) },
+            Some(offset) => {
+                tsan::release(mags.base());
+                // SAFETY: as in `pop`.
+                let installed = unsafe { arch::install(offset, &mags, mag) };
+                tsan::acquire(mags.base());
+                installed
+            }
             // SAFETY: as in `pop`.
             None => unsafe { self.sched.install(mags, mag) },
         }
