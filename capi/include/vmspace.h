@@ -143,8 +143,10 @@ struct vmspace_counters {
 	uint64_t imports;      /* spans imported */
 	uint64_t exports;      /* imported spans given back */
 	uint64_t injected;     /* faults injected (set_mtbf) */
-	uint64_t qcache_hits;  /* quantum-cache allocations from a magazine */
-	uint64_t qcache_misses;
+	uint64_t qcache_hits;  /* quantum-cache allocations from a magazine; a
+				* CPU's are added at its next miss and when the
+				* arena is destroyed, so they may lag */
+	uint64_t qcache_misses; /* quantum-cache allocations that went further */
 	uint64_t qcache_slabs; /* quantum-cache slabs now */
 	uint64_t qcache_reclaims;
 };
