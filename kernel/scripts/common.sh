@@ -114,6 +114,14 @@ vmk_test_symbols() {
 		"$VMK_TEST_SYMBOLS" "$@"
 }
 
+# Symbols the kernel cannot carry: names of KSYM_NAME_LEN (512) characters
+# or more, which kallsyms drops with a warning on UML and objtool refuses on
+# x86_64 (generic Rust code instantiated with long type names).
+# vmk_long_symbols FILE prints them.
+vmk_long_symbols() {
+	vmk_chroot /bin/sh -c 'nm "$1" 2>/dev/null | awk "length(\$3) >= 512 { print \$3 }"' sh "$1"
+}
+
 # Serialise users of one part of the cache: vmk_lock NAME takes
 # $VMK_CACHE/.lock-NAME for the rest of the script. "provision" guards the
 # chroot and the tree; each build directory has its own ("um", "x86_64"),

@@ -4,7 +4,8 @@
 # and run its KUnit suites. VMK_FLAVOUR picks the build (common.sh:
 # vmk_flavour; `debug` is the kernel of `make kunit-debug`). Exits non-zero
 # on any failure: a failed or missing case, a kunitconfig option that did
-# not make it into the generated .config, or a checker's report (BUG:,
+# not make it into the generated .config, a symbol too long for the kernel
+# (vmk_long_symbols), or a checker's report (BUG:,
 # WARNING:, lockdep, KASAN, ...: VMK_SPLATS) in the kernel log, even when
 # every case passed.
 . "$(dirname "$0")/common.sh"
@@ -34,6 +35,16 @@ missing=$(for f in $VMK_UM_KUNITCONFIGS; do sed -n 's/^\(CONFIG_[A-Z0-9_]*=.*\)$
 if [ -n "$missing" ]; then
 	vmk_log "options missing from $VMK_UM_BUILD/.config (unmet dependencies?): $(echo $missing)"
 	status=1
+fi
+
+# A symbol too long for the kernel links on UML but not on x86_64.
+if [ -f "$VMK_UM_BUILD/vmlinux" ]; then
+	long=$(vmk_long_symbols "$VMK_UM_BUILD/vmlinux")
+	if [ -n "$long" ]; then
+		vmk_log "symbols of 512 characters or more in vmlinux (KSYM_NAME_LEN; objtool refuses them on x86_64):"
+		echo "$long" | cut -c1-200 >&2
+		status=1
+	fi
 fi
 
 reports=0

@@ -96,6 +96,12 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// Run `f` on the arena with the lock held. This is the whole arena:
     /// quantum-cache slabs are held allocations in it, which no by-address
     /// free reaches, but its handle interface can free them; leave them be.
+    ///
+    /// Always inlined: an instance's symbol names the arena's whole type and
+    /// the caller's closure, which in the kernel's C API came to 546
+    /// characters, past the kernel's 512 (`KSYM_NAME_LEN`; objtool refuses
+    /// it on x86_64).
+    #[inline(always)]
     pub fn with<R>(&self, f: impl FnOnce(&mut Arena<S, I>) -> R) -> R {
         let _held = Held::new(&self.lock);
         // SAFETY: the lock is held for the whole call (type invariant).
