@@ -58,8 +58,10 @@ impl fmt::Display for Size {
                 return write!(f, "{} {}", n >> shift, name);
             }
             if n >= unit {
-                // Two decimals, truncated, in integer arithmetic.
-                let hundredths = (u128::from(n % unit) * 100 / u128::from(unit)) as u64;
+                // Two decimals, truncated, in integer arithmetic: the
+                // remainder is below 2^50, so times 100 it fits in 64 bits
+                // (no 128-bit division, which the x86_64 kernel lacks).
+                let hundredths = ((n % unit) * 100) >> shift;
                 return write!(f, "{}.{:02} {}", n >> shift, hundredths, name);
             }
         }

@@ -221,16 +221,84 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// free)`. Zero when the free space is one segment (or there is none);
     /// near 1000 when it is splintered into many small pieces.
     pub fn fragmentation(&self) -> u32 {
-        let free = self.sizes.free.0 as u128;
+        let free = self.sizes.free.0;
         if free == 0 {
             return 0;
         }
-        let largest = self.largest_free().0 as u128;
-        (1000 - largest * 1000 / free) as u32
+        1000 - per_mille(self.largest_free().0.min(free), free)
     }
+}
+
+/// `floor(1000 * part / whole)` for `part <= whole` (and `whole > 0`),
+/// exactly, in word arithmetic: no 128-bit product or division (the x86_64
+/// kernel does not link `__udivti3`). Binary long multiplication by 1000,
+/// keeping the running product as a quotient and a remainder below `whole`.
+fn per_mille(part: usize, whole: usize) -> u32 {
+    if part >= whole {
+        return 1000;
+    }
+    // `a + b` modulo `whole` for `a, b < whole`, with the carry.
+    let add = |a: usize, b: usize| if a >= whole - b { (a - (whole - b), 1) } else { (a + b, 0) };
+    let (mut quotient, mut rem) = (0u32, 0usize);
+    for bit in (0..10).rev() {
+        let (r, c) = add(rem, rem);
+        (quotient, rem) = (2 * quotient + c, r);
+        if 1000 >> bit & 1 == 1 {
+            let (r, c) = add(rem, part);
+            (quotient, rem) = (quotient + c, r);
+        }
+    }
+    quotient
 }
 
 /// An allocated segment's range and the size asked for.
 pub(crate) fn allocation(t: &Tag) -> Option<(Range, Size)> {
     Some((Range::new(Addr(t.start), Addr(t.end))?, Size(t.requested())))
+}
+
+#[cfg(test)]
+mod per_mille_tests {
+    use super::per_mille;
+
+    fn reference(part: usize, whole: usize) -> u32 {
+        (part as u128 * 1000 / whole as u128) as u32
+    }
+
+    #[test]
+    fn agrees_with_wide_arithmetic() {
+        let edges = [
+            1,
+            2,
+            3,
+            999,
+            1000,
+            1001,
+            1 << 20,
+            usize::MAX / 1000,
+            usize::MAX / 2,
+            usize::MAX - 1,
+            usize::MAX,
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15usize;
+        let mut cases = 0;
+        for &whole in &edges {
+            for &part in &edges {
+                if part <= whole {
+                    assert_eq!(per_mille(part, whole), reference(part, whole), "{part}/{whole}");
+                    cases += 1;
+                }
+            }
+        }
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let whole = (x >> (x % 64)).max(1);
+            let part = x.rotate_left(7) % (whole.saturating_add(1)).max(1);
+            let part = part.min(whole);
+            assert_eq!(per_mille(part, whole), reference(part, whole), "{part}/{whole}");
+            cases += 1;
+        }
+        assert!(cases > 100_000);
+    }
 }
