@@ -122,6 +122,13 @@ vmk_long_symbols() {
 	vmk_chroot /bin/sh -c 'nm "$1" 2>/dev/null | awk "length(\$3) >= 512 { print \$3 }"' sh "$1"
 }
 
+# Compiler helpers the x86_64 kernel does not provide (UML links them from
+# the host's libgcc): 128-bit division and remainder. vmk_missing_helpers
+# ARCHIVE prints those vmspace's objects in ARCHIVE call.
+vmk_missing_helpers() {
+	vmk_chroot /bin/sh -c 'nm -u "$1" 2>/dev/null | grep -oE "__u?(div|mod)ti3" | sort -u' sh "$1"
+}
+
 # Serialise users of one part of the cache: vmk_lock NAME takes
 # $VMK_CACHE/.lock-NAME for the rest of the script. "provision" guards the
 # chroot and the tree; each build directory has its own ("um", "x86_64"),

@@ -5,7 +5,8 @@
 # vmk_flavour; `debug` is the kernel of `make kunit-debug`). Exits non-zero
 # on any failure: a failed or missing case, a kunitconfig option that did
 # not make it into the generated .config, a symbol too long for the kernel
-# (vmk_long_symbols), or a checker's report (BUG:,
+# (vmk_long_symbols) or a call to a compiler helper x86_64 lacks
+# (vmk_missing_helpers), or a checker's report (BUG:,
 # WARNING:, lockdep, KASAN, ...: VMK_SPLATS) in the kernel log, even when
 # every case passed.
 . "$(dirname "$0")/common.sh"
@@ -43,6 +44,13 @@ if [ -f "$VMK_UM_BUILD/vmlinux" ]; then
 	if [ -n "$long" ]; then
 		vmk_log "symbols of 512 characters or more in vmlinux (KSYM_NAME_LEN; objtool refuses them on x86_64):"
 		echo "$long" | cut -c1-200 >&2
+		status=1
+	fi
+fi
+if [ -f "$VMK_UM_BUILD/vmspace/built-in.a" ]; then
+	helpers=$(vmk_missing_helpers "$VMK_UM_BUILD/vmspace/built-in.a")
+	if [ -n "$helpers" ]; then
+		vmk_log "vmspace calls compiler helpers the x86_64 kernel lacks: $(echo $helpers)"
 		status=1
 	fi
 fi
