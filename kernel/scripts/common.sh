@@ -129,6 +129,58 @@ vmk_missing_helpers() {
 	vmk_chroot /bin/sh -c 'nm -u "$1" 2>/dev/null | grep -oE "__u?(div|mod)ti3" | sort -u' sh "$1"
 }
 
+# vmk_kunit_verdict LABEL BUILD STATUS KUNITCONFIG...: the closing checks of
+# a kunit.py run in BUILD that ended with STATUS, for results/LABEL.json:
+# every option of the KUNITCONFIG files (names under kernel/) made it into
+# the generated .config (kunit.py drops options whose dependencies fail with
+# only a message); no symbol too long for the kernel and no call to a
+# compiler helper x86_64 lacks; no checker's report in the kernel log
+# (copied to results/LABEL.log); then count.py's closing line ("LABEL: N
+# passed, N failed, N skipped, N checker reports"). Returns non-zero if
+# STATUS was or any check fails.
+vmk_kunit_verdict() {
+	local label=$1 build=$2 status=$3
+	shift 3
+	local json=$VMK_CACHE/results/$label.json log=$VMK_CACHE/results/$label.log
+	local missing long helpers reports=0 f
+	missing=$(for f in "$@"; do sed -n 's/^\(CONFIG_[A-Z0-9_]*=.*\)$/\1/p' "$VMK_REPO/kernel/$f"; done |
+		sort -u | while read -r opt; do grep -qxF "$opt" "$build/.config" || echo "$opt"; done)
+	if [ -n "$missing" ]; then
+		vmk_log "options missing from $build/.config (unmet dependencies?): $(echo $missing)"
+		status=1
+	fi
+	if [ -f "$build/vmlinux" ]; then
+		long=$(vmk_long_symbols "$build/vmlinux")
+		if [ -n "$long" ]; then
+			vmk_log "symbols of 512 characters or more in vmlinux (KSYM_NAME_LEN; objtool refuses them on x86_64):"
+			echo "$long" | cut -c1-200 >&2
+			status=1
+		fi
+	fi
+	if [ -f "$build/vmspace/built-in.a" ]; then
+		helpers=$(vmk_missing_helpers "$build/vmspace/built-in.a")
+		if [ -n "$helpers" ]; then
+			vmk_log "vmspace calls compiler helpers the x86_64 kernel lacks: $(echo $helpers)"
+			status=1
+		fi
+	fi
+	if [ -f "$build/test.log" ]; then
+		cp "$build/test.log" "$log"
+		reports=$(vmk_splats "$log" | wc -l)
+		if [ "$reports" != 0 ]; then
+			vmk_log "checker reports in the kernel log ($log):"
+			vmk_splats "$log" | head -n 20 >&2
+			status=1
+		fi
+	fi
+	if [ -f "$json" ]; then
+		vmk_chroot python3 "$VMK_SRC/kernel/scripts/count.py" "$label" "$json" "$reports" || { [ "$status" != 0 ] || status=1; }
+	else
+		status=1
+	fi
+	return "$status"
+}
+
 # Serialise users of one part of the cache: vmk_lock NAME takes
 # $VMK_CACHE/.lock-NAME for the rest of the script. "provision" guards the
 # chroot and the tree; each build directory has its own ("um", "x86_64"),

@@ -36,25 +36,6 @@ vmk_chroot /usr/bin/env PYTHONUNBUFFERED=1 /bin/sh -c \
 	--qemu_args='-smp 2' --jobs="$VMK_JOBS" --timeout=3600 --json="$json" "$@" || status=$?
 vmk_log "kunit.py (x86_64, qemu, KCSAN) finished with status $status in $(($(date +%s) - start)) s"
 
-missing=$(cat "$VMK_REPO/kernel/.kunitconfig" "$VMK_REPO/kernel/kunitconfig.kcsan" | grep '^CONFIG_' | sort -u |
-	while read -r opt; do grep -qxF "$opt" "$build/.config" || echo "$opt"; done)
-if [ -n "$missing" ]; then
-	vmk_log "options missing from $build/.config (unmet dependencies?): $(echo $missing)"
-	status=1
-fi
-reports=0
-if [ -f "$build/test.log" ]; then
-	cp "$build/test.log" "$log"
-	reports=$(vmk_splats "$log" | wc -l)
-	if [ "$reports" != 0 ]; then
-		vmk_log "checker reports in the kernel log ($log):"
-		vmk_splats "$log" | head -n 20 >&2
-		status=1
-	fi
-fi
-if [ -f "$json" ]; then
-	vmk_chroot python3 "$VMK_SRC/kernel/scripts/count.py" "$label" "$json" "$reports" || { [ "$status" != 0 ] || status=1; }
-else
-	status=1
-fi
-exit $status
+verdict=0
+vmk_kunit_verdict "$label" "$build" "$status" .kunitconfig kunitconfig.kcsan || verdict=$?
+exit $verdict
