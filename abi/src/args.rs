@@ -46,6 +46,8 @@ pub const SEG_SPAN: u32 = 0;
 pub const SEG_FREE: u32 = 1;
 /// An allocated segment.
 pub const SEG_ALLOCATED: u32 = 2;
+/// A segment freed but not yet flushed.
+pub const SEG_UNFLUSHED: u32 = 3;
 /// [`WireSegment::flags`]: a span imported from the source.
 pub const SEG_IMPORTED: u32 = 1;
 /// [`WireSegment::flags`]: an allocation held by a handle.
@@ -246,7 +248,7 @@ plain! {
         pub limit: u64,
         /// Allocated segments: the size asked for; others: the size.
         pub requested: u64,
-        /// `SEG_SPAN`, `SEG_FREE` or `SEG_ALLOCATED`.
+        /// `SEG_SPAN`, `SEG_FREE`, `SEG_ALLOCATED` or `SEG_UNFLUSHED`.
         pub kind: u32,
         /// `SEG_IMPORTED`, `SEG_HELD`.
         pub flags: u32,

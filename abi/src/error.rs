@@ -168,6 +168,8 @@ pub const SHIM_OUT_OF_MEMORY: u16 = 0x0508;
 pub const SHIM_OS: u16 = 0x0509;
 /// `ShimError::Injected`: `op`.
 pub const SHIM_INJECTED: u16 = 0x050a;
+/// `ShimError::Unflushed`: `a` base, `b` limit.
+pub const SHIM_UNFLUSHED: u16 = 0x050b;
 /// A backend error this ABI version does not know: `msg` is its text.
 pub const SHIM_OTHER: u16 = 0x05ff;
 

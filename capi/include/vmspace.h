@@ -91,7 +91,8 @@ typedef struct vmspace_arena vmspace_arena_t;
 #define VMSPACE_SEG_SPAN 0x1
 #define VMSPACE_SEG_FREE 0x2
 #define VMSPACE_SEG_ALLOCATED 0x4
-#define VMSPACE_SEG_ALL 0x7
+#define VMSPACE_SEG_UNFLUSHED 0x8 /* freed, not reusable until flushed */
+#define VMSPACE_SEG_ALL 0xf
 /* vmspace_segment.flags. */
 #define VMSPACE_SEG_IMPORTED 0x1 /* a span imported from the arena's source */
 #define VMSPACE_SEG_HELD 0x2     /* held by a handle, or a quantum-cache slab */

@@ -122,7 +122,8 @@ structs! {
         size: vmspace_size_t,
         /// Allocated segments: the size asked for; others: `size`.
         requested: vmspace_size_t,
-        /// `VMSPACE_SEG_SPAN`, `VMSPACE_SEG_FREE` or `VMSPACE_SEG_ALLOCATED`.
+        /// `VMSPACE_SEG_SPAN`, `VMSPACE_SEG_FREE`, `VMSPACE_SEG_ALLOCATED` or
+        /// `VMSPACE_SEG_UNFLUSHED`.
         kind: c_int,
         /// `VMSPACE_SEG_IMPORTED` (spans), `VMSPACE_SEG_HELD` (allocations
         /// held by a handle, or slabs of the quantum caches).
@@ -253,8 +254,10 @@ consts! {
     VMSPACE_SEG_FREE: c_int = 0x2;
     /// Walk allocated segments.
     VMSPACE_SEG_ALLOCATED: c_int = 0x4;
+    /// Walk segments freed but not yet flushed (not reusable until then).
+    VMSPACE_SEG_UNFLUSHED: c_int = 0x8;
     /// Walk everything.
-    VMSPACE_SEG_ALL: c_int = 0x7;
+    VMSPACE_SEG_ALL: c_int = 0xf;
     /// Segment flag: a span imported from the arena's source.
     VMSPACE_SEG_IMPORTED: c_int = 0x1;
     /// Segment flag: an allocation held by a handle (or a quantum-cache slab).

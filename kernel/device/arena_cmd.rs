@@ -213,12 +213,17 @@ pub(crate) fn lookup<B: DevBackends>(objs: &mut Objects<B>, a: &mut LookupArgs) 
 
 /// The segment kinds of `ARENA_WALK`'s `kinds` bits, if they are good.
 fn kinds_of(bits: u32) -> Option<SegmentKinds> {
-    let all = (1 << SEG_SPAN) | (1 << SEG_FREE) | (1 << SEG_ALLOCATED);
+    let all = (1 << SEG_SPAN) | (1 << SEG_FREE) | (1 << SEG_ALLOCATED) | (1 << SEG_UNFLUSHED);
     if bits == 0 || bits & !all != 0 {
         return None;
     }
     let mut k: Option<SegmentKinds> = None;
-    for (bit, kind) in [(SEG_SPAN, SegmentKinds::SPANS), (SEG_FREE, SegmentKinds::FREE), (SEG_ALLOCATED, SegmentKinds::ALLOCATED)] {
+    for (bit, kind) in [
+        (SEG_SPAN, SegmentKinds::SPANS),
+        (SEG_FREE, SegmentKinds::FREE),
+        (SEG_ALLOCATED, SegmentKinds::ALLOCATED),
+        (SEG_UNFLUSHED, SegmentKinds::UNFLUSHED),
+    ] {
         if bits & (1 << bit) != 0 {
             k = Some(k.map_or(kind, |k| k.union(kind)));
         }
@@ -231,6 +236,7 @@ fn wire_segment(s: &Segment) -> WireSegment {
         SegmentKind::Span => SEG_SPAN,
         SegmentKind::Free => SEG_FREE,
         SegmentKind::Allocated => SEG_ALLOCATED,
+        SegmentKind::Unflushed => SEG_UNFLUSHED,
     };
     WireSegment {
         base: s.range.base().0 as u64,

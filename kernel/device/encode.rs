@@ -86,6 +86,7 @@ fn shim(c: &mut Chain<'_>, e: &ShimError) {
         ShimError::NotReserved(r) => c.push(SHIM_NOT_RESERVED).range(r),
         ShimError::AlreadyMapped(r) => c.push(SHIM_ALREADY_MAPPED).range(r),
         ShimError::NotMapped(r) => c.push(SHIM_NOT_MAPPED).range(r),
+        ShimError::Unflushed(r) => c.push(SHIM_UNFLUSHED).range(r),
         ShimError::OutOfAddressSpace { size } => c.push(SHIM_OUT_OF_ADDRESS_SPACE).ab(size, 0),
         ShimError::OutOfMemory(r) => c.push(SHIM_OUT_OF_MEMORY).range(r),
         ShimError::Os { op, errno } => {

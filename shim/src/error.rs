@@ -70,6 +70,11 @@ pub enum ShimError {
     AlreadyMapped(Range),
     /// Part of the range is not mapped.
     NotMapped(Range),
+    /// Part of the range was unmapped by
+    /// [`unmap_deferred`](crate::PageOps::unmap_deferred) and its flush is
+    /// still pending: mapping it before [`flush`](crate::PageOps::flush)
+    /// would reissue an address a stale TLB entry may still reach.
+    Unflushed(Range),
     /// The address space (or the backend's buffer) has no room for a
     /// reservation of this size.
     OutOfAddressSpace {
@@ -109,6 +114,9 @@ impl fmt::Display for ShimError {
             ShimError::NotReserved(r) => write!(f, "{r} is not inside one live reservation"),
             ShimError::AlreadyMapped(r) => write!(f, "{r} is already (partly) mapped"),
             ShimError::NotMapped(r) => write!(f, "{r} is not (wholly) mapped"),
+            ShimError::Unflushed(r) => {
+                write!(f, "{r} was unmapped and is not flushed yet: it cannot be mapped again")
+            }
             ShimError::OutOfAddressSpace { size } => {
                 write!(f, "no room to reserve {} of address space", crate::Size(*size))
             }

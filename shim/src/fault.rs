@@ -152,6 +152,17 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
         // SAFETY: the caller upholds `unmap`'s contract.
         unsafe { self.inner.unmap(range) }
     }
+    unsafe fn unmap_deferred(&self, range: Range) -> Result<(), ShimError> {
+        self.gate(Op::Unmap)?;
+        // SAFETY: the caller upholds `unmap_deferred`'s contract.
+        unsafe { self.inner.unmap_deferred(range) }
+    }
+    fn flush(&self) -> usize {
+        self.inner.flush()
+    }
+    fn unflushed_pages(&self) -> usize {
+        self.inner.unflushed_pages()
+    }
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
         self.gate(Op::Protect)?;
         // SAFETY: the caller upholds `protect`'s contract.

@@ -81,6 +81,37 @@ pub unsafe trait PageOps {
     /// mapped again.
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError>;
 
+    /// Decommit the pages of `range` as [`unmap`](Self::unmap) does, but
+    /// let the backend defer the TLB flush, and giving the memory back,
+    /// to the next [`flush`](Self::flush), so many unmaps share one flush
+    /// (vmalloc's lazy purge). Until that flush the range is *unflushed*:
+    /// another CPU may still reach the old pages through a stale TLB entry,
+    /// so the caller must not map any of it again (the simulated backend
+    /// refuses with [`ShimError::Unflushed`]; the kernel backend flushes
+    /// first). The default unmaps and flushes at once.
+    ///
+    /// # Safety
+    ///
+    /// As for [`unmap`](Self::unmap).
+    unsafe fn unmap_deferred(&self, range: Range) -> Result<(), ShimError> {
+        // SAFETY: the caller upholds `unmap`'s contract.
+        unsafe { self.unmap(range) }
+    }
+
+    /// Complete every deferred unmap: one TLB flush for the whole batch,
+    /// then the memory goes back. Afterwards nothing is unflushed. Returns
+    /// the number of pages completed (0: nothing was pending, and nothing
+    /// was flushed). Cannot fail.
+    fn flush(&self) -> usize {
+        0
+    }
+
+    /// Pages unmapped by [`unmap_deferred`](Self::unmap_deferred) and not
+    /// yet flushed.
+    fn unflushed_pages(&self) -> usize {
+        0
+    }
+
     /// Change the protection of mapped pages.
     ///
     /// # Safety
@@ -127,6 +158,16 @@ unsafe impl<T: PageOps + ?Sized> PageOps for &T {
     unsafe fn protect(&self, range: Range, prot: crate::Protection) -> Result<(), ShimError> {
         // SAFETY: the caller upholds `protect`'s contract for `T`.
         unsafe { (**self).protect(range, prot) }
+    }
+    unsafe fn unmap_deferred(&self, range: Range) -> Result<(), ShimError> {
+        // SAFETY: the caller upholds `unmap_deferred`'s contract for `T`.
+        unsafe { (**self).unmap_deferred(range) }
+    }
+    fn flush(&self) -> usize {
+        (**self).flush()
+    }
+    fn unflushed_pages(&self) -> usize {
+        (**self).unflushed_pages()
     }
     fn relax(&self) {
         (**self).relax()

@@ -4,7 +4,7 @@ use vmspace_shim::align;
 
 use super::source::Source;
 use super::store::Store;
-use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_HELD, K_SPAN};
+use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_HELD, K_SPAN, K_UNFLUSHED};
 use super::{Arena, ArenaError, BASE_TAGS};
 
 /// Running totals gathered on the address-list walk.
@@ -14,6 +14,8 @@ struct Tally {
     free: usize,
     alloc: usize,
     held: usize,
+    unflushed: usize,
+    unflushed_bytes: usize,
     free_bytes: usize,
     alloc_bytes: usize,
     total: usize,
@@ -26,7 +28,8 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// disjoint and agree with the span list, no two free segments touch
     /// inside a span, every free segment is on the right free list (and the
     /// freemap agrees), every allocated segment is in the right hash bucket
-    /// or (held by a handle) counted as held,
+    /// or (held by a handle) counted as held, every unflushed segment is on
+    /// the unflushed list and nothing else is,
     /// tags in use and on the free-tag list add up, and the sizes, counts and
     /// rotor agree with what the walk finds. Returns the first violation.
     pub fn check(&self) -> Result<(), ArenaError> {
@@ -84,7 +87,7 @@ impl<S: Store, I: Source> Arena<S, I> {
                         n.imported += t.size();
                     }
                 }
-                K_FREE | K_ALLOC | K_HELD => {
+                K_FREE | K_ALLOC | K_HELD | K_UNFLUSHED => {
                     let Some(s) = span else { return bad("segment outside any span", i) };
                     if t.start != pos || t.end > s.end || t.start >= t.end {
                         return bad("segments do not tile their span", i);
@@ -98,6 +101,9 @@ impl<S: Store, I: Source> Arena<S, I> {
                         }
                         n.free += 1;
                         n.free_bytes += t.size();
+                    } else if t.kind() == K_UNFLUSHED {
+                        n.unflushed += 1;
+                        n.unflushed_bytes += t.size();
                     } else {
                         if t.kprev() as usize >= q || t.kprev() as usize >= t.size() {
                             return bad("allocated segment's slack out of range", i);
@@ -137,18 +143,22 @@ impl<S: Store, I: Source> Arena<S, I> {
         if self.hash.len() != n.alloc {
             return bad("hash disagrees with the allocated segments", HEAD);
         }
+        self.check_unflushed(n.unflushed, n.unflushed_bytes)?;
         if self.held != n.held {
             return bad("held count disagrees with the held segments", HEAD);
         }
-        if self.tags.in_use() as usize != BASE_TAGS + n.spans + n.free + n.alloc + n.held {
+        if self.tags.in_use() as usize
+            != BASE_TAGS + n.spans + n.free + n.alloc + n.held + n.unflushed
+        {
             return bad("tags in use disagree with the walk", HEAD);
         }
         if self.spans != n.spans
             || self.sizes.allocated.0 != n.alloc_bytes
             || self.sizes.free.0 != n.free_bytes
+            || self.sizes.unflushed.0 != n.unflushed_bytes
             || self.sizes.total.0 != n.total
             || self.sizes.imported.0 != n.imported
-            || n.total != n.alloc_bytes + n.free_bytes
+            || n.total != n.alloc_bytes + n.free_bytes + n.unflushed_bytes
         {
             return bad("size or span counters disagree with the walk", HEAD);
         }

@@ -40,8 +40,16 @@ impl<S: Store, I: Source> Arena<S, I> {
     #[inline(always)]
     pub(crate) fn free_segment(&mut self, i: u32, t: &Tag) {
         self.sizes.allocated.0 -= t.size();
-        self.sizes.free.0 += t.size();
         self.counters.frees += 1;
+        self.make_free(i, t.size());
+    }
+
+    /// Make segment `i` (of `size`, neither free nor listed anywhere, its
+    /// size already taken off its old kind's total) free: coalesce it, list
+    /// the survivor, and give a wholly free imported span back.
+    #[inline(always)]
+    pub(crate) fn make_free(&mut self, i: u32, size: usize) {
+        self.sizes.free.0 += size;
         self.tags.get_mut(i).set_kind(K_FREE);
         let f = self.coalesce_and_list(i);
         // Only an arena holding imports can have a wholly free imported

@@ -29,6 +29,11 @@
 //!   allocation in place or grows it into the free segment right after it
 //!   in its span, and fails with [`NoSpace`](ArenaError::NoSpace) (nothing
 //!   changed) when the caller must move it instead.
+//! - Deferred frees for address space whose unmapping is flushed in
+//!   batches (the kernel's lazy TLB flush): [`free_deferred`](Arena::free_deferred)
+//!   leaves the segment *freed but not flushed*
+//!   ([`SegmentKind::Unflushed`]), which no allocation takes, until the
+//!   caller has flushed and says so with [`flushed`](Arena::flushed).
 //! - Every operation first reserves the boundary tags it may need (its
 //!   imports reserve theirs in the source before the source changes), so it
 //!   completes or fails with the arena unchanged.
@@ -70,6 +75,7 @@
 mod alloc;
 mod check;
 mod constraints;
+mod deferred;
 mod error;
 mod fault;
 mod free;
@@ -140,7 +146,9 @@ pub type LeakHook = fn(name: &'static str, leaked: Range);
 ///   two free segments are adjacent within a span.
 /// - Every free segment is on its free list (circular, through the list's
 ///   sentinel tag); every allocated segment is in the hash or held by a
-///   handle (counted in `held`), with `kprev` holding its rounding slack.
+///   handle (counted in `held`), with `kprev` holding its rounding slack;
+///   every unflushed segment is on the unflushed list (from `unflushed`
+///   through `knext`, `unflushed_count` long) and nowhere else.
 /// - `sizes` and the span count equal the sums over the lists; the rotor is a
 ///   tag on the address list.
 pub struct Arena<S: Store, I: Source = NoSource> {
@@ -152,6 +160,10 @@ pub struct Arena<S: Store, I: Source = NoSource> {
     hash: AllocHash<S>,
     held: usize,
     lists: FreeLists,
+    /// The unflushed list: first segment freed but not flushed, or `NIL`.
+    unflushed: u32,
+    /// Segments on the unflushed list.
+    unflushed_count: usize,
     source: I,
     rotor: u32,
     sizes: Sizes,
@@ -213,6 +225,8 @@ impl<S: Store, I: Source> Arena<S, I> {
             hash: AllocHash::new(hash, shift)?,
             held: 0,
             lists,
+            unflushed: NIL,
+            unflushed_count: 0,
             source,
             rotor: HEAD,
             sizes: Sizes::default(),

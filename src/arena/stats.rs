@@ -6,7 +6,7 @@ use vmspace_shim::{Addr, Range, Size};
 use super::freelist::LISTS;
 use super::source::Source;
 use super::store::Store;
-use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_HELD, K_SPAN, NIL};
+use super::tag::{Tag, HEAD, K_ALLOC, K_FREE, K_HELD, K_SPAN, K_UNFLUSHED, NIL};
 use super::Arena;
 
 /// How much of the arena is where (all in units of the resource).
@@ -16,7 +16,11 @@ pub struct Sizes {
     pub allocated: Size,
     /// In free segments.
     pub free: Size,
-    /// In spans: `allocated + free`.
+    /// In segments freed but not yet flushed
+    /// ([`free_deferred`](Arena::free_deferred)): neither allocated nor
+    /// allocatable until [`flushed`](Arena::flushed).
+    pub unflushed: Size,
+    /// In spans: `allocated + free + unflushed`.
     pub total: Size,
     /// In imported spans (part of `total`).
     pub imported: Size,
@@ -45,6 +49,12 @@ pub struct Counters {
     pub export_failures: u64,
     /// Faults injected by the mtbf generator.
     pub injected: u64,
+    /// Frees that left their segment freed but not flushed
+    /// ([`free_deferred`](Arena::free_deferred); also counted in `frees`).
+    pub deferred_frees: u64,
+    /// Calls of [`flushed`](Arena::flushed) that made unflushed segments
+    /// free.
+    pub flushes: u64,
 }
 
 /// The kind of a segment.
@@ -56,6 +66,9 @@ pub enum SegmentKind {
     Free,
     /// An allocated segment.
     Allocated,
+    /// A segment freed but not yet flushed: not allocated, and no
+    /// allocation may take it until [`Arena::flushed`].
+    Unflushed,
 }
 
 /// A set of [`SegmentKind`]s for [`Arena::walk`].
@@ -69,8 +82,10 @@ impl SegmentKinds {
     pub const FREE: SegmentKinds = SegmentKinds(2);
     /// Allocated segments.
     pub const ALLOCATED: SegmentKinds = SegmentKinds(4);
+    /// Segments freed but not yet flushed.
+    pub const UNFLUSHED: SegmentKinds = SegmentKinds(8);
     /// Everything.
-    pub const ALL: SegmentKinds = SegmentKinds(7);
+    pub const ALL: SegmentKinds = SegmentKinds(15);
 
     /// Both sets.
     pub const fn union(self, other: SegmentKinds) -> SegmentKinds {
@@ -83,6 +98,7 @@ impl SegmentKinds {
             SegmentKind::Span => 1,
             SegmentKind::Free => 2,
             SegmentKind::Allocated => 4,
+            SegmentKind::Unflushed => 8,
         };
         self.0 & bit != 0
     }
@@ -127,6 +143,7 @@ impl<S: Store, I: Source> Iterator for Walk<'_, S, I> {
                 K_SPAN => SegmentKind::Span,
                 K_FREE => SegmentKind::Free,
                 K_ALLOC | K_HELD => SegmentKind::Allocated,
+                K_UNFLUSHED => SegmentKind::Unflushed,
                 _ => continue,
             };
             if !self.kinds.has(kind) {

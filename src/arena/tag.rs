@@ -27,6 +27,10 @@ pub(crate) const K_UNUSED: u8 = 4;
 /// An allocated segment held by a [`Handle`](super::Handle): not in the
 /// address hash, freed through its tag index.
 pub(crate) const K_HELD: u8 = 5;
+/// A segment freed but not yet flushed (see `deferred`): on no free list and
+/// in no hash, threaded on the arena's unflushed list through `knext`; no
+/// allocation takes it until [`Arena::flushed`](super::Arena::flushed).
+pub(crate) const K_UNFLUSHED: u8 = 6;
 
 /// One boundary tag: a span marker or a segment `[start, end)`.
 ///
@@ -41,7 +45,8 @@ pub(crate) const K_HELD: u8 = 5;
 /// only, and `kprev` holds the rounding slack, `quantum`-rounded size minus
 /// requested size).
 /// Held segments (`K_HELD`) are allocated segments on no chain: `knext` is
-/// unused and `kprev` holds the slack.
+/// unused and `kprev` holds the slack. Unflushed segments (`K_UNFLUSHED`)
+/// are on the arena's unflushed list through `knext`; `kprev` is 0.
 ///
 /// A tag is 32 bytes on 64-bit targets, so two share a cache line and none
 /// straddles two: `kprev` (28 bits), the imported flag and the kind (3 bits)

@@ -9,13 +9,25 @@ use crate::vm::Vm;
 /// unmapping them when they are given back. Which parts of the VM are in use
 /// is tracked by an inner arena (instant fit, quantum = page size).
 ///
+/// Batched ([`set_flush_threshold`](Self::set_flush_threshold)), a range
+/// given back is unmapped without a TLB flush
+/// ([`Vm::unmap_deferred`]) and left *freed but not flushed* in the inner
+/// arena, which hands none of it out again; once `threshold` pages wait, or
+/// on [`flush`](Self::flush), or when an import finds no room, one flush
+/// completes them all and the inner arena frees them.
+///
 /// # Invariants
 ///
 /// The inner arena has exactly one span, the VM's client range; the ranges
-/// it has allocated are exactly the mapped ranges of the VM.
+/// it has allocated are exactly the mapped ranges of the VM; the ranges it
+/// holds unflushed were unmapped with `unmap_deferred` and not flushed since
+/// (so none is mapped, and none is handed out); unbatched, none is
+/// unflushed.
 pub struct VmSource<P: PageOps, S: Store> {
     vm: Vm<P>,
     space: Arena<S, NoSource>,
+    /// Flush once this many bytes are unflushed; 0: unbatched.
+    threshold: usize,
 }
 
 impl<P: PageOps, S: Store> VmSource<P, S> {
@@ -27,7 +39,34 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
         }
         let mut space = Arena::new("vm-source", vm.page_size(), tags, hash, NoSource)?;
         space.add(vm.base(), vm.range().size())?;
-        Ok(VmSource { vm, space })
+        Ok(VmSource { vm, space, threshold: 0 })
+    }
+
+    /// Batch give-backs: unmap them without flushing and flush once `pages`
+    /// pages wait (at least 1); `0` turns batching off, flushing whatever
+    /// waits.
+    pub fn set_flush_threshold(&mut self, pages: usize) -> Result<(), ArenaError> {
+        self.threshold = pages.checked_mul(self.vm.page_size().0).ok_or(ArenaError::Overflow)?;
+        if self.threshold == 0 {
+            self.flush();
+        }
+        Ok(())
+    }
+
+    /// The flush threshold in pages (0: unbatched).
+    pub fn flush_threshold(&self) -> usize {
+        self.threshold / self.vm.page_size().0
+    }
+
+    /// Complete every deferred give-back: one flush through the backend,
+    /// then the inner arena makes the ranges free for imports again.
+    /// Returns the bytes that became free.
+    pub fn flush(&mut self) -> Size {
+        if self.space.sizes().unflushed.is_zero() {
+            return Size(0);
+        }
+        self.vm.flush();
+        self.space.flushed()
     }
 
     /// The VM.
@@ -48,6 +87,10 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
         if self.vm.mapped() != self.space.sizes().allocated {
             return Err(ArenaError::Corrupt { what: "VM source: mapped != imported", tag: 0 });
         }
+        let unflushed = self.space.sizes().unflushed;
+        if self.threshold == 0 && !unflushed.is_zero() {
+            return Err(ArenaError::Corrupt { what: "VM source: unbatched but unflushed", tag: 0 });
+        }
         Ok(())
     }
 }
@@ -58,7 +101,15 @@ impl<P: PageOps, S: Store> Source for VmSource<P, S> {
     }
 
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
-        let addr = self.space.xalloc(&Constraints::new(size).align(align))?;
+        let c = Constraints::new(size).align(align);
+        let addr = match self.space.xalloc(&c) {
+            // What waits for a flush may be what this import needs.
+            Err(ArenaError::NoSpace { .. }) if !self.space.sizes().unflushed.is_zero() => {
+                self.flush();
+                self.space.xalloc(&c)?
+            }
+            r => r?,
+        };
         let r = Range::from_size(addr, size)?;
         if let Err(e) = self.vm.map(r) {
             // Cannot fail: the allocation was just made with this size.
@@ -80,7 +131,15 @@ impl<P: PageOps, S: Store> Source for VmSource<P, S> {
                 })
             }
         }
-        self.vm.unmap(range)?;
-        self.space.free(range.base(), range.size())
+        if self.threshold == 0 {
+            self.vm.unmap(range)?;
+            return self.space.free(range.base(), range.size());
+        }
+        self.vm.unmap_deferred(range)?;
+        self.space.free_deferred(range.base(), range.size())?;
+        if self.space.sizes().unflushed.0 >= self.threshold {
+            self.flush();
+        }
+        Ok(())
     }
 }

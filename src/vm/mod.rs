@@ -188,13 +188,38 @@ impl<P: PageOps> Vm<P> {
     /// references, and whoever dereferences an address in the VM must know it
     /// is mapped (the layers above keep that promise).
     pub fn unmap(&mut self, range: Range) -> Result<(), VmError> {
+        self.unmap_with(range, false)
+    }
+
+    /// Unmap the pages of `range` (all mapped) through the backend's
+    /// [`unmap_deferred`](PageOps::unmap_deferred): the TLB flush, and
+    /// giving the memory back, wait for [`flush`](Self::flush). Until then
+    /// the range is unflushed and must not be mapped again (the backend
+    /// refuses or flushes first). For many unmaps behind one flush.
+    pub fn unmap_deferred(&mut self, range: Range) -> Result<(), VmError> {
+        self.unmap_with(range, true)
+    }
+
+    /// Complete every deferred unmap with one flush
+    /// ([`PageOps::flush`]). Returns the pages completed.
+    pub fn flush(&mut self) -> usize {
+        self.ops.flush()
+    }
+
+    fn unmap_with(&mut self, range: Range, deferred: bool) -> Result<(), VmError> {
         let (lo, hi) = self.page_indices(range)?;
         if self.table.find_unmapped(lo, hi).is_some() {
             return Err(VmError::NotMapped(range));
         }
         // SAFETY: `range` is inside our live reservation and all mapped
         // (checked); the VM holds no reference into client pages.
-        unsafe { self.ops.unmap(range)? };
+        unsafe {
+            if deferred {
+                self.ops.unmap_deferred(range)?
+            } else {
+                self.ops.unmap(range)?
+            }
+        };
         self.table.mark_unmapped(lo, hi);
         self.mapped_pages -= hi - lo;
         Ok(())

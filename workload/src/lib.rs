@@ -14,6 +14,7 @@
 #![no_std]
 
 pub mod arena_ops;
+pub mod batched_ops;
 pub mod chunkmap_ops;
 pub mod churn;
 pub mod rng;

@@ -21,6 +21,7 @@ fn kinds(mask: c_int) -> Option<SegmentKinds> {
         (VMSPACE_SEG_SPAN, SegmentKinds::SPANS),
         (VMSPACE_SEG_FREE, SegmentKinds::FREE),
         (VMSPACE_SEG_ALLOCATED, SegmentKinds::ALLOCATED),
+        (VMSPACE_SEG_UNFLUSHED, SegmentKinds::UNFLUSHED),
     ] {
         if mask & bit != 0 {
             k = Some(k.map_or(kind, |k| k.union(kind)));
@@ -35,6 +36,7 @@ pub(crate) fn segment(s: &Segment) -> vmspace_segment {
         SegmentKind::Span => VMSPACE_SEG_SPAN,
         SegmentKind::Free => VMSPACE_SEG_FREE,
         SegmentKind::Allocated => VMSPACE_SEG_ALLOCATED,
+        SegmentKind::Unflushed => VMSPACE_SEG_UNFLUSHED,
     };
     let mut flags = 0;
     if s.imported {

@@ -50,6 +50,10 @@ pub struct SimStats {
     pub mapped_pages: usize,
     /// Pages ever mapped (a page mapped twice counts twice).
     pub pages_mapped_total: u64,
+    /// Pages unmapped by `unmap_deferred` whose flush is pending now.
+    pub unflushed_pages: usize,
+    /// Flushes that completed at least one deferred unmap.
+    pub flushes: u64,
 }
 
 impl SimStats {
@@ -192,6 +196,29 @@ impl<'a> SimBackend<'a> {
         };
     }
 
+    /// `unmap` (poisoned at once) or `unmap_deferred` (kept until the flush).
+    fn unmap_cells(&self, range: Range, deferred: bool) -> Result<(), ShimError> {
+        let mut st = self.state.lock();
+        st.stats.calls[Op::Unmap as usize] += 1;
+        let (first, last) =
+            self.reservation_cells(&st, range).map_err(|e| Self::refuse(&mut st, Op::Unmap, e))?;
+        if !(first..last).all(|i| st.cell(i).is_mapped()) {
+            return Err(Self::refuse(&mut st, Op::Unmap, ShimError::NotMapped(range)));
+        }
+        if !deferred {
+            self.fill(first, last, POISON);
+        }
+        for i in first..last {
+            let c = if deferred { st.cell(i).with_unflushed() } else { st.cell(i).with_unmapped() };
+            st.set(i, c);
+        }
+        st.stats.mapped_pages -= last - first;
+        if deferred {
+            st.stats.unflushed_pages += last - first;
+        }
+        Ok(())
+    }
+
     fn refuse(st: &mut SimState, op: Op, e: ShimError) -> ShimError {
         st.stats.refused[op as usize] += 1;
         e
@@ -267,6 +294,9 @@ unsafe impl PageOps for SimBackend<'_> {
             return Err(Self::refuse(&mut st, Op::Release, ShimError::NotReserved(range)));
         }
         let mapped = (first..last).filter(|&i| st.cell(i).is_mapped()).count();
+        // Releasing completes the reservation's deferred unmaps.
+        let unflushed = (first..last).filter(|&i| st.cell(i).is_unflushed()).count();
+        st.stats.unflushed_pages -= unflushed;
         self.fill(first, last, POISON);
         for i in first..last {
             st.set(i, Cell::FREE);
@@ -285,6 +315,9 @@ unsafe impl PageOps for SimBackend<'_> {
         if (first..last).any(|i| st.cell(i).is_mapped()) {
             return Err(Self::refuse(&mut st, Op::Map, ShimError::AlreadyMapped(range)));
         }
+        if (first..last).any(|i| st.cell(i).is_unflushed()) {
+            return Err(Self::refuse(&mut st, Op::Map, ShimError::Unflushed(range)));
+        }
         self.fill(first, last, 0);
         for i in first..last {
             let c = st.cell(i).with_mapped(Protection::ReadWrite);
@@ -296,20 +329,38 @@ unsafe impl PageOps for SimBackend<'_> {
     }
 
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
+        self.unmap_cells(range, false)
+    }
+
+    /// Unmap, keeping the contents (a stale TLB entry would still reach
+    /// them) and refusing to map the pages again until [`flush`](Self::flush).
+    unsafe fn unmap_deferred(&self, range: Range) -> Result<(), ShimError> {
+        self.unmap_cells(range, true)
+    }
+
+    /// Poison every unflushed page and make it plainly unmapped.
+    fn flush(&self) -> usize {
         let mut st = self.state.lock();
-        st.stats.calls[Op::Unmap as usize] += 1;
-        let (first, last) =
-            self.reservation_cells(&st, range).map_err(|e| Self::refuse(&mut st, Op::Unmap, e))?;
-        if !(first..last).all(|i| st.cell(i).is_mapped()) {
-            return Err(Self::refuse(&mut st, Op::Unmap, ShimError::NotMapped(range)));
+        if st.stats.unflushed_pages == 0 {
+            return 0;
         }
-        self.fill(first, last, POISON);
-        for i in first..last {
-            let c = st.cell(i).with_unmapped();
-            st.set(i, c);
+        let mut done = 0;
+        for i in 0..self.pages {
+            if st.cell(i).is_unflushed() {
+                self.fill(i, i + 1, POISON);
+                let c = st.cell(i).with_unmapped();
+                st.set(i, c);
+                done += 1;
+            }
         }
-        st.stats.mapped_pages -= last - first;
-        Ok(())
+        debug_assert_eq!(done, st.stats.unflushed_pages);
+        st.stats.unflushed_pages = 0;
+        st.stats.flushes += 1;
+        done
+    }
+
+    fn unflushed_pages(&self) -> usize {
+        self.state.lock().stats.unflushed_pages
     }
 
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {

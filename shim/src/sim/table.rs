@@ -9,6 +9,10 @@ pub enum PageState {
     Free,
     /// Reserved, nothing committed.
     Reserved,
+    /// Reserved, unmapped by `unmap_deferred` and not yet flushed: it keeps
+    /// its old contents (what a stale TLB entry would still reach) and may
+    /// not be mapped until the flush.
+    Unflushed,
     /// Reserved and committed, with this protection.
     Mapped(Protection),
 }
@@ -21,6 +25,8 @@ const PROT_SHIFT: u8 = 2;
 const PROT_MASK: u8 = 0b11 << PROT_SHIFT;
 /// Set on the first page of each reservation, so adjacent reservations stay apart.
 const START: u8 = 1 << 4;
+/// Set on reserved pages whose deferred unmap is not flushed yet.
+const UNFLUSHED: u8 = 1 << 5;
 
 /// One page's state byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,9 +65,19 @@ impl Cell {
         Cell((self.0 & START) | KIND_RESERVED)
     }
 
+    /// Unmapped, its flush pending.
+    pub(crate) fn with_unflushed(self) -> Cell {
+        Cell((self.0 & START) | KIND_RESERVED | UNFLUSHED)
+    }
+
+    pub(crate) fn is_unflushed(self) -> bool {
+        self.0 & UNFLUSHED != 0
+    }
+
     pub(crate) fn state(self) -> PageState {
         match self.0 & KIND_MASK {
             KIND_FREE => PageState::Free,
+            KIND_RESERVED if self.0 & UNFLUSHED != 0 => PageState::Unflushed,
             KIND_RESERVED => PageState::Reserved,
             _ => PageState::Mapped(match (self.0 & PROT_MASK) >> PROT_SHIFT {
                 0 => Protection::None,
@@ -86,5 +102,9 @@ mod tests {
         assert_eq!(m.with_unmapped(), c);
         assert_eq!(Cell::FREE.state(), PageState::Free);
         assert_eq!(Cell::reserved(false).state(), PageState::Reserved);
+        let u = m.with_unflushed();
+        assert!(u.is_start() && u.is_unflushed() && !u.is_mapped());
+        assert_eq!(u.state(), PageState::Unflushed);
+        assert_eq!(u.with_unmapped(), c);
     }
 }

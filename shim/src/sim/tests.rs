@@ -141,3 +141,53 @@ fn fault_injector_random_failures_are_seeded() {
     assert_eq!(a, run(42));
     assert!(a.iter().any(|&f| f) && a.iter().any(|&f| !f));
 }
+
+#[test]
+fn a_deferred_unmap_keeps_its_pages_until_the_flush_and_refuses_a_remap() {
+    let mut buf = vec![0u8; 32 * PAGE];
+    let sim = backend(&mut buf);
+    let r = sim.reserve(Size(4 * PAGE), Size(PAGE)).unwrap();
+    let two = Range::from_size(r.base(), Size(2 * PAGE)).unwrap();
+    // SAFETY: `two` is inside the live reservation and unmapped.
+    unsafe { sim.map(two).unwrap() };
+    let p = r.base().0 as *mut u64;
+    // SAFETY: the page was just mapped read-write.
+    unsafe { p.write(0x5ca1ab1e) };
+    // SAFETY: `two` is mapped and nothing touches it afterwards but the
+    // stale read below, which the sim's buffer allows.
+    unsafe { sim.unmap_deferred(two).unwrap() };
+    assert_eq!(sim.page_state(r.base()), Some(PageState::Unflushed));
+    assert_eq!((sim.stats().unflushed_pages, sim.stats().mapped_pages), (2, 0));
+    assert_eq!(sim.unflushed_pages(), 2);
+    // What a stale TLB entry would still reach: the old contents.
+    // SAFETY: the buffer is ours; the sim keeps unflushed pages as they were.
+    assert_eq!(unsafe { p.read() }, 0x5ca1ab1e);
+    // Mapping any page of it again before the flush is refused, and changes nothing.
+    let one = Range::from_size(Addr(r.base().0 + PAGE), Size(PAGE)).unwrap();
+    let wider = Range::from_size(Addr(r.base().0 + PAGE), Size(2 * PAGE)).unwrap();
+    for x in [two, one, wider] {
+        // SAFETY: inside the live reservation; the sim checks the rest.
+        assert_eq!(unsafe { sim.map(x) }, Err(ShimError::Unflushed(x)));
+    }
+    // Unmapping it again is a contract violation too.
+    // SAFETY: as above.
+    assert!(matches!(unsafe { sim.unmap_deferred(one) }, Err(ShimError::NotMapped(_))));
+    assert_eq!(sim.stats().unflushed_pages, 2);
+    assert_eq!(sim.flush(), 2);
+    assert_eq!(sim.flush(), 0, "nothing left");
+    assert_eq!(sim.stats().flushes, 1);
+    assert_eq!(sim.page_state(r.base()), Some(PageState::Reserved));
+    // SAFETY: the buffer is ours; flushed pages are poisoned.
+    assert_eq!(unsafe { (p as *const u8).read() }, POISON);
+    // SAFETY: inside the live reservation, unmapped and flushed.
+    unsafe { sim.map(two).unwrap() };
+    // SAFETY: just mapped: reads zero.
+    assert_eq!(unsafe { p.read() }, 0);
+    // A release completes what is pending in the reservation.
+    // SAFETY: mapped; released below.
+    unsafe { sim.unmap_deferred(two).unwrap() };
+    // SAFETY: our reservation; nothing touches it again.
+    unsafe { sim.release(r).unwrap() };
+    assert_eq!(sim.stats().unflushed_pages, 0);
+    assert_eq!(sim.flush(), 0);
+}

@@ -84,6 +84,7 @@ fn kind_bits(kinds: SegmentKinds) -> u32 {
         (SegmentKind::Span, SEG_SPAN),
         (SegmentKind::Free, SEG_FREE),
         (SegmentKind::Allocated, SEG_ALLOCATED),
+        (SegmentKind::Unflushed, SEG_UNFLUSHED),
     ]
     .iter()
     .filter(|(k, _)| kinds.has(*k))
@@ -97,6 +98,7 @@ fn segment(s: &WireSegment) -> Segment {
         kind: match s.kind {
             SEG_SPAN => SegmentKind::Span,
             SEG_FREE => SegmentKind::Free,
+            SEG_UNFLUSHED => SegmentKind::Unflushed,
             _ => SegmentKind::Allocated,
         },
         range,
@@ -341,6 +343,8 @@ impl ArenaTarget for DevArena {
         Sizes {
             allocated: Size(s.allocated as usize),
             free: Size(s.free as usize),
+            // The device has no deferred free: nothing is ever unflushed.
+            unflushed: Size(0),
             total: Size(s.total as usize),
             imported: Size(s.imported as usize),
         }
@@ -358,6 +362,8 @@ impl ArenaTarget for DevArena {
             exports: s.exports,
             export_failures: s.export_failures,
             injected: s.injected,
+            deferred_frees: 0,
+            flushes: 0,
         }
     }
     fn live(&self) -> usize {

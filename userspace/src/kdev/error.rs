@@ -102,6 +102,7 @@ fn shim(c: &mut Cursor<'_>) -> ShimError {
         SHIM_NOT_RESERVED => ShimError::NotReserved(c.range()),
         SHIM_ALREADY_MAPPED => ShimError::AlreadyMapped(c.range()),
         SHIM_NOT_MAPPED => ShimError::NotMapped(c.range()),
+        SHIM_UNFLUSHED => ShimError::Unflushed(c.range()),
         SHIM_OUT_OF_ADDRESS_SPACE => ShimError::OutOfAddressSpace { size: c.a() },
         SHIM_OUT_OF_MEMORY => ShimError::OutOfMemory(c.range()),
         SHIM_OS => ShimError::Os { op: op_of(c.r.op), errno: c.r.errno },

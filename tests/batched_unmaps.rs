@@ -1,0 +1,178 @@
+//! Batched give-backs and the freed-but-not-flushed state, in user space.
+//!
+//! A batched [`VmSource`] unmaps what it is given back without a flush and
+//! keeps the range unflushed in its inner arena until one flush completes
+//! the batch. The model driver of `workload::batched_ops` checks after every
+//! step that nothing waiting is reissued, that the arena's walk and sizes
+//! show exactly the waiting ranges, and `check()`. The simulated backend
+//! refuses to map a page whose unmap is not flushed, so a reissue before the
+//! flush fails at the backend as well as in the model.
+
+use proptest::prelude::*;
+
+use vmspace::arena::{ArenaError, PageStore, SegmentKinds};
+use vmspace::sources::VmSource;
+use vmspace::vm::Vm;
+use vmspace_shim::sim::{at_offsets, PageState, SimBackend};
+use vmspace_shim::{FaultInjector, Op, PageOps, Range, ShimError, Size};
+use vmspace_user::MmapBackend;
+use vmspace_workload::batched_ops;
+
+const PAGE: usize = 4096;
+/// Pages in the source's VM: small enough that imports often find no room
+/// but for what waits for its flush.
+const VM_PAGES: usize = 512;
+
+fn source<P: PageOps + Clone>(ops: P, threshold: usize) -> VmSource<P, PageStore<P>> {
+    let vm = Vm::reserve(ops.clone(), Size(VM_PAGES * PAGE), Size(PAGE)).unwrap();
+    let tags = PageStore::new(ops.clone(), Size(64 * PAGE)).unwrap();
+    let hash = PageStore::new(ops, Size(4 * PAGE)).unwrap();
+    let mut s = VmSource::new(vm, tags, hash).unwrap();
+    s.set_flush_threshold(threshold).unwrap();
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn batched_give_backs_match_the_model_on_sim(
+        seed in any::<u64>(),
+        threshold in prop::sample::select(vec![1usize, 4, 16, 64, 1 << 20]),
+    ) {
+        at_offsets(2, 4 << 20, |off, buf| {
+            let sim = SimBackend::new(buf.fresh(), PAGE).unwrap();
+            let mut s = source(&sim, threshold);
+            let stats = batched_ops::run(&mut s, seed, 600)
+                .unwrap_or_else(|e| panic!("offset {off} seed {seed:#x} threshold {threshold}: {e}"));
+            assert!(stats.imports > 50 && stats.give_backs > 20, "{stats:?}");
+            // One backend flush per source flush, and only then.
+            assert_eq!(sim.stats().flushes, s.space().counters().flushes, "{stats:?}");
+            assert_eq!(sim.stats().unflushed_pages, 0);
+            if threshold < VM_PAGES {
+                // A give-back flushes when it reaches the threshold.
+                assert!(stats.max_waiting_pages < threshold + 16, "{stats:?}");
+            }
+        });
+    }
+
+    #[test]
+    fn batched_give_backs_match_the_model_on_mmap(seed in any::<u64>()) {
+        let mut s = source(MmapBackend::new(), 8);
+        let stats = batched_ops::run(&mut s, seed, 400).unwrap_or_else(|e| panic!("{e}"));
+        prop_assert!(stats.give_backs > 20);
+    }
+}
+
+/// Batched give-backs on the simulated backend: the waiting pages are
+/// unflushed in the backend (and keep their contents), the inner arena
+/// shows them, and one flush completes them all.
+#[test]
+fn waiting_ranges_are_unflushed_in_the_backend_and_in_the_arena() {
+    let mut buf = vec![0u8; 4 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let mut s = source(&sim, 8);
+    use vmspace::arena::Source;
+    let a = s.import(Size(2 * PAGE), Size(PAGE)).unwrap();
+    let b = s.import(Size(3 * PAGE), Size(PAGE)).unwrap();
+    s.release(a).unwrap();
+    s.release(b).unwrap();
+    assert_eq!(sim.stats().unflushed_pages, 5);
+    assert_eq!(sim.page_state(a.base()), Some(PageState::Unflushed));
+    assert_eq!(s.space().sizes().unflushed, Size(5 * PAGE));
+    let waiting: Vec<Range> = s.space().walk(SegmentKinds::UNFLUSHED).map(|x| x.range).collect();
+    assert_eq!(waiting, [a, b]);
+    s.check().unwrap();
+    // The inner arena will not give either range out again.
+    let c = s.import(Size(5 * PAGE), Size(PAGE)).unwrap();
+    assert!(!c.overlaps(&a) && !c.overlaps(&b));
+    // A fourth page reaches the threshold of 8: one flush for the batch.
+    s.release(c).unwrap();
+    assert_eq!((sim.stats().unflushed_pages, sim.stats().flushes), (0, 1));
+    assert_eq!(s.space().sizes().unflushed, Size(0));
+    assert_eq!(s.space().counters().flushes, 1);
+    s.check().unwrap();
+    // Unbatching flushes what waits.
+    let d = s.import(Size(PAGE), Size(PAGE)).unwrap();
+    s.release(d).unwrap();
+    assert_eq!(sim.stats().unflushed_pages, 1);
+    s.set_flush_threshold(0).unwrap();
+    assert_eq!((sim.stats().unflushed_pages, sim.stats().flushes), (0, 2));
+    let e = s.import(Size(PAGE), Size(PAGE)).unwrap();
+    s.release(e).unwrap();
+    assert_eq!(sim.stats().unflushed_pages, 0, "unbatched give-backs flush at once");
+    s.check().unwrap();
+}
+
+/// An import that finds room only in what waits for its flush flushes
+/// first, then takes it.
+#[test]
+fn an_import_short_of_room_flushes_what_waits() {
+    let mut buf = vec![0u8; 4 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let mut s = source(&sim, 1 << 20);
+    use vmspace::arena::Source;
+    let all = s.import(Size(VM_PAGES * PAGE), Size(PAGE)).unwrap();
+    s.release(all).unwrap();
+    assert_eq!(sim.stats().unflushed_pages, VM_PAGES);
+    let again = s.import(Size(VM_PAGES * PAGE), Size(PAGE)).unwrap();
+    assert_eq!(again, all);
+    assert_eq!(sim.stats().flushes, 1);
+    assert_eq!(s.space().counters().flushes, 1);
+    // Past the VM's size, nothing waits: no room, and no flush.
+    s.release(again).unwrap();
+    s.flush();
+    assert!(matches!(
+        s.import(Size((VM_PAGES + 1) * PAGE), Size(PAGE)),
+        Err(ArenaError::NoSpace { .. })
+    ));
+    assert_eq!(sim.stats().flushes, 2);
+    s.check().unwrap();
+}
+
+/// The backend's contract, seen from the VM: mapping a range whose deferred
+/// unmap is not flushed is refused by the simulated backend.
+#[test]
+fn the_vm_cannot_remap_an_unflushed_range() {
+    let mut buf = vec![0u8; 4 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let mut vm = Vm::reserve(&sim, Size(16 * PAGE), Size(PAGE)).unwrap();
+    let r = Range::from_size(vm.base(), Size(4 * PAGE)).unwrap();
+    vm.map(r).unwrap();
+    vm.unmap_deferred(r).unwrap();
+    assert_eq!(vm.mapped(), Size(0));
+    let e = vm.map(r).unwrap_err();
+    assert_eq!(e, vmspace::vm::VmError::Backend(ShimError::Unflushed(r)));
+    vm.check().unwrap();
+    assert_eq!(vm.flush(), 4);
+    vm.map(r).unwrap();
+    vm.check().unwrap();
+}
+
+/// Every failure position of the backend's map and unmap, at several buffer
+/// placements: a failed import or give-back changes nothing, and the model
+/// and `check()` agree after every step.
+#[test]
+fn every_map_and_unmap_failure_position() {
+    at_offsets(3, 4 << 20, |off, buf| {
+        let run = |n: u64, buf: &mut vmspace_shim::sim::Placed| {
+            let sim = SimBackend::new(buf.fresh(), PAGE).unwrap();
+            let inj = FaultInjector::new(&sim);
+            inj.only(&[Op::Map, Op::Unmap]);
+            let mut s = source(&inj, 16);
+            inj.fail_nth(n);
+            let stats = batched_ops::run(&mut s, 0xba7c4, 150)
+                .unwrap_or_else(|e| panic!("offset {off}, failing call {n}: {e}"));
+            drop(s);
+            assert_eq!(sim.stats().reservations, 0);
+            (inj.eligible_calls(), inj.injected(), stats)
+        };
+        let (calls, _, stats) = run(0, buf);
+        assert!(calls > 50 && stats.flushes > 2, "{calls} calls, {stats:?}");
+        for n in 1..=calls {
+            let (_, injected, stats) = run(n, buf);
+            assert_eq!(injected, 1, "offset {off}: call {n} of {calls} was not reached");
+            assert!(stats.backend_failures <= 1, "{stats:?}");
+        }
+    });
+}
