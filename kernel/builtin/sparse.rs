@@ -41,7 +41,7 @@ impl SparseVmalloc {
     }
 
     /// Our area that contains all of `range`, or `NotReserved`.
-    fn area_of(&self, range: Range) -> Result<*mut VmStruct, ShimError> {
+    pub(crate) fn area_of(&self, range: Range) -> Result<*mut VmStruct, ShimError> {
         // SAFETY: a lookup by address; no preconditions.
         let area = unsafe { sys::vmspace_sparse_find(range.base().0) };
         if area.is_null() {
@@ -64,7 +64,7 @@ impl SparseVmalloc {
     }
 
     /// `NotMapped` unless every page of `range` is mapped.
-    fn all_mapped(&self, range: Range) -> Result<(), ShimError> {
+    pub(crate) fn all_mapped(&self, range: Range) -> Result<(), ShimError> {
         let mut a = range.base().0;
         while a < range.limit().0 {
             if !Self::mapped_at(a) {

@@ -3,7 +3,8 @@
  * Thin C wrappers that let vmspace's Rust kernel backend reach the sparse
  * vmalloc area API of <linux/vmalloc.h>, which the Rust bindings do not
  * cover: get_vm_area(VM_SPARSE), vm_area_map_pages, vm_area_unmap_pages and
- * free_vm_area (the BPF arena's pattern). None of these is exported to
+ * free_vm_area (the BPF arena's pattern), and the unmap without a TLB flush
+ * and the one flush of a batch that batched unmaps need. None of these is exported to
  * modules, so this file is linked into the built-in build only.
  *
  * The Rust declarations are made from vmalloc_sparse.h by bindgen at build
@@ -17,6 +18,13 @@
 #include <linux/vmstat.h>
 
 #include "vmalloc_sparse.h"
+/*
+ * vunmap_range_noflush() is vmalloc's own batching primitive (its lazy purge
+ * flushes many freed areas at once); it is declared in mm/internal.h, not in
+ * <linux/vmalloc.h>. Including the header (-I$(srctree), see Kbuild), as
+ * kernel/fork.c does, lets the compiler check the call.
+ */
+#include "mm/internal.h"
 
 /* The caller token of our areas: tells them apart from everyone else's. */
 static const char vmspace_area_token[] = "vmspace";
@@ -71,6 +79,30 @@ void vmspace_sparse_unmap(struct vm_struct *area, unsigned long start,
 			  unsigned long end)
 {
 	vm_area_unmap_pages(area, start, end);
+}
+
+/*
+ * Unmap [start, end) inside `area` without flushing the TLB: the caller
+ * keeps the pages, and maps nothing at these addresses, until it has called
+ * vmspace_flush_kernel_range() over them (the batched backend, batched.rs).
+ * The cache flush stays here, before the PTEs go, as in vunmap_range().
+ */
+void vmspace_sparse_unmap_noflush(struct vm_struct *area, unsigned long start,
+				  unsigned long end)
+{
+	unsigned long base = (unsigned long)area->addr;
+
+	if (WARN_ON_ONCE(!(area->flags & VM_SPARSE) || start < base ||
+			 end > base + get_vm_area_size(area) || start >= end))
+		return;
+	flush_cache_vunmap(start, end);
+	vunmap_range_noflush(start, end);
+}
+
+/* One kernel TLB flush for [start, end): completes a batch of unmaps. */
+void vmspace_flush_kernel_range(unsigned long start, unsigned long end)
+{
+	flush_tlb_kernel_range(start, end);
 }
 
 /* The page mapped at `addr` in the vmalloc area, or NULL. */

@@ -19,6 +19,9 @@ int vmspace_sparse_map(struct vm_struct *area, unsigned long start,
 		       unsigned long end, struct page **pages);
 void vmspace_sparse_unmap(struct vm_struct *area, unsigned long start,
 			  unsigned long end);
+void vmspace_sparse_unmap_noflush(struct vm_struct *area, unsigned long start,
+				  unsigned long end);
+void vmspace_flush_kernel_range(unsigned long start, unsigned long end);
 struct page *vmspace_sparse_page_at(unsigned long addr);
 struct page *vmspace_page_alloc_zeroed(void);
 void vmspace_page_free(struct page *page);

@@ -18,12 +18,15 @@ kernel::prelude::module! {
     license: "Dual MIT/GPL",
 }
 
+pub mod batched;
 mod capi;
 mod device;
 pub mod protect;
 pub mod sparse;
 mod sys;
 
+#[cfg(vmspace_kunit)]
+mod batched_suite;
 #[cfg(vmspace_kunit)]
 mod contract_suite;
 #[cfg(vmspace_kunit)]

@@ -9,6 +9,7 @@ use vmspace::chunkmap::ChunkMapError;
 use vmspace::vm::VmError;
 use vmspace::vmarena::VmArenaError;
 use vmspace_workload::arena_ops::ArenaRunError;
+use vmspace_workload::batched_ops::RunError as BatchedRunError;
 use vmspace_workload::chunkmap_ops::ChunkRunError;
 use vmspace_workload::vmarena_ops::VmArenaRunError;
 use vmspace_workload::vm_ops::VmRunError;
@@ -49,6 +50,8 @@ pub enum Detail {
     VmArenaRun(VmArenaRunError),
     /// A seeded chunk map run that went wrong.
     ChunkRun(ChunkRunError),
+    /// A seeded batched give-back run that went wrong.
+    BatchedRun(BatchedRunError),
 }
 
 impl Failure {
@@ -72,6 +75,7 @@ impl fmt::Display for Failure {
             Detail::ChunkMap(e) => write!(f, ": {e}"),
             Detail::VmArenaRun(e) => write!(f, ": {e}"),
             Detail::ChunkRun(e) => write!(f, ": {e}"),
+            Detail::BatchedRun(e) => write!(f, ": {e}"),
         }
     }
 }
@@ -146,6 +150,12 @@ impl<T> Context<T> for Result<T, VmArenaRunError> {
 impl<T> Context<T> for Result<T, ChunkRunError> {
     fn context(self, what: &'static str) -> Result<T, Failure> {
         self.map_err(|e| Failure { what, detail: Detail::ChunkRun(e) })
+    }
+}
+
+impl<T> Context<T> for Result<T, BatchedRunError> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::BatchedRun(e) })
     }
 }
 

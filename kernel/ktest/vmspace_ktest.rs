@@ -17,6 +17,7 @@ const __LOG_PREFIX: &[u8] = b"vmspace\0";
 
 pub mod arena_cases;
 pub mod backend_cases;
+pub mod batched_cases;
 pub mod checker_cases;
 pub mod chunkmap_cases;
 pub mod fault_cases;

@@ -7,8 +7,8 @@
 //! model knows which ranges wait; every import must miss them unless a flush
 //! happened first (at the threshold, on [`VmSource::flush`], or because the
 //! import found no room). The backend checks it too: the simulated one
-//! refuses to map an unflushed page, the kernel's flushes first and counts
-//! it ([`RunStats::backend_forced_flushes`] is the caller's to read).
+//! refuses to map an unflushed page; the kernel's flushes first and counts
+//! it as a forced flush, which its KUnit suite asserts never happens.
 
 use core::fmt;
 
