@@ -160,38 +160,74 @@ impl BatchedOpGen {
     }
 }
 
-/// Drive `steps` generated operations on `source` (batched, with nothing
-/// imported) and the model side by side.
-///
-/// After every step: each outcome matches the model (a backend failure is
-/// allowed in place of success and must change nothing); no import
-/// overlaps a live import or, unless the source flushed during it, a range
-/// waiting for its flush; the source's inner arena shows exactly the
-/// waiting ranges as unflushed (walk and sizes) and the live ones as
-/// allocated; the VM maps exactly the live imports; and `check()` passes.
-/// Every import's first word is stamped and read back at its give-back.
-/// Everything left is given back and flushed at the end.
-pub fn run<P: PageOps, S: Store>(
-    source: &mut VmSource<P, S>,
-    seed: u64,
-    steps: usize,
-) -> Result<RunStats, RunError> {
-    let page = source.vm().page_size();
-    let mut gen = BatchedOpGen::new(seed);
-    let mut live = RangeSet::<SLOTS>::EMPTY;
-    let mut waiting = RangeSet::<WAITING>::EMPTY;
-    let mut stats = RunStats::default();
-    for step in 0..steps {
+impl BatchedOp {
+    /// Decode one operation from the front of `bytes` (for fuzzing): two
+    /// bytes an operation, `None` when fewer are left.
+    pub fn decode(bytes: &mut &[u8]) -> Option<BatchedOp> {
+        let &[a, b, ref rest @ ..] = *bytes else { return None };
+        *bytes = rest;
+        let (a, b) = (usize::from(a), usize::from(b));
+        Some(match a % 8 {
+            0..=2 => BatchedOp::Import { pages: b % 16 + 1, align_log: (a >> 3) as u32 % 4 },
+            3..=5 => BatchedOp::GiveBack { slot: b },
+            6 => BatchedOp::Flush,
+            _ => BatchedOp::BadGiveBack { slot: b, waiting: a & 8 != 0 },
+        })
+    }
+}
+
+/// Applies operations to a batched [`VmSource`] and to the model side by
+/// side, checking after every step (see [`run`]).
+pub struct BatchedDriver {
+    salt: usize,
+    step: usize,
+    live: RangeSet<SLOTS>,
+    waiting: RangeSet<WAITING>,
+    stats: RunStats,
+}
+
+impl BatchedDriver {
+    /// A driver for a source with nothing imported; `salt` varies the
+    /// stamps written into imports.
+    pub fn new(salt: u64) -> Self {
+        BatchedDriver {
+            salt: salt as usize,
+            step: 0,
+            live: RangeSet::EMPTY,
+            waiting: RangeSet::EMPTY,
+            stats: RunStats::default(),
+        }
+    }
+
+    /// Live imports now.
+    pub fn live(&self) -> usize {
+        self.live.len
+    }
+
+    /// What the steps so far did.
+    pub fn stats(&self) -> RunStats {
+        self.stats
+    }
+
+    /// Apply `op` to `source` and the model; then check that they agree.
+    pub fn step<P: PageOps, S: Store>(
+        &mut self,
+        source: &mut VmSource<P, S>,
+        op: BatchedOp,
+    ) -> Result<(), RunError> {
+        let step = self.step;
+        self.step += 1;
         let fail = |what, error| RunError { step, what, error };
+        let page = source.vm().page_size();
         let flushes = source.space().counters().flushes;
-        match gen.next_op(live.len) {
+        let (live, waiting, stats) = (&mut self.live, &mut self.waiting, &mut self.stats);
+        match op {
             BatchedOp::Import { pages, align_log } => {
                 let align = Size(page.0 << align_log);
                 match source.import(Size(pages * page.0), align) {
                     Ok(r) => {
-                        let flushed = source.space().counters().flushes != flushes;
-                        if flushed {
-                            waiting = RangeSet::EMPTY;
+                        if source.space().counters().flushes != flushes {
+                            *waiting = RangeSet::EMPTY;
                             stats.import_flushes += 1;
                         }
                         if live.overlaps(&r) {
@@ -203,32 +239,38 @@ pub fn run<P: PageOps, S: Store>(
                         if !r.base().is_aligned(align) || r.size().0 != pages * page.0 {
                             return Err(fail("an import has the wrong size or alignment", None));
                         }
-                        // SAFETY: `r` was just imported: mapped read-write
-                        // in the VM and handed to us alone.
-                        unsafe {
-                            (r.base().0 as *mut usize).write_volatile(r.base().0 ^ seed as usize)
-                        };
-                        live.push(r);
-                        stats.imports += 1;
+                        if !live.push(r) {
+                            // The model is full: give it straight back.
+                            source.release(r).map_err(|e| fail("give-back of a spare", Some(e)))?;
+                            *waiting = RangeSet::EMPTY;
+                            source.flush();
+                        } else {
+                            // SAFETY: `r` was just imported: mapped
+                            // read-write in the VM and handed to us alone.
+                            unsafe {
+                                (r.base().0 as *mut usize).write_volatile(r.base().0 ^ self.salt)
+                            };
+                            stats.imports += 1;
+                        }
                     }
                     Err(ArenaError::NoSpace { .. }) => {
                         if source.space().counters().flushes != flushes {
-                            waiting = RangeSet::EMPTY;
+                            *waiting = RangeSet::EMPTY;
                         }
                     }
                     Err(ArenaError::Vm(_) | ArenaError::Backing(_)) => stats.backend_failures += 1,
                     Err(e) => return Err(fail("an import failed", Some(e))),
                 }
             }
-            BatchedOp::GiveBack { slot } => {
+            BatchedOp::GiveBack { slot } if live.len > 0 => {
                 if waiting.len == WAITING {
                     source.flush();
-                    waiting = RangeSet::EMPTY;
+                    *waiting = RangeSet::EMPTY;
                 }
                 let r = live.items[slot % live.len];
                 // SAFETY: `r` is a live import, mapped read-write.
                 let word = unsafe { (r.base().0 as *const usize).read_volatile() };
-                if word != r.base().0 ^ seed as usize {
+                if word != r.base().0 ^ self.salt {
                     return Err(fail("an import lost its stamp", None));
                 }
                 match source.release(r) {
@@ -236,7 +278,7 @@ pub fn run<P: PageOps, S: Store>(
                         live.take(slot % live.len);
                         stats.give_backs += 1;
                         if source.space().counters().flushes != flushes {
-                            waiting = RangeSet::EMPTY;
+                            *waiting = RangeSet::EMPTY;
                         } else if !waiting.push(r) {
                             return Err(fail("more waiting ranges than the model holds", None));
                         }
@@ -245,52 +287,82 @@ pub fn run<P: PageOps, S: Store>(
                     Err(e) => return Err(fail("a give-back failed", Some(e))),
                 }
             }
+            BatchedOp::GiveBack { .. } => {}
             BatchedOp::BadGiveBack { slot, waiting: w } => {
                 let bad = if w && waiting.len > 0 {
-                    waiting.items[slot % waiting.len]
+                    Some(waiting.items[slot % waiting.len])
                 } else if live.len > 0 {
                     let r = live.items[slot % live.len];
-                    match Range::from_size(r.base(), Size(r.size().0 * 2)) {
-                        Ok(b) => b,
-                        Err(_) => continue,
-                    }
+                    Range::from_size(r.base(), Size(r.size().0 * 2)).ok()
                 } else {
-                    continue;
+                    None
                 };
-                if source.release(bad).is_ok() {
-                    return Err(fail("a bad give-back was accepted", None));
+                if let Some(bad) = bad {
+                    if source.release(bad).is_ok() {
+                        return Err(fail("a bad give-back was accepted", None));
+                    }
+                    stats.refused += 1;
                 }
-                stats.refused += 1;
             }
             BatchedOp::Flush => {
                 source.flush();
-                waiting = RangeSet::EMPTY;
+                *waiting = RangeSet::EMPTY;
             }
         }
         stats.max_waiting_pages = stats.max_waiting_pages.max(waiting.bytes() / page.0);
-        agree(source, &live, &waiting).map_err(|w| fail(w, None))?;
-        source.check().map_err(|e| fail("check failed", Some(e)))?;
+        stats.flushes = source.space().counters().flushes;
+        agree(source, live, waiting).map_err(|w| fail(w, None))?;
+        source.check().map_err(|e| fail("check failed", Some(e)))
     }
-    stats.flushes = source.space().counters().flushes;
-    while live.len > 0 {
-        let r = live.items[0];
-        match source.release(r) {
-            Ok(()) => drop(live.take(0)),
-            // A backend failure changed nothing: try again.
-            Err(ArenaError::Vm(_) | ArenaError::Backing(_)) => stats.backend_failures += 1,
-            Err(e) => {
-                return Err(RunError { step: steps, what: "final give-back", error: Some(e) })
+
+    /// Give everything back (retrying give-backs the backend failed) and
+    /// flush; the source must then hold nothing.
+    pub fn finish<P: PageOps, S: Store>(
+        &mut self,
+        source: &mut VmSource<P, S>,
+    ) -> Result<RunStats, RunError> {
+        let fail = |what, error| RunError { step: self.step, what, error };
+        let mut failures = 0;
+        while self.live.len > 0 {
+            match source.release(self.live.items[0]) {
+                Ok(()) => drop(self.live.take(0)),
+                // A backend failure changed nothing: try again.
+                Err(ArenaError::Vm(_) | ArenaError::Backing(_)) if failures < 64 => failures += 1,
+                Err(e) => return Err(fail("final give-back", Some(e))),
             }
         }
-        if stats.backend_failures > steps + SLOTS {
-            return Err(RunError { step: steps, what: "give-backs keep failing", error: None });
-        }
+        self.stats.backend_failures += failures;
+        source.flush();
+        self.waiting = RangeSet::EMPTY;
+        agree(source, &self.live, &self.waiting).map_err(|w| fail(w, None))?;
+        source.check().map_err(|e| fail("final check", Some(e)))?;
+        Ok(self.stats)
     }
-    source.flush();
-    let fail = |what| RunError { step: steps, what, error: None };
-    agree(source, &live, &RangeSet::EMPTY).map_err(fail)?;
-    source.check().map_err(|e| RunError { step: steps, what: "final check", error: Some(e) })?;
-    Ok(stats)
+}
+
+/// Drive `steps` operations generated from `seed` on `source` (batched,
+/// with nothing imported) and the model side by side, then
+/// [`finish`](BatchedDriver::finish).
+///
+/// After every step: each outcome matches the model (a backend failure is
+/// allowed in place of success and must change nothing); no import
+/// overlaps a live import or, unless the source flushed during it, a range
+/// waiting for its flush; the source's inner arena shows exactly the
+/// waiting ranges as unflushed (walk and sizes) and the live ones as
+/// allocated; the VM maps exactly the live imports; and `check()` passes.
+/// Every import's first word is stamped and read back at its give-back.
+pub fn run<P: PageOps, S: Store>(
+    source: &mut VmSource<P, S>,
+    seed: u64,
+    steps: usize,
+) -> Result<RunStats, RunError> {
+    let mut gen = BatchedOpGen::new(seed);
+    let mut driver = BatchedDriver::new(seed);
+    for _ in 0..steps {
+        let op = gen.next_op(driver.live());
+        driver.step(source, op)?;
+    }
+    driver.finish(source)
 }
 
 /// The source's inner arena and VM agree with the model.
