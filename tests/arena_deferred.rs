@@ -161,7 +161,7 @@ fn run<I: Source>(a: &mut Arena<SliceStore<'_>, I>, ops: &[Op]) -> Result<(), Te
         prop_assert_eq!(a.counters().frees, frees);
         prop_assert_eq!(a.counters().flushes, flushes);
         // Every imported span with something unflushed in it is still here.
-        for (b, _) in &m.unflushed {
+        for b in m.unflushed.keys() {
             prop_assert!(a.contains(Addr(*b), Size(Q)), "an unflushed range's span went back");
         }
     }
