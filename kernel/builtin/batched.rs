@@ -25,7 +25,7 @@ use kernel::error::Error;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::c_str;
-use kernel::sync::{static_lock_class, SpinLock};
+use kernel::sync::{static_lock_class, Mutex};
 use vmspace_shim::{check_page_range, PageOps, Protection, Range, ShimError, Size};
 
 use crate::protect;
@@ -59,7 +59,7 @@ struct Held {
 }
 
 // SAFETY: a held page is owned by the batch, which only touches it (to free
-// it) under its lock.
+// it) under its mutex.
 unsafe impl Send for Held {}
 
 /// Pages unmapped without a flush, and the range that covers them.
@@ -113,8 +113,11 @@ impl Pending {
 /// pass it flushes the batch first. Dropping it flushes what waits.
 #[pin_data(PinnedDrop)]
 pub struct BatchedSparse {
+    /// A mutex, not a spinlock: clearing PTEs may reschedule
+    /// (`vunmap_range_noflush` calls `cond_resched`), and a flush on x86
+    /// waits for other CPUs.
     #[pin]
-    pending: SpinLock<Pending>,
+    pending: Mutex<Pending>,
     capacity: usize,
 }
 
@@ -128,7 +131,7 @@ impl BatchedSparse {
         let pending = Pending { pages, start: usize::MAX, end: 0, stats: BatchStats::default() };
         KBox::pin_init(
             pin_init!(BatchedSparse {
-                pending <- SpinLock::new(pending, NAME, static_lock_class!()),
+                pending <- Mutex::new(pending, NAME, static_lock_class!()),
                 capacity,
             }),
             GFP_KERNEL,
