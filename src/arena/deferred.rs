@@ -29,20 +29,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// [`walk`](Self::walk) as [`SegmentKind::Unflushed`](super::SegmentKind::Unflushed)
     /// and in [`sizes`](Self::sizes)`.unflushed`.
     pub fn free_deferred(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
-        self.counters.lookups += 1;
-        let found = self.hash.find(&self.tags, addr.0, &mut self.counters.search_steps);
-        let Some(found) = found else {
-            self.counters.bad_frees += 1;
-            return Err(ArenaError::BadFree { addr, size, allocated: None });
-        };
-        let i = found.tag;
-        let t = *self.tags.get(i);
-        if t.requested() != size.0 {
-            self.counters.bad_frees += 1;
-            let allocated = Some(Size(t.requested()));
-            return Err(ArenaError::BadFree { addr, size, allocated });
-        }
-        self.hash.remove(&mut self.tags, found);
+        let (i, t) = self.take_live(addr, size)?;
         self.sizes.allocated.0 -= t.size();
         self.sizes.unflushed.0 += t.size();
         self.counters.frees += 1;

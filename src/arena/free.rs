@@ -15,6 +15,16 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// refuses, the span stays, free, and the free still succeeds.
     #[inline]
     pub fn free(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
+        let (i, t) = self.take_live(addr, size)?;
+        self.free_segment(i, &t);
+        Ok(())
+    }
+
+    /// Check a free's claim (the allocation at `addr`, live, made by
+    /// address with exactly `size`) and take it off the hash. Returns its
+    /// tag index and the tag. A bad claim is counted and changes nothing.
+    #[inline(always)]
+    pub(crate) fn take_live(&mut self, addr: Addr, size: Size) -> Result<(u32, Tag), ArenaError> {
         self.counters.lookups += 1;
         let found = self.hash.find(&self.tags, addr.0, &mut self.counters.search_steps);
         let Some(found) = found else {
@@ -29,8 +39,7 @@ impl<S: Store, I: Source> Arena<S, I> {
             return Err(ArenaError::BadFree { addr, size, allocated: Some(Size(asked)) });
         }
         self.hash.remove(&mut self.tags, found);
-        self.free_segment(i, &t);
-        Ok(())
+        Ok((i, t))
     }
 
     /// Free allocated segment `i` (whose tag reads `t`), already off the

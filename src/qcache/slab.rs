@@ -37,7 +37,17 @@ pub const MAX_CLASSES: usize = 8;
 /// a client asks for fits a `live` word.
 pub const MAX_QUANTUM: usize = 1 << 22;
 
+/// The cache line the tables are laid out for.
+const LINE: usize = 64;
+
 /// One slab's record.
+///
+/// Laid out on cache lines (the tables are line-aligned): `base`, `in_slab`
+/// and `tag` on a line of their own, then the `live` words. Every hit reads
+/// `base` and writes a `live` word; with `base` beside the first `live`
+/// words, one CPU's hits on those objects made every other CPU's next read
+/// of `base` miss (two threads' throughput was 0.9–1.1x one thread's,
+/// BENCHMARKS.md).
 ///
 /// # Invariants
 ///
@@ -47,13 +57,20 @@ pub const MAX_QUANTUM: usize = 1 << 22;
 /// for each object at most one of its `in_slab` bit and `live` word is
 /// non-zero; a non-zero `live` word is the size its client asked for, in the
 /// class's range.
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct SlabRecord {
     pub(crate) base: AtomicUsize,
     pub(crate) in_slab: AtomicU64,
     pub(crate) tag: AtomicU32,
+    _line: [u32; 11],
     pub(crate) live: [AtomicU32; OBJECTS],
 }
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(core::mem::offset_of!(SlabRecord, live) == LINE);
+    assert!(core::mem::align_of::<SlabRecord>() == LINE);
+};
 
 impl SlabRecord {
     /// An unused record.
@@ -63,6 +80,7 @@ impl SlabRecord {
             base: AtomicUsize::new(0),
             in_slab: AtomicU64::new(0),
             tag: AtomicU32::new(0),
+            _line: [0; 11],
             live: core::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
@@ -193,11 +211,16 @@ impl<S: Store> Tables<S> {
         for (c, k) in class.iter_mut().enumerate().take(classes) {
             *k = Class::new(quantum.checked_mul(c + 1).ok_or(ArenaError::Overflow)?)?;
         }
-        const _: () = assert!(core::mem::align_of::<ClassTables>() <= STORE_ALIGN);
+        const _: () = assert!(core::mem::align_of::<ClassTables>() <= LINE);
+        // Line-aligned inside the store, whose base is STORE_ALIGN-aligned.
         let bytes = classes * core::mem::size_of::<ClassTables>();
-        store.grow(bytes)?;
-        let base = store.base().cast::<ClassTables>();
-        // SAFETY: `grow` committed `bytes` writable bytes at the store's base,
+        store.grow(bytes + LINE - STORE_ALIGN)?;
+        let skip = (LINE - store.base().addr() % LINE) % LINE;
+        // SAFETY: `skip < LINE` and is a multiple of STORE_ALIGN (the
+        // store's base is STORE_ALIGN-aligned), so the tables' `bytes` end
+        // inside what `grow` committed.
+        let base = unsafe { store.base().add(skip) }.cast::<ClassTables>();
+        // SAFETY: `grow` committed `bytes` writable bytes at `base` (above),
         // which only we access; all-zero is a valid `ClassTables` (atomics and
         // integers).
         unsafe { core::ptr::write_bytes(base.cast::<u8>(), 0, bytes) };
