@@ -125,7 +125,7 @@ struct vmspace_segment {
 struct vmspace_sizes {
 	vmspace_size_t allocated;    /* in allocated segments (slabs included) */
 	vmspace_size_t free;         /* in free segments */
-	vmspace_size_t total;        /* in spans: allocated + free */
+	vmspace_size_t total;        /* in spans: allocated + free + unflushed */
 	vmspace_size_t imported;     /* in imported spans (part of total) */
 	vmspace_size_t largest_free; /* the largest free segment */
 	vmspace_size_t live;         /* live allocations (handles, slabs included) */
@@ -261,6 +261,22 @@ int vmspace_arena_xalloc(vmspace_arena_t *arena, vmspace_size_t size,
  */
 int vmspace_arena_free(vmspace_arena_t *arena, vmspace_addr_t addr,
 		       vmspace_size_t size);
+/*
+ * Free [addr, addr + size) as vmspace_arena_free does (same checks, same
+ * errors), but leave it freed and not flushed: no allocation takes it until
+ * vmspace_arena_flushed. For address space whose unmapping waits for a TLB
+ * flush (vunmap_range_noflush and one flush_tlb_kernel_range for a batch):
+ * a range must not be handed out again before its flush. Walks show it as
+ * VMSPACE_SEG_UNFLUSHED. Objects from the quantum caches (with qcache_max
+ * set) are parts of a slab and cannot be freed this way (-ENOENT, nothing
+ * changes).
+ */
+int vmspace_arena_free_deferred(vmspace_arena_t *arena, vmspace_addr_t addr,
+				vmspace_size_t size);
+/* The caller has flushed everything it freed with free_deferred: all of it
+ * becomes free (coalesced, imported spans given back). Stores the size
+ * that became free at *freedp (unless NULL). */
+int vmspace_arena_flushed(vmspace_arena_t *arena, vmspace_size_t *freedp);
 /*
  * Allocate by handle: as alloc and xalloc, but the allocation is not
  * entered in the address hash and is freed with free_handle (no lookup on

@@ -136,7 +136,8 @@ structs! {
         allocated: vmspace_size_t,
         /// In free segments.
         free: vmspace_size_t,
-        /// In spans: `allocated + free`.
+        /// In spans: `allocated + free` and what was freed deferred and is
+        /// not flushed yet.
         total: vmspace_size_t,
         /// In imported spans (part of `total`).
         imported: vmspace_size_t,

@@ -62,6 +62,10 @@ macro_rules! __native_fns {
         fn vmspace_arena_xalloc(arena: *mut vmspace_arena_t, size: vmspace_size_t, align: vmspace_size_t, phase: vmspace_size_t, nocross: vmspace_size_t, min: vmspace_addr_t, max: vmspace_addr_t, exact: vmspace_addr_t, flags: c_int, addrp: *mut vmspace_addr_t) -> c_int;
         /// Free (checked).
         fn vmspace_arena_free(arena: *mut vmspace_arena_t, addr: vmspace_addr_t, size: vmspace_size_t) -> c_int;
+        /// Free into the freed-but-not-flushed state.
+        fn vmspace_arena_free_deferred(arena: *mut vmspace_arena_t, addr: vmspace_addr_t, size: vmspace_size_t) -> c_int;
+        /// The caller flushed: what it freed deferred becomes free.
+        fn vmspace_arena_flushed(arena: *mut vmspace_arena_t, freedp: *mut vmspace_size_t) -> c_int;
         /// Allocate by handle.
         fn vmspace_arena_alloc_handle(arena: *mut vmspace_arena_t, size: vmspace_size_t, flags: c_int, handlep: *mut vmspace_handle) -> c_int;
         /// Allocate by handle with constraints.

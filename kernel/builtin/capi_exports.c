@@ -22,6 +22,8 @@ EXPORT_SYMBOL_GPL(vmspace_arena_set_mtbf);
 EXPORT_SYMBOL_GPL(vmspace_arena_alloc);
 EXPORT_SYMBOL_GPL(vmspace_arena_xalloc);
 EXPORT_SYMBOL_GPL(vmspace_arena_free);
+EXPORT_SYMBOL_GPL(vmspace_arena_free_deferred);
+EXPORT_SYMBOL_GPL(vmspace_arena_flushed);
 EXPORT_SYMBOL_GPL(vmspace_arena_alloc_handle);
 EXPORT_SYMBOL_GPL(vmspace_arena_xalloc_handle);
 EXPORT_SYMBOL_GPL(vmspace_arena_free_handle);

@@ -196,6 +196,29 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         Ok(())
     }
 
+    /// [`Arena::free_deferred`] under the lock: free an allocation made by
+    /// address into the freed-but-not-flushed state, which no allocation
+    /// takes until [`flushed`](Self::flushed). For address space the caller
+    /// unmaps without an immediate TLB flush. Objects handed out by the
+    /// quantum caches (through a [`CacheHandle`](super::CacheHandle) or
+    /// [`CpuCaches`](super::CpuCaches)) cannot be freed this way: they are
+    /// parts of a slab, not allocations of their own (a bad free; nothing
+    /// changes).
+    pub fn free_deferred(&self, addr: Addr, size: Size) -> Result<(), ArenaError> {
+        self.with(|a| a.free_deferred(addr, size))
+    }
+
+    /// [`Arena::flushed`] under the lock: the caller has flushed what it
+    /// freed deferred; make it all free (and wake waiters). Returns how
+    /// much became free.
+    pub fn flushed(&self) -> Size {
+        let freed = self.with(|a| a.flushed());
+        if !freed.is_zero() {
+            self.freed();
+        }
+        freed
+    }
+
     /// Free the held allocation whose handle has these parts (as
     /// [`Arena::handle_from_parts`] rebuilds it, then
     /// [`Arena::free_handle`]) under one taking of the lock, and return the

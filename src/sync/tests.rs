@@ -215,3 +215,25 @@ fn free_handle_refuses_slabs_and_frees_held_allocations_once() {
     assert!(matches!(s.free_handle_parts(big.addr(), 0), Err(ArenaError::BadHandle { .. })));
     reclaim_all(&s);
 }
+
+#[test]
+fn deferred_frees_wait_for_flushed_and_cache_objects_are_refused() {
+    let mut b = buffers();
+    let s = shared(&mut b, 4096, 1);
+    let all = s.alloc(Size(4096), Policy::InstantFit, Wait::No).unwrap();
+    s.free_deferred(all, Size(4096)).unwrap();
+    // Nothing free until the caller says it flushed.
+    assert!(s.alloc(Size(64), Policy::InstantFit, Wait::No).is_err());
+    assert!(s.free_deferred(all, Size(4096)).is_err(), "deferred twice");
+    assert_eq!(s.with(|a| a.sizes().unflushed), Size(4096));
+    s.check().unwrap();
+    assert_eq!(s.flushed(), Size(4096));
+    assert_eq!(s.flushed(), Size(0));
+    // An object of the quantum caches is not an allocation of its own.
+    let mut h = CacheHandle::new(&s);
+    let obj = h.alloc(Size(16)).unwrap();
+    assert!(matches!(s.free_deferred(obj, Size(16)), Err(ArenaError::BadFree { .. })));
+    h.free(obj, Size(16)).unwrap();
+    drop(h);
+    s.check().unwrap();
+}

@@ -283,8 +283,66 @@ static int create_ex(void)
 	return failures;
 }
 
+struct unflushed_tally {
+	int n;
+	vmspace_addr_t start;
+	vmspace_size_t size;
+};
+
+static int count_unflushed(void *arg, const struct vmspace_segment *seg)
+{
+	struct unflushed_tally *t = arg;
+	if (seg->kind == VMSPACE_SEG_UNFLUSHED) {
+		t->n++;
+		t->start = seg->start;
+		t->size += seg->size;
+	}
+	return 0;
+}
+
+/* Freed but not flushed: not reissued until vmspace_arena_flushed. */
+static int deferred(void)
+{
+	int failures = 0;
+	vmspace_arena_t *a = vmspace_arena_create("d", BASE, 0x1000, 0x100, 0, 0);
+	vmspace_addr_t x, y;
+	vmspace_size_t freed = 1;
+	CHECK_EQ(vmspace_arena_alloc(a, 0x800, 0, &x), 0);
+	CHECK_EQ(vmspace_arena_alloc(a, 0x800, 0, &y), 0);
+	/* Checked like a free: wrong size, unknown address. */
+	CHECK_EQ(vmspace_arena_free_deferred(a, x, 0x900), -EMSGSIZE);
+	CHECK_EQ(vmspace_arena_free_deferred(a, x + 0x100, 0x800), -ENOENT);
+	CHECK_EQ(vmspace_arena_free_deferred(a, x, 0x800), 0);
+	/* Not free, not live. */
+	CHECK_EQ(vmspace_arena_free(a, x, 0x800), -ENOENT);
+	CHECK_EQ(vmspace_arena_free_deferred(a, x, 0x800), -ENOENT);
+	CHECK_EQ(vmspace_arena_alloc(a, 0x100, 0, &y), -ENOMEM);
+	CHECK_EQ(vmspace_arena_xalloc(a, 0x100, 0, 0, 0, 0, 0, x, VMSPACE_EXACT, &y), -ENOMEM);
+	struct unflushed_tally t = { 0, 0, 0 };
+	CHECK_EQ(vmspace_arena_walk(a, VMSPACE_SEG_UNFLUSHED, count_unflushed, &t), 0);
+	CHECK_EQ(t.n, 1);
+	CHECK_EQ(t.start, x);
+	CHECK_EQ(t.size, 0x800);
+	struct vmspace_sizes s;
+	CHECK_EQ(vmspace_arena_sizes(a, &s), 0);
+	CHECK_EQ(s.allocated + s.free, 0x800);
+	CHECK_EQ(s.total, 0x1000);
+	CHECK_EQ(vmspace_arena_check(a), 0);
+	CHECK_EQ(vmspace_arena_flushed(a, (vmspace_size_t *)((char *)&freed + 1)), -EINVAL);
+	CHECK_EQ(vmspace_arena_flushed(a, &freed), 0);
+	CHECK_EQ(freed, 0x800);
+	CHECK_EQ(vmspace_arena_flushed(a, NULL), 0);
+	CHECK_EQ(vmspace_arena_xalloc(a, 0x100, 0, 0, 0, 0, 0, x, VMSPACE_EXACT, &y), 0);
+	CHECK_EQ(y, x);
+	CHECK_EQ(vmspace_arena_flushed(NULL, NULL), -EINVAL);
+	CHECK_EQ(vmspace_arena_free_deferred(NULL, x, 0x100), -EINVAL);
+	CHECK_EQ(vmspace_arena_check(a), 0);
+	CHECK_EQ(vmspace_arena_destroy(a), 0);
+	return failures;
+}
+
 int ctest_calls(void)
 {
 	return policies() + constrained() + handles() + introspection() +
-	       quantum_caches() + create_ex();
+	       quantum_caches() + create_ex() + deferred();
 }

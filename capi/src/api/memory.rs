@@ -200,6 +200,49 @@ impl<P: Platform> Api<P> {
         })())
     }
 
+    /// `vmspace_arena_free_deferred`: a checked free into the
+    /// freed-but-not-flushed state.
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual.
+    pub unsafe fn vmspace_arena_free_deferred(
+        arena: *mut vmspace_arena_t,
+        addr: vmspace_addr_t,
+        size: vmspace_size_t,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            o.shared.free_deferred(Addr(addr), Size(size)).map_err(fail)
+        })())
+    }
+
+    /// `vmspace_arena_flushed`: what was freed deferred becomes free; its
+    /// size at `*freedp` (unless NULL).
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual; `freedp` is NULL or writable.
+    pub unsafe fn vmspace_arena_flushed(
+        arena: *mut vmspace_arena_t,
+        freedp: *mut vmspace_size_t,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            // Checked before anything changes: NULL, or aligned.
+            let dest = if freedp.is_null() { None } else { Some(out(freedp)?) };
+            let freed = o.shared.flushed().0;
+            if let Some(p) = dest {
+                // SAFETY: non-NULL and aligned, so writable (the caller's
+                // contract).
+                unsafe { p.as_ptr().write(freed) };
+            }
+            Ok(())
+        })())
+    }
+
     /// `vmspace_arena_alloc_handle`.
     ///
     /// # Safety
