@@ -87,8 +87,8 @@ pub unsafe trait PageOps {
     /// (vmalloc's lazy purge). Until that flush the range is *unflushed*:
     /// another CPU may still reach the old pages through a stale TLB entry,
     /// so the caller must not map any of it again (the simulated backend
-    /// refuses with [`ShimError::Unflushed`]; the kernel backend flushes
-    /// first). The default unmaps and flushes at once.
+    /// refuses with [`ShimError::Unflushed`]; the batched kernel backend
+    /// flushes first). The default unmaps and flushes at once.
     ///
     /// # Safety
     ///

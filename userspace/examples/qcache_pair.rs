@@ -18,7 +18,9 @@
 //! run the churn of `benches/qcache.rs` (32 allocations live, one replaced a
 //! step, sizes of 1 to 8 quanta, 20,000 steps, five times) through one
 //! shared `CpuCaches` with `RseqPin`, and through a `CacheHandle` each;
-//! the best of the rounds, in pairs a second, and two threads' over one's.
+//! the best of the rounds, in pairs a second, and two threads' over one's;
+//! and the caches' hits and misses over all rounds (how often a thread
+//! took the shared lock).
 
 use std::time::{Duration, Instant};
 use vmspace::arena::{Arena, NoSource, PageStore};
@@ -152,6 +154,11 @@ fn throughput(rounds: usize) {
                 row[threads - 1] = row[threads - 1].min(start.elapsed());
             }
         }
+    }
+    drop(caches); // its hits are added to the arena's counters at drop
+    for (arena, name) in [(&per_cpu, "CpuCaches"), (&own, "handles")] {
+        let st = arena.qcache_stats();
+        println!("{name}, all rounds: {} hits, {} misses", st.hits, st.misses);
     }
     for (row, name) in best.iter().zip(["CpuCaches with RseqPin", "a CacheHandle a thread"]) {
         let pairs = (STEPS * REPEAT) as f64 / 1e6;

@@ -83,6 +83,29 @@ impl RseqPin {
     fn rseq_for(&self, mags: &MagSlots) -> Option<isize> {
         self.rseq.filter(|_| mags.stride() == CpuMags::SIZE)
     }
+
+    /// One magazine operation on `mags` with the caller's `arg`: `seq` (a
+    /// restartable sequence, given glibc's `__rseq_offset`) where rseq
+    /// serves `mags`, with ThreadSanitizer told what the sequence orders
+    /// (`tsan`), or else `fallback` (`SchedPin`'s).
+    #[inline(always)]
+    fn sequence<A, R>(
+        &self,
+        mags: MagSlots,
+        arg: A,
+        seq: impl FnOnce(isize, A) -> R,
+        fallback: impl FnOnce(A) -> R,
+    ) -> R {
+        match self.rseq_for(&mags) {
+            Some(offset) => {
+                tsan::release(mags.base());
+                let r = seq(offset, arg);
+                tsan::acquire(mags.base());
+                r
+            }
+            None => fallback(arg),
+        }
+    }
 }
 
 impl Default for RseqPin {
@@ -122,70 +145,58 @@ unsafe impl CpuPin for RseqPin {
         unsafe { self.sched.unpin(slot) }
     }
 
+    // In each operation below, the sequence's SAFETY: `offset` is glibc's
+    // `__rseq_offset`, checked when the pin was made; `mags` is valid with
+    // our slot count (the caller's contract) and, `rseq_for` checked,
+    // `CpuMags::SIZE` apart. The fallback's: the caller's contract, for
+    // `sched` (same slots).
+
     #[inline]
     unsafe fn pop(&self, mags: MagSlots) -> Popped {
-        match self.rseq_for(&mags) {
-            Some(offset) => {
-                tsan::release(mags.base());
-                // SAFETY: `offset` is glibc's `__rseq_offset`, checked when
-                // the pin was made; `mags` is valid with our slot count (the
-                // caller's contract) and, `rseq_for` checked,
-                // `CpuMags::SIZE` apart.
-                let popped = unsafe { arch::pop(offset, &mags) };
-                tsan::acquire(mags.base());
-                popped
-            }
-            // SAFETY: the caller's contract, for `sched` (same slots).
-            None => unsafe { self.sched.pop(mags) },
-        }
+        self.sequence(
+            mags,
+            (),
+            // SAFETY: see above.
+            |offset, ()| unsafe { arch::pop(offset, &mags) },
+            // SAFETY: see above.
+            |()| unsafe { self.sched.pop(mags) },
+        )
     }
 
     #[inline]
     unsafe fn push(&self, mags: MagSlots, addr: usize) -> Pushed {
-        match self.rseq_for(&mags) {
-            // SAFETY: as in `pop`.
-            Some(offset) => {
-                tsan::release(mags.base());
-                // SAFETY: as in `pop`.
-                let pushed = unsafe { arch::push(offset, &mags, addr) };
-                tsan::acquire(mags.base());
-                pushed
-            }
-            // SAFETY: as in `pop`.
-            None => unsafe { self.sched.push(mags, addr) },
-        }
+        self.sequence(
+            mags,
+            addr,
+            // SAFETY: see above.
+            |offset, addr| unsafe { arch::push(offset, &mags, addr) },
+            // SAFETY: see above.
+            |addr| unsafe { self.sched.push(mags, addr) },
+        )
     }
 
     #[inline]
     unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
-        match self.rseq_for(&mags) {
-            // SAFETY: as in `pop`.
-            Some(offset) => {
-                tsan::release(mags.base());
-                // SAFETY: as in `pop`.
-                let spilled = unsafe { arch::spill(offset, &mags, out) };
-                tsan::acquire(mags.base());
-                spilled
-            }
-            // SAFETY: as in `pop`.
-            None => unsafe { self.sched.spill(mags, out) },
-        }
+        self.sequence(
+            mags,
+            out,
+            // SAFETY: see above.
+            |offset, out| unsafe { arch::spill(offset, &mags, out) },
+            // SAFETY: see above.
+            |out| unsafe { self.sched.spill(mags, out) },
+        )
     }
 
     #[inline]
     unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
-        match self.rseq_for(&mags) {
-            // SAFETY: as in `pop`.
-            Some(offset) => {
-                tsan::release(mags.base());
-                // SAFETY: as in `pop`.
-                let installed = unsafe { arch::install(offset, &mags, mag) };
-                tsan::acquire(mags.base());
-                installed
-            }
-            // SAFETY: as in `pop`.
-            None => unsafe { self.sched.install(mags, mag) },
-        }
+        self.sequence(
+            mags,
+            mag,
+            // SAFETY: see above.
+            |offset, mag| unsafe { arch::install(offset, &mags, mag) },
+            // SAFETY: see above.
+            |mag| unsafe { self.sched.install(mags, mag) },
+        )
     }
 }
 
