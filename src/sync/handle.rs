@@ -6,7 +6,7 @@ use vmspace_shim::{Addr, Size};
 use super::{RawLock, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store};
 use crate::qcache::pair::MagPair;
-use crate::qcache::{Counters, MAX_CLASSES};
+use crate::qcache::{Counters, Magazine, MAX_CLASSES};
 
 /// One thread's quantum-cache magazines for a [`SyncArena`] (for one set
 /// per CPU shared by every thread, see [`CpuCaches`](super::CpuCaches)).
@@ -51,38 +51,58 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
 
     /// Allocate `size`, waiting for space as `wait` allows when neither the
     /// caches nor the arena have any.
-    #[inline]
+    ///
+    /// The hit (a pop and the object's claim) is inlined into the caller;
+    /// a miss goes out of line to `alloc_missed`.
+    #[inline(always)]
     pub fn alloc_wait(&mut self, size: Size, wait: Wait) -> Result<Addr, ArenaError> {
+        if let Some((cache, c)) = self.arena.caches().and_then(|q| Some((q, q.class_of(size)?))) {
+            if let Some(a) = self.pairs[c].pop().and_then(|a| cache.claim(c, a, size)) {
+                self.counters.hit();
+                return Ok(a);
+            }
+            return self.alloc_missed(c, size, wait);
+        }
+        self.arena.alloc(size, Policy::InstantFit, wait)
+    }
+
+    /// The rest of [`alloc_wait`](Self::alloc_wait) when class `c`'s
+    /// magazines gave no object: a magazine from the depot or the slabs,
+    /// or the arena.
+    #[cold]
+    #[inline(never)]
+    fn alloc_missed(&mut self, c: usize, size: Size, wait: Wait) -> Result<Addr, ArenaError> {
         let arena = self.arena;
         if let Some(cache) = arena.caches() {
-            if let Some(c) = cache.class_of(size) {
-                if let Some(a) = self.pairs[c].pop().and_then(|a| cache.claim(c, a, size)) {
-                    self.counters.hit();
-                    return Ok(a);
-                }
-                self.counters.miss(&cache.stats);
-                if let Some((a, mag)) = arena.refill(c, size) {
-                    // Both magazines were empty, so this cannot be refused.
-                    let refused = self.pairs[c].install(mag);
-                    debug_assert!(refused.is_none());
-                    return Ok(a);
-                }
-            }
+            self.counters.miss(&cache.stats);
+        }
+        if let Some((a, mag)) = arena.refill(c, size) {
+            // Both magazines were empty, so this cannot be refused.
+            let refused = self.pairs[c].install(mag);
+            debug_assert!(refused.is_none());
+            return Ok(a);
         }
         arena.alloc(size, Policy::InstantFit, wait)
     }
 
     /// Free `[addr, addr + size)`. Cached objects go into a magazine; a bad
     /// free is an error and changes nothing.
-    #[inline]
+    #[inline(always)]
     pub fn free(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
         let Some(c) = self.arena.caches().map_or(Ok(None), |q| q.unclaim(addr, size))? else {
             return self.arena.free(addr, size);
         };
         if let Some(full) = self.pairs[c].push(addr.0) {
-            self.arena.give_back([(c, full)]);
+            self.give_back(c, full);
         }
         Ok(())
+    }
+
+    /// A full magazine of class `c` to the depot (out of line: rare).
+    #[cold]
+    #[inline(never)]
+    fn give_back(&self, c: usize, full: Magazine) {
+        self.arena.give_back([(c, full)]);
     }
 
     /// Hand every cached object back to the depot or the slabs.

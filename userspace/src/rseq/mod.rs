@@ -103,9 +103,18 @@ impl RseqPin {
                 tsan::acquire(mags.base());
                 r
             }
-            None => fallback(arg),
+            None => cold(fallback, arg),
         }
     }
+}
+
+/// `f(arg)`, kept out of line: `SchedPin`'s path, taken only where rseq is
+/// not available, stays out of the callers' hot path (inlined, it made
+/// `CpuCaches::alloc` and `free` too large for the compiler to inline).
+#[cold]
+#[inline(never)]
+fn cold<A, R>(f: impl FnOnce(A) -> R, arg: A) -> R {
+    f(arg)
 }
 
 impl Default for RseqPin {
