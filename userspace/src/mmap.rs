@@ -136,8 +136,11 @@ impl MmapBackend {
             // SAFETY: the first page of our fresh read-write mapping; no one
             // else knows the address yet.
             unsafe { first.as_ptr::<u8>().write_volatile(0) };
-            // SAFETY: drops the page just dirtied; nothing refers to it.
-            if unsafe { libc::madvise(first.as_ptr(), self.page.0, libc::MADV_DONTNEED) } != 0 {
+            // SAFETY: drops the page just dirtied (over the whole range: where
+            // transparent huge pages are `always`, that write faulted in a
+            // huge page, and dropping only its first small page would split
+            // it and leave the rest resident); nothing refers to it.
+            if unsafe { libc::madvise(first.as_ptr(), size, libc::MADV_DONTNEED) } != 0 {
                 return Err(errno());
             }
         }
