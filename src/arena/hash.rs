@@ -1,8 +1,8 @@
 //! The address hash: allocated segments by start address, O(1) expected.
 //!
 //! A power-of-two array of `u32` bucket heads lives in its own [`Store`];
-//! chains run through the allocated tags' `knext`. When the load passes two
-//! segments a bucket the array doubles in place: the store maps the new
+//! chains run through the allocated tags' `knext`. When the load passes one
+//! segment a bucket the array doubles in place: the store maps the new
 //! pages and every entry is inserted again, so growth costs O(n) once per
 //! doubling and is amortized O(1). Growth is best effort: if the store
 //! cannot grow the chains just get longer, and nothing else changes.
@@ -15,10 +15,13 @@ use super::ArenaError;
 
 /// Buckets the hash starts with at least.
 const MIN_BUCKETS: usize = 16;
-/// Average chain length that triggers doubling. Two keeps the bucket array
-/// small enough to stay mostly in cache at a million live segments (one
-/// measured twice as slow there: see BENCHMARKS.md), and chains short.
-const MAX_LOAD: usize = 2;
+/// Average chain length that triggers doubling. One: every tag on a chain
+/// before the one a free looks for is a load of its own, dependent on the
+/// one before, and at a million live segments each is a miss; a bucket
+/// array twice as large (4 MiB there) costs less than the longer chains
+/// (interleaved times in BENCHMARKS.md: 14% less a pair by address at
+/// 10^6 live, 5% at 10^4).
+const MAX_LOAD: usize = 1;
 
 /// A mixed hash of a quantum number: the middle of its product with an odd
 /// constant (Fibonacci hashing; bits 32 and up, whose every bit depends on
@@ -321,7 +324,7 @@ mod tests {
 
     #[test]
     fn dense_aligned_and_strided_addresses_spread_over_the_buckets() {
-        // At most two segments a bucket on average: chains stay short
+        // At most one segment a bucket on average: chains stay short
         // however the addresses are laid out.
         for stride in [1, 2, 3, 16, 64, 256, 4096, 1 << 16, 1 << 20] {
             let longest = longest_chain(4096, stride);

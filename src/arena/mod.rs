@@ -348,8 +348,9 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
             return Err(ArenaError::InvalidArgument("tag store holds fewer than MIN_TAGS tags"));
         }
         let tag_bytes = Size(max_tags).checked_mul(size_of::<Tag>())?;
-        // Room for one bucket per tag (the hash doubles at two per bucket,
-        // so this is twice what it can use: address space only, mapped lazily).
+        // Room for one bucket per tag (the hash doubles past one segment a
+        // bucket, and fewer segments than tags are allocated: address space
+        // only, mapped lazily).
         let buckets = max_tags.checked_next_power_of_two().ok_or(ArenaError::Overflow)?;
         let hash_bytes = Size(buckets).checked_mul(size_of::<u32>())?;
         let tags = PageStore::new(ops.clone(), tag_bytes)?;
