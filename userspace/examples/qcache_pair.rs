@@ -16,12 +16,15 @@
 //! With `--threads`, throughput instead: one and then two threads, each
 //! held on a CPU of its own (0, then 0 and 1) with `sched_setaffinity`,
 //! run the churn of `benches/qcache.rs` (32 allocations live, one replaced a
-//! step, sizes of 1 to 8 quanta, 20,000 steps, five times) through one
-//! shared `CpuCaches` with `RseqPin`, and through a `CacheHandle` each;
-//! the best of the rounds, in pairs a second, and two threads' over one's;
+//! step, sizes of 1 to 8 quanta, 20,000 steps, 25 times) through one
+//! shared `CpuCaches` with `RseqPin`, and through a `CacheHandle` each,
+//! timed from a barrier all threads pass once on their CPU to the last
+//! one's end; the best of the rounds, in pairs a second, and two threads'
+//! over one's;
 //! and the caches' hits and misses over all rounds (how often a thread
 //! took the shared lock).
 
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 use vmspace::arena::{Arena, NoSource, PageStore};
 use vmspace::qcache::{CpuPin, QCacheConfig};
@@ -112,7 +115,7 @@ fn churn(
 
 fn throughput(rounds: usize) {
     const STEPS: usize = 20_000;
-    const REPEAT: usize = 5;
+    const REPEAT: usize = 25;
     let traces: Vec<Vec<usize>> = (0..2u64)
         .map(|t| {
             let mut r = Rng::new(7 + t);
@@ -126,32 +129,48 @@ fn throughput(rounds: usize) {
     for _ in 0..rounds {
         for threads in [1usize, 2] {
             for (kind, row) in best.iter_mut().enumerate() {
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    for (t, trace) in traces.iter().enumerate().take(threads) {
-                        let (caches, own) = (&caches, &own);
-                        s.spawn(move || {
-                            hold_on(t);
-                            for _ in 0..REPEAT {
-                                if kind == 0 {
-                                    churn(
-                                        trace,
-                                        |s| caches.alloc(Size(s)).expect("alloc").0,
-                                        |a, s| caches.free(Addr(a), Size(s)).expect("free"),
-                                    );
-                                } else {
-                                    let h = std::cell::RefCell::new(CacheHandle::new(own));
-                                    churn(
-                                        trace,
-                                        |s| h.borrow_mut().alloc(Size(s)).expect("alloc").0,
-                                        |a, s| h.borrow_mut().free(Addr(a), Size(s)).expect("free"),
-                                    );
+                // Timed from when every thread is on its CPU and ready (a
+                // barrier) to when the last one is done, so that spawning
+                // and moving threads is not counted.
+                let ready = Barrier::new(threads);
+                let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+                    let workers: Vec<_> = traces
+                        .iter()
+                        .enumerate()
+                        .take(threads)
+                        .map(|(t, trace)| {
+                            let (caches, own, ready) = (&caches, &own, &ready);
+                            s.spawn(move || {
+                                hold_on(t);
+                                ready.wait();
+                                let start = Instant::now();
+                                for _ in 0..REPEAT {
+                                    if kind == 0 {
+                                        churn(
+                                            trace,
+                                            |s| caches.alloc(Size(s)).expect("alloc").0,
+                                            |a, s| caches.free(Addr(a), Size(s)).expect("free"),
+                                        );
+                                    } else {
+                                        let h = std::cell::RefCell::new(CacheHandle::new(own));
+                                        churn(
+                                            trace,
+                                            |s| h.borrow_mut().alloc(Size(s)).expect("alloc").0,
+                                            |a, s| {
+                                                h.borrow_mut().free(Addr(a), Size(s)).expect("free")
+                                            },
+                                        );
+                                    }
                                 }
-                            }
-                        });
-                    }
+                                (start, Instant::now())
+                            })
+                        })
+                        .collect();
+                    workers.into_iter().map(|w| w.join().expect("worker")).collect()
                 });
-                row[threads - 1] = row[threads - 1].min(start.elapsed());
+                let first = spans.iter().map(|s| s.0).min().expect("a thread");
+                let last = spans.iter().map(|s| s.1).max().expect("a thread");
+                row[threads - 1] = row[threads - 1].min(last - first);
             }
         }
     }
