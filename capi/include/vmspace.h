@@ -132,6 +132,7 @@ struct vmspace_sizes {
 	vmspace_size_t spans;        /* spans, added and imported */
 	unsigned int fragmentation_permille; /* 1000 * (1 - largest_free / free) */
 	unsigned int reserved;
+	vmspace_size_t unflushed;    /* freed deferred, not flushed yet (part of total) */
 };
 
 /* Event counters (they only increase). */
@@ -150,6 +151,9 @@ struct vmspace_counters {
 	uint64_t qcache_misses; /* quantum-cache allocations that went further */
 	uint64_t qcache_slabs; /* quantum-cache slabs now */
 	uint64_t qcache_reclaims;
+	uint64_t deferred_frees; /* frees through vmspace_arena_free_deferred
+				  * (also counted in frees) */
+	uint64_t flushes;      /* vmspace_arena_flushed calls that made anything free */
 };
 
 /* Everything vmspace_arena_create_ex can set; zero means the default. */

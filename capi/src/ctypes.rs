@@ -151,6 +151,9 @@ structs! {
         fragmentation_permille: c_uint,
         /// Zero.
         reserved: c_uint,
+        /// In segments freed deferred (`vmspace_arena_free_deferred`) and
+        /// not flushed yet (part of `total`).
+        unflushed: vmspace_size_t,
     }
     /// An arena's event counters (they only increase), with its quantum
     /// caches' when it has them.
@@ -183,6 +186,11 @@ structs! {
         qcache_slabs: u64,
         /// Quantum-cache reclaims run.
         qcache_reclaims: u64,
+        /// Frees through `vmspace_arena_free_deferred` (also counted in
+        /// `frees`).
+        deferred_frees: u64,
+        /// Calls of `vmspace_arena_flushed` that made something free.
+        flushes: u64,
     }
     /// Everything `vmspace_arena_create_ex` can set. Zero means the default
     /// for every field but `quantum`.

@@ -125,6 +125,7 @@ impl<P: Platform> Api<P> {
                     spans: a.span_count(),
                     fragmentation_permille: a.fragmentation(),
                     reserved: 0,
+                    unflushed: s.unflushed.0,
                 }
             });
             // SAFETY: checked non-null and aligned; writable (caller).
@@ -161,6 +162,8 @@ impl<P: Platform> Api<P> {
                 qcache_misses: q.misses,
                 qcache_slabs: q.slabs as u64,
                 qcache_reclaims: q.reclaims,
+                deferred_frees: c.deferred_frees,
+                flushes: c.flushes,
             };
             // SAFETY: checked non-null and aligned; writable (caller).
             unsafe { countersp.as_ptr().write(v) };
