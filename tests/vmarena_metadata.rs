@@ -23,7 +23,7 @@ use vmspace_user::MmapBackend;
 const DESCRIPTOR: usize = 8;
 
 /// What one spread of runs showed.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 struct Spread {
     /// The first run's tract index within the arena.
     first_run: usize,

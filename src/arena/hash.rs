@@ -19,8 +19,8 @@ const MIN_BUCKETS: usize = 16;
 /// before the one a free looks for is a load of its own, dependent on the
 /// one before, and at a million live segments each is a miss; a bucket
 /// array twice as large (4 MiB there) costs less than the longer chains
-/// (interleaved times in BENCHMARKS.md: 14% less a pair by address at
-/// 10^6 live, 5% at 10^4).
+/// (interleaved times in BENCHMARKS.md: 15% less a pair by address at
+/// 10^6 live, the same within the noise at 10^2 and 10^4).
 const MAX_LOAD: usize = 1;
 
 /// A mixed hash of a quantum number: the middle of its product with an odd

@@ -6,7 +6,7 @@ use vmspace_shim::{Addr, Size};
 use super::{RawLock, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store};
 use crate::qcache::pair::MagPair;
-use crate::qcache::{Counters, Magazine, MAX_CLASSES};
+use crate::qcache::{Counters, Magazine, QCache, MAX_CLASSES};
 
 /// One thread's quantum-cache magazines for a [`SyncArena`] (for one set
 /// per CPU shared by every thread, see [`CpuCaches`](super::CpuCaches)).
@@ -61,21 +61,25 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
                 self.counters.hit();
                 return Ok(a);
             }
-            return self.alloc_missed(c, size, wait);
+            return self.alloc_missed(cache, c, size, wait);
         }
         self.arena.alloc(size, Policy::InstantFit, wait)
     }
 
-    /// The rest of [`alloc_wait`](Self::alloc_wait) when class `c`'s
-    /// magazines gave no object: a magazine from the depot or the slabs,
-    /// or the arena.
+    /// The rest of [`alloc_wait`](Self::alloc_wait) when the magazines of
+    /// class `c` of `cache` gave no object: a magazine from the depot or
+    /// the slabs, or the arena.
     #[cold]
     #[inline(never)]
-    fn alloc_missed(&mut self, c: usize, size: Size, wait: Wait) -> Result<Addr, ArenaError> {
+    fn alloc_missed(
+        &mut self,
+        cache: &QCache<S>,
+        c: usize,
+        size: Size,
+        wait: Wait,
+    ) -> Result<Addr, ArenaError> {
         let arena = self.arena;
-        if let Some(cache) = arena.caches() {
-            self.counters.miss(&cache.stats);
-        }
+        self.counters.miss(&cache.stats);
         if let Some((a, mag)) = arena.refill(c, size) {
             // Both magazines were empty, so this cannot be refused.
             let refused = self.pairs[c].install(mag);

@@ -8,7 +8,9 @@ use vmspace_shim::{Addr, Size};
 
 use super::{RawLock, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store, STORE_ALIGN};
-use crate::qcache::{claim_with, CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, MAX_CLASSES};
+use crate::qcache::{
+    claim_with, CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, QCache, MAX_CLASSES,
+};
 
 /// The magazines start at a cache line, so that (each `CpuMags` being a
 /// multiple of a line) CPUs working on their own do not share lines.
@@ -207,18 +209,19 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
                     return Ok(a);
                 }
             }
-            return self.alloc_missed(c, size, wait, popped);
+            return self.alloc_missed(cache, c, size, wait, popped);
         }
         self.arena.alloc(size, Policy::InstantFit, wait)
     }
 
     /// The rest of [`alloc_wait`](Self::alloc_wait) after a pop on class
-    /// `c` that gave no object: a magazine from the depot or the slabs, or
-    /// the arena.
+    /// `c` of `cache` that gave no object: a magazine from the depot or the
+    /// slabs, or the arena.
     #[cold]
     #[inline(never)]
     fn alloc_missed(
         &self,
+        cache: &QCache<S>,
         c: usize,
         size: Size,
         wait: Wait,
@@ -232,10 +235,8 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
             Popped::Empty { hits } => hits,
             Popped::Unpinned => return arena.alloc(size, Policy::InstantFit, wait),
         };
-        if let Some(cache) = arena.caches() {
-            cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
-            cache.stats.misses.fetch_add(1, Ordering::Relaxed);
-        }
+        cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
+        cache.stats.misses.fetch_add(1, Ordering::Relaxed);
         if let Some((a, mag)) = arena.refill(c, size) {
             // SAFETY: as for `pop`. Possibly another CPU's slot by now,
             // with room or not.

@@ -104,6 +104,12 @@ static int bad_frees(void)
 		CHECK(r == -ENOENT);
 	}
 	CHECK(unchanged(a, &before));
+	/* A misaligned size pointer: refused before anything is freed. */
+	vmspace_size_t got[2] = { 0, 0 };
+	CHECK_EQ(vmspace_arena_alloc_handle(a, 0x40, 0, &h), 0);
+	CHECK_EQ(vmspace_arena_free_handle(a, h, (vmspace_size_t *)((char *)got + 1)), -EINVAL);
+	CHECK_EQ(vmspace_arena_free_handle(a, h, &got[0]), 0);
+	CHECK_EQ(got[0], 0x40);
 	vmspace_arena_t *other = vmspace_arena_create("other", BASE, SPAN, 16, 0, 0);
 	struct vmspace_handle mine;
 	CHECK_EQ(vmspace_arena_alloc_handle(other, 0x40, 0, &mine), 0);

@@ -63,8 +63,14 @@ static int calls_and_flags(void)
 		}
 	/* addrp may be NULL (the address is then lost, as in vmem(9)). */
 	CHECK_EQ(vmem_alloc(vm, 16, M_NOWAIT, NULL), 0);
+	/* A misaligned addrp: EINVAL, and nothing allocated. */
+	vmem_addr_t a, pair[2];
+	vmem_size_t in_use = vmem_size(vm, VMEM_ALLOC);
+	CHECK_EQ(vmem_alloc(vm, 16, M_NOWAIT, (vmem_addr_t *)((char *)pair + 1)), EINVAL);
+	CHECK_EQ(vmem_xalloc(vm, 16, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, M_NOWAIT,
+			     (vmem_addr_t *)((char *)pair + 1)), EINVAL);
+	CHECK_EQ(vmem_size(vm, VMEM_ALLOC), in_use);
 	/* minaddr and maxaddr: maxaddr is the last address covered. */
-	vmem_addr_t a;
 	CHECK_EQ(vmem_xalloc(vm, 0x100, 0, 0, 0, 0x5000, 0x50ff, M_NOWAIT | M_BESTFIT, &a), 0);
 	CHECK_EQ(a, 0x5000);
 	vmem_xfree(vm, a, 0x100);

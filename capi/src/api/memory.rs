@@ -6,7 +6,7 @@ use vmspace::arena::{Arena, ArenaError, Constraints, Handle, Policy};
 use vmspace::sync::Wait;
 use vmspace_shim::{Addr, Size};
 
-use super::{fail, obj, out, status, Api};
+use super::{fail, obj, out, out_opt, status, Api};
 use crate::ctypes::*;
 use crate::errno::code;
 use crate::flags::{self, AllocFlags};
@@ -231,12 +231,11 @@ impl<P: Platform> Api<P> {
         status((|| {
             // SAFETY: the caller's contract.
             let o = unsafe { obj::<P, _>(arena) }?;
-            // Checked before anything changes: NULL, or aligned.
-            let dest = if freedp.is_null() { None } else { Some(out(freedp)?) };
+            // Checked before anything changes.
+            let dest = out_opt(freedp)?;
             let freed = o.shared.flushed().0;
             if let Some(p) = dest {
-                // SAFETY: non-NULL and aligned, so writable (the caller's
-                // contract).
+                // SAFETY: non-null and aligned, so writable (caller).
                 unsafe { p.as_ptr().write(freed) };
             }
             Ok(())
@@ -320,13 +319,14 @@ impl<P: Platform> Api<P> {
         status((|| {
             // SAFETY: the caller's contract.
             let o = unsafe { obj::<P, _>(arena) }?;
-            if handle.reserved != 0 || (!sizep.is_null() && !sizep.is_aligned()) {
+            if handle.reserved != 0 {
                 return Err(-code::EINVAL);
             }
+            let dest = out_opt(sizep)?;
             let size = o.shared.free_handle_parts(Addr(handle.addr), handle.tag).map_err(fail)?;
-            if !sizep.is_null() {
-                // SAFETY: non-null, aligned, writable (caller).
-                unsafe { sizep.write(size.0) };
+            if let Some(p) = dest {
+                // SAFETY: non-null and aligned, so writable (caller).
+                unsafe { p.as_ptr().write(size.0) };
             }
             Ok(())
         })())

@@ -39,6 +39,17 @@ fn out<T>(p: *mut T) -> Result<NonNull<T>, c_int> {
     NonNull::new(p).filter(|p| p.as_ptr().is_aligned()).ok_or(-code::EINVAL)
 }
 
+/// An optional out pointer the caller gave: NULL (`None`: nothing is to be
+/// written), or non-null and aligned; misaligned is `-EINVAL`.
+#[inline]
+fn out_opt<T>(p: *mut T) -> Result<Option<NonNull<T>>, c_int> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        out(p).map(Some)
+    }
+}
+
 /// 0 for `Ok`, the error otherwise.
 #[inline]
 fn status(r: Result<(), c_int>) -> c_int {

@@ -10,7 +10,7 @@ use vmspace::sync::Wait;
 use vmspace_shim::Addr;
 
 use super::memory::XArgs;
-use super::{fail, obj, out, Api};
+use super::{fail, obj, out, out_opt, Api};
 use crate::ctypes::*;
 use crate::errno::{code, cstr_ptr};
 use crate::flags::{self, AllocFlags};
@@ -183,13 +183,11 @@ impl<P: Platform> Api<P> {
             // SAFETY: the caller's contract.
             let o = unsafe { obj::<P, _>(vm) }?;
             let f = flags::vmem(flags).ok_or(-code::EINVAL)?;
-            if !addrp.is_aligned() {
-                return Err(-code::EINVAL);
-            }
+            let dest = out_opt(addrp)?;
             let a = o.vmem_attempt(vm, flags, f, |f| o.alloc_addr(size, f)).map_err(fail)?;
-            if !addrp.is_null() {
-                // SAFETY: non-null, aligned, writable (caller).
-                unsafe { addrp.write(a.0) };
+            if let Some(p) = dest {
+                // SAFETY: non-null and aligned, so writable (caller).
+                unsafe { p.as_ptr().write(a.0) };
             }
             Ok(())
         })();
@@ -218,9 +216,7 @@ impl<P: Platform> Api<P> {
             // SAFETY: the caller's contract.
             let o = unsafe { obj::<P, _>(vm) }?;
             let f = flags::vmem(flags).ok_or(-code::EINVAL)?;
-            if !addrp.is_aligned() {
-                return Err(-code::EINVAL);
-            }
+            let dest = out_opt(addrp)?;
             let x = XArgs {
                 size,
                 align,
@@ -232,9 +228,9 @@ impl<P: Platform> Api<P> {
                 exact: None,
             };
             let a = o.vmem_attempt(vm, flags, f, |f| o.xalloc_addr(&x, f)).map_err(fail)?;
-            if !addrp.is_null() {
-                // SAFETY: non-null, aligned, writable (caller).
-                unsafe { addrp.write(a.0) };
+            if let Some(p) = dest {
+                // SAFETY: non-null and aligned, so writable (caller).
+                unsafe { p.as_ptr().write(a.0) };
             }
             Ok(())
         })();
