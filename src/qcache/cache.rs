@@ -139,12 +139,14 @@ impl<S: Store> QCache<S> {
         claim_with(self.tables.finder(c)?, addr, size)
     }
 
-    /// Class `c`'s lookup for [`claim_with`], read once
-    /// (before a pin's magazine operation, which the compiler must assume
-    /// changed all memory).
+    /// The class serving `size` and its lookup for [`claim_with`], if the
+    /// caches serve `size`: both read before a pin's magazine operation
+    /// (which the compiler must assume changed all memory), with one test
+    /// for the caller's hit path.
     #[inline]
-    pub(crate) fn finder(&self, c: usize) -> Option<Finder<'_>> {
-        self.tables.finder(c)
+    pub(crate) fn class_finder(&self, size: Size) -> Option<(usize, Finder<'_>)> {
+        let c = self.class_of(size)?;
+        Some((c, self.tables.finder(c)?))
     }
 
     /// Check a free of `addr` with `size` against the slab records and mark
@@ -169,7 +171,7 @@ impl<S: Store> QCache<S> {
     }
 }
 
-/// [`QCache::claim`] through a class's lookup ([`QCache::finder`]).
+/// [`QCache::claim`] through a class's lookup ([`QCache::class_finder`]).
 #[inline]
 pub(crate) fn claim_with(finder: Finder<'_>, addr: usize, size: Size) -> Option<Addr> {
     let (rec, i) = finder.find(addr)?;

@@ -249,8 +249,10 @@ impl<S: Store> Tables<S> {
     /// The class serving `size` units, if any.
     #[inline]
     pub(crate) fn class_of(&self, size: usize) -> Option<usize> {
-        let last = size.checked_sub(1)?;
-        (last < self.max_size).then_some(last >> self.quantum_shift)
+        // `size - 1 < max_size` exactly when this is below `classes`, the
+        // quantum being a power of two (one test, which `finder` repeats).
+        let c = size.checked_sub(1)? >> self.quantum_shift;
+        (c < self.classes).then_some(c)
     }
 
     /// Classes served.
@@ -308,10 +310,10 @@ impl<S: Store> Tables<S> {
     /// that these reads need not wait for it.
     #[inline]
     pub(crate) fn finder(&self, c: usize) -> Option<Finder<'_>> {
-        let k = *self.class.get(c)?;
         if c >= self.classes {
             return None;
         }
+        let k = *self.class.get(c)?;
         // SAFETY: the tables are initialized and live as long as `self`, and
         // `c < classes` (tables(c) is in bounds); the records are atomics,
         // so shared access is sound.

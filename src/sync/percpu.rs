@@ -197,19 +197,18 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     /// a hit pair in user space.)
     #[inline(always)]
     pub fn alloc_wait(&self, size: Size, wait: Wait) -> Result<Addr, ArenaError> {
-        if let Some((cache, c)) = self.arena.caches().and_then(|q| Some((q, q.class_of(size)?))) {
-            // Read before the pop, which the compiler must assume changed
-            // all memory (an asm block, in user space).
-            let finder = cache.finder(c);
+        let served = self.arena.caches().and_then(|q| Some((q, q.class_finder(size)?)));
+        if let Some((cache, (c, finder))) = served {
             // SAFETY: `mags(c)` has `pin.slots()` slots, touched only
             // through the pin's magazine operations (type invariant).
             let popped = unsafe { self.pin.pop(self.mags(c)) };
-            if let Popped::Round(a) = popped {
-                if let Some(a) = finder.and_then(|f| claim_with(f, a, size)) {
-                    return Ok(a);
-                }
+            let Popped::Round(a) = popped else {
+                return self.alloc_missed(cache, c, size, wait, popped);
+            };
+            match claim_with(finder, a, size) {
+                Some(a) => return Ok(a),
+                None => return self.alloc_missed(cache, c, size, wait, popped),
             }
-            return self.alloc_missed(cache, c, size, wait, popped);
         }
         self.arena.alloc(size, Policy::InstantFit, wait)
     }

@@ -7,18 +7,18 @@ pub(super) fn registered() -> Option<isize> {
     None
 }
 
-pub(super) unsafe fn pop(_: isize, _: &MagSlots) -> Popped {
+pub(super) unsafe fn pop(_: isize, _: MagSlots) -> Popped {
     Popped::Unpinned
 }
 
-pub(super) unsafe fn push(_: isize, _: &MagSlots, _: usize) -> Pushed {
+pub(super) unsafe fn push(_: isize, _: MagSlots, _: usize) -> Pushed {
     Pushed::Unpinned
 }
 
-pub(super) unsafe fn spill(_: isize, _: &MagSlots, _: &mut Magazine) -> bool {
+pub(super) unsafe fn spill(_: isize, _: MagSlots, _: &mut Magazine) -> bool {
     false
 }
 
-pub(super) unsafe fn install(_: isize, _: &MagSlots, _: &Magazine) -> bool {
+pub(super) unsafe fn install(_: isize, _: MagSlots, _: &Magazine) -> bool {
     false
 }

@@ -166,9 +166,9 @@ unsafe impl CpuPin for RseqPin {
             mags,
             (),
             // SAFETY: see above.
-            |offset, ()| unsafe { arch::pop(offset, &mags) },
+            move |offset, ()| unsafe { arch::pop(offset, mags) },
             // SAFETY: see above.
-            |()| unsafe { self.sched.pop(mags) },
+            move |()| unsafe { self.sched.pop(mags) },
         )
     }
 
@@ -178,9 +178,9 @@ unsafe impl CpuPin for RseqPin {
             mags,
             addr,
             // SAFETY: see above.
-            |offset, addr| unsafe { arch::push(offset, &mags, addr) },
+            move |offset, addr| unsafe { arch::push(offset, mags, addr) },
             // SAFETY: see above.
-            |addr| unsafe { self.sched.push(mags, addr) },
+            move |addr| unsafe { self.sched.push(mags, addr) },
         )
     }
 
@@ -190,9 +190,9 @@ unsafe impl CpuPin for RseqPin {
             mags,
             out,
             // SAFETY: see above.
-            |offset, out| unsafe { arch::spill(offset, &mags, out) },
+            move |offset, out| unsafe { arch::spill(offset, mags, out) },
             // SAFETY: see above.
-            |out| unsafe { self.sched.spill(mags, out) },
+            move |out| unsafe { self.sched.spill(mags, out) },
         )
     }
 
@@ -202,9 +202,9 @@ unsafe impl CpuPin for RseqPin {
             mags,
             mag,
             // SAFETY: see above.
-            |offset, mag| unsafe { arch::install(offset, &mags, mag) },
+            move |offset, mag| unsafe { arch::install(offset, mags, mag) },
             // SAFETY: see above.
-            |mag| unsafe { self.sched.install(mags, mag) },
+            move |mag| unsafe { self.sched.install(mags, mag) },
         )
     }
 }

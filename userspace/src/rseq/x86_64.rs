@@ -76,7 +76,7 @@ pub(super) fn registered() -> Option<isize> {
 /// (the `MagSlots` invariants) with a stride of `CpuMags::SIZE`, and
 /// its `CpuMags` are touched only by these sequences or exclusively.
 #[inline]
-pub(super) unsafe fn pop(offset: isize, mags: &MagSlots) -> Popped {
+pub(super) unsafe fn pop(offset: isize, mags: MagSlots) -> Popped {
     let (st, out): (u32, u64);
     // SAFETY: the sequence reads the thread's rseq area (glibc puts one
     // at `offset` from the thread pointer of every thread it starts,
@@ -170,7 +170,9 @@ pub(super) unsafe fn pop(offset: isize, mags: &MagSlots) -> Popped {
     match st {
         DONE => Popped::Round(out as usize),
         OTHER => Popped::Empty { hits: out },
-        _ => Popped::Unpinned,
+        UNPINNED => Popped::Unpinned,
+        // SAFETY: the block leaves one of the three in `st`.
+        _ => unsafe { core::hint::unreachable_unchecked() },
     }
 }
 
@@ -180,7 +182,7 @@ pub(super) unsafe fn pop(offset: isize, mags: &MagSlots) -> Popped {
 ///
 /// As for [`pop`].
 #[inline]
-pub(super) unsafe fn push(offset: isize, mags: &MagSlots, addr: usize) -> Pushed {
+pub(super) unsafe fn push(offset: isize, mags: MagSlots, addr: usize) -> Pushed {
     let st: u32;
     // SAFETY: as in `pop`; besides the committing store, the sequence
     // writes the round past the loaded top (which no one reads until the
@@ -259,7 +261,9 @@ pub(super) unsafe fn push(offset: isize, mags: &MagSlots, addr: usize) -> Pushed
     match st {
         DONE => Pushed::Done,
         OTHER => Pushed::Full,
-        _ => Pushed::Unpinned,
+        UNPINNED => Pushed::Unpinned,
+        // SAFETY: the block leaves one of the three in `st`.
+        _ => unsafe { core::hint::unreachable_unchecked() },
     }
 }
 
@@ -269,7 +273,7 @@ pub(super) unsafe fn push(offset: isize, mags: &MagSlots, addr: usize) -> Pushed
 ///
 /// As for [`pop`].
 #[inline]
-pub(super) unsafe fn spill(offset: isize, mags: &MagSlots, out: &mut Magazine) -> bool {
+pub(super) unsafe fn spill(offset: isize, mags: MagSlots, out: &mut Magazine) -> bool {
     let st: u32;
     // SAFETY: as in `pop`; besides the committing store, the sequence
     // writes `out` (the caller's; a restart writes it again): its count
@@ -360,7 +364,7 @@ pub(super) unsafe fn spill(offset: isize, mags: &MagSlots, out: &mut Magazine) -
 ///
 /// As for [`pop`].
 #[inline]
-pub(super) unsafe fn install(offset: isize, mags: &MagSlots, mag: &Magazine) -> bool {
+pub(super) unsafe fn install(offset: isize, mags: MagSlots, mag: &Magazine) -> bool {
     if mag.is_empty() {
         return true;
     }
