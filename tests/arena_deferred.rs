@@ -6,7 +6,9 @@
 //! keeps the live allocations and the unflushed ranges; after every step no
 //! allocation overlaps either, the walk of unflushed segments is exactly the
 //! model's, the sizes and counters agree, and `check()` passes. Imported
-//! spans go back to the source only once nothing in them waits.
+//! spans go back to the source only once nothing in them waits. The same
+//! sequences run on arenas in the kernel when `VMSPACE_DEVICE` names
+//! `/dev/vmspace` (`make kernel-proptest`; skipped otherwise, saying so).
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,8 @@ use vmspace::arena::{
     Arena, ArenaError, Constraints, NoSource, Policy, SegmentKinds, SliceStore, Source,
 };
 use vmspace_shim::{Addr, Range, Size};
+use vmspace_user::kdev::{device_for_tests, ArenaConfig};
+use vmspace_workload::ArenaTarget;
 
 const Q: usize = 16;
 
@@ -89,9 +93,22 @@ impl Model {
     }
 }
 
-fn run<I: Source>(a: &mut Arena<SliceStore<'_>, I>, ops: &[Op]) -> Result<(), TestCaseError> {
+/// Whether a span of `a` holds `[addr, addr + Q)`.
+fn in_a_span<A: ArenaTarget>(a: &A, addr: usize) -> bool {
+    a.walk(SegmentKinds::SPANS).any(|s| s.range.base().0 <= addr && addr + Q <= s.range.limit().0)
+}
+
+/// Run `ops` on `a` against the model, checking after every step; `more`
+/// checks what only some targets can tell (given the model's count of
+/// unflushed ranges).
+fn run<A: ArenaTarget>(
+    a: &mut A,
+    ops: &[Op],
+    more: impl Fn(&A, usize) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
     let mut m = Model::default();
     let mut frees = 0u64;
+    let mut plain_frees = 0u64;
     let mut flushes = 0u64;
     for op in ops {
         match *op {
@@ -127,6 +144,7 @@ fn run<I: Source>(a: &mut Arena<SliceStore<'_>, I>, ops: &[Op]) -> Result<(), Te
                         m.unflushed.insert(b, size);
                     } else {
                         a.free(Addr(b), Size(asked)).unwrap();
+                        plain_frees += 1;
                     }
                     m.live.remove(&b);
                     frees += 1;
@@ -157,15 +175,35 @@ fn run<I: Source>(a: &mut Arena<SliceStore<'_>, I>, ops: &[Op]) -> Result<(), Te
         prop_assert_eq!(walked, want);
         prop_assert_eq!(a.sizes().unflushed.0, m.unflushed.values().sum::<usize>());
         prop_assert_eq!(a.sizes().allocated.0, m.live.values().map(|v| v.1).sum::<usize>());
-        prop_assert_eq!(a.unflushed_segments(), m.unflushed.len());
         prop_assert_eq!(a.counters().frees, frees);
         prop_assert_eq!(a.counters().flushes, flushes);
+        prop_assert_eq!(a.counters().deferred_frees, frees - plain_frees);
         // Every imported span with something unflushed in it is still here.
         for b in m.unflushed.keys() {
-            prop_assert!(a.contains(Addr(*b), Size(Q)), "an unflushed range's span went back");
+            prop_assert!(in_a_span(a, *b), "an unflushed range's span went back");
         }
+        more(a, m.unflushed.len())?;
     }
     Ok(())
+}
+
+/// The in-process arena's own count of unflushed segments agrees.
+fn segments_agree<S: vmspace::arena::Store, I: Source>(
+    a: &Arena<S, I>,
+    unflushed: usize,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(a.unflushed_segments(), unflushed);
+    Ok(())
+}
+
+/// Free everything still live in `a`, after a last flush.
+fn empty<A: ArenaTarget>(a: &mut A) {
+    a.flushed();
+    let live: Vec<Addr> = a.walk(SegmentKinds::ALLOCATED).map(|s| s.range.base()).collect();
+    for x in live {
+        let asked = a.lookup(x).unwrap().1;
+        a.free(x, asked).unwrap();
+    }
 }
 
 proptest! {
@@ -177,23 +215,45 @@ proptest! {
         let mut a = Arena::new("deferred", Size(Q), SliceStore::new(&mut tb), SliceStore::new(&mut hb), NoSource).unwrap();
         a.add(Addr(0x1000), Size(64 * Q)).unwrap();
         a.add(Addr(0x8000), Size(256 * Q)).unwrap();
-        run(&mut a, &ops)?;
+        run(&mut a, &ops, segments_agree)?;
     }
 
     #[test]
     fn deferred_frees_match_the_model_with_imports(ops in prop::collection::vec(op(), 1..200)) {
         let (mut tb, mut hb) = (vec![0u8; 64 << 10], vec![0u8; 8 << 10]);
         let mut a = Arena::new("deferred", Size(Q), SliceStore::new(&mut tb), SliceStore::new(&mut hb), Spans::default()).unwrap();
-        run(&mut a, &ops)?;
+        run(&mut a, &ops, segments_agree)?;
         // After the last flush, wholly free spans have all gone back.
-        a.flushed();
-        let live: Vec<Addr> = a.walk(SegmentKinds::ALLOCATED).map(|s| s.range.base()).collect();
-        for x in live {
-            let asked = a.lookup(x).unwrap().1;
-            a.free(x, asked).unwrap();
-        }
+        empty(&mut a);
         prop_assert_eq!(a.span_count(), 0);
         prop_assert!(a.source().out.is_empty());
         a.check().unwrap();
+    }
+
+    #[test]
+    fn deferred_frees_match_the_model_on_the_device(ops in prop::collection::vec(op(), 1..200)) {
+        if let Some(dev) = device_for_tests() {
+            let mut a = dev.arena(&ArenaConfig::new(Size(Q)).max_tags(1024)).unwrap();
+            a.add(Addr(0x1000), Size(64 * Q)).unwrap();
+            a.add(Addr(0x8000), Size(256 * Q)).unwrap();
+            run(&mut a, &ops, |_, _| Ok(()))?;
+        }
+    }
+
+    #[test]
+    fn deferred_frees_match_the_model_on_the_device_with_imports(
+        ops in prop::collection::vec(op(), 1..200),
+    ) {
+        if let Some(dev) = device_for_tests() {
+            let mut a = dev.arena(&ArenaConfig::new(Size(Q)).import(1 << 20)).unwrap();
+            run(&mut a, &ops, |_, _| Ok(()))?;
+            // After the last flush, wholly free spans have all gone back,
+            // and the source VM has unmapped them.
+            empty(&mut a);
+            prop_assert_eq!(a.span_count(), 0);
+            let s = a.stats().unwrap();
+            prop_assert_eq!((s.imported, s.source_mapped, s.unflushed), (0, 0, 0));
+            a.check().unwrap();
+        }
     }
 }

@@ -137,6 +137,31 @@ fn every_field_is_checked() {
     assert_eq!(raw(fd, cmd::ARENA_ADD, &mut span), Err(Errno::EINVAL));
     let mut walk = ListArgs { id, kinds: 1 << 7, ..ListArgs::ZERO };
     assert_eq!(raw(fd, cmd::ARENA_WALK, &mut walk), Err(Errno::EINVAL));
+    // Deferred frees: only the fields each command names, and a deferred
+    // free is checked as a free is (a wrong size changes nothing).
+    let at = arena.alloc(Size(64), Policy::InstantFit).unwrap();
+    let deferred = FreeArgs { id, addr: at.0 as u64, a: 64, ..FreeArgs::ZERO };
+    for mut c in [FreeArgs { b: 64, ..deferred }, FreeArgs { tag: 1, ..deferred }] {
+        assert_eq!(raw(fd, cmd::ARENA_FREE_DEFERRED, &mut c), Err(Errno::EINVAL), "{c:?}");
+        assert_eq!(c.err.innermost(), DEV_BAD_FIELD);
+    }
+    let mut wrong_size = FreeArgs { a: 48, ..deferred };
+    assert_eq!(raw(fd, cmd::ARENA_FREE_DEFERRED, &mut wrong_size), Err(Errno::EINVAL));
+    assert_eq!(wrong_size.err.innermost(), ARENA_BAD_FREE);
+    for mut c in [FreeArgs { addr: 16, ..FreeArgs::ZERO }, FreeArgs { a: 16, ..FreeArgs::ZERO }] {
+        c.id = id;
+        assert_eq!(raw(fd, cmd::ARENA_FLUSHED, &mut c), Err(Errno::EINVAL), "{c:?}");
+        assert_eq!(c.err.innermost(), DEV_BAD_FIELD);
+    }
+    let mut d = deferred;
+    assert_eq!(raw(fd, cmd::ARENA_FREE_DEFERRED, &mut d), Ok(()));
+    assert_eq!(arena.stats().unwrap().unflushed, 64);
+    assert_eq!(arena.lookup(at), None);
+    let mut f = FreeArgs { id, ..FreeArgs::ZERO };
+    assert_eq!(raw(fd, cmd::ARENA_FLUSHED, &mut f), Ok(()));
+    assert_eq!(f.size, 64);
+    let s = arena.stats().unwrap();
+    assert_eq!((s.unflushed, s.deferred_frees, s.flushes), (0, 1, 1));
     let mut vm = dev.vm(16 * dev.page_size(), 0).unwrap();
     let over = VmRangeArgs { id: vm.id(), addr: u64::MAX - 4095, size: 8192, ..VmRangeArgs::ZERO };
     let mut o = over;

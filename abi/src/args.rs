@@ -181,7 +181,10 @@ plain! {
     /// [`ARENA_FREE_HANDLE`](crate::cmd::ARENA_FREE_HANDLE) (`addr`, `tag`),
     /// [`ARENA_FREE_PART`](crate::cmd::ARENA_FREE_PART) (`addr`, `a` =
     /// offset, `b` = size), [`ARENA_RESIZE`](crate::cmd::ARENA_RESIZE)
-    /// (`addr`, `a` = old size, `b` = new size).
+    /// (`addr`, `a` = old size, `b` = new size),
+    /// [`ARENA_FREE_DEFERRED`](crate::cmd::ARENA_FREE_DEFERRED) (`addr`,
+    /// `a` = size), [`ARENA_FLUSHED`](crate::cmd::ARENA_FLUSHED) (nothing
+    /// in; `size` out).
     pub struct FreeArgs {
         /// The arena.
         pub id: u32,
@@ -193,7 +196,8 @@ plain! {
         pub a: u64,
         /// Second size (see above), else zero.
         pub b: u64,
-        /// *out*: `ARENA_FREE_HANDLE`: the size the allocation was asked with.
+        /// *out*: `ARENA_FREE_HANDLE`: the size the allocation was asked
+        /// with; `ARENA_FLUSHED`: the bytes that became free.
         pub size: u64,
         /// *out*: why it failed.
         pub err: WireError,
@@ -314,6 +318,12 @@ plain! {
         pub source_reserved: u64,
         /// Free segments per free list (list `i`: sizes in `[2^i, 2^(i+1))`).
         pub histogram: [u64; HISTOGRAM_LEN],
+        /// Bytes freed with `ARENA_FREE_DEFERRED` and not yet flushed.
+        pub unflushed: u64,
+        /// Counter: deferred frees.
+        pub deferred_frees: u64,
+        /// Counter: flushes that made something free.
+        pub flushes: u64,
         /// *out*: why it failed.
         pub err: WireError,
     }

@@ -18,6 +18,8 @@
 //! | 0x0b | [`ARENA_WALK`] | [`ListArgs`] |
 //! | 0x0c | [`ARENA_STATS`] | [`ArenaStatsArgs`] |
 //! | 0x0d | [`ARENA_CHECK`] | [`CheckArgs`] |
+//! | 0x0e | [`ARENA_FREE_DEFERRED`] | [`FreeArgs`] |
+//! | 0x0f | [`ARENA_FLUSHED`] | [`FreeArgs`] |
 //! | 0x10 | [`VM_RESERVE`] | [`VmReserveArgs`] |
 //! | 0x11 | [`VM_MAP`] | [`VmRangeArgs`] |
 //! | 0x12 | [`VM_UNMAP`] | [`VmRangeArgs`] |
@@ -64,6 +66,10 @@ pub mod nr {
     pub const ARENA_STATS: u32 = 0x0c;
     /// [`ARENA_CHECK`](super::ARENA_CHECK).
     pub const ARENA_CHECK: u32 = 0x0d;
+    /// [`ARENA_FREE_DEFERRED`](super::ARENA_FREE_DEFERRED).
+    pub const ARENA_FREE_DEFERRED: u32 = 0x0e;
+    /// [`ARENA_FLUSHED`](super::ARENA_FLUSHED).
+    pub const ARENA_FLUSHED: u32 = 0x0f;
     /// [`VM_RESERVE`](super::VM_RESERVE).
     pub const VM_RESERVE: u32 = 0x10;
     /// [`VM_MAP`](super::VM_MAP).
@@ -112,6 +118,12 @@ pub const ARENA_WALK: u32 = iowr::<ListArgs>(nr::ARENA_WALK);
 pub const ARENA_STATS: u32 = iowr::<ArenaStatsArgs>(nr::ARENA_STATS);
 /// `Arena::check` (and the source's).
 pub const ARENA_CHECK: u32 = iowr::<CheckArgs>(nr::ARENA_CHECK);
+/// `Arena::free_deferred`: freed but not allocatable again until
+/// [`ARENA_FLUSHED`].
+pub const ARENA_FREE_DEFERRED: u32 = iowr::<FreeArgs>(nr::ARENA_FREE_DEFERRED);
+/// `Arena::flushed`: everything freed with [`ARENA_FREE_DEFERRED`] so far
+/// becomes free.
+pub const ARENA_FLUSHED: u32 = iowr::<FreeArgs>(nr::ARENA_FLUSHED);
 /// `Vm::reserve`.
 pub const VM_RESERVE: u32 = iowr::<VmReserveArgs>(nr::VM_RESERVE);
 /// `Vm::map`.
@@ -132,7 +144,7 @@ pub const VM_READ: u32 = iowr::<VmIoArgs>(nr::VM_READ);
 pub const VM_WRITE: u32 = iowr::<VmIoArgs>(nr::VM_WRITE);
 
 /// Every command, in number order.
-pub const ALL: [u32; 23] = [
+pub const ALL: [u32; 25] = [
     VERSION,
     ARENA_CREATE,
     DESTROY,
@@ -147,6 +159,8 @@ pub const ALL: [u32; 23] = [
     ARENA_WALK,
     ARENA_STATS,
     ARENA_CHECK,
+    ARENA_FREE_DEFERRED,
+    ARENA_FLUSHED,
     VM_RESERVE,
     VM_MAP,
     VM_UNMAP,

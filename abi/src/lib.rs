@@ -89,8 +89,10 @@ pub mod cmd;
 pub mod error;
 pub mod ioc;
 
-/// The ABI version the device and the client must agree on.
-pub const ABI_VERSION: u32 = 1;
+/// The ABI version the device and the client must agree on (2: deferred
+/// frees, `ARENA_FREE_DEFERRED` and `ARENA_FLUSHED`, and their statistics
+/// in `ArenaStatsArgs`).
+pub const ABI_VERSION: u32 = 2;
 
 /// The ioctl type byte of every command (0xBB: unassigned in the kernel's
 /// `ioctl-number.rst`).

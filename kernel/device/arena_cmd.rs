@@ -164,15 +164,21 @@ pub(crate) enum FreeKind {
     Part,
     /// `ARENA_RESIZE`.
     Resize,
+    /// `ARENA_FREE_DEFERRED`.
+    Deferred,
+    /// `ARENA_FLUSHED`.
+    Flushed,
 }
 
-/// `ARENA_FREE`, `ARENA_FREE_HANDLE`, `ARENA_FREE_PART`, `ARENA_RESIZE`.
+/// `ARENA_FREE`, `ARENA_FREE_HANDLE`, `ARENA_FREE_PART`, `ARENA_RESIZE`,
+/// `ARENA_FREE_DEFERRED`, `ARENA_FLUSHED`.
 pub(crate) fn free<B: DevBackends>(objs: &mut Objects<B>, a: &mut FreeArgs, kind: FreeKind) -> Result {
     let w = &mut a.err;
     let handle = kind == FreeKind::Handle;
     let two = matches!(kind, FreeKind::Part | FreeKind::Resize);
-    if (a.tag != 0) != handle || (handle && a.a != 0) || (!two && a.b != 0) || a.size != 0 {
-        return Err(bad(w, "tag, a, b and size do not fit the command"));
+    let none = kind == FreeKind::Flushed && (a.addr != 0 || a.a != 0);
+    if (a.tag != 0) != handle || (handle && a.a != 0) || (!two && a.b != 0) || a.size != 0 || none {
+        return Err(bad(w, "tag, addr, a, b and size do not fit the command"));
     }
     let (addr, x1, x2) = (Addr(field(w, a.addr, "addr")?), Size(field(w, a.a, "a")?), Size(field(w, a.b, "b")?));
     let obj = objs.arena(w, a.id)?;
@@ -184,6 +190,8 @@ pub(crate) fn free<B: DevBackends>(objs: &mut Objects<B>, a: &mut FreeArgs, kind
         },
         FreeKind::Part => x.free_part(addr, x1, x2).map(|()| 0),
         FreeKind::Resize => x.resize(addr, x1, x2).map(|()| 0),
+        FreeKind::Deferred => x.free_deferred(addr, x1).map(|()| 0),
+        FreeKind::Flushed => Ok(x.flushed().0),
     });
     a.size = r.map_err(|e| encode::arena(w, &e))? as u64;
     Ok(())
@@ -307,6 +315,7 @@ pub(crate) fn stats<B: DevBackends>(objs: &mut Objects<B>, a: &mut ArenaStatsArg
         s.free = sizes.free.0 as u64;
         s.total = sizes.total.0 as u64;
         s.imported = sizes.imported.0 as u64;
+        s.unflushed = sizes.unflushed.0 as u64;
         s.allocs = c.allocs;
         s.frees = c.frees;
         s.failures = c.failures;
@@ -317,6 +326,8 @@ pub(crate) fn stats<B: DevBackends>(objs: &mut Objects<B>, a: &mut ArenaStatsArg
         s.exports = c.exports;
         s.export_failures = c.export_failures;
         s.injected = c.injected;
+        s.deferred_frees = c.deferred_frees;
+        s.flushes = c.flushes;
         s.live = x.live() as u64;
         s.spans = x.span_count() as u64;
         s.largest_free = x.largest_free().0 as u64;

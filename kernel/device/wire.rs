@@ -105,6 +105,8 @@ pub(crate) const ARENA_LOOKUP: u32 = _IOWR::<LookupArgs>(IOCTL_TYPE, nr::ARENA_L
 pub(crate) const ARENA_WALK: u32 = _IOWR::<ListArgs>(IOCTL_TYPE, nr::ARENA_WALK);
 pub(crate) const ARENA_STATS: u32 = _IOWR::<ArenaStatsArgs>(IOCTL_TYPE, nr::ARENA_STATS);
 pub(crate) const ARENA_CHECK: u32 = _IOWR::<CheckArgs>(IOCTL_TYPE, nr::ARENA_CHECK);
+pub(crate) const ARENA_FREE_DEFERRED: u32 = _IOWR::<FreeArgs>(IOCTL_TYPE, nr::ARENA_FREE_DEFERRED);
+pub(crate) const ARENA_FLUSHED: u32 = _IOWR::<FreeArgs>(IOCTL_TYPE, nr::ARENA_FLUSHED);
 pub(crate) const VM_RESERVE: u32 = _IOWR::<VmReserveArgs>(IOCTL_TYPE, nr::VM_RESERVE);
 pub(crate) const VM_MAP: u32 = _IOWR::<VmRangeArgs>(IOCTL_TYPE, nr::VM_MAP);
 pub(crate) const VM_UNMAP: u32 = _IOWR::<VmRangeArgs>(IOCTL_TYPE, nr::VM_UNMAP);
@@ -116,7 +118,7 @@ pub(crate) const VM_READ: u32 = _IOWR::<VmIoArgs>(IOCTL_TYPE, nr::VM_READ);
 pub(crate) const VM_WRITE: u32 = _IOWR::<VmIoArgs>(IOCTL_TYPE, nr::VM_WRITE);
 
 /// The kernel's numbers, in the order of the ABI crate's `cmd::ALL`.
-const KERNEL: [u32; 23] = [
+const KERNEL: [u32; 25] = [
     VERSION,
     ARENA_CREATE,
     DESTROY,
@@ -131,6 +133,8 @@ const KERNEL: [u32; 23] = [
     ARENA_WALK,
     ARENA_STATS,
     ARENA_CHECK,
+    ARENA_FREE_DEFERRED,
+    ARENA_FLUSHED,
     VM_RESERVE,
     VM_MAP,
     VM_UNMAP,
@@ -142,7 +146,7 @@ const KERNEL: [u32; 23] = [
     VM_WRITE,
 ];
 
-const fn same(a: &[u32; 23], b: &[u32; 23]) -> bool {
+const fn same(a: &[u32; 25], b: &[u32; 25]) -> bool {
     let mut i = 0;
     while i < a.len() {
         if a[i] != b[i] {

@@ -332,6 +332,15 @@ impl ArenaTarget for DevArena {
             FreeArgs { addr: addr.0 as u64, a: old.0 as u64, b: new.0 as u64, ..FreeArgs::ZERO };
         self.free_cmd("ARENA_RESIZE", a, ioctl::arena_resize).map(drop)
     }
+    fn free_deferred(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
+        let a = FreeArgs { addr: addr.0 as u64, a: size.0 as u64, ..FreeArgs::ZERO };
+        self.free_cmd("ARENA_FREE_DEFERRED", a, ioctl::arena_free_deferred).map(drop)
+    }
+    fn flushed(&mut self) -> Size {
+        // A failed command made nothing free (and the model says otherwise).
+        let done = self.free_cmd("ARENA_FLUSHED", FreeArgs::ZERO, ioctl::arena_flushed);
+        Size(done.unwrap_or(0) as usize)
+    }
     fn lookup(&self, addr: Addr) -> Option<(Range, Size)> {
         self.lookup_cmd(addr, 0)
     }
@@ -343,8 +352,7 @@ impl ArenaTarget for DevArena {
         Sizes {
             allocated: Size(s.allocated as usize),
             free: Size(s.free as usize),
-            // The device has no deferred free: nothing is ever unflushed.
-            unflushed: Size(0),
+            unflushed: Size(s.unflushed as usize),
             total: Size(s.total as usize),
             imported: Size(s.imported as usize),
         }
@@ -362,8 +370,8 @@ impl ArenaTarget for DevArena {
             exports: s.exports,
             export_failures: s.export_failures,
             injected: s.injected,
-            deferred_frees: 0,
-            flushes: 0,
+            deferred_frees: s.deferred_frees,
+            flushes: s.flushes,
         }
     }
     fn live(&self) -> usize {

@@ -23,6 +23,8 @@ nix::ioctl_readwrite!(arena_lookup, IOCTL_TYPE, nr::ARENA_LOOKUP, LookupArgs);
 nix::ioctl_readwrite!(arena_walk, IOCTL_TYPE, nr::ARENA_WALK, ListArgs);
 nix::ioctl_readwrite!(arena_stats, IOCTL_TYPE, nr::ARENA_STATS, ArenaStatsArgs);
 nix::ioctl_readwrite!(arena_check, IOCTL_TYPE, nr::ARENA_CHECK, CheckArgs);
+nix::ioctl_readwrite!(arena_free_deferred, IOCTL_TYPE, nr::ARENA_FREE_DEFERRED, FreeArgs);
+nix::ioctl_readwrite!(arena_flushed, IOCTL_TYPE, nr::ARENA_FLUSHED, FreeArgs);
 nix::ioctl_readwrite!(vm_reserve, IOCTL_TYPE, nr::VM_RESERVE, VmReserveArgs);
 nix::ioctl_readwrite!(vm_map, IOCTL_TYPE, nr::VM_MAP, VmRangeArgs);
 nix::ioctl_readwrite!(vm_unmap, IOCTL_TYPE, nr::VM_UNMAP, VmRangeArgs);
@@ -61,6 +63,8 @@ mod tests {
             (cmd::ARENA_WALK, rw(nr::ARENA_WALK, size_of::<ListArgs>())),
             (cmd::ARENA_STATS, rw(nr::ARENA_STATS, size_of::<ArenaStatsArgs>())),
             (cmd::ARENA_CHECK, rw(nr::ARENA_CHECK, size_of::<CheckArgs>())),
+            (cmd::ARENA_FREE_DEFERRED, rw(nr::ARENA_FREE_DEFERRED, size_of::<FreeArgs>())),
+            (cmd::ARENA_FLUSHED, rw(nr::ARENA_FLUSHED, size_of::<FreeArgs>())),
             (cmd::VM_RESERVE, rw(nr::VM_RESERVE, size_of::<VmReserveArgs>())),
             (cmd::VM_MAP, rw(nr::VM_MAP, size_of::<VmRangeArgs>())),
             (cmd::VM_UNMAP, rw(nr::VM_UNMAP, size_of::<VmRangeArgs>())),

@@ -48,6 +48,10 @@ pub trait ArenaTarget {
     fn free_part(&mut self, alloc: Addr, offset: Size, size: Size) -> Result<(), ArenaError>;
     /// [`Arena::resize`].
     fn resize(&mut self, addr: Addr, old_size: Size, new_size: Size) -> Result<(), ArenaError>;
+    /// [`Arena::free_deferred`].
+    fn free_deferred(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError>;
+    /// [`Arena::flushed`].
+    fn flushed(&mut self) -> Size;
     /// [`Arena::lookup`].
     fn lookup(&self, addr: Addr) -> Option<(Range, Size)>;
     /// [`Arena::lookup_handle`].
@@ -112,6 +116,12 @@ impl<S: Store, I: Source> ArenaTarget for Arena<S, I> {
     }
     fn resize(&mut self, addr: Addr, old_size: Size, new_size: Size) -> Result<(), ArenaError> {
         Arena::resize(self, addr, old_size, new_size)
+    }
+    fn free_deferred(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
+        Arena::free_deferred(self, addr, size)
+    }
+    fn flushed(&mut self) -> Size {
+        Arena::flushed(self)
     }
     fn lookup(&self, addr: Addr) -> Option<(Range, Size)> {
         Arena::lookup(self, addr)
