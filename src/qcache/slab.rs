@@ -16,6 +16,8 @@
 //! (`in_slab`, `tag`, every change to `base`, the depots) happens under the
 //! arena lock.
 
+use core::ptr::NonNull;
+
 use crate::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use vmspace_shim::align;
@@ -179,6 +181,7 @@ impl Class {
 ///
 /// # Invariants
 ///
+/// - `classes` is 1 to [`MAX_CLASSES`].
 /// - `base` is the store's base, which never moves (the [`Store`]
 ///   contract); the store's first `classes * size_of::<ClassTables>()`
 ///   bytes are committed and hold one `ClassTables` per class, initialized.
@@ -187,7 +190,7 @@ impl Class {
 ///   the store itself.
 pub(crate) struct Tables<S: Store> {
     _store: S,
-    base: *mut ClassTables,
+    base: NonNull<ClassTables>,
     classes: usize,
     class: [Class; MAX_CLASSES],
     quantum_shift: u32,
@@ -235,7 +238,10 @@ impl<S: Store> Tables<S> {
                 };
             }
         }
-        // INVARIANT: `base` is the store's base and the tables are initialized.
+        let base = NonNull::new(base)
+            .ok_or(ArenaError::InvalidArgument("quantum-cache store has no memory"))?;
+        // INVARIANT: `classes` was checked above; `base` is the store's base
+        // and the tables are initialized.
         Ok(Tables {
             _store: store,
             base,
@@ -251,7 +257,8 @@ impl<S: Store> Tables<S> {
     pub(crate) fn class_of(&self, size: usize) -> Option<usize> {
         // `size - 1 < max_size` exactly when this is below `classes`, the
         // quantum being a power of two (one test, which `finder` repeats).
-        let c = size.checked_sub(1)? >> self.quantum_shift;
+        // Size 0 wraps to at least 2^41 (the shift is at most 22): no class.
+        let c = size.wrapping_sub(1) >> self.quantum_shift;
         (c < self.classes).then_some(c)
     }
 
@@ -274,7 +281,7 @@ impl<S: Store> Tables<S> {
         debug_assert!(c < self.classes);
         // SAFETY: `c < classes`, so the offset stays inside the committed
         // tables (type invariant).
-        unsafe { self.base.add(c) }
+        unsafe { self.base.as_ptr().add(c) }
     }
 
     /// Record `slot` of class `c`; readable from any thread.
@@ -313,7 +320,9 @@ impl<S: Store> Tables<S> {
         if c >= self.classes {
             return None;
         }
-        let k = *self.class.get(c)?;
+        // `c % MAX_CLASSES` is `c` (below `classes`, at most MAX_CLASSES, a
+        // power of two): an index the compiler need not check again.
+        let k = self.class[c % MAX_CLASSES];
         // SAFETY: the tables are initialized and live as long as `self`, and
         // `c < classes` (tables(c) is in bounds); the records are atomics,
         // so shared access is sound.

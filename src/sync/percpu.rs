@@ -178,7 +178,9 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         // `class_base[c] + i * size_of::<CpuMags>()`, initialized and
         // aligned, and lives as long as `self`; it is only accessed through
         // the pin's magazine operations or `&mut self` (type invariants).
-        unsafe { MagSlots::new(self.class_base[c], size_of::<CpuMags>(), self.slots) }
+        // (`c % MAX_CLASSES` is `c`, `classes` being at most MAX_CLASSES: an
+        // index the hit path need not check again.)
+        unsafe { MagSlots::new(self.class_base[c % MAX_CLASSES], size_of::<CpuMags>(), self.slots) }
     }
 
     /// Allocate `size` (instant fit for sizes the caches do not serve).
