@@ -68,6 +68,49 @@ pub(super) fn registered() -> Option<isize> {
     (cpu < u32::MAX - 1).then_some(offset)
 }
 
+/// The start every sequence shares, as one template string: its `rseq_cs`
+/// descriptor (label 3: version 0, flags 0, the section from label 6 to
+/// label 2, the abort handler), the abort handler (label 4, in
+/// `__rseq_failure` right after the signature; it starts the block again
+/// at label 5), the store of the descriptor's address in the thread's
+/// area, and the section's first instructions: `p` = this CPU's
+/// `CpuMags` (out to label 2 with `st` = UNPINNED when the CPU has no
+/// slot), `w` its control word, `n` its loaded top L and `t` that
+/// magazine's base B. The block names the operands `off`, `base`,
+/// `slots`, `shift`, `unpinned`, `p`, `w`, `n`, `t` and `st`, and ends
+/// with label 2 after its committing store.
+macro_rules! sequence_head {
+    () => {
+        concat!(
+            ".pushsection __rseq_cs, \"aw\"\n",
+            ".balign 32\n",
+            "3:\n",
+            ".long 0, 0\n",
+            ".quad 6f, 2f - 6f, 4f\n",
+            ".popsection\n",
+            ".pushsection __rseq_failure, \"ax\"\n",
+            ".byte 0x0f, 0xb9, 0x3d\n",
+            ".long 0x53053053\n",
+            "4:\n",
+            "jmp 5f\n",
+            ".popsection\n",
+            "5:\n",
+            "lea {t}, [rip + 3b]\n",
+            "mov qword ptr fs:[{off} + 8], {t}\n",
+            "6:\n",
+            "mov {p:e}, dword ptr fs:[{off} + 4]\n",
+            "mov {st:e}, {unpinned}\n",
+            "cmp {p}, {slots}\n",
+            "jae 2f\n",
+            "shl {p}, {shift}\n",
+            "add {p}, {base}\n",
+            "mov {w}, qword ptr [{p}]\n",
+            "movzx {n:e}, byte ptr [{p}]\n",
+            "movzx {t:e}, byte ptr [{p} + 2]",
+        )
+    };
+}
+
 /// [`CpuMags::pop`] as a restartable sequence.
 ///
 /// # Safety
@@ -94,32 +137,7 @@ pub(super) unsafe fn pop(offset: isize, mags: MagSlots) -> Popped {
     // outside the section).
     unsafe {
         asm!(
-            ".pushsection __rseq_cs, \"aw\"",
-            ".balign 32",
-            "3:",
-            ".long 0, 0",
-            ".quad 6f, 2f - 6f, 4f",
-            ".popsection",
-            ".pushsection __rseq_failure, \"ax\"",
-            ".byte 0x0f, 0xb9, 0x3d",
-            ".long 0x53053053",
-            "4:",
-            "jmp 5f",
-            ".popsection",
-            "5:",
-            "lea {t}, [rip + 3b]",
-            "mov qword ptr fs:[{off} + 8], {t}",
-            "6:",
-            "mov {p:e}, dword ptr fs:[{off} + 4]",
-            "mov {st:e}, {unpinned}",
-            "cmp {p}, {slots}",
-            "jae 2f",
-            "shl {p}, {shift}",
-            "add {p}, {base}",
-            "mov {w}, qword ptr [{p}]",
-            // n = the loaded top L (byte 0), t = its base B (byte 2)
-            "movzx {n:e}, byte ptr [{p}]",
-            "movzx {t:e}, byte ptr [{p} + 2]",
+            sequence_head!(),
             "mov {st:e}, {done}",
             "cmp {n:e}, {t:e}",
             "jne 9f",
@@ -189,32 +207,7 @@ pub(super) unsafe fn push(offset: isize, mags: MagSlots, addr: usize) -> Pushed 
     // commit makes it part of the magazine).
     unsafe {
         asm!(
-            ".pushsection __rseq_cs, \"aw\"",
-            ".balign 32",
-            "3:",
-            ".long 0, 0",
-            ".quad 6f, 2f - 6f, 4f",
-            ".popsection",
-            ".pushsection __rseq_failure, \"ax\"",
-            ".byte 0x0f, 0xb9, 0x3d",
-            ".long 0x53053053",
-            "4:",
-            "jmp 5f",
-            ".popsection",
-            "5:",
-            "lea {t}, [rip + 3b]",
-            "mov qword ptr fs:[{off} + 8], {t}",
-            "6:",
-            "mov {p:e}, dword ptr fs:[{off} + 4]",
-            "mov {st:e}, {unpinned}",
-            "cmp {p}, {slots}",
-            "jae 2f",
-            "shl {p}, {shift}",
-            "add {p}, {base}",
-            "mov {w}, qword ptr [{p}]",
-            // n = the loaded top L (byte 0), t = its base B (byte 2)
-            "movzx {n:e}, byte ptr [{p}]",
-            "movzx {t:e}, byte ptr [{p} + 2]",
+            sequence_head!(),
             "mov {st:e}, {done}",
             "mov {m:e}, {n:e}",
             "sub {m:e}, {t:e}",
@@ -280,32 +273,7 @@ pub(super) unsafe fn spill(offset: isize, mags: MagSlots, out: &mut Magazine) ->
     // and that many rounds, a valid `Magazine` whatever the rest holds.
     unsafe {
         asm!(
-            ".pushsection __rseq_cs, \"aw\"",
-            ".balign 32",
-            "3:",
-            ".long 0, 0",
-            ".quad 6f, 2f - 6f, 4f",
-            ".popsection",
-            ".pushsection __rseq_failure, \"ax\"",
-            ".byte 0x0f, 0xb9, 0x3d",
-            ".long 0x53053053",
-            "4:",
-            "jmp 5f",
-            ".popsection",
-            "5:",
-            "lea {t}, [rip + 3b]",
-            "mov qword ptr fs:[{off} + 8], {t}",
-            "6:",
-            "mov {p:e}, dword ptr fs:[{off} + 4]",
-            "mov {st:e}, {unpinned}",
-            "cmp {p}, {slots}",
-            "jae 2f",
-            "shl {p}, {shift}",
-            "add {p}, {base}",
-            "mov {w}, qword ptr [{p}]",
-            // n = the loaded top L (byte 0), t = its base B (byte 2)
-            "movzx {n:e}, byte ptr [{p}]",
-            "movzx {t:e}, byte ptr [{p} + 2]",
+            sequence_head!(),
             "mov {st:e}, {other}",
             "mov {m:e}, {n:e}",
             "sub {m:e}, {t:e}",
@@ -375,32 +343,7 @@ pub(super) unsafe fn install(offset: isize, mags: MagSlots, mag: &Magazine) -> b
     // above; at most ROUNDS by `Magazine`'s invariant).
     unsafe {
         asm!(
-            ".pushsection __rseq_cs, \"aw\"",
-            ".balign 32",
-            "3:",
-            ".long 0, 0",
-            ".quad 6f, 2f - 6f, 4f",
-            ".popsection",
-            ".pushsection __rseq_failure, \"ax\"",
-            ".byte 0x0f, 0xb9, 0x3d",
-            ".long 0x53053053",
-            "4:",
-            "jmp 5f",
-            ".popsection",
-            "5:",
-            "lea {t}, [rip + 3b]",
-            "mov qword ptr fs:[{off} + 8], {t}",
-            "6:",
-            "mov {p:e}, dword ptr fs:[{off} + 4]",
-            "mov {st:e}, {unpinned}",
-            "cmp {p}, {slots}",
-            "jae 2f",
-            "shl {p}, {shift}",
-            "add {p}, {base}",
-            "mov {w}, qword ptr [{p}]",
-            // n = the loaded top L (byte 0), t = its base B (byte 2)
-            "movzx {n:e}, byte ptr [{p}]",
-            "movzx {t:e}, byte ptr [{p} + 2]",
+            sequence_head!(),
             "mov {st:e}, {other}",
             "cmp {n:e}, {t:e}",
             "je 9f",
