@@ -14,21 +14,17 @@ use vmspace_user::MmapBackend;
 const LEAST: usize = 1 << 45;
 
 fn big_map() -> ChunkMap<MmapBackend> {
-    match ChunkMap::new(MmapBackend::new(), ChunkMapConfig::DEFAULT) {
-        Ok(m) => m,
-        Err(ChunkMapError::Backend { op: Op::Reserve, .. }) => {
-            for size in [1 << 46, LEAST] {
-                let smaller = ChunkMapConfig::new(Size(size), Size(4 << 20));
-                match ChunkMap::new(MmapBackend::new(), smaller) {
-                    Ok(m) => return m,
-                    Err(ChunkMapError::Backend { op: Op::Reserve, .. }) if size > LEAST => {}
-                    Err(e) => panic!("{e}"),
-                }
-            }
-            unreachable!("the last size panics on failure")
+    let chunk = ChunkMapConfig::DEFAULT.chunk;
+    let sizes = [ChunkMapConfig::DEFAULT.space, Size(1 << 46), Size(LEAST)];
+    let mut refused = None;
+    for size in sizes {
+        match ChunkMap::new(MmapBackend::new(), ChunkMapConfig::new(size, chunk)) {
+            Ok(m) => return m,
+            Err(e @ ChunkMapError::Backend { op: Op::Reserve, .. }) => refused = Some(e),
+            Err(e) => panic!("{e}"),
         }
-        Err(e) => panic!("{e}"),
     }
+    panic!("no hole of {LEAST:#x} bytes: {}", refused.expect("a size was tried"))
 }
 
 #[test]

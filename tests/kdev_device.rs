@@ -148,8 +148,9 @@ fn every_field_is_checked() {
     let mut wrong_size = FreeArgs { a: 48, ..deferred };
     assert_eq!(raw(fd, cmd::ARENA_FREE_DEFERRED, &mut wrong_size), Err(Errno::EINVAL));
     assert_eq!(wrong_size.err.innermost(), ARENA_BAD_FREE);
-    for mut c in [FreeArgs { addr: 16, ..FreeArgs::ZERO }, FreeArgs { a: 16, ..FreeArgs::ZERO }] {
-        c.id = id;
+    for mut c in
+        [FreeArgs { id, addr: 16, ..FreeArgs::ZERO }, FreeArgs { id, a: 16, ..FreeArgs::ZERO }]
+    {
         assert_eq!(raw(fd, cmd::ARENA_FLUSHED, &mut c), Err(Errno::EINVAL), "{c:?}");
         assert_eq!(c.err.innermost(), DEV_BAD_FIELD);
     }

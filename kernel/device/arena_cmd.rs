@@ -170,14 +170,36 @@ pub(crate) enum FreeKind {
     Flushed,
 }
 
+/// The inputs of `FreeArgs` a free command reads.
+struct FreeInputs {
+    addr: bool,
+    tag: bool,
+    a: bool,
+    b: bool,
+}
+
+impl FreeKind {
+    /// What the command reads; every other input must be zero, and `tag`
+    /// must be non-zero where it is read.
+    fn inputs(self) -> FreeInputs {
+        let (addr, tag, a, b) = match self {
+            FreeKind::ByAddress | FreeKind::Deferred => (true, false, true, false),
+            FreeKind::Handle => (true, true, false, false),
+            FreeKind::Part | FreeKind::Resize => (true, false, true, true),
+            FreeKind::Flushed => (false, false, false, false),
+        };
+        FreeInputs { addr, tag, a, b }
+    }
+}
+
 /// `ARENA_FREE`, `ARENA_FREE_HANDLE`, `ARENA_FREE_PART`, `ARENA_RESIZE`,
 /// `ARENA_FREE_DEFERRED`, `ARENA_FLUSHED`.
 pub(crate) fn free<B: DevBackends>(objs: &mut Objects<B>, a: &mut FreeArgs, kind: FreeKind) -> Result {
     let w = &mut a.err;
-    let handle = kind == FreeKind::Handle;
-    let two = matches!(kind, FreeKind::Part | FreeKind::Resize);
-    let none = kind == FreeKind::Flushed && (a.addr != 0 || a.a != 0);
-    if (a.tag != 0) != handle || (handle && a.a != 0) || (!two && a.b != 0) || a.size != 0 || none {
+    let reads = kind.inputs();
+    let unread = |read: bool, v: u64| !read && v != 0;
+    let extra = unread(reads.addr, a.addr) || unread(reads.a, a.a) || unread(reads.b, a.b);
+    if (a.tag != 0) != reads.tag || extra || a.size != 0 {
         return Err(bad(w, "tag, addr, a, b and size do not fit the command"));
     }
     let (addr, x1, x2) = (Addr(field(w, a.addr, "addr")?), Size(field(w, a.a, "a")?), Size(field(w, a.b, "b")?));
