@@ -85,7 +85,7 @@ fn chain_run(seed: u64, n: u64, buf: &mut Placed) -> (u64, u64) {
     let mut gen = ArenaOpGen::new(seed, cfg(64).with_spans(false));
     let mut driver = ArenaDriver::<N, M>::new();
     for _ in 0..STEPS {
-        let op = gen.next_op(driver.model().live(), N);
+        let op = gen.next_op(driver.model().occupied(), N);
         let before: Vec<_> = parent.borrow().walk(SegmentKinds::ALL).collect();
         let moves = child.counters().imports + child.counters().exports;
         driver.step(&mut child, &op).unwrap_or_else(|e| panic!("seed {seed:#x} n {n}: {e}"));

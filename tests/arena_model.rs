@@ -1,6 +1,6 @@
 //! Model tests of the arena: random operation sequences (every policy,
-//! random constraints, partial frees and resizes, bad frees, adds and
-//! extends, import chains) against the
+//! random constraints, partial frees and resizes, deferred frees and
+//! flushes, bad frees, adds and extends, import chains) against the
 //! reference model of `workload::arena_ops`, with `check()` after every step,
 //! on the simulated backend and on the real mmap backend, and, when
 //! `VMSPACE_DEVICE` names `/dev/vmspace` (`make kernel-proptest`), on arenas
@@ -51,7 +51,7 @@ fn import_on_device(seed: u64, steps: usize) {
     let mut gen = ArenaOpGen::new(seed, cfg(64).with_spans(seed % 2 == 0));
     let mut driver = ArenaDriver::<N, M>::new();
     for _ in 0..steps {
-        let op = gen.next_op(driver.model().live(), N);
+        let op = gen.next_op(driver.model().occupied(), N);
         driver.step(&mut child, &op).unwrap_or_else(|e| panic!("seed {seed:#x}: {e}"));
         let s = child.stats().unwrap();
         assert_eq!(s.imported, s.source_mapped, "imported spans are exactly the mapped VM");
@@ -82,7 +82,7 @@ fn chain<P: PageOps + Clone>(ops: P, seed: u64, steps: usize) {
     let mut gen = ArenaOpGen::new(seed, cfg(64).with_spans(seed % 2 == 0));
     let mut driver = ArenaDriver::<N, M>::new();
     for _ in 0..steps {
-        let op = gen.next_op(driver.model().live(), N);
+        let op = gen.next_op(driver.model().occupied(), N);
         let before = digest(&parent.borrow());
         let imports = child.counters().imports;
         let exports = child.counters().exports;
@@ -164,13 +164,14 @@ fn long_run_on_device_reaches_every_outcome() {
     long_run(&mut dev.arena(&ArenaConfig::new(Size(16)).max_tags(tags)).unwrap());
 }
 
-/// 5000 operations on `a` (quantum 16, 2^16 tags) reach every outcome.
+/// 6000 operations on `a` (quantum 16, 2^16 tags) reach every outcome.
 fn long_run<A: ArenaTarget>(a: &mut A) {
-    let stats = arena_ops::run_on::<_, N, M>(a, cfg(16), 0x5eed, 5000).unwrap();
+    let stats = arena_ops::run_on::<_, N, M>(a, cfg(16), 0x5eed, 6000).unwrap();
     assert!(stats.rejected > 100, "{stats:?}");
     assert!(stats.exact_fits > 100, "{stats:?}");
     assert!(stats.succeeded > 2000, "{stats:?}");
     assert!(stats.held > 300 && stats.handle_frees > 300, "{stats:?}");
     assert!(stats.bad_handles > 10, "{stats:?}");
     assert!(stats.partial_frees > 50 && stats.resizes > 50, "{stats:?}");
+    assert!(stats.deferred_frees > 100 && stats.flushes > 20, "{stats:?}");
 }

@@ -165,7 +165,7 @@ pub fn import_chain<P: PageOps + Clone, Q: PageOps + Clone>(
     let mut gen = ArenaOpGen::new(seed, cfg(64).with_spans(seed % 2 == 0));
     let mut driver = ArenaDriver::<N, M>::new();
     for _ in 0..steps {
-        let op = gen.next_op(driver.model().live(), N);
+        let op = gen.next_op(driver.model().occupied(), N);
         let imports = child.counters().imports;
         driver.step(&mut child, &op).context("child step")?;
         let p = parent.borrow();

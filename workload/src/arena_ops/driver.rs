@@ -5,6 +5,7 @@ use core::fmt;
 
 use vmspace_shim::{align, Addr, Range, Size};
 
+mod frees;
 mod resize;
 
 use super::model::{highest_in, lowest_in, ArenaModel, Fits, Live, Want};
@@ -36,6 +37,10 @@ pub struct ArenaRunStats {
     pub partial_frees: usize,
     /// Resizes done in place (grown or shrunk).
     pub resizes: usize,
+    /// Frees into the freed-but-not-flushed state.
+    pub deferred_frees: usize,
+    /// Flushes that made ranges free again.
+    pub flushes: usize,
 }
 
 /// How a driven sequence went wrong.
@@ -229,44 +234,17 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             ArenaOp::XAlloc { constraints, held } => {
                 self.allocate(arena, &constraints, false, held)?
             }
-            ArenaOp::Free { pick } => {
-                if self.model.nlive == 0 {
-                    return Ok(());
-                }
-                let i = pick % self.model.nlive;
-                let l = self.model.live[i];
-                let r = match arena.handle_from_parts(Addr(l.addr), l.tag) {
-                    Some(h) => {
-                        self.free_held(arena, h, Some(i)).map_err(|what| fail(what, None))?
-                    }
-                    None => {
-                        let r = arena.free(Addr(l.addr), Size(l.asked));
-                        if r.is_ok() {
-                            self.model.forget(i);
-                        }
-                        r
-                    }
-                };
-                (true, r)
-            }
+            ArenaOp::Free { pick, deferred } => match self.free(arena, pick, deferred) {
+                Ok(Some(outcome)) => outcome,
+                Ok(None) => return Ok(()),
+                Err(what) => return Err(fail(what, None)),
+            },
+            ArenaOp::Flush => self.flush(arena).map_err(|what| fail(what, None))?,
             ArenaOp::FreePart { .. } | ArenaOp::Resize { .. } => match self.reshape(arena, op) {
                 Some(outcome) => outcome,
                 None => return Ok(()),
             },
-            ArenaOp::BadFree { addr, size } => {
-                let i = self.model.position(addr);
-                let valid = i < self.model.nlive
-                    && self.model.live[i].addr == addr
-                    && self.model.live[i].asked == size
-                    && self.model.live[i].tag == 0;
-                let r = arena.free(Addr(addr), Size(size));
-                match (&r, valid) {
-                    (Ok(()), true) => self.model.forget(i),
-                    (Err(ArenaError::BadFree { .. }), false) => self.model.bad_frees += 1,
-                    _ => {}
-                }
-                (valid, r)
-            }
+            ArenaOp::BadFree { addr, size } => self.bad_free(arena, addr, size),
             ArenaOp::BadHandle { pick, tag_of, offset } => {
                 match self.bad_handle(arena, pick, tag_of, offset)? {
                     Some(outcome) => outcome,
@@ -341,8 +319,12 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         {
             return Err(fail("allocation breaks its constraints", None));
         }
-        if self.model.overlaps_live(t, end) {
-            return Err(fail("allocation overlaps a live one", None));
+        match self.model.overlapping(t, end) {
+            Some(l) if l.unflushed => {
+                return Err(fail("allocation reissued a range freed but not flushed", None))
+            }
+            Some(_) => return Err(fail("allocation overlaps a live one", None)),
+            None => {}
         }
         if !arena
             .walk(SegmentKinds::SPANS)
@@ -390,7 +372,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             return Err(fail("lookup of the new allocation disagrees", None));
         }
         self.stats.held += usize::from(held);
-        if !self.model.insert(Live { addr: t, end, asked, tag }) {
+        if !self.model.insert(Live::allocation(t, end, asked, tag)) {
             return Err(fail("model full", None));
         }
         self.model.allocs += 1;
@@ -439,7 +421,10 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         let Some(h) = arena.handle_from_parts(Addr(addr), tag.wrapping_add(offset)) else {
             return Ok(None);
         };
-        let valid = i < m.nlive && m.live[i].tag != 0 && m.live[i].tag == A::handle_parts(h).1;
+        let valid = i < m.nlive
+            && m.live[i].tag != 0
+            && !m.live[i].unflushed
+            && m.live[i].tag == A::handle_parts(h).1;
         let step = self.step - 1;
         let fail = |what| ArenaRunError {
             step,
@@ -455,34 +440,11 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         Ok(Some((valid, r)))
     }
 
-    /// Free `h` through the arena. When the model holds it as live
-    /// allocation `expected`, a success must return that allocation's size
-    /// and the model forgets it; a success otherwise is an error.
-    fn free_held<A: ArenaTarget>(
-        &mut self,
-        arena: &mut A,
-        h: A::Handle,
-        expected: Option<usize>,
-    ) -> Result<Result<(), ArenaError>, &'static str> {
-        let r = arena.free_handle(h);
-        if let Ok(size) = r {
-            match expected {
-                Some(i) if self.model.live[i].asked == size.0 => {
-                    self.model.forget(i);
-                    self.stats.handle_frees += 1;
-                }
-                Some(_) => return Err("free_handle returned the wrong size"),
-                None => return Err("free_handle freed a handle the model holds bad"),
-            }
-        }
-        Ok(r.map(drop))
-    }
-
     /// Compare the arena's observable state with the model and run `check()`.
     fn compare<A: ArenaTarget>(&self, a: &A) -> Result<(), (&'static str, Option<ArenaError>)> {
         let m = &self.model;
         let sizes = a.sizes();
-        if a.live() != m.nlive || sizes.allocated.0 != m.allocated() {
+        if a.live() != m.live() || sizes.allocated.0 != m.allocated() {
             return Err(("live allocations differ from the model", None));
         }
         if sizes.total.0 - sizes.imported.0 != m.span_total() {
@@ -499,7 +461,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             return Err(("arena has an added span the model lacks", None));
         }
         let mut allocated = a.walk(SegmentKinds::ALLOCATED);
-        for l in m.lives() {
+        for l in m.allocations() {
             match allocated.next() {
                 Some(s)
                     if s.kind == SegmentKind::Allocated
@@ -510,9 +472,16 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                 _ => return Err(("allocated segments differ from the model", None)),
             }
         }
+        if allocated.next().is_some() {
+            return Err(("arena has an allocated segment the model lacks", None));
+        }
+        self.compare_unflushed(a)?;
         let c = a.counters();
         if c.allocs != m.allocs || c.frees != m.frees || c.bad_frees != m.bad_frees {
             return Err(("counters differ from the model", None));
+        }
+        if c.deferred_frees != m.deferred_frees || c.flushes != m.flushes {
+            return Err(("deferred-free counters differ from the model", None));
         }
         a.check().map_err(|e| ("check() failed", Some(e)))
     }

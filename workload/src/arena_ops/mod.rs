@@ -2,19 +2,23 @@
 //!
 //! [`ArenaOpGen`] turns a seed into [`ArenaOp`]s (adds, extends, allocations
 //! under every policy, constrained allocations with random constraints, frees,
-//! partial frees and resizes, and deliberately bad frees); [`ArenaOp::decode`] turns fuzzer bytes into the
-//! same operations. [`ArenaDriver`] applies them to an arena and to a model
-//! (the added spans and the live allocations, in fixed arrays: no heap) and
-//! after every step checks that:
+//! deferred frees and flushes, partial frees and resizes, and deliberately
+//! bad frees); [`ArenaOp::decode`] turns fuzzer bytes into the same
+//! operations. [`ArenaDriver`] applies them to an arena and to a model (the
+//! added spans, the live allocations and the ranges freed but not flushed,
+//! in fixed arrays: no heap) and after every step checks that:
 //!
 //! - the outcome is the one the model predicts (bad frees, overlapping adds,
-//!   over-constrained requests fail; an allocation fails only when no free
-//!   range can hold it, or for a resource reason: tags, source, injected
-//!   fault, and then the arena is unchanged);
-//! - every allocation lies in a span, overlaps nothing live and satisfies its
-//!   constraints; first fit returns the lowest (or highest) fit and best fit
-//!   comes from the smallest free range that fits;
-//! - sizes, counts and counters agree with the model, and `check()` passes.
+//!   over-constrained requests fail; so does every free, partial free or
+//!   resize of a range freed but not flushed; an allocation fails only when
+//!   no free range can hold it, or for a resource reason: tags, source,
+//!   injected fault, and then the arena is unchanged);
+//! - every allocation lies in a span, overlaps nothing live and nothing
+//!   freed but not flushed, and satisfies its constraints; first fit returns
+//!   the lowest (or highest) fit and best fit comes from the smallest free
+//!   range that fits;
+//! - sizes, counts, counters and the unflushed segments agree with the
+//!   model, and `check()` passes.
 //!
 //! The driver works on any [`ArenaTarget`]: the in-process [`Arena`], or an
 //! arena in the kernel reached through `/dev/vmspace`.
@@ -65,12 +69,19 @@ pub enum ArenaOp {
         /// Held by a handle rather than entered in the address hash.
         held: bool,
     },
-    /// Free the live allocation number `pick % live` (in address order),
-    /// through the interface that allocated it.
+    /// Free taken range number `pick % occupied` (in address order: live
+    /// allocations and ranges freed but not flushed), through the interface
+    /// that allocated it, or with `deferred` by [`Arena::free_deferred`]
+    /// (refused for an allocation held by a handle). Any free of a range
+    /// freed but not flushed is refused.
     Free {
         /// Which one.
         pick: usize,
+        /// Into the freed-but-not-flushed state.
+        deferred: bool,
     },
+    /// [`Arena::flushed`]: every range freed but not flushed becomes free.
+    Flush,
     /// [`Arena::free_part`] of live allocation `pick % live`: the piece
     /// starts `offset % units` quanta in (`units`: its size in quanta) plus
     /// `skew` units, and is `size % units + 1` quanta long, or reaches the
@@ -185,13 +196,16 @@ impl ArenaOp {
                 constraints: random_constraints(&mut rng, cfg),
                 held: sel & 0x80 != 0,
             },
-            11..=14 if sel & 0x80 == 0 => ArenaOp::Free { pick: a | (b << 8) },
+            11..=14 if sel & 0x80 == 0 => {
+                ArenaOp::Free { pick: a | (b << 8), deferred: sel & 0x40 != 0 }
+            }
             11..=14 if sel & 0x40 == 0 => free_part_op(&mut rng, a | (b << 8)),
             11..=14 => resize_op(&mut rng, cfg, a | (b << 8)),
             _ if sel & 0x80 != 0 => {
                 let tag_of = if c & 0x40 != 0 { usize::MAX } else { b };
                 ArenaOp::BadHandle { pick: a, tag_of, offset: bad_tag_offset(c) }
             }
+            _ if sel & 0x40 != 0 => ArenaOp::Flush,
             _ => ArenaOp::BadFree {
                 addr: cfg.base + (a * 31 % cfg.quanta()) * q,
                 size: (b % 8 + 1) * q,
@@ -277,13 +291,14 @@ impl ArenaOpGen {
         ArenaOpGen { rng: Rng::new(seed), cfg }
     }
 
-    /// The next operation. `live` (the number of live allocations) steers the
-    /// mix towards frees when many are live.
-    pub fn next_op(&mut self, live: usize, capacity: usize) -> ArenaOp {
+    /// The next operation. `occupied` (the model's taken ranges:
+    /// [`ArenaModel::occupied`]) steers the mix towards frees when it nears
+    /// `capacity`.
+    pub fn next_op(&mut self, occupied: usize, capacity: usize) -> ArenaOp {
         let r = &mut self.rng;
         let cfg = &self.cfg;
         let q = cfg.quantum;
-        let full = live * 4 >= capacity * 3;
+        let full = occupied * 4 >= capacity * 3;
         let roll = match r.below(100) {
             0..=5 if !cfg.spans => 50,
             x => x,
@@ -307,12 +322,15 @@ impl ArenaOpGen {
                 tag_of: if r.chance(500) { usize::MAX } else { r.below(usize::MAX) },
                 offset: bad_tag_offset(r.below(usize::MAX)),
             },
-            _ if full || (live > 0 && roll < 33) => ArenaOp::Free { pick: r.below(usize::MAX) },
-            64..=69 if live > 0 => {
+            9 => ArenaOp::Flush,
+            _ if full || (occupied > 0 && roll < 33) => {
+                ArenaOp::Free { pick: r.below(usize::MAX), deferred: r.chance(250) }
+            }
+            64..=69 if occupied > 0 => {
                 let pick = r.below(usize::MAX);
                 free_part_op(r, pick)
             }
-            94..=99 if live > 0 => {
+            94..=99 if occupied > 0 => {
                 let pick = r.below(usize::MAX);
                 resize_op(r, cfg, pick)
             }
@@ -352,7 +370,7 @@ pub fn run_on<A: ArenaTarget, const N: usize, const M: usize>(
     let mut gen = ArenaOpGen::new(seed, cfg);
     let mut driver = ArenaDriver::<N, M>::new();
     for _ in 0..steps {
-        let op = gen.next_op(driver.model().live(), N);
+        let op = gen.next_op(driver.model().occupied(), N);
         driver.step(arena, &op)?;
     }
     Ok(driver.stats())

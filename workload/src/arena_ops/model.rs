@@ -5,18 +5,31 @@ use vmspace_shim::align;
 
 use vmspace::arena::{Policy, Request};
 
-/// A live allocation in the model: where it is, the size asked for, and the
-/// tag of its handle (0 when it was allocated by address).
+/// A range the model knows to be taken: a live allocation (where it is, the
+/// size asked for, and the tag of its handle, 0 when it was allocated by
+/// address), or, when `unflushed`, one freed by
+/// [`free_deferred`](vmspace::arena::Arena::free_deferred) and waiting for
+/// the flush: no allocation (every free of it is bad), and no allocation
+/// may overlap it either.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Live {
     pub(super) addr: usize,
     pub(super) end: usize,
     pub(super) asked: usize,
     pub(super) tag: u32,
+    pub(super) unflushed: bool,
 }
 
-/// The reference model: added spans and live allocations, both sorted by
-/// address, in fixed arrays (`N` allocations, `M` added spans).
+impl Live {
+    /// A live allocation.
+    pub(super) fn allocation(addr: usize, end: usize, asked: usize, tag: u32) -> Live {
+        Live { addr, end, asked, tag, unflushed: false }
+    }
+}
+
+/// The reference model: added spans and taken ranges (live allocations and
+/// unflushed ranges), both sorted by address, in fixed arrays (`N` taken
+/// ranges, `M` added spans).
 #[derive(Debug, Clone)]
 pub struct ArenaModel<const N: usize, const M: usize> {
     pub(super) live: [Live; N],
@@ -26,6 +39,8 @@ pub struct ArenaModel<const N: usize, const M: usize> {
     pub(super) allocs: u64,
     pub(super) frees: u64,
     pub(super) bad_frees: u64,
+    pub(super) deferred_frees: u64,
+    pub(super) flushes: u64,
 }
 
 impl<const N: usize, const M: usize> Default for ArenaModel<N, M> {
@@ -38,6 +53,8 @@ impl<const N: usize, const M: usize> Default for ArenaModel<N, M> {
             allocs: 0,
             frees: 0,
             bad_frees: 0,
+            deferred_frees: 0,
+            flushes: 0,
         }
     }
 }
@@ -45,11 +62,58 @@ impl<const N: usize, const M: usize> Default for ArenaModel<N, M> {
 impl<const N: usize, const M: usize> ArenaModel<N, M> {
     /// Live allocations.
     pub fn live(&self) -> usize {
+        self.allocations().count()
+    }
+
+    /// Taken ranges: live allocations and ranges freed but not flushed (at
+    /// most `N`; what an operation generator weighs against `N`).
+    pub fn occupied(&self) -> usize {
         self.nlive
     }
 
+    /// Ranges freed but not flushed.
+    pub fn unflushed(&self) -> usize {
+        self.nlive - self.live()
+    }
+
+    /// Every taken range, in address order.
     pub(super) fn lives(&self) -> &[Live] {
         &self.live[..self.nlive]
+    }
+
+    /// The live allocations, in address order.
+    pub(super) fn allocations(&self) -> impl Iterator<Item = &Live> {
+        self.lives().iter().filter(|l| !l.unflushed)
+    }
+
+    /// Bytes freed but not flushed.
+    pub(super) fn unflushed_bytes(&self) -> usize {
+        self.lives().iter().filter(|l| l.unflushed).map(|l| l.end - l.addr).sum()
+    }
+
+    /// Allocation `i` was freed by `free_deferred`: it waits for the flush.
+    pub(super) fn defer(&mut self, i: usize) {
+        self.live[i].unflushed = true;
+        self.frees += 1;
+        self.deferred_frees += 1;
+    }
+
+    /// The arena was told of a flush: every unflushed range is free again.
+    /// Returns how many there were.
+    pub(super) fn flush(&mut self) -> usize {
+        let mut kept = 0;
+        for i in 0..self.nlive {
+            if !self.live[i].unflushed {
+                self.live[kept] = self.live[i];
+                kept += 1;
+            }
+        }
+        let flushed = self.nlive - kept;
+        self.nlive = kept;
+        if flushed > 0 {
+            self.flushes += 1;
+        }
+        flushed
     }
 
     /// Index of the first live allocation at or above `addr`.
@@ -75,13 +139,18 @@ impl<const N: usize, const M: usize> ArenaModel<N, M> {
         self.frees += 1;
     }
 
-    pub(super) fn overlaps_live(&self, addr: usize, end: usize) -> bool {
+    /// A taken range that `[addr, end)` overlaps, if any.
+    pub(super) fn overlapping(&self, addr: usize, end: usize) -> Option<&Live> {
         let i = self.position(addr);
-        (i > 0 && self.live[i - 1].end > addr) || (i < self.nlive && self.live[i].addr < end)
+        if i > 0 && self.live[i - 1].end > addr {
+            Some(&self.live[i - 1])
+        } else {
+            self.lives().get(i).filter(|l| l.addr < end)
+        }
     }
 
     pub(super) fn allocated(&self) -> usize {
-        self.lives().iter().map(|l| l.end - l.addr).sum()
+        self.allocations().map(|l| l.end - l.addr).sum()
     }
 
     pub(super) fn span_total(&self) -> usize {

@@ -11,9 +11,10 @@ use vmspace::arena::{ArenaError, SegmentKinds};
 
 impl<const N: usize, const M: usize> ArenaModel<N, M> {
     /// The live allocation made by address that starts at `addr`.
-    fn by_address(&self, addr: usize) -> Option<usize> {
+    pub(super) fn by_address(&self, addr: usize) -> Option<usize> {
         let i = self.position(addr);
-        (i < self.nlive && self.live[i].addr == addr && self.live[i].tag == 0).then_some(i)
+        let l = self.lives().get(i)?;
+        (l.addr == addr && l.tag == 0 && !l.unflushed).then_some(i)
     }
 
     /// Drop allocation `i` without counting a free (it lives on in pieces).
@@ -85,11 +86,11 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                     self.stats.partial_frees += 1;
                     self.model.remove(i);
                     if a > l.addr {
-                        self.model.insert(Live { addr: l.addr, end: a, asked: a - l.addr, tag: 0 });
+                        self.model.insert(Live::allocation(l.addr, a, a - l.addr, 0));
                     }
                     if b < l.end {
                         let asked = l.addr + l.asked - b;
-                        self.model.insert(Live { addr: b, end: l.end, asked, tag: 0 });
+                        self.model.insert(Live::allocation(b, l.end, asked, 0));
                     }
                 }
             }
@@ -116,7 +117,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         let i = pick % m.nlive;
         let l = m.live[i];
         let old = l.asked.wrapping_add(claim);
-        let claim_ok = l.tag == 0 && old == l.asked;
+        let claim_ok = l.tag == 0 && !l.unflushed && old == l.asked;
         // The new end, if the size is good and it fits where the allocation
         // is: before the next live allocation and the end of its span.
         let new_end = align::align_up(size, q).ok().and_then(|r| l.addr.checked_add(r));

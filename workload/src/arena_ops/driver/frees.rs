@@ -1,0 +1,136 @@
+//! The driver's frees: by address, by handle, deferred (the range waits,
+//! taken, for the flush), the flush, and bad frees; what the model predicts
+//! for each and how it follows them.
+
+use vmspace_shim::{Addr, Size};
+
+use super::{ArenaDriver, Outcome};
+use crate::arena_ops::target::ArenaTarget;
+use vmspace::arena::{ArenaError, SegmentKind, SegmentKinds};
+
+impl<const N: usize, const M: usize> ArenaDriver<N, M> {
+    /// [`ArenaOp::Free`](crate::arena_ops::ArenaOp::Free) of taken range
+    /// `pick % occupied`: through the interface that allocated it, or with
+    /// `deferred` by [`ArenaTarget::free_deferred`] (valid only for a live
+    /// allocation made by address). A range freed but not flushed is no
+    /// allocation: every free of it is bad. `None` when nothing is taken.
+    pub(super) fn free<A: ArenaTarget>(
+        &mut self,
+        arena: &mut A,
+        pick: usize,
+        deferred: bool,
+    ) -> Result<Option<Outcome>, &'static str> {
+        if self.model.nlive == 0 {
+            return Ok(None);
+        }
+        let i = pick % self.model.nlive;
+        let l = self.model.live[i];
+        if deferred {
+            let valid = l.tag == 0 && !l.unflushed;
+            let r = arena.free_deferred(Addr(l.addr), Size(l.asked));
+            match (&r, valid) {
+                (Ok(()), true) => {
+                    self.model.defer(i);
+                    self.stats.deferred_frees += 1;
+                }
+                (Err(ArenaError::BadFree { .. }), false) => self.model.bad_frees += 1,
+                _ => {}
+            }
+            return Ok(Some((valid, r)));
+        }
+        let r = match arena.handle_from_parts(Addr(l.addr), l.tag) {
+            Some(h) => self.free_held(arena, h, Some(i))?,
+            None => {
+                let r = arena.free(Addr(l.addr), Size(l.asked));
+                match (&r, l.unflushed) {
+                    (Ok(()), false) => self.model.forget(i),
+                    (Err(ArenaError::BadFree { .. }), true) => self.model.bad_frees += 1,
+                    _ => {}
+                }
+                r
+            }
+        };
+        Ok(Some((!l.unflushed, r)))
+    }
+
+    /// [`ArenaOp::Flush`](crate::arena_ops::ArenaOp::Flush): every range
+    /// freed but not flushed becomes free, and [`ArenaTarget::flushed`]
+    /// says how much that was.
+    pub(super) fn flush<A: ArenaTarget>(&mut self, arena: &mut A) -> Result<Outcome, &'static str> {
+        let waiting = self.model.unflushed_bytes();
+        if arena.flushed().0 != waiting {
+            return Err("flushed() returned other than the bytes freed but not flushed");
+        }
+        if self.model.flush() > 0 {
+            self.stats.flushes += 1;
+        }
+        Ok((true, Ok(())))
+    }
+
+    /// [`ArenaOp::BadFree`](crate::arena_ops::ArenaOp::BadFree): valid only
+    /// when `addr` starts a live allocation made by address with `size`
+    /// asked.
+    pub(super) fn bad_free<A: ArenaTarget>(
+        &mut self,
+        arena: &mut A,
+        addr: usize,
+        size: usize,
+    ) -> Outcome {
+        let i = self.model.by_address(addr).filter(|&i| self.model.live[i].asked == size);
+        let r = arena.free(Addr(addr), Size(size));
+        match (&r, i) {
+            (Ok(()), Some(i)) => self.model.forget(i),
+            (Err(ArenaError::BadFree { .. }), None) => self.model.bad_frees += 1,
+            _ => {}
+        }
+        (i.is_some(), r)
+    }
+
+    /// Free `h` through the arena. When the model holds it as live
+    /// allocation `expected`, a success must return that allocation's size
+    /// and the model forgets it; a success otherwise is an error.
+    pub(super) fn free_held<A: ArenaTarget>(
+        &mut self,
+        arena: &mut A,
+        h: A::Handle,
+        expected: Option<usize>,
+    ) -> Result<Result<(), ArenaError>, &'static str> {
+        let r = arena.free_handle(h);
+        if let Ok(size) = r {
+            match expected {
+                Some(i) if self.model.live[i].asked == size.0 => {
+                    self.model.forget(i);
+                    self.stats.handle_frees += 1;
+                }
+                Some(_) => return Err("free_handle returned the wrong size"),
+                None => return Err("free_handle freed a handle the model holds bad"),
+            }
+        }
+        Ok(r.map(drop))
+    }
+
+    /// The arena's unflushed segments and bytes are exactly the model's.
+    pub(super) fn compare_unflushed<A: ArenaTarget>(
+        &self,
+        a: &A,
+    ) -> Result<(), (&'static str, Option<ArenaError>)> {
+        let m = &self.model;
+        if a.sizes().unflushed.0 != m.unflushed_bytes() {
+            return Err(("bytes freed but not flushed differ from the model", None));
+        }
+        let mut walk = a.walk(SegmentKinds::UNFLUSHED);
+        for l in m.lives().iter().filter(|l| l.unflushed) {
+            match walk.next() {
+                Some(s)
+                    if s.kind == SegmentKind::Unflushed
+                        && s.range.base().0 == l.addr
+                        && s.range.limit().0 == l.end => {}
+                _ => return Err(("unflushed segments differ from the model", None)),
+            }
+        }
+        if walk.next().is_some() {
+            return Err(("arena has an unflushed segment the model lacks", None));
+        }
+        Ok(())
+    }
+}
