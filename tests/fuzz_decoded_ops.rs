@@ -1,17 +1,53 @@
 //! The fuzz targets' decoders and step checkers, fed seeded random bytes: a
-//! quick stand-in for `cargo fuzz run vmarena` / `chunkmap` on stable Rust.
+//! quick stand-in for `cargo fuzz run vm` / `vmarena` / `chunkmap` on stable
+//! Rust.
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
+use vmspace::vm::Vm;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, Size};
 use vmspace_workload::chunkmap_ops::{self, ChunkModel, ChunkOp, ChunkRunStats};
+use vmspace_workload::vm_calls::{self, VmCall, VmCallModel, VmCallStats};
 use vmspace_workload::vmarena_ops::{self, VmArenaModel, VmArenaOp, VmArenaRunStats};
 use vmspace_workload::Rng;
 
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
     let mut r = Rng::new(seed);
     (0..n).map(|_| r.next_u64() as u8).collect()
+}
+
+#[test]
+fn vm_decoded_calls() {
+    let mut total = VmCallStats::default();
+    for seed in 0..24u64 {
+        let data = bytes(seed, 1600);
+        let faults = seed % 3 == 0;
+        let page = if seed % 2 == 0 { 64 } else { 4096 };
+        let mut buf = vec![0u8; 2 << 20];
+        let sim = SimBackend::new(&mut buf, page).unwrap();
+        let faulty = FaultInjector::new(&sim);
+        let mut vm = Vm::reserve(&faulty, Size(256 * page), Size(page)).unwrap();
+        if faults {
+            faulty.fail_randomly(seed, 100_000);
+        }
+        let mut model = VmCallModel::<4>::new(vm.range().size().0 / page);
+        let mut stats = VmCallStats::default();
+        let mut calls = &data[..];
+        while let Some(call) = VmCall::decode(&mut calls, model.pages()) {
+            vm_calls::step_checked(&mut vm, &mut model, &call, faults, &mut stats)
+                .unwrap_or_else(|(what, e)| panic!("seed {seed} {call:?}: {what} ({e:?})"));
+        }
+        assert!(stats.succeeded > 0 && stats.rejected > 0, "seed {seed}: {stats:?}");
+        assert_eq!(faults, stats.backend_failures > 0, "seed {seed}: {stats:?}");
+        total.refused_unflushed += stats.refused_unflushed;
+        total.flushed_pages += stats.flushed_pages;
+        faulty.clear();
+        vm.flush();
+        drop(vm);
+        assert_eq!(sim.stats().mapped_pages, 0, "seed {seed}: the VM unmapped everything");
+    }
+    assert!(total.refused_unflushed > 0 && total.flushed_pages > 0, "{total:?}");
 }
 
 #[test]
