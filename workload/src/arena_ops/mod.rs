@@ -82,7 +82,8 @@ pub enum ArenaOp {
     },
     /// [`Arena::flushed`]: every range freed but not flushed becomes free.
     Flush,
-    /// [`Arena::free_part`] of live allocation `pick % live`: the piece
+    /// [`Arena::free_part`] of taken range `pick % occupied` (refused when
+    /// it waits for its flush, as for [`Free`](Self::Free)): the piece
     /// starts `offset % units` quanta in (`units`: its size in quanta) plus
     /// `skew` units, and is `size % units + 1` quanta long, or reaches the
     /// end of the size asked for when `size % 4 == 0`. With `inside` the
@@ -100,9 +101,10 @@ pub enum ArenaOp {
         /// Pass an address inside the allocation rather than its start.
         inside: bool,
     },
-    /// [`Arena::resize`] of live allocation `pick % live` to `size`, its old
-    /// size claimed as the size asked for plus `claim` (non-zero: a bad
-    /// claim). The model predicts whether it grows in place.
+    /// [`Arena::resize`] of taken range `pick % occupied` (refused when it
+    /// waits for its flush) to `size`, its old size claimed as the size
+    /// asked for plus `claim` (non-zero: a bad claim). The model predicts
+    /// whether it grows in place (never into a range waiting for its flush).
     Resize {
         /// Which allocation.
         pick: usize,
@@ -120,9 +122,9 @@ pub enum ArenaOp {
         size: usize,
     },
     /// [`Arena::free_handle`] of a handle that may well be bad: the address
-    /// of live allocation `pick % live` with the handle tag of live
-    /// allocation `tag_of % live` (its own when `tag_of` is `usize::MAX`)
-    /// plus `offset`. The model knows whether that names a held allocation.
+    /// of taken range `pick % occupied` with the handle tag of taken range
+    /// `tag_of % occupied` (its own when `tag_of` is `usize::MAX`) plus
+    /// `offset`. The model knows whether that names a held allocation.
     BadHandle {
         /// Whose address.
         pick: usize,
