@@ -156,23 +156,26 @@ pub fn step_checked<P: PageOps, const W: usize>(
     let mut touched = None;
     let (valid, result) = match *call {
         VmCall::Map(s) | VmCall::Unmap(s) | VmCall::UnmapDeferred(s) => {
+            let deferred = matches!(call, VmCall::UnmapDeferred(_));
             let kind = if matches!(call, VmCall::Map(_)) { VmOpKind::Map } else { VmOpKind::Unmap };
             let op = s.op(kind);
             let Some(range) = op.range(base, page) else { return Ok(()) };
             touched = s.indices(limit);
             let mut after = model.mapped.clone();
             let valid = after.apply(&op);
+            // Only a map can be valid over pages that wait for their flush
+            // (they are not mapped); the backend must refuse it.
             let waiting =
                 touched.clone().is_some_and(|mut p| p.any(|i| model.unflushed.is_mapped(i)));
-            let result = match call {
-                VmCall::Map(_) => vm.map(range),
-                VmCall::Unmap(_) => vm.unmap(range),
-                _ => vm.unmap_deferred(range),
+            let result = match kind {
+                VmOpKind::Map => vm.map(range),
+                VmOpKind::Unmap if deferred => vm.unmap_deferred(range),
+                VmOpKind::Unmap => vm.unmap(range),
             };
             match (&result, valid, waiting) {
                 (Ok(()), true, false) => {
                     model.mapped = after;
-                    if matches!(call, VmCall::UnmapDeferred(_)) {
+                    if deferred {
                         model.unflushed.apply(&s.op(VmOpKind::Map));
                     }
                 }

@@ -8,7 +8,7 @@ use vmspace_shim::{align, Addr, Range, Size};
 mod frees;
 mod resize;
 
-use super::model::{highest_in, lowest_in, ArenaModel, Fits, Live, Want};
+use super::model::{highest_in, lowest_in, ArenaModel, Fits, Taken, Want};
 use super::target::ArenaTarget;
 use super::ArenaOp;
 use vmspace::arena::{ArenaError, Constraints, Policy, SegmentKind, SegmentKinds};
@@ -145,7 +145,13 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
 
     /// What the steps so far did.
     pub fn stats(&self) -> ArenaRunStats {
-        self.stats
+        // The deferred frees and flushes are the model's own counts.
+        let (deferred_frees, flushes) = (self.model.deferred_frees, self.model.flushes);
+        ArenaRunStats {
+            deferred_frees: deferred_frees as usize,
+            flushes: flushes as usize,
+            ..self.stats
+        }
     }
 
     /// The model's fits for `r` in the arena's spans minus the live
@@ -158,7 +164,8 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             let mut cursor = sb;
             let mut i = m.position(sb);
             loop {
-                let gap_end = if i < m.nlive && m.live[i].addr < se { m.live[i].addr } else { se };
+                let gap_end =
+                    if i < m.ntaken && m.taken[i].addr < se { m.taken[i].addr } else { se };
                 if gap_end > cursor {
                     if let (Some(lo), Some(hi)) =
                         (lowest_in(r, cursor, gap_end), highest_in(r, cursor, gap_end))
@@ -177,7 +184,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                 if gap_end == se {
                     break;
                 }
-                cursor = m.live[i].end;
+                cursor = m.taken[i].end;
                 i += 1;
             }
         }
@@ -300,7 +307,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                 };
             }
         };
-        if self.model.nlive == N {
+        if self.model.ntaken == N {
             return Ok((true, Ok(())));
         }
         let fits = self.fits(arena, &req);
@@ -344,9 +351,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
                 }
                 Policy::BestFit => {
                     let i = self.model.position(t);
-                    let lo = if i > 0 { self.model.live[i - 1].end } else { 0 };
+                    let lo = if i > 0 { self.model.taken[i - 1].end } else { 0 };
                     let hi =
-                        if i < self.model.nlive { self.model.live[i].addr } else { usize::MAX };
+                        if i < self.model.ntaken { self.model.taken[i].addr } else { usize::MAX };
                     let span = arena
                         .walk(SegmentKinds::SPANS)
                         .find(|s| s.range.base().0 <= t && t < s.range.limit().0)
@@ -372,7 +379,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             return Err(fail("lookup of the new allocation disagrees", None));
         }
         self.stats.held += usize::from(held);
-        if !self.model.insert(Live::allocation(t, end, asked, tag)) {
+        if !self.model.insert(Taken::allocation(t, end, asked, tag)) {
             return Err(fail("model full", None));
         }
         self.model.allocs += 1;
@@ -412,19 +419,19 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         offset: u32,
     ) -> Result<Option<Outcome>, ArenaRunError> {
         let m = &self.model;
-        let n = m.nlive.max(1);
+        let n = m.ntaken.max(1);
         // With nothing live: address 0 (in no span) and tag 1 (plus offset).
         let (addr, i) =
-            if m.nlive == 0 { (0, usize::MAX) } else { (m.live[pick % n].addr, pick % n) };
+            if m.ntaken == 0 { (0, usize::MAX) } else { (m.taken[pick % n].addr, pick % n) };
         let whose = if tag_of == usize::MAX { i } else { tag_of % n };
-        let tag = if whose < m.nlive { m.live[whose].tag } else { 1 };
+        let tag = if whose < m.ntaken { m.taken[whose].tag } else { 1 };
         let Some(h) = arena.handle_from_parts(Addr(addr), tag.wrapping_add(offset)) else {
             return Ok(None);
         };
-        let valid = i < m.nlive
-            && m.live[i].tag != 0
-            && !m.live[i].unflushed
-            && m.live[i].tag == A::handle_parts(h).1;
+        let valid = i < m.ntaken
+            && m.taken[i].tag != 0
+            && !m.taken[i].unflushed
+            && m.taken[i].tag == A::handle_parts(h).1;
         let step = self.step - 1;
         let fail = |what| ArenaRunError {
             step,

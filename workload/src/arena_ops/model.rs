@@ -1,5 +1,6 @@
-//! The reference model of an arena: the added spans and the live
-//! allocations, in fixed arrays (no heap).
+//! The reference model of an arena: the added spans and the taken ranges
+//! (live allocations and ranges freed but not flushed), in fixed arrays (no
+//! heap).
 
 use vmspace_shim::align;
 
@@ -12,7 +13,7 @@ use vmspace::arena::{Policy, Request};
 /// the flush: no allocation (every free of it is bad), and no allocation
 /// may overlap it either.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Live {
+pub(super) struct Taken {
     pub(super) addr: usize,
     pub(super) end: usize,
     pub(super) asked: usize,
@@ -20,10 +21,10 @@ pub(super) struct Live {
     pub(super) unflushed: bool,
 }
 
-impl Live {
+impl Taken {
     /// A live allocation.
-    pub(super) fn allocation(addr: usize, end: usize, asked: usize, tag: u32) -> Live {
-        Live { addr, end, asked, tag, unflushed: false }
+    pub(super) fn allocation(addr: usize, end: usize, asked: usize, tag: u32) -> Taken {
+        Taken { addr, end, asked, tag, unflushed: false }
     }
 }
 
@@ -32,8 +33,8 @@ impl Live {
 /// ranges, `M` added spans).
 #[derive(Debug, Clone)]
 pub struct ArenaModel<const N: usize, const M: usize> {
-    pub(super) live: [Live; N],
-    pub(super) nlive: usize,
+    pub(super) taken: [Taken; N],
+    pub(super) ntaken: usize,
     pub(super) spans: [(usize, usize); M],
     pub(super) nspans: usize,
     pub(super) allocs: u64,
@@ -46,8 +47,8 @@ pub struct ArenaModel<const N: usize, const M: usize> {
 impl<const N: usize, const M: usize> Default for ArenaModel<N, M> {
     fn default() -> Self {
         ArenaModel {
-            live: [Live::default(); N],
-            nlive: 0,
+            taken: [Taken::default(); N],
+            ntaken: 0,
             spans: [(0, 0); M],
             nspans: 0,
             allocs: 0,
@@ -68,84 +69,85 @@ impl<const N: usize, const M: usize> ArenaModel<N, M> {
     /// Taken ranges: live allocations and ranges freed but not flushed (at
     /// most `N`; what an operation generator weighs against `N`).
     pub fn occupied(&self) -> usize {
-        self.nlive
-    }
-
-    /// Ranges freed but not flushed.
-    pub fn unflushed(&self) -> usize {
-        self.nlive - self.live()
+        self.ntaken
     }
 
     /// Every taken range, in address order.
-    pub(super) fn lives(&self) -> &[Live] {
-        &self.live[..self.nlive]
+    pub(super) fn taken_ranges(&self) -> &[Taken] {
+        &self.taken[..self.ntaken]
     }
 
     /// The live allocations, in address order.
-    pub(super) fn allocations(&self) -> impl Iterator<Item = &Live> {
-        self.lives().iter().filter(|l| !l.unflushed)
+    pub(super) fn allocations(&self) -> impl Iterator<Item = &Taken> {
+        self.taken_ranges().iter().filter(|l| !l.unflushed)
     }
 
     /// Bytes freed but not flushed.
     pub(super) fn unflushed_bytes(&self) -> usize {
-        self.lives().iter().filter(|l| l.unflushed).map(|l| l.end - l.addr).sum()
+        self.taken_ranges().iter().filter(|l| l.unflushed).map(|l| l.end - l.addr).sum()
     }
 
     /// Allocation `i` was freed by `free_deferred`: it waits for the flush.
     pub(super) fn defer(&mut self, i: usize) {
-        self.live[i].unflushed = true;
+        self.taken[i].unflushed = true;
         self.frees += 1;
         self.deferred_frees += 1;
     }
 
-    /// The arena was told of a flush: every unflushed range is free again.
-    /// Returns how many there were.
-    pub(super) fn flush(&mut self) -> usize {
+    /// The arena was told of a flush: every unflushed range is free again
+    /// (a flush, when there were any).
+    pub(super) fn flush(&mut self) {
+        let before = self.ntaken;
         let mut kept = 0;
-        for i in 0..self.nlive {
-            if !self.live[i].unflushed {
-                self.live[kept] = self.live[i];
+        for i in 0..before {
+            if !self.taken[i].unflushed {
+                self.taken[kept] = self.taken[i];
                 kept += 1;
             }
         }
-        let flushed = self.nlive - kept;
-        self.nlive = kept;
-        if flushed > 0 {
+        self.ntaken = kept;
+        if kept < before {
             self.flushes += 1;
         }
-        flushed
     }
 
-    /// Index of the first live allocation at or above `addr`.
+    /// The live allocation made by address that starts at `addr`.
+    pub(super) fn by_address(&self, addr: usize) -> Option<usize> {
+        let i = self.position(addr);
+        let l = self.taken_ranges().get(i)?;
+        (l.addr == addr && l.tag == 0 && !l.unflushed).then_some(i)
+    }
+
+    /// Index of the first taken range at or above `addr`.
     pub(super) fn position(&self, addr: usize) -> usize {
-        self.lives().partition_point(|l| l.addr < addr)
+        self.taken_ranges().partition_point(|l| l.addr < addr)
     }
 
-    pub(super) fn insert(&mut self, l: Live) -> bool {
-        if self.nlive == N {
+    pub(super) fn insert(&mut self, l: Taken) -> bool {
+        if self.ntaken == N {
             return false;
         }
         let i = self.position(l.addr);
-        self.live.copy_within(i..self.nlive, i + 1);
-        self.live[i] = l;
-        self.nlive += 1;
+        self.taken.copy_within(i..self.ntaken, i + 1);
+        self.taken[i] = l;
+        self.ntaken += 1;
         true
     }
 
     /// Allocation `i` was freed: drop it and count the free.
     pub(super) fn forget(&mut self, i: usize) {
-        self.live.copy_within(i + 1..self.nlive, i);
-        self.nlive -= 1;
+        self.taken.copy_within(i + 1..self.ntaken, i);
+        self.ntaken -= 1;
         self.frees += 1;
     }
 
     /// A taken range that `[addr, end)` overlaps, if any.
-    pub(super) fn overlapping(&self, addr: usize, end: usize) -> Option<&Live> {
+    pub(super) fn overlapping(&self, addr: usize, end: usize) -> Option<&Taken> {
         let i = self.position(addr);
-        if i > 0 && self.live[i - 1].end > addr {
-            Some(&self.live[i - 1])
+        if i > 0 && self.taken[i - 1].end > addr {
+            Some(&self.taken[i - 1])
         } else {
-            self.lives().get(i).filter(|l| l.addr < end)
+            self.taken_ranges().get(i).filter(|l| l.addr < end)
         }
     }
 

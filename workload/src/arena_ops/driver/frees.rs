@@ -20,19 +20,16 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         pick: usize,
         deferred: bool,
     ) -> Result<Option<Outcome>, &'static str> {
-        if self.model.nlive == 0 {
+        if self.model.ntaken == 0 {
             return Ok(None);
         }
-        let i = pick % self.model.nlive;
-        let l = self.model.live[i];
+        let i = pick % self.model.ntaken;
+        let l = self.model.taken[i];
         if deferred {
             let valid = l.tag == 0 && !l.unflushed;
             let r = arena.free_deferred(Addr(l.addr), Size(l.asked));
             match (&r, valid) {
-                (Ok(()), true) => {
-                    self.model.defer(i);
-                    self.stats.deferred_frees += 1;
-                }
+                (Ok(()), true) => self.model.defer(i),
                 (Err(ArenaError::BadFree { .. }), false) => self.model.bad_frees += 1,
                 _ => {}
             }
@@ -61,9 +58,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         if arena.flushed().0 != waiting {
             return Err("flushed() returned other than the bytes freed but not flushed");
         }
-        if self.model.flush() > 0 {
-            self.stats.flushes += 1;
-        }
+        self.model.flush();
         Ok((true, Ok(())))
     }
 
@@ -76,7 +71,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         addr: usize,
         size: usize,
     ) -> Outcome {
-        let i = self.model.by_address(addr).filter(|&i| self.model.live[i].asked == size);
+        let i = self.model.by_address(addr).filter(|&i| self.model.taken[i].asked == size);
         let r = arena.free(Addr(addr), Size(size));
         match (&r, i) {
             (Ok(()), Some(i)) => self.model.forget(i),
@@ -98,7 +93,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         let r = arena.free_handle(h);
         if let Ok(size) = r {
             match expected {
-                Some(i) if self.model.live[i].asked == size.0 => {
+                Some(i) if self.model.taken[i].asked == size.0 => {
                     self.model.forget(i);
                     self.stats.handle_frees += 1;
                 }
@@ -119,7 +114,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             return Err(("bytes freed but not flushed differ from the model", None));
         }
         let mut walk = a.walk(SegmentKinds::UNFLUSHED);
-        for l in m.lives().iter().filter(|l| l.unflushed) {
+        for l in m.taken_ranges().iter().filter(|l| l.unflushed) {
             match walk.next() {
                 Some(s)
                     if s.kind == SegmentKind::Unflushed

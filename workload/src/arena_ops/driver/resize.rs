@@ -4,23 +4,16 @@
 use vmspace_shim::{align, Addr, Size};
 
 use super::{ArenaDriver, Outcome};
-use crate::arena_ops::model::{ArenaModel, Live};
+use crate::arena_ops::model::{ArenaModel, Taken};
 use crate::arena_ops::target::ArenaTarget;
 use crate::arena_ops::ArenaOp;
 use vmspace::arena::{ArenaError, SegmentKinds};
 
 impl<const N: usize, const M: usize> ArenaModel<N, M> {
-    /// The live allocation made by address that starts at `addr`.
-    pub(super) fn by_address(&self, addr: usize) -> Option<usize> {
-        let i = self.position(addr);
-        let l = self.lives().get(i)?;
-        (l.addr == addr && l.tag == 0 && !l.unflushed).then_some(i)
-    }
-
     /// Drop allocation `i` without counting a free (it lives on in pieces).
     fn remove(&mut self, i: usize) {
-        self.live.copy_within(i + 1..self.nlive, i);
-        self.nlive -= 1;
+        self.taken.copy_within(i + 1..self.ntaken, i);
+        self.ntaken -= 1;
     }
 }
 
@@ -54,11 +47,11 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
     ) -> Option<Outcome> {
         let m = &self.model;
         // A full model has no room for the second piece of a split.
-        if m.nlive == 0 || m.nlive == N {
+        if m.ntaken == 0 || m.ntaken == N {
             return None;
         }
         let q = arena.quantum().0;
-        let l = m.live[pick % m.nlive];
+        let l = m.taken[pick % m.ntaken];
         let units = (l.end - l.addr) / q;
         let off = (offset % units) * q + skew;
         let len = if size % 4 == 0 { l.asked.saturating_sub(off) } else { (size % units + 1) * q };
@@ -66,7 +59,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         // Valid: a piece of the allocation by address starting at `at`,
         // inside the size asked for, on quantum boundaries (or its end).
         let piece = m.by_address(at).and_then(|i| {
-            let l = m.live[i];
+            let l = m.taken[i];
             let a = at.checked_add(off)?;
             let b = a.checked_add(len)?;
             let asked_end = l.addr + l.asked;
@@ -79,18 +72,18 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         let r = arena.free_part(Addr(at), Size(off), Size(len));
         match (&r, piece) {
             (Ok(()), Some((i, a, b))) => {
-                let l = self.model.live[i];
+                let l = self.model.taken[i];
                 if a == l.addr && b == l.end {
                     self.model.forget(i);
                 } else {
                     self.stats.partial_frees += 1;
                     self.model.remove(i);
                     if a > l.addr {
-                        self.model.insert(Live::allocation(l.addr, a, a - l.addr, 0));
+                        self.model.insert(Taken::allocation(l.addr, a, a - l.addr, 0));
                     }
                     if b < l.end {
                         let asked = l.addr + l.asked - b;
-                        self.model.insert(Live::allocation(b, l.end, asked, 0));
+                        self.model.insert(Taken::allocation(b, l.end, asked, 0));
                     }
                 }
             }
@@ -110,18 +103,18 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         claim: usize,
     ) -> Option<Outcome> {
         let m = &self.model;
-        if m.nlive == 0 {
+        if m.ntaken == 0 {
             return None;
         }
         let q = arena.quantum().0;
-        let i = pick % m.nlive;
-        let l = m.live[i];
+        let i = pick % m.ntaken;
+        let l = m.taken[i];
         let old = l.asked.wrapping_add(claim);
         let claim_ok = l.tag == 0 && !l.unflushed && old == l.asked;
         // The new end, if the size is good and it fits where the allocation
         // is: before the next live allocation and the end of its span.
         let new_end = align::align_up(size, q).ok().and_then(|r| l.addr.checked_add(r));
-        let room = if i + 1 < m.nlive { m.live[i + 1].addr } else { usize::MAX };
+        let room = if i + 1 < m.ntaken { m.taken[i + 1].addr } else { usize::MAX };
         let span_end = arena
             .walk(SegmentKinds::SPANS)
             .find(|s| s.range.base().0 <= l.addr && l.addr < s.range.limit().0)
@@ -130,8 +123,8 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         let r = arena.resize(Addr(l.addr), Size(old), Size(size));
         match (&r, claim_ok, fits) {
             (Ok(()), true, Some(end)) => {
-                self.model.live[i].end = end;
-                self.model.live[i].asked = size;
+                self.model.taken[i].end = end;
+                self.model.taken[i].asked = size;
                 self.stats.resizes += 1;
             }
             (Err(ArenaError::BadFree { .. }), false, _) => self.model.bad_frees += 1,
