@@ -28,12 +28,17 @@ fn cfg(quantum: usize) -> ArenaOpConfig {
 }
 
 /// A seeded sequence of adds, extends, allocations under every policy with
-/// random constraints, frees and bad frees, against the model.
+/// random constraints, frees, deferred frees, flushes and bad frees, against
+/// the model; then drained (a checked flush and a checked free of
+/// everything left), after which the arena holds no allocation.
 pub fn workload<P: PageOps + Clone>(meta: P, quantum: usize, seed: u64, steps: usize) -> Outcome {
     let mut a = Arena::on_pages("kunit", Size(quantum), meta, 4096, NoSource).context("Arena::on_pages")?;
-    let stats = arena_ops::run::<_, _, N, M>(&mut a, cfg(quantum), seed, steps).context("arena workload")?;
+    let mut driver = ArenaDriver::<N, M>::new();
+    driver.run(&mut a, &mut ArenaOpGen::new(seed, cfg(quantum)), steps).context("arena workload")?;
+    let stats = driver.stats();
     ensure(stats.succeeded > steps / 4, "too few operations succeeded")?;
     ensure(stats.rejected > 0, "no bad operation was generated")?;
+    driver.drain(&mut a).context("drain")?;
     a.check().context("final check")
 }
 
@@ -193,6 +198,10 @@ pub fn import_chain<P: PageOps + Clone, Q: PageOps + Clone>(
         ensure(p.sizes().allocated == child.sizes().imported, "parent allocations differ from child imports")?;
     }
     ensure(driver.stats().imported > 0, "nothing was imported")?;
+    // Drained, the child has given its imports back through its frees and
+    // flushes, before any drop.
+    driver.drain(&mut child).context("drain")?;
+    ensure(parent.borrow().sizes().allocated == Size(0), "the drained child still holds imports")?;
     drop(child);
     let p = parent.borrow();
     ensure(p.sizes().allocated == Size(0), "the child did not give everything back")?;

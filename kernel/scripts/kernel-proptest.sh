@@ -28,12 +28,12 @@ start=$(date +%s)
 # the plan below (- for all of a binary's tests).
 cargo=${CARGO:-cargo}
 (cd "$VMK_REPO" && "$cargo" test --no-run --message-format=json -p vmspace \
-	--test arena_model --test arena_deferred --test vm_model --test kdev_device --test kdev_fuzz) >"$results/kernel-proptest.cargo.json" ||
+	--test arena_model --test vm_model --test kdev_device --test kdev_fuzz) >"$results/kernel-proptest.cargo.json" ||
 	vmk_die "building the test binaries failed"
 python3 - "$results/kernel-proptest.cargo.json" "$VMK_REPO" "$VMK_SRC" >"$plan" <<'PY' || vmk_die "no test binaries"
 import json, sys
 path, repo, src = sys.argv[1:4]
-filters = {"arena_model": "device", "arena_deferred": "device", "vm_model": "device", "kdev_device": "-", "kdev_fuzz": "-"}
+filters = {"arena_model": "device", "vm_model": "device", "kdev_device": "-", "kdev_fuzz": "-"}
 seen = set()
 for line in open(path):
     try:

@@ -149,17 +149,28 @@ pub struct ArenaOpConfig {
     /// Whether to generate adds and extends (without them, an arena with a
     /// source lives on imports alone).
     pub spans: bool,
+    /// Frees that are deferred (by [`Arena::free_deferred`]), per mille.
+    pub deferred: u32,
 }
 
 impl ArenaOpConfig {
     /// A window of `extent` units at `base` for an arena of `quantum`.
     pub const fn new(base: usize, extent: usize, quantum: usize) -> Self {
-        ArenaOpConfig { base, extent, quantum, max_quanta: 64, spans: true }
+        ArenaOpConfig { base, extent, quantum, max_quanta: 64, spans: true, deferred: 250 }
     }
 
     /// The same, generating adds and extends or not.
     pub const fn with_spans(mut self, spans: bool) -> Self {
         self.spans = spans;
+        self
+    }
+
+    /// The same, deferring `per_mille` of the frees (a quarter by default;
+    /// at most all of them). More deferred frees also mean more flushes:
+    /// one operation in a hundred by default, one in twenty from half the
+    /// frees deferred.
+    pub const fn with_deferred(mut self, per_mille: u32) -> Self {
+        self.deferred = if per_mille > 1000 { 1000 } else { per_mille };
         self
     }
 
@@ -325,8 +336,9 @@ impl ArenaOpGen {
                 offset: bad_tag_offset(r.below(usize::MAX)),
             },
             9 => ArenaOp::Flush,
+            90..=93 if cfg.deferred >= 500 => ArenaOp::Flush,
             _ if full || (occupied > 0 && roll < 33) => {
-                ArenaOp::Free { pick: r.below(usize::MAX), deferred: r.chance(250) }
+                ArenaOp::Free { pick: r.below(usize::MAX), deferred: r.chance(cfg.deferred) }
             }
             64..=69 if occupied > 0 => {
                 let pick = r.below(usize::MAX);
@@ -369,11 +381,26 @@ pub fn run_on<A: ArenaTarget, const N: usize, const M: usize>(
     seed: u64,
     steps: usize,
 ) -> Result<ArenaRunStats, ArenaRunError> {
-    let mut gen = ArenaOpGen::new(seed, cfg);
     let mut driver = ArenaDriver::<N, M>::new();
-    for _ in 0..steps {
-        let op = gen.next_op(driver.model().occupied(), N);
-        driver.step(arena, &op)?;
-    }
+    driver.run(arena, &mut ArenaOpGen::new(seed, cfg), steps)?;
     Ok(driver.stats())
+}
+
+impl<const N: usize, const M: usize> ArenaDriver<N, M> {
+    /// Apply the next `steps` operations of `gen` (steered by the model's
+    /// occupancy against `N`), each checked.
+    // The error carries the operation for the report; there is no heap to box it in.
+    #[allow(clippy::result_large_err)]
+    pub fn run<A: ArenaTarget>(
+        &mut self,
+        arena: &mut A,
+        gen: &mut ArenaOpGen,
+        steps: usize,
+    ) -> Result<(), ArenaRunError> {
+        for _ in 0..steps {
+            let op = gen.next_op(self.model().occupied(), N);
+            self.step(arena, &op)?;
+        }
+        Ok(())
+    }
 }

@@ -4,8 +4,9 @@
 
 use vmspace_shim::{Addr, Size};
 
-use super::{ArenaDriver, Outcome};
+use super::{ArenaDriver, ArenaRunError, Outcome};
 use crate::arena_ops::target::ArenaTarget;
+use crate::arena_ops::ArenaOp;
 use vmspace::arena::{ArenaError, SegmentKind, SegmentKinds};
 
 impl<const N: usize, const M: usize> ArenaDriver<N, M> {
@@ -25,6 +26,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         }
         let i = pick % self.model.ntaken;
         let l = self.model.taken[i];
+        if l.tag == 0 && !l.unflushed {
+            self.wrong_size_free(arena, l.addr, l.asked, deferred)?;
+        }
         if deferred {
             let valid = l.tag == 0 && !l.unflushed;
             let r = arena.free_deferred(Addr(l.addr), Size(l.asked));
@@ -48,6 +52,64 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             }
         };
         Ok(Some((!l.unflushed, r)))
+    }
+
+    /// Before a valid free by address: the same free with one unit more
+    /// than was asked (mostly in the same quantum) must be refused as bad
+    /// and change nothing (the step's comparison after the real free sees
+    /// any change).
+    fn wrong_size_free<A: ArenaTarget>(
+        &mut self,
+        arena: &mut A,
+        addr: usize,
+        asked: usize,
+        deferred: bool,
+    ) -> Result<(), &'static str> {
+        let Some(wrong) = asked.checked_add(1) else { return Ok(()) };
+        let r = if deferred {
+            arena.free_deferred(Addr(addr), Size(wrong))
+        } else {
+            arena.free(Addr(addr), Size(wrong))
+        };
+        match r {
+            Err(ArenaError::BadFree { .. }) => {
+                self.model.bad_frees += 1;
+                Ok(())
+            }
+            Err(e) if super::is_resource(&e) => Ok(()),
+            Err(_) => Err("a free of the wrong size was refused with an error other than BadFree"),
+            Ok(()) => Err("a free of the wrong size was accepted"),
+        }
+    }
+
+    /// Flush, then free every taken range, each as a checked step, and
+    /// require the arena to hold nothing but its added spans: no allocation,
+    /// nothing freed but not flushed, and no imported span (each went back
+    /// to the source when the last thing in it was freed or flushed). For
+    /// the end of a run without injected faults (a source that fails a
+    /// give-back keeps its span).
+    // The error carries the operation for the report; there is no heap to box it in.
+    #[allow(clippy::result_large_err)]
+    pub fn drain<A: ArenaTarget>(&mut self, arena: &mut A) -> Result<(), ArenaRunError> {
+        self.step(arena, &ArenaOp::Flush)?;
+        while self.model.ntaken > 0 {
+            let before = self.model.ntaken;
+            let op = ArenaOp::Free { pick: before - 1, deferred: false };
+            self.step(arena, &op)?;
+            if self.model.ntaken == before {
+                let step = self.step - 1;
+                return Err(ArenaRunError { step, what: "drain: a free failed", op, error: None });
+            }
+        }
+        let s = arena.sizes();
+        let what = if s.allocated.0 != 0 || s.unflushed.0 != 0 {
+            "drain: the arena still holds allocations"
+        } else if s.imported.0 != 0 {
+            "drain: an imported span did not go back once wholly free"
+        } else {
+            return Ok(());
+        };
+        Err(ArenaRunError { step: self.step, what, op: ArenaOp::Flush, error: None })
     }
 
     /// [`ArenaOp::Flush`](crate::arena_ops::ArenaOp::Flush): every range
