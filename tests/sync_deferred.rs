@@ -176,7 +176,13 @@ fn a_waiter_is_woken_by_the_flush_not_by_the_deferred_free() {
                 s.alloc(Size(QUANTUM), Policy::InstantFit, Wait::Timeout(Duration::from_secs(20)));
             (got, Instant::now())
         });
-        std::thread::sleep(Duration::from_millis(50));
+        // The waiter is asleep in `alloc` before anything is freed.
+        let asleep = Instant::now();
+        while s.waiting() == 0 {
+            assert!(asleep.elapsed() < Duration::from_secs(10), "the waiter never waited");
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
         s.free_deferred(all, Size(4 * QUANTUM)).unwrap();
         // The space is freed but not flushed: the waiter must keep waiting.
         std::thread::sleep(Duration::from_millis(150));
@@ -186,6 +192,7 @@ fn a_waiter_is_woken_by_the_flush_not_by_the_deferred_free() {
         let (got, at) = waiter.join().unwrap();
         let got = got.unwrap();
         assert!(at >= flushed_at, "the waiter returned before the flush");
+        assert_eq!(s.waiting(), 0, "the waiter still counted after it returned");
         s.free(got, Size(QUANTUM)).unwrap();
     });
     s.check().unwrap();

@@ -281,6 +281,14 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         freed
     }
 
+    /// Threads in [`alloc`](Self::alloc) or [`xalloc`](Self::xalloc)
+    /// waiting for space now (a snapshot: it may change as soon as it is
+    /// read). For diagnostics, and for tests that must know a waiter is
+    /// asleep before they act.
+    pub fn waiting(&self) -> usize {
+        self.waiters.load(Ordering::SeqCst)
+    }
+
     /// Quantum-cache statistics. Hits and misses of live handles and
     /// per-CPU caches are added when they miss, flush or drop.
     pub fn qcache_stats(&self) -> QCacheStats {
