@@ -163,6 +163,23 @@ fn every_field_is_checked() {
     assert_eq!(f.size, 64);
     let s = arena.stats().unwrap();
     assert_eq!((s.unflushed, s.deferred_frees, s.flushes), (0, 1, 1));
+    // A deferred free by handle reads the address and the tag, nothing
+    // else; a stale handle changes nothing.
+    let h = arena.alloc_handle(Size(48), Policy::InstantFit).unwrap();
+    let (haddr, htag) = <vmspace_user::kdev::DevArena as ArenaTarget>::handle_parts(h);
+    let by_handle = FreeArgs { id, addr: haddr.0 as u64, tag: htag, ..FreeArgs::ZERO };
+    for mut c in [FreeArgs { a: 48, ..by_handle }, FreeArgs { tag: 0, ..by_handle }] {
+        assert_eq!(raw(fd, cmd::ARENA_FREE_HANDLE_DEFERRED, &mut c), Err(Errno::EINVAL), "{c:?}");
+        assert_eq!(c.err.innermost(), DEV_BAD_FIELD);
+    }
+    let mut d = by_handle;
+    assert_eq!(raw(fd, cmd::ARENA_FREE_HANDLE_DEFERRED, &mut d), Ok(()));
+    assert_eq!(d.size, 48);
+    let mut again = by_handle;
+    assert_eq!(raw(fd, cmd::ARENA_FREE_HANDLE_DEFERRED, &mut again), Err(Errno::EINVAL));
+    assert_eq!(again.err.innermost(), ARENA_BAD_HANDLE);
+    assert_eq!(arena.stats().unwrap().unflushed, 48);
+    assert_eq!(arena.flushed(), Size(48));
     let mut vm = dev.vm(16 * dev.page_size(), 0).unwrap();
     let over = VmRangeArgs { id: vm.id(), addr: u64::MAX - 4095, size: 8192, ..VmRangeArgs::ZERO };
     let mut o = over;

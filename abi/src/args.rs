@@ -183,12 +183,15 @@ plain! {
     /// offset, `b` = size), [`ARENA_RESIZE`](crate::cmd::ARENA_RESIZE)
     /// (`addr`, `a` = old size, `b` = new size),
     /// [`ARENA_FREE_DEFERRED`](crate::cmd::ARENA_FREE_DEFERRED) (`addr`,
-    /// `a` = size), [`ARENA_FLUSHED`](crate::cmd::ARENA_FLUSHED) (nothing
-    /// in; `size` out).
+    /// `a` = size),
+    /// [`ARENA_FREE_HANDLE_DEFERRED`](crate::cmd::ARENA_FREE_HANDLE_DEFERRED)
+    /// (`addr`, `tag`), [`ARENA_FLUSHED`](crate::cmd::ARENA_FLUSHED)
+    /// (nothing in; `size` out).
     pub struct FreeArgs {
         /// The arena.
         pub id: u32,
-        /// A handle's tag (`ARENA_FREE_HANDLE`), else zero.
+        /// A handle's tag (`ARENA_FREE_HANDLE`, `ARENA_FREE_HANDLE_DEFERRED`),
+        /// else zero.
         pub tag: u32,
         /// The address.
         pub addr: u64,

@@ -29,6 +29,7 @@
 //! | 0x16 | [`VM_CHECK`] | [`CheckArgs`] |
 //! | 0x17 | [`VM_READ`] | [`VmIoArgs`] |
 //! | 0x18 | [`VM_WRITE`] | [`VmIoArgs`] |
+//! | 0x19 | [`ARENA_FREE_HANDLE_DEFERRED`] | [`FreeArgs`] |
 
 use crate::args::{
     AllocArgs, ArenaCreateArgs, ArenaStatsArgs, CheckArgs, DestroyArgs, FreeArgs, ListArgs,
@@ -88,6 +89,8 @@ pub mod nr {
     pub const VM_READ: u32 = 0x17;
     /// [`VM_WRITE`](super::VM_WRITE).
     pub const VM_WRITE: u32 = 0x18;
+    /// [`ARENA_FREE_HANDLE_DEFERRED`](super::ARENA_FREE_HANDLE_DEFERRED).
+    pub const ARENA_FREE_HANDLE_DEFERRED: u32 = 0x19;
 }
 
 /// The device's ABI version, page size, features and bounds.
@@ -121,8 +124,8 @@ pub const ARENA_CHECK: u32 = iowr::<CheckArgs>(nr::ARENA_CHECK);
 /// `Arena::free_deferred`: freed but not allocatable again until
 /// [`ARENA_FLUSHED`].
 pub const ARENA_FREE_DEFERRED: u32 = iowr::<FreeArgs>(nr::ARENA_FREE_DEFERRED);
-/// `Arena::flushed`: everything freed with [`ARENA_FREE_DEFERRED`] so far
-/// becomes free.
+/// `Arena::flushed`: everything freed with [`ARENA_FREE_DEFERRED`] or
+/// [`ARENA_FREE_HANDLE_DEFERRED`] so far becomes free.
 pub const ARENA_FLUSHED: u32 = iowr::<FreeArgs>(nr::ARENA_FLUSHED);
 /// `Vm::reserve`.
 pub const VM_RESERVE: u32 = iowr::<VmReserveArgs>(nr::VM_RESERVE);
@@ -142,9 +145,12 @@ pub const VM_CHECK: u32 = iowr::<CheckArgs>(nr::VM_CHECK);
 pub const VM_READ: u32 = iowr::<VmIoArgs>(nr::VM_READ);
 /// Copy a user buffer into mapped, writable pages of a VM.
 pub const VM_WRITE: u32 = iowr::<VmIoArgs>(nr::VM_WRITE);
+/// `Arena::free_handle_deferred`: [`ARENA_FREE_HANDLE`] into the
+/// freed-but-not-flushed state, until [`ARENA_FLUSHED`].
+pub const ARENA_FREE_HANDLE_DEFERRED: u32 = iowr::<FreeArgs>(nr::ARENA_FREE_HANDLE_DEFERRED);
 
 /// Every command, in number order.
-pub const ALL: [u32; 25] = [
+pub const ALL: [u32; 26] = [
     VERSION,
     ARENA_CREATE,
     DESTROY,
@@ -170,6 +176,7 @@ pub const ALL: [u32; 25] = [
     VM_CHECK,
     VM_READ,
     VM_WRITE,
+    ARENA_FREE_HANDLE_DEFERRED,
 ];
 
 #[cfg(test)]

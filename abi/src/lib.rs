@@ -91,8 +91,8 @@ pub mod ioc;
 
 /// The ABI version the device and the client must agree on (2: deferred
 /// frees, `ARENA_FREE_DEFERRED` and `ARENA_FLUSHED`, and their statistics
-/// in `ArenaStatsArgs`).
-pub const ABI_VERSION: u32 = 2;
+/// in `ArenaStatsArgs`; 3: `ARENA_FREE_HANDLE_DEFERRED`).
+pub const ABI_VERSION: u32 = 3;
 
 /// The ioctl type byte of every command (0xBB: unassigned in the kernel's
 /// `ioctl-number.rst`).

@@ -277,7 +277,8 @@ int vmspace_arena_free(vmspace_arena_t *arena, vmspace_addr_t addr,
  */
 int vmspace_arena_free_deferred(vmspace_arena_t *arena, vmspace_addr_t addr,
 				vmspace_size_t size);
-/* The caller has flushed everything it freed with free_deferred: all of it
+/* The caller has flushed everything it freed with free_deferred (or
+ * free_handle_deferred): all of it
  * becomes free (coalesced, imported spans given back). Stores the size
  * that became free at *freedp (unless NULL). */
 int vmspace_arena_flushed(vmspace_arena_t *arena, vmspace_size_t *freedp);
@@ -298,6 +299,11 @@ int vmspace_arena_xalloc_handle(vmspace_arena_t *arena, vmspace_size_t size,
 int vmspace_arena_free_handle(vmspace_arena_t *arena,
 			      struct vmspace_handle handle,
 			      vmspace_size_t *sizep);
+/* As free_handle (the same checks and errors), but the range is left freed
+ * and not flushed, as free_deferred leaves it, until vmspace_arena_flushed. */
+int vmspace_arena_free_handle_deferred(vmspace_arena_t *arena,
+				       struct vmspace_handle handle,
+				       vmspace_size_t *sizep);
 /* Give the quantum caches' depots back to their slabs and wholly free slabs
  * back to the arena (objects in per-CPU magazines stay until destroy);
  * returns the number of slabs freed. */

@@ -72,6 +72,8 @@ macro_rules! __native_fns {
         fn vmspace_arena_xalloc_handle(arena: *mut vmspace_arena_t, size: vmspace_size_t, align: vmspace_size_t, phase: vmspace_size_t, nocross: vmspace_size_t, min: vmspace_addr_t, max: vmspace_addr_t, exact: vmspace_addr_t, flags: c_int, handlep: *mut vmspace_handle) -> c_int;
         /// Free by handle (checked).
         fn vmspace_arena_free_handle(arena: *mut vmspace_arena_t, handle: vmspace_handle, sizep: *mut vmspace_size_t) -> c_int;
+        /// Free by handle into the freed-but-not-flushed state.
+        fn vmspace_arena_free_handle_deferred(arena: *mut vmspace_arena_t, handle: vmspace_handle, sizep: *mut vmspace_size_t) -> c_int;
         /// Reclaim the quantum caches.
         fn vmspace_arena_reclaim(arena: *mut vmspace_arena_t) -> c_int;
         /// The arena's name.

@@ -27,6 +27,7 @@ EXPORT_SYMBOL_GPL(vmspace_arena_flushed);
 EXPORT_SYMBOL_GPL(vmspace_arena_alloc_handle);
 EXPORT_SYMBOL_GPL(vmspace_arena_xalloc_handle);
 EXPORT_SYMBOL_GPL(vmspace_arena_free_handle);
+EXPORT_SYMBOL_GPL(vmspace_arena_free_handle_deferred);
 EXPORT_SYMBOL_GPL(vmspace_arena_reclaim);
 EXPORT_SYMBOL_GPL(vmspace_arena_name);
 EXPORT_SYMBOL_GPL(vmspace_arena_quantum);

@@ -168,6 +168,8 @@ pub(crate) enum FreeKind {
     Deferred,
     /// `ARENA_FLUSHED`.
     Flushed,
+    /// `ARENA_FREE_HANDLE_DEFERRED`.
+    HandleDeferred,
 }
 
 /// The inputs of `FreeArgs` a free command reads.
@@ -184,7 +186,7 @@ impl FreeKind {
     fn inputs(self) -> FreeInputs {
         let (addr, tag, a, b) = match self {
             FreeKind::ByAddress | FreeKind::Deferred => (true, false, true, false),
-            FreeKind::Handle => (true, true, false, false),
+            FreeKind::Handle | FreeKind::HandleDeferred => (true, true, false, false),
             FreeKind::Part | FreeKind::Resize => (true, false, true, true),
             FreeKind::Flushed => (false, false, false, false),
         };
@@ -193,7 +195,7 @@ impl FreeKind {
 }
 
 /// `ARENA_FREE`, `ARENA_FREE_HANDLE`, `ARENA_FREE_PART`, `ARENA_RESIZE`,
-/// `ARENA_FREE_DEFERRED`, `ARENA_FLUSHED`.
+/// `ARENA_FREE_DEFERRED`, `ARENA_FLUSHED`, `ARENA_FREE_HANDLE_DEFERRED`.
 pub(crate) fn free<B: DevBackends>(objs: &mut Objects<B>, a: &mut FreeArgs, kind: FreeKind) -> Result {
     let w = &mut a.err;
     let reads = kind.inputs();
@@ -214,6 +216,10 @@ pub(crate) fn free<B: DevBackends>(objs: &mut Objects<B>, a: &mut FreeArgs, kind
         FreeKind::Resize => x.resize(addr, x1, x2).map(|()| 0),
         FreeKind::Deferred => x.free_deferred(addr, x1).map(|()| 0),
         FreeKind::Flushed => Ok(x.flushed().0),
+        FreeKind::HandleDeferred => match x.handle_from_parts(addr, a.tag) {
+            Some(h) => x.free_handle_deferred(h).map(|s| s.0),
+            None => Err(ArenaError::InvalidArgument("tag 0 names no handle")),
+        },
     });
     a.size = r.map_err(|e| encode::arena(w, &e))? as u64;
     Ok(())

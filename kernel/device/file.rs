@@ -103,6 +103,9 @@ impl<B: DevBackends> DevFile<B> {
             wire::ARENA_CHECK => self.call(arg, arena_cmd::check),
             wire::ARENA_FREE_DEFERRED => self.call(arg, |o, a| arena_cmd::free(o, a, FreeKind::Deferred)),
             wire::ARENA_FLUSHED => self.call(arg, |o, a| arena_cmd::free(o, a, FreeKind::Flushed)),
+            wire::ARENA_FREE_HANDLE_DEFERRED => {
+                self.call(arg, |o, a| arena_cmd::free(o, a, FreeKind::HandleDeferred))
+            }
             wire::VM_RESERVE => self.call(arg, vm_cmd::reserve),
             wire::VM_MAP => self.call(arg, |o, a| vm_cmd::range(o, a, RangeKind::Map)),
             wire::VM_UNMAP => self.call(arg, |o, a| vm_cmd::range(o, a, RangeKind::Unmap)),

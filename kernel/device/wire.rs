@@ -116,9 +116,10 @@ pub(crate) const VM_RUNS: u32 = _IOWR::<ListArgs>(IOCTL_TYPE, nr::VM_RUNS);
 pub(crate) const VM_CHECK: u32 = _IOWR::<CheckArgs>(IOCTL_TYPE, nr::VM_CHECK);
 pub(crate) const VM_READ: u32 = _IOWR::<VmIoArgs>(IOCTL_TYPE, nr::VM_READ);
 pub(crate) const VM_WRITE: u32 = _IOWR::<VmIoArgs>(IOCTL_TYPE, nr::VM_WRITE);
+pub(crate) const ARENA_FREE_HANDLE_DEFERRED: u32 = _IOWR::<FreeArgs>(IOCTL_TYPE, nr::ARENA_FREE_HANDLE_DEFERRED);
 
 /// The kernel's numbers, in the order of the ABI crate's `cmd::ALL`.
-const KERNEL: [u32; 25] = [
+const KERNEL: [u32; 26] = [
     VERSION,
     ARENA_CREATE,
     DESTROY,
@@ -144,9 +145,10 @@ const KERNEL: [u32; 25] = [
     VM_CHECK,
     VM_READ,
     VM_WRITE,
+    ARENA_FREE_HANDLE_DEFERRED,
 ];
 
-const fn same(a: &[u32; 25], b: &[u32; 25]) -> bool {
+const fn same(a: &[u32; 26], b: &[u32; 26]) -> bool {
     let mut i = 0;
     while i < a.len() {
         if a[i] != b[i] {

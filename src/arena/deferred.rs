@@ -17,7 +17,7 @@ use vmspace_shim::{Addr, Size};
 use super::source::Source;
 use super::store::Store;
 use super::tag::{K_UNFLUSHED, NIL};
-use super::{Arena, ArenaError};
+use super::{Arena, ArenaError, Handle};
 
 impl<S: Store, I: Source> Arena<S, I> {
     /// Free the allocation at `addr` (live, allocated with exactly `size`,
@@ -30,8 +30,32 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// and in [`sizes`](Self::sizes)`.unflushed`.
     pub fn free_deferred(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
         let (i, t) = self.take_live(addr, size)?;
-        self.sizes.allocated.0 -= t.size();
-        self.sizes.unflushed.0 += t.size();
+        self.defer(i, t.size());
+        Ok(())
+    }
+
+    /// [`free_handle`](Self::free_handle) into the freed-but-not-flushed
+    /// state, as [`free_deferred`](Self::free_deferred) is to
+    /// [`free`](Self::free): checked as `free_handle` checks (a handle that
+    /// holds no live allocation of this arena is
+    /// [`BadHandle`](ArenaError::BadHandle) and changes nothing), and
+    /// returns the size the allocation was made with; the range waits for
+    /// [`flushed`](Self::flushed).
+    pub fn free_handle_deferred(&mut self, handle: Handle) -> Result<Size, ArenaError> {
+        let Some(t) = self.held_tag(handle).copied() else {
+            self.counters.bad_frees += 1;
+            return Err(ArenaError::BadHandle { addr: handle.addr(), tag: handle.tag() });
+        };
+        self.held -= 1;
+        self.defer(handle.tag(), t.size());
+        Ok(Size(t.requested()))
+    }
+
+    /// Put allocated segment `i` of `size` (off the hash, or held and now
+    /// uncounted) on the unflushed list.
+    fn defer(&mut self, i: u32, size: usize) {
+        self.sizes.allocated.0 -= size;
+        self.sizes.unflushed.0 += size;
         self.counters.frees += 1;
         self.counters.deferred_frees += 1;
         let head = self.unflushed;
@@ -41,11 +65,11 @@ impl<S: Store, I: Source> Arena<S, I> {
         u.knext = head;
         self.unflushed = i;
         self.unflushed_count += 1;
-        Ok(())
     }
 
     /// The caller has flushed everything it freed with
-    /// [`free_deferred`](Self::free_deferred) so far: make every unflushed
+    /// [`free_deferred`](Self::free_deferred) or
+    /// [`free_handle_deferred`](Self::free_handle_deferred) so far: make every unflushed
     /// segment free (coalescing with its neighbours, and giving wholly free
     /// imported spans back to the source). Returns how much became free.
     /// Nothing unflushed is a no-op (returns zero, counts no flush).
@@ -182,6 +206,36 @@ mod tests {
         a.free_deferred(x, Size(20)).unwrap();
         assert_eq!(a.sizes().unflushed, Size(32));
         a.check().unwrap();
+    }
+
+    #[test]
+    fn a_held_allocation_is_deferred_by_its_handle_once() {
+        let (mut tb, mut hb) = (vec![0u8; 8192], vec![0u8; 1024]);
+        let (mut tb2, mut hb2) = (vec![0u8; 8192], vec![0u8; 1024]);
+        let mut a = arena(&mut tb, &mut hb);
+        let mut other = arena(&mut tb2, &mut hb2);
+        let h = a.alloc_handle(Size(100), Policy::InstantFit).unwrap();
+        let theirs = other.alloc_handle(Size(100), Policy::InstantFit).unwrap();
+        // Another arena's handle (the same address and tag) is refused.
+        assert_eq!((theirs.addr(), theirs.tag()), (h.addr(), h.tag()));
+        let before = (a.sizes(), a.counters().bad_frees);
+        assert!(matches!(a.free_handle_deferred(theirs), Err(ArenaError::BadHandle { .. })));
+        assert_eq!(a.sizes(), before.0);
+        assert_eq!(a.counters().bad_frees, before.1 + 1);
+        // By address it is not: the allocation is held.
+        assert!(a.free_deferred(h.addr(), Size(100)).is_err());
+        assert_eq!(a.free_handle_deferred(h), Ok(Size(100)));
+        assert_eq!((a.sizes().unflushed, a.live()), (Size(112), 0));
+        a.check().unwrap();
+        // Stale now, either way; nothing allocates over it before the flush.
+        assert!(matches!(a.free_handle_deferred(h), Err(ArenaError::BadHandle { .. })));
+        assert!(matches!(a.free_handle(h), Err(ArenaError::BadHandle { .. })));
+        assert!(a.xalloc(&Constraints::new(Size(16)).exact(h.addr())).is_err());
+        assert_eq!(a.counters().deferred_frees, 1);
+        assert_eq!(a.flushed(), Size(112));
+        assert_eq!(a.xalloc(&Constraints::new(Size(16)).exact(h.addr())), Ok(h.addr()));
+        a.check().unwrap();
+        other.free_handle(theirs).unwrap();
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// The held segment's tag `handle` names, if the handle is this arena's
     /// and the tag a held segment at its address.
     #[inline]
-    fn held_tag(&self, handle: Handle) -> Option<&Tag> {
+    pub(crate) fn held_tag(&self, handle: Handle) -> Option<&Tag> {
         if handle.arena != self.id {
             return None;
         }

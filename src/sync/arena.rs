@@ -9,7 +9,7 @@ use vmspace_shim::{Addr, Range, Size};
 
 use super::lock::{Held, RawLock};
 use super::wait::{Wait, Waiter};
-use crate::arena::{Arena, ArenaError, Constraints, Policy, Source, Store};
+use crate::arena::{Arena, ArenaError, Constraints, Handle, Policy, Source, Store};
 use crate::qcache::{Locked, Magazine, QCache, QCacheConfig, QCacheStats};
 
 /// An [`Arena`] shared between threads.
@@ -228,15 +228,36 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// callers that take handles from outside (the C API) cannot free a
     /// slab from under its objects.
     pub fn free_handle_parts(&self, addr: Addr, tag: u32) -> Result<Size, ArenaError> {
-        let size = self.with(|a| {
+        let size = self.with_held(addr, tag, Arena::free_handle)?;
+        self.freed();
+        Ok(size)
+    }
+
+    /// [`free_handle_parts`](Self::free_handle_parts) into the
+    /// freed-but-not-flushed state ([`Arena::free_handle_deferred`]): the
+    /// same checks (a slab's handle is refused), and the range waits for
+    /// [`flushed`](Self::flushed); no waiter is woken.
+    pub fn free_handle_deferred_parts(&self, addr: Addr, tag: u32) -> Result<Size, ArenaError> {
+        self.with_held(addr, tag, Arena::free_handle_deferred)
+    }
+
+    /// `free` the held allocation whose handle has these parts, under the
+    /// lock; a slab of the quantum caches, or parts that name no handle,
+    /// are [`ArenaError::BadHandle`].
+    fn with_held(
+        &self,
+        addr: Addr,
+        tag: u32,
+        free: impl FnOnce(&mut Arena<S, I>, Handle) -> Result<Size, ArenaError>,
+    ) -> Result<Size, ArenaError> {
+        self.with(|a| {
             let bad = ArenaError::BadHandle { addr, tag };
             if self.caches.as_ref().is_some_and(|q| q.is_slab(addr)) {
                 return Err(bad);
             }
-            a.free_handle(a.handle_from_parts(addr, tag).ok_or(bad)?)
-        })?;
-        self.freed();
-        Ok(size)
+            let h = a.handle_from_parts(addr, tag).ok_or(bad)?;
+            free(a, h)
+        })
     }
 
     /// Both magazines of class `c` of a cache in front were empty: a

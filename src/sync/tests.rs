@@ -206,6 +206,11 @@ fn free_handle_refuses_slabs_and_frees_held_allocations_once() {
         s.free_handle_parts(forged.addr(), forged.tag()),
         Err(ArenaError::BadHandle { .. })
     ));
+    assert!(matches!(
+        s.free_handle_deferred_parts(forged.addr(), forged.tag()),
+        Err(ArenaError::BadHandle { .. })
+    ));
+    assert_eq!(s.with(|a| a.sizes().unflushed), Size(0), "the slab was not deferred");
     h.free(obj, Size(16)).unwrap();
     drop(h);
     let big = s.with(|a| a.alloc_handle(Size(4096), Policy::BestFit)).unwrap();
@@ -213,6 +218,16 @@ fn free_handle_refuses_slabs_and_frees_held_allocations_once() {
     let stale = s.free_handle_parts(big.addr(), big.tag());
     assert!(matches!(stale, Err(ArenaError::BadHandle { .. })), "stale");
     assert!(matches!(s.free_handle_parts(big.addr(), 0), Err(ArenaError::BadHandle { .. })));
+    // Deferred by handle: once, and the range waits for the flush.
+    let big = s.with(|a| a.alloc_handle(Size(4000), Policy::BestFit)).unwrap();
+    assert_eq!(s.free_handle_deferred_parts(big.addr(), big.tag()), Ok(Size(4000)));
+    let twice = s.free_handle_deferred_parts(big.addr(), big.tag());
+    assert!(matches!(twice, Err(ArenaError::BadHandle { .. })), "deferred twice");
+    let freed = s.free_handle_parts(big.addr(), big.tag());
+    assert!(matches!(freed, Err(ArenaError::BadHandle { .. })), "freed while it waits");
+    assert_eq!(s.with(|a| a.sizes().unflushed), Size(4000));
+    s.check().unwrap();
+    assert_eq!(s.flushed(), Size(4000));
     reclaim_all(&s);
 }
 

@@ -346,6 +346,24 @@ static int deferred(void)
 	CHECK_EQ(y, x);
 	CHECK_EQ(vmspace_arena_flushed(NULL, NULL), -EINVAL);
 	CHECK_EQ(vmspace_arena_free_deferred(NULL, x, 0x100), -EINVAL);
+	CHECK_EQ(vmspace_arena_free(a, y, 0x100), 0);
+	/* By handle: once; by address it is refused; it waits for the flush. */
+	struct vmspace_handle h;
+	vmspace_size_t size = 0;
+	CHECK_EQ(vmspace_arena_alloc_handle(a, 0x6f0, 0, &h), 0);
+	CHECK_EQ(vmspace_arena_free_deferred(a, h.addr, 0x6f0), -ENOENT);
+	CHECK_EQ(vmspace_arena_free_handle_deferred(a, h, &size), 0);
+	CHECK_EQ(size, 0x6f0);
+	CHECK_EQ(vmspace_arena_free_handle_deferred(a, h, NULL), -ENOENT);
+	CHECK_EQ(vmspace_arena_free_handle(a, h, NULL), -ENOENT);
+	CHECK_EQ(vmspace_arena_sizes(a, &s), 0);
+	CHECK_EQ(s.unflushed, 0x700);
+	CHECK_EQ(vmspace_arena_alloc(a, 0x200, 0, &y), -ENOMEM);
+	CHECK_EQ(vmspace_arena_free_handle_deferred(NULL, h, NULL), -EINVAL);
+	CHECK_EQ(vmspace_arena_flushed(a, &freed), 0);
+	CHECK_EQ(freed, 0x700);
+	CHECK_EQ(vmspace_arena_counters(a, &c), 0);
+	CHECK_EQ(c.deferred_frees, 2);
 	CHECK_EQ(vmspace_arena_check(a), 0);
 	CHECK_EQ(vmspace_arena_destroy(a), 0);
 	return failures;

@@ -10,7 +10,7 @@ use super::{fail, obj, out, out_opt, status, Api};
 use crate::ctypes::*;
 use crate::errno::code;
 use crate::flags::{self, AllocFlags};
-use crate::object::{ArenaObj, Store};
+use crate::object::{ArenaObj, Shared, Store};
 use crate::platform::Platform;
 use crate::source::CSource;
 
@@ -316,19 +316,53 @@ impl<P: Platform> Api<P> {
         handle: vmspace_handle,
         sizep: *mut vmspace_size_t,
     ) -> c_int {
-        status((|| {
-            // SAFETY: the caller's contract.
-            let o = unsafe { obj::<P, _>(arena) }?;
-            if handle.reserved != 0 {
-                return Err(-code::EINVAL);
-            }
-            let dest = out_opt(sizep)?;
-            let size = o.shared.free_handle_parts(Addr(handle.addr), handle.tag).map_err(fail)?;
-            if let Some(p) = dest {
-                // SAFETY: non-null and aligned, so writable (caller).
-                unsafe { p.as_ptr().write(size.0) };
-            }
-            Ok(())
-        })())
+        // SAFETY: the caller's contract, passed on.
+        unsafe { free_held::<P>(arena, handle, sizep, |s, a, t| s.free_handle_parts(a, t)) }
     }
+
+    /// `vmspace_arena_free_handle_deferred`: as `vmspace_arena_free_handle`,
+    /// into the freed-but-not-flushed state (until `vmspace_arena_flushed`).
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual; `sizep` is NULL or writable.
+    pub unsafe fn vmspace_arena_free_handle_deferred(
+        arena: *mut vmspace_arena_t,
+        handle: vmspace_handle,
+        sizep: *mut vmspace_size_t,
+    ) -> c_int {
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            free_held::<P>(arena, handle, sizep, |s, a, t| s.free_handle_deferred_parts(a, t))
+        }
+    }
+}
+
+/// Free what `handle` holds with `free` (a `SyncArena` method taking its
+/// parts), storing the size at `*sizep` unless NULL.
+///
+/// # Safety
+///
+/// `arena` is NULL or an arena of this API not yet destroyed; `sizep` is NULL
+/// or writable.
+unsafe fn free_held<P: Platform>(
+    arena: *mut vmspace_arena_t,
+    handle: vmspace_handle,
+    sizep: *mut vmspace_size_t,
+    free: impl FnOnce(&Shared<P>, Addr, u32) -> Result<Size, ArenaError>,
+) -> c_int {
+    status((|| {
+        // SAFETY: the caller's contract.
+        let o = unsafe { obj::<P, _>(arena) }?;
+        if handle.reserved != 0 {
+            return Err(-code::EINVAL);
+        }
+        let dest = out_opt(sizep)?;
+        let size = free(&o.shared, Addr(handle.addr), handle.tag).map_err(fail)?;
+        if let Some(p) = dest {
+            // SAFETY: non-null and aligned, so writable (caller).
+            unsafe { p.as_ptr().write(size.0) };
+        }
+        Ok(())
+    })())
 }

@@ -336,6 +336,11 @@ impl ArenaTarget for DevArena {
         let a = FreeArgs { addr: addr.0 as u64, a: size.0 as u64, ..FreeArgs::ZERO };
         self.free_cmd("ARENA_FREE_DEFERRED", a, ioctl::arena_free_deferred).map(drop)
     }
+    fn free_handle_deferred(&mut self, h: DevHandle) -> Result<Size, ArenaError> {
+        let a = FreeArgs { addr: h.addr.0 as u64, tag: h.tag, ..FreeArgs::ZERO };
+        let cmd = ioctl::arena_free_handle_deferred;
+        self.free_cmd("ARENA_FREE_HANDLE_DEFERRED", a, cmd).map(|s| Size(s as usize))
+    }
     fn flushed(&mut self) -> Size {
         // A failed command made nothing free (and the model says otherwise).
         let done = self.free_cmd("ARENA_FLUSHED", FreeArgs::ZERO, ioctl::arena_flushed);

@@ -206,6 +206,7 @@ fn argument(r: &mut Rng, c: u32, k: &Known, page: u64, scratch: &Scratch) -> Vec
         | cmd::ARENA_FREE_PART
         | cmd::ARENA_RESIZE
         | cmd::ARENA_FREE_DEFERRED
+        | cmd::ARENA_FREE_HANDLE_DEFERRED
         | cmd::ARENA_FLUSHED => {
             let (id, mut addr, size, tag) = alloc.unwrap_or((arena_id(r), near(r), 64, 0));
             let q = arena.map_or(16, |a| a.1);
@@ -215,7 +216,9 @@ fn argument(r: &mut Rng, c: u32, k: &Known, page: u64, scratch: &Scratch) -> Vec
             let (a, b, tag) = match c {
                 cmd::ARENA_FREE | cmd::ARENA_FREE_DEFERRED => (size, 0, 0),
                 cmd::ARENA_FLUSHED => (0, 0, 0),
-                cmd::ARENA_FREE_HANDLE => (0, 0, tag.max(u32::from(r.chance(100)))),
+                cmd::ARENA_FREE_HANDLE | cmd::ARENA_FREE_HANDLE_DEFERRED => {
+                    (0, 0, tag.max(u32::from(r.chance(100))))
+                }
                 cmd::ARENA_FREE_PART => (q * r.below(4) as u64, q * r.between(1, 4) as u64, 0),
                 _ => (size, size + q * r.below(8) as u64, 0),
             };

@@ -34,6 +34,12 @@ nix::ioctl_readwrite!(vm_runs, IOCTL_TYPE, nr::VM_RUNS, ListArgs);
 nix::ioctl_readwrite!(vm_check, IOCTL_TYPE, nr::VM_CHECK, CheckArgs);
 nix::ioctl_readwrite!(vm_read, IOCTL_TYPE, nr::VM_READ, VmIoArgs);
 nix::ioctl_readwrite!(vm_write, IOCTL_TYPE, nr::VM_WRITE, VmIoArgs);
+nix::ioctl_readwrite!(
+    arena_free_handle_deferred,
+    IOCTL_TYPE,
+    nr::ARENA_FREE_HANDLE_DEFERRED,
+    FreeArgs
+);
 
 #[cfg(test)]
 mod tests {
@@ -74,6 +80,10 @@ mod tests {
             (cmd::VM_CHECK, rw(nr::VM_CHECK, size_of::<CheckArgs>())),
             (cmd::VM_READ, rw(nr::VM_READ, size_of::<VmIoArgs>())),
             (cmd::VM_WRITE, rw(nr::VM_WRITE, size_of::<VmIoArgs>())),
+            (
+                cmd::ARENA_FREE_HANDLE_DEFERRED,
+                rw(nr::ARENA_FREE_HANDLE_DEFERRED, size_of::<FreeArgs>()),
+            ),
         ];
         for (abi, nix) in pairs {
             assert_eq!(abi, nix, "{abi:#x}");

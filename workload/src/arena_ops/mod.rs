@@ -71,9 +71,10 @@ pub enum ArenaOp {
     },
     /// Free taken range number `pick % occupied` (in address order: live
     /// allocations and ranges freed but not flushed), through the interface
-    /// that allocated it, or with `deferred` by [`Arena::free_deferred`]
-    /// (refused for an allocation held by a handle). Any free of a range
-    /// freed but not flushed is refused.
+    /// that allocated it, with `deferred` into the freed-but-not-flushed
+    /// state ([`Arena::free_deferred`], or [`Arena::free_handle_deferred`]
+    /// for an allocation held by a handle, which by address is refused).
+    /// Any free of a range freed but not flushed is refused.
     Free {
         /// Which one.
         pick: usize,
@@ -149,7 +150,8 @@ pub struct ArenaOpConfig {
     /// Whether to generate adds and extends (without them, an arena with a
     /// source lives on imports alone).
     pub spans: bool,
-    /// Frees that are deferred (by [`Arena::free_deferred`]), per mille.
+    /// Frees that are deferred (by [`Arena::free_deferred`] or
+    /// [`Arena::free_handle_deferred`]), per mille.
     pub deferred: u32,
 }
 

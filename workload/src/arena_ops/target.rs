@@ -50,6 +50,8 @@ pub trait ArenaTarget {
     fn resize(&mut self, addr: Addr, old_size: Size, new_size: Size) -> Result<(), ArenaError>;
     /// [`Arena::free_deferred`].
     fn free_deferred(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError>;
+    /// [`Arena::free_handle_deferred`].
+    fn free_handle_deferred(&mut self, handle: Self::Handle) -> Result<Size, ArenaError>;
     /// [`Arena::flushed`].
     fn flushed(&mut self) -> Size;
     /// [`Arena::lookup`].
@@ -119,6 +121,9 @@ impl<S: Store, I: Source> ArenaTarget for Arena<S, I> {
     }
     fn free_deferred(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
         Arena::free_deferred(self, addr, size)
+    }
+    fn free_handle_deferred(&mut self, handle: Handle) -> Result<Size, ArenaError> {
+        Arena::free_handle_deferred(self, handle)
     }
     fn flushed(&mut self) -> Size {
         Arena::flushed(self)

@@ -11,10 +11,11 @@ use vmspace::arena::{ArenaError, SegmentKind, SegmentKinds};
 
 impl<const N: usize, const M: usize> ArenaDriver<N, M> {
     /// [`ArenaOp::Free`](crate::arena_ops::ArenaOp::Free) of taken range
-    /// `pick % occupied`: through the interface that allocated it, or with
-    /// `deferred` by [`ArenaTarget::free_deferred`] (valid only for a live
-    /// allocation made by address). A range freed but not flushed is no
-    /// allocation: every free of it is bad. `None` when nothing is taken.
+    /// `pick % occupied`: through the interface that allocated it, plainly
+    /// or with `deferred` ([`ArenaTarget::free_deferred`],
+    /// [`ArenaTarget::free_handle_deferred`]). A range freed but not
+    /// flushed is no allocation: every free of it is bad. `None` when
+    /// nothing is taken.
     pub(super) fn free<A: ArenaTarget>(
         &mut self,
         arena: &mut A,
@@ -29,6 +30,9 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
         if l.tag == 0 && !l.unflushed {
             self.wrong_size_free(arena, l.addr, l.asked, deferred)?;
         }
+        if deferred && l.tag != 0 {
+            return self.free_held_deferred(arena, i).map(Some);
+        }
         if deferred {
             let valid = l.tag == 0 && !l.unflushed;
             let r = arena.free_deferred(Addr(l.addr), Size(l.asked));
@@ -40,7 +44,14 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             return Ok(Some((valid, r)));
         }
         let r = match arena.handle_from_parts(Addr(l.addr), l.tag) {
-            Some(h) => self.free_held(arena, h, Some(i))?,
+            Some(h) => {
+                // Held and then deferred by its handle, it is no allocation.
+                let r = self.free_held(arena, h, (!l.unflushed).then_some(i))?;
+                if l.unflushed && matches!(r, Err(ArenaError::BadHandle { .. })) {
+                    self.model.bad_frees += 1;
+                }
+                r
+            }
             None => {
                 let r = arena.free(Addr(l.addr), Size(l.asked));
                 match (&r, l.unflushed) {
@@ -52,6 +63,35 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             }
         };
         Ok(Some((!l.unflushed, r)))
+    }
+
+    /// A deferred free of taken range `i`, allocated by handle: refused by
+    /// address (it is held), then by its handle
+    /// ([`ArenaTarget::free_handle_deferred`]), valid while it is live.
+    fn free_held_deferred<A: ArenaTarget>(
+        &mut self,
+        arena: &mut A,
+        i: usize,
+    ) -> Result<Outcome, &'static str> {
+        let l = self.model.taken[i];
+        match arena.free_deferred(Addr(l.addr), Size(l.asked)) {
+            Err(ArenaError::BadFree { .. }) => self.model.bad_frees += 1,
+            Err(e) if super::is_resource(&e) => {}
+            Err(_) => return Err("a held allocation's deferred free by address failed oddly"),
+            Ok(()) => return Err("a held allocation was freed by address"),
+        }
+        let Some(h) = arena.handle_from_parts(Addr(l.addr), l.tag) else {
+            return Err("a held allocation's parts make no handle");
+        };
+        let valid = !l.unflushed;
+        let r = arena.free_handle_deferred(h);
+        match (&r, valid) {
+            (Ok(size), true) if size.0 == l.asked => self.model.defer(i),
+            (Ok(_), true) => return Err("free_handle_deferred returned the wrong size"),
+            (Err(ArenaError::BadHandle { .. }), false) => self.model.bad_frees += 1,
+            _ => {}
+        }
+        Ok((valid, r.map(drop)))
     }
 
     /// Before a valid free by address: the same free with one unit more
