@@ -34,7 +34,7 @@ impl<const N: usize, const M: usize> ArenaDriver<N, M> {
             return self.free_held_deferred(arena, i).map(Some);
         }
         if deferred {
-            let valid = l.tag == 0 && !l.unflushed;
+            let valid = !l.unflushed;
             let r = arena.free_deferred(Addr(l.addr), Size(l.asked));
             match (&r, valid) {
                 (Ok(()), true) => self.model.defer(i),
