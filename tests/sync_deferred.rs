@@ -1,9 +1,10 @@
 //! Deferred frees of a thread-safe arena under threads: the
 //! freed-but-not-flushed state as the kernel's batched unmaps use it.
 //!
-//! - Two frees of one allocation racing each other, deferred or plain:
-//!   exactly one succeeds (with no one allocating meanwhile: a free by
-//!   address cannot tell an address handed out again from the old one).
+//! - Two frees of one allocation racing each other, deferred or plain, by
+//!   address or by handle: exactly one succeeds (with no one allocating
+//!   meanwhile: a free by address cannot tell an address handed out again
+//!   from the old one).
 //! - A thread allocating all the while, short of space, never gets a range
 //!   that waits for its flush (the BPF arena once reissued such addresses
 //!   and lost data).
@@ -78,6 +79,56 @@ fn racing_frees_of_one_allocation_accept_exactly_one() {
             assert_eq!(n.load(Ordering::Relaxed), 1, "round {round}: allocation {i}");
         }
         assert_eq!(s.flushed(), Size(deferred_bytes.into_inner()), "round {round}");
+        s.check().unwrap();
+    }
+    let sizes = s.with(|a| a.sizes());
+    assert_eq!((sizes.allocated, sizes.unflushed), (Size(0), Size(0)));
+}
+
+#[test]
+fn racing_frees_of_one_held_allocation_accept_exactly_one() {
+    let s = shared(256 * QUANTUM);
+    for round in 0..300 {
+        let size = Size(QUANTUM * (1 + round % 3) - 8);
+        let held: Vec<(Addr, u32)> = (0..BATCH)
+            .map(|_| s.with(|a| a.alloc_handle(size, Policy::InstantFit)).unwrap())
+            .map(|h| (h.addr(), h.tag()))
+            .collect();
+        // Both deferred every third round, else one deferred and one plain.
+        let kinds = if round % 3 == 0 { [true, true] } else { [true, false] };
+        let accepted: Vec<AtomicUsize> = (0..BATCH).map(|_| AtomicUsize::new(0)).collect();
+        let deferred_count = AtomicUsize::new(0);
+        std::thread::scope(|racers| {
+            for deferred in kinds {
+                let (held, accepted, deferred_count, s) = (&held, &accepted, &deferred_count, &s);
+                racers.spawn(move || {
+                    for (i, &(addr, tag)) in held.iter().enumerate() {
+                        let r = if deferred {
+                            s.free_handle_deferred_parts(addr, tag)
+                        } else {
+                            s.free_handle_parts(addr, tag)
+                        };
+                        match r {
+                            Ok(got) => {
+                                assert_eq!(got, size, "round {round}");
+                                if deferred {
+                                    deferred_count.fetch_add(1, Ordering::Relaxed);
+                                }
+                                accepted[i].fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(ArenaError::BadHandle { .. }) => {}
+                            Err(e) => panic!("round {round}: {e}"),
+                        }
+                    }
+                });
+            }
+        });
+        for (i, n) in accepted.iter().enumerate() {
+            assert_eq!(n.load(Ordering::Relaxed), 1, "round {round}: allocation {i}");
+        }
+        // Each waiting range is its allocation rounded up to the quantum.
+        let waiting = deferred_count.into_inner() * (size.0 + 8);
+        assert_eq!(s.flushed(), Size(waiting), "round {round}");
         s.check().unwrap();
     }
     let sizes = s.with(|a| a.sizes());
