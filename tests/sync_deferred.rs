@@ -44,6 +44,36 @@ impl Drop for Stop<'_> {
     }
 }
 
+/// One round of two threads freeing the same `BATCH` allocations in turn:
+/// the first always deferred, the second deferred every third round, else
+/// plain. `free(i, deferred)` frees allocation `i` and returns the bytes
+/// it left waiting for the flush (0 for a plain free), or `None` when it
+/// was refused as bad. Each allocation must be accepted exactly once, and
+/// the flush must make free exactly the bytes left waiting.
+fn race(s: &Shared, round: usize, free: impl Fn(usize, bool) -> Option<usize> + Sync) {
+    let kinds = if round % 3 == 0 { [true, true] } else { [true, false] };
+    let accepted: Vec<AtomicUsize> = (0..BATCH).map(|_| AtomicUsize::new(0)).collect();
+    let waiting = AtomicUsize::new(0);
+    std::thread::scope(|racers| {
+        for deferred in kinds {
+            let (accepted, waiting, free) = (&accepted, &waiting, &free);
+            racers.spawn(move || {
+                for (i, n) in accepted.iter().enumerate() {
+                    if let Some(bytes) = free(i, deferred) {
+                        waiting.fetch_add(bytes, Ordering::Relaxed);
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    for (i, n) in accepted.iter().enumerate() {
+        assert_eq!(n.load(Ordering::Relaxed), 1, "round {round}: allocation {i}");
+    }
+    assert_eq!(s.flushed(), Size(waiting.into_inner()), "round {round}");
+    s.check().unwrap();
+}
+
 #[test]
 fn racing_frees_of_one_allocation_accept_exactly_one() {
     let s = shared(256 * QUANTUM);
@@ -51,35 +81,14 @@ fn racing_frees_of_one_allocation_accept_exactly_one() {
         let size = Size(QUANTUM * (1 + round % 3));
         let all: Vec<Addr> =
             (0..BATCH).map(|_| s.alloc(size, Policy::InstantFit, Wait::No).unwrap()).collect();
-        // Both deferred every third round, else one deferred and one plain.
-        let kinds = if round % 3 == 0 { [true, true] } else { [true, false] };
-        let accepted: Vec<AtomicUsize> = (0..BATCH).map(|_| AtomicUsize::new(0)).collect();
-        let deferred_bytes = AtomicUsize::new(0);
-        std::thread::scope(|racers| {
-            for deferred in kinds {
-                let (all, accepted, deferred_bytes, s) = (&all, &accepted, &deferred_bytes, &s);
-                racers.spawn(move || {
-                    for (i, &a) in all.iter().enumerate() {
-                        let r = if deferred { s.free_deferred(a, size) } else { s.free(a, size) };
-                        match r {
-                            Ok(()) => {
-                                if deferred {
-                                    deferred_bytes.fetch_add(size.0, Ordering::Relaxed);
-                                }
-                                accepted[i].fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(ArenaError::BadFree { .. }) => {}
-                            Err(e) => panic!("round {round}: {e}"),
-                        }
-                    }
-                });
+        race(&s, round, |i, deferred| {
+            let r = if deferred { s.free_deferred(all[i], size) } else { s.free(all[i], size) };
+            match r {
+                Ok(()) => Some(if deferred { size.0 } else { 0 }),
+                Err(ArenaError::BadFree { .. }) => None,
+                Err(e) => panic!("round {round}: {e}"),
             }
         });
-        for (i, n) in accepted.iter().enumerate() {
-            assert_eq!(n.load(Ordering::Relaxed), 1, "round {round}: allocation {i}");
-        }
-        assert_eq!(s.flushed(), Size(deferred_bytes.into_inner()), "round {round}");
-        s.check().unwrap();
     }
     let sizes = s.with(|a| a.sizes());
     assert_eq!((sizes.allocated, sizes.unflushed), (Size(0), Size(0)));
@@ -89,47 +98,29 @@ fn racing_frees_of_one_allocation_accept_exactly_one() {
 fn racing_frees_of_one_held_allocation_accept_exactly_one() {
     let s = shared(256 * QUANTUM);
     for round in 0..300 {
+        // Eight bytes short of whole quanta: a waiting range is the
+        // allocation rounded up.
         let size = Size(QUANTUM * (1 + round % 3) - 8);
         let held: Vec<(Addr, u32)> = (0..BATCH)
             .map(|_| s.with(|a| a.alloc_handle(size, Policy::InstantFit)).unwrap())
             .map(|h| (h.addr(), h.tag()))
             .collect();
-        // Both deferred every third round, else one deferred and one plain.
-        let kinds = if round % 3 == 0 { [true, true] } else { [true, false] };
-        let accepted: Vec<AtomicUsize> = (0..BATCH).map(|_| AtomicUsize::new(0)).collect();
-        let deferred_count = AtomicUsize::new(0);
-        std::thread::scope(|racers| {
-            for deferred in kinds {
-                let (held, accepted, deferred_count, s) = (&held, &accepted, &deferred_count, &s);
-                racers.spawn(move || {
-                    for (i, &(addr, tag)) in held.iter().enumerate() {
-                        let r = if deferred {
-                            s.free_handle_deferred_parts(addr, tag)
-                        } else {
-                            s.free_handle_parts(addr, tag)
-                        };
-                        match r {
-                            Ok(got) => {
-                                assert_eq!(got, size, "round {round}");
-                                if deferred {
-                                    deferred_count.fetch_add(1, Ordering::Relaxed);
-                                }
-                                accepted[i].fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(ArenaError::BadHandle { .. }) => {}
-                            Err(e) => panic!("round {round}: {e}"),
-                        }
-                    }
-                });
+        race(&s, round, |i, deferred| {
+            let (addr, tag) = held[i];
+            let r = if deferred {
+                s.free_handle_deferred_parts(addr, tag)
+            } else {
+                s.free_handle_parts(addr, tag)
+            };
+            match r {
+                Ok(got) => {
+                    assert_eq!(got, size, "round {round}");
+                    Some(if deferred { size.0 + 8 } else { 0 })
+                }
+                Err(ArenaError::BadHandle { .. }) => None,
+                Err(e) => panic!("round {round}: {e}"),
             }
         });
-        for (i, n) in accepted.iter().enumerate() {
-            assert_eq!(n.load(Ordering::Relaxed), 1, "round {round}: allocation {i}");
-        }
-        // Each waiting range is its allocation rounded up to the quantum.
-        let waiting = deferred_count.into_inner() * (size.0 + 8);
-        assert_eq!(s.flushed(), Size(waiting), "round {round}");
-        s.check().unwrap();
     }
     let sizes = s.with(|a| a.sizes());
     assert_eq!((sizes.allocated, sizes.unflushed), (Size(0), Size(0)));
