@@ -42,11 +42,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// returns the size the allocation was made with; the range waits for
     /// [`flushed`](Self::flushed).
     pub fn free_handle_deferred(&mut self, handle: Handle) -> Result<Size, ArenaError> {
-        let Some(t) = self.held_tag(handle).copied() else {
-            self.counters.bad_frees += 1;
-            return Err(ArenaError::BadHandle { addr: handle.addr(), tag: handle.tag() });
-        };
-        self.held -= 1;
+        let t = self.take_held(handle)?;
         self.defer(handle.tag(), t.size());
         Ok(Size(t.requested()))
     }

@@ -105,13 +105,23 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// counter.
     #[inline]
     pub fn free_handle(&mut self, handle: Handle) -> Result<Size, ArenaError> {
+        let t = self.take_held(handle)?;
+        self.free_segment(handle.tag(), &t);
+        Ok(Size(t.requested()))
+    }
+
+    /// The held segment `handle` names, no longer counted as held (the
+    /// caller frees or defers it); a handle that holds no live allocation
+    /// of this arena is [`ArenaError::BadHandle`], counted as a bad free.
+    /// As [`take_live`](Self::take_live) is for an address.
+    #[inline(always)]
+    pub(crate) fn take_held(&mut self, handle: Handle) -> Result<Tag, ArenaError> {
         let Some(t) = self.held_tag(handle).copied() else {
             self.counters.bad_frees += 1;
             return Err(ArenaError::BadHandle { addr: handle.addr, tag: handle.tag() });
         };
         self.held -= 1;
-        self.free_segment(handle.tag(), &t);
-        Ok(Size(t.requested()))
+        Ok(t)
     }
 
     /// The live allocation `handle` holds, if it does: its range and the
@@ -123,7 +133,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// The held segment's tag `handle` names, if the handle is this arena's
     /// and the tag a held segment at its address.
     #[inline]
-    pub(crate) fn held_tag(&self, handle: Handle) -> Option<&Tag> {
+    fn held_tag(&self, handle: Handle) -> Option<&Tag> {
         if handle.arena != self.id {
             return None;
         }
