@@ -10,7 +10,9 @@
 //!
 //! Bad ranges (misaligned, outside the VM, mapping what is mapped, unmapping
 //! what is not) are errors that leave the VM unchanged; so are failures of the
-//! backend.
+//! backend, its own bit-table pages included (a failed `map` gives back the
+//! table pages it mapped), except in [`Vm::trim`], which keeps what it gave
+//! back before the failure.
 //!
 //! ```
 //! use vmspace::vm::Vm;
@@ -176,7 +178,10 @@ impl<P: PageOps> Vm<P> {
         self.table.ensure_table_pages(&self.ops, lo, hi)?;
         // SAFETY: `range` is inside our live reservation (checked) and none of
         // its pages is mapped (checked against the table, which is exact).
-        unsafe { self.ops.map(range)? };
+        if let Err(e) = unsafe { self.ops.map(range) } {
+            self.table.unmap_fresh(&self.ops, lo, hi);
+            return Err(e.into());
+        }
         self.table.mark_mapped(lo, hi);
         self.mapped_pages += hi - lo;
         Ok(())
@@ -243,7 +248,9 @@ impl<P: PageOps> Vm<P> {
     }
 
     /// Unmap bit-table pages that no longer record a mapped page. Returns the
-    /// number of metadata pages given back.
+    /// number of metadata pages given back. If the backend fails, the pages
+    /// given back before the failure stay given back (the client's mapped
+    /// pages are unchanged either way).
     pub fn trim(&mut self) -> Result<usize, VmError> {
         self.table.trim(&self.ops)
     }

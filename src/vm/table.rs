@@ -11,8 +11,12 @@ use crate::bits::{self, PageMap, PagedBits};
 
 /// Summary entry: this bit-table page is mapped.
 const MAPPED: u32 = 1 << 31;
+/// Summary entry: this bit-table page was mapped by the `map` in progress
+/// and records nothing yet; the map's failure unmaps it again
+/// ([`MapTable::unmap_fresh`]), its success clears the mark.
+const FRESH: u32 = 1 << 30;
 /// Summary entry: the number of set bits in the page.
-const COUNT: u32 = MAPPED - 1;
+const COUNT: u32 = FRESH - 1;
 
 /// The summary: one `u32` entry per bit-table page.
 ///
@@ -21,7 +25,8 @@ const COUNT: u32 = MAPPED - 1;
 /// `base` points to `pages` mapped, writable, page-aligned `u32` entries,
 /// owned by the VM for its lifetime. Bit-table page `k` is mapped exactly
 /// when entry `k` has [`MAPPED`]; its count is then the number of bits set
-/// in the page, and zero otherwise.
+/// in the page, and zero otherwise. [`FRESH`] is set only with [`MAPPED`]
+/// and a zero count, and only inside `Vm::map`.
 #[derive(Debug)]
 struct Summary {
     base: Addr,
@@ -96,8 +101,10 @@ impl MapTable {
         self.bits.find_clear(&self.summary, lo, hi)
     }
 
-    /// Map the bit-table pages that pages `[lo, hi)` need and do not have.
-    /// On failure the pages mapped so far stay mapped (empty, and counted).
+    /// Map the bit-table pages that pages `[lo, hi)` need and do not have,
+    /// marking them [`FRESH`] until [`mark_mapped`](Self::mark_mapped)
+    /// records pages in them. On failure it unmaps the pages it mapped, so
+    /// the table is as it was.
     pub(crate) fn ensure_table_pages<P: PageOps>(
         &mut self,
         ops: &P,
@@ -108,16 +115,39 @@ impl MapTable {
             if !self.summary.page_mapped(k) {
                 // SAFETY: bit-table page `k` lies in the VM's live reservation
                 // and is unmapped (its summary entry says so).
-                unsafe { ops.map(self.bits.page_range(k))? };
-                self.summary.set_entry(k, MAPPED);
+                if let Err(e) = unsafe { ops.map(self.bits.page_range(k)) } {
+                    self.unmap_fresh(ops, lo, hi);
+                    return Err(e.into());
+                }
+                self.summary.set_entry(k, MAPPED | FRESH);
                 self.mapped_table_pages += 1;
             }
         }
         Ok(())
     }
 
+    /// Unmap the bit-table pages of `[lo, hi)` still marked [`FRESH`]: a
+    /// map that mapped them failed. A page whose unmap fails stays mapped,
+    /// empty and counted, as `trim` would leave it.
+    pub(crate) fn unmap_fresh<P: PageOps>(&mut self, ops: &P, lo: usize, hi: usize) {
+        for (k, _, _) in self.bits.pieces(lo, hi) {
+            if self.summary.entry(k) != MAPPED | FRESH {
+                continue;
+            }
+            // SAFETY: page `k` was mapped by this map and records nothing,
+            // so nothing reads it once its entry is cleared below.
+            if unsafe { ops.unmap(self.bits.page_range(k)) }.is_ok() {
+                self.summary.set_entry(k, 0);
+                self.mapped_table_pages -= 1;
+            } else {
+                self.summary.set_entry(k, MAPPED);
+            }
+        }
+    }
+
     /// Record pages `[lo, hi)` as mapped. Their bit-table pages must be mapped
-    /// ([`ensure_table_pages`](Self::ensure_table_pages)) and the bits clear.
+    /// ([`ensure_table_pages`](Self::ensure_table_pages)) and the bits clear;
+    /// their [`FRESH`] marks are cleared.
     pub(crate) fn mark_mapped(&mut self, lo: usize, hi: usize) {
         self.mark(lo, hi, true);
     }
@@ -174,6 +204,11 @@ impl MapTable {
                 None => {}
                 Some(w) => {
                     mapped_tables += 1;
+                    if entry & FRESH != 0 {
+                        return Err(VmError::Common(CommonError::Corrupt(
+                            "table page still marked fresh outside a map",
+                        )));
+                    }
                     let n = bits::count_range(w, 0, bpp);
                     if n != (entry & COUNT) as usize {
                         return Err(VmError::Common(CommonError::Corrupt(

@@ -168,13 +168,18 @@ fn every_position(off: usize, buf: &mut Placed) {
         let mut failed = 0;
         for step in steps {
             let before: Vec<_> = vm.mapped_runs().collect();
-            let mapped = vm.mapped();
+            let (mapped, metadata) = (vm.mapped(), vm.metadata_mapped());
             match step(&mut vm) {
                 Ok(()) => {}
                 Err(e) => {
                     failed += 1;
                     assert!(matches!(e, VmError::Backend(ShimError::Injected { .. })), "{e}");
                     assert_eq!(vm.mapped(), mapped);
+                    // Only `trim` keeps what it gave back before failing.
+                    if vm.metadata_mapped() != metadata {
+                        assert!(vm.metadata_mapped() < metadata, "offset {off}: fault {n}");
+                        assert_eq!(vm.trim().unwrap(), 0, "a failed trim left pages to trim");
+                    }
                     assert_eq!(vm.mapped_runs().collect::<Vec<_>>(), before);
                     vm.check().unwrap();
                     // The fault fires once: the same step now succeeds.
@@ -192,6 +197,35 @@ fn every_position(off: usize, buf: &mut Placed) {
         faulty.clear();
         drop(vm);
         assert_eq!(sim.stats().reservations, 0);
+    }
+}
+
+#[test]
+fn a_failed_map_gives_back_the_table_pages_it_mapped() {
+    // 64-byte pages: a bit-table page records 512 pages, so pages 500..530
+    // need table pages 0 and 1. Page 510 is mapped first, so table page 0 is
+    // mapped before the map under test and must stay so.
+    let mut buf = vec![0u8; 1 << 20];
+    for (nth, what) in [(1, "table page 1"), (2, "the client range")] {
+        let sim = SimBackend::new(&mut buf, 64).unwrap();
+        let faulty = FaultInjector::new(&sim);
+        let mut vm = Vm::reserve(&faulty, Size(2048 * 64), Size(64)).unwrap();
+        vm.map(range(&vm, 510, 1)).unwrap();
+        vm.unmap(range(&vm, 510, 1)).unwrap();
+        let before = (vm.metadata_mapped(), sim.stats().mapped_pages);
+        assert_eq!(before.0, Size(2 * 64), "the summary and table page 0");
+        faulty.only(&[Op::Map]);
+        faulty.fail_nth(nth);
+        assert!(vm.map(range(&vm, 500, 30)).is_err(), "{what}");
+        vm.check().unwrap();
+        assert_eq!((vm.metadata_mapped(), sim.stats().mapped_pages), before, "{what}");
+        assert_eq!(vm.mapped(), Size(0));
+        // The same map succeeds once the fault has fired, and the table
+        // pages it maps stay.
+        vm.map(range(&vm, 500, 30)).unwrap();
+        vm.check().unwrap();
+        assert_eq!(vm.metadata_mapped(), Size(3 * 64));
+        faulty.clear();
     }
 }
 
