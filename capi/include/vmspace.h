@@ -26,7 +26,9 @@
  *   -EBUSY      destroy of an arena others import from; set_import on an
  *               arena holding imported spans or importing from a parent
  *   -ENOSPC     boundary-tag storage exhausted (see max_tags)
- *   -EPROTO     the import function returned an unusable range
+ *   -EPROTO     the import function returned an unusable range (given
+ *               back through the release function, unless it overlaps a
+ *               span the arena holds: then it is only forgotten)
  *   -EIO        the page operations behind the arena's metadata failed
  *   -EAGAIN     a fault injected by vmspace_arena_set_mtbf
  *   -EUCLEAN    vmspace_arena_check found a broken invariant
@@ -327,7 +329,8 @@ int vmspace_arena_walk(vmspace_arena_t *arena, int kinds_mask,
 /* Verify every invariant of the arena and its quantum caches: 0 or
  * -EUCLEAN (with a broken arena). */
 int vmspace_arena_check(vmspace_arena_t *arena);
-/* 1 when [addr, addr + size) lies inside one span, else 0. */
+/* 1 when [addr, addr + size) lies inside one span, else 0; a negative
+ * errno for a bad arena, as every call gives, so test for == 1. */
 int vmspace_arena_contains(vmspace_arena_t *arena, vmspace_addr_t addr,
 			   vmspace_size_t size);
 

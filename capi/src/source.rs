@@ -167,4 +167,11 @@ impl<P: Platform> Source for CSource<P> {
     fn can_import(&self) -> bool {
         !matches!(self.import, Import::None)
     }
+
+    /// The import function returned a range overlapping one of the arena's
+    /// spans: the arena keeps away from it (it is not handed to the release
+    /// function, which would free a live span) and it stops counting here.
+    fn refused(&mut self, range: Range) {
+        self.imported = self.imported.saturating_sub(range.size().0);
+    }
 }

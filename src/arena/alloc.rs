@@ -352,6 +352,8 @@ impl<S: Store, I: Source> Arena<S, I> {
                 // make us release our own live span.
                 if self.span_neighbours(r).is_ok() {
                     let _ = self.source.release(r);
+                } else {
+                    self.source.refused(r);
                 }
                 return Err(match e {
                     ArenaError::SpanOverlap(r) => ArenaError::BadImport(r),

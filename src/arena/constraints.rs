@@ -181,6 +181,9 @@ impl Constraints {
         let mut hi = self.max.map_or(usize::MAX, |a| a.0);
         if let Some(a) = self.exact {
             let a = a.0;
+            if !align::is_aligned(a, quantum) {
+                return Err(ArenaError::Misaligned { value: a, align: quantum });
+            }
             if align::align_up_with_phase(a, align_v, phase) != Ok(a) {
                 return Err(ArenaError::OverConstrained("exact address breaks align/phase"));
             }
@@ -460,6 +463,11 @@ mod tests {
         assert!(matches!(
             e(Constraints::new(Size(32)).align(Size(64)).exact(Addr(32))),
             ArenaError::OverConstrained(_)
+        ));
+        // Not a multiple of the quantum: a bad argument, like a phase.
+        assert!(matches!(
+            e(Constraints::new(Size(32)).exact(Addr(0x4008))),
+            ArenaError::Misaligned { value: 0x4008, align: 16 }
         ));
         assert!(matches!(e(Constraints::new(Size(usize::MAX))), ArenaError::Overflow));
         let r = req(Constraints::new(Size(20)));

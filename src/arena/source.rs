@@ -16,7 +16,11 @@ use super::ArenaError;
 /// Contract: `import` returns exactly `size` units aligned to `align`, owned by
 /// the caller until released, overlapping nothing else the source handed out;
 /// a failing call changes nothing. `release` takes back exactly a range that
-/// `import` returned; when it fails, the range stays with the caller.
+/// `import` returned; when it fails, the range stays with the caller. A
+/// range the arena cannot use is given back through `release`, unless it
+/// overlaps a span the arena holds (a source that broke the contract): then
+/// the arena keeps away from it and tells the source through
+/// [`refused`](Self::refused).
 pub trait Source {
     /// The granularity of imports: a power of two.
     fn quantum(&self) -> Size;
@@ -31,6 +35,14 @@ pub trait Source {
     /// Whether this source can ever import (`false` for [`NoSource`]).
     fn can_import(&self) -> bool {
         true
+    }
+
+    /// The arena refused `range`, which [`import`](Self::import) just
+    /// returned, because it overlaps a span the arena holds, and does not
+    /// give it back (that would hand back a live span). A source that keeps
+    /// accounts drops the range from them here; the default does nothing.
+    fn refused(&mut self, range: Range) {
+        let _ = range;
     }
 }
 
@@ -67,6 +79,9 @@ impl<T: Source + ?Sized> Source for &mut T {
     fn can_import(&self) -> bool {
         (**self).can_import()
     }
+    fn refused(&mut self, range: Range) {
+        (**self).refused(range)
+    }
 }
 
 /// A source shared by several importing arenas (one thread): each call
@@ -88,6 +103,12 @@ impl<T: Source> Source for &RefCell<T> {
     }
     fn can_import(&self) -> bool {
         self.try_borrow().map(|s| s.can_import()).unwrap_or(true)
+    }
+    fn refused(&mut self, range: Range) {
+        // Borrowed only re-entrantly, where `import` itself failed first.
+        if let Ok(mut s) = self.try_borrow_mut() {
+            s.refused(range)
+        }
     }
 }
 

@@ -379,6 +379,7 @@ fn instant_fit_of_a_small_size_takes_an_exact_fit_first() {
 struct SameRange {
     range: Range,
     released: Vec<Range>,
+    refused: Vec<Range>,
 }
 
 impl Source for SameRange {
@@ -392,13 +393,16 @@ impl Source for SameRange {
         self.released.push(range);
         Ok(())
     }
+    fn refused(&mut self, range: Range) {
+        self.refused.push(range);
+    }
 }
 
 #[test]
 fn a_source_handing_out_a_live_span_again_does_not_make_the_child_release_it() {
     let (mut tb, mut hb) = (vec![0u8; TAGS], vec![0u8; 4096]);
     let range = Range::from_size(Addr(1 << 20), Size(4096)).unwrap();
-    let source = SameRange { range, released: Vec::new() };
+    let source = SameRange { range, released: Vec::new(), refused: Vec::new() };
     let mut a =
         Arena::new("child", Size(16), SliceStore::new(&mut tb), SliceStore::new(&mut hb), source)
             .unwrap();
@@ -407,17 +411,21 @@ fn a_source_handing_out_a_live_span_again_does_not_make_the_child_release_it() {
     // The span is all allocated; the next import gets the same range back.
     assert_eq!(a.alloc(Size(16), Policy::InstantFit), Err(ArenaError::BadImport(range)));
     assert!(a.source().released.is_empty(), "the child gave away its own live span");
+    assert_eq!(a.source().refused, [range], "the source was not told");
     assert_eq!(a.lookup(x).map(|(r, _)| r), Some(range));
     a.check().unwrap();
     // A range that overlaps the live span only in part is not released either.
     a.source_mut().range = Range::from_size(Addr((1 << 20) - 4096), Size(8192)).unwrap();
+    let part = a.source().range;
     assert!(a.alloc(Size(16), Policy::InstantFit).is_err());
     assert!(a.source().released.is_empty());
+    assert_eq!(a.source().refused, [range, part]);
     // A misshapen range that overlaps nothing of ours goes back.
     let stray = Range::from_size(Addr(1 << 24), Size(8192)).unwrap();
     a.source_mut().range = stray;
     assert_eq!(a.alloc(Size(16), Policy::InstantFit), Err(ArenaError::BadImport(stray)));
     assert_eq!(a.source().released, [stray]);
+    assert_eq!(a.source().refused.len(), 2, "a range given back is not also refused");
     a.free(x, Size(4096)).unwrap();
     a.check().unwrap();
 }

@@ -145,6 +145,8 @@ static int bad_arguments(void)
 	CHECK_EQ(vmspace_arena_xalloc(a, 0x200, 0, 0, 0x100, 0, 0, 0, 0, &x), -ERANGE);
 	CHECK_EQ(vmspace_arena_xalloc(a, 0x20, 0, 0, 0, BASE + 0x100, BASE + 0x110, 0, 0, &x), -ERANGE);
 	CHECK_EQ(vmspace_arena_xalloc(a, 0x20, 0x100, 0, 0, 0, 0, BASE + 0x10, VMSPACE_EXACT, &x), -ERANGE);
+	/* An exact address not a multiple of the quantum is a bad argument. */
+	CHECK_EQ(vmspace_arena_xalloc(a, 0x20, 0, 0, 0, 0, 0, BASE + 0x8, VMSPACE_EXACT, &x), -EINVAL);
 	CHECK_EQ(vmspace_arena_xalloc(a, 0x20, 0, 0, 0, 0, 0, UINTPTR_MAX - 0xf, VMSPACE_EXACT, &x), -EOVERFLOW);
 	CHECK_EQ(vmspace_arena_xalloc(a, 0x20, 0, 0, 0, BASE + SPAN, 0, 0, 0, &x), -ENOMEM);
 	/* spans */

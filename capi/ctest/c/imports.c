@@ -5,8 +5,8 @@
 /* A source of ranges for the callbacks: a bump pointer that records what
  * it handed out and what came back. */
 struct pool {
-	vmspace_addr_t next, end;
-	int imports, releases, fail_next, misalign_next, overflow_next;
+	vmspace_addr_t next, end, last;
+	int imports, releases, fail_next, misalign_next, overflow_next, repeat_next;
 	vmspace_size_t out; /* units handed out and not back */
 	int last_flags;
 };
@@ -23,9 +23,16 @@ static int pool_import(void *arg, vmspace_size_t size, int flags, vmspace_addr_t
 		p->out += size;
 		return 0;
 	}
+	if (p->repeat_next) { /* a broken source: the last range again */
+		*addrp = p->last;
+		p->imports++;
+		p->out += size;
+		return 0;
+	}
 	if (p->end - p->next < size)
 		return 1;
 	*addrp = p->next + (p->misalign_next ? 0x10 : 0);
+	p->last = *addrp;
 	/* gaps, so spans never merge; results aligned to the import quantum */
 	p->next = (p->next + size + 0x1000 + 0xffff) & ~(vmspace_addr_t)0xffff;
 	p->imports++;
@@ -85,6 +92,31 @@ static int callbacks(void)
 	CHECK_EQ(vmspace_arena_alloc(a, 16, 0, &x), -EPROTO);
 	CHECK_EQ(pool.out, 0);
 	pool.overflow_next = 0;
+	/* A range overlapping a span the arena holds (the source handed the
+	 * same one out twice): -EPROTO, and not given back, which would free
+	 * the live span; the arena stops counting it as imported. */
+	CHECK_EQ(vmspace_arena_alloc(a, 0x10000, 0, &x), 0);
+	pool.repeat_next = 1;
+	before = pool.releases;
+	int imports = pool.imports;
+	CHECK_EQ(vmspace_arena_alloc(a, 0x10000, 0, &y), -EPROTO);
+	pool.repeat_next = 0;
+	CHECK_EQ(pool.releases, before);
+	CHECK(pool.imports > imports);
+	int refused = pool.imports - imports;
+	pool.out -= (vmspace_size_t)refused * 0x10000; /* the pool's own double */
+	CHECK_EQ(vmspace_arena_free(a, x, 0x10000), 0);
+	CHECK_EQ(pool.out, 0);
+	CHECK_EQ(vmspace_arena_sizes(a, &s), 0);
+	CHECK_EQ(s.imported, 0);
+	CHECK_EQ(vmspace_arena_check(a), 0);
+	/* Nothing imported is held: the functions may change, and a limit of
+	 * one import's size lets one through. */
+	CHECK_EQ(vmspace_arena_set_import(a, pool_import, pool_release, &pool, 0x10000), 0);
+	CHECK_EQ(vmspace_arena_set_limit(a, 0x10000), 0);
+	CHECK_EQ(vmspace_arena_alloc(a, 0x10000, 0, &x), 0);
+	CHECK_EQ(vmspace_arena_free(a, x, 0x10000), 0);
+	CHECK_EQ(vmspace_arena_set_limit(a, 0), 0);
 	/* A limit: imports stop past it. */
 	CHECK_EQ(vmspace_arena_set_limit(a, 0x20000), 0);
 	CHECK_EQ(vmspace_arena_alloc(a, 0x10000, 0, &x), 0);
@@ -97,7 +129,7 @@ static int callbacks(void)
 	/* Destroy gives every imported span back, live allocations or not. */
 	CHECK_EQ(vmspace_arena_destroy(a), 0);
 	CHECK_EQ(pool.out, 0);
-	CHECK_EQ(pool.imports, pool.releases);
+	CHECK_EQ(pool.imports, pool.releases + refused);
 	/* Without a release function, spans stay until destroy. */
 	struct pool keep = { .next = 0x30000000, .end = 0x40000000 };
 	a = vmspace_arena_create("keep", 0, 0, 16, 0, 0);

@@ -96,6 +96,12 @@ static int calls_and_flags(void)
 	CHECK_EQ(vmem_alloc(vm, 0, M_NOWAIT, &a), EINVAL);
 	CHECK_EQ(vmem_alloc(NULL, 16, M_NOWAIT, &a), EINVAL);
 	CHECK_EQ(vmem_add(vm, 0x200000, 0x1000, 0x1), EINVAL);
+	/* Sizes too large to round are no space; a span that wraps is a bad
+	 * argument: only vmem(9)'s errors, no EOVERFLOW. */
+	CHECK_EQ(vmem_alloc(vm, SIZE_MAX, M_NOWAIT, &a), ENOMEM);
+	CHECK_EQ(vmem_xalloc(vm, SIZE_MAX - 7, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, M_NOWAIT, &a),
+		 ENOMEM);
+	CHECK_EQ(vmem_add(vm, SIZE_MAX - 15, 32, M_NOWAIT), EINVAL);
 	CHECK(vmem_create("bad", 0, 0, 3, 0, M_WAITOK) == NULL);
 	CHECK(vmem_create("bad", 0, 0, 16, 0, 0x1) == NULL);
 	/* A native call on a vmem arena. */

@@ -5,7 +5,8 @@
  * A program written for vmem(9) (or its user-space port) builds against
  * this header and libvmspace with no change but the include and the link
  * line. Names, signatures and flag names are vmem(9)'s; errors are positive
- * errno values (0 or ENOMEM, and EINVAL for bad arguments), as there. Calls
+ * errno values (0 or ENOMEM, and EINVAL for bad arguments, as there; the
+ * README's table lists the few others, such as EEXIST for an overlap). Calls
  * that return nothing (vmem_free, vmem_xfree, vmem_destroy, vmem_set_*,
  * vmem_size with a bad mask) never crash on a bad argument: they leave the
  * arena unchanged and call the arena's error hook (vmem_set_error_hook, not

@@ -23,9 +23,10 @@ fn positive(e: c_int) -> c_int {
 }
 
 /// An allocation's error as vmem(9) reports it: constraints that can never
-/// be met are `ENOMEM` there, like a lack of space.
+/// be met, and sizes too large to round or place, are `ENOMEM` there, like a
+/// lack of space.
 fn alloc_error(e: c_int) -> c_int {
-    if e == -code::ERANGE {
+    if e == -code::ERANGE || e == -code::EOVERFLOW {
         code::ENOMEM
     } else {
         positive(e)
@@ -164,7 +165,11 @@ impl<P: Platform> Api<P> {
             return code::EINVAL;
         }
         // SAFETY: the caller's contract.
-        positive(unsafe { Self::vmspace_arena_add(vm.cast(), addr, size, 0) })
+        match unsafe { Self::vmspace_arena_add(vm.cast(), addr, size, 0) } {
+            // A span that wraps past the top of the address space.
+            e if e == -code::EOVERFLOW => code::EINVAL,
+            e => positive(e),
+        }
     }
 
     /// `vmem_alloc`: 0 or a positive errno; the address to `*addrp` unless
