@@ -9,6 +9,16 @@ use vmspace::arena::{Constraints, Policy};
 use vmspace::{Addr, Size};
 use vmspace_workload::Churn;
 
+/// A token of the caller's input, quoted for an error message: cut to its
+/// first 32 characters when longer, so that an error stays one short line.
+pub fn quoted(s: &str) -> String {
+    const SHOWN: usize = 32;
+    match s.char_indices().nth(SHOWN) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &s[..cut], s.len()),
+    }
+}
+
 /// A number as traces write them: decimal or `0x` hex, `_` allowed.
 pub fn parse_number(s: &str) -> Result<usize, String> {
     let t = s.replace('_', "");
@@ -17,8 +27,10 @@ pub fn parse_number(s: &str) -> Result<usize, String> {
         None => t.parse(),
     };
     parsed.map_err(|e| match e.kind() {
-        std::num::IntErrorKind::PosOverflow => format!("{s} is too large (at most {})", usize::MAX),
-        _ => format!("{s:?} is not a number (decimal or 0x hex)"),
+        std::num::IntErrorKind::PosOverflow => {
+            format!("{} is too large (at most {})", quoted(s), usize::MAX)
+        }
+        _ => format!("{} is not a number (decimal or 0x hex)", quoted(s)),
     })
 }
 
@@ -107,7 +119,7 @@ pub fn policy(s: &str) -> Result<Policy, String> {
         "best" => Ok(Policy::BestFit),
         "first" => Ok(Policy::FirstFit),
         "next" => Ok(Policy::NextFit),
-        _ => Err(format!("unknown policy {s:?} (instant, best, first, next)")),
+        _ => Err(format!("unknown policy {} (instant, best, first, next)", quoted(s))),
     }
 }
 
@@ -157,7 +169,7 @@ fn parse_line(text: &str) -> Result<Line, String> {
                     Some(("exact", v)) => c.exact(Addr(number(v)?)),
                     Some(("policy", v)) => c.policy(policy(v)?),
                     None if *word == "top" => c.from_top(true),
-                    _ => return Err(format!("unknown xalloc constraint {word:?}")),
+                    _ => return Err(format!("unknown xalloc constraint {}", quoted(word))),
                 };
             }
             TraceOp::Alloc { id: id.to_string(), constraints: c }
@@ -170,7 +182,7 @@ fn parse_line(text: &str) -> Result<Line, String> {
         ("add" | "alloc" | "xalloc" | "free" | "resize" | "quantum", _) => {
             return Err(format!("wrong arguments for {verb} (see `vmspace help replay`)"))
         }
-        _ => return Err(format!("unknown operation {verb:?}")),
+        _ => return Err(format!("unknown operation {}", quoted(verb))),
     };
     Ok(Line::Op(op))
 }
@@ -203,16 +215,28 @@ pub fn parse(text: &str) -> Result<Trace, TraceError> {
     parse_bytes(text.as_bytes())
 }
 
+/// The most live allocations a churn trace asks for: its span holds 2^31
+/// units, and every allocation takes at least one.
+pub const CHURN_MAX_LIVE: usize = 1 << 31;
+
 /// The benchmarks' churn workload (`vmspace_workload::Churn`) as a trace:
-/// one span of 2^31 units at 1 MiB, `live` allocations, then `steps` steps
-/// of freeing one and allocating another in its place.
-pub fn churn(live: usize, steps: usize, out: &mut dyn FnMut(&str)) {
+/// one span of 2^31 units at 1 MiB, `live` allocations (at most
+/// [`CHURN_MAX_LIVE`]), then `steps` steps of freeing one and allocating
+/// another in its place. Fails, writing nothing, when `live` is out of range
+/// or its table of live IDs (8 bytes each) cannot be allocated.
+pub fn churn(live: usize, steps: usize, out: &mut dyn FnMut(&str)) -> Result<(), String> {
+    if !(1..=CHURN_MAX_LIVE).contains(&live) {
+        return Err(format!("live allocations must be 1 to {CHURN_MAX_LIVE}, not {live}"));
+    }
+    let mut slot_ids = Vec::new();
+    slot_ids
+        .try_reserve_exact(live)
+        .map_err(|_| format!("no memory for the IDs of {live} live allocations"))?;
     let mut c = Churn::new(live);
     out(&format!(
         "# churn: {} live allocations, {steps} steps (vmspace_workload::Churn)\nadd 0x100000 0x80000000\n",
         c.live()
     ));
-    let mut slot_ids = Vec::with_capacity(c.live());
     let mut buf = String::new();
     while let Some(size) = c.initial() {
         let id = slot_ids.len();
@@ -223,7 +247,7 @@ pub fn churn(live: usize, steps: usize, out: &mut dyn FnMut(&str)) {
             buf.clear();
         }
     }
-    for next in slot_ids.len()..slot_ids.len() + steps {
+    for next in (slot_ids.len()..).take(steps) {
         let (slot, size) = c.step();
         buf.push_str(&format!("free s{}\nalloc s{next} {size}\n", slot_ids[slot]));
         slot_ids[slot] = next;
@@ -233,13 +257,14 @@ pub fn churn(live: usize, steps: usize, out: &mut dyn FnMut(&str)) {
         }
     }
     out(&buf);
+    Ok(())
 }
 
 /// [`churn`] as one string.
-pub fn churn_text(live: usize, steps: usize) -> String {
+pub fn churn_text(live: usize, steps: usize) -> Result<String, String> {
     let mut s = String::new();
-    churn(live, steps, &mut |t| s.push_str(t));
-    s
+    churn(live, steps, &mut |t| s.push_str(t))?;
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -303,7 +328,9 @@ mod tests {
 
     #[test]
     fn churn_trace_parses_and_frees_only_live_ids() {
-        let ops = parse(&churn_text(10, 50)).unwrap().ops;
+        assert!(churn_text(0, 1).is_err());
+        assert!(churn_text(CHURN_MAX_LIVE + 1, 1).is_err());
+        let ops = parse(&churn_text(10, 50).unwrap()).unwrap().ops;
         assert_eq!(ops.len(), 1 + 10 + 2 * 50);
         let mut live = std::collections::HashSet::new();
         for (_, op) in ops {

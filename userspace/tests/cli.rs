@@ -54,7 +54,18 @@ fn constrained_allocations_and_failures_are_reported() {
 fn mistakes_exit_non_zero_with_the_line() {
     let out = vmspace(&["replay", "-"], "add 0 4096\nalloc a 10\nfree nobody\n");
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("trace line 3: id nobody was never allocated"));
+    assert!(text(&out.stderr).contains("trace line 3: id nobody is not live (never allocated"));
+    // A double free is not "never allocated".
+    let out = vmspace(&["replay", "-"], "add 0 4096\nalloc a 10\nfree a\nfree a\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("trace line 4: id a is not live (never allocated, or freed"));
+    // A very long token is cut in the one-line error.
+    let long = format!("add 0 4096\nalloc a {}\n", "9".repeat(100_000));
+    let out = vmspace(&["replay", "-"], &long);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.len() < 200 && err.contains("(100000 bytes) is too large"), "{err}");
     let out = vmspace(&["replay", "-"], "add 0 4096\nalloc a ten\n");
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("trace line 2"));
@@ -81,7 +92,10 @@ fn usage_error(args: &[&str], what: &str) {
 fn usage_errors_are_one_line_and_a_hint() {
     usage_error(&["replay"], "<FILE>");
     usage_error(&["trace", "--live"], "--live");
-    usage_error(&["trace", "--live", "0"], "must be at least 1");
+    usage_error(&["trace", "--live", "0"], "must be 1 to 2147483648");
+    // Not a panic on the capacity (it was exit 101).
+    usage_error(&["trace", "--live", "18446744073709551615"], "must be 1 to 2147483648");
+    usage_error(&["trace", "--live", "2147483649"], "must be 1 to 2147483648");
     usage_error(&["--size-gib", "17179869184"], "out of range");
     usage_error(&["--size-gib", "17179869185"], "out of range");
     usage_error(&["--size-gib", "0"], "out of range");

@@ -107,8 +107,8 @@ pub struct ReplayArgs {
 /// `vmspace trace`.
 #[derive(Debug, Args, Clone)]
 pub struct TraceArgs {
-    /// Live allocations (at least 1).
-    #[arg(long, value_name = "N", default_value = "1000", value_parser = positive)]
+    /// Live allocations (1 to 2^31: the trace's span holds 2^31 units).
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = churn_live)]
     pub live: usize,
     /// Free-and-allocate steps after the live set is built.
     #[arg(long, value_name = "N", default_value = "10000", value_parser = number)]
@@ -165,6 +165,13 @@ fn positive(s: &str) -> Result<usize, String> {
     match parse_number(s)? {
         0 => Err("must be at least 1".into()),
         n => Ok(n),
+    }
+}
+
+fn churn_live(s: &str) -> Result<usize, String> {
+    match parse_number(s)? {
+        n @ 1..=vmspace_user::trace::CHURN_MAX_LIVE => Ok(n),
+        _ => Err(format!("must be 1 to {}", vmspace_user::trace::CHURN_MAX_LIVE)),
     }
 }
 

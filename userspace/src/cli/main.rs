@@ -35,10 +35,7 @@ fn run(cli: Cli) -> Result<(), String> {
         None => demo(&cli.demo),
         Some(Command::Demo(d)) => demo(&d),
         Some(Command::Replay(r)) => replay::run(&r),
-        Some(Command::Trace(t)) => {
-            trace::churn(t.live, t.steps, &mut |s| out::text(s));
-            Ok(())
-        }
+        Some(Command::Trace(t)) => trace::churn(t.live, t.steps, &mut |s| out::text(s)),
         Some(Command::ImportStrace(i)) => strace::run(&i),
     }
 }

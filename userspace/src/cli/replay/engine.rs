@@ -77,8 +77,10 @@ pub struct Moment {
 struct Id {
     /// The address offsets in `free ID OFFSET SIZE` count from.
     base: usize,
-    /// The pieces still live: start and size asked.
-    pieces: Vec<(usize, usize)>,
+    /// The pieces still live: start to size asked (a map, so that a
+    /// `free ID OFFSET SIZE` finds its piece in log time however many
+    /// pieces earlier ones left).
+    pieces: BTreeMap<usize, usize>,
     /// The policy of its allocation (for a move).
     policy: Policy,
 }
@@ -201,37 +203,37 @@ impl<'t, S: Store> Replay<'t, S> {
             }
             TraceOp::Alloc { id, constraints } => self.alloc(line, op, id, constraints)?,
             TraceOp::Free { id } => {
-                let Some(x) = self.held(id)? else { return Ok(()) };
+                let Some(x) = self.take(id)? else { return Ok(()) };
                 for (a, asked) in x.pieces {
                     // Our own record of the allocation: a refusal is a bug.
                     self.timed(|ar| ar.free(Addr(a), Size(asked))).map_err(|e| e.to_string())?;
                     self.live.remove(&a);
                 }
-                self.ids.remove(id.as_str());
                 self.outcomes.frees += 1;
             }
             TraceOp::FreePart { id, offset, size } => {
-                let Some(x) = self.held(id)? else { return Ok(()) };
+                let Some(x) = self.take(id)? else { return Ok(()) };
                 self.free_part(line, op, id, x, *offset, *size);
             }
             TraceOp::Resize { id, size } => {
-                let Some(x) = self.held(id)? else { return Ok(()) };
+                let Some(x) = self.take(id)? else { return Ok(()) };
                 self.resize(line, op, id, x, *size);
             }
         }
         Ok(())
     }
 
-    /// What `id` holds now; `None` (skipped) when its allocation failed.
-    fn held(&mut self, id: &str) -> Result<Option<Id>, String> {
-        if let Some(x) = self.ids.get(id) {
-            return Ok(Some(x.clone()));
+    /// Take out what `id` holds now (the caller puts back what stays);
+    /// `None` (skipped) when its allocation failed.
+    fn take(&mut self, id: &str) -> Result<Option<Id>, String> {
+        if let Some(x) = self.ids.remove(id) {
+            return Ok(Some(x));
         }
         if self.failed_ids.contains(id) {
             self.outcomes.skipped += 1;
             return Ok(None);
         }
-        Err(format!("id {id} was never allocated"))
+        Err(format!("id {id} is not live (never allocated, or freed already)"))
     }
 
     fn alloc(
@@ -250,7 +252,7 @@ impl<'t, S: Store> Replay<'t, S> {
             Ok(a) => {
                 let q = self.arena.quantum().0;
                 self.live.insert(a.0, a.0 + c.size().0.next_multiple_of(q));
-                let pieces = vec![(a.0, c.size().0)];
+                let pieces = BTreeMap::from([(a.0, c.size().0)]);
                 self.ids.insert(id, Id { base: a.0, pieces, policy: c.chosen_policy() });
                 self.outcomes.allocs += 1;
             }
@@ -271,7 +273,7 @@ impl<'t, S: Store> Replay<'t, S> {
     /// anything.
     fn repiece(&mut self, x: &mut Id, addr: usize) {
         if let Some((r, asked)) = self.arena.lookup(Addr(addr)) {
-            x.pieces.push((addr, asked.0));
+            x.pieces.insert(addr, asked.0);
             self.live.insert(addr, r.limit().0);
         }
     }
@@ -286,15 +288,17 @@ impl<'t, S: Store> Replay<'t, S> {
         size: usize,
     ) {
         let Some(at) = x.base.checked_add(off) else {
+            self.ids.insert(id, x);
             return self.fail(line, op, "offset overflows".into());
         };
-        let Some(k) = x.pieces.iter().position(|&(a, s)| a <= at && at < a + s) else {
+        let piece = x.pieces.range(..=at).next_back().map(|(&a, &s)| (a, s));
+        let Some((a, _)) = piece.filter(|&(a, s)| at - a < s) else {
+            self.ids.insert(id, x);
             return self.fail(line, op, format!("{id} holds nothing at offset {off:#x}"));
         };
-        let (a, _) = x.pieces[k];
         match self.timed(|ar| ar.free_part(Addr(a), Size(at - a), Size(size))) {
             Ok(()) => {
-                x.pieces.swap_remove(k);
+                x.pieces.remove(&a);
                 let end = self.live.remove(&a).unwrap_or(a);
                 self.repiece(&mut x, a);
                 // The tail, if the piece freed ended before the old end.
@@ -305,19 +309,21 @@ impl<'t, S: Store> Replay<'t, S> {
                     }
                 }
                 self.outcomes.partial_frees += 1;
-                if x.pieces.is_empty() {
-                    self.ids.remove(id);
-                } else {
+                if !x.pieces.is_empty() {
                     self.ids.insert(id, x);
                 }
             }
-            Err(e) => self.fail(line, op, e.to_string()),
+            Err(e) => {
+                self.ids.insert(id, x);
+                self.fail(line, op, e.to_string())
+            }
         }
     }
 
     fn resize(&mut self, line: usize, op: &TraceOp, id: &'t str, mut x: Id, size: usize) {
-        let [(a, old)] = x.pieces[..] else {
-            let n = x.pieces.len();
+        let (n, first) = (x.pieces.len(), x.pieces.first_key_value().map(|(&a, &s)| (a, s)));
+        let (Some((a, old)), 1) = (first, n) else {
+            self.ids.insert(id, x);
             return self.fail(line, op, format!("{id} is partly freed ({n} pieces)"));
         };
         match self.timed(|ar| ar.resize(Addr(a), Size(old), Size(size))) {
@@ -335,6 +341,7 @@ impl<'t, S: Store> Replay<'t, S> {
                     Ok(b) => {
                         let freed = self.timed(|ar| ar.free(Addr(a), Size(old)));
                         if let Err(e) = freed {
+                            self.ids.insert(id, x);
                             return self.fail(line, op, format!("freeing the old place: {e}"));
                         }
                         self.live.remove(&a);
@@ -344,10 +351,16 @@ impl<'t, S: Store> Replay<'t, S> {
                         self.ids.insert(id, x);
                         self.outcomes.moved += 1;
                     }
-                    Err(e) => self.fail(line, op, format!("cannot grow in place or move: {e}")),
+                    Err(e) => {
+                        self.ids.insert(id, x);
+                        self.fail(line, op, format!("cannot grow in place or move: {e}"))
+                    }
                 }
             }
-            Err(e) => self.fail(line, op, e.to_string()),
+            Err(e) => {
+                self.ids.insert(id, x);
+                self.fail(line, op, e.to_string())
+            }
         }
     }
 }

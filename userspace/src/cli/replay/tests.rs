@@ -53,7 +53,7 @@ fn counts_successes_failures_and_skips() {
 
 #[test]
 fn churn_trace_replays_to_its_live_count() {
-    let (o, _, _) = run_text(&trace::churn_text(20, 200)).unwrap();
+    let (o, _, _) = run_text(&trace::churn_text(20, 200).unwrap()).unwrap();
     assert_eq!((o.allocs, o.frees, o.no_space + o.refused), (220, 200, 0));
 }
 
@@ -63,6 +63,8 @@ fn trace_mistakes_name_their_line() {
     assert!(e.starts_with("trace line 3:") && e.contains("already live"), "{e}");
     let e = run_text("add 0 100\nfree z\n").unwrap_err();
     assert!(e.starts_with("trace line 2:") && e.contains("never allocated"), "{e}");
+    let e = run_text("add 0 100\nalloc a 10\nfree a 0 1\nfree a\nfree a 2 1\n").unwrap_err();
+    assert!(e.starts_with("trace line 5:") && e.contains("is not live"), "{e}");
 }
 
 #[test]
@@ -95,6 +97,25 @@ fn partial_frees_split_and_free_the_rest() {
     assert_eq!(failures[0].0, 4);
     assert!(failures[0].1.contains("holds nothing"), "{failures:?}");
     assert!(failures[1].1.contains("bad free"), "{failures:?}");
+}
+
+#[test]
+fn many_pieces_of_one_id_are_found_and_freed() {
+    // Every other unit of one allocation freed, out of order, then the
+    // rest at once: 500 pieces left, each partial free finding its piece
+    // by address (the replay used to scan and copy them all, each time).
+    const N: usize = 500;
+    let mut text = format!("add 0 {}\nalloc a {}\n", 2 * N, 2 * N);
+    for i in (0..N).step_by(2).chain((1..N).step_by(2)) {
+        text.push_str(&format!("free a {} 1\n", 2 * i));
+    }
+    text.push_str("free a 1 1\nfree a 1 1\nresize a 5\nfree a\n");
+    let (o, failures, _) = run_q(&text, 1).unwrap();
+    assert_eq!((o.partial_frees, o.frees), (N + 1, 1));
+    // The unit at 1 twice (freed already), and a resize of a split ID.
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures[0].1.contains("holds nothing at offset 0x1"), "{failures:?}");
+    assert!(failures[1].1.contains("partly freed"), "{failures:?}");
 }
 
 #[test]
