@@ -132,7 +132,10 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     }
 
     /// Allocate `size` under `policy`, waiting for space as `wait` allows.
-    /// Before failing (or sleeping), the quantum caches are reclaimed.
+    /// Before every retry (the first, and each after a wake-up) the quantum
+    /// caches' depots are reclaimed, so slabs emptied into them since count
+    /// as space; a waiter wakes when space comes back to the arena, a
+    /// magazine reaches a depot, or a cache is flushed.
     pub fn alloc(&self, size: Size, policy: Policy, wait: Wait) -> Result<Addr, ArenaError> {
         self.alloc_with(wait, |a| a.alloc(size, policy))
     }
@@ -147,23 +150,41 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         wait: Wait,
         mut attempt: impl FnMut(&mut Arena<S, I>) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        // Fast attempt, then reclaim and retry, before anything else.
         let e = match self.with(&mut attempt) {
             Ok(a) => return Ok(a),
             Err(e @ ArenaError::NoSpace { .. }) => e,
             Err(e) => return Err(e),
         };
-        self.reclaim();
+        // Every retry reclaims first: objects that reached the depots since
+        // (a flush, a full magazine) may have made slabs wholly free.
+        self.wait_for(wait, e, || {
+            self.reclaim();
+            self.with(&mut attempt)
+        })
+    }
+
+    /// After an allocation failed with `e` (no space): call `again` at
+    /// once, and then after every wake-up (space came back to the arena,
+    /// the slabs or the depots, or this waiter timed out: one last try),
+    /// for as long as `wait` allows. `NoSpace` from `again` means wait on;
+    /// any other result ends the wait. Without a waiter that can sleep, or
+    /// with [`Wait::No`], `again` runs once and its failure is `e`.
+    pub(crate) fn wait_for(
+        &self,
+        wait: Wait,
+        e: ArenaError,
+        mut again: impl FnMut() -> Result<Addr, ArenaError>,
+    ) -> Result<Addr, ArenaError> {
         let deadline = match wait {
-            _ if !W::CAN_SLEEP => return self.with(&mut attempt).map_err(|_| e),
-            Wait::No => return self.with(&mut attempt).map_err(|_| e),
+            _ if !W::CAN_SLEEP => return again().map_err(|_| e),
+            Wait::No => return again().map_err(|_| e),
             Wait::Timeout(t) => Some(self.waiter.now().saturating_add(t)),
             Wait::Forever => None,
         };
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let result = loop {
             let seen = self.waiter.epoch();
-            match self.with(&mut attempt) {
+            match again() {
                 Err(ArenaError::NoSpace { .. }) => {}
                 other => break other,
             }
@@ -274,20 +295,30 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     }
 
     /// Hand magazines, each with its class, to the depot or the slabs under
-    /// one taking of the lock. The caller must not be pinned.
+    /// one taking of the lock, and wake waiters (a cache's miss can take
+    /// them now). The caller must not be pinned.
     pub(crate) fn give_back(&self, mags: impl IntoIterator<Item = (usize, Magazine)>) {
         self.with_caches(|l| {
             for (c, m) in mags {
                 l.give_back(c, &m);
             }
         });
+        self.freed();
     }
 
-    /// Wake waiters after space came back.
+    /// Wake waiters after space came back (inlined: the per-CPU caches'
+    /// free checks for waiters on every hit).
+    #[inline(always)]
     pub(crate) fn freed(&self) {
         if self.waiters.load(Ordering::SeqCst) > 0 {
-            self.waiter.notify_all();
+            self.wake();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake(&self) {
+        self.waiter.notify_all();
     }
 
     /// Give everything the depots hold back to the slabs, and every wholly

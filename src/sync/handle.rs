@@ -50,7 +50,10 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
     }
 
     /// Allocate `size`, waiting for space as `wait` allows when neither the
-    /// caches nor the arena have any.
+    /// caches nor the arena have any. A waiter retries the depot, the slabs
+    /// and the arena each time space comes back (see
+    /// [`SyncArena::alloc`]); objects in other handles' magazines come back
+    /// when those fill up or flush.
     ///
     /// The hit (a pop and the object's claim) is inlined into the caller;
     /// a miss goes out of line to `alloc_missed`.
@@ -80,13 +83,23 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
     ) -> Result<Addr, ArenaError> {
         let arena = self.arena;
         self.counters.miss(&cache.stats);
-        if let Some((a, mag)) = arena.refill(c, size) {
-            // Both magazines were empty, so this cannot be refused.
-            let refused = self.pairs[c].install(mag);
-            debug_assert!(refused.is_none());
-            return Ok(a);
+        let pairs = &mut self.pairs;
+        // A magazine from the depot or the slabs, else the arena; when
+        // waiting, both again after every wake-up (a flush or a full
+        // magazine reaching the depot wakes waiters).
+        let mut again = || {
+            if let Some((a, mag)) = arena.refill(c, size) {
+                // Both magazines were empty, so this cannot be refused.
+                let refused = pairs[c].install(mag);
+                debug_assert!(refused.is_none());
+                return Ok(a);
+            }
+            arena.with(|ar| ar.alloc(size, Policy::InstantFit))
+        };
+        match again() {
+            Err(e @ ArenaError::NoSpace { .. }) => arena.wait_for(wait, e, again),
+            other => other,
         }
-        arena.alloc(size, Policy::InstantFit, wait)
     }
 
     /// Free `[addr, addr + size)`. Cached objects go into a magazine; a bad

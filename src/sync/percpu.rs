@@ -190,7 +190,11 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     }
 
     /// Allocate `size`, waiting for space as `wait` allows when neither the
-    /// caches nor the arena have any.
+    /// caches nor the arena have any. A waiter retries its CPU's magazines,
+    /// the depot, the slabs and the arena each time space comes back: an
+    /// object freed into any slot while someone waits, or as for
+    /// [`SyncArena::alloc`]. Objects in other CPUs' magazines reach it only
+    /// when those fill up (to the depot) or are flushed.
     ///
     /// The hit (a pop and the object's claim) is inlined into the caller;
     /// everything else is out of line in `alloc_missed`.
@@ -238,15 +242,42 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         };
         cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
         cache.stats.misses.fetch_add(1, Ordering::Relaxed);
-        if let Some((a, mag)) = arena.refill(c, size) {
-            // SAFETY: as for `pop`. Possibly another CPU's slot by now,
-            // with room or not.
-            if !mag.is_empty() && !unsafe { self.pin.install(self.mags(c), &mag) } {
-                arena.give_back([(c, mag)]);
+        // A magazine from the depot or the slabs, else the arena.
+        let refill = || {
+            if let Some((a, mag)) = arena.refill(c, size) {
+                // SAFETY: as for `pop`. Possibly another CPU's slot by now,
+                // with room or not.
+                if !mag.is_empty() && !unsafe { self.pin.install(self.mags(c), &mag) } {
+                    arena.give_back([(c, mag)]);
+                }
+                return Ok(a);
             }
-            return Ok(a);
+            arena.with(|ar| ar.alloc(size, Policy::InstantFit))
+        };
+        match refill() {
+            // Waiting: after every wake-up (objects freed into a slot while
+            // someone waits, a magazine to the depot, a flush, space in the
+            // arena), this CPU's magazines first, then as above.
+            Err(e @ ArenaError::NoSpace { .. }) => {
+                arena.wait_for(wait, e, || self.pop_again(cache, c, size).map_or_else(refill, Ok))
+            }
+            other => other,
         }
-        arena.alloc(size, Policy::InstantFit, wait)
+    }
+
+    /// One more pop of class `c` on this CPU, for a waiter: the object, or
+    /// `None` (the hits the pop took out of the word go to the statistics).
+    fn pop_again(&self, cache: &QCache<S>, c: usize, size: Size) -> Option<Addr> {
+        let (_, finder) = cache.class_finder(size)?;
+        // SAFETY: as in `alloc_wait`.
+        match unsafe { self.pin.pop(self.mags(c)) } {
+            Popped::Round(a) => claim_with(finder, a, size),
+            Popped::Empty { hits } => {
+                cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
+                None
+            }
+            Popped::Unpinned => None,
+        }
     }
 
     /// Free `[addr, addr + size)`. Cached objects go into this CPU's
@@ -262,7 +293,12 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         };
         // SAFETY: as in `alloc_wait`.
         match unsafe { self.pin.push(self.mags(c), addr.0) } {
-            Pushed::Done => Ok(()),
+            Pushed::Done => {
+                // A waiter on this CPU can take it now (one load of a word
+                // written only when a waiter comes or goes).
+                self.arena.freed();
+                Ok(())
+            }
             pushed => self.free_missed(c, addr, pushed),
         }
     }
