@@ -12,15 +12,18 @@
  *
  * Errors: every function that can fail returns 0 (or a count) on success and
  * a negative errno value on failure, and a failing call changes nothing:
- *   -EINVAL     a NULL or misaligned pointer, an unknown flag, a zero size,
- *               a quantum, alignment or nocross that is not a power of two,
- *               a value not a multiple of the quantum
- *   -EBADF      not a live arena (destroyed, or not an arena at all)
+ *   -EINVAL     a NULL arena, a NULL or misaligned out-pointer, an unknown
+ *               flag, a zero size, a quantum, alignment or nocross that is
+ *               not a power of two, a phase, nocross, exact address or span
+ *               not a multiple of the quantum (an alignment below the
+ *               quantum means the quantum; min and max may be any value)
+ *   -EBADF      not a live arena (destroyed, or not an arena at all, such
+ *               as a misaligned arena pointer)
  *   -ENOMEM     no space: no free segment fits and no import could supply one
  *   -ERANGE     constraints that can never be met together
  *   -EOVERFLOW  address or size arithmetic overflowed
  *   -ENOENT     a free of something not allocated (never, already freed, a
- *               stale or foreign handle)
+ *               stale or foreign handle, an address no allocation starts at)
  *   -EMSGSIZE   a free with a size other than the one allocated
  *   -EEXIST     a span overlapping one the arena has
  *   -EBUSY      destroy of an arena others import from; set_import on an

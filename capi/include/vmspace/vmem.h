@@ -81,6 +81,9 @@ vmem_t *vmem_create(const char *name, vmem_addr_t base, vmem_size_t size,
 vmem_t *vmem_init(vmem_t *vm, const char *name, vmem_addr_t base,
 		  vmem_size_t size, vmem_size_t quantum, vmem_size_t qcache_max,
 		  int flags);
+/* Destroy an arena. An arena that others import from through
+ * vmem_set_import (say with vmem_alloc and vmem_free) does not know of
+ * them: destroy those first. */
 void vmem_destroy(vmem_t *vm);
 
 /* Import through importfn when out of space, in multiples of
