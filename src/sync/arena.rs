@@ -157,18 +157,23 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         };
         // Every retry reclaims first: objects that reached the depots since
         // (a flush, a full magazine) may have made slabs wholly free.
-        self.wait_for(wait, e, || {
+        let mut again = || {
             self.reclaim();
             self.with(&mut attempt)
-        })
+        };
+        match again() {
+            Err(ArenaError::NoSpace { .. }) => self.wait_for(wait, e, again),
+            other => other,
+        }
     }
 
-    /// After an allocation failed with `e` (no space): call `again` at
-    /// once, and then after every wake-up (space came back to the arena,
-    /// the slabs or the depots, or this waiter timed out: one last try),
-    /// for as long as `wait` allows. `NoSpace` from `again` means wait on;
-    /// any other result ends the wait. Without a waiter that can sleep, or
-    /// with [`Wait::No`], `again` runs once and its failure is `e`.
+    /// After an allocation failed with `e` (no space): if `wait` allows
+    /// sleeping, count this thread as waiting and call `again` at once (a
+    /// free between the failure and the count wakes no one), then after
+    /// every wake-up (space came back to the arena, the slabs or the
+    /// depots, or this waiter timed out: one last try). `NoSpace` from
+    /// `again` means wait on; any other result ends the wait. Without a
+    /// waiter that can sleep, or with [`Wait::No`], the result is `e`.
     pub(crate) fn wait_for(
         &self,
         wait: Wait,
@@ -176,8 +181,8 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         mut again: impl FnMut() -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
         let deadline = match wait {
-            _ if !W::CAN_SLEEP => return again().map_err(|_| e),
-            Wait::No => return again().map_err(|_| e),
+            _ if !W::CAN_SLEEP => return Err(e),
+            Wait::No => return Err(e),
             Wait::Timeout(t) => Some(self.waiter.now().saturating_add(t)),
             Wait::Forever => None,
         };

@@ -83,21 +83,22 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
     ) -> Result<Addr, ArenaError> {
         let arena = self.arena;
         self.counters.miss(&cache.stats);
-        let pairs = &mut self.pairs;
-        // A magazine from the depot or the slabs, else the arena; when
-        // waiting, both again after every wake-up (a flush or a full
-        // magazine reaching the depot wakes waiters).
-        let mut again = || {
-            if let Some((a, mag)) = arena.refill(c, size) {
+        let got = match arena.refill(c, size) {
+            Some((a, mag)) => {
                 // Both magazines were empty, so this cannot be refused.
-                let refused = pairs[c].install(mag);
+                let refused = self.pairs[c].install(mag);
                 debug_assert!(refused.is_none());
-                return Ok(a);
+                Ok(a)
             }
-            arena.with(|ar| ar.alloc(size, Policy::InstantFit))
+            None => arena.with(|ar| ar.alloc(size, Policy::InstantFit)),
         };
-        match again() {
-            Err(e @ ArenaError::NoSpace { .. }) => arena.wait_for(wait, e, again),
+        match got {
+            // Waiting: the whole allocation again (magazines, depot, slabs,
+            // arena) after every wake-up (a flush or a full magazine
+            // reaching the depot wakes waiters).
+            Err(e @ ArenaError::NoSpace { .. }) => {
+                arena.wait_for(wait, e, || self.alloc_wait(size, Wait::No))
+            }
             other => other,
         }
     }

@@ -242,41 +242,26 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         };
         cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
         cache.stats.misses.fetch_add(1, Ordering::Relaxed);
-        // A magazine from the depot or the slabs, else the arena.
-        let refill = || {
-            if let Some((a, mag)) = arena.refill(c, size) {
+        let got = match arena.refill(c, size) {
+            Some((a, mag)) => {
                 // SAFETY: as for `pop`. Possibly another CPU's slot by now,
                 // with room or not.
                 if !mag.is_empty() && !unsafe { self.pin.install(self.mags(c), &mag) } {
                     arena.give_back([(c, mag)]);
                 }
-                return Ok(a);
+                Ok(a)
             }
-            arena.with(|ar| ar.alloc(size, Policy::InstantFit))
+            None => arena.with(|ar| ar.alloc(size, Policy::InstantFit)),
         };
-        match refill() {
-            // Waiting: after every wake-up (objects freed into a slot while
+        match got {
+            // Waiting: the whole allocation again, this CPU's magazines
+            // first, after every wake-up (an object freed into a slot while
             // someone waits, a magazine to the depot, a flush, space in the
-            // arena), this CPU's magazines first, then as above.
+            // arena).
             Err(e @ ArenaError::NoSpace { .. }) => {
-                arena.wait_for(wait, e, || self.pop_again(cache, c, size).map_or_else(refill, Ok))
+                arena.wait_for(wait, e, || self.alloc_wait(size, Wait::No))
             }
             other => other,
-        }
-    }
-
-    /// One more pop of class `c` on this CPU, for a waiter: the object, or
-    /// `None` (the hits the pop took out of the word go to the statistics).
-    fn pop_again(&self, cache: &QCache<S>, c: usize, size: Size) -> Option<Addr> {
-        let (_, finder) = cache.class_finder(size)?;
-        // SAFETY: as in `alloc_wait`.
-        match unsafe { self.pin.pop(self.mags(c)) } {
-            Popped::Round(a) => claim_with(finder, a, size),
-            Popped::Empty { hits } => {
-                cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
-                None
-            }
-            Popped::Unpinned => None,
         }
     }
 
