@@ -139,6 +139,23 @@ fn seeded_workload_agrees_with_the_model() {
     }
 }
 
+// The observed run is the same run: the same outcome, the hook called once
+// before each step with the steps done so far.
+#[test]
+fn observed_workload_reports_each_step() {
+    let mut buf = vec![0u8; 2 << 20];
+    let sim = SimBackend::new(&mut buf, 64).unwrap();
+    let mut vm = Vm::reserve(&sim, Size(2000 * 64), Size(64)).unwrap();
+    let mut seen = Vec::new();
+    let observed = vm_ops::run_observed::<_, 32>(&mut vm, 3, 300, true, &mut |n| seen.push(n));
+    assert_eq!(seen, (0..300).collect::<Vec<_>>());
+    let mut buf2 = vec![0u8; 2 << 20];
+    let sim2 = SimBackend::new(&mut buf2, 64).unwrap();
+    let mut vm2 = Vm::reserve(&sim2, Size(2000 * 64), Size(64)).unwrap();
+    assert_eq!(observed.unwrap(), vm_ops::run::<_, 32>(&mut vm2, 3, 300, true).unwrap());
+    assert_eq!(vm.mapped(), vm2.mapped());
+}
+
 // The same seeded workload on VMs in the kernel, every page stamped and
 // read back through the device.
 #[test]

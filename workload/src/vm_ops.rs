@@ -204,12 +204,25 @@ pub fn run<V: VmTarget, const W: usize>(
     steps: usize,
     touch: bool,
 ) -> Result<VmRunStats, VmRunError> {
+    run_observed::<V, W>(vm, seed, steps, touch, &mut |_| {})
+}
+
+/// [`run`], calling `done(n)` before each step with the steps done so far
+/// (a progress bar's hook).
+pub fn run_observed<V: VmTarget, const W: usize>(
+    vm: &mut V,
+    seed: u64,
+    steps: usize,
+    touch: bool,
+    done: &mut dyn FnMut(usize),
+) -> Result<VmRunStats, VmRunError> {
     let page = vm.page_size();
     let vm_pages = vm.range().size().0 / page.0;
     let mut model = PageSetModel::<W>::new(vm_pages);
     let mut gen = VmOpGen::new(seed, model.pages(), vm_pages);
     let mut stats = VmRunStats::default();
     for step in 0..steps {
+        done(step);
         let fail = |what, error| VmRunError { step, what, error };
         let op = gen.next_op_for(&model);
         let range = match op.range(vm.base(), page) {

@@ -60,7 +60,8 @@ pub struct DemoArgs {
     /// Seed of the seeded workloads.
     #[arg(long, value_name = "N", default_value = "1", value_parser = number_u64)]
     pub seed: u64,
-    /// Operations of the seeded VM workload.
+    /// Operations of the seeded VM workload (a progress bar on a terminal
+    /// from 100,000).
     #[arg(long, value_name = "N", default_value = "20000", value_parser = number)]
     pub steps: usize,
     /// Also draw the demo's arena (as `replay --svg` does) into FILE.

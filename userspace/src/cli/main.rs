@@ -20,6 +20,7 @@ mod args;
 mod help;
 mod input;
 mod out;
+mod progress;
 mod replay;
 mod sizes;
 mod strace;

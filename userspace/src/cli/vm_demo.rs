@@ -7,6 +7,12 @@ use vmspace_workload::vm_ops;
 
 use crate::args::DemoArgs as Options;
 use crate::out::outln;
+use crate::progress;
+
+/// Steps of the seeded workload from which the demo shows a progress bar
+/// (about two seconds: each step maps or unmaps, touches the pages and runs
+/// `check()`).
+const PROGRESS_FROM: usize = 100_000;
 
 pub fn report(step: &str, vm: &Vm<MmapBackend>) {
     let resident = procfs::resident_in(vm.reservation()).map(|s| s.to_string());
@@ -68,8 +74,14 @@ pub fn run(o: &Options) -> Result<(), String> {
     report("unmap everything", &vm);
 
     // The seeded workload, checked against its model at every step.
-    let stats = vm_ops::run::<_, 64>(&mut vm, o.seed, o.steps, true)
-        .map_err(|e| format!("workload seed {}: {e}", o.seed))?;
+    let bar = progress::bar(o.steps, o.steps >= PROGRESS_FROM, "workload", "steps");
+    let stats = vm_ops::run_observed::<_, 64>(&mut vm, o.seed, o.steps, true, &mut |n| {
+        if n % 1024 == 0 {
+            bar.set_position(n as u64);
+        }
+    });
+    bar.finish_and_clear();
+    let stats = stats.map_err(|e| format!("workload seed {}: {e}", o.seed))?;
     report(&format!("{} seeded map/unmap operations", o.steps), &vm);
     outln!(
         "  workload: {} succeeded, {} bad requests refused, {} pages written and verified",

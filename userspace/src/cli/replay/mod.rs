@@ -7,10 +7,9 @@ mod compare;
 pub mod engine;
 pub mod report;
 
-use std::io::IsTerminal;
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use vmspace::arena::{Arena, NoSource, PageStore, Policy};
 use vmspace::Size;
 use vmspace_user::MmapBackend;
@@ -40,16 +39,7 @@ pub fn arena_for(trace: &Trace, quantum: usize) -> Result<ReplayArena, String> {
 
 fn progress(ops: usize, check: bool, what: &str) -> ProgressBar {
     let long = if check { ops >= PROGRESS_FROM / 5 } else { ops >= PROGRESS_FROM };
-    if !long || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(ops as u64);
-    let style = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ops, {eta} left")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_message(what.to_string());
-    bar
+    crate::progress::bar(ops, long, what, "ops")
 }
 
 /// Replay `trace` under `setup`, with a progress bar where it is long.
