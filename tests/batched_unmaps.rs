@@ -96,8 +96,20 @@ fn waiting_ranges_are_unflushed_in_the_backend_and_in_the_arena() {
     let d = s.import(Size(PAGE), Size(PAGE)).unwrap();
     s.release(d).unwrap();
     assert_eq!(sim.stats().unflushed_pages, 1);
-    s.set_flush_threshold(0).unwrap();
+    // Lowering the threshold to what waits (or below) flushes it; above, not.
+    s.set_flush_threshold(2).unwrap();
+    assert_eq!(sim.stats().unflushed_pages, 1);
+    s.set_flush_threshold(1).unwrap();
     assert_eq!((sim.stats().unflushed_pages, sim.stats().flushes), (0, 2));
+    let d = s.import(Size(PAGE), Size(PAGE)).unwrap();
+    s.release(d).unwrap();
+    assert_eq!(sim.stats().unflushed_pages, 0, "at the threshold of 1");
+    s.set_flush_threshold(4).unwrap();
+    let d = s.import(Size(PAGE), Size(PAGE)).unwrap();
+    s.release(d).unwrap();
+    assert_eq!(sim.stats().unflushed_pages, 1);
+    s.set_flush_threshold(0).unwrap();
+    assert_eq!((sim.stats().unflushed_pages, sim.stats().flushes), (0, 4));
     let e = s.import(Size(PAGE), Size(PAGE)).unwrap();
     s.release(e).unwrap();
     assert_eq!(sim.stats().unflushed_pages, 0, "unbatched give-backs flush at once");

@@ -216,7 +216,9 @@ int vmspace_arena_create_ex(const struct vmspace_params *params,
 			    vmspace_arena_t **arenap);
 /*
  * Destroy an arena: live allocations go with it, imported spans go back to
- * the parent or the release function, memory is freed. -EBUSY (and nothing
+ * the parent or the release function (except a span still holding a range
+ * freed deferred and never flushed, which stays taken there: it must not be
+ * handed out before its flush), memory is freed. -EBUSY (and nothing
  * changes) while other arenas import from it. Of two racing destroys one
  * wins; the other, and any later call until the memory is reused, gets
  * -EBADF.

@@ -16,7 +16,7 @@ use vmspace_shim::{Addr, Size};
 
 use super::source::Source;
 use super::store::Store;
-use super::tag::{K_UNFLUSHED, NIL};
+use super::tag::{HEAD, K_SPAN, K_UNFLUSHED, NIL};
 use super::{Arena, ArenaError, Handle};
 
 impl<S: Store, I: Source> Arena<S, I> {
@@ -45,6 +45,25 @@ impl<S: Store, I: Source> Arena<S, I> {
         let t = self.take_held(handle)?;
         self.defer(handle.tag(), t.size());
         Ok(Size(t.requested()))
+    }
+
+    /// Whether the span whose marker is `m` holds an unflushed segment (its
+    /// segments follow the marker on the address list up to the next
+    /// marker).
+    pub(crate) fn span_holds_unflushed(&self, m: u32) -> bool {
+        if self.unflushed == NIL {
+            return false;
+        }
+        let mut i = self.tags.get(m).anext;
+        while i != HEAD {
+            let t = self.tags.get(i);
+            match t.kind() {
+                K_SPAN => return false,
+                K_UNFLUSHED => return true,
+                _ => i = t.anext,
+            }
+        }
+        false
     }
 
     /// Put allocated segment `i` of `size` (off the hash, or held and now
@@ -296,5 +315,52 @@ mod tests {
         assert_eq!(a.source().released.len(), 1);
         assert_eq!(a.sizes().total, Size(0));
         assert_eq!(a.span_count(), 0);
+    }
+
+    std::thread_local! {
+        static REPORTED: core::cell::RefCell<Vec<Range>> = const { core::cell::RefCell::new(Vec::new()) };
+    }
+
+    fn record(_: &'static str, r: Range) {
+        REPORTED.with(|v| v.borrow_mut().push(r));
+    }
+
+    /// Dropped with a range unflushed in one imported span and a live
+    /// allocation in another: the live one's span goes back (as any drop
+    /// gives spans back), the unflushed one's stays with the source, so the
+    /// source cannot hand it out before its flush; the hook hears of both.
+    /// Flushed before the drop, both spans go back.
+    #[test]
+    fn a_dropped_arena_keeps_back_a_span_holding_an_unflushed_range() {
+        for flush_first in [false, true] {
+            let mut rec = Recording::default();
+            let (mut tb, mut hb) = (vec![0u8; 8192], vec![0u8; 1024]);
+            let (t, h) = (SliceStore::new(&mut tb), SliceStore::new(&mut hb));
+            let mut a = Arena::new("t", Size(16), t, h, &mut rec).unwrap();
+            a.set_leak_hook(Some(record));
+            let x = a.alloc(Size(256), Policy::InstantFit).unwrap();
+            let y = a.alloc(Size(256), Policy::InstantFit).unwrap();
+            assert_eq!(a.span_count(), 2);
+            a.free_deferred(x, Size(256)).unwrap();
+            if flush_first {
+                a.flushed();
+            }
+            a.check().unwrap();
+            REPORTED.with(|v| v.borrow_mut().clear());
+            drop(a);
+            let span = |at| Range::from_size(at, Size(256)).unwrap();
+            let reported = REPORTED.with(|v| v.take());
+            if flush_first {
+                assert_eq!(rec.released, [span(x), span(y)]);
+                assert_eq!(reported, [span(y)]);
+            } else {
+                assert_eq!(rec.released, [span(y)], "the unflushed range went back to the source");
+                let mut reported = reported;
+                reported.sort_by_key(|r| r.base());
+                let mut both = [span(x), span(y)];
+                both.sort_by_key(|r| r.base());
+                assert_eq!(reported, both);
+            }
+        }
     }
 }

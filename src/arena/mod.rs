@@ -130,7 +130,10 @@ pub const BASE_TAGS: usize = 1 + FREE_LISTS;
 pub const MIN_TAGS: usize = BASE_TAGS + 2 + ALLOC_TAGS as usize;
 
 /// Called once for each allocation still live when an arena is dropped, with
-/// the arena's name and the allocation's range (requested size).
+/// the arena's name and the allocation's range (requested size), and once
+/// for each range freed deferred and never flushed (its whole segment): if
+/// that range is in an imported span, the span is not given back (see
+/// [`Arena`]'s `Drop`).
 pub type LeakHook = fn(name: &'static str, leaked: Range);
 
 /// A vmem-style arena over the stores `S` (tags and hash) importing from `I`.
@@ -258,7 +261,8 @@ impl<S: Store, I: Source> Arena<S, I> {
         &mut self.source
     }
 
-    /// Call `hook` for each allocation still live when the arena is dropped.
+    /// Call `hook` for each allocation still live, and each range freed
+    /// deferred and not flushed, when the arena is dropped.
     pub fn set_leak_hook(&mut self, hook: Option<LeakHook>) {
         self.leak_hook = hook;
     }
@@ -360,19 +364,22 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
 }
 
 impl<S: Store, I: Source> Drop for Arena<S, I> {
-    /// Report live allocations to the leak hook, then give every imported
-    /// span back to the source (errors are ignored: there is no one left to
-    /// tell). The stores release their own memory.
+    /// Report live allocations and unflushed segments to the leak hook, then
+    /// give every imported span back to the source, except a span still
+    /// holding an unflushed segment: the source could hand that range out
+    /// again before its flush, so the span stays with the source, taken
+    /// (address space lost, never reissued early). Errors are ignored: there
+    /// is no one left to tell. The stores release their own memory.
     fn drop(&mut self) {
         if let Some(hook) = self.leak_hook {
-            for seg in self.walk(SegmentKinds::ALLOCATED) {
+            for seg in self.walk(SegmentKinds::ALLOCATED.union(SegmentKinds::UNFLUSHED)) {
                 hook(self.name, seg.range);
             }
         }
         let mut m = self.tags.get(HEAD).knext;
         while m != HEAD {
             let t = *self.tags.get(m);
-            if t.imported() {
+            if t.imported() && !self.span_holds_unflushed(m) {
                 if let Some(r) = Range::new(vmspace_shim::Addr(t.start), vmspace_shim::Addr(t.end))
                 {
                     let _ = self.source.release(r);

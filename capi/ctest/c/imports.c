@@ -182,6 +182,20 @@ static int parents(void)
 	CHECK_EQ(vmspace_arena_reclaim(parent), 0);
 	CHECK_EQ(vmspace_arena_sizes(parent, &s), 0);
 	CHECK_EQ(s.allocated, 0); /* imports bypass the parent's caches */
+	/* But not a span holding a range freed deferred and never flushed: the
+	 * parent must not hand that range out before its flush, so the span
+	 * stays taken there. */
+	p.name = "child2";
+	CHECK_EQ(vmspace_arena_create_ex(&p, &child), 0);
+	CHECK_EQ(vmspace_arena_alloc(child, 0x5000, 0, &x[0]), 0);
+	CHECK_EQ(vmspace_arena_free_deferred(child, x[0], 0x5000), 0);
+	CHECK_EQ(vmspace_arena_destroy(child), 0);
+	CHECK_EQ(vmspace_arena_reclaim(parent), 0);
+	CHECK_EQ(vmspace_arena_sizes(parent, &s), 0);
+	CHECK(s.allocated >= 0x5000);
+	CHECK_EQ(vmspace_arena_xalloc(parent, 0x1000, 0, 0, 0, 0, 0, x[0], VMSPACE_EXACT, &x[1]),
+		 -ENOMEM);
+	CHECK_EQ(vmspace_arena_check(parent), 0);
 	CHECK_EQ(vmspace_arena_destroy(parent), 0);
 	CHECK_EQ(vmspace_arena_sizes(gp, &s), 0);
 	CHECK_EQ(s.allocated, 0);
