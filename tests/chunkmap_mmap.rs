@@ -64,3 +64,77 @@ fn a_huge_sparse_space_on_mmap() {
     assert_eq!(map.metadata_mapped(), idle);
     map.check().unwrap();
 }
+
+/// The mmap backend seen through 2 MiB pages: every range it is given is
+/// a multiple of 2 MiB, so of the real pages too.
+struct BigPages(MmapBackend);
+
+const BIG: Size = Size(2 << 20);
+
+// SAFETY: every call goes to the mmap backend, whose contract holds for
+// ranges of whole 2 MiB pages (checked before each is forwarded), and
+// reservations are aligned to at least 2 MiB.
+unsafe impl PageOps for BigPages {
+    fn page_size(&self) -> Size {
+        BIG
+    }
+    fn name(&self) -> &'static str {
+        "mmap, 2 MiB pages"
+    }
+    fn reserve(&self, size: Size, align: Size) -> Result<Range, vmspace_shim::ShimError> {
+        let align = vmspace_shim::check_reserve_args(size, align, BIG)?;
+        self.0.reserve(size, align)
+    }
+    unsafe fn release(&self, r: Range) -> Result<(), vmspace_shim::ShimError> {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.0.release(r) }
+    }
+    unsafe fn map(&self, r: Range) -> Result<(), vmspace_shim::ShimError> {
+        vmspace_shim::check_page_range(r, BIG)?;
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.0.map(r) }
+    }
+    unsafe fn unmap(&self, r: Range) -> Result<(), vmspace_shim::ShimError> {
+        vmspace_shim::check_page_range(r, BIG)?;
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.0.unmap(r) }
+    }
+    unsafe fn protect(
+        &self,
+        r: Range,
+        p: vmspace_shim::Protection,
+    ) -> Result<(), vmspace_shim::ShimError> {
+        vmspace_shim::check_page_range(r, BIG)?;
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.0.protect(r, p) }
+    }
+}
+
+/// Chunks of 2^43 bytes on 2 MiB pages: the chunk and leaf shifts add up
+/// to 64, the word's width. The lookup shifted by their sum once, which
+/// wrapped to no shift at all and read far outside the directory (a
+/// SIGSEGV in release builds, an overflow panic in debug ones). Found by a
+/// test written outside the project.
+#[test]
+fn chunk_and_page_shifts_that_add_up_to_the_word() {
+    let map = ChunkMap::new(
+        BigPages(MmapBackend::new()),
+        ChunkMapConfig::new(Size(1 << 44), Size(1 << 43)),
+    )
+    .expect("16 TiB of address space");
+    let base = map.space().base().0;
+    let first = Range::from_size(Addr(base), BIG).unwrap();
+    map.ensure_mapped(first).unwrap();
+    let lookup = map.lookup();
+    for off in [0, 1 << 20, (1 << 42) + 5, (1 << 43) - 1] {
+        assert!(map.is_mapped(Addr(base + off)), "{off:#x}");
+        assert!(lookup.is_mapped(Addr(base + off)), "{off:#x}");
+    }
+    for off in [1 << 43, (1 << 44) - 1] {
+        assert!(!map.is_mapped(Addr(base + off)), "{off:#x}");
+        assert!(!lookup.is_mapped(Addr(base + off)), "{off:#x}");
+    }
+    assert!(!map.is_mapped(Addr(base + (1 << 44))));
+    assert!(!map.is_mapped(Addr(base.wrapping_sub(1))));
+    map.check().unwrap();
+}

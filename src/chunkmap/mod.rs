@@ -67,15 +67,17 @@ use state::{LEAF_PRESENT, STATE};
 ///
 /// # Invariants
 ///
-/// `base` and `space` are the space's base and size; byte `off >>
-/// dir_shift` of the directory at `dir` describes the leaf of the chunk at
-/// offset `off`, whose byte is `off >> chunk_shift` from `leaves`.
+/// `base` and `space` are the space's base and size; the chunk at offset
+/// `off` is `c = off >> chunk_shift`, byte `c` from `leaves`, and byte `c >>
+/// leaf_shift` of the directory at `dir` describes its leaf. (Two shifts,
+/// each below the word's width: their sum may reach it, with large pages
+/// and chunks, where one shift by the sum would wrap.)
 #[derive(Debug, Clone, Copy)]
 struct Lookup {
     base: usize,
     space: usize,
     chunk_shift: u32,
-    dir_shift: u32,
+    leaf_shift: u32,
     dir: usize,
     leaves: usize,
 }
@@ -100,16 +102,17 @@ impl MapLookup<'_> {
         if off >= h.space {
             return false;
         }
-        // SAFETY: `off < space`, so the byte is in the directory, mapped for
-        // the map's lifetime (which the borrow `'_` is within) and only
-        // accessed atomically.
-        let dir = unsafe { atomic_u8(Addr(h.dir + (off >> h.dir_shift)).as_ptr()) };
+        let c = off >> h.chunk_shift;
+        // SAFETY: `off < space`, so `c` is a chunk and the byte is in the
+        // directory, mapped for the map's lifetime (which the borrow `'_` is
+        // within) and only accessed atomically.
+        let dir = unsafe { atomic_u8(Addr(h.dir + (c >> h.leaf_shift)).as_ptr()) };
         if dir.load(Ordering::Acquire) != LEAF_PRESENT {
             return false;
         }
         // SAFETY: the chunk's leaf is present, and stays mapped while the map
         // is borrowed (leaves are unmapped only through `&mut`).
-        let byte = unsafe { atomic_u8(Addr(h.leaves + (off >> h.chunk_shift)).as_ptr()) };
+        let byte = unsafe { atomic_u8(Addr(h.leaves + c).as_ptr()) };
         byte.load(Ordering::Acquire) & STATE == state::MAPPED
     }
 }
@@ -159,7 +162,7 @@ impl<P: PageOps> ChunkMap<P> {
             base,
             space: layout.space.0,
             chunk_shift: layout.chunk_shift,
-            dir_shift: layout.chunk_shift + layout.leaf_shift,
+            leaf_shift: layout.leaf_shift,
             dir,
             leaves: dir + (layout.dir_pages << layout.page_shift),
         };
