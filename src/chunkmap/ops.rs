@@ -147,6 +147,10 @@ impl<P: PageOps> ChunkMap<P> {
     }
 
     /// Unmap the leaf pages whose chunks are all unmapped. Returns how many.
+    /// If the backend fails, the leaf pages given back before the failure
+    /// stay given back ([`leaves_present`](Self::leaves_present) and
+    /// [`metadata_mapped`](Self::metadata_mapped) say so); every chunk keeps
+    /// its state either way.
     pub fn trim(&mut self) -> Result<usize, ChunkMapError> {
         let mut n = 0;
         let per_leaf = 1 << self.layout.leaf_shift;

@@ -177,16 +177,38 @@ impl MapTable {
     pub(crate) fn trim<P: PageOps>(&mut self, ops: &P) -> Result<usize, VmError> {
         let mut n = 0;
         for k in 0..self.bits.pages() {
-            if self.summary.entry(k) == MAPPED {
-                // SAFETY: page `k` is mapped and records nothing, so nothing
-                // reads it once its entry is cleared below.
-                unsafe { ops.unmap(self.bits.page_range(k))? };
-                self.summary.set_entry(k, 0);
-                self.mapped_table_pages -= 1;
-                n += 1;
-            }
+            n += self.trim_page(ops, k)?;
         }
         Ok(n)
+    }
+
+    /// [`trim`](Self::trim) only the bit-table pages recording pages
+    /// `[lo, hi)`.
+    pub(crate) fn trim_pages<P: PageOps>(
+        &mut self,
+        ops: &P,
+        lo: usize,
+        hi: usize,
+    ) -> Result<usize, VmError> {
+        let mut n = 0;
+        for (k, _, _) in self.bits.pieces(lo, hi) {
+            n += self.trim_page(ops, k)?;
+        }
+        Ok(n)
+    }
+
+    /// Unmap bit-table page `k` if it is mapped and records nothing: 1 if
+    /// it did, 0 if there was nothing to do.
+    fn trim_page<P: PageOps>(&mut self, ops: &P, k: usize) -> Result<usize, VmError> {
+        if self.summary.entry(k) != MAPPED {
+            return Ok(0);
+        }
+        // SAFETY: page `k` is mapped and records nothing, so nothing reads
+        // it once its entry is cleared below.
+        unsafe { ops.unmap(self.bits.page_range(k))? };
+        self.summary.set_entry(k, 0);
+        self.mapped_table_pages -= 1;
+        Ok(1)
     }
 
     /// Verify the invariants; returns the number of mapped client pages.

@@ -103,6 +103,35 @@ fn table_pages_are_mapped_on_demand_and_trimmed() {
 }
 
 #[test]
+fn trim_range_trims_only_the_table_pages_of_its_range() {
+    let mut buf = vec![0u8; 1 << 20];
+    let sim = SimBackend::new(&mut buf, 64).unwrap();
+    let mut vm = Vm::reserve(&sim, Size(4096 * 64), Size(64)).unwrap();
+    let summary = vm.metadata_mapped();
+    // Table pages 0, 1 (pages 510..514) and 5 (page 3000), all emptied.
+    vm.map(range(&vm, 510, 4)).unwrap();
+    vm.map(range(&vm, 3000, 1)).unwrap();
+    vm.map(range(&vm, 3001, 1)).unwrap();
+    vm.unmap(range(&vm, 510, 4)).unwrap();
+    vm.unmap(range(&vm, 3000, 1)).unwrap();
+    // A page of table page 1 only; then page 0's; a mapped page's is kept.
+    assert_eq!(vm.trim_range(range(&vm, 600, 1)), Ok(1));
+    assert_eq!(vm.metadata_mapped().0, summary.0 + 2 * 64);
+    assert_eq!(vm.trim_range(range(&vm, 0, 512)), Ok(1));
+    assert_eq!(vm.trim_range(range(&vm, 2560, 512)), Ok(0), "page 3001 is still mapped");
+    assert_eq!(vm.metadata_mapped().0, summary.0 + 64);
+    // Bad ranges are refused, and change nothing.
+    let misaligned = Range::from_size(Addr(vm.base().0 + 1), Size(64)).unwrap();
+    assert!(vm.trim_range(misaligned).is_err());
+    assert!(vm.trim_range(Range::from_size(vm.limit(), Size(64)).unwrap()).is_err());
+    assert!(vm.trim_range(Range::empty(vm.base())).is_err());
+    vm.unmap(range(&vm, 3001, 1)).unwrap();
+    assert_eq!(vm.trim_range(range(&vm, 0, 4096)), Ok(1));
+    assert_eq!(vm.metadata_mapped(), summary);
+    vm.check().unwrap();
+}
+
+#[test]
 fn impossible_reservation_fails_cleanly() {
     let mut buf = vec![0u8; 1 << 20];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();

@@ -75,7 +75,7 @@ impl<P: PageOps> VmArena<P> {
         let n = hi - lo;
         let keep = if protected { 0 } else { self.spare_limit.saturating_sub(self.spare).min(n) };
         if keep < n {
-            self.vm.unmap(self.tract_range(lo + keep, hi))?;
+            self.decommit(self.tract_range(lo + keep, hi))?;
         }
         for i in lo..hi {
             self.set_desc(i, RawTract::default());
@@ -147,7 +147,7 @@ impl<P: PageOps> VmArena<P> {
             let mut i = a;
             while let Some(s) = self.find_free(i, b) {
                 let e = self.find_alloc(s, b).unwrap_or(b);
-                self.vm.unmap(self.tract_range(s, e))?;
+                self.decommit(self.tract_range(s, e))?;
                 self.spare -= e - s;
                 purged += e - s;
                 i = e;
@@ -275,13 +275,23 @@ impl<P: PageOps> VmArena<P> {
         let mut i = lo;
         while let Some(s) = self.find_alloc(i, hi) {
             let e = self.find_free(s, hi).unwrap_or(hi);
-            if self.vm.unmap(self.tract_range(s, e)).is_err() {
+            if self.decommit(self.tract_range(s, e)).is_err() {
                 // They stay committed, free: spare.
                 self.spare += e - s;
             }
             self.mark_alloc(s, e, false);
             i = e;
         }
+    }
+
+    /// Unmap `range` (committed pages of the VM), then the VM's mapped-state
+    /// pages it leaves empty, so that metadata goes back with the pages it
+    /// recorded. Only the unmap can fail: a failed trim leaves an empty
+    /// page mapped, which is harmless.
+    fn decommit(&mut self, range: Range) -> Result<(), VmArenaError> {
+        self.vm.unmap(range)?;
+        let _ = self.vm.trim_range(range);
+        Ok(())
     }
 
     /// Unmap the table pages covering tracts `[lo, hi)` that describe no
@@ -292,15 +302,11 @@ impl<P: PageOps> VmArena<P> {
         if lo >= hi {
             return;
         }
-        let mut unmapped = false;
         for k in self.layout.table_pages_of(lo, hi) {
             let idx = self.layout.table_page(k);
             if self.vm_mapped(idx) && !self.table_page_in_use(k) {
-                match self.vm.unmap(self.vm_page(idx)) {
-                    Ok(()) => {
-                        self.table_mapped -= 1;
-                        unmapped = true;
-                    }
+                match self.decommit(self.vm_page(idx)) {
+                    Ok(()) => self.table_mapped -= 1,
                     Err(_) => self.stale = true,
                 }
             }
@@ -308,19 +314,11 @@ impl<P: PageOps> VmArena<P> {
         for j in self.layout.bit_pages_of(lo, hi) {
             let idx = self.layout.bit_page(j);
             if self.vm_mapped(idx) && !self.bit_page_in_use(j) {
-                match self.vm.unmap(self.vm_page(idx)) {
-                    Ok(()) => {
-                        self.bits_mapped -= 1;
-                        unmapped = true;
-                    }
+                match self.decommit(self.vm_page(idx)) {
+                    Ok(()) => self.bits_mapped -= 1,
                     Err(_) => self.stale = true,
                 }
             }
-        }
-        if unmapped {
-            // The VM's own record of those pages may now be empty too; a
-            // failure leaves it mapped, which is harmless.
-            let _ = self.vm.trim();
         }
     }
 
