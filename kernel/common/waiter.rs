@@ -11,7 +11,8 @@ use kernel::alloc::KBox;
 use kernel::error::Error;
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::sync::{static_lock_class, CondVar, SpinLock};
+use kernel::bindings;
+use kernel::sync::{static_lock_class, CondVar, CondVarTimeoutResult, SpinLock};
 use kernel::c_str;
 use kernel::time::{delay::fsleep, msecs_to_jiffies, Delta, Instant, Monotonic};
 use vmspace::sync::Waiter;
@@ -42,8 +43,10 @@ struct Inner {
 ///
 /// A timed wait is interruptible (the kernel crate offers timed waits on a
 /// `CondVar` only in that mode): a pending signal ends it early, which the
-/// core treats as a spurious wakeup and retries until its deadline. Kernel
-/// threads take no signals; an untimed wait is uninterruptible.
+/// core treats as a spurious wakeup and retries until its deadline. Since
+/// the signal stays pending, each such return is followed by an
+/// uninterruptible sleep of one tick, so a signalled waiter polls once a
+/// tick instead of spinning. An untimed wait is uninterruptible.
 pub struct KernelWaiter {
     inner: Pin<KBox<Inner>>,
     start: Instant<Monotonic>,
@@ -91,17 +94,27 @@ impl Waiter for KernelWaiter {
 
     fn wait(&self, seen: u64, timeout: Option<Duration>) -> bool {
         let mut guard = self.inner.lock.lock();
+        let mut signalled = false;
         if self.epoch() == seen {
             match timeout {
                 None => self.inner.moved.wait(&mut guard),
                 Some(t) => {
                     // Woken, timed out or signalled: the epoch says which
                     // matters, and the caller retries on a spurious return.
-                    let _ = self.inner.moved.wait_interruptible_timeout(&mut guard, jiffies_for(t));
+                    let r = self.inner.moved.wait_interruptible_timeout(&mut guard, jiffies_for(t));
+                    signalled = matches!(r, CondVarTimeoutResult::Signal { .. });
                 }
             }
         }
         drop(guard);
+        if signalled && self.epoch() == seen {
+            // A pending signal ends an interruptible sleep at once, and
+            // would end each retry the same way: the caller would spin
+            // until its deadline. Sleep a tick uninterruptibly instead, so
+            // a signalled waiter looks again once a tick.
+            // SAFETY: task context (this is a sleeping wait), no lock held.
+            unsafe { bindings::schedule_timeout_uninterruptible(1) };
+        }
         self.epoch() != seen
     }
 

@@ -63,16 +63,4 @@ pub trait DevBackends: Sized + 'static {
     /// What the kernel may do at `addr`, a page of a live VM of this
     /// backend that the VM says is mapped (protection aside).
     fn access(addr: usize) -> Access;
-
-    /// Keep the device's code loaded while a file is open (`false`: it is
-    /// being unloaded; the open fails). The 7.2 miscdevice abstraction
-    /// leaves `fops.owner` unset, so a module takes a reference on itself
-    /// here and `rmmod` refuses (busy) while files are open; built-in code
-    /// has nothing to hold.
-    fn hold() -> bool {
-        true
-    }
-
-    /// Let go of what [`hold`](Self::hold) took, when a file is closed.
-    fn unhold() {}
 }

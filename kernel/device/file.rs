@@ -5,7 +5,7 @@
 //! lock and writes the argument back (with its error record), `release`
 //! destroys everything the file still owns.
 
-use kernel::error::code::{ENODEV, ENOTTY};
+use kernel::error::code::ENOTTY;
 use kernel::fs::File;
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::new_mutex;
@@ -125,21 +125,12 @@ impl<B: DevBackends> MiscDevice for DevFile<B> {
     type Ptr = Pin<KBox<Self>>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
-        if !B::hold() {
-            return Err(ENODEV);
-        }
-        let file = KBox::try_pin_init(try_pin_init!(DevFile { objects <- new_mutex!(Objects::new()) }), GFP_KERNEL);
-        if file.is_err() {
-            B::unhold();
-        }
-        file
+        KBox::try_pin_init(try_pin_init!(DevFile { objects <- new_mutex!(Objects::new()) }), GFP_KERNEL)
     }
 
-    /// Destroy everything the file owns (logging what was still held),
-    /// then let go of the device's code.
+    /// Destroy everything the file owns (logging what was still held).
     fn release(device: Pin<KBox<Self>>, _file: &File) {
         drop(device);
-        B::unhold();
     }
 
     fn ioctl(me: Pin<&DevFile<B>>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {

@@ -406,6 +406,11 @@ macro_rules! sync_suite {
             }
 
             #[test]
+            fn signalled_timed_wait() -> Outcome {
+                report(cases::signalled_timed_wait())
+            }
+
+            #[test]
             fn per_cpu_basic() -> Outcome {
                 report(cases::per_cpu_basic(&$meta))
             }

@@ -213,6 +213,44 @@ pub fn waiting<M: PageOps + Clone + Send>(meta: M) -> Outcome {
     s.check().context("check")
 }
 
+/// A timed wait with a signal pending sleeps. An interruptible sleep ends
+/// at once while a signal is pending, and the core retries a wait that
+/// returns early until its deadline, so the waiter spun on its CPU for the
+/// whole timeout (found by a review). The test thread lets `SIGUSR1`
+/// through, sends it to itself and makes one wait of 50 ms that nobody
+/// ends: the call must sleep (a tick) rather than return at once.
+pub fn signalled_timed_wait() -> Outcome {
+    use kernel::bindings;
+    /// `SIG_KTHREAD` and `SIG_IGN`: a kernel thread's handler values for
+    /// "deliver" and "ignore".
+    const DELIVER: usize = 2;
+    const IGNORE: usize = 1;
+    let waiter = KernelWaiter::new().map_err(|_| Failure::new("no memory for the waiter"))?;
+    let me = kernel::current!().as_ptr();
+    let sig = bindings::SIGUSR1 as core::ffi::c_int;
+    // SAFETY: handler values 2 and 1 are `SIG_KTHREAD` and `SIG_IGN`, which
+    // the kernel compares and never calls; `me` is this task, live.
+    let pending = unsafe {
+        bindings::kernel_sigaction(sig, core::mem::transmute::<usize, bindings::__sighandler_t>(DELIVER));
+        bindings::send_sig(sig, me, 1);
+        bindings::signal_pending(me) != 0
+    };
+    let t0 = waiter.now();
+    let moved = waiter.wait(waiter.epoch(), Some(core::time::Duration::from_millis(50)));
+    let took = waiter.now() - t0;
+    // SAFETY: as above; the signal goes, and this thread ignores it again.
+    unsafe {
+        bindings::flush_signals(me);
+        bindings::kernel_sigaction(sig, core::mem::transmute::<usize, bindings::__sighandler_t>(IGNORE));
+    }
+    ensure(pending, "no signal pending: the case tests nothing")?;
+    ensure(!moved, "nobody notified, yet the epoch moved")?;
+    ensure(
+        took >= core::time::Duration::from_millis(1),
+        "a timed wait with a signal pending returned without sleeping: its caller would spin",
+    )
+}
+
 /// Per-CPU caches on one thread: hits after the first miss, refused double
 /// and interior frees, large sizes past the caches, and everything back
 /// after the caches are dropped and reclaimed.

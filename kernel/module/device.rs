@@ -5,9 +5,10 @@
 //! arena metadata on the page allocator). It has its own name so that it
 //! can sit beside the built-in `/dev/vmspace`.
 
-use kernel::miscdevice::MiscDeviceRegistration;
 use kernel::prelude::*;
 use vmspace_kdev::{Access, DevBackends, DevFile, Limits};
+
+use crate::owned_misc::OwnedMiscDevice;
 
 use crate::committed::Committed;
 use crate::{META, OPS};
@@ -47,22 +48,13 @@ impl DevBackends for ModuleBackends {
     fn access(_addr: usize) -> Access {
         Access::ReadWrite
     }
-
-    fn hold() -> bool {
-        // SAFETY: `THIS_MODULE` is this module, live while its code runs.
-        unsafe { kernel::bindings::try_module_get(crate::THIS_MODULE.as_ptr()) }
-    }
-
-    fn unhold() {
-        // SAFETY: drops the reference `hold` took for the file being closed.
-        unsafe { kernel::bindings::module_put(crate::THIS_MODULE.as_ptr()) }
-    }
 }
 
-/// The device's registration, held by the module.
-pub(crate) type Registration = Pin<KBox<MiscDeviceRegistration<DevFile<ModuleBackends>>>>;
+/// The device's registration, held by the module: its file operations are
+/// owned by the module, so `rmmod` is refused while a file is open.
+pub(crate) type Registration = Pin<KBox<OwnedMiscDevice<DevFile<ModuleBackends>>>>;
 
 /// Register `/dev/vmspace_kmod`.
 pub(crate) fn register() -> Result<Registration> {
-    KBox::pin_init(vmspace_kdev::register::<ModuleBackends>(c"vmspace_kmod"), GFP_KERNEL)
+    OwnedMiscDevice::register(c"vmspace_kmod", &crate::THIS_MODULE)
 }

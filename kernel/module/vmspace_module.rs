@@ -20,6 +20,7 @@ use vmspace_shim::PageOps;
 
 mod committed;
 mod device;
+mod owned_misc;
 #[cfg(vmspace_kunit)]
 mod suites;
 mod sys;
