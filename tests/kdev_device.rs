@@ -189,6 +189,17 @@ fn every_field_is_checked() {
     assert_eq!(raw(fd, cmd::VM_PROTECT, &mut prot), Err(Errno::EINVAL));
     let mut map_prot = VmRangeArgs { id: vm.id(), prot: PROT_READ, ..over };
     assert_eq!(raw(fd, cmd::VM_MAP, &mut map_prot), Err(Errno::EINVAL));
+    // The statistics commands read the id alone: an output that is not
+    // zero on input is refused, as every other command's is.
+    let mut stats = ArenaStatsArgs { id, allocated: 1, ..ArenaStatsArgs::ZERO };
+    assert_eq!(raw(fd, cmd::ARENA_STATS, &mut stats), Err(Errno::EINVAL));
+    assert_eq!((stats.err.innermost(), stats.allocated), (DEV_BAD_FIELD, 0));
+    let mut vstats = VmStatsArgs { id: vm.id(), runs: 1, ..VmStatsArgs::ZERO };
+    assert_eq!(raw(fd, cmd::VM_STATS, &mut vstats), Err(Errno::EINVAL));
+    assert_eq!(vstats.err.innermost(), DEV_BAD_FIELD);
+    let mut vstats = VmStatsArgs { id: vm.id(), ..VmStatsArgs::ZERO };
+    assert_eq!(raw(fd, cmd::VM_STATS, &mut vstats), Ok(()));
+    assert_eq!(vstats.base, vm.base().0 as u64);
     // An arena id for a VM command and the reverse.
     let mut wrong = CheckArgs { id, ..CheckArgs::ZERO };
     assert_eq!(raw(fd, cmd::VM_CHECK, &mut wrong), Err(Errno::EINVAL));

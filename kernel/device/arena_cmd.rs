@@ -327,6 +327,12 @@ fn per_mille_fragmentation(free: usize, largest: usize) -> u32 {
 pub(crate) fn stats<B: DevBackends>(objs: &mut Objects<B>, a: &mut ArenaStatsArgs) -> Result {
     let id = a.id;
     let mut err = WireError::ZERO;
+    let inputs = ArenaStatsArgs { id: 0, err: WireError::ZERO, ..*a };
+    if inputs != ArenaStatsArgs::ZERO {
+        let e = bad(&mut err, "the outputs must be zero");
+        *a = ArenaStatsArgs { id, err, ..ArenaStatsArgs::ZERO };
+        return Err(e);
+    }
     let obj = objs.arena(&mut err, id);
     let obj = match obj {
         Ok(o) => o,

@@ -91,6 +91,12 @@ pub(crate) fn range<B: DevBackends>(objs: &mut Objects<B>, a: &mut VmRangeArgs, 
 pub(crate) fn stats<B: DevBackends>(objs: &mut Objects<B>, a: &mut VmStatsArgs) -> Result {
     let id = a.id;
     let mut err = WireError::ZERO;
+    let inputs = VmStatsArgs { id: 0, err: WireError::ZERO, ..*a };
+    if inputs != VmStatsArgs::ZERO {
+        let e = bad(&mut err, "the outputs must be zero");
+        *a = VmStatsArgs { id, err, ..VmStatsArgs::ZERO };
+        return Err(e);
+    }
     let v = match objs.vm(&mut err, id) {
         Ok(v) => v,
         Err(e) => {
