@@ -9,6 +9,7 @@
 #   make bench-counts  instruction and cache-miss counts of the arena churn
 #   make loom        concurrency models under loom
 #   make sanitize    the test suite under AddressSanitizer and ThreadSanitizer
+#   make miri        the unit tests of the raw memory views under Miri
 #   make fuzz-smoke  every fuzz target for a short while, from its corpus
 #   make capi, make install PREFIX=..., make capi-install-check, make capi-asan:
 #                    the C library (see capi/capi.mk)
@@ -106,5 +107,18 @@ tsan: nightly
 	RUSTFLAGS="-Zsanitizer=thread --cfg vmspace_tsan" CARGO_TARGET_DIR=target/tsan \
 		$(CARGO) +nightly test -Zbuild-std --target $(SAN_TARGET) -p vmspace \
 		$(addprefix --test ,$(TSAN_TESTS)) --lib
+
+# Miri over the unit tests of the code that views raw memory as tables
+# (the shim and simulated backend, the arena's store and boundary-tag
+# table, the bit tables): undefined behaviour in their unsafe code fails
+# the run. A subset: the interpreter is some thousand times slower than a
+# build, and the rest (threads, the hash's and the VM's fault sweeps, the
+# quantum caches) takes minutes to hours a module.
+MIRI_TESTS = arena::store arena::tag bits::
+.PHONY: miri
+miri: nightly
+	@rustup component list --toolchain nightly --installed | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly
+	MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) +nightly miri test -p vmspace-shim --lib
+	MIRIFLAGS=-Zmiri-disable-isolation $(CARGO) +nightly miri test -p vmspace --lib -- $(MIRI_TESTS)
 
 -include capi/capi.mk
