@@ -8,9 +8,8 @@
 use kernel::prelude::*;
 use vmspace_kdev::{Access, DevBackends, DevFile, Limits};
 
-use crate::owned_misc::OwnedMiscDevice;
-
 use crate::committed::Committed;
+use crate::owned_misc::OwnedMiscDevice;
 use crate::{META, OPS};
 
 /// The module's backends for the device.

@@ -150,36 +150,38 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         wait: Wait,
         mut attempt: impl FnMut(&mut Arena<S, I>) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        let e = match self.with(&mut attempt) {
-            Ok(a) => return Ok(a),
-            Err(e @ ArenaError::NoSpace { .. }) => e,
-            Err(e) => return Err(e),
-        };
+        let first = self.with(&mut attempt);
         // Every retry reclaims first: objects that reached the depots since
         // (a flush, a full magazine) may have made slabs wholly free.
         let mut again = || {
             self.reclaim();
             self.with(&mut attempt)
         };
-        match again() {
-            Err(ArenaError::NoSpace { .. }) => self.wait_for(wait, e, again),
+        let first = match first {
+            Err(ArenaError::NoSpace { .. }) => again(),
             other => other,
-        }
+        };
+        self.wait_for(wait, first, again)
     }
 
-    /// After an allocation failed with `e` (no space): if `wait` allows
-    /// sleeping, count this thread as waiting and call `again` at once (a
-    /// free between the failure and the count wakes no one), then after
-    /// every wake-up (space came back to the arena, the slabs or the
-    /// depots, or this waiter timed out: one last try). `NoSpace` from
-    /// `again` means wait on; any other result ends the wait. Without a
-    /// waiter that can sleep, or with [`Wait::No`], the result is `e`.
+    /// An allocation's `first` result, or, when it is `NoSpace` and `wait`
+    /// allows sleeping, what `again` gives: this thread counts as waiting and
+    /// calls `again` at once (a free between the failure and the count
+    /// wakes no one), then after every wake-up (space came back to the
+    /// arena, the slabs or the depots, or this waiter timed out: one last
+    /// try). `NoSpace` from `again` means wait on; any other result ends the
+    /// wait. Without a waiter that can sleep, or with [`Wait::No`], the
+    /// result is `first`.
     pub(crate) fn wait_for(
         &self,
         wait: Wait,
-        e: ArenaError,
+        first: Result<Addr, ArenaError>,
         mut again: impl FnMut() -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
+        let e = match first {
+            Err(e @ ArenaError::NoSpace { .. }) => e,
+            other => return other,
+        };
         let deadline = match wait {
             _ if !W::CAN_SLEEP => return Err(e),
             Wait::No => return Err(e),
@@ -296,6 +298,25 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
             // Slabs of other classes went back; one more try.
             None if self.reclaim() > 0 => self.with_caches(|l| l.refill(c, size))?,
             got => got,
+        }
+    }
+
+    /// A cache's miss on class `c` for `size`: an object from a magazine of
+    /// the depot or the slabs ([`refill`](Self::refill); the magazine, with
+    /// the rest, goes to `install`), else instant fit from the arena. The
+    /// caller must not be pinned.
+    pub(crate) fn refill_or_alloc(
+        &self,
+        c: usize,
+        size: Size,
+        install: impl FnOnce(Magazine),
+    ) -> Result<Addr, ArenaError> {
+        match self.refill(c, size) {
+            Some((a, mag)) => {
+                install(mag);
+                Ok(a)
+            }
+            None => self.with(|ar| ar.alloc(size, Policy::InstantFit)),
         }
     }
 

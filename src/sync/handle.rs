@@ -83,24 +83,15 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
     ) -> Result<Addr, ArenaError> {
         let arena = self.arena;
         self.counters.miss(&cache.stats);
-        let got = match arena.refill(c, size) {
-            Some((a, mag)) => {
-                // Both magazines were empty, so this cannot be refused.
-                let refused = self.pairs[c].install(mag);
-                debug_assert!(refused.is_none());
-                Ok(a)
-            }
-            None => arena.with(|ar| ar.alloc(size, Policy::InstantFit)),
-        };
-        match got {
-            // Waiting: the whole allocation again (magazines, depot, slabs,
-            // arena) after every wake-up (a flush or a full magazine
-            // reaching the depot wakes waiters).
-            Err(e @ ArenaError::NoSpace { .. }) => {
-                arena.wait_for(wait, e, || self.alloc_wait(size, Wait::No))
-            }
-            other => other,
-        }
+        let got = arena.refill_or_alloc(c, size, |mag| {
+            // Both magazines were empty, so this cannot be refused.
+            let refused = self.pairs[c].install(mag);
+            debug_assert!(refused.is_none());
+        });
+        // Waiting: the whole allocation again (magazines, depot, slabs,
+        // arena) after every wake-up (a flush or a full magazine reaching
+        // the depot wakes waiters).
+        arena.wait_for(wait, got, || self.alloc_wait(size, Wait::No))
     }
 
     /// Free `[addr, addr + size)`. Cached objects go into a magazine; a bad

@@ -242,27 +242,17 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         };
         cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
         cache.stats.misses.fetch_add(1, Ordering::Relaxed);
-        let got = match arena.refill(c, size) {
-            Some((a, mag)) => {
-                // SAFETY: as for `pop`. Possibly another CPU's slot by now,
-                // with room or not.
-                if !mag.is_empty() && !unsafe { self.pin.install(self.mags(c), &mag) } {
-                    arena.give_back([(c, mag)]);
-                }
-                Ok(a)
+        let got = arena.refill_or_alloc(c, size, |mag| {
+            // SAFETY: as for `pop`. Possibly another CPU's slot by now, with
+            // room or not.
+            if !mag.is_empty() && !unsafe { self.pin.install(self.mags(c), &mag) } {
+                arena.give_back([(c, mag)]);
             }
-            None => arena.with(|ar| ar.alloc(size, Policy::InstantFit)),
-        };
-        match got {
-            // Waiting: the whole allocation again, this CPU's magazines
-            // first, after every wake-up (an object freed into a slot while
-            // someone waits, a magazine to the depot, a flush, space in the
-            // arena).
-            Err(e @ ArenaError::NoSpace { .. }) => {
-                arena.wait_for(wait, e, || self.alloc_wait(size, Wait::No))
-            }
-            other => other,
-        }
+        });
+        // Waiting: the whole allocation again, this CPU's magazines first,
+        // after every wake-up (an object freed into a slot while someone
+        // waits, a magazine to the depot, a flush, space in the arena).
+        arena.wait_for(wait, got, || self.alloc_wait(size, Wait::No))
     }
 
     /// Free `[addr, addr + size)`. Cached objects go into this CPU's
