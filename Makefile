@@ -96,7 +96,7 @@ loom: toolchain
 # tests under ThreadSanitizer (std rebuilt instrumented), with the nightly
 # toolchain, each in a target directory of its own.
 SAN_TARGET = x86_64-unknown-linux-gnu
-TSAN_TESTS = sync_stress sync_deferred qcache_frees qcache_waiters chunkmap_concurrency
+TSAN_TESTS = sync_stress sync_deferred qcache_frees qcache_waiters chunkmap_concurrency outside_sync
 .PHONY: sanitize asan tsan
 sanitize: asan tsan
 asan: nightly

@@ -11,6 +11,7 @@ int ctest_calls(void);
 int ctest_errors(void);
 int ctest_imports(void);
 int ctest_threads(void);
+int ctest_outside(void);
 int ctest_differential(uint64_t seed, int steps);
 int ctest_vmem_compat(void);
 int vmem_example_main(void);
@@ -32,6 +33,7 @@ int main(void)
 	run("errors", ctest_errors());
 	run("imports", ctest_imports());
 	run("threads", ctest_threads());
+	run("outside", ctest_outside());
 	for (uint64_t seed = 1; seed <= 4; seed++)
 		run("differential", ctest_differential(seed, 3000));
 	run("vmem_compat", ctest_vmem_compat());

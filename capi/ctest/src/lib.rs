@@ -29,6 +29,9 @@ extern "C" {
     /// A seeded random sequence checked against a reference list of live
     /// ranges, for `steps` steps with `seed`.
     pub fn ctest_differential(seed: u64, steps: c_int) -> c_int;
+    /// A reviewer's tests from outside: the top of the address space, a
+    /// size in the same cache class, a dead child's unflushed range.
+    pub fn ctest_outside() -> c_int;
     /// Every vmem(9) call and flag, the error hook.
     pub fn ctest_vmem_compat() -> c_int;
     /// The vmem(9) example's `main`.

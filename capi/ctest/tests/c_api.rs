@@ -30,6 +30,12 @@ fn import_callbacks_parents_and_limits() {
 }
 
 #[test]
+fn an_outside_reviewers_edges() {
+    // SAFETY: a self-contained C test.
+    assert_eq!(unsafe { ctest_outside() }, 0);
+}
+
+#[test]
 fn threads_from_c() {
     // SAFETY: a self-contained C test (its threads end before it returns).
     assert_eq!(unsafe { ctest_threads() }, 0);
