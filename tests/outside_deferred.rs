@@ -9,14 +9,22 @@ use vmspace_shim::{PageOps, Range, Size};
 
 const PAGE: usize = 4096;
 
+/// A VM of `pages` pages over `sim`, as an import source for arenas.
+fn vm_source<'s, 'b>(
+    sim: &'s SimBackend<'b>,
+    pages: usize,
+) -> VmSource<&'s SimBackend<'b>, PageStore<&'s SimBackend<'b>>> {
+    let vm = Vm::reserve(sim, Size(pages * PAGE), Size(PAGE)).unwrap();
+    let tags = PageStore::new(sim, Size(16 * PAGE)).unwrap();
+    let hash = PageStore::new(sim, Size(PAGE)).unwrap();
+    VmSource::new(vm, tags, hash).unwrap()
+}
+
 #[test]
 fn a_child_dropped_with_an_unflushed_range_keeps_the_vm_source_from_reissuing_it() {
     let mut buf = vec![0u8; 8 << 20];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
-    let vm = Vm::reserve(&sim, Size(64 * PAGE), Size(PAGE)).unwrap();
-    let tags = PageStore::new(&sim, Size(16 * PAGE)).unwrap();
-    let hash = PageStore::new(&sim, Size(PAGE)).unwrap();
-    let mut src = VmSource::new(vm, tags, hash).unwrap();
+    let mut src = vm_source(&sim, 64);
     src.set_flush_threshold(1000).unwrap();
     let (x, y) = {
         let mut child = Arena::on_pages("child", Size(16), &sim, 1 << 10, &mut src).unwrap();
@@ -54,10 +62,7 @@ fn a_child_dropped_with_an_unflushed_range_keeps_the_vm_source_from_reissuing_it
 fn flushed_child_gives_span_back_to_a_batched_source_that_still_withholds_it() {
     let mut buf = vec![0u8; 8 << 20];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
-    let vm = Vm::reserve(&sim, Size(8 * PAGE), Size(PAGE)).unwrap();
-    let tags = PageStore::new(&sim, Size(16 * PAGE)).unwrap();
-    let hash = PageStore::new(&sim, Size(PAGE)).unwrap();
-    let mut src = VmSource::new(vm, tags, hash).unwrap();
+    let mut src = vm_source(&sim, 8);
     src.set_flush_threshold(100).unwrap();
     let mut child = Arena::on_pages("child", Size(16), &sim, 1 << 10, &mut src).unwrap();
     let x = child.alloc(Size(8 * PAGE), Policy::InstantFit).unwrap();
@@ -83,10 +88,7 @@ fn flushed_child_gives_span_back_to_a_batched_source_that_still_withholds_it() {
 fn flush_threshold_edges() {
     let mut buf = vec![0u8; 8 << 20];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
-    let vm = Vm::reserve(&sim, Size(8 * PAGE), Size(PAGE)).unwrap();
-    let tags = PageStore::new(&sim, Size(16 * PAGE)).unwrap();
-    let hash = PageStore::new(&sim, Size(PAGE)).unwrap();
-    let mut src = VmSource::new(vm, tags, hash).unwrap();
+    let mut src = vm_source(&sim, 8);
     assert!(src.set_flush_threshold(usize::MAX).is_err());
     assert_eq!(src.flush_threshold(), 0);
     src.set_flush_threshold(usize::MAX / PAGE).unwrap();

@@ -21,6 +21,25 @@ fn shared(base: usize, size: usize, classes: usize) -> Shared {
     UserArena::with_quantum_caches(arena, QCacheConfig::new(classes, slabs)).unwrap()
 }
 
+/// Run `wait` (an allocation that must wait) on a thread of its own until
+/// it waits, then free the 4096 bytes at `big` and return what it got.
+fn woken_by_freeing(
+    s: &Shared,
+    big: Addr,
+    wait: impl FnOnce() -> Result<Addr, ArenaError> + Send,
+) -> Addr {
+    std::thread::scope(|sc| {
+        let j = sc.spawn(wait);
+        while s.waiting() == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        s.free(big, Size(4096)).unwrap();
+        j.join().unwrap()
+    })
+    .unwrap()
+}
+
 fn bad_free(r: Result<(), ArenaError>) -> bool {
     matches!(r, Err(ArenaError::BadFree { .. }))
 }
@@ -180,16 +199,7 @@ fn zero_and_huge_timeouts() {
         Wait::Timeout(Duration::from_secs(u64::MAX / 2)),
         Wait::Forever,
     ] {
-        let got = std::thread::scope(|sc| {
-            let j = sc.spawn(|| s.alloc(Size(16), Policy::InstantFit, w));
-            while s.waiting() == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            std::thread::sleep(Duration::from_millis(30));
-            s.free(big, Size(4096)).unwrap();
-            j.join().unwrap()
-        })
-        .unwrap();
+        let got = woken_by_freeing(s, big, || s.alloc(Size(16), Policy::InstantFit, w));
         s.free(got, Size(16)).unwrap();
         // take it all again
         let again = s.alloc(Size(4096), Policy::InstantFit, Wait::No).unwrap();
@@ -198,16 +208,8 @@ fn zero_and_huge_timeouts() {
     // Per-CPU and handle waiters with a huge timeout, woken by the free of a plain allocation.
     let store = PageStore::new(MmapBackend::new(), Size(1 << 16)).unwrap();
     let caches = &UserCpuCaches::new(s, SchedPin::with_slots(1), store).unwrap();
-    let got = std::thread::scope(|sc| {
-        let j = sc.spawn(|| caches.alloc_wait(Size(48), Wait::Timeout(Duration::MAX)));
-        while s.waiting() == 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        std::thread::sleep(Duration::from_millis(30));
-        s.free(big, Size(4096)).unwrap();
-        j.join().unwrap()
-    })
-    .unwrap();
+    let got =
+        woken_by_freeing(s, big, || caches.alloc_wait(Size(48), Wait::Timeout(Duration::MAX)));
     caches.free(got, Size(48)).unwrap();
     s.check().unwrap();
 }
