@@ -70,10 +70,15 @@ impl<P: PageOps> ChunkMap<P> {
                 e += 1;
             }
             if let Err(error) = self.apply(call, self.chunk_range(c, e)) {
-                self.undo(c0, c, action);
+                let restored = self.undo(c0, c, action);
                 self.finish(c0, c1, action, false);
                 self.release_leaves(l0, l1, false);
-                return Err(error);
+                return Err(match error {
+                    ChunkMapError::Backend { op, range, error } if !restored => {
+                        ChunkMapError::RollbackFailed { op, range, error }
+                    }
+                    error => error,
+                });
             }
             c = e;
         }
@@ -185,8 +190,10 @@ impl<P: PageOps> ChunkMap<P> {
     }
 
     /// Undo the calls made for claimed chunks `[c0, c)`. A chunk whose undo
-    /// fails keeps its new state, published at once.
-    fn undo(&self, c0: usize, c: usize, action: Action) {
+    /// fails keeps its new state, published at once. Returns whether every
+    /// undo succeeded.
+    fn undo(&self, c0: usize, c: usize, action: Action) -> bool {
+        let mut restored = true;
         let mut i = c0;
         while i < c {
             let call = self.call_for(i, action);
@@ -207,10 +214,12 @@ impl<P: PageOps> ChunkMap<P> {
                 Call::ProtectNone => unsafe { self.raw_call(Call::ProtectRw, range) },
             };
             if undone.is_err() {
+                restored = false;
                 self.publish(i, e, action, true);
             }
             i = e;
         }
+        restored
     }
 
     /// Release our claims on `[c0, c1)`: publish the new states (`ok`) or

@@ -7,13 +7,29 @@ use vmspace_shim::{Addr, Op, Range, ShimError};
 use crate::error::{from_common, CommonError};
 
 /// What went wrong in a [`ChunkMap`](super::ChunkMap) operation. A failing
-/// operation leaves every chunk in the state it had before the call.
+/// operation leaves every chunk in the state it had before the call, except
+/// after [`RollbackFailed`](ChunkMapError::RollbackFailed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChunkMapError {
     /// A page operation failed on `range` (chunks or a table page).
     Backend {
         /// The operation.
+        op: Op,
+        /// The address range it was applied to.
+        range: Range,
+        /// What the backend said.
+        error: ShimError,
+    },
+    /// A page operation failed on `range`, and undoing the calls the
+    /// operation had made before it failed too (two backend failures in one
+    /// call). Each chunk whose undo failed is recorded in the state the
+    /// backend left it in (mapped where it could not be unmapped or
+    /// protected again, unmapped where it could not be mapped again), so
+    /// [`check`](super::ChunkMap::check) still holds and the states still
+    /// say what the backend holds; every other chunk is as it was.
+    RollbackFailed {
+        /// The operation that failed first.
         op: Op,
         /// The address range it was applied to.
         range: Range,
@@ -39,6 +55,13 @@ impl fmt::Display for ChunkMapError {
             ChunkMapError::Backend { op, range, error } => {
                 write!(f, "{op} of {} at {} failed: {error}", range.size(), range.base())
             }
+            ChunkMapError::RollbackFailed { op, range, error } => write!(
+                f,
+                "{op} of {} at {} failed: {error}, and undoing what came before failed too \
+                 (some chunks keep their new state)",
+                range.size(),
+                range.base()
+            ),
             ChunkMapError::Common(e) => write!(f, "chunk map: {e}"),
             ChunkMapError::NotMapped { chunk } => write!(f, "the chunk at {chunk} is not mapped"),
         }
@@ -49,7 +72,9 @@ impl fmt::Display for ChunkMapError {
 impl std::error::Error for ChunkMapError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ChunkMapError::Backend { error, .. } => Some(error),
+            ChunkMapError::Backend { error, .. } | ChunkMapError::RollbackFailed { error, .. } => {
+                Some(error)
+            }
             ChunkMapError::Common(e) => Some(e),
             _ => None,
         }

@@ -24,7 +24,10 @@
 //!   access.
 //! - [`is_mapped`](ChunkMap::is_mapped) is two atomic loads and no lock.
 //! - A failing operation leaves every chunk as it was, and its error names
-//!   the address and size of the failed call.
+//!   the address and size of the failed call. The one exception is a
+//!   second backend failure while undoing the first
+//!   ([`ChunkMapError::RollbackFailed`]): the chunks it could not restore
+//!   are recorded in the state the backend left them in.
 //!
 //! ```
 //! use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};

@@ -11,7 +11,8 @@ impl<P: PageOps> ChunkMap<P> {
     /// Map (commit, read-write) every chunk that `range` touches and that is
     /// not mapped: unmapped and quarantined chunks are mapped, protected ones
     /// unprotected. Safe to call from several threads on overlapping ranges:
-    /// each chunk is mapped once. On failure no chunk's state has changed.
+    /// each chunk is mapped once. On failure no chunk's state has changed,
+    /// unless undoing failed too ([`ChunkMapError::RollbackFailed`]).
     pub fn ensure_mapped(&self, range: Range) -> Result<(), ChunkMapError> {
         let (c0, c1) = self.chunk_indices(range, false)?;
         if (c0..c1).all(|c| self.load(c) == Some(MAPPED)) {
@@ -68,7 +69,9 @@ impl<P: PageOps> ChunkMap<P> {
 
     /// Decommit the committed chunks of `range` (chunk-aligned) and return
     /// every chunk in it to unmapped. On failure no chunk's state has
-    /// changed (what the caller was discarding may be zero).
+    /// changed (what the caller was discarding may be zero), unless
+    /// recommitting what was already decommitted failed too
+    /// ([`ChunkMapError::RollbackFailed`]).
     pub fn unmap(&mut self, range: Range) -> Result<(), ChunkMapError> {
         let (c0, c1) = self.chunk_indices(range, true)?;
         let mut c = c0;
@@ -84,8 +87,12 @@ impl<P: PageOps> ChunkMap<P> {
                 // SAFETY: the chunks are committed (their states say so) in
                 // our space; `&mut self` means no one else relies on them.
                 if let Err(error) = unsafe { self.ops.unmap(r) } {
-                    self.undo_unmap(c0, c);
-                    return Err(ChunkMapError::Backend { op: Op::Unmap, range: r, error });
+                    let (op, range) = (Op::Unmap, r);
+                    return Err(if self.undo_unmap(c0, c) {
+                        ChunkMapError::Backend { op, range, error }
+                    } else {
+                        ChunkMapError::RollbackFailed { op, range, error }
+                    });
                 }
             }
             c = e;
@@ -117,8 +124,11 @@ impl<P: PageOps> ChunkMap<P> {
     }
 
     /// Recommit the committed chunks of `[c0, c)` that `unmap` decommitted;
-    /// a chunk that cannot be recommitted is recorded as unmapped.
-    fn undo_unmap(&mut self, c0: usize, c: usize) {
+    /// a chunk that cannot be recommitted is recorded as unmapped, one that
+    /// cannot be protected again as mapped. Returns whether all were
+    /// restored.
+    fn undo_unmap(&mut self, c0: usize, c: usize) -> bool {
+        let mut restored = true;
         let mut i = c0;
         while i < c {
             let s = self.state_mut(i);
@@ -128,6 +138,7 @@ impl<P: PageOps> ChunkMap<P> {
                 // SAFETY: `unmap` just decommitted these chunks of our space.
                 if unsafe { self.ops.map(r) }.is_err() {
                     // They stay decommitted: record that.
+                    restored = false;
                     for j in i..e {
                         self.committed.fetch_sub(1, Ordering::Relaxed);
                         self.set_state(j, UNMAPPED);
@@ -136,6 +147,7 @@ impl<P: PageOps> ChunkMap<P> {
                     // SAFETY: just mapped; nothing accesses them meanwhile.
                     if unsafe { self.ops.protect(r, Protection::None) }.is_err() {
                         // Committed and read-write: mapped.
+                        restored = false;
                         for j in i..e {
                             self.set_state(j, MAPPED);
                         }
@@ -144,6 +156,7 @@ impl<P: PageOps> ChunkMap<P> {
             }
             i = e;
         }
+        restored
     }
 
     /// Unmap the leaf pages whose chunks are all unmapped. Returns how many.

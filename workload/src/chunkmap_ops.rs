@@ -299,8 +299,12 @@ pub fn step_checked<P: PageOps, const N: usize>(
             stats.succeeded += 1;
         }
         (true, Err(ChunkMapError::Backend { .. })) if faults => {
-            // One failure changes nothing; when the rollback fails too,
-            // chunks keep the state the backend left them in.
+            // One failure changes nothing: the model stays as it was.
+            stats.backend_failures += 1;
+        }
+        (true, Err(ChunkMapError::RollbackFailed { .. })) if faults => {
+            // The rollback failed too: the chunks it could not restore keep
+            // the state the backend left them in.
             model.resync(map);
             stats.backend_failures += 1;
         }

@@ -133,6 +133,18 @@ impl Importer {
         self.ids.insert(id, (a, 1));
     }
 
+    /// The end of a mapping the call returned at `start`, or `None` (the
+    /// call skipped, with a note) when it would run past the top of the
+    /// address space, which no kernel hands out but a trace may say.
+    fn mapping_end(&mut self, start: usize, len: usize, line: usize) -> Option<usize> {
+        let end = start.checked_add(len);
+        if end.is_none() {
+            self.used -= 1;
+            self.note("a mapping past the top of the address space skipped", line);
+        }
+        end
+    }
+
     fn call(&mut self, c: &Call<'_>, line: usize) {
         let arg = |i: usize| c.args.get(i).and_then(|a| parse_number(a).ok());
         let Some(result) = c.result else {
@@ -144,7 +156,7 @@ impl Importer {
                 let len = self.round(arg(1).unwrap_or(0));
                 let flags = c.args.get(3).copied().unwrap_or("");
                 let fixed = flags.split('|').any(|f| f == "MAP_FIXED");
-                let b = result.saturating_add(len);
+                let Some(b) = self.mapping_end(result, len, line) else { return };
                 let covered: usize = self
                     .overlapping(result, b)
                     .iter()
@@ -169,11 +181,11 @@ impl Importer {
             "mremap" => {
                 let a = arg(0).unwrap_or(0);
                 let (old, new) = (self.round(arg(1).unwrap_or(0)), self.round(arg(2).unwrap_or(0)));
+                let Some(b) = self.mapping_end(result, new, line) else { return };
                 match self.pieces.get(&a).copied() {
                     Some(p) if p.end - a == old && self.ids[&p.id].1 == 1 && new > 0 => {
                         self.emit(format!("resize m{} {new:#x}", p.id), line);
                         self.pieces.remove(&a);
-                        let b = result.saturating_add(new);
                         if self.overlapping(result, b).iter().any(|(_, q)| q.id != p.id) {
                             self.unmap(result, b, line);
                         }
@@ -183,7 +195,6 @@ impl Importer {
                     _ => {
                         // Part of a mapping, or several: unmap, map anew.
                         self.unmap(a, a.saturating_add(old), line);
-                        let b = result.saturating_add(new);
                         self.unmap(result, b, line);
                         self.map(result, new, line);
                     }
