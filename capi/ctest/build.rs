@@ -125,7 +125,16 @@ fn main() {
     let samples = out.join("readme.c");
     std::fs::write(&samples, readme_samples(&readme)).expect("write readme.c");
     println!("cargo::rerun-if-changed={}", readme_path.display());
-    let tests = ["calls", "errors", "imports", "threads", "differential", "vmem_compat", "outside"];
+    let tests = [
+        "calls",
+        "errors",
+        "imports",
+        "threads",
+        "differential",
+        "vmem_compat",
+        "outside",
+        "outside_vmem",
+    ];
     let mut b = cc::Build::new();
     b.include(&include)
         .include(here.join("c"))

@@ -221,23 +221,56 @@ impl<S: Store, I: Source> Arena<S, I> {
         None
     }
 
-    /// The first segment that fits after the rotor, wrapping around once.
+    /// Next fit: the first placement at or after where the last next-fit
+    /// allocation ended (`rotor_addr`), in address order, wrapping round to
+    /// the lowest when there is none. The first lap runs from the rotor tag
+    /// (where that allocation was, or the tag before it once a free
+    /// released it; stepped back to a segment starting at or below
+    /// `rotor_addr`) to the end of the address list, searching each segment
+    /// from `rotor_addr` on; the second runs from the start over what the
+    /// first did not search in full: everything before that tag, and what
+    /// begins below `rotor_addr` after it (a fit may straddle it).
     fn find_next(&mut self, req: &Request) -> Option<(u32, usize)> {
-        let start = self.rotor;
-        let mut i = start;
-        loop {
-            i = self.tags.get(i).anext;
+        let r = self.rotor_addr;
+        // The rotor tag is a hint: other allocations and resizes may have
+        // moved its segment's start past `r`; step back to one at or below.
+        let mut from = self.rotor;
+        while from != HEAD && self.tags.get(from).start > r {
+            from = self.tags.get(from).aprev;
             self.counters.search_steps += 1;
+        }
+        let mut i = from;
+        loop {
             let t = self.tags.get(i);
+            if t.kind() == K_FREE && t.end > r {
+                if let Some(p) = req.place(t.start.max(r), t.end) {
+                    return Some((i, p));
+                }
+            }
+            i = t.anext;
+            self.counters.search_steps += 1;
+            if i == HEAD {
+                break;
+            }
+        }
+        // Everything before the rotor, and from it on what begins below `r`.
+        let mut past_rotor = from == HEAD;
+        i = self.tags.get(HEAD).anext;
+        while i != HEAD {
+            let t = self.tags.get(i);
+            past_rotor |= i == from;
+            if past_rotor && t.start >= r {
+                break;
+            }
             if t.kind() == K_FREE {
                 if let Some(p) = req.place(t.start, t.end) {
                     return Some((i, p));
                 }
             }
-            if i == start {
-                return None;
-            }
+            i = t.anext;
+            self.counters.search_steps += 1;
         }
+        None
     }
 
     #[inline]
@@ -316,6 +349,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         }
         if req.policy == Policy::NextFit {
             self.rotor = a;
+            self.rotor_addr = end;
         }
         self.sizes.free.0 -= req.size;
         self.sizes.allocated.0 += req.size;

@@ -18,9 +18,11 @@ pub enum Policy {
     /// The lowest-addressed free segment that fits (the highest-addressed one
     /// when allocating from the top). O(segments).
     FirstFit,
-    /// The first segment that fits at or after the rotor, which then moves
-    /// past the allocation: addresses are reused as late as possible (process
-    /// IDs, catching use after free). O(segments) worst case.
+    /// The first fit at or after the rotor, the address where the last
+    /// next-fit allocation ended (whether or not it has been freed since),
+    /// in address order, wrapping round to the lowest when there is none:
+    /// addresses are reused as late as possible (process IDs, catching use
+    /// after free). O(segments) worst case.
     NextFit,
 }
 

@@ -169,6 +169,10 @@ pub struct Arena<S: Store, I: Source = NoSource> {
     unflushed_count: usize,
     source: I,
     rotor: u32,
+    /// Where the last next-fit allocation ended: the next one starts there
+    /// even when a free has since merged the rotor's segment into a free
+    /// neighbour that reaches back below it.
+    rotor_addr: usize,
     sizes: Sizes,
     spans: usize,
     counters: Counters,
@@ -232,6 +236,7 @@ impl<S: Store, I: Source> Arena<S, I> {
             unflushed_count: 0,
             source,
             rotor: HEAD,
+            rotor_addr: 0,
             sizes: Sizes::default(),
             spans: 0,
             counters: Counters::default(),

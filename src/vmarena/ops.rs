@@ -157,12 +157,15 @@ impl<P: PageOps> VmArena<P> {
         Ok(purged)
     }
 
-    /// Set the spare bound, purging the spare pages if there are more.
+    /// Set the spare bound, purging the spare pages if there are more. If
+    /// the purge fails the bound is unchanged (the runs given back before
+    /// the failing call stay given back, as with
+    /// [`purge_spare`](Self::purge_spare)).
     pub fn set_spare_limit(&mut self, pages: usize) -> Result<(), VmArenaError> {
-        self.spare_limit = pages;
         if self.spare > pages {
             self.purge_spare()?;
         }
+        self.spare_limit = pages;
         Ok(())
     }
 

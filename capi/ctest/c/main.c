@@ -12,6 +12,7 @@ int ctest_errors(void);
 int ctest_imports(void);
 int ctest_threads(void);
 int ctest_outside(void);
+int ctest_outside_vmem(void);
 int ctest_differential(uint64_t seed, int steps);
 int ctest_vmem_compat(void);
 int vmem_example_main(void);
@@ -34,6 +35,7 @@ int main(void)
 	run("imports", ctest_imports());
 	run("threads", ctest_threads());
 	run("outside", ctest_outside());
+	run("outside_vmem", ctest_outside_vmem());
 	for (uint64_t seed = 1; seed <= 4; seed++)
 		run("differential", ctest_differential(seed, 3000));
 	run("vmem_compat", ctest_vmem_compat());

@@ -32,6 +32,9 @@ extern "C" {
     /// A reviewer's tests from outside: the top of the address space, a
     /// size in the same cache class, a dead child's unflushed range.
     pub fn ctest_outside() -> c_int;
+    /// A reviewer's vmem(9) edges from outside: xalloc's constraints as
+    /// vmem(9) defines them, best and next fit, bad arguments.
+    pub fn ctest_outside_vmem() -> c_int;
     /// Every vmem(9) call and flag, the error hook.
     pub fn ctest_vmem_compat() -> c_int;
     /// The vmem(9) example's `main`.
