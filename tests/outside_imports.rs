@@ -14,21 +14,8 @@ use vmspace::arena::{
 };
 use vmspace::{Addr, Size};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, n: u64) -> bool {
-        self.below(n) == 0
-    }
-}
+mod outside_common;
+use outside_common::Rng;
 
 fn up(x: usize, a: usize) -> usize {
     x.div_ceil(a) * a

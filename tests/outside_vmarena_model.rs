@@ -14,27 +14,24 @@ use vmspace_shim::{Addr, FaultInjector, Protection, Range, Size};
 const PAGE: usize = 64;
 const TRACTS: usize = 512;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, n: u64) -> bool {
-        self.below(n) == 0
-    }
-}
+mod outside_common;
+use outside_common::Rng;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 struct T {
     owner: u32,
     prot: bool,
     spare: bool,
+}
+
+/// After a purge that may have stopped part-way (documented): a free
+/// tract is spare exactly when the backend still has it mapped.
+fn resync_spare(m: &mut [T], sim: &SimBackend<'_>, base: usize) {
+    for (k, t) in m.iter_mut().enumerate() {
+        if t.owner == 0 {
+            t.spare = matches!(sim.page_state(Addr(base + k * PAGE)), Some(PageState::Mapped(_)));
+        }
+    }
 }
 
 fn zone_set(rng: &mut Rng) -> ZoneSet {
@@ -232,14 +229,7 @@ fn run(seed: u64, steps: usize, faults: u32) {
                 Err(e) => {
                     assert!(faults > 0 && e.backend().is_some(), "{what}: purge {e:?}");
                     // Partial purge is documented: resync the spare flags.
-                    for (k, t) in m.iter_mut().enumerate() {
-                        if t.owner == 0 {
-                            t.spare = matches!(
-                                sim.page_state(Addr(base + k * PAGE)),
-                                Some(PageState::Mapped(_))
-                            );
-                        }
-                    }
+                    resync_spare(&mut m, &sim, base);
                     a.check().unwrap();
                     continue;
                 }
@@ -255,14 +245,7 @@ fn run(seed: u64, steps: usize, faults: u32) {
                 }
                 Err(e) => {
                     assert!(faults > 0 && e.backend().is_some(), "{what}: set_spare_limit {e:?}");
-                    for (k, t) in m.iter_mut().enumerate() {
-                        if t.owner == 0 {
-                            t.spare = matches!(
-                                sim.page_state(Addr(base + k * PAGE)),
-                                Some(PageState::Mapped(_))
-                            );
-                        }
-                    }
+                    resync_spare(&mut m, &sim, base);
                     a.check().unwrap();
                     continue;
                 }
@@ -285,14 +268,7 @@ fn run(seed: u64, steps: usize, faults: u32) {
                     if faults == 0 || e.backend().is_none() {
                         assert!(committed - spare_bytes > lim, "{what}: limit refused {e:?}");
                     }
-                    for (k, t) in m.iter_mut().enumerate() {
-                        if t.owner == 0 {
-                            t.spare = matches!(
-                                sim.page_state(Addr(base + k * PAGE)),
-                                Some(PageState::Mapped(_))
-                            );
-                        }
-                    }
+                    resync_spare(&mut m, &sim, base);
                     a.check().unwrap();
                     continue;
                 }
