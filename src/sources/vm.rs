@@ -33,10 +33,13 @@ pub struct VmSource<P: PageOps, S: Store> {
 impl<P: PageOps, S: Store> VmSource<P, S> {
     /// A source over all of `vm`'s client range (which must be wholly
     /// unmapped), tracking use in an arena over the stores `tags` and `hash`.
-    pub fn new(vm: Vm<P>, tags: S, hash: S) -> Result<Self, ArenaError> {
+    /// Pages of it unmapped deferred and not yet flushed are flushed first
+    /// (the source would otherwise never be able to map them again).
+    pub fn new(mut vm: Vm<P>, tags: S, hash: S) -> Result<Self, ArenaError> {
         if !vm.mapped().is_zero() {
             return Err(ArenaError::InvalidArgument("VM for a source must start unmapped"));
         }
+        vm.flush();
         let mut space = Arena::new("vm-source", vm.page_size(), tags, hash, NoSource)?;
         space.add(vm.base(), vm.range().size())?;
         Ok(VmSource { vm, space, threshold: 0 })

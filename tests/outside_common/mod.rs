@@ -23,3 +23,23 @@ impl Rng {
         self.below(n) == 0
     }
 }
+
+/// Xorshift64* over a non-zero state (the fourth round's generator).
+pub struct XorshiftStar(pub u64);
+
+#[allow(dead_code)] // not every test file uses every method
+impl XorshiftStar {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform-ish below `n` (non-zero).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
