@@ -13,6 +13,12 @@
 //! by [`Handle`] (no hash on either side, as `offset-allocator` frees).
 //! `no allocator` is the harness alone: the floor under every figure.
 //!
+//! `arena_next_fit` is an ID allocator, next fit's use: 10,000 live
+//! one-unit IDs in a space of 2^22 (Linux's largest `pid_max`); an
+//! iteration frees a random live ID and allocates the next one after the
+//! rotor, so the rotor laps the space and reuses IDs as late as it can.
+//! Freed IDs behind the rotor are where it finds room once it wraps.
+//!
 //! `arena_fragmented` is allocation only, on a fragmented arena: a million
 //! one-unit blocks, every other one freed (half a million one-unit holes),
 //! then rounds of 100,000 two-unit allocations, which no hole holds, so
@@ -384,5 +390,45 @@ fn fragmented(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, instant_fit, fragmented, best_fit, constrained);
+/// IDs in the next-fit group.
+const IDS: usize = 1 << 22;
+
+/// Next fit as an ID allocator: one-unit IDs, `live` of them in `IDS`.
+fn next_fit(c: &mut Criterion) {
+    let mut g = group(c, "arena_next_fit");
+    let live = 10_000;
+    let t = trace(live);
+    let t = Trace { initial: vec![1; live], steps: t.steps.iter().map(|&(i, _)| (i, 1)).collect() };
+    churn(
+        &mut g,
+        "vmspace",
+        live,
+        &t,
+        || {
+            let mut a =
+                Arena::on_pages("ids", Size(1), MmapBackend::new(), 4 * live + 1024, NoSource)
+                    .expect("arena");
+            a.add(Addr(1 << 20), Size(IDS)).unwrap();
+            a
+        },
+        |a, s| record(a.alloc(Size(s as usize), Policy::NextFit).unwrap(), s),
+        |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
+    );
+    churn(
+        &mut g,
+        "vmem",
+        live,
+        &t,
+        || {
+            let a: Vmem = vmem::Arena::create("ids", 1, None, Tags).unwrap();
+            a.add_span(1 << 20, IDS).unwrap();
+            a
+        },
+        |a, s| a.alloc(s as usize, vmem::AllocPolicy::NextFit).unwrap(),
+        |a, x| a.free(x).unwrap(),
+    );
+    g.finish();
+}
+
+criterion_group!(benches, instant_fit, fragmented, best_fit, constrained, next_fit);
 criterion_main!(benches);
