@@ -71,6 +71,82 @@ fn unknown_commands_wrong_sizes_and_bad_pointers_are_refused() {
     }
 }
 
+/// `value` in a page of its own, then write-protected: an argument the
+/// kernel can read but cannot write back. The page is never unmapped (a
+/// page a call; the test process is short-lived).
+fn read_only<T: Copy>(value: T) -> *mut T {
+    assert!(core::mem::size_of::<T>() <= 4096);
+    // SAFETY: a fresh private anonymous mapping of one page (checked), so
+    // the write is to memory this function owns, aligned to a page; then
+    // only its protection changes.
+    unsafe {
+        let p = libc::mmap(
+            core::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        p.cast::<T>().write(value);
+        assert_eq!(libc::mprotect(p, 4096, libc::PROT_READ), 0);
+        p.cast()
+    }
+}
+
+/// A command whose argument is readable but not writable fails with
+/// `EFAULT` before it does anything: no allocation made whose address the
+/// caller never learns, no free, no object made or destroyed behind its
+/// back.
+#[test]
+fn an_argument_that_cannot_be_written_back_changes_nothing() {
+    let Some(dev) = device_for_tests() else { return };
+    let fd = dev.fd();
+    // Small tag budgets, so that the file's objects bound is reached before
+    // its tags bound (the module's is 2^17 tags).
+    let c = ArenaConfig::new(Size(16)).max_tags(1024);
+    let mut arena = dev.arena(&c).unwrap();
+    arena.add(Addr(1 << 40), Size(1 << 20)).unwrap();
+    let id = arena.id();
+
+    let alloc = AllocArgs { id, policy: POLICY_INSTANT_FIT, size: 64, ..AllocArgs::ZERO };
+    let held = AllocArgs { flags: ALLOC_HELD, ..alloc };
+    assert_eq!(raw(fd, cmd::ARENA_ALLOC, read_only(alloc)), Err(Errno::EFAULT));
+    assert_eq!(raw(fd, cmd::ARENA_ALLOC, read_only(held)), Err(Errno::EFAULT));
+    let s = arena.stats().unwrap();
+    assert_eq!((s.allocated, s.allocs, s.failures), (0, 0, 0));
+
+    let a = arena.alloc(Size(64), Policy::InstantFit).unwrap();
+    let free = FreeArgs { id, addr: a.0 as u64, a: 64, ..FreeArgs::ZERO };
+    assert_eq!(raw(fd, cmd::ARENA_FREE, read_only(free)), Err(Errno::EFAULT));
+    assert_eq!(raw(fd, cmd::ARENA_FREE_DEFERRED, read_only(free)), Err(Errno::EFAULT));
+    let s = arena.stats().unwrap();
+    assert_eq!((s.allocated, s.frees), (64, 0));
+    arena.free(a, Size(64)).unwrap();
+
+    let destroy = DestroyArgs { id, ..DestroyArgs::ZERO };
+    assert_eq!(raw(fd, cmd::DESTROY, read_only(destroy)), Err(Errno::EFAULT));
+    assert_eq!(arena.alloc(Size(16), Policy::InstantFit).unwrap(), Addr(1 << 40));
+
+    // Creations that fail so make no object: more of them than the file
+    // may hold objects, and then one that is written back still succeeds.
+    let create = ArenaCreateArgs {
+        quantum: c.quantum.0 as u64,
+        max_tags: c.max_tags as u64,
+        default_policy: POLICY_INSTANT_FIT,
+        ..ArenaCreateArgs::ZERO
+    };
+    for _ in 0..=dev.info().max_objects {
+        assert_eq!(raw(fd, cmd::ARENA_CREATE, read_only(create)), Err(Errno::EFAULT));
+    }
+    let mut more = Vec::new();
+    for _ in 1..dev.info().max_objects {
+        more.push(dev.arena(&c).unwrap());
+    }
+    assert_eq!(more.len() + 1, dev.info().max_objects as usize);
+}
+
 #[test]
 fn ids_and_handles_of_another_file_are_refused() {
     let Some(a) = device_for_tests() else { return };

@@ -36,11 +36,20 @@ pub fn register<B: DevBackends>(name: &'static CStr) -> impl PinInit<MiscDeviceR
 
 impl<B: DevBackends> DevFile<B> {
     /// Run command `f` on the argument at user address `arg`: read it, clear
-    /// its error record, run `f` under the lock, write it back.
+    /// its error record, write it back so cleared (a probe: an argument the
+    /// caller can read but the kernel cannot write, in read-only memory, is
+    /// `EFAULT` before anything is done, not after the command took effect
+    /// with its results lost), run `f` under the lock, write it back.
+    ///
+    /// Only another thread of the caller unmapping or write-protecting the
+    /// argument while the command runs can still make the last write fail
+    /// after `f` took effect; that is `EFAULT` too, and what `f` did stays
+    /// (held allocations are freed when the file is closed).
     fn call<T: WithErr>(&self, arg: usize, f: impl FnOnce(&mut Objects<B>, &mut T) -> Result) -> Result<isize> {
         let mut user = UserArg::<T>::new(arg);
         let mut args = user.read()?;
         *args.err() = WireError::ZERO;
+        UserArg::<T>::new(arg).write(args)?;
         let result = f(&mut self.objects.lock(), &mut args);
         user.write(args)?;
         result.map(|()| 0)
