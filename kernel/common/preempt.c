@@ -6,6 +6,7 @@
  * on the kernel crate; these stay in C because preempt_disable(),
  * preempt_enable() and cond_resched() are macros with no Rust binding.
  */
+#include <linux/bug.h>
 #include <linux/preempt.h>
 #include <linux/processor.h>
 #include <linux/sched.h>
@@ -18,10 +19,14 @@
  * vmspace_unpin_cpu(), so no other task uses this CPU's magazines meanwhile.
  * Task context only; nothing in between may sleep. smp_processor_id() is
  * the checked one: with CONFIG_DEBUG_PREEMPT it reports a caller that is
- * not pinned.
+ * not pinned. A pin from interrupt context (a caller breaking
+ * KernelCpuPin::new's contract) would share the slot of the task it
+ * interrupted; it is warned about once, with the caller's stack, rather
+ * than left a silent race (one test of the preempt count).
  */
 unsigned int vmspace_pin_cpu(void)
 {
+	WARN_ON_ONCE(!in_task());
 	preempt_disable();
 	return smp_processor_id();
 }
