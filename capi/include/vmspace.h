@@ -144,7 +144,7 @@ struct vmspace_sizes {
 struct vmspace_counters {
 	uint64_t allocs;       /* successful allocations from the arena */
 	uint64_t frees;        /* successful frees to the arena */
-	uint64_t failures;     /* failed allocations and adds */
+	uint64_t failures;     /* failed allocations, adds, extends, resizes and partial frees (bad frees aside) */
 	uint64_t bad_frees;    /* frees refused (arena and caches) */
 	uint64_t search_steps; /* segments or hash entries examined */
 	uint64_t imports;      /* spans imported */

@@ -378,7 +378,15 @@ impl<S: Store, I: Source> Drop for Arena<S, I> {
     fn drop(&mut self) {
         if let Some(hook) = self.leak_hook {
             for seg in self.walk(SegmentKinds::ALLOCATED.union(SegmentKinds::UNFLUSHED)) {
-                hook(self.name, seg.range);
+                // An allocation as asked (its start and requested size), an
+                // unflushed range as its whole segment.
+                let r = match seg.kind {
+                    SegmentKind::Allocated => {
+                        Range::from_size(seg.range.base(), seg.requested).unwrap_or(seg.range)
+                    }
+                    _ => seg.range,
+                };
+                hook(self.name, r);
             }
         }
         let mut m = self.tags.get(HEAD).knext;

@@ -40,7 +40,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     ///
     /// Needs up to two boundary tags (splitting one segment into three):
     /// when they cannot be had (or an injected fault hits) it fails with the
-    /// arena unchanged.
+    /// arena unchanged (but the failure counter).
     pub fn free_part(&mut self, alloc: Addr, offset: Size, size: Size) -> Result<(), ArenaError> {
         self.counters.lookups += 1;
         let found = self.hash.find(&self.tags, alloc.0, &mut self.counters.search_steps);
@@ -77,7 +77,10 @@ impl<S: Store, I: Source> Arena<S, I> {
             self.free_segment(i, &t);
             return Ok(());
         }
-        self.gate(u32::from(head) + u32::from(tail))?;
+        // Out of tags (or an injected fault): a failure, counted as a failed
+        // resize is; a bad claim above counts in `bad_frees` instead.
+        let gate = self.gate(u32::from(head) + u32::from(tail));
+        self.count_failure(gate)?;
         let freed = b - a;
         if !head {
             // The allocation's own tag becomes the freed piece. Off the hash
@@ -127,9 +130,13 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// keeps) are not re-checked: growing may cross a `nocross` boundary or a
     /// `max_addr` limit, as `mremap` would.
     ///
-    /// A wrong address or old size is a [`BadFree`](ArenaError::BadFree), a
-    /// zero new size is an invalid argument; afterwards the allocation is
-    /// freed with `new_size`.
+    /// A wrong address or old size is a [`BadFree`](ArenaError::BadFree)
+    /// (counted in `bad_frees`), a zero new size is an invalid argument, a
+    /// new size that cannot be rounded to the quantum is an
+    /// [`Overflow`](ArenaError::Overflow), and growing past the top of the
+    /// address space is `NoSpace` like any growth without room; every
+    /// failure but a bad claim counts in `failures`. Afterwards the
+    /// allocation is freed with `new_size`.
     pub fn resize(&mut self, addr: Addr, old_size: Size, new_size: Size) -> Result<(), ArenaError> {
         self.counters.lookups += 1;
         let found = self.hash.find(&self.tags, addr.0, &mut self.counters.search_steps);
@@ -159,7 +166,10 @@ impl<S: Store, I: Source> Arena<S, I> {
         let rounded = self.quantum.align_up(new_size.0)?;
         // Slack below the quantum (<= 2^27) fits the packed field.
         let slack = (rounded - new_size.0) as u32;
-        let new_end = t.start.checked_add(rounded).ok_or(ArenaError::Overflow)?;
+        // Growing past the top of the address space: no free segment
+        // follows there, so the room is missing, as it is at a span's end.
+        let new_end =
+            t.start.checked_add(rounded).ok_or(ArenaError::NoSpace { size: new_size.0 })?;
         if new_end < t.end {
             self.gate(1)?;
             let f = self.tags.take()?;

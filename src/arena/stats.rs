@@ -33,7 +33,10 @@ pub struct Counters {
     pub allocs: u64,
     /// Successful frees.
     pub frees: u64,
-    /// Failed alloc, xalloc, add and extend calls.
+    /// Failed alloc, xalloc, add, extend, resize and free_part calls (a
+    /// resize that cannot grow in place included). A bad claim, a free,
+    /// resize or part of an allocation that is not live as stated, counts
+    /// in `bad_frees` instead.
     pub failures: u64,
     /// Frees refused as bad.
     pub bad_frees: u64,
