@@ -134,6 +134,7 @@ fn main() {
         "vmem_compat",
         "outside",
         "outside_vmem",
+        "outside_more",
     ];
     let mut b = cc::Build::new();
     b.include(&include)

@@ -86,10 +86,10 @@ typedef struct vmspace_arena vmspace_arena_t;
  */
 #define VMSPACE_INSTANTFIT 0x01 /* O(1) power-of-two free lists (vmem's default) */
 #define VMSPACE_BESTFIT 0x02    /* the smallest free segment that fits */
-#define VMSPACE_FIRSTFIT 0x04   /* the lowest-addressed free segment that fits */
+#define VMSPACE_FIRSTFIT 0x04   /* the lowest-addressed free segment that fits (with TOP: the highest) */
 #define VMSPACE_NEXTFIT 0x08    /* first fit from where the last next fit ended: IDs reused late */
 #define VMSPACE_TOP 0x10        /* place at the top of the segment chosen */
-#define VMSPACE_WAIT 0x20       /* wait until space is freed, never -ENOMEM */
+#define VMSPACE_WAIT 0x20       /* wait until space is freed, never -ENOMEM (-ERANGE at once if never) */
 #define VMSPACE_EXACT 0x40      /* xalloc: start exactly at `exact` */
 
 /* Kinds of segments (walk masks and vmspace_segment.kind). */

@@ -200,7 +200,7 @@ impl Constraints {
             return Err(ArenaError::OverConstrained("address window smaller than size"));
         }
         let constrained = align_v != quantum || nocross != 0 || lo != 0 || hi != usize::MAX;
-        Ok(Request {
+        let req = Request {
             size,
             slack,
             align: align_v,
@@ -213,7 +213,27 @@ impl Constraints {
             constrained,
             windowed: lo != 0 || hi != usize::MAX,
             held: false,
-        })
+        };
+        // Constraints that no address meets can never be met, however much
+        // is freed: say so now rather than fail with `NoSpace` (which a
+        // waiting caller would wait on for ever). An exact address was
+        // checked above. Without a window the lowest candidate is the
+        // phase itself (below the alignment, and clear of nocross by the
+        // check above), so only its end can fail. A window (min or max) is
+        // searched as a segment would be: the lowest placement in it is
+        // the lowest in any segment of it. (Only then: the search costs
+        // about a tenth of a constrained allocation.)
+        if self.exact.is_none() {
+            let none = if req.windowed {
+                (Request { top: false, ..req }).place(lo, hi).is_none()
+            } else {
+                phase.checked_add(size).is_none()
+            };
+            if none {
+                return Err(ArenaError::OverConstrained("no address meets the constraints"));
+            }
+        }
+        Ok(req)
     }
 }
 
@@ -496,6 +516,60 @@ mod tests {
         let x = req(Constraints::new(Size(16)).exact(Addr(160)));
         assert_eq!(x.place(0, 1000), Some(160));
         assert_eq!(x.place(176, 1000), None);
+    }
+
+    /// A window that holds no placement is over-constrained at once (not
+    /// `NoSpace`, which a waiting caller would wait on for ever), and one
+    /// that holds a placement is not: checked against every start in small
+    /// windows. (Found from C by an outside reviewer: a nocross boundary
+    /// in the middle of a window just larger than the size, an alignment
+    /// with no multiple in the window, a window with no quantum-aligned
+    /// room.)
+    #[test]
+    fn windows_without_a_placement_are_over_constrained() {
+        let over = |c: Constraints| matches!(c.validate(16), Err(ArenaError::OverConstrained(_)));
+        let b = 0x10_0000;
+        let c = Constraints::new(Size(0x20)).nocross(Size(0x100));
+        assert!(over(c.min_addr(Addr(b + 0xf0)).max_addr(Addr(b + 0x110))));
+        assert!(!over(c.min_addr(Addr(b + 0xf0)).max_addr(Addr(b + 0x120))));
+        let c = Constraints::new(Size(0x10)).align(Size(0x1000));
+        assert!(over(c.min_addr(Addr(b + 0x10)).max_addr(Addr(b + 0x800))));
+        assert!(over(c.min_addr(Addr(b + 0x10)).max_addr(Addr(b + 0x800)).from_top(true)));
+        assert!(!over(c.min_addr(Addr(b + 0x10)).max_addr(Addr(b + 0x1010))));
+        assert!(over(Constraints::new(Size(0x10)).min_addr(Addr(b + 1)).max_addr(Addr(b + 31))));
+        let top = 1usize << (usize::BITS - 1);
+        let c = Constraints::new(Size(9)).nocross(Size(top));
+        assert!(matches!(
+            c.min_addr(Addr(top - 8)).max_addr(Addr(top + 8)).validate(1),
+            Err(ArenaError::OverConstrained(_))
+        ));
+        assert!(c.min_addr(Addr(top - 8)).max_addr(Addr(top + 9)).validate(1).is_ok());
+        // No window: only a phase that pushes the end past the top fails.
+        let huge = Constraints::new(Size(usize::MAX - 15)).align(Size(32));
+        assert!(huge.validate(16).is_ok());
+        assert!(over(huge.phase(Size(16))));
+        for align in [16usize, 64, 256] {
+            for phase in (0..align).step_by(48) {
+                for nocross in [0usize, 64, 256] {
+                    for size in [16usize, 48] {
+                        let open = Constraints::new(Size(size))
+                            .align(Size(align))
+                            .phase(Size(phase))
+                            .nocross(Size(nocross));
+                        let Ok(any) = open.validate(16) else { continue };
+                        for lo in (0..400).step_by(8) {
+                            for hi in (lo + 1..480).step_by(8) {
+                                let c = open.min_addr(Addr(lo)).max_addr(Addr(hi));
+                                let fits = (lo.next_multiple_of(16)..hi)
+                                    .step_by(16)
+                                    .any(|t| t + size <= hi && any.satisfied_by(t));
+                                assert_eq!(!over(c), fits, "{c:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

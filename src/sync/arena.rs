@@ -151,15 +151,19 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         mut attempt: impl FnMut(&mut Arena<S, I>) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
         let first = self.with(&mut attempt);
-        // Every retry reclaims first: objects that reached the depots since
-        // (a flush, a full magazine) may have made slabs wholly free.
-        let mut again = || {
+        // The one retry before any wait only if a reclaim gave slabs back:
+        // otherwise it could only fail again, counting a second failure and
+        // asking the source for a second import.
+        let first = match first {
+            Err(ArenaError::NoSpace { .. }) if self.reclaim() > 0 => self.with(&mut attempt),
+            other => other,
+        };
+        // Every retry while waiting reclaims first: objects that reached
+        // the depots since (a flush, a full magazine) may have made slabs
+        // wholly free.
+        let again = || {
             self.reclaim();
             self.with(&mut attempt)
-        };
-        let first = match first {
-            Err(ArenaError::NoSpace { .. }) => again(),
-            other => other,
         };
         self.wait_for(wait, first, again)
     }

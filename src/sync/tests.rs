@@ -3,7 +3,7 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
-use crate::arena::{Arena, ArenaError, NoSource, Policy, SliceStore};
+use crate::arena::{Arena, ArenaError, Constraints, NoSource, Policy, SliceStore};
 use crate::qcache::{QCacheConfig, OBJECTS, ROUNDS};
 use vmspace_shim::{Addr, Size};
 
@@ -174,6 +174,26 @@ fn without_caches_everything_goes_to_the_arena() {
     h.free(x, Size(16)).unwrap();
     assert!(h.free(x, Size(16)).is_err());
     assert_eq!(s.reclaim(), 0);
+}
+
+/// A failing allocation with nothing for a reclaim to give back is one
+/// failed attempt, counted once (an outside reviewer found it counted
+/// twice from C: the retry after the reclaim ran whether or not the reclaim
+/// freed anything).
+#[test]
+fn a_failure_with_nothing_to_reclaim_is_counted_once() {
+    for classes in [0, 1] {
+        let mut b = buffers();
+        let s = shared(&mut b, 4096, classes);
+        let before = s.with(|a| a.counters().failures);
+        let e = s.alloc(Size(8192), Policy::InstantFit, Wait::No).unwrap_err();
+        assert!(matches!(e, ArenaError::NoSpace { .. }), "{e:?}");
+        assert_eq!(s.with(|a| a.counters().failures), before + 1, "alloc, classes {classes}");
+        // A waiting one (with no sleeper: `NoWait`) is no different.
+        let big = Constraints::new(Size(8192));
+        assert!(s.xalloc(&big, Wait::Forever).is_err());
+        assert_eq!(s.with(|a| a.counters().failures), before + 2, "xalloc, classes {classes}");
+    }
 }
 
 #[test]

@@ -238,8 +238,16 @@ static int step_xalloc(vmspace_arena_t *a, struct ref *r, uint64_t *seed, int by
 					       q.exact, flags, &x);
 	if (by_handle)
 		x = h.addr;
+	/* Whether the window holds a placement at all, the arena aside. */
+	int placeable = fits(&q, q.min, UINTPTR_MAX);
+	if (e == -ERANGE) {
+		/* "constraints that can never be met together" */
+		CHECK(!placeable);
+		return failures;
+	}
 	if (e == -ENOMEM) {
 		CHECK(!any_fit(r, &q));
+		CHECK(placeable); /* else -ERANGE: waiting would never end */
 		return failures;
 	}
 	CHECK_EQ(e, 0);

@@ -35,6 +35,9 @@ extern "C" {
     /// A reviewer's vmem(9) edges from outside: xalloc's constraints as
     /// vmem(9) defines them, best and next fit, bad arguments.
     pub fn ctest_outside_vmem() -> c_int;
+    /// Another outside reviewer: statistics, walks and histograms against a
+    /// model, dead arenas, forged handles, cache bypasses, huge spans.
+    pub fn ctest_outside_more() -> c_int;
     /// Every vmem(9) call and flag, the error hook.
     pub fn ctest_vmem_compat() -> c_int;
     /// The vmem(9) example's `main`.
