@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Arguments: the allocator (`vmspace`, `vmspace-handle` for ours freed by
-//! handle, `offset-allocator`, `vmem`, or `none` for the harness alone), the
+//! handle, `vmspace-xalloc` for ours allocating with the constraints of the
+//! `arena_xalloc` bench, `offset-allocator`, `vmem`, or `none` for the
+//! harness alone), the
 //! live count, and the steps to run after filling: free+alloc pairs of the
 //! churn trace (`vmspace_workload::Churn`). With `--fragmented`, the
 //! allocation-only workload instead: LIVE one-unit blocks, every other one
@@ -22,7 +24,7 @@
 
 use std::process::ExitCode;
 
-use vmspace::arena::{Arena, NoSource, PageStore, Policy};
+use vmspace::arena::{Arena, Constraints, NoSource, PageStore, Policy};
 use vmspace::{Addr, Size};
 use vmspace_user::MmapBackend;
 use vmspace_workload::Churn;
@@ -197,6 +199,27 @@ fn run_fragmented<C: Churner>(mut c: C, blocks: usize, steps: usize, cold: bool)
 
 /// Report, then leak rather than free everything one by one (like the
 /// criterion bench): the time per step.
+/// Ours allocating under constraints (16-unit alignment, never crossing a
+/// 4096-unit boundary: the `arena_xalloc` bench's), freeing by address.
+struct OursConstrained(OurArena);
+
+impl Churner for OursConstrained {
+    type Handle = (u32, u32);
+    fn stats(&self) {
+        our_stats(&self.0);
+    }
+    #[inline(never)]
+    fn alloc(&mut self, size: usize) -> (u32, u32) {
+        let c = Constraints::new(Size(size)).align(Size(16)).nocross(Size(4096));
+        let a = self.0.xalloc(&c).expect("xalloc");
+        (u32::try_from(a.0).expect("addresses fit in u32"), size as u32)
+    }
+    #[inline(never)]
+    fn free(&mut self, (a, s): (u32, u32)) {
+        self.0.free(Addr(a as usize), Size(s as usize)).expect("free");
+    }
+}
+
 fn finish<C: Churner>(c: C, held: Vec<C::Handle>, dt: u64, steps: usize) -> f64 {
     if std::env::var_os("CHURN_STATS").is_some() {
         c.stats();
@@ -226,7 +249,7 @@ fn main() -> ExitCode {
     let Some((who, (live, steps))) = parsed else {
         eprintln!(
             "usage: arena_churn [--fragmented|--fragmented-cold] \
-             vmspace|vmspace-handle|offset-allocator|vmem|none \
+             vmspace|vmspace-handle|vmspace-xalloc|offset-allocator|vmem|none \
              LIVE STEPS"
         );
         return ExitCode::from(2);
@@ -248,6 +271,7 @@ fn main() -> ExitCode {
     let ns = match who {
         "vmspace" => pick(Ours(arena()), mode, live, steps),
         "vmspace-handle" => pick(OursByHandle(arena()), mode, live, steps),
+        "vmspace-xalloc" => pick(OursConstrained(arena()), mode, live, steps),
         "offset-allocator" => {
             let max = (2 * live + 1024 + if fragmented { steps.max(WARM_ROUND) } else { 0 }) as u32;
             let a = offset_allocator::Allocator::with_max_allocs(SPACE as u32, max);
@@ -261,7 +285,8 @@ fn main() -> ExitCode {
         "none" => pick(NoAllocator(0), mode, live, steps),
         _ => {
             eprintln!(
-                "unknown allocator {who}: vmspace, vmspace-handle, offset-allocator, vmem or none"
+                "unknown allocator {who}: vmspace, vmspace-handle, vmspace-xalloc, \
+                 offset-allocator, vmem or none"
             );
             return ExitCode::from(2);
         }
