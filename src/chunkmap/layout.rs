@@ -15,7 +15,13 @@ pub struct ChunkMapConfig {
 }
 
 impl ChunkMapConfig {
-    /// A 47-bit space in 4 MiB chunks.
+    /// A 47-bit space in 4 MiB chunks (MMTk's). With its tables that is
+    /// more than all of x86-64's user space under 4-level paging (2^47
+    /// bytes) or its vmalloc area (2^45), so [`ChunkMap::new`] fails there
+    /// with the backend's error: ask for `Size(1 << 46)` in user space (as
+    /// `tests/chunkmap_mmap.rs` falls back to), less in the kernel.
+    ///
+    /// [`ChunkMap::new`]: super::ChunkMap::new
     pub const DEFAULT: ChunkMapConfig =
         ChunkMapConfig { space: Size(1 << 47), chunk: Size(4 << 20) };
 

@@ -2,7 +2,8 @@
 //! sparse address space, with lock-free lookup.
 //!
 //! A [`ChunkMap`] reserves its *space* (by default 2^47 bytes in 4 MiB
-//! chunks; anything the backend can reserve) and records for every chunk
+//! chunks, which x86-64's 4-level user space cannot hold with the tables:
+//! see [`ChunkMapConfig::DEFAULT`]; anything the backend can reserve) and records for every chunk
 //! whether it is [unmapped, quarantined, mapped or
 //! protected](ChunkState). The record is a two-level table in the same
 //! reservation, past the space: a *directory* with one byte per *leaf*

@@ -15,7 +15,10 @@
 //!   and an avoided [`ZoneSet`]. The arena honours them unless no suitable
 //!   place remains, then falls back and says so in the [`Grant`].
 //! - A commit limit: an allocation that would take committed memory past it
-//!   fails cleanly (spare pages are purged first when that makes it fit).
+//!   fails cleanly (all spare pages are purged first when that makes it
+//!   fit). Only the place first fit chose is costed against the limit: an
+//!   allocation can fail where another allowed place would have needed
+//!   fewer table pages.
 //! - Spare pages: freed tracts stay committed for reuse, up to a bound;
 //!   [`purge_spare`](VmArena::purge_spare) gives them back.
 //! - A vmem [`Arena`](crate::arena::Arena) can import from a VM arena: it

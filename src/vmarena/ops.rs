@@ -66,9 +66,10 @@ impl<P: PageOps> VmArena<P> {
     }
 
     /// Free the tracts of `range`, all allocated to `owner`. Up to the spare
-    /// bound, the pages stay committed for reuse (protected ones never do);
-    /// the rest are decommitted. Table pages left describing no allocated
-    /// tract are unmapped.
+    /// bound, the pages stay committed for reuse, the lowest first; the rest
+    /// are decommitted. A range with any protected tract in it is
+    /// decommitted whole (no page of it is kept spare). Table pages left
+    /// describing no allocated tract are unmapped.
     pub fn free(&mut self, range: Range, owner: Owner) -> Result<(), VmArenaError> {
         let (lo, hi, protected) = self.owned(range, owner)?;
         self.retry_stale();
