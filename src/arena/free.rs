@@ -73,6 +73,14 @@ impl<S: Store, I: Source> Arena<S, I> {
         }
     }
 
+    /// Take back the count of the bad free just refused, which a layer in
+    /// front of the arena (the quantum caches) counts as its own. Called
+    /// in the same critical section as the refused free, so no one sees
+    /// the counter go down.
+    pub(crate) fn reattribute_bad_free(&mut self) {
+        self.counters.bad_frees = self.counters.bad_frees.saturating_sub(1);
+    }
+
     /// vmem's name for [`free`](Self::free) of an [`xalloc`](Self::xalloc)
     /// result; the same operation here.
     pub fn xfree(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {

@@ -171,6 +171,24 @@ impl<S: Store> QCache<S> {
     }
 }
 
+impl<S: Store> QCache<S> {
+    /// A free the arena refused (no allocation of its own at `addr`) that
+    /// names a live cached object of another class than `size`'s: count it
+    /// here, where the docs count bad frees of cached objects, and report
+    /// the size the object's client asked for. `None` when no class holds
+    /// a live object at `addr`. (Off the free path: only a refused free
+    /// looks through every class.)
+    pub(crate) fn refused_free_of_live(&self, addr: Addr) -> Option<Size> {
+        let live = (0..self.classes()).find_map(|c| {
+            let (rec, i) = self.tables.find(c, addr.0)?;
+            let asked = rec.live[i].load(Ordering::Relaxed);
+            (asked != 0).then_some(Size(asked as usize))
+        })?;
+        self.stats.bad_frees.fetch_add(1, Ordering::Relaxed);
+        Some(live)
+    }
+}
+
 /// [`QCache::claim`] through a class's lookup ([`QCache::class_finder`]).
 #[inline]
 pub(crate) fn claim_with(finder: Finder<'_>, addr: usize, size: Size) -> Option<Addr> {

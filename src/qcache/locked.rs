@@ -120,14 +120,14 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
         let k = t.class(c);
         for slot in 0..SLABS {
             let rec = t.record(c, slot);
-            let base = rec.base.load(Ordering::Relaxed);
+            let Some(base) = rec.slab_base(Ordering::Relaxed) else { continue };
             let mut bits = rec.in_slab.load(Ordering::Relaxed);
-            while base != 0 && bits != 0 && !mag.is_full() {
+            while bits != 0 && !mag.is_full() {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 mag.push(base + i * k.size);
             }
-            rec.in_slab.store(if base != 0 { bits } else { 0 }, Ordering::Relaxed);
+            rec.in_slab.store(bits, Ordering::Relaxed);
             if mag.is_full() {
                 return;
             }
@@ -141,7 +141,7 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
         let Ok(slab) = self.arena.xalloc_handle(&want) else { return };
         let base = slab.addr().0;
         let rec = t.record(c, t.slot_for(c, base));
-        if rec.base.load(Ordering::Relaxed) != 0 {
+        if rec.slab_base(Ordering::Relaxed).is_some() {
             // The slot is taken: give the slab back; the caller falls back to
             // the arena for this allocation.
             let _ = self.arena.free_handle(slab);
@@ -156,7 +156,7 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
         }
         rec.in_slab.store(bits, Ordering::Relaxed);
         rec.tag.store(slab.tag(), Ordering::Relaxed);
-        rec.base.store(base, Ordering::Release);
+        rec.set_base(Some(base), Ordering::Release);
         self.cache.stats.slabs_created.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -176,8 +176,8 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
             }
             for slot in 0..SLABS {
                 let rec = t.record(c, slot);
-                let base = rec.base.load(Ordering::Relaxed);
-                if base == 0 || rec.in_slab.load(Ordering::Relaxed) != u64::MAX {
+                let Some(base) = rec.slab_base(Ordering::Relaxed) else { continue };
+                if rec.in_slab.load(Ordering::Relaxed) != u64::MAX {
                     continue;
                 }
                 let handle =
@@ -185,7 +185,7 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
                 if handle.is_some_and(|h| self.arena.free_handle(h).is_ok()) {
                     rec.in_slab.store(0, Ordering::Relaxed);
                     rec.tag.store(0, Ordering::Relaxed);
-                    rec.base.store(0, Ordering::Release);
+                    rec.set_base(None, Ordering::Release);
                     freed += 1;
                 }
             }
@@ -211,7 +211,7 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
             depot += unsafe { t.depot(c) }.count;
             for slot in 0..SLABS {
                 let rec = t.record(c, slot);
-                if rec.base.load(Ordering::Relaxed) != 0 {
+                if rec.slab_base(Ordering::Relaxed).is_some() {
                     slabs += 1;
                     in_slabs += rec.in_slab.load(Ordering::Relaxed).count_ones() as usize;
                 }
@@ -245,15 +245,14 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
             for slot in 0..SLABS {
                 let rec = t.record(c, slot);
                 let corrupt = |what| Err(ArenaError::Corrupt { what, tag: slot as u32 });
-                let base = rec.base.load(Ordering::Relaxed);
                 let in_slab = rec.in_slab.load(Ordering::Relaxed);
                 let live = rec.live_mask();
-                if base == 0 {
+                let Some(base) = rec.slab_base(Ordering::Relaxed) else {
                     if in_slab != 0 || live != 0 {
                         return corrupt("unused slab record has objects");
                     }
                     continue;
-                }
+                };
                 if t.slot_for(c, base) != slot || base % k.slab_align() != 0 {
                     return corrupt("slab record in the wrong slot or misaligned");
                 }

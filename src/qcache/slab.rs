@@ -53,15 +53,18 @@ const LINE: usize = 64;
 ///
 /// # Invariants
 ///
-/// `base == 0` means the record is unused, and then `in_slab == 0` and every
-/// `live` word is 0. Otherwise `[base, base + OBJECTS * size)` is a held
+/// `key` is `!base` for a slab at `base` (so a slab may start at address
+/// 0, and an all-zero record is unused: no slab starts at `usize::MAX`,
+/// slabs being aligned to at least 64 bytes). `key == 0` means the record
+/// is unused, and then `in_slab == 0` and every `live` word is 0.
+/// Otherwise `[base, base + OBJECTS * size)` is a held
 /// arena allocation of the record's class whose boundary tag is `tag`, and
 /// for each object at most one of its `in_slab` bit and `live` word is
 /// non-zero; a non-zero `live` word is the size its client asked for, in the
 /// class's range.
 #[repr(C, align(64))]
 pub(crate) struct SlabRecord {
-    pub(crate) base: AtomicUsize,
+    key: AtomicUsize,
     pub(crate) in_slab: AtomicU64,
     pub(crate) tag: AtomicU32,
     _line: [u32; 11],
@@ -79,12 +82,33 @@ impl SlabRecord {
     #[cfg_attr(not(any(loom, test)), expect(dead_code, reason = "zeroed in place but under loom"))]
     pub(crate) fn new() -> Self {
         SlabRecord {
-            base: AtomicUsize::new(0),
+            key: AtomicUsize::new(0),
             in_slab: AtomicU64::new(0),
             tag: AtomicU32::new(0),
             _line: [0; 11],
             live: core::array::from_fn(|_| AtomicU32::new(0)),
         }
+    }
+
+    /// The base of the record's slab, `None` when the record is unused.
+    #[inline]
+    pub(crate) fn slab_base(&self, order: Ordering) -> Option<usize> {
+        let key = self.key.load(order);
+        (key != 0).then_some(!key)
+    }
+
+    /// Whether the record's slab starts at `base`: one load and compare.
+    #[inline]
+    pub(crate) fn holds(&self, base: usize, order: Ordering) -> bool {
+        self.key.load(order) == !base
+    }
+
+    /// Register the slab at `base` (aligned to at least 64 bytes), or mark
+    /// the record unused (`None`).
+    #[inline]
+    pub(crate) fn set_base(&self, base: Option<usize>, order: Ordering) {
+        debug_assert!(base != Some(usize::MAX), "slabs are aligned");
+        self.key.store(base.map_or(0, |b| !b), order);
     }
 
     /// Mark object `i` live for a client that asked for `size` (non-zero,
@@ -351,7 +375,7 @@ impl<'t> Finder<'t> {
         let k = &self.k;
         let base = addr & !(k.slab_align() - 1);
         let rec = &self.slabs[k.slot(base)];
-        if base == 0 || rec.base.load(Ordering::Acquire) != base {
+        if !rec.holds(base, Ordering::Acquire) {
             return None;
         }
         Some((rec, k.index(addr - base)?))

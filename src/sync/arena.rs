@@ -222,7 +222,21 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
             Some(c) => {
                 self.with_caches(|l| l.return_object(c, addr));
             }
-            None => self.with(|a| a.free(addr, size))?,
+            None => self.with(|a| {
+                let r = a.free(addr, size);
+                // A live cached object freed with a size of another class
+                // (looked for in that class, not found) reached the arena,
+                // which has no allocation there: the caches' bad free.
+                if let Err(ArenaError::BadFree { allocated: None, .. }) = r {
+                    if let Some(live) =
+                        self.caches.as_ref().and_then(|q| q.refused_free_of_live(addr))
+                    {
+                        a.reattribute_bad_free();
+                        return Err(ArenaError::BadFree { addr, size, allocated: Some(live) });
+                    }
+                }
+                r
+            })?,
         }
         self.freed();
         Ok(())

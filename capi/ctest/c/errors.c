@@ -71,7 +71,7 @@ static int bad_frees(void)
 	CHECK_EQ(vmspace_arena_free(a, 0, 0x100), -ENOENT);
 	CHECK_EQ(vmspace_arena_free(a, BASE + SPAN + 0x1000, 16), -ENOENT);
 	CHECK_EQ(vmspace_arena_free(a, q, 32), -EMSGSIZE); /* same class, other size */
-	CHECK_EQ(vmspace_arena_free(a, q, 48), -ENOENT);   /* another class */
+	CHECK_EQ(vmspace_arena_free(a, q, 48), -EMSGSIZE); /* another class: live, other size */
 	CHECK_EQ(vmspace_arena_free(a, q + 8, 24), -ENOENT);
 	CHECK_EQ(vmspace_arena_free(a, x, 0), -EMSGSIZE);
 	CHECK_EQ(vmspace_arena_free(a, UINTPTR_MAX - 8, 64), -ENOENT);
