@@ -5,51 +5,12 @@
 //! objects, depot overflow), each checked against values the docs state.
 
 use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, Policy, SliceStore};
-use vmspace::qcache::{QCacheConfig, QCacheStats, SlotFlag, DEPOT, OBJECTS, ROUNDS};
-use vmspace::sync::{CacheHandle, CpuCaches, NoWait, SpinLock, SyncArena, Wait};
+use vmspace::qcache::{QCacheStats, SlotFlag, DEPOT, OBJECTS, ROUNDS};
+use vmspace::sync::{CacheHandle, CpuCaches, SyncArena, Wait};
 use vmspace::{Addr, Size};
 
-type Shared<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, NoSource>;
-
-struct Bufs {
-    tags: Vec<u8>,
-    hash: Vec<u8>,
-    qc: Vec<u8>,
-    mags: Vec<u8>,
-}
-fn bufs() -> Bufs {
-    Bufs {
-        tags: vec![0; 1 << 16],
-        hash: vec![0; 1 << 14],
-        qc: vec![0; 1 << 18],
-        mags: vec![0; 1 << 16],
-    }
-}
-
-fn shared<'a>(
-    b: &'a mut Bufs,
-    quantum: usize,
-    classes: usize,
-    base: usize,
-    span: usize,
-) -> (Shared<'a>, SliceStore<'a>) {
-    let mut a = Arena::new(
-        "edges",
-        Size(quantum),
-        SliceStore::new(&mut b.tags),
-        SliceStore::new(&mut b.hash),
-        NoSource,
-    )
-    .unwrap();
-    a.add(Addr(base), Size(span)).unwrap();
-    let s =
-        SyncArena::with_quantum_caches(a, QCacheConfig::new(classes, SliceStore::new(&mut b.qc)))
-            .unwrap();
-    (s, SliceStore::new(&mut b.mags))
-}
-
 mod outside_qstats_model;
-use outside_qstats_model::OneSlot;
+use outside_qstats_model::{bufs, shared, OneSlot, Shared};
 
 fn is_bad_free<T: std::fmt::Debug>(r: &Result<T, ArenaError>) -> bool {
     matches!(r, Err(ArenaError::BadFree { .. }))
