@@ -96,6 +96,9 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// Run `f` on the arena with the lock held. This is the whole arena:
     /// quantum-cache slabs are held allocations in it, which no by-address
     /// free reaches, but its handle interface can free them; leave them be.
+    /// Space that `f` gives back (an `add`, an `extend`, a free, a
+    /// `flushed`) wakes no waiting allocation by itself: follow such a call
+    /// with [`wake_waiters`](Self::wake_waiters).
     ///
     /// Always inlined: an instance's symbol names the arena's whole type and
     /// the caller's closure, which in the kernel's C API came to 546
@@ -193,7 +196,9 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
             Wait::Forever => None,
         };
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        let result = loop {
+        // Counted out however the wait ends, an unwinding source included.
+        let _counted = Counted(&self.waiters);
+        loop {
             let seen = self.waiter.epoch();
             match again() {
                 Err(ArenaError::NoSpace { .. }) => {}
@@ -204,9 +209,7 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
                 break Err(e);
             }
             self.waiter.wait(seen, left);
-        };
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-        result
+        }
     }
 
     /// Free `[addr, addr + size)`, allocated with this size. A bad free is an
@@ -350,6 +353,13 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         self.freed();
     }
 
+    /// Wake every waiting allocation to try again: after space came back
+    /// through [`with`](Self::with), which wakes no one by itself. One
+    /// load when no one waits.
+    pub fn wake_waiters(&self) {
+        self.freed();
+    }
+
     /// Wake waiters after space came back (inlined: the per-CPU caches'
     /// free checks for waiters on every hit).
     #[inline(always)]
@@ -409,6 +419,11 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
 
 /// A shared arena is a source for arenas on any thread: imports are
 /// instant-fit constrained allocations that do not wait, give-backs frees.
+/// A child that is itself shared and waits for space is not woken by frees
+/// in this arena (its waiter is its own): it tries again when something
+/// wakes it or at its timeout, so give such a child `Wait::Timeout`, or
+/// call its [`wake_waiters`](SyncArena::wake_waiters) when the parent has
+/// room again.
 impl<L: RawLock, W: Waiter, S: Store, I: Source> Source for &SyncArena<L, W, S, I> {
     fn quantum(&self) -> Size {
         self.with(|a| a.quantum())
@@ -419,5 +434,16 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> Source for &SyncArena<L, W, S, 
     }
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
         self.free(range.base(), range.size())
+    }
+}
+
+/// A thread counted in a shared arena's waiters: counted out when dropped,
+/// so a wait that ends by unwinding (a panicking source) is not left
+/// counted for ever.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

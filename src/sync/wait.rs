@@ -9,7 +9,8 @@ pub enum Wait {
     /// Fail at once when there is no space (after reclaiming the caches).
     #[default]
     No,
-    /// Wait until space is freed, at most this long.
+    /// Wait until space is freed, at most this long; when the time is up
+    /// the allocation is tried once more before it fails.
     Timeout(Duration),
     /// Wait until space is freed, however long that takes.
     Forever,
