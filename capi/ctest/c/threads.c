@@ -2,12 +2,15 @@
 /*
  * Threads from C (pthreads): random traffic on one shared arena with
  * quantum caches, every unit owned by at most one thread at a time; a
- * thread waiting for space that another frees; racing double frees, of
- * which exactly one succeeds.
+ * thread waiting for space that another frees, or adds as a span; racing
+ * double frees, of which exactly one succeeds.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ctest.h"
 
@@ -161,6 +164,41 @@ static int wait_for_space(void)
 	return failures;
 }
 
+/* A waiter is woken by a span added to its arena (vmspace_arena_add), not
+ * only by a free. It is given time to fall asleep first, and a watchdog
+ * turns a waiter never woken into a failure, ended by a free, rather than
+ * a hang. */
+static int wait_for_a_span(void)
+{
+	int failures = 0;
+	struct waiting w = { .arena = vmspace_arena_create("wait-add", BASE, 0x1000, 16, 0, 0) };
+	vmspace_addr_t all;
+	CHECK_EQ(vmspace_arena_alloc(w.arena, 0x1000, 0, &all), 0);
+	pthread_t t;
+	CHECK_EQ(pthread_create(&t, NULL, waiter, &w), 0);
+	while (!atomic_load(&w.started))
+		sched_yield();
+	usleep(100 * 1000);
+	CHECK_EQ(vmspace_arena_add(w.arena, BASE + 0x10000, 0x1000, 0), 0);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	int joined = pthread_timedjoin_np(t, NULL, &until);
+	CHECK_EQ(joined, 0);
+	if (joined != 0) {
+		CHECK_EQ(vmspace_arena_free(w.arena, all, 0x1000), 0);
+		CHECK_EQ(pthread_join(t, NULL), 0);
+		all = w.got;
+	} else {
+		CHECK_EQ(w.result, 0);
+		CHECK_EQ(w.got, BASE + 0x10000);
+		CHECK_EQ(vmspace_arena_free(w.arena, all, 0x1000), 0);
+	}
+	CHECK_EQ(vmspace_arena_free(w.arena, w.got, 0x1000), 0);
+	CHECK_EQ(vmspace_arena_destroy(w.arena), 0);
+	return failures;
+}
+
 struct racer {
 	vmspace_arena_t *arena;
 	pthread_barrier_t *go;
@@ -234,5 +272,5 @@ static int racing_double_frees(void)
 
 int ctest_threads(void)
 {
-	return shared_traffic() + wait_for_space() + racing_double_frees();
+	return shared_traffic() + wait_for_space() + wait_for_a_span() + racing_double_frees();
 }

@@ -106,7 +106,10 @@ impl<P: Platform> Api<P> {
                     s.added = s.added.saturating_add(size);
                     Ok(())
                 })
-                .map_err(fail)
+                .map_err(fail)?;
+            // A new span is space: wake allocations waiting for some.
+            o.shared.wake_waiters();
+            Ok(())
         })())
     }
 
@@ -145,7 +148,7 @@ impl<P: Platform> Api<P> {
     ) -> Result<(), c_int> {
         // SAFETY: the caller's contract.
         let o = unsafe { obj::<P, _>(arena) }?;
-        o.shared.with(|a| {
+        let set = o.shared.with(|a| {
             let quantum = if quantum == 0 { a.quantum().0 } else { quantum };
             if !quantum.is_power_of_two() {
                 return Err(-code::EINVAL);
@@ -159,7 +162,12 @@ impl<P: Platform> Api<P> {
                 Some(import) => Import::Callbacks { import, release, arg, quantum, flags },
             };
             Ok(())
-        })
+        });
+        if set.is_ok() {
+            // A source to import from may let a waiting allocation succeed.
+            o.shared.wake_waiters();
+        }
+        set
     }
 
     /// `vmspace_arena_set_limit`: imports fail once spans would pass
@@ -176,6 +184,8 @@ impl<P: Platform> Api<P> {
             // SAFETY: the caller's contract.
             let o = unsafe { obj::<P, _>(arena) }?;
             o.shared.with(|a| a.source_mut().limit = limit);
+            // A higher limit may let a waiting allocation import.
+            o.shared.wake_waiters();
             Ok(())
         })())
     }
