@@ -23,6 +23,11 @@ fn model_run(q: usize, classes: usize, seed: u64, steps: usize) -> [u64; 8] {
 }
 
 fn model_run_at(q: usize, classes: usize, seed: u64, steps: usize, at: Option<usize>) -> [u64; 8] {
+    // Stores for per-CPU caches made again: each needs one of its own (the
+    // dropped one's stays borrowed), so there is one a step, made up front
+    // (calloc: untouched pages cost nothing) and freed with the run.
+    let mut spare: Vec<Vec<u8>> = (0..steps).map(|_| vec![0u8; 1 << 16]).collect();
+    let mut spare = spare.iter_mut();
     let mut b = bufs();
     let mut m = Model::new(q, classes);
     // 32 slabs of class 0 fit the span, aligned: no two slabs of a class
@@ -157,9 +162,8 @@ fn model_run_at(q: usize, classes: usize, seed: u64, steps: usize, at: Option<us
                         let c = cpu.take().unwrap();
                         let _ = (c.arena(), c.pin());
                         drop(c);
-                        // The store went with it; a new one from the heap.
-                        let buf: &'static mut [u8] =
-                            Box::leak(vec![0u8; 1 << 16].into_boxed_slice());
+                        // The store went with it; a new one from the spares.
+                        let buf = spare.next().expect("one spare store a step");
                         cpu = Some(
                             CpuCaches::new(&s, OneSlot(SlotFlag::new()), SliceStore::new(buf))
                                 .unwrap(),

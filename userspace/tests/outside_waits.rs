@@ -12,6 +12,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, PageStore, Policy, Source};
@@ -33,16 +34,26 @@ const PATIENCE: Wait = Wait::Timeout(Duration::from_secs(60));
 /// One slab of the smallest class.
 const SLAB: usize = OBJECTS * Q;
 
+/// `x` for the rest of the process, for detached waiters that may outlive
+/// a test. Kept reachable from a static, so that LeakSanitizer (`make
+/// asan`) sees memory meant to live, not memory lost.
+fn immortal<T: 'static>(x: T) -> &'static T {
+    static KEPT: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    let r: &'static T = Box::leak(Box::new(x));
+    KEPT.lock().unwrap().push(r as *const T as usize);
+    r
+}
+
 fn store() -> Store {
     PageStore::new(MmapBackend::new(), Size(1 << 20)).unwrap()
 }
 
 /// A shared arena of one span `[BASE, BASE + span)` with 4 quantum-cache
-/// classes (16..64 bytes), leaked so detached waiters may outlive a test.
+/// classes (16..64 bytes), immortal so detached waiters may outlive a test.
 fn shared(span: usize) -> &'static Shared {
     let mut a = Arena::on_pages("waits", Size(Q), MmapBackend::new(), 1 << 12, NoSource).unwrap();
     a.add(Addr(BASE), Size(span)).unwrap();
-    Box::leak(Box::new(UserArena::with_quantum_caches(a, QCacheConfig::new(4, store())).unwrap()))
+    immortal(UserArena::with_quantum_caches(a, QCacheConfig::new(4, store())).unwrap())
 }
 
 fn no_space(r: &Got) -> bool {
@@ -315,8 +326,7 @@ fn a_handle_drop_wakes_an_xalloc_waiter_for_the_slab_range() {
 #[test]
 fn a_live_handles_flush_wakes_a_per_cpu_waiter() {
     let s = shared(SLAB);
-    let caches: &'static _ =
-        Box::leak(Box::new(UserCpuCaches::new(s, RseqPin::new(), store()).unwrap()));
+    let caches: &'static _ = immortal(UserCpuCaches::new(s, RseqPin::new(), store()).unwrap());
     let mut h = CacheHandle::new(s);
     let objs: Vec<Addr> = (0..OBJECTS).map(|_| h.alloc(Size(Q)).unwrap()).collect();
     let w = Waiters::new();
@@ -482,7 +492,7 @@ fn room_in_a_shared_source_wakes_a_waiting_child_once_told() {
     let s = shared(4096);
     let big = s.alloc(Size(4096), Policy::InstantFit, Wait::No).unwrap();
     let a = Arena::on_pages("child", Size(Q), MmapBackend::new(), 1 << 10, s).unwrap();
-    let c: &'static UserArena<Store, &'static Shared> = Box::leak(Box::new(UserArena::new(a)));
+    let c: &'static UserArena<Store, &'static Shared> = immortal(UserArena::new(a));
     let w = Waiters::new();
     w.spawn(0, move || c.alloc(Size(64), Policy::InstantFit, Wait::Forever));
     let t0 = Instant::now();
