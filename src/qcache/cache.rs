@@ -169,13 +169,11 @@ impl<S: Store> QCache<S> {
             }
         }
     }
-}
 
-impl<S: Store> QCache<S> {
     /// A free the arena refused (no allocation of its own at `addr`) that
-    /// names a live cached object of another class than `size`'s: count it
-    /// here, where the docs count bad frees of cached objects, and report
-    /// the size the object's client asked for. `None` when no class holds
+    /// names a live cached object, which the free's size had looked for in
+    /// another class: count it here, where the docs count bad frees of
+    /// cached objects, and report the size the object's client asked for. `None` when no class holds
     /// a live object at `addr`. (Off the free path: only a refused free
     /// looks through every class.)
     pub(crate) fn refused_free_of_live(&self, addr: Addr) -> Option<Size> {

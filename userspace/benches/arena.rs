@@ -79,17 +79,27 @@ fn record(addr: Addr, second: u32) -> (u32, u32) {
 }
 
 fn ours(live: usize) -> OurArena {
-    let mut a = Arena::on_pages("bench", Size(1), MmapBackend::new(), 4 * live + 1024, NoSource)
-        .expect("arena");
-    a.add(Addr(1 << 20), Size(space(live))).unwrap();
+    ours_over(4 * live + 1024, space(live))
+}
+
+/// Our arena with room for `tags` boundary tags and one span of `units`.
+fn ours_over(tags: usize, units: usize) -> OurArena {
+    let mut a =
+        Arena::on_pages("bench", Size(1), MmapBackend::new(), tags, NoSource).expect("arena");
+    a.add(Addr(1 << 20), Size(units)).unwrap();
     a
 }
 
 type Vmem = vmem::Arena<'static, 'static, Tags, std::sync::Mutex<()>>;
 
 fn theirs_vmem(live: usize) -> Vmem {
+    vmem_over(space(live))
+}
+
+/// A `vmem` crate arena with one span of `units`.
+fn vmem_over(units: usize) -> Vmem {
     let a = vmem::Arena::create("bench", 1, None, Tags).unwrap();
-    a.add_span(1 << 20, space(live)).unwrap();
+    a.add_span(1 << 20, units).unwrap();
     a
 }
 
@@ -337,12 +347,7 @@ fn fragmented_case<H, A>(
 fn fragmented(c: &mut Criterion) {
     let mut g = group(c, "arena_fragmented");
     let tags = 4 * BLOCKS + ROUND + 1024;
-    let make = || {
-        let mut a =
-            Arena::on_pages("bench", Size(1), MmapBackend::new(), tags, NoSource).expect("arena");
-        a.add(Addr(1 << 20), Size(space(BLOCKS))).unwrap();
-        a
-    };
+    let make = || ours_over(tags, space(BLOCKS));
     fragmented_case(
         &mut g,
         "vmspace",
@@ -404,13 +409,7 @@ fn next_fit(c: &mut Criterion) {
         "vmspace",
         live,
         &t,
-        || {
-            let mut a =
-                Arena::on_pages("ids", Size(1), MmapBackend::new(), 4 * live + 1024, NoSource)
-                    .expect("arena");
-            a.add(Addr(1 << 20), Size(IDS)).unwrap();
-            a
-        },
+        || ours_over(4 * live + 1024, IDS),
         |a, s| record(a.alloc(Size(s as usize), Policy::NextFit).unwrap(), s),
         |a, (x, s)| a.free(Addr(x as usize), Size(s as usize)).unwrap(),
     );
@@ -419,11 +418,7 @@ fn next_fit(c: &mut Criterion) {
         "vmem",
         live,
         &t,
-        || {
-            let a: Vmem = vmem::Arena::create("ids", 1, None, Tags).unwrap();
-            a.add_span(1 << 20, IDS).unwrap();
-            a
-        },
+        || vmem_over(IDS),
         |a, s| a.alloc(s as usize, vmem::AllocPolicy::NextFit).unwrap(),
         |a, x| a.free(x).unwrap(),
     );
