@@ -91,10 +91,14 @@ impl Range {
         self.base.0 <= other.base.0 && other.limit.0 <= self.limit.0
     }
 
-    /// Whether the two ranges share at least one address.
+    /// Whether the two ranges share at least one address (so an empty range
+    /// overlaps nothing, not even a range around its base).
     #[inline]
     pub const fn overlaps(&self, other: &Range) -> bool {
-        self.base.0 < other.limit.0 && other.base.0 < self.limit.0
+        !self.is_empty()
+            && !other.is_empty()
+            && self.base.0 < other.limit.0
+            && other.base.0 < self.limit.0
     }
 
     /// Whether both ends are multiples of the power of two `align`.
@@ -144,6 +148,17 @@ mod tests {
         assert!(!r.contains(&outside));
         assert!(r.overlaps(&inner));
         assert!(!r.overlaps(&outside));
+        // An empty range holds no address: it overlaps nothing, wherever its
+        // base lies, and nothing overlaps it.
+        let all = Range::new(Addr(0), Addr(usize::MAX)).unwrap();
+        for base in [0, 5, 0x1000, 0x2000, usize::MAX] {
+            let e = Range::empty(Addr(base));
+            assert!(
+                !all.overlaps(&e) && !e.overlaps(&all) && !e.overlaps(&e),
+                "empty at {base:#x}"
+            );
+        }
+        assert!(!r.overlaps(&Range::empty(Addr(0x2000))));
         assert!(r.contains_addr(Addr(0x2fff)));
         assert!(!r.contains_addr(Addr(0x3000)));
         assert_eq!(r.page_index(Addr(0x2000), Size(0x1000)), Some(1));
