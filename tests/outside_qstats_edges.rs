@@ -218,6 +218,56 @@ fn a_slab_collision_falls_back_to_the_arena_and_counts() {
     );
 }
 
+/// A new slab whose address maps to a taken record is placed again where
+/// a free record maps, when the arena has room there: no collision, no
+/// fallback, every object from a slab (`SyncArena::free_deferred` refuses
+/// them all).
+#[test]
+fn a_slab_that_would_collide_is_placed_on_a_free_record() {
+    let mut b = bufs();
+    let base = 1 << 20;
+    let k = 1024;
+    // Class 0 of quantum 16: slabs of 1 KiB on 1 KiB, 32 records, so
+    // bases 32 KiB apart map to the same record.
+    let (s, _) = shared(&mut b, 16, 1, base, 128 * k);
+    let exact = |at: usize, size: usize| {
+        s.xalloc(&Constraints::new(Size(size)).exact(Addr(at)), Wait::No).unwrap()
+    };
+    let low = exact(base, 32 * k);
+    let mut h = CacheHandle::new(&s);
+    let mut xs: Vec<Addr> = (0..OBJECTS).map(|_| h.alloc(Size(16)).unwrap()).collect();
+    let first = xs[0].0 & !(k - 1);
+    assert_eq!(first, base + 32 * k, "the first slab at the start of the free space");
+    // Now the first fit for a slab is `base + 64 KiB`: the first's record.
+    let mid = exact(base + 33 * k, 31 * k);
+    xs.extend((0..OBJECTS).map(|_| h.alloc(Size(16)).unwrap()));
+    s.check().unwrap();
+    let st = s.qcache_stats();
+    assert_eq!((st.slabs, st.slabs_created, st.slab_collisions), (2, 2, 0), "{st:?}");
+    let slabs: Vec<usize> = s.with(|a| {
+        a.walk(vmspace::arena::SegmentKinds::ALLOCATED)
+            .filter(|seg| seg.held)
+            .map(|seg| seg.range.base().0)
+            .collect()
+    });
+    assert_eq!(slabs.len(), 2, "{slabs:x?}");
+    assert_ne!((slabs[0] / k) % 32, (slabs[1] / k) % 32, "{slabs:x?}: one record");
+    for &x in &xs {
+        assert!(slabs.iter().any(|&b| (b..b + k).contains(&x.0)), "{x}: not in a slab");
+        assert!(is_bad_free(&s.free_deferred(x, Size(16))), "{x}: a slab's part freed deferred");
+    }
+    assert_eq!(s.with(|a| a.sizes().unflushed), Size(0));
+    for x in xs {
+        h.free(x, Size(16)).unwrap();
+    }
+    drop(h);
+    assert_eq!(s.reclaim(), 2);
+    s.free(low, Size(32 * k)).unwrap();
+    s.free(mid, Size(31 * k)).unwrap();
+    s.check().unwrap();
+    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+}
+
 /// Frees of another SyncArena's objects, through every door of this one:
 /// refused, this arena's caches not charged, the other arena untouched
 /// and its object still freeable once.

@@ -27,7 +27,11 @@
 //!   zero: the device refuses anything else with `-EINVAL`.
 //! - Objects (arenas and VMs) are named by the `id` the device returns when
 //!   it makes them; ids are private to the open file that made them (an id
-//!   or a handle of another file is refused).
+//!   of another file is refused). A handle is the tag and address of a held
+//!   allocation in the arena the command's `id` names, checked there as
+//!   `Arena::handle_from_parts` and `free_handle` check it (it carries no
+//!   fingerprint: one that names a live held allocation of that arena frees
+//!   it).
 //! - A command that fails on the object's own terms (a bad free, no space,
 //!   a misaligned range) returns a negative errno *and* fills the
 //!   structure's `err` record ([`error::WireError`]) with the cause; a

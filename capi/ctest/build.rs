@@ -135,6 +135,7 @@ fn main() {
         "outside",
         "outside_vmem",
         "outside_more",
+        "outside_adversary",
     ];
     let mut b = cc::Build::new();
     b.include(&include)

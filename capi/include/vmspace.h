@@ -110,11 +110,12 @@ typedef struct vmspace_arena vmspace_arena_t;
 /* Bins of vmspace_arena_histogram (one per bit of a size, on LP64). */
 #define VMSPACE_HISTOGRAM_BINS 64
 
-/* An allocation made by handle: pass it back whole to free_handle. */
+/* An allocation made by handle: pass it back whole to free_handle (all
+ * three fields as they were written). */
 struct vmspace_handle {
 	vmspace_addr_t addr; /* the allocation's address */
 	uint32_t tag;        /* its boundary tag (meaningful to its arena only) */
-	uint32_t reserved;   /* zero */
+	uint32_t arena;      /* its arena's fingerprint */
 };
 
 /* One span or segment, as vmspace_arena_walk reports it. */
@@ -173,7 +174,11 @@ struct vmspace_params {
 	int flags;                 /* the default policy (one VMSPACE_*FIT) or 0 */
 	int reserved;              /* zero */
 	vmspace_size_t max_tags;   /* 0: VMSPACE_DEFAULT_TAGS */
-	vmspace_arena_t *parent;   /* import from this arena when out of space */
+	vmspace_arena_t *parent;   /* import from this arena when out of space:
+	                              each import is an allocation of the
+	                              parent's, by address, so a free of it
+	                              through the parent is taken (a caller's
+	                              double free; don't) */
 };
 
 /*
@@ -279,8 +284,10 @@ int vmspace_arena_free(vmspace_arena_t *arena, vmspace_addr_t addr,
  * flush (vunmap_range_noflush and one flush_tlb_kernel_range for a batch):
  * a range must not be handed out again before its flush. Walks show it as
  * VMSPACE_SEG_UNFLUSHED. Objects from the quantum caches (with qcache_max
- * set) are parts of a slab and cannot be freed this way (-ENOENT, nothing
- * changes).
+ * set) are not to be freed this way: those that are parts of a slab are
+ * refused (-ENOENT, nothing changes); those a miss took from the arena
+ * itself, when the class had no slab record to spare (32 slabs a class at
+ * once), are allocations of their own and freed like any other.
  */
 int vmspace_arena_free_deferred(vmspace_arena_t *arena, vmspace_addr_t addr,
 				vmspace_size_t size);
@@ -302,7 +309,12 @@ int vmspace_arena_xalloc_handle(vmspace_arena_t *arena, vmspace_size_t size,
 				vmspace_addr_t max, vmspace_addr_t exact,
 				int flags, struct vmspace_handle *handlep);
 /* Free what `handle` holds and store the size it was allocated with at
- * *sizep (unless NULL). A stale or foreign handle is -ENOENT. */
+ * *sizep (unless NULL). A foreign handle (another arena's: its `arena`
+ * field tells, so two live arenas are mistaken for each other with
+ * probability about 2^-32) or a stale one is -ENOENT, except a stale handle
+ * whose tag was since reused for a new handle allocation at the same address:
+ * it names that allocation and frees it, as a free by address of an address
+ * freed and allocated again would. */
 int vmspace_arena_free_handle(vmspace_arena_t *arena,
 			      struct vmspace_handle handle,
 			      vmspace_size_t *sizep);

@@ -110,8 +110,8 @@ structs! {
         addr: vmspace_addr_t,
         /// Its boundary tag's index (meaningful to its arena only).
         tag: u32,
-        /// Zero.
-        reserved: u32,
+        /// The fingerprint of its arena (`Handle::arena`).
+        arena: u32,
     }
     /// One span or segment, as `vmspace_arena_walk` reports it.
     #[derive(Default)]

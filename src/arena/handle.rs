@@ -68,6 +68,25 @@ impl Handle {
     pub fn tag(&self) -> u32 {
         self.tag.get()
     }
+
+    /// The fingerprint of the arena that made the handle (see the module
+    /// documentation): a caller that keeps handles in a narrower form of its
+    /// own (the C API's `struct vmspace_handle`) keeps this too, so that a
+    /// handle given to another arena is still refused.
+    #[inline]
+    pub fn arena(&self) -> u32 {
+        self.arena
+    }
+
+    /// The handle with these parts, as [`addr`](Self::addr),
+    /// [`tag`](Self::tag) and [`arena`](Self::arena) gave them; `None` for tag
+    /// 0 (never a segment's). Nothing is looked up: the free checks the
+    /// result, and refuses it unless it names a live held allocation of the
+    /// arena it is given to.
+    #[inline]
+    pub fn from_parts(addr: Addr, tag: u32, arena: u32) -> Option<Handle> {
+        NonZeroU32::new(tag).map(|tag| Handle { addr, tag, arena })
+    }
 }
 
 impl<S: Store, I: Source> Arena<S, I> {
@@ -77,7 +96,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// checks the result.
     #[inline]
     pub fn handle_from_parts(&self, addr: Addr, tag: u32) -> Option<Handle> {
-        NonZeroU32::new(tag).map(|tag| Handle { addr, tag, arena: self.id })
+        Handle::from_parts(addr, tag, self.id)
     }
 
     /// Allocate `size` units (rounded up to the quantum) under `policy`, as

@@ -11,9 +11,9 @@ use super::cache::{Counters, QCache};
 use super::cpumags::CpuMags;
 use super::magazine::Magazine;
 use super::pair::MagPair;
-use super::slab::{OBJECTS, SLABS};
+use super::slab::{SlabRecord, OBJECTS, SLABS};
 use super::QCacheStats;
-use crate::arena::{Arena, ArenaError, Constraints, Source, Store};
+use crate::arena::{Arena, ArenaError, Constraints, Handle, Source, Store};
 
 /// A [`QCache`] and its arena with the arena lock held.
 ///
@@ -116,7 +116,8 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
     /// Fill `mag` with objects of class `c` taken from slabs, importing a new
     /// slab from the arena when none has any.
     fn fill_from_slabs(&mut self, c: usize, mag: &mut Magazine) {
-        let t = &self.cache.tables;
+        let cache = self.cache;
+        let t = &cache.tables;
         let k = t.class(c);
         for slot in 0..SLABS {
             let rec = t.record(c, slot);
@@ -135,19 +136,8 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
         if !mag.is_empty() {
             return;
         }
-        // A new slab, held by handle (so no by-address free reaches it) and
-        // aligned so its objects find it by masking.
-        let want = Constraints::new(Size(k.slab_bytes())).align(Size(k.slab_align()));
-        let Ok(slab) = self.arena.xalloc_handle(&want) else { return };
+        let Some((slab, rec)) = self.new_slab(c) else { return };
         let base = slab.addr().0;
-        let rec = t.record(c, t.slot_for(c, base));
-        if rec.slab_base(Ordering::Relaxed).is_some() {
-            // The slot is taken: give the slab back; the caller falls back to
-            // the arena for this allocation.
-            let _ = self.arena.free_handle(slab);
-            self.cache.stats.slab_collisions.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         let mut bits = u64::MAX;
         while !mag.is_full() {
             let i = bits.trailing_zeros() as usize;
@@ -158,6 +148,46 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
         rec.tag.store(slab.tag(), Ordering::Relaxed);
         rec.set_base(Some(base), Ordering::Release);
         self.cache.stats.slabs_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A new slab of class `c` from the arena and the record it takes, or
+    /// `None` (no space, or every record of the class in use).
+    ///
+    /// The slab is held by handle (so no by-address free reaches it) and
+    /// aligned so its objects find it by masking; its record is the one its
+    /// address maps to. When that record is taken, the slab goes back and
+    /// one is placed where a free record maps (aligned to the records'
+    /// period, with the free record's phase); only when that fails too is
+    /// the collision counted and the caller left to fall back to the arena.
+    fn new_slab(&mut self, c: usize) -> Option<(Handle, &'a SlabRecord)> {
+        let cache = self.cache;
+        let t = &cache.tables;
+        let k = t.class(c);
+        let want = Constraints::new(Size(k.slab_bytes())).align(Size(k.slab_align()));
+        let slab = self.arena.xalloc_handle(&want).ok()?;
+        let rec = t.record(c, t.slot_for(c, slab.addr().0));
+        if rec.slab_base(Ordering::Relaxed).is_none() {
+            return Some((slab, rec));
+        }
+        let _ = self.arena.free_handle(slab);
+        let free = (0..SLABS).find(|&s| t.record(c, s).slab_base(Ordering::Relaxed).is_none());
+        let placed = free.and_then(|s| {
+            let period = k.slab_align().checked_mul(SLABS)?;
+            let want = want.align(Size(period)).phase(Size(s * k.slab_align()));
+            let slab = self.arena.xalloc_handle(&want).ok()?;
+            let rec = t.record(c, t.slot_for(c, slab.addr().0));
+            debug_assert_eq!(t.slot_for(c, slab.addr().0), s, "placed by its phase");
+            if rec.slab_base(Ordering::Relaxed).is_none() {
+                Some((slab, rec))
+            } else {
+                let _ = self.arena.free_handle(slab);
+                None
+            }
+        });
+        if placed.is_none() {
+            self.cache.stats.slab_collisions.fetch_add(1, Ordering::Relaxed);
+        }
+        placed
     }
 
     /// Give everything the depots hold back to the slabs, and every wholly

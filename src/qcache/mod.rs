@@ -60,6 +60,10 @@ pub struct QCacheStats {
     pub slabs_created: u64,
     /// Slabs ever given back to the arena.
     pub slabs_freed: u64,
-    /// New slabs given straight back because their table slot was taken.
+    /// Misses that found no slab record for a new slab and took an
+    /// allocation of the arena's own instead: the record the slab's
+    /// address maps to was taken, and no slab could be placed where a free
+    /// record maps (every one of the class's [`SLABS`] in use, or no room
+    /// there).
     pub slab_collisions: u64,
 }

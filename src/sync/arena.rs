@@ -250,9 +250,12 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// takes until [`flushed`](Self::flushed). For address space the caller
     /// unmaps without an immediate TLB flush. Objects handed out by the
     /// quantum caches (through a [`CacheHandle`](super::CacheHandle) or
-    /// [`CpuCaches`](super::CpuCaches)) cannot be freed this way: they are
-    /// parts of a slab, not allocations of their own (a bad free; nothing
-    /// changes).
+    /// [`CpuCaches`](super::CpuCaches)) are not to be freed this way: those
+    /// that are parts of a slab are refused (a bad free; nothing changes);
+    /// those a miss took from the arena itself, when the class had no slab
+    /// record to spare (counted in
+    /// [`slab_collisions`](crate::qcache::QCacheStats::slab_collisions)), are
+    /// allocations of their own and freed like any other.
     pub fn free_deferred(&self, addr: Addr, size: Size) -> Result<(), ArenaError> {
         self.with(|a| a.free_deferred(addr, size))
     }
@@ -268,35 +271,54 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         freed
     }
 
+    /// [`Arena::free_handle`] under the lock: free the held allocation
+    /// `handle` holds and return the size it was allocated with. A handle
+    /// naming one of the quantum caches' slabs (also held allocations) is
+    /// refused with [`ArenaError::BadHandle`], like a stale or foreign one,
+    /// and nothing changes: callers that take handles from outside (the C
+    /// API) cannot free a slab from under its objects.
+    pub fn free_handle(&self, handle: Handle) -> Result<Size, ArenaError> {
+        let size = self.with_held(handle.addr(), handle.tag(), Some(handle), Arena::free_handle)?;
+        self.freed();
+        Ok(size)
+    }
+
+    /// [`free_handle`](Self::free_handle) into the freed-but-not-flushed
+    /// state ([`Arena::free_handle_deferred`]): the same checks (a slab's
+    /// handle is refused), and the range waits for
+    /// [`flushed`](Self::flushed); no waiter is woken.
+    pub fn free_handle_deferred(&self, handle: Handle) -> Result<Size, ArenaError> {
+        self.with_held(handle.addr(), handle.tag(), Some(handle), Arena::free_handle_deferred)
+    }
+
     /// Free the held allocation whose handle has these parts (as
     /// [`Arena::handle_from_parts`] rebuilds it, then
-    /// [`Arena::free_handle`]) under one taking of the lock, and return the
-    /// size it was allocated with. A handle naming one of the quantum
-    /// caches' slabs (also held allocations) is refused with
-    /// [`ArenaError::BadHandle`], like a stale one, and nothing changes:
-    /// callers that take handles from outside (the C API) cannot free a
-    /// slab from under its objects.
+    /// [`free_handle`](Self::free_handle)) under one taking of the lock.
+    /// The handle is taken to be this arena's: a caller that keeps handles
+    /// from several arenas keeps [`Handle::arena`] too and rebuilds them
+    /// with [`Handle::from_parts`].
     pub fn free_handle_parts(&self, addr: Addr, tag: u32) -> Result<Size, ArenaError> {
-        let size = self.with_held(addr, tag, Arena::free_handle)?;
+        let size = self.with_held(addr, tag, None, Arena::free_handle)?;
         self.freed();
         Ok(size)
     }
 
     /// [`free_handle_parts`](Self::free_handle_parts) into the
-    /// freed-but-not-flushed state ([`Arena::free_handle_deferred`]): the
-    /// same checks (a slab's handle is refused), and the range waits for
-    /// [`flushed`](Self::flushed); no waiter is woken.
+    /// freed-but-not-flushed state, as
+    /// [`free_handle_deferred`](Self::free_handle_deferred).
     pub fn free_handle_deferred_parts(&self, addr: Addr, tag: u32) -> Result<Size, ArenaError> {
-        self.with_held(addr, tag, Arena::free_handle_deferred)
+        self.with_held(addr, tag, None, Arena::free_handle_deferred)
     }
 
-    /// `free` the held allocation whose handle has these parts, under the
-    /// lock; a slab of the quantum caches, or parts that name no handle,
-    /// are [`ArenaError::BadHandle`].
+    /// `free` the held allocation `handle` holds (or, when `None`, the one
+    /// whose handle in this arena has these parts), under the lock; a slab
+    /// of the quantum caches, or parts that name no handle, are
+    /// [`ArenaError::BadHandle`].
     fn with_held(
         &self,
         addr: Addr,
         tag: u32,
+        handle: Option<Handle>,
         free: impl FnOnce(&mut Arena<S, I>, Handle) -> Result<Size, ArenaError>,
     ) -> Result<Size, ArenaError> {
         self.with(|a| {
@@ -304,7 +326,7 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
             if self.caches.as_ref().is_some_and(|q| q.is_slab(addr)) {
                 return Err(bad);
             }
-            let h = a.handle_from_parts(addr, tag).ok_or(bad)?;
+            let h = handle.or_else(|| a.handle_from_parts(addr, tag)).ok_or(bad)?;
             free(a, h)
         })
     }

@@ -16,7 +16,11 @@ use crate::qcache::{Counters, Magazine, QCache, MAX_CLASSES};
 /// push and one atomic operation on the object's slab record. When both
 /// magazines of a class are empty (or full), the handle exchanges one with
 /// the depot under the lock, refilling from slabs, and from new slabs
-/// imported from the arena, when the depot has none. Frees are checked: an
+/// imported from the arena, when the depot has none (a class has at most
+/// [`SLABS`](crate::qcache::SLABS) slabs at once: past that, a miss takes an
+/// allocation of the arena's own, counted in
+/// [`slab_collisions`](crate::qcache::QCacheStats::slab_collisions), which
+/// the handle frees to the arena). Frees are checked: an
 /// object is freed only with the size it was allocated with, once (of two
 /// racing frees, on any path, one succeeds); anything else is
 /// [`ArenaError::BadFree`] and changes nothing. Larger sizes go straight to

@@ -3,7 +3,7 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
-use crate::arena::{Arena, ArenaError, Constraints, NoSource, Policy, SliceStore};
+use crate::arena::{Arena, ArenaError, Constraints, Handle, NoSource, Policy, SliceStore};
 use crate::qcache::{QCacheConfig, OBJECTS, ROUNDS};
 use vmspace_shim::{Addr, Size};
 
@@ -271,4 +271,29 @@ fn deferred_frees_wait_for_flushed_and_cache_objects_are_refused() {
     h.free(obj, Size(16)).unwrap();
     drop(h);
     s.check().unwrap();
+}
+
+#[test]
+fn a_handle_rebuilt_from_its_parts_keeps_its_arena() {
+    let (mut b1, mut b2) = (buffers(), buffers());
+    let (s1, s2) = (shared(&mut b1, 1 << 20, 2), shared(&mut b2, 1 << 20, 2));
+    // Built alike, so the same address in the same tag: only the
+    // fingerprint tells the handles apart.
+    let h1 = s1.with(|a| a.alloc_handle(Size(4096), Policy::BestFit)).unwrap();
+    let h2 = s2.with(|a| a.alloc_handle(Size(4096), Policy::BestFit)).unwrap();
+    assert_eq!((h1.addr(), h1.tag()), (h2.addr(), h2.tag()));
+    assert_ne!(h1.arena(), h2.arena());
+    let rebuilt = Handle::from_parts(h1.addr(), h1.tag(), h1.arena()).unwrap();
+    assert_eq!(rebuilt, h1);
+    assert_eq!(Handle::from_parts(h1.addr(), 0, h1.arena()), None);
+    for free in [SyncArena::free_handle, SyncArena::free_handle_deferred] {
+        assert!(matches!(free(&s2, rebuilt), Err(ArenaError::BadHandle { .. })), "foreign");
+    }
+    assert_eq!(s2.with(|a| (a.live(), a.sizes().unflushed)), (1, Size(0)));
+    assert_eq!(s1.free_handle(rebuilt), Ok(Size(4096)));
+    assert_eq!(s2.free_handle_deferred(h2), Ok(Size(4096)));
+    assert_eq!(s2.flushed(), Size(4096));
+    assert!(matches!(s1.free_handle(h1), Err(ArenaError::BadHandle { .. })), "stale");
+    s1.check().unwrap();
+    s2.check().unwrap();
 }

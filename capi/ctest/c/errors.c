@@ -91,9 +91,6 @@ static int bad_frees(void)
 	CHECK_EQ(vmspace_arena_free_handle(a, h, NULL), -ENOENT);
 	h.tag = 0xffffffffu;
 	CHECK_EQ(vmspace_arena_free_handle(a, h, NULL), -ENOENT);
-	h = stale;
-	h.reserved = 1;
-	CHECK_EQ(vmspace_arena_free_handle(a, h, NULL), -EINVAL);
 	/* Every tag at a quantum-cache slab's address is refused. */
 	struct vmspace_counters c;
 	vmspace_arena_counters(a, &c);
@@ -104,6 +101,15 @@ static int bad_frees(void)
 		CHECK(r == -ENOENT);
 	}
 	CHECK(unchanged(a, &before));
+	/* A live handle with another arena's fingerprint is foreign. */
+	CHECK_EQ(vmspace_arena_alloc_handle(a, 0x40, 0, &h), 0);
+	stale = h;
+	h.arena ^= 1;
+	before = state_of(a);
+	CHECK_EQ(vmspace_arena_free_handle(a, h, NULL), -ENOENT);
+	CHECK_EQ(vmspace_arena_free_handle_deferred(a, h, NULL), -ENOENT);
+	CHECK(unchanged(a, &before));
+	CHECK_EQ(vmspace_arena_free_handle(a, stale, NULL), 0);
 	/* A misaligned size pointer: refused before anything is freed. */
 	vmspace_size_t got[2] = { 0, 0 };
 	CHECK_EQ(vmspace_arena_alloc_handle(a, 0x40, 0, &h), 0);

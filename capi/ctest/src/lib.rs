@@ -38,6 +38,10 @@ extern "C" {
     /// Another outside reviewer: statistics, walks and histograms against a
     /// model, dead arenas, forged handles, cache bypasses, huge spans.
     pub fn ctest_outside_more() -> c_int;
+    /// An adversarial outside reviewer: bad pointers and foreign arenas,
+    /// every rejected flag, xalloc extremes, bad frees, names, buffers,
+    /// failing and re-entrant callbacks, tag exhaustion, racing frees.
+    pub fn ctest_outside_adversary() -> c_int;
     /// Every vmem(9) call and flag, the error hook.
     pub fn ctest_vmem_compat() -> c_int;
     /// The vmem(9) example's `main`.

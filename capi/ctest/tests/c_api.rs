@@ -48,6 +48,12 @@ fn an_outside_reviewers_statistics_model_and_edges() {
 }
 
 #[test]
+fn an_adversarial_outside_reviewers_edges() {
+    // SAFETY: a self-contained C test (its threads end before it returns).
+    assert_eq!(unsafe { ctest_outside_adversary() }, 0);
+}
+
+#[test]
 fn threads_from_c() {
     // SAFETY: a self-contained C test (its threads end before it returns).
     assert_eq!(unsafe { ctest_threads() }, 0);

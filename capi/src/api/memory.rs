@@ -95,7 +95,7 @@ impl<P: Platform> ArenaObj<P> {
             }
             r => r,
         }?;
-        Ok(vmspace_handle { addr: h.addr().0, tag: h.tag(), reserved: 0 })
+        Ok(vmspace_handle { addr: h.addr().0, tag: h.tag(), arena: h.arena() })
     }
 }
 
@@ -317,7 +317,7 @@ impl<P: Platform> Api<P> {
         sizep: *mut vmspace_size_t,
     ) -> c_int {
         // SAFETY: the caller's contract, passed on.
-        unsafe { free_held::<P>(arena, handle, sizep, |s, a, t| s.free_handle_parts(a, t)) }
+        unsafe { free_held::<P>(arena, handle, sizep, |s, h| s.free_handle(h)) }
     }
 
     /// `vmspace_arena_free_handle_deferred`: as `vmspace_arena_free_handle`,
@@ -332,14 +332,12 @@ impl<P: Platform> Api<P> {
         sizep: *mut vmspace_size_t,
     ) -> c_int {
         // SAFETY: the caller's contract, passed on.
-        unsafe {
-            free_held::<P>(arena, handle, sizep, |s, a, t| s.free_handle_deferred_parts(a, t))
-        }
+        unsafe { free_held::<P>(arena, handle, sizep, |s, h| s.free_handle_deferred(h)) }
     }
 }
 
-/// Free what `handle` holds with `free` (a `SyncArena` method taking its
-/// parts), storing the size at `*sizep` unless NULL.
+/// Free what `handle` holds with `free` (a `SyncArena` method taking the
+/// handle its fields rebuild), storing the size at `*sizep` unless NULL.
 ///
 /// # Safety
 ///
@@ -349,16 +347,17 @@ unsafe fn free_held<P: Platform>(
     arena: *mut vmspace_arena_t,
     handle: vmspace_handle,
     sizep: *mut vmspace_size_t,
-    free: impl FnOnce(&Shared<P>, Addr, u32) -> Result<Size, ArenaError>,
+    free: impl FnOnce(&Shared<P>, Handle) -> Result<Size, ArenaError>,
 ) -> c_int {
     status((|| {
         // SAFETY: the caller's contract.
         let o = unsafe { obj::<P, _>(arena) }?;
-        if handle.reserved != 0 {
-            return Err(-code::EINVAL);
-        }
         let dest = out_opt(sizep)?;
-        let size = free(&o.shared, Addr(handle.addr), handle.tag).map_err(fail)?;
+        let (addr, tag) = (Addr(handle.addr), handle.tag);
+        let h = Handle::from_parts(addr, tag, handle.arena)
+            .ok_or(ArenaError::BadHandle { addr, tag })
+            .map_err(fail)?;
+        let size = free(&o.shared, h).map_err(fail)?;
         if let Some(p) = dest {
             // SAFETY: non-null and aligned, so writable (caller).
             unsafe { p.as_ptr().write(size.0) };
