@@ -13,15 +13,20 @@
  * Errors: every function that can fail returns 0 (or a count) on success and
  * a negative errno value on failure, and a failing call changes nothing:
  *   -EINVAL     a NULL arena, a NULL or misaligned out-pointer, an unknown
- *               flag, a zero size, a quantum, alignment or nocross that is
+ *               flag (a walk's kinds_mask of 0 included), a zero size to
+ *               allocate or add, a quantum, alignment or nocross that is
  *               not a power of two, a phase, nocross, exact address or span
- *               not a multiple of the quantum (an alignment below the
- *               quantum means the quantum; min and max may be any value)
+ *               not a multiple of the quantum, a phase at or above the
+ *               alignment, a max_tags too small for the arena's own lists
+ *               (an alignment below the quantum means the quantum; min and
+ *               max may be any value). A free checks the allocation first:
+ *               a free of size 0 is -ENOENT or -EMSGSIZE as below
  *   -EBADF      not a live arena (destroyed, or not an arena at all, such
  *               as a misaligned arena pointer)
  *   -ENOMEM     no space: no free segment fits and no import could supply one
  *   -ERANGE     constraints that can never be met together
- *   -EOVERFLOW  address or size arithmetic overflowed
+ *   -EOVERFLOW  address or size arithmetic overflowed (a span's end must
+ *               be representable: none ends at 2^64)
  *   -ENOENT     a free of something not allocated (never, already freed, a
  *               stale or foreign handle, an address no allocation starts at)
  *   -EMSGSIZE   a free with a size other than the one allocated
@@ -143,7 +148,9 @@ struct vmspace_sizes {
 
 /* Event counters (they only increase). */
 struct vmspace_counters {
-	uint64_t allocs;       /* successful allocations from the arena */
+	uint64_t allocs;       /* successful allocations the arena made (a
+				* quantum-cache slab is one; objects handed
+				* out of slabs and magazines are not) */
 	uint64_t frees;        /* successful frees to the arena */
 	uint64_t failures;     /* failed allocations, adds, extends, resizes and partial frees (bad frees aside) */
 	uint64_t bad_frees;    /* frees refused (arena and caches) */
@@ -262,7 +269,8 @@ int vmspace_arena_alloc(vmspace_arena_t *arena, vmspace_size_t size,
  * Allocate `size` units at `phase` past a multiple of `align` (a power of
  * two; 0: the quantum), not crossing a multiple of `nocross` (0: no limit),
  * inside [min, max) (max 0: no upper limit; max is exclusive), and with
- * VMSPACE_EXACT exactly at `exact`. Never from the quantum caches; a
+ * VMSPACE_EXACT exactly at `exact` (without it, `exact` is not read). Never
+ * from the quantum caches; a
  * request with min or max set does not import.
  */
 int vmspace_arena_xalloc(vmspace_arena_t *arena, vmspace_size_t size,
@@ -346,8 +354,9 @@ int vmspace_arena_walk(vmspace_arena_t *arena, int kinds_mask,
 /* Verify every invariant of the arena and its quantum caches: 0 or
  * -EUCLEAN (with a broken arena). */
 int vmspace_arena_check(vmspace_arena_t *arena);
-/* 1 when [addr, addr + size) lies inside one span, else 0; a negative
- * errno for a bad arena, as every call gives, so test for == 1. */
+/* 1 when [addr, addr + size) lies inside one span (size 0: when addr lies
+ * in one or at its end), else 0; a negative errno for a bad arena, as every
+ * call gives, so test for == 1. */
 int vmspace_arena_contains(vmspace_arena_t *arena, vmspace_addr_t addr,
 			   vmspace_size_t size);
 

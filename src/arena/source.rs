@@ -26,7 +26,9 @@ pub trait Source {
     fn quantum(&self) -> Size;
 
     /// Import `size` units (a non-zero multiple of [`quantum`](Self::quantum))
-    /// at a multiple of `align` (a power of two, at least the quantum).
+    /// at a multiple of `align` (a power of two, at least the quantum). The
+    /// arena only asks that; the sources of this crate refuse anything else
+    /// with an error.
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError>;
 
     /// Give back `range`, which [`import`](Self::import) returned.

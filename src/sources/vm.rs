@@ -34,7 +34,9 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     /// A source over all of `vm`'s client range (which must be wholly
     /// unmapped), tracking use in an arena over the stores `tags` and `hash`.
     /// Pages of it unmapped deferred and not yet flushed are flushed first
-    /// (the source would otherwise never be able to map them again).
+    /// (the source would otherwise never be able to map them again). The
+    /// arena's quantum is the VM's page size, so a page above the arena's
+    /// largest quantum (2^27) is refused with an error.
     pub fn new(mut vm: Vm<P>, tags: S, hash: S) -> Result<Self, ArenaError> {
         if !vm.mapped().is_zero() {
             return Err(ArenaError::InvalidArgument("VM for a source must start unmapped"));

@@ -12,7 +12,10 @@ pub enum Wait {
     /// Wait until space is freed, at most this long; when the time is up
     /// the allocation is tried once more before it fails.
     Timeout(Duration),
-    /// Wait until space is freed, however long that takes.
+    /// Wait until space is freed, however long that takes: also for a size
+    /// larger than every span, which an `add` or an import may still make
+    /// room for (only constraints no address could ever meet fail at once,
+    /// with `ArenaError::OverConstrained`).
     Forever,
 }
 

@@ -66,7 +66,9 @@ pub struct Vm<P: PageOps> {
 impl<P: PageOps> Vm<P> {
     /// Reserve at least `size` bytes of address space (rounded up to `grain`)
     /// whose base and limit are multiples of `grain`. Nothing is committed but
-    /// the small summary of the mapped-state table.
+    /// the small summary of the mapped-state table. A `size` of 0, or a
+    /// `grain` that is not a power of two at least the backend's page size,
+    /// is refused with an error.
     pub fn reserve(ops: P, size: Size, grain: Size) -> Result<Self, VmError> {
         let page = ops.page_size();
         let layout = Layout::new(size, grain, page)?;
