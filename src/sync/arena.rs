@@ -278,7 +278,8 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// and nothing changes: callers that take handles from outside (the C
     /// API) cannot free a slab from under its objects.
     pub fn free_handle(&self, handle: Handle) -> Result<Size, ArenaError> {
-        let size = self.with_held(handle.addr(), handle.tag(), Some(handle), Arena::free_handle)?;
+        let size =
+            self.with_held(handle.addr(), handle.tag(), |_| Some(handle), Arena::free_handle)?;
         self.freed();
         Ok(size)
     }
@@ -288,7 +289,7 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// handle is refused), and the range waits for
     /// [`flushed`](Self::flushed); no waiter is woken.
     pub fn free_handle_deferred(&self, handle: Handle) -> Result<Size, ArenaError> {
-        self.with_held(handle.addr(), handle.tag(), Some(handle), Arena::free_handle_deferred)
+        self.with_held(handle.addr(), handle.tag(), |_| Some(handle), Arena::free_handle_deferred)
     }
 
     /// Free the held allocation whose handle has these parts (as
@@ -298,7 +299,8 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// from several arenas keeps [`Handle::arena`] too and rebuilds them
     /// with [`Handle::from_parts`].
     pub fn free_handle_parts(&self, addr: Addr, tag: u32) -> Result<Size, ArenaError> {
-        let size = self.with_held(addr, tag, None, Arena::free_handle)?;
+        let size =
+            self.with_held(addr, tag, |a| a.handle_from_parts(addr, tag), Arena::free_handle)?;
         self.freed();
         Ok(size)
     }
@@ -307,18 +309,18 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// freed-but-not-flushed state, as
     /// [`free_handle_deferred`](Self::free_handle_deferred).
     pub fn free_handle_deferred_parts(&self, addr: Addr, tag: u32) -> Result<Size, ArenaError> {
-        self.with_held(addr, tag, None, Arena::free_handle_deferred)
+        self.with_held(addr, tag, |a| a.handle_from_parts(addr, tag), Arena::free_handle_deferred)
     }
 
-    /// `free` the held allocation `handle` holds (or, when `None`, the one
-    /// whose handle in this arena has these parts), under the lock; a slab
-    /// of the quantum caches, or parts that name no handle, are
-    /// [`ArenaError::BadHandle`].
+    /// `free` the held allocation at `addr` in `tag` whose handle `handle`
+    /// gives, under the lock; a slab of the quantum caches, or parts that
+    /// name no handle, are [`ArenaError::BadHandle`].
+    #[inline]
     fn with_held(
         &self,
         addr: Addr,
         tag: u32,
-        handle: Option<Handle>,
+        handle: impl FnOnce(&Arena<S, I>) -> Option<Handle>,
         free: impl FnOnce(&mut Arena<S, I>, Handle) -> Result<Size, ArenaError>,
     ) -> Result<Size, ArenaError> {
         self.with(|a| {
@@ -326,7 +328,7 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
             if self.caches.as_ref().is_some_and(|q| q.is_slab(addr)) {
                 return Err(bad);
             }
-            let h = handle.or_else(|| a.handle_from_parts(addr, tag)).ok_or(bad)?;
+            let h = handle(a).ok_or(bad)?;
             free(a, h)
         })
     }

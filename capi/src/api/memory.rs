@@ -354,9 +354,9 @@ unsafe fn free_held<P: Platform>(
         let o = unsafe { obj::<P, _>(arena) }?;
         let dest = out_opt(sizep)?;
         let (addr, tag) = (Addr(handle.addr), handle.tag);
-        let h = Handle::from_parts(addr, tag, handle.arena)
-            .ok_or(ArenaError::BadHandle { addr, tag })
-            .map_err(fail)?;
+        let Some(h) = Handle::from_parts(addr, tag, handle.arena) else {
+            return Err(fail(ArenaError::BadHandle { addr, tag }));
+        };
         let size = free(&o.shared, h).map_err(fail)?;
         if let Some(p) = dest {
             // SAFETY: non-null and aligned, so writable (caller).
