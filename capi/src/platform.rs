@@ -55,4 +55,13 @@ pub unsafe trait Platform: 'static {
     /// `ptr` came from [`alloc_object`](Platform::alloc_object) with
     /// `layout` and is not used after this call.
     unsafe fn free_object(ptr: *mut u8, layout: Layout);
+
+    /// Called as every function of the API given an arena starts: where the
+    /// platform checks the caller's context. The kernel's says
+    /// `might_sleep()`, so a call from atomic context (which the API
+    /// forbids: its lock sleeps) is reported under
+    /// `CONFIG_DEBUG_ATOMIC_SLEEP` even when it would have hit the per-CPU
+    /// caches and not slept. Nothing by default.
+    #[inline]
+    fn enter() {}
 }

@@ -172,7 +172,9 @@ pub unsafe trait CpuPin: Sync {
     ///
     /// # Safety
     ///
-    /// As for [`pop`](CpuPin::pop).
+    /// As for [`pop`](CpuPin::pop), and `mag` is not empty (as
+    /// [`CpuMags::install`] asks: an empty magazine is never installed, so
+    /// an implementation need not say what installing one does).
     #[inline]
     unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
         let held = Pinned::new(self);

@@ -243,8 +243,8 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
         cache.stats.misses.fetch_add(1, Ordering::Relaxed);
         let got = arena.refill_or_alloc(c, size, |mag| {
-            // SAFETY: as for `pop`. Possibly another CPU's slot by now, with
-            // room or not.
+            // SAFETY: as for `pop`, and `mag` is not empty (tested first).
+            // Possibly another CPU's slot by now, with room or not.
             if !mag.is_empty() && !unsafe { self.pin.install(self.mags(c), &mag) } {
                 arena.give_back([(c, mag)]);
             }

@@ -32,7 +32,7 @@ pub mod trace;
 mod tsan;
 
 pub use mmap::{MmapBackend, UnmapStrategy};
-pub use pin::{SchedPin, UserCpuCaches};
+pub use pin::{possible_cpus, SchedPin, UserCpuCaches};
 pub use rseq::RseqPin;
 pub use sync::{CondvarWaiter, ParkingLock, UserArena};
 

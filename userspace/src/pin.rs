@@ -16,20 +16,53 @@ pub struct SchedPin {
 }
 
 impl SchedPin {
-    /// One slot per CPU the system has configured.
+    /// One slot per CPU number the system can ever have
+    /// ([`possible_cpus`]).
     pub fn new() -> Self {
-        // SAFETY: sysconf has no preconditions.
-        let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
-        let n = usize::try_from(n).ok().filter(|&n| n > 0);
-        Self::with_slots(n.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        }))
+        Self::with_slots(possible_cpus())
     }
 
     /// `slots` slots (at least one); CPUs past the last share slots.
     pub fn with_slots(slots: usize) -> Self {
         SchedPin { flags: (0..slots.max(1)).map(|_| SlotFlag::new()).collect() }
     }
+}
+
+/// The number of CPU numbers the system can ever use: the highest in
+/// `/sys/devices/system/cpu/possible` plus one (CPUs hot-plugged later
+/// included, and numbers past holes in the set), else
+/// `sysconf(_SC_NPROCESSORS_CONF)`, else the available parallelism. The
+/// sysconf count alone is of CPUs present, not the highest number plus one:
+/// with CPUs hot-plugged later or numbered past a hole, threads on the
+/// highest CPUs would find no slot of their own.
+pub fn possible_cpus() -> usize {
+    if let Some(n) = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|s| highest_cpu(&s))
+        .and_then(|h| h.checked_add(1))
+    {
+        return n;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    })
+}
+
+/// The highest CPU number in a kernel CPU list (`0-3,8,10-11`), `None` if
+/// it is not one.
+fn highest_cpu(list: &str) -> Option<usize> {
+    let mut highest = None;
+    for part in list.trim().split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi) = (lo.parse::<usize>().ok()?, hi.parse::<usize>().ok()?);
+        if lo > hi {
+            return None;
+        }
+        highest = highest.max(Some(hi));
+    }
+    highest
 }
 
 impl Default for SchedPin {
@@ -81,11 +114,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_slot_per_configured_cpu() {
+    fn one_slot_per_possible_cpu() {
         let pin = SchedPin::new();
         // SAFETY: no preconditions.
         let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
-        assert_eq!(pin.slots() as libc::c_long, cpus);
+        assert_eq!(pin.slots(), possible_cpus());
+        assert!(pin.slots() as libc::c_long >= cpus, "fewer slots than CPUs present");
+        // SAFETY: no preconditions.
+        let here = unsafe { libc::sched_getcpu() };
+        assert!((here as usize) < pin.slots(), "CPU {here} has no slot");
         let slot = pin.pin();
         assert!(slot < pin.slots());
         // SAFETY: pinned just above.
@@ -110,5 +147,16 @@ mod tests {
                 });
             }
         });
+    }
+
+    #[test]
+    fn cpu_lists_as_the_kernel_writes_them() {
+        assert_eq!(highest_cpu("0\n"), Some(0));
+        assert_eq!(highest_cpu("0-1\n"), Some(1));
+        assert_eq!(highest_cpu("0-3,8,10-11"), Some(11));
+        assert_eq!(highest_cpu("4-7,0-1"), Some(7));
+        for bad in ["", "x", "3-1", "0-", "-2", "0,,1", "0-1-2"] {
+            assert_eq!(highest_cpu(bad), None, "{bad:?}");
+        }
     }
 }

@@ -29,6 +29,7 @@ pub struct Api<P>(PhantomData<P>);
 /// As for [`ArenaObj::from_ptr`].
 #[inline]
 unsafe fn obj<'a, P: Platform, T>(p: *const T) -> Result<&'a ArenaObj<P>, c_int> {
+    P::enter();
     // SAFETY: the caller's contract.
     unsafe { ArenaObj::from_ptr(p) }
 }

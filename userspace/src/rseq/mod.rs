@@ -24,10 +24,21 @@
 //!
 //! Where rseq is not available (not x86_64 Linux with glibc, glibc too
 //! old, registration off or refused: `__rseq_size` is zero or missing), the
-//! pin falls back to [`SchedPin`], decided once when it is made. A thread
-//! without a registered area (one not started by glibc) gets
+//! pin falls back to [`SchedPin`], decided once when it is made. A glibc
+//! thread whose registration failed or was turned off gets
 //! [`Popped::Unpinned`] and its caches' calls go to the arena, which is slow
 //! but correct.
+//!
+//! Two limits, both of glibc's rseq support and not checked: the caches
+//! are to be used from the main thread and threads glibc started (a
+//! `vfork` child or a task made by a raw `clone` shares its parent's
+//! thread pointer, so it reads the parent's registered CPU number without
+//! a registration of its own that would abort its sequences); and code
+//! running these sequences must not be unloaded while a thread may still
+//! have its section registered (the kernel reads the section's descriptor
+//! at the thread's next preemption), so a shared object using `RseqPin`
+//! is linked `-z nodelete` or never `dlclose`d. `libvmspace.so` uses
+//! [`SchedPin`].
 
 use vmspace::qcache::{CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed};
 
@@ -54,8 +65,9 @@ impl RseqPin {
     }
 
     /// `slots` slots (at least one), with restartable sequences when they
-    /// are available. A thread on a CPU numbered `slots` or more gets
-    /// [`Popped::Unpinned`] (its caches' calls go to the arena).
+    /// are available. With them, a thread on a CPU numbered `slots` or more
+    /// gets [`Popped::Unpinned`] (its caches' calls go to the arena); with
+    /// the fallback, such CPUs share slots.
     pub fn with_slots(slots: usize) -> Self {
         Self::from_sched(SchedPin::with_slots(slots))
     }
@@ -186,14 +198,22 @@ unsafe impl CpuPin for RseqPin {
 
     #[inline]
     unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
-        self.sequence(
+        let spilled = self.sequence(
             mags,
-            out,
+            &mut *out,
             // SAFETY: see above.
             move |offset, out| unsafe { arch::spill(offset, mags, out) },
             // SAFETY: see above.
             move |out| unsafe { self.sched.spill(mags, out) },
-        )
+        );
+        if !spilled {
+            // A sequence that restarted after writing `out` and then found
+            // nothing to spill leaves rounds there that are still the
+            // slot's: `CpuMags::spill` leaves `out` as it was when it
+            // returns `false`, and so does this.
+            *out = Magazine::EMPTY;
+        }
+        spilled
     }
 
     #[inline]
@@ -209,11 +229,23 @@ unsafe impl CpuPin for RseqPin {
     }
 }
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+// x86_64 with 64-bit pointers only: x32 (`gnux32`) is x86_64 too, but its
+// magazines are laid out for 32-bit words.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_pointer_width = "64",
+    target_os = "linux",
+    target_env = "gnu"
+))]
 #[path = "x86_64.rs"]
 mod arch;
 
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")))]
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_pointer_width = "64",
+    target_os = "linux",
+    target_env = "gnu"
+)))]
 #[path = "fallback.rs"]
 mod arch;
 
