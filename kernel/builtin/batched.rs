@@ -211,7 +211,8 @@ unsafe impl PageOps for BatchedSparse {
     unsafe fn unmap_deferred(&self, range: Range) -> Result<(), ShimError> {
         let page = self.page_size().0;
         check_page_range(range, self.page_size())?;
-        let area = SparseVmalloc.area_of(range)?;
+        // SAFETY: `range` is in a live reservation of ours (caller).
+        let area = unsafe { SparseVmalloc.area_of(range) }?;
         SparseVmalloc.all_mapped(range)?;
         let n = range.size().0 / page;
         let stashed = (0..n).any(|i| protect::stashed(range.base().0 + i * page));

@@ -66,6 +66,15 @@ unsafe impl Platform for KernelPlatform {
             unsafe { Kmalloc::free(p, layout) };
         }
     }
+
+    /// Every call is from task context (`vmspace.h`): say so, so that
+    /// `CONFIG_DEBUG_ATOMIC_SLEEP` reports a caller in atomic context even
+    /// when its call would not have slept (a per-CPU cache hit, whose pin
+    /// from interrupt context would share the interrupted task's slot).
+    #[inline]
+    fn enter() {
+        kernel::task::might_sleep();
+    }
 }
 
 vmspace_capi::export_native!(KernelPlatform);

@@ -41,13 +41,24 @@ impl SparseVmalloc {
     }
 
     /// Our area that contains all of `range`, or `NotReserved`.
-    pub(crate) fn area_of(&self, range: Range) -> Result<*mut VmStruct, ShimError> {
-        // SAFETY: a lookup by address; no preconditions.
+    ///
+    /// # Safety
+    ///
+    /// `range` lies in a live reservation of this backend (the `PageOps`
+    /// contract of every caller), so no area at its base is freed while
+    /// this runs: `find_vm_area` hands back an area with no reference
+    /// held, and reading it (its caller token, its size) is sound only
+    /// because the caller keeps the area alive. The checks below catch a
+    /// caller's mistake about which area (not ours, too small); they do not
+    /// make a foreign area being freed safe to look at.
+    pub(crate) unsafe fn area_of(&self, range: Range) -> Result<*mut VmStruct, ShimError> {
+        // SAFETY: a lookup by address; the area it finds, if any, is kept
+        // alive by the caller (this function's contract).
         let area = unsafe { sys::vmspace_sparse_find(range.base().0) };
         if area.is_null() {
             return Err(ShimError::NotReserved(range));
         }
-        // SAFETY: `area` is a live area of ours (just found).
+        // SAFETY: `area` is live (the caller's reservation, as above).
         let (base, size) = unsafe { (sys::vmspace_sparse_base(area), sys::vmspace_sparse_size(area)) };
         let whole = Range::from_size(Addr(base), Size(size))?;
         if !whole.contains(&range) {
@@ -108,6 +119,11 @@ impl SparseVmalloc {
                 }
             }
             start = end;
+            // A reservation may span millions of pages, each looked up:
+            // let others run between batches.
+            // SAFETY: no preconditions beyond task context, which every
+            // `PageOps` call of this backend is in.
+            unsafe { sys::vmspace_cond_resched() };
         }
     }
 }
@@ -151,7 +167,8 @@ unsafe impl PageOps for SparseVmalloc {
 
     unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
         check_page_range(range, self.page_size())?;
-        let area = self.area_of(range)?;
+        // SAFETY: `range` is in a live reservation of ours (caller).
+        let area = unsafe { self.area_of(range) }?;
         // SAFETY: the area base and size describe the whole live area.
         let whole = unsafe {
             Range::from_size(
@@ -169,7 +186,8 @@ unsafe impl PageOps for SparseVmalloc {
     unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
         let page = self.page();
         check_page_range(range, self.page_size())?;
-        let area = self.area_of(range)?;
+        // SAFETY: `range` is in a live reservation of ours (caller).
+        let area = unsafe { self.area_of(range) }?;
         let mut a = range.base().0;
         while a < range.limit().0 {
             if Self::mapped_at(a) {
@@ -220,7 +238,8 @@ unsafe impl PageOps for SparseVmalloc {
 
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
         check_page_range(range, self.page_size())?;
-        let area = self.area_of(range)?;
+        // SAFETY: `range` is in a live reservation of ours (caller).
+        let area = unsafe { self.area_of(range) }?;
         self.all_mapped(range)?;
         // SAFETY: inside our live area (checked); the caller promises no
         // access until mapped again.
@@ -230,7 +249,8 @@ unsafe impl PageOps for SparseVmalloc {
 
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
         check_page_range(range, self.page_size())?;
-        let area = self.area_of(range)?;
+        // SAFETY: `range` is in a live reservation of ours (caller).
+        let area = unsafe { self.area_of(range) }?;
         self.all_mapped(range)?;
         let (start, end) = (range.base().0, range.limit().0);
         // SAFETY: `[start, end)` is page-aligned, inside our live `area` and

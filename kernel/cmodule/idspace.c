@@ -107,9 +107,10 @@ static int __init vmspace_cmod_init(void)
 	}
 	err = idspace_get_id(&s, &id) ?: idspace_get_buf(&s, 3000, 1024, 4096, &buf);
 	if (!err) {
-		vmspace_arena_sizes(s.window, &sz);
-		pr_info("vmspace_cmod: loaded: vmspace C API %d, id %u, buffer at %#lx, window %zu of %zu bytes in use\n",
-			vmspace_version(), id, buf, (size_t)sz.allocated, (size_t)sz.total);
+		err = vmspace_arena_sizes(s.window, &sz);
+		if (!err)
+			pr_info("vmspace_cmod: loaded: vmspace C API %d, id %u, buffer at %#lx, window %zu of %zu bytes in use\n",
+				vmspace_version(), id, buf, (size_t)sz.allocated, (size_t)sz.total);
 		idspace_put_buf(&s, buf, 3000);
 		idspace_put_id(&s, id);
 	}

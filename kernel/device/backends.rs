@@ -18,8 +18,10 @@ pub enum Access {
 
 /// Bounds on what one open file may hold. The device refuses a command that
 /// would go past one (`-ENOSPC` with a `DEV_LIMIT` record naming it), so a
-/// file costs the kernel at most about `max_tags_per_file * 40` bytes of
-/// arena metadata (tags and hash), `max_reserved` bytes of address space
+/// file costs the kernel at most about `max_tags_per_file * 80` bytes of
+/// arena metadata (tags and hash, about 40 bytes a tag, and as much again
+/// for an importing arena's source, which keeps an arena of its own
+/// uncharged), `max_reserved` bytes of address space
 /// (committed memory on a committed backend), `max_mapped` bytes of mapped
 /// pages, and `max_objects` small allocations for the objects themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

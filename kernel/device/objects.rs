@@ -125,7 +125,8 @@ impl<B: DevBackends> Object<B> {
 ///
 /// `tags` is the sum of the `tags` of the arenas in `slots`, `reserved` the
 /// sum of their `import`s and the `size`s of the VMs; both stay within the
-/// build's [`Limits`].
+/// build's [`Limits`]. A slot's generation only grows; an empty slot at
+/// `GEN_MASK` is retired (never filled again), so an id is never reused.
 pub(crate) struct Objects<B: DevBackends> {
     slots: [Option<KBox<Object<B>>>; MAX_SLOTS],
     gens: [u32; MAX_SLOTS],
@@ -182,7 +183,8 @@ impl<B: DevBackends> Objects<B> {
     /// `reserve` bytes (and mapping as many up front) fits the limits.
     pub(crate) fn admit(&self, w: &mut WireError, tags: usize, reserve: usize) -> Result<usize> {
         let l = Self::limits();
-        let slot = self.slots[..l.max_objects.min(MAX_SLOTS)].iter().position(Option::is_none);
+        let n = l.max_objects.min(MAX_SLOTS);
+        let slot = (0..n).find(|&s| self.slots[s].is_none() && self.gens[s] != GEN_MASK);
         let Some(slot) = slot else {
             return Err(encode::device(w, DEV_LIMIT, "objects per file", l.max_objects as u64, 0));
         };
@@ -234,7 +236,10 @@ impl<B: DevBackends> Objects<B> {
         let Some(object) = self.slots[slot].take() else {
             return Err(encode::device(w, DEV_BAD_ID, "no such object in this file", u64::from(id), 0));
         };
-        self.gens[slot] = (self.gens[slot] + 1) & GEN_MASK;
+        // INVARIANT: a slot whose generation reaches GEN_MASK is retired
+        // (`admit` passes it over), so no generation comes round again and
+        // no stale id ever names a newer object.
+        self.gens[slot] = (self.gens[slot] + 1).min(GEN_MASK);
         // INVARIANT: the charges follow the objects.
         match &*object {
             Object::Arena(a) => {

@@ -1553,7 +1553,9 @@ static int misc(void)
 		failures += consistent(ch);
 		failures += consistent(a);
 		CHECK_EQ(vmspace_arena_destroy(ch), 0);
-		CHECK_EQ(vmspace_arena_destroy(ch), -EBADF);
+		/* (A second destroy of `ch` would read freed memory: the header
+		 * promises -EBADF only until the memory is reused, and the
+		 * racing-destroy test checks it on vmem_init storage.) */
 	}
 	failures += consistent(a);
 	struct vmspace_sizes s;
