@@ -416,3 +416,73 @@ fn destroy_reports_what_was_held() {
     drop(dev);
     assert!(Device::from_env().is_some());
 }
+
+/// `open` asks for `CAP_SYS_ADMIN`, whatever the node's mode: a child that
+/// keeps root's uid but drops the capability from its effective set is
+/// refused with `EPERM`.
+#[test]
+fn opening_needs_cap_sys_admin() {
+    let Some(dev) = device_for_tests() else { return };
+    drop(dev);
+    let path = std::env::var_os(vmspace_user::kdev::DEVICE_ENV).expect("set: the device opened");
+    let path =
+        std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())).unwrap();
+    // SAFETY: the child makes only system calls (capget, capset, open,
+    // _exit), async-signal-safe, before it exits.
+    match unsafe { libc::fork() } {
+        -1 => panic!("fork: {}", Errno::last()),
+        0 => {
+            #[repr(C)]
+            struct Header {
+                version: u32,
+                pid: i32,
+            }
+            #[repr(C)]
+            #[derive(Clone, Copy, Default)]
+            struct Data {
+                effective: u32,
+                permitted: u32,
+                inheritable: u32,
+            }
+            const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+            const CAP_SYS_ADMIN: u32 = 21;
+            let mut h = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+            let mut d = [Data::default(); 2];
+            // SAFETY: a valid header and room for the two data words
+            // version 3 reads and writes.
+            let code = unsafe {
+                if libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()) != 0 {
+                    3
+                } else if d[0].effective & (1 << CAP_SYS_ADMIN) == 0 {
+                    4 // not privileged to begin with: nothing to show
+                } else {
+                    d[0].effective &= !(1 << CAP_SYS_ADMIN);
+                    if libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) != 0 {
+                        5
+                    } else {
+                        let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+                        match (fd, Errno::last()) {
+                            (-1, Errno::EPERM) => 0,
+                            (-1, _) => 2,
+                            _ => 1,
+                        }
+                    }
+                }
+            };
+            // SAFETY: ends the child without running the parent's handlers.
+            unsafe { libc::_exit(code) }
+        }
+        child => {
+            let mut status = 0;
+            // SAFETY: waits for the child just forked.
+            assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+            assert!(libc::WIFEXITED(status), "child status {status:#x}");
+            let code = libc::WEXITSTATUS(status);
+            assert_eq!(
+                code, 0,
+                "0: EPERM as wanted; 1: opened without CAP_SYS_ADMIN; 2: another errno; \
+                 3/5: capget/capset failed; 4: the test runs without CAP_SYS_ADMIN"
+            );
+        }
+    }
+}

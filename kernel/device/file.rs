@@ -5,7 +5,8 @@
 //! lock and writes the argument back (with its error record), `release`
 //! destroys everything the file still owns.
 
-use kernel::error::code::ENOTTY;
+use kernel::bindings;
+use kernel::error::code::{ENOTTY, EPERM};
 use kernel::fs::File;
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::new_mutex;
@@ -133,8 +134,17 @@ impl<B: DevBackends> DevFile<B> {
 impl<B: DevBackends> MiscDevice for DevFile<B> {
     type Ptr = Pin<KBox<Self>>;
 
+    /// A file of no objects, for `CAP_SYS_ADMIN` only (whatever the node's
+    /// mode): the device hands out kernel addresses and makes the kernel
+    /// reserve address space and map pages for the caller. The file is
+    /// charged to the caller's memory cgroup.
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
-        KBox::try_pin_init(try_pin_init!(DevFile { objects <- new_mutex!(Objects::new()) }), GFP_KERNEL)
+        // SAFETY: `capable` has no preconditions (it looks at the current
+        // task's credentials).
+        if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) } {
+            return Err(EPERM);
+        }
+        KBox::try_pin_init(try_pin_init!(DevFile { objects <- new_mutex!(Objects::new()) }), GFP_KERNEL_ACCOUNT)
     }
 
     /// Destroy everything the file owns (logging what was still held).

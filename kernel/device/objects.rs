@@ -4,14 +4,16 @@
 //! from) and VMs, in a table of slots, named by ids private to the file.
 //!
 //! An id is the slot and the slot's generation, scrambled with a salt drawn
-//! from the file's own address: an id outlives its object only as a stale
-//! generation, and an id of another file names a slot of this one with
+//! at random when the file is opened (so ids say nothing of kernel
+//! addresses): an id outlives its object only as a stale generation, never
+//! reused, and an id of another file names a slot of this one with
 //! probability about 2^-26 (and then must also match that slot's
 //! generation), so a handle or id passed between files is refused.
 //!
 //! The table keeps the file's charges against its [`Limits`]: tags of its
 //! arenas, bytes its VMs and arena sources reserve.
 
+use kernel::bindings;
 use kernel::prelude::*;
 use vmspace::arena::{Arena, NoSource, PageStore, Policy};
 use vmspace::sources::VmSource;
@@ -130,6 +132,7 @@ impl<B: DevBackends> Object<B> {
 pub(crate) struct Objects<B: DevBackends> {
     slots: [Option<KBox<Object<B>>>; MAX_SLOTS],
     gens: [u32; MAX_SLOTS],
+    salt: u32,
     tags: usize,
     reserved: usize,
 }
@@ -143,18 +146,19 @@ unsafe impl<B: DevBackends> Send for Objects<B> {}
 impl<B: DevBackends> Objects<B> {
     /// An empty table.
     pub(crate) fn new() -> Self {
-        Objects { slots: [const { None }; MAX_SLOTS], gens: [0; MAX_SLOTS], tags: 0, reserved: 0 }
+        // SAFETY: get_random_u32 has no preconditions (it may sleep the
+        // first time, before the pool is ready: `open` is task context).
+        let salt = unsafe { bindings::get_random_u32() };
+        Objects { slots: [const { None }; MAX_SLOTS], gens: [0; MAX_SLOTS], salt, tags: 0, reserved: 0 }
     }
 
     fn limits() -> Limits {
         B::LIMITS
     }
 
-    /// The salt of this table's ids: a hash of its address (stable: the
-    /// table lives in the file's pinned allocation).
+    /// The salt of this table's ids (random, drawn when it was made).
     fn salt(&self) -> u32 {
-        let at = core::ptr::from_ref(self) as usize as u64;
-        (at.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+        self.salt
     }
 
     fn id_of(&self, slot: usize) -> u32 {
@@ -215,7 +219,8 @@ impl<B: DevBackends> Objects<B> {
 
     /// Put `object` in `slot` (from [`admit`](Self::admit)); its id.
     pub(crate) fn insert(&mut self, slot: usize, object: Object<B>) -> Result<u32> {
-        let boxed = KBox::new(object, GFP_KERNEL)?;
+        // Charged to the caller's memory cgroup: user space asked for it.
+        let boxed = KBox::new(object, GFP_KERNEL_ACCOUNT)?;
         let (tags, reserved) = match &*boxed {
             Object::Arena(a) => (a.tags, a.import),
             Object::Vm(v) => (0, v.charge),
