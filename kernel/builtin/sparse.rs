@@ -120,10 +120,9 @@ impl SparseVmalloc {
             }
             start = end;
             // A reservation may span millions of pages, each looked up:
-            // let others run between batches.
-            // SAFETY: no preconditions beyond task context, which every
-            // `PageOps` call of this backend is in.
-            unsafe { sys::vmspace_cond_resched() };
+            // let others run between batches (every `PageOps` call of this
+            // backend is in task context).
+            vmspace_kernel::cond_resched();
         }
     }
 }

@@ -129,12 +129,6 @@ unsigned long vmspace_page_size(void)
 	return PAGE_SIZE;
 }
 
-/* Let others run between batches of a long walk (task context only). */
-void vmspace_cond_resched(void)
-{
-	cond_resched();
-}
-
 #ifdef CONFIG_VMSPACE_KUNIT_TEST
 /*
  * Free pages in the system, for the suites' leak checks, after draining the

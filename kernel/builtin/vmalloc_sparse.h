@@ -26,7 +26,6 @@ struct page *vmspace_sparse_page_at(unsigned long addr);
 struct page *vmspace_page_alloc_zeroed(void);
 void vmspace_page_free(struct page *page);
 unsigned long vmspace_page_size(void);
-void vmspace_cond_resched(void);
 /* For the KUnit suites only: defined with CONFIG_VMSPACE_KUNIT_TEST. */
 unsigned long vmspace_free_pages(void);
 

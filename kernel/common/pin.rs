@@ -93,3 +93,10 @@ pub fn relax() {
     // serves sleep in `map` anyway).
     unsafe { preempt::vmspace_relax() }
 }
+
+/// Let others run if the scheduler wants the CPU (`cond_resched()`):
+/// between batches of a long walk. Task context only.
+pub fn cond_resched() {
+    // SAFETY: task context (this function's contract).
+    unsafe { preempt::vmspace_cond_resched() }
+}

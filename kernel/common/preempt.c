@@ -36,6 +36,12 @@ void vmspace_unpin_cpu(void)
 	preempt_enable();
 }
 
+/* Let others run between batches of a long walk (task context only). */
+void vmspace_cond_resched(void)
+{
+	cond_resched();
+}
+
 /*
  * One round of a wait for another thread (PageOps::relax): give the CPU up
  * if the scheduler wants it, so that the awaited thread can run, then relax

@@ -16,5 +16,6 @@
 unsigned int vmspace_pin_cpu(void);
 void vmspace_unpin_cpu(void);
 void vmspace_relax(void);
+void vmspace_cond_resched(void);
 
 #endif

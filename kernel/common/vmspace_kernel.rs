@@ -14,5 +14,5 @@ mod preempt;
 mod waiter;
 
 pub use lock::{KernelLock, KernelMutex};
-pub use pin::{current_cpu, nr_cpu_ids, num_online_cpus, relax, KernelCpuPin};
+pub use pin::{cond_resched, current_cpu, nr_cpu_ids, num_online_cpus, relax, KernelCpuPin};
 pub use waiter::{sleep_ms, KernelWaiter};

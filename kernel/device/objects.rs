@@ -132,6 +132,7 @@ impl<B: DevBackends> Object<B> {
 pub(crate) struct Objects<B: DevBackends> {
     slots: [Option<KBox<Object<B>>>; MAX_SLOTS],
     gens: [u32; MAX_SLOTS],
+    /// Scrambles the ids: random, drawn when the table was made.
     salt: u32,
     tags: usize,
     reserved: usize,
@@ -156,17 +157,12 @@ impl<B: DevBackends> Objects<B> {
         B::LIMITS
     }
 
-    /// The salt of this table's ids (random, drawn when it was made).
-    fn salt(&self) -> u32 {
-        self.salt
-    }
-
     fn id_of(&self, slot: usize) -> u32 {
-        ((self.gens[slot] << SLOT_BITS) | slot as u32) ^ self.salt()
+        ((self.gens[slot] << SLOT_BITS) | slot as u32) ^ self.salt
     }
 
     fn slot_of(&self, id: u32) -> Option<usize> {
-        let raw = id ^ self.salt();
+        let raw = id ^ self.salt;
         let slot = (raw & ((1 << SLOT_BITS) - 1)) as usize;
         (self.slots[slot].is_some() && self.gens[slot] == raw >> SLOT_BITS).then_some(slot)
     }

@@ -151,43 +151,50 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
     }
 
     /// A new slab of class `c` from the arena and the record it takes, or
-    /// `None` (no space, or every record of the class in use).
+    /// `None` (no space, or no record for it).
     ///
     /// The slab is held by handle (so no by-address free reaches it) and
     /// aligned so its objects find it by masking; its record is the one its
-    /// address maps to. When that record is taken, the slab goes back and
-    /// one is placed where a free record maps (aligned to the records'
-    /// period, with the free record's phase); only when that fails too is
-    /// the collision counted and the caller left to fall back to the arena.
+    /// address maps to. When that record is taken, a slab is placed instead
+    /// where a free record maps (aligned to the records' period, with the
+    /// free record's phase); only when that fails too is the collision
+    /// counted and the caller left to fall back to the arena.
     fn new_slab(&mut self, c: usize) -> Option<(Handle, &'a SlabRecord)> {
         let cache = self.cache;
         let t = &cache.tables;
         let k = t.class(c);
         let want = Constraints::new(Size(k.slab_bytes())).align(Size(k.slab_align()));
-        let slab = self.arena.xalloc_handle(&want).ok()?;
-        let rec = t.record(c, t.slot_for(c, slab.addr().0));
-        if rec.slab_base(Ordering::Relaxed).is_none() {
-            return Some((slab, rec));
+        if let Some(got) = self.slab_at(c, &want).ok()? {
+            return Some(got);
         }
-        let _ = self.arena.free_handle(slab);
         let free = (0..SLABS).find(|&s| t.record(c, s).slab_base(Ordering::Relaxed).is_none());
         let placed = free.and_then(|s| {
             let period = k.slab_align().checked_mul(SLABS)?;
-            let want = want.align(Size(period)).phase(Size(s * k.slab_align()));
-            let slab = self.arena.xalloc_handle(&want).ok()?;
-            let rec = t.record(c, t.slot_for(c, slab.addr().0));
-            debug_assert_eq!(t.slot_for(c, slab.addr().0), s, "placed by its phase");
-            if rec.slab_base(Ordering::Relaxed).is_none() {
-                Some((slab, rec))
-            } else {
-                let _ = self.arena.free_handle(slab);
-                None
-            }
+            let on = want.align(Size(period)).phase(Size(s * k.slab_align()));
+            self.slab_at(c, &on).ok().flatten()
         });
         if placed.is_none() {
             self.cache.stats.slab_collisions.fetch_add(1, Ordering::Relaxed);
         }
         placed
+    }
+
+    /// A slab of class `c` allocated under `want`, with its record; `None`
+    /// (the slab given back) when that record is taken.
+    fn slab_at(
+        &mut self,
+        c: usize,
+        want: &Constraints,
+    ) -> Result<Option<(Handle, &'a SlabRecord)>, ArenaError> {
+        let cache = self.cache;
+        let t = &cache.tables;
+        let slab = self.arena.xalloc_handle(want)?;
+        let rec = t.record(c, t.slot_for(c, slab.addr().0));
+        if rec.slab_base(Ordering::Relaxed).is_some() {
+            let _ = self.arena.free_handle(slab);
+            return Ok(None);
+        }
+        Ok(Some((slab, rec)))
     }
 
     /// Give everything the depots hold back to the slabs, and every wholly
