@@ -105,6 +105,12 @@ impl<P: Platform> Source for CSource<P> {
         }
     }
 
+    /// An import function takes no alignment: the arena asks for room to
+    /// align in instead.
+    fn imports_aligned(&self) -> bool {
+        !matches!(self.import, Import::Callbacks { .. })
+    }
+
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
         if self.over_limit(size.0) {
             return Err(ArenaError::NoSpace { size: size.0 });

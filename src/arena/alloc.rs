@@ -372,6 +372,14 @@ impl<S: Store, I: Source> Arena<S, I> {
         let align = req.align.max(q).max(req.nocross);
         let size = req.phase.checked_add(req.size).ok_or(ArenaError::Overflow)?;
         let size = align::align_up(size, q)?;
+        // A source that only aligns to its quantum is asked for room to
+        // align in: the first multiple of `align` in a quantum-aligned span
+        // is at most `align - q` from its base.
+        let (size, align) = if align == q || self.source.imports_aligned() {
+            (size, align)
+        } else {
+            (size.checked_add(align - q).ok_or(ArenaError::Overflow)?, q)
+        };
         let r = self.source.import(Size(size), Size(align)).map_err(|e| match e {
             ArenaError::NoSpace { .. } => ArenaError::NoSpace { size: req.size },
             e => e,

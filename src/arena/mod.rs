@@ -102,6 +102,7 @@ pub use constraints::{ConstraintParts, Constraints, Policy};
 pub use error::ArenaError;
 pub use freelist::LISTS as FREE_LISTS;
 pub use handle::Handle;
+pub(crate) use source::check_import;
 pub use source::{NoSource, Source};
 pub use stats::{Counters, Segment, SegmentKind, SegmentKinds, Sizes, Walk};
 pub use store::{PageStore, SliceStore, Store, STORE_ALIGN};

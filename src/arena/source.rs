@@ -28,7 +28,10 @@ pub trait Source {
     /// Import `size` units (a non-zero multiple of [`quantum`](Self::quantum))
     /// at a multiple of `align` (a power of two, at least the quantum). The
     /// arena only asks that; the sources of this crate refuse anything else
-    /// with an error.
+    /// with an error ([`ArenaError::Misaligned`] for a size that is not a
+    /// non-zero multiple of the quantum, [`ArenaError::InvalidArgument`]
+    /// for an alignment that is not a power of two at least the quantum)
+    /// and change nothing.
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError>;
 
     /// Give back `range`, which [`import`](Self::import) returned.
@@ -39,6 +42,16 @@ pub trait Source {
         true
     }
 
+    /// Whether [`import`](Self::import) honours an `align` above the
+    /// quantum. A source that cannot (an import function that takes no
+    /// alignment, as vmem(9)'s does not) says `false`: an arena then asks
+    /// it for `align - quantum` more at the quantum's alignment, and places
+    /// the request inside that span (the rest of it stays free in the
+    /// arena), so a constrained request imports what it needs either way.
+    fn imports_aligned(&self) -> bool {
+        true
+    }
+
     /// The arena refused `range`, which [`import`](Self::import) just
     /// returned, because it overlaps a span the arena holds, and does not
     /// give it back (that would hand back a live span). A source that keeps
@@ -46,6 +59,21 @@ pub trait Source {
     fn refused(&mut self, range: Range) {
         let _ = range;
     }
+}
+
+/// Check an import's arguments against [`Source::import`]'s contract: `size`
+/// a non-zero multiple of `quantum`, `align` a power of two at least
+/// `quantum`. Every source of this crate asks this first.
+pub(crate) fn check_import(quantum: Size, size: Size, align: Size) -> Result<(), ArenaError> {
+    if size.is_zero() || !size.is_aligned(quantum) {
+        return Err(ArenaError::Misaligned { value: size.0, align: quantum.0 });
+    }
+    if !align.is_power_of_two() || align < quantum {
+        return Err(ArenaError::InvalidArgument(
+            "import alignment is not a power of two at least the quantum",
+        ));
+    }
+    Ok(())
 }
 
 /// No source: the arena holds only the spans added to it.
@@ -81,6 +109,9 @@ impl<T: Source + ?Sized> Source for &mut T {
     fn can_import(&self) -> bool {
         (**self).can_import()
     }
+    fn imports_aligned(&self) -> bool {
+        (**self).imports_aligned()
+    }
     fn refused(&mut self, range: Range) {
         (**self).refused(range)
     }
@@ -106,6 +137,10 @@ impl<T: Source> Source for &RefCell<T> {
     fn can_import(&self) -> bool {
         self.try_borrow().map(|s| s.can_import()).unwrap_or(true)
     }
+    fn imports_aligned(&self) -> bool {
+        // Asked only by an import, which fails anyway while borrowed.
+        self.try_borrow().map(|s| s.imports_aligned()).unwrap_or(true)
+    }
     fn refused(&mut self, range: Range) {
         // Borrowed only re-entrantly, where `import` itself failed first.
         if let Ok(mut s) = self.try_borrow_mut() {
@@ -121,6 +156,7 @@ impl<S: super::Store, I: Source> Source for super::Arena<S, I> {
         super::Arena::quantum(self)
     }
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+        check_import(super::Arena::quantum(self), size, align)?;
         let a = self.xalloc(&super::Constraints::new(size).align(align))?;
         Ok(Range::from_size(a, size)?)
     }

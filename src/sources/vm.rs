@@ -106,6 +106,7 @@ impl<P: PageOps, S: Store> Source for VmSource<P, S> {
     }
 
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+        crate::arena::check_import(self.vm.page_size(), size, align)?;
         let c = Constraints::new(size).align(align);
         let addr = match self.space.xalloc(&c) {
             // What waits for a flush may be what this import needs.

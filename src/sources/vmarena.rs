@@ -45,12 +45,10 @@ impl<P: PageOps> Source for VmArena<P> {
 
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
         let page = self.page_size();
+        crate::arena::check_import(page, size, align)?;
         let pages =
             size.to_pages(page).ok_or(ArenaError::Misaligned { value: size.0, align: page.0 })?;
-        if !align.is_power_of_two() {
-            return Err(ArenaError::InvalidArgument("alignment is not a power of two"));
-        }
-        let align_pages = Pages((align.0 / page.0).max(1));
+        let align_pages = Pages(align.0 / page.0);
         match self.alloc(&Request::new(pages, IMPORT_OWNER).align(align_pages)) {
             Ok(grant) => Ok(grant.range),
             // In the importer's units: bytes.
