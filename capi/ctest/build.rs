@@ -136,6 +136,7 @@ fn main() {
         "outside_vmem",
         "outside_more",
         "outside_adversary",
+        "outside_runtime",
     ];
     let mut b = cc::Build::new();
     b.include(&include)

@@ -88,6 +88,14 @@ typedef struct vmspace_arena vmspace_arena_t;
 /*
  * Allocation flags. At most one policy; without one, the arena's default
  * (set when it is created; instant fit unless told otherwise).
+ *
+ * VMSPACE_WAIT sleeps until space comes back: a free, a flush, a reclaim,
+ * an add, a child's destroy. In an arena with a parent it also wakes for
+ * space returned to any arena of its tree (its parent included), which an
+ * import may then take. Objects in other CPUs' quantum-cache magazines are
+ * not space until they come back (vmspace_arena_reclaim does not reach
+ * them), so a waiting allocation larger than what lies outside them may
+ * sleep for good.
  */
 #define VMSPACE_INSTANTFIT 0x01 /* O(1) power-of-two free lists (vmem's default) */
 #define VMSPACE_BESTFIT 0x02    /* the smallest free segment that fits */
@@ -192,8 +200,12 @@ struct vmspace_params {
  * Import `size` units for an arena: store the start at *addrp and return 0,
  * or return non-zero (no space). The result must be aligned to the import
  * quantum (a misaligned one is given back and the allocation fails with
- * -ENOMEM). Called with the arena locked: it must not call into that arena,
- * and may be called from any thread that allocates from it. `flags` is 0.
+ * -ENOMEM). An import function takes no alignment: for a request aligned
+ * above the import quantum (align, or nocross) the arena asks for that
+ * much more, less a quantum, and allocates inside (the rest stays free in
+ * the arena until the span goes back). Called with the arena locked: it
+ * must not call into that arena, and may be called from any thread that
+ * allocates from it. `flags` is 0.
  */
 typedef int vmspace_import_fn(void *arg, vmspace_size_t size, int flags,
 			      vmspace_addr_t *addrp);

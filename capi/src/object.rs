@@ -8,7 +8,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use vmspace::arena::{Arena, PageStore, Policy};
 use vmspace::qcache::{QCacheConfig, MAX_CLASSES, MAX_QUANTUM};
-use vmspace::sync::{CpuCaches, SyncArena};
+use vmspace::sync::{CpuCaches, SyncArena, Wait};
+use vmspace::ArenaError;
 use vmspace_shim::{Addr, Size};
 
 use crate::ctypes::{vmspace_params, VMSPACE_DEFAULT_TAGS, VMSPACE_NAME_MAX};
@@ -60,6 +61,12 @@ fn live_magic<T>(p: *const T) -> usize {
 ///   `'static` is a lie told to the type system: they are dropped first,
 ///   field order, before `shared`).
 /// - `children` counts the live arenas whose source is this one.
+/// - `root` is `None` for an arena without a parent, else the root of its
+///   tree of parents (its parent's `root`, or the parent when that has
+///   none): an ancestor, live while this object is (an arena with children
+///   refuses to be destroyed). A waiting allocation of a child waits there,
+///   so whatever returns space to an arena of a tree wakes its root's
+///   waiters.
 #[repr(C)]
 pub(crate) struct ArenaObj<P: Platform> {
     magic: AtomicUsize,
@@ -69,6 +76,8 @@ pub(crate) struct ArenaObj<P: Platform> {
     /// The policy of allocations whose flags name none.
     pub(crate) policy: Policy,
     pub(crate) children: AtomicUsize,
+    /// The root of this arena's tree of parents, if it has a parent.
+    root: Option<NonNull<ArenaObj<P>>>,
     /// Whether destroying frees the memory (not for `vmem_init` storage).
     owned: bool,
 }
@@ -210,6 +219,7 @@ impl<P: Platform> ArenaObj<P> {
             name: unsafe { copy_name(p.name) },
             policy,
             children: AtomicUsize::new(0),
+            root: parent.map(|p| p.root.unwrap_or(NonNull::from(p))),
             owned,
         };
         // SAFETY: `place` is valid for writes of an object (caller).
@@ -295,6 +305,7 @@ impl<P: Platform> ArenaObj<P> {
             _ => None,
         });
         let owned = obj.owned;
+        let root = obj.root;
         let place = p.cast::<Self>();
         // SAFETY: we won the destroy, so the object is ours alone (nobody
         // uses an arena being destroyed: caller); fields drop in order,
@@ -306,12 +317,77 @@ impl<P: Platform> ArenaObj<P> {
             // to be destroyed), and this was one of them until now.
             unsafe { parent.as_ref() }.children.fetch_sub(1, Ordering::AcqRel);
         }
+        if let Some(root) = root {
+            // SAFETY: the root outlived this child (type invariant): it is
+            // live until its last child is gone, and another child may keep
+            // it so; what the child gave back to its parent is space that
+            // allocations waiting at the root may take.
+            unsafe { root.as_ref() }.shared.wake_waiters();
+        }
         if owned {
             // SAFETY: an owned object came from `alloc_object` with this
             // layout (`create`), and is not used after this.
             unsafe { P::free_object(place.cast(), Self::layout()) };
         }
         0
+    }
+
+    /// Whether this arena imports from another of this API.
+    #[inline(always)]
+    pub(crate) fn has_parent(&self) -> bool {
+        self.root.is_some()
+    }
+
+    /// Wake the allocations waiting at the root of this arena's tree (the
+    /// children's, see [`waiting`](Self::waiting)) after space came back
+    /// here; the arena's own waiters are woken by the arena. One load when
+    /// no one waits, nothing for a root.
+    #[inline(always)]
+    pub(crate) fn space_returned(&self) {
+        if let Some(root) = self.root {
+            Self::wake_root(root);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_root(root: NonNull<Self>) {
+        // SAFETY: the root is live while its descendants are (type
+        // invariant); the caller is one.
+        unsafe { root.as_ref() }.shared.wake_waiters();
+    }
+
+    /// Allocate with `attempt` as `wait` asks. An arena without a parent
+    /// waits in itself. A child's waiting allocation waits at the root of
+    /// its tree, where whatever returns space to any arena of the tree (its
+    /// own frees, and its ancestors', which it imports from) wakes it
+    /// ([`space_returned`](Self::space_returned)); waiting in the child
+    /// alone, it slept through space freed in its parent.
+    #[inline(always)]
+    pub(crate) fn waiting(
+        &self,
+        wait: Wait,
+        attempt: impl Fn(Wait) -> Result<Addr, ArenaError>,
+    ) -> Result<Addr, ArenaError> {
+        match self.root {
+            Some(root) if wait != Wait::No => Self::wait_at_root(root, wait, attempt),
+            _ => attempt(wait),
+        }
+    }
+
+    /// A child's waiting allocation: once without waiting, then waiting at
+    /// `root` (see [`waiting`](Self::waiting)).
+    #[cold]
+    #[inline(never)]
+    fn wait_at_root(
+        root: NonNull<Self>,
+        wait: Wait,
+        attempt: impl Fn(Wait) -> Result<Addr, ArenaError>,
+    ) -> Result<Addr, ArenaError> {
+        let first = attempt(Wait::No);
+        // SAFETY: the root is live while its descendants are (type
+        // invariant); the caller is one.
+        unsafe { root.as_ref() }.shared.wait_for(wait, first, || attempt(Wait::No))
     }
 
     /// The name as a C string (NUL-terminated, inside the object).

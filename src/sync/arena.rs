@@ -179,7 +179,15 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// try). `NoSpace` from `again` means wait on; any other result ends the
     /// wait. Without a waiter that can sleep, or with [`Wait::No`], the
     /// result is `first`.
-    pub(crate) fn wait_for(
+    ///
+    /// `again` need not allocate here: an arena importing from this one
+    /// waits here for space that either arena can give (`first` and `again`
+    /// its own allocation without waiting), woken by this arena's frees,
+    /// provided that whatever returns space to the importer also calls this
+    /// arena's [`wake_waiters`](Self::wake_waiters) (one load when no one
+    /// waits). The C API's children wait this way, at the root of their
+    /// tree.
+    pub fn wait_for(
         &self,
         wait: Wait,
         first: Result<Addr, ArenaError>,
@@ -445,14 +453,17 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
 /// instant-fit constrained allocations that do not wait, give-backs frees.
 /// A child that is itself shared and waits for space is not woken by frees
 /// in this arena (its waiter is its own): it tries again when something
-/// wakes it or at its timeout, so give such a child `Wait::Timeout`, or
-/// call its [`wake_waiters`](SyncArena::wake_waiters) when the parent has
-/// room again.
+/// wakes it or at its timeout. To wait for space in either, allocate in the
+/// child without waiting and wait in the parent with
+/// [`wait_for`](SyncArena::wait_for), calling the parent's
+/// [`wake_waiters`](SyncArena::wake_waiters) after frees in the child (as
+/// the C API does); or give the child `Wait::Timeout`.
 impl<L: RawLock, W: Waiter, S: Store, I: Source> Source for &SyncArena<L, W, S, I> {
     fn quantum(&self) -> Size {
         self.with(|a| a.quantum())
     }
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+        crate::arena::check_import(self.with(|a| a.quantum()), size, align)?;
         let a = self.xalloc(&Constraints::new(size).align(align), Wait::No)?;
         Ok(Range::from_size(a, size)?)
     }

@@ -15,6 +15,7 @@ int ctest_outside(void);
 int ctest_outside_vmem(void);
 int ctest_outside_more(void);
 int ctest_outside_adversary(void);
+int ctest_outside_runtime(void);
 int ctest_differential(uint64_t seed, int steps);
 int ctest_vmem_compat(void);
 int vmem_example_main(void);
@@ -40,6 +41,7 @@ int main(void)
 	run("outside_vmem", ctest_outside_vmem());
 	run("outside_more", ctest_outside_more());
 	run("outside_adversary", ctest_outside_adversary());
+	run("outside_runtime", ctest_outside_runtime());
 	for (uint64_t seed = 1; seed <= 4; seed++)
 		run("differential", ctest_differential(seed, 3000));
 	run("vmem_compat", ctest_vmem_compat());

@@ -42,6 +42,9 @@ extern "C" {
     /// every rejected flag, xalloc extremes, bad frees, names, buffers,
     /// failing and re-entrant callbacks, tag exhaustion, racing frees.
     pub fn ctest_outside_adversary() -> c_int;
+    /// An outside reviewer's C runtime: aligned requests through an import
+    /// function, waiting children woken by space in their tree.
+    pub fn ctest_outside_runtime() -> c_int;
     /// Every vmem(9) call and flag, the error hook.
     pub fn ctest_vmem_compat() -> c_int;
     /// The vmem(9) example's `main`.

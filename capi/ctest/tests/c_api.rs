@@ -54,6 +54,12 @@ fn an_adversarial_outside_reviewers_edges() {
 }
 
 #[test]
+fn an_outside_runtimes_aligned_imports_and_waiting_children() {
+    // SAFETY: a self-contained C test (its threads end before it returns).
+    assert_eq!(unsafe { ctest_outside_runtime() }, 0);
+}
+
+#[test]
 fn threads_from_c() {
     // SAFETY: a self-contained C test (its threads end before it returns).
     assert_eq!(unsafe { ctest_threads() }, 0);

@@ -109,6 +109,7 @@ impl<P: Platform> Api<P> {
                 .map_err(fail)?;
             // A new span is space: wake allocations waiting for some.
             o.shared.wake_waiters();
+            o.space_returned();
             Ok(())
         })())
     }
@@ -219,7 +220,13 @@ impl<P: Platform> Api<P> {
     pub unsafe fn vmspace_arena_reclaim(arena: *mut vmspace_arena_t) -> c_int {
         // SAFETY: the caller's contract.
         match unsafe { obj::<P, _>(arena) } {
-            Ok(o) => c_int::try_from(o.shared.reclaim()).unwrap_or(c_int::MAX),
+            Ok(o) => {
+                let freed = o.shared.reclaim();
+                if freed > 0 {
+                    o.space_returned();
+                }
+                c_int::try_from(freed).unwrap_or(c_int::MAX)
+            }
             Err(e) => e,
         }
     }

@@ -55,6 +55,16 @@ impl<P: Platform> ArenaObj<P> {
     /// sizes they serve (unless placed at the top), else from the arena.
     #[inline]
     pub(crate) fn alloc_addr(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
+        if f.wait != Wait::No && self.has_parent() {
+            return self.alloc_waiting_child(size, f);
+        }
+        self.alloc_here(size, f)
+    }
+
+    /// [`alloc_addr`](Self::alloc_addr) in this arena, waiting in it as `f`
+    /// says.
+    #[inline(always)]
+    fn alloc_here(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
         let policy = f.policy.unwrap_or(self.policy);
         let s = Size(size);
         match &self.caches {
@@ -66,19 +76,31 @@ impl<P: Platform> ArenaObj<P> {
         }
     }
 
+    /// A child's waiting [`alloc_addr`](Self::alloc_addr): at the root of
+    /// its tree ([`waiting`](ArenaObj::waiting)).
+    #[cold]
+    #[inline(never)]
+    fn alloc_waiting_child(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
+        self.waiting(f.wait, |wait| self.alloc_here(size, AllocFlags { wait, ..f }))
+    }
+
     /// A constrained allocation as `f` asks (never from the caches).
     pub(crate) fn xalloc_addr(&self, x: &XArgs, f: AllocFlags) -> Result<Addr, ArenaError> {
         let c = x.constraints(f.policy.unwrap_or(self.policy), f.top);
-        self.shared.xalloc(&c, f.wait)
+        self.waiting(f.wait, |wait| self.shared.xalloc(&c, wait))
     }
 
     /// Free `[addr, addr + size)`, made by either allocation path.
     #[inline]
     pub(crate) fn free_addr(&self, addr: usize, size: usize) -> Result<(), ArenaError> {
-        match &self.caches {
+        let freed = match &self.caches {
             Some(c) => c.free(Addr(addr), Size(size)),
             None => self.shared.free(Addr(addr), Size(size)),
+        };
+        if freed.is_ok() {
+            self.space_returned();
         }
+        freed
     }
 
     /// Allocate by handle with `attempt` under the lock (no waiting; a
@@ -234,6 +256,7 @@ impl<P: Platform> Api<P> {
             // Checked before anything changes.
             let dest = out_opt(freedp)?;
             let freed = o.shared.flushed().0;
+            o.space_returned();
             if let Some(p) = dest {
                 // SAFETY: non-null and aligned, so writable (caller).
                 unsafe { p.as_ptr().write(freed) };
@@ -358,6 +381,7 @@ unsafe fn free_held<P: Platform>(
             return Err(fail(ArenaError::BadHandle { addr, tag }));
         };
         let size = free(&o.shared, h).map_err(fail)?;
+        o.space_returned();
         if let Some(p) = dest {
             // SAFETY: non-null and aligned, so writable (caller).
             unsafe { p.as_ptr().write(size.0) };
