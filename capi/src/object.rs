@@ -35,8 +35,15 @@ pub(crate) type Caches<P> = CpuCaches<
 /// Address space reserved for the quantum caches' tables (mapped as used).
 const QCACHE_TABLE_BYTES: usize = 1 << 20;
 /// Address space reserved for the per-CPU magazines (mapped as used: one
-/// stride of at most about 2 KiB per CPU, so room for 16K CPUs).
-const MAGAZINE_BYTES: usize = 1 << 25;
+/// stride of at most 2 KiB per CPU, so room for 16K CPUs, and a page for
+/// the alignment slack).
+const MAGAZINE_BYTES: usize = (1 << 25) + (1 << 12);
+
+const _: () = assert!(vmspace::qcache::table_store_bytes(MAX_CLASSES) <= QCACHE_TABLE_BYTES);
+const _: () = assert!(match vmspace::qcache::magazine_store_bytes(MAX_CLASSES, 1 << 14) {
+    Some(b) => b <= MAGAZINE_BYTES,
+    None => false,
+});
 
 /// XORed with an object's address to make its live magic word, so a copy of
 /// an object at another address is not taken for an arena either.

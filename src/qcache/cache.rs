@@ -22,10 +22,21 @@ pub struct QCacheConfig<S: Store> {
 }
 
 impl<S: Store> QCacheConfig<S> {
-    /// Caches for sizes of 1 to `classes` quanta, their tables in `store`.
+    /// Caches for sizes of 1 to `classes` quanta, their tables in `store`,
+    /// which must be able to commit
+    /// [`table_store_bytes(classes)`](super::table_store_bytes) bytes.
     pub fn new(classes: usize, store: S) -> Self {
         QCacheConfig { classes, store }
     }
+}
+
+/// The bytes the store of a [`QCacheConfig`] with `classes` classes
+/// commits (their slab records and depots; `classes` past
+/// [`MAX_CLASSES`](super::MAX_CLASSES) count as that many, the most any
+/// caches take): reserve at least this much, rounded up to the store's
+/// page.
+pub const fn table_store_bytes(classes: usize) -> usize {
+    super::slab::table_bytes(classes)
 }
 
 /// Shared quantum-cache counters (handles and per-CPU caches add their hits

@@ -235,6 +235,31 @@ impl CpuMags {
     }
 }
 
+/// The most bytes [`CpuCaches::new`](crate::sync::CpuCaches::new) commits
+/// in its store for `classes` quantum-cache classes and `slots` pin slots
+/// (a [`CpuMags`] a class and slot, line-aligned inside a store whose base
+/// is [`STORE_ALIGN`](crate::arena::STORE_ALIGN)-aligned): reserve at least
+/// this much, rounded up to the store's page. `None` if it does not fit a
+/// `usize`.
+pub const fn magazine_store_bytes(classes: usize, slots: usize) -> Option<usize> {
+    match magazine_bytes(classes, slots) {
+        Some(b) => b.checked_add(LINE - crate::arena::STORE_ALIGN),
+        None => None,
+    }
+}
+
+/// The magazines' bytes, without the alignment slack.
+pub(crate) const fn magazine_bytes(classes: usize, slots: usize) -> Option<usize> {
+    match classes.checked_mul(slots) {
+        Some(n) => n.checked_mul(core::mem::size_of::<CpuMags>()),
+        None => None,
+    }
+}
+
+/// The magazines start at a cache line, so that (each `CpuMags` being a
+/// multiple of a line) CPUs working on their own do not share lines.
+pub(crate) const LINE: usize = 64;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,8 +31,9 @@ pub(crate) mod pin;
 pub(crate) mod slab;
 
 pub(crate) use cache::{claim_with, Counters};
-pub use cache::{QCache, QCacheConfig};
-pub use cpumags::{CpuMags, Popped, Pushed};
+pub use cache::{table_store_bytes, QCache, QCacheConfig};
+pub(crate) use cpumags::{magazine_bytes, LINE};
+pub use cpumags::{magazine_store_bytes, CpuMags, Popped, Pushed};
 pub(crate) use locked::Locked;
 pub use magazine::{Magazine, ROUNDS};
 pub use pin::{CpuPin, MagSlots, SlotFlag};

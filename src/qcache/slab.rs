@@ -40,7 +40,7 @@ pub const MAX_CLASSES: usize = 8;
 pub const MAX_QUANTUM: usize = 1 << 22;
 
 /// The cache line the tables are laid out for.
-const LINE: usize = 64;
+use super::cpumags::LINE;
 
 /// One slab's record.
 ///
@@ -201,6 +201,15 @@ impl Class {
     }
 }
 
+/// The bytes [`Tables::new`] commits in its store for `classes` classes:
+/// one `ClassTables` a class, line-aligned inside a store whose base is
+/// [`STORE_ALIGN`]-aligned. `classes` at most [`MAX_CLASSES`], so no
+/// overflow.
+pub(crate) const fn table_bytes(classes: usize) -> usize {
+    let classes = if classes < MAX_CLASSES { classes } else { MAX_CLASSES };
+    classes * core::mem::size_of::<ClassTables>() + LINE - STORE_ALIGN
+}
+
 /// The tables of every class, in a store.
 ///
 /// # Invariants
@@ -241,7 +250,7 @@ impl<S: Store> Tables<S> {
         const _: () = assert!(core::mem::align_of::<ClassTables>() <= LINE);
         // Line-aligned inside the store, whose base is STORE_ALIGN-aligned.
         let bytes = classes * core::mem::size_of::<ClassTables>();
-        store.grow(bytes + LINE - STORE_ALIGN)?;
+        store.grow(table_bytes(classes))?;
         let skip = (LINE - store.base().addr() % LINE) % LINE;
         // SAFETY: `skip < LINE` and is a multiple of STORE_ALIGN (the
         // store's base is STORE_ALIGN-aligned), so the tables' `bytes` end

@@ -9,12 +9,9 @@ use vmspace_shim::{Addr, Size};
 use super::{RawLock, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store, STORE_ALIGN};
 use crate::qcache::{
-    claim_with, CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, QCache, MAX_CLASSES,
+    claim_with, magazine_bytes, CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, QCache, LINE,
+    MAX_CLASSES,
 };
-
-/// The magazines start at a cache line, so that (each `CpuMags` being a
-/// multiple of a line) CPUs working on their own do not share lines.
-const LINE: usize = 64;
 
 const _: () = assert!(align_of::<CpuMags>() <= STORE_ALIGN);
 const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
@@ -126,18 +123,17 @@ unsafe impl<L: RawLock, W: Waiter, S: Store + Send, I: Source + Send, P: CpuPin 
 
 impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L, W, S, I, P> {
     /// Empty magazines for each of `pin.slots()` slots over `arena`'s
-    /// quantum caches, kept in `store`. Without quantum caches in the arena,
-    /// every call goes to the arena.
+    /// quantum caches, kept in `store`, which must be able to commit
+    /// [`magazine_store_bytes`](crate::qcache::magazine_store_bytes) of the
+    /// arena's classes and the pin's slots. Without quantum caches in the
+    /// arena, every call goes to the arena.
     pub fn new(arena: &'a SyncArena<L, W, S, I>, pin: P, mut store: S) -> Result<Self, ArenaError> {
         let classes = arena.caches().map_or(0, |q| q.classes());
         let slots = pin.slots();
         if slots == 0 {
             return Err(ArenaError::InvalidArgument("a CPU pin with no slots"));
         }
-        let bytes = classes
-            .checked_mul(slots)
-            .and_then(|n| n.checked_mul(size_of::<CpuMags>()))
-            .ok_or(ArenaError::Overflow)?;
+        let bytes = magazine_bytes(classes, slots).ok_or(ArenaError::Overflow)?;
         let skip = store.base().align_offset(LINE);
         store.grow(bytes.checked_add(skip).ok_or(ArenaError::Overflow)?)?;
         // SAFETY: `skip < LINE` and the store committed `skip + bytes` bytes

@@ -219,3 +219,57 @@ fn without_caches_or_slots() {
     let e = CpuCaches::new(&s, TestPin::new(4), SliceStore::new(&mut small));
     assert!(e.is_err(), "4 slots of 8 classes do not fit in 512 bytes");
 }
+
+/// A line-aligned buffer of `len` bytes starting `offset` bytes (a
+/// multiple of STORE_ALIGN) past a line: the slice from `offset`.
+fn at_offset(buf: &mut Vec<u64>, offset: usize, len: usize) -> &mut [u8] {
+    buf.clear();
+    buf.resize((offset + len) / 8 + 16, 0);
+    let skip = (buf.as_ptr() as usize).wrapping_neg() % 64;
+    // SAFETY: the bytes of the vector's initialized u64s, viewed as bytes
+    // (any u64 is valid bytes); the slice ends inside them.
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), buf.len() * 8) };
+    &mut bytes[skip + offset..skip + offset + len]
+}
+
+#[test]
+fn the_documented_store_sizes_suffice_at_every_alignment_and_no_less_does_at_the_worst() {
+    use super::tests::Shared;
+    use crate::qcache::{magazine_store_bytes, table_store_bytes, QCacheConfig, MAX_CLASSES};
+    let mut words = Vec::new();
+    for classes in [1, 3, MAX_CLASSES] {
+        let need = table_store_bytes(classes);
+        assert_eq!(table_store_bytes(classes + 100), table_store_bytes(MAX_CLASSES));
+        for offset in (0..64).step_by(crate::arena::STORE_ALIGN) {
+            let mut b = buffers();
+            let a = shared(&mut b, 1 << 20, 0).into_inner();
+            let ok =
+                QCacheConfig::new(classes, SliceStore::new(at_offset(&mut words, offset, need)));
+            assert!(Shared::with_quantum_caches(a, ok).is_ok(), "{classes} classes at +{offset}");
+            let a = shared(&mut b, 1 << 20, 0).into_inner();
+            let short = SliceStore::new(at_offset(&mut words, offset, need - 1));
+            let short = Shared::with_quantum_caches(a, QCacheConfig::new(classes, short));
+            assert!(short.is_err(), "{classes} classes at +{offset} in a byte less");
+        }
+        for slots in [1, 2, 5] {
+            let need = magazine_store_bytes(classes, slots).unwrap();
+            // The worst alignment (a word past a line) needs every byte.
+            let tries = (0..64).step_by(crate::arena::STORE_ALIGN).map(|o| (o, need));
+            for (offset, len) in tries.chain([(8, need - 1)]) {
+                let mut w = Vec::new();
+                let mut b = buffers();
+                let s = shared(&mut b, 1 << 20, classes);
+                let store = SliceStore::new(at_offset(&mut w, offset, len));
+                let caches = CpuCaches::new(&s, TestPin::new(slots), store);
+                let ok = len == need;
+                assert_eq!(
+                    caches.is_ok(),
+                    ok,
+                    "{classes} classes, {slots} slots, {len} at +{offset}"
+                );
+            }
+        }
+    }
+    assert_eq!(magazine_store_bytes(usize::MAX, 2), None);
+}
