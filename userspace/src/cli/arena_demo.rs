@@ -4,7 +4,7 @@
 use vmspace::arena::{
     Arena, Constraints, NoSource, PageStore, Policy, SegmentKind, SegmentKinds, Store,
 };
-use vmspace::qcache::QCacheConfig;
+use vmspace::qcache::{table_store_bytes, QCacheConfig};
 use vmspace::sources::VmSource;
 use vmspace::sync::{CacheHandle, Wait};
 use vmspace::vm::Vm;
@@ -166,7 +166,7 @@ fn shared_with_quantum_caches(o: &Options) -> Result<(), String> {
     let be = MmapBackend::new();
     let mut ids = Arena::on_pages("ids", Size(16), be, 1 << 16, NoSource).map_err(err)?;
     ids.add(Addr(1 << 40), Size(1 << 30)).map_err(err)?;
-    let qc = PageStore::new(be, Size(1 << 20)).map_err(err)?;
+    let qc = PageStore::new(be, Size(table_store_bytes(8))).map_err(err)?;
     let shared = UserArena::with_quantum_caches(ids, QCacheConfig::new(8, qc)).map_err(err)?;
     outln!(
         "\narena \"ids\": quantum 16 units, shared by {THREADS} threads, quantum caches up to {}",
