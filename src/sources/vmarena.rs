@@ -37,7 +37,12 @@ impl From<VmArenaError> for ArenaError {
 }
 
 /// Imports are runs of tracts owned by [`IMPORT_OWNER`], placed anywhere;
-/// releases free them.
+/// releases free them. The VM arena keeps owners, not the bounds of each
+/// import, so a release of whole tracts that are all imported is taken even
+/// if it is part of an import or spans two (an arena only ever releases
+/// what it imported); anything else is refused and changes nothing.
+/// [`VmSource`](super::VmSource), which keeps every import in an arena,
+/// refuses all but an exact import.
 impl<P: PageOps> Source for VmArena<P> {
     fn quantum(&self) -> Size {
         self.page_size()
