@@ -137,6 +137,7 @@ fn main() {
         "outside_more",
         "outside_adversary",
         "outside_runtime",
+        "outside_vmem_fidelity",
     ];
     let mut b = cc::Build::new();
     b.include(&include)

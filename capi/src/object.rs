@@ -85,6 +85,8 @@ pub(crate) struct ArenaObj<P: Platform> {
     pub(crate) children: AtomicUsize,
     /// The root of this arena's tree of parents, if it has a parent.
     root: Option<NonNull<ArenaObj<P>>>,
+    /// The arena's quantum (fixed), for the vmem(9) calls' rounding.
+    pub(crate) quantum: usize,
     /// Whether destroying frees the memory (not for `vmem_init` storage).
     owned: bool,
 }
@@ -198,6 +200,7 @@ impl<P: Platform> ArenaObj<P> {
             }
             arena.source_mut().added = p.size;
         }
+        let arena_quantum = arena.quantum().0;
         let (Some(lock), Some(waiter)) = (P::lock(), P::waiter()) else {
             return -code::ENOMEM;
         };
@@ -227,6 +230,7 @@ impl<P: Platform> ArenaObj<P> {
             policy,
             children: AtomicUsize::new(0),
             root: parent.map(|p| p.root.unwrap_or(NonNull::from(p))),
+            quantum: arena_quantum,
             owned,
         };
         // SAFETY: `place` is valid for writes of an object (caller).

@@ -97,6 +97,18 @@ impl<P: Platform> CSource<P> {
     }
 }
 
+impl<P: Platform> CSource<P> {
+    /// Whether spans imported through this source go back to it (a parent,
+    /// or import functions with a release function).
+    pub(crate) fn releases(&self) -> bool {
+        match self.import {
+            Import::None => false,
+            Import::Parent { .. } => true,
+            Import::Callbacks { release, .. } => release.is_some(),
+        }
+    }
+}
+
 impl<P: Platform> Source for CSource<P> {
     fn quantum(&self) -> Size {
         match self.import {

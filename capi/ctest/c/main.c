@@ -16,6 +16,7 @@ int ctest_outside_vmem(void);
 int ctest_outside_more(void);
 int ctest_outside_adversary(void);
 int ctest_outside_runtime(void);
+int ctest_outside_vmem_fidelity(void);
 int ctest_differential(uint64_t seed, int steps);
 int ctest_vmem_compat(void);
 int vmem_example_main(void);
@@ -42,6 +43,7 @@ int main(void)
 	run("outside_more", ctest_outside_more());
 	run("outside_adversary", ctest_outside_adversary());
 	run("outside_runtime", ctest_outside_runtime());
+	run("outside_vmem_fidelity", ctest_outside_vmem_fidelity());
 	for (uint64_t seed = 1; seed <= 4; seed++)
 		run("differential", ctest_differential(seed, 3000));
 	run("vmem_compat", ctest_vmem_compat());

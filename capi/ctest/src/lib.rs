@@ -45,6 +45,9 @@ extern "C" {
     /// An outside reviewer's C runtime: aligned requests through an import
     /// function, waiting children woken by space in their tree.
     pub fn ctest_outside_runtime() -> c_int;
+    /// An outside reviewer holding vmem.h to FreeBSD's vmem(9): frees in
+    /// the same quanta, adjacent adds, a span at the top.
+    pub fn ctest_outside_vmem_fidelity() -> c_int;
     /// Every vmem(9) call and flag, the error hook.
     pub fn ctest_vmem_compat() -> c_int;
     /// The vmem(9) example's `main`.

@@ -60,6 +60,12 @@ fn an_outside_runtimes_aligned_imports_and_waiting_children() {
 }
 
 #[test]
+fn an_outside_reviewer_holding_vmem_h_to_freebsd() {
+    // SAFETY: a self-contained C test.
+    assert_eq!(unsafe { ctest_outside_vmem_fidelity() }, 0);
+}
+
+#[test]
 fn threads_from_c() {
     // SAFETY: a self-contained C test (its threads end before it returns).
     assert_eq!(unsafe { ctest_threads() }, 0);

@@ -100,6 +100,9 @@ void vmem_set_reclaim(vmem_t *vm, vmem_reclaim_t *reclaimfn);
 /* Not in vmem(9): the arena's error hook (NULL: none). */
 void vmem_set_error_hook(vmem_t *vm, vmem_error_hook_t *hook, void *arg);
 
+/* Sizes are rounded up to the quantum, as vmem(9) rounds them: a free
+ * takes any size that rounds to the allocation's (through the native API,
+ * the rounded size). */
 int vmem_alloc(vmem_t *vm, vmem_size_t size, int flags, vmem_addr_t *addrp);
 void vmem_free(vmem_t *vm, vmem_addr_t addr, vmem_size_t size);
 /* minaddr: the lowest start; maxaddr: the highest address the allocation
@@ -108,6 +111,9 @@ int vmem_xalloc(vmem_t *vm, vmem_size_t size, vmem_size_t align,
 		vmem_size_t phase, vmem_size_t nocross, vmem_addr_t minaddr,
 		vmem_addr_t maxaddr, int flags, vmem_addr_t *addrp);
 void vmem_xfree(vmem_t *vm, vmem_addr_t addr, vmem_size_t size);
+/* A span touching an added span of an arena without a release function
+ * merges with it (as vmem(9)'s vmem_add1 does); otherwise a span of its
+ * own. No span ends at 2^64 (EINVAL). */
 int vmem_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, int flags);
 vmem_size_t vmem_roundup_size(vmem_t *vm, vmem_size_t size);
 vmem_size_t vmem_size(vmem_t *vm, int typemask);

@@ -5,9 +5,9 @@
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::mem::{align_of, size_of};
 
-use vmspace::arena::{ArenaError, Policy};
+use vmspace::arena::{ArenaError, Policy, SegmentKinds};
 use vmspace::sync::Wait;
-use vmspace_shim::Addr;
+use vmspace_shim::{Addr, Size};
 
 use super::memory::XArgs;
 use super::{fail, obj, out, out_opt, Api};
@@ -54,6 +54,46 @@ impl<P: Platform> ArenaObj<P> {
             // argument (vmem_set_error_hook's contract).
             unsafe { f(h.error_arg, vm, cstr_ptr(what), addr, size, positive(err)) };
         }
+    }
+
+    /// `vmem_add` of a span touching an added span of an arena whose spans
+    /// are never given back (no release function), as vmem(9)'s
+    /// `vmem_add1` coalesces it: the two become one span, so allocations
+    /// may straddle the seam. Returns whether it did; when not, the span is
+    /// added as a span of its own (or refused) as `vmspace_arena_add` says.
+    fn vmem_extend(&self, addr: usize, size: usize) -> bool {
+        let extended = self.shared.with(|a| {
+            if a.source().releases() {
+                return false;
+            }
+            let end = addr.checked_add(size);
+            let touches = a.walk(SegmentKinds::SPANS).any(|s| {
+                !s.imported && (s.range.limit().0 == addr || Some(s.range.base().0) == end)
+            });
+            if !touches || a.extend(Addr(addr), Size(size)).is_err() {
+                return false;
+            }
+            let s = a.source_mut();
+            s.added = s.added.saturating_add(size);
+            true
+        });
+        if extended {
+            // New room is space: wake allocations waiting for some.
+            self.shared.wake_waiters();
+            self.space_returned();
+        }
+        extended
+    }
+
+    /// A size as the vmem(9) calls pass it on: rounded up to the quantum
+    /// (left as it is if that overflows, for the arena to refuse). vmem(9)
+    /// frees a segment with any size that rounds to its own, so its
+    /// allocations are made, and its frees checked, in whole quanta: a
+    /// `vmem_alloc(10)` in quanta of 16 is freed by `vmem_free(a, 16)` or
+    /// `vmem_free(a, 9)`, and through the native API by a free of 16.
+    #[inline]
+    fn vmem_size_of(&self, size: usize) -> usize {
+        vmspace_shim::align::align_up(size, self.quantum).unwrap_or(size)
     }
 
     /// Run a vmem allocation: once without waiting; when that finds no
@@ -165,6 +205,12 @@ impl<P: Platform> Api<P> {
             return code::EINVAL;
         }
         // SAFETY: the caller's contract.
+        if let Ok(o) = unsafe { obj::<P, _>(vm) } {
+            if o.vmem_extend(addr, size) {
+                return 0;
+            }
+        }
+        // SAFETY: the caller's contract.
         match unsafe { Self::vmspace_arena_add(vm.cast(), addr, size, 0) } {
             // A span that wraps past the top of the address space.
             e if e == -code::EOVERFLOW => code::EINVAL,
@@ -189,6 +235,7 @@ impl<P: Platform> Api<P> {
             let o = unsafe { obj::<P, _>(vm) }?;
             let f = flags::vmem(flags).ok_or(-code::EINVAL)?;
             let dest = out_opt(addrp)?;
+            let size = o.vmem_size_of(size);
             let a = o.vmem_attempt(vm, flags, f, |f| o.alloc_addr(size, f)).map_err(fail)?;
             if let Some(p) = dest {
                 // SAFETY: non-null and aligned, so writable (caller).
@@ -223,7 +270,7 @@ impl<P: Platform> Api<P> {
             let f = flags::vmem(flags).ok_or(-code::EINVAL)?;
             let dest = out_opt(addrp)?;
             let x = XArgs {
-                size,
+                size: o.vmem_size_of(size),
                 align,
                 phase,
                 nocross,
@@ -251,7 +298,7 @@ impl<P: Platform> Api<P> {
     unsafe fn vmem_free_as(vm: *mut vmem_t, addr: vmem_addr_t, size: vmem_size_t, what: &CStr) {
         // SAFETY: the caller's contract.
         if let Ok(o) = unsafe { obj::<P, _>(vm) } {
-            if let Err(e) = o.free_addr(addr, size) {
+            if let Err(e) = o.free_addr(addr, o.vmem_size_of(size)) {
                 o.report(vm, what, addr, size, fail(e));
             }
         }
