@@ -144,7 +144,6 @@ impl PagedBits {
 #[cfg(test)]
 mod tests {
     extern crate std;
-    use std::vec;
 
     use super::*;
 
