@@ -343,6 +343,13 @@ impl<P: Platform> ArenaObj<P> {
         0
     }
 
+    /// Space came back to this arena other than by a free (a span added or
+    /// extended): wake its waiters, and those at the root of its tree.
+    pub(crate) fn space_added(&self) {
+        self.shared.wake_waiters();
+        self.space_returned();
+    }
+
     /// Whether this arena imports from another of this API.
     #[inline(always)]
     pub(crate) fn has_parent(&self) -> bool {
@@ -360,7 +367,8 @@ impl<P: Platform> ArenaObj<P> {
         }
     }
 
-    #[cold]
+    /// Out of line (though every free in a child takes it): inlined, its
+    /// call made the free wrappers of every arena save more registers.
     #[inline(never)]
     fn wake_root(root: NonNull<Self>) {
         // SAFETY: the root is live while its descendants are (type
@@ -380,24 +388,26 @@ impl<P: Platform> ArenaObj<P> {
         wait: Wait,
         attempt: impl Fn(Wait) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        match self.root {
-            Some(root) if wait != Wait::No => Self::wait_at_root(root, wait, attempt),
-            _ => attempt(wait),
+        if wait != Wait::No && self.has_parent() {
+            return self.wait_at_root(wait, attempt);
         }
+        attempt(wait)
     }
 
-    /// A child's waiting allocation: once without waiting, then waiting at
-    /// `root` (see [`waiting`](Self::waiting)).
+    /// A child's waiting allocation (`wait` not [`Wait::No`], `self` with a
+    /// parent): once without waiting, then waiting at the root of its tree
+    /// (see [`waiting`](Self::waiting)). Without a parent, as `wait` says.
     #[cold]
     #[inline(never)]
-    fn wait_at_root(
-        root: NonNull<Self>,
+    pub(crate) fn wait_at_root(
+        &self,
         wait: Wait,
         attempt: impl Fn(Wait) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
+        let Some(root) = self.root else { return attempt(wait) };
         let first = attempt(Wait::No);
         // SAFETY: the root is live while its descendants are (type
-        // invariant); the caller is one.
+        // invariant), and this is one.
         unsafe { root.as_ref() }.shared.wait_for(wait, first, || attempt(Wait::No))
     }
 

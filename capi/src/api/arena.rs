@@ -107,9 +107,7 @@ impl<P: Platform> Api<P> {
                     Ok(())
                 })
                 .map_err(fail)?;
-            // A new span is space: wake allocations waiting for some.
-            o.shared.wake_waiters();
-            o.space_returned();
+            o.space_added();
             Ok(())
         })())
     }

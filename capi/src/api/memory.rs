@@ -81,7 +81,7 @@ impl<P: Platform> ArenaObj<P> {
     #[cold]
     #[inline(never)]
     fn alloc_waiting_child(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
-        self.waiting(f.wait, |wait| self.alloc_here(size, AllocFlags { wait, ..f }))
+        self.wait_at_root(f.wait, |wait| self.alloc_here(size, AllocFlags { wait, ..f }))
     }
 
     /// A constrained allocation as `f` asks (never from the caches).

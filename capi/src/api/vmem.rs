@@ -78,9 +78,7 @@ impl<P: Platform> ArenaObj<P> {
             true
         });
         if extended {
-            // New room is space: wake allocations waiting for some.
-            self.shared.wake_waiters();
-            self.space_returned();
+            self.space_added();
         }
         extended
     }
