@@ -40,12 +40,34 @@ fn vmspace(args: &[&str], stdin: &[u8]) -> (Option<i32>, String, String) {
     )
 }
 
-fn tmp(name: &str, body: &[u8]) -> String {
-    let dir = std::env::temp_dir().join(format!("vmspace-outside-cli-{}", std::process::id()));
+/// A scratch file in a directory of its own, removed with the directory
+/// when the value drops (tests run in parallel, so no two share one).
+struct Scratch {
+    dir: std::path::PathBuf,
+    file: String,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.file
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tmp(name: &str, body: &[u8]) -> Scratch {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("vmspace-outside-cli-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, body).unwrap();
-    p.to_string_lossy().into_owned()
+    Scratch { file: p.to_string_lossy().into_owned(), dir }
 }
 
 fn no_panic(what: &str, r: &(Option<i32>, String, String)) {
@@ -167,7 +189,7 @@ xalloc f 16 nocross=1\nxalloc g 0xffffffffffffffff top\nfree a\n";
         &["--policy", "next", "--check"],
         &["--quantum", "0x8000000"],
     ] {
-        let mut args = vec!["replay", p.as_str()];
+        let mut args = vec!["replay", &*p];
         args.extend_from_slice(opts);
         let out = clean(&args, b"");
         assert!(!out.is_empty());
