@@ -120,3 +120,48 @@ fn the_sources_of_this_crate_refuse_imports_outside_the_contract() {
     assert_eq!(r.base().0 % (2 * PAGE), 0);
     parent.release(r).unwrap();
 }
+
+/// A nocross request asks its source for the size at the size's power of
+/// two (which keeps any block from crossing a larger boundary), not at the
+/// boundary itself: aligned to a 1 GiB boundary, an import found no room
+/// in a parent whose only 1 GiB-aligned address was taken, though the
+/// parent itself served the request (an outside reviewer's case).
+#[test]
+fn a_nocross_import_asks_for_the_size_aligned_not_for_the_boundary() {
+    let mut buf = vec![0u8; 4 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let gib = 1usize << 30;
+    // Asked of a source that aligns only to its quantum: three pages at
+    // four pages' alignment, that is six pages at one page's.
+    let mut a = child(&sim, false);
+    let c = Constraints::new(Size(3 * PAGE)).nocross(Size(gib));
+    let x = a.xalloc(&c).unwrap();
+    assert_eq!(x.0 / gib, (x.0 + 3 * PAGE - 1) / gib);
+    assert_eq!(a.source().asked, [(6 * PAGE, PAGE)]);
+    a.check().unwrap();
+    a.free(x, Size(3 * PAGE)).unwrap();
+    assert_eq!(a.sizes().total, Size(0));
+    drop(a);
+
+    // Asked of an arena (which aligns): its one boundary-aligned address
+    // is taken, yet it has room for the request.
+    let tags = PageStore::new(&sim, Size(16 * PAGE)).unwrap();
+    let hash = PageStore::new(&sim, Size(PAGE)).unwrap();
+    let mut parent =
+        Arena::new("parent", Size(PAGE), tags, hash, vmspace::arena::NoSource).unwrap();
+    parent.add(Addr(gib), Size(gib)).unwrap();
+    let first = parent.alloc(Size(PAGE), vmspace::arena::Policy::InstantFit).unwrap();
+    assert_eq!(first, Addr(gib));
+    let c = Constraints::new(Size(PAGE)).nocross(Size(gib));
+    let direct = parent.xalloc(&c).unwrap();
+    parent.free(direct, Size(PAGE)).unwrap();
+    let tags = PageStore::new(&sim, Size(16 * PAGE)).unwrap();
+    let hash = PageStore::new(&sim, Size(PAGE)).unwrap();
+    let mut child = Arena::new("child", Size(PAGE), tags, hash, &mut parent).unwrap();
+    let x = child.xalloc(&c).unwrap();
+    child.check().unwrap();
+    child.free(x, Size(PAGE)).unwrap();
+    drop(child);
+    parent.check().unwrap();
+    assert_eq!(parent.sizes().allocated, Size(PAGE));
+}

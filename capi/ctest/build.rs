@@ -138,6 +138,7 @@ fn main() {
         "outside_adversary",
         "outside_runtime",
         "outside_vmem_fidelity",
+        "outside_trees",
     ];
     let mut b = cc::Build::new();
     b.include(&include)

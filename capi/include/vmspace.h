@@ -90,9 +90,13 @@ typedef struct vmspace_arena vmspace_arena_t;
  * (set when it is created; instant fit unless told otherwise).
  *
  * VMSPACE_WAIT sleeps until space comes back: a free, a flush, a reclaim,
- * an add, a child's destroy. In an arena with a parent it also wakes for
- * space returned to any arena of its tree (its parent included), which an
- * import may then take. Objects in other CPUs' quantum-cache magazines are
+ * an add, a raised limit, a child's destroy. In an arena with a parent it
+ * also wakes for space returned to any arena of its tree (its parent
+ * included), which an import may then take. Nothing says when an import
+ * function's source has room again, so in an arena importing through
+ * import functions (vmspace_arena_set_import, vmem_set_import), and in the
+ * children of one, a waiting allocation also tries again (calling the
+ * import function) every 10 ms. Objects in other CPUs' quantum-cache magazines are
  * not space until they come back (vmspace_arena_reclaim does not reach
  * them), so a waiting allocation larger than what lies outside them may
  * sleep for good.
@@ -240,9 +244,12 @@ int vmspace_arena_create_ex(const struct vmspace_params *params,
 			    vmspace_arena_t **arenap);
 /*
  * Destroy an arena: live allocations go with it, imported spans go back to
- * the parent or the release function (except a span still holding a range
- * freed deferred and never flushed, which stays taken there: it must not be
- * handed out before its flush), memory is freed. -EBUSY (and nothing
+ * the parent or the release function, memory is freed. A span still
+ * holding a range freed deferred and never flushed must not be handed out
+ * before its flush: a parent takes it back freed and not flushed (call
+ * vmspace_arena_flushed on the parent once it is flushed; destroying the
+ * parent first passes it on up the same way), and with import functions
+ * it stays taken there for good. -EBUSY (and nothing
  * changes) while other arenas import from it. Of two racing destroys one
  * wins; the other, and any later call until the memory is reused, gets
  * -EBADF.
@@ -282,8 +289,10 @@ int vmspace_arena_alloc(vmspace_arena_t *arena, vmspace_size_t size,
  * two; 0: the quantum), not crossing a multiple of `nocross` (0: no limit),
  * inside [min, max) (max 0: no upper limit; max is exclusive), and with
  * VMSPACE_EXACT exactly at `exact` (without it, `exact` is not read). Never
- * from the quantum caches; a
- * request with min or max set does not import.
+ * from the quantum caches; a request with min or max set, or with
+ * VMSPACE_EXACT, does not import (an import cannot ask its source for an
+ * address), so with VMSPACE_WAIT it waits for the place to come free in
+ * this arena.
  */
 int vmspace_arena_xalloc(vmspace_arena_t *arena, vmspace_size_t size,
 			 vmspace_size_t align, vmspace_size_t phase,

@@ -4,7 +4,8 @@
 use core::alloc::Layout;
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr::{self, addr_of, addr_of_mut, NonNull};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::time::Duration;
 
 use vmspace::arena::{Arena, PageStore, Policy};
 use vmspace::qcache::{QCacheConfig, MAX_CLASSES, MAX_QUANTUM};
@@ -44,6 +45,11 @@ const _: () = assert!(match vmspace::qcache::magazine_store_bytes(MAX_CLASSES, 1
     Some(b) => b <= MAGAZINE_BYTES,
     None => false,
 });
+
+/// How often a waiting allocation of a tree whose root imports through the
+/// caller's functions tries again (it cannot be told when their source has
+/// room again).
+pub(crate) const IMPORT_RETRY: Duration = Duration::from_millis(10);
 
 /// XORed with an object's address to make its live magic word, so a copy of
 /// an object at another address is not taken for an arena either.
@@ -89,6 +95,9 @@ pub(crate) struct ArenaObj<P: Platform> {
     pub(crate) quantum: usize,
     /// Whether destroying frees the memory (not for `vmem_init` storage).
     owned: bool,
+    /// Whether the arena imports through the caller's functions (set with
+    /// them), so that its tree's waiting allocations try again now and then.
+    pub(crate) polls: AtomicBool,
 }
 
 /// The quantum-cache classes for `qcache_max`: a hint, rounded down to
@@ -232,6 +241,7 @@ impl<P: Platform> ArenaObj<P> {
             root: parent.map(|p| p.root.unwrap_or(NonNull::from(p))),
             quantum: arena_quantum,
             owned,
+            polls: AtomicBool::new(false),
         };
         // SAFETY: `place` is valid for writes of an object (caller).
         unsafe { place.write(obj) };
@@ -350,12 +360,6 @@ impl<P: Platform> ArenaObj<P> {
         self.space_returned();
     }
 
-    /// Whether this arena imports from another of this API.
-    #[inline(always)]
-    pub(crate) fn has_parent(&self) -> bool {
-        self.root.is_some()
-    }
-
     /// Wake the allocations waiting at the root of this arena's tree (the
     /// children's, see [`waiting`](Self::waiting)) after space came back
     /// here; the arena's own waiters are woken by the arena. One load when
@@ -377,26 +381,37 @@ impl<P: Platform> ArenaObj<P> {
     }
 
     /// Allocate with `attempt` as `wait` asks. An arena without a parent
-    /// waits in itself. A child's waiting allocation waits at the root of
-    /// its tree, where whatever returns space to any arena of the tree (its
-    /// own frees, and its ancestors', which it imports from) wakes it
-    /// ([`space_returned`](Self::space_returned)); waiting in the child
-    /// alone, it slept through space freed in its parent.
+    /// or import functions waits in itself. A child's waiting allocation
+    /// waits at the root of its tree, where whatever returns space to any
+    /// arena of the tree (its own frees, and its ancestors', which it
+    /// imports from) wakes it ([`space_returned`](Self::space_returned));
+    /// waiting in the child alone, it slept through space freed in its
+    /// parent. A tree whose root imports through the caller's functions
+    /// also tries again every [`IMPORT_RETRY`]: nothing tells it when their
+    /// source has room again.
     #[inline(always)]
     pub(crate) fn waiting(
         &self,
         wait: Wait,
         attempt: impl Fn(Wait) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        if wait != Wait::No && self.has_parent() {
+        if wait != Wait::No && self.waits_elsewhere() {
             return self.wait_at_root(wait, attempt);
         }
         attempt(wait)
     }
 
-    /// A child's waiting allocation (`wait` not [`Wait::No`], `self` with a
-    /// parent): once without waiting, then waiting at the root of its tree
-    /// (see [`waiting`](Self::waiting)). Without a parent, as `wait` says.
+    /// Whether a waiting allocation here cannot simply wait in this arena
+    /// (see [`waiting`](Self::waiting)): it has a parent, or imports
+    /// through the caller's functions.
+    #[inline(always)]
+    pub(crate) fn waits_elsewhere(&self) -> bool {
+        self.root.is_some() || self.polls.load(Ordering::Relaxed)
+    }
+
+    /// A waiting allocation (`wait` not [`Wait::No`]): once without
+    /// waiting, then waiting at the root of its tree (itself for a root;
+    /// see [`waiting`](Self::waiting)).
     #[cold]
     #[inline(never)]
     pub(crate) fn wait_at_root(
@@ -404,11 +419,35 @@ impl<P: Platform> ArenaObj<P> {
         wait: Wait,
         attempt: impl Fn(Wait) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        let Some(root) = self.root else { return attempt(wait) };
-        let first = attempt(Wait::No);
-        // SAFETY: the root is live while its descendants are (type
-        // invariant), and this is one.
-        unsafe { root.as_ref() }.shared.wait_for(wait, first, || attempt(Wait::No))
+        let root = match self.root {
+            // SAFETY: the root is live while its descendants are (type
+            // invariant), and this is one.
+            Some(root) => unsafe { root.as_ref() },
+            None => self,
+        };
+        if !root.polls.load(Ordering::Relaxed) {
+            if self.root.is_none() {
+                return attempt(wait);
+            }
+            let first = attempt(Wait::No);
+            return root.shared.wait_for(wait, first, || attempt(Wait::No));
+        }
+        // Waits of at most IMPORT_RETRY, each ending in a try (which calls
+        // the import function), until one succeeds or `wait`'s time is up.
+        let mut left = match wait {
+            Wait::Timeout(t) => Some(t),
+            _ => None,
+        };
+        let mut got = attempt(Wait::No);
+        loop {
+            let slice = left.map_or(IMPORT_RETRY, |l| l.min(IMPORT_RETRY));
+            got = root.shared.wait_for(Wait::Timeout(slice), got, || attempt(Wait::No));
+            match (&got, left) {
+                (Err(ArenaError::NoSpace { .. }), None) => {}
+                (Err(ArenaError::NoSpace { .. }), Some(l)) if l > slice => left = Some(l - slice),
+                _ => return got,
+            }
+        }
     }
 
     /// The name as a C string (NUL-terminated, inside the object).

@@ -182,6 +182,20 @@ impl<P: Platform> Source for CSource<P> {
         Ok(())
     }
 
+    /// A parent takes the range as a deferred free of its own, unflushed
+    /// until its own flush; import functions have no such state, so the
+    /// range stays taken there for good.
+    fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
+        let Import::Parent { arena, .. } = self.import else {
+            return Err(ArenaError::SourceBusy);
+        };
+        // SAFETY: a parent outlives its children (type invariant).
+        let parent = unsafe { arena.as_ref() };
+        parent.shared.free_deferred(range.base(), range.size())?;
+        self.imported = self.imported.saturating_sub(range.size().0);
+        Ok(())
+    }
+
     fn can_import(&self) -> bool {
         !matches!(self.import, Import::None)
     }

@@ -369,9 +369,16 @@ impl<S: Store, I: Source> Arena<S, I> {
             return Err(ArenaError::Injected);
         }
         let q = self.quantum.get().max(self.source.quantum().0);
-        let align = req.align.max(q).max(req.nocross);
         let size = req.phase.checked_add(req.size).ok_or(ArenaError::Overflow)?;
         let size = align::align_up(size, q)?;
+        // A block aligned to a power of two at least its size lies within
+        // one block of every larger power of two, so `nocross` asks for no
+        // more alignment than that (aligning to `nocross` itself would make
+        // the source find a whole boundary's worth of room).
+        let align = match size.checked_next_power_of_two() {
+            Some(p) if req.nocross != 0 && p <= req.nocross => req.align.max(q).max(p),
+            _ => req.align.max(q).max(req.nocross),
+        };
         // A source that only aligns to its quantum is asked for room to
         // align in: the first multiple of `align` in a quantum-aligned span
         // is at most `align - q` from its base.

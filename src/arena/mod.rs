@@ -188,7 +188,9 @@ impl<S: Store, I: Source> Arena<S, I> {
     ///
     /// The tag store must have room for at least [`MIN_TAGS`] tags
     /// ([`TAG_BYTES`] each); a smaller one is
-    /// [`InvalidArgument`](ArenaError::InvalidArgument).
+    /// [`InvalidArgument`](ArenaError::InvalidArgument), and so is a source
+    /// that can import with a [`quantum`](Source::quantum) that is not a
+    /// power of two.
     pub fn new(
         name: &'static str,
         quantum: Size,
@@ -371,11 +373,12 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
 
 impl<S: Store, I: Source> Drop for Arena<S, I> {
     /// Report live allocations and unflushed segments to the leak hook, then
-    /// give every imported span back to the source, except a span still
-    /// holding an unflushed segment: the source could hand that range out
-    /// again before its flush, so the span stays with the source, taken
-    /// (address space lost, never reissued early). Errors are ignored: there
-    /// is no one left to tell. The stores release their own memory.
+    /// give every imported span back to the source; a span still holding an
+    /// unflushed segment goes back through
+    /// [`Source::release_unflushed`] (the source must not hand it out again
+    /// before its flush: an arena takes it as a deferred free, other
+    /// sources keep it taken). Errors are ignored: there is no one left to
+    /// tell. The stores release their own memory.
     fn drop(&mut self) {
         if let Some(hook) = self.leak_hook {
             for seg in self.walk(SegmentKinds::ALLOCATED.union(SegmentKinds::UNFLUSHED)) {
@@ -393,10 +396,14 @@ impl<S: Store, I: Source> Drop for Arena<S, I> {
         let mut m = self.tags.get(HEAD).knext;
         while m != HEAD {
             let t = *self.tags.get(m);
-            if t.imported() && !self.span_holds_unflushed(m) {
+            if t.imported() {
                 if let Some(r) = Range::new(vmspace_shim::Addr(t.start), vmspace_shim::Addr(t.end))
                 {
-                    let _ = self.source.release(r);
+                    let _ = if self.span_holds_unflushed(m) {
+                        self.source.release_unflushed(r)
+                    } else {
+                        self.source.release(r)
+                    };
                 }
             }
             m = t.knext;

@@ -21,8 +21,18 @@ use super::ArenaError;
 /// overlaps a span the arena holds (a source that broke the contract): then
 /// the arena keeps away from it and tells the source through
 /// [`refused`](Self::refused).
+///
+/// The arena calls its source from inside its own operations (a
+/// [`SyncArena`](crate::sync::SyncArena) with its lock held), so a source
+/// must not call back into the arena that imports from it: through a
+/// `&RefCell` that call fails with [`ArenaError::SourceBusy`], through a
+/// `SyncArena` it waits for itself for ever. A source may panic; the arena
+/// is left consistent (and a `SyncArena`'s lock released) as the panic
+/// unwinds.
 pub trait Source {
-    /// The granularity of imports: a power of two.
+    /// The granularity of imports: a power of two, the same for the
+    /// source's life (an arena asks at every import; one that is not a
+    /// power of two when the arena is made is refused there).
     fn quantum(&self) -> Size;
 
     /// Import `size` units (a non-zero multiple of [`quantum`](Self::quantum))
@@ -50,6 +60,20 @@ pub trait Source {
     /// arena), so a constrained request imports what it needs either way.
     fn imports_aligned(&self) -> bool {
         true
+    }
+
+    /// Take back `range`, which [`import`](Self::import) returned, from an
+    /// arena going away while some of it is freed but not yet flushed (see
+    /// [`Arena::free_deferred`](super::Arena::free_deferred)): it must not be
+    /// handed out again before that flush. A source that is itself an
+    /// arena takes it as a deferred free of its own, unflushed until its
+    /// own [`flushed`](super::Arena::flushed), so the promise holds all the
+    /// way up a chain of arenas. The default refuses
+    /// ([`ArenaError::SourceBusy`]): the range then stays taken in the
+    /// source for good (address space lost, never reissued early).
+    fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
+        let _ = range;
+        Err(ArenaError::SourceBusy)
     }
 
     /// The arena refused `range`, which [`import`](Self::import) just
@@ -112,6 +136,9 @@ impl<T: Source + ?Sized> Source for &mut T {
     fn imports_aligned(&self) -> bool {
         (**self).imports_aligned()
     }
+    fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
+        (**self).release_unflushed(range)
+    }
     fn refused(&mut self, range: Range) {
         (**self).refused(range)
     }
@@ -133,6 +160,9 @@ impl<T: Source> Source for &RefCell<T> {
     }
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
         self.try_borrow_mut().map_err(|_| ArenaError::SourceBusy)?.release(range)
+    }
+    fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
+        self.try_borrow_mut().map_err(|_| ArenaError::SourceBusy)?.release_unflushed(range)
     }
     fn can_import(&self) -> bool {
         self.try_borrow().map(|s| s.can_import()).unwrap_or(true)
@@ -162,5 +192,8 @@ impl<S: super::Store, I: Source> Source for super::Arena<S, I> {
     }
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
         self.free(range.base(), range.size())
+    }
+    fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
+        self.free_deferred(range.base(), range.size())
     }
 }

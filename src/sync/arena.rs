@@ -470,6 +470,9 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> Source for &SyncArena<L, W, S, 
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
         self.free(range.base(), range.size())
     }
+    fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
+        self.free_deferred(range.base(), range.size())
+    }
 }
 
 /// A thread counted in a shared arena's waiters: counted out when dropped,

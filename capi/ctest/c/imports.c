@@ -182,9 +182,9 @@ static int parents(void)
 	CHECK_EQ(vmspace_arena_reclaim(parent), 0);
 	CHECK_EQ(vmspace_arena_sizes(parent, &s), 0);
 	CHECK_EQ(s.allocated, 0); /* imports bypass the parent's caches */
-	/* But not a span holding a range freed deferred and never flushed: the
-	 * parent must not hand that range out before its flush, so the span
-	 * stays taken there. */
+	/* A span holding a range freed deferred and never flushed the parent
+	 * must not hand out before its flush: it takes it back freed and not
+	 * flushed, and passes it on so when it goes itself. */
 	p.name = "child2";
 	CHECK_EQ(vmspace_arena_create_ex(&p, &child), 0);
 	CHECK_EQ(vmspace_arena_alloc(child, 0x5000, 0, &x[0]), 0);
@@ -192,13 +192,23 @@ static int parents(void)
 	CHECK_EQ(vmspace_arena_destroy(child), 0);
 	CHECK_EQ(vmspace_arena_reclaim(parent), 0);
 	CHECK_EQ(vmspace_arena_sizes(parent, &s), 0);
-	CHECK(s.allocated >= 0x5000);
+	CHECK_EQ(s.allocated, 0);
+	CHECK(s.unflushed >= 0x5000);
 	CHECK_EQ(vmspace_arena_xalloc(parent, 0x1000, 0, 0, 0, 0, 0, x[0], VMSPACE_EXACT, &x[1]),
 		 -ENOMEM);
 	CHECK_EQ(vmspace_arena_check(parent), 0);
 	CHECK_EQ(vmspace_arena_destroy(parent), 0);
 	CHECK_EQ(vmspace_arena_sizes(gp, &s), 0);
 	CHECK_EQ(s.allocated, 0);
+	CHECK(s.unflushed >= 0x5000);
+	CHECK_EQ(vmspace_arena_xalloc(gp, 0x1000, 0, 0, 0, 0, 0, x[0], VMSPACE_EXACT, &x[1]),
+		 -ENOMEM);
+	vmspace_size_t freed = 0;
+	CHECK_EQ(vmspace_arena_flushed(gp, &freed), 0);
+	CHECK(freed >= 0x5000);
+	CHECK_EQ(vmspace_arena_xalloc(gp, 0x1000, 0, 0, 0, 0, 0, x[0], VMSPACE_EXACT, &x[1]), 0);
+	CHECK_EQ(vmspace_arena_free(gp, x[1], 0x1000), 0);
+	CHECK_EQ(vmspace_arena_check(gp), 0);
 	CHECK_EQ(vmspace_arena_destroy(gp), 0);
 	return failures;
 }

@@ -17,6 +17,7 @@ int ctest_outside_more(void);
 int ctest_outside_adversary(void);
 int ctest_outside_runtime(void);
 int ctest_outside_vmem_fidelity(void);
+int ctest_outside_trees(void);
 int ctest_differential(uint64_t seed, int steps);
 int ctest_vmem_compat(void);
 int vmem_example_main(void);
@@ -44,6 +45,7 @@ int main(void)
 	run("outside_adversary", ctest_outside_adversary());
 	run("outside_runtime", ctest_outside_runtime());
 	run("outside_vmem_fidelity", ctest_outside_vmem_fidelity());
+	run("outside_trees", ctest_outside_trees());
 	for (uint64_t seed = 1; seed <= 4; seed++)
 		run("differential", ctest_differential(seed, 3000));
 	run("vmem_compat", ctest_vmem_compat());

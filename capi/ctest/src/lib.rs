@@ -48,6 +48,9 @@ extern "C" {
     /// An outside reviewer holding vmem.h to FreeBSD's vmem(9): frees in
     /// the same quanta, adjacent adds, a span at the top.
     pub fn ctest_outside_vmem_fidelity() -> c_int;
+    /// An outside reviewer's arena trees: waiting allocations over import
+    /// functions, a raised limit, unflushed ranges up a tree of destroys.
+    pub fn ctest_outside_trees() -> c_int;
     /// Every vmem(9) call and flag, the error hook.
     pub fn ctest_vmem_compat() -> c_int;
     /// The vmem(9) example's `main`.

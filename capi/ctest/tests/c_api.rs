@@ -54,6 +54,12 @@ fn an_adversarial_outside_reviewers_edges() {
 }
 
 #[test]
+fn an_outside_reviewers_trees_waits_over_import_functions_and_unflushed_destroys() {
+    // SAFETY: a self-contained C test (its threads end before it returns).
+    assert_eq!(unsafe { ctest_outside_trees() }, 0);
+}
+
+#[test]
 fn an_outside_runtimes_aligned_imports_and_waiting_children() {
     // SAFETY: a self-contained C test (its threads end before it returns).
     assert_eq!(unsafe { ctest_outside_runtime() }, 0);

@@ -2,6 +2,7 @@
 
 use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::ptr;
+use core::sync::atomic::Ordering;
 
 use vmspace_shim::{Addr, Size};
 
@@ -160,13 +161,13 @@ impl<P: Platform> Api<P> {
                 None => Import::None,
                 Some(import) => Import::Callbacks { import, release, arg, quantum, flags },
             };
-            Ok(())
+            Ok(import.is_some())
         });
-        if set.is_ok() {
-            // A source to import from may let a waiting allocation succeed.
-            o.shared.wake_waiters();
-        }
-        set
+        let polls = set?;
+        o.polls.store(polls, Ordering::Relaxed);
+        // A source to import from may let a waiting allocation succeed.
+        o.shared.wake_waiters();
+        Ok(())
     }
 
     /// `vmspace_arena_set_limit`: imports fail once spans would pass
@@ -184,7 +185,7 @@ impl<P: Platform> Api<P> {
             let o = unsafe { obj::<P, _>(arena) }?;
             o.shared.with(|a| a.source_mut().limit = limit);
             // A higher limit may let a waiting allocation import.
-            o.shared.wake_waiters();
+            o.space_added();
             Ok(())
         })())
     }

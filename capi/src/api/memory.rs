@@ -55,7 +55,7 @@ impl<P: Platform> ArenaObj<P> {
     /// sizes they serve (unless placed at the top), else from the arena.
     #[inline]
     pub(crate) fn alloc_addr(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
-        if f.wait != Wait::No && self.has_parent() {
+        if f.wait != Wait::No && self.waits_elsewhere() {
             return self.alloc_waiting_child(size, f);
         }
         self.alloc_here(size, f)
@@ -76,8 +76,8 @@ impl<P: Platform> ArenaObj<P> {
         }
     }
 
-    /// A child's waiting [`alloc_addr`](Self::alloc_addr): at the root of
-    /// its tree ([`waiting`](ArenaObj::waiting)).
+    /// A waiting [`alloc_addr`](Self::alloc_addr) of a child or of an arena
+    /// importing through functions ([`waiting`](ArenaObj::waiting)).
     #[cold]
     #[inline(never)]
     fn alloc_waiting_child(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
