@@ -13,8 +13,11 @@
 
 PREFIX ?= /usr/local
 CAPI_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' capi/user/Cargo.toml)
+# Cargo's output directory (CARGO_TARGET_DIR when set); the stage stays in
+# this checkout's target/.
+CAPI_CARGO_TARGET := $(or $(CARGO_TARGET_DIR),target)
 CAPI_STAGE := target/capi
-CAPI_LIB := target/release/libvmspace_capi_user
+CAPI_LIB := $(CAPI_CARGO_TARGET)/release/libvmspace_capi_user
 
 .PHONY: capi install capi-install-check capi-asan
 

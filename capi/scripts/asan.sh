@@ -13,6 +13,6 @@ san=(-g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -pthread)
 $cc -std=gnu11 "${san[@]}" -Icapi/include -Dmain=vmem_example_main \
     -c examples/c/vmem_example.c -o "$out/vmem_example.o"
 $cc -std=gnu11 "${san[@]}" -Icapi/include -Icapi/ctest/c capi/ctest/c/*.c "$out/vmem_example.o" \
-    target/debug/libvmspace_capi_user.a -lpthread -ldl -lm -o "$out/ctests"
+    "${CARGO_TARGET_DIR:-target}/debug/libvmspace_capi_user.a" -lpthread -ldl -lm -o "$out/ctests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     "$out/ctests"
