@@ -249,14 +249,16 @@ int vmspace_arena_create_ex(const struct vmspace_params *params,
  * before its flush: a parent takes it back freed and not flushed (call
  * vmspace_arena_flushed on the parent once it is flushed; destroying the
  * parent first passes it on up the same way), and with import functions
- * it stays taken there for good. -EBUSY (and nothing
- * changes) while other arenas import from it. Of two racing destroys one
+ * it stays taken there for good. -EBUSY (and nothing changes) while other
+ * arenas import from it. Of two racing destroys one
  * wins; the other, and any later call until the memory is reused, gets
  * -EBADF.
  */
 int vmspace_arena_destroy(vmspace_arena_t *arena);
-/* Add the span [addr, addr + size): quantum-aligned, overlapping no span.
- * `flags` must be 0. */
+/* Add the span [addr, addr + size): quantum-aligned, overlapping no span of
+ * this arena (-EEXIST). `flags` must be 0. Other arenas are not asked: a
+ * range that another arena also holds (a parent's, say) is handed out by
+ * both, so add to a child only what no arena of its tree holds. */
 int vmspace_arena_add(vmspace_arena_t *arena, vmspace_addr_t addr,
 		      vmspace_size_t size, int flags);
 /*
