@@ -502,10 +502,8 @@ fn recursion_through_a_refcell_source_is_source_busy() {
     let (inner, log) = Evil::honest(Q, BASE);
     let parent: &'static RefCell<Parent> =
         keep(Box::new(RefCell::new(arena("parent", Q, Hook { child: slot, inner, seen }))));
-    let child: &'static RefCell<Child> =
-        keep(Box::new(RefCell::new(arena("child", Q, parent))));
-    let other: &'static RefCell<Child> =
-        keep(Box::new(RefCell::new(arena("other", Q, parent))));
+    let child: &'static RefCell<Child> = keep(Box::new(RefCell::new(arena("child", Q, parent))));
+    let other: &'static RefCell<Child> = keep(Box::new(RefCell::new(arena("other", Q, parent))));
     slot.set(Some(other));
     // child -> parent -> Hook -> other -> parent (borrowed): SourceBusy, no panic.
     let r =
