@@ -123,8 +123,9 @@ impl Constraints {
         self
     }
 
-    /// Place the allocation at the highest suitable address of the segment
-    /// chosen (and make first-fit choose the highest segment).
+    /// With `top` true, place the allocation at the highest suitable
+    /// address of the segment chosen (and make first-fit choose the highest
+    /// segment); false (the default) places it at the lowest.
     pub const fn from_top(mut self, top: bool) -> Self {
         self.top = top;
         self

@@ -378,7 +378,8 @@ impl<S: Store, I: Source> Drop for Arena<S, I> {
     /// [`Source::release_unflushed`] (the source must not hand it out again
     /// before its flush: an arena takes it as a deferred free, other
     /// sources keep it taken). Errors are ignored: there is no one left to
-    /// tell. The stores release their own memory.
+    /// tell (a refused `release_unflushed` leaves the range taken in the
+    /// source: lost, never reissued early). The stores release their own memory.
     fn drop(&mut self) {
         if let Some(hook) = self.leak_hook {
             for seg in self.walk(SegmentKinds::ALLOCATED.union(SegmentKinds::UNFLUSHED)) {

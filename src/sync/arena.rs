@@ -138,7 +138,10 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// Before every retry (the first, and each after a wake-up) the quantum
     /// caches' depots are reclaimed, so slabs emptied into them since count
     /// as space; a waiter wakes when space comes back to the arena, a
-    /// magazine reaches a depot, or a cache is flushed.
+    /// magazine reaches a depot, or a cache is flushed. Space coming back
+    /// to this arena's source (another arena it imports from) does not wake
+    /// it: see [`Source for &SyncArena`](#impl-Source-for-%26SyncArena%3CL,+W,+S,+I%3E)
+    /// and [`wait_for`](Self::wait_for).
     pub fn alloc(&self, size: Size, policy: Policy, wait: Wait) -> Result<Addr, ArenaError> {
         self.alloc_with(wait, |a| a.alloc(size, policy))
     }
