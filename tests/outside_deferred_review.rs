@@ -3,43 +3,14 @@
 //! statistics, and adversarial frees. Chains and waits are in
 //! `outside_deferred_review_chains.rs` and `outside_deferred_review_waits.rs`.
 
-use vmspace::arena::{
-    Arena, ArenaError, Constraints, NoSource, PageStore, Policy, SegmentKinds, Source,
-};
+use vmspace::arena::{ArenaError, Constraints, NoSource, Policy, Source};
 use vmspace::{Addr, Range, Size};
-use vmspace_user::MmapBackend;
 
 const Q: usize = 0x1000;
 const BASE: usize = 0x1000_0000;
 
-type A<I> = Arena<PageStore<MmapBackend>, I>;
-
-fn arena<I: Source>(name: &'static str, q: usize, src: I) -> A<I> {
-    Arena::on_pages(name, Size(q), MmapBackend::new(), 4096, src).unwrap()
-}
-
-fn r(base: usize, size: usize) -> Range {
-    Range::from_size(Addr(base), Size(size)).unwrap()
-}
-
-/// check(), and the unflushed statistics against the walk.
-fn audit<I: Source>(a: &A<I>, what: &str) {
-    a.check().unwrap_or_else(|e| panic!("{what}: check() failed: {e:?}"));
-    let s = a.sizes();
-    let un: Vec<_> = a.walk(SegmentKinds::UNFLUSHED).collect();
-    let bytes: usize = un.iter().map(|g| g.range.size().get()).sum();
-    assert_eq!(s.unflushed.get(), bytes, "{what}: sizes().unflushed vs walk");
-    assert_eq!(a.unflushed_segments(), un.len(), "{what}: unflushed_segments vs walk");
-    assert_eq!(
-        s.total.get(),
-        s.allocated.get() + s.free.get() + s.unflushed.get(),
-        "{what}: total != allocated + free + unflushed"
-    );
-}
-
-fn unflushed<I: Source>(a: &A<I>) -> Vec<Range> {
-    a.walk(SegmentKinds::UNFLUSHED).map(|g| g.range).collect()
-}
+mod outside_deferred_common;
+use outside_deferred_common::*;
 
 /// Take everything allocatable, one quantum at a time, through every policy
 /// and both interfaces; return what was taken (by address) and the handles.

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::sync::Mutex;
-use vmspace::arena::{Arena, NoSource, PageStore, Policy, SegmentKinds, Sizes, Source};
+use vmspace::arena::{NoSource, PageStore, Policy, Sizes, Source};
 use vmspace::sync::Wait;
 use vmspace::{Addr, Range, Size};
 use vmspace_user::{MmapBackend, UserArena};
@@ -13,33 +13,8 @@ const Q: usize = 0x1000;
 const BASE: usize = 0x4000_0000;
 const SPAN: usize = 64 * Q;
 
-type A<I> = Arena<PageStore<MmapBackend>, I>;
-
-fn arena<I: Source>(name: &'static str, q: usize, src: I) -> A<I> {
-    Arena::on_pages(name, Size(q), MmapBackend::new(), 4096, src).unwrap()
-}
-
-fn r(base: usize, size: usize) -> Range {
-    Range::from_size(Addr(base), Size(size)).unwrap()
-}
-
-fn audit<I: Source>(a: &A<I>, what: &str) {
-    a.check().unwrap_or_else(|e| panic!("{what}: check() failed: {e:?}"));
-    let s = a.sizes();
-    let un: Vec<_> = a.walk(SegmentKinds::UNFLUSHED).collect();
-    let bytes: usize = un.iter().map(|g| g.range.size().get()).sum();
-    assert_eq!(s.unflushed.get(), bytes, "{what}: sizes().unflushed vs walk");
-    assert_eq!(a.unflushed_segments(), un.len(), "{what}: unflushed_segments vs walk");
-    assert_eq!(
-        s.total.get(),
-        s.allocated.get() + s.free.get() + s.unflushed.get(),
-        "{what}: total"
-    );
-}
-
-fn unflushed<I: Source>(a: &A<I>) -> Vec<Range> {
-    a.walk(SegmentKinds::UNFLUSHED).map(|g| g.range).collect()
-}
+mod outside_deferred_common;
+use outside_deferred_common::*;
 
 fn covered(rs: &[Range]) -> usize {
     rs.iter().map(|x| x.size().get()).sum()

@@ -49,7 +49,7 @@ const _: () = assert!(match vmspace::qcache::magazine_store_bytes(MAX_CLASSES, 1
 /// How often a waiting allocation of a tree whose root imports through the
 /// caller's functions tries again (it cannot be told when their source has
 /// room again).
-pub(crate) const IMPORT_RETRY: Duration = Duration::from_millis(10);
+const IMPORT_RETRY: Duration = Duration::from_millis(10);
 
 /// XORed with an object's address to make its live magic word, so a copy of
 /// an object at another address is not taken for an arena either.
@@ -425,12 +425,9 @@ impl<P: Platform> ArenaObj<P> {
             Some(root) => unsafe { root.as_ref() },
             None => self,
         };
+        let mut got = attempt(Wait::No);
         if !root.polls.load(Ordering::Relaxed) {
-            if self.root.is_none() {
-                return attempt(wait);
-            }
-            let first = attempt(Wait::No);
-            return root.shared.wait_for(wait, first, || attempt(Wait::No));
+            return root.shared.wait_for(wait, got, || attempt(Wait::No));
         }
         // Waits of at most IMPORT_RETRY, each ending in a try (which calls
         // the import function), until one succeeds or `wait`'s time is up.
@@ -438,7 +435,6 @@ impl<P: Platform> ArenaObj<P> {
             Wait::Timeout(t) => Some(t),
             _ => None,
         };
-        let mut got = attempt(Wait::No);
         loop {
             let slice = left.map_or(IMPORT_RETRY, |l| l.min(IMPORT_RETRY));
             got = root.shared.wait_for(Wait::Timeout(slice), got, || attempt(Wait::No));

@@ -56,7 +56,7 @@ impl<P: Platform> ArenaObj<P> {
     #[inline]
     pub(crate) fn alloc_addr(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
         if f.wait != Wait::No && self.waits_elsewhere() {
-            return self.alloc_waiting_child(size, f);
+            return self.alloc_waiting(size, f);
         }
         self.alloc_here(size, f)
     }
@@ -80,7 +80,7 @@ impl<P: Platform> ArenaObj<P> {
     /// importing through functions ([`waiting`](ArenaObj::waiting)).
     #[cold]
     #[inline(never)]
-    fn alloc_waiting_child(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
+    fn alloc_waiting(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
         self.wait_at_root(f.wait, |wait| self.alloc_here(size, AllocFlags { wait, ..f }))
     }
 
