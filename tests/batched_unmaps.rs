@@ -10,7 +10,7 @@
 
 use proptest::prelude::*;
 
-use vmspace::arena::{ArenaError, PageStore, SegmentKinds};
+use vmspace::arena::{Arena, ArenaError, PageStore, Policy, SegmentKinds};
 use vmspace::sources::VmSource;
 use vmspace::vm::Vm;
 use vmspace_shim::sim::{at_offsets, PageState, SimBackend};
@@ -186,5 +186,109 @@ fn every_map_and_unmap_failure_position() {
             assert_eq!(injected, 1, "offset {off}: call {n} of {calls} was not reached");
             assert!(stats.backend_failures <= 1, "{stats:?}");
         }
+    });
+}
+
+/// The span an arena over `s` imports for a `pages`-page allocation it then
+/// frees deferred, and drops unflushed: what `Arena`'s `Drop` gives back
+/// through `Source::release_unflushed`.
+fn drop_an_importer_unflushed<P: PageOps>(
+    s: &mut VmSource<P, PageStore<P>>,
+    pages: usize,
+) -> Range {
+    let mut child: Arena<PageStore<MmapBackend>, _> =
+        Arena::on_pages("importer", Size(PAGE), MmapBackend::new(), 1024, &mut *s).unwrap();
+    let x = child.alloc(Size(pages * PAGE), Policy::InstantFit).unwrap();
+    child.free_deferred(x, Size(pages * PAGE)).unwrap();
+    let spans: Vec<Range> = child.walk(SegmentKinds::SPANS).map(|g| g.range).collect();
+    assert_eq!(spans.len(), 1);
+    assert!(spans[0].contains_addr(x));
+    spans[0]
+}
+
+/// An importer dropped while its span holds an unflushed range: the source
+/// unmaps the span at once (its pages go back; the backend holds them
+/// unflushed) and hands none of it out before its own flush, batched or
+/// not; the flush (an import that finds no room, or `flush()`) makes every
+/// page of the VM importable again: nothing lost.
+#[test]
+fn a_dropped_importers_unflushed_span_is_unmapped_and_held_until_the_flush() {
+    use vmspace::arena::Source;
+    for threshold in [0, 1, 64] {
+        at_offsets(2, 4 << 20, |off, buf| {
+            let sim = SimBackend::new(buf.fresh(), PAGE).unwrap();
+            let mut s = source(&sim, threshold);
+            let span = drop_an_importer_unflushed(&mut s, 4);
+            let pages = span.size().0 / PAGE;
+            let what = format!("offset {off}, threshold {threshold}");
+            assert_eq!(s.vm().mapped(), Size(0), "{what}: the span is still mapped");
+            assert_eq!(s.space().sizes().allocated, Size(0), "{what}");
+            s.check().unwrap_or_else(|e| panic!("{what}: {e}"));
+            if threshold == 1 {
+                // The give-back filled the batch: flushed at once.
+                assert_eq!((sim.stats().unflushed_pages, sim.stats().flushes), (0, 1), "{what}");
+                assert_eq!(s.space().sizes().unflushed, Size(0), "{what}");
+                return;
+            }
+            assert_eq!(sim.stats().unflushed_pages, pages, "{what}");
+            assert_eq!(sim.page_state(span.base()), Some(PageState::Unflushed), "{what}");
+            assert_eq!(s.space().sizes().unflushed, span.size(), "{what}");
+            let waiting: Vec<Range> =
+                s.space().walk(SegmentKinds::UNFLUSHED).map(|g| g.range).collect();
+            assert_eq!(waiting, [span], "{what}");
+            // Every other page first, none of the span's; the import that
+            // finds no room flushes (once) and takes the span's pages.
+            let mut got = Vec::new();
+            while let Ok(r) = s.import(Size(PAGE), Size(PAGE)) {
+                if got.len() < VM_PAGES - pages {
+                    assert!(!r.overlaps(&span), "{what}: {r:?} reissued before the flush");
+                    assert_eq!(sim.stats().flushes, 0, "{what}");
+                }
+                got.push(r);
+                s.check().unwrap_or_else(|e| panic!("{what}: {e}"));
+            }
+            assert_eq!(got.len(), VM_PAGES, "{what}: pages lost");
+            assert_eq!((sim.stats().flushes, sim.stats().unflushed_pages), (1, 0), "{what}");
+            for r in got {
+                s.release(r).unwrap();
+            }
+            s.flush();
+            s.check().unwrap();
+            // And `flush()` completes it as well.
+            let span = drop_an_importer_unflushed(&mut s, 3);
+            s.check().unwrap();
+            assert_eq!(s.flush(), span.size(), "{what}");
+            assert_eq!(s.space().sizes().unflushed, Size(0), "{what}");
+            s.check().unwrap();
+            let all = s.import(Size(VM_PAGES * PAGE), Size(PAGE)).unwrap();
+            s.release(all).unwrap();
+            s.check().unwrap();
+        });
+    }
+}
+
+/// A `release_unflushed` whose unmap fails changes nothing: the span stays
+/// imported and mapped (never reissued), and `check()` agrees.
+#[test]
+fn a_failed_unflushed_give_back_keeps_the_span_taken() {
+    use vmspace::arena::Source;
+    at_offsets(2, 4 << 20, |off, buf| {
+        let sim = SimBackend::new(buf.fresh(), PAGE).unwrap();
+        let inj = FaultInjector::new(&sim);
+        inj.only(&[Op::Unmap]);
+        let mut s = source(&inj, 0);
+        inj.fail_nth(1);
+        let span = drop_an_importer_unflushed(&mut s, 2);
+        assert_eq!(inj.injected(), 1, "offset {off}");
+        assert_eq!(s.vm().mapped(), span.size(), "offset {off}");
+        assert_eq!(s.space().sizes().allocated, span.size());
+        assert_eq!(s.space().sizes().unflushed, Size(0));
+        s.check().unwrap_or_else(|e| panic!("offset {off}: {e}"));
+        while let Ok(r) = s.import(Size(PAGE), Size(PAGE)) {
+            assert!(!r.overlaps(&span), "offset {off}: {r:?} reissued");
+        }
+        // Given back for good, it is importable again.
+        s.release(span).unwrap();
+        s.check().unwrap();
     });
 }

@@ -332,9 +332,13 @@ fn forged_slab_handles_are_refused_by_deferred_frees() {
     p.check().unwrap();
 }
 
-/// A `VmSource` keeps a dropped child's unflushed span taken for good.
+/// A `VmSource` unmaps a dropped child's unflushed span and holds its
+/// addresses until its own flush: every other page is handed out first,
+/// and only the import that finds no room (which flushes) reaches the span.
+/// (Written by the reviewer against the earlier behaviour, the span kept
+/// taken for good; the maintainers changed it to this.)
 #[test]
-fn a_vm_source_keeps_an_unflushed_span_taken() {
+fn a_vm_source_holds_an_unflushed_span_until_its_flush() {
     let ops = MmapBackend::new();
     let page = ops.page_size();
     let vm = Vm::reserve(ops, Size(64 * page.0), page).unwrap();
@@ -349,17 +353,19 @@ fn a_vm_source_keeps_an_unflushed_span_taken() {
         child.free_deferred(x, Size(4 * page.0)).unwrap();
     }
     src.check().unwrap();
+    assert_eq!(src.vm().mapped(), Size(0), "the dropped child's span is still mapped");
     let bad = Range::from_size(x, Size(4 * page.0)).unwrap();
     let mut got = Vec::new();
     while let Ok(r) = src.import(page, page) {
-        assert!(!r.overlaps(&bad), "UNFLUSHED RANGE REISSUED by VmSource");
+        if got.len() < 60 {
+            assert!(!r.overlaps(&bad), "UNFLUSHED RANGE REISSUED by VmSource");
+        }
         got.push(r);
     }
-    assert_eq!(got.len(), 60);
+    assert_eq!(got.len(), 64, "pages lost");
     for r in got {
         src.release(r).unwrap();
     }
     src.flush();
-    assert!(src.import(page, page).map(|r| !r.overlaps(&bad)).unwrap_or(true));
     src.check().unwrap();
 }

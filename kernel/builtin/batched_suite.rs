@@ -8,7 +8,8 @@
 //! - the invariant, no address reused before its flush: the user-space
 //!   model (`batched_ops`) drives a batched `VmSource` on it, and the
 //!   backend, which flushes first whenever a `map` or `release` touches
-//!   pending pages, counts no such forced flush;
+//!   pending pages, counts no such forced flush; likewise for the span of
+//!   an importing arena dropped while it held an unflushed range;
 //! - map+unmap pairs of 1 and 16 pages through a `VmSource`, batched
 //!   against unbatched: nanoseconds a pair and TLB flushes, printed for
 //!   BENCHMARKS.md (no timing is asserted; the flush counts are).
@@ -140,6 +141,16 @@ mod tests {
             // Every give-back deferred (the run's own and its final ones).
             ensure(s.deferred_unmaps as usize >= stats.give_backs && s.immediate_unmaps == 0, "a give-back was not deferred")?;
             ensure(b.unflushed_pages() == 0, "pages left pending")?;
+        }
+        // An importer dropped with an unflushed range: its span's pages
+        // wait in the backend until the source's flush, which comes before
+        // any of them is mapped again.
+        for threshold in [0, 64] {
+            let b = batch(64)?;
+            batched_cases::dropped_importer(&*b, &META, threshold)?;
+            let s = b.stats();
+            ensure(s.forced_flushes == 0, "the source mapped pending pages of a dropped importer")?;
+            ensure(s.deferred_unmaps >= 1 && b.unflushed_pages() == 0, "the dropped importer's span was not deferred")?;
         }
         Ok(())
     }

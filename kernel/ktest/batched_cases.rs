@@ -9,10 +9,10 @@
 //! is exercised all the same.
 
 use kernel::time::{Instant, Monotonic};
-use vmspace::arena::{PageStore, Source};
+use vmspace::arena::{Arena, PageStore, Policy, SegmentKinds, Source};
 use vmspace::sources::VmSource;
 use vmspace::vm::Vm;
-use vmspace_shim::{PageOps, Size};
+use vmspace_shim::{PageOps, Range, Size};
 use vmspace_workload::batched_ops::{self, RunStats};
 
 use crate::outcome::{ensure, Context, Outcome};
@@ -60,6 +60,56 @@ pub fn models<P: PageOps + Copy, Q: PageOps + Clone>(vm_ops: P, meta: Q) -> Outc
     Ok(())
 }
 
+/// An arena importing from a source batched at `threshold` (0: unbatched)
+/// is dropped while its span holds a range freed deferred: the source
+/// unmaps the span at once and hands none of it out before its own flush;
+/// the import that finds no room flushes and takes it, so every page of the
+/// VM is imported in the end (nothing lost). `check()` after every step.
+pub fn dropped_importer<P: PageOps, Q: PageOps + Clone>(
+    vm_ops: P,
+    meta: Q,
+    threshold: usize,
+) -> Outcome {
+    let page = vm_ops.page_size();
+    let mut s = source(vm_ops, meta.clone(), threshold)?;
+    let span = {
+        let tags = PageStore::new(meta.clone(), Size(16 * page.0)).context("PageStore")?;
+        let hash = PageStore::new(meta, Size(page.0)).context("PageStore")?;
+        let mut child = Arena::new("importer", page, tags, hash, &mut s).context("Arena::new")?;
+        let size = Size(4 * page.0);
+        let x = child.alloc(size, Policy::InstantFit).context("alloc")?;
+        // SAFETY: `x` was just allocated from a span the source mapped
+        // read-write for this arena alone.
+        unsafe { (x.0 as *mut u64).write_volatile(1) };
+        child.free_deferred(x, size).context("free_deferred")?;
+        let mut spans = child.walk(SegmentKinds::SPANS).map(|g| g.range);
+        let span = spans.next();
+        ensure(spans.next().is_none(), "the importer holds more than one span")?;
+        span.ok_or(crate::Failure::new("the importer holds no span"))?
+    };
+    s.check().context("check after the drop")?;
+    ensure(s.vm().mapped() == Size(0), "the dropped importer's span is still mapped")?;
+    let pages = span.size().0 / page.0;
+    let waiting = s.space().sizes().unflushed;
+    ensure(waiting == span.size() || (threshold == 1 && waiting == Size(0)), "the span is not held unflushed")?;
+    let mut n = 0;
+    while let Ok(r) = s.import(page, page) {
+        ensure(n >= VM_PAGES - pages || !r.overlaps(&span) || waiting == Size(0), "a page of the span was reissued before the flush")?;
+        n += 1;
+        s.check().context("check while importing")?;
+    }
+    ensure(n == VM_PAGES, "the VM's pages were not all imported in the end")?;
+    // Every page was imported on its own: give each back.
+    let base = s.vm().base().0;
+    for i in 0..VM_PAGES {
+        let r = Range::from_size(vmspace_shim::Addr(base + i * page.0), page).context("range")?;
+        s.release(r).context("give back")?;
+    }
+    s.flush();
+    s.check().context("check at the end")?;
+    ensure(s.space().sizes().allocated == Size(0) && s.vm().mapped() == Size(0), "pages left imported")
+}
+
 /// `pairs` imports and give-backs of `pages` pages each on a source batched
 /// at `threshold` (0: unbatched). Returns nanoseconds a pair and the flushes
 /// the source made (unbatched: none of its own; the backend flushes every
@@ -100,6 +150,16 @@ macro_rules! batched_suite {
             #[test]
             fn batched_give_backs_match_the_model() -> Outcome {
                 report(cases::models(&$ops, &$meta))
+            }
+
+            #[test]
+            fn a_dropped_importers_unflushed_span_waits_for_the_flush() -> Outcome {
+                report((|| {
+                    for threshold in [0, 1, 64] {
+                        cases::dropped_importer(&$ops, &$meta, threshold)?;
+                    }
+                    Ok(())
+                })())
             }
         }
     };

@@ -376,8 +376,9 @@ impl<S: Store, I: Source> Drop for Arena<S, I> {
     /// give every imported span back to the source; a span still holding an
     /// unflushed segment goes back through
     /// [`Source::release_unflushed`] (the source must not hand it out again
-    /// before its flush: an arena takes it as a deferred free, other
-    /// sources keep it taken). Errors are ignored: there is no one left to
+    /// before its flush: an arena takes it as a deferred free, a
+    /// `VmSource` unmaps it and holds it until its own flush, other sources
+    /// keep it taken). Errors are ignored: there is no one left to
     /// tell (a refused `release_unflushed` leaves the range taken in the
     /// source: lost, never reissued early). The stores release their own memory.
     fn drop(&mut self) {

@@ -68,9 +68,11 @@ pub trait Source {
     /// handed out again before that flush. A source that is itself an
     /// arena takes it as a deferred free of its own, unflushed until its
     /// own [`flushed`](super::Arena::flushed), so the promise holds all the
-    /// way up a chain of arenas. The default refuses
-    /// ([`ArenaError::SourceBusy`]): the range then stays taken in the
-    /// source for good (address space lost, never reissued early).
+    /// way up a chain of arenas; a [`VmSource`](crate::sources::VmSource)
+    /// unmaps it without a flush and holds it until its own flush. The
+    /// default refuses ([`ArenaError::SourceBusy`]): the range then stays
+    /// taken in the source for good (address space lost, never reissued
+    /// early).
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
         let _ = range;
         Err(ArenaError::SourceBusy)

@@ -16,18 +16,28 @@ use crate::vm::Vm;
 /// on [`flush`](Self::flush), or when an import finds no room, one flush
 /// completes them all and the inner arena frees them.
 ///
+/// A span an importing arena gives back while part of it is freed but not
+/// flushed ([`Source::release_unflushed`], from the arena's `Drop`) is
+/// taken the batched way whether or not this source batches: unmapped at
+/// once without a flush (its pages go back to the system) and unflushed
+/// here until this source's next flush, whose TLB flush completes the
+/// importer's as well. Nothing of it is handed out before that flush.
+///
 /// # Invariants
 ///
 /// The inner arena has exactly one span, the VM's client range; the ranges
 /// it has allocated are exactly the mapped ranges of the VM; the ranges it
 /// holds unflushed were unmapped with `unmap_deferred` and not flushed since
-/// (so none is mapped, and none is handed out); unbatched, none is
+/// (so none is mapped, and none is handed out); `held` is the bytes of them
+/// given back through `release_unflushed`, so unbatched exactly those are
 /// unflushed.
 pub struct VmSource<P: PageOps, S: Store> {
     vm: Vm<P>,
     space: Arena<S, NoSource>,
     /// Flush once this many bytes are unflushed; 0: unbatched.
     threshold: usize,
+    /// Bytes unflushed because an importer gave them back unflushed.
+    held: usize,
 }
 
 impl<P: PageOps, S: Store> VmSource<P, S> {
@@ -44,7 +54,7 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
         vm.flush();
         let mut space = Arena::new("vm-source", vm.page_size(), tags, hash, NoSource)?;
         space.add(vm.base(), vm.range().size())?;
-        Ok(VmSource { vm, space, threshold: 0 })
+        Ok(VmSource { vm, space, threshold: 0, held: 0 })
     }
 
     /// Batch give-backs: unmap them without flushing and flush once `pages`
@@ -71,6 +81,7 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
             return Size(0);
         }
         self.vm.flush();
+        self.held = 0;
         self.space.flushed()
     }
 
@@ -84,6 +95,31 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
         &self.space
     }
 
+    /// Refuse `range` unless it is an import handed out whole, before
+    /// anything touches the VM.
+    fn handed_out(&self, range: Range) -> Result<(), ArenaError> {
+        match self.space.lookup(range.base()) {
+            Some((_, asked)) if asked == range.size() => Ok(()),
+            found => Err(ArenaError::BadFree {
+                addr: range.base(),
+                size: range.size(),
+                allocated: found.map(|f| f.1),
+            }),
+        }
+    }
+
+    /// Unmap `range` without a flush and hold it unflushed; flush when the
+    /// batch is full (never when unbatched: only `flush` and an import that
+    /// finds no room complete it then).
+    fn release_batched(&mut self, range: Range) -> Result<(), ArenaError> {
+        self.vm.unmap_deferred(range)?;
+        self.space.free_deferred(range.base(), range.size())?;
+        if self.threshold != 0 && self.space.sizes().unflushed.0 >= self.threshold {
+            self.flush();
+        }
+        Ok(())
+    }
+
     /// Check the inner arena, the VM, and that what is mapped is exactly
     /// what is handed out.
     pub fn check(&self) -> Result<(), ArenaError> {
@@ -92,8 +128,14 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
         if self.vm.mapped() != self.space.sizes().allocated {
             return Err(ArenaError::Corrupt { what: "VM source: mapped != imported", tag: 0 });
         }
-        let unflushed = self.space.sizes().unflushed;
-        if self.threshold == 0 && !unflushed.is_zero() {
+        let unflushed = self.space.sizes().unflushed.0;
+        if unflushed < self.held {
+            return Err(ArenaError::Corrupt {
+                what: "VM source: fewer bytes unflushed than held for importers",
+                tag: 0,
+            });
+        }
+        if self.threshold == 0 && unflushed != self.held {
             return Err(ArenaError::Corrupt { what: "VM source: unbatched but unflushed", tag: 0 });
         }
         Ok(())
@@ -126,25 +168,21 @@ impl<P: PageOps, S: Store> Source for VmSource<P, S> {
     }
 
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
-        // Refuse anything we did not hand out before touching the VM.
-        match self.space.lookup(range.base()) {
-            Some((_, asked)) if asked == range.size() => {}
-            found => {
-                return Err(ArenaError::BadFree {
-                    addr: range.base(),
-                    size: range.size(),
-                    allocated: found.map(|f| f.1),
-                })
-            }
-        }
+        self.handed_out(range)?;
         if self.threshold == 0 {
             self.vm.unmap(range)?;
             return self.space.free(range.base(), range.size());
         }
-        self.vm.unmap_deferred(range)?;
-        self.space.free_deferred(range.base(), range.size())?;
-        if self.space.sizes().unflushed.0 >= self.threshold {
-            self.flush();
+        self.release_batched(range)
+    }
+
+    /// Taken the batched way, batched or not (see the type's docs).
+    fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
+        self.handed_out(range)?;
+        self.release_batched(range)?;
+        // Still unflushed unless the batch was just flushed.
+        if !self.space.sizes().unflushed.is_zero() {
+            self.held += range.size().0;
         }
         Ok(())
     }
