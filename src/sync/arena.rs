@@ -453,7 +453,9 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
 }
 
 /// A shared arena is a source for arenas on any thread: imports are
-/// instant-fit constrained allocations that do not wait, give-backs frees.
+/// instant-fit constrained allocations that do not wait, give-backs frees;
+/// neither goes through the quantum caches (an import is a span, taken from
+/// and given back to the arena itself, whatever its size).
 /// A child that is itself shared and waits for space is not woken by frees
 /// in this arena (its waiter is its own): it tries again when something
 /// wakes it or at its timeout. To wait for space in either, allocate in the
