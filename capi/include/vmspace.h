@@ -17,9 +17,10 @@
  *               allocate or add, a quantum, alignment or nocross that is
  *               not a power of two, a phase, nocross, exact address or span
  *               not a multiple of the quantum, a phase at or above the
- *               alignment, a max_tags too small for the arena's own lists
- *               (an alignment below the quantum means the quantum; min and
- *               max may be any value). A free checks the allocation first:
+ *               alignment, a max_tags too small for the arena's own lists,
+ *               a NULL or misaligned params or a non-zero params.reserved
+ *               (create_ex), a NULL walk function (an alignment below the
+ *               quantum means the quantum; min and max may be any value). A free checks the allocation first:
  *               a free of size 0 is -ENOENT or -EMSGSIZE as below
  *   -EBADF      not a live arena (destroyed, or not an arena at all, such
  *               as a misaligned arena pointer)
@@ -140,7 +141,8 @@ struct vmspace_segment {
 	vmspace_addr_t start;
 	vmspace_size_t size;      /* a multiple of the quantum */
 	vmspace_size_t requested; /* allocated: the size asked for; else size */
-	int kind;                 /* VMSPACE_SEG_SPAN, _FREE or _ALLOCATED */
+	int kind;                 /* VMSPACE_SEG_SPAN, _FREE, _ALLOCATED or
+	                             _UNFLUSHED */
 	int flags;                /* VMSPACE_SEG_IMPORTED, VMSPACE_SEG_HELD */
 };
 
@@ -176,8 +178,10 @@ struct vmspace_counters {
 	uint64_t qcache_misses; /* quantum-cache allocations that went further */
 	uint64_t qcache_slabs; /* quantum-cache slabs now */
 	uint64_t qcache_reclaims;
-	uint64_t deferred_frees; /* frees through vmspace_arena_free_deferred
-				  * (also counted in frees) */
+	uint64_t deferred_frees; /* frees left unflushed: free_deferred,
+				  * free_handle_deferred, and spans a destroyed
+				  * child gave back unflushed (also counted in
+				  * frees) */
 	uint64_t flushes;      /* vmspace_arena_flushed calls that made anything free */
 };
 
@@ -204,10 +208,13 @@ struct vmspace_params {
  * Import `size` units for an arena: store the start at *addrp and return 0,
  * or return non-zero (no space). The result must be aligned to the import
  * quantum (a misaligned one is given back and the allocation fails with
- * -ENOMEM). An import function takes no alignment: for a request aligned
- * above the import quantum (align, or nocross) the arena asks for that
- * much more, less a quantum, and allocates inside (the rest stays free in
- * the arena until the span goes back). Called with the arena locked: it
+ * -ENOMEM). An import function takes no alignment: for a request that
+ * needs an alignment above the import quantum the arena asks for that much
+ * more, less a quantum, and allocates inside (the rest stays free in the
+ * arena until the span goes back). That alignment is `align`, or for
+ * `nocross` the size (with its phase) rounded up to a power of two, which
+ * then crosses no boundary of `nocross` (or `nocross` itself when that
+ * power of two is larger). Called with the arena locked: it
  * must not call into that arena, and may be called from any thread that
  * allocates from it. `flags` is 0.
  */

@@ -19,8 +19,9 @@ VMK_MIRROR=${VMK_MIRROR:-http://deb.debian.org/debian}
 VMK_SUITE=${VMK_SUITE:-sid}
 VMK_JOBS=${VMK_JOBS:-2}
 
-# Known-good versions (see DESIGN.md, "Kernel builds"). Preferred when the
-# mirror still has them; otherwise we say so and use what is there.
+# Known-good versions (recorded at the end of README.md's kernel section).
+# Preferred when the mirror still has them; otherwise we say so and use what
+# is there.
 VMK_WANT_RUSTC=${VMK_WANT_RUSTC:-1.97.1}
 VMK_WANT_LINUX=${VMK_WANT_LINUX:-7.2}
 

@@ -6,7 +6,7 @@ use vmspace::sync::CpuCaches;
 use crate::sync::{CondvarWaiter, ParkingLock};
 
 /// A [`CpuPin`] for user space: one try-lock ([`SlotFlag`]) per slot, by
-/// default one slot per configured CPU. Pinning takes the slot of the CPU
+/// default one slot per possible CPU number ([`possible_cpus`]). Pinning takes the slot of the CPU
 /// `sched_getcpu()` reports, or the next free one when another thread holds
 /// it (a thread can be preempted or migrate while pinned; the lock keeps the
 /// slot its own), and yields the CPU after a full round of busy slots.

@@ -41,6 +41,24 @@ static int count_lines(const char *fmt, ...)
 	return n;
 }
 
+static int saw_unflushed_header, saw_unflushed_line;
+
+/* vmem_print's lines with a 64-byte range unflushed at 0x1000. */
+static int print_unflushed(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	lines++;
+	if (strstr(buf, "unflushed 0x40 "))
+		saw_unflushed_header = 1;
+	if (strstr(buf, "unfl  0x1000-0x1040"))
+		saw_unflushed_line = 1;
+	return n;
+}
+
 static int calls_and_flags(void)
 {
 	int failures = 0;
@@ -245,6 +263,14 @@ static int init_and_print(void)
 	vmem_print((vmem_addr_t)vm, "", count_lines);
 	CHECK_EQ(lines, 1 + 3); /* header, span, alloc, free */
 	CHECK(strstr(last_line, "free") != NULL);
+	/* A range freed and not flushed says so, in its line and the header. */
+	CHECK_EQ(vmspace_arena_free_deferred((vmspace_arena_t *)vm, a, 64), 0);
+	lines = 0;
+	vmem_print((vmem_addr_t)vm, "", print_unflushed);
+	CHECK_EQ(lines, 1 + 3);
+	CHECK(saw_unflushed_header && saw_unflushed_line);
+	CHECK_EQ(vmspace_arena_flushed((vmspace_arena_t *)vm, NULL), 0);
+	CHECK_EQ(vmem_alloc(vm, 64, M_NOWAIT | M_FIRSTFIT, &a), 0);
 	lines = 0;
 	vmem_print((vmem_addr_t)&a, "", count_lines); /* not an arena */
 	CHECK_EQ(lines, 1);

@@ -75,8 +75,8 @@ impl<P: Platform> Api<P> {
         let (s, q, live) = o.shared.with(|a| (a.sizes(), a.quantum().0, a.live()));
         let _ = writeln!(
             line,
-            "vmem {addr:#x} '{name}': quantum {q:#x} total {:#x} allocated {:#x} free {:#x} imported {:#x} live {live}",
-            s.total.0, s.allocated.0, s.free.0, s.imported.0
+            "vmem {addr:#x} '{name}': quantum {q:#x} total {:#x} allocated {:#x} free {:#x} unflushed {:#x} imported {:#x} live {live}",
+            s.total.0, s.allocated.0, s.free.0, s.unflushed.0, s.imported.0
         );
         // SAFETY: as above.
         unsafe { line.emit(pr) };
@@ -86,6 +86,7 @@ impl<P: Platform> Api<P> {
                 let kind = match c.kind {
                     VMSPACE_SEG_SPAN => "span",
                     VMSPACE_SEG_FREE => "free",
+                    VMSPACE_SEG_UNFLUSHED => "unfl",
                     _ => "alloc",
                 };
                 let end = c.start.wrapping_add(c.size);

@@ -8,7 +8,9 @@
 //! ([`PageOps`]'s `# Safety` sections) into an error instead of undefined
 //! behaviour: mapping outside a reservation, double map, unmap of unmapped
 //! pages, releasing part of a reservation. Pages are zeroed when mapped and
-//! filled with [`POISON`] when unmapped or released, so stale reads show.
+//! filled with [`POISON`] when unmapped or released, so stale reads show; a
+//! deferred unmap keeps the contents until its flush (as a stale TLB entry
+//! would let them be reached), and is poisoned then.
 //!
 //! Combine it with [`FaultInjector`](crate::FaultInjector) to make calls fail,
 //! and (with `std`) give it a [`Placed`] buffer so a test behaves the same

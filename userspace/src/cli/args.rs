@@ -23,7 +23,8 @@ use vmspace::arena::Policy;
     after_help = "Examples:\n  vmspace                                 the demo\n  \
                   vmspace trace --live 1000 | vmspace replay - --check\n  \
                   vmspace import-strace app.strace -o app.trace\n  \
-                  vmspace replay app.trace --compare --svg app.svg\n\n\
+                  vmspace replay app.trace --svg app.svg\n  \
+                  vmspace replay app.trace --compare\n\n\
                   `vmspace help COMMAND` describes each command."
 )]
 pub struct Cli {
@@ -247,6 +248,27 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every example the help shows is a command line the parser takes
+    /// (one showed `--compare --svg`, which conflict).
+    #[test]
+    fn the_help_examples_parse() {
+        let help = Cli::command().render_long_help().to_string();
+        let examples = help.split("Examples:").nth(1).expect("an Examples: section");
+        let mut n = 0;
+        for line in examples.lines().map(str::trim).filter(|l| l.starts_with("vmspace")) {
+            // Drop the demo's trailing note, split pipelines.
+            let line = line.split("   ").next().unwrap_or(line);
+            for cmd in line.split(" | ") {
+                let argv: Vec<&str> = cmd.split_whitespace().collect();
+                if let Err(e) = Cli::try_parse_from(&argv) {
+                    panic!("the help's example `{cmd}` does not parse: {e}");
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 6, "only {n} examples found in:\n{help}");
     }
 
     #[test]

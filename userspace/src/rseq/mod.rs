@@ -47,7 +47,8 @@ use crate::tsan;
 
 /// A [`CpuPin`] running [`CpuCaches`](vmspace::sync::CpuCaches)'
 /// magazine operations as restartable sequences on the CPU the thread runs
-/// on, one slot per configured CPU; [`SchedPin`] where rseq is not
+/// on, one slot per possible CPU number
+/// ([`possible_cpus`](crate::possible_cpus)); [`SchedPin`] where rseq is not
 /// available (see the module docs). `pin` and `unpin` (which `CpuCaches`
 /// does not use) are always `SchedPin`'s.
 #[derive(Debug)]
@@ -58,7 +59,7 @@ pub struct RseqPin {
 }
 
 impl RseqPin {
-    /// One slot per CPU the system has configured, with restartable
+    /// One slot per possible CPU number, with restartable
     /// sequences when they are available.
     pub fn new() -> Self {
         Self::from_sched(SchedPin::new())
