@@ -344,7 +344,8 @@ plain! {
 
     /// [`VM_RESERVE`](crate::cmd::VM_RESERVE): a new VM.
     pub struct VmReserveArgs {
-        /// Bytes to reserve (a multiple of the grain).
+        /// Bytes to reserve (not zero; rounded up to a multiple of the
+        /// grain, as `Vm::reserve` does).
         pub size: u64,
         /// The grain (a power of two, at least the page size; 0: the page).
         pub grain: u64,

@@ -4,7 +4,9 @@
 //! whose VM source failed to map: [`ARENA_VM`], [`VM_BACKEND`],
 //! [`SHIM_OUT_OF_MEMORY`]), terminated by [`NONE`], with the payload of the
 //! innermost cause in `a`, `b`, `c`, `op`, `errno` and `msg`. Each code's
-//! payload is documented beside it; fields a code does not name are zero.
+//! payload is documented beside it; fields a code does not name are zero,
+//! but `msg`, which the device's own codes (`DEV_*`) always fill with a
+//! sentence saying what went wrong.
 //! Codes are `layer << 8 | kind`: the device itself (`0x01`), the arena
 //! (`0x02`), the VM (`0x03`), errors the layers share (`0x04`) and the page
 //! backend (`0x05`), mirroring `vmspace`'s `ArenaError`, `VmError`,

@@ -37,7 +37,8 @@ pub struct Limits {
     /// grain (what aligning it may take).
     pub max_reserved: usize,
     /// Bytes the file's VMs may have mapped at once; an arena's source VM
-    /// counts with its whole size (it maps what the arena imports).
+    /// counts with its whole size rounded up to its grain (it maps what the
+    /// arena imports).
     pub max_mapped: usize,
     /// Bytes one `VM_READ` or `VM_WRITE` may copy.
     pub max_io: usize,

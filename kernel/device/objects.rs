@@ -69,6 +69,9 @@ pub(crate) struct ArenaObj<B: DevBackends> {
     pub(crate) tags: usize,
     /// Its source VM's charge ([`reservation_charge`]; 0 without one).
     pub(crate) import: usize,
+    /// What its source VM may map: its size rounded up to its grain,
+    /// charged against the mapped bound whole (0 without one).
+    pub(crate) import_mapped: usize,
 }
 
 /// A VM and what the file is charged for it.
@@ -173,7 +176,7 @@ impl<B: DevBackends> Objects<B> {
             .iter()
             .flatten()
             .map(|o| match &**o {
-                Object::Arena(a) => a.import,
+                Object::Arena(a) => a.import_mapped,
                 Object::Vm(v) => v.vm.mapped().0,
             })
             .fold(0, usize::saturating_add)
@@ -186,7 +189,9 @@ impl<B: DevBackends> Objects<B> {
         let n = l.max_objects.min(MAX_SLOTS);
         let slot = (0..n).find(|&s| self.slots[s].is_none() && self.gens[s] != GEN_MASK);
         let Some(slot) = slot else {
-            return Err(encode::device(w, DEV_LIMIT, "objects per file", l.max_objects as u64, 0));
+            // What the command asked for in all: one object more.
+            let all = self.slots.iter().flatten().count().saturating_add(1);
+            return Err(encode::device(w, DEV_LIMIT, "objects per file", l.max_objects as u64, all as u64));
         };
         if tags > l.max_tags_per_arena {
             return Err(encode::device(w, DEV_LIMIT, "tags per arena", l.max_tags_per_arena as u64, tags as u64));

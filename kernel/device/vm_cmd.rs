@@ -155,7 +155,9 @@ pub(crate) fn check<B: DevBackends>(objs: &mut Objects<B>, a: &mut CheckArgs) ->
 /// `VM_READ` (`write` false) and `VM_WRITE`: copy between the user buffer
 /// and `[addr, addr + len)` of the VM, every page of which must be mapped
 /// with the access the copy needs (checked first, page by page, on the
-/// kernel's page tables; the file's lock keeps it so during the copy).
+/// kernel's page tables; the file's lock keeps it so during the copy). A
+/// write is copied in whole before any of the VM changes, so a user buffer
+/// that faults (-EFAULT) changes nothing.
 pub(crate) fn io<B: DevBackends>(objs: &mut Objects<B>, a: &mut VmIoArgs, write: bool) -> Result {
     let w = &mut a.err;
     if a._pad != 0 {
@@ -192,11 +194,17 @@ pub(crate) fn io<B: DevBackends>(objs: &mut Objects<B>, a: &mut VmIoArgs, write:
     }
     let user = UserSlice::new(UserPtr::from_addr(buf), len);
     if write {
+        // Through a bounce buffer: a copy from user memory that faults part
+        // way (-EFAULT) must leave the VM as it was, and `read_slice` into
+        // the pages would leave what it copied and zero the rest.
+        let mut bounce = KVVec::new();
+        user.read_all(&mut bounce, GFP_KERNEL_ACCOUNT)?;
         // SAFETY: `r` lies in pages of the VM mapped read-write (checked
         // above), which only this file reaches and its lock (held) keeps so;
         // nothing else refers to them while the slice lives.
         let dst = unsafe { core::slice::from_raw_parts_mut(r.base().as_ptr::<u8>(), len) };
-        user.reader().read_slice(dst)
+        dst.copy_from_slice(&bounce);
+        Ok(())
     } else {
         // SAFETY: `r` lies in mapped, readable pages of the VM (checked
         // above), kept so under the file's lock; nothing writes them meanwhile.

@@ -28,12 +28,16 @@ start=$(date +%s)
 # the plan below (- for all of a binary's tests).
 cargo=${CARGO:-cargo}
 (cd "$VMK_REPO" && "$cargo" test --no-run --message-format=json -p vmspace \
-	--test arena_model --test vm_model --test kdev_device --test kdev_fuzz) >"$results/kernel-proptest.cargo.json" ||
+	--test arena_model --test vm_model --test kdev_device --test kdev_fuzz \
+	--test outside_kdev --test outside_kdev_arena --test outside_kdev_io --test outside_kdev_more \
+	--test outside_kdev_leak) >"$results/kernel-proptest.cargo.json" ||
 	vmk_die "building the test binaries failed"
 python3 - "$results/kernel-proptest.cargo.json" "$VMK_REPO" "$VMK_SRC" >"$plan" <<'PY' || vmk_die "no test binaries"
 import json, sys
 path, repo, src = sys.argv[1:4]
-filters = {"arena_model": "device", "vm_model": "device", "kdev_device": "-", "kdev_fuzz": "-"}
+filters = {"arena_model": "device", "vm_model": "device", "kdev_device": "-", "kdev_fuzz": "-",
+           "outside_kdev": "-", "outside_kdev_arena": "-", "outside_kdev_io": "-", "outside_kdev_more": "-",
+           "outside_kdev_leak": "-"}
 seen = set()
 for line in open(path):
     try:

@@ -176,6 +176,18 @@ impl<P: PageOps, S: Store> Source for VmSource<P, S> {
         self.release_batched(range)
     }
 
+    /// The importing arena refused `range`, just imported, because it
+    /// overlaps a span of the arena's own. Nothing but the arena that holds
+    /// this source can give a range back to it, so the range is this
+    /// source's fresh import, never a live span handed out twice: it is
+    /// taken back as a give-back (unmapped, free again), where keeping it
+    /// would leave it mapped and taken for the source's life. (An arena
+    /// refuses such a range when it overlaps spans added to it inside this
+    /// source's range: a caller's mistake, which should cost nothing.)
+    fn refused(&mut self, range: Range) {
+        let _ = self.release(range);
+    }
+
     /// Taken the batched way, batched or not (see the type's docs).
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
         self.handed_out(range)?;
