@@ -100,7 +100,9 @@ typedef struct vmspace_arena vmspace_arena_t;
  * import function) every 10 ms. Objects in other CPUs' quantum-cache magazines are
  * not space until they come back (vmspace_arena_reclaim does not reach
  * them), so a waiting allocation larger than what lies outside them may
- * sleep for good.
+ * sleep for good. In the kernel the sleep is uninterruptible: a signal
+ * does not end it (a task that may never get the space should not ask
+ * for it with VMSPACE_WAIT).
  */
 #define VMSPACE_INSTANTFIT 0x01 /* O(1) power-of-two free lists (vmem's default) */
 #define VMSPACE_BESTFIT 0x02    /* the smallest free segment that fits */
@@ -246,7 +248,8 @@ vmspace_arena_t *vmspace_arena_create(const char *name, vmspace_addr_t base,
 				      vmspace_size_t size,
 				      vmspace_size_t quantum,
 				      vmspace_size_t qcache_max, int flags);
-/* An arena as `params` asks, stored at *arenap (NULL on failure). */
+/* An arena as `params` asks, stored at *arenap (NULL on failure; *arenap is
+ * cleared first, so it must not point into params). */
 int vmspace_arena_create_ex(const struct vmspace_params *params,
 			    vmspace_arena_t **arenap);
 /*
@@ -281,7 +284,9 @@ int vmspace_arena_set_import(vmspace_arena_t *arena, vmspace_import_fn *import,
  * `limit` units; 0: no limit. */
 int vmspace_arena_set_limit(vmspace_arena_t *arena, vmspace_size_t limit);
 /* Fail allocations, adds and imports with probability 1/mtbf (-EAGAIN),
- * from a generator seeded with `seed`; 0 turns it off. For testing. */
+ * from a generator seeded with `seed`; 0 turns it off. For testing. An
+ * allocation a quantum-cache magazine serves never reaches the arena and
+ * is not failed. */
 int vmspace_arena_set_mtbf(vmspace_arena_t *arena, uint64_t seed,
 			   unsigned int mtbf);
 
@@ -349,7 +354,10 @@ int vmspace_arena_xalloc_handle(vmspace_arena_t *arena, vmspace_size_t size,
 /* Free what `handle` holds and store the size it was allocated with at
  * *sizep (unless NULL). A foreign handle (another arena's: its `arena`
  * field tells, so two live arenas are mistaken for each other with
- * probability about 2^-32) or a stale one is -ENOENT, except a stale handle
+ * probability about 2^-32; each arena's fingerprint is salted at random
+ * when it is made, so a handle of a destroyed arena is foreign to an arena
+ * made after it in the same memory) or a stale one is -ENOENT, except a
+ * stale handle
  * whose tag was since reused for a new handle allocation at the same address:
  * it names that allocation and frees it, as a free by address of an address
  * freed and allocated again would. */

@@ -199,6 +199,12 @@ impl<P: Platform> ArenaObj<P> {
             Ok(a) => a,
             Err(e) => return errno(&e),
         };
+        // A fresh arena may get the tag table of a destroyed one, and with
+        // it the destroyed arena's fingerprint: salted, a handle kept past
+        // the destroy is refused (-ENOENT) as vmspace.h promises.
+        if let Err(e) = arena.salt_handles(P::random_u32()) {
+            return errno(&e);
+        }
         if let Some(parent) = parent {
             let q = parent.shared.with(|a| a.quantum().0);
             arena.source_mut().import = Import::Parent { arena: NonNull::from(parent), quantum: q };

@@ -45,6 +45,10 @@ pub unsafe trait Platform: 'static {
     /// The page operations for one arena.
     fn pages() -> Self::Pages;
 
+    /// A random number, drawn once for each arena (the salt of its handles'
+    /// fingerprint: see `Arena::salt_handles`).
+    fn random_u32() -> u32;
+
     /// Memory for an arena object (`layout` is never zero-sized), or null.
     fn alloc_object(layout: Layout) -> *mut u8;
 

@@ -52,6 +52,12 @@ unsafe impl Platform for KernelPlatform {
         SparseVmalloc::new()
     }
 
+    fn random_u32() -> u32 {
+        // SAFETY: get_random_u32 has no preconditions (task context, which
+        // every call of the C API is in).
+        unsafe { kernel::bindings::get_random_u32() }
+    }
+
     fn alloc_object(layout: Layout) -> *mut u8 {
         match Kmalloc::alloc(layout, GFP_KERNEL, NumaNode::NO_NODE) {
             Ok(p) => p.cast::<u8>().as_ptr(),

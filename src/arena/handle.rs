@@ -24,6 +24,13 @@
 //! only then, and only if the tag and address match too, would a foreign
 //! handle be taken for one of this arena's.
 //!
+//! An arena made after another is dropped may get the same tag table
+//! address (its store reuses the memory), and so the dropped arena's
+//! fingerprint: a handle kept past the drop would then be taken. The core
+//! draws no random numbers (it has no source of them), so a caller that may
+//! keep handles past an arena's life gives each arena a random salt with
+//! [`Arena::salt_handles`]; the C API does, for every arena it makes.
+//!
 //! The two interfaces share the arena's space, policies, constraints,
 //! imports, statistics and walks; an allocation is freed through the
 //! interface that made it (a held segment is not in the hash, so
@@ -90,6 +97,21 @@ impl Handle {
 }
 
 impl<S: Store, I: Source> Arena<S, I> {
+    /// Mix `salt` into the fingerprint this arena's handles carry, so that
+    /// an arena made at the address of a dropped one (same tag table) does
+    /// not take the dropped one's handles: give each arena a random salt
+    /// (`getrandom`, `get_random_u32`). Refused with
+    /// [`InvalidArgument`](ArenaError::InvalidArgument) while a handle of
+    /// this arena holds an allocation (it would be refused afterwards);
+    /// salting again replaces the salt.
+    pub fn salt_handles(&mut self, salt: u32) -> Result<(), ArenaError> {
+        if self.held != 0 {
+            return Err(ArenaError::InvalidArgument("handles of this arena hold allocations"));
+        }
+        self.id = fingerprint(self.tags.base()) ^ salt;
+        Ok(())
+    }
+
     /// The handle of this arena with these parts, `None` for tag 0 (never a
     /// segment's): how a caller that kept only a handle's address and tag
     /// rebuilds it. Nothing is looked up; [`free_handle`](Self::free_handle)
@@ -305,6 +327,45 @@ mod tests {
         assert_eq!(b.free_handle(hb), Ok(Size(48)));
         assert_eq!(a.free_handle(ha), Ok(Size(16)));
         a.check().unwrap();
+        b.check().unwrap();
+    }
+
+    /// An arena made on the store of a dropped one has its fingerprint
+    /// (the same tag table address) and takes its handles, unless salted;
+    /// with another salt it refuses them. A salt is refused while handles
+    /// hold allocations.
+    #[test]
+    fn a_salt_tells_an_arena_from_a_dropped_one_at_its_address() {
+        let (mut tb, mut hb) = (vec![0u8; 1 << 16], vec![0u8; 4096]);
+        let old = {
+            let mut a = arena(&mut tb, &mut hb);
+            a.salt_handles(0x1234_5678).unwrap();
+            a.alloc_handle(Size(16), Policy::InstantFit).unwrap()
+        };
+        let mut b = arena(&mut tb, &mut hb);
+        let unsalted = b.alloc_handle(Size(16), Policy::InstantFit).unwrap();
+        assert_eq!((unsalted.addr(), unsalted.tag()), (old.addr(), old.tag()));
+        assert_ne!(unsalted.arena(), old.arena());
+        assert_eq!(
+            b.salt_handles(7),
+            Err(ArenaError::InvalidArgument("handles of this arena hold allocations"))
+        );
+        b.free_handle(unsalted).unwrap();
+        // The same salt as the dropped arena: its handles are taken (why
+        // salts must be random).
+        b.salt_handles(0x1234_5678).unwrap();
+        let same = b.alloc_handle(Size(16), Policy::InstantFit).unwrap();
+        assert_eq!(same, old);
+        b.free_handle(same).unwrap();
+        b.salt_handles(0x9abc_def0).unwrap();
+        let cur = b.alloc_handle(Size(16), Policy::InstantFit).unwrap();
+        assert_eq!((cur.addr(), cur.tag()), (old.addr(), old.tag()));
+        assert_eq!(
+            b.free_handle(old),
+            Err(ArenaError::BadHandle { addr: old.addr(), tag: old.tag() })
+        );
+        assert_eq!(b.live(), 1);
+        b.free_handle(cur).unwrap();
         b.check().unwrap();
     }
 

@@ -157,7 +157,8 @@ pub type LeakHook = fn(name: &'static str, leaked: Range);
 ///   tag on the address list.
 pub struct Arena<S: Store, I: Source = NoSource> {
     name: &'static str,
-    /// The fingerprint in this arena's handles (of the tag table's address).
+    /// The fingerprint in this arena's handles (of the tag table's address,
+    /// with the salt of `salt_handles`).
     id: u32,
     quantum: PowerOfTwo,
     tags: TagTable<S>,

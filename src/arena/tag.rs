@@ -173,6 +173,11 @@ pub(crate) struct TagTable<S: Store> {
 }
 
 impl<S: Store> TagTable<S> {
+    /// Where the table starts (its store's base).
+    pub(crate) fn base(&self) -> *const u8 {
+        self.ptr.cast::<u8>().cast_const()
+    }
+
     /// A table over `store` with room for at most `max` tags (clamped below
     /// `NIL`). Tag 0 (the sentinel) is allocated at once.
     pub(crate) fn new(mut store: S, max: u32) -> Result<Self, ArenaError> {

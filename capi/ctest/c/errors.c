@@ -123,6 +123,32 @@ static int bad_frees(void)
 	CHECK_EQ(vmspace_arena_free_handle(other, mine, NULL), 0);
 	CHECK_EQ(vmspace_arena_destroy(other), 0);
 	CHECK_EQ(vmspace_arena_destroy(a), 0);
+	/*
+	 * A handle kept past its arena's destroy: the next arena made alike
+	 * often gets the same memory for its tags (an outside reviewer's
+	 * kernel module saw 5 in 400), and with it, unsalted, the same
+	 * fingerprint; its first handle then has the old one's address and
+	 * tag, and the old handle freed it. Each round must refuse it.
+	 */
+	struct vmspace_handle old, cur;
+	a = vmspace_arena_create("again", BASE, SPAN, 16, 0, 0);
+	CHECK_EQ(vmspace_arena_alloc_handle(a, 0x40, 0, &old), 0);
+	int same_place = 0;
+	for (int round = 0; round < 64; round++) {
+		CHECK_EQ(vmspace_arena_destroy(a), 0);
+		a = vmspace_arena_create("again", BASE, SPAN, 16, 0, 0);
+		CHECK(a != NULL);
+		CHECK_EQ(vmspace_arena_alloc_handle(a, 0x40, 0, &cur), 0);
+		same_place += cur.addr == old.addr && cur.tag == old.tag;
+		CHECK(cur.arena != old.arena);
+		CHECK_EQ(vmspace_arena_free_handle(a, old, NULL), -ENOENT);
+		struct vmspace_sizes sz;
+		CHECK_EQ(vmspace_arena_sizes(a, &sz), 0);
+		CHECK_EQ(sz.live, 1);
+		old = cur;
+	}
+	CHECK_EQ(same_place, 64);
+	CHECK_EQ(vmspace_arena_destroy(a), 0);
 	return failures;
 }
 

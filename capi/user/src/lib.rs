@@ -47,6 +47,21 @@ unsafe impl Platform for UserPlatform {
         MmapBackend::new()
     }
 
+    fn random_u32() -> u32 {
+        let mut salt = 0u32;
+        // SAFETY: `getrandom` writes at most 4 bytes into `salt`, a live u32.
+        let n = unsafe { libc::getrandom((&raw mut salt).cast(), 4, libc::GRND_NONBLOCK) };
+        if n != 4 {
+            // No entropy yet (early boot): the clock's nanoseconds still
+            // tell apart arenas made one after another at one address.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            salt = (t ^ (t >> 32)) as u32;
+        }
+        salt
+    }
+
     fn alloc_object(layout: Layout) -> *mut u8 {
         // SAFETY: arena objects are never zero-sized (the trait's promise).
         unsafe { alloc(layout) }

@@ -1,0 +1,648 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+/*
+ * An outside reviewer's KUnit suite, part 3: racing frees across CPUs (cache
+ * objects and arena allocations), two waiters and one free at a time, import
+ * functions returning unusable ranges, a quantum-1 arena over (almost) the
+ * whole address space, constraints that can never be met, reclaim.
+ */
+#include <kunit/test.h>
+#include <linux/completion.h>
+#include <linux/delay.h>
+#include <linux/kthread.h>
+#include <linux/slab.h>
+#include <linux/vmspace.h>
+
+#define NR 256
+
+struct racefree {
+	vmspace_arena_t *a;
+	vmspace_addr_t *x;
+	vmspace_size_t size;
+	atomic_t *go;
+	int ok, enoent, other;
+	struct completion done;
+};
+
+static int race_free_fn(void *p)
+{
+	struct racefree *r = p;
+	int i;
+
+	atomic_dec(r->go);
+	while (atomic_read(r->go) > 0)
+		cpu_relax();
+	for (i = 0; i < NR; i++) {
+		int e = vmspace_arena_free(r->a, r->x[i], r->size);
+
+		if (!e)
+			r->ok++;
+		else if (e == -ENOENT)
+			r->enoent++;
+		else
+			r->other++;
+	}
+	complete(&r->done);
+	return 0;
+}
+
+static void race_frees_once(struct kunit *test, vmspace_size_t size)
+{
+	vmspace_arena_t *a = vmspace_arena_create("racefree", 0x100000, 0x1000000, 16, 128, 0);
+	vmspace_addr_t *x = kunit_kcalloc(test, NR, sizeof(*x), GFP_KERNEL);
+	struct vmspace_sizes s;
+	struct racefree r[2];
+	atomic_t go = ATOMIC_INIT(2);
+	int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_ASSERT_NOT_NULL(test, x);
+	for (i = 0; i < NR; i++)
+		KUNIT_ASSERT_EQ(test, vmspace_arena_alloc(a, size, 0, &x[i]), 0);
+	for (i = 0; i < 2; i++) {
+		struct task_struct *t;
+
+		r[i] = (struct racefree){ .a = a, .x = x, .size = size, .go = &go };
+		init_completion(&r[i].done);
+		t = kthread_create(race_free_fn, &r[i], "vmspace_out/rf%d", i);
+		KUNIT_ASSERT_FALSE(test, IS_ERR(t));
+		kthread_bind(t, i % num_online_cpus());
+		wake_up_process(t);
+	}
+	wait_for_completion(&r[0].done);
+	wait_for_completion(&r[1].done);
+	KUNIT_EXPECT_EQ_MSG(test, r[0].ok + r[1].ok, NR, "size %zu: ok %d+%d enoent %d+%d", size,
+			    r[0].ok, r[1].ok, r[0].enoent, r[1].enoent);
+	KUNIT_EXPECT_EQ(test, r[0].enoent + r[1].enoent, NR);
+	KUNIT_EXPECT_EQ(test, r[0].other + r[1].other, 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_check(a), 0);
+	/* everything can be allocated again, with no duplicates */
+	for (i = 0; i < NR; i++)
+		KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(a, size, 0, &x[i]), 0);
+	for (i = 0; i < NR; i++)
+		KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, x[i], size), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_sizes(a, &s), 0);
+	KUNIT_EXPECT_EQ(test, s.allocated + s.free, s.total);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(a), 0);
+}
+
+static void racing_frees(struct kunit *test)
+{
+	int round;
+
+	for (round = 0; round < 10; round++) {
+		race_frees_once(test, 16);  /* cache objects */
+		race_frees_once(test, 112); /* cache objects, another class */
+		race_frees_once(test, 1000); /* arena allocations */
+	}
+}
+
+/* Two waiters, two frees, one at a time: no lost wakeup. */
+struct w2 {
+	vmspace_arena_t *a;
+	vmspace_addr_t got;
+	int result;
+	struct completion done;
+};
+
+static int w2_fn(void *p)
+{
+	struct w2 *w = p;
+
+	w->result = vmspace_arena_alloc(w->a, 0x1000, VMSPACE_WAIT, &w->got);
+	complete(&w->done);
+	return 0;
+}
+
+static void two_waiters(struct kunit *test)
+{
+	vmspace_arena_t *a = vmspace_arena_create("w2", 0x10000, 0x2000, 0x1000, 0, 0);
+	vmspace_addr_t p1, p2;
+	struct w2 w[2];
+	int i, first;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_ASSERT_EQ(test, vmspace_arena_alloc(a, 0x1000, 0, &p1), 0);
+	KUNIT_ASSERT_EQ(test, vmspace_arena_alloc(a, 0x1000, 0, &p2), 0);
+	for (i = 0; i < 2; i++) {
+		w[i] = (struct w2){ .a = a };
+		init_completion(&w[i].done);
+		KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run(w2_fn, &w[i], "vmspace_out/w2%d", i)));
+	}
+	msleep(30);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, p1, 0x1000), 0);
+	msleep(50);
+	first = completion_done(&w[0].done) ? 0 : completion_done(&w[1].done) ? 1 : -1;
+	KUNIT_ASSERT_GE(test, first, 0);
+	KUNIT_EXPECT_FALSE(test, completion_done(&w[!first].done));
+	KUNIT_EXPECT_EQ(test, w[first].result, 0);
+	KUNIT_EXPECT_EQ(test, w[first].got, p1);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, p2, 0x1000), 0);
+	KUNIT_ASSERT_NE(test, wait_for_completion_timeout(&w[!first].done, msecs_to_jiffies(3000)), 0UL);
+	KUNIT_EXPECT_EQ(test, w[!first].result, 0);
+	KUNIT_EXPECT_EQ(test, w[!first].got, p2);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, p1, 0x1000), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, p2, 0x1000), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(a), 0);
+}
+
+/* Import functions returning unusable ranges. */
+struct badsrc {
+	vmspace_addr_t next;
+	int releases;
+	vmspace_addr_t rel_addr;
+	vmspace_size_t rel_size;
+};
+
+static int bad_import(void *arg, vmspace_size_t size, int flags, vmspace_addr_t *addrp)
+{
+	struct badsrc *b = arg;
+
+	*addrp = b->next;
+	return 0;
+}
+
+static void bad_release(void *arg, vmspace_addr_t addr, vmspace_size_t size)
+{
+	struct badsrc *b = arg;
+
+	b->releases++;
+	b->rel_addr = addr;
+	b->rel_size = size;
+}
+
+static void imports_unusable(struct kunit *test)
+{
+	vmspace_arena_t *a = vmspace_arena_create("badimp", 0x100000, 0x1000, 0x100, 0, 0);
+	struct badsrc b = {};
+	struct vmspace_counters c;
+	struct vmspace_sizes s;
+	vmspace_addr_t x;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_ASSERT_EQ(test, vmspace_arena_set_import(a, bad_import, bad_release, &b, 0x1000), 0);
+	b.next = 0x200800; /* misaligned to the import quantum: released, -ENOMEM */
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(a, 0x2000, 0, &x), -ENOMEM);
+	KUNIT_EXPECT_EQ(test, b.releases, 1);
+	KUNIT_EXPECT_EQ(test, b.rel_addr, 0x200800UL);
+	KUNIT_EXPECT_EQ(test, b.rel_size, (vmspace_size_t)0x2000);
+	b.next = ~0UL - 0x1fff; /* ends at 2^64: released, -EPROTO */
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(a, 0x2000, 0, &x), -EPROTO);
+	KUNIT_EXPECT_EQ(test, b.releases, 2);
+	b.next = 0xff000; /* overlaps the added span: forgotten, -EPROTO */
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(a, 0x2000, 0, &x), -EPROTO);
+	KUNIT_EXPECT_EQ(test, b.releases, 2);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_sizes(a, &s), 0);
+	KUNIT_EXPECT_EQ(test, s.total, (vmspace_size_t)0x1000);
+	KUNIT_EXPECT_EQ(test, s.imported, (vmspace_size_t)0);
+	b.next = 0x300000;
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(a, 0x2000, 0, &x), 0);
+	KUNIT_EXPECT_EQ(test, x, 0x300000UL);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_counters(a, &c), 0);
+	KUNIT_EXPECT_EQ(test, c.imports, 1ULL);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, x, 0x2000), 0);
+	KUNIT_EXPECT_EQ(test, b.releases, 3);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_counters(a, &c), 0);
+	KUNIT_EXPECT_EQ(test, c.exports, 1ULL);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_check(a), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(a), 0);
+}
+
+/* Quantum 1 over [0, 2^64 - 1): the largest sizes there are. */
+static void whole_address_space(struct kunit *test)
+{
+	vmspace_arena_t *a = vmspace_arena_create("whole", 0, ~0UL, 1, 0, VMSPACE_BESTFIT);
+	struct vmspace_sizes s;
+	vmspace_addr_t x, y;
+	int f;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_contains(a, ~0UL - 1, 1), 1);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_contains(a, ~0UL, 0), 1);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_contains(a, ~0UL, 1), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_sizes(a, &s), 0);
+	KUNIT_EXPECT_EQ(test, s.total, ~0UL);
+	KUNIT_EXPECT_EQ(test, s.largest_free, ~0UL);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(a, ~0UL, 0, &x), 0);
+	KUNIT_EXPECT_EQ(test, x, 0UL);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(a, 1, 0, &y), -ENOMEM);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, x, ~0UL), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(a, 1UL << 63, VMSPACE_FIRSTFIT | VMSPACE_TOP, &x), 0);
+	KUNIT_EXPECT_EQ(test, x, ~0UL - (1UL << 63));
+	KUNIT_EXPECT_EQ(test, vmspace_arena_xalloc(a, 1UL << 62, 1UL << 62, 0, 0, 0, 0, 0, VMSPACE_BESTFIT, &y), 0);
+	KUNIT_EXPECT_EQ(test, y, 0UL);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, y, 1UL << 62), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_xalloc(a, 3, 0, 0, 1UL << 63, 0x7ffffffffffffffeUL, 0, 0,
+						   VMSPACE_FIRSTFIT, &y), -ENOMEM);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, x, 1UL << 63), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_xalloc(a, 3, 0, 0, 1UL << 63, 0x7ffffffffffffffeUL, 0, 0,
+						   VMSPACE_FIRSTFIT, &y), 0);
+	KUNIT_EXPECT_EQ(test, y, 1UL << 63);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, y, 3), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_xalloc(a, 2, 0, 0, 0, 0, 0, ~0UL - 2, VMSPACE_EXACT, &y), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, y, 2), 0);
+	y = 0x1234;
+	f = vmspace_arena_xalloc(a, 2, 0, 0, 0, 0, 0, ~0UL - 1, VMSPACE_EXACT, &y);
+	kunit_info(test, "exact at 2^64 - 2, size 2: %d", f);
+	KUNIT_EXPECT_TRUE(test, f == -ENOMEM || f == -ERANGE || f == -EOVERFLOW);
+	KUNIT_EXPECT_EQ(test, y, 0x1234UL);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_check(a), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(a), 0);
+}
+
+/* Constraints that can never be met together: -ERANGE, with or without WAIT. */
+static void never_is_erange(struct kunit *test)
+{
+	vmspace_arena_t *a = vmspace_arena_create("never", 0x10000, 0x10000, 0x10, 0, 0);
+	struct vmspace_counters c0, c1;
+	vmspace_addr_t x;
+	int i;
+	static const struct { vmspace_size_t size, align, phase, nocross; vmspace_addr_t min, max, exact; } k[] = {
+		{ 0x20, 0x100, 0, 0, 0, 0, 0x10010 },
+		{ 0x20, 0, 0, 0x100, 0, 0, 0x100f0 },
+		{ 0x20, 0, 0, 0, 0x10100, 0, 0x10000 },
+		{ 0x20, 0, 0, 0, 0, 0x10010, 0x10000 },
+		{ 0x20, 0x1000, 0x10, 0, 0x10020, 0x10ff0, 0 },
+		{ 0x200, 0x100, 0x80, 0x200, 0, 0, 0 },
+	};
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_counters(a, &c0), 0);
+	for (i = 0; i < ARRAY_SIZE(k); i++) {
+		int flags = k[i].exact ? VMSPACE_EXACT : 0;
+		int e = vmspace_arena_xalloc(a, k[i].size, k[i].align, k[i].phase, k[i].nocross,
+					     k[i].min, k[i].max, k[i].exact, flags, &x);
+
+		KUNIT_EXPECT_EQ_MSG(test, e, -ERANGE, "case %d", i);
+		if (e == -ERANGE) /* only then: a wait that is not refused at once sleeps for good */
+			KUNIT_EXPECT_EQ_MSG(test, vmspace_arena_xalloc(a, k[i].size, k[i].align, k[i].phase,
+								       k[i].nocross, k[i].min, k[i].max,
+								       k[i].exact, flags | VMSPACE_WAIT, &x),
+					    -ERANGE, "case %d with WAIT", i);
+		else if (!e)
+			vmspace_arena_free(a, x, k[i].size);
+	}
+	/* size exactly nocross: fine, aligned to it */
+	KUNIT_EXPECT_EQ(test, vmspace_arena_xalloc(a, 0x200, 0, 0, 0x200, 0x10010, 0, 0, 0, &x), 0);
+	KUNIT_EXPECT_EQ(test, x % 0x200, 0UL);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, x, 0x200), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_counters(a, &c1), 0);
+	KUNIT_EXPECT_EQ(test, c1.allocs, c0.allocs + 1);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(a), 0);
+}
+
+/* Reclaim gives back wholly free slabs once the depot is emptied. */
+static int churn_cache(void *p)
+{
+	vmspace_arena_t *a = p;
+	vmspace_addr_t x[NR];
+	int i;
+
+	for (i = 0; i < NR; i++)
+		if (vmspace_arena_alloc(a, 16, 0, &x[i]))
+			return -1;
+	for (i = 0; i < NR; i++)
+		if (vmspace_arena_free(a, x[i], 16))
+			return -2;
+	return 0;
+}
+
+struct oncpu3 {
+	vmspace_arena_t *a;
+	int ret;
+	struct completion done;
+};
+
+static int oncpu3_fn(void *p)
+{
+	struct oncpu3 *o = p;
+
+	o->ret = churn_cache(o->a);
+	complete(&o->done);
+	return 0;
+}
+
+static void reclaim_gives_back(struct kunit *test)
+{
+	vmspace_arena_t *a = vmspace_arena_create("reclaim", 0x100000, 0x100000, 16, 64, 0);
+	struct vmspace_sizes before, after;
+	struct vmspace_counters c;
+	struct oncpu3 o;
+	struct task_struct *t;
+	int n;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	o.a = a;
+	init_completion(&o.done);
+	t = kthread_create(oncpu3_fn, &o, "vmspace_out/rc");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(t));
+	kthread_bind(t, 0);
+	wake_up_process(t);
+	wait_for_completion(&o.done);
+	KUNIT_ASSERT_EQ(test, o.ret, 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_sizes(a, &before), 0);
+	n = vmspace_arena_reclaim(a);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_sizes(a, &after), 0);
+	kunit_info(test, "reclaim %d: allocated %zu -> %zu, live %zu -> %zu", n, before.allocated,
+		   after.allocated, before.live, after.live);
+	KUNIT_EXPECT_GT(test, n, 0);
+	KUNIT_EXPECT_EQ(test, before.allocated - after.allocated, (vmspace_size_t)n * 64 * 16);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_counters(a, &c), 0);
+	KUNIT_EXPECT_EQ(test, c.qcache_slabs, (uint64_t)after.live);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_reclaim(a), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_check(a), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(a), 0);
+}
+
+
+/* Every policy against a brute force over the free segments: -ENOMEM only
+ * when no free segment has a place meeting the constraints; first fit in
+ * the lowest such segment (with TOP the highest), best fit in a smallest. */
+struct freesegs {
+	int n;
+	vmspace_addr_t start[160];
+	vmspace_size_t size[160];
+};
+
+static int snap(void *arg, const struct vmspace_segment *seg)
+{
+	struct freesegs *f = arg;
+
+	if (f->n < 160) {
+		f->start[f->n] = seg->start;
+		f->size[f->n] = seg->size;
+	}
+	f->n++;
+	return 0;
+}
+
+static bool place(vmspace_addr_t start, vmspace_addr_t end, vmspace_size_t rsize, vmspace_size_t align,
+		  vmspace_size_t phase, vmspace_size_t nocross, vmspace_addr_t min, vmspace_addr_t max)
+{
+	vmspace_addr_t s = max_t(vmspace_addr_t, start, min);
+	int i;
+
+	if (!align)
+		align = 64, phase = 0;
+	for (i = 0; i < 256 && s + rsize <= end; i++) {
+		s = s <= phase ? phase : phase + round_up(s - phase, align);
+		if (nocross && s / nocross != (s + rsize - 1) / nocross) {
+			s = round_up(s + 1, nocross);
+			continue;
+		}
+		return s + rsize <= end && (!max || s + rsize <= max);
+	}
+	return false;
+}
+
+static void policies_match_brute_force(struct kunit *test)
+{
+	vmspace_arena_t *a = vmspace_arena_create("brute", 0x100000, 0x100000, 64, 0, 0);
+	static const int pol[] = { VMSPACE_INSTANTFIT, VMSPACE_BESTFIT, VMSPACE_FIRSTFIT, VMSPACE_NEXTFIT,
+				   VMSPACE_FIRSTFIT | VMSPACE_TOP, VMSPACE_BESTFIT | VMSPACE_TOP,
+				   VMSPACE_INSTANTFIT | VMSPACE_TOP };
+	struct { vmspace_addr_t a; vmspace_size_t s; } *live = kunit_kcalloc(test, 64, sizeof(*live), GFP_KERNEL);
+	struct freesegs *f = kunit_kzalloc(test, sizeof(*f), GFP_KERNEL);
+	u32 r = 777;
+	int i, n = 0, bad = 0, nomem = 0;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_ASSERT_NOT_NULL(test, live);
+	KUNIT_ASSERT_NOT_NULL(test, f);
+	for (i = 0; i < 4000 && bad < 5; i++) {
+		vmspace_size_t size, rsize, align, phase, nocross, best = ~0UL;
+		vmspace_addr_t min, max, x = 0;
+		int err, flags, k, first = -1, last = -1, in = -1;
+
+		r = r * 1103515245 + 12345;
+		if (n == 64 || (n && (r >> 28) < 7)) {
+			k = (r >> 4) % n;
+			KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, live[k].a, live[k].s), 0);
+			live[k] = live[--n];
+			continue;
+		}
+		size = 1 + (r >> 8) % 0x8000;
+		rsize = round_up(size, 64);
+		r = r * 1103515245 + 12345;
+		align = (r >> 12) & 1 ? 64UL << ((r >> 13) % 11) : 0;
+		phase = align ? ((r >> 17) % (align / 64)) * 64 : 0;
+		nocross = (r >> 20) & 1 ? 0x8000UL << ((r >> 21) % 4) : 0;
+		if (nocross && rsize > nocross)
+			nocross = 0;
+		r = r * 1103515245 + 12345;
+		min = (r >> 10) & 1 ? 0x100000 + ((r >> 11) % 0x100000) : 0;
+		max = (r >> 22) & 1 ? min + ((r >> 3) % 0x80000) + rsize : 0;
+		flags = pol[(r >> 25) % ARRAY_SIZE(pol)];
+		f->n = 0;
+		KUNIT_ASSERT_EQ(test, vmspace_arena_walk(a, VMSPACE_SEG_FREE, snap, f), 0);
+		KUNIT_ASSERT_LE(test, f->n, 160);
+		for (k = 0; k < f->n; k++)
+			if (place(f->start[k], f->start[k] + f->size[k], rsize, align, phase, nocross, min, max)) {
+				if (first < 0)
+					first = k;
+				last = k;
+				best = min_t(vmspace_size_t, best, f->size[k]);
+			}
+		err = vmspace_arena_xalloc(a, size, align, phase, nocross, min, max, 0, flags, &x);
+		if (err) {
+			if (err == -ENOMEM)
+				nomem++;
+			if ((err != -ENOMEM && err != -ERANGE) || first >= 0) {
+				bad++;
+				KUNIT_FAIL(test, "flags %#x size %#zx align %#zx phase %#zx nocross %#zx min %#lx max %#lx: %d, but segment [%#lx, +%#zx) has room",
+					   flags, size, align, phase, nocross, min, max, err,
+					   first >= 0 ? f->start[first] : 0, first >= 0 ? f->size[first] : 0);
+			}
+			continue;
+		}
+		for (k = 0; k < f->n; k++)
+			if (x >= f->start[k] && x < f->start[k] + f->size[k])
+				in = k;
+		if (in < 0 || (align && x % align != phase) ||
+		    (nocross && x / nocross != (x + rsize - 1) / nocross) || x < min || (max && x + rsize > max) ||
+		    x + rsize > f->start[in] + f->size[in] ||
+		    ((flags & VMSPACE_FIRSTFIT) && !(flags & VMSPACE_TOP) && in != first) ||
+		    ((flags & VMSPACE_FIRSTFIT) && (flags & VMSPACE_TOP) && in != last) ||
+		    ((flags & VMSPACE_BESTFIT) && f->size[in] != best)) {
+			bad++;
+			KUNIT_FAIL(test, "flags %#x size %#zx align %#zx phase %#zx nocross %#zx min %#lx max %#lx: got %#lx in segment %d [%#lx, +%#zx); first %d last %d best %#zx",
+				   flags, size, align, phase, nocross, min, max, x, in,
+				   in >= 0 ? f->start[in] : 0, in >= 0 ? f->size[in] : 0, first, last, best);
+		}
+		live[n].a = x;
+		live[n++].s = size;
+	}
+	kunit_info(test, "%d steps, %d -ENOMEM", i, nomem);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_check(a), 0);
+	while (n--)
+		KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, live[n].a, live[n].s), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(a), 0);
+}
+
+/* Instant fit with a free segment of exactly the size, and with the first
+ * segment of a list not meeting the constraints but another one does. */
+static void instant_fit_finds_what_fits(struct kunit *test)
+{
+	vmspace_arena_t *a = vmspace_arena_create("ifit", 0x10000, 0x3000, 0x1000, 0, VMSPACE_INSTANTFIT);
+	vmspace_addr_t x;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(a, 0x3000, 0, &x), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, x, 0x3000), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(a, 0x2001, VMSPACE_INSTANTFIT, &x), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, x, 0x2001), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_add(a, 0x31000, 0x5000, 0), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_add(a, 0x20000, 0x5000, 0), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_xalloc(a, 0x4000, 0x10000, 0, 0, 0, 0, 0, VMSPACE_INSTANTFIT, &x), 0);
+	KUNIT_EXPECT_EQ(test, x, 0x20000UL);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, x, 0x4000), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_xalloc(a, 0x4000, 0, 0, 0, 0x30000, 0, 0, VMSPACE_INSTANTFIT, &x), 0);
+	KUNIT_EXPECT_EQ(test, x, 0x31000UL);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, x, 0x4000), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_xalloc(a, 0x4000, 0, 0, 0, 0, 0x25000, 0, VMSPACE_NEXTFIT, &x), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, x, 0x4000), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(a), 0);
+}
+
+
+/* The highest place in [start, end) meeting the constraints, or false. */
+static bool place_high(vmspace_addr_t start, vmspace_addr_t end, vmspace_size_t rsize, vmspace_size_t q,
+		       vmspace_size_t align, vmspace_size_t phase, vmspace_size_t nocross,
+		       vmspace_addr_t min, vmspace_addr_t max, vmspace_addr_t *at)
+{
+	vmspace_addr_t hi = max ? min_t(vmspace_addr_t, end, max) : end, s;
+	int i;
+
+	if (!align)
+		align = q, phase = 0;
+	if (hi < rsize)
+		return false;
+	s = hi - rsize;
+	for (i = 0; i < 256; i++) {
+		if (s < phase)
+			return false;
+		s = phase + round_down(s - phase, align);
+		if (s < start || s < min)
+			return false;
+		if (nocross && s / nocross != (s + rsize - 1) / nocross) {
+			vmspace_addr_t b = round_down(s + rsize - 1, nocross);
+
+			if (b < rsize)
+				return false;
+			s = b - rsize;
+			continue;
+		}
+		*at = s;
+		return true;
+	}
+	return false;
+}
+
+static void top_and_exact_brute_force(struct kunit *test)
+{
+	static const vmspace_size_t quanta[] = { 1, 64, 4096 };
+	int qi;
+
+	for (qi = 0; qi < ARRAY_SIZE(quanta); qi++) {
+		vmspace_size_t q = quanta[qi], span = q * 0x4000;
+		vmspace_arena_t *a = vmspace_arena_create("top", q * 0x1000, span, q, 0, 0);
+		struct { vmspace_addr_t a; vmspace_size_t s; } *live = kunit_kcalloc(test, 64, sizeof(*live), GFP_KERNEL);
+		struct freesegs *f = kunit_kzalloc(test, sizeof(*f), GFP_KERNEL);
+		u32 r = 4242 + qi;
+		int i, n = 0, bad = 0;
+
+		KUNIT_ASSERT_NOT_NULL(test, a);
+		KUNIT_ASSERT_NOT_NULL(test, live);
+		KUNIT_ASSERT_NOT_NULL(test, f);
+		for (i = 0; i < 3000 && bad < 5; i++) {
+			vmspace_size_t size, rsize, align, phase, nocross;
+			vmspace_addr_t min, max, x = 0, exact = 0, hiat = 0, best_hi = 0;
+			int err, flags, k, in = -1, last = -1;
+			bool exact_ok = false;
+
+			r = r * 1103515245 + 12345;
+			if (n == 64 || (n && (r >> 28) < 7)) {
+				k = (r >> 4) % n;
+				KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, live[k].a, live[k].s), 0);
+				live[k] = live[--n];
+				continue;
+			}
+			size = 1 + (r >> 8) % (q * 0x200);
+			rsize = round_up(size, q);
+			r = r * 1103515245 + 12345;
+			align = (r >> 12) & 1 ? q << ((r >> 13) % 10) : 0;
+			phase = align ? ((r >> 17) % (align / q)) * q : 0;
+			nocross = (r >> 20) & 1 ? (q * 0x200) << ((r >> 21) % 4) : 0;
+			r = r * 1103515245 + 12345;
+			min = (r >> 10) & 1 ? q * 0x1000 + ((r >> 11) % span) : 0;
+			max = (r >> 22) & 1 ? min + ((r >> 3) % (span / 2)) + rsize : 0;
+			flags = (r >> 25) & 1 ? VMSPACE_FIRSTFIT | VMSPACE_TOP : VMSPACE_EXACT;
+			f->n = 0;
+			KUNIT_ASSERT_EQ(test, vmspace_arena_walk(a, VMSPACE_SEG_FREE, snap, f), 0);
+			KUNIT_ASSERT_LE(test, f->n, 160);
+			if (flags & VMSPACE_EXACT) {
+				/* an exact place: often a free segment's start or a few quanta in */
+				k = f->n ? (r >> 5) % f->n : 0;
+				exact = f->n ? f->start[k] + q * ((r >> 9) % 4) : q * 0x1000;
+				exact_ok = f->n && exact + rsize <= f->start[k] + f->size[k] && exact >= min &&
+					   (!max || exact + rsize <= max) && (!align || exact % align == phase) &&
+					   (!nocross || exact / nocross == (exact + rsize - 1) / nocross);
+			}
+			for (k = 0; k < f->n; k++)
+				if (place_high(f->start[k], f->start[k] + f->size[k], rsize, q, align, phase,
+					       nocross, min, max, &hiat)) {
+					last = k;
+					best_hi = hiat;
+				}
+			err = vmspace_arena_xalloc(a, size, align, phase, nocross, min, max, exact, flags, &x);
+			if (flags & VMSPACE_EXACT) {
+				if (exact_ok ? err != 0 || x != exact : err == 0) {
+					bad++;
+					KUNIT_FAIL(test, "q %#zx exact %#lx size %#zx align %#zx phase %#zx nocross %#zx min %#lx max %#lx: %d at %#lx (brute force: %s)",
+						   q, exact, size, align, phase, nocross, min, max, err, x,
+						   exact_ok ? "fits" : "does not fit");
+				}
+			} else if (err) {
+				if (last >= 0) {
+					bad++;
+					KUNIT_FAIL(test, "q %#zx top size %#zx align %#zx phase %#zx nocross %#zx min %#lx max %#lx: %d but %#lx fits",
+						   q, size, align, phase, nocross, min, max, err, best_hi);
+				}
+			} else if (x != best_hi) {
+				for (k = 0; k < f->n; k++)
+					if (x >= f->start[k] && x < f->start[k] + f->size[k])
+						in = k;
+				bad++;
+				KUNIT_FAIL(test, "q %#zx first fit top size %#zx align %#zx phase %#zx nocross %#zx min %#lx max %#lx: got %#lx (segment %d), highest place %#lx (segment %d)",
+					   q, size, align, phase, nocross, min, max, x, in, best_hi, last);
+			}
+			if (!err) {
+				live[n].a = x;
+				live[n++].s = size;
+			}
+		}
+		KUNIT_EXPECT_EQ(test, vmspace_arena_check(a), 0);
+		while (n--)
+			KUNIT_EXPECT_EQ(test, vmspace_arena_free(a, live[n].a, live[n].s), 0);
+		KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(a), 0);
+	}
+}
+
+static struct kunit_case vmspace_cmod_outside3_cases[] = {
+	KUNIT_CASE(top_and_exact_brute_force),
+	KUNIT_CASE(policies_match_brute_force),
+	KUNIT_CASE(instant_fit_finds_what_fits),
+	KUNIT_CASE(racing_frees),
+	KUNIT_CASE(two_waiters),
+	KUNIT_CASE(imports_unusable),
+	KUNIT_CASE(whole_address_space),
+	KUNIT_CASE(never_is_erange),
+	KUNIT_CASE(reclaim_gives_back),
+	{}
+};
+
+static struct kunit_suite vmspace_cmod_outside3_suite = {
+	.name = "vmspace_cmod_outside3",
+	.test_cases = vmspace_cmod_outside3_cases,
+};
+
+kunit_test_suite(vmspace_cmod_outside3_suite);
