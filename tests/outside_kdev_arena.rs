@@ -18,68 +18,12 @@ use vmspace_abi::cmd;
 use vmspace_abi::error::*;
 use vmspace_user::kdev::device_for_tests;
 
-const BAD_FIELD: [u16; 4] = [DEV_BAD_FIELD, 0, 0, 0];
-
-/// `ioctl(fd, cmd, arg)`: the errno it failed with, if it did.
-fn raw<T>(fd: RawFd, cmd: u32, arg: *mut T) -> Result<(), Errno> {
-    // SAFETY: `arg` points to a live `T` of the size the command names (or
-    // is bogus on purpose, which the kernel must refuse with EFAULT).
-    let rc = unsafe { libc::ioctl(fd, cmd as _, arg) };
-    if rc < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
-}
-
-/// A plain arena through raw `ARENA_CREATE`: its id, or the errno and record.
-fn create(fd: RawFd, a: ArenaCreateArgs) -> Result<u32, (Errno, WireError)> {
-    let mut a = a;
-    match raw(fd, cmd::ARENA_CREATE, &mut a) {
-        Ok(()) => Ok(a.id),
-        Err(e) => Err((e, a.err)),
-    }
-}
-
-fn arena_args(quantum: u64, max_tags: u64) -> ArenaCreateArgs {
-    ArenaCreateArgs {
-        quantum,
-        max_tags,
-        default_policy: POLICY_INSTANT_FIT,
-        ..ArenaCreateArgs::ZERO
-    }
-}
-
-fn alloc(fd: RawFd, a: AllocArgs) -> Result<(u64, u32), (Errno, WireError)> {
-    let mut a = a;
-    match raw(fd, cmd::ARENA_ALLOC, &mut a) {
-        Ok(()) => Ok((a.addr, a.tag)),
-        Err(e) => Err((e, a.err)),
-    }
-}
-
-fn span(fd: RawFd, id: u32, base: u64, size: u64, extend: bool) -> Result<(), (Errno, WireError)> {
-    let mut a = SpanArgs { id, base, size, ..SpanArgs::ZERO };
-    let c = if extend { cmd::ARENA_EXTEND } else { cmd::ARENA_ADD };
-    raw(fd, c, &mut a).map_err(|e| (e, a.err))
-}
+mod outside_kdev_common;
+use outside_kdev_common::*;
 
 fn free(fd: RawFd, id: u32, addr: u64, size: u64) -> Result<(), (Errno, WireError)> {
     let mut a = FreeArgs { id, addr, a: size, ..FreeArgs::ZERO };
     raw(fd, cmd::ARENA_FREE, &mut a).map_err(|e| (e, a.err))
-}
-
-/// The (errno, chain) of a refusal, for compact assertions.
-fn refusal<T>(r: Result<T, (Errno, WireError)>) -> (Errno, [u16; 4]) {
-    match r {
-        Ok(_) => panic!("the command succeeded; a refusal was expected"),
-        Err((e, w)) => (e, w.chain),
-    }
-}
-
-fn check_arena(fd: RawFd, id: u32) -> Result<(), (Errno, WireError)> {
-    let mut a = CheckArgs { id, ..CheckArgs::ZERO };
-    raw(fd, cmd::ARENA_CHECK, &mut a).map_err(|e| (e, a.err))
 }
 
 /// Spans and allocations at the top of the address space: a span ending at

@@ -17,16 +17,8 @@ use vmspace_shim::Size;
 use vmspace_user::kdev::{device_for_tests, ArenaConfig};
 use vmspace_workload::VmTarget;
 
-/// `ioctl(fd, cmd, arg)`: the errno it failed with, if it did.
-fn raw<T>(fd: RawFd, cmd: u32, arg: *mut T) -> Result<(), Errno> {
-    // SAFETY: `arg` points to a live `T` of the size the command names.
-    let rc = unsafe { libc::ioctl(fd, cmd as _, arg) };
-    if rc < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
-}
+mod outside_kdev_common;
+use outside_kdev_common::*;
 
 /// The vmalloc areas whose caller names vmspace: how many, and their bytes.
 fn vmspace_areas() -> (usize, u64) {

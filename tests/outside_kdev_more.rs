@@ -13,46 +13,17 @@
     reason = "the helpers return the device's error record whole: it is what the tests inspect"
 )]
 
-use std::os::fd::RawFd;
-
 use nix::errno::Errno;
 use vmspace::arena::{ArenaError, Policy};
 use vmspace_abi::args::*;
 use vmspace_abi::cmd;
 use vmspace_abi::error::*;
 use vmspace_shim::{Addr, Protection, Range, Size};
-use vmspace_user::kdev::{device_for_tests, ArenaConfig, DevVm};
+use vmspace_user::kdev::{device_for_tests, ArenaConfig};
 use vmspace_workload::{ArenaTarget, VmTarget};
 
-/// `ioctl(fd, cmd, arg)`: the errno it failed with, if it did.
-fn raw<T>(fd: RawFd, cmd: u32, arg: *mut T) -> Result<(), Errno> {
-    // SAFETY: `arg` points to a live `T` of the size the command names; the
-    // user buffers inside it are live.
-    let rc = unsafe { libc::ioctl(fd, cmd as _, arg) };
-    if rc < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
-}
-
-fn io(
-    fd: RawFd,
-    id: u32,
-    write: bool,
-    addr: u64,
-    buf: *const u8,
-    len: u64,
-) -> Result<(), (Errno, WireError)> {
-    let mut a = VmIoArgs { id, addr, len, buf: buf as u64, ..VmIoArgs::ZERO };
-    let c = if write { cmd::VM_WRITE } else { cmd::VM_READ };
-    raw(fd, c, &mut a).map_err(|e| (e, a.err))
-}
-
-fn range(vm: &DevVm, off: usize, pages: usize) -> Range {
-    let page = vm.page_size().0;
-    Range::from_size(Addr(vm.base().0 + off * page), Size(pages * page)).unwrap()
-}
+mod outside_kdev_common;
+use outside_kdev_common::*;
 
 /// "imports are mapped, give-backs unmapped": an arena whose quantum is
 /// above its source's grain still hands out quantum-aligned allocations;
