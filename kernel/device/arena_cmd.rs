@@ -58,12 +58,17 @@ pub(crate) fn create<B: DevBackends>(objs: &mut Objects<B>, a: &mut ArenaCreateA
         g => field(w, g, "import_quantum")?,
     };
     // The source VM's address space (what reserving it may take), and its
-    // client range, all of which it may map: its size rounded up to the
-    // grain (the charge less the grain it may take to align).
-    let import = if size == 0 { 0 } else { reservation_charge(size, grain) };
-    let import_mapped = import.saturating_sub(if size == 0 { 0 } else { grain });
+    // client range, all of which it may map (`Objects::mapped`): its size
+    // rounded up to the grain, the charge less the grain aligning may take.
+    let (import, client) = match size {
+        0 => (0, 0),
+        _ => {
+            let charge = reservation_charge(size, grain);
+            (charge, charge.saturating_sub(grain))
+        }
+    };
     let slot = objs.admit(w, max_tags, import)?;
-    objs.admit_mapping(w, import_mapped)?;
+    objs.admit_mapping(w, client)?;
     let meta = B::meta();
     let kind = if size == 0 {
         let arena = Arena::on_pages("dev", Size(quantum), meta, max_tags, NoSource);
@@ -82,7 +87,7 @@ pub(crate) fn create<B: DevBackends>(objs: &mut Objects<B>, a: &mut ArenaCreateA
         let arena = Arena::on_pages("dev", Size(quantum), meta, max_tags, source);
         ArenaKind::Import(arena.map_err(|e| encode::arena(w, &e))?)
     };
-    a.id = objs.insert(slot, Object::Arena(ArenaObj { kind, default_policy, tags: max_tags, import, import_mapped }))?;
+    a.id = objs.insert(slot, Object::Arena(ArenaObj { kind, default_policy, tags: max_tags, import }))?;
     Ok(())
 }
 

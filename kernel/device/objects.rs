@@ -69,9 +69,6 @@ pub(crate) struct ArenaObj<B: DevBackends> {
     pub(crate) tags: usize,
     /// Its source VM's charge ([`reservation_charge`]; 0 without one).
     pub(crate) import: usize,
-    /// What its source VM may map: its size rounded up to its grain,
-    /// charged against the mapped bound whole (0 without one).
-    pub(crate) import_mapped: usize,
 }
 
 /// A VM and what the file is charged for it.
@@ -176,7 +173,12 @@ impl<B: DevBackends> Objects<B> {
             .iter()
             .flatten()
             .map(|o| match &**o {
-                Object::Arena(a) => a.import_mapped,
+                // A source VM counts whole: all of its client range
+                // (its size rounded up to its grain) may be imported.
+                Object::Arena(a) => match &a.kind {
+                    ArenaKind::Import(x) => x.source().vm().range().size().0,
+                    ArenaKind::Plain(_) => 0,
+                },
                 Object::Vm(v) => v.vm.mapped().0,
             })
             .fold(0, usize::saturating_add)
