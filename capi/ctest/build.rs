@@ -130,6 +130,7 @@ fn main() {
         "errors",
         "imports",
         "threads",
+        "timed",
         "differential",
         "vmem_compat",
         "outside",

@@ -25,6 +25,7 @@
  *   -EBADF      not a live arena (destroyed, or not an arena at all, such
  *               as a misaligned arena pointer)
  *   -ENOMEM     no space: no free segment fits and no import could supply one
+ *   -ETIMEDOUT  vmspace_arena_alloc_timed: no space came back in time
  *   -ERANGE     constraints that can never be met together
  *   -EOVERFLOW  address or size arithmetic overflowed (a span's end must
  *               be representable: none ends at 2^64)
@@ -102,7 +103,7 @@ typedef struct vmspace_arena vmspace_arena_t;
  * them), so a waiting allocation larger than what lies outside them may
  * sleep for good. In the kernel the sleep is uninterruptible: a signal
  * does not end it (a task that may never get the space should not ask
- * for it with VMSPACE_WAIT).
+ * for it with VMSPACE_WAIT; vmspace_arena_alloc_timed bounds the wait).
  */
 #define VMSPACE_INSTANTFIT 0x01 /* O(1) power-of-two free lists (vmem's default) */
 #define VMSPACE_BESTFIT 0x02    /* the smallest free segment that fits */
@@ -298,6 +299,18 @@ int vmspace_arena_set_mtbf(vmspace_arena_t *arena, uint64_t seed,
  */
 int vmspace_arena_alloc(vmspace_arena_t *arena, vmspace_size_t size,
 			int flags, vmspace_addr_t *addrp);
+/*
+ * vmspace_arena_alloc waiting for space as VMSPACE_WAIT does (which flags
+ * may include, or not), but for at most `timeout_ns` nanoseconds: when the
+ * time is up the allocation is tried once more, then fails with
+ * -ETIMEDOUT (never -ENOMEM). A timeout of 0 tries once without sleeping;
+ * UINT64_MAX waits as long as VMSPACE_WAIT. The time is counted on the
+ * monotonic clock; in the kernel a sleep is rounded up to whole jiffies,
+ * and a signal does not end it early.
+ */
+int vmspace_arena_alloc_timed(vmspace_arena_t *arena, vmspace_size_t size,
+			      int flags, uint64_t timeout_ns,
+			      vmspace_addr_t *addrp);
 /*
  * Allocate `size` units at `phase` past a multiple of `align` (a power of
  * two; 0: the quantum), not crossing a multiple of `nocross` (0: no limit),

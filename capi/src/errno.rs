@@ -37,6 +37,8 @@ pub mod code {
     pub const EMSGSIZE: c_int = 90;
     /// Operation not supported.
     pub const EOPNOTSUPP: c_int = 95;
+    /// Timed out.
+    pub const ETIMEDOUT: c_int = 110;
     /// Structure needs cleaning (here: an inconsistent arena).
     pub const EUCLEAN: c_int = 117;
 }
@@ -81,6 +83,7 @@ pub fn strerror(err: c_int) -> &'static CStr {
         EOVERFLOW => c"address or size arithmetic overflowed",
         EMSGSIZE => c"bad free: the size does not match the allocation",
         EOPNOTSUPP => c"not supported for this call",
+        ETIMEDOUT => c"timed out: no space came back before the wait's time was up",
         EUCLEAN => c"arena inconsistent: check() found a broken invariant",
         _ => c"unknown error",
     }

@@ -58,6 +58,8 @@ macro_rules! __native_fns {
         fn vmspace_arena_set_mtbf(arena: *mut vmspace_arena_t, seed: u64, mtbf: c_uint) -> c_int;
         /// Allocate.
         fn vmspace_arena_alloc(arena: *mut vmspace_arena_t, size: vmspace_size_t, flags: c_int, addrp: *mut vmspace_addr_t) -> c_int;
+        /// Allocate, waiting for space at most this long.
+        fn vmspace_arena_alloc_timed(arena: *mut vmspace_arena_t, size: vmspace_size_t, flags: c_int, timeout_ns: u64, addrp: *mut vmspace_addr_t) -> c_int;
         /// Allocate with constraints.
         fn vmspace_arena_xalloc(arena: *mut vmspace_arena_t, size: vmspace_size_t, align: vmspace_size_t, phase: vmspace_size_t, nocross: vmspace_size_t, min: vmspace_addr_t, max: vmspace_addr_t, exact: vmspace_addr_t, flags: c_int, addrp: *mut vmspace_addr_t) -> c_int;
         /// Free (checked).

@@ -20,6 +20,7 @@ EXPORT_SYMBOL_GPL(vmspace_arena_set_import);
 EXPORT_SYMBOL_GPL(vmspace_arena_set_limit);
 EXPORT_SYMBOL_GPL(vmspace_arena_set_mtbf);
 EXPORT_SYMBOL_GPL(vmspace_arena_alloc);
+EXPORT_SYMBOL_GPL(vmspace_arena_alloc_timed);
 EXPORT_SYMBOL_GPL(vmspace_arena_xalloc);
 EXPORT_SYMBOL_GPL(vmspace_arena_free);
 EXPORT_SYMBOL_GPL(vmspace_arena_free_deferred);

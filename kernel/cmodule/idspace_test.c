@@ -9,6 +9,7 @@
 #include <linux/delay.h>
 #include <linux/kthread.h>
 #include <linux/slab.h>
+#include <linux/timekeeping.h>
 
 #include "idspace.h"
 
@@ -289,6 +290,46 @@ static void a_waiter_gets_freed_space(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(w.arena), 0);
 }
 
+static int timed_waiter(void *arg)
+{
+	struct waiting *w = arg;
+
+	complete(&w->started);
+	w->result = vmspace_arena_alloc_timed(w->arena, 0x1000, 0, 10 * NSEC_PER_SEC, &w->got);
+	complete(&w->done);
+	return 0;
+}
+
+/* A timed wait: -ETIMEDOUT no earlier than its timeout (0: at once), and
+ * woken by a free well before a long one ends. */
+static void a_timed_wait_times_out_or_is_woken(struct kunit *test)
+{
+	struct waiting w = { .arena = vmspace_arena_create("timed", 0x1000, 0x1000, 16, 0, 0) };
+	vmspace_addr_t all, x = 0;
+	u64 t0;
+
+	KUNIT_ASSERT_NOT_NULL(test, w.arena);
+	init_completion(&w.started);
+	init_completion(&w.done);
+	KUNIT_ASSERT_EQ(test, vmspace_arena_alloc(w.arena, 0x1000, 0, &all), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc_timed(w.arena, 16, 0, 0, &x), -ETIMEDOUT);
+	t0 = ktime_get_ns();
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc_timed(w.arena, 16, VMSPACE_WAIT, 20 * NSEC_PER_MSEC, &x),
+			-ETIMEDOUT);
+	KUNIT_EXPECT_GE(test, ktime_get_ns() - t0, 20 * NSEC_PER_MSEC);
+	KUNIT_EXPECT_EQ(test, x, 0UL);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run(timed_waiter, &w, "vmspace_cmod/timed")));
+	wait_for_completion(&w.started);
+	msleep(20);
+	KUNIT_EXPECT_FALSE(test, completion_done(&w.done)); /* still waiting */
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(w.arena, all, 0x1000), 0);
+	wait_for_completion(&w.done);
+	KUNIT_EXPECT_EQ(test, w.result, 0);
+	KUNIT_EXPECT_EQ(test, w.got, all);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(w.arena, w.got, 0x1000), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(w.arena), 0);
+}
+
 static struct kunit_case vmspace_cmod_cases[] = {
 	KUNIT_CASE(ids_are_reused_late),
 	KUNIT_CASE(ids_run_out_and_come_back),
@@ -298,6 +339,7 @@ static struct kunit_case vmspace_cmod_cases[] = {
 	KUNIT_CASE(handles_walks_and_counters),
 	KUNIT_CASE(threads_share_an_arena),
 	KUNIT_CASE(a_waiter_gets_freed_space),
+	KUNIT_CASE(a_timed_wait_times_out_or_is_woken),
 	{}
 };
 

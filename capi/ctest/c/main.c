@@ -11,6 +11,7 @@ int ctest_calls(void);
 int ctest_errors(void);
 int ctest_imports(void);
 int ctest_threads(void);
+int ctest_timed(void);
 int ctest_outside(void);
 int ctest_outside_vmem(void);
 int ctest_outside_more(void);
@@ -39,6 +40,7 @@ int main(void)
 	run("errors", ctest_errors());
 	run("imports", ctest_imports());
 	run("threads", ctest_threads());
+	run("timed", ctest_timed());
 	run("outside", ctest_outside());
 	run("outside_vmem", ctest_outside_vmem());
 	run("outside_more", ctest_outside_more());

@@ -1,6 +1,7 @@
 //! Allocating and freeing (native API), and the paths vmem(9) shares.
 
 use core::ffi::c_int;
+use core::time::Duration;
 
 use vmspace::arena::{Arena, ArenaError, Constraints, Handle, Policy};
 use vmspace::sync::Wait;
@@ -167,6 +168,35 @@ impl<P: Platform> Api<P> {
             let o = unsafe { obj::<P, _>(arena) }?;
             let addrp = out(addrp)?;
             let a = o.alloc_addr(size, native(flags, false)?).map_err(fail)?;
+            // SAFETY: checked non-null and aligned; writable (caller).
+            unsafe { addrp.as_ptr().write(a.0) };
+            Ok(())
+        })())
+    }
+
+    /// `vmspace_arena_alloc_timed`: as `vmspace_arena_alloc` with
+    /// [`Wait::Timeout`], and `-ETIMEDOUT` for the lack of space it ends in.
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual; `addrp` is NULL or writable.
+    pub unsafe fn vmspace_arena_alloc_timed(
+        arena: *mut vmspace_arena_t,
+        size: vmspace_size_t,
+        flags: c_int,
+        timeout_ns: u64,
+        addrp: *mut vmspace_addr_t,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            let addrp = out(addrp)?;
+            let wait = Wait::Timeout(Duration::from_nanos(timeout_ns));
+            let f = AllocFlags { wait, ..native(flags, false)? };
+            let a = o.alloc_addr(size, f).map_err(|e| match e {
+                ArenaError::NoSpace { .. } => -code::ETIMEDOUT,
+                e => fail(e),
+            })?;
             // SAFETY: checked non-null and aligned; writable (caller).
             unsafe { addrp.as_ptr().write(a.0) };
             Ok(())
