@@ -254,6 +254,7 @@ static void threads_share_an_arena(struct kunit *test)
 
 struct waiting {
 	vmspace_arena_t *arena;
+	u64 timeout_ns; /* 0: VMSPACE_WAIT, else a timed wait */
 	vmspace_addr_t got;
 	int result;
 	struct completion started, done;
@@ -264,9 +265,30 @@ static int waiter(void *arg)
 	struct waiting *w = arg;
 
 	complete(&w->started);
-	w->result = vmspace_arena_alloc(w->arena, 0x1000, VMSPACE_WAIT, &w->got);
+	if (w->timeout_ns)
+		w->result = vmspace_arena_alloc_timed(w->arena, 0x1000, 0, w->timeout_ns, &w->got);
+	else
+		w->result = vmspace_arena_alloc(w->arena, 0x1000, VMSPACE_WAIT, &w->got);
 	complete(&w->done);
 	return 0;
+}
+
+/* A kthread waiting on w's arena, all of which (`all`, 0x1000) is taken,
+ * gets it once it is freed; then the arena goes. */
+static void woken_by_a_free(struct kunit *test, struct waiting *w, vmspace_addr_t all)
+{
+	init_completion(&w->started);
+	init_completion(&w->done);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run(waiter, w, "vmspace_cmod/wait")));
+	wait_for_completion(&w->started);
+	msleep(20);
+	KUNIT_EXPECT_FALSE(test, completion_done(&w->done)); /* still waiting */
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(w->arena, all, 0x1000), 0);
+	wait_for_completion(&w->done);
+	KUNIT_EXPECT_EQ(test, w->result, 0);
+	KUNIT_EXPECT_EQ(test, w->got, all);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(w->arena, w->got, 0x1000), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(w->arena), 0);
 }
 
 static void a_waiter_gets_freed_space(struct kunit *test)
@@ -275,42 +297,20 @@ static void a_waiter_gets_freed_space(struct kunit *test)
 	vmspace_addr_t all;
 
 	KUNIT_ASSERT_NOT_NULL(test, w.arena);
-	init_completion(&w.started);
-	init_completion(&w.done);
 	KUNIT_ASSERT_EQ(test, vmspace_arena_alloc(w.arena, 0x1000, 0, &all), 0);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run(waiter, &w, "vmspace_cmod/wait")));
-	wait_for_completion(&w.started);
-	msleep(20);
-	KUNIT_EXPECT_FALSE(test, completion_done(&w.done)); /* still waiting */
-	KUNIT_EXPECT_EQ(test, vmspace_arena_free(w.arena, all, 0x1000), 0);
-	wait_for_completion(&w.done);
-	KUNIT_EXPECT_EQ(test, w.result, 0);
-	KUNIT_EXPECT_EQ(test, w.got, all);
-	KUNIT_EXPECT_EQ(test, vmspace_arena_free(w.arena, w.got, 0x1000), 0);
-	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(w.arena), 0);
-}
-
-static int timed_waiter(void *arg)
-{
-	struct waiting *w = arg;
-
-	complete(&w->started);
-	w->result = vmspace_arena_alloc_timed(w->arena, 0x1000, 0, 10 * NSEC_PER_SEC, &w->got);
-	complete(&w->done);
-	return 0;
+	woken_by_a_free(test, &w, all);
 }
 
 /* A timed wait: -ETIMEDOUT no earlier than its timeout (0: at once), and
  * woken by a free well before a long one ends. */
 static void a_timed_wait_times_out_or_is_woken(struct kunit *test)
 {
-	struct waiting w = { .arena = vmspace_arena_create("timed", 0x1000, 0x1000, 16, 0, 0) };
+	struct waiting w = { .arena = vmspace_arena_create("timed", 0x1000, 0x1000, 16, 0, 0),
+			     .timeout_ns = 10 * NSEC_PER_SEC };
 	vmspace_addr_t all, x = 0;
 	u64 t0;
 
 	KUNIT_ASSERT_NOT_NULL(test, w.arena);
-	init_completion(&w.started);
-	init_completion(&w.done);
 	KUNIT_ASSERT_EQ(test, vmspace_arena_alloc(w.arena, 0x1000, 0, &all), 0);
 	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc_timed(w.arena, 16, 0, 0, &x), -ETIMEDOUT);
 	t0 = ktime_get_ns();
@@ -318,16 +318,7 @@ static void a_timed_wait_times_out_or_is_woken(struct kunit *test)
 			-ETIMEDOUT);
 	KUNIT_EXPECT_GE(test, ktime_get_ns() - t0, 20 * NSEC_PER_MSEC);
 	KUNIT_EXPECT_EQ(test, x, 0UL);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run(timed_waiter, &w, "vmspace_cmod/timed")));
-	wait_for_completion(&w.started);
-	msleep(20);
-	KUNIT_EXPECT_FALSE(test, completion_done(&w.done)); /* still waiting */
-	KUNIT_EXPECT_EQ(test, vmspace_arena_free(w.arena, all, 0x1000), 0);
-	wait_for_completion(&w.done);
-	KUNIT_EXPECT_EQ(test, w.result, 0);
-	KUNIT_EXPECT_EQ(test, w.got, all);
-	KUNIT_EXPECT_EQ(test, vmspace_arena_free(w.arena, w.got, 0x1000), 0);
-	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(w.arena), 0);
+	woken_by_a_free(test, &w, all);
 }
 
 static struct kunit_case vmspace_cmod_cases[] = {

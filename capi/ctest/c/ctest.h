@@ -7,6 +7,7 @@
 #ifndef CTEST_H
 #define CTEST_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,29 @@ static inline int ct_all_zero(const void *p, size_t n)
 		if (b[i])
 			return 0;
 	return 1;
+}
+
+/* A thread allocating 0x1000 units of `arena` and waiting for them:
+ * VMSPACE_WAIT when `timeout_ns` is 0, else vmspace_arena_alloc_timed.
+ * `started` is set as it starts; `result` and `got` hold the outcome. */
+struct ct_waiting {
+	vmspace_arena_t *arena;
+	uint64_t timeout_ns;
+	atomic_int started;
+	vmspace_addr_t got;
+	int result;
+};
+
+/* The body of a struct ct_waiting's thread (pthread_create's start). */
+static inline void *ct_waiter(void *arg)
+{
+	struct ct_waiting *w = arg;
+	atomic_store(&w->started, 1);
+	if (w->timeout_ns)
+		w->result = vmspace_arena_alloc_timed(w->arena, 0x1000, 0, w->timeout_ns, &w->got);
+	else
+		w->result = vmspace_arena_alloc(w->arena, 0x1000, VMSPACE_WAIT, &w->got);
+	return NULL;
 }
 
 #endif

@@ -126,31 +126,16 @@ static int shared_traffic(void)
 	return failures;
 }
 
-struct waiting {
-	vmspace_arena_t *arena;
-	atomic_int started;
-	vmspace_addr_t got;
-	int result;
-};
-
-static void *waiter(void *arg)
-{
-	struct waiting *w = arg;
-	atomic_store(&w->started, 1);
-	w->result = vmspace_arena_alloc(w->arena, 0x1000, VMSPACE_WAIT, &w->got);
-	return NULL;
-}
-
 static int wait_for_space(void)
 {
 	int failures = 0;
-	struct waiting w = { .arena = vmspace_arena_create("wait", BASE, 0x1000, 16, 0, 0) };
+	struct ct_waiting w = { .arena = vmspace_arena_create("wait", BASE, 0x1000, 16, 0, 0) };
 	vmspace_addr_t all;
 	CHECK_EQ(vmspace_arena_alloc(w.arena, 0x1000, 0, &all), 0);
 	CHECK_EQ(vmspace_arena_alloc(w.arena, 16, 0, &all), -ENOMEM);
 	all = BASE;
 	pthread_t t;
-	CHECK_EQ(pthread_create(&t, NULL, waiter, &w), 0);
+	CHECK_EQ(pthread_create(&t, NULL, ct_waiter, &w), 0);
 	while (!atomic_load(&w.started))
 		sched_yield();
 	for (int i = 0; i < 1000; i++)
@@ -171,11 +156,11 @@ static int wait_for_space(void)
 static int wait_for_a_span(void)
 {
 	int failures = 0;
-	struct waiting w = { .arena = vmspace_arena_create("wait-add", BASE, 0x1000, 16, 0, 0) };
+	struct ct_waiting w = { .arena = vmspace_arena_create("wait-add", BASE, 0x1000, 16, 0, 0) };
 	vmspace_addr_t all;
 	CHECK_EQ(vmspace_arena_alloc(w.arena, 0x1000, 0, &all), 0);
 	pthread_t t;
-	CHECK_EQ(pthread_create(&t, NULL, waiter, &w), 0);
+	CHECK_EQ(pthread_create(&t, NULL, ct_waiter, &w), 0);
 	while (!atomic_load(&w.started))
 		sched_yield();
 	usleep(100 * 1000);

@@ -72,22 +72,6 @@ static int times_out(void)
 	return failures;
 }
 
-struct waiting {
-	vmspace_arena_t *arena;
-	uint64_t timeout;
-	atomic_int started;
-	vmspace_addr_t got;
-	int result;
-};
-
-static void *waiter(void *arg)
-{
-	struct waiting *w = arg;
-	atomic_store(&w->started, 1);
-	w->result = vmspace_arena_alloc_timed(w->arena, 0x1000, 0, w->timeout, &w->got);
-	return NULL;
-}
-
 /* Start a waiter on `arena`, let it fall asleep, call `give(arg)`, and see
  * it allocate what came back (a watchdog of 10 s turns a waiter never
  * woken into a failure rather than a hang: `unstick(arg)` then frees
@@ -96,9 +80,9 @@ static int woken(vmspace_arena_t *arena, uint64_t timeout, void (*give)(void *),
 		 void (*unstick)(void *), void *arg, vmspace_addr_t expect)
 {
 	int failures = 0;
-	struct waiting w = { .arena = arena, .timeout = timeout };
+	struct ct_waiting w = { .arena = arena, .timeout_ns = timeout };
 	pthread_t t;
-	CHECK_EQ(pthread_create(&t, NULL, waiter, &w), 0);
+	CHECK_EQ(pthread_create(&t, NULL, ct_waiter, &w), 0);
 	while (!atomic_load(&w.started))
 		sched_yield();
 	usleep(50 * 1000);
