@@ -98,7 +98,8 @@ typedef struct vmspace_arena vmspace_arena_t;
  * function's source has room again, so in an arena importing through
  * import functions (vmspace_arena_set_import, vmem_set_import), and in the
  * children of one, a waiting allocation also tries again (calling the
- * import function) every 10 ms. Objects in other CPUs' quantum-cache magazines are
+ * import function) every 10 ms, also when they were set after the wait
+ * began. Objects in other CPUs' quantum-cache magazines are
  * not space until they come back (vmspace_arena_reclaim does not reach
  * them), so a waiting allocation larger than what lies outside them may
  * sleep for good. In the kernel the sleep is uninterruptible: a signal

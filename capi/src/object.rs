@@ -2,6 +2,7 @@
 //! per-CPU quantum caches, its name and a magic word checked on entry.
 
 use core::alloc::Layout;
+use core::cell::Cell;
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr::{self, addr_of, addr_of_mut, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,7 +10,7 @@ use core::time::Duration;
 
 use vmspace::arena::{Arena, PageStore, Policy};
 use vmspace::qcache::{QCacheConfig, MAX_CLASSES, MAX_QUANTUM};
-use vmspace::sync::{CpuCaches, SyncArena, Wait};
+use vmspace::sync::{CpuCaches, SyncArena, Wait, Waiter};
 use vmspace::ArenaError;
 use vmspace_shim::{Addr, Size};
 
@@ -386,38 +387,30 @@ impl<P: Platform> ArenaObj<P> {
         unsafe { root.as_ref() }.shared.wake_waiters();
     }
 
-    /// Allocate with `attempt` as `wait` asks. An arena without a parent
-    /// or import functions waits in itself. A child's waiting allocation
-    /// waits at the root of its tree, where whatever returns space to any
-    /// arena of the tree (its own frees, and its ancestors', which it
-    /// imports from) wakes it ([`space_returned`](Self::space_returned));
-    /// waiting in the child alone, it slept through space freed in its
-    /// parent. A tree whose root imports through the caller's functions
-    /// also tries again every [`IMPORT_RETRY`]: nothing tells it when their
-    /// source has room again.
+    /// Allocate with `attempt` as `wait` asks: at once without waiting,
+    /// else through [`wait_at_root`](Self::wait_at_root).
     #[inline(always)]
     pub(crate) fn waiting(
         &self,
         wait: Wait,
         attempt: impl Fn(Wait) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        if wait != Wait::No && self.waits_elsewhere() {
+        if wait != Wait::No {
             return self.wait_at_root(wait, attempt);
         }
         attempt(wait)
     }
 
-    /// Whether a waiting allocation here cannot simply wait in this arena
-    /// (see [`waiting`](Self::waiting)): it has a parent, or imports
-    /// through the caller's functions.
-    #[inline(always)]
-    pub(crate) fn waits_elsewhere(&self) -> bool {
-        self.root.is_some() || self.polls.load(Ordering::Relaxed)
-    }
-
     /// A waiting allocation (`wait` not [`Wait::No`]): once without
-    /// waiting, then waiting at the root of its tree (itself for a root;
-    /// see [`waiting`](Self::waiting)).
+    /// waiting, then waiting at the root of its tree (itself for a root),
+    /// where whatever returns space to any arena of the tree (a child's own
+    /// frees, and its ancestors', which it imports from) wakes it
+    /// ([`space_returned`](Self::space_returned)); waiting in a child
+    /// alone, it slept through space freed in its parent. A tree whose
+    /// root imports through the caller's functions also tries again every
+    /// [`IMPORT_RETRY`]: nothing tells it when their source has room
+    /// again. A wait begun before the root's import functions were set
+    /// starts polling when `vmspace_arena_set_import` wakes it.
     #[cold]
     #[inline(never)]
     pub(crate) fn wait_at_root(
@@ -431,22 +424,40 @@ impl<P: Platform> ArenaObj<P> {
             Some(root) => unsafe { root.as_ref() },
             None => self,
         };
-        let mut got = attempt(Wait::No);
-        if !root.polls.load(Ordering::Relaxed) {
-            return root.shared.wait_for(wait, got, || attempt(Wait::No));
-        }
-        // Waits of at most IMPORT_RETRY, each ending in a try (which calls
-        // the import function), until one succeeds or `wait`'s time is up.
-        let mut left = match wait {
-            Wait::Timeout(t) => Some(t),
+        let clock = root.shared.waiter();
+        let deadline = match wait {
+            Wait::Timeout(t) => Some(clock.now().saturating_add(t)),
             _ => None,
         };
+        let mut got = attempt(Wait::No);
         loop {
-            let slice = left.map_or(IMPORT_RETRY, |l| l.min(IMPORT_RETRY));
-            got = root.shared.wait_for(Wait::Timeout(slice), got, || attempt(Wait::No));
-            match (&got, left) {
+            let left = deadline.map(|d| d.saturating_sub(clock.now()));
+            if root.polls.load(Ordering::Relaxed) {
+                // A wait of at most IMPORT_RETRY, ending in a try.
+                let slice = left.map_or(IMPORT_RETRY, |l| l.min(IMPORT_RETRY));
+                got = root.shared.wait_for(Wait::Timeout(slice), got, || attempt(Wait::No));
+            } else {
+                // The whole wait, unless the root starts importing through
+                // functions meanwhile: a try that finds it does (set_import
+                // wakes every waiter) ends this wait with its failure, kept
+                // aside, and the loop goes on polling.
+                let polling_now = Cell::new(None);
+                let w = left.map_or(Wait::Forever, Wait::Timeout);
+                got = root.shared.wait_for(w, got, || match attempt(Wait::No) {
+                    Err(e @ ArenaError::NoSpace { .. }) if root.polls.load(Ordering::Relaxed) => {
+                        polling_now.set(Some(e));
+                        // Any error but NoSpace ends `wait_for`.
+                        Err(ArenaError::SourceBusy)
+                    }
+                    r => r,
+                });
+                if let Some(e) = polling_now.get() {
+                    got = Err(e);
+                }
+            }
+            match (&got, deadline) {
                 (Err(ArenaError::NoSpace { .. }), None) => {}
-                (Err(ArenaError::NoSpace { .. }), Some(l)) if l > slice => left = Some(l - slice),
+                (Err(ArenaError::NoSpace { .. }), Some(d)) if clock.now() < d => {}
                 _ => return got,
             }
         }

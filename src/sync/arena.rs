@@ -430,6 +430,13 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         self.waiters.load(Ordering::SeqCst)
     }
 
+    /// The waiter its allocations sleep on: its clock
+    /// ([`Waiter::now`]) gives waits built on [`wait_for`](Self::wait_for)
+    /// their deadlines.
+    pub fn waiter(&self) -> &W {
+        &self.waiter
+    }
+
     /// Quantum-cache statistics. Hits and misses of live handles and
     /// per-CPU caches are added when they miss, flush or drop.
     pub fn qcache_stats(&self) -> QCacheStats {

@@ -3,8 +3,10 @@
  * vmspace_arena_alloc_timed: a wait that ends with -ETIMEDOUT no earlier
  * than its timeout (never -ENOMEM), ends early when space comes back, and
  * does both in a root, in a child waiting at its root, and in an arena
- * importing through functions (which retries by polling). Lower bounds on
- * the time waited only: how much longer a wait takes depends on the load.
+ * importing through functions (which retries by polling); and a wait
+ * begun before the import functions were set polls them too. Lower bounds
+ * on the time waited only: how much longer a wait takes depends on the
+ * load.
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <pthread.h>
@@ -72,7 +74,8 @@ static int times_out(void)
 	return failures;
 }
 
-/* Start a waiter on `arena`, let it fall asleep, call `give(arg)`, and see
+/* Start a waiter on `arena` (a timed wait, or VMSPACE_WAIT for a timeout
+ * of 0), let it fall asleep, call `give(arg)`, and see
  * it allocate what came back (a watchdog of 10 s turns a waiter never
  * woken into a failure rather than a hang: `unstick(arg)` then frees
  * enough for it). */
@@ -203,7 +206,52 @@ static int import_functions(void)
 	return failures;
 }
 
+/* Import functions set on a root while an allocation of it (or of its
+ * child) waits with VMSPACE_WAIT: then the gate opens, with no free and no
+ * add to wake anyone. */
+struct late {
+	vmspace_arena_t *root;
+	struct gate *gate;
+};
+
+static void set_import_then_open(void *arg)
+{
+	struct late *l = arg;
+	vmspace_arena_set_import(l->root, gate_import, gate_release, l->gate, 0x1000);
+	usleep(50 * 1000); /* the waiter tries the closed gate, and sleeps */
+	open_gate(l->gate);
+}
+
+static void add_to_root(void *arg)
+{
+	struct late *l = arg;
+	vmspace_arena_add(l->root, BASE + 0x200000, 0x1000, 0);
+}
+
+/* A wait that began before the import functions were set polls them as
+ * one begun after. */
+static int import_set_while_waiting(void)
+{
+	int failures = 0;
+	for (int child = 0; child <= 1; child++) {
+		struct gate g = { 0 };
+		vmspace_arena_t *root = vmspace_arena_create("late-root", 0, 0, 0x1000, 0, 0);
+		vmspace_arena_t *a = root;
+		struct vmspace_params p = { .name = "late-child", .quantum = 0x1000, .parent = root };
+		if (child)
+			CHECK_EQ(vmspace_arena_create_ex(&p, &a), 0);
+		struct late l = { .root = root, .gate = &g };
+		failures += woken(a, 0, set_import_then_open, add_to_root, &l, BASE + 0x100000);
+		CHECK_EQ(vmspace_arena_check(a), 0);
+		if (child)
+			CHECK_EQ(vmspace_arena_destroy(a), 0);
+		CHECK_EQ(vmspace_arena_destroy(root), 0);
+		CHECK_EQ(g.taken, 0);
+	}
+	return failures;
+}
+
 int ctest_timed(void)
 {
-	return times_out() + root_and_child() + import_functions();
+	return times_out() + root_and_child() + import_functions() + import_set_while_waiting();
 }

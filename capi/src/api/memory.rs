@@ -56,7 +56,7 @@ impl<P: Platform> ArenaObj<P> {
     /// sizes they serve (unless placed at the top), else from the arena.
     #[inline]
     pub(crate) fn alloc_addr(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
-        if f.wait != Wait::No && self.waits_elsewhere() {
+        if f.wait != Wait::No {
             return self.alloc_waiting(size, f);
         }
         self.alloc_here(size, f)
@@ -77,8 +77,8 @@ impl<P: Platform> ArenaObj<P> {
         }
     }
 
-    /// A waiting [`alloc_addr`](Self::alloc_addr) of a child or of an arena
-    /// importing through functions ([`waiting`](ArenaObj::waiting)).
+    /// A waiting [`alloc_addr`](Self::alloc_addr)
+    /// ([`wait_at_root`](ArenaObj::wait_at_root)).
     #[cold]
     #[inline(never)]
     fn alloc_waiting(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
