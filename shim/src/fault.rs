@@ -69,8 +69,7 @@ impl<P: PageOps> FaultInjector<P> {
     /// drawn from a generator seeded with `seed` (the same seed gives the same
     /// failures for the same sequence of calls).
     pub fn fail_randomly(&self, seed: u64, per_million: u32) {
-        // A zero state would make xorshift stick at zero.
-        self.rng.store(seed | 1, Ordering::Relaxed);
+        self.rng.store(seed_state(seed), Ordering::Relaxed);
         self.rate_per_million.store(per_million.min(1_000_000), Ordering::Relaxed);
     }
 
@@ -123,6 +122,22 @@ impl<P: PageOps> FaultInjector<P> {
     }
 }
 
+/// The xorshift state the seeded fault injectors start from for `seed`
+/// ([`FaultInjector::fail_randomly`], and the arena's `set_mtbf`):
+/// splitmix64's finaliser, a bijection, so every seed gives its own
+/// sequence and neighbouring seeds start far apart; never zero (where
+/// xorshift would stick).
+pub const fn seed_state(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    match z ^ (z >> 31) {
+        // The one seed the finaliser maps to zero.
+        0 => 0x9e37_79b9_7f4a_7c15,
+        z => z,
+    }
+}
+
 // SAFETY: every call either fails before reaching `inner` (leaving all state
 // as it was, which the contract allows) or is forwarded to `inner`, which
 // upholds the contract.
@@ -170,5 +185,21 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
     }
     fn relax(&self) {
         self.inner.relax()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seed_state;
+
+    #[test]
+    fn seeds_give_distinct_non_zero_states() {
+        let states: [u64; 64] = core::array::from_fn(|i| seed_state(i as u64));
+        for (i, a) in states.iter().enumerate() {
+            assert_ne!(*a, 0);
+            assert!(states[i + 1..].iter().all(|b| b != a), "seed {i} shares its state");
+        }
+        assert_ne!(seed_state(u64::MAX), 0);
+        assert!((0..64).all(|s| seed_state(s) != seed_state(s ^ 1)));
     }
 }

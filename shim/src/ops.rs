@@ -38,7 +38,13 @@ pub enum Protection {
 ///   written since that map, until the range is unmapped, protected or released;
 /// - after any call returns `Err`, the pages it was given are in the state they
 ///   had before the call, or (for `unmap` only) decommitted as the call asked;
-///   the error says nothing worse happened. In particular a failed `release`
+///   the error says nothing worse happened. One exception, where the OS
+///   allows no better: a failed `protect` or `unmap` of a system backend
+///   may leave part of its range with the protection it asked for (Linux's
+///   `mprotect` when a split would pass `vm.max_map_count`: the mappings
+///   before that split keep the change). A backend does not know the old
+///   protection; the layers that know it put it back (the VM arena and the
+///   chunk map do; a bare `Vm` does not track protections). In particular a failed `release`
 ///   releases nothing: the reservation stays live and the caller's, so it
 ///   may retry (and must still release it some day).
 pub unsafe trait PageOps {

@@ -19,7 +19,7 @@ impl Mtbf {
 
     /// Fails with probability `1 / mtbf` per call, sequence fixed by `seed`.
     pub(crate) fn new(seed: u64, mtbf: u32) -> Self {
-        Mtbf { state: seed | 1, mtbf }
+        Mtbf { state: vmspace_shim::seed_state(seed), mtbf }
     }
 
     /// Whether this call fails.

@@ -69,7 +69,9 @@ pub trait Source {
     /// arena takes it as a deferred free of its own, unflushed until its
     /// own [`flushed`](super::Arena::flushed), so the promise holds all the
     /// way up a chain of arenas; a [`VmSource`](crate::sources::VmSource)
-    /// unmaps it without a flush and holds it until its own flush. The
+    /// unmaps it without a flush and holds it until its own flush; a
+    /// [`VmArena`](crate::vmarena::VmArena) frees its tracts unmapped, none
+    /// kept spare (the unmap's TLB flush completes the importer's). The
     /// default refuses ([`ArenaError::SourceBusy`]): the range then stays
     /// taken in the source for good (address space lost, never reissued
     /// early).

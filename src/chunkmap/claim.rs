@@ -164,11 +164,22 @@ impl<P: PageOps> ChunkMap<P> {
         // states (unmapped or quarantined for a map, committed for a
         // protect) say the backend's precondition holds, and no one accesses
         // a chunk while its state says it is not mapped.
-        unsafe { self.raw_call(call, range) }.map_err(|error| ChunkMapError::Backend {
-            op,
-            range,
-            error,
-        })
+        let error = match unsafe { self.raw_call(call, range) } {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        // An OS may change part of a range before a protect fails (Linux's
+        // `mprotect` when a split would pass `vm.max_map_count`): put the
+        // chunks' protection, which their state says, back over all of it
+        // (joining what was split needs no new mapping).
+        let back = match call {
+            Call::ProtectRw => Call::ProtectNone,
+            Call::ProtectNone => Call::ProtectRw,
+            _ => Call::None,
+        };
+        // SAFETY: as above: still claimed and committed.
+        let _ = unsafe { self.raw_call(back, range) };
+        Err(ChunkMapError::Backend { op, range, error })
     }
 
     /// Make the backend call `call` stands for on `range`.

@@ -67,4 +67,24 @@ impl<P: PageOps> Source for VmArena<P> {
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
         Ok(self.free(range, IMPORT_OWNER)?)
     }
+
+    /// The importing arena refused `range`, just imported, because it
+    /// overlaps a span of its own: only the arena holding this source gives
+    /// ranges back to it, so the range is that fresh import, and freeing
+    /// it frees nothing live (keeping it would leave its tracts allocated
+    /// and committed for the VM arena's life).
+    fn refused(&mut self, range: Range) {
+        let _ = self.free(range, IMPORT_OWNER);
+    }
+
+    /// An importer dropped while some of `range` is freed but not flushed:
+    /// its tracts are freed and every page of them unmapped (none kept
+    /// spare), and that unmap flushes the TLB for the range, which
+    /// completes the importer's pending flush, so the tracts may be handed
+    /// out again at once. (Kept taken instead, as the default does, they
+    /// would stay allocated and committed, against the commit limit, for
+    /// good.)
+    fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
+        Ok(self.free_keeping(range, IMPORT_OWNER, false)?)
+    }
 }

@@ -4,7 +4,7 @@
 use crate::error::CommonError;
 use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
-use super::tables::{prot_code, RawTract, ALLOCATED};
+use super::tables::{prot_code, prot_of, RawTract, ALLOCATED};
 use super::{Grant, Owner, Request, VmArena, VmArenaError};
 
 impl<P: PageOps> VmArena<P> {
@@ -71,10 +71,26 @@ impl<P: PageOps> VmArena<P> {
     /// decommitted whole (no page of it is kept spare). Table pages left
     /// describing no allocated tract are unmapped.
     pub fn free(&mut self, range: Range, owner: Owner) -> Result<(), VmArenaError> {
+        self.free_keeping(range, owner, true)
+    }
+
+    /// [`free`](Self::free), keeping no page spare unless `spare_ok`: every
+    /// page is then unmapped, whose TLB flush completes any flush of the
+    /// range still pending elsewhere (see the `Source` implementation's
+    /// `release_unflushed`).
+    pub(crate) fn free_keeping(
+        &mut self,
+        range: Range,
+        owner: Owner,
+        spare_ok: bool,
+    ) -> Result<(), VmArenaError> {
         let (lo, hi, protected) = self.owned(range, owner)?;
         self.retry_stale();
         let n = hi - lo;
-        let keep = if protected { 0 } else { self.spare_limit.saturating_sub(self.spare).min(n) };
+        let keep = match protected || !spare_ok {
+            true => 0,
+            false => self.spare_limit.saturating_sub(self.spare).min(n),
+        };
         if keep < n {
             self.decommit(self.tract_range(lo + keep, hi))?;
         }
@@ -97,13 +113,37 @@ impl<P: PageOps> VmArena<P> {
         prot: Protection,
     ) -> Result<(), VmArenaError> {
         let (lo, hi, _) = self.owned(range, owner)?;
-        self.vm.protect(range, prot)?;
+        if let Err(e) = self.vm.protect(range, prot) {
+            self.restore_protection(lo, hi);
+            return Err(e.into());
+        }
         for i in lo..hi {
             let mut d = self.desc(i).unwrap_or_default();
             d.prot = prot_code(prot);
             self.set_desc(i, d);
         }
         Ok(())
+    }
+
+    /// Give tracts `[lo, hi)` the protection their descriptors record
+    /// again, a run of equal ones at a time, after a failed protect: an OS
+    /// may change part of a range before failing (Linux's `mprotect` when
+    /// a split would pass `vm.max_map_count`), and putting the old
+    /// protection back joins what it split, so it needs no new mapping.
+    fn restore_protection(&mut self, lo: usize, hi: usize) {
+        let code = |a: &Self, i: usize| a.desc(i).unwrap_or_default().prot;
+        let mut i = lo;
+        while i < hi {
+            let c = code(self, i);
+            let mut j = i + 1;
+            while j < hi && code(self, j) == c {
+                j += 1;
+            }
+            if let Some(p) = prot_of(c) {
+                let _ = self.vm.protect(self.tract_range(i, j), p);
+            }
+            i = j;
+        }
     }
 
     /// Set the client bits of the allocated tract holding `addr`.

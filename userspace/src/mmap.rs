@@ -1,7 +1,10 @@
 //! The user-space page backend on `mmap`.
 //!
 //! - reserve: `mmap(PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)`,
-//!   over-reserving by the alignment and trimming both ends with `munmap`;
+//!   over-reserving by the alignment and trimming both ends with `munmap`
+//!   (with `Decommit`, mapped read-write first and made `PROT_NONE` once its
+//!   first page has given the whole range one `anon_vma`: see
+//!   `share_anon_vma`);
 //! - map: `mprotect(PROT_READ | PROT_WRITE)`, so adjacent mapped runs with the
 //!   same protection merge into one kernel VMA;
 //! - unmap, by one of two [`UnmapStrategy`]s:
@@ -151,17 +154,30 @@ impl MmapBackend {
         Ok(())
     }
 
+    /// `mprotect` the range. Linux's is not atomic: when a split it needs
+    /// fails (`ENOMEM` at `vm.max_map_count`), the mappings before it keep
+    /// the new protection. A map puts `PROT_NONE` back over the whole range
+    /// then (what every page of it had, which joins what was split, so it
+    /// needs no new mapping); a protect or an unmap cannot, not knowing
+    /// the old protection: the layers that know it put it back (see
+    /// [`PageOps`]' contract).
     fn mprotect(&self, range: Range, prot: i32, op: Op) -> Result<(), ShimError> {
         check_page_range(range, self.page)?;
-        // SAFETY: the range is inside one of our reservations (caller's
-        // contract); mprotect changes no memory contents.
-        let rc = unsafe { libc::mprotect(range.base().as_ptr(), range.size().0, prot) };
-        match rc {
-            0 => Ok(()),
-            _ => match errno() {
-                libc::ENOMEM if op == Op::Map => Err(ShimError::OutOfMemory(range)),
-                e => Err(ShimError::Os { op, errno: e }),
-            },
+        let call = |prot| {
+            // SAFETY: the range is inside one of our reservations (caller's
+            // contract); mprotect changes no memory contents.
+            unsafe { libc::mprotect(range.base().as_ptr(), range.size().0, prot) }
+        };
+        if call(prot) == 0 {
+            return Ok(());
+        }
+        let e = errno();
+        if op == Op::Map {
+            call(libc::PROT_NONE);
+        }
+        match e {
+            libc::ENOMEM if op == Op::Map => Err(ShimError::OutOfMemory(range)),
+            e => Err(ShimError::Os { op, errno: e }),
         }
     }
 }
@@ -170,7 +186,9 @@ impl MmapBackend {
 // other mappings; mprotect(READ|WRITE) makes pages accessible and the kernel
 // zero-fills anonymous pages on first touch; a fresh MAP_FIXED mapping drops
 // the old pages so the next map reads zero. Failed calls change nothing: mmap
-// and mprotect fail before modifying the range (trimming failures are undone).
+// and mprotect fail before modifying the range (trimming failures are undone),
+// except an mprotect that fails part way, which `mprotect` undoes for a map
+// and the contract allows for a protect or an unmap.
 unsafe impl PageOps for MmapBackend {
     fn page_size(&self) -> Size {
         self.page
@@ -185,11 +203,20 @@ unsafe impl PageOps for MmapBackend {
         let extra = align.0 - self.page.0;
         let total =
             size.0.checked_add(extra).ok_or(ShimError::OutOfAddressSpace { size: size.0 })?;
-        // Read-write first (see `share_anon_vma`); PROT_NONE if the kernel
-        // refuses that (strict overcommit charges writable mappings).
-        let (p, writable) = match self.anon(None, total, libc::PROT_READ | libc::PROT_WRITE) {
-            Ok(p) => (p, true),
-            Err(_) => {
+        // With `Decommit`, read-write first (see `share_anon_vma`), and
+        // PROT_NONE if the kernel refuses that. `Replace` gains nothing from
+        // it (its fresh mappings have no `anon_vma`), and it is what `new`
+        // picks under strict overcommit, which would charge a writable
+        // mapping its whole size for as long as it lives.
+        let rw = match self.unmap {
+            UnmapStrategy::Decommit => {
+                self.anon(None, total, libc::PROT_READ | libc::PROT_WRITE).ok()
+            }
+            UnmapStrategy::Replace => None,
+        };
+        let (p, writable) = match rw {
+            Some(p) => (p, true),
+            None => {
                 (self.anon(None, total, libc::PROT_NONE).map_err(to_reserve_error(size))?, false)
             }
         };
