@@ -34,8 +34,12 @@ unsafe impl Platform for KernelPlatform {
     type Pin = KernelCpuPin;
     type Pages = SparseVmalloc;
 
+    /// A lockdep class per arena: a child's import takes its parent's lock
+    /// under its own, and an import function may take any arena's, in an
+    /// order lockdep could not tell from recursion were they one class.
     fn lock() -> Option<KernelMutex> {
-        vmspace_kernel::new_kernel_mutex!("vmspace C API arena").ok()
+        static NAME: &kernel::str::CStr = c"vmspace C API arena";
+        KernelMutex::with_own_class(NAME).ok()
     }
 
     fn waiter() -> Option<KernelWaiter> {

@@ -21,6 +21,7 @@ vmspace_ktest::vmarena_suite!(vmspace_vmarena, crate::suites::OPS, crate::suites
 vmspace_ktest::sync_suite!(vmspace_sync, crate::suites::OPS, crate::suites::OPS);
 vmspace_ktest::chunkmap_suite!(vmspace_chunkmap, crate::suites::OPS, 1 << 30);
 vmspace_ktest::batched_suite!(vmspace_batched_model, crate::suites::OPS, crate::suites::OPS);
+vmspace_ktest::outside_suite!(vmspace_outside, crate::suites::OPS, crate::suites::OPS);
 #[cfg(CONFIG_PROVE_LOCKING)]
 vmspace_ktest::checkers_suite!(vmspace_checkers);
 #[cfg(CONFIG_KCSAN)]

@@ -28,7 +28,11 @@ mod sys;
 #[cfg(vmspace_kunit)]
 mod batched_suite;
 #[cfg(vmspace_kunit)]
+mod capi_suite;
+#[cfg(vmspace_kunit)]
 mod contract_suite;
+#[cfg(vmspace_kunit)]
+mod outside_suite;
 #[cfg(vmspace_kunit)]
 mod protect_suite;
 #[cfg(vmspace_kunit)]

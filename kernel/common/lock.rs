@@ -44,7 +44,11 @@ struct State<B: Backend> {
 /// `state.raw` was initialised by `B::init` and stays at its address until
 /// `state` is freed.
 pub struct KernelLock<B: Backend<GuardState = ()>> {
+    // Dropped before `own_class`, whose key it names.
     state: Pin<KBox<State<B>>>,
+    /// The dynamically registered lockdep key of a lock in a class of its
+    /// own ([`KernelLock::with_own_class`]).
+    own_class: Option<Pin<KBox<LockClassKey>>>,
 }
 
 /// A kernel `struct mutex`: a sleeping lock, because arena operations under
@@ -82,7 +86,28 @@ impl<B: Backend<GuardState = ()>> KernelLock<B> {
             GFP_KERNEL,
         )?;
         // INVARIANT: `B::init` ran on `raw`, which is pinned in `state`.
-        Ok(KernelLock { state })
+        Ok(KernelLock { state, own_class: None })
+    }
+
+    /// A new, unlocked lock named `name` in a lockdep class of its own: a
+    /// key registered for it (`lockdep_register_key`), unregistered when
+    /// the lock is dropped (which then waits for an RCU grace period under
+    /// `CONFIG_LOCKDEP`; without lockdep both are empty). For locks of one
+    /// kind that nest in any order lockdep cannot be told: the arenas of
+    /// the C API, each importing from a parent or through functions that
+    /// may take any other arena's lock under its own. Drop it in task
+    /// context.
+    pub fn with_own_class(name: &'static CStr) -> Result<Self, Error> {
+        let key = KBox::pin_init(LockClassKey::new_dynamic(), GFP_KERNEL)?;
+        let key_ptr: *const LockClassKey = &*key;
+        // SAFETY: the key is pinned in its box, which the lock keeps in
+        // `own_class` and frees only after `state` (field order), the one
+        // user of the key; so for every use the reference is valid, though
+        // not for `'static`.
+        let key_ref = unsafe { Pin::new_unchecked(&*key_ptr) };
+        let mut lock = Self::new(name, key_ref)?;
+        lock.own_class = Some(key);
+        Ok(lock)
     }
 
     fn raw(&self) -> *mut B::State {

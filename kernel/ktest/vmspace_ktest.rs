@@ -22,6 +22,8 @@ pub mod checker_cases;
 pub mod chunkmap_cases;
 pub mod fault_cases;
 pub mod outcome;
+pub mod outside_cases;
+pub mod outside_handles;
 pub mod sync_cases;
 mod suites;
 pub mod threads;

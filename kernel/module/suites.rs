@@ -16,5 +16,6 @@ vmspace_ktest::vmarena_suite!(vmspace_mod_vmarena, crate::OPS, crate::META, prot
 vmspace_ktest::sync_suite!(vmspace_mod_sync, crate::META, crate::OPS);
 vmspace_ktest::chunkmap_suite!(vmspace_mod_chunkmap, crate::OPS, 128 << 20, protect_refused);
 vmspace_ktest::batched_suite!(vmspace_mod_batched, crate::OPS, crate::META);
+vmspace_ktest::outside_suite!(vmspace_mod_outside, crate::META, crate::OPS);
 #[cfg(CONFIG_PROVE_LOCKING)]
 vmspace_ktest::checkers_suite!(vmspace_mod_checkers);

@@ -18,7 +18,7 @@ vmk_kunit_py build
 grep -q 'vmspace_arena_create' "$build/Module.symvers" ||
 	vmk_die "the kernel in $build does not export the C API (vmspace_arena_create)"
 out=$VMK_CACHE/cmodule-build
-mkdir -p "$out"
+vmk_fresh_objects "$out"
 start=$(date +%s%N)
 vmk_chroot make -s -C "$build" ARCH=um M="$VMK_SRC/kernel/cmodule" MO="$out" -j"$VMK_JOBS" \
 	KCFLAGS=-Werror modules

@@ -81,12 +81,44 @@ vmk_flavour() {
 }
 vmk_flavour
 
+# The sources a kernel build of this checkout compiles, as one hash of
+# their paths and contents (what vmk_fresh_objects compares).
+vmk_source_hash() {
+	(cd "$VMK_REPO" && find src shim workload abi capi/src capi/include kernel Kbuild \
+		-type f \( -name '*.rs' -o -name '*.c' -o -name '*.h' -o -name Kbuild \
+		-o -name '*.kbuild' -o -name Makefile -o -name Kconfig \) -print0 |
+		LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+}
+
+# vmk_fresh_objects DIR [SUB]: kbuild rebuilds what is older than its
+# sources, and the cache's build directories serve every checkout on the
+# host, so a checkout whose sources are older than another's objects would
+# be tested on those objects. When this checkout's sources differ from
+# those DIR was last built from (DIR/.vmspace-sources), drop vmspace's
+# objects there: DIR/SUB for a kernel build, everything in DIR for a
+# module's (no SUB), so that they are built again.
+vmk_fresh_objects() {
+	local dir=$1 sub=${2:-} hash
+	hash=$(vmk_source_hash)
+	if [ -d "$dir" ] && [ "$(cat "$dir/.vmspace-sources" 2>/dev/null)" != "$hash" ]; then
+		vmk_log "$dir was last built from other sources: building vmspace's objects again"
+		if [ -n "$sub" ]; then
+			rm -rf "${dir:?}/$sub"
+		else
+			find "$dir" -mindepth 1 -delete
+		fi
+	fi
+	mkdir -p "$dir"
+	echo "$hash" >"$dir/.vmspace-sources"
+}
+
 # Run kunit.py (from the cached tree) inside the chroot for UML with the
 # flavour's kunitconfigs, make variables and build directory:
 # vmk_kunit_py SUBCOMMAND [ARGS...].
 vmk_kunit_py() {
 	local sub=$1
 	shift
+	vmk_fresh_objects "$VMK_UM_BUILD" vmspace
 	local opt make_options=()
 	for opt in "${VMK_UM_MAKE[@]}"; do make_options+=("--make_options=$opt"); done
 	# shellcheck disable=SC2086

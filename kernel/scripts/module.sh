@@ -27,7 +27,7 @@ if [ ! -x "$build/linux" ] || [ ! -f "$build/Module.symvers" ]; then
 	vmk_log "no built UML tree yet: building it (cold: about 6 minutes on 2 cores)"
 	vmk_kunit_py build
 fi
-mkdir -p "$out"
+vmk_fresh_objects "$out"
 start=$(date +%s%N)
 # VMK_MAKE_ARGS passes Kbuild variables through, e.g. CLIPPY=1 to lint the
 # Rust crates with the kernel's clippy settings.

@@ -56,8 +56,8 @@ pub unsafe trait PageOps {
 
     /// Reserve `size` bytes of address space, with the base a multiple of
     /// `align`. `size` must be a non-zero multiple of the page size and
-    /// `align` a power of two no smaller than the page size. Nothing is
-    /// committed.
+    /// `align` a power of two; one below the page size means the page size
+    /// ([`check_reserve_args`]). Nothing is committed.
     fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError>;
 
     /// Give a reservation back, unmapping whatever is mapped in it. On
