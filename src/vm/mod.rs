@@ -190,6 +190,9 @@ impl<P: PageOps> Vm<P> {
     }
 
     /// Unmap (decommit) the pages of `range`, all of which must be mapped.
+    /// A failed unmap leaves them mapped, though their contents may be
+    /// gone, and, where the OS fails part way (as for
+    /// [`protect`](Self::protect)), some of them inaccessible.
     ///
     /// Unmapping is safe at this level: the VM hands out addresses, not
     /// references, and whoever dereferences an address in the VM must know it
@@ -233,6 +236,11 @@ impl<P: PageOps> Vm<P> {
     }
 
     /// Change the protection of `range`, all of which must be mapped.
+    ///
+    /// An OS that fails part way (Linux's `mprotect` when a split would
+    /// pass `vm.max_map_count`) may leave part of `range` with `prot`: the
+    /// VM records no protections to put back, so its caller, who knows
+    /// them, does (`PageOps`' contract; the VM arena does so for its own).
     pub fn protect(&mut self, range: Range, prot: Protection) -> Result<(), VmError> {
         let (lo, hi) = self.page_indices(range)?;
         if self.table.find_unmapped(lo, hi).is_some() {
