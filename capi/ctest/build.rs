@@ -140,6 +140,8 @@ fn main() {
         "outside_runtime",
         "outside_vmem_fidelity",
         "outside_trees",
+        "outside_fresh",
+        "outside_fresh_counts",
     ];
     let mut b = cc::Build::new();
     b.include(&include)

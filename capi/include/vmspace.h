@@ -170,7 +170,10 @@ struct vmspace_counters {
 				* quantum-cache slab is one; objects handed
 				* out of slabs and magazines are not) */
 	uint64_t frees;        /* successful frees to the arena */
-	uint64_t failures;     /* failed allocations, adds, extends, resizes and partial frees (bad frees aside) */
+	uint64_t failures;     /* failed allocations (each try of a waiting or timed
+				* allocation that found no space), adds,
+				* extends, resizes and partial frees (bad frees
+				* aside) */
 	uint64_t bad_frees;    /* frees refused (arena and caches) */
 	uint64_t search_steps; /* segments or hash entries examined */
 	uint64_t imports;      /* spans imported */

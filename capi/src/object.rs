@@ -430,8 +430,17 @@ impl<P: Platform> ArenaObj<P> {
             _ => None,
         };
         let mut got = attempt(Wait::No);
+        if !<P::Waiter as Waiter>::CAN_SLEEP {
+            // A waiter that cannot sleep waits as `Wait::No` does (nor does
+            // its clock move, so nothing else would end the wait).
+            return got;
+        }
         loop {
             let left = deadline.map(|d| d.saturating_sub(clock.now()));
+            if left == Some(Duration::ZERO) && got.is_err() {
+                // Out of time (or given none: a timeout of 0 tries once).
+                return got;
+            }
             if root.polls.load(Ordering::Relaxed) {
                 // A wait of at most IMPORT_RETRY, ending in a try.
                 let slice = left.map_or(IMPORT_RETRY, |l| l.min(IMPORT_RETRY));

@@ -69,7 +69,7 @@ impl<P: PageOps> FaultInjector<P> {
     /// drawn from a generator seeded with `seed` (the same seed gives the same
     /// failures for the same sequence of calls).
     pub fn fail_randomly(&self, seed: u64, per_million: u32) {
-        self.rng.store(seed_state(seed), Ordering::Relaxed);
+        self.rng.store(seed, Ordering::Relaxed);
         self.rate_per_million.store(per_million.min(1_000_000), Ordering::Relaxed);
     }
 
@@ -91,17 +91,7 @@ impl<P: PageOps> FaultInjector<P> {
     }
 
     fn next_random(&self) -> u64 {
-        let mut x = self.rng.load(Ordering::Relaxed);
-        loop {
-            let mut y = x;
-            y ^= y << 13;
-            y ^= y >> 7;
-            y ^= y << 17;
-            match self.rng.compare_exchange_weak(x, y, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return y,
-                Err(now) => x = now,
-            }
-        }
+        seed_mix(self.rng.fetch_add(SEED_STEP, Ordering::Relaxed).wrapping_add(SEED_STEP))
     }
 
     /// Decide whether this call of `op` fails.
@@ -122,20 +112,18 @@ impl<P: PageOps> FaultInjector<P> {
     }
 }
 
-/// The xorshift state the seeded fault injectors start from for `seed`
-/// ([`FaultInjector::fail_randomly`], and the arena's `set_mtbf`):
-/// splitmix64's finaliser, a bijection, so every seed gives its own
-/// sequence and neighbouring seeds start far apart; never zero (where
-/// xorshift would stick).
-pub const fn seed_state(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    match z ^ (z >> 31) {
-        // The one seed the finaliser maps to zero.
-        0 => 0x9e37_79b9_7f4a_7c15,
-        z => z,
-    }
+/// The step of the seeded fault injectors' generator, splitmix64
+/// ([`FaultInjector::fail_randomly`], and the arena's `set_mtbf`): its
+/// state starts at the seed and moves by this much a draw.
+pub const SEED_STEP: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// splitmix64's output for the state `z`: the `n`th draw (from 1) for
+/// seed `s` is `seed_mix(s + n * SEED_STEP)`. A bijection, so every seed's
+/// first draw, and with it its sequence, is its own.
+pub const fn seed_mix(z: u64) -> u64 {
+    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 // SAFETY: every call either fails before reaching `inner` (leaving all state
@@ -190,16 +178,15 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
 
 #[cfg(test)]
 mod tests {
-    use super::seed_state;
+    use super::{seed_mix, SEED_STEP};
 
     #[test]
-    fn seeds_give_distinct_non_zero_states() {
-        let states: [u64; 64] = core::array::from_fn(|i| seed_state(i as u64));
-        for (i, a) in states.iter().enumerate() {
-            assert_ne!(*a, 0);
-            assert!(states[i + 1..].iter().all(|b| b != a), "seed {i} shares its state");
+    fn seeds_give_distinct_first_draws() {
+        let first: [u64; 64] =
+            core::array::from_fn(|i| seed_mix((i as u64).wrapping_add(SEED_STEP)));
+        for (i, a) in first.iter().enumerate() {
+            assert!(first[i + 1..].iter().all(|b| b != a), "seed {i} shares its first draw");
         }
-        assert_ne!(seed_state(u64::MAX), 0);
-        assert!((0..64).all(|s| seed_state(s) != seed_state(s ^ 1)));
+        assert_ne!(seed_mix(0), seed_mix(SEED_STEP));
     }
 }

@@ -2,9 +2,7 @@
 
 /// A deterministic "fail one call in `mtbf`" generator.
 ///
-/// # Invariants
-///
-/// `state` is never zero (xorshift would stick there).
+/// The state is splitmix64's (see [`vmspace_shim::seed_mix`]): any value.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Mtbf {
     state: u64,
@@ -14,12 +12,12 @@ pub(crate) struct Mtbf {
 impl Mtbf {
     /// Never fails.
     pub(crate) const fn off() -> Self {
-        Mtbf { state: 1, mtbf: 0 }
+        Mtbf { state: 0, mtbf: 0 }
     }
 
     /// Fails with probability `1 / mtbf` per call, sequence fixed by `seed`.
     pub(crate) fn new(seed: u64, mtbf: u32) -> Self {
-        Mtbf { state: vmspace_shim::seed_state(seed), mtbf }
+        Mtbf { state: seed, mtbf }
     }
 
     /// Whether this call fails.
@@ -28,12 +26,8 @@ impl Mtbf {
         if self.mtbf == 0 {
             return false;
         }
-        let mut x = self.state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.state = x;
-        x % u64::from(self.mtbf) == 0
+        self.state = self.state.wrapping_add(vmspace_shim::SEED_STEP);
+        vmspace_shim::seed_mix(self.state) % u64::from(self.mtbf) == 0
     }
 }
 

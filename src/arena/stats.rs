@@ -34,7 +34,9 @@ pub struct Counters {
     /// Successful frees.
     pub frees: u64,
     /// Failed alloc, xalloc, add, extend, resize and free_part calls (a
-    /// resize that cannot grow in place included). A bad claim, a free,
+    /// resize that cannot grow in place included). A waiting allocation
+    /// (`SyncArena`'s `Wait`, the C API's waits) makes one call each time
+    /// it tries, so each of its failed tries counts. A bad claim, a free,
     /// resize or part of an allocation that is not live as stated, counts
     /// in `bad_frees` instead.
     pub failures: u64,

@@ -29,6 +29,7 @@ impl From<VmArenaError> for ArenaError {
                 ArenaError::BadImport(r)
             }
             VmArenaError::WrongOwner { .. } => ArenaError::InvalidArgument("not an imported range"),
+            VmArenaError::RollbackFailed { error, .. } => ArenaError::Backing(error),
             VmArenaError::Common(CommonError::Corrupt(what)) => {
                 ArenaError::Corrupt { what, tag: 0 }
             }

@@ -12,7 +12,8 @@ use crate::vm::VmError;
 ///
 /// A failing operation leaves the arena as it was before the call: the same
 /// tracts allocated to the same owners with the same descriptors, the same
-/// pages committed.
+/// pages committed; except after
+/// [`RollbackFailed`](VmArenaError::RollbackFailed), which says what changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VmArenaError {
@@ -43,6 +44,17 @@ pub enum VmArenaError {
         /// Its owner.
         owner: Owner,
     },
+    /// A protect failed part way, and putting the old protection back
+    /// failed too: the tracts of `range` are recorded
+    /// [`Protection::None`](vmspace_shim::Protection::None), and made so
+    /// as far as the backend allowed (never recorded more open than they
+    /// may be; freed, they are decommitted, never kept spare).
+    RollbackFailed {
+        /// The tracts whose protection could not be put back.
+        range: Range,
+        /// What the backend said to the protect.
+        error: ShimError,
+    },
 }
 
 impl VmArenaError {
@@ -50,6 +62,7 @@ impl VmArenaError {
     pub fn backend(&self) -> Option<ShimError> {
         match self {
             VmArenaError::Vm(VmError::Backend(e)) => Some(*e),
+            VmArenaError::RollbackFailed { error, .. } => Some(*error),
             _ => None,
         }
     }
@@ -76,6 +89,11 @@ impl fmt::Display for VmArenaError {
                 vmspace_shim::Size(*limit)
             ),
             VmArenaError::NotAllocated(r) => write!(f, "{r} is not (wholly) allocated"),
+            VmArenaError::RollbackFailed { range, error } => write!(
+                f,
+                "protect failed ({error}) and the old protection of {range} could not be put \
+                 back: recorded inaccessible"
+            ),
             VmArenaError::WrongOwner { addr, owner } => {
                 write!(f, "the tract at {addr} belongs to {owner}")
             }

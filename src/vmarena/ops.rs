@@ -2,6 +2,7 @@
 //! the commit limit.
 
 use crate::error::CommonError;
+use crate::vm::VmError;
 use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
 use super::tables::{prot_code, prot_of, RawTract, ALLOCATED};
@@ -114,8 +115,12 @@ impl<P: PageOps> VmArena<P> {
     ) -> Result<(), VmArenaError> {
         let (lo, hi, _) = self.owned(range, owner)?;
         if let Err(e) = self.vm.protect(range, prot) {
-            self.restore_protection(lo, hi);
-            return Err(e.into());
+            // Only the backend may have changed anything.
+            let VmError::Backend(error) = e else { return Err(e.into()) };
+            return Err(match self.restore_protection(lo, hi) {
+                None => e.into(),
+                Some(lost) => VmArenaError::RollbackFailed { range: lost, error },
+            });
         }
         for i in lo..hi {
             let mut d = self.desc(i).unwrap_or_default();
@@ -130,8 +135,12 @@ impl<P: PageOps> VmArena<P> {
     /// may change part of a range before failing (Linux's `mprotect` when
     /// a split would pass `vm.max_map_count`), and putting the old
     /// protection back joins what it split, so it needs no new mapping.
-    fn restore_protection(&mut self, lo: usize, hi: usize) {
+    /// A run that cannot be put back is made inaccessible as far as the
+    /// backend allows and recorded so (never recorded more open than it
+    /// may be); returns the range from the first such run to the last.
+    fn restore_protection(&mut self, lo: usize, hi: usize) -> Option<Range> {
         let code = |a: &Self, i: usize| a.desc(i).unwrap_or_default().prot;
+        let mut lost: Option<(usize, usize)> = None;
         let mut i = lo;
         while i < hi {
             let c = code(self, i);
@@ -139,11 +148,20 @@ impl<P: PageOps> VmArena<P> {
             while j < hi && code(self, j) == c {
                 j += 1;
             }
-            if let Some(p) = prot_of(c) {
-                let _ = self.vm.protect(self.tract_range(i, j), p);
+            let run = self.tract_range(i, j);
+            let back = prot_of(c).is_some_and(|p| self.vm.protect(run, p).is_ok());
+            if !back {
+                let _ = self.vm.protect(run, Protection::None);
+                for t in i..j {
+                    let mut d = self.desc(t).unwrap_or_default();
+                    d.prot = prot_code(Protection::None);
+                    self.set_desc(t, d);
+                }
+                lost = Some((lost.map_or(i, |(l, _)| l), j));
             }
             i = j;
         }
+        lost.map(|(l, h)| self.tract_range(l, h))
     }
 
     /// Set the client bits of the allocated tract holding `addr`.

@@ -19,6 +19,7 @@ int ctest_outside_adversary(void);
 int ctest_outside_runtime(void);
 int ctest_outside_vmem_fidelity(void);
 int ctest_outside_trees(void);
+int ctest_outside_fresh(void);
 int ctest_differential(uint64_t seed, int steps);
 int ctest_vmem_compat(void);
 int vmem_example_main(void);
@@ -48,6 +49,7 @@ int main(void)
 	run("outside_runtime", ctest_outside_runtime());
 	run("outside_vmem_fidelity", ctest_outside_vmem_fidelity());
 	run("outside_trees", ctest_outside_trees());
+	run("outside_fresh", ctest_outside_fresh());
 	for (uint64_t seed = 1; seed <= 4; seed++)
 		run("differential", ctest_differential(seed, 3000));
 	run("vmem_compat", ctest_vmem_compat());

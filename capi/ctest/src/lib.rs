@@ -28,6 +28,8 @@ extern "C" {
     pub fn ctest_threads() -> c_int;
     /// `vmspace_arena_alloc_timed`: timeouts and wake-ups (`timed.c`).
     pub fn ctest_timed() -> c_int;
+    /// An outside reviewer's tests of timed and waiting allocations.
+    pub fn ctest_outside_fresh() -> c_int;
     /// A seeded random sequence checked against a reference list of live
     /// ranges, for `steps` steps with `seed`.
     pub fn ctest_differential(seed: u64, steps: c_int) -> c_int;

@@ -84,6 +84,12 @@ fn timed_waits_from_c() {
 }
 
 #[test]
+fn outside_fresh_waits_from_c() {
+    // SAFETY: a self-contained C test (its threads end before it returns).
+    assert_eq!(unsafe { ctest_outside_fresh() }, 0);
+}
+
+#[test]
 fn differential_against_a_reference_list() {
     for seed in [1u64, 2, 3, 0x5eed] {
         // SAFETY: a self-contained C test.
