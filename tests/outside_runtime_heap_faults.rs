@@ -23,19 +23,8 @@ const PAGE: usize = 256;
 const TRACTS: usize = 1024;
 const Q: usize = 16;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod outside_common;
+use outside_common::Rng;
 
 /// What a failed call must leave as it was.
 #[derive(Debug, PartialEq, Eq, Clone)]

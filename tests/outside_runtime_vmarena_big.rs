@@ -13,19 +13,8 @@ const PAGE: usize = 64;
 /// 64-byte pages: 512 tracts per allocation-table page, so 8 of them.
 const TRACTS: usize = 4096;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod outside_common;
+use outside_common::Rng;
 
 fn zone_set(rng: &mut Rng) -> ZoneSet {
     match rng.below(6) {
