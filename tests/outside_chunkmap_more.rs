@@ -421,7 +421,8 @@ fn a_chunk_being_changed_reports_its_old_state() {
 /// counts still say what the backend holds: present leaves are the leaf
 /// pages mapped, metadata is directory + leaves, committed chunks are the
 /// chunks whose pages are mapped, and a failed call changes no chunk
-/// (short of `RollbackFailed`, where the states say what the backend holds).
+/// (short of `RollbackFailed`, where the states say what the backend holds,
+/// or protected over pages a failed protect may have left read-write).
 #[test]
 fn counts_say_what_the_backend_holds_under_faults() {
     use vmspace_shim::FaultInjector;
@@ -439,6 +440,7 @@ fn counts_say_what_the_backend_holds_under_faults() {
         let states = |m: &ChunkMap<&FaultInjector<&SimBackend<'_>>>| -> Vec<ChunkState> {
             (0..CHUNKS).map(|c| m.state(Addr(base + c * CHUNK)).unwrap()).collect()
         };
+        let mut loose = vec![false; CHUNKS];
         for step in 0..400 {
             let what = format!("seed {seed} step {step}");
             let before = states(&map);
@@ -481,7 +483,19 @@ fn counts_say_what_the_backend_holds_under_faults() {
                     Mapped => PageState::Mapped(Protection::ReadWrite),
                     Protected => PageState::Mapped(Protection::None),
                 };
-                assert_eq!(sim.page_state(Addr(base + c * CHUNK)), Some(want), "{what}: {c}");
+                let page = sim.page_state(Addr(base + c * CHUNK));
+                // (The maintainers' change, with the documented contract:
+                // a protect that can be neither put back nor redone leaves
+                // its chunks recorded protected, the less open state, and
+                // their pages may stay read-write until an unprotect.)
+                let rw = Some(PageState::Mapped(Protection::ReadWrite));
+                let rollback = matches!(res, Err(ChunkMapError::RollbackFailed { .. }));
+                if *s == Protected && page == rw && (loose[c] || rollback) {
+                    loose[c] = true;
+                    continue;
+                }
+                loose[c] = false;
+                assert_eq!(page, Some(want), "{what}: {c}");
             }
         }
         assert!(fi.injected() > 5, "seed {seed}: {} faults", fi.injected());

@@ -69,7 +69,7 @@ impl<P: PageOps> ChunkMap<P> {
             while e < c1 && self.call_for(e, action) == call {
                 e += 1;
             }
-            if let Err(error) = self.apply(call, self.chunk_range(c, e)) {
+            if let Err(error) = self.apply(call, c, e, action) {
                 let restored = self.undo(c0, c, action);
                 self.finish(c0, c1, action, false);
                 self.release_leaves(l0, l1, false);
@@ -153,13 +153,17 @@ impl<P: PageOps> ChunkMap<P> {
         action.target(old).map_or(Call::None, |new| Call::between(old, new))
     }
 
-    /// Make `call` on `range`.
-    fn apply(&self, call: Call, range: Range) -> Result<(), ChunkMapError> {
+    /// Make `call` on claimed chunks `[c, e)`. A failed protect is settled
+    /// ([`settle_protection`](Self::settle_protection)): `Backend` when the
+    /// old protection is back, else `RollbackFailed` with the chunks
+    /// recorded as settled.
+    fn apply(&self, call: Call, c: usize, e: usize, action: Action) -> Result<(), ChunkMapError> {
         let op = match call {
             Call::None => return Ok(()),
             Call::Map => Op::Map,
             Call::ProtectRw | Call::ProtectNone => Op::Protect,
         };
+        let range = self.chunk_range(c, e);
         // SAFETY: `range` is chunks of our space that we have claimed; their
         // states (unmapped or quarantined for a map, committed for a
         // protect) say the backend's precondition holds, and no one accesses
@@ -168,18 +172,40 @@ impl<P: PageOps> ChunkMap<P> {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        // An OS may change part of a range before a protect fails (Linux's
-        // `mprotect` when a split would pass `vm.max_map_count`): put the
-        // chunks' protection, which their state says, back over all of it
-        // (joining what was split needs no new mapping).
-        let back = match call {
-            Call::ProtectRw => Call::ProtectNone,
-            Call::ProtectNone => Call::ProtectRw,
-            _ => Call::None,
-        };
-        // SAFETY: as above: still claimed and committed.
-        let _ = unsafe { self.raw_call(back, range) };
-        Err(ChunkMapError::Backend { op, range, error })
+        if call == Call::Map || self.settle_protection(call, c, e, action) {
+            Err(ChunkMapError::Backend { op, range, error })
+        } else {
+            Err(ChunkMapError::RollbackFailed { op, range, error })
+        }
+    }
+
+    /// After protect `call` on claimed, committed chunks `[c, e)` failed or
+    /// must be undone, leave them with a protection their state can say.
+    /// An OS may change part of a range before a protect fails (Linux's
+    /// `mprotect` when a split would pass `vm.max_map_count`), so the pages
+    /// may hold either protection. Putting one protection over the whole
+    /// range joins what was split and needs no new mapping:
+    ///
+    /// 1. the old protection (the chunks keep their old state; returns
+    ///    `true`);
+    /// 2. failing that, the new one (the chunks are published in their new
+    ///    state);
+    /// 3. failing both, the chunks are published protected, the less open
+    ///    of the two states: never recorded more open than a page may be.
+    fn settle_protection(&self, call: Call, c: usize, e: usize, action: Action) -> bool {
+        let range = self.chunk_range(c, e);
+        let back = if call == Call::ProtectRw { Call::ProtectNone } else { Call::ProtectRw };
+        // SAFETY: the chunks are claimed by us and committed (a protect's
+        // precondition); no one else touches claimed chunks.
+        if unsafe { self.raw_call(back, range) }.is_ok() {
+            return true;
+        }
+        // SAFETY: as above.
+        let forward = unsafe { self.raw_call(call, range) }.is_ok();
+        // The new state when the call went through; otherwise protected,
+        // which is the new state of `ProtectNone` and the old of `ProtectRw`.
+        self.publish(c, e, action, forward || call == Call::ProtectNone);
+        false
     }
 
     /// Make the backend call `call` stands for on `range`.
@@ -200,9 +226,11 @@ impl<P: PageOps> ChunkMap<P> {
         }
     }
 
-    /// Undo the calls made for claimed chunks `[c0, c)`. A chunk whose undo
-    /// fails keeps its new state, published at once. Returns whether every
-    /// undo succeeded.
+    /// Undo the calls made for claimed chunks `[c0, c)`. A chunk whose
+    /// unmap fails keeps its new state, published at once; a protect that
+    /// cannot be undone is settled
+    /// ([`settle_protection`](Self::settle_protection)). Returns whether
+    /// every chunk has its old state back.
     fn undo(&self, c0: usize, c: usize, action: Action) -> bool {
         let mut restored = true;
         let mut i = c0;
@@ -212,22 +240,20 @@ impl<P: PageOps> ChunkMap<P> {
             while e < c && self.call_for(e, action) == call {
                 e += 1;
             }
-            let range = self.chunk_range(i, e);
             let undone = match call {
-                Call::None => Ok(()),
-                // SAFETY: we mapped these claimed chunks; no one uses them,
-                // as their published state is still not mapped.
-                Call::Map => unsafe { self.ops.unmap(range) },
-                // SAFETY: the chunks are mapped (we just changed their
-                // protection); no one else touches claimed chunks.
-                Call::ProtectRw => unsafe { self.raw_call(Call::ProtectNone, range) },
-                // SAFETY: as above.
-                Call::ProtectNone => unsafe { self.raw_call(Call::ProtectRw, range) },
+                Call::None => true,
+                Call::Map => {
+                    // SAFETY: we mapped these claimed chunks; no one uses
+                    // them, as their published state is still not mapped.
+                    let ok = unsafe { self.ops.unmap(self.chunk_range(i, e)) }.is_ok();
+                    if !ok {
+                        self.publish(i, e, action, true);
+                    }
+                    ok
+                }
+                Call::ProtectRw | Call::ProtectNone => self.settle_protection(call, i, e, action),
             };
-            if undone.is_err() {
-                restored = false;
-                self.publish(i, e, action, true);
-            }
+            restored &= undone;
             i = e;
         }
         restored

@@ -21,13 +21,15 @@ pub enum ChunkMapError {
         /// What the backend said.
         error: ShimError,
     },
-    /// A page operation failed on `range`, and undoing the calls the
-    /// operation had made before it failed too (two backend failures in one
-    /// call). Each chunk whose undo failed is recorded in the state the
-    /// backend left it in (mapped where it could not be unmapped or
-    /// protected again, unmapped where it could not be mapped again), so
-    /// [`check`](super::ChunkMap::check) still holds and the states still
-    /// say what the backend holds; every other chunk is as it was.
+    /// A page operation failed on `range`, and undoing it, or the calls
+    /// the operation had made before it, failed too (two backend failures
+    /// in one call). [`check`](super::ChunkMap::check) still holds and
+    /// every chunk not named here is as it was. A chunk whose unmap failed
+    /// is recorded mapped. A chunk whose protection could be neither put
+    /// back nor changed as asked (an OS may change part of a range before
+    /// a protect fails) is recorded protected, though some of its pages may
+    /// still be read-write: no chunk is recorded more open than its pages
+    /// are, and an `unprotect` makes state and pages agree again.
     RollbackFailed {
         /// The operation that failed first.
         op: Op,
@@ -58,7 +60,7 @@ impl fmt::Display for ChunkMapError {
             ChunkMapError::RollbackFailed { op, range, error } => write!(
                 f,
                 "{op} of {} at {} failed: {error}, and undoing what came before failed too \
-                 (some chunks keep their new state)",
+                 (some chunks keep their new state, or are recorded protected)",
                 range.size(),
                 range.base()
             ),

@@ -28,7 +28,9 @@
 //!   the address and size of the failed call. The one exception is a
 //!   second backend failure while undoing the first
 //!   ([`ChunkMapError::RollbackFailed`]): the chunks it could not restore
-//!   are recorded in the state the backend left them in.
+//!   are recorded in the state the backend left them in, or, where a
+//!   protect left their pages mixed, protected (never more open than the
+//!   pages are).
 //!
 //! ```
 //! use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};
