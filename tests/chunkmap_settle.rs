@@ -175,15 +175,15 @@ fn scenario(op: usize, script: HashMap<u32, Fail>, seen: &mut Seen) {
     ops.arm(HashMap::new());
     m.check().unwrap_or_else(|e| panic!("{what}: check: {e}"));
     let now = states(&m);
-    for c in 0..SPAN {
+    for (c, &state) in now.iter().enumerate() {
         let p = pages(&m, &sim, c);
-        if now[c] == ChunkState::Mapped {
+        if state == ChunkState::Mapped {
             assert!(
                 p.iter().all(|&p| p == PageState::Mapped(Protection::ReadWrite)),
                 "{what}: {r:?}: chunk {c} recorded mapped over {p:?}"
             );
         }
-        if now[c] == ChunkState::Protected {
+        if state == ChunkState::Protected {
             assert!(p.iter().all(|p| matches!(p, PageState::Mapped(_))), "{what}: chunk {c}");
         }
     }
@@ -210,8 +210,8 @@ fn scenario(op: usize, script: HashMap<u32, Fail>, seen: &mut Seen) {
         Err(e) => panic!("{what}: unexpected {e}"),
     }
     // Recovery: an unprotect of everything committed makes it all exact.
-    for c in 0..SPAN {
-        if now[c] == ChunkState::Protected {
+    for (c, &state) in now.iter().enumerate() {
+        if state == ChunkState::Protected {
             m.unprotect(chunk(&m, c, 1)).unwrap();
         }
     }
