@@ -2,8 +2,8 @@
 //! per-CPU quantum caches, its name and a magic word checked on entry.
 
 use core::alloc::Layout;
-use core::cell::Cell;
 use core::ffi::{c_char, c_int, c_void};
+use core::ops::ControlFlow;
 use core::ptr::{self, addr_of, addr_of_mut, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use core::time::Duration;
@@ -430,40 +430,35 @@ impl<P: Platform> ArenaObj<P> {
             _ => None,
         };
         let mut got = attempt(Wait::No);
-        if !<P::Waiter as Waiter>::CAN_SLEEP {
-            // A waiter that cannot sleep waits as `Wait::No` does (nor does
-            // its clock move, so nothing else would end the wait).
+        if !matches!(got, Err(ArenaError::NoSpace { .. })) || !<P::Waiter as Waiter>::CAN_SLEEP {
+            // Done, or a waiter that cannot sleep: it waits as `Wait::No`
+            // does (nor does its clock move, so nothing would end the wait).
             return got;
         }
         loop {
             let left = deadline.map(|d| d.saturating_sub(clock.now()));
-            if left == Some(Duration::ZERO) && got.is_err() {
+            if left == Some(Duration::ZERO) {
                 // Out of time (or given none: a timeout of 0 tries once).
                 return got;
             }
-            if root.polls.load(Ordering::Relaxed) {
-                // A wait of at most IMPORT_RETRY, ending in a try.
-                let slice = left.map_or(IMPORT_RETRY, |l| l.min(IMPORT_RETRY));
-                got = root.shared.wait_for(Wait::Timeout(slice), got, || attempt(Wait::No));
-            } else {
-                // The whole wait, unless the root starts importing through
-                // functions meanwhile: a try that finds it does (set_import
-                // wakes every waiter) ends this wait with its failure, kept
-                // aside, and the loop goes on polling.
-                let polling_now = Cell::new(None);
-                let w = left.map_or(Wait::Forever, Wait::Timeout);
-                got = root.shared.wait_for(w, got, || match attempt(Wait::No) {
-                    Err(e @ ArenaError::NoSpace { .. }) if root.polls.load(Ordering::Relaxed) => {
-                        polling_now.set(Some(e));
-                        // Any error but NoSpace ends `wait_for`.
-                        Err(ArenaError::SourceBusy)
-                    }
-                    r => r,
-                });
-                if let Some(e) = polling_now.get() {
-                    got = Err(e);
+            // A polling root is tried again every IMPORT_RETRY at least. A
+            // root that does not poll yet is waited on for the whole time,
+            // unless a try finds that it has started to (set_import wakes
+            // every waiter): that ends this wait, and the next one polls.
+            let polling = root.polls.load(Ordering::Relaxed);
+            let w = match left {
+                _ if polling => Wait::Timeout(left.map_or(IMPORT_RETRY, |l| l.min(IMPORT_RETRY))),
+                Some(l) => Wait::Timeout(l),
+                None => Wait::Forever,
+            };
+            let started_polling = || !polling && root.polls.load(Ordering::Relaxed);
+            got = root.shared.wait_until(w, got, || match attempt(Wait::No) {
+                Err(e @ ArenaError::NoSpace { .. }) if started_polling() => {
+                    ControlFlow::Break(Err(e))
                 }
-            }
+                Err(e @ ArenaError::NoSpace { .. }) => ControlFlow::Continue(e),
+                r => ControlFlow::Break(r),
+            });
             match (&got, deadline) {
                 (Err(ArenaError::NoSpace { .. }), None) => {}
                 (Err(ArenaError::NoSpace { .. }), Some(d)) if clock.now() < d => {}

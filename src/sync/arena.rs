@@ -3,6 +3,7 @@
 
 use crate::atomic::{AtomicUsize, Ordering};
 use core::cell::UnsafeCell;
+use core::ops::ControlFlow;
 use core::time::Duration;
 
 use vmspace_shim::{Addr, Range, Size};
@@ -189,14 +190,30 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// provided that whatever returns space to the importer also calls this
     /// arena's [`wake_waiters`](Self::wake_waiters) (one load when no one
     /// waits). The C API's children wait this way, at the root of their
-    /// tree.
+    /// tree, through [`wait_until`](Self::wait_until).
     pub fn wait_for(
         &self,
         wait: Wait,
         first: Result<Addr, ArenaError>,
         mut again: impl FnMut() -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        let e = match first {
+        self.wait_until(wait, first, || match again() {
+            Err(e @ ArenaError::NoSpace { .. }) => ControlFlow::Continue(e),
+            other => ControlFlow::Break(other),
+        })
+    }
+
+    /// [`wait_for`](Self::wait_for) where `again` decides when the wait
+    /// ends: `Continue(e)` waits on (`e`, a failure, is the result if time
+    /// runs out), `Break(r)` ends the wait with `r`, which may itself be a
+    /// `NoSpace` (a caller that must change how it waits, for example).
+    pub fn wait_until(
+        &self,
+        wait: Wait,
+        first: Result<Addr, ArenaError>,
+        mut again: impl FnMut() -> ControlFlow<Result<Addr, ArenaError>, ArenaError>,
+    ) -> Result<Addr, ArenaError> {
+        let mut e = match first {
             Err(e @ ArenaError::NoSpace { .. }) => e,
             other => return other,
         };
@@ -212,8 +229,8 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         loop {
             let seen = self.waiter.epoch();
             match again() {
-                Err(ArenaError::NoSpace { .. }) => {}
-                other => break other,
+                ControlFlow::Continue(failure) => e = failure,
+                ControlFlow::Break(r) => break r,
             }
             let left = deadline.map(|d| d.saturating_sub(self.waiter.now()));
             if left == Some(Duration::ZERO) {
