@@ -5,7 +5,8 @@
 # installing; each target runs from its committed corpus fuzz/corpus/TARGET.
 #
 #   build          build every target (release, instrumented)
-#   run SECONDS    run each target for SECONDS; new inputs join its corpus
+#   run SECONDS    run each target for SECONDS, as many at once as there are
+#                  cores (FUZZ_JOBS); new inputs join its corpus
 #   cmin           minimise each corpus in place (libFuzzer's -merge)
 #
 # TARGETS (environment) picks targets; default: all of them.
@@ -32,17 +33,35 @@ run)
 	secs=${2:?seconds}
 	build
 	mkdir -p "$TARGET_DIR/logs"
-	for t in $TARGETS; do
-		mkdir -p "corpus/$t"
-		log=$TARGET_DIR/logs/$t.log
-		echo "== fuzz $t: $secs s from $(ls "corpus/$t" | wc -l) corpus inputs (log: $log)"
-		if ! "$(bin "$t")" "corpus/$t" -max_total_time="$secs" -rss_limit_mb=4096 \
-			-print_final_stats=1 >"$log" 2>&1; then
-			tail -n 60 "$log"
-			echo "== fuzz $t: FAILED (the crashing input is in fuzz/, named crash-*)" >&2
-			exit 1
-		fi
-		grep -E '^stat::(number_of_executed_units|new_units_added)' "$log" || tail -n 3 "$log"
+	# One target a core at a time (libFuzzer runs one process a target);
+	# their summaries are printed in order once each group is done.
+	jobs=${FUZZ_JOBS:-$(nproc)}
+	set -- $TARGETS
+	while [ $# -gt 0 ]; do
+		group=("${@:1:$jobs}")
+		shift $((${#group[@]}))
+		pids=()
+		for t in "${group[@]}"; do
+			mkdir -p "corpus/$t"
+			echo "== fuzz $t: $secs s from $(ls "corpus/$t" | wc -l) corpus inputs (log: $TARGET_DIR/logs/$t.log)"
+			"$(bin "$t")" "corpus/$t" -max_total_time="$secs" -rss_limit_mb=4096 \
+				-print_final_stats=1 >"$TARGET_DIR/logs/$t.log" 2>&1 &
+			pids+=($!)
+		done
+		failed=
+		for i in "${!group[@]}"; do
+			t=${group[$i]}
+			log=$TARGET_DIR/logs/$t.log
+			if ! wait "${pids[$i]}"; then
+				tail -n 60 "$log"
+				echo "== fuzz $t: FAILED (the crashing input is in fuzz/, named crash-*)" >&2
+				failed=1
+				continue
+			fi
+			echo "== fuzz $t:"
+			grep -E '^stat::(number_of_executed_units|new_units_added)' "$log" || tail -n 3 "$log"
+		done
+		[ -z "$failed" ] || exit 1
 	done
 	;;
 cmin)
