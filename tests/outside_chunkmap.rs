@@ -142,8 +142,9 @@ fn unmap_whose_undo_fails_says_so_and_records_what_the_backend_holds() {
     m.quarantine(chunks(&m, 2, 1)).unwrap();
     let before = states(&m);
     // Calls of unmap(0..5): 1 unmap [0,2) ok, 2 unmap [3,5) fails,
-    // 3 the undo's map [0,2) fails.
-    ops.arm(&[2, 3]);
+    // 3 read-write put back over [3,5) (an unmap may fail part way),
+    // 4 the undo's map [0,2) fails.
+    ops.arm(&[2, 4]);
     let r = m.unmap(chunks(&m, 0, 5));
     ops.arm(&[]);
     let failed = chunks(&m, 3, 2);
@@ -169,9 +170,10 @@ fn unmap_whose_reprotect_fails_records_the_chunks_mapped() {
     m.protect(chunks(&m, 0, 2)).unwrap();
     let before = states(&m);
     assert_eq!(before[0], ChunkState::Protected);
-    // 1 unmap [0,2) ok, 2 unmap [2,4) fails, 3 undo map [0,2) ok,
-    // 4 undo protect(None) [0,2) fails.
-    ops.arm(&[2, 4]);
+    // 1 unmap [0,2) ok, 2 unmap [2,4) fails, 3 read-write put back over
+    // [2,4) (an unmap may fail part way), 4 undo map [0,2) ok,
+    // 5 undo protect(None) [0,2) fails (6: read-write over it, as mapped).
+    ops.arm(&[2, 5]);
     let r = m.unmap(chunks(&m, 0, 4));
     ops.arm(&[]);
     rollback_failed(r, Op::Unmap, chunks(&m, 2, 2));

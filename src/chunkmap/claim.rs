@@ -7,8 +7,19 @@ use crate::atomic::{AtomicU8, Ordering};
 use vmspace_shim::{Op, PageOps, Protection, Range, ShimError};
 
 use super::state::{
-    Action, Call, BUSY, LEAF_ABSENT, LEAF_BUSY, LEAF_PRESENT, MAPPED, STATE, UNMAPPED,
+    Action, Call, BUSY, LEAF_ABSENT, LEAF_BUSY, LEAF_PRESENT, MAPPED, PROTECTED, STATE, UNMAPPED,
 };
+
+/// The state [`publish`](ChunkMap::publish) gives claimed chunks.
+#[derive(Clone, Copy)]
+enum To {
+    /// The state they had.
+    Old,
+    /// The state the action gives them.
+    New,
+    /// Protected: committed, and never recorded more open than their pages.
+    Protected,
+}
 use super::{ChunkMap, ChunkMapError};
 
 /// Wait while `byte` has a claim on it (`busy(v)`), returning the first
@@ -204,7 +215,7 @@ impl<P: PageOps> ChunkMap<P> {
         let forward = unsafe { self.raw_call(call, range) }.is_ok();
         // The new state when the call went through; otherwise protected,
         // which is the new state of `ProtectNone` and the old of `ProtectRw`.
-        self.publish(c, e, action, forward || call == Call::ProtectNone);
+        self.publish(c, e, action, if forward { To::New } else { To::Protected });
         false
     }
 
@@ -227,7 +238,8 @@ impl<P: PageOps> ChunkMap<P> {
     }
 
     /// Undo the calls made for claimed chunks `[c0, c)`. A chunk whose
-    /// unmap fails keeps its new state, published at once; a protect that
+    /// unmap fails keeps its new state (or, if its pages cannot all be
+    /// made read-write again, is protected), published at once; a protect that
     /// cannot be undone is settled
     /// ([`settle_protection`](Self::settle_protection)). Returns whether
     /// every chunk has its old state back.
@@ -243,11 +255,18 @@ impl<P: PageOps> ChunkMap<P> {
             let undone = match call {
                 Call::None => true,
                 Call::Map => {
+                    let range = self.chunk_range(i, e);
                     // SAFETY: we mapped these claimed chunks; no one uses
                     // them, as their published state is still not mapped.
-                    let ok = unsafe { self.ops.unmap(self.chunk_range(i, e)) }.is_ok();
+                    let ok = unsafe { self.ops.unmap(range) }.is_ok();
                     if !ok {
-                        self.publish(i, e, action, true);
+                        // An unmap may fail part way too, leaving some pages
+                        // inaccessible: read-write over all of them (what
+                        // the map made, so no new mapping) makes them
+                        // mapped, else they are recorded protected.
+                        // SAFETY: mapped by us just now, still claimed.
+                        let rw = unsafe { self.raw_call(Call::ProtectRw, range) }.is_ok();
+                        self.publish(i, e, action, if rw { To::New } else { To::Protected });
                     }
                     ok
                 }
@@ -263,12 +282,12 @@ impl<P: PageOps> ChunkMap<P> {
     /// restore the old ones.
     fn finish(&self, c0: usize, c1: usize, action: Action, ok: bool) {
         // `publish` skips chunks already published by `undo`.
-        self.publish(c0, c1, action, ok);
+        self.publish(c0, c1, action, if ok { To::New } else { To::Old });
     }
 
-    /// Release the claimed chunks of `[c0, c1)` with their new states
-    /// (`new`) or their old ones, keeping the committed count.
-    fn publish(&self, c0: usize, c1: usize, action: Action, new: bool) {
+    /// Release the claimed chunks of `[c0, c1)` in the state `to` says,
+    /// keeping the committed count.
+    fn publish(&self, c0: usize, c1: usize, action: Action, to: To) {
         for c in c0..c1 {
             // SAFETY: `c` is in our claimed range, so its leaf is mapped.
             let byte = unsafe { self.entry(c) };
@@ -277,7 +296,11 @@ impl<P: PageOps> ChunkMap<P> {
                 continue;
             }
             let old = v & STATE;
-            let state = if new { action.target(old).unwrap_or(old) } else { old };
+            let state = match to {
+                To::Old => old,
+                To::New => action.target(old).unwrap_or(old),
+                To::Protected => PROTECTED,
+            };
             let was = old >= MAPPED;
             let is = state >= MAPPED;
             if is && !was {

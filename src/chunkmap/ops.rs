@@ -69,9 +69,10 @@ impl<P: PageOps> ChunkMap<P> {
 
     /// Decommit the committed chunks of `range` (chunk-aligned) and return
     /// every chunk in it to unmapped. On failure no chunk's state has
-    /// changed (what the caller was discarding may be zero), unless
-    /// recommitting what was already decommitted failed too
-    /// ([`ChunkMapError::RollbackFailed`]).
+    /// changed (what the caller was discarding may be zero; a run whose
+    /// unmap failed part way is made read-write again), unless
+    /// recommitting what was already decommitted, or making that run
+    /// read-write, failed too ([`ChunkMapError::RollbackFailed`]).
     pub fn unmap(&mut self, range: Range) -> Result<(), ChunkMapError> {
         let (c0, c1) = self.chunk_indices(range, true)?;
         let mut c = c0;
@@ -88,7 +89,8 @@ impl<P: PageOps> ChunkMap<P> {
                 // our space; `&mut self` means no one else relies on them.
                 if let Err(error) = unsafe { self.ops.unmap(r) } {
                     let (op, range) = (Op::Unmap, r);
-                    return Err(if self.undo_unmap(c0, c) {
+                    let kept = self.settle_failed_unmap(c, e, s);
+                    return Err(if self.undo_unmap(c0, c) && kept {
                         ChunkMapError::Backend { op, range, error }
                     } else {
                         ChunkMapError::RollbackFailed { op, range, error }
@@ -123,10 +125,32 @@ impl<P: PageOps> ChunkMap<P> {
             .then(|| ((l + 1) << self.layout.leaf_shift).min(c1))
     }
 
+    /// After the unmap of committed run `[c, e)` in state `s` failed: an
+    /// unmap may fail part way (the mmap backend's `mprotect(PROT_NONE)`
+    /// at `vm.max_map_count`), leaving some pages inaccessible. A protected
+    /// run is inaccessible either way; a mapped one gets read-write back
+    /// over all its pages (its old layout, so no new mapping), or failing
+    /// that is recorded protected. Returns whether it keeps state `s`.
+    fn settle_failed_unmap(&mut self, c: usize, e: usize, s: u8) -> bool {
+        if s != MAPPED {
+            return true;
+        }
+        // SAFETY: the chunks are committed (their state says so) in our
+        // space; `&mut self` means no one else relies on them.
+        if unsafe { self.ops.protect(self.chunk_range(c, e), Protection::ReadWrite) }.is_ok() {
+            return true;
+        }
+        for j in c..e {
+            self.set_state(j, PROTECTED);
+        }
+        false
+    }
+
     /// Recommit the committed chunks of `[c0, c)` that `unmap` decommitted;
-    /// a chunk that cannot be recommitted is recorded as unmapped, one that
-    /// cannot be protected again as mapped. Returns whether all were
-    /// restored.
+    /// a chunk that cannot be recommitted is recorded as unmapped. One that
+    /// cannot be protected again (a protect may fail part way) is made
+    /// read-write and recorded mapped, or failing that recorded protected:
+    /// never more open than its pages. Returns whether all were restored.
     fn undo_unmap(&mut self, c0: usize, c: usize) -> bool {
         let mut restored = true;
         let mut i = c0;
@@ -146,10 +170,11 @@ impl<P: PageOps> ChunkMap<P> {
                 } else if s == PROTECTED {
                     // SAFETY: just mapped; nothing accesses them meanwhile.
                     if unsafe { self.ops.protect(r, Protection::None) }.is_err() {
-                        // Committed and read-write: mapped.
                         restored = false;
+                        // SAFETY: as above.
+                        let rw = unsafe { self.ops.protect(r, Protection::ReadWrite) }.is_ok();
                         for j in i..e {
-                            self.set_state(j, MAPPED);
+                            self.set_state(j, if rw { MAPPED } else { PROTECTED });
                         }
                     }
                 }

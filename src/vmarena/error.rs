@@ -44,15 +44,19 @@ pub enum VmArenaError {
         /// Its owner.
         owner: Owner,
     },
-    /// A protect failed part way, and putting the old protection back
-    /// failed too: the tracts of `range` are recorded
+    /// A protect, or the unmap of a free or a purge, failed (perhaps part
+    /// way, leaving some pages inaccessible), and putting the old
+    /// protection back failed too. Allocated tracts in `range` (a protect
+    /// or a free) are recorded
     /// [`Protection::None`](vmspace_shim::Protection::None), and made so
     /// as far as the backend allowed (never recorded more open than they
-    /// may be; freed, they are decommitted, never kept spare).
+    /// may be; freed, they are decommitted, never kept spare). Spare tracts
+    /// in `range` (a purge) stay spare, and spare pages are made read-write
+    /// again whenever an allocation reuses them, until none is spare.
     RollbackFailed {
         /// The tracts whose protection could not be put back.
         range: Range,
-        /// What the backend said to the protect.
+        /// What the backend said to the call that failed first.
         error: ShimError,
     },
 }

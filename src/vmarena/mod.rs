@@ -30,7 +30,11 @@
 //! mapped, marked stale, and the next operation retries), and a purge of
 //! spare pages that fails part-way ([`purge_spare`](VmArena::purge_spare),
 //! or an allocation purging to stay within the commit limit) keeps the runs
-//! it gave back before the failing call, in address order.
+//! it gave back before the failing call, in address order. A backend call
+//! may fail part way (Linux's `mprotect` at `vm.max_map_count`): after a
+//! failed protect, free or purge the arena puts the recorded protection
+//! back, and if that fails too says so with
+//! [`RollbackFailed`](VmArenaError::RollbackFailed).
 //! [`check`](VmArena::check) verifies every invariant either way.
 //!
 //! ```
@@ -119,6 +123,10 @@ pub struct VmArena<P: PageOps> {
     table_mapped: usize,
     bits_mapped: usize,
     stale: bool,
+    /// An unmap of spare pages failed, perhaps part way, and read-write
+    /// could not be put back: spare pages are made read-write when reused,
+    /// until none is spare.
+    spare_unsure: bool,
 }
 
 impl<P: PageOps> VmArena<P> {
@@ -149,6 +157,7 @@ impl<P: PageOps> VmArena<P> {
             table_mapped: 0,
             bits_mapped: 0,
             stale: false,
+            spare_unsure: false,
         })
     }
 

@@ -93,7 +93,16 @@ impl<P: PageOps> VmArena<P> {
             false => self.spare_limit.saturating_sub(self.spare).min(n),
         };
         if keep < n {
-            self.decommit(self.tract_range(lo + keep, hi))?;
+            if let Err(e) = self.decommit(self.tract_range(lo + keep, hi)) {
+                // An unmap may fail part way, leaving some pages
+                // inaccessible: the tracts stay allocated, with the
+                // protection they record put back.
+                let VmArenaError::Vm(VmError::Backend(error)) = e else { return Err(e) };
+                return Err(match self.restore_protection(lo + keep, hi) {
+                    None => e,
+                    Some(lost) => VmArenaError::RollbackFailed { range: lost, error },
+                });
+            }
         }
         for i in lo..hi {
             self.set_desc(i, RawTract::default());
@@ -206,7 +215,7 @@ impl<P: PageOps> VmArena<P> {
             let mut i = a;
             while let Some(s) = self.find_free(i, b) {
                 let e = self.find_alloc(s, b).unwrap_or(b);
-                self.decommit(self.tract_range(s, e))?;
+                self.purge_run(s, e)?;
                 self.spare -= e - s;
                 purged += e - s;
                 i = e;
@@ -214,6 +223,25 @@ impl<P: PageOps> VmArena<P> {
             from = b;
         }
         Ok(purged)
+    }
+
+    /// Decommit the spare tracts `[lo, hi)`. An unmap may fail part way,
+    /// leaving some pages inaccessible: the run then stays spare with
+    /// read-write put back over it (its old layout, so no new mapping);
+    /// if that fails too, spare pages are made read-write again whenever
+    /// they are reused, until none is spare.
+    fn purge_run(&mut self, lo: usize, hi: usize) -> Result<(), VmArenaError> {
+        let range = self.tract_range(lo, hi);
+        let e = match self.decommit(range) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let VmArenaError::Vm(VmError::Backend(error)) = e else { return Err(e) };
+        if self.vm.protect(range, Protection::ReadWrite).is_ok() {
+            return Err(e);
+        }
+        self.spare_unsure = true;
+        Err(VmArenaError::RollbackFailed { range, error })
     }
 
     /// Set the spare bound, purging the spare pages if there are more. If
@@ -303,6 +331,7 @@ impl<P: PageOps> VmArena<P> {
     /// decommit the ones committed here again.
     fn commit_tracts(&mut self, lo: usize, hi: usize) -> Result<(), VmArenaError> {
         if self.spare == 0 {
+            self.spare_unsure = false;
             self.vm.map(self.tract_range(lo, hi))?;
             return Ok(());
         }
@@ -326,6 +355,13 @@ impl<P: PageOps> VmArena<P> {
             self.mark_alloc(i, j, true);
             i = j;
         }
+        if reused > 0 && self.spare_unsure {
+            // A failed purge may have left spare pages inaccessible.
+            if let Err(e) = self.vm.protect(self.tract_range(lo, hi), Protection::ReadWrite) {
+                self.uncommit_marked(lo, hi);
+                return Err(e.into());
+            }
+        }
         self.mark_alloc(lo, hi, false);
         self.spare -= reused;
         Ok(())
@@ -338,8 +374,10 @@ impl<P: PageOps> VmArena<P> {
         while let Some(s) = self.find_alloc(i, hi) {
             let e = self.find_free(s, hi).unwrap_or(hi);
             if self.decommit(self.tract_range(s, e)).is_err() {
-                // They stay committed, free: spare.
+                // They stay committed, free: spare, and perhaps partly
+                // inaccessible (an unmap may fail part way).
                 self.spare += e - s;
+                self.spare_unsure = true;
             }
             self.mark_alloc(s, e, false);
             i = e;

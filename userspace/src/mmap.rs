@@ -176,10 +176,23 @@ impl MmapBackend {
             call(libc::PROT_NONE);
         }
         match e {
+            // mprotect's ENOMEM is both "out of memory" (or of mappings)
+            // and "not all mapped": a map outside our reservations is the
+            // caller's bug, not a shortage to wait out.
+            libc::ENOMEM if op == Op::Map && has_hole(range) => Err(ShimError::NotReserved(range)),
             libc::ENOMEM if op == Op::Map => Err(ShimError::OutOfMemory(range)),
             e => Err(ShimError::Os { op, errno: e }),
         }
     }
+}
+
+/// Whether part of `range` is not mapped at all (not even reserved).
+fn has_hole(range: Range) -> bool {
+    // SAFETY: msync with MS_ASYNC writes nothing back for anonymous memory
+    // and touches no page; it only looks the range up, failing with ENOMEM
+    // where part of it is not mapped.
+    let rc = unsafe { libc::msync(range.base().as_ptr(), range.size().0, libc::MS_ASYNC) };
+    rc != 0 && errno() == libc::ENOMEM
 }
 
 // SAFETY: reservations come from the kernel's mmap and are disjoint from all
@@ -223,12 +236,16 @@ unsafe impl PageOps for MmapBackend {
         let base = vmspace_shim::align::align_up(p, align.0)?;
         let head = base - p;
         let tail = total - head - size.0;
-        let trimmed = (head == 0 || self.munmap(p, head).is_ok())
-            && (tail == 0 || self.munmap(base + size.0, tail).is_ok());
-        let sealed = trimmed && self.share_anon_vma(base, size.0, writable).is_ok();
+        let head_gone = head == 0 || self.munmap(p, head).is_ok();
+        let tail_gone = head_gone && (tail == 0 || self.munmap(base + size.0, tail).is_ok());
+        let sealed = tail_gone && self.share_anon_vma(base, size.0, writable).is_ok();
         if !sealed {
             let e = errno();
-            let _ = self.munmap(p, total);
+            // Give back only what is still ours: another thread may have
+            // mapped a trimmed end already.
+            let from = if head_gone { base } else { p };
+            let to = if tail_gone { base + size.0 } else { p + total };
+            let _ = self.munmap(from, to - from);
             return Err(ShimError::Os { op: Op::Reserve, errno: e });
         }
         Ok(Range::from_size(vmspace_shim::Addr(base), size)?)

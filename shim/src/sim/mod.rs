@@ -12,6 +12,13 @@
 //! deferred unmap keeps the contents until its flush (as a stale TLB entry
 //! would let them be reached), and is poisoned then.
 //!
+//! What it cannot check is the memory accesses themselves: every page is
+//! ordinary memory of the buffer, so a read or write of a page that is
+//! unmapped, read-only or inaccessible goes through silently, where the
+//! mmap backend faults. Poisoned contents make such reads show; for writes,
+//! ask [`page_state`](SimBackend::page_state) before touching a page, or
+//! run the same test on the mmap backend too.
+//!
 //! Combine it with [`FaultInjector`](crate::FaultInjector) to make calls fail,
 //! and (with `std`) give it a [`Placed`] buffer so a test behaves the same
 //! wherever memory lands, at several offsets ([`at_offsets`]).
