@@ -1,9 +1,10 @@
-//! The chunk map after protects that fail, part way or cleanly, in any
-//! combination: in the call that failed, in putting the old protection
-//! back, in retrying, and in undoing the runs before it.
+//! The chunk map after protects and unmaps that fail, part way or
+//! cleanly, in any combination: in the call that failed, in putting the
+//! old protection back, in retrying, and in undoing the runs before it.
 //!
 //! Linux's `mprotect` can change part of a range and then fail (when a
-//! split would pass `vm.max_map_count`), so after two failures the pages
+//! split would pass `vm.max_map_count`), and so can an unmap made of
+//! `madvise` and `mprotect(PROT_NONE)`, so after two failures the pages
 //! of a run may hold either protection. The contract checked here: after
 //! every operation `check()` passes and no chunk is recorded more open
 //! than its pages are (mapped means every page read-write); `Backend`
@@ -22,31 +23,51 @@ const PAGE: usize = 256;
 const CHUNK: usize = 4 * PAGE;
 /// Chunks the operations cover.
 const SPAN: usize = 8;
-/// Protect calls that may be failed (numbered from 1 in each operation).
+/// Protect and unmap calls that may be failed (numbered together from 1
+/// in each operation).
 const CALLS: u32 = 6;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Fail {
     /// Change nothing and fail.
     Clean,
-    /// Change the range's first page and fail.
+    /// Change the range's first page (to the protection asked for, or
+    /// `PROT_NONE` for an unmap) and fail.
     Partial,
 }
 
-/// A simulated backend whose numbered protect calls fail as scripted.
+/// A simulated backend whose numbered protect and unmap calls fail as
+/// scripted.
 struct Scripted<'a> {
     sim: &'a SimBackend<'a>,
-    protects: Cell<u32>,
+    calls: Cell<u32>,
     script: RefCell<HashMap<u32, Fail>>,
 }
 
 impl<'a> Scripted<'a> {
     fn new(sim: &'a SimBackend<'a>) -> Self {
-        Scripted { sim, protects: Cell::new(0), script: RefCell::new(HashMap::new()) }
+        Scripted { sim, calls: Cell::new(0), script: RefCell::new(HashMap::new()) }
     }
     fn arm(&self, script: HashMap<u32, Fail>) {
-        self.protects.set(0);
+        self.calls.set(0);
         *self.script.borrow_mut() = script;
+    }
+    /// Fail the next protect or unmap of `range` as scripted: `Ok` when it
+    /// is to go through.
+    fn fail(&self, range: Range, op: Op, prot: Protection) -> Result<(), ShimError> {
+        let n = self.calls.get() + 1;
+        self.calls.set(n);
+        match self.script.borrow().get(&n) {
+            None => Ok(()),
+            Some(Fail::Clean) => Err(ShimError::Injected { op }),
+            Some(Fail::Partial) => {
+                let first = Range::from_size(range.base(), Size(PAGE)).unwrap();
+                // SAFETY: a prefix of the caller's range, mapped (the
+                // caller's contract for a protect or an unmap).
+                unsafe { self.sim.protect(first, prot) }.unwrap();
+                Err(ShimError::Injected { op })
+            }
+        }
     }
 }
 
@@ -71,22 +92,12 @@ unsafe impl PageOps for Scripted<'_> {
         unsafe { self.sim.map(range) }
     }
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
+        self.fail(range, Op::Unmap, Protection::None)?;
         // SAFETY: forwarded.
         unsafe { self.sim.unmap(range) }
     }
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
-        let n = self.protects.get() + 1;
-        self.protects.set(n);
-        match self.script.borrow().get(&n) {
-            None => {}
-            Some(Fail::Clean) => return Err(ShimError::Injected { op: Op::Protect }),
-            Some(Fail::Partial) => {
-                let first = Range::from_size(range.base(), Size(PAGE)).unwrap();
-                // SAFETY: a prefix of the caller's range, under its contract.
-                unsafe { self.sim.protect(first, prot) }.unwrap();
-                return Err(ShimError::Injected { op: Op::Protect });
-            }
-        }
+        self.fail(range, Op::Protect, prot)?;
         // SAFETY: forwarded.
         unsafe { self.sim.protect(range, prot) }
     }
@@ -166,12 +177,14 @@ fn scenario(op: usize, script: HashMap<u32, Fail>, seen: &mut Seen) {
     assert_eq!(states(&m), START);
     let what = format!("op {op} script {script:?}");
     ops.arm(script.clone());
+    let mut m = m;
     let r = match op {
         0 => m.protect(chunk(&m, 0, 4)).and_then(|()| m.protect(chunk(&m, 5, 3))),
         1 => m.unprotect(chunk(&m, 0, 4)).and_then(|()| m.unprotect(chunk(&m, 5, 3))),
-        _ => m.ensure_mapped(chunk(&m, 0, SPAN)),
+        2 => m.ensure_mapped(chunk(&m, 0, SPAN)),
+        _ => m.unmap(chunk(&m, 0, SPAN)),
     };
-    let failed_calls = script.keys().filter(|&&n| n <= ops.protects.get()).count();
+    let failed_calls = script.keys().filter(|&&n| n <= ops.calls.get()).count();
     ops.arm(HashMap::new());
     m.check().unwrap_or_else(|e| panic!("{what}: check: {e}"));
     let now = states(&m);
@@ -189,7 +202,12 @@ fn scenario(op: usize, script: HashMap<u32, Fail>, seen: &mut Seen) {
     }
     let all_exact = (0..SPAN).all(|c| exact(&m, &sim, c));
     match r {
-        Ok(()) => assert!(all_exact, "{what}: succeeded, the backend disagrees"),
+        Ok(()) => {
+            assert!(all_exact, "{what}: succeeded, the backend disagrees");
+            if op == 3 {
+                assert!(now.iter().all(|&s| s == ChunkState::Unmapped), "{what}: {now:?}");
+            }
+        }
         Err(ChunkMapError::Backend { .. }) => {
             seen.backend += 1;
             // The protect and unprotect ops are two calls: a failure in the
@@ -220,15 +238,15 @@ fn scenario(op: usize, script: HashMap<u32, Fail>, seen: &mut Seen) {
 }
 
 #[test]
-fn every_script_of_failing_protects_leaves_states_never_more_open() {
-    for op in 0..3 {
+fn every_script_of_failing_protects_and_unmaps_leaves_states_never_more_open() {
+    for op in 0..4 {
         let mut seen = Seen::default();
         for script in scripts() {
             scenario(op, script, &mut seen);
         }
         // The scripts reach every outcome, or the test proves nothing.
         assert!(seen.backend > 0 && seen.rollback > 0, "op {op}: {seen:?}");
-        if op < 2 {
+        if op != 2 {
             assert!(seen.rollback_mixed > 0, "op {op}: {seen:?}");
         }
     }
