@@ -34,6 +34,9 @@ enum Fail {
     /// Change the range's first page (to the protection asked for, or
     /// `PROT_NONE` for an unmap) and fail.
     Partial,
+    /// Refuse as a backend that never performs the call does, changing
+    /// nothing (`InvalidArgument`).
+    Refused,
 }
 
 /// A simulated backend whose numbered protect and unmap calls fail as
@@ -60,6 +63,7 @@ impl<'a> Scripted<'a> {
         match self.script.borrow().get(&n) {
             None => Ok(()),
             Some(Fail::Clean) => Err(ShimError::Injected { op }),
+            Some(Fail::Refused) => Err(ShimError::InvalidArgument("refused")),
             Some(Fail::Partial) => {
                 let first = Range::from_size(range.base(), Size(PAGE)).unwrap();
                 // SAFETY: a prefix of the caller's range, mapped (the
@@ -249,5 +253,32 @@ fn every_script_of_failing_protects_and_unmaps_leaves_states_never_more_open() {
         if op != 2 {
             assert!(seen.rollback_mixed > 0, "op {op}: {seen:?}");
         }
+    }
+}
+
+/// A backend that refuses every protect before doing anything (the kernel
+/// module's committed memory cannot change protection): a protect or an
+/// unprotect fails with `Backend` and changes no chunk, with no put-back
+/// recorded as protected.
+#[test]
+fn a_backend_that_refuses_protect_changes_nothing() {
+    for op in 0..2 {
+        let mut buf = vec![0u8; 1 << 17];
+        let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+        let ops = Scripted::new(&sim);
+        let m = ChunkMap::new(&ops, ChunkMapConfig::new(Size(16 * CHUNK), Size(CHUNK))).unwrap();
+        m.ensure_mapped(chunk(&m, 0, SPAN)).unwrap();
+        if op == 1 {
+            m.protect(chunk(&m, 0, 4)).unwrap();
+        }
+        let before = states(&m);
+        ops.arm((1..=8).map(|n| (n, Fail::Refused)).collect());
+        let r = if op == 0 { m.protect(chunk(&m, 0, 4)) } else { m.unprotect(chunk(&m, 0, 4)) };
+        let calls = ops.calls.get();
+        ops.arm(HashMap::new());
+        assert!(matches!(r, Err(ChunkMapError::Backend { op: Op::Protect, .. })), "{r:?}");
+        assert_eq!(states(&m), before);
+        assert_eq!(calls, 1, "one call, no put-back");
+        m.check().unwrap();
     }
 }

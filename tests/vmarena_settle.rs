@@ -29,6 +29,9 @@ enum Fail {
     /// The first page changes (to `PROT_NONE` for an unmap), then the call
     /// fails.
     Partial,
+    /// Refuse as a backend that never performs the call does, changing
+    /// nothing (`InvalidArgument`).
+    Refused,
 }
 
 struct Scripted<'a> {
@@ -48,6 +51,7 @@ impl Scripted<'_> {
         match self.script.borrow().get(&n) {
             None => Ok(()),
             Some(Fail::Clean) => Err(ShimError::Injected { op }),
+            Some(Fail::Refused) => Err(ShimError::InvalidArgument("refused")),
             Some(Fail::Partial) => {
                 let first = Range::from_size(range.base(), Size(PAGE)).unwrap();
                 // SAFETY: a prefix of the caller's range, mapped (the
@@ -205,5 +209,32 @@ fn every_script_of_failing_protects_and_unmaps_grants_only_read_write_pages() {
         }
         // The scripts reach every outcome, or the test proves nothing.
         assert!(seen.ok > 0 && seen.failed > 0 && seen.rollback > 0, "op {op}: {seen:?}");
+    }
+}
+
+/// A backend that refuses every protect and unmap before doing anything:
+/// protect and free fail with the backend's error and change nothing
+/// (no put-back, no tract recorded inaccessible).
+#[test]
+fn a_backend_that_refuses_changes_nothing() {
+    let mut buf = vec![0u8; 1 << 17];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let ops = Scripted { sim: &sim, calls: Cell::new(0), script: RefCell::new(HashMap::new()) };
+    let mut va = VmArena::new(&ops, VmArenaConfig::new(Size(TRACTS * PAGE))).unwrap();
+    va.set_spare_limit(0).unwrap();
+    let a = va.alloc(&Request::new(Pages(4), Owner(1))).unwrap().range;
+    ops.arm((1..=8).map(|n| (n, Fail::Refused)).collect());
+    let p = va.protect(a, Owner(1), Protection::Read);
+    let f = va.free(a, Owner(1));
+    let calls = ops.calls.get();
+    ops.arm(HashMap::new());
+    for r in [p, f] {
+        assert!(matches!(r, Err(VmArenaError::Vm(_))), "{r:?}");
+    }
+    assert_eq!(calls, 2, "one call each, no put-back");
+    va.check().unwrap();
+    for i in 0..4 {
+        let t = va.tract(Addr(a.base().0 + i * PAGE)).unwrap();
+        assert_eq!((t.owner, t.prot), (Owner(1), Protection::ReadWrite));
     }
 }

@@ -18,8 +18,7 @@
 
 use core::ffi::c_void;
 
-use kernel::error::code::EINVAL;
-use vmspace_shim::{check_page_range, check_reserve_args, Addr, Op, PageOps, Protection, Range, ShimError, Size};
+use vmspace_shim::{check_page_range, check_reserve_args, Addr, PageOps, Protection, Range, ShimError, Size};
 
 use crate::sys;
 
@@ -125,7 +124,8 @@ unsafe impl PageOps for Committed {
 
     unsafe fn protect(&self, range: Range, _prot: Protection) -> Result<(), ShimError> {
         check_page_range(range, self.page_size())?;
-        Err(ShimError::Os { op: Op::Protect, errno: EINVAL.to_errno() })
+        // Refused before doing anything (`may_have_changed` is false).
+        Err(ShimError::InvalidArgument("committed memory cannot change protection"))
     }
 
     fn relax(&self) {

@@ -97,6 +97,29 @@ pub enum ShimError {
     },
 }
 
+impl ShimError {
+    /// Whether the call that failed may have changed part of its range.
+    /// A backend refuses bad arguments and contract violations before
+    /// doing anything, and so does one asked for an operation it never
+    /// performs (it says [`InvalidArgument`](Self::InvalidArgument)); any
+    /// other failure (the OS's, a shortage, an injected fault) may come
+    /// part way, as Linux's `mprotect` does at `vm.max_map_count`, and the
+    /// layers that know the old protection put it back.
+    pub const fn may_have_changed(&self) -> bool {
+        !matches!(
+            self,
+            ShimError::Overflow
+                | ShimError::Misaligned { .. }
+                | ShimError::InvalidArgument(_)
+                | ShimError::NotReserved(_)
+                | ShimError::AlreadyMapped(_)
+                | ShimError::NotMapped(_)
+                | ShimError::Unflushed(_)
+                | ShimError::OutOfAddressSpace { .. }
+        )
+    }
+}
+
 impl From<Overflow> for ShimError {
     fn from(_: Overflow) -> Self {
         ShimError::Overflow

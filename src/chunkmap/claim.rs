@@ -183,7 +183,10 @@ impl<P: PageOps> ChunkMap<P> {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        if call == Call::Map || self.settle_protection(call, c, e, action) {
+        if call == Call::Map
+            || !error.may_have_changed()
+            || self.settle_protection(call, c, e, action)
+        {
             Err(ChunkMapError::Backend { op, range, error })
         } else {
             Err(ChunkMapError::RollbackFailed { op, range, error })

@@ -89,7 +89,7 @@ impl<P: PageOps> ChunkMap<P> {
                 // our space; `&mut self` means no one else relies on them.
                 if let Err(error) = unsafe { self.ops.unmap(r) } {
                     let (op, range) = (Op::Unmap, r);
-                    let kept = self.settle_failed_unmap(c, e, s);
+                    let kept = !error.may_have_changed() || self.settle_failed_unmap(c, e, s);
                     return Err(if self.undo_unmap(c0, c) && kept {
                         ChunkMapError::Backend { op, range, error }
                     } else {

@@ -98,6 +98,9 @@ impl<P: PageOps> VmArena<P> {
                 // inaccessible: the tracts stay allocated, with the
                 // protection they record put back.
                 let VmArenaError::Vm(VmError::Backend(error)) = e else { return Err(e) };
+                if !error.may_have_changed() {
+                    return Err(e);
+                }
                 return Err(match self.restore_protection(lo + keep, hi) {
                     None => e,
                     Some(lost) => VmArenaError::RollbackFailed { range: lost, error },
@@ -126,6 +129,9 @@ impl<P: PageOps> VmArena<P> {
         if let Err(e) = self.vm.protect(range, prot) {
             // Only the backend may have changed anything.
             let VmError::Backend(error) = e else { return Err(e.into()) };
+            if !error.may_have_changed() {
+                return Err(e.into());
+            }
             return Err(match self.restore_protection(lo, hi) {
                 None => e.into(),
                 Some(lost) => VmArenaError::RollbackFailed { range: lost, error },
@@ -237,7 +243,7 @@ impl<P: PageOps> VmArena<P> {
             Err(e) => e,
         };
         let VmArenaError::Vm(VmError::Backend(error)) = e else { return Err(e) };
-        if self.vm.protect(range, Protection::ReadWrite).is_ok() {
+        if !error.may_have_changed() || self.vm.protect(range, Protection::ReadWrite).is_ok() {
             return Err(e);
         }
         self.spare_unsure = true;
