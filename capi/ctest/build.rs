@@ -142,6 +142,7 @@ fn main() {
         "outside_trees",
         "outside_fresh",
         "outside_fresh_counts",
+        "outside_today",
     ];
     let mut b = cc::Build::new();
     b.include(&include)

@@ -37,14 +37,19 @@ pub enum Protection {
 ///   and writable memory owned by the reservation's holder, reading zero unless
 ///   written since that map, until the range is unmapped, protected or released;
 /// - after any call returns `Err`, the pages it was given are in the state they
-///   had before the call, or (for `unmap` only) decommitted as the call asked;
-///   the error says nothing worse happened. One exception, where the OS
-///   allows no better: a failed `protect` or `unmap` of a system backend
-///   may leave part of its range with the protection it asked for (Linux's
-///   `mprotect` when a split would pass `vm.max_map_count`: the mappings
-///   before that split keep the change). A backend does not know the old
-///   protection; the layers that know it put it back (the VM arena and the
-///   chunk map do; a bare `Vm` does not track protections). In particular a failed `release`
+///   had before the call, or (for `unmap` only) decommitted as the call asked:
+///   still mapped, with their protection, but their contents may be gone
+///   (reading zero). The error says nothing worse happened. One exception,
+///   where the OS allows no better: a failed `protect` or `unmap` of a
+///   system backend may leave part of its range, never all of it, with the
+///   protection it asked for (Linux's `mprotect` when a split would pass
+///   `vm.max_map_count`: the mappings before that split keep the change,
+///   the one it failed on does not, so a one-page call changes nothing).
+///   A backend does not know the old protection; the layers that know it
+///   put it back (the VM arena and the chunk map do; a bare `Vm` does not
+///   track protections). A refusal (an error for which
+///   [`ShimError::may_have_changed`] is false) changed nothing at all.
+///   In particular a failed `release`
 ///   releases nothing: the reservation stays live and the caller's, so it
 ///   may retry (and must still release it some day).
 pub unsafe trait PageOps {

@@ -26,8 +26,10 @@
 //!
 //! Every operation either completes or fails with the arena unchanged: it
 //! maps what it needs first and undoes that on failure. Two exceptions: a
-//! free whose table page cannot be unmapped completes (the page stays
-//! mapped, marked stale, and the next operation retries), and a purge of
+//! table page that cannot be unmapped stays mapped, marked stale, and the
+//! next operation retries (a free completes so; an allocation that fails
+//! and cannot unmap the table page it mapped fails so, with that page
+//! still counted in [`committed`](VmArena::committed)), and a purge of
 //! spare pages that fails part-way ([`purge_spare`](VmArena::purge_spare),
 //! or an allocation purging to stay within the commit limit) keeps the runs
 //! it gave back before the failing call, in address order. A backend call

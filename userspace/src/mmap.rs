@@ -15,7 +15,12 @@
 //!     `mprotect(PROT_NONE)`, which frees the memory and keeps the VMA's
 //!     `anon_vma`, so mapped runs always merge into one VMA each;
 //!
-//!   either way the pages read zero when next mapped;
+//!   either way the pages read zero when next mapped. A failed `Decommit`
+//!   leaves the pages mapped, their contents perhaps gone, and (at
+//!   `vm.max_map_count`) part of them `PROT_NONE`, as `PageOps` allows; a
+//!   failed `MAP_FIXED` mapping keeps the old one on current kernels, which
+//!   put the old mappings back when the new one fails (older kernels could
+//!   leave a hole, which no layer above can see);
 //! - release: `munmap`.
 //!
 //! Why two: a fresh mapping has no `anon_vma`; when a run mapped there is
