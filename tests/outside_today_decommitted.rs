@@ -17,131 +17,23 @@
 //! one-page range. PageOps now says exactly what a failed call may leave:
 //! an unmap's pages stay mapped, their contents perhaps gone, and a failure
 //! part way never changes a whole range, as on Linux. The scripted backend
-//! below follows it (see `fail`); under it these tests pass, except the
+//! below follows it (`fail` in `outside_today_common`); under it these tests pass, except the
 //! stale table page after a failed allocation, now a documented exception
 //! whose recovery the test checks.)
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::Mutex;
+mod outside_today_common;
+use outside_today_common::{Fail, Scripted, PAGE};
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkMapError, ChunkState};
 use vmspace::vmarena::{Owner, Request, VmArena, VmArenaConfig};
 use vmspace::Pages;
 use vmspace_shim::sim::{PageState, SimBackend};
-use vmspace_shim::{Addr, Op, PageOps, Protection, Range, ShimError, Size};
+use vmspace_shim::{Addr, Op, PageOps, Protection, Range, Size};
 
-const PAGE: usize = 256;
 const CHUNK: usize = 4 * PAGE;
 const CHUNKS: usize = 512;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Fail {
-    Clean,
-    /// The first page gets the protection asked for (`None` for an
-    /// unmap), then the call fails.
-    Partial,
-    /// An unmap only: the whole range's contents are decommitted as asked
-    /// (they read zero), the pages stay mapped, and the call still fails
-    /// (PageOps: "after any call returns Err, the pages ... are in the
-    /// state they had before the call, or (for unmap only) decommitted as
-    /// the call asked").
-    Decommitted,
-}
-
-type Rule = Box<dyn FnMut(u32, Op, Range) -> Option<Fail> + Send>;
-
-/// A thread-safe scripted backend over the simulator: `rule` sees every
-/// map, unmap and protect (numbered from 1 since the last `arm`).
-struct Scripted<'a> {
-    sim: &'a SimBackend<'a>,
-    calls: AtomicU32,
-    rule: Mutex<Option<Rule>>,
-    failures: AtomicUsize,
-}
-
-impl<'a> Scripted<'a> {
-    fn new(sim: &'a SimBackend<'a>) -> Self {
-        Scripted {
-            sim,
-            calls: AtomicU32::new(0),
-            rule: Mutex::new(None),
-            failures: AtomicUsize::new(0),
-        }
-    }
-    fn arm(&self, rule: impl FnMut(u32, Op, Range) -> Option<Fail> + Send + 'static) {
-        self.calls.store(0, Ordering::SeqCst);
-        *self.rule.lock().unwrap() = Some(Box::new(rule));
-    }
-    fn disarm(&self) {
-        *self.rule.lock().unwrap() = None;
-    }
-    fn fail(&self, op: Op, range: Range, prot: Protection) -> Result<(), ShimError> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        let verdict = self.rule.lock().unwrap().as_mut().and_then(|r| r(n, op, range));
-        match verdict {
-            None => Ok(()),
-            Some(f) => {
-                self.failures.fetch_add(1, Ordering::SeqCst);
-                // (The maintainers' adaptation to PageOps' contract as
-                // made exact after this review: a failed unmap leaves its
-                // pages mapped, its contents perhaps gone, so a decommitted
-                // failure zeroes the range; and a failure part way never
-                // changes the whole range, so a range of one page fails
-                // cleanly. These models had unmapped the range, and
-                // changed all of a one-page range.)
-                if f == Fail::Decommitted && op == Op::Unmap {
-                    // SAFETY: the caller's range, mapped (unmap's contract),
-                    // memory of the simulator's buffer; no one reads it
-                    // until it is mapped again.
-                    unsafe { range.base().as_ptr::<u8>().write_bytes(0, range.size().0) };
-                }
-                if f == Fail::Partial && op != Op::Map && range.size().0 > PAGE {
-                    let first = Range::from_size(range.base(), Size(PAGE)).unwrap();
-                    // SAFETY: a prefix of the caller's range, mapped (the
-                    // caller's contract for a protect or an unmap).
-                    unsafe { self.sim.protect(first, prot) }.unwrap();
-                }
-                Err(ShimError::Injected { op })
-            }
-        }
-    }
-}
-
-// SAFETY: every call is forwarded to the simulator with its own arguments,
-// or (a partial failure) a prefix of its range.
-unsafe impl PageOps for Scripted<'_> {
-    fn page_size(&self) -> Size {
-        self.sim.page_size()
-    }
-    fn name(&self) -> &'static str {
-        "outside scripted"
-    }
-    fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
-        self.sim.reserve(size, align)
-    }
-    unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
-        // SAFETY: forwarded.
-        unsafe { self.sim.release(range) }
-    }
-    unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
-        self.fail(Op::Map, range, Protection::ReadWrite)?;
-        // SAFETY: forwarded.
-        unsafe { self.sim.map(range) }
-    }
-    unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
-        self.fail(Op::Unmap, range, Protection::None)?;
-        // SAFETY: forwarded.
-        unsafe { self.sim.unmap(range) }
-    }
-    unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
-        self.fail(Op::Protect, range, prot)?;
-        // SAFETY: forwarded.
-        unsafe { self.sim.protect(range, prot) }
-    }
-    fn relax(&self) {
-        std::thread::yield_now();
-    }
-}
 
 fn chunks(m: &ChunkMap<impl PageOps>, first: usize, n: usize) -> Range {
     Range::from_size(Addr(m.space().base().0 + first * CHUNK), Size(n * CHUNK)).unwrap()
@@ -156,12 +48,14 @@ fn metadata_accessible(m: &ChunkMap<impl PageOps>, sim: &SimBackend<'_>) -> Resu
     while a < res.limit().0 {
         match sim.page_state(Addr(a)) {
             Some(PageState::Mapped(Protection::ReadWrite)) | Some(PageState::Reserved) => {}
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "metadata page at {:#x} (page {} past the space) is {other:?}, leaves_present {}",
                 a,
                 (a - m.space().limit().0) / PAGE,
                 m.leaves_present()
-            )),
+            ))
+            }
         }
         a += PAGE;
     }
