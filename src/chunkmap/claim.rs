@@ -9,6 +9,7 @@ use vmspace_shim::{Op, PageOps, Protection, Range, ShimError};
 use super::state::{
     Action, Call, BUSY, LEAF_ABSENT, LEAF_BUSY, LEAF_PRESENT, MAPPED, PROTECTED, STATE, UNMAPPED,
 };
+use super::{ChunkMap, ChunkMapError};
 
 /// The state [`publish`](ChunkMap::publish) gives claimed chunks.
 #[derive(Clone, Copy)]
@@ -20,7 +21,6 @@ enum To {
     /// Protected: committed, and never recorded more open than their pages.
     Protected,
 }
-use super::{ChunkMap, ChunkMapError};
 
 /// Wait while `byte` has a claim on it (`busy(v)`), returning the first
 /// value without one; `ops.relax()` lets the claimant run meanwhile.
@@ -222,6 +222,23 @@ impl<P: PageOps> ChunkMap<P> {
         false
     }
 
+    /// After a failed unmap or protect of committed chunks `range`, some of
+    /// whose pages may now be inaccessible (an OS may fail part way): make
+    /// all of them read-write, which joins what was split and so needs no
+    /// new mapping. Returns the state to record: mapped, or protected when
+    /// that fails too (never more open than the pages).
+    ///
+    /// # Safety
+    ///
+    /// `range` is committed chunks of our space that no one else uses.
+    pub(super) unsafe fn read_write_or_protected(&self, range: Range) -> u8 {
+        // SAFETY: committed (the caller), so `protect`'s precondition holds.
+        match unsafe { self.raw_call(Call::ProtectRw, range) } {
+            Ok(()) => MAPPED,
+            Err(_) => PROTECTED,
+        }
+    }
+
     /// Make the backend call `call` stands for on `range`.
     ///
     /// # Safety
@@ -263,13 +280,10 @@ impl<P: PageOps> ChunkMap<P> {
                     // them, as their published state is still not mapped.
                     let ok = unsafe { self.ops.unmap(range) }.is_ok();
                     if !ok {
-                        // An unmap may fail part way too, leaving some pages
-                        // inaccessible: read-write over all of them (what
-                        // the map made, so no new mapping) makes them
-                        // mapped, else they are recorded protected.
                         // SAFETY: mapped by us just now, still claimed.
-                        let rw = unsafe { self.raw_call(Call::ProtectRw, range) }.is_ok();
-                        self.publish(i, e, action, if rw { To::New } else { To::Protected });
+                        let state = unsafe { self.read_write_or_protected(range) };
+                        let to = if state == MAPPED { To::New } else { To::Protected };
+                        self.publish(i, e, action, to);
                     }
                     ok
                 }

@@ -137,7 +137,7 @@ impl<P: PageOps> ChunkMap<P> {
         }
         // SAFETY: the chunks are committed (their state says so) in our
         // space; `&mut self` means no one else relies on them.
-        if unsafe { self.ops.protect(self.chunk_range(c, e), Protection::ReadWrite) }.is_ok() {
+        if unsafe { self.read_write_or_protected(self.chunk_range(c, e)) } == MAPPED {
             return true;
         }
         for j in c..e {
@@ -172,9 +172,9 @@ impl<P: PageOps> ChunkMap<P> {
                     if unsafe { self.ops.protect(r, Protection::None) }.is_err() {
                         restored = false;
                         // SAFETY: as above.
-                        let rw = unsafe { self.ops.protect(r, Protection::ReadWrite) }.is_ok();
+                        let state = unsafe { self.read_write_or_protected(r) };
                         for j in i..e {
-                            self.set_state(j, if rw { MAPPED } else { PROTECTED });
+                            self.set_state(j, state);
                         }
                     }
                 }

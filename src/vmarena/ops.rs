@@ -3,7 +3,7 @@
 
 use crate::error::CommonError;
 use crate::vm::VmError;
-use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
+use vmspace_shim::{Addr, PageOps, Protection, Range, ShimError, Size};
 
 use super::tables::{prot_code, prot_of, RawTract, ALLOCATED};
 use super::{Grant, Owner, Request, VmArena, VmArenaError};
@@ -94,17 +94,8 @@ impl<P: PageOps> VmArena<P> {
         };
         if keep < n {
             if let Err(e) = self.decommit(self.tract_range(lo + keep, hi)) {
-                // An unmap may fail part way, leaving some pages
-                // inaccessible: the tracts stay allocated, with the
-                // protection they record put back.
-                let VmArenaError::Vm(VmError::Backend(error)) = e else { return Err(e) };
-                if !error.may_have_changed() {
-                    return Err(e);
-                }
-                return Err(match self.restore_protection(lo + keep, hi) {
-                    None => e,
-                    Some(lost) => VmArenaError::RollbackFailed { range: lost, error },
-                });
+                // The tracts stay allocated.
+                return Err(self.restore_after(e, lo + keep, hi));
             }
         }
         for i in lo..hi {
@@ -127,15 +118,7 @@ impl<P: PageOps> VmArena<P> {
     ) -> Result<(), VmArenaError> {
         let (lo, hi, _) = self.owned(range, owner)?;
         if let Err(e) = self.vm.protect(range, prot) {
-            // Only the backend may have changed anything.
-            let VmError::Backend(error) = e else { return Err(e.into()) };
-            if !error.may_have_changed() {
-                return Err(e.into());
-            }
-            return Err(match self.restore_protection(lo, hi) {
-                None => e.into(),
-                Some(lost) => VmArenaError::RollbackFailed { range: lost, error },
-            });
+            return Err(self.restore_after(e.into(), lo, hi));
         }
         for i in lo..hi {
             let mut d = self.desc(i).unwrap_or_default();
@@ -143,6 +126,18 @@ impl<P: PageOps> VmArena<P> {
             self.set_desc(i, d);
         }
         Ok(())
+    }
+
+    /// After `e`, the failure of a protect or unmap of allocated tracts
+    /// `[lo, hi)`: when the call may have changed part of the range (see
+    /// [`ShimError::may_have_changed`]), put their recorded protection
+    /// back; `RollbackFailed` if that fails too, else `e`.
+    fn restore_after(&mut self, e: VmArenaError, lo: usize, hi: usize) -> VmArenaError {
+        let Some(error) = changed_by(&e) else { return e };
+        match self.restore_protection(lo, hi) {
+            None => e,
+            Some(lost) => VmArenaError::RollbackFailed { range: lost, error },
+        }
     }
 
     /// Give tracts `[lo, hi)` the protection their descriptors record
@@ -242,8 +237,8 @@ impl<P: PageOps> VmArena<P> {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        let VmArenaError::Vm(VmError::Backend(error)) = e else { return Err(e) };
-        if !error.may_have_changed() || self.vm.protect(range, Protection::ReadWrite).is_ok() {
+        let Some(error) = changed_by(&e) else { return Err(e) };
+        if self.vm.protect(range, Protection::ReadWrite).is_ok() {
             return Err(e);
         }
         self.spare_unsure = true;
@@ -434,5 +429,14 @@ impl<P: PageOps> VmArena<P> {
             self.stale = false;
             self.unmap_unused_tables(0, self.layout.tracts);
         }
+    }
+}
+
+/// The backend error behind `e` when the failed call may have changed part
+/// of its range ([`ShimError::may_have_changed`]): what a put-back follows.
+fn changed_by(e: &VmArenaError) -> Option<ShimError> {
+    match e {
+        VmArenaError::Vm(VmError::Backend(error)) if error.may_have_changed() => Some(*error),
+        _ => None,
     }
 }
