@@ -12,100 +12,22 @@
 //! only `RollbackFailed` may leave a chunk recorded protected over
 //! read-write pages, and a later `unprotect` recovers from it.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+mod scripted;
+use scripted::{Fail, Scripted, PAGE};
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkMapError, ChunkState};
 use vmspace_shim::sim::{PageState, SimBackend};
-use vmspace_shim::{Addr, Op, PageOps, Protection, Range, ShimError, Size};
+use vmspace_shim::{Addr, Op, PageOps, Protection, Range, Size};
 
-const PAGE: usize = 256;
 const CHUNK: usize = 4 * PAGE;
 /// Chunks the operations cover.
 const SPAN: usize = 8;
 /// Protect and unmap calls that may be failed (numbered together from 1
 /// in each operation).
 const CALLS: u32 = 6;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Fail {
-    /// Change nothing and fail.
-    Clean,
-    /// Change the range's first page (to the protection asked for, or
-    /// `PROT_NONE` for an unmap) and fail.
-    Partial,
-    /// Refuse as a backend that never performs the call does, changing
-    /// nothing (`InvalidArgument`).
-    Refused,
-}
-
-/// A simulated backend whose numbered protect and unmap calls fail as
-/// scripted.
-struct Scripted<'a> {
-    sim: &'a SimBackend<'a>,
-    calls: Cell<u32>,
-    script: RefCell<HashMap<u32, Fail>>,
-}
-
-impl<'a> Scripted<'a> {
-    fn new(sim: &'a SimBackend<'a>) -> Self {
-        Scripted { sim, calls: Cell::new(0), script: RefCell::new(HashMap::new()) }
-    }
-    fn arm(&self, script: HashMap<u32, Fail>) {
-        self.calls.set(0);
-        *self.script.borrow_mut() = script;
-    }
-    /// Fail the next protect or unmap of `range` as scripted: `Ok` when it
-    /// is to go through.
-    fn fail(&self, range: Range, op: Op, prot: Protection) -> Result<(), ShimError> {
-        let n = self.calls.get() + 1;
-        self.calls.set(n);
-        match self.script.borrow().get(&n) {
-            None => Ok(()),
-            Some(Fail::Clean) => Err(ShimError::Injected { op }),
-            Some(Fail::Refused) => Err(ShimError::InvalidArgument("refused")),
-            Some(Fail::Partial) => {
-                let first = Range::from_size(range.base(), Size(PAGE)).unwrap();
-                // SAFETY: a prefix of the caller's range, mapped (the
-                // caller's contract for a protect or an unmap).
-                unsafe { self.sim.protect(first, prot) }.unwrap();
-                Err(ShimError::Injected { op })
-            }
-        }
-    }
-}
-
-// SAFETY: every call is forwarded to the simulated backend with its own
-// arguments, or (a partial failure) with a prefix of its range.
-unsafe impl PageOps for Scripted<'_> {
-    fn page_size(&self) -> Size {
-        self.sim.page_size()
-    }
-    fn name(&self) -> &'static str {
-        "scripted protect"
-    }
-    fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
-        self.sim.reserve(size, align)
-    }
-    unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
-        // SAFETY: forwarded.
-        unsafe { self.sim.release(range) }
-    }
-    unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
-        // SAFETY: forwarded.
-        unsafe { self.sim.map(range) }
-    }
-    unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
-        self.fail(range, Op::Unmap, Protection::None)?;
-        // SAFETY: forwarded.
-        unsafe { self.sim.unmap(range) }
-    }
-    unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
-        self.fail(range, Op::Protect, prot)?;
-        // SAFETY: forwarded.
-        unsafe { self.sim.protect(range, prot) }
-    }
-}
 
 /// The layout every scenario starts from: runs of each protect direction
 /// for both operations, and an unmapped chunk for `ensure_mapped`.
@@ -180,7 +102,7 @@ fn scenario(op: usize, script: HashMap<u32, Fail>, seen: &mut Seen) {
     }
     assert_eq!(states(&m), START);
     let what = format!("op {op} script {script:?}");
-    ops.arm(script.clone());
+    ops.arm_script(script.clone());
     let mut m = m;
     let r = match op {
         0 => m.protect(chunk(&m, 0, 4)).and_then(|()| m.protect(chunk(&m, 5, 3))),
@@ -188,8 +110,8 @@ fn scenario(op: usize, script: HashMap<u32, Fail>, seen: &mut Seen) {
         2 => m.ensure_mapped(chunk(&m, 0, SPAN)),
         _ => m.unmap(chunk(&m, 0, SPAN)),
     };
-    let failed_calls = script.keys().filter(|&&n| n <= ops.calls.get()).count();
-    ops.arm(HashMap::new());
+    let failed_calls = script.keys().filter(|&&n| n <= ops.changes.load(Ordering::SeqCst)).count();
+    ops.disarm();
     m.check().unwrap_or_else(|e| panic!("{what}: check: {e}"));
     let now = states(&m);
     for (c, &state) in now.iter().enumerate() {
@@ -272,10 +194,10 @@ fn a_backend_that_refuses_protect_changes_nothing() {
             m.protect(chunk(&m, 0, 4)).unwrap();
         }
         let before = states(&m);
-        ops.arm((1..=8).map(|n| (n, Fail::Refused)).collect());
+        ops.arm_script((1..=8).map(|n| (n, Fail::Refused)).collect());
         let r = if op == 0 { m.protect(chunk(&m, 0, 4)) } else { m.unprotect(chunk(&m, 0, 4)) };
-        let calls = ops.calls.get();
-        ops.arm(HashMap::new());
+        let calls = ops.changes.load(Ordering::SeqCst);
+        ops.disarm();
         assert!(matches!(r, Err(ChunkMapError::Backend { op: Op::Protect, .. })), "{r:?}");
         assert_eq!(states(&m), before);
         assert_eq!(calls, 1, "one call, no put-back");

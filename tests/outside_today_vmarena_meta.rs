@@ -15,12 +15,12 @@
 //! one-page range. PageOps now says exactly what a failed call may leave:
 //! an unmap's pages stay mapped, their contents perhaps gone, and a failure
 //! part way never changes a whole range, as on Linux. The scripted backend
-//! below follows it (`fail` in `outside_today_common`); under it these tests pass, except the
+//! below follows it (`fail` in `tests/scripted`); under it these tests pass, except the
 //! stale table page after a failed allocation, now a documented exception
 //! whose recovery the test checks.)
 
-mod outside_today_common;
-use outside_today_common::{Fail, Scripted, PAGE};
+mod scripted;
+use scripted::{Fail, Scripted, PAGE};
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 

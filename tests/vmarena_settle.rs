@@ -10,90 +10,20 @@
 //! recorded; `RollbackFailed` comes only from two failures; and every page
 //! an allocation grants afterwards is read-write, spare or fresh.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+mod scripted;
+use scripted::{Fail, Scripted, PAGE};
 
 use vmspace::vmarena::{Owner, Request, VmArena, VmArenaConfig, VmArenaError};
 use vmspace::Pages;
 use vmspace_shim::sim::{PageState, SimBackend};
-use vmspace_shim::{Addr, Op, PageOps, Protection, Range, ShimError, Size};
+use vmspace_shim::{Addr, Protection, Range, Size};
 
-const PAGE: usize = 256;
 const TRACTS: usize = 32;
 /// Protect and unmap calls that may be failed (numbered together from 1).
 const CALLS: u32 = 5;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Fail {
-    Clean,
-    /// The first page changes (to `PROT_NONE` for an unmap), then the call
-    /// fails.
-    Partial,
-    /// Refuse as a backend that never performs the call does, changing
-    /// nothing (`InvalidArgument`).
-    Refused,
-}
-
-struct Scripted<'a> {
-    sim: &'a SimBackend<'a>,
-    calls: Cell<u32>,
-    script: RefCell<HashMap<u32, Fail>>,
-}
-
-impl Scripted<'_> {
-    fn arm(&self, script: HashMap<u32, Fail>) {
-        self.calls.set(0);
-        *self.script.borrow_mut() = script;
-    }
-    fn fail(&self, range: Range, op: Op, prot: Protection) -> Result<(), ShimError> {
-        let n = self.calls.get() + 1;
-        self.calls.set(n);
-        match self.script.borrow().get(&n) {
-            None => Ok(()),
-            Some(Fail::Clean) => Err(ShimError::Injected { op }),
-            Some(Fail::Refused) => Err(ShimError::InvalidArgument("refused")),
-            Some(Fail::Partial) => {
-                let first = Range::from_size(range.base(), Size(PAGE)).unwrap();
-                // SAFETY: a prefix of the caller's range, mapped (the
-                // caller's contract for a protect or an unmap).
-                unsafe { self.sim.protect(first, prot) }.unwrap();
-                Err(ShimError::Injected { op })
-            }
-        }
-    }
-}
-
-// SAFETY: every call is forwarded to the simulated backend with its own
-// arguments, or (a partial failure) with a prefix of its range.
-unsafe impl PageOps for Scripted<'_> {
-    fn page_size(&self) -> Size {
-        self.sim.page_size()
-    }
-    fn name(&self) -> &'static str {
-        "scripted"
-    }
-    fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
-        self.sim.reserve(size, align)
-    }
-    unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
-        // SAFETY: forwarded.
-        unsafe { self.sim.release(range) }
-    }
-    unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
-        // SAFETY: forwarded.
-        unsafe { self.sim.map(range) }
-    }
-    unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
-        self.fail(range, Op::Unmap, Protection::None)?;
-        // SAFETY: forwarded.
-        unsafe { self.sim.unmap(range) }
-    }
-    unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
-        self.fail(range, Op::Protect, prot)?;
-        // SAFETY: forwarded.
-        unsafe { self.sim.protect(range, prot) }
-    }
-}
 
 fn scripts() -> impl Iterator<Item = HashMap<u32, Fail>> {
     (0..3u32.pow(CALLS)).map(|mut k| {
@@ -129,7 +59,7 @@ struct Seen {
 fn scenario(op: usize, script: HashMap<u32, Fail>, seen: &mut Seen) {
     let mut buf = vec![0u8; 1 << 17];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
-    let ops = Scripted { sim: &sim, calls: Cell::new(0), script: RefCell::new(HashMap::new()) };
+    let ops = Scripted::new(&sim);
     let mut va = VmArena::new(&ops, VmArenaConfig::new(Size(TRACTS * PAGE))).unwrap();
     va.set_spare_limit(8).unwrap();
     let tract =
@@ -148,7 +78,7 @@ fn scenario(op: usize, script: HashMap<u32, Fail>, seen: &mut Seen) {
     va.free(c, Owner(3)).unwrap();
     assert_eq!(va.spare(), Size(3 * PAGE));
     let what = format!("op {op} script {script:?}");
-    ops.arm(script.clone());
+    ops.arm_script(script.clone());
     let r = match op {
         0 => va.protect(a, Owner(1), Protection::Read),
         1 => va.free(a, Owner(1)),
@@ -156,8 +86,8 @@ fn scenario(op: usize, script: HashMap<u32, Fail>, seen: &mut Seen) {
         2 => va.set_spare_limit(5).and_then(|()| va.free(b, Owner(2))),
         _ => va.purge_spare().map(drop),
     };
-    let failed_calls = script.keys().filter(|&&n| n <= ops.calls.get()).count();
-    ops.arm(HashMap::new());
+    let failed_calls = script.keys().filter(|&&n| n <= ops.changes.load(Ordering::SeqCst)).count();
+    ops.disarm();
     va.check().unwrap_or_else(|e| panic!("{what}: check: {e}"));
     let mut exact = true;
     for t in 0..va.tracts() {
@@ -219,15 +149,15 @@ fn every_script_of_failing_protects_and_unmaps_grants_only_read_write_pages() {
 fn a_backend_that_refuses_changes_nothing() {
     let mut buf = vec![0u8; 1 << 17];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
-    let ops = Scripted { sim: &sim, calls: Cell::new(0), script: RefCell::new(HashMap::new()) };
+    let ops = Scripted::new(&sim);
     let mut va = VmArena::new(&ops, VmArenaConfig::new(Size(TRACTS * PAGE))).unwrap();
     va.set_spare_limit(0).unwrap();
     let a = va.alloc(&Request::new(Pages(4), Owner(1))).unwrap().range;
-    ops.arm((1..=8).map(|n| (n, Fail::Refused)).collect());
+    ops.arm_script((1..=8).map(|n| (n, Fail::Refused)).collect());
     let p = va.protect(a, Owner(1), Protection::Read);
     let f = va.free(a, Owner(1));
-    let calls = ops.calls.get();
-    ops.arm(HashMap::new());
+    let calls = ops.changes.load(Ordering::SeqCst);
+    ops.disarm();
     for r in [p, f] {
         assert!(matches!(r, Err(VmArenaError::Vm(_))), "{r:?}");
     }

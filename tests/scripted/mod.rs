@@ -1,9 +1,12 @@
-//! The scripted backend the round-17 reviewer's tests share
-//! (`outside_today_*.rs`): the simulator, with each map, unmap and protect
-//! failing as a rule says.
+//! A simulated backend whose map, unmap and protect calls fail as a test
+//! scripts them: cleanly, part way, with the contents decommitted, or as a
+//! refusal; within what `PageOps` allows a failed call to leave. Shared by
+//! the settle tests (`chunkmap_settle.rs`, `vmarena_settle.rs`) and the
+//! round-17 reviewer's (`outside_today_*.rs`), whose backend it was.
 
 #![allow(dead_code)] // each test file uses part of it
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -25,6 +28,9 @@ pub enum Fail {
     /// state they had before the call, or (for unmap only) decommitted as
     /// the call asked").
     Decommitted,
+    /// Refused before doing anything, as by a backend that never performs
+    /// the call (`InvalidArgument`: a refusal, changing nothing).
+    Refused,
 }
 
 pub type Rule = Box<dyn FnMut(u32, Op, Range) -> Option<Fail> + Send>;
@@ -34,6 +40,8 @@ pub type Rule = Box<dyn FnMut(u32, Op, Range) -> Option<Fail> + Send>;
 pub struct Scripted<'a> {
     pub sim: &'a SimBackend<'a>,
     pub calls: AtomicU32,
+    /// Unmap and protect calls since the last `arm`.
+    pub changes: AtomicU32,
     pub rule: Mutex<Option<Rule>>,
     pub failures: AtomicUsize,
 }
@@ -43,24 +51,44 @@ impl<'a> Scripted<'a> {
         Scripted {
             sim,
             calls: AtomicU32::new(0),
+            changes: AtomicU32::new(0),
             rule: Mutex::new(None),
             failures: AtomicUsize::new(0),
         }
     }
     pub fn arm(&self, rule: impl FnMut(u32, Op, Range) -> Option<Fail> + Send + 'static) {
         self.calls.store(0, Ordering::SeqCst);
+        self.changes.store(0, Ordering::SeqCst);
         *self.rule.lock().unwrap() = Some(Box::new(rule));
+    }
+    /// Fail the unmap and protect calls whose numbers (from 1, counting
+    /// those two kinds only) `script` names.
+    pub fn arm_script(&self, script: HashMap<u32, Fail>) {
+        let mut k = 0;
+        self.arm(move |_, op, _| {
+            if op == Op::Map {
+                return None;
+            }
+            k += 1;
+            script.get(&k).copied()
+        });
     }
     pub fn disarm(&self) {
         *self.rule.lock().unwrap() = None;
     }
     pub fn fail(&self, op: Op, range: Range, prot: Protection) -> Result<(), ShimError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if op != Op::Map {
+            self.changes.fetch_add(1, Ordering::SeqCst);
+        }
         let verdict = self.rule.lock().unwrap().as_mut().and_then(|r| r(n, op, range));
         match verdict {
             None => Ok(()),
             Some(f) => {
                 self.failures.fetch_add(1, Ordering::SeqCst);
+                if f == Fail::Refused {
+                    return Err(ShimError::InvalidArgument("refused"));
+                }
                 // (The maintainers' adaptation to PageOps' contract as
                 // made exact after this review: a failed unmap leaves its
                 // pages mapped, its contents perhaps gone, so a decommitted
