@@ -15,61 +15,9 @@ use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
 use vmspace_shim::{Addr, PageOps, Range, Size};
 use vmspace_user::{MmapBackend, UnmapStrategy};
 
-fn perms_at(addr: usize) -> String {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    for line in maps.lines() {
-        let mut it = line.split_whitespace();
-        let (a, b) = it.next().unwrap().split_once('-').unwrap();
-        let (a, b) = (usize::from_str_radix(a, 16).unwrap(), usize::from_str_radix(b, 16).unwrap());
-        if a <= addr && addr < b {
-            return it.next().unwrap().to_string();
-        }
-    }
-    "unmapped".to_string()
-}
+mod vma_limit;
+use vma_limit::{dontfork, fill_to_limit, perms_at, unfill};
 
-/// One-page VMAs of alternating protection until `mprotect` fails: this
-/// process is then at its VMA limit.
-fn fill_to_limit(page: usize, pages: usize) -> (usize, usize, bool) {
-    let len = page * pages;
-    // SAFETY: a fresh anonymous PROT_NONE mapping, owned here.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(p, libc::MAP_FAILED);
-    let base = p as usize;
-    for i in 0..pages {
-        let prot = if i % 2 == 0 { libc::PROT_READ } else { libc::PROT_READ | libc::PROT_WRITE };
-        // SAFETY: page i of our own mapping.
-        if unsafe { libc::mprotect((base + i * page) as *mut libc::c_void, page, prot) } != 0 {
-            return (base, len, true);
-        }
-    }
-    (base, len, false)
-}
-
-fn unfill(base: usize, len: usize) {
-    // SAFETY: the filler mapping, used by nothing else.
-    assert_eq!(unsafe { libc::munmap(base as *mut libc::c_void, len) }, 0);
-}
-
-fn dontfork(addr: usize, len: usize) {
-    // SAFETY: our mapped pages; changes no contents and no protection.
-    assert_eq!(unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTFORK) }, 0);
-}
-
-/// DEFECT: `ChunkMap::unmap` of chunks [c1, c4) over two VMAs ([c1, c3)
-/// and [c3, c5), marked `MADV_DONTFORK`) at the VMA limit: `mprotect`
-/// makes [c1, c3) `PROT_NONE`, cannot split at c4, fails. The map returns
-/// `Backend` and still says c1 is mapped; the kernel says `---p`, so the
-/// next write to a chunk the map calls mapped is a SIGSEGV.
 /// One test at a time fills the VMAs.
 static AT_THE_LIMIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -85,6 +33,11 @@ fn max_map_count() -> Option<usize> {
     Some(max)
 }
 
+/// Was a DEFECT, now fixed: `ChunkMap::unmap` of chunks [c1, c4) over two VMAs ([c1, c3)
+/// and [c3, c5), marked `MADV_DONTFORK`) at the VMA limit: `mprotect`
+/// makes [c1, c3) `PROT_NONE`, cannot split at c4, fails. The map returns
+/// `Backend` and still says c1 is mapped; the kernel says `---p`, so the
+/// next write to a chunk the map calls mapped is a SIGSEGV.
 #[test]
 fn chunkmap_unmap_failing_part_way_at_the_vma_limit_keeps_mapped_chunks_writable() {
     let _g = AT_THE_LIMIT.lock().unwrap_or_else(|p| p.into_inner());
@@ -124,7 +77,7 @@ fn chunkmap_unmap_failing_part_way_at_the_vma_limit_keeps_mapped_chunks_writable
     }
 }
 
-/// DEFECT: `VmArena::free` of tracts [t1, t4) over two VMAs at the VMA
+/// Was a DEFECT, now fixed: `VmArena::free` of tracts [t1, t4) over two VMAs at the VMA
 /// limit (the `Decommit` unmap's `mprotect(PROT_NONE)` changes [t1, t3),
 /// cannot split at t4, fails): the free fails, the tracts stay allocated
 /// to their owner and recorded read-write, the kernel says `---p`.
