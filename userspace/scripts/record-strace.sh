@@ -12,7 +12,11 @@ out=$1; shift
 command -v strace >/dev/null || { apt-get update -q && apt-get install -y -q strace; }
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cargo build -q --release -p vmspace-user --bin vmspace --manifest-path "$root/Cargo.toml"
-vmspace=$root/target/release/vmspace
+# Where cargo put it: CARGO_TARGET_DIR when set (cargo takes a relative one
+# from the current directory), else the workspace's target/.
+target=${CARGO_TARGET_DIR:-$root/target}
+case $target in /*) ;; *) target=$PWD/$target ;; esac
+vmspace=$target/release/vmspace
 strace -f -e trace=mmap,munmap,mremap -o "$out.strace" "$@"
 "$vmspace" import-strace "$out.strace" -o "$out.trace"
 "$vmspace" replay "$out.trace"

@@ -76,16 +76,50 @@ pub enum TraceOp {
     },
 }
 
+/// The operation as a trace line that parses back to it: `alloc` when
+/// only a size and a policy are set, else `xalloc` with every constraint
+/// set; numbers in hex.
 impl fmt::Display for TraceOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TraceOp::Add { base, size } => write!(f, "add {base:#x} {size:#x}"),
-            TraceOp::Alloc { id, constraints } => write!(f, "alloc {id} {}", constraints.size().0),
+            TraceOp::Alloc { id, constraints } => write_alloc(f, id, constraints),
             TraceOp::Free { id } => write!(f, "free {id}"),
             TraceOp::FreePart { id, offset, size } => write!(f, "free {id} {offset:#x} {size:#x}"),
-            TraceOp::Resize { id, size } => write!(f, "resize {id} {size}"),
+            TraceOp::Resize { id, size } => write!(f, "resize {id} {size:#x}"),
         }
     }
+}
+
+fn write_alloc(f: &mut fmt::Formatter<'_>, id: &str, c: &Constraints) -> fmt::Result {
+    let p = c.parts();
+    let plain = Constraints::new(p.size).policy(p.policy);
+    if *c == plain {
+        write!(f, "alloc {id} {:#x}", p.size.0)?;
+        if p.policy != Policy::InstantFit {
+            write!(f, " {}", policy_name(p.policy))?;
+        }
+        return Ok(());
+    }
+    write!(f, "xalloc {id} {:#x}", p.size.0)?;
+    let sizes = [("align", p.align), ("phase", p.phase), ("nocross", p.nocross)];
+    for (name, Size(v)) in sizes {
+        if v != 0 {
+            write!(f, " {name}={v:#x}")?;
+        }
+    }
+    for (name, addr) in [("min", p.min), ("max", p.max), ("exact", p.exact)] {
+        if let Some(Addr(v)) = addr {
+            write!(f, " {name}={v:#x}")?;
+        }
+    }
+    if p.policy != Policy::InstantFit {
+        write!(f, " policy={}", policy_name(p.policy))?;
+    }
+    if p.top {
+        write!(f, " top")?;
+    }
+    Ok(())
 }
 
 /// A parsed trace.
@@ -295,6 +329,26 @@ mod tests {
         assert_eq!(ops[5], (8, TraceOp::Free { id: "a".into() }));
         assert_eq!(ops[6].1, TraceOp::FreePart { id: "b".into(), offset: 16, size: 16 });
         assert_eq!(ops[7].1, TraceOp::Resize { id: "c".into(), size: 64 });
+    }
+
+    /// A failed operation is reported by its `Display`: it must say what
+    /// the line asked, constraints and all (an `xalloc` was once shown as a
+    /// bare `alloc`, its hex size in decimal).
+    #[test]
+    fn operations_print_as_lines_that_parse_back() {
+        let text = "add 0x1000 0x100000\nalloc a 0x10\nalloc b 0x20 best\n\
+                    xalloc c 0x8 align=0x40 phase=0x8 nocross=0x1000 min=0x1000 max=0x2000 \
+                    policy=next top\nxalloc d 0x8 exact=0x1800\nxalloc e 0x8 top\n\
+                    xalloc f 0x8 max=0x0\nfree a\nfree b 0x10 0x10\nresize c 0x40\n\
+                    xalloc g 0xffffffffffffffff align=0x8000000000000000 policy=first\n";
+        let t = parse(text).unwrap();
+        let printed: Vec<String> = t.ops.iter().map(|(_, op)| op.to_string()).collect();
+        let want: Vec<&str> = text.lines().collect();
+        assert_eq!(printed, want);
+        for (_, op) in &t.ops {
+            let again = parse(&op.to_string()).unwrap();
+            assert_eq!(again.ops[0].1, *op, "{op}");
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn constrained_allocations_and_failures_are_reported() {
     assert!(out.status.success(), "{}{}", stdout, text(&out.stderr));
     assert!(stdout.contains("allocations 2 ok, 1 without space, 0 refused; frees 2,"), "{stdout}");
     assert!(stdout.contains("1 skipped"), "{stdout}");
-    assert!(stdout.contains("line 3: alloc b 8192: no free segment"), "{stdout}");
+    assert!(stdout.contains("line 3: alloc b 0x2000: no free segment"), "{stdout}");
     assert!(stdout.contains("end: 0 B live in 0 allocations"), "{stdout}");
 }
 
@@ -197,4 +197,84 @@ fn the_demo_draws_its_arena() {
     assert!(
         picture.contains("after 2000 allocations") && picture.contains("free segments by size")
     );
+}
+
+/// Round 18: a failed operation is listed as the line that asked for it,
+/// constraints and all, numbers in hex (a failed `xalloc` was listed as a
+/// bare `alloc`, its hex size in decimal).
+#[test]
+fn a_failed_xalloc_is_listed_with_its_constraints() {
+    let trace = "add 0x1000 0x1000\nxalloc a 0x100 align=0x800 nocross=0x1000 min=0x1900 \
+                 policy=best top\nresize a 0x10000\n";
+    let out = vmspace(&["replay", "-", "--quantum", "16"], trace);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}{}", stdout, text(&out.stderr));
+    let want = "line 2: xalloc a 0x100 align=0x800 nocross=0x1000 min=0x1900 policy=best top: ";
+    assert!(stdout.contains(want), "{stdout}");
+    let out = vmspace(&["replay", "-", "--json"], "add 0 0x10\nalloc a 0x20 first\n");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["failures"][0]["op"], "alloc a 0x20 first", "{v}");
+}
+
+/// Round 18: `--span-limit` must show in the report (text, JSON, compare),
+/// and a limit that is not whole quanta is refused: clipping a span to it
+/// made the span unaddable, so a trace that fits was reported as not
+/// fitting.
+#[test]
+fn the_span_limit_is_reported_and_must_be_whole_quanta() {
+    let trace = "quantum 0x1000\nadd 0x100000 0x100000\nalloc a 0x2000\nfree a\n";
+    let out = vmspace(&["replay", "-", "--span-limit", "0x3000"], trace);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}{}", stdout, text(&out.stderr));
+    assert!(stdout.contains("spans clipped to 12 KiB (0x3000)"), "{stdout}");
+    assert!(stdout.contains("no operation failed"), "{stdout}");
+    let out = vmspace(&["replay", "-", "--span-limit", "0x3000", "--json"], trace);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["span_limit"], 0x3000, "{v}");
+    assert_eq!(v["total_bytes"], 0x3000, "{v}");
+    let out = vmspace(&["replay", "-", "--json"], trace);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(v["span_limit"].is_null(), "{v}");
+    let out = vmspace(&["replay", "-", "--span-limit", "0x3000", "--compare"], trace);
+    assert!(text(&out.stdout).contains("spans clipped to 12 KiB"), "{}", text(&out.stdout));
+    // 0x2800 is not whole pages of 4 KiB: refused, with the limits near it.
+    for limit in ["0x2800", "0x800"] {
+        let out = vmspace(&["replay", "-", "--span-limit", limit], trace);
+        assert_eq!(out.status.code(), Some(1), "{limit}");
+        let err = text(&out.stderr);
+        assert!(err.contains("not a multiple of the quantum 0x1000"), "{err}");
+        assert!(out.stdout.is_empty(), "{limit}");
+    }
+    let err = text(&vmspace(&["replay", "-", "--span-limit", "0x2800"], trace).stderr);
+    assert!(err.contains("try 0x2000 or 0x3000"), "{err}");
+    // With `--quantum` overriding the trace's, the override counts.
+    let out = vmspace(&["replay", "-", "--span-limit", "0x2800", "--quantum", "0x800"], trace);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Round 18: with pages over 64 KiB the imported span started at 64 KiB,
+/// not a multiple of the page, and every replayed operation failed.
+#[test]
+fn strace_imports_with_large_pages_replay() {
+    let strace =
+        "1 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000\n\
+                  1 munmap(0x7f0000000000, 8192) = 0\n";
+    for page in ["0x10000", "0x20000", "0x200000", "0x8000000"] {
+        let imported = vmspace(&["import-strace", "-", "--page", page], strace);
+        assert!(imported.status.success(), "{}", text(&imported.stderr));
+        let out = vmspace(&["replay", "-", "--check"], &text(&imported.stdout));
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{page}: {}{}", stdout, text(&out.stderr));
+        assert!(stdout.contains("allocations 1 ok") && stdout.contains("no operation failed"));
+    }
+}
+
+/// Round 18: a demo VM too large for 64-bit arithmetic once rounded to its
+/// grain says which option to change.
+#[test]
+fn a_demo_vm_too_large_names_the_option() {
+    let out = vmspace(&["--size-gib", "17179869183"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("--size-gib 17179869183") && err.contains("smaller --size-gib"), "{err}");
 }

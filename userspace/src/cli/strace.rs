@@ -7,9 +7,16 @@ use std::fmt::Write as _;
 use crate::args::ImportArgs;
 use crate::input::parse_number;
 
-/// The span the trace gives the arena: the 47-bit user address space less
-/// its first 64 KiB.
-const SPAN: (usize, usize) = (0x10000, 0x8000_0000_0000 - 0x10000);
+/// The end of the 47-bit user address space: the end of the trace's span.
+const USER_END: usize = 0x8000_0000_0000;
+
+/// The span the trace gives the arena, base and size: the 47-bit user
+/// address space less its first 64 KiB, or its first page when pages are
+/// larger (both ends a multiple of `page`, a power of two up to 2^27).
+fn span(page: usize) -> (usize, usize) {
+    let base = page.max(0x10000);
+    (base, USER_END - base)
+}
 
 /// One mapping piece the importer follows: its end and its ID.
 #[derive(Debug, Clone, Copy)]
@@ -249,7 +256,8 @@ pub fn convert(text: &str, page: usize) -> String {
         "# imported by vmspace import-strace: {} calls as operations, {} lines skipped (see comments)",
         im.used, im.skipped
     );
-    let _ = writeln!(head, "quantum {page}\nadd {:#x} {:#x}", SPAN.0, SPAN.1);
+    let (base, size) = span(page);
+    let _ = writeln!(head, "quantum {page}\nadd {base:#x} {size:#x}");
     head + &im.out
 }
 
@@ -293,10 +301,10 @@ mod tests {
         let ops: Vec<TraceOp> = parse(&t).unwrap().ops.into_iter().map(|(_, op)| op).collect();
         let want = [
             "add 0x10000 0x7fffffff0000",
-            "alloc m0 8192",
-            "alloc m1 20480",
+            "alloc m0 0x2000",
+            "alloc m1 0x5000",
             "free m1 0x1000 0x1000",
-            "resize m0 16384",
+            "resize m0 0x4000",
             "free m1 0x0 0x1000",
             "free m1",
         ];
@@ -306,6 +314,24 @@ mod tests {
         assert!(t.contains("MAP_FIXED inside live mappings"));
         assert!(t.contains("failed mmap skipped"));
         assert!(t.contains("mapped before tracing"));
+    }
+
+    /// The span must suit the arena's quantum, the page: with pages over
+    /// 64 KiB it was `add 0x10000 0x7fffffff0000`, and every replayed
+    /// operation failed.
+    #[test]
+    fn the_span_is_whole_pages_for_every_page_size() {
+        for shift in 0..=27 {
+            let page = 1usize << shift;
+            let (base, size) = span(page);
+            assert_eq!((base % page, size % page), (0, 0), "page {page:#x}");
+            assert!(base >= 0x10000 && base + size == USER_END);
+            let t = convert(SAMPLE, page);
+            let trace = parse(&t).unwrap();
+            assert_eq!(trace.quantum, Some(page));
+            let TraceOp::Add { base: b, size: s } = trace.ops[0].1 else { panic!("{t}") };
+            assert_eq!((b, s), (base, size));
+        }
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub fn run(o: &Options) -> Result<(), String> {
     );
     let size = Size(o.size_gib << 30);
     let grain = Size(2 << 20);
-    let mut vm = Vm::reserve(backend, size, grain).map_err(|e| format!("reserve {size}: {e}"))?;
+    let mut vm = Vm::reserve(backend, size, grain).map_err(|e| {
+        // Too large for the address space, or for 64-bit arithmetic once
+        // rounded to the grain: say which option to change.
+        format!("reserve {size} (--size-gib {}): {e}; a smaller --size-gib fits", o.size_gib)
+    })?;
     outln!("VM [{}, {}) in grains of {}", vm.base(), vm.limit(), grain);
     report("reserve", &vm);
 

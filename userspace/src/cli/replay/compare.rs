@@ -22,7 +22,7 @@ pub fn run(
     for p in Policy::ALL {
         let s = Setup { policy: Some(p), ..setup };
         let r = replay(trace, quantum, s, policy_name(p))?;
-        reports.push(Report::of(&r, name, policy_name(p), o.check));
+        reports.push(Report::of(&r, name, policy_name(p), o.check, o.span_limit));
     }
     if o.json {
         let text = serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?;
@@ -30,9 +30,10 @@ pub fn run(
         return Ok(());
     }
     outln!(
-        "replayed {} operations from {} under every policy (quantum {quantum})",
+        "replayed {} operations from {} under every policy (quantum {quantum}{})",
         reports[0].outcomes.ops,
-        name
+        name,
+        reports[0].limit_note()
     );
     print_table(&reports);
     outln!(

@@ -65,6 +65,9 @@ pub fn run(o: &ReplayArgs) -> Result<(), String> {
     let name = o.file.display().to_string();
     let trace = trace::parse_bytes(&crate::input::read(&o.file)?).map_err(|e| e.to_string())?;
     let quantum = o.quantum.or(trace.quantum).unwrap_or(1);
+    if let Some(limit) = o.span_limit {
+        check_span_limit(limit, quantum)?;
+    }
     let setup = Setup {
         policy: o.policy.map(Policy::from),
         check: o.check,
@@ -76,7 +79,7 @@ pub fn run(o: &ReplayArgs) -> Result<(), String> {
     }
     let r = replay(&trace, quantum, setup, "replay")?;
     let policy = setup.policy.map_or("trace", policy_name);
-    let report = Report::of(&r, &name, policy, o.check);
+    let report = Report::of(&r, &name, policy, o.check, o.span_limit);
     if let Some(svg) = &o.svg {
         draw(svg, &name, &trace, quantum, setup, &r, &report)?;
     }
@@ -91,6 +94,23 @@ pub fn run(o: &ReplayArgs) -> Result<(), String> {
     }
     // The trace's live allocations are left to the arena's teardown.
     Ok(())
+}
+
+/// A span limit must be whole quanta: the arena refuses a span that is
+/// not, so every span clipped to it would fail to be added, and the trace
+/// would look as if it did not fit.
+fn check_span_limit(limit: usize, quantum: usize) -> Result<(), String> {
+    if limit % quantum == 0 {
+        return Ok(());
+    }
+    let down = limit - limit % quantum;
+    let hint = match down {
+        0 => format!("at least {quantum:#x}"),
+        _ => format!("{down:#x} or {:#x}", down.saturating_add(quantum)),
+    };
+    Err(format!(
+        "--span-limit {limit:#x} is not a multiple of the quantum {quantum:#x} (try {hint})"
+    ))
 }
 
 /// Draw the arena at its peak (replayed again up to there) and at the end.

@@ -77,6 +77,8 @@ pub struct Report {
     pub quantum: usize,
     /// Whether check() ran after every operation.
     pub checked: bool,
+    /// The `--span-limit` every added span was clipped to (null: none).
+    pub span_limit: Option<usize>,
     /// What happened to the operations.
     pub outcomes: Outcomes,
     /// The moment of the most live bytes.
@@ -111,7 +113,13 @@ pub struct Report {
 
 impl Report {
     /// The report of a finished replay.
-    pub fn of<S: Store>(r: &Replay<'_, S>, trace: &str, policy: &str, checked: bool) -> Report {
+    pub fn of<S: Store>(
+        r: &Replay<'_, S>,
+        trace: &str,
+        policy: &str,
+        checked: bool,
+        span_limit: Option<usize>,
+    ) -> Report {
         let a = &r.arena;
         let s = a.sizes();
         Report {
@@ -119,6 +127,7 @@ impl Report {
             policy: policy.into(),
             quantum: a.quantum().0,
             checked,
+            span_limit,
             outcomes: r.outcomes.clone(),
             peak: Snapshot::from(&r.peak),
             peak_segments: r.peak_segments.0,
@@ -137,15 +146,24 @@ impl Report {
         }
     }
 
+    /// `, spans clipped to N` when a span limit applied, else nothing.
+    pub fn limit_note(&self) -> String {
+        match self.span_limit {
+            Some(l) => format!(", spans clipped to {} ({l:#x})", human(l as u128)),
+            None => String::new(),
+        }
+    }
+
     /// Print it as text, listing the first `failures` failed operations.
     pub fn print(&self, failures: usize) {
         let o = &self.outcomes;
         outln!(
-            "replayed {} operations from {} (quantum {}, policy {}{})",
+            "replayed {} operations from {} (quantum {}, policy {}{}{})",
             o.ops,
             self.trace,
             self.quantum,
             self.policy,
+            self.limit_note(),
             if self.checked { ", check() after each" } else { "" }
         );
         outln!(

@@ -143,6 +143,6 @@ fn a_span_in_the_top_size_class_is_reported() {
     let t = trace::parse("add 0 0xffffffffffffffff\n").unwrap();
     let mut r = Replay::new(a, Setup::default());
     r.run(&t.ops, &mut |_| {}).unwrap();
-    let report = super::report::Report::of(&r, "t", "trace", false);
+    let report = super::report::Report::of(&r, "t", "trace", false, None);
     assert_eq!(crate::sizes::histogram_line(&report.free_histogram), "[8 EiB, 16 EiB): 1");
 }
