@@ -5,8 +5,8 @@
 //! `check()` must pass whatever happened.
 
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_shim::sim::{at_offsets, Placed, SimBackend, OFFSETS};
-use vmspace_shim::{FaultInjector, Size};
+use vmspace_shim::sim::{at_offsets, PageState, Placed, SimBackend, OFFSETS};
+use vmspace_shim::{Addr, FaultInjector, FaultShape, PageOps, Size};
 use vmspace_workload::vmarena_ops::{self, Expect, VmArenaModel, VmArenaOp, VmArenaOpGen};
 
 const PAGE: usize = 256;
@@ -17,17 +17,46 @@ fn config() -> VmArenaConfig {
     VmArenaConfig::new(Size(TRACTS * PAGE)).zone_shift(10).spare_limit(6)
 }
 
+/// Every allocated tract's page in the simulator has the protection the
+/// arena records for it.
+fn backend_agrees<P: PageOps>(arena: &VmArena<P>, sim: &SimBackend<'_>) -> Result<(), String> {
+    for t in 0..arena.tracts() {
+        let at = Addr(arena.range().base().0 + t * PAGE);
+        if let Some(info) = arena.tract(at) {
+            let real = sim.page_state(at);
+            if real != Some(PageState::Mapped(info.prot)) {
+                return Err(format!("tract {t} recorded {:?}, its page {real:?}", info.prot));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn every_failing_call_position_leaves_the_arena_unchanged() {
     let mut partial_purges = 0;
-    at_offsets(OFFSETS.len(), 1 << 20, |off, buf| partial_purges += every_position(off, buf));
+    at_offsets(OFFSETS.len(), 1 << 20, |off, buf| {
+        partial_purges += every_position(off, buf, FaultShape::Clean).0
+    });
     assert!(partial_purges > 0, "no purge failed part-way: the sequence needs longer spare runs");
 }
 
-/// The test at one placement of the simulated backend's buffer.
-fn every_position(off: usize, buf: &mut Placed) -> usize {
+/// The same with every protect and unmap failing part way (a prefix of its
+/// range changed first, as Linux's `mprotect` may): the arena must put the
+/// old protection back, so every allocated tract's page is as recorded.
+#[test]
+fn every_call_position_failing_part_way_leaves_the_arena_unchanged() {
+    let mut part_way = 0;
+    at_offsets(2, 1 << 20, |off, buf| part_way += every_position(off, buf, FaultShape::PartWay).1);
+    assert!(part_way > 20, "only {part_way} calls failed part way");
+}
+
+/// The test at one placement of the simulated backend's buffer: purges
+/// that failed after giving some spare back, and calls failed part way.
+fn every_position(off: usize, buf: &mut Placed, shape: FaultShape) -> (usize, u64) {
     let mut positions = 0;
     let mut partial_purges = 0;
+    let mut part_way = 0;
     for k in 0..STEPS {
         let mut n = 1;
         loop {
@@ -47,11 +76,15 @@ fn every_position(off: usize, buf: &mut Placed) -> usize {
             let before = &before;
             vmarena_ops::compare(&arena, before, true).unwrap();
             let before_spare = arena.spare();
+            faulty.set_shape(shape);
             faulty.fail_nth(n);
             let result = vmarena_ops::apply(&mut arena, op);
             let injected = faulty.injected() > 0;
+            part_way += faulty.changed_part_way();
             faulty.clear();
             arena.check().unwrap_or_else(|e| panic!("offset {off} step {k} call {n}: {e}"));
+            backend_agrees(&arena, &sim)
+                .unwrap_or_else(|e| panic!("offset {off} step {k} call {n} ({op:?}): {e}"));
             if !injected {
                 break; // the step makes fewer than n calls
             }
@@ -83,5 +116,5 @@ fn every_position(off: usize, buf: &mut Placed) -> usize {
         }
     }
     assert!(positions > 60, "offset {off}: only {positions} call positions exercised");
-    partial_purges
+    (partial_purges, part_way)
 }

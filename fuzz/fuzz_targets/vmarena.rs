@@ -1,15 +1,18 @@
 //! Fuzz the VM arena: the input's first byte picks the spare bound, the
-//! commit limit and whether the backend injects faults; the rest decodes
-//! into `VmArenaOp`s, each applied to the arena and to the per-tract model,
-//! with placement, owners, committed memory, mapped page-table pages and
-//! `check()` compared after every step.
+//! commit limit, whether the backend injects faults and whether a failed
+//! protect or unmap fails part way; the rest decodes into `VmArenaOp`s,
+//! each applied to the arena and to the per-tract model, with placement,
+//! owners, committed memory, mapped page-table pages and `check()` compared
+//! after every step, and with faults every allocated tract's page against
+//! its recorded protection (never less open).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_shim::sim::SimBackend;
-use vmspace_shim::{FaultInjector, Size};
+use vmspace_shim::sim::{PageState, SimBackend};
+use vmspace_shim::{FaultInjector, FaultShape, Size};
+use vmspace_workload::pages::tracts_agree;
 use vmspace_workload::vmarena_ops::{step_checked, VmArenaModel, VmArenaOp, VmArenaRunStats};
 
 const PAGE: usize = 256;
@@ -31,10 +34,20 @@ fuzz_target!(|data: &[u8]| {
     if faults {
         faulty.fail_randomly(u64::from(head), 100_000);
     }
+    if head & 0x40 != 0 {
+        faulty.set_shape(FaultShape::PartWay);
+    }
+    let probe = |a| match sim.page_state(a) {
+        Some(PageState::Mapped(p)) => Some(p),
+        _ => None,
+    };
     let mut model = VmArenaModel::<TRACTS>::new(&arena).unwrap();
     let mut stats = VmArenaRunStats::default();
     while let Some(op) = VmArenaOp::decode(&mut ops, TRACTS) {
         step_checked(&mut arena, &mut model, &op, faults, &mut stats)
             .unwrap_or_else(|(what, e)| panic!("{op:?}: {what} ({e:?})"));
+        if faults {
+            tracts_agree(&arena, false, &probe).unwrap_or_else(|what| panic!("{op:?}: {what}"));
+        }
     }
 });

@@ -5,14 +5,36 @@
 //! [`ShimError::Injected`] *before* they reach the backend, so the backend's
 //! state is untouched by a failed call, exactly as the trait promises. It keeps
 //! its state in atomics, so it can sit under structures shared between threads
-//! and works in the kernel as well as in user space.
+//! and works in the kernel as well as in user space. With
+//! [`FaultShape::PartWay`] an injected `protect` or `unmap` first changes part
+//! of its range, as a system backend's may.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use crate::addr::Size;
 use crate::error::{Op, ShimError};
 use crate::ops::{PageOps, Protection};
 use crate::range::Range;
+
+/// How an injected failure of a `protect` or an `unmap` leaves its range
+/// ([`FaultInjector::set_shape`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultShape {
+    /// The call fails before it reaches the backend: nothing changes (the
+    /// default).
+    #[default]
+    Clean,
+    /// The call fails part way, as Linux's `mprotect` may when a split
+    /// would pass `vm.max_map_count` (the exception [`PageOps`] allows): a
+    /// call of `n` pages, `n` at least 2, first changes its first `k` pages
+    /// through the backend, `1 <= k < n` drawn from the injector's
+    /// generator (a `protect` to the protection asked, an `unmap` to
+    /// [`Protection::None`], pages decommitted but still mapped), then
+    /// fails. A one-page call fails cleanly, as do the other operations and
+    /// `unmap_deferred`. Layers that track protections must put the old
+    /// one back; this shape is how their tests reach that path.
+    PartWay,
+}
 
 /// A backend with faults injected on demand.
 ///
@@ -20,6 +42,8 @@ use crate::range::Range;
 /// default) are *eligible*. Eligible calls are counted; the one whose number
 /// equals the target set by [`fail_nth`](Self::fail_nth) fails, and each one
 /// fails with the probability set by [`fail_randomly`](Self::fail_randomly).
+/// How a failed `protect` or `unmap` leaves its range is the
+/// [`FaultShape`] set by [`set_shape`](Self::set_shape).
 #[derive(Debug)]
 pub struct FaultInjector<P> {
     inner: P,
@@ -29,6 +53,9 @@ pub struct FaultInjector<P> {
     rate_per_million: AtomicU32,
     rng: AtomicU64,
     injected: AtomicU64,
+    /// The shape is [`FaultShape::PartWay`].
+    part_way: AtomicBool,
+    changed_part_way: AtomicU64,
 }
 
 const ALL_KINDS: u8 = (1 << Op::ALL.len()) - 1;
@@ -44,6 +71,8 @@ impl<P: PageOps> FaultInjector<P> {
             rate_per_million: AtomicU32::new(0),
             rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
             injected: AtomicU64::new(0),
+            part_way: AtomicBool::new(false),
+            changed_part_way: AtomicU64::new(0),
         }
     }
 
@@ -73,11 +102,27 @@ impl<P: PageOps> FaultInjector<P> {
         self.rate_per_million.store(per_million.min(1_000_000), Ordering::Relaxed);
     }
 
-    /// Stop injecting faults and make every operation eligible again.
+    /// How later injected failures of `protect` and `unmap` leave their
+    /// range.
+    pub fn set_shape(&self, shape: FaultShape) {
+        self.part_way.store(shape == FaultShape::PartWay, Ordering::Relaxed);
+    }
+
+    /// The shape set by [`set_shape`](Self::set_shape).
+    pub fn shape(&self) -> FaultShape {
+        match self.part_way.load(Ordering::Relaxed) {
+            true => FaultShape::PartWay,
+            false => FaultShape::Clean,
+        }
+    }
+
+    /// Stop injecting faults, make every operation eligible again and
+    /// failures clean.
     pub fn clear(&self) {
         self.fail_at.store(0, Ordering::Relaxed);
         self.rate_per_million.store(0, Ordering::Relaxed);
         self.kinds.store(ALL_KINDS, Ordering::Relaxed);
+        self.part_way.store(false, Ordering::Relaxed);
     }
 
     /// Eligible calls counted since the last [`fail_nth`](Self::fail_nth).
@@ -88,6 +133,42 @@ impl<P: PageOps> FaultInjector<P> {
     /// Faults injected so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)
+    }
+
+    /// Injected failures so far that changed part of their range first
+    /// ([`FaultShape::PartWay`]).
+    pub fn changed_part_way(&self) -> u64 {
+        self.changed_part_way.load(Ordering::Relaxed)
+    }
+
+    /// A failure of a `protect` (or, `prot` being `None`, an `unmap`) of
+    /// `range` being injected: under [`FaultShape::PartWay`] change a
+    /// prefix of it first, never all of it.
+    ///
+    /// # Safety
+    ///
+    /// The caller of the failing call upholds its contract for `range`.
+    unsafe fn change_part(&self, range: Range, prot: Protection) {
+        if !self.part_way.load(Ordering::Relaxed) {
+            return;
+        }
+        let page = self.inner.page_size().0;
+        let pages = range.size().0 / page;
+        if pages < 2 {
+            return;
+        }
+        // `pages - 1` fits: `pages` came from a `usize`.
+        let k = 1 + (self.next_random() % (pages as u64 - 1)) as usize;
+        let Ok(prefix) = Range::from_size(range.base(), Size(k * page)) else { return };
+        // SAFETY: a prefix of the caller's range, whole pages of it, under
+        // the caller's contract for the whole (mapped pages of one
+        // reservation; for an unmap, nothing accesses them until they are
+        // mapped again). Whatever this call does or fails to do to the
+        // prefix, the failing call changes part of its range at most, as
+        // `PageOps` allows.
+        if unsafe { self.inner.protect(prefix, prot) }.is_ok() {
+            self.changed_part_way.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn next_random(&self) -> u64 {
@@ -127,8 +208,10 @@ pub const fn seed_mix(z: u64) -> u64 {
 }
 
 // SAFETY: every call either fails before reaching `inner` (leaving all state
-// as it was, which the contract allows) or is forwarded to `inner`, which
-// upholds the contract.
+// as it was, which the contract allows), or is forwarded to `inner`, which
+// upholds the contract, or (a `protect` or `unmap` failing part way) has
+// `inner` protect a prefix of its range, never all of it, before failing,
+// which the contract allows those two.
 unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
     fn page_size(&self) -> Size {
         self.inner.page_size()
@@ -151,7 +234,11 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
         unsafe { self.inner.map(range) }
     }
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
-        self.gate(Op::Unmap)?;
+        if let Err(e) = self.gate(Op::Unmap) {
+            // SAFETY: the caller upholds `unmap`'s contract.
+            unsafe { self.change_part(range, Protection::None) };
+            return Err(e);
+        }
         // SAFETY: the caller upholds `unmap`'s contract.
         unsafe { self.inner.unmap(range) }
     }
@@ -167,7 +254,11 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
         self.inner.unflushed_pages()
     }
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
-        self.gate(Op::Protect)?;
+        if let Err(e) = self.gate(Op::Protect) {
+            // SAFETY: the caller upholds `protect`'s contract.
+            unsafe { self.change_part(range, prot) };
+            return Err(e);
+        }
         // SAFETY: the caller upholds `protect`'s contract.
         unsafe { self.inner.protect(range, prot) }
     }
@@ -188,5 +279,90 @@ mod tests {
             assert!(first[i + 1..].iter().all(|b| b != a), "seed {i} shares its first draw");
         }
         assert_ne!(seed_mix(0), seed_mix(SEED_STEP));
+    }
+}
+
+#[cfg(all(test, feature = "sim"))]
+mod part_way_tests {
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::addr::Addr;
+    use crate::sim::{PageState, SimBackend};
+
+    const PAGE: usize = 256;
+
+    /// The protection of each page of `r` in the simulator.
+    fn states(sim: &SimBackend<'_>, r: Range) -> Vec<Option<PageState>> {
+        (0..r.size().0 / PAGE).map(|i| sim.page_state(Addr(r.base().0 + i * PAGE))).collect()
+    }
+
+    /// Part way: a failed protect or unmap of n pages changes its first k,
+    /// 1 <= k < n (so a one-page call changes nothing); every k is reached;
+    /// map and reserve fail cleanly; clean failures change nothing.
+    #[test]
+    fn part_way_failures_change_a_prefix_never_all() {
+        let mut buf = vec![0u8; 64 * PAGE];
+        let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+        let f = FaultInjector::new(&sim);
+        let res = f.reserve(Size(8 * PAGE), Size(PAGE)).unwrap();
+        let rw = Some(PageState::Mapped(Protection::ReadWrite));
+        let none = Some(PageState::Mapped(Protection::None));
+        let read = Some(PageState::Mapped(Protection::Read));
+        let one = Range::from_size(res.base(), Size(PAGE)).unwrap();
+        for shape in [FaultShape::Clean, FaultShape::PartWay] {
+            f.set_shape(shape);
+            assert_eq!(f.shape(), shape);
+            let mut seen = [false; 8];
+            for round in 0..64 {
+                // SAFETY: the simulator's own reservation, nothing reads it.
+                unsafe { f.map(res) }.unwrap();
+                let before = f.changed_part_way();
+                f.fail_nth(1);
+                let (op, want) = if round % 2 == 0 {
+                    // SAFETY: as above, the range is mapped.
+                    (unsafe { f.protect(res, Protection::Read) }, read)
+                } else {
+                    // SAFETY: as above, the range is mapped.
+                    (unsafe { f.unmap(res) }, none)
+                };
+                assert!(matches!(op, Err(ShimError::Injected { .. })));
+                let got = states(&sim, res);
+                let k = got.iter().take_while(|s| **s == want).count();
+                assert!(got[k..].iter().all(|s| *s == rw), "{got:?}");
+                match shape {
+                    FaultShape::Clean => assert_eq!(k, 0),
+                    FaultShape::PartWay => {
+                        assert!((1..8).contains(&k), "{shape:?}: {k} of 8 pages changed");
+                        assert_eq!(f.changed_part_way(), before + 1);
+                    }
+                }
+                seen[k] = true;
+                // SAFETY: as above.
+                unsafe { f.unmap(res) }.unwrap();
+            }
+            if shape == FaultShape::PartWay {
+                assert_eq!(seen, [false, true, true, true, true, true, true, true]);
+            }
+            // One page: nothing changes whatever the shape; maps are clean.
+            // SAFETY: as above.
+            unsafe { f.map(one) }.unwrap();
+            f.fail_nth(1);
+            // SAFETY: as above.
+            assert!(unsafe { f.protect(one, Protection::None) }.is_err());
+            assert_eq!(states(&sim, one), [rw]);
+            // SAFETY: as above.
+            unsafe { f.unmap(one) }.unwrap();
+            f.fail_nth(1);
+            // SAFETY: as above.
+            assert!(unsafe { f.map(res) }.is_err());
+            assert!(states(&sim, res).iter().all(|s| *s == Some(PageState::Reserved)));
+        }
+        f.clear();
+        assert_eq!(f.shape(), FaultShape::Clean);
+        // SAFETY: the reservation is the simulator's and unused.
+        unsafe { f.release(res) }.unwrap();
     }
 }

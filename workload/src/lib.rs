@@ -17,6 +17,7 @@ pub mod arena_ops;
 pub mod batched_ops;
 pub mod chunkmap_ops;
 pub mod churn;
+pub mod pages;
 pub mod rng;
 pub mod vm_calls;
 pub mod vm_ops;
