@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};
 use vmspace_workload::{chunkmap_ops, Rng};
-use vmspace_shim::{Addr, FaultInjector, Op, PageOps, Range, Size};
+use vmspace_shim::{Addr, FaultInjector, FaultShape, Op, PageOps, Range, Size};
 
 use crate::outcome::{ensure, Context, Failure, Outcome};
 use crate::threads::run_threads;
@@ -104,7 +104,7 @@ pub fn sparse_space<P: PageOps>(ops: P, space: usize) -> Outcome {
 /// cannot, is refused without changing anything.
 pub fn faults<P: PageOps>(ops: P, strict: bool) -> Outcome {
     let fi = FaultInjector::new(ops);
-    let map = ChunkMap::new(&fi, ChunkMapConfig::new(Size(64 << 20), Size(64 << 10))).context("ChunkMap::new")?;
+    let mut map = ChunkMap::new(&fi, ChunkMapConfig::new(Size(64 << 20), Size(64 << 10))).context("ChunkMap::new")?;
     let base = map.space().base();
     // Far apart: each needs its own leaf page as well as its chunks.
     let rs = [range(base, 0, 256 << 10)?, range(base, 48 << 20, 128 << 10)?];
@@ -130,6 +130,30 @@ pub fn faults<P: PageOps>(ops: P, strict: bool) -> Outcome {
     map.ensure_mapped(rs[0]).context("ensure_mapped before protect")?;
     let census = map.census();
     if strict {
+        // A protect and an unmap failing part way (a prefix of the run's
+        // pages changed first, as `mprotect` may in user space): the map
+        // puts the prefix back, so every chunk is still mapped and
+        // writable, which the stamps check (a page left inaccessible would
+        // fault here).
+        let page = fi.page_size();
+        for (i, op) in [Op::Protect, Op::Unmap].into_iter().enumerate() {
+            let before = fi.changed_part_way();
+            fi.only(&[op]);
+            fi.set_shape(FaultShape::PartWay);
+            fi.fail_nth(1);
+            let result = if op == Op::Protect { map.protect(rs[0]) } else { map.unmap(rs[0]) };
+            let changed = fi.changed_part_way() - before;
+            fi.clear();
+            ensure(result.is_err(), "a call failing part way succeeded")?;
+            ensure(changed == 1, "the call did not fail part way")?;
+            ensure(map.census() == census, "a call failing part way changed chunk states")?;
+            let salt = 40 + i as u64;
+            // SAFETY: rs[0]'s chunks are mapped read-write (the census
+            // says so, and the pages must agree) and this test's alone.
+            unsafe { stamp_pages(rs[0], page, salt) };
+            // SAFETY: as above.
+            unsafe { verify_pages(rs[0], page, Some(salt)) }?;
+        }
         map.protect(rs[0]).context("protect")?;
         ensure(map.state(rs[0].base()) == Some(ChunkState::Protected), "a protected chunk is not protected")?;
         map.unprotect(rs[0]).context("unprotect")?;
