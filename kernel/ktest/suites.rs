@@ -362,6 +362,11 @@ macro_rules! vmarena_suite {
             }
 
             #[test]
+            fn failed_calls_put_back() -> Outcome {
+                report(cases::failed_calls_put_back(&$ops, $strict))
+            }
+
+            #[test]
             fn shared_sequence_seed_1() -> Outcome {
                 report(cases::shared_sequence(&$ops, 1, 600, $strict))
             }

@@ -7,7 +7,7 @@
 use vmspace::arena::{Arena, Policy};
 use vmspace::vmarena::{Owner, Request, VmArena, VmArenaConfig, VmArenaError, ZoneSet};
 use vmspace_workload::{vmarena_ops, Rng};
-use vmspace_shim::{FaultInjector, Op, PageOps, Pages, Range, Size};
+use vmspace_shim::{FaultInjector, FaultShape, Op, PageOps, Pages, Protection, Range, Size};
 
 use crate::outcome::{ensure, Context, Outcome};
 use crate::touch::{stamp_pages, verify_pages};
@@ -109,6 +109,54 @@ pub fn workload_with_faults<P: PageOps>(ops: P, seed: u64, steps: usize) -> Outc
     run(&mut a, seed, steps, true)?;
     ensure(fi.injected() > 0, "no fault was injected")?;
     fi.clear();
+    a.check().context("final check")
+}
+
+/// A protect and a free failing part way (the backend changes a prefix of
+/// the range first, as `mprotect` may in user space). `strict` (a backend
+/// that changes protections): the arena puts the prefix back, so every
+/// tract stays owned, recorded read-write and writable, which stamped
+/// pages prove (a page left inaccessible would fault). Otherwise (a
+/// backend that refuses every protect) a failed free cannot be put back:
+/// `RollbackFailed`, the tracts stay owned and are recorded inaccessible
+/// (never more open than they may be), and a later free succeeds.
+pub fn failed_calls_put_back<P: PageOps>(ops: P, strict: bool) -> Outcome {
+    let fi = FaultInjector::new(ops);
+    let page = fi.page_size();
+    let mut a = VmArena::new(&fi, config(page)).context("VmArena::new")?;
+    let g = a.alloc(&Request::new(Pages(8), Owner(3))).context("alloc")?;
+    let ops: &[Op] = if strict { &[Op::Protect, Op::Unmap] } else { &[Op::Unmap] };
+    for (i, &op) in ops.iter().enumerate() {
+        let before = fi.changed_part_way();
+        fi.only(&[op]);
+        fi.set_shape(FaultShape::PartWay);
+        fi.fail_nth(1);
+        let result = match op {
+            Op::Protect => a.protect(g.range, Owner(3), Protection::None),
+            _ => a.free(g.range, Owner(3)),
+        };
+        let changed = fi.changed_part_way() - before;
+        fi.clear();
+        a.check().context("check after a call failing part way")?;
+        let owned = a.tract(g.range.base()).map(|t| (t.owner, t.prot));
+        if strict {
+            ensure(result.is_err(), "a call failing part way succeeded")?;
+            ensure(changed == 1, "the call did not fail part way")?;
+            ensure(!matches!(result, Err(VmArenaError::RollbackFailed { .. })), "the put-back failed")?;
+            ensure(owned == Some((Owner(3), Protection::ReadWrite)), "the tracts are not as before")?;
+            let salt = 50 + i as u64;
+            // SAFETY: the grant is owned and recorded read-write, so its
+            // pages must be; ours alone.
+            unsafe { stamp_pages(g.range, page, salt) };
+            // SAFETY: as above.
+            unsafe { verify_pages(g.range, page, Some(salt)) }?;
+        } else {
+            ensure(matches!(result, Err(VmArenaError::RollbackFailed { .. })), "no RollbackFailed")?;
+            ensure(owned == Some((Owner(3), Protection::None)), "the tracts are not recorded inaccessible")?;
+        }
+    }
+    a.free(g.range, Owner(3)).context("free after the failures")?;
+    ensure(a.allocated() == Size(0), "tracts left allocated")?;
     a.check().context("final check")
 }
 
