@@ -34,11 +34,13 @@ pub enum ArenaError {
     },
     /// `free` of something that is not a live allocation of exactly that size.
     BadFree {
-        /// The address passed.
+        /// The address passed; for [`free_part`](super::Arena::free_part),
+        /// the piece's: the allocation's address plus the offset (wrapping).
         addr: Addr,
         /// The size passed.
         size: Size,
-        /// The size of the live allocation at `addr`, if there is one.
+        /// The size of the live allocation at `addr` (for `free_part`, at
+        /// the allocation's address), if there is one.
         allocated: Option<Size>,
     },
     /// [`free_handle`](super::Arena::free_handle) of a handle that does not

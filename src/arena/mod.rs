@@ -133,8 +133,10 @@ pub const MIN_TAGS: usize = BASE_TAGS + 2 + ALLOC_TAGS as usize;
 /// Called once for each allocation still live when an arena is dropped, with
 /// the arena's name and the allocation's range (requested size), and once
 /// for each range freed deferred and never flushed (its whole segment): if
-/// that range is in an imported span, the span is not given back (see
-/// [`Arena`]'s `Drop`).
+/// that range is in an imported span, the span goes back through
+/// [`Source::release_unflushed`], which must not hand it out before its
+/// flush (a parent arena takes it as a deferred free; a source that
+/// refuses keeps it taken for good; see [`Arena`]'s `Drop`).
 pub type LeakHook = fn(name: &'static str, leaked: Range);
 
 /// A vmem-style arena over the stores `S` (tags and hash) importing from `I`.

@@ -40,7 +40,11 @@ fn the_committed_trace_is_the_conversion_of_the_recording() {
     for op in ["\nalloc ", "\nfree m", "\nresize m", "MAP_FIXED inside live mappings"] {
         assert!(committed.contains(op), "{op:?}");
     }
-    assert!(committed.lines().any(|l| l.starts_with("free ") && l.split_whitespace().count() >= 4));
+    // Every strace line was understood: strace pads short calls before
+    // their `=`, and an importer that missed it dropped 85 of the 85
+    // munmaps, then read the kernel's reuse of their addresses as partial
+    // unmaps (round 19).
+    assert!(!committed.contains("not a system call"), "{committed}");
 }
 
 #[test]
@@ -52,14 +56,15 @@ fn replay_reports_peak_extent_fragmentation_and_failures() {
     assert!(out.contains("fragmentation ") && out.contains("1 - largest free / all free"), "{out}");
     assert!(out.contains("resizes ") && out.contains(" moved;"), "{out}");
     assert!(out.contains("no operation failed"), "{out}");
-    // In 32 MiB of address space some mappings find no room: each is listed
+    // In 16 MiB of address space some mappings find no room: each is listed
     // with its line and reason.
     let out =
-        stdout(&vmspace(&["replay", &trace(), "--span-limit", "0x2000000", "--failures", "2"]));
+        stdout(&vmspace(&["replay", &trace(), "--span-limit", "0x1000000", "--failures", "2"]));
     let listed: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("line ")).collect();
     assert_eq!(listed.len(), 2, "{out}");
     for l in listed {
-        assert!(l.contains(": alloc m") && l.contains("no free segment"), "{l}");
+        let op = l.contains(": alloc m") || l.contains(": resize m");
+        assert!(op && l.contains("no free segment"), "{l}");
     }
     assert!(out.contains("operations failed:") && out.contains("... and "), "{out}");
 }

@@ -9,7 +9,8 @@ report what a user of address space wants to know:
   peak      the most bytes live at once, the live allocations then, and
             their address extent (lowest start to highest end) with the
             ratio live/extent (1.0: packed without holes);
-  holes     free bytes inside the extent (extent - live);
+  holes     free bytes inside the extent (its bytes inside spans - live;
+            addresses between spans are no holes);
   fragmentation
             the arena's index 1 - largest free / all free, in per mille
             (0: the free space is one segment; near 1000: splintered);
@@ -29,9 +30,12 @@ or 0x hex (_ allowed):
                  [exact=A] [policy=POLICY] [top]
   free ID                   free all that ID still holds
   free ID OFFSET SIZE       free [OFFSET, OFFSET+SIZE) of ID (munmap of part
-                            of a mapping: what is left stays live)
-  resize ID SIZE            grow or shrink ID in place, or move it when it
-                            cannot grow in place (mremap)
+                            of a mapping: what is left stays live); OFFSET
+                            counts from where ID was allocated or last
+                            resized
+  resize ID SIZE            grow or shrink ID in place, or move it under
+                            its allocation's constraints when it cannot
+                            grow in place (mremap)
 
 POLICY is instant (the default), best, first or next; --policy overrides
 every one, --compare runs the trace under each and prints them side by side.
@@ -44,13 +48,19 @@ Convert the output of
     strace -f -e trace=mmap,munmap,mremap -o app.strace PROGRAM ARGS
 
 into an arena operation trace for `vmspace replay`: the trace has quantum
-PAGE (4096), one span for the whole 47-bit user address space, and per
-call:
+PAGE (--page, 4096), one span for the whole 47-bit user address space, and
+per call:
 
   mmap = A              alloc ID LEN (a new ID; lengths rounded up to pages)
-  munmap(A, LEN)        free ID, or free ID OFFSET SIZE for part of a mapping
-                        (one line per mapping the range touches)
+  munmap(A, LEN)        free ID, or free ID OFFSET SIZE for the pages of a
+                        mapping left with nothing mapped (one line per
+                        mapping the range touches)
   mremap(A, OLD, NEW)   resize ID NEW (the replay grows in place or moves)
+
+With --page above the program's 4 KiB pages the trace models the program
+on a system with larger pages: each mapping is its own allocation rounded
+up to whole pages, and a partial munmap frees the large pages it leaves
+with nothing mapped.
 
 The replay places every mapping itself, so it answers how this program's
 mappings would pack in a vmspace arena, not where the kernel put them.
@@ -59,4 +69,7 @@ address space (a comment says so); elsewhere they become new allocations.
 Failed calls, and unmaps of ranges mapped before tracing began, become
 comments. Each line's comment gives the strace line it comes from.
 Accepts strace's pid prefixes (-f), timestamps (-t, -tt, -ttt, -r) and
-<unfinished ...> / <... resumed> pairs.";
+<unfinished ...> / <... resumed> pairs. Every pid's calls go into one
+address space, right for threads; for several processes a comment at the
+top says so (what a process maps adds up with the others', and stays
+live after it exits): trace one process for a faithful replay.";

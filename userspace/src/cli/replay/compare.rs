@@ -30,10 +30,11 @@ pub fn run(
         return Ok(());
     }
     outln!(
-        "replayed {} operations from {} under every policy (quantum {quantum}{})",
+        "replayed {} operations from {} under every policy (quantum {quantum}{}{})",
         reports[0].outcomes.ops,
         name,
-        reports[0].limit_note()
+        reports[0].limit_note(),
+        if o.check { ", check() after each" } else { "" }
     );
     print_table(&reports);
     outln!(

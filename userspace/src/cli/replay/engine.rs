@@ -70,6 +70,9 @@ pub struct Moment {
     pub segments: usize,
     /// Lowest start and highest end of the live allocations.
     pub extent: Option<(usize, usize)>,
+    /// Bytes of the extent inside spans (the rest lies between spans and
+    /// can never be allocated, so it is no hole).
+    pub extent_in_spans: usize,
 }
 
 /// Where each piece of an ID is.
@@ -81,8 +84,9 @@ struct Id {
     /// `free ID OFFSET SIZE` finds its piece in log time however many
     /// pieces earlier ones left).
     pieces: BTreeMap<usize, usize>,
-    /// The policy of its allocation (for a move).
-    policy: Policy,
+    /// The constraints of its allocation (a move keeps them, with the new
+    /// size).
+    constraints: Constraints,
 }
 
 /// A replay in progress over `arena`.
@@ -93,6 +97,10 @@ pub struct Replay<'t, S: Store> {
     failed_ids: HashSet<&'t str>,
     /// Every live piece: start to end (rounded).
     live: BTreeMap<usize, usize>,
+    /// Every span added: start to end.
+    spans: BTreeMap<usize, usize>,
+    /// The trace line of the last operation done (0: none yet).
+    pub last_line: usize,
     pub outcomes: Outcomes,
     pub failures: Vec<Failure>,
     /// The moment of the most live bytes.
@@ -114,6 +122,8 @@ impl<'t, S: Store> Replay<'t, S> {
             ids: HashMap::new(),
             failed_ids: HashSet::new(),
             live: BTreeMap::new(),
+            spans: BTreeMap::new(),
+            last_line: 0,
             outcomes: Outcomes::default(),
             failures: Vec::new(),
             peak: Moment::default(),
@@ -135,6 +145,7 @@ impl<'t, S: Store> Replay<'t, S> {
         for (n, (line, op)) in ops.iter().enumerate().take(stop) {
             self.step(*line, op).map_err(|e| format!("trace line {line}: {e}"))?;
             self.outcomes.ops += 1;
+            self.last_line = *line;
             self.observe(*line);
             if self.setup.check {
                 let r = self.arena.check();
@@ -151,12 +162,21 @@ impl<'t, S: Store> Replay<'t, S> {
     /// The arena now.
     pub fn moment(&self, line: usize) -> Moment {
         let extent = self.live.first_key_value().zip(self.live.last_key_value());
+        let extent = extent.map(|((&lo, _), (_, &hi))| (lo, hi));
         Moment {
             line,
             live: self.arena.sizes().allocated.0,
             segments: self.arena.live(),
-            extent: extent.map(|((&lo, _), (_, &hi))| (lo, hi)),
+            extent,
+            extent_in_spans: extent.map_or(0, |(lo, hi)| self.in_spans(lo, hi)),
         }
+    }
+
+    /// Bytes of `[lo, hi)` inside spans.
+    fn in_spans(&self, lo: usize, hi: usize) -> usize {
+        let first = self.spans.range(..=lo).next_back().map_or(lo, |(&s, _)| s);
+        let spans = self.spans.range(first..hi);
+        spans.map(|(&s, &e)| e.min(hi).saturating_sub(s.max(lo))).sum()
     }
 
     /// Every allocated and free segment in address order: start, end,
@@ -197,8 +217,12 @@ impl<'t, S: Store> Replay<'t, S> {
         match op {
             TraceOp::Add { base, size } => {
                 let size = self.setup.span_limit.map_or(*size, |l| l.min(*size));
-                if let Err(e) = self.timed(|a| a.add(Addr(*base), Size(size))) {
-                    self.fail(line, op, e.to_string());
+                match self.timed(|a| a.add(Addr(*base), Size(size))) {
+                    Ok(()) => {
+                        // Its end fits: the arena checked.
+                        self.spans.insert(*base, *base + size);
+                    }
+                    Err(e) => self.fail(line, op, e.to_string()),
                 }
             }
             TraceOp::Alloc { id, constraints } => self.alloc(line, op, id, constraints)?,
@@ -253,7 +277,7 @@ impl<'t, S: Store> Replay<'t, S> {
                 let q = self.arena.quantum().0;
                 self.live.insert(a.0, a.0 + c.size().0.next_multiple_of(q));
                 let pieces = BTreeMap::from([(a.0, c.size().0)]);
-                self.ids.insert(id, Id { base: a.0, pieces, policy: c.chosen_policy() });
+                self.ids.insert(id, Id { base: a.0, pieces, constraints: c });
                 self.outcomes.allocs += 1;
             }
             Err(e) => {
@@ -330,13 +354,20 @@ impl<'t, S: Store> Replay<'t, S> {
             Ok(()) => {
                 self.live.remove(&a);
                 x.pieces.clear();
+                // Offsets count from the resized piece, as after a move
+                // (the piece a partial free left may not start at the base).
+                x.base = a;
                 self.repiece(&mut x, a);
                 self.ids.insert(id, x);
                 self.outcomes.resized_in_place += 1;
             }
             Err(ArenaError::NoSpace { .. }) => {
-                // Move: allocate the new size, then free the old.
-                let c = Constraints::new(Size(size)).policy(x.policy);
+                // Move: allocate the new size under the allocation's own
+                // constraints (an `xalloc`'s window, alignment, ...), then
+                // free the old.
+                let mut parts = x.constraints.parts();
+                parts.size = Size(size);
+                let c = Constraints::from(parts);
                 match self.timed(|ar| ar.xalloc(&c)) {
                     Ok(b) => {
                         let freed = self.timed(|ar| ar.free(Addr(a), Size(old)));

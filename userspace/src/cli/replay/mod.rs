@@ -104,9 +104,10 @@ fn check_span_limit(limit: usize, quantum: usize) -> Result<(), String> {
         return Ok(());
     }
     let down = limit - limit % quantum;
-    let hint = match down {
-        0 => format!("at least {quantum:#x}"),
-        _ => format!("{down:#x} or {:#x}", down.saturating_add(quantum)),
+    let hint = match (down, down.checked_add(quantum)) {
+        (0, _) => format!("at least {quantum:#x}"),
+        (_, Some(up)) => format!("{down:#x} or {up:#x}"),
+        (_, None) => format!("{down:#x}"),
     };
     Err(format!(
         "--span-limit {limit:#x} is not a multiple of the quantum {quantum:#x} (try {hint})"

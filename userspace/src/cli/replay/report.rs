@@ -25,7 +25,9 @@ pub struct Snapshot {
     pub extent_bytes: usize,
     /// `live_bytes / extent_bytes` (1: no holes).
     pub live_over_extent: f64,
-    /// Free bytes inside the extent: `extent_bytes - live_bytes`.
+    /// Free bytes inside the extent: the extent's bytes inside spans less
+    /// `live_bytes` (addresses between spans are no holes: nothing can be
+    /// allocated there).
     pub holes_bytes: usize,
 }
 
@@ -40,7 +42,7 @@ impl From<&Moment> for Snapshot {
             extent_end: m.extent.map(|e| e.1),
             extent_bytes: extent,
             live_over_extent: if extent == 0 { 0.0 } else { m.live as f64 / extent as f64 },
-            holes_bytes: extent.saturating_sub(m.live),
+            holes_bytes: m.extent_in_spans.saturating_sub(m.live),
         }
     }
 }
@@ -61,7 +63,8 @@ pub struct Definitions {
 const DEFINITIONS: Definitions = Definitions {
     extent: "highest end minus lowest start of the live allocations (bytes)",
     live_over_extent: "live bytes / extent bytes: 1 when the live allocations leave no holes",
-    holes: "free bytes inside the extent: extent - live",
+    holes: "free bytes inside the extent: extent bytes inside spans - live (addresses between \
+            spans are not counted)",
     fragmentation: "1000 * (1 - largest free segment / all free bytes): 0 when the free space \
                     is one segment, near 1000 when it is splintered",
 };
@@ -132,7 +135,7 @@ impl Report {
             peak: Snapshot::from(&r.peak),
             peak_segments: r.peak_segments.0,
             peak_segments_line: r.peak_segments.1,
-            end: Snapshot::from(&r.moment(0)),
+            end: Snapshot::from(&r.moment(r.last_line)),
             total_bytes: s.total.0,
             free_bytes: s.free.0,
             largest_free: a.largest_free().0,

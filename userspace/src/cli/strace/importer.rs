@@ -1,0 +1,243 @@
+//! The importer's model of the traced program's mappings, and the trace
+//! lines each call becomes.
+//!
+//! Mappings are followed at the program's own page (or the trace's, when
+//! smaller), at their real addresses, so that an `munmap` finds what it
+//! unmaps; the trace is written in pages of `--page`. With a larger trace
+//! page, each mapping becomes an allocation of its length rounded up to
+//! whole trace pages, and a partial unmap frees the trace pages of the
+//! mapping it leaves without any live byte: a model of the same program
+//! on a system with larger pages, where no two mappings share a page.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use crate::input::parse_number;
+
+/// The traced program's page: the kernel rounded its mappings to it.
+const PROGRAM_PAGE: usize = 4096;
+
+/// One mapping piece the importer follows: its end and its ID.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    end: usize,
+    id: usize,
+}
+
+/// What an ID names: a mapping as allocated or last resized.
+#[derive(Debug, Clone, Copy)]
+struct Mapping {
+    /// Its address; the trace's offsets count from it.
+    base: usize,
+    /// Live pieces.
+    pieces: usize,
+}
+
+/// One system call: name, arguments, result (`None`: failed).
+pub struct Call<'a> {
+    pub name: &'a str,
+    pub args: Vec<&'a str>,
+    pub result: Option<usize>,
+}
+
+/// The importer's view of the traced process's mappings.
+pub struct Importer {
+    /// The trace's page: every length and offset written is whole pages.
+    page: usize,
+    /// The granularity mappings are followed at.
+    unit: usize,
+    /// Live pieces by start address.
+    pieces: BTreeMap<usize, Piece>,
+    ids: HashMap<usize, Mapping>,
+    next_id: usize,
+    /// The trace's operations, with comments.
+    pub out: String,
+    /// Calls turned into operations, and lines skipped.
+    pub used: usize,
+    pub skipped: usize,
+}
+
+impl Importer {
+    /// An importer writing pages of `page` bytes (a power of two).
+    pub fn new(page: usize) -> Self {
+        Importer {
+            page,
+            unit: page.min(PROGRAM_PAGE),
+            pieces: BTreeMap::new(),
+            ids: HashMap::new(),
+            next_id: 0,
+            out: String::new(),
+            used: 0,
+            skipped: 0,
+        }
+    }
+
+    /// `n` rounded up to `to`, or the largest multiple of `to` when that
+    /// overflows.
+    fn round(n: usize, to: usize) -> usize {
+        n.checked_next_multiple_of(to).unwrap_or(usize::MAX - to + 1)
+    }
+
+    fn emit(&mut self, op: String, line: usize) {
+        let _ = writeln!(self.out, "{op:<32} # strace line {line}");
+    }
+
+    /// A comment for a line that becomes no operation.
+    pub fn note(&mut self, what: &str, line: usize) {
+        let _ = writeln!(self.out, "# strace line {line}: {what}");
+        self.skipped += 1;
+    }
+
+    /// Pieces overlapping `[a, b)`, by start.
+    fn overlapping(&self, a: usize, b: usize) -> Vec<(usize, Piece)> {
+        let first = self.pieces.range(..a).next_back().filter(|(_, p)| p.end > a);
+        let rest = self.pieces.range(a..b);
+        first.into_iter().chain(rest).map(|(&s, &p)| (s, p)).collect()
+    }
+
+    /// Unmap `[a, b)`: for each mapping it touches, a `free` of the whole
+    /// (its last piece gone) or of the trace pages it leaves without a
+    /// live byte. Returns whether it touched any.
+    fn unmap(&mut self, a: usize, b: usize, line: usize) -> bool {
+        let hit = self.overlapping(a, b);
+        let mut freed: Vec<(usize, usize, usize)> = Vec::new();
+        for &(s, p) in &hit {
+            let (lo, hi) = (s.max(a), p.end.min(b));
+            let m = self.ids.get_mut(&p.id).expect("a live piece's ID is live");
+            self.pieces.remove(&s);
+            m.pieces -= 1;
+            if s < lo {
+                self.pieces.insert(s, Piece { end: lo, id: p.id });
+                m.pieces += 1;
+            }
+            if hi < p.end {
+                self.pieces.insert(hi, Piece { end: p.end, id: p.id });
+                m.pieces += 1;
+            }
+            freed.push((p.id, lo, hi));
+        }
+        let mut done = BTreeSet::new();
+        for &(id, _, _) in &freed {
+            if done.insert(id) {
+                self.free_pages(id, &freed, line);
+            }
+        }
+        !hit.is_empty()
+    }
+
+    /// The lines for mapping `id` after the unmaps in `freed`.
+    fn free_pages(&mut self, id: usize, freed: &[(usize, usize, usize)], line: usize) {
+        let m = self.ids[&id];
+        if m.pieces == 0 {
+            self.ids.remove(&id);
+            return self.emit(format!("free m{id}"), line);
+        }
+        let page = self.page;
+        let mut pages = BTreeSet::new();
+        for &(_, lo, hi) in freed.iter().filter(|f| f.0 == id) {
+            pages.extend((lo - m.base) / page..(hi - m.base).div_ceil(page));
+        }
+        let touched = |k: usize| {
+            let lo = m.base.saturating_add(k * page);
+            let hi = lo.saturating_add(page);
+            self.overlapping(lo, hi).iter().any(|(_, p)| p.id == id)
+        };
+        let empty: Vec<usize> = pages.into_iter().filter(|&k| !touched(k)).collect();
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for k in empty {
+            match runs.last_mut() {
+                Some((_, end)) if *end == k => *end = k + 1,
+                _ => runs.push((k, k + 1)),
+            }
+        }
+        for (k0, k1) in runs {
+            self.emit(format!("free m{id} {:#x} {:#x}", k0 * page, (k1 - k0) * page), line);
+        }
+    }
+
+    fn map(&mut self, a: usize, len: usize, line: usize) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.emit(format!("alloc m{id} {:#x}", Self::round(len, self.page)), line);
+        self.pieces.insert(a, Piece { end: a + len, id });
+        self.ids.insert(id, Mapping { base: a, pieces: 1 });
+    }
+
+    /// The end of a mapping the call returned at `start`, or `None` (the
+    /// call skipped, with a note) when it would run past the top of the
+    /// address space, which no kernel hands out but a trace may say.
+    fn mapping_end(&mut self, start: usize, len: usize, line: usize) -> Option<usize> {
+        let end = start.checked_add(len);
+        if end.is_none() {
+            self.used -= 1;
+            self.note("a mapping past the top of the address space skipped", line);
+        }
+        end
+    }
+
+    /// The operations of one call.
+    pub fn call(&mut self, c: &Call<'_>, line: usize) {
+        let arg = |i: usize| c.args.get(i).and_then(|a| parse_number(a).ok());
+        let Some(result) = c.result else {
+            return self.note(&format!("failed {} skipped", c.name), line);
+        };
+        let length = |i: usize| Self::round(arg(i).unwrap_or(0), self.unit);
+        self.used += 1;
+        match c.name {
+            "mmap" | "mmap2" => {
+                let len = length(1);
+                let flags = c.args.get(3).copied().unwrap_or("");
+                let fixed = flags.split('|').any(|f| f == "MAP_FIXED");
+                let Some(b) = self.mapping_end(result, len, line) else { return };
+                let covered: usize = self
+                    .overlapping(result, b)
+                    .iter()
+                    .map(|(s, p)| p.end.min(b) - (*s).max(result))
+                    .sum();
+                if fixed && covered == len {
+                    self.used -= 1;
+                    let what = "MAP_FIXED inside live mappings: replaces pages, same address space";
+                    return self.note(what, line);
+                }
+                if covered > 0 {
+                    self.unmap(result, b, line);
+                }
+                self.map(result, len, line);
+            }
+            "munmap" => {
+                let (a, len) = (arg(0).unwrap_or(0), length(1));
+                if !self.unmap(a, a.saturating_add(len), line) {
+                    self.used -= 1;
+                    self.note("munmap of a range mapped before tracing (or never)", line);
+                }
+            }
+            "mremap" => {
+                let a = arg(0).unwrap_or(0);
+                let (old, new) = (length(1), length(2));
+                let Some(b) = self.mapping_end(result, new, line) else { return };
+                match self.pieces.get(&a).copied() {
+                    Some(p) if p.end - a == old && self.ids[&p.id].pieces == 1 && new > 0 => {
+                        let size = Self::round(new, self.page);
+                        self.emit(format!("resize m{} {size:#x}", p.id), line);
+                        self.pieces.remove(&a);
+                        if self.overlapping(result, b).iter().any(|(_, q)| q.id != p.id) {
+                            self.unmap(result, b, line);
+                        }
+                        self.pieces.insert(result, Piece { end: b, id: p.id });
+                        self.ids.insert(p.id, Mapping { base: result, pieces: 1 });
+                    }
+                    _ => {
+                        // Part of a mapping, or several: unmap, map anew.
+                        self.unmap(a, a.saturating_add(old), line);
+                        self.unmap(result, b, line);
+                        self.map(result, new, line);
+                    }
+                }
+            }
+            _ => {
+                self.used -= 1;
+                self.note(&format!("{} is not traced here", c.name), line);
+            }
+        }
+    }
+}

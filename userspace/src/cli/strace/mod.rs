@@ -1,0 +1,192 @@
+//! `vmspace import-strace`: turn the `mmap`, `munmap` and `mremap` calls of
+//! a real program, as strace prints them, into a replay trace.
+
+mod importer;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use crate::args::ImportArgs;
+use crate::input::parse_number;
+use importer::{Call, Importer};
+
+/// The end of the 47-bit user address space: the end of the trace's span.
+const USER_END: usize = 0x8000_0000_0000;
+
+/// The span the trace gives the arena, base and size: the 47-bit user
+/// address space less its first 64 KiB, or its first page when pages are
+/// larger (both ends a multiple of `page`, a power of two up to 2^27).
+fn span(page: usize) -> (usize, usize) {
+    let base = page.max(0x10000);
+    (base, USER_END - base)
+}
+
+/// Strip strace's prefixes (pid, timestamps) from a line.
+fn strip_prefix(mut s: &str) -> (&str, &str) {
+    let mut pid = "";
+    loop {
+        s = s.trim_start();
+        if let Some(rest) = s.strip_prefix("[pid") {
+            let Some((p, rest)) = rest.split_once(']') else { return (pid, s) };
+            pid = p.trim();
+            s = rest;
+            continue;
+        }
+        let token = s.split_whitespace().next().unwrap_or("");
+        let numeric = !token.is_empty()
+            && token.chars().all(|c| c.is_ascii_digit() || c == ':' || c == '.')
+            && s.len() > token.len();
+        if !numeric {
+            return (pid, s);
+        }
+        if pid.is_empty() && token.chars().all(|c| c.is_ascii_digit()) {
+            pid = token;
+        }
+        s = &s[token.len()..];
+    }
+}
+
+/// `name(args) = result`, with any spaces before the `=` (strace pads
+/// short calls to line their results up: `munmap(0x7f.., 33699)     = 0`).
+fn parse_call(text: &str) -> Option<Call<'_>> {
+    let (name, rest) = text.split_once('(')?;
+    let name = name.trim();
+    let (args, result) = rest.rsplit_once('=')?;
+    let args = args.trim_end().strip_suffix(')')?;
+    let args = args.split(',').map(str::trim).collect();
+    let result = result.split_whitespace().next().and_then(|r| parse_number(r).ok());
+    Some(Call { name, args, result })
+}
+
+/// Convert strace output into a trace.
+pub fn convert(text: &str, page: usize) -> String {
+    let mut im = Importer::new(page);
+    let mut pending: HashMap<String, String> = HashMap::new();
+    let mut pids = HashSet::new();
+    for (n, raw) in text.lines().enumerate() {
+        let (pid, body) = strip_prefix(raw);
+        if !pid.is_empty() {
+            pids.insert(pid.to_string());
+        }
+        let body = body.trim_end();
+        if body.starts_with("+++") || body.starts_with("---") || body.is_empty() {
+            continue;
+        }
+        let joined;
+        let call_text = if let Some(head) = body.strip_suffix("<unfinished ...>") {
+            pending.insert(pid.to_string(), head.trim_end().to_string());
+            continue;
+        } else if let Some(rest) = body.strip_prefix("<...") {
+            let Some((_, tail)) = rest.split_once("resumed>") else { continue };
+            let Some(head) = pending.remove(pid) else { continue };
+            joined = format!("{head}{tail}");
+            joined.as_str()
+        } else {
+            body
+        };
+        match parse_call(call_text) {
+            Some(c) => im.call(&c, n + 1),
+            None => im.note("not a system call strace line", n + 1),
+        }
+    }
+    let mut head = String::new();
+    let _ = writeln!(
+        head,
+        "# imported by vmspace import-strace: {} calls as operations, {} lines skipped (see comments)",
+        im.used, im.skipped
+    );
+    if pids.len() > 1 {
+        let _ = writeln!(
+            head,
+            "# {} pids merged into one address space: right for threads, which share one; \
+             for processes (a fork, an exec) their mappings add up as if in one, and what \
+             a process had mapped stays live after it exits (exit unmaps with no munmap \
+             line). Trace one process (strace without -f) for a faithful replay.",
+            pids.len()
+        );
+    }
+    let (base, size) = span(page);
+    let _ = writeln!(head, "quantum {page}\nadd {base:#x} {size:#x}");
+    head + &im.out
+}
+
+/// `vmspace import-strace`.
+pub fn run(o: &ImportArgs) -> Result<(), String> {
+    let bytes = crate::input::read(&o.file)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let trace = convert(&text, o.page);
+    match &o.output {
+        Some(path) => {
+            std::fs::write(path, trace).map_err(|e| format!("writing {}: {e}", path.display()))
+        }
+        None => {
+            crate::out::text(&trace);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vmspace_user::trace::{parse, TraceOp};
+
+    const SAMPLE: &str = "\
+1234  mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000
+1234  mmap(NULL, 20000, PROT_READ, MAP_PRIVATE|MAP_DENYWRITE, 3, 0) = 0x7f0000010000
+1234  mmap(0x7f0000011000, 4096, PROT_READ|PROT_EXEC, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, 3, 0x1000) = 0x7f0000011000
+1234  munmap(0x7f0000011000, 4096) = 0
+[pid  1235] 12:00:00.000001 mremap(0x7f0000000000, 8192, 16384, MREMAP_MAYMOVE <unfinished ...>
+1234  mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = -1 ENOMEM (Cannot allocate memory)
+[pid  1235] 12:00:00.000002 <... mremap resumed>) = 0x7f0000020000
+1234  munmap(0x7e0000000000, 4096) = 0
+1234  munmap(0x7f0000010000, 0x5000) = 0
++++ exited with 0 +++
+";
+
+    #[test]
+    fn converts_maps_partial_unmaps_and_remaps() {
+        let t = convert(SAMPLE, 4096);
+        let ops: Vec<TraceOp> = parse(&t).unwrap().ops.into_iter().map(|(_, op)| op).collect();
+        let want = [
+            "add 0x10000 0x7fffffff0000",
+            "alloc m0 0x2000",
+            "alloc m1 0x5000",
+            "free m1 0x1000 0x1000",
+            "resize m0 0x4000",
+            // One munmap over both pieces left: one free of the whole.
+            "free m1",
+        ];
+        let got: Vec<String> = ops.iter().map(ToString::to_string).collect();
+        assert_eq!(got, want, "{t}");
+        assert!(t.contains("quantum 4096"));
+        assert!(t.contains("MAP_FIXED inside live mappings"));
+        assert!(t.contains("failed mmap skipped"));
+        assert!(t.contains("mapped before tracing"));
+    }
+
+    /// The span must suit the arena's quantum, the page: with pages over
+    /// 64 KiB it was `add 0x10000 0x7fffffff0000`, and every replayed
+    /// operation failed.
+    #[test]
+    fn the_span_is_whole_pages_for_every_page_size() {
+        for shift in 0..=27 {
+            let page = 1usize << shift;
+            let (base, size) = span(page);
+            assert_eq!((base % page, size % page), (0, 0), "page {page:#x}");
+            assert!(base >= 0x10000 && base + size == USER_END);
+            let t = convert(SAMPLE, page);
+            let trace = parse(&t).unwrap();
+            assert_eq!(trace.quantum, Some(page));
+            let TraceOp::Add { base: b, size: s } = trace.ops[0].1 else { panic!("{t}") };
+            assert_eq!((b, s), (base, size));
+        }
+    }
+
+    #[test]
+    fn prefixes_are_stripped() {
+        assert_eq!(strip_prefix("[pid 7] 1.5 mmap(x) = 0").0, "7");
+        assert_eq!(strip_prefix("42 12:00:01 munmap(a, b) = 0").1, "munmap(a, b) = 0");
+        assert_eq!(strip_prefix("mmap(x) = 0"), ("", "mmap(x) = 0"));
+    }
+}
