@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
-use vmspace_shim::sim::{PageState, SimBackend};
+use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, FaultShape, PageOps, Size};
 use vmspace_user::MmapBackend;
 use vmspace_workload::chunkmap_ops::{self, ChunkModel, ChunkOpGen, ChunkRunStats};
@@ -58,10 +58,7 @@ proptest! {
         let mut map = ChunkMap::new(&faulty, sim_config()).unwrap();
         faulty.fail_randomly(fault_seed, 150_000);
         faulty.set_shape(if part_way { FaultShape::PartWay } else { FaultShape::Clean });
-        let probe = |a| match sim.page_state(a) {
-            Some(PageState::Mapped(p)) => Some(p),
-            _ => None,
-        };
+        let probe = |a| sim.protection(a);
         let mut model = ChunkModel::<1024>::new(map.chunks());
         let mut gen = ChunkOpGen::new(seed, model.window(), map.chunks(), map.chunk_size());
         let mut stats = ChunkRunStats::default();

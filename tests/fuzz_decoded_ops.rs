@@ -5,21 +5,13 @@
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
 use vmspace::vm::Vm;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_shim::sim::{PageState, SimBackend};
-use vmspace_shim::{Addr, FaultInjector, FaultShape, Protection, Size};
+use vmspace_shim::sim::SimBackend;
+use vmspace_shim::{FaultInjector, FaultShape, Size};
 use vmspace_workload::chunkmap_ops::{self, ChunkModel, ChunkOp, ChunkRunStats};
 use vmspace_workload::pages;
 use vmspace_workload::vm_calls::{self, VmCall, VmCallModel, VmCallStats};
 use vmspace_workload::vmarena_ops::{self, VmArenaModel, VmArenaOp, VmArenaRunStats};
 use vmspace_workload::Rng;
-
-/// How the simulator maps a page (the fuzz targets' probe).
-fn mapped(sim: &SimBackend<'_>, a: Addr) -> Option<Protection> {
-    match sim.page_state(a) {
-        Some(PageState::Mapped(p)) => Some(p),
-        _ => None,
-    }
-}
 
 /// The fuzz targets' fault shapes: with faults, every other seed fails
 /// protects and unmaps part way.
@@ -93,7 +85,7 @@ fn vmarena_decoded_ops() {
         while let Some(op) = VmArenaOp::decode(&mut ops, 512) {
             vmarena_ops::step_checked(&mut arena, &mut model, &op, faults, &mut stats)
                 .unwrap_or_else(|(what, e)| panic!("seed {seed} {op:?}: {what} ({e:?})"));
-            pages::tracts_agree(&arena, false, &|a| mapped(&sim, a))
+            pages::tracts_agree(&arena, false, &|a| sim.protection(a))
                 .unwrap_or_else(|what| panic!("seed {seed} {op:?}: {what}"));
         }
         assert!(stats.succeeded > 0);
@@ -120,7 +112,7 @@ fn chunkmap_decoded_ops() {
         while let Some(op) = ChunkOp::decode(&mut ops, 1024, Size(1024)) {
             chunkmap_ops::step_checked(&mut map, &mut model, &op, faults, &mut stats)
                 .unwrap_or_else(|(what, e)| panic!("seed {seed} {op:?}: {what} ({e:?})"));
-            pages::chunks_agree(&map, 1024, &|a| mapped(&sim, a))
+            pages::chunks_agree(&map, 1024, &|a| sim.protection(a))
                 .unwrap_or_else(|what| panic!("seed {seed} {op:?}: {what}"));
         }
         assert!(stats.succeeded > 0);

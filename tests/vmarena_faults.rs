@@ -5,8 +5,9 @@
 //! `check()` must pass whatever happened.
 
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_shim::sim::{at_offsets, PageState, Placed, SimBackend, OFFSETS};
-use vmspace_shim::{Addr, FaultInjector, FaultShape, PageOps, Size};
+use vmspace_shim::sim::{at_offsets, Placed, SimBackend, OFFSETS};
+use vmspace_shim::{FaultInjector, FaultShape, Size};
+use vmspace_workload::pages;
 use vmspace_workload::vmarena_ops::{self, Expect, VmArenaModel, VmArenaOp, VmArenaOpGen};
 
 const PAGE: usize = 256;
@@ -15,21 +16,6 @@ const STEPS: usize = 100;
 
 fn config() -> VmArenaConfig {
     VmArenaConfig::new(Size(TRACTS * PAGE)).zone_shift(10).spare_limit(6)
-}
-
-/// Every allocated tract's page in the simulator has the protection the
-/// arena records for it.
-fn backend_agrees<P: PageOps>(arena: &VmArena<P>, sim: &SimBackend<'_>) -> Result<(), String> {
-    for t in 0..arena.tracts() {
-        let at = Addr(arena.range().base().0 + t * PAGE);
-        if let Some(info) = arena.tract(at) {
-            let real = sim.page_state(at);
-            if real != Some(PageState::Mapped(info.prot)) {
-                return Err(format!("tract {t} recorded {:?}, its page {real:?}", info.prot));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[test]
@@ -83,7 +69,8 @@ fn every_position(off: usize, buf: &mut Placed, shape: FaultShape) -> (usize, u6
             part_way += faulty.changed_part_way();
             faulty.clear();
             arena.check().unwrap_or_else(|e| panic!("offset {off} step {k} call {n}: {e}"));
-            backend_agrees(&arena, &sim)
+            // Every allocated tract's page has the protection recorded.
+            pages::tracts_agree(&arena, true, &|a| sim.protection(a))
                 .unwrap_or_else(|e| panic!("offset {off} step {k} call {n} ({op:?}): {e}"));
             if !injected {
                 break; // the step makes fewer than n calls

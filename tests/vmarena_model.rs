@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_shim::sim::{PageState, SimBackend};
+use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, FaultShape, PageOps, Size};
 use vmspace_user::MmapBackend;
 use vmspace_workload::pages;
@@ -64,10 +64,7 @@ proptest! {
         let mut arena = VmArena::new(&faulty, sim_config(6, usize::MAX)).unwrap();
         faulty.fail_randomly(fault_seed, 150_000);
         faulty.set_shape(if part_way { FaultShape::PartWay } else { FaultShape::Clean });
-        let probe = |a| match sim.page_state(a) {
-            Some(PageState::Mapped(p)) => Some(p),
-            _ => None,
-        };
+        let probe = |a| sim.protection(a);
         let mut model = VmArenaModel::<512>::new(&arena).unwrap();
         let mut gen = VmArenaOpGen::new(seed, arena.tracts());
         let mut stats = VmArenaRunStats::default();

@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
-use vmspace_shim::sim::{PageState, SimBackend};
+use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, FaultShape, Size};
 use vmspace_workload::chunkmap_ops::{step_checked, ChunkModel, ChunkOp, ChunkRunStats};
 use vmspace_workload::pages::chunks_agree;
@@ -32,10 +32,7 @@ fuzz_target!(|data: &[u8]| {
     if head & 2 != 0 {
         faulty.set_shape(FaultShape::PartWay);
     }
-    let probe = |a| match sim.page_state(a) {
-        Some(PageState::Mapped(p)) => Some(p),
-        _ => None,
-    };
+    let probe = |a| sim.protection(a);
     let mut model = ChunkModel::<CHUNKS>::new(CHUNKS);
     let mut stats = ChunkRunStats::default();
     while let Some(op) = ChunkOp::decode(&mut ops, CHUNKS, Size(CHUNK)) {

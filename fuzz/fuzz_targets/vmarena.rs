@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_shim::sim::{PageState, SimBackend};
+use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, FaultShape, Size};
 use vmspace_workload::pages::tracts_agree;
 use vmspace_workload::vmarena_ops::{step_checked, VmArenaModel, VmArenaOp, VmArenaRunStats};
@@ -37,10 +37,7 @@ fuzz_target!(|data: &[u8]| {
     if head & 0x40 != 0 {
         faulty.set_shape(FaultShape::PartWay);
     }
-    let probe = |a| match sim.page_state(a) {
-        Some(PageState::Mapped(p)) => Some(p),
-        _ => None,
-    };
+    let probe = |a| sim.protection(a);
     let mut model = VmArenaModel::<TRACTS>::new(&arena).unwrap();
     let mut stats = VmArenaRunStats::default();
     while let Some(op) = VmArenaOp::decode(&mut ops, TRACTS) {

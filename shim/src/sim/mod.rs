@@ -165,6 +165,16 @@ impl<'a> SimBackend<'a> {
         Some(unsafe { *st.cells.add(i) }.state())
     }
 
+    /// The protection of the page holding `addr` when it is mapped, else
+    /// `None` (reserved, unflushed, free or outside the region): the probe
+    /// that checks a structure's records against its pages take.
+    pub fn protection(&self, addr: Addr) -> Option<Protection> {
+        match self.page_state(addr)? {
+            PageState::Mapped(p) => Some(p),
+            _ => None,
+        }
+    }
+
     fn index_of(&self, addr: Addr) -> Option<usize> {
         let i = addr.0.checked_sub(self.base.0)? / self.page.0;
         (i < self.pages).then_some(i)

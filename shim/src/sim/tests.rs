@@ -97,13 +97,17 @@ fn protect_tracks_protection() {
     let mut buf = vec![0u8; 16 * PAGE];
     let sim = backend(&mut buf);
     let r = sim.reserve(Size(2 * PAGE), Size(PAGE)).unwrap();
+    assert_eq!(sim.protection(r.base()), None, "reserved, not mapped");
     // SAFETY: the sim checks every contract.
     unsafe {
         assert_eq!(sim.protect(r, Protection::Read), Err(ShimError::NotMapped(r)));
         sim.map(r).unwrap();
+        assert_eq!(sim.protection(r.base()), Some(Protection::ReadWrite));
         sim.protect(r, Protection::Read).unwrap();
     }
     assert_eq!(sim.page_state(r.base()), Some(PageState::Mapped(Protection::Read)));
+    assert_eq!(sim.protection(r.base()), Some(Protection::Read));
+    assert_eq!(sim.protection(Addr(0)), None, "outside the region");
 }
 
 #[test]
