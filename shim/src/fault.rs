@@ -27,12 +27,19 @@ pub enum FaultShape {
     /// The call fails part way, as Linux's `mprotect` may when a split
     /// would pass `vm.max_map_count` (the exception [`PageOps`] allows): a
     /// call of `n` pages, `n` at least 2, first changes its first `k` pages
-    /// through the backend, `1 <= k < n` drawn from the injector's
-    /// generator (a `protect` to the protection asked, an `unmap` to
-    /// [`Protection::None`], pages decommitted but still mapped), then
-    /// fails. A one-page call fails cleanly, as do the other operations and
+    /// through the backend, `1 <= k < n` (drawn from a stream of its own,
+    /// so that a seed fails the same calls whatever the shape), then
+    /// fails. A `protect` changes them to the protection asked; an `unmap`
+    /// decommits them and leaves them mapped [`Protection::None`] (the
+    /// backend unmaps, maps and protects them: their contents read zero
+    /// once accessible again, as after the mmap backend's decommit). A
+    /// one-page call fails cleanly, as do the other operations and
     /// `unmap_deferred`. Layers that track protections must put the old
-    /// one back; this shape is how their tests reach that path.
+    /// one back; this shape is how their tests reach that path. Should the
+    /// backend itself fail while changing the prefix, what it did stays:
+    /// a `protect` part done, or an unmap's prefix unmapped (the injector
+    /// cannot keep the contract then, and does not count the call in
+    /// [`changed_part_way`](FaultInjector::changed_part_way)).
     PartWay,
 }
 
@@ -56,6 +63,8 @@ pub struct FaultInjector<P> {
     /// The shape is [`FaultShape::PartWay`].
     part_way: AtomicBool,
     changed_part_way: AtomicU64,
+    /// The generator of the pages a failure part way changes.
+    part_rng: AtomicU64,
 }
 
 const ALL_KINDS: u8 = (1 << Op::ALL.len()) - 1;
@@ -73,6 +82,7 @@ impl<P: PageOps> FaultInjector<P> {
             injected: AtomicU64::new(0),
             part_way: AtomicBool::new(false),
             changed_part_way: AtomicU64::new(0),
+            part_rng: AtomicU64::new(PART_SEED),
         }
     }
 
@@ -99,6 +109,7 @@ impl<P: PageOps> FaultInjector<P> {
     /// failures for the same sequence of calls).
     pub fn fail_randomly(&self, seed: u64, per_million: u32) {
         self.rng.store(seed, Ordering::Relaxed);
+        self.part_rng.store(seed ^ PART_SEED, Ordering::Relaxed);
         self.rate_per_million.store(per_million.min(1_000_000), Ordering::Relaxed);
     }
 
@@ -141,14 +152,14 @@ impl<P: PageOps> FaultInjector<P> {
         self.changed_part_way.load(Ordering::Relaxed)
     }
 
-    /// A failure of a `protect` (or, `prot` being `None`, an `unmap`) of
-    /// `range` being injected: under [`FaultShape::PartWay`] change a
-    /// prefix of it first, never all of it.
+    /// A failure of a `protect` to `prot` (or, `unmapping`, of an
+    /// `unmap`) of `range` being injected: under [`FaultShape::PartWay`]
+    /// change a prefix of it first, never all of it.
     ///
     /// # Safety
     ///
     /// The caller of the failing call upholds its contract for `range`.
-    unsafe fn change_part(&self, range: Range, prot: Protection) {
+    unsafe fn change_part(&self, range: Range, prot: Protection, unmapping: bool) {
         if !self.part_way.load(Ordering::Relaxed) {
             return;
         }
@@ -157,16 +168,28 @@ impl<P: PageOps> FaultInjector<P> {
         if pages < 2 {
             return;
         }
+        let state = self.part_rng.fetch_add(SEED_STEP, Ordering::Relaxed);
+        let draw = seed_mix(state.wrapping_add(SEED_STEP));
         // `pages - 1` fits: `pages` came from a `usize`.
-        let k = 1 + (self.next_random() % (pages as u64 - 1)) as usize;
+        let k = 1 + (draw % (pages as u64 - 1)) as usize;
         let Ok(prefix) = Range::from_size(range.base(), Size(k * page)) else { return };
-        // SAFETY: a prefix of the caller's range, whole pages of it, under
-        // the caller's contract for the whole (mapped pages of one
-        // reservation; for an unmap, nothing accesses them until they are
-        // mapped again). Whatever this call does or fails to do to the
-        // prefix, the failing call changes part of its range at most, as
-        // `PageOps` allows.
-        if unsafe { self.inner.protect(prefix, prot) }.is_ok() {
+        // SAFETY (the three calls): a prefix of the caller's range, whole
+        // pages of it, under the caller's contract for the whole (mapped
+        // pages of one reservation; for an unmap, nothing accesses them
+        // until they are mapped again, so they may be decommitted). Each
+        // call runs only if the one before it succeeded, so each finds
+        // the pages as its contract asks: mapped for the unmap and the
+        // protect, unmapped for the map.
+        let changed = match prot {
+            // An unmap's prefix: decommitted, left mapped inaccessible.
+            Protection::None if unmapping => unsafe {
+                self.inner.unmap(prefix).is_ok()
+                    && self.inner.map(prefix).is_ok()
+                    && self.inner.protect(prefix, Protection::None).is_ok()
+            },
+            _ => unsafe { self.inner.protect(prefix, prot) }.is_ok(),
+        };
+        if changed {
             self.changed_part_way.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -192,6 +215,11 @@ impl<P: PageOps> FaultInjector<P> {
         }
     }
 }
+
+/// Where the generator of failures part way starts, mixed with the seed
+/// of [`FaultInjector::fail_randomly`] (any odd constant: a stream apart
+/// from the failures').
+const PART_SEED: u64 = 0x5851_f42d_4c95_7f2d;
 
 /// The step of the seeded fault injectors' generator, splitmix64
 /// ([`FaultInjector::fail_randomly`], and the arena's `set_mtbf`): its
@@ -236,7 +264,7 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
         if let Err(e) = self.gate(Op::Unmap) {
             // SAFETY: the caller upholds `unmap`'s contract.
-            unsafe { self.change_part(range, Protection::None) };
+            unsafe { self.change_part(range, Protection::None, true) };
             return Err(e);
         }
         // SAFETY: the caller upholds `unmap`'s contract.
@@ -256,7 +284,7 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
         if let Err(e) = self.gate(Op::Protect) {
             // SAFETY: the caller upholds `protect`'s contract.
-            unsafe { self.change_part(range, prot) };
+            unsafe { self.change_part(range, prot, false) };
             return Err(e);
         }
         // SAFETY: the caller upholds `protect`'s contract.

@@ -81,14 +81,21 @@ impl<P: PageOps> ChunkMap<P> {
                 e += 1;
             }
             if let Err(error) = self.apply(call, c, e, action) {
-                let restored = self.undo(c0, c, action);
+                let not_undone = self.undo(c0, c, action);
                 self.finish(c0, c1, action, false);
                 self.release_leaves(l0, l1, false);
-                return Err(match error {
-                    ChunkMapError::Backend { op, range, error } if !restored => {
-                        ChunkMapError::RollbackFailed { op, range, error }
+                return Err(match (error, not_undone) {
+                    (ChunkMapError::Backend { op, range, error }, Some((l, h))) => {
+                        let lost = self.chunk_range(l, h);
+                        ChunkMapError::RollbackFailed { op, range, error, lost }
                     }
-                    error => error,
+                    // The failed run was not settled either: from the
+                    // first run not undone to the end of the failed one.
+                    (ChunkMapError::RollbackFailed { op, range, error, .. }, Some((l, _))) => {
+                        let lost = self.chunk_range(l, e);
+                        ChunkMapError::RollbackFailed { op, range, error, lost }
+                    }
+                    (error, _) => error,
                 });
             }
             c = e;
@@ -189,7 +196,7 @@ impl<P: PageOps> ChunkMap<P> {
         {
             Err(ChunkMapError::Backend { op, range, error })
         } else {
-            Err(ChunkMapError::RollbackFailed { op, range, error })
+            Err(ChunkMapError::RollbackFailed { op, range, error, lost: range })
         }
     }
 
@@ -261,10 +268,11 @@ impl<P: PageOps> ChunkMap<P> {
     /// unmap fails keeps its new state (or, if its pages cannot all be
     /// made read-write again, is protected), published at once; a protect that
     /// cannot be undone is settled
-    /// ([`settle_protection`](Self::settle_protection)). Returns whether
-    /// every chunk has its old state back.
-    fn undo(&self, c0: usize, c: usize, action: Action) -> bool {
-        let mut restored = true;
+    /// ([`settle_protection`](Self::settle_protection)). Returns the
+    /// chunks from the first run not given its old state back to the last,
+    /// if any.
+    fn undo(&self, c0: usize, c: usize, action: Action) -> Option<(usize, usize)> {
+        let mut not_undone = None;
         let mut i = c0;
         while i < c {
             let call = self.call_for(i, action);
@@ -289,10 +297,12 @@ impl<P: PageOps> ChunkMap<P> {
                 }
                 Call::ProtectRw | Call::ProtectNone => self.settle_protection(call, i, e, action),
             };
-            restored &= undone;
+            if !undone {
+                not_undone = Some((not_undone.map_or(i, |(l, _)| l), e));
+            }
             i = e;
         }
-        restored
+        not_undone
     }
 
     /// Release our claims on `[c0, c1)`: publish the new states (`ok`) or

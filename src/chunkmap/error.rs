@@ -24,7 +24,7 @@ pub enum ChunkMapError {
     /// A page operation failed on `range`, and undoing it, or the calls
     /// the operation had made before it, failed too (two backend failures
     /// in one call). [`check`](super::ChunkMap::check) still holds and
-    /// every chunk not named here is as it was. A chunk whose unmap failed
+    /// every chunk outside `lost` is as it was. A chunk whose unmap failed
     /// is recorded mapped. A chunk whose protection could be neither put
     /// back nor changed as asked (an OS may change part of a range before
     /// a protect fails) is recorded protected, though some of its pages may
@@ -37,6 +37,10 @@ pub enum ChunkMapError {
         range: Range,
         /// What the backend said.
         error: ShimError,
+        /// The chunks that may not be as they were: from the first whose
+        /// call could not be undone to the last (a range of whole chunks;
+        /// it may hold chunks that are as they were).
+        lost: Range,
     },
     /// A request outside its domain (arithmetic, argument, a value not a
     /// multiple of the chunk size, a range not inside the space) or, from
@@ -57,10 +61,10 @@ impl fmt::Display for ChunkMapError {
             ChunkMapError::Backend { op, range, error } => {
                 write!(f, "{op} of {} at {} failed: {error}", range.size(), range.base())
             }
-            ChunkMapError::RollbackFailed { op, range, error } => write!(
+            ChunkMapError::RollbackFailed { op, range, error, lost } => write!(
                 f,
                 "{op} of {} at {} failed: {error}, and undoing what came before failed too \
-                 (some chunks keep their new state, or are recorded protected)",
+                 (chunks in {lost} may keep their new state, or be recorded protected)",
                 range.size(),
                 range.base()
             ),

@@ -27,10 +27,11 @@
 //! - A failing operation leaves every chunk as it was, and its error names
 //!   the address and size of the failed call. The one exception is a
 //!   second backend failure while undoing the first
-//!   ([`ChunkMapError::RollbackFailed`]): the chunks it could not restore
-//!   are recorded in the state the backend left them in, or, where a
-//!   protect left their pages mixed, protected (never more open than the
-//!   pages are).
+//!   ([`ChunkMapError::RollbackFailed`], whose `lost` range holds every
+//!   chunk that may have changed): the chunks it could not restore are
+//!   recorded in the state the backend left them in, or, where a protect
+//!   left their pages mixed, protected (never more open than the pages
+//!   are).
 //!
 //! ```
 //! use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkState};

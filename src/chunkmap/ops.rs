@@ -90,11 +90,15 @@ impl<P: PageOps> ChunkMap<P> {
                 if let Err(error) = unsafe { self.ops.unmap(r) } {
                     let (op, range) = (Op::Unmap, r);
                     let kept = !error.may_have_changed() || self.settle_failed_unmap(c, e, s);
-                    return Err(if self.undo_unmap(c0, c) && kept {
-                        ChunkMapError::Backend { op, range, error }
-                    } else {
-                        ChunkMapError::RollbackFailed { op, range, error }
-                    });
+                    let not_undone = self.undo_unmap(c0, c);
+                    let lost = match (not_undone, kept) {
+                        (None, true) => return Err(ChunkMapError::Backend { op, range, error }),
+                        (Some((l, h)), true) => self.chunk_range(l, h),
+                        (not_undone, false) => {
+                            self.chunk_range(not_undone.map_or(c, |(l, _)| l), e)
+                        }
+                    };
+                    return Err(ChunkMapError::RollbackFailed { op, range, error, lost });
                 }
             }
             c = e;
@@ -150,9 +154,10 @@ impl<P: PageOps> ChunkMap<P> {
     /// a chunk that cannot be recommitted is recorded as unmapped. One that
     /// cannot be protected again (a protect may fail part way) is made
     /// read-write and recorded mapped, or failing that recorded protected:
-    /// never more open than its pages. Returns whether all were restored.
-    fn undo_unmap(&mut self, c0: usize, c: usize) -> bool {
-        let mut restored = true;
+    /// never more open than its pages. Returns the chunks from the first
+    /// run not restored to the last, if any.
+    fn undo_unmap(&mut self, c0: usize, c: usize) -> Option<(usize, usize)> {
+        let mut not_undone: Option<(usize, usize)> = None;
         let mut i = c0;
         while i < c {
             let s = self.state_mut(i);
@@ -162,7 +167,7 @@ impl<P: PageOps> ChunkMap<P> {
                 // SAFETY: `unmap` just decommitted these chunks of our space.
                 if unsafe { self.ops.map(r) }.is_err() {
                     // They stay decommitted: record that.
-                    restored = false;
+                    not_undone = Some((not_undone.map_or(i, |(l, _)| l), e));
                     for j in i..e {
                         self.committed.fetch_sub(1, Ordering::Relaxed);
                         self.set_state(j, UNMAPPED);
@@ -170,7 +175,7 @@ impl<P: PageOps> ChunkMap<P> {
                 } else if s == PROTECTED {
                     // SAFETY: just mapped; nothing accesses them meanwhile.
                     if unsafe { self.ops.protect(r, Protection::None) }.is_err() {
-                        restored = false;
+                        not_undone = Some((not_undone.map_or(i, |(l, _)| l), e));
                         // SAFETY: as above.
                         let state = unsafe { self.read_write_or_protected(r) };
                         for j in i..e {
@@ -181,7 +186,7 @@ impl<P: PageOps> ChunkMap<P> {
             }
             i = e;
         }
-        restored
+        not_undone
     }
 
     /// Unmap the leaf pages whose chunks are all unmapped. Returns how many.

@@ -52,9 +52,13 @@ pub enum VmArenaError {
     /// as far as the backend allowed (never recorded more open than they
     /// may be; freed, they are decommitted, never kept spare). Spare tracts
     /// in `range` (a purge) stay spare, and spare pages are made read-write
-    /// again whenever an allocation reuses them, until none is spare.
+    /// again whenever an allocation reuses them, until none is spare. An
+    /// allocation whose map (or reuse of spare pages) failed, and whose
+    /// unmap of the pages it had mapped failed too, keeps those tracts
+    /// (`range`) committed, as spare: nothing is allocated.
     RollbackFailed {
-        /// The tracts whose protection could not be put back.
+        /// The tracts whose protection could not be put back, or (an
+        /// allocation) that stay committed as spare.
         range: Range,
         /// What the backend said to the call that failed first.
         error: ShimError,

@@ -36,7 +36,9 @@
 //! may fail part way (Linux's `mprotect` at `vm.max_map_count`): after a
 //! failed protect, free or purge the arena puts the recorded protection
 //! back, and if that fails too says so with
-//! [`RollbackFailed`](VmArenaError::RollbackFailed).
+//! [`RollbackFailed`](VmArenaError::RollbackFailed); so does an allocation
+//! that cannot unmap the pages it mapped before failing (they stay
+//! committed, as spare).
 //! [`check`](VmArena::check) verifies every invariant either way.
 //!
 //! ```

@@ -349,8 +349,7 @@ impl<P: PageOps> VmArena<P> {
                 j += 1;
             }
             if let Err(e) = self.vm.map(self.tract_range(i, j)) {
-                self.uncommit_marked(lo, i);
-                return Err(e.into());
+                return Err(rolled_back(e.into(), self.uncommit_marked(lo, i)));
             }
             // The allocation bits of fresh pages mark them for a rollback.
             self.mark_alloc(i, j, true);
@@ -359,8 +358,7 @@ impl<P: PageOps> VmArena<P> {
         if reused > 0 && self.spare_unsure {
             // A failed purge may have left spare pages inaccessible.
             if let Err(e) = self.vm.protect(self.tract_range(lo, hi), Protection::ReadWrite) {
-                self.uncommit_marked(lo, hi);
-                return Err(e.into());
+                return Err(rolled_back(e.into(), self.uncommit_marked(lo, hi)));
             }
         }
         self.mark_alloc(lo, hi, false);
@@ -369,8 +367,11 @@ impl<P: PageOps> VmArena<P> {
     }
 
     /// Roll back `commit_tracts` over `[lo, hi)`: decommit the tracts whose
-    /// bits mark them as committed by it, and clear the bits.
-    fn uncommit_marked(&mut self, lo: usize, hi: usize) {
+    /// bits mark them as committed by it, and clear the bits. Returns the
+    /// range from the first run that could not be decommitted to the last:
+    /// those stay committed, as spare.
+    fn uncommit_marked(&mut self, lo: usize, hi: usize) -> Option<Range> {
+        let mut kept: Option<(usize, usize)> = None;
         let mut i = lo;
         while let Some(s) = self.find_alloc(i, hi) {
             let e = self.find_free(s, hi).unwrap_or(hi);
@@ -379,10 +380,12 @@ impl<P: PageOps> VmArena<P> {
                 // inaccessible (an unmap may fail part way).
                 self.spare += e - s;
                 self.spare_unsure = true;
+                kept = Some((kept.map_or(s, |(k, _)| k), e));
             }
             self.mark_alloc(s, e, false);
             i = e;
         }
+        kept.map(|(k, e)| self.tract_range(k, e))
     }
 
     /// Unmap `range` (committed pages of the VM), then the VM's mapped-state
@@ -429,6 +432,15 @@ impl<P: PageOps> VmArena<P> {
             self.stale = false;
             self.unmap_unused_tables(0, self.layout.tracts);
         }
+    }
+}
+
+/// `e`, the failure of an allocation's commit, or `RollbackFailed` when its
+/// rollback kept the tracts of `kept` committed (as spare).
+fn rolled_back(e: VmArenaError, kept: Option<Range>) -> VmArenaError {
+    match (kept, e.backend()) {
+        (Some(range), Some(error)) => VmArenaError::RollbackFailed { range, error },
+        _ => e,
     }
 }
 

@@ -1,9 +1,11 @@
 //! The importer's model of the traced program's mappings, and the trace
 //! lines each call becomes.
 //!
-//! Mappings are followed at the program's own page (or the trace's, when
-//! smaller), at their real addresses, so that an `munmap` finds what it
-//! unmaps; the trace is written in pages of `--page`. With a larger trace
+//! Mappings are followed at the program's own page, at their real
+//! addresses, so that an `munmap` finds what it unmaps, and a `MAP_FIXED`
+//! mapping inside a live one is recognised as such, whatever `--page`
+//! says (the kernel rounded to its page, not the trace's); the trace is
+//! written in pages of `--page`. With a larger trace
 //! page, each mapping becomes an allocation of its length rounded up to
 //! whole trace pages, and a partial unmap frees the trace pages of the
 //! mapping it leaves without any live byte: a model of the same program
@@ -44,7 +46,7 @@ pub struct Call<'a> {
 pub struct Importer {
     /// The trace's page: every length and offset written is whole pages.
     page: usize,
-    /// The granularity mappings are followed at.
+    /// The granularity mappings are followed at: the program's page.
     unit: usize,
     /// Live pieces by start address.
     pieces: BTreeMap<usize, Piece>,
@@ -62,7 +64,7 @@ impl Importer {
     pub fn new(page: usize) -> Self {
         Importer {
             page,
-            unit: page.min(PROGRAM_PAGE),
+            unit: PROGRAM_PAGE,
             pieces: BTreeMap::new(),
             ids: HashMap::new(),
             next_id: 0,

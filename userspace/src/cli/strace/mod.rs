@@ -65,13 +65,13 @@ pub fn convert(text: &str, page: usize) -> String {
     let mut pids = HashSet::new();
     for (n, raw) in text.lines().enumerate() {
         let (pid, body) = strip_prefix(raw);
-        if !pid.is_empty() {
-            pids.insert(pid.to_string());
-        }
         let body = body.trim_end();
         if body.starts_with("+++") || body.starts_with("---") || body.is_empty() {
             continue;
         }
+        // An unprefixed line is a pid of its own: strace writing to
+        // standard error prefixes only the processes after the first.
+        pids.insert(pid.to_string());
         let joined;
         let call_text = if let Some(head) = body.strip_suffix("<unfinished ...>") {
             pending.insert(pid.to_string(), head.trim_end().to_string());
