@@ -152,14 +152,14 @@ impl<P: PageOps> FaultInjector<P> {
         self.changed_part_way.load(Ordering::Relaxed)
     }
 
-    /// A failure of a `protect` to `prot` (or, `unmapping`, of an
-    /// `unmap`) of `range` being injected: under [`FaultShape::PartWay`]
-    /// change a prefix of it first, never all of it.
+    /// A failure of a `protect` of `range` to `protect_to` (`None`: of an
+    /// `unmap`) being injected: under [`FaultShape::PartWay`] change a
+    /// prefix of it first, never all of it.
     ///
     /// # Safety
     ///
     /// The caller of the failing call upholds its contract for `range`.
-    unsafe fn change_part(&self, range: Range, prot: Protection, unmapping: bool) {
+    unsafe fn change_part(&self, range: Range, protect_to: Option<Protection>) {
         if !self.part_way.load(Ordering::Relaxed) {
             return;
         }
@@ -173,21 +173,23 @@ impl<P: PageOps> FaultInjector<P> {
         // `pages - 1` fits: `pages` came from a `usize`.
         let k = 1 + (draw % (pages as u64 - 1)) as usize;
         let Ok(prefix) = Range::from_size(range.base(), Size(k * page)) else { return };
-        // SAFETY (the three calls): a prefix of the caller's range, whole
-        // pages of it, under the caller's contract for the whole (mapped
-        // pages of one reservation; for an unmap, nothing accesses them
-        // until they are mapped again, so they may be decommitted). Each
-        // call runs only if the one before it succeeded, so each finds
-        // the pages as its contract asks: mapped for the unmap and the
-        // protect, unmapped for the map.
-        let changed = match prot {
+        // The prefix is whole pages of the caller's range, under the
+        // caller's contract for the whole: mapped pages of one reservation;
+        // for an unmap, nothing accesses them until they are mapped again,
+        // so they may be decommitted.
+        let changed = if let Some(prot) = protect_to {
+            // SAFETY: see above; mapped pages, as `protect` asks.
+            unsafe { self.inner.protect(prefix, prot) }.is_ok()
+        } else {
             // An unmap's prefix: decommitted, left mapped inaccessible.
-            Protection::None if unmapping => unsafe {
+            // SAFETY: see above; each call runs only if the one before it
+            // succeeded, so each finds the pages as its contract asks:
+            // mapped for the unmap and the protect, unmapped for the map.
+            unsafe {
                 self.inner.unmap(prefix).is_ok()
                     && self.inner.map(prefix).is_ok()
                     && self.inner.protect(prefix, Protection::None).is_ok()
-            },
-            _ => unsafe { self.inner.protect(prefix, prot) }.is_ok(),
+            }
         };
         if changed {
             self.changed_part_way.fetch_add(1, Ordering::Relaxed);
@@ -264,7 +266,7 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
         if let Err(e) = self.gate(Op::Unmap) {
             // SAFETY: the caller upholds `unmap`'s contract.
-            unsafe { self.change_part(range, Protection::None, true) };
+            unsafe { self.change_part(range, None) };
             return Err(e);
         }
         // SAFETY: the caller upholds `unmap`'s contract.
@@ -284,7 +286,7 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
         if let Err(e) = self.gate(Op::Protect) {
             // SAFETY: the caller upholds `protect`'s contract.
-            unsafe { self.change_part(range, prot, false) };
+            unsafe { self.change_part(range, Some(prot)) };
             return Err(e);
         }
         // SAFETY: the caller upholds `protect`'s contract.
