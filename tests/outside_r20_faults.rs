@@ -2,8 +2,9 @@
 //! (`shim/src/fault.rs`) and `vmspace_workload::pages`, and of the chunk
 //! map and the VM arena driven through them.
 //!
-//! Each test is marked `// DEFECT:` (fails now, because of a defect) or
-//! `// HOLDS:` (passes: a claim checked and found true).
+//! Each test is marked `// DEFECT:` (failed when written, because of a
+//! defect; fixed in the commit that added this file, so it now guards the
+//! fix) or `// HOLDS:` (passed: a claim checked and found true).
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkMapError, ChunkState};
 use vmspace::vmarena::{Owner, Request, VmArena, VmArenaConfig, VmArenaError};

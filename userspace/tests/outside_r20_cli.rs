@@ -2,8 +2,9 @@
 //! import-strace` rewrite and the replay engine's fixes, written from
 //! `vmspace help import-strace` and `vmspace help replay`.
 //!
-//! Each test is marked `// DEFECT:` (fails now, because of a defect) or
-//! `// HOLDS:` (passes: a claim checked and found true).
+//! Each test is marked `// DEFECT:` (failed when written, because of a
+//! defect; fixed in the commit that added this file, so it now guards the
+//! fix) or `// HOLDS:` (passed: a claim checked and found true).
 
 use std::collections::BTreeMap;
 use std::io::Write;
