@@ -8,6 +8,7 @@ mod claims;
 mod code_cache;
 mod deferred;
 mod gc_heap;
+mod releases;
 mod threads;
 
 use vmspace::arena::PageStore;
