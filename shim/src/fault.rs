@@ -39,7 +39,9 @@ pub enum FaultShape {
     /// backend itself fail while changing the prefix, what it did stays:
     /// a `protect` part done, or an unmap's prefix unmapped (the injector
     /// cannot keep the contract then, and does not count the call in
-    /// [`changed_part_way`](FaultInjector::changed_part_way)).
+    /// [`changed_part_way`](FaultInjector::changed_part_way)); an unmap's
+    /// prefix is never left read-write, unless the backend refuses to
+    /// unmap it again after refusing to protect it.
     PartWay,
 }
 
@@ -188,7 +190,12 @@ impl<P: PageOps> FaultInjector<P> {
             unsafe {
                 self.inner.unmap(prefix).is_ok()
                     && self.inner.map(prefix).is_ok()
-                    && self.inner.protect(prefix, Protection::None).is_ok()
+                    && (self.inner.protect(prefix, Protection::None).is_ok() || {
+                        // Never leave them more open than the unmap asked:
+                        // unmapped (the documented corner), not read-write.
+                        let _ = self.inner.unmap(prefix);
+                        false
+                    })
             }
         };
         if changed {

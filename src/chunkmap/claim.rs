@@ -81,8 +81,16 @@ impl<P: PageOps> ChunkMap<P> {
                 e += 1;
             }
             if let Err(error) = self.apply(call, c, e, action) {
+                // Each chunk is published once, by us: `[c0, c)` by the
+                // undo, `[c, e)` by the settling of a failed protect or
+                // here, the rest here. A chunk published is another
+                // thread's to claim at once, so none may be published
+                // again (that would overwrite the other thread's claim).
                 let not_undone = self.undo(c0, c, action);
-                self.finish(c0, c1, action, false);
+                if !matches!(error, ChunkMapError::RollbackFailed { .. }) {
+                    self.publish(c, e, action, To::Old);
+                }
+                self.publish(e, c1, action, To::Old);
                 self.release_leaves(l0, l1, false);
                 return Err(match (error, not_undone) {
                     (ChunkMapError::Backend { op, range, error }, Some((l, h))) => {
@@ -264,13 +272,13 @@ impl<P: PageOps> ChunkMap<P> {
         }
     }
 
-    /// Undo the calls made for claimed chunks `[c0, c)`. A chunk whose
-    /// unmap fails keeps its new state (or, if its pages cannot all be
-    /// made read-write again, is protected), published at once; a protect that
-    /// cannot be undone is settled
-    /// ([`settle_protection`](Self::settle_protection)). Returns the
-    /// chunks from the first run not given its old state back to the last,
-    /// if any.
+    /// Undo the calls made for claimed chunks `[c0, c)` and publish each
+    /// run: in its old state when undone; a chunk whose unmap fails keeps
+    /// its new state (or, if its pages cannot all be made read-write
+    /// again, is protected); a protect that cannot be undone is settled
+    /// ([`settle_protection`](Self::settle_protection), which publishes
+    /// it). Returns the chunks from the first run not given its old state
+    /// back to the last, if any.
     fn undo(&self, c0: usize, c: usize, action: Action) -> Option<(usize, usize)> {
         let mut not_undone = None;
         let mut i = c0;
@@ -297,7 +305,9 @@ impl<P: PageOps> ChunkMap<P> {
                 }
                 Call::ProtectRw | Call::ProtectNone => self.settle_protection(call, i, e, action),
             };
-            if !undone {
+            if undone {
+                self.publish(i, e, action, To::Old);
+            } else {
                 not_undone = Some((not_undone.map_or(i, |(l, _)| l), e));
             }
             i = e;
@@ -308,20 +318,18 @@ impl<P: PageOps> ChunkMap<P> {
     /// Release our claims on `[c0, c1)`: publish the new states (`ok`) or
     /// restore the old ones.
     fn finish(&self, c0: usize, c1: usize, action: Action, ok: bool) {
-        // `publish` skips chunks already published by `undo`.
         self.publish(c0, c1, action, if ok { To::New } else { To::Old });
     }
 
     /// Release the claimed chunks of `[c0, c1)` in the state `to` says,
-    /// keeping the committed count.
+    /// keeping the committed count. Each claimed chunk is published once:
+    /// once published it may be claimed by another thread.
     fn publish(&self, c0: usize, c1: usize, action: Action, to: To) {
         for c in c0..c1 {
             // SAFETY: `c` is in our claimed range, so its leaf is mapped.
             let byte = unsafe { self.entry(c) };
             let v = byte.load(Ordering::Relaxed);
-            if v & BUSY == 0 {
-                continue;
-            }
+            debug_assert!(v & BUSY != 0, "chunk {c} published twice");
             let old = v & STATE;
             let state = match to {
                 To::Old => old,

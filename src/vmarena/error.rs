@@ -62,7 +62,23 @@ pub enum VmArenaError {
         range: Range,
         /// What the backend said to the call that failed first.
         error: ShimError,
+        /// What the tracts of `range` are left as.
+        tracts: Stranded,
     },
+}
+
+/// What a [`VmArenaError::RollbackFailed`] leaves the tracts of its range
+/// as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stranded {
+    /// Allocated, and recorded
+    /// [`Protection::None`](vmspace_shim::Protection::None) (a protect or a
+    /// free).
+    Inaccessible,
+    /// Free and committed, as spare (an allocation, which allocated
+    /// nothing, or a purge); made read-write when reused.
+    Spare,
 }
 
 impl VmArenaError {
@@ -97,10 +113,17 @@ impl fmt::Display for VmArenaError {
                 vmspace_shim::Size(*limit)
             ),
             VmArenaError::NotAllocated(r) => write!(f, "{r} is not (wholly) allocated"),
-            VmArenaError::RollbackFailed { range, error } => write!(
+            VmArenaError::RollbackFailed { range, error, tracts: Stranded::Inaccessible } => {
+                write!(
+                    f,
+                    "{error}, and the old protection of {range} could not be put back: \
+                     recorded inaccessible"
+                )
+            }
+            VmArenaError::RollbackFailed { range, error, tracts: Stranded::Spare } => write!(
                 f,
-                "protect failed ({error}) and the old protection of {range} could not be put \
-                 back: recorded inaccessible"
+                "{error}, and undoing it failed too: {range} stays committed, as spare \
+                 (nothing allocated)"
             ),
             VmArenaError::WrongOwner { addr, owner } => {
                 write!(f, "the tract at {addr} belongs to {owner}")

@@ -78,7 +78,7 @@ use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
 use crate::bits::PagedBits;
 use crate::vm::Vm;
-pub use error::VmArenaError;
+pub use error::{Stranded, VmArenaError};
 use layout::Layout;
 pub use request::{Grant, Owner, Placement, Request, VmArenaConfig, ZoneSet, ZONES};
 

@@ -6,7 +6,7 @@ use crate::vm::VmError;
 use vmspace_shim::{Addr, PageOps, Protection, Range, ShimError, Size};
 
 use super::tables::{prot_code, prot_of, RawTract, ALLOCATED};
-use super::{Grant, Owner, Request, VmArena, VmArenaError};
+use super::{Grant, Owner, Request, Stranded, VmArena, VmArenaError};
 
 impl<P: PageOps> VmArena<P> {
     /// Allocate a run of tracts as `req` asks: committed, described in the
@@ -136,7 +136,9 @@ impl<P: PageOps> VmArena<P> {
         let Some(error) = changed_by(&e) else { return e };
         match self.restore_protection(lo, hi) {
             None => e,
-            Some(lost) => VmArenaError::RollbackFailed { range: lost, error },
+            Some(lost) => {
+                VmArenaError::RollbackFailed { range: lost, error, tracts: Stranded::Inaccessible }
+            }
         }
     }
 
@@ -242,7 +244,7 @@ impl<P: PageOps> VmArena<P> {
             return Err(e);
         }
         self.spare_unsure = true;
-        Err(VmArenaError::RollbackFailed { range, error })
+        Err(VmArenaError::RollbackFailed { range, error, tracts: Stranded::Spare })
     }
 
     /// Set the spare bound, purging the spare pages if there are more. If
@@ -439,7 +441,9 @@ impl<P: PageOps> VmArena<P> {
 /// rollback kept the tracts of `kept` committed (as spare).
 fn rolled_back(e: VmArenaError, kept: Option<Range>) -> VmArenaError {
     match (kept, e.backend()) {
-        (Some(range), Some(error)) => VmArenaError::RollbackFailed { range, error },
+        (Some(range), Some(error)) => {
+            VmArenaError::RollbackFailed { range, error, tracts: Stranded::Spare }
+        }
         _ => e,
     }
 }
