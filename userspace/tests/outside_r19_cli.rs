@@ -5,38 +5,12 @@
 //! defect; fixed since, in the commit that added this file, so each now
 //! guards its fix) or `// HOLDS:` (passed: a claim checked and found true).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Run `vmspace` with `stdin`; (exit code, stdout, stderr).
-fn vmspace(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmspace"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run vmspace");
-    {
-        let mut i = child.stdin.take().expect("stdin");
-        let _ = i.write_all(stdin.as_bytes());
-    }
-    let out = child.wait_with_output().expect("wait for vmspace");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod cli_run;
 
-/// Run it and insist on exit 0; its standard output.
-fn ok(args: &[&str], stdin: &str) -> String {
-    let (code, out, err) = vmspace(args, stdin);
-    assert_eq!(code, Some(0), "vmspace {args:?}:\n{out}\n{err}");
-    out
-}
+use cli_run::{ok, vmspace};
 
 fn json(args: &[&str], stdin: &str) -> serde_json::Value {
     serde_json::from_str(&ok(args, stdin)).expect("valid JSON")
