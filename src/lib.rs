@@ -34,6 +34,7 @@ mod atomic;
 pub mod bits;
 pub mod chunkmap;
 pub mod error;
+mod hull;
 pub mod qcache;
 pub mod sources;
 pub mod sync;

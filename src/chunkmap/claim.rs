@@ -3,6 +3,7 @@
 //! run, publish or roll back.
 
 use crate::atomic::{AtomicU8, Ordering};
+use crate::hull::Hull;
 
 use vmspace_shim::{Op, PageOps, Protection, Range, ShimError};
 
@@ -86,7 +87,7 @@ impl<P: PageOps> ChunkMap<P> {
                 // here, the rest here. A chunk published is another
                 // thread's to claim at once, so none may be published
                 // again (that would overwrite the other thread's claim).
-                let not_undone = self.undo(c0, c, action);
+                let not_undone = self.undo(c0, c, action).get();
                 if !matches!(error, ChunkMapError::RollbackFailed { .. }) {
                     self.publish(c, e, action, To::Old);
                 }
@@ -279,8 +280,8 @@ impl<P: PageOps> ChunkMap<P> {
     /// ([`settle_protection`](Self::settle_protection), which publishes
     /// it). Returns the chunks from the first run not given its old state
     /// back to the last, if any.
-    fn undo(&self, c0: usize, c: usize, action: Action) -> Option<(usize, usize)> {
-        let mut not_undone = None;
+    fn undo(&self, c0: usize, c: usize, action: Action) -> Hull {
+        let mut not_undone = Hull::EMPTY;
         let mut i = c0;
         while i < c {
             let call = self.call_for(i, action);
@@ -308,7 +309,7 @@ impl<P: PageOps> ChunkMap<P> {
             if undone {
                 self.publish(i, e, action, To::Old);
             } else {
-                not_undone = Some((not_undone.map_or(i, |(l, _)| l), e));
+                not_undone.add(i, e);
             }
             i = e;
         }

@@ -1,6 +1,7 @@
 //! The chunk map's operations.
 
 use crate::atomic::Ordering;
+use crate::hull::Hull;
 
 use vmspace_shim::{Op, PageOps, Protection, Range};
 
@@ -90,7 +91,7 @@ impl<P: PageOps> ChunkMap<P> {
                 if let Err(error) = unsafe { self.ops.unmap(r) } {
                     let (op, range) = (Op::Unmap, r);
                     let kept = !error.may_have_changed() || self.settle_failed_unmap(c, e, s);
-                    let not_undone = self.undo_unmap(c0, c);
+                    let not_undone = self.undo_unmap(c0, c).get();
                     let lost = match (not_undone, kept) {
                         (None, true) => return Err(ChunkMapError::Backend { op, range, error }),
                         (Some((l, h)), true) => self.chunk_range(l, h),
@@ -156,8 +157,8 @@ impl<P: PageOps> ChunkMap<P> {
     /// read-write and recorded mapped, or failing that recorded protected:
     /// never more open than its pages. Returns the chunks from the first
     /// run not restored to the last, if any.
-    fn undo_unmap(&mut self, c0: usize, c: usize) -> Option<(usize, usize)> {
-        let mut not_undone: Option<(usize, usize)> = None;
+    fn undo_unmap(&mut self, c0: usize, c: usize) -> Hull {
+        let mut not_undone = Hull::EMPTY;
         let mut i = c0;
         while i < c {
             let s = self.state_mut(i);
@@ -167,7 +168,7 @@ impl<P: PageOps> ChunkMap<P> {
                 // SAFETY: `unmap` just decommitted these chunks of our space.
                 if unsafe { self.ops.map(r) }.is_err() {
                     // They stay decommitted: record that.
-                    not_undone = Some((not_undone.map_or(i, |(l, _)| l), e));
+                    not_undone.add(i, e);
                     for j in i..e {
                         self.committed.fetch_sub(1, Ordering::Relaxed);
                         self.set_state(j, UNMAPPED);
@@ -175,7 +176,7 @@ impl<P: PageOps> ChunkMap<P> {
                 } else if s == PROTECTED {
                     // SAFETY: just mapped; nothing accesses them meanwhile.
                     if unsafe { self.ops.protect(r, Protection::None) }.is_err() {
-                        not_undone = Some((not_undone.map_or(i, |(l, _)| l), e));
+                        not_undone.add(i, e);
                         // SAFETY: as above.
                         let state = unsafe { self.read_write_or_protected(r) };
                         for j in i..e {

@@ -2,6 +2,7 @@
 //! the commit limit.
 
 use crate::error::CommonError;
+use crate::hull::Hull;
 use crate::vm::VmError;
 use vmspace_shim::{Addr, PageOps, Protection, Range, ShimError, Size};
 
@@ -152,7 +153,7 @@ impl<P: PageOps> VmArena<P> {
     /// may be); returns the range from the first such run to the last.
     fn restore_protection(&mut self, lo: usize, hi: usize) -> Option<Range> {
         let code = |a: &Self, i: usize| a.desc(i).unwrap_or_default().prot;
-        let mut lost: Option<(usize, usize)> = None;
+        let mut lost = Hull::EMPTY;
         let mut i = lo;
         while i < hi {
             let c = code(self, i);
@@ -169,11 +170,11 @@ impl<P: PageOps> VmArena<P> {
                     d.prot = prot_code(Protection::None);
                     self.set_desc(t, d);
                 }
-                lost = Some((lost.map_or(i, |(l, _)| l), j));
+                lost.add(i, j);
             }
             i = j;
         }
-        lost.map(|(l, h)| self.tract_range(l, h))
+        lost.get().map(|(l, h)| self.tract_range(l, h))
     }
 
     /// Set the client bits of the allocated tract holding `addr`.
@@ -373,7 +374,7 @@ impl<P: PageOps> VmArena<P> {
     /// range from the first run that could not be decommitted to the last:
     /// those stay committed, as spare.
     fn uncommit_marked(&mut self, lo: usize, hi: usize) -> Option<Range> {
-        let mut kept: Option<(usize, usize)> = None;
+        let mut kept = Hull::EMPTY;
         let mut i = lo;
         while let Some(s) = self.find_alloc(i, hi) {
             let e = self.find_free(s, hi).unwrap_or(hi);
@@ -382,12 +383,12 @@ impl<P: PageOps> VmArena<P> {
                 // inaccessible (an unmap may fail part way).
                 self.spare += e - s;
                 self.spare_unsure = true;
-                kept = Some((kept.map_or(s, |(k, _)| k), e));
+                kept.add(s, e);
             }
             self.mark_alloc(s, e, false);
             i = e;
         }
-        kept.map(|(k, e)| self.tract_range(k, e))
+        kept.get().map(|(k, e)| self.tract_range(k, e))
     }
 
     /// Unmap `range` (committed pages of the VM), then the VM's mapped-state
