@@ -390,16 +390,19 @@ fn extreme_configurations_are_errors() {
 
 /// The default 2^47 space on mmap: threads ensure ranges at both ends of
 /// the space concurrently while readers look up; the last chunk works.
+/// (Round 23: under 4-level paging, as on most x86-64 machines, 2^47 and
+/// its tables do not fit, and this test returned at once; it now falls
+/// back to 2^46, then 2^45, and fails if none fits.)
 #[test]
 fn default_space_on_mmap_edges_race() {
-    let ops = MmapBackend::new();
-    let mut m = match ChunkMap::new(ops, ChunkMapConfig::DEFAULT) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("no 2^47 reservation here: {e}");
-            return;
-        }
-    };
+    let chunk = ChunkMapConfig::DEFAULT.chunk;
+    let spaces = [ChunkMapConfig::DEFAULT.space, Size(1 << 46), Size(1 << 45)];
+    let mut m = spaces
+        .iter()
+        .find_map(|&space| {
+            ChunkMap::new(MmapBackend::new(), ChunkMapConfig::new(space, chunk)).ok()
+        })
+        .expect("no room for a 2^45-byte chunk map");
     let sp = m.space();
     let cs = m.chunk_size().0;
     let top = Range::from_size(Addr(sp.limit().0 - 3 * cs - 5), Size(3 * cs + 5)).unwrap();
