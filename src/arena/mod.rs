@@ -90,6 +90,8 @@ mod store;
 mod tag;
 
 #[cfg(test)]
+mod check_tests;
+#[cfg(test)]
 mod tests;
 
 use core::mem::size_of;

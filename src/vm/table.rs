@@ -254,3 +254,30 @@ impl MapTable {
         Ok(pages)
     }
 }
+
+/// Damage for `check()`'s tests (`vm::tests::check_catches_corruption`).
+#[cfg(test)]
+impl MapTable {
+    /// Bit-table page `k`'s summary entry, changed by `f`.
+    pub(super) fn damage_entry(&mut self, k: usize, f: impl FnOnce(u32) -> u32) {
+        let e = self.summary.entry(k);
+        self.summary.set_entry(k, f(e));
+    }
+
+    /// Mark the entry of bit-table page `k` fresh.
+    pub(super) fn damage_fresh(&mut self, k: usize) {
+        self.damage_entry(k, |e| e | FRESH);
+    }
+
+    /// Set bit `bit` of the mapped bit-table page `k`, and count it.
+    pub(super) fn damage_bit(&mut self, k: usize, bit: usize) {
+        let w = self.bits.words_mut(&self.summary, k).expect("a mapped bit-table page");
+        bits::set_range(w, bit, bit + 1);
+        self.damage_entry(k, |e| e + 1);
+    }
+
+    /// Count one mapped bit-table page more.
+    pub(super) fn damage_table_count(&mut self) {
+        self.mapped_table_pages += 1;
+    }
+}

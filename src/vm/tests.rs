@@ -290,3 +290,61 @@ fn reserve_failure_paths_release_what_they_took() {
         assert_eq!(sim.stats().mapped_pages, 0);
     }
 }
+
+/// `check()` reports each kind of damage (round 24: dropping its mapped
+/// count comparison failed no test), each on a VM that checked clean just
+/// before: 256-byte pages, so a bit-table page records 2048 pages and the
+/// VM of 3000 pages (3008 with the grain) has two, both mapped, the second
+/// holding bits past the last page.
+#[test]
+fn check_catches_corruption() {
+    type Damage = fn(&mut Vm<&SimBackend<'_>>);
+    let grain = 16 * 256;
+    let cases: [(Damage, &str); 8] = [
+        (|vm| vm.mapped_pages += 1, "mapped byte count differs from the table"),
+        (
+            |vm| vm.client = Range::new(Addr(vm.client.base().0 + 256), vm.client.limit()).unwrap(),
+            "base or limit not a multiple of the grain",
+        ),
+        (
+            |vm| {
+                // Grain-aligned, past the reservation's end.
+                let past = (vm.reservation.size().0 / (16 * 256) + 2) * (16 * 256);
+                vm.client =
+                    Range::from_size(Addr(vm.client.base().0 + past), Size(16 * 256)).unwrap();
+            },
+            "client range outside the reservation",
+        ),
+        (|vm| vm.table.damage_table_count(), "mapped table page count is wrong"),
+        (|vm| vm.table.damage_entry(0, |e| e + 1), "table page count differs from its bits"),
+        (|vm| vm.table.damage_fresh(1), "table page still marked fresh outside a map"),
+        (
+            |vm| {
+                let past = vm.client_pages() - 2048;
+                vm.table.damage_bit(1, past);
+            },
+            "bit set beyond the VM's limit",
+        ),
+        (
+            |vm| {
+                vm.table.trim_pages(&vm.ops, 0, 1).unwrap();
+                vm.table.damage_entry(0, |_| 1);
+            },
+            "unmapped table page has a count",
+        ),
+    ];
+    for (damage, want) in cases {
+        let mut buf = Placed::new(4 << 20, 0);
+        let sim = SimBackend::new(buf.bytes(), 256).unwrap();
+        let mut vm = Vm::reserve(&sim, Size(3000 * 256), Size(grain)).unwrap();
+        vm.map(range(&vm, 5, 3)).unwrap();
+        vm.map(range(&vm, 2999, 1)).unwrap();
+        vm.check().unwrap();
+        if want == "unmapped table page has a count" {
+            vm.unmap(range(&vm, 5, 3)).unwrap();
+            vm.check().unwrap();
+        }
+        damage(&mut vm);
+        assert_eq!(vm.check(), Err(VmError::Common(CommonError::Corrupt(want))), "{want}");
+    }
+}
