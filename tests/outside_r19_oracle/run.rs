@@ -296,9 +296,13 @@ pub(crate) fn run_with(
                         + usize::from(*off % 7 == 0);
                 let len = (*len as usize * sc()) % (l.asked + 2)
                     + usize::from(*len % 5 == 0) * (*len as usize % 3);
-                let (pa, pb) = (addr + off, (addr + off).saturating_add(len));
+                // (Round 24, found by CI: `addr + off` overflowed in this
+                // oracle when an allocation ended at usize::MAX and `off`
+                // was one past its size; such a piece is illegal.)
+                let pa = addr.wrapping_add(off);
+                let pb = pa.saturating_add(len);
                 let asked_end = addr + l.asked;
-                let legal = (addr + off).checked_add(len).is_some()
+                let legal = addr.checked_add(off).and_then(|p| p.checked_add(len)).is_some()
                     && pa < pb
                     && pb <= asked_end
                     && pa % q == 0
