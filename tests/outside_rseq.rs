@@ -12,7 +12,9 @@ use vmspace::arena::{Arena, NoSource, PageStore};
 use vmspace::qcache::{CpuPin, QCacheConfig};
 use vmspace::sync::CacheHandle;
 use vmspace::{Addr, Size};
-use vmspace_user::{MmapBackend, RseqPin, SchedPin, UserArena, UserCpuCaches};
+use vmspace_user::{
+    allowed_cpus, run_only_on, MmapBackend, RseqPin, SchedPin, UserArena, UserCpuCaches,
+};
 use vmspace_workload::Rng;
 
 type Store = PageStore<MmapBackend>;
@@ -34,26 +36,6 @@ fn parent(classes: usize) -> Parent {
 
 fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: zeroed cpu_set_t is valid; sched_getaffinity fills it.
-    unsafe {
-        let mut set: libc::cpu_set_t = core::mem::zeroed();
-        if libc::sched_getaffinity(0, core::mem::size_of_val(&set), &mut set) != 0 {
-            return vec![0];
-        }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
-    }
-}
-
-fn move_to(cpu: usize) {
-    // SAFETY: as above.
-    unsafe {
-        let mut set: libc::cpu_set_t = core::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set);
-    }
 }
 
 /// One byte per quantum of the span: 1 while some thread holds it.
@@ -96,7 +78,7 @@ fn churn<PA: CpuPin + Send + Sync, PB: CpuPin + Send + Sync>(
 ) {
     let s = &parent(8);
     let own = &Owners::new();
-    let cpulist = &allowed_cpus();
+    let cpulist = &allowed_cpus().expect("the thread's affinity mask");
     {
         let a = &UserCpuCaches::new(s, pa, store()).unwrap();
         let b = &UserCpuCaches::new(s, pb, store()).unwrap();
@@ -110,7 +92,7 @@ fn churn<PA: CpuPin + Send + Sync, PB: CpuPin + Send + Sync>(
                     let mut mine: Vec<(Addr, usize)> = Vec::new();
                     for i in 0..steps {
                         if i % 7 == 0 {
-                            move_to(cpulist[rng.below(cpulist.len())]);
+                            run_only_on(cpulist[rng.below(cpulist.len())]).expect("an allowed CPU");
                         }
                         let way = rng.below(4);
                         if rng.below(100) < 52 || mine.is_empty() {
@@ -284,7 +266,7 @@ fn a_thread_that_unregistered_its_rseq_area_is_unpinned() {
     }
     let s = &parent(8);
     let own = &Owners::new();
-    let cpulist = &allowed_cpus();
+    let cpulist = &allowed_cpus().expect("the thread's affinity mask");
     {
         let caches = &UserCpuCaches::new(s, pin, store()).unwrap();
         std::thread::scope(|sc| {
@@ -297,7 +279,7 @@ fn a_thread_that_unregistered_its_rseq_area_is_unpinned() {
                     let mut mine = Vec::new();
                     for i in 0..20000 {
                         if i % 11 == 0 {
-                            move_to(cpulist[rng.below(cpulist.len())]);
+                            run_only_on(cpulist[rng.below(cpulist.len())]).expect("an allowed CPU");
                         }
                         if rng.below(2) == 0 || mine.is_empty() {
                             let size = rng.between(1, 128);

@@ -15,7 +15,8 @@ use vmspace::sync::{CacheHandle, CpuCaches, Wait};
 use vmspace::vm::Vm;
 use vmspace::{Addr, Range, Size};
 use vmspace_user::{
-    CondvarWaiter, MmapBackend, ParkingLock, RseqPin, SchedPin, UserArena, UserCpuCaches,
+    allowed_cpus, run_only_on, CondvarWaiter, MmapBackend, ParkingLock, RseqPin, SchedPin,
+    UserArena, UserCpuCaches,
 };
 use vmspace_workload::Rng;
 
@@ -242,32 +243,6 @@ fn signal_storm(targets: &Mutex<Vec<libc::pthread_t>>, stop: &std::sync::atomic:
     }
 }
 
-/// The CPU numbers the calling thread may run on (its affinity mask,
-/// which a cpuset or `taskset` may leave without CPU 0); `[0]` if it
-/// cannot be read.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: a zeroed cpu_set_t is the empty set; sched_getaffinity fills
-    // it through a valid pointer of the size given, and CPU_ISSET reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) != 0 {
-            return vec![0];
-        }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
-    }
-}
-
-/// Move the calling thread to `cpu`; false if refused.
-fn move_to(cpu: usize) -> bool {
-    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and
-    // sched_setaffinity get valid pointers to it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
-    }
-}
-
 fn stamped<P: CpuPin>(pin: P, rseq: bool, threads: usize, migrate: bool) {
     let mut vm = Vm::reserve(MmapBackend::new(), Size(16 << 20), Size(2 << 20)).unwrap();
     let span = vm.range();
@@ -276,7 +251,7 @@ fn stamped<P: CpuPin>(pin: P, rseq: bool, threads: usize, migrate: bool) {
     // CPU numbers, not a count: a restartable-sequence pin indexes its
     // slots by the CPU's number, and a thread on a CPU numbered past them
     // goes to the arena directly (taskset -c 1 with one slot used no cache).
-    let cpus = allowed_cpus();
+    let cpus = allowed_cpus().expect("the thread's affinity mask");
     // Slots a restartable-sequence pin gives every CPU (any pin that takes
     // a free slot when its own is busy places every thread).
     let cpu_slots = if rseq { pin.slots() } else { usize::MAX };
@@ -313,7 +288,7 @@ fn stamped<P: CpuPin>(pin: P, rseq: bool, threads: usize, migrate: bool) {
                     let mut live = [(Addr(0), 0usize); 64];
                     for i in 0..50_000 {
                         if migrate && i % 7 == 0 {
-                            move_to(cpus[rng.below(cpus.len())]);
+                            run_only_on(cpus[rng.below(cpus.len())]).expect("an allowed CPU");
                         }
                         let slot = rng.below(live.len());
                         match live[slot] {

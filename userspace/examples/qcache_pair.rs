@@ -86,12 +86,8 @@ fn store() -> Store {
 
 /// Hold the calling thread on `cpu`.
 fn hold_on(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and
-    // sched_setaffinity get valid pointers to it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+    if let Err(e) = vmspace_user::run_only_on(cpu) {
+        eprintln!("qcache_pair: cannot hold a thread on CPU {cpu} ({e}); it runs anywhere");
     }
 }
 

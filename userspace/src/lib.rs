@@ -5,7 +5,8 @@
 //! [`ParkingLock`] and [`CondvarWaiter`], the lock and waiter of a
 //! [`UserArena`] shared between threads; [`RseqPin`], the pin of its
 //! per-CPU quantum caches ([`UserCpuCaches`]), through restartable
-//! sequences (with [`SchedPin`] where they are not available); [`kdev`],
+//! sequences (with [`SchedPin`] where they are not available), and
+//! [`allowed_cpus`] and [`run_only_on`] for the CPUs its slots stand for; [`kdev`],
 //! the client of the kernel build's `/dev/vmspace`; and the `vmspace`
 //! command-line program (`src/cli`).
 //!
@@ -22,6 +23,7 @@
 //! vm.unmap(first).unwrap();
 //! ```
 
+mod affinity;
 pub mod kdev;
 mod mmap;
 mod pin;
@@ -31,6 +33,7 @@ mod sync;
 pub mod trace;
 mod tsan;
 
+pub use affinity::{allowed_cpus, run_only_on};
 pub use mmap::{MmapBackend, UnmapStrategy};
 pub use pin::{possible_cpus, SchedPin, UserCpuCaches};
 pub use rseq::RseqPin;

@@ -16,7 +16,10 @@ use vmspace::qcache::{magazine_store_bytes, table_store_bytes, QCacheConfig};
 use vmspace::sync::{CacheHandle, Wait};
 use vmspace::vmarena::{VmArena, VmArenaConfig};
 use vmspace::{Addr, Size};
-use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, RseqPin, UserArena, UserCpuCaches};
+use vmspace_user::{
+    allowed_cpus, run_only_on, CondvarWaiter, MmapBackend, ParkingLock, RseqPin, UserArena,
+    UserCpuCaches,
+};
 
 type Store = PageStore<MmapBackend>;
 type Heap = UserArena<Store, VmArena<MmapBackend>>;
@@ -24,26 +27,6 @@ type Handle<'a> = CacheHandle<'a, ParkingLock, CondvarWaiter, Store, VmArena<Mma
 
 fn store(bytes: usize) -> Store {
     PageStore::new(MmapBackend::new(), Size(bytes)).unwrap()
-}
-
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
-    // writes at most its size.
-    let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
-    // SAFETY: as above; pid 0 is this thread.
-    let r = unsafe { libc::sched_getaffinity(0, core::mem::size_of_val(&set), &mut set) };
-    assert_eq!(r, 0);
-    // SAFETY: CPU_ISSET reads the set we own, cpu below CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
-}
-
-fn move_to(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
-    // SAFETY: cpu < CPU_SETSIZE (from allowed_cpus); the set is ours.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: sched_setaffinity only reads the set.
-    unsafe { libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set) };
 }
 
 /// Live ranges, to catch an object handed out twice.
@@ -99,7 +82,7 @@ fn heap(commit_limit: usize) -> Heap {
 
 #[test]
 fn gc_heap_threads_outnumber_cpus_move_and_free_each_others_objects() {
-    let cpus = allowed_cpus();
+    let cpus = allowed_cpus().expect("the thread's affinity mask");
     let sh = heap(6 << 20);
     let pin_a = RseqPin::with_slots(1);
     let pin_b = RseqPin::new();
@@ -127,7 +110,7 @@ fn gc_heap_threads_outnumber_cpus_move_and_free_each_others_objects() {
                 let mut live: Vec<(Addr, usize, u64)> = Vec::new();
                 for step in 0..4000u64 {
                     if step % 37 == 0 {
-                        move_to(cpus[(next() as usize) % cpus.len()]);
+                        run_only_on(cpus[(next() as usize) % cpus.len()]).expect("an allowed CPU");
                     }
                     let r = next();
                     if live.len() < 48 && r % 3 != 0 {

@@ -7,18 +7,7 @@ use super::*;
 /// set); its result.
 fn on_cpu<R: Send>(cpu: usize, f: impl FnOnce() -> R + Send) -> Option<R> {
     std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and
-            // sched_setaffinity take valid pointers to it.
-            let ok = unsafe {
-                let mut set: libc::cpu_set_t = core::mem::zeroed();
-                libc::CPU_SET(cpu, &mut set);
-                libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set) == 0
-            };
-            ok.then(f)
-        })
-        .join()
-        .expect("no panic")
+        s.spawn(|| crate::run_only_on(cpu).is_ok().then(f)).join().expect("no panic")
     })
 }
 

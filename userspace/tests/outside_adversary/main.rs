@@ -17,7 +17,9 @@ use vmspace::arena::{ArenaError, Constraints, NoSource, PageStore, Policy};
 use vmspace::qcache::{QCacheConfig, QCacheStats};
 use vmspace::sync::{CacheHandle, Wait};
 use vmspace::{Addr, Size};
-use vmspace_user::{MmapBackend, RseqPin, SchedPin, UserArena, UserCpuCaches};
+use vmspace_user::{
+    allowed_cpus, run_only_on, MmapBackend, RseqPin, SchedPin, UserArena, UserCpuCaches,
+};
 use vmspace_workload::Rng;
 
 type Store = PageStore<MmapBackend>;
@@ -80,29 +82,6 @@ fn assert_empty(s: &Shared, span: usize, what: &str) {
     assert_eq!(z.total, Size(span), "{what}: {z:?}");
     assert_eq!(live, 0, "{what}");
     assert_eq!(s.waiting(), 0, "{what}: a waiter is still counted");
-}
-
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: an all-zero cpu_set_t is valid; sched_getaffinity fills it.
-    unsafe {
-        let mut set: libc::cpu_set_t = core::mem::zeroed();
-        if libc::sched_getaffinity(0, core::mem::size_of_val(&set), &mut set) != 0 {
-            return vec![0];
-        }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
-    }
-}
-
-/// Move the calling thread to `cpu` (ignoring failure: the test is about
-/// what happens wherever the thread runs).
-fn move_to(cpu: usize) {
-    // SAFETY: an all-zero cpu_set_t is valid; CPU_SET stays in bounds
-    // (cpu < CPU_SETSIZE, from allowed_cpus); sched_setaffinity only reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = core::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set);
-    }
 }
 
 /// Which way a free goes.

@@ -15,7 +15,7 @@ fn per_cpu_caches_tight_arena_bouncing_threads_and_timed_waits() {
     const SPAN: usize = 32 << 10;
     let s = &shared(BASE, SPAN, 4);
     let own = &Owners::new(BASE, SPAN);
-    let cpus = &allowed_cpus();
+    let cpus = &allowed_cpus().expect("the thread's affinity mask");
     {
         let a = &UserCpuCaches::new(s, RseqPin::new(), store()).unwrap();
         let b = &UserCpuCaches::new(s, RseqPin::with_slots(1), store()).unwrap();
@@ -31,7 +31,7 @@ fn per_cpu_caches_tight_arena_bouncing_threads_and_timed_waits() {
                     while t0.elapsed() < Duration::from_secs(3) {
                         i += 1;
                         if i % 5 == 0 {
-                            move_to(cpus[rng.below(cpus.len())]);
+                            run_only_on(cpus[rng.below(cpus.len())]).expect("an allowed CPU");
                         }
                         if rng.below(100) < 55 {
                             let size = if rng.below(8) == 0 {
@@ -90,7 +90,7 @@ fn per_cpu_caches_tight_arena_bouncing_threads_and_timed_waits() {
             full.load(Ordering::Relaxed)
         );
     }
-    move_to(cpus[0]);
+    run_only_on(cpus[0]).expect("an allowed CPU");
     assert_empty(s, SPAN, "bouncing");
 }
 
@@ -103,7 +103,7 @@ fn per_cpu_caches_tight_arena_bouncing_threads_and_timed_waits() {
 fn a_per_cpu_free_on_the_waiters_cpu_serves_the_waiter() {
     const SLAB: usize = 64 * Q;
     let s = &shared(BASE, SLAB, 4);
-    let cpus = allowed_cpus();
+    let cpus = allowed_cpus().expect("the thread's affinity mask");
     let cpu0 = cpus[0];
     for pin_kind in 0..2 {
         let cpu = &UserCpuCaches::new(
@@ -112,13 +112,13 @@ fn a_per_cpu_free_on_the_waiters_cpu_serves_the_waiter() {
             store(),
         )
         .unwrap();
-        move_to(cpu0);
+        run_only_on(cpu0).expect("an allowed CPU");
         let objs: Vec<Addr> = (0..64).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
         assert!(no_space(&cpu.alloc(Size(Q))), "more than one slab in the arena");
         let (tx, rx) = std::sync::mpsc::channel();
         let served = std::thread::scope(|sc| {
             sc.spawn(move || {
-                move_to(cpu0);
+                run_only_on(cpu0).expect("an allowed CPU");
                 let r = cpu.alloc_wait(Size(Q), Wait::Timeout(Duration::from_secs(20)));
                 let _ = tx.send(r);
                 r
