@@ -67,7 +67,8 @@ pub fn errno(e: &ArenaError) -> c_int {
 /// The text of `err` (negative or positive errno), as `vmspace_strerror`
 /// returns it: what it means when this API returns it.
 pub fn strerror(err: c_int) -> &'static CStr {
-    match err.checked_abs().unwrap_or(0) {
+    // INT_MIN has no absolute value: an unknown error, not success.
+    match err.checked_abs().unwrap_or(c_int::MAX) {
         0 => c"success",
         ENOENT => c"not a live allocation (bad free, or a stale or foreign handle)",
         EIO => c"the page operations behind the arena failed",
@@ -99,4 +100,18 @@ pub fn strerror_ptr(err: c_int) -> *const c_char {
 /// crosses, so the signedness of `c_char` does not matter.)
 pub fn cstr_ptr(s: &CStr) -> *const c_char {
     s.to_bytes_with_nul().as_ptr().cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strerror_reads_either_sign_and_knows_no_int_min() {
+        assert_eq!(strerror(0), c"success");
+        assert_eq!(strerror(-ENOENT), strerror(ENOENT));
+        assert_eq!(strerror(c_int::MIN), c"unknown error");
+        assert_eq!(strerror(c_int::MAX), c"unknown error");
+        assert_eq!(strerror(-ENOMEM), strerror(-errno(&ArenaError::NoSpace { size: 1 }).abs()));
+    }
 }

@@ -188,7 +188,7 @@ pub(crate) fn arena(w: &mut WireError, e: &ArenaError) -> Error {
     arena_chain(&mut Chain::new(w), e);
     match e {
         ArenaError::NoSpace { .. } | ArenaError::TagsExhausted => ENOSPC,
-        ArenaError::Backing(s) => shim_errno(s),
+        ArenaError::Backing(s) | ArenaError::Stranded { error: s, .. } => shim_errno(s),
         ArenaError::Vm(v) => vm_errno(v),
         ArenaError::BadImport(_) | ArenaError::SourceBusy => ENOMEM,
         ArenaError::Injected | ArenaError::Corrupt { .. } => EIO,

@@ -6,8 +6,8 @@
 //! state is untouched by a failed call, exactly as the trait promises. It keeps
 //! its state in atomics, so it can sit under structures shared between threads
 //! and works in the kernel as well as in user space. With
-//! [`FaultShape::PartWay`] an injected `protect` or `unmap` first changes part
-//! of its range, as a system backend's may.
+//! [`FaultShape::PartWay`] an injected `protect` or `unmap` (deferred or
+//! not) first changes part of its range, as a system backend's may.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
@@ -33,8 +33,9 @@ pub enum FaultShape {
     /// decommits them and leaves them mapped [`Protection::None`] (the
     /// backend unmaps, maps and protects them: their contents read zero
     /// once accessible again, as after the mmap backend's decommit). A
-    /// one-page call fails cleanly, as do the other operations and
-    /// `unmap_deferred`. Layers that track protections must put the old
+    /// `unmap_deferred` fails as an `unmap` does (the mmap backend's is
+    /// one). A one-page call fails cleanly, as do the other operations.
+    /// Layers that track protections must put the old
     /// one back; this shape is how their tests reach that path. Should the
     /// backend itself fail while changing the prefix, what it did stays:
     /// a `protect` part done, or an unmap's prefix unmapped (the injector
@@ -280,7 +281,13 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
         unsafe { self.inner.unmap(range) }
     }
     unsafe fn unmap_deferred(&self, range: Range) -> Result<(), ShimError> {
-        self.gate(Op::Unmap)?;
+        if let Err(e) = self.gate(Op::Unmap) {
+            // As an unmap (on mmap it is one): it may fail part way too.
+            // SAFETY: the caller upholds `unmap_deferred`'s contract, which
+            // is `unmap`'s.
+            unsafe { self.change_part(range, None) };
+            return Err(e);
+        }
         // SAFETY: the caller upholds `unmap_deferred`'s contract.
         unsafe { self.inner.unmap_deferred(range) }
     }

@@ -368,7 +368,13 @@ impl<S: Store, I: Source> Arena<S, I> {
             self.counters.injected += 1;
             return Err(ArenaError::Injected);
         }
-        let q = self.quantum.get().max(self.source.quantum().0);
+        // Checked when the arena was made, unless the source could not say
+        // then (a `&RefCell` borrowed elsewhere) or has changed since.
+        let sq = self.source.quantum().0;
+        if !sq.is_power_of_two() {
+            return Err(ArenaError::InvalidArgument("source quantum is not a power of two"));
+        }
+        let q = self.quantum.get().max(sq);
         let size = req.phase.checked_add(req.size).ok_or(ArenaError::Overflow)?;
         let size = align::align_up(size, q)?;
         // A block aligned to a power of two at least its size lies within
@@ -425,24 +431,37 @@ impl<S: Store, I: Source> Arena<S, I> {
     }
 
     /// Remove the wholly free imported span whose only segment is `f` and
-    /// give it back to the source; keep it (listed) if the source refuses.
+    /// give it back to the source; keep it (listed again) if the source
+    /// refuses, and not if the source says it is
+    /// [`Stranded`](ArenaError::Stranded) (unusable, kept by the source).
+    ///
+    /// The span is off the arena's books before the source sees it: a
+    /// source that panics (or a parent arena that takes the range back and
+    /// then panics in its own give-back) must not leave the range listed
+    /// here as well. At worst it is lost to both, never live in two.
     pub(crate) fn destroy_free_span(&mut self, f: u32) {
         let seg = *self.tags.get(f);
         let m = seg.aprev;
         let r = Range::new(Addr(seg.start), Addr(seg.end)).unwrap_or(Range::empty(Addr(0)));
+        self.lists.remove(self.tags.all_mut(), f);
+        self.unlink_release(f);
+        self.unlink_span(m);
+        self.unlink_release(m);
+        self.spans -= 1;
+        self.sizes.total.0 -= seg.size();
+        self.sizes.free.0 -= seg.size();
+        self.sizes.imported.0 -= seg.size();
         match self.source.release(r) {
-            Ok(()) => {
-                self.lists.remove(self.tags.all_mut(), f);
-                self.unlink_release(f);
-                self.unlink_span(m);
-                self.unlink_release(m);
-                self.spans -= 1;
-                self.sizes.total.0 -= seg.size();
-                self.sizes.free.0 -= seg.size();
-                self.sizes.imported.0 -= seg.size();
-                self.counters.exports += 1;
+            Ok(()) => self.counters.exports += 1,
+            Err(e) => {
+                self.counters.export_failures += 1;
+                // Refused: still ours, listed again as one free span (the
+                // two tags just put back are there to take; should that
+                // fail, the range is lost, not handed out twice).
+                if !matches!(e, ArenaError::Stranded { .. }) && self.create_span(r, true).is_ok() {
+                    self.sizes.imported.0 += seg.size();
+                }
             }
-            Err(_) => self.counters.export_failures += 1,
         }
     }
 }

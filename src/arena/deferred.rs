@@ -94,16 +94,17 @@ impl<S: Store, I: Source> Arena<S, I> {
             return Size(0);
         }
         self.counters.flushes += 1;
-        let mut i = self.unflushed;
-        self.unflushed = NIL;
-        self.unflushed_count = 0;
-        while i != NIL {
+        // One segment off the list at a time, before it is made free: that
+        // may give a span back to a source that panics, and what is still
+        // listed must then be exactly what is still unflushed.
+        while self.unflushed != NIL {
+            let i = self.unflushed;
             let t = *self.tags.get(i);
-            let next = t.knext;
+            self.unflushed = t.knext;
+            self.unflushed_count -= 1;
             self.tags.get_mut(i).knext = NIL;
             self.sizes.unflushed.0 -= t.size();
             self.make_free(i, t.size());
-            i = next;
         }
         freed
     }

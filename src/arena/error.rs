@@ -8,8 +8,10 @@ use crate::vm::VmError;
 
 /// What went wrong in an arena operation.
 ///
-/// Every failing operation leaves the arena exactly as it was before the call
-/// (its failure counter aside), whatever the variant.
+/// Every failing operation leaves the arena exactly as it was before the call,
+/// whatever the variant, but for its counters: the failure counter
+/// (`failures` or `bad_frees`) and the work statistics the attempt made
+/// (`lookups`, `search_steps`) move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ArenaError {
@@ -65,6 +67,18 @@ pub enum ArenaError {
     /// A source handed back a range that breaks the [`Source`](super::Source)
     /// contract (wrong size or alignment, or overlapping a span).
     BadImport(Range),
+    /// A source could not take back `range`, a span given back to it
+    /// ([`Source::release`](super::Source::release)), and could not put it
+    /// back as it was either: some of it may be inaccessible (a failed
+    /// unmap that changed part of the range, then a failed put-back of its
+    /// protection). The source keeps the range, taken for good; the arena
+    /// that gave it back drops the span rather than hand it out again.
+    Stranded {
+        /// The range given back.
+        range: Range,
+        /// What the backend said to the call that failed first.
+        error: ShimError,
+    },
     /// A source is in use by another borrower and cannot import now.
     SourceBusy,
     /// A fault injected by the arena's own fault injector (vmem's mtbf).
@@ -127,6 +141,11 @@ impl fmt::Display for ArenaError {
             ArenaError::Backing(e) => write!(f, "page operation failed: {e}"),
             ArenaError::Vm(e) => write!(f, "VM source failed: {e}"),
             ArenaError::BadImport(r) => write!(f, "source returned an unusable range {r}"),
+            ArenaError::Stranded { range, error } => write!(
+                f,
+                "source could not take back {range} nor put it back as it was ({error}): \
+                 it stays taken, unusable"
+            ),
             ArenaError::SourceBusy => f.write_str("source is borrowed elsewhere"),
             ArenaError::Injected => f.write_str("injected fault (mtbf)"),
             ArenaError::Corrupt { what, tag } => {
@@ -140,7 +159,7 @@ impl fmt::Display for ArenaError {
 impl std::error::Error for ArenaError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ArenaError::Backing(e) => Some(e),
+            ArenaError::Backing(e) | ArenaError::Stranded { error: e, .. } => Some(e),
             ArenaError::Vm(e) => Some(e),
             _ => None,
         }
@@ -163,5 +182,15 @@ mod tests {
         assert_eq!(c.to_string(), "arena inconsistent at tag 3: x");
         let h = ArenaError::BadHandle { addr: Addr(0x40), tag: 7 };
         assert_eq!(h.to_string(), "bad free of handle 7 at 0x40: not a live held allocation");
+        let range = Range::from_size(Addr(0x4000), Size(0x2000)).unwrap();
+        let error = ShimError::Injected { op: vmspace_shim::Op::Protect };
+        let s = ArenaError::Stranded { range, error };
+        assert_eq!(
+            s.to_string(),
+            std::format!(
+                "source could not take back {range} nor put it back as it was ({error}): it \
+                 stays taken, unusable"
+            )
+        );
     }
 }

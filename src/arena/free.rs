@@ -10,7 +10,8 @@ use super::{Arena, ArenaError};
 impl<S: Store, I: Source> Arena<S, I> {
     /// Free the allocation at `addr`, which must be live and have been
     /// allocated with exactly `size`. A bad free returns
-    /// [`ArenaError::BadFree`] and changes nothing (but the bad-free counter).
+    /// [`ArenaError::BadFree`] and changes nothing (but the counters: the
+    /// bad-free counter, and the lookup it made).
     /// A wholly free imported span goes back to the source; if the source
     /// refuses, the span stays, free, and the free still succeeds.
     #[inline]

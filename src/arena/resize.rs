@@ -30,7 +30,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// The piece must lie inside the size asked for, start at a multiple of
     /// the quantum, and end at one or at the end of the allocation; any other
     /// piece is a [`BadFree`](ArenaError::BadFree) that changes nothing (but
-    /// the bad-free counter). What stays live becomes up to two allocations:
+    /// the counters: the bad-free counter, and the lookup it made). What stays live becomes up to two allocations:
     /// `[alloc, alloc + offset)` (asked size `offset`) and the rest after the
     /// piece (asked size: what was asked beyond the piece), each freed,
     /// partly freed or resized on its own afterwards. The freed piece

@@ -10,13 +10,18 @@ use super::ArenaError;
 /// aligned ranges and takes them back.
 ///
 /// An arena with a source imports a span (rounded up to the source's
-/// quantum) when no free segment satisfies a request, and gives an imported
-/// span back as soon as it is wholly free again.
+/// quantum) when no free segment satisfies a request (but not for a request
+/// with an address window, `min`, `max` or `exact`, whose place the source
+/// cannot be asked for: that one fails with [`ArenaError::NoSpace`]), and
+/// gives an imported span back as soon as it is wholly free again.
 ///
 /// Contract: `import` returns exactly `size` units aligned to `align`, owned by
 /// the caller until released, overlapping nothing else the source handed out;
 /// a failing call changes nothing. `release` takes back exactly a range that
-/// `import` returned; when it fails, the range stays with the caller. A
+/// `import` returned; when it fails, the range stays with the caller, as
+/// usable as it was (a source over memory puts back what a failed unmap
+/// changed), except with [`ArenaError::Stranded`]: the source could not
+/// put it back, keeps it, and the caller must not use it again. A
 /// range the arena cannot use is given back through `release`, unless it
 /// overlaps a span the arena holds (a source that broke the contract): then
 /// the arena keeps away from it and tells the source through
@@ -31,8 +36,11 @@ use super::ArenaError;
 /// unwinds.
 pub trait Source {
     /// The granularity of imports: a power of two, the same for the
-    /// source's life (an arena asks at every import; one that is not a
-    /// power of two when the arena is made is refused there).
+    /// source's life. An arena asks at every import, and refuses a source
+    /// whose quantum is not a power of two when it is made, and any import
+    /// while it is not one ([`ArenaError::InvalidArgument`]): a `&RefCell`
+    /// source borrowed elsewhere when the arena is made answers 1 and is
+    /// caught at its first import.
     fn quantum(&self) -> Size;
 
     /// Import `size` units (a non-zero multiple of [`quantum`](Self::quantum))
@@ -45,6 +53,12 @@ pub trait Source {
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError>;
 
     /// Give back `range`, which [`import`](Self::import) returned.
+    ///
+    /// # Errors
+    ///
+    /// Any error but [`ArenaError::Stranded`] leaves `range` with the
+    /// caller, usable as it was before the call. `Stranded` leaves it with
+    /// the source, taken and unusable (see the trait's contract).
     fn release(&mut self, range: Range) -> Result<(), ArenaError>;
 
     /// Whether this source can ever import (`false` for [`NoSource`]).

@@ -36,9 +36,12 @@ pub struct Counters {
     /// Failed alloc, xalloc, add, extend, resize and free_part calls (a
     /// resize that cannot grow in place included). A waiting allocation
     /// (`SyncArena`'s `Wait`, the C API's waits) makes one call each time
-    /// it tries, so each of its failed tries counts. A bad claim, a free,
-    /// resize or part of an allocation that is not live as stated, counts
-    /// in `bad_frees` instead.
+    /// it tries, so each of its failed tries counts, and so does a quantum
+    /// cache's failed try for a slab (the cache then falls back to an
+    /// allocation of the arena's own, which may succeed), as illumos's
+    /// `vk_fail` counts its caches' failed slab allocations. A bad claim, a
+    /// free, resize or part of an allocation that is not live as stated,
+    /// counts in `bad_frees` instead.
     pub failures: u64,
     /// Frees refused as bad.
     pub bad_frees: u64,
@@ -50,7 +53,9 @@ pub struct Counters {
     pub imports: u64,
     /// Imported spans given back.
     pub exports: u64,
-    /// Give-backs the source refused (the span stayed, free).
+    /// Give-backs the source refused (the span stayed, free), or could
+    /// neither take nor put back ([`Stranded`](super::ArenaError::Stranded): the span was
+    /// dropped, left with the source).
     pub export_failures: u64,
     /// Faults injected by the mtbf generator.
     pub injected: u64,

@@ -217,13 +217,23 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
                 if rec.in_slab.load(Ordering::Relaxed) != u64::MAX {
                     continue;
                 }
-                let handle =
-                    self.arena.handle_from_parts(Addr(base), rec.tag.load(Ordering::Relaxed));
-                if handle.is_some_and(|h| self.arena.free_handle(h).is_ok()) {
-                    rec.in_slab.store(0, Ordering::Relaxed);
-                    rec.tag.store(0, Ordering::Relaxed);
-                    rec.set_base(None, Ordering::Release);
+                let tag = rec.tag.load(Ordering::Relaxed);
+                let Some(handle) = self.arena.handle_from_parts(Addr(base), tag) else { continue };
+                // Forget the slab before the free: the free may give its
+                // span back to a source that panics, and a record left
+                // behind would hand out objects of a range the arena holds
+                // free. None of its objects is out (all are in the slab),
+                // so no free can be looking for it.
+                rec.in_slab.store(0, Ordering::Relaxed);
+                rec.tag.store(0, Ordering::Relaxed);
+                rec.set_base(None, Ordering::Release);
+                if self.arena.free_handle(handle).is_ok() {
                     freed += 1;
+                } else {
+                    // Still the arena's allocation: listed again, as made.
+                    rec.in_slab.store(u64::MAX, Ordering::Relaxed);
+                    rec.tag.store(tag, Ordering::Relaxed);
+                    rec.set_base(Some(base), Ordering::Release);
                 }
             }
         }

@@ -1,9 +1,9 @@
 //! A [`Source`] backed by a [`Vm`]: imports are mapped memory.
 
-use vmspace_shim::{PageOps, Range, Size};
+use vmspace_shim::{PageOps, Protection, Range, Size};
 
 use crate::arena::{Arena, ArenaError, Constraints, NoSource, Source, Store};
-use crate::vm::Vm;
+use crate::vm::{Vm, VmError};
 
 /// Hands out page-aligned ranges of a [`Vm`], mapping them on import and
 /// unmapping them when they are given back. Which parts of the VM are in use
@@ -112,12 +112,27 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     /// batch is full (never when unbatched: only `flush` and an import that
     /// finds no room complete it then).
     fn release_batched(&mut self, range: Range) -> Result<(), ArenaError> {
-        self.vm.unmap_deferred(range)?;
+        self.vm.unmap_deferred(range).map_err(|e| self.put_back(range, e))?;
         self.space.free_deferred(range.base(), range.size())?;
         if self.threshold != 0 && self.space.sizes().unflushed.0 >= self.threshold {
             self.flush();
         }
         Ok(())
+    }
+
+    /// After the unmap of `range` (imported, so read-write) failed with
+    /// `e`: make it read-write again if the failure may have changed part
+    /// of it. The error to return: `e`, or [`ArenaError::Stranded`] when
+    /// that put-back fails too.
+    fn put_back(&mut self, range: Range, e: VmError) -> ArenaError {
+        let VmError::Backend(error) = e else { return e.into() };
+        if !error.may_have_changed() {
+            return e.into();
+        }
+        match self.vm.protect(range, Protection::ReadWrite) {
+            Ok(()) => e.into(),
+            Err(_) => ArenaError::Stranded { range, error },
+        }
     }
 
     /// Check the inner arena, the VM, and that what is mapped is exactly
@@ -167,10 +182,15 @@ impl<P: PageOps, S: Store> Source for VmSource<P, S> {
         Ok(r)
     }
 
+    /// A failed unmap that may have changed part of `range` (Linux's
+    /// `munmap`/`mprotect` at `vm.max_map_count`) is undone: the range is
+    /// made read-write again, as every import is, and the error returned
+    /// with the range still imported. If that fails too, the range stays
+    /// imported here for good, and the error is [`ArenaError::Stranded`].
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
         self.handed_out(range)?;
         if self.threshold == 0 {
-            self.vm.unmap(range)?;
+            self.vm.unmap(range).map_err(|e| self.put_back(range, e))?;
             return self.space.free(range.base(), range.size());
         }
         self.release_batched(range)

@@ -5,7 +5,7 @@ use vmspace_shim::{PageOps, Pages, Range, Size};
 use crate::arena::{ArenaError, Source};
 use crate::error::CommonError;
 use crate::vm::VmError;
-use crate::vmarena::{Owner, Request, VmArena, VmArenaError};
+use crate::vmarena::{Owner, Request, Stranded, VmArena, VmArenaError};
 
 /// The owner recorded for tracts imported by a vmem arena.
 pub const IMPORT_OWNER: Owner = Owner(u32::MAX);
@@ -65,8 +65,13 @@ impl<P: PageOps> Source for VmArena<P> {
         }
     }
 
+    /// A free whose unmap failed and whose put-back of the tracts'
+    /// protection failed too leaves them allocated and recorded
+    /// inaccessible ([`Stranded::Inaccessible`]): that is
+    /// [`ArenaError::Stranded`] for the importer, which then drops the
+    /// span; the tracts stay allocated to [`IMPORT_OWNER`].
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
-        Ok(self.free(range, IMPORT_OWNER)?)
+        self.free(range, IMPORT_OWNER).map_err(|e| stranded(range, e))
     }
 
     /// The importing arena refused `range`, just imported, because it
@@ -86,6 +91,17 @@ impl<P: PageOps> Source for VmArena<P> {
     /// would stay allocated and committed, against the commit limit, for
     /// good.)
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
-        Ok(self.free_keeping(range, IMPORT_OWNER, false)?)
+        self.free_keeping(range, IMPORT_OWNER, false).map_err(|e| stranded(range, e))
+    }
+}
+
+/// The importer's error for a failed release of `range`: a free that left
+/// tracts inaccessible is [`ArenaError::Stranded`], any other as it maps.
+fn stranded(range: Range, e: VmArenaError) -> ArenaError {
+    match e {
+        VmArenaError::RollbackFailed { error, tracts: Stranded::Inaccessible, .. } => {
+            ArenaError::Stranded { range, error }
+        }
+        e => e.into(),
     }
 }

@@ -282,8 +282,9 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// that are parts of a slab are refused (a bad free; nothing changes);
     /// those a miss took from the arena itself, when the class had no slab
     /// record to spare (counted in
-    /// [`slab_collisions`](crate::qcache::QCacheStats::slab_collisions)), are
-    /// allocations of their own and freed like any other.
+    /// [`slab_collisions`](crate::qcache::QCacheStats::slab_collisions)) or
+    /// the arena no room for a slab, are allocations of their own and freed
+    /// like any other.
     pub fn free_deferred(&self, addr: Addr, size: Size) -> Result<(), ArenaError> {
         self.with(|a| a.free_deferred(addr, size))
     }

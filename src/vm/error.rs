@@ -7,7 +7,13 @@ use vmspace_shim::{Range, ShimError};
 use crate::error::{from_common, CommonError};
 
 /// What went wrong in a [`Vm`](super::Vm) operation. Every error leaves the VM
-/// as it was before the call.
+/// as it was before the call, with two exceptions, both about its own
+/// bit-table pages (its client pages are as they were either way): a
+/// failed [`trim`](super::Vm::trim) keeps what it gave back, and a failed
+/// [`map`](super::Vm::map) that cannot give back a table page it mapped
+/// for the range leaves that page mapped, empty and counted in
+/// [`metadata_mapped`](super::Vm::metadata_mapped) (a later `trim` gives
+/// it back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VmError {

@@ -12,7 +12,8 @@
 //! what is not) are errors that leave the VM unchanged; so are failures of the
 //! backend, its own bit-table pages included (a failed `map` gives back the
 //! table pages it mapped), except in [`Vm::trim`], which keeps what it gave
-//! back before the failure.
+//! back before the failure, and where giving back such a table page fails
+//! too: it stays mapped, empty and counted, until a `trim`.
 //!
 //! ```
 //! use vmspace::vm::Vm;
@@ -172,6 +173,14 @@ impl<P: PageOps> Vm<P> {
 
     /// Map (commit, read-write) the pages of `range`, none of which may be
     /// mapped. They read zero.
+    ///
+    /// # Errors
+    ///
+    /// A bad range, or the backend's failure; the VM is as it was, except
+    /// that a bit-table page mapped for `range` whose give-back fails too
+    /// stays mapped (empty, counted in
+    /// [`metadata_mapped`](Self::metadata_mapped), given back by
+    /// [`trim`](Self::trim)).
     pub fn map(&mut self, range: Range) -> Result<(), VmError> {
         let (lo, hi) = self.page_indices(range)?;
         if self.table.find_mapped(lo, hi).is_some() {

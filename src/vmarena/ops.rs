@@ -179,7 +179,11 @@ impl<P: PageOps> VmArena<P> {
 
     /// Set the client bits of the allocated tract holding `addr`.
     pub fn set_client(&mut self, addr: Addr, client: u16) -> Result<(), VmArenaError> {
-        let page = Range::from_size(addr.align_down(self.page)?, self.page)?;
+        let base = addr.align_down(self.page)?;
+        // The last page of the address space ends at 2^64: named up to its
+        // last byte (it is outside any arena).
+        let page = Range::from_size(base, self.page)
+            .unwrap_or(Range::new(base, Addr(usize::MAX)).unwrap_or(Range::empty(base)));
         let i =
             self.tract_index(addr).ok_or(VmArenaError::Common(CommonError::OutOfRange(page)))?;
         if !self.is_alloc(i) {

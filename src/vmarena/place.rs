@@ -71,7 +71,12 @@ impl<P: PageOps> VmArena<P> {
     fn fit_in(&self, a: usize, b: usize, pages: usize, align: usize, zones: ZoneSet) -> Try {
         let Some(mut p) = self.align_tract(a, align) else { return Try::Resume(usize::MAX) };
         loop {
-            let Some(end) = p.checked_add(pages) else { return Try::Resume(usize::MAX) };
+            // Past the last tract (an alignment larger than the arena can
+            // take a start there): no run here or later holds a fit.
+            let end = match p.checked_add(pages) {
+                Some(end) if end <= self.layout.tracts => end,
+                _ => return Try::Resume(usize::MAX),
+            };
             match self.first_outside(p, end, zones) {
                 None if end <= b => return Try::Fit(p),
                 None => return Try::Resume(p),

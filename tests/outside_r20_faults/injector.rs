@@ -72,7 +72,9 @@ pub(crate) fn same_seed_same_calls_same_failures_whatever_the_shape() {
 // HOLDS: one injector under four threads, each on its own 8 pages,
 // failing at random part way: every failed protect or unmap of n pages
 // changed a prefix of 1..n pages (none for one page), the rest as they
-// were; failed maps and deferred unmaps changed nothing.
+// were; failed maps changed nothing. (Deferred unmaps failed cleanly until
+// round 25; they now fail as unmaps do, as the mmap backend's, whose
+// deferred unmap is an unmap, may.)
 #[test]
 pub(crate) fn part_way_from_threads_changes_a_prefix_never_all() {
     let mut buf = vec![0u8; 128 * PAGE];
@@ -111,7 +113,7 @@ pub(crate) fn part_way_from_threads_changes_a_prefix_never_all() {
                             let want = if kind == 0 { Protection::Read } else { Protection::None };
                             let k = got.iter().take_while(|p| **p == Some(want)).count();
                             let ok = match (kind, n) {
-                                (2, _) | (_, 1) => k == 0,
+                                (_, 1) => k == 0,
                                 _ => (1..n).contains(&k),
                             };
                             assert!(ok, "kind {kind}, {n} pages: {got:?}");
