@@ -14,9 +14,11 @@ use vmspace::arena::{Arena, ArenaError, PageStore, Policy, SegmentKinds};
 use vmspace::sources::VmSource;
 use vmspace::vm::Vm;
 use vmspace_shim::sim::{at_offsets, PageState, SimBackend};
-use vmspace_shim::{FaultInjector, Op, PageOps, Range, ShimError, Size};
+use vmspace_shim::{
+    Addr, FaultInjector, FaultShape, Op, PageOps, Protection, Range, ShimError, Size,
+};
 use vmspace_user::MmapBackend;
-use vmspace_workload::batched_ops;
+use vmspace_workload::batched_ops::{self, BatchedDriver, BatchedOpGen};
 
 const PAGE: usize = 4096;
 /// Pages in the source's VM: small enough that imports often find no room
@@ -162,31 +164,56 @@ fn the_vm_cannot_remap_an_unflushed_range() {
 }
 
 /// Every failure position of the backend's map and unmap, at several buffer
-/// placements: a failed import or give-back changes nothing, and the model
-/// and `check()` agree after every step.
+/// placements, failing cleanly and part way (an unmap that changed a prefix
+/// of its range, which the source puts back read-write): a failed import
+/// or give-back changes nothing the source's importers can see, the model
+/// and `check()` agree after every step, and every page the source has
+/// mapped (all imported) is read-write.
 #[test]
 fn every_map_and_unmap_failure_position() {
-    at_offsets(3, 4 << 20, |off, buf| {
-        let run = |n: u64, buf: &mut vmspace_shim::sim::Placed| {
-            let sim = SimBackend::new(buf.fresh(), PAGE).unwrap();
-            let inj = FaultInjector::new(&sim);
-            inj.only(&[Op::Map, Op::Unmap]);
-            let mut s = source(&inj, 16);
-            inj.fail_nth(n);
-            let stats = batched_ops::run(&mut s, 0xba7c4, 150)
-                .unwrap_or_else(|e| panic!("offset {off}, failing call {n}: {e}"));
-            drop(s);
-            assert_eq!(sim.stats().reservations, 0);
-            (inj.eligible_calls(), inj.injected(), stats)
-        };
-        let (calls, _, stats) = run(0, buf);
-        assert!(calls > 50 && stats.flushes > 2, "{calls} calls, {stats:?}");
-        for n in 1..=calls {
-            let (_, injected, stats) = run(n, buf);
-            assert_eq!(injected, 1, "offset {off}: call {n} of {calls} was not reached");
-            assert!(stats.backend_failures <= 1, "{stats:?}");
-        }
-    });
+    for shape in [FaultShape::Clean, FaultShape::PartWay] {
+        at_offsets(3, 4 << 20, |off, buf| {
+            let run = |n: u64, buf: &mut vmspace_shim::sim::Placed| {
+                let sim = SimBackend::new(buf.fresh(), PAGE).unwrap();
+                let inj = FaultInjector::new(&sim);
+                inj.only(&[Op::Map, Op::Unmap]);
+                inj.set_shape(shape);
+                let mut s = source(&inj, 16);
+                inj.fail_nth(n);
+                let what = format!("{shape:?}, offset {off}, failing call {n}");
+                // `batched_ops::run`, step by step, with the pages checked.
+                let (mut gen, mut driver) =
+                    (BatchedOpGen::new(0xba7c4), BatchedDriver::new(0xba7c4));
+                for step in 0..150 {
+                    let op = gen.next_op(driver.live());
+                    driver.step(&mut s, op).unwrap_or_else(|e| panic!("{what}: {e}"));
+                    for run in s.vm().mapped_runs() {
+                        for page in (run.base().0..run.limit().0).step_by(PAGE) {
+                            let state = sim.page_state(Addr(page));
+                            let rw = Some(PageState::Mapped(Protection::ReadWrite));
+                            assert_eq!(state, rw, "{what}, step {step}: imported page {page:#x}");
+                        }
+                    }
+                }
+                let stats = driver.finish(&mut s).unwrap_or_else(|e| panic!("{what}: {e}"));
+                drop(s);
+                assert_eq!(sim.stats().reservations, 0);
+                (inj.eligible_calls(), inj.injected(), inj.changed_part_way(), stats)
+            };
+            let (calls, _, _, stats) = run(0, buf);
+            assert!(calls > 50 && stats.flushes > 2, "{calls} calls, {stats:?}");
+            let mut part_way = 0;
+            for n in 1..=calls {
+                let (_, injected, changed, stats) = run(n, buf);
+                assert_eq!(injected, 1, "offset {off}: call {n} of {calls} was not reached");
+                assert!(stats.backend_failures <= 1, "{stats:?}");
+                part_way += changed;
+            }
+            // The part-way pass reaches the put-back (give-backs of more
+            // than one page whose unmap fails).
+            assert_eq!(part_way > 0, shape == FaultShape::PartWay, "{shape:?}: {part_way}");
+        });
+    }
 }
 
 /// The span an arena over `s` imports for a `pages`-page allocation it then

@@ -283,7 +283,18 @@ impl BatchedDriver {
                             return Err(fail("more waiting ranges than the model holds", None));
                         }
                     }
-                    Err(ArenaError::Vm(_) | ArenaError::Backing(_)) => stats.backend_failures += 1,
+                    Err(ArenaError::Vm(_) | ArenaError::Backing(_)) => {
+                        // Still ours and read-write, but a failed unmap
+                        // may have decommitted it (`PageOps` allows that):
+                        // stamped anew.
+                        // SAFETY: `r` is still a live import, mapped
+                        // read-write (the source put back what the failed
+                        // unmap changed).
+                        unsafe {
+                            (r.base().0 as *mut usize).write_volatile(r.base().0 ^ self.salt)
+                        };
+                        stats.backend_failures += 1
+                    }
                     Err(e) => return Err(fail("a give-back failed", Some(e))),
                 }
             }
@@ -350,7 +361,9 @@ impl BatchedDriver {
 /// waiting for its flush; the source's inner arena shows exactly the
 /// waiting ranges as unflushed (walk and sizes) and the live ones as
 /// allocated; the VM maps exactly the live imports; and `check()` passes.
-/// Every import's first word is stamped and read back at its give-back.
+/// Every import's first word is stamped and read back at its give-back (and
+/// stamped again after a give-back that failed, which may have decommitted
+/// it).
 pub fn run<P: PageOps, S: Store>(
     source: &mut VmSource<P, S>,
     seed: u64,
