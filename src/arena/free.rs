@@ -13,7 +13,9 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// [`ArenaError::BadFree`] and changes nothing (but the counters: the
     /// bad-free counter, and the lookup it made).
     /// A wholly free imported span goes back to the source; if the source
-    /// refuses, the span stays, free, and the free still succeeds.
+    /// refuses, the span stays, free, and the free still succeeds (if it
+    /// says the span is [`Stranded`](ArenaError::Stranded), the span is
+    /// dropped instead, left with the source).
     #[inline]
     pub fn free(&mut self, addr: Addr, size: Size) -> Result<(), ArenaError> {
         let (i, t) = self.take_live(addr, size)?;

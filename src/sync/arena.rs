@@ -9,7 +9,7 @@ use core::time::Duration;
 use vmspace_shim::{Addr, Range, Size};
 
 use super::lock::{Held, RawLock};
-use super::wait::{Wait, Waiter};
+use super::wait::{Wait, Waiter, WakeOnUnwind};
 use crate::arena::{Arena, ArenaError, Constraints, Handle, Policy, Source, Store};
 use crate::qcache::{Locked, Magazine, QCache, QCacheConfig, QCacheStats};
 
@@ -105,11 +105,20 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// the caller's closure, which in the kernel's C API came to 546
     /// characters, past the kernel's 512 (`KSYM_NAME_LEN`; objtool refuses
     /// it on x86_64).
+    ///
+    /// Should `f` panic (a source's panic, in a give-back a free made), the
+    /// lock is released and every waiter woken as the panic unwinds: what
+    /// the call freed before the panic stays free.
     #[inline(always)]
     pub fn with<R>(&self, f: impl FnOnce(&mut Arena<S, I>) -> R) -> R {
-        let _held = Held::new(&self.lock);
-        // SAFETY: the lock is held for the whole call (type invariant).
-        f(unsafe { &mut *self.arena.get() })
+        let unwinding = WakeOnUnwind::new(&self.waiters, &self.waiter);
+        let r = {
+            let _held = Held::new(&self.lock);
+            // SAFETY: the lock is held for the whole call (type invariant).
+            f(unsafe { &mut *self.arena.get() })
+        };
+        unwinding.disarm();
+        r
     }
 
     /// The quantum caches, if the arena has them.

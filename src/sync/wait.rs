@@ -1,6 +1,6 @@
 //! Waiting for space: what the core needs to sleep until something is freed.
 
-use crate::atomic::{AtomicU64, Ordering};
+use crate::atomic::{AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 
 /// Whether an allocation may wait for space.
@@ -69,5 +69,40 @@ impl Waiter for NoWait {
 
     fn notify_all(&self) {
         self.epoch.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Wakes every waiter of an arena when dropped armed: on the way out of a
+/// locked call that unwinds (a source that panics in a give-back, say),
+/// whatever the call freed before the panic stays free, and the waiters
+/// must hear of it. Generic over the waiter only, not the arena, so that
+/// its drop adds no symbol naming the arena's type (the kernel limits
+/// symbol names).
+pub(crate) struct WakeOnUnwind<'a, W: Waiter> {
+    waiters: &'a AtomicUsize,
+    waiter: &'a W,
+    armed: bool,
+}
+
+impl<'a, W: Waiter> WakeOnUnwind<'a, W> {
+    /// Armed: wakes when dropped, unless [`disarm`](Self::disarm)ed first.
+    #[inline(always)]
+    pub(crate) fn new(waiters: &'a AtomicUsize, waiter: &'a W) -> Self {
+        WakeOnUnwind { waiters, waiter, armed: true }
+    }
+
+    /// The call returned: no wake from here.
+    #[inline(always)]
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl<W: Waiter> Drop for WakeOnUnwind<'_, W> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.armed && self.waiters.load(Ordering::SeqCst) > 0 {
+            self.waiter.notify_all();
+        }
     }
 }

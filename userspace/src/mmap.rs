@@ -2,9 +2,9 @@
 //!
 //! - reserve: `mmap(PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)`,
 //!   over-reserving by the alignment and trimming both ends with `munmap`
-//!   (with `Decommit`, mapped read-write first and made `PROT_NONE` once its
-//!   first page has given the whole range one `anon_vma`: see
-//!   `share_anon_vma`);
+//!   (with `Decommit`, its first page then made read-write, dirtied, dropped
+//!   and made `PROT_NONE` again, which gives the whole range one
+//!   `anon_vma`: see `share_anon_vma`);
 //! - map: `mprotect(PROT_READ | PROT_WRITE)`, so adjacent mapped runs with the
 //!   same protection merge into one kernel VMA;
 //! - unmap, by one of two [`UnmapStrategy`]s:
@@ -29,7 +29,9 @@
 //! random single-page map/unmap traffic that leaves about 10% more VMAs than
 //! mapped runs and gaps, and nothing bounds it by the number of runs.
 //! `Decommit` keeps one `anon_vma` for the whole reservation (see
-//! `share_anon_vma`), so VMAs = 2 x runs + 1 exactly; but under strict
+//! `share_anon_vma`), so VMAs = 2 x runs + 1 exactly (but in a child forked
+//! after runs were mapped, whose inherited VMAs each get an `anon_vma` of
+//! their own, and for locked pages, which `Decommit` replaces); but under strict
 //! overcommit accounting (`vm.overcommit_memory = 2`, where `MAP_NORESERVE`
 //! is ignored) the commit charge of decommitted pages stays until release.
 //! [`MmapBackend::new`] therefore picks `Replace` under strict accounting and
@@ -46,7 +48,8 @@ pub enum UnmapStrategy {
     /// charge in one call.
     Replace,
     /// `MADV_DONTNEED` and `mprotect(PROT_NONE)`: frees memory and keeps
-    /// adjacent mapped runs mergeable.
+    /// adjacent mapped runs mergeable. Locked pages (`mlock`, `mlockall`),
+    /// which `MADV_DONTNEED` refuses, are replaced as with `Replace`.
     Decommit,
 }
 
@@ -128,33 +131,56 @@ impl MmapBackend {
         }
     }
 
-    /// Turn a fresh reservation into reserved address space whose mappings
-    /// merge well: if it is writable, dirty its first page so the kernel
-    /// attaches one `anon_vma` to the whole VMA and drop that page again;
-    /// then make everything `PROT_NONE`.
+    /// Give a fresh `PROT_NONE` reservation one `anon_vma` for the whole
+    /// range, so that its mappings merge well: make its first page
+    /// read-write, dirty it (the kernel attaches an `anon_vma` to that
+    /// page's VMA), drop the page again and make it `PROT_NONE`, which
+    /// merges it back into the rest of the reservation, the `anon_vma` now
+    /// the whole VMA's.
     ///
     /// Every VMA later split off the reservation shares that `anon_vma`, so
     /// adjacent read-write runs can always merge into one VMA. Without it,
     /// runs first touched apart get different `anon_vma`s and stay separate
     /// VMAs when they meet, and the VMA count grows with the history of
     /// operations instead of with the number of mapped runs.
-    fn share_anon_vma(&self, base: usize, size: usize, writable: bool) -> Result<(), i32> {
+    ///
+    /// Only that one page is ever made accessible: a process under
+    /// `mlockall(MCL_FUTURE)`, whose accessible mappings are faulted in and
+    /// locked as they are made, or under a data-size limit
+    /// (`RLIMIT_DATA`), which counts writable private mappings, pays for
+    /// one page for a moment, not for the reservation.
+    fn share_anon_vma(&self, base: usize) -> Result<(), i32> {
         let first = vmspace_shim::Addr(base);
-        if writable {
-            // SAFETY: the first page of our fresh read-write mapping; no one
-            // else knows the address yet.
-            unsafe { first.as_ptr::<u8>().write_volatile(0) };
-            // SAFETY: drops the page just dirtied (over the whole range: where
-            // transparent huge pages are `always`, that write faulted in a
-            // huge page, and dropping only its first small page would split
-            // it and leave the rest resident); nothing refers to it.
-            if unsafe { libc::madvise(first.as_ptr(), size, libc::MADV_DONTNEED) } != 0 {
-                return Err(errno());
-            }
+        let page = self.page.0;
+        // SAFETY: the first page of our fresh reservation; no one else
+        // knows the address yet.
+        if unsafe { libc::mprotect(first.as_ptr(), page, libc::PROT_READ | libc::PROT_WRITE) } != 0
+        {
+            // Not even one writable page (a data-size limit reached): the
+            // reservation works without a shared `anon_vma`, its runs
+            // merging less well.
+            return Ok(());
         }
-        // SAFETY: the whole range is our fresh mapping.
-        if unsafe { libc::mprotect(first.as_ptr(), size, libc::PROT_NONE) } != 0 {
+        // SAFETY: just made read-write; ours alone.
+        unsafe { first.as_ptr::<u8>().write_volatile(0) };
+        // SAFETY: drops the page just dirtied; nothing refers to it.
+        let dropped = unsafe { libc::madvise(first.as_ptr(), page, libc::MADV_DONTNEED) } == 0;
+        // Refused for a locked page (`mlockall(MCL_FUTURE)` locked it as it
+        // was made accessible): unlocked, dropped, and locked again once
+        // inaccessible (which faults nothing in), so that its flags match
+        // the rest of the reservation's again and it merges back.
+        // SAFETY: (each call) the first page of our fresh reservation.
+        let relock = !dropped
+            && unsafe { libc::munlock(first.as_ptr(), page) } == 0
+            && unsafe { libc::madvise(first.as_ptr(), page, libc::MADV_DONTNEED) } == 0;
+        // SAFETY: the first page of our fresh reservation.
+        if unsafe { libc::mprotect(first.as_ptr(), page, libc::PROT_NONE) } != 0 {
             return Err(errno());
+        }
+        if relock {
+            // SAFETY: as above; locking an inaccessible page populates
+            // nothing (its result is ignored: the flag is what merges).
+            let _ = unsafe { libc::mlock(first.as_ptr(), page) };
         }
         Ok(())
     }
@@ -221,29 +247,17 @@ unsafe impl PageOps for MmapBackend {
         let extra = align.0 - self.page.0;
         let total =
             size.0.checked_add(extra).ok_or(ShimError::OutOfAddressSpace { size: size.0 })?;
-        // With `Decommit`, read-write first (see `share_anon_vma`), and
-        // PROT_NONE if the kernel refuses that. `Replace` gains nothing from
-        // it (its fresh mappings have no `anon_vma`), and it is what `new`
-        // picks under strict overcommit, which would charge a writable
-        // mapping its whole size for as long as it lives.
-        let rw = match self.unmap {
-            UnmapStrategy::Decommit => {
-                self.anon(None, total, libc::PROT_READ | libc::PROT_WRITE).ok()
-            }
-            UnmapStrategy::Replace => None,
-        };
-        let (p, writable) = match rw {
-            Some(p) => (p, true),
-            None => {
-                (self.anon(None, total, libc::PROT_NONE).map_err(to_reserve_error(size))?, false)
-            }
-        };
+        let p = self.anon(None, total, libc::PROT_NONE).map_err(to_reserve_error(size))?;
         let base = vmspace_shim::align::align_up(p, align.0)?;
         let head = base - p;
         let tail = total - head - size.0;
         let head_gone = head == 0 || self.munmap(p, head).is_ok();
         let tail_gone = head_gone && (tail == 0 || self.munmap(base + size.0, tail).is_ok());
-        let sealed = tail_gone && self.share_anon_vma(base, size.0, writable).is_ok();
+        // With `Decommit`, one `anon_vma` for the whole reservation (see
+        // `share_anon_vma`). `Replace` gains nothing from it: its fresh
+        // mappings have no `anon_vma`.
+        let sealed = tail_gone
+            && (self.unmap == UnmapStrategy::Replace || self.share_anon_vma(base).is_ok());
         if !sealed {
             let e = errno();
             // Give back only what is still ours: another thread may have
@@ -275,21 +289,26 @@ unsafe impl PageOps for MmapBackend {
 
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
         check_page_range(range, self.page)?;
-        match self.unmap {
-            UnmapStrategy::Replace => self
-                .anon(Some(range.base().0), range.size().0, libc::PROT_NONE)
+        let replace = || {
+            self.anon(Some(range.base().0), range.size().0, libc::PROT_NONE)
                 .map(drop)
-                .map_err(|e| ShimError::Os { op: Op::Unmap, errno: e }),
+                .map_err(|e| ShimError::Os { op: Op::Unmap, errno: e })
+        };
+        match self.unmap {
+            UnmapStrategy::Replace => replace(),
             UnmapStrategy::Decommit => {
                 // SAFETY: the range is mapped, inside our reservation, and no
                 // one accesses it again until it is mapped (caller's contract).
                 let rc = unsafe {
                     libc::madvise(range.base().as_ptr(), range.size().0, libc::MADV_DONTNEED)
                 };
-                if rc != 0 {
-                    return Err(ShimError::Os { op: Op::Unmap, errno: errno() });
+                match (rc, errno()) {
+                    (0, _) => self.mprotect(range, libc::PROT_NONE, Op::Unmap),
+                    // Locked pages (`mlock`, `mlockall`) cannot be dropped
+                    // in place: replaced instead, as `Replace` does.
+                    (_, libc::EINVAL) => replace(),
+                    (_, e) => Err(ShimError::Os { op: Op::Unmap, errno: e }),
                 }
-                self.mprotect(range, libc::PROT_NONE, Op::Unmap)
             }
         }
     }

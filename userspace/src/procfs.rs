@@ -36,10 +36,16 @@ pub fn vmas_in(range: Range) -> io::Result<Vec<Vma>> {
         .collect())
 }
 
-/// Bytes resident (in RAM) in the VMAs overlapping `range`, from
-/// `/proc/self/smaps`. Exact for ranges that are whole VMAs, such as a
-/// reservation.
+/// Bytes resident (in RAM) in `range`: its pages that `mincore(2)` reports
+/// resident, exactly, when every page of it is mapped (a reservation is,
+/// inaccessible or not); otherwise (a range with holes) the resident bytes
+/// of the VMAs overlapping it, from `/proc/self/smaps`, which may count
+/// pages outside it (two reservations `mmap` placed side by side share a
+/// VMA where runs at their common edge are mapped).
 pub fn resident_in(range: Range) -> io::Result<Size> {
+    if let Some(bytes) = mincore_resident(range) {
+        return Ok(bytes);
+    }
     let smaps = fs::read_to_string("/proc/self/smaps")?;
     let mut inside = false;
     let mut kib = 0usize;
@@ -53,6 +59,32 @@ pub fn resident_in(range: Range) -> io::Result<Size> {
         }
     }
     Ok(Size(kib * 1024))
+}
+
+/// The resident bytes of `range` by `mincore(2)`, `None` if it refuses
+/// (part of the range not mapped, or not page-aligned).
+fn mincore_resident(range: Range) -> Option<Size> {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    if range.base().0 % page != 0 {
+        return None;
+    }
+    // A chunk at a time, so a reservation of terabytes needs no vector of
+    // a byte a page.
+    const CHUNK: usize = 1 << 16;
+    let mut vec = vec![0u8; CHUNK];
+    let (mut at, end, mut resident) = (range.base().0, range.limit().0, 0usize);
+    while at < end {
+        let len = (end - at).min(CHUNK * page);
+        // SAFETY: `vec` holds a byte for each page of `len` bytes (at most
+        // CHUNK pages), as mincore writes; mincore only looks pages up.
+        if unsafe { libc::mincore(at as *mut libc::c_void, len, vec.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        resident += vec[..len.div_ceil(page)].iter().filter(|&&b| b & 1 != 0).count();
+        at += len;
+    }
+    Some(Size(resident * page))
 }
 
 /// The number of VMAs in this process.

@@ -124,7 +124,6 @@ extern "C" {
 const EINVAL: c_int = 22;
 const ENOMEM: c_int = 12;
 const ENOENT: c_int = 2;
-const EBADF: c_int = 9;
 const ERANGE: c_int = 34;
 const EOVERFLOW: c_int = 75;
 const EMSGSIZE: c_int = 90;
@@ -272,7 +271,9 @@ fn introspection_as_documented() {
         assert_eq!(vmspace_arena_alloc(a, Q, BESTFIT | FIRSTFIT, &mut x), -EINVAL, "two policies");
         assert_eq!(vmspace_arena_check(a), 0);
         assert_eq!(vmspace_arena_destroy(a), 0);
-        assert_eq!(vmspace_arena_destroy(a), -EBADF);
+        // A second destroy of this heap arena would read freed memory
+        // (-EBADF only until it is reused, the header says; AddressSanitizer
+        // reports the read): errors.c checks it on storage that stays.
         assert_eq!(vmspace_arena_quantum(core::ptr::null_mut()), 0);
         assert!(vmspace_arena_name(core::ptr::null_mut()).is_null());
         assert!(vmspace_arena_contains(core::ptr::null_mut(), 0, 0) < 0);

@@ -10,7 +10,10 @@
 //! [`Vm`](vmspace::vm::Vm) through, so the same model tests run against the
 //! kernel: set `VMSPACE_DEVICE` to the device's path ([`Device::from_env`]).
 //! Errors come back variant for variant ([`KdevError::arena`],
-//! [`KdevError::vm`]).
+//! [`KdevError::vm`]): every variant a command can return.
+//! `ArenaError::Stranded`, which only a source returns (to the arena
+//! importing from it), has no code, and would come back as an
+//! `InvalidArgument` naming the device code.
 //!
 //! Each [`Device`] is one open file, which owns what it makes; dropping a
 //! [`DevArena`] or [`DevVm`] destroys it in the kernel, and closing the
