@@ -105,11 +105,13 @@ SAN_TARGET = x86_64-unknown-linux-gnu
 TSAN_TESTS = sync_stress sync_deferred qcache_frees qcache_waiters chunkmap_concurrency outside_sync
 .PHONY: sanitize asan tsan
 sanitize: asan tsan
-# The tests that fill the process's VMAs to vm.max_map_count are skipped:
-# AddressSanitizer maps its shadow as it goes and cannot run there.
+# The tests that fill the process's VMAs to vm.max_map_count, or run under
+# an address-space or data-size limit, are skipped: AddressSanitizer maps
+# its shadow as it goes and cannot run there.
 asan: nightly
 	RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
-		$(CARGO) +nightly test --workspace --target $(SAN_TARGET) --lib --tests -- --skip at_the_vma_limit
+		$(CARGO) +nightly test --workspace --target $(SAN_TARGET) --lib --tests -- \
+		--skip at_the_vma_limit --skip under_rlimit
 tsan: nightly
 	@rustup component list --toolchain nightly --installed | grep -q rust-src || rustup component add rust-src --toolchain nightly
 	RUSTFLAGS="-Zsanitizer=thread --cfg vmspace_tsan" CARGO_TARGET_DIR=target/tsan \
