@@ -106,8 +106,8 @@ TSAN_TESTS = sync_stress sync_deferred qcache_frees qcache_waiters chunkmap_conc
 .PHONY: sanitize asan tsan
 sanitize: asan tsan
 # The tests that fill the process's VMAs to vm.max_map_count, or run under
-# an address-space or data-size limit, are skipped: AddressSanitizer maps
-# its shadow as it goes and cannot run there.
+# an address-space, data-size or locked-memory limit, are skipped:
+# AddressSanitizer maps its shadow as it goes and cannot run there.
 asan: nightly
 	RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
 		$(CARGO) +nightly test --workspace --target $(SAN_TARGET) --lib --tests -- \

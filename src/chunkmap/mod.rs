@@ -18,7 +18,10 @@
 //!   changes (leaf pages first, then chunks, in address order, so claims
 //!   never deadlock), makes the backend calls (one per run of contiguous
 //!   chunks), then publishes the new states; threads needing a claimed
-//!   chunk wait for it.
+//!   chunk wait for it. A backend that panics mid-operation leaves the
+//!   chunks that operation claimed claimed for good (`check()` reports
+//!   the claim; a thread needing one of them waits for ever): a map whose
+//!   backend panicked is to be dropped, not used again.
 //! - [`quarantine`](ChunkMap::quarantine), [`protect`](ChunkMap::protect),
 //!   [`unprotect`](ChunkMap::unprotect) work the same way;
 //!   [`unmap`](ChunkMap::unmap) and [`trim`](ChunkMap::trim) need exclusive

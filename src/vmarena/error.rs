@@ -13,7 +13,9 @@ use crate::vm::VmError;
 /// A failing operation leaves the arena as it was before the call: the same
 /// tracts allocated to the same owners with the same descriptors, the same
 /// pages committed; except after
-/// [`RollbackFailed`](VmArenaError::RollbackFailed), which says what changed.
+/// [`RollbackFailed`](VmArenaError::RollbackFailed), which says what changed,
+/// and for the spare pages a failing allocation or purge gave back, and a
+/// table page it could not (the [module docs](super) list them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VmArenaError {

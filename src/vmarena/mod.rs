@@ -32,7 +32,10 @@
 //! still counted in [`committed`](VmArena::committed)), and a purge of
 //! spare pages that fails part-way ([`purge_spare`](VmArena::purge_spare),
 //! or an allocation purging to stay within the commit limit) keeps the runs
-//! it gave back before the failing call, in address order. A backend call
+//! it gave back before the failing call, in address order; an allocation
+//! that purged spare pages to stay within the commit limit and then fails
+//! to map its own keeps them purged too (spare pages are a cache: their
+//! contents are kept for a reuse, not promised). A backend call
 //! may fail part way (Linux's `mprotect` at `vm.max_map_count`): after a
 //! failed protect, free or purge the arena puts the recorded protection
 //! back, and if that fails too says so with

@@ -31,7 +31,9 @@
 //! `Decommit` keeps one `anon_vma` for the whole reservation (see
 //! `share_anon_vma`), so VMAs = 2 x runs + 1 exactly (but in a child forked
 //! after runs were mapped, whose inherited VMAs each get an `anon_vma` of
-//! their own, and for locked pages, which `Decommit` replaces); but under strict
+//! their own; for locked pages, which `Decommit` replaces; and for a
+//! reservation made when not one more writable page could be mapped, at
+//! `vm.max_map_count` or the data-size limit); but under strict
 //! overcommit accounting (`vm.overcommit_memory = 2`, where `MAP_NORESERVE`
 //! is ignored) the commit charge of decommitted pages stays until release.
 //! [`MmapBackend::new`] therefore picks `Replace` under strict accounting and
@@ -144,11 +146,18 @@ impl MmapBackend {
     /// VMAs when they meet, and the VMA count grows with the history of
     /// operations instead of with the number of mapped runs.
     ///
-    /// Only that one page is ever made accessible: a process under
-    /// `mlockall(MCL_FUTURE)`, whose accessible mappings are faulted in and
-    /// locked as they are made, or under a data-size limit
-    /// (`RLIMIT_DATA`), which counts writable private mappings, pays for
-    /// one page for a moment, not for the reservation.
+    /// Only that one page is ever made accessible, for a moment: a process
+    /// under a data-size limit (`RLIMIT_DATA`), which counts writable
+    /// private mappings, pays for one page, not for the reservation. Where
+    /// that page cannot be made writable (the process at
+    /// `vm.max_map_count`, which the split needs a mapping of; the data
+    /// limit reached), the reservation goes on without a shared `anon_vma`,
+    /// as under `Replace`. Where it is locked as it is faulted in
+    /// (`mlockall(MCL_FUTURE)`, with or without `MCL_ONFAULT`), it is
+    /// dropped all the same ([`drop_pages`]), its lock flags untouched, so
+    /// it merges back; on a kernel that cannot drop locked pages (before
+    /// 5.18) it is replaced by a fresh inaccessible page, which takes the
+    /// `anon_vma` away again: nothing is left resident either way.
     fn share_anon_vma(&self, base: usize) -> Result<(), i32> {
         let first = vmspace_shim::Addr(base);
         let page = self.page.0;
@@ -156,31 +165,20 @@ impl MmapBackend {
         // knows the address yet.
         if unsafe { libc::mprotect(first.as_ptr(), page, libc::PROT_READ | libc::PROT_WRITE) } != 0
         {
-            // Not even one writable page (a data-size limit reached): the
-            // reservation works without a shared `anon_vma`, its runs
-            // merging less well.
             return Ok(());
         }
         // SAFETY: just made read-write; ours alone.
         unsafe { first.as_ptr::<u8>().write_volatile(0) };
         // SAFETY: drops the page just dirtied; nothing refers to it.
-        let dropped = unsafe { libc::madvise(first.as_ptr(), page, libc::MADV_DONTNEED) } == 0;
-        // Refused for a locked page (`mlockall(MCL_FUTURE)` locked it as it
-        // was made accessible): unlocked, dropped, and locked again once
-        // inaccessible (which faults nothing in), so that its flags match
-        // the rest of the reservation's again and it merges back.
-        // SAFETY: (each call) the first page of our fresh reservation.
-        let relock = !dropped
-            && unsafe { libc::munlock(first.as_ptr(), page) } == 0
-            && unsafe { libc::madvise(first.as_ptr(), page, libc::MADV_DONTNEED) } == 0;
+        if unsafe { drop_pages(first.as_ptr(), page) }.is_err() {
+            // Locked, on a kernel without `MADV_DONTNEED_LOCKED`: a fresh
+            // inaccessible page over it (with the flags every new mapping
+            // gets, so it merges with the rest), and no shared `anon_vma`.
+            return self.anon(Some(base), page, libc::PROT_NONE).map(drop);
+        }
         // SAFETY: the first page of our fresh reservation.
         if unsafe { libc::mprotect(first.as_ptr(), page, libc::PROT_NONE) } != 0 {
             return Err(errno());
-        }
-        if relock {
-            // SAFETY: as above; locking an inaccessible page populates
-            // nothing (its result is ignored: the flag is what merges).
-            let _ = unsafe { libc::mlock(first.as_ptr(), page) };
         }
         Ok(())
     }
@@ -214,6 +212,31 @@ impl MmapBackend {
             libc::ENOMEM if op == Op::Map => Err(ShimError::OutOfMemory(range)),
             e => Err(ShimError::Os { op, errno: e }),
         }
+    }
+}
+
+/// Drop the pages of `[addr, addr + len)` (`MADV_DONTNEED`): they read
+/// zero when next touched. Locked pages (`mlock`, `mlockall`), which
+/// `MADV_DONTNEED` refuses with `EINVAL`, with `MADV_DONTNEED_LOCKED`
+/// (Linux 5.18), their lock flags kept; `EINVAL` where that is unknown.
+/// For a reservation's first page (`share_anon_vma`), locked as it was
+/// made by `mlockall(MCL_FUTURE)` as the rest of the reservation is.
+///
+/// # Safety
+///
+/// The range is mapped memory of ours that nothing refers to.
+unsafe fn drop_pages(addr: *mut libc::c_void, len: usize) -> Result<(), i32> {
+    // SAFETY: the caller's.
+    if unsafe { libc::madvise(addr, len, libc::MADV_DONTNEED) } == 0 {
+        return Ok(());
+    }
+    match errno() {
+        // SAFETY: the caller's.
+        libc::EINVAL if unsafe { libc::madvise(addr, len, libc::MADV_DONTNEED_LOCKED) } == 0 => {
+            Ok(())
+        }
+        libc::EINVAL => Err(errno()),
+        e => Err(e),
     }
 }
 
@@ -304,8 +327,12 @@ unsafe impl PageOps for MmapBackend {
                 };
                 match (rc, errno()) {
                     (0, _) => self.mprotect(range, libc::PROT_NONE, Op::Unmap),
-                    // Locked pages (`mlock`, `mlockall`) cannot be dropped
-                    // in place: replaced instead, as `Replace` does.
+                    // Locked pages (`mlock`, `mlockall`): replaced, as
+                    // `Replace` does. The fresh mapping takes the flags
+                    // every new one gets (locked under `mlockall`, as its
+                    // neighbours; not after an `mlock` of the run, whose
+                    // lock ends with it), so it merges back; dropped in
+                    // place it would stay locked, and charged, for good.
                     (_, libc::EINVAL) => replace(),
                     (_, e) => Err(ShimError::Os { op: Op::Unmap, errno: e }),
                 }
