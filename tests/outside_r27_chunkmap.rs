@@ -56,7 +56,7 @@ fn consistent<P: PageOps>(m: &ChunkMap<P>, sim: &SimBackend, loose: bool) -> Res
     if census[2] + census[3] != m.committed_chunks() {
         return Err(format!("census {census:?} vs committed {}", m.committed_chunks()));
     }
-    if m.metadata_mapped().0 != m.leaves_present() * PAGE + PAGE * 1 {
+    if m.metadata_mapped().0 != m.leaves_present() * PAGE + PAGE {
         return Err(format!("metadata {:?} leaves {}", m.metadata_mapped(), m.leaves_present()));
     }
     Ok(())
@@ -259,6 +259,8 @@ impl Gate<'_> {
     }
 }
 
+// SAFETY: every call goes to the inner backend unchanged (a protect only
+// waits first), so its guarantees are the inner backend's.
 unsafe impl PageOps for Gate<'_> {
     fn page_size(&self) -> Size {
         self.inner.page_size()
@@ -270,16 +272,20 @@ unsafe impl PageOps for Gate<'_> {
         self.inner.reserve(size, align)
     }
     unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
+        // SAFETY: the caller's contract, passed on.
         unsafe { self.inner.release(range) }
     }
     unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
+        // SAFETY: the caller's contract, passed on.
         unsafe { self.inner.map(range) }
     }
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
+        // SAFETY: the caller's contract, passed on.
         unsafe { self.inner.unmap(range) }
     }
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
         self.hold();
+        // SAFETY: the caller's contract, passed on.
         unsafe { self.inner.protect(range, prot) }
     }
 }
@@ -368,7 +374,7 @@ fn racing_mixed_ops_with_faults() {
                 let m = &m;
                 let rollback = &rollback;
                 s.spawn(move || {
-                    let mut seed = 0xABCD ^ (t + 1) * 0x9E37_79B9 ^ round;
+                    let mut seed = 0xABCD ^ ((t + 1) * 0x9E37_79B9) ^ round;
                     for _ in 0..400 {
                         let r = rng(&mut seed);
                         // Around the leaf boundaries at 256 and 512.
@@ -504,6 +510,8 @@ fn new_failures() {
 #[test]
 fn panic_mid_operation_leaves_claim() {
     struct Boom<'a>(&'a SimBackend<'a>, AtomicBool);
+    // SAFETY: every call goes to the simulator unchanged, or panics before
+    // reaching it.
     unsafe impl PageOps for Boom<'_> {
         fn page_size(&self) -> Size {
             self.0.page_size()
@@ -515,18 +523,22 @@ fn panic_mid_operation_leaves_claim() {
             self.0.reserve(s, a)
         }
         unsafe fn release(&self, r: Range) -> Result<(), ShimError> {
+            // SAFETY: the caller's contract, passed on.
             unsafe { self.0.release(r) }
         }
         unsafe fn map(&self, r: Range) -> Result<(), ShimError> {
+            // SAFETY: the caller's contract, passed on.
             unsafe { self.0.map(r) }
         }
         unsafe fn unmap(&self, r: Range) -> Result<(), ShimError> {
+            // SAFETY: the caller's contract, passed on.
             unsafe { self.0.unmap(r) }
         }
         unsafe fn protect(&self, r: Range, p: Protection) -> Result<(), ShimError> {
             if self.1.swap(false, Ordering::SeqCst) {
                 panic!("backend panics");
             }
+            // SAFETY: the caller's contract, passed on.
             unsafe { self.0.protect(r, p) }
         }
     }

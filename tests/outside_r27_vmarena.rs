@@ -397,6 +397,7 @@ fn spare_pages_contents_and_bound() {
     let mut a = VmArena::new(&sim, VmArenaConfig::new(Size(64 * PAGE)).spare_limit(3)).unwrap();
     let g = a.alloc(&Request::new(Pages(5), Owner(1))).unwrap();
     for i in 0..5 {
+        // SAFETY: a page of the grant, mapped read-write, in the sim's buffer.
         unsafe { *((g.range.base().0 + i * PAGE) as *mut u8) = 0xA0 + i as u8 };
     }
     a.free(g.range, Owner(1)).unwrap();
@@ -407,6 +408,7 @@ fn spare_pages_contents_and_bound() {
     let g2 = a.alloc(&Request::new(Pages(5), Owner(2))).unwrap();
     assert_eq!(g2.range, g.range);
     for i in 0..5 {
+        // SAFETY: a page of the new grant, mapped read-write.
         let v = unsafe { *((g2.range.base().0 + i * PAGE) as *const u8) };
         assert_eq!(v, if i < 3 { 0xA0 + i as u8 } else { 0 }, "tract {i}");
     }
