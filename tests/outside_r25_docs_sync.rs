@@ -321,7 +321,8 @@ fn waits_as_documented() {
     let took = t0.elapsed();
     assert!(matches!(r, Err(ArenaError::NoSpace { .. })));
     assert!(took >= Duration::from_millis(100), "{took:?}");
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    // A liveness bound only (the wait ends at its timeout, not never).
+    assert!(took < Duration::from_secs(20), "{took:?}");
     assert_eq!(s.waiting(), 0);
     // Over-constrained: at once, even Forever.
     let r = s.xalloc(&Constraints::new(Size(0x40)).nocross(Size(0x20)), Wait::Forever);
@@ -521,7 +522,7 @@ fn a_cache_waiter_wakes_on_another_handles_flush() {
     std::thread::scope(|sc| {
         let w = sc.spawn(|| {
             let mut hb = CacheHandle::new(&s);
-            let r = hb.alloc_wait(Size(16), Wait::Timeout(Duration::from_secs(4)));
+            let r = hb.alloc_wait(Size(16), Wait::Timeout(Duration::from_secs(30)));
             if let Ok(x) = r {
                 hb.free(x, Size(16)).unwrap();
             }
@@ -537,7 +538,8 @@ fn a_cache_waiter_wakes_on_another_handles_flush() {
         drop(ha);
         let r = w.join().unwrap();
         assert!(r.is_ok(), "{r:?}");
-        assert!(t0.elapsed() < Duration::from_secs(2), "woken by the flush, not the timeout");
+        // Far from the waiter's own 30 s timeout: woken by the flush.
+        assert!(t0.elapsed() < Duration::from_secs(10), "woken by the flush, not the timeout");
     });
     s.reclaim();
     s.check().unwrap();
