@@ -72,37 +72,50 @@ impl Waiter for NoWait {
     }
 }
 
-/// Wakes every waiter of an arena when dropped armed: on the way out of a
-/// locked call that unwinds (a source that panics in a give-back, say),
-/// whatever the call freed before the panic stays free, and the waiters
-/// must hear of it. Generic over the waiter only, not the arena, so that
-/// its drop adds no symbol naming the arena's type (the kernel limits
-/// symbol names).
+/// Wakes every waiter of an arena when dropped: on the way out of a locked
+/// call that unwinds (a source that panics in a give-back, say), whatever
+/// the call freed before the panic stays free, and the waiters must hear of
+/// it. A call that returns [`disarm`](Self::disarm)s it, which forgets it,
+/// so only a landing pad ever drops one. Generic over the waiter only, not
+/// the arena, so that its drop adds no symbol naming the arena's type (the
+/// kernel limits symbol names).
+///
+/// No `armed` flag: with one, the locked call's result went through a stack
+/// copy whose wide loads followed the callee's narrow stores (a failed store
+/// forward), and the single-lock pair cost 70 ns instead of 60
+/// (BENCHMARKS.md, "The unwinding guard").
 pub(crate) struct WakeOnUnwind<'a, W: Waiter> {
     waiters: &'a AtomicUsize,
     waiter: &'a W,
-    armed: bool,
 }
 
 impl<'a, W: Waiter> WakeOnUnwind<'a, W> {
-    /// Armed: wakes when dropped, unless [`disarm`](Self::disarm)ed first.
+    /// Wakes when dropped, unless [`disarm`](Self::disarm)ed first.
     #[inline(always)]
     pub(crate) fn new(waiters: &'a AtomicUsize, waiter: &'a W) -> Self {
-        WakeOnUnwind { waiters, waiter, armed: true }
+        WakeOnUnwind { waiters, waiter }
     }
 
-    /// The call returned: no wake from here.
+    /// The call returned: forget the guard, so nothing wakes.
     #[inline(always)]
-    pub(crate) fn disarm(mut self) {
-        self.armed = false;
+    pub(crate) fn disarm(self) {
+        core::mem::forget(self);
     }
 }
 
 impl<W: Waiter> Drop for WakeOnUnwind<'_, W> {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.armed && self.waiters.load(Ordering::SeqCst) > 0 {
-            self.waiter.notify_all();
-        }
+        wake_unwinding(self.waiters, self.waiter);
+    }
+}
+
+/// The unwinding half of [`WakeOnUnwind`]'s drop, kept out of line and cold
+/// so that the guard adds nothing but a landing pad to the locked call.
+#[cold]
+#[inline(never)]
+fn wake_unwinding<W: Waiter>(waiters: &AtomicUsize, waiter: &W) {
+    if waiters.load(Ordering::SeqCst) > 0 {
+        waiter.notify_all();
     }
 }
