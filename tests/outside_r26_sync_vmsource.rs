@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread;
 
-use vmspace::arena::{Arena, ArenaError, SegmentKinds, SliceStore, Source};
+use vmspace::arena::{Arena, SegmentKinds, SliceStore};
 use vmspace::qcache::{CpuPin, QCacheConfig, SlotFlag};
 use vmspace::sources::VmSource;
 use vmspace::sync::{CacheHandle, CpuCaches, NoWait, SpinLock, SyncArena, Wait};
@@ -21,31 +21,6 @@ use vmspace_shim::sim::{PageState, Placed, SimBackend};
 use vmspace_shim::{FaultInjector, FaultShape, Op, Protection};
 
 const PAGE: usize = 256;
-
-/// A `VmSource` is not `Send` (the arena inside it holds raw pointers), so
-/// a `SyncArena` over it is not `Sync`; the SyncArena's lock serializes
-/// every call, so the test asserts `Send` for its borrow.
-struct SendSrc<'a, T>(&'a mut T);
-// SAFETY: only reached under the SyncArena's lock, one thread at a time.
-unsafe impl<T> Send for SendSrc<'_, T> {}
-
-impl<T: Source> Source for SendSrc<'_, T> {
-    fn quantum(&self) -> Size {
-        self.0.quantum()
-    }
-    fn import(&mut self, size: Size, align: Size) -> Result<vmspace::Range, ArenaError> {
-        self.0.import(size, align)
-    }
-    fn release(&mut self, range: vmspace::Range) -> Result<(), ArenaError> {
-        self.0.release(range)
-    }
-    fn release_unflushed(&mut self, range: vmspace::Range) -> Result<(), ArenaError> {
-        self.0.release_unflushed(range)
-    }
-    fn refused(&mut self, range: vmspace::Range) {
-        self.0.refused(range)
-    }
-}
 
 struct OneSlot(SlotFlag);
 
@@ -105,7 +80,7 @@ fn a_sync_arena_over_a_failing_vm_source_never_hands_out_bad_pages() {
                 Size(PAGE),
                 SliceStore::new(bytes(&mut tb)),
                 SliceStore::new(bytes(&mut hb)),
-                SendSrc(&mut src),
+                &mut src,
             )
             .unwrap();
             let s: SyncArena<SpinLock, NoWait, _, _> = SyncArena::with_quantum_caches(
@@ -212,10 +187,10 @@ fn a_sync_arena_over_a_failing_vm_source_never_hands_out_bad_pages() {
             s.with(|a| {
                 a.check().unwrap();
                 assert_eq!(a.live(), 0);
-                a.source().0.check().unwrap();
+                a.source().check().unwrap();
                 for sp in a.walk(SegmentKinds::SPANS) {
                     assert_eq!(
-                        a.source().0.space().lookup(sp.range.base()),
+                        a.source().space().lookup(sp.range.base()),
                         Some((sp.range, sp.range.size()))
                     );
                 }

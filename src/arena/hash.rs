@@ -67,6 +67,12 @@ pub(crate) struct AllocHash<S: Store> {
     grow_failures: u64,
 }
 
+// SAFETY: `ptr` points into `store`'s own memory (type invariant), which
+// the bucket heads own as `store` does: moving the table moves that ownership,
+// and the store itself may move when `S: Send`. Nothing else reaches the
+// memory through another pointer.
+unsafe impl<S: Store + Send> Send for AllocHash<S> {}
+
 impl<S: Store> AllocHash<S> {
     /// A hash over `store`, for addresses that are multiples of `1 << shift`.
     pub(crate) fn new(mut store: S, shift: u32) -> Result<Self, ArenaError> {

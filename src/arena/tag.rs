@@ -172,6 +172,12 @@ pub(crate) struct TagTable<S: Store> {
     max: u32,
 }
 
+// SAFETY: `ptr` points into `store`'s own memory (type invariant), which
+// the tags own as `store` does: moving the table moves that ownership,
+// and the store itself may move when `S: Send`. Nothing else reaches the
+// memory through another pointer.
+unsafe impl<S: Store + Send> Send for TagTable<S> {}
+
 impl<S: Store> TagTable<S> {
     /// Where the table starts (its store's base).
     pub(crate) fn base(&self) -> *const u8 {

@@ -23,6 +23,11 @@ use crate::vm::{Vm, VmError};
 /// here until this source's next flush, whose TLB flush completes the
 /// importer's as well. Nothing of it is handed out before that flush.
 ///
+/// The source is `Send` when its page operations and stores are (an
+/// [`Arena`]'s tag table and address hash move with their stores), so an
+/// arena importing from it can sit in a
+/// [`SyncArena`](crate::sync::SyncArena) shared by threads.
+///
 /// # Invariants
 ///
 /// The inner arena has exactly one span, the VM's client range; the ranges
