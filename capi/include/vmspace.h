@@ -49,9 +49,13 @@
  * first word is not a live arena's (a magic word derived from the arena's
  * address, cleared by destroy), sizes and addresses that overflow, unknown
  * flags, double frees and frees of the wrong size are all errors. Undefined:
- * passing a pointer to memory that is not readable; using an arena after
- * vmspace_arena_destroy once its memory has been reused (until then it is
- * -EBADF); destroying an arena while another thread uses it, or while an
+ * passing a pointer to memory that is not readable; using an arena that
+ * vmspace_arena_create or vmspace_arena_create_ex made after
+ * vmspace_arena_destroy (destroy frees its memory, so a later call reads
+ * freed memory; it is -EBADF only while that memory happens to be
+ * untouched), whereas an arena in the caller's storage (vmem_init) reads
+ * -EBADF after destroy until the storage is reused; destroying an arena
+ * while another thread uses it, or while an
  * arena is being created on it as a parent; callbacks that are not what
  * their types say; a name that is not NUL-terminated. Functions may be
  * called from any thread, concurrently, on the same arena; in the kernel,
@@ -265,9 +269,11 @@ int vmspace_arena_create_ex(const struct vmspace_params *params,
  * vmspace_arena_flushed on the parent once it is flushed; destroying the
  * parent first passes it on up the same way), and with import functions
  * it stays taken there for good. -EBUSY (and nothing changes) while other
- * arenas import from it. Of two racing destroys one
- * wins; the other, and any later call until the memory is reused, gets
- * -EBADF.
+ * arenas import from it. Of two racing destroys of an arena in the
+ * caller's storage (vmem_init) one wins; the other, and any later call
+ * until the storage is reused, gets -EBADF. An arena the library allocated
+ * (vmspace_arena_create, _ex) is freed by destroy: racing destroys, or any
+ * call after it, read freed memory (undefined; see the top of this file).
  */
 int vmspace_arena_destroy(vmspace_arena_t *arena);
 /* Add the span [addr, addr + size): quantum-aligned, overlapping no span of

@@ -308,7 +308,9 @@ impl<P: Platform> ArenaObj<P> {
     /// Destroy the arena at `p`: `-EBUSY` (nothing changed) while other
     /// arenas import from it; otherwise its caches are flushed, its
     /// imported spans given back, its memory freed if the platform gave it.
-    /// Of two racing destroys, one succeeds and the other gets `-EBADF`.
+    /// Of two racing destroys of an arena in the caller's storage, one
+    /// succeeds and the other gets `-EBADF`; of one the platform gave, the
+    /// loser may read freed memory (undefined, as the header says).
     ///
     /// # Safety
     ///
