@@ -5,44 +5,21 @@
 //! quantum caches' reclaim.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
-use vmspace::arena::{Arena, ArenaError, Policy, SegmentKinds, SliceStore, Source};
+use vmspace::arena::{Arena, Policy, SegmentKinds, SliceStore};
 use vmspace::qcache::{QCacheConfig, OBJECTS};
 use vmspace::sync::{CacheHandle, NoWait, SpinLock, SyncArena, Wait};
-use vmspace::{Addr, Range, Size};
+use vmspace::{Addr, Size};
+
+mod outside_panicky_source;
+
+use outside_panicky_source::{Scripted, PANIC, TAKE};
 
 fn bytes(v: &mut [u64]) -> &mut [u8] {
     let len = v.len() * 8;
     // SAFETY: u64 storage viewed as bytes.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), len) }
-}
-
-/// Hands out fresh aligned ranges; `release` panics while `panicky` says so.
-struct Panicky {
-    quantum: usize,
-    next: usize,
-    panicky: &'static AtomicBool,
-}
-
-impl Source for Panicky {
-    fn quantum(&self) -> Size {
-        Size(self.quantum)
-    }
-    fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
-        if size.0 > 0x10_0000 {
-            return Err(ArenaError::NoSpace { size: size.0 });
-        }
-        let base = self.next.div_ceil(align.0) * align.0;
-        self.next = base + size.0 + 0x10_0000;
-        Ok(Range::from_size(Addr(base), size)?)
-    }
-    fn release(&mut self, _: Range) -> Result<(), ArenaError> {
-        if self.panicky.load(Ordering::SeqCst) {
-            panic!("source release panics (test)");
-        }
-        Ok(())
-    }
 }
 
 /// Run `f`, catching the source's panic (its message is printed).
@@ -54,9 +31,9 @@ fn quiet<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
 /// span stays, free, as if refused).
 #[test]
 fn a_release_panicking_in_free_leaves_the_arena_consistent() {
-    static P: AtomicBool = AtomicBool::new(false);
+    static P: AtomicU8 = AtomicU8::new(TAKE);
     let (mut tb, mut hb) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10]);
-    let src = Panicky { quantum: 0x1000, next: 0x100000, panicky: &P };
+    let src = Scripted::panicky(0x1000, &P);
     let mut a = Arena::new(
         "p",
         Size(16),
@@ -66,9 +43,9 @@ fn a_release_panicking_in_free_leaves_the_arena_consistent() {
     )
     .unwrap();
     let x = a.alloc(Size(0x100), Policy::InstantFit).unwrap();
-    P.store(true, Ordering::SeqCst);
+    P.store(PANIC, Ordering::SeqCst);
     assert!(quiet(|| a.free(x, Size(0x100))).is_err());
-    P.store(false, Ordering::SeqCst);
+    P.store(TAKE, Ordering::SeqCst);
     a.check().unwrap();
     let t = a.sizes();
     assert_eq!(t.total.0, t.allocated.0 + t.free.0 + t.unflushed.0);
@@ -84,9 +61,9 @@ fn a_release_panicking_in_free_leaves_the_arena_consistent() {
 /// `flushed()` ever frees them.
 #[test]
 fn a_release_panicking_in_flushed_leaves_the_arena_consistent() {
-    static P: AtomicBool = AtomicBool::new(false);
+    static P: AtomicU8 = AtomicU8::new(TAKE);
     let (mut tb, mut hb) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10]);
-    let src = Panicky { quantum: 0x1000, next: 0x100000, panicky: &P };
+    let src = Scripted::panicky(0x1000, &P);
     let mut a = Arena::new(
         "p",
         Size(16),
@@ -103,9 +80,9 @@ fn a_release_panicking_in_flushed_leaves_the_arena_consistent() {
         a.free_deferred(x, Size(0x1000)).unwrap();
     }
     a.check().unwrap();
-    P.store(true, Ordering::SeqCst);
+    P.store(PANIC, Ordering::SeqCst);
     assert!(quiet(|| a.flushed()).is_err(), "the source panicked");
-    P.store(false, Ordering::SeqCst);
+    P.store(TAKE, Ordering::SeqCst);
     let check = a.check();
     let unflushed_walked = a.walk(SegmentKinds::UNFLUSHED).count();
     eprintln!(
@@ -127,10 +104,10 @@ fn a_release_panicking_in_flushed_leaves_the_arena_consistent() {
 /// out.
 #[test]
 fn a_release_panicking_in_reclaim_leaves_the_caches_consistent() {
-    static P: AtomicBool = AtomicBool::new(false);
+    static P: AtomicU8 = AtomicU8::new(TAKE);
     let (mut tb, mut hb, mut qc) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10], vec![0u64; 1 << 14]);
     let slab = 16 * OBJECTS; // class 0's slab: one import each
-    let src = Panicky { quantum: slab, next: 0x100000, panicky: &P };
+    let src = Scripted::panicky(slab, &P);
     let a = Arena::new(
         "p",
         Size(16),
@@ -149,9 +126,9 @@ fn a_release_panicking_in_reclaim_leaves_the_caches_consistent() {
     } // flushed: every object back in its slab, which is wholly free
     assert_eq!(s.qcache_stats().slabs, 1);
     s.check().unwrap();
-    P.store(true, Ordering::SeqCst);
+    P.store(PANIC, Ordering::SeqCst);
     assert!(quiet(|| s.reclaim()).is_err(), "the source panicked");
-    P.store(false, Ordering::SeqCst);
+    P.store(TAKE, Ordering::SeqCst);
     // The lock was released.
     let check = s.check();
     let st = s.qcache_stats();
@@ -179,10 +156,10 @@ fn a_release_panicking_in_reclaim_leaves_the_caches_consistent() {
 /// range out at once.
 #[test]
 fn a_release_panicking_under_a_parent_arena_leaves_one_range_in_two_arenas() {
-    static P: AtomicBool = AtomicBool::new(false);
+    static P: AtomicU8 = AtomicU8::new(TAKE);
     let (mut tb, mut hb) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10]);
     let (mut tc, mut hc) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10]);
-    let src = Panicky { quantum: 0x1000, next: 0x100000, panicky: &P };
+    let src = Scripted::panicky(0x1000, &P);
     let parent = std::cell::RefCell::new(
         Arena::new(
             "parent",
@@ -202,9 +179,9 @@ fn a_release_panicking_under_a_parent_arena_leaves_one_range_in_two_arenas() {
     )
     .unwrap();
     let x = child.alloc(Size(0x1000), Policy::InstantFit).unwrap();
-    P.store(true, Ordering::SeqCst);
+    P.store(PANIC, Ordering::SeqCst);
     assert!(quiet(|| child.free(x, Size(0x1000))).is_err(), "the source panicked");
-    P.store(false, Ordering::SeqCst);
+    P.store(TAKE, Ordering::SeqCst);
     child.check().unwrap();
     parent.borrow().check().unwrap();
     let in_child = child.alloc(Size(0x1000), Policy::InstantFit).unwrap();
@@ -222,10 +199,10 @@ fn a_release_panicking_under_a_parent_arena_leaves_one_range_in_two_arenas() {
 /// source's give-back of the emptied slab panics.
 #[test]
 fn a_release_panicking_in_an_allocations_reclaim_leaves_the_caches_consistent() {
-    static P: AtomicBool = AtomicBool::new(false);
+    static P: AtomicU8 = AtomicU8::new(TAKE);
     let (mut tb, mut hb, mut qc) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10], vec![0u64; 1 << 14]);
     let slab = 16 * OBJECTS;
-    let src = Panicky { quantum: slab, next: 0x100000, panicky: &P };
+    let src = Scripted::panicky(slab, &P);
     let a = Arena::new(
         "p",
         Size(16),
@@ -242,12 +219,12 @@ fn a_release_panicking_in_an_allocations_reclaim_leaves_the_caches_consistent() 
         let o = h.alloc(Size(16)).unwrap();
         h.free(o, Size(16)).unwrap();
     }
-    P.store(true, Ordering::SeqCst);
+    P.store(PANIC, Ordering::SeqCst);
     // Too big for the source: NoSpace, so the caches are reclaimed first.
     assert!(
         quiet(|| s.alloc(Size(0x20_0000), Policy::InstantFit, Wait::No)).is_err(),
         "the source panicked"
     );
-    P.store(false, Ordering::SeqCst);
+    P.store(TAKE, Ordering::SeqCst);
     assert_eq!(s.check(), Ok(()), "a panicking source left the caches inconsistent");
 }

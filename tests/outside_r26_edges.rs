@@ -13,63 +13,14 @@ use vmspace::sync::{CacheHandle, NoWait, SpinLock, SyncArena, Wait};
 use vmspace::{Addr, Range, ShimError, Size};
 use vmspace_shim::Op;
 
+mod outside_panicky_source;
+
+use outside_panicky_source::{Scripted, PANIC, PANICS_HERE, REFUSE, STRAND, TAKE};
+
 fn bytes(v: &mut [u64]) -> &mut [u8] {
     let len = v.len() * 8;
     // SAFETY: u64 storage viewed as bytes.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), len) }
-}
-
-const TAKE: u8 = 0;
-const REFUSE: u8 = 1;
-const STRAND: u8 = 2;
-const PANIC: u8 = 3;
-
-thread_local! {
-    /// Whether `PANIC` mode panics on this thread (set by the reclaimer).
-    static PANICS_HERE: Cell<bool> = const { Cell::new(false) };
-}
-
-/// One import of one slab (class 0 at quantum 16), then no more room;
-/// give-backs as `mode` says.
-struct OneSlab {
-    quantum: usize,
-    imports_left: usize,
-    next: usize,
-    mode: &'static AtomicU8,
-}
-
-impl Source for OneSlab {
-    fn quantum(&self) -> Size {
-        Size(self.quantum)
-    }
-    fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
-        if self.imports_left == 0 {
-            return Err(ArenaError::NoSpace { size: size.0 });
-        }
-        self.imports_left -= 1;
-        let base = self.next.div_ceil(align.0) * align.0;
-        self.next = base + size.0 + 0x10_0000;
-        Ok(Range::from_size(Addr(base), size)?)
-    }
-    fn release(&mut self, range: Range) -> Result<(), ArenaError> {
-        let err = ShimError::Injected { op: Op::Unmap };
-        match self.mode.load(Ordering::SeqCst) {
-            TAKE => {
-                self.imports_left += 1;
-                Ok(())
-            }
-            REFUSE => Err(ArenaError::Backing(err)),
-            STRAND => Err(ArenaError::Stranded { range, error: err }),
-            // Only on the thread that asked for it: another thread's
-            // give-back meanwhile takes it (it would panic out of a worker
-            // that did not expect it).
-            _ if PANICS_HERE.with(Cell::get) => panic!("release panics (test)"),
-            _ => {
-                self.imports_left += 1;
-                Ok(())
-            }
-        }
-    }
 }
 
 /// `SyncArena::alloc`: on NoSpace the caches are reclaimed and the
@@ -84,7 +35,7 @@ fn an_allocations_reclaim_with_a_refused_give_back_retries_into_the_span() {
         let slab = 16 * OBJECTS;
         let (mut tb, mut hb, mut qc) =
             (vec![0u64; 1 << 12], vec![0u64; 1 << 10], vec![0u64; 1 << 14]);
-        let src = OneSlab { quantum: slab, imports_left: 1, next: 0x10_0000, mode: &M };
+        let src = Scripted::counted(slab, 1, &M);
         let a = Arena::new(
             "p",
             Size(16),
@@ -176,7 +127,7 @@ fn a_panicking_give_back_during_reclaim_with_other_threads_freeing() {
     static M: AtomicU8 = AtomicU8::new(TAKE);
     let slab = 16 * OBJECTS;
     let (mut tb, mut hb, mut qc) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10], vec![0u64; 1 << 14]);
-    let src = OneSlab { quantum: slab, imports_left: 64, next: 0x10_0000, mode: &M };
+    let src = Scripted::counted(slab, 64, &M);
     let a = Arena::new(
         "p",
         Size(16),

@@ -6,43 +6,14 @@
 //! woken by the call that freed it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use vmspace::arena::{Arena, ArenaError, Policy, SliceStore, Source};
-use vmspace::sync::{SpinLock, SyncArena, Wait, Waiter};
+use vmspace::sync::{SpinLock, SyncArena, Wait};
 use vmspace::{Addr, Range, Size};
-
-/// A condition-variable waiter (what user space's CondvarWaiter does).
-#[derive(Default)]
-struct CvWaiter {
-    epoch: AtomicU64,
-    m: Mutex<()>,
-    cv: Condvar,
-}
-
-impl Waiter for CvWaiter {
-    fn now(&self) -> Duration {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        START.get_or_init(Instant::now).elapsed()
-    }
-    fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
-    }
-    fn wait(&self, seen: u64, timeout: Option<Duration>) -> bool {
-        let g = self.m.lock().unwrap();
-        let t = timeout.unwrap_or(Duration::from_secs(3600));
-        let (_g, _) = self.cv.wait_timeout_while(g, t, |_| self.epoch() == seen).unwrap();
-        self.epoch() != seen
-    }
-    fn notify_all(&self) {
-        let _g = self.m.lock().unwrap();
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.cv.notify_all();
-    }
-}
+use vmspace_user::CondvarWaiter;
 
 static PANICKY: AtomicBool = AtomicBool::new(false);
 
@@ -96,7 +67,7 @@ fn a_flushed_that_panics_after_freeing_space_wakes_no_waiter() {
         TwoSpans { left: 2, next: 0x10_0000 },
     )
     .unwrap();
-    let s: SyncArena<SpinLock, CvWaiter, _, _> = SyncArena::new(a);
+    let s: SyncArena<SpinLock, CondvarWaiter, _, _> = SyncArena::new(a);
     let a1 = s.alloc(Size(0x800), Policy::FirstFit, Wait::No).unwrap();
     let _a2 = s.alloc(Size(0x800), Policy::FirstFit, Wait::No).unwrap();
     let b1 = s.alloc(Size(0x1000), Policy::FirstFit, Wait::No).unwrap();

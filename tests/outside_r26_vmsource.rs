@@ -6,19 +6,13 @@
 
 use vmspace::arena::{Arena, ArenaError, Policy, SegmentKinds, SliceStore, Source};
 use vmspace::sources::VmSource;
-use vmspace::vm::Vm;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_shim::sim::{PageState, Placed, SimBackend};
-use vmspace_shim::{Addr, FaultInjector, FaultShape, Op, Protection, Range, Size};
+use vmspace_shim::sim::SimBackend;
+use vmspace_shim::{Addr, FaultShape, Op, Size};
 
-const PAGE: usize = 4096;
+mod outside_stacked_sources;
 
-fn rw(sim: &SimBackend, r: Range) -> bool {
-    (0..r.size().0 / PAGE).all(|i| {
-        sim.page_state(Addr(r.base().0 + i * PAGE))
-            == Some(PageState::Mapped(Protection::ReadWrite))
-    })
-}
+use outside_stacked_sources::{read_write as rw, stacked, PAGE};
 
 fn rng(r: &mut u64) -> u64 {
     *r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -82,14 +76,7 @@ fn drive<S: Source>(
 fn vm_source_under_random_part_way_failures() {
     for seed in 1..=12u64 {
         for batch in [0usize, 3, 64] {
-            let mut buf = Placed::new(4 << 20, (seed as usize % 4) * PAGE);
-            let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-            let inner = FaultInjector::new(&sim);
-            let outer = FaultInjector::new(&inner);
-            let vm = Vm::reserve(&outer, Size(96 * PAGE), Size(PAGE)).unwrap();
-            let (mut t, mut h) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
-            let mut src =
-                VmSource::new(vm, SliceStore::new(&mut t), SliceStore::new(&mut h)).unwrap();
+            stacked!(let sim, inner, outer, mut src = 4 << 20, (seed as usize % 4) * PAGE, 96 * PAGE);
             src.set_flush_threshold(batch).unwrap();
             outer.only(&[Op::Unmap, Op::Map]);
             outer.set_shape(FaultShape::PartWay);
@@ -147,10 +134,7 @@ fn vm_source_under_random_part_way_failures() {
 #[test]
 fn vm_arena_source_under_random_part_way_failures() {
     for seed in 1..=12u64 {
-        let mut buf = Placed::new(4 << 20, (seed as usize % 4) * PAGE);
-        let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-        let inner = FaultInjector::new(&sim);
-        let outer = FaultInjector::new(&inner);
+        stacked!(let sim, inner, outer = 4 << 20, (seed as usize % 4) * PAGE);
         let mut vma = VmArena::new(&outer, VmArenaConfig::new(Size(96 * PAGE))).unwrap();
         outer.only(&[Op::Unmap, Op::Map]);
         outer.set_shape(FaultShape::PartWay);
@@ -199,13 +183,7 @@ fn vm_arena_source_under_random_part_way_failures() {
 /// again (the same caller) once the faults are gone gives it back.
 #[test]
 fn a_stranded_vm_source_range_released_again() {
-    let mut buf = Placed::new(4 << 20, 0);
-    let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-    let inner = FaultInjector::new(&sim);
-    let outer = FaultInjector::new(&inner);
-    let vm = Vm::reserve(&outer, Size(64 * PAGE), Size(PAGE)).unwrap();
-    let (mut t, mut h) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
-    let mut src = VmSource::new(vm, SliceStore::new(&mut t), SliceStore::new(&mut h)).unwrap();
+    stacked!(let sim, inner, outer, mut src = 4 << 20, 0, 64 * PAGE);
     for batch in [0usize, 2] {
         src.set_flush_threshold(batch).unwrap();
         let r = src.import(Size(8 * PAGE), Size(PAGE)).unwrap();
@@ -243,14 +221,7 @@ fn vm_source_every_position() {
         for n in 1..=24u64 {
             for k in 0..=3u64 {
                 let what = format!("batch {batch} unmap {n} protect {k}");
-                let mut buf = Placed::new(2 << 20, 3 * PAGE);
-                let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-                let inner = FaultInjector::new(&sim);
-                let outer = FaultInjector::new(&inner);
-                let vm = Vm::reserve(&outer, Size(64 * PAGE), Size(PAGE)).unwrap();
-                let (mut t, mut h) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
-                let mut src =
-                    VmSource::new(vm, SliceStore::new(&mut t), SliceStore::new(&mut h)).unwrap();
+                stacked!(let sim, inner, outer, mut src = 2 << 20, 3 * PAGE, 64 * PAGE);
                 src.set_flush_threshold(batch).unwrap();
                 outer.only(&[Op::Unmap]);
                 outer.set_shape(FaultShape::PartWay);
@@ -341,10 +312,7 @@ fn vm_source_every_position() {
 #[test]
 fn a_stranded_vm_arena_range_released_again() {
     for unflushed in [false, true] {
-        let mut buf = Placed::new(4 << 20, PAGE);
-        let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-        let inner = FaultInjector::new(&sim);
-        let outer = FaultInjector::new(&inner);
+        stacked!(let sim, inner, outer = 4 << 20, PAGE);
         let mut vma = VmArena::new(&outer, VmArenaConfig::new(Size(64 * PAGE))).unwrap();
         let r = Source::import(&mut vma, Size(8 * PAGE), Size(PAGE)).unwrap();
         outer.only(&[Op::Unmap]);

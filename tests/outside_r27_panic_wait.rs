@@ -4,43 +4,14 @@
 //! or in another thread's allocation, and cache handles' refills.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use vmspace::arena::{Arena, ArenaError, Policy, SliceStore, Source};
 use vmspace::qcache::QCacheConfig;
-use vmspace::sync::{CacheHandle, SpinLock, SyncArena, Wait, Waiter};
+use vmspace::sync::{CacheHandle, SpinLock, SyncArena, Wait};
 use vmspace::{Addr, Range, Size};
-
-#[derive(Default)]
-struct CvWaiter {
-    epoch: AtomicU64,
-    m: Mutex<()>,
-    cv: Condvar,
-}
-
-impl Waiter for CvWaiter {
-    fn now(&self) -> Duration {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        START.get_or_init(Instant::now).elapsed()
-    }
-    fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
-    }
-    fn wait(&self, seen: u64, timeout: Option<Duration>) -> bool {
-        let g = self.m.lock().unwrap();
-        let t = timeout.unwrap_or(Duration::from_secs(3600));
-        let (_g, _) = self.cv.wait_timeout_while(g, t, |_| self.epoch() == seen).unwrap();
-        self.epoch() != seen
-    }
-    fn notify_all(&self) {
-        let _g = self.m.lock().unwrap();
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.cv.notify_all();
-    }
-}
+use vmspace_user::CondvarWaiter;
 
 thread_local! {
     /// Imports made on this thread panic (only the thread that sets it).
@@ -78,7 +49,7 @@ fn bytes(v: &mut [u64]) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), len) }
 }
 
-fn wait_for_waiters(s: &SyncArena<SpinLock, CvWaiter, SliceStore<'_>, OneSpan>, n: usize) {
+fn wait_for_waiters(s: &SyncArena<SpinLock, CondvarWaiter, SliceStore<'_>, OneSpan>, n: usize) {
     let t = Instant::now();
     while s.waiting() != n {
         assert!(t.elapsed() < Duration::from_secs(10), "waiting() = {} not {n}", s.waiting());
@@ -102,7 +73,7 @@ fn panics_in_with_and_imports_keep_waiters_right() {
         OneSpan { left: 1 },
     )
     .unwrap();
-    let s: SyncArena<SpinLock, CvWaiter, _, _> = SyncArena::new(a);
+    let s: SyncArena<SpinLock, CondvarWaiter, _, _> = SyncArena::new(a);
     let x = s.alloc(Size(0x1000), Policy::FirstFit, Wait::No).unwrap();
     thread::scope(|sc| {
         let forever = sc.spawn(|| {
@@ -170,7 +141,7 @@ fn cache_refill_import_panic_with_waiter() {
         OneSpan { left: 1 },
     )
     .unwrap();
-    let s: SyncArena<SpinLock, CvWaiter, _, _> =
+    let s: SyncArena<SpinLock, CondvarWaiter, _, _> =
         SyncArena::with_quantum_caches(a, QCacheConfig::new(2, SliceStore::new(bytes(&mut qc))))
             .unwrap();
     let big = s.alloc(Size(0x1000), Policy::FirstFit, Wait::No).unwrap();

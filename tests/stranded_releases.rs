@@ -6,21 +6,16 @@
 //! batched.
 
 use vmspace::arena::{Arena, ArenaError, Policy, SliceStore, Source};
-use vmspace::sources::{VmSource, IMPORT_OWNER};
-use vmspace::vm::Vm;
+use vmspace::sources::IMPORT_OWNER;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_shim::sim::{PageState, Placed, SimBackend};
-use vmspace_shim::{Addr, FaultInjector, FaultShape, Op, PageOps, Protection, Range, Size};
+use vmspace_shim::sim::SimBackend;
+use vmspace_shim::{FaultInjector, FaultShape, Op, PageOps, Range, Size};
 
-const PAGE: usize = 4096;
+mod outside_stacked_sources;
+
+use outside_stacked_sources::{read_write, stacked, PAGE};
+
 const OFFSETS: [usize; 4] = [0, PAGE, 5 * PAGE + 64, 64 << 10];
-
-fn read_write(sim: &SimBackend, r: Range) -> bool {
-    (0..r.size().0 / PAGE).all(|i| {
-        sim.page_state(Addr(r.base().0 + i * PAGE))
-            == Some(PageState::Mapped(Protection::ReadWrite))
-    })
-}
 
 /// The next unmap fails part way (it changes a prefix of its range, as
 /// `munmap` may at `vm.max_map_count`); with `stuck`, so does the
@@ -52,14 +47,7 @@ fn a_vm_source_puts_a_failed_release_back_or_strands_it() {
         for batch in [0, 1, 64] {
             for stuck in [false, true] {
                 let what = format!("offset {offset:#x}, batch {batch}, stuck {stuck}");
-                let mut buf = Placed::new(4 << 20, offset);
-                let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-                let inner = FaultInjector::new(&sim);
-                let outer = FaultInjector::new(&inner);
-                let vm = Vm::reserve(&outer, Size(64 * PAGE), Size(PAGE)).unwrap();
-                let (mut t, mut h) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
-                let mut src =
-                    VmSource::new(vm, SliceStore::new(&mut t), SliceStore::new(&mut h)).unwrap();
+                stacked!(let sim, inner, outer, mut src = 4 << 20, offset, 64 * PAGE);
                 src.set_flush_threshold(batch).unwrap();
                 let r = src.import(Size(8 * PAGE), Size(PAGE)).unwrap();
                 fail_the_give_back(&outer, &inner, stuck);
@@ -141,14 +129,7 @@ fn an_arena_over_a_vm_source_never_reuses_a_stranded_span() {
         for batch in [0, 64] {
             for stuck in [false, true] {
                 let what = format!("offset {offset:#x}, batch {batch}, stuck {stuck}");
-                let mut buf = Placed::new(4 << 20, offset);
-                let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-                let inner = FaultInjector::new(&sim);
-                let outer = FaultInjector::new(&inner);
-                let vm = Vm::reserve(&outer, Size(64 * PAGE), Size(PAGE)).unwrap();
-                let (mut t, mut h) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
-                let mut src =
-                    VmSource::new(vm, SliceStore::new(&mut t), SliceStore::new(&mut h)).unwrap();
+                stacked!(let sim, inner, outer, mut src = 4 << 20, offset, 64 * PAGE);
                 src.set_flush_threshold(batch).unwrap();
                 let first =
                     arena_after_a_failed_give_back(&mut src, &sim, &outer, &inner, stuck, &what);
@@ -167,10 +148,7 @@ fn an_arena_over_a_vm_arena_never_reuses_a_stranded_span() {
     for offset in OFFSETS {
         for stuck in [false, true] {
             let what = format!("offset {offset:#x}, stuck {stuck}");
-            let mut buf = Placed::new(4 << 20, offset);
-            let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-            let inner = FaultInjector::new(&sim);
-            let outer = FaultInjector::new(&inner);
+            stacked!(let sim, inner, outer = 4 << 20, offset);
             let mut vma = VmArena::new(&outer, VmArenaConfig::new(Size(64 * PAGE))).unwrap();
             let first =
                 arena_after_a_failed_give_back(&mut vma, &sim, &outer, &inner, stuck, &what);

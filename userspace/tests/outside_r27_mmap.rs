@@ -3,13 +3,16 @@
 //! `mincore` path. Tests that lock memory or fill the map count run in a
 //! re-executed child; the rest run one at a time (`serial`).
 
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use vmspace_shim::{Addr, PageOps, Range, Size};
 use vmspace_user::procfs::{resident_in, vma_count, vmas_in};
 use vmspace_user::{MmapBackend, UnmapStrategy};
+
+mod child_reexec;
+
+use child_reexec::in_child;
 
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -72,28 +75,6 @@ fn smaps_in(range: Range) -> Vec<Smap> {
         out.push(c);
     }
     out
-}
-
-/// Re-execute this binary to run `name` alone with `var` set; assert it passed.
-fn in_child(name: &str, var: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(var, "1")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            l.starts_with("r27:")
-                || l.contains("panicked")
-                || l.contains("left")
-                || l.contains("right")
-        })
-        .collect();
-    assert!(out.status.success() && text.contains("1 passed"), "{lines:#?}");
 }
 
 /// The pattern that needs a shared anon_vma: pages 2 and 5 written apart,
@@ -163,7 +144,7 @@ fn mlockall_child(flags: i32, tag: &str) {
 fn mlockall_onfault_fresh_reservation_is_one_vma() {
     let _serial = serial();
     if std::env::var_os("R27_ONFAULT").is_none() {
-        return in_child("mlockall_onfault_fresh_reservation_is_one_vma", "R27_ONFAULT");
+        return in_child("mlockall_onfault_fresh_reservation_is_one_vma", "R27_ONFAULT", "r27:");
     }
     mlockall_child(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT, "MCL_ONFAULT");
 }
@@ -172,7 +153,7 @@ fn mlockall_onfault_fresh_reservation_is_one_vma() {
 fn mlockall_future_only_fresh_reservation_is_one_vma() {
     let _serial = serial();
     if std::env::var_os("R27_FUTURE").is_none() {
-        return in_child("mlockall_future_only_fresh_reservation_is_one_vma", "R27_FUTURE");
+        return in_child("mlockall_future_only_fresh_reservation_is_one_vma", "R27_FUTURE", "r27:");
     }
     mlockall_child(libc::MCL_FUTURE, "MCL_FUTURE");
 }
@@ -181,7 +162,7 @@ fn mlockall_future_only_fresh_reservation_is_one_vma() {
 fn mlockall_current_only_then_reserve_is_one_vma() {
     let _serial = serial();
     if std::env::var_os("R27_CURRENT").is_none() {
-        return in_child("mlockall_current_only_then_reserve_is_one_vma", "R27_CURRENT");
+        return in_child("mlockall_current_only_then_reserve_is_one_vma", "R27_CURRENT", "r27:");
     }
     mlockall_child(libc::MCL_CURRENT, "MCL_CURRENT");
 }
@@ -234,7 +215,11 @@ fn mlocked_run_unmapped_reads_zero_and_merges_back() {
 fn reserve_at_the_vma_limit_without_anon_vma_still_maps() {
     let _serial = serial();
     if std::env::var_os("R27_MAXMAP").is_none() {
-        return in_child("reserve_at_the_vma_limit_without_anon_vma_still_maps", "R27_MAXMAP");
+        return in_child(
+            "reserve_at_the_vma_limit_without_anon_vma_still_maps",
+            "R27_MAXMAP",
+            "r27:",
+        );
     }
     let max: usize =
         std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
@@ -449,7 +434,7 @@ fn vmas_over_noalloc(x: Range, buf: &mut [u8]) -> usize {
 fn first_page_under_rlimit_memlock_race() {
     let _serial = serial();
     if std::env::var_os("R27_MEMLOCK").is_none() {
-        return in_child("first_page_under_rlimit_memlock_race", "R27_MEMLOCK");
+        return in_child("first_page_under_rlimit_memlock_race", "R27_MEMLOCK", "r27:");
     }
     // Drop CAP_IPC_LOCK (bit 14) in this child only.
     #[repr(C)]
