@@ -5,7 +5,7 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use vmspace::arena::{Arena, ArenaError, Policy, SegmentKinds, SliceStore, Source};
 use vmspace::qcache::{QCacheConfig, OBJECTS};
@@ -139,13 +139,19 @@ fn a_panicking_give_back_during_reclaim_with_other_threads_freeing() {
     let s: SyncArena<SpinLock, NoWait, _, _> =
         SyncArena::with_quantum_caches(a, QCacheConfig::new(2, SliceStore::new(bytes(&mut qc))))
             .unwrap();
+    // The workers free until the main thread has seen enough reclaims
+    // panic (at least 200 rounds each): how soon one does depends on the
+    // scheduling, so neither side stops at a fixed count.
+    let stop = AtomicBool::new(false);
     std::thread::scope(|sc| {
         let mut ts = Vec::new();
         for w in 0..3usize {
-            let s = &s;
+            let (s, stop) = (&s, &stop);
             ts.push(sc.spawn(move || {
                 let mut h = CacheHandle::new(s);
-                for round in 0..200 {
+                let mut round = 0;
+                while round < 200 || !stop.load(Ordering::SeqCst) {
+                    round += 1;
                     let mut v = Vec::new();
                     for _ in 0..(70 + w) {
                         if let Ok(x) = h.alloc(Size(16 + 16 * (round % 2))) {
@@ -162,14 +168,19 @@ fn a_panicking_give_back_during_reclaim_with_other_threads_freeing() {
         let s = &s;
         let mut panics = 0;
         PANICS_HERE.with(|p| p.set(true));
-        for i in 0..400 {
+        // At least 400 reclaims, and on until 3 of them panicked (a cap of
+        // a million, far beyond what any run needs, ends a broken one).
+        let mut i = 0;
+        while (i < 400 || panics < 3) && i < 1_000_000 {
             M.store(if i % 3 == 0 { PANIC } else { TAKE }, Ordering::SeqCst);
             if catch_unwind(AssertUnwindSafe(|| s.reclaim())).is_err() {
                 panics += 1;
             }
             M.store(TAKE, Ordering::SeqCst);
             s.check().unwrap_or_else(|e| panic!("after reclaim {i}: {e:?}"));
+            i += 1;
         }
+        stop.store(true, Ordering::SeqCst);
         for t in ts {
             t.join().unwrap();
         }
