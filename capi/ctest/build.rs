@@ -143,6 +143,7 @@ fn main() {
         "outside_fresh",
         "outside_fresh_counts",
         "outside_today",
+        "outside_r28",
     ];
     let mut b = cc::Build::new();
     b.include(&include)

@@ -174,10 +174,17 @@ struct vmspace_counters {
 				* quantum-cache slab is one; objects handed
 				* out of slabs and magazines are not) */
 	uint64_t frees;        /* successful frees to the arena */
-	uint64_t failures;     /* failed allocations (each try of a waiting or timed
-				* allocation that found no space), adds,
-				* extends, resizes and partial frees (bad frees
-				* aside) */
+	uint64_t failures;     /* failed allocations, adds, extends, resizes
+				* and partial frees (bad frees aside), each
+				* try counted: every try of a waiting or
+				* timed allocation that found no space, the
+				* try made before the caches' slabs are
+				* reclaimed (or a vmem reclaim function
+				* called) and the one after, and a quantum
+				* cache's failed try for a slab (it then
+				* falls back to an allocation of the arena's
+				* own), as illumos counts vk_fail; so an
+				* allocation that succeeds may count one */
 	uint64_t bad_frees;    /* frees refused (arena and caches) */
 	uint64_t search_steps; /* segments or hash entries examined */
 	uint64_t imports;      /* spans imported */
@@ -353,7 +360,8 @@ int vmspace_arena_free(vmspace_arena_t *arena, vmspace_addr_t addr,
  * set) are not to be freed this way: those that are parts of a slab are
  * refused (-ENOENT, nothing changes); those a miss took from the arena
  * itself, when the class had no slab record to spare (32 slabs a class at
- * once), are allocations of their own and freed like any other.
+ * once) or the arena no room for a slab, are allocations of their own and
+ * freed like any other.
  */
 int vmspace_arena_free_deferred(vmspace_arena_t *arena, vmspace_addr_t addr,
 				vmspace_size_t size);

@@ -76,6 +76,13 @@ impl<S: Store, I: Source> Arena<S, I> {
         }
     }
 
+    /// Count a bad free that a layer in front of the arena refused before
+    /// the arena saw it (a handle naming a quantum cache's slab, or parts
+    /// naming no handle), under the same lock.
+    pub(crate) fn count_bad_free(&mut self) {
+        self.counters.bad_frees += 1;
+    }
+
     /// Take back the count of the bad free just refused, which a layer in
     /// front of the arena (the quantum caches) counts as its own. Called
     /// in the same critical section as the refused free, so no one sees

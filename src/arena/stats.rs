@@ -36,12 +36,14 @@ pub struct Counters {
     /// Failed alloc, xalloc, add, extend, resize and free_part calls (a
     /// resize that cannot grow in place included). A waiting allocation
     /// (`SyncArena`'s `Wait`, the C API's waits) makes one call each time
-    /// it tries, so each of its failed tries counts, and so does a quantum
-    /// cache's failed try for a slab (the cache then falls back to an
-    /// allocation of the arena's own, which may succeed), as illumos's
-    /// `vk_fail` counts its caches' failed slab allocations. A bad claim, a
-    /// free, resize or part of an allocation that is not live as stated,
-    /// counts in `bad_frees` instead.
+    /// it tries, so each of its failed tries counts, and so do the try a
+    /// `SyncArena` allocation makes before it reclaims its caches' slabs
+    /// (then tries once more) and a quantum cache's failed try for a slab
+    /// (the cache then falls back to an allocation of the arena's own,
+    /// which may succeed), as illumos's `vk_fail` counts its caches' failed
+    /// slab allocations: an allocation that succeeds may count a failure.
+    /// A bad claim, a free, resize or part of an allocation that is not
+    /// live as stated, counts in `bad_frees` instead.
     pub failures: u64,
     /// Frees refused as bad.
     pub bad_frees: u64,

@@ -352,7 +352,8 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
 
     /// `free` the held allocation at `addr` in `tag` whose handle `handle`
     /// gives, under the lock; a slab of the quantum caches, or parts that
-    /// name no handle, are [`ArenaError::BadHandle`].
+    /// name no handle, are [`ArenaError::BadHandle`], counted as bad frees
+    /// as the arena counts the handles it refuses.
     #[inline]
     fn with_held(
         &self,
@@ -362,12 +363,14 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         free: impl FnOnce(&mut Arena<S, I>, Handle) -> Result<Size, ArenaError>,
     ) -> Result<Size, ArenaError> {
         self.with(|a| {
-            let bad = ArenaError::BadHandle { addr, tag };
-            if self.caches.as_ref().is_some_and(|q| q.is_slab(addr)) {
-                return Err(bad);
+            let slab = self.caches.as_ref().is_some_and(|q| q.is_slab(addr));
+            match if slab { None } else { handle(a) } {
+                Some(h) => free(a, h),
+                None => {
+                    a.count_bad_free();
+                    Err(ArenaError::BadHandle { addr, tag })
+                }
             }
-            let h = handle(a).ok_or(bad)?;
-            free(a, h)
         })
     }
 

@@ -47,11 +47,16 @@ use vmspace_shim::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnmapStrategy {
     /// A fresh `PROT_NONE` mapping with `MAP_FIXED`: frees memory and commit
-    /// charge in one call.
+    /// charge in one call. Under `mlockall(MCL_FUTURE)` near the
+    /// `RLIMIT_MEMLOCK` limit, which refuses the fresh (locked) mapping,
+    /// the pages are dropped in place (`MADV_DONTNEED_LOCKED`, Linux 5.18)
+    /// and made `PROT_NONE` instead: the memory is freed, the lock and any
+    /// commit charge stay until release.
     Replace,
     /// `MADV_DONTNEED` and `mprotect(PROT_NONE)`: frees memory and keeps
     /// adjacent mapped runs mergeable. Locked pages (`mlock`, `mlockall`),
-    /// which `MADV_DONTNEED` refuses, are replaced as with `Replace`.
+    /// which `MADV_DONTNEED` refuses, are replaced as with `Replace` (and
+    /// so, at the memlock limit, dropped in place).
     Decommit,
 }
 
@@ -157,7 +162,10 @@ impl MmapBackend {
     /// dropped all the same ([`drop_pages`]), its lock flags untouched, so
     /// it merges back; on a kernel that cannot drop locked pages (before
     /// 5.18) it is replaced by a fresh inaccessible page, which takes the
-    /// `anon_vma` away again: nothing is left resident either way.
+    /// `anon_vma` away again, and nothing is left resident either way,
+    /// except on such a kernel at the `RLIMIT_MEMLOCK` limit, which
+    /// refuses the fresh page: there the one page stays resident (and
+    /// locked, as it was charged already), made inaccessible.
     fn share_anon_vma(&self, base: usize) -> Result<(), i32> {
         let first = vmspace_shim::Addr(base);
         let page = self.page.0;
@@ -174,7 +182,12 @@ impl MmapBackend {
             // Locked, on a kernel without `MADV_DONTNEED_LOCKED`: a fresh
             // inaccessible page over it (with the flags every new mapping
             // gets, so it merges with the rest), and no shared `anon_vma`.
-            return self.anon(Some(base), page, libc::PROT_NONE).map(drop);
+            // At `RLIMIT_MEMLOCK` that mapping is refused (it is charged
+            // before the old page goes): the page stays, made inaccessible,
+            // resident and locked as it was already charged.
+            if self.anon(Some(base), page, libc::PROT_NONE).is_ok() {
+                return Ok(());
+            }
         }
         // SAFETY: the first page of our fresh reservation.
         if unsafe { libc::mprotect(first.as_ptr(), page, libc::PROT_NONE) } != 0 {
@@ -312,31 +325,43 @@ unsafe impl PageOps for MmapBackend {
 
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
         check_page_range(range, self.page)?;
-        let replace = || {
-            self.anon(Some(range.base().0), range.size().0, libc::PROT_NONE)
-                .map(drop)
-                .map_err(|e| ShimError::Os { op: Op::Unmap, errno: e })
+        let os = |e| ShimError::Os { op: Op::Unmap, errno: e };
+        // Dropped in place and made inaccessible, lock flags kept.
+        let decommit = || {
+            // SAFETY: the range is mapped, inside our reservation, and no
+            // one accesses it again until it is mapped (caller's contract).
+            unsafe { drop_pages(range.base().as_ptr(), range.size().0) }.map_err(os)?;
+            self.mprotect(range, libc::PROT_NONE, Op::Unmap)
+        };
+        // A fresh `PROT_NONE` mapping over the range. Under `mlockall
+        // (MCL_FUTURE)` it is locked, and the kernel charges it against
+        // `RLIMIT_MEMLOCK` before the old pages go, so near the limit it is
+        // refused (`EAGAIN`) though it would lock nothing more: the pages
+        // are then dropped in place instead, which needs no room.
+        let replace = || match self.anon(Some(range.base().0), range.size().0, libc::PROT_NONE) {
+            Ok(_) => Ok(()),
+            Err(libc::EAGAIN) => decommit().map_err(|_| os(libc::EAGAIN)),
+            Err(e) => Err(os(e)),
         };
         match self.unmap {
             UnmapStrategy::Replace => replace(),
-            UnmapStrategy::Decommit => {
-                // SAFETY: the range is mapped, inside our reservation, and no
-                // one accesses it again until it is mapped (caller's contract).
-                let rc = unsafe {
-                    libc::madvise(range.base().as_ptr(), range.size().0, libc::MADV_DONTNEED)
-                };
-                match (rc, errno()) {
-                    (0, _) => self.mprotect(range, libc::PROT_NONE, Op::Unmap),
-                    // Locked pages (`mlock`, `mlockall`): replaced, as
-                    // `Replace` does. The fresh mapping takes the flags
-                    // every new one gets (locked under `mlockall`, as its
-                    // neighbours; not after an `mlock` of the run, whose
-                    // lock ends with it), so it merges back; dropped in
-                    // place it would stay locked, and charged, for good.
-                    (_, libc::EINVAL) => replace(),
-                    (_, e) => Err(ShimError::Os { op: Op::Unmap, errno: e }),
-                }
-            }
+            // SAFETY: as for `decommit`.
+            UnmapStrategy::Decommit => match unsafe {
+                libc::madvise(range.base().as_ptr(), range.size().0, libc::MADV_DONTNEED)
+            } {
+                0 => self.mprotect(range, libc::PROT_NONE, Op::Unmap),
+                // Locked pages (`mlock`, `mlockall`): replaced, as
+                // `Replace` does. The fresh mapping takes the flags every
+                // new one gets: locked under `mlockall(MCL_FUTURE)`, as its
+                // neighbours are, so it merges back; unlocked after an
+                // `mlock` of the run, whose lock ends with it (dropped in
+                // place the run would stay locked, and charged, for good),
+                // and after `mlockall(MCL_CURRENT)` alone, whose lock
+                // covered only the mappings of its time: then the run stays
+                // a VMA of its own, the exception the module docs list.
+                _ if errno() == libc::EINVAL => replace(),
+                _ => Err(os(errno())),
+            },
         }
     }
 

@@ -44,8 +44,14 @@ pub fn vmas_in(range: Range) -> io::Result<Vec<Vma>> {
 /// with holes) the resident bytes of the VMAs overlapping it, from
 /// `/proc/self/smaps`, which may count pages outside it (two reservations
 /// `mmap` placed side by side share a VMA where runs at their common edge
-/// are mapped) and does not count the zero page.
+/// are mapped) and does not count the zero page. An empty range holds
+/// nothing.
 pub fn resident_in(range: Range) -> io::Result<Size> {
+    // An empty range overlaps no page (rounded out, an unaligned one would
+    // cover the page it sits in).
+    if range.is_empty() {
+        return Ok(Size(0));
+    }
     if let Some(bytes) = mincore_resident(range) {
         return Ok(bytes);
     }

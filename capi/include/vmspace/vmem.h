@@ -119,7 +119,8 @@ vmem_size_t vmem_roundup_size(vmem_t *vm, vmem_size_t size);
 vmem_size_t vmem_size(vmem_t *vm, int typemask);
 
 /* Debugging output. vmspace keeps no list of arenas, so vmem_whatis and
- * vmem_printall only say so; vmem_print prints the arena at `addr`. */
+ * vmem_printall only say so; vmem_print prints the arena at `addr`, calling
+ * `pr` with that arena locked: `pr` must not call into it. */
 void vmem_whatis(vmem_addr_t addr, vmem_printf_t *pr);
 void vmem_print(vmem_addr_t addr, const char *modif, vmem_printf_t *pr);
 void vmem_printall(const char *modif, vmem_printf_t *pr);

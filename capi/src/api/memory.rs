@@ -407,7 +407,10 @@ unsafe fn free_held<P: Platform>(
         let o = unsafe { obj::<P, _>(arena) }?;
         let dest = out_opt(sizep)?;
         let (addr, tag) = (Addr(handle.addr), handle.tag);
-        let Some(h) = Handle::from_parts(addr, tag, handle.arena) else {
+        // Tag 0 is never a handle's: stood in for by `u32::MAX`, never a
+        // tag either, so the arena refuses it and counts the bad free.
+        let never = if tag == 0 { u32::MAX } else { tag };
+        let Some(h) = Handle::from_parts(addr, never, handle.arena) else {
             return Err(fail(ArenaError::BadHandle { addr, tag }));
         };
         let size = free(&o.shared, h).map_err(fail)?;

@@ -59,25 +59,29 @@ impl<P: Platform> ArenaObj<P> {
     /// `vmem_add` of a span touching an added span of an arena whose spans
     /// are never given back (no release function), as vmem(9)'s
     /// `vmem_add1` coalesces it: the two become one span, so allocations
-    /// may straddle the seam. Returns whether it did; when not, the span is
-    /// added as a span of its own (or refused) as `vmspace_arena_add` says.
-    fn vmem_extend(&self, addr: usize, size: usize) -> bool {
+    /// may straddle the seam. `None` when it touches no such span: it is
+    /// then added as a span of its own (or refused) as `vmspace_arena_add`
+    /// says. When it touches one, the extend's own result: a refused
+    /// extend is the call's one failure (counted once, one fault injected
+    /// at most), not followed by an add that would fail again.
+    fn vmem_extend(&self, addr: usize, size: usize) -> Option<Result<(), ArenaError>> {
         let extended = self.shared.with(|a| {
             if a.source().releases() {
-                return false;
+                return None;
             }
             let end = addr.checked_add(size);
             let touches = a.walk(SegmentKinds::SPANS).any(|s| {
                 !s.imported && (s.range.limit().0 == addr || Some(s.range.base().0) == end)
             });
-            if !touches || a.extend(Addr(addr), Size(size)).is_err() {
-                return false;
+            if !touches {
+                return None;
             }
-            let s = a.source_mut();
-            s.added = s.added.saturating_add(size);
-            true
+            Some(a.extend(Addr(addr), Size(size)).map(|()| {
+                let s = a.source_mut();
+                s.added = s.added.saturating_add(size);
+            }))
         });
-        if extended {
+        if let Some(Ok(())) = extended {
             self.space_added();
         }
         extended
@@ -203,13 +207,17 @@ impl<P: Platform> Api<P> {
             return code::EINVAL;
         }
         // SAFETY: the caller's contract.
-        if let Ok(o) = unsafe { obj::<P, _>(vm) } {
-            if o.vmem_extend(addr, size) {
-                return 0;
-            }
-        }
-        // SAFETY: the caller's contract.
-        match unsafe { Self::vmspace_arena_add(vm.cast(), addr, size, 0) } {
+        let extended = match unsafe { obj::<P, _>(vm) } {
+            Ok(o) => o.vmem_extend(addr, size),
+            Err(_) => None,
+        };
+        let status = match extended {
+            Some(Ok(())) => 0,
+            Some(Err(e)) => fail(e),
+            // SAFETY: the caller's contract.
+            None => unsafe { Self::vmspace_arena_add(vm.cast(), addr, size, 0) },
+        };
+        match status {
             // A span that wraps past the top of the address space.
             e if e == -code::EOVERFLOW => code::EINVAL,
             e => positive(e),
