@@ -161,13 +161,13 @@ fn a_chunk_published_by_undo_and_claimed_by_another_thread_keeps_that_claim() {
         match (call.thread.as_str(), call.op, c) {
             ("A", Op::Map, 0) => {
                 // Let B start waiting on chunk 0, claimed by A.
-                assert!(wait_until(5, || relaxes_seen.load(Ordering::SeqCst) > 0));
+                assert!(wait_until(30, || relaxes_seen.load(Ordering::SeqCst) > 0));
                 false
             }
             ("A", Op::Protect, 3) if call.prot == Some(Protection::ReadWrite) => true,
             ("A", Op::Unmap, 0) => true,
             ("A", Op::Unmap, 2) => {
-                assert!(wait_until(5, || b_inside.load(Ordering::SeqCst)), "B never claimed c0");
+                assert!(wait_until(30, || b_inside.load(Ordering::SeqCst)), "B never claimed c0");
                 false
             }
             ("C", _, 0) => {
@@ -183,7 +183,7 @@ fn a_chunk_published_by_undo_and_claimed_by_another_thread_keeps_that_claim() {
     let after = |call: &Call| {
         if armed.load(Ordering::SeqCst) && call.thread == "B" && call.op == Op::Protect {
             b_inside.store(true, Ordering::SeqCst);
-            assert!(wait_until(10, || b_release.load(Ordering::SeqCst)));
+            assert!(wait_until(60, || b_release.load(Ordering::SeqCst)));
         }
     };
     let ops = Scripted::new(&sim, Box::new(before), Box::new(after));
@@ -202,7 +202,7 @@ fn a_chunk_published_by_undo_and_claimed_by_another_thread_keeps_that_claim() {
             .spawn_scoped(s, move || map.ensure_mapped(four))
             .unwrap();
         // B starts once A is in its map of chunk 0 (A's claim is taken).
-        assert!(wait_until(5, || ops
+        assert!(wait_until(30, || ops
             .log
             .lock()
             .unwrap()
@@ -212,7 +212,7 @@ fn a_chunk_published_by_undo_and_claimed_by_another_thread_keeps_that_claim() {
             .name("B".into())
             .spawn_scoped(s, move || map.protect(chunk(map, 0)))
             .unwrap();
-        assert!(wait_until(5, || ops.relaxes.load(Ordering::SeqCst) > 0));
+        assert!(wait_until(30, || ops.relaxes.load(Ordering::SeqCst) > 0));
         relaxes_seen.store(1, Ordering::SeqCst);
         let a_result = a.join().unwrap();
         // B is inside its protect of chunk 0 now: its claim is in progress.
@@ -380,7 +380,7 @@ fn a_chunk_published_by_a_settled_protect_keeps_another_threads_claim() {
         }
         match (call.thread.as_str(), call.op, ci(&call.range), call.prot) {
             ("A", Op::Map, 0, _) => {
-                assert!(wait_until(5, || relaxes_seen.load(Ordering::SeqCst) > 0));
+                assert!(wait_until(30, || relaxes_seen.load(Ordering::SeqCst) > 0));
                 false
             }
             ("A", Op::Protect, 1, Some(Protection::ReadWrite)) => {
@@ -388,7 +388,7 @@ fn a_chunk_published_by_a_settled_protect_keeps_another_threads_claim() {
             }
             ("A", Op::Protect, 1, Some(Protection::None)) => true,
             ("A", Op::Unmap, 0, _) => {
-                assert!(wait_until(5, || b_inside.load(Ordering::SeqCst)), "B never claimed c1");
+                assert!(wait_until(30, || b_inside.load(Ordering::SeqCst)), "B never claimed c1");
                 false
             }
             _ => false,
@@ -397,7 +397,7 @@ fn a_chunk_published_by_a_settled_protect_keeps_another_threads_claim() {
     let after = |call: &Call| {
         if armed.load(Ordering::SeqCst) && call.thread == "B" && call.op == Op::Protect {
             b_inside.store(true, Ordering::SeqCst);
-            assert!(wait_until(10, || b_release.load(Ordering::SeqCst)));
+            assert!(wait_until(60, || b_release.load(Ordering::SeqCst)));
         }
     };
     let ops = Scripted::new(&sim, Box::new(before), Box::new(after));
@@ -413,7 +413,7 @@ fn a_chunk_published_by_a_settled_protect_keeps_another_threads_claim() {
             .name("A".into())
             .spawn_scoped(s, move || map.ensure_mapped(two))
             .unwrap();
-        assert!(wait_until(5, || ops
+        assert!(wait_until(30, || ops
             .log
             .lock()
             .unwrap()
@@ -423,7 +423,7 @@ fn a_chunk_published_by_a_settled_protect_keeps_another_threads_claim() {
             .name("B".into())
             .spawn_scoped(s, move || map.protect(chunk(map, 1)))
             .unwrap();
-        assert!(wait_until(5, || ops.relaxes.load(Ordering::SeqCst) > 0));
+        assert!(wait_until(30, || ops.relaxes.load(Ordering::SeqCst) > 0));
         relaxes_seen.store(1, Ordering::SeqCst);
         let a_result = a.join().unwrap();
         assert!(b_inside.load(Ordering::SeqCst));

@@ -4,6 +4,7 @@
 //! or in another thread's allocation, and cache handles' refills.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -75,15 +76,30 @@ fn panics_in_with_and_imports_keep_waiters_right() {
     .unwrap();
     let s: SyncArena<SpinLock, CondvarWaiter, _, _> = SyncArena::new(a);
     let x = s.alloc(Size(0x1000), Policy::FirstFit, Wait::No).unwrap();
+    // When a waiter first got x. Both waiters' timeouts are far beyond
+    // anything the main thread does (which a loaded machine may delay by
+    // seconds); the one not served by the free is served by a second free
+    // of x once the other has it, rather than left to its timeout.
+    let served_at: Mutex<Option<Instant>> = Mutex::new(None);
+    let served = |r: &Result<Addr, ArenaError>| {
+        if *r == Ok(x) {
+            served_at.lock().unwrap().get_or_insert(Instant::now());
+        }
+    };
     thread::scope(|sc| {
         let forever = sc.spawn(|| {
-            // Forever, but bounded for the test: the other waiter may take x.
-            let r = s.alloc(Size(0x1000), Policy::FirstFit, Wait::Timeout(Duration::from_secs(8)));
-            (r, Instant::now())
+            // Forever, but bounded for the test.
+            let r = s.alloc(Size(0x1000), Policy::FirstFit, Wait::Timeout(Duration::from_secs(60)));
+            let at = Instant::now();
+            served(&r);
+            (r, at)
         });
         let timed = sc.spawn(|| {
             catch_unwind(AssertUnwindSafe(|| {
-                s.alloc(Size(0x1000), Policy::FirstFit, Wait::Timeout(Duration::from_secs(4)))
+                let r =
+                    s.alloc(Size(0x1000), Policy::FirstFit, Wait::Timeout(Duration::from_secs(30)));
+                served(&r);
+                r
             }))
         });
         wait_for_waiters(&s, 2);
@@ -111,6 +127,16 @@ fn panics_in_with_and_imports_keep_waiters_right() {
             })
         }));
         assert!(r.is_err());
+        // Until a waiter has x (a liveness bound only); then x again for
+        // the other one if it still waits.
+        let waited = Instant::now();
+        while served_at.lock().unwrap().is_none() && waited.elapsed() < Duration::from_secs(30) {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let first_served = *served_at.lock().unwrap();
+        if first_served.is_some() && s.waiting() == 1 {
+            s.free(x, Size(0x1000)).unwrap();
+        }
         let t = timed.join().unwrap();
         let (f, at) = forever.join().unwrap();
         println!("waiting after the import panic: {left}; timed: {t:?}; forever: {f:?}");
@@ -118,9 +144,12 @@ fn panics_in_with_and_imports_keep_waiters_right() {
         assert!(matches!(t, Ok(Ok(_)) | Ok(Err(ArenaError::NoSpace { .. }))), "{t:?}");
         let timed_got = matches!(t, Ok(Ok(a)) if a == x);
         assert!(f == Ok(x) || timed_got, "x freed but no waiter took it: {f:?} {t:?}");
+        // The space freed before the panic reached a waiter promptly (a
+        // liveness bound, far from the waiters' own 30 and 60 s timeouts).
+        let first = first_served.expect("x freed but no waiter took it");
+        assert!(first - freed_at < Duration::from_secs(10), "waiter slept {:?}", first - freed_at);
         if f == Ok(x) {
-            // A liveness bound, far from its own 8 s timeout.
-            assert!(at - freed_at < Duration::from_secs(4), "waiter slept {:?}", at - freed_at);
+            assert!(at - freed_at < Duration::from_secs(10), "waiter slept {:?}", at - freed_at);
         }
         assert_eq!(s.waiting(), 0, "waiter count after everything");
     });

@@ -211,7 +211,9 @@ fn condvar_waiter_epochs_timeouts_and_wakeups() {
             let start = Instant::now();
             // May return early (spuriously): loop on the epoch.
             while !w.wait(seen, timeout) {
-                assert!(start.elapsed() < Duration::from_secs(5), "{timeout:?}: no wake-up");
+                // A liveness bound only: the notifying thread may be slow
+                // to run on a loaded machine.
+                assert!(start.elapsed() < Duration::from_secs(30), "{timeout:?}: no wake-up");
             }
         });
         assert_eq!(w.epoch(), seen + 1);

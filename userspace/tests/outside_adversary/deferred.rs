@@ -30,7 +30,12 @@ fn unflushed_ranges_are_never_handed_out_to_other_threads() {
                 let mut rng = Rng::new(31);
                 let t0 = Instant::now();
                 let mut n = 0;
-                while t0.elapsed() < Duration::from_secs(3) {
+                // Three seconds, and on until another thread got a range
+                // (when they run is up to the scheduler; a deadline far
+                // beyond any run ends a broken one).
+                while t0.elapsed() < Duration::from_secs(3)
+                    || (seen.load(Ordering::Relaxed) == 0 && t0.elapsed() < Duration::from_secs(60))
+                {
                     let size = Q * rng.between(4, 256);
                     if rng.below(2) == 0 {
                         if let Ok(a) = s.alloc(Size(size), Policy::InstantFit, Wait::No) {
@@ -150,7 +155,12 @@ fn child_arenas_unflushed_ranges_never_reach_other_threads_through_the_parent() 
                     .unwrap();
                     let mut mine: Vec<(Addr, usize)> = Vec::new();
                     let t0 = Instant::now();
-                    while t0.elapsed() < Duration::from_secs(3) {
+                    // Three seconds, and on until a thread allocating from
+                    // the parent got a range (see above).
+                    while t0.elapsed() < Duration::from_secs(3)
+                        || (seen.load(Ordering::Relaxed) == 0
+                            && t0.elapsed() < Duration::from_secs(60))
+                    {
                         if mine.len() < 16 && rng.below(100) < 60 {
                             let size = Q * rng.between(1, 512);
                             if let Ok(a) = child.alloc(Size(size), Policy::InstantFit) {

@@ -180,12 +180,21 @@ fn stale_and_wrong_size_frees_while_slabs_come_and_go() {
     {
         let cpu = &UserCpuCaches::new(s, RseqPin::new(), store()).unwrap();
         let recent = &Mutex::new(Vec::<usize>::new());
-        let stop = &AtomicBool::new(false);
+        // The workers and the adversary done (however they end, a failed
+        // assertion included): the reclaimer stops at 3.
+        let finished = &AtomicUsize::new(0);
+        struct Finished<'a>(&'a AtomicUsize);
+        impl Drop for Finished<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let attempts = &AtomicU64::new(0);
         let start = refusals(s);
         std::thread::scope(|sc| {
             for t in 0..2u64 {
                 sc.spawn(move || {
+                    let _finished = Finished(finished);
                     let mut rng = Rng::new(1000 + t);
                     let mut h = Some(Handle::new(s));
                     let mut mine: Vec<(Addr, usize, usize)> = Vec::new();
@@ -231,7 +240,7 @@ fn stale_and_wrong_size_frees_while_slabs_come_and_go() {
             }
             sc.spawn(move || {
                 let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
+                while finished.load(Ordering::Relaxed) < 3 {
                     s.reclaim();
                     n += 1;
                     if n % 16 == 0 {
@@ -241,10 +250,18 @@ fn stale_and_wrong_size_frees_while_slabs_come_and_go() {
                 }
             });
             sc.spawn(move || {
+                let _finished = Finished(finished);
                 let mut rng = Rng::new(5);
                 let mut h = Handle::new(s);
                 let t0 = Instant::now();
-                while t0.elapsed() < Duration::from_secs(3) {
+                // Three seconds, and on until a free was tried (it needs a
+                // worker's allocation first; when the workers run is up to
+                // the scheduler, and a deadline far beyond any run ends a
+                // broken one).
+                while t0.elapsed() < Duration::from_secs(3)
+                    || (attempts.load(Ordering::Relaxed) == 0
+                        && t0.elapsed() < Duration::from_secs(60))
+                {
                     let picked = {
                         let mut r = recent.lock().unwrap();
                         if r.len() > 4096 {
@@ -267,11 +284,6 @@ fn stale_and_wrong_size_frees_while_slabs_come_and_go() {
                     assert!(bad_free(&r), "stale free of {a:?}+{size:?} gave {r:?}");
                     attempts.fetch_add(1, Ordering::Relaxed);
                 }
-            });
-            // Stop the reclaimer once the others are done.
-            sc.spawn(move || {
-                std::thread::sleep(Duration::from_millis(3300));
-                stop.store(true, Ordering::Relaxed);
             });
         });
         let n = attempts.load(Ordering::Relaxed);

@@ -28,7 +28,12 @@ fn per_cpu_caches_tight_arena_bouncing_threads_and_timed_waits() {
                     let mut rng = Rng::new(0xC0FFEE ^ t);
                     let t0 = Instant::now();
                     let mut i = 0;
-                    while t0.elapsed() < Duration::from_secs(3) {
+                    // Three seconds, and on until some allocation succeeded
+                    // (a deadline far beyond any run ends a broken one).
+                    while t0.elapsed() < Duration::from_secs(3)
+                        || (ok.load(Ordering::Relaxed) == 0
+                            && t0.elapsed() < Duration::from_secs(60))
+                    {
                         i += 1;
                         if i % 5 == 0 {
                             run_only_on(cpus[rng.below(cpus.len())]).expect("an allowed CPU");
