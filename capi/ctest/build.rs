@@ -143,7 +143,15 @@ fn main() {
         "outside_fresh",
         "outside_fresh_counts",
         "outside_today",
-        "outside_r28",
+        "outside_r28_common",
+        "outside_r28_args",
+        "outside_r28_frees",
+        "outside_r28_caches",
+        "outside_r28_stats",
+        "outside_r28_trees",
+        "outside_r28_waits",
+        "outside_r28_threads",
+        "outside_r28_vmem",
     ];
     let mut b = cc::Build::new();
     b.include(&include)
@@ -165,6 +173,7 @@ fn main() {
     b.file(&example).define("main", "vmem_example_main");
     b.compile("vmspace_ctests");
     println!("cargo::rerun-if-changed=c/ctest.h");
+    println!("cargo::rerun-if-changed=c/outside_r28.h");
     println!("cargo::rerun-if-changed={}", example.display());
     println!("cargo::rerun-if-changed={}", include.join("vmspace.h").display());
     println!("cargo::rerun-if-changed={}", include.join("vmspace/vmem.h").display());

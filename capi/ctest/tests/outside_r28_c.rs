@@ -1,6 +1,6 @@
 //! Round 28 outside review: the claims of `vmspace.h` and `vmspace/vmem.h`
-//! not tested by `outside_r25_docs_c.rs`, in C (`c/outside_r28.c`), one
-//! entry point per area.
+//! not tested by `outside_r25_docs_c.rs`, in C (`c/outside_r28_*.c`, by
+//! area, helpers in `c/outside_r28.h`), one entry point per area.
 
 use core::ffi::c_int;
 use std::sync::{Mutex, PoisonError};
