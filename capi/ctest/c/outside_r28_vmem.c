@@ -303,12 +303,18 @@ int ctest_r28_vmem_void_calls(void)
 	vmem_print((vmem_addr_t)vm, NULL, pr_count);
 	CHECK_EQ(pr_lines, 1 + 3);
 	(void)pr_last;
-	/* a copy of a live arena at another address is not an arena */
-	static vmem_t copy;
-	memcpy(&copy, vm, sizeof copy);
+	vmem_destroy(vm);
+	/* a copy of a live arena at another address is not an arena (copied
+	 * from vmem_init storage: vmem_create allocates only the arena's own
+	 * size, less than a vmem_t) */
+	static vmem_t live_storage, copy;
+	vmem_t *live = vmem_init(&live_storage, "r28-cp", B, 16 * Q, Q, 0, 0);
+	CHECK(live != NULL);
+	memcpy(&copy, &live_storage, sizeof copy);
 	CHECK_EQ(vmem_alloc(&copy, Q, M_NOWAIT, &x), EBADF);
 	CHECK_EQ(vmspace_arena_check((vmspace_arena_t *)&copy), -EBADF);
-	vmem_destroy(vm);
+	CHECK_EQ(vmem_alloc(live, Q, M_NOWAIT, &x), 0);
+	vmem_destroy(live);
 
 	/* an import for a nocross request: the size rounded up to a power of
 	 * two is the alignment asked for (size + that - quantum) */
