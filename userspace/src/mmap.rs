@@ -2,7 +2,9 @@
 //!
 //! - reserve: `mmap(PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)`,
 //!   over-reserving by the alignment and trimming both ends with `munmap`
-//!   (with `Decommit`, its first page then made read-write, dirtied, dropped
+//!   (where a limit refuses the padding, `RLIMIT_AS`, or `RLIMIT_MEMLOCK`
+//!   under `mlockall(MCL_FUTURE)`, an unpadded mapping at an aligned
+//!   address instead: see `aligned_unpadded`; with `Decommit`, its first page then made read-write, dirtied, dropped
 //!   and made `PROT_NONE` again, which gives the whole range one
 //!   `anon_vma`: see `share_anon_vma`);
 //! - map: `mprotect(PROT_READ | PROT_WRITE)`, so adjacent mapped runs with the
@@ -20,7 +22,10 @@
 //!   `vm.max_map_count`) part of them `PROT_NONE`, as `PageOps` allows; a
 //!   failed `MAP_FIXED` mapping keeps the old one on current kernels, which
 //!   put the old mappings back when the new one fails (older kernels could
-//!   leave a hole, which no layer above can see);
+//!   leave a hole, which no layer above can see). Locked pages whose
+//!   replacement `RLIMIT_MEMLOCK` refuses are made `PROT_NONE` and then
+//!   dropped in place: a failure there keeps the contents too, with (at
+//!   `vm.max_map_count`) part of the range perhaps `PROT_NONE`;
 //! - release: `munmap`.
 //!
 //! Why two: a fresh mapping has no `anon_vma`; when a run mapped there is
@@ -136,6 +141,40 @@ impl MmapBackend {
         } else {
             Err(errno())
         }
+    }
+
+    /// A `PROT_NONE` mapping of exactly `size` bytes aligned to `align`,
+    /// without the padding `reserve` maps to trim: where the kernel put an
+    /// unaligned one, at the next few aligned addresses above it that are
+    /// free (`MAP_FIXED_NOREPLACE`, Linux 4.17; an older kernel takes the
+    /// address as a hint, and a mapping elsewhere is given back). `None`
+    /// when none is.
+    fn aligned_unpadded(&self, size: usize, align: usize) -> Option<usize> {
+        let p = self.anon(None, size, libc::PROT_NONE).ok()?;
+        if p % align == 0 {
+            return Some(p);
+        }
+        let _ = self.munmap(p, size);
+        let first = vmspace_shim::align::align_up(p, align).ok()?;
+        (0..8usize).find_map(|k| {
+            let at = first.checked_add(k.checked_mul(align)?)?;
+            let flags = libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE;
+            // SAFETY: anonymous memory where nothing is mapped (the kernel
+            // refuses it otherwise, or, before 4.17, maps elsewhere).
+            let q =
+                unsafe { libc::mmap(at as *mut libc::c_void, size, libc::PROT_NONE, flags, -1, 0) };
+            if q == libc::MAP_FAILED {
+                return None;
+            }
+            if q as usize != at {
+                let _ = self.munmap(q as usize, size);
+                return None;
+            }
+            Some(at)
+        })
     }
 
     /// Give a fresh `PROT_NONE` reservation one `anon_vma` for the whole
@@ -281,9 +320,19 @@ unsafe impl PageOps for MmapBackend {
     fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
         let align = check_reserve_args(size, align, self.page)?;
         let extra = align.0 - self.page.0;
-        let total =
+        let padded =
             size.0.checked_add(extra).ok_or(ShimError::OutOfAddressSpace { size: size.0 })?;
-        let p = self.anon(None, total, libc::PROT_NONE).map_err(to_reserve_error(size))?;
+        let (p, total) = match self.anon(None, padded, libc::PROT_NONE) {
+            Ok(p) => (p, padded),
+            // The padding alone may be what a limit refuses: under
+            // `mlockall(MCL_FUTURE)` `RLIMIT_MEMLOCK` counts inaccessible
+            // mappings too, and `RLIMIT_AS` counts every one.
+            Err(e @ (libc::EAGAIN | libc::ENOMEM)) if extra > 0 => (
+                self.aligned_unpadded(size.0, align.0).ok_or(e).map_err(to_reserve_error(size))?,
+                size.0,
+            ),
+            Err(e) => return Err(to_reserve_error(size)(e)),
+        };
         let base = vmspace_shim::align::align_up(p, align.0)?;
         let head = base - p;
         let tail = total - head - size.0;
@@ -326,21 +375,39 @@ unsafe impl PageOps for MmapBackend {
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
         check_page_range(range, self.page)?;
         let os = |e| ShimError::Os { op: Op::Unmap, errno: e };
-        // Dropped in place and made inaccessible, lock flags kept.
-        let decommit = || {
+        // Made inaccessible, then dropped in place, lock flags kept. In
+        // that order, so that a failure keeps the contents, as a failed
+        // replacement does: a failed `mprotect` (at `vm.max_map_count`)
+        // may have changed part of the range, which the contract allows;
+        // pages it could not drop are made read-write again. `None` where
+        // locked pages cannot be dropped (before Linux 5.18).
+        let in_place = || -> Option<Result<(), ShimError>> {
+            if let Err(e) = self.mprotect(range, libc::PROT_NONE, Op::Unmap) {
+                return Some(Err(e));
+            }
             // SAFETY: the range is mapped, inside our reservation, and no
             // one accesses it again until it is mapped (caller's contract).
-            unsafe { drop_pages(range.base().as_ptr(), range.size().0) }.map_err(os)?;
-            self.mprotect(range, libc::PROT_NONE, Op::Unmap)
+            match unsafe { drop_pages(range.base().as_ptr(), range.size().0) } {
+                Ok(()) => Some(Ok(())),
+                Err(e) => {
+                    let back = libc::PROT_READ | libc::PROT_WRITE;
+                    if let Err(undo) = self.mprotect(range, back, Op::Unmap) {
+                        return Some(Err(undo));
+                    }
+                    (e != libc::EINVAL).then(|| Err(os(e)))
+                }
+            }
         };
         // A fresh `PROT_NONE` mapping over the range. Under `mlockall
         // (MCL_FUTURE)` it is locked, and the kernel charges it against
         // `RLIMIT_MEMLOCK` before the old pages go, so near the limit it is
         // refused (`EAGAIN`) though it would lock nothing more: the pages
-        // are then dropped in place instead, which needs no room.
+        // are then dropped in place instead, which needs no room (and a
+        // failure of that is the error returned, `EAGAIN` only where the
+        // pages cannot be dropped).
         let replace = || match self.anon(Some(range.base().0), range.size().0, libc::PROT_NONE) {
             Ok(_) => Ok(()),
-            Err(libc::EAGAIN) => decommit().map_err(|_| os(libc::EAGAIN)),
+            Err(libc::EAGAIN) => in_place().unwrap_or(Err(os(libc::EAGAIN))),
             Err(e) => Err(os(e)),
         };
         match self.unmap {
