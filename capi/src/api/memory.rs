@@ -409,8 +409,8 @@ unsafe fn free_held<P: Platform>(
         let (addr, tag) = (Addr(handle.addr), handle.tag);
         // Tag 0 is never a handle's: stood in for by `u32::MAX`, never a
         // tag either, so the arena refuses it and counts the bad free.
-        let never = if tag == 0 { u32::MAX } else { tag };
-        let Some(h) = Handle::from_parts(addr, never, handle.arena) else {
+        let nonzero = if tag == 0 { u32::MAX } else { tag };
+        let Some(h) = Handle::from_parts(addr, nonzero, handle.arena) else {
             return Err(fail(ArenaError::BadHandle { addr, tag }));
         };
         let size = free(&o.shared, h).map_err(fail)?;
