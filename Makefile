@@ -108,8 +108,10 @@ sanitize: asan tsan
 # The tests that fill the process's VMAs to vm.max_map_count, or run under
 # an address-space, data-size or locked-memory limit, are skipped:
 # AddressSanitizer maps its shadow as it goes and cannot run there.
+# VMSPACE_ASAN tells tests that count the whole process's VMAs that the
+# sanitizer's own mappings come and go meanwhile.
 asan: nightly
-	RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
+	VMSPACE_ASAN=1 RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
 		$(CARGO) +nightly test --workspace --target $(SAN_TARGET) --lib --tests -- \
 		--skip at_the_vma_limit --skip under_rlimit
 tsan: nightly

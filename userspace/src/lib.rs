@@ -32,6 +32,7 @@ mod rseq;
 mod sync;
 pub mod trace;
 mod tsan;
+mod unpadded;
 
 pub use affinity::{allowed_cpus, run_only_on};
 pub use mmap::{MmapBackend, UnmapStrategy};

@@ -4,9 +4,10 @@
 //!   over-reserving by the alignment and trimming both ends with `munmap`
 //!   (where a limit refuses the padding, `RLIMIT_AS`, or `RLIMIT_MEMLOCK`
 //!   under `mlockall(MCL_FUTURE)`, an unpadded mapping at an aligned
-//!   address instead: see `aligned_unpadded`; with `Decommit`, its first page then made read-write, dirtied, dropped
-//!   and made `PROT_NONE` again, which gives the whole range one
-//!   `anon_vma`: see `share_anon_vma`);
+//!   address found free instead, see `unpadded`); with `Decommit`, its
+//!   first page then made read-write, dirtied, dropped and made
+//!   `PROT_NONE` again, which gives the whole range one `anon_vma` (see
+//!   `share_anon_vma`);
 //! - map: `mprotect(PROT_READ | PROT_WRITE)`, so adjacent mapped runs with the
 //!   same protection merge into one kernel VMA;
 //! - unmap, by one of two [`UnmapStrategy`]s:
@@ -141,40 +142,6 @@ impl MmapBackend {
         } else {
             Err(errno())
         }
-    }
-
-    /// A `PROT_NONE` mapping of exactly `size` bytes aligned to `align`,
-    /// without the padding `reserve` maps to trim: where the kernel put an
-    /// unaligned one, at the next few aligned addresses above it that are
-    /// free (`MAP_FIXED_NOREPLACE`, Linux 4.17; an older kernel takes the
-    /// address as a hint, and a mapping elsewhere is given back). `None`
-    /// when none is.
-    fn aligned_unpadded(&self, size: usize, align: usize) -> Option<usize> {
-        let p = self.anon(None, size, libc::PROT_NONE).ok()?;
-        if p % align == 0 {
-            return Some(p);
-        }
-        let _ = self.munmap(p, size);
-        let first = vmspace_shim::align::align_up(p, align).ok()?;
-        (0..8usize).find_map(|k| {
-            let at = first.checked_add(k.checked_mul(align)?)?;
-            let flags = libc::MAP_PRIVATE
-                | libc::MAP_ANONYMOUS
-                | libc::MAP_NORESERVE
-                | libc::MAP_FIXED_NOREPLACE;
-            // SAFETY: anonymous memory where nothing is mapped (the kernel
-            // refuses it otherwise, or, before 4.17, maps elsewhere).
-            let q =
-                unsafe { libc::mmap(at as *mut libc::c_void, size, libc::PROT_NONE, flags, -1, 0) };
-            if q == libc::MAP_FAILED {
-                return None;
-            }
-            if q as usize != at {
-                let _ = self.munmap(q as usize, size);
-                return None;
-            }
-            Some(at)
-        })
     }
 
     /// Give a fresh `PROT_NONE` reservation one `anon_vma` for the whole
@@ -328,7 +295,9 @@ unsafe impl PageOps for MmapBackend {
             // `mlockall(MCL_FUTURE)` `RLIMIT_MEMLOCK` counts inaccessible
             // mappings too, and `RLIMIT_AS` counts every one.
             Err(e @ (libc::EAGAIN | libc::ENOMEM)) if extra > 0 => (
-                self.aligned_unpadded(size.0, align.0).ok_or(e).map_err(to_reserve_error(size))?,
+                crate::unpadded::map_aligned(size.0, align.0)
+                    .ok_or(e)
+                    .map_err(to_reserve_error(size))?,
                 size.0,
             ),
             Err(e) => return Err(to_reserve_error(size)(e)),
