@@ -3,7 +3,6 @@
 //! `mincore` path. Tests that lock memory or fill the map count run in a
 //! re-executed child; the rest run one at a time (`serial`).
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use vmspace_shim::{Addr, PageOps, Range, Size};
@@ -12,16 +11,7 @@ use vmspace_user::{MmapBackend, UnmapStrategy};
 
 mod child_reexec;
 
-use child_reexec::in_child;
-
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn r(base: usize, size: usize) -> Range {
-    Range::from_size(Addr(base), Size(size)).unwrap()
-}
+use child_reexec::{drop_cap_ipc_lock, in_child, r, serial, vmas_over_noalloc};
 
 /// One smaps entry: range, perms, Rss kB, Locked kB, VmFlags.
 #[derive(Debug)]
@@ -395,36 +385,6 @@ fn concurrent_reserves_leave_nothing_accessible() {
     assert!(wrong.is_empty() && res == 0, "{res} resident; {wrong:#?}");
 }
 
-/// VMAs of /proc/self/maps overlapping `x`, read into `buf` without
-/// allocating (the caller is under `mlockall(MCL_FUTURE)` and a tight
-/// RLIMIT_MEMLOCK: a heap mmap could fail).
-fn vmas_over_noalloc(x: Range, buf: &mut [u8]) -> usize {
-    // SAFETY: plain calls on our own buffer.
-    let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY) };
-    assert!(fd >= 0);
-    let mut len = 0;
-    loop {
-        // SAFETY: reading into the rest of buf.
-        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
-        if n <= 0 {
-            break;
-        }
-        len += n as usize;
-    }
-    // SAFETY: ours.
-    unsafe { libc::close(fd) };
-    let text = std::str::from_utf8(&buf[..len]).unwrap();
-    text.lines()
-        .filter(|l| {
-            let f = l.split(' ').next().unwrap();
-            let (a, b) = f.split_once('-').unwrap();
-            let (a, b) =
-                (usize::from_str_radix(a, 16).unwrap(), usize::from_str_radix(b, 16).unwrap());
-            a < x.limit().0 && b > x.base().0
-        })
-        .count()
-}
-
 /// Under `mlockall(MCL_FUTURE)` with a RLIMIT_MEMLOCK that the reservation
 /// fills (no CAP_IPC_LOCK), another thread's mapping that lands between the
 /// first page's `munlock` and `mlock` takes the locked-memory room: the
@@ -437,34 +397,7 @@ fn first_page_under_rlimit_memlock_race() {
         return in_child("first_page_under_rlimit_memlock_race", "R27_MEMLOCK", "r27:");
     }
     // Drop CAP_IPC_LOCK (bit 14) in this child only.
-    #[repr(C)]
-    struct Hdr {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        eff: u32,
-        perm: u32,
-        inh: u32,
-    }
-    let mut hdr = Hdr { version: 0x2008_0522, pid: 0 };
-    let mut d = [Data::default(); 2];
-    // SAFETY: capget/capset with valid structures.
-    unsafe {
-        assert_eq!(libc::syscall(libc::SYS_capget, &mut hdr, d.as_mut_ptr()), 0);
-        d[0].eff &= !(1 << 14);
-        d[0].perm &= !(1 << 14);
-        let rc = libc::syscall(libc::SYS_capset, &mut hdr, d.as_ptr());
-        assert_eq!(
-            rc,
-            0,
-            "capset: {} hdr.version {:#x}",
-            std::io::Error::last_os_error(),
-            hdr.version
-        );
-    }
+    drop_cap_ipc_lock();
     let be = MmapBackend::with_strategy(UnmapStrategy::Decommit);
     let p = be.page_size().0;
     const R: usize = 8;

@@ -5,89 +5,15 @@
 //! (`in_child`), so the child test must stay in this file; this binary's
 //! tests run one at a time (`serial`).
 
+mod child_reexec;
 mod outside_r28_mmap_common;
 
-use vmspace_shim::{PageOps, Range, Size};
+use vmspace_shim::{PageOps, Size};
 use vmspace_user::procfs::vmas_in;
 use vmspace_user::{MmapBackend, UnmapStrategy};
 
+use child_reexec::{drop_cap_ipc_lock, vmas_over_noalloc, vmlck_pages_noalloc};
 use outside_r28_mmap_common::{in_child, r, resident_pages, serial};
-
-/// Drop CAP_IPC_LOCK (bit 14) in this process, so RLIMIT_MEMLOCK applies.
-fn drop_cap_ipc_lock() {
-    #[repr(C)]
-    struct Hdr {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        eff: u32,
-        perm: u32,
-        inh: u32,
-    }
-    let mut hdr = Hdr { version: 0x2008_0522, pid: 0 };
-    let mut d = [Data::default(); 2];
-    // SAFETY: capget/capset with valid, correctly sized structures.
-    unsafe {
-        assert_eq!(libc::syscall(libc::SYS_capget, &mut hdr, d.as_mut_ptr()), 0);
-        d[0].eff &= !(1 << 14);
-        d[0].perm &= !(1 << 14);
-        assert_eq!(libc::syscall(libc::SYS_capset, &mut hdr, d.as_ptr()), 0);
-    }
-}
-
-/// VMAs of /proc/self/maps overlapping `x`, read into `buf` without
-/// allocating.
-fn vmas_over_noalloc(x: Range, buf: &mut [u8]) -> usize {
-    // SAFETY: plain calls on our own buffer.
-    let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY) };
-    assert!(fd >= 0);
-    let mut len = 0;
-    loop {
-        // SAFETY: reading into the rest of buf.
-        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
-        if n <= 0 {
-            break;
-        }
-        len += n as usize;
-    }
-    // SAFETY: ours.
-    unsafe { libc::close(fd) };
-    let text = std::str::from_utf8(&buf[..len]).unwrap();
-    text.lines()
-        .filter(|l| {
-            let f = l.split(' ').next().unwrap();
-            let (a, b) = f.split_once('-').unwrap();
-            let (a, b) =
-                (usize::from_str_radix(a, 16).unwrap(), usize::from_str_radix(b, 16).unwrap());
-            a < x.limit().0 && b > x.base().0
-        })
-        .count()
-}
-
-/// `VmLck` of /proc/self/status in pages, read into `buf` without allocating.
-fn vmlck_pages(buf: &mut [u8], page: usize) -> usize {
-    // SAFETY: plain calls on our own buffer.
-    let fd = unsafe { libc::open(c"/proc/self/status".as_ptr(), libc::O_RDONLY) };
-    assert!(fd >= 0);
-    let mut len = 0;
-    loop {
-        // SAFETY: reading into the rest of buf.
-        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
-        if n <= 0 {
-            break;
-        }
-        len += n as usize;
-    }
-    // SAFETY: ours.
-    unsafe { libc::close(fd) };
-    let text = std::str::from_utf8(&buf[..len]).unwrap();
-    let line = text.lines().find(|l| l.starts_with("VmLck:")).unwrap();
-    let kb: usize = line[6..].trim().trim_end_matches("kB").trim().parse().unwrap();
-    kb * 1024 / page
-}
 
 /// Under `mlockall(MCL_FUTURE)` (with or without `MCL_ONFAULT`) and a
 /// `RLIMIT_MEMLOCK` that the reservation nearly fills (no CAP_IPC_LOCK):
@@ -113,7 +39,7 @@ fn memlock_unmap_child_with(flags: i32, tag: &str, strategy: UnmapStrategy) {
     println!("r28: {tag}: start");
     // SAFETY: plain call.
     assert_eq!(unsafe { libc::mlockall(flags) }, 0, "{tag}: mlockall");
-    let before = vmlck_pages(&mut status, p);
+    let before = vmlck_pages_noalloc(&mut status, p);
     // Leave room for 2 more pages: less than the 4-page run.
     let size = LIMIT - before - 2;
     let x = be.reserve(Size(size * p), Size(p)).expect("reserve within the limit");
@@ -332,14 +258,14 @@ fn reserve_without_dontneed_locked_at_memlock_limit() {
     // SAFETY: plain call.
     assert_eq!(unsafe { libc::mlockall(libc::MCL_FUTURE) }, 0);
     // Control: with a page of room to spare it works.
-    let room = LIMIT - vmlck_pages(&mut status, p);
+    let room = LIMIT - vmlck_pages_noalloc(&mut status, p);
     let y = be.reserve(Size((room - 1) * p), Size(p));
     let y_ok = y.is_ok();
     if let Ok(y) = y {
         // SAFETY: ours.
         unsafe { be.release(y) }.unwrap();
     }
-    let room = LIMIT - vmlck_pages(&mut status, p);
+    let room = LIMIT - vmlck_pages_noalloc(&mut status, p);
     let x = be.reserve(Size(room * p), Size(p));
     let detail = match x {
         Ok(x) => {

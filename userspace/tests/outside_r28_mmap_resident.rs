@@ -2,6 +2,7 @@
 //! unaligned ranges, ranges near the top of the address space. This
 //! binary's tests run one at a time (`serial`).
 
+mod child_reexec;
 mod outside_r28_mmap_common;
 
 use vmspace_shim::{Addr, PageOps, Range, Size};

@@ -6,6 +6,7 @@
 //! test must stay in this file; this binary's tests run one at a time
 //! (`serial`).
 
+mod child_reexec;
 mod outside_r28_mmap_common;
 
 use vmspace_shim::{Addr, PageOps, Range, Size};

@@ -4,70 +4,18 @@
 //! `mlock`, and `procfs::resident_in` across its `mincore` chunks. Tests that
 //! lock memory or change limits re-execute this binary as a child.
 
-use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
+mod child_reexec;
 
-use vmspace_shim::{Addr, PageOps, Range, Size};
+use vmspace_shim::{PageOps, Range, Size};
 use vmspace_user::procfs::{resident_in, vmas_in};
 use vmspace_user::{MmapBackend, UnmapStrategy};
 
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn r(base: usize, size: usize) -> Range {
-    Range::from_size(Addr(base), Size(size)).unwrap()
-}
+use child_reexec::{drop_cap_ipc_lock, r, serial, vmlck_pages};
 
 /// Re-execute this binary to run `name` alone with `var` set to `val`;
-/// assert it passed.
+/// assert it passed (echoing the child's `r29:` lines).
 fn in_child(name: &str, var: &str, val: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(var, val)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    for line in text.lines().filter(|l| l.contains("r29:")) {
-        println!("{line}");
-    }
-    assert!(out.status.success() && text.contains("1 passed"), "child output:\n{text}");
-}
-
-/// Drop CAP_IPC_LOCK (bit 14) in this process, so RLIMIT_MEMLOCK applies.
-fn drop_cap_ipc_lock() {
-    #[repr(C)]
-    struct Hdr {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        eff: u32,
-        perm: u32,
-        inh: u32,
-    }
-    let mut hdr = Hdr { version: 0x2008_0522, pid: 0 };
-    let mut d = [Data::default(); 2];
-    // SAFETY: capget/capset with valid, correctly sized structures.
-    unsafe {
-        assert_eq!(libc::syscall(libc::SYS_capget, &mut hdr, d.as_mut_ptr()), 0);
-        d[0].eff &= !(1 << 14);
-        d[0].perm &= !(1 << 14);
-        assert_eq!(libc::syscall(libc::SYS_capset, &mut hdr, d.as_ptr()), 0);
-    }
-}
-
-/// `VmLck` of /proc/self/status, in pages.
-fn vmlck_pages(page: usize) -> usize {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s.lines().find(|l| l.starts_with("VmLck:")).unwrap();
-    let kb: usize = line[6..].trim().trim_end_matches("kB").trim().parse().unwrap();
-    kb * 1024 / page
+    child_reexec::in_child_echo(name, var, val, "r29:");
 }
 
 /// Resident pages of `x` by `mincore`.

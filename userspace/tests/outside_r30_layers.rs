@@ -2,6 +2,7 @@
 //! `ChunkMap`, `VmArena`) under `RLIMIT_AS` and `RLIMIT_DATA`, in a child
 //! re-executing this binary (test names contain `under_rlimit`).
 
+mod child_reexec;
 mod outside_r30_common;
 
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig};
@@ -12,7 +13,8 @@ use vmspace_shim::PageOps;
 use vmspace_user::procfs::vma_count;
 use vmspace_user::{MmapBackend, UnmapStrategy};
 
-use outside_r30_common::{in_child, set_limit, status_bytes};
+use child_reexec::{set_limit, status_bytes};
+use outside_r30_common::in_child;
 
 /// Run `f` with `RLIMIT_AS` at the current address-space size plus `room`.
 fn with_as<T>(room: usize, f: impl FnOnce() -> T) -> T {

@@ -3,24 +3,15 @@
 //! `mlockall(MCL_FUTURE)`. Tests that change limits or lock memory re-execute
 //! this binary as a child (their names contain `under_rlimit`).
 
+mod child_reexec;
 mod outside_r30_common;
 
-use std::sync::{Mutex, MutexGuard};
-
-use vmspace_shim::{Addr, PageOps, Range, ShimError, Size};
+use vmspace_shim::{PageOps, Range, ShimError, Size};
 use vmspace_user::procfs::{resident_in, vma_count, vmas_in};
 use vmspace_user::{MmapBackend, UnmapStrategy};
 
-use outside_r30_common::{below_is_free, drop_cap_ipc_lock, in_child, set_limit, status_bytes};
-
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn r(base: usize, size: usize) -> Range {
-    Range::from_size(Addr(base), Size(size)).unwrap()
-}
+use child_reexec::{drop_cap_ipc_lock, r, serial, set_limit, status_bytes};
+use outside_r30_common::{below_is_free, in_child};
 
 /// The (size, align) cases, in pages and bytes: sizes not a multiple of
 /// 2 MiB (which Linux would align by itself), the typical 2 MiB alignment

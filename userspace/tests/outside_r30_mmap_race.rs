@@ -3,13 +3,15 @@
 //! (`MAP_FIXED_NOREPLACE`), under `RLIMIT_AS` in a child re-executing this
 //! binary.
 
+mod child_reexec;
 mod outside_r30_common;
 
 use vmspace_shim::{PageOps, Size};
 use vmspace_user::procfs::vmas_in;
 use vmspace_user::{MmapBackend, UnmapStrategy};
 
-use outside_r30_common::{below_is_free, in_child, set_limit, status_bytes};
+use child_reexec::{set_limit, status_bytes};
+use outside_r30_common::{below_is_free, in_child};
 
 /// A thread mapping (and writing) pages at the fallback's aligned
 /// candidates while another reserves under `RLIMIT_AS`: every reservation
