@@ -28,6 +28,41 @@ fn reached(what: &str) {
     assert!(t.0 > 0 && t.1 > 0 && t.2 > 0, "{what}: the failure paths were not reached: {t:?}");
 }
 
+/// `sim`, a simulated backend over a `Placed::new(bytes, offset)` buffer,
+/// with two fault injectors stacked on it: `inner` on `sim`, `outer` on
+/// `inner`.
+macro_rules! stacked_sim {
+    ($sim:ident, $inner:ident, $outer:ident, $bytes:expr, $offset:expr) => {
+        let mut buf = Placed::new($bytes, $offset);
+        let $sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
+        let $inner = FaultInjector::new(&$sim);
+        let $outer = FaultInjector::new(&$inner);
+    };
+}
+
+/// `src`, a `RefCell` holding a `VmSource` over a `Vm` of `pages` pages
+/// reserved through `outer`, with the flush threshold `batch` if given.
+macro_rules! vm_source {
+    ($src:ident, $outer:ident, $pages:expr, $batch:expr) => {
+        let vm = Vm::reserve(&$outer, Size($pages * PAGE), Size(PAGE)).unwrap();
+        let (mut t, mut h) = (vec![0u8; 64 << 10], vec![0u8; 16 << 10]);
+        let mut src = VmSource::new(vm, SliceStore::new(&mut t), SliceStore::new(&mut h)).unwrap();
+        if let Some(batch) = $batch {
+            src.set_flush_threshold(batch).unwrap();
+        }
+        let $src = RefCell::new(src);
+    };
+}
+
+/// The check of what `cell` holds, for `drive` and `script`: an error if
+/// it is borrowed or its `check()` fails.
+fn check_in<T, E: std::fmt::Debug>(
+    cell: &RefCell<T>,
+    check: impl FnOnce(&T) -> Result<(), E>,
+) -> Result<(), String> {
+    check(&*cell.try_borrow().map_err(|e| format!("{e}"))?).map_err(|e| format!("{e:?}"))
+}
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -158,19 +193,9 @@ fn arena_over_vm_source_random_part_way_faults() {
     for batch in [0usize, 1, 8, 64] {
         for seed in 1..=40u64 {
             let what = format!("VmSource batch {batch}");
-            let mut buf = Placed::new(4 << 20, (seed as usize % 3) * PAGE);
-            let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-            let inner = FaultInjector::new(&sim);
-            let outer = FaultInjector::new(&inner);
-            let vm = Vm::reserve(&outer, Size(256 * PAGE), Size(PAGE)).unwrap();
-            let (mut t, mut h) = (vec![0u8; 64 << 10], vec![0u8; 16 << 10]);
-            let mut src =
-                VmSource::new(vm, SliceStore::new(&mut t), SliceStore::new(&mut h)).unwrap();
-            src.set_flush_threshold(batch).unwrap();
-            let src = RefCell::new(src);
-            let check = || {
-                src.try_borrow().map_err(|e| format!("{e}"))?.check().map_err(|e| format!("{e:?}"))
-            };
+            stacked_sim!(sim, inner, outer, 4 << 20, (seed as usize % 3) * PAGE);
+            vm_source!(src, outer, 256, Some(batch));
+            let check = || check_in(&src, |x| x.check());
             drive(&src, &sim, &outer, &inner, seed, 300, &check, &what);
             // Whatever the source still holds imported is mapped read-write
             // or stranded; nothing it holds free is mapped.
@@ -186,16 +211,11 @@ fn arena_over_vm_arena_random_part_way_faults() {
     for spare in [0usize, 4, 64] {
         for seed in 1..=40u64 {
             let what = format!("VmArena spare {spare}");
-            let mut buf = Placed::new(4 << 20, (seed as usize % 3) * PAGE);
-            let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-            let inner = FaultInjector::new(&sim);
-            let outer = FaultInjector::new(&inner);
+            stacked_sim!(sim, inner, outer, 4 << 20, (seed as usize % 3) * PAGE);
             let mut vma = VmArena::new(&outer, VmArenaConfig::new(Size(256 * PAGE))).unwrap();
             vma.set_spare_limit(spare).unwrap();
             let vma = RefCell::new(vma);
-            let check = || {
-                vma.try_borrow().map_err(|e| format!("{e}"))?.check().map_err(|e| format!("{e:?}"))
-            };
+            let check = || check_in(&vma, |x| x.check());
             drive(&vma, &sim, &outer, &inner, seed, 300, &check, &what);
         }
     }
@@ -289,22 +309,9 @@ fn every_position_vm_source() {
         for m in [0u64, 1, 2, 3] {
             for batch in [0usize, 4] {
                 let what = format!("VmSource batch {batch}");
-                let mut buf = Placed::new(2 << 20, 0);
-                let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-                let inner = FaultInjector::new(&sim);
-                let outer = FaultInjector::new(&inner);
-                let vm = Vm::reserve(&outer, Size(128 * PAGE), Size(PAGE)).unwrap();
-                let (mut t, mut h) = (vec![0u8; 64 << 10], vec![0u8; 16 << 10]);
-                let mut src =
-                    VmSource::new(vm, SliceStore::new(&mut t), SliceStore::new(&mut h)).unwrap();
-                src.set_flush_threshold(batch).unwrap();
-                let src = RefCell::new(src);
-                let check = || {
-                    src.try_borrow()
-                        .map_err(|e| format!("{e}"))?
-                        .check()
-                        .map_err(|e| format!("{e:?}"))
-                };
+                stacked_sim!(sim, inner, outer, 2 << 20, 0);
+                vm_source!(src, outer, 128, Some(batch));
+                let check = || check_in(&src, |x| x.check());
                 let calls = script(&src, &sim, &outer, &inner, n, m, &check, &what);
                 if m == 0 && batch == 0 && max == u64::MAX {
                     max = calls + 1;
@@ -328,19 +335,11 @@ fn every_position_vm_arena() {
         for m in [0u64, 1, 2, 3] {
             for spare in [0usize, 8] {
                 let what = format!("VmArena spare {spare}");
-                let mut buf = Placed::new(2 << 20, 0);
-                let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-                let inner = FaultInjector::new(&sim);
-                let outer = FaultInjector::new(&inner);
+                stacked_sim!(sim, inner, outer, 2 << 20, 0);
                 let mut vma = VmArena::new(&outer, VmArenaConfig::new(Size(128 * PAGE))).unwrap();
                 vma.set_spare_limit(spare).unwrap();
                 let vma = RefCell::new(vma);
-                let check = || {
-                    vma.try_borrow()
-                        .map_err(|e| format!("{e}"))?
-                        .check()
-                        .map_err(|e| format!("{e:?}"))
-                };
+                let check = || check_in(&vma, |x| x.check());
                 let calls = script(&vma, &sim, &outer, &inner, n, m, &check, &what);
                 if m == 0 && spare == 0 && max == u64::MAX {
                     max = calls + 1;
@@ -358,17 +357,9 @@ fn tight_tags_vm_source_random_part_way_faults() {
     for tags in [MIN_TAGS * TAG_BYTES, (MIN_TAGS + 2) * TAG_BYTES, (MIN_TAGS + 6) * TAG_BYTES] {
         for seed in 1..=30u64 {
             let what = format!("VmSource tags {tags}");
-            let mut buf = Placed::new(4 << 20, 0);
-            let sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-            let inner = FaultInjector::new(&sim);
-            let outer = FaultInjector::new(&inner);
-            let vm = Vm::reserve(&outer, Size(256 * PAGE), Size(PAGE)).unwrap();
-            let (mut t, mut h) = (vec![0u8; 64 << 10], vec![0u8; 16 << 10]);
-            let src = VmSource::new(vm, SliceStore::new(&mut t), SliceStore::new(&mut h)).unwrap();
-            let src = RefCell::new(src);
-            let check = || {
-                src.try_borrow().map_err(|e| format!("{e}"))?.check().map_err(|e| format!("{e:?}"))
-            };
+            stacked_sim!(sim, inner, outer, 4 << 20, 0);
+            vm_source!(src, outer, 256, None);
+            let check = || check_in(&src, |x| x.check());
             drive_tags(&src, &sim, &outer, &inner, seed, 300, &check, &what, tags);
         }
     }
