@@ -8,14 +8,16 @@
 
 use std::cell::RefCell;
 
-use vmspace::arena::{Arena, Policy, SliceStore};
-use vmspace::sources::VmSource;
-use vmspace::vm::Vm;
+use vmspace::arena::{Arena, Policy};
 use vmspace::vmarena::{VmArena, VmArenaConfig};
-use vmspace_shim::sim::{PageState, Placed, SimBackend};
-use vmspace_shim::{Addr, FaultInjector, FaultShape, PageOps, Protection, Range, Size};
+use vmspace_shim::sim::SimBackend;
+use vmspace_shim::{Addr, FaultInjector, FaultShape, PageOps, Range, Size};
 
-const PAGE: usize = 4096;
+mod outside_common;
+mod outside_stacked_sources;
+
+use outside_common::Rng;
+use outside_stacked_sources::{importer, read_write, stacked, PAGE};
 
 thread_local! {
     /// (part-way failures, export failures, exports) over this thread's runs.
@@ -28,25 +30,13 @@ fn reached(what: &str) {
     assert!(t.0 > 0 && t.1 > 0 && t.2 > 0, "{what}: the failure paths were not reached: {t:?}");
 }
 
-/// `sim`, a simulated backend over a `Placed::new(bytes, offset)` buffer,
-/// with two fault injectors stacked on it: `inner` on `sim`, `outer` on
-/// `inner`.
-macro_rules! stacked_sim {
-    ($sim:ident, $inner:ident, $outer:ident, $bytes:expr, $offset:expr) => {
-        let mut buf = Placed::new($bytes, $offset);
-        let $sim = SimBackend::new(buf.bytes(), PAGE).unwrap();
-        let $inner = FaultInjector::new(&$sim);
-        let $outer = FaultInjector::new(&$inner);
-    };
-}
-
-/// `src`, a `RefCell` holding a `VmSource` over a `Vm` of `pages` pages
-/// reserved through `outer`, with the flush threshold `batch` if given.
+/// `sim`, `inner`, `outer` as `stacked!` makes them, and `src`, a
+/// `RefCell` holding a `VmSource` over a `Vm` of `pages` pages reserved
+/// through `outer` (on stores of 64 and 16 KiB), with the flush threshold
+/// `batch` if given.
 macro_rules! vm_source {
-    ($src:ident, $outer:ident, $pages:expr, $batch:expr) => {
-        let vm = Vm::reserve(&$outer, Size($pages * PAGE), Size(PAGE)).unwrap();
-        let (mut t, mut h) = (vec![0u8; 64 << 10], vec![0u8; 16 << 10]);
-        let mut src = VmSource::new(vm, SliceStore::new(&mut t), SliceStore::new(&mut h)).unwrap();
+    (let $sim:ident, $inner:ident, $outer:ident, $src:ident = $bytes:expr, $offset:expr, $pages:expr, $batch:expr) => {
+        stacked!(let $sim, $inner, $outer, mut src = $bytes, $offset, $pages * PAGE, stores 64 << 10, 16 << 10);
         if let Some(batch) = $batch {
             src.set_flush_threshold(batch).unwrap();
         }
@@ -61,26 +51,6 @@ fn check_in<T, E: std::fmt::Debug>(
     check: impl FnOnce(&T) -> Result<(), E>,
 ) -> Result<(), String> {
     check(&*cell.try_borrow().map_err(|e| format!("{e}"))?).map_err(|e| format!("{e:?}"))
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn read_write(sim: &SimBackend, r: Range) -> bool {
-    (0..r.size().0 / PAGE).all(|i| {
-        sim.page_state(Addr(r.base().0 + i * PAGE))
-            == Some(PageState::Mapped(Protection::ReadWrite))
-    })
 }
 
 /// One run of random traffic over an arena importing from `source`.
@@ -113,15 +83,7 @@ fn drive_tags<S: vmspace::arena::Source, A: PageOps, B: PageOps>(
     what: &str,
     tags: usize,
 ) {
-    let (mut t, mut h) = (vec![0u8; tags], vec![0u8; 16 << 10]);
-    let mut a = Arena::new(
-        "importer",
-        Size(PAGE),
-        SliceStore::new(&mut t),
-        SliceStore::new(&mut h),
-        source,
-    )
-    .unwrap();
+    importer!(let mut a = source, tags, 16 << 10);
     let mut rng = Rng(seed | 1);
     outer.set_shape(FaultShape::PartWay);
     inner.set_shape(FaultShape::PartWay);
@@ -193,8 +155,7 @@ fn arena_over_vm_source_random_part_way_faults() {
     for batch in [0usize, 1, 8, 64] {
         for seed in 1..=40u64 {
             let what = format!("VmSource batch {batch}");
-            stacked_sim!(sim, inner, outer, 4 << 20, (seed as usize % 3) * PAGE);
-            vm_source!(src, outer, 256, Some(batch));
+            vm_source!(let sim, inner, outer, src = 4 << 20, (seed as usize % 3) * PAGE, 256, Some(batch));
             let check = || check_in(&src, |x| x.check());
             drive(&src, &sim, &outer, &inner, seed, 300, &check, &what);
             // Whatever the source still holds imported is mapped read-write
@@ -211,7 +172,7 @@ fn arena_over_vm_arena_random_part_way_faults() {
     for spare in [0usize, 4, 64] {
         for seed in 1..=40u64 {
             let what = format!("VmArena spare {spare}");
-            stacked_sim!(sim, inner, outer, 4 << 20, (seed as usize % 3) * PAGE);
+            stacked!(let sim, inner, outer = 4 << 20, (seed as usize % 3) * PAGE);
             let mut vma = VmArena::new(&outer, VmArenaConfig::new(Size(256 * PAGE))).unwrap();
             vma.set_spare_limit(spare).unwrap();
             let vma = RefCell::new(vma);
@@ -238,15 +199,7 @@ fn script<S: vmspace::arena::Source, A: PageOps, B: PageOps>(
     check_source: &dyn Fn() -> Result<(), String>,
     what: &str,
 ) -> u64 {
-    let (mut t, mut h) = (vec![0u8; 64 << 10], vec![0u8; 16 << 10]);
-    let mut a = Arena::new(
-        "importer",
-        Size(PAGE),
-        SliceStore::new(&mut t),
-        SliceStore::new(&mut h),
-        source,
-    )
-    .unwrap();
+    importer!(let mut a = source, 64 << 10, 16 << 10);
     outer.set_shape(FaultShape::PartWay);
     inner.set_shape(FaultShape::PartWay);
     inner.only(&[vmspace_shim::Op::Protect]);
@@ -309,8 +262,7 @@ fn every_position_vm_source() {
         for m in [0u64, 1, 2, 3] {
             for batch in [0usize, 4] {
                 let what = format!("VmSource batch {batch}");
-                stacked_sim!(sim, inner, outer, 2 << 20, 0);
-                vm_source!(src, outer, 128, Some(batch));
+                vm_source!(let sim, inner, outer, src = 2 << 20, 0, 128, Some(batch));
                 let check = || check_in(&src, |x| x.check());
                 let calls = script(&src, &sim, &outer, &inner, n, m, &check, &what);
                 if m == 0 && batch == 0 && max == u64::MAX {
@@ -335,7 +287,7 @@ fn every_position_vm_arena() {
         for m in [0u64, 1, 2, 3] {
             for spare in [0usize, 8] {
                 let what = format!("VmArena spare {spare}");
-                stacked_sim!(sim, inner, outer, 2 << 20, 0);
+                stacked!(let sim, inner, outer = 2 << 20, 0);
                 let mut vma = VmArena::new(&outer, VmArenaConfig::new(Size(128 * PAGE))).unwrap();
                 vma.set_spare_limit(spare).unwrap();
                 let vma = RefCell::new(vma);
@@ -357,8 +309,7 @@ fn tight_tags_vm_source_random_part_way_faults() {
     for tags in [MIN_TAGS * TAG_BYTES, (MIN_TAGS + 2) * TAG_BYTES, (MIN_TAGS + 6) * TAG_BYTES] {
         for seed in 1..=30u64 {
             let what = format!("VmSource tags {tags}");
-            stacked_sim!(sim, inner, outer, 4 << 20, 0);
-            vm_source!(src, outer, 256, None);
+            vm_source!(let sim, inner, outer, src = 4 << 20, 0, 256, None);
             let check = || check_in(&src, |x| x.check());
             drive_tags(&src, &sim, &outer, &inner, seed, 300, &check, &what, tags);
         }

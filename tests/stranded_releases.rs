@@ -5,7 +5,7 @@
 //! of handing it out again. Each at several buffer offsets, unbatched and
 //! batched.
 
-use vmspace::arena::{Arena, ArenaError, Policy, SliceStore, Source};
+use vmspace::arena::{ArenaError, Policy, Source};
 use vmspace::sources::IMPORT_OWNER;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
 use vmspace_shim::sim::SimBackend;
@@ -13,7 +13,7 @@ use vmspace_shim::{FaultInjector, FaultShape, Op, PageOps, Range, Size};
 
 mod outside_stacked_sources;
 
-use outside_stacked_sources::{read_write, stacked, PAGE};
+use outside_stacked_sources::{importer, read_write, stacked, PAGE};
 
 const OFFSETS: [usize; 4] = [0, PAGE, 5 * PAGE + 64, 64 << 10];
 
@@ -88,15 +88,7 @@ fn arena_after_a_failed_give_back<S: Source, A: PageOps, B: PageOps>(
     stuck: bool,
     what: &str,
 ) -> Range {
-    let (mut t, mut h) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
-    let mut a = Arena::new(
-        "importer",
-        Size(PAGE),
-        SliceStore::new(&mut t),
-        SliceStore::new(&mut h),
-        source,
-    )
-    .unwrap();
+    importer!(let mut a = source, 16 << 10, 4 << 10);
     let x = a.alloc(Size(8 * PAGE), Policy::FirstFit).unwrap();
     let first = Range::from_size(x, Size(8 * PAGE)).unwrap();
     fail_the_give_back(outer, inner, stuck);

@@ -1,8 +1,9 @@
 //! What the tests of sources over stacked fault injectors share
-//! (`outside_r26_vmsource.rs`, `stranded_releases.rs`): a simulator, an
+//! (`outside_r26_vmsource.rs`, `stranded_releases.rs`,
+//! `outside_r28_stranded.rs`): a simulator, an
 //! injector over it and another over that (two failures in one call: the
 //! outer one's part-way unmap, the inner one's put-back protect), and a
-//! `VmSource` over a `Vm` reserved through them.
+//! `VmSource` over a `Vm` reserved through them, an importing `Arena`.
 
 #![allow(dead_code)] // each test file uses part of it
 
@@ -24,9 +25,13 @@ pub fn read_write(sim: &SimBackend, r: Range) -> bool {
 /// simulator of `PAGE` pages over a `Placed` buffer of `$bytes` bytes at
 /// `$offset`; `$inner`, a fault injector over it; `$outer`, one over
 /// `$inner`. With a fourth name: `$src`, a `VmSource` over a `Vm` of
-/// `$vm` bytes reserved through `$outer`, on stores of 16 and 4 KiB.
+/// `$vm` bytes reserved through `$outer`, on stores of 16 and 4 KiB (or,
+/// after `stores`, of `$tags` and `$hdr` bytes).
 macro_rules! stacked {
     (let $sim:ident, $inner:ident, $outer:ident, mut $src:ident = $bytes:expr, $offset:expr, $vm:expr) => {
+        stacked!(let $sim, $inner, $outer, mut $src = $bytes, $offset, $vm, stores 16 << 10, 4 << 10);
+    };
+    (let $sim:ident, $inner:ident, $outer:ident, mut $src:ident = $bytes:expr, $offset:expr, $vm:expr, stores $tags:expr, $hdr:expr) => {
         stacked!(let $sim, $inner, $outer = $bytes, $offset);
         let vm = ::vmspace::vm::Vm::reserve(
             &$outer,
@@ -34,7 +39,7 @@ macro_rules! stacked {
             ::vmspace_shim::Size($crate::outside_stacked_sources::PAGE),
         )
         .unwrap();
-        let (mut t, mut h) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
+        let (mut t, mut h) = (vec![0u8; $tags], vec![0u8; $hdr]);
         let mut $src = ::vmspace::sources::VmSource::new(
             vm,
             ::vmspace::arena::SliceStore::new(&mut t),
@@ -54,3 +59,22 @@ macro_rules! stacked {
     };
 }
 pub(crate) use stacked;
+
+/// A `let` binding in the caller: `$a`, an `Arena` named "importer" of
+/// `PAGE` quanta over `$source`, on stores of `$tags` and `$hdr` bytes.
+#[allow(unused_macros)] // not every test file imports through an arena
+macro_rules! importer {
+    (let mut $a:ident = $source:expr, $tags:expr, $hdr:expr) => {
+        let (mut t, mut h) = (vec![0u8; $tags], vec![0u8; $hdr]);
+        let mut $a = ::vmspace::arena::Arena::new(
+            "importer",
+            ::vmspace_shim::Size($crate::outside_stacked_sources::PAGE),
+            ::vmspace::arena::SliceStore::new(&mut t),
+            ::vmspace::arena::SliceStore::new(&mut h),
+            $source,
+        )
+        .unwrap();
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use importer;
