@@ -53,26 +53,12 @@ fn check_in<T, E: std::fmt::Debug>(
     check(&*cell.try_borrow().map_err(|e| format!("{e}"))?).map_err(|e| format!("{e:?}"))
 }
 
-/// One run of random traffic over an arena importing from `source`.
+/// One run of random traffic over an arena importing from `source`, on a
+/// tag store of `tags` bytes (when it is tight, span re-creation after a
+/// refused give-back may fail, and the span is then lost, never reissued).
 /// `check_source` checks the source between steps.
 #[allow(clippy::too_many_arguments)]
 fn drive<S: vmspace::arena::Source, A: PageOps, B: PageOps>(
-    source: S,
-    sim: &SimBackend,
-    outer: &FaultInjector<A>,
-    inner: &FaultInjector<B>,
-    seed: u64,
-    steps: usize,
-    check_source: &dyn Fn() -> Result<(), String>,
-    what: &str,
-) {
-    drive_tags(source, sim, outer, inner, seed, steps, check_source, what, 64 << 10)
-}
-
-/// `drive` with a tag store of `tags` bytes (tight: span re-creation after
-/// a refused give-back may fail, and the span is then lost, never reissued).
-#[allow(clippy::too_many_arguments)]
-fn drive_tags<S: vmspace::arena::Source, A: PageOps, B: PageOps>(
     source: S,
     sim: &SimBackend,
     outer: &FaultInjector<A>,
@@ -157,7 +143,7 @@ fn arena_over_vm_source_random_part_way_faults() {
             let what = format!("VmSource batch {batch}");
             vm_source!(let sim, inner, outer, src = 4 << 20, (seed as usize % 3) * PAGE, 256, Some(batch));
             let check = || check_in(&src, |x| x.check());
-            drive(&src, &sim, &outer, &inner, seed, 300, &check, &what);
+            drive(&src, &sim, &outer, &inner, seed, 300, &check, &what, 64 << 10);
             // Whatever the source still holds imported is mapped read-write
             // or stranded; nothing it holds free is mapped.
             let s = src.borrow();
@@ -177,7 +163,7 @@ fn arena_over_vm_arena_random_part_way_faults() {
             vma.set_spare_limit(spare).unwrap();
             let vma = RefCell::new(vma);
             let check = || check_in(&vma, |x| x.check());
-            drive(&vma, &sim, &outer, &inner, seed, 300, &check, &what);
+            drive(&vma, &sim, &outer, &inner, seed, 300, &check, &what, 64 << 10);
         }
     }
     reached("VmArena");
@@ -311,7 +297,7 @@ fn tight_tags_vm_source_random_part_way_faults() {
             let what = format!("VmSource tags {tags}");
             vm_source!(let sim, inner, outer, src = 4 << 20, 0, 256, None);
             let check = || check_in(&src, |x| x.check());
-            drive_tags(&src, &sim, &outer, &inner, seed, 300, &check, &what, tags);
+            drive(&src, &sim, &outer, &inner, seed, 300, &check, &what, tags);
         }
     }
 }
