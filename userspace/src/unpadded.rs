@@ -2,9 +2,11 @@
 //! padding `MmapBackend::reserve` maps and trims: `RLIMIT_AS`, or
 //! `RLIMIT_MEMLOCK` under `mlockall(MCL_FUTURE)`, which counts
 //! inaccessible mappings too. The kernel places a mapping only by its own
-//! alignment (pages), so an aligned place is looked for here: below where
-//! the kernel put an unaligned one (it places top-down, at the top of a
-//! gap), then in the gaps `/proc/self/maps` lists, highest first. Each try
+//! alignment (pages), so an aligned place is looked for here: next to where
+//! the kernel put an unaligned one (below it: the kernel places top-down,
+//! at the top of a gap; above it under the legacy bottom-up layout), then
+//! in the gaps `/proc/self/maps` lists, highest first, below the room the
+//! main thread's stack grows into (as the kernel keeps it free). Each try
 //! is a `MAP_FIXED_NOREPLACE` mapping (Linux 4.17), which another thread's
 //! mapping in between makes fail rather than be replaced; an older kernel
 //! takes the address as a hint, and a mapping placed elsewhere is given
@@ -40,22 +42,49 @@ fn map_exactly(at: usize, size: usize) -> bool {
     true
 }
 
-/// The gaps between this process's mappings, `(start, end)`, highest
-/// first; empty if `/proc/self/maps` cannot be read.
-fn gaps() -> Vec<(usize, usize)> {
-    let Ok(maps) = fs::read_to_string("/proc/self/maps") else { return Vec::new() };
+/// Room kept free below the main thread's stack, for it to grow into: the
+/// stack-size limit, at least 128 MiB (as the kernel keeps below it when
+/// it places mappings top-down), at most 1 TiB (an unlimited stack), and
+/// the kernel's 1 MiB guard gap.
+fn stack_room() -> usize {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: writes the limit into `rl`, which lives across the call.
+    let limit = if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut rl) } == 0 {
+        usize::try_from(rl.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
+    limit.clamp(128 << 20, 1 << 40) + (1 << 20)
+}
+
+/// The gaps between this process's mappings where a mapping may go,
+/// `(start, end)`, highest first, and the ceiling they keep below: the
+/// bottom of the room below the main thread's stack that the stack grows
+/// into (above the stack is the kernel's). No gaps, and no ceiling, if
+/// `/proc/self/maps` cannot be read.
+fn gaps() -> (Vec<(usize, usize)>, usize) {
+    let Ok(maps) = fs::read_to_string("/proc/self/maps") else { return (Vec::new(), usize::MAX) };
+    let mut stack = None;
     let mut vmas: Vec<(usize, usize)> = maps
         .lines()
         .filter_map(|line| {
             let (a, b) = line.split_whitespace().next()?.split_once('-')?;
-            Some((usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?))
+            let vma = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+            if line.trim_end().ends_with("[stack]") {
+                stack = Some(vma.0);
+            }
+            Some(vma)
         })
         .collect();
     vmas.sort_unstable();
-    let mut gaps: Vec<(usize, usize)> =
-        vmas.windows(2).filter(|w| w[0].1 < w[1].0).map(|w| (w[0].1, w[1].0)).collect();
+    let ceiling = stack.map_or(usize::MAX, |s| s.saturating_sub(stack_room()));
+    let mut gaps: Vec<(usize, usize)> = vmas
+        .windows(2)
+        .map(|w| (w[0].1, w[1].0.min(ceiling)))
+        .filter(|&(start, end)| start < end)
+        .collect();
     gaps.reverse();
-    gaps
+    (gaps, ceiling)
 }
 
 /// A `PROT_NONE` mapping of exactly `size` bytes at a multiple of `align`
@@ -74,15 +103,18 @@ pub(crate) fn map_aligned(size: usize, align: usize) -> Option<usize> {
     }
     // SAFETY: the mapping just made, which nothing knows of.
     unsafe { libc::munmap(p as *mut libc::c_void, size) };
-    // Just below, in the gap the kernel chose, when it is that large.
-    if let Some(below) = align_down(p, align).filter(|&b| b >= FLOOR) {
-        if map_exactly(below, size) {
-            return Some(below);
-        }
+    let (gaps, ceiling) = gaps();
+    let fits = |at: usize| at >= FLOOR && at.checked_add(size).is_some_and(|end| end <= ceiling);
+    // Just below, in the gap the kernel chose (top-down, at its top), or
+    // just above (a bottom-up layout, at its bottom), when it is that large.
+    let near = [align_down(p, align), align_up(p, align).ok()];
+    if let Some(at) =
+        near.into_iter().flatten().filter(|&a| fits(a)).find(|&a| map_exactly(a, size))
+    {
+        return Some(at);
     }
     // The highest aligned place in each gap that holds one.
-    gaps()
-        .into_iter()
+    gaps.into_iter()
         .filter_map(|(start, end)| {
             let at = align_down(end.checked_sub(size)?, align)?;
             let lowest = align_up(start.max(FLOOR), align).ok()?;

@@ -135,21 +135,30 @@ impl Importer {
             return self.emit(format!("free m{id}"), line);
         }
         let page = self.page;
-        let mut pages = BTreeSet::new();
-        for &(_, lo, hi) in freed.iter().filter(|f| f.0 == id) {
-            pages.extend((lo - m.base) / page..(hi - m.base).div_ceil(page));
-        }
         let touched = |k: usize| {
             let lo = m.base.saturating_add(k * page);
             let hi = lo.saturating_add(page);
             self.overlapping(lo, hi).iter().any(|(_, p)| p.id == id)
         };
-        let empty: Vec<usize> = pages.into_iter().filter(|&k| !touched(k)).collect();
+        // The trace pages each unmap covers. Those wholly inside it are
+        // empty now (the unmap took every byte of them), so only its first
+        // and last page are looked up: the work is a few lookups an unmap,
+        // however many pages it frees.
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for &(_, lo, hi) in freed.iter().filter(|f| f.0 == id) {
+            let (k0, k1) = ((lo - m.base) / page, (hi - m.base).div_ceil(page));
+            let start = if touched(k0) { k0 + 1 } else { k0 };
+            let end = if k1 > start && touched(k1 - 1) { k1 - 1 } else { k1 };
+            if start < end {
+                spans.push((start, end));
+            }
+        }
+        spans.sort_unstable();
         let mut runs: Vec<(usize, usize)> = Vec::new();
-        for k in empty {
+        for (k0, k1) in spans {
             match runs.last_mut() {
-                Some((_, end)) if *end == k => *end = k + 1,
-                _ => runs.push((k, k + 1)),
+                Some((_, end)) if *end >= k0 => *end = (*end).max(k1),
+                _ => runs.push((k0, k1)),
             }
         }
         for (k0, k1) in runs {
