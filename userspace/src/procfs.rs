@@ -15,7 +15,8 @@ pub struct Vma {
     pub perms: String,
 }
 
-fn parse_range(field: &str) -> Option<Range> {
+/// The range of a `/proc/self/maps` line's first field, `start-end` in hex.
+pub(crate) fn parse_range(field: &str) -> Option<Range> {
     let (a, b) = field.split_once('-')?;
     let a = usize::from_str_radix(a, 16).ok()?;
     let b = usize::from_str_radix(b, 16).ok()?;

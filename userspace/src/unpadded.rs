@@ -68,8 +68,8 @@ fn gaps() -> (Vec<(usize, usize)>, usize) {
     let mut vmas: Vec<(usize, usize)> = maps
         .lines()
         .filter_map(|line| {
-            let (a, b) = line.split_whitespace().next()?.split_once('-')?;
-            let vma = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+            let r = crate::procfs::parse_range(line.split_whitespace().next()?)?;
+            let vma = (r.base().0, r.limit().0);
             if line.trim_end().ends_with("[stack]") {
                 stack = Some(vma.0);
             }
