@@ -48,6 +48,44 @@ fn backend_agrees<P: PageOps>(map: &ChunkMap<P>, sim: &SimBackend<'_>) {
     }
 }
 
+/// As [`backend_agrees`], but as `RollbackFailed` documents: a chunk in
+/// one of the `lost` ranges it reported that is recorded protected may
+/// still have read-write pages (its protection could be neither put back
+/// nor changed), never the other way round. Returns those chunks, whose
+/// state and pages an `unprotect` must make agree again.
+fn backend_agrees_but_lost<P: PageOps>(
+    map: &ChunkMap<P>,
+    sim: &SimBackend<'_>,
+    lost: &[Range],
+) -> Vec<usize> {
+    let mut open = Vec::new();
+    for c in 0..map.chunks() {
+        let a = Addr(map.space().base().0 + c * CHUNK);
+        let state = map.state(a).unwrap();
+        let in_lost = lost.iter().any(|r| r.contains_addr(a));
+        let mut read_write = false;
+        for p in 0..CHUNK / PAGE {
+            let page = sim.page_state(Addr(a.0 + p * PAGE));
+            let want = match state {
+                ChunkState::Unmapped | ChunkState::Quarantined => PageState::Reserved,
+                ChunkState::Mapped => PageState::Mapped(Protection::ReadWrite),
+                ChunkState::Protected
+                    if in_lost && page == Some(PageState::Mapped(Protection::ReadWrite)) =>
+                {
+                    read_write = true;
+                    continue;
+                }
+                ChunkState::Protected => PageState::Mapped(Protection::None),
+            };
+            assert_eq!(page, Some(want), "chunk {c} (in a lost range: {in_lost})");
+        }
+        if read_write {
+            open.push(c);
+        }
+    }
+    open
+}
+
 /// A backend that fails exactly the calls whose (1-based) numbers are in
 /// a set: more than one failure per operation, which `FaultInjector`
 /// cannot script (it fails one Nth call, or a random share).
@@ -280,7 +318,11 @@ fn every_pair_of_failing_calls() {
 
 /// Threads race every shared-reference operation on overlapping ranges
 /// with random faults injected; afterwards check() passes and the
-/// backend agrees with every chunk's state.
+/// backend agrees with every chunk's state, except where a
+/// `RollbackFailed` said it may not (a chunk in its `lost` range recorded
+/// protected over read-write pages), and an `unprotect` of those makes
+/// them agree. (About one run in 30 reaches that case, three failures in
+/// a row: the strict check failed CI under ASan.)
 #[test]
 fn racing_operations_with_random_faults_stay_consistent() {
     for seed in 0..8u64 {
@@ -289,9 +331,10 @@ fn racing_operations_with_random_faults_stay_consistent() {
         let faulty = FaultInjector::new(&sim);
         let mut m = ChunkMap::new(&faulty, config()).unwrap();
         faulty.fail_randomly(seed * 77 + 3, 100_000);
+        let lost = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for t in 0..4u64 {
-                let m = &m;
+                let (m, lost) = (&m, &lost);
                 s.spawn(move || {
                     let mut rng = Rng::new(seed ^ (t * 0x9E37) ^ 0x55);
                     for _ in 0..3000 {
@@ -308,8 +351,10 @@ fn racing_operations_with_random_faults_stay_consistent() {
                         match res {
                             Ok(())
                             | Err(ChunkMapError::Backend { .. })
-                            | Err(ChunkMapError::RollbackFailed { .. })
                             | Err(ChunkMapError::NotMapped { .. }) => {}
+                            Err(ChunkMapError::RollbackFailed { lost: l, .. }) => {
+                                lost.lock().unwrap().push(l)
+                            }
                             Err(e) => panic!("unexpected {e:?}"),
                         }
                     }
@@ -318,6 +363,11 @@ fn racing_operations_with_random_faults_stay_consistent() {
         });
         faulty.clear();
         m.check().unwrap();
+        let lost = lost.into_inner().unwrap();
+        for c in backend_agrees_but_lost(&m, &sim, &lost) {
+            // "An unprotect makes state and pages agree again."
+            m.unprotect(chunks(&m, c, 1)).unwrap();
+        }
         backend_agrees(&m, &sim);
         let census = m.census();
         assert_eq!(census.iter().sum::<usize>(), CHUNKS);
