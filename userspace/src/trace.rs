@@ -19,18 +19,23 @@ pub fn quoted(s: &str) -> String {
     }
 }
 
-/// A number as traces write them: decimal or `0x` hex, `_` allowed.
+/// A number as traces write them: decimal or `0x` hex digits, `_` allowed
+/// between them; no sign (Rust's own parsers take a leading `+`).
 pub fn parse_number(s: &str) -> Result<usize, String> {
+    let not_a_number = || format!("{} is not a number (decimal or 0x hex)", quoted(s));
     let t = s.replace('_', "");
-    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => usize::from_str_radix(hex, 16),
-        None => t.parse(),
+    let (digits, radix) = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (t.as_str(), 10),
     };
-    parsed.map_err(|e| match e.kind() {
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(not_a_number());
+    }
+    usize::from_str_radix(digits, radix).map_err(|e| match e.kind() {
         std::num::IntErrorKind::PosOverflow => {
             format!("{} is too large (at most {})", quoted(s), usize::MAX)
         }
-        _ => format!("{} is not a number (decimal or 0x hex)", quoted(s)),
+        _ => not_a_number(),
     })
 }
 
@@ -366,10 +371,26 @@ mod tests {
             ("quantum 24\n", 1, "not a power of two"),
             ("add 0 16\nquantum 16\n", 2, "before the first operation"),
             ("add 0 0x10000000000000000\n", 1, "too large"),
+            ("add +5 1\n", 1, "not a number"),
+            ("add 0x+5 1\n", 1, "not a number"),
+            ("add 0 0x\n", 1, "not a number"),
+            ("add 0 _\n", 1, "not a number"),
+            ("add 0 -1\n", 1, "not a number"),
         ] {
             let e = parse(text).unwrap_err();
             assert_eq!(e.line, line, "{text:?}");
             assert!(e.what.contains(what), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_digits_with_underscores() {
+        assert_eq!(parse_number("1_000"), Ok(1000));
+        assert_eq!(parse_number("0xFF_ff"), Ok(0xffff));
+        assert_eq!(parse_number("0X10"), Ok(16));
+        assert_eq!(parse_number(&usize::MAX.to_string()), Ok(usize::MAX));
+        for bad in ["+1", "0x+1", "", "0x", "1e3", "0b1", " 1", "1.0", "٣"] {
+            assert!(parse_number(bad).is_err(), "{bad:?}");
         }
     }
 

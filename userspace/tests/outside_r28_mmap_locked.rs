@@ -149,10 +149,10 @@ fn decommit_unmap_locked_with_room_control() {
 /// zero when mapped again, and stays one VMA of its own at most (three in
 /// all), however often it is mapped and unmapped.
 #[test]
-fn mcl_current_replaced_run_merges_back() {
+fn mcl_current_replaced_run_stays_one_vma_of_its_own() {
     let _serial = serial();
     if std::env::var_os("R28_CURRENT").is_none() {
-        return in_child("mcl_current_replaced_run_merges_back", "R28_CURRENT");
+        return in_child("mcl_current_replaced_run_stays_one_vma_of_its_own", "R28_CURRENT");
     }
     let be = MmapBackend::with_strategy(UnmapStrategy::Decommit);
     let p = be.page_size().0;

@@ -55,7 +55,9 @@ per call:
   munmap(A, LEN)        free ID, or free ID OFFSET SIZE for the pages of a
                         mapping left with nothing mapped (one line per
                         mapping the range touches)
-  mremap(A, OLD, NEW)   resize ID NEW (the replay grows in place or moves)
+  mremap(A, OLD, NEW)   resize ID NEW (the replay grows in place or moves);
+                        with MREMAP_DONTUNMAP alloc ID NEW (a new ID: the
+                        old mapping stays mapped)
 
 With --page above the program's 4 KiB pages the trace models the program
 on a system with larger pages: each mapping is its own allocation rounded
@@ -69,7 +71,8 @@ address space (a comment says so); elsewhere they become new allocations.
 Failed calls, and unmaps of ranges mapped before tracing began, become
 comments. Each line's comment gives the strace line it comes from.
 Accepts strace's pid prefixes (-f), timestamps (-t, -tt, -ttt, -r) and
-<unfinished ...> / <... resumed> pairs. Every pid's calls go into one
+<unfinished ...> / <... resumed> pairs (a call never resumed, or resumed
+with no start in the trace, becomes a comment). Every pid's calls go into one
 address space, right for threads; for several processes a comment at the
 top says so (what a process maps adds up with the others', and stays
 live after it exits): trace one process for a faithful replay.";

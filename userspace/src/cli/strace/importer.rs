@@ -226,6 +226,13 @@ impl Importer {
                 let a = arg(0).unwrap_or(0);
                 let (old, new) = (length(1), length(2));
                 let Some(b) = self.mapping_end(result, new, line) else { return };
+                let flags = c.args.get(3).copied().unwrap_or("");
+                if flags.split('|').any(|f| f == "MREMAP_DONTUNMAP") {
+                    // The pages move to a new mapping; the old one stays
+                    // mapped (empty), so this maps more address space.
+                    self.unmap(result, b, line);
+                    return self.map(result, new, line);
+                }
                 match self.pieces.get(&a).copied() {
                     Some(p) if p.end - a == old && self.ids[&p.id].pieces == 1 && new > 0 => {
                         let size = Self::round(new, self.page);

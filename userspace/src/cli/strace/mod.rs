@@ -61,7 +61,8 @@ fn parse_call(text: &str) -> Option<Call<'_>> {
 /// Convert strace output into a trace.
 pub fn convert(text: &str, page: usize) -> String {
     let mut im = Importer::new(page);
-    let mut pending: HashMap<String, String> = HashMap::new();
+    // Unfinished calls by pid: the text so far and its line.
+    let mut pending: HashMap<String, (String, usize)> = HashMap::new();
     let mut pids = HashSet::new();
     for (n, raw) in text.lines().enumerate() {
         let (pid, body) = strip_prefix(raw);
@@ -74,11 +75,20 @@ pub fn convert(text: &str, page: usize) -> String {
         pids.insert(pid.to_string());
         let joined;
         let call_text = if let Some(head) = body.strip_suffix("<unfinished ...>") {
-            pending.insert(pid.to_string(), head.trim_end().to_string());
+            let head = (head.trim_end().to_string(), n + 1);
+            if let Some((_, started)) = pending.insert(pid.to_string(), head) {
+                im.note(&format!("call started on line {started} never resumed"), n + 1);
+            }
             continue;
         } else if let Some(rest) = body.strip_prefix("<...") {
-            let Some((_, tail)) = rest.split_once("resumed>") else { continue };
-            let Some(head) = pending.remove(pid) else { continue };
+            let Some((_, tail)) = rest.split_once("resumed>") else {
+                im.note("not a system call strace line", n + 1);
+                continue;
+            };
+            let Some((head, _)) = pending.remove(pid) else {
+                im.note("a resumed call whose start is not in the trace", n + 1);
+                continue;
+            };
             joined = format!("{head}{tail}");
             joined.as_str()
         } else {
@@ -88,6 +98,11 @@ pub fn convert(text: &str, page: usize) -> String {
             Some(c) => im.call(&c, n + 1),
             None => im.note("not a system call strace line", n + 1),
         }
+    }
+    let mut never: Vec<usize> = pending.into_values().map(|(_, line)| line).collect();
+    never.sort_unstable();
+    for line in never {
+        im.note("call never resumed (the trace ends first)", line);
     }
     let mut head = String::new();
     let _ = writeln!(
@@ -181,6 +196,58 @@ mod tests {
             let TraceOp::Add { base: b, size: s } = trace.ops[0].1 else { panic!("{t}") };
             assert_eq!((b, s), (base, size));
         }
+    }
+
+    /// Every line becomes an operation or a comment: a resumed call whose
+    /// start is not in the trace, a call started and never resumed (twice
+    /// on one pid, or at the end), and a malformed resume each leave a
+    /// comment and count as skipped.
+    #[test]
+    fn unmatched_starts_and_resumes_are_noted() {
+        let text = "\
+1 <... munmap resumed>) = 0
+1 mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0 <unfinished ...>
+1 mmap(NULL, 8192, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0 <unfinished ...>
+1 <... mmap resumed>) = 0x7f0000000000
+2 munmap(0x7f0000000000, 4096 <unfinished ...>
+1 <... garbage
+";
+        let t = convert(text, 4096);
+        let ops: Vec<String> =
+            parse(&t).unwrap().ops.into_iter().map(|(_, op)| op.to_string()).collect();
+        assert_eq!(ops, ["add 0x10000 0x7fffffff0000", "alloc m0 0x2000"], "{t}");
+        for want in [
+            "# strace line 1: a resumed call whose start is not in the trace",
+            "# strace line 3: call started on line 2 never resumed",
+            "# strace line 5: call never resumed (the trace ends first)",
+            "# strace line 6: not a system call strace line",
+            "1 calls as operations, 4 lines skipped",
+        ] {
+            assert!(t.contains(want), "{want:?} not in\n{t}");
+        }
+    }
+
+    /// `mremap` with `MREMAP_DONTUNMAP` leaves the old mapping mapped: a
+    /// new allocation, not a move.
+    #[test]
+    fn dontunmap_remaps_keep_the_old_mapping() {
+        let text = "\
+mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000
+mremap(0x7f0000000000, 8192, 8192, MREMAP_MAYMOVE|MREMAP_DONTUNMAP) = 0x7f0000100000
+munmap(0x7f0000000000, 8192) = 0
+munmap(0x7f0000100000, 8192) = 0
+";
+        let t = convert(text, 4096);
+        let ops: Vec<String> =
+            parse(&t).unwrap().ops.into_iter().map(|(_, op)| op.to_string()).collect();
+        let want = [
+            "add 0x10000 0x7fffffff0000",
+            "alloc m0 0x2000",
+            "alloc m1 0x2000",
+            "free m0",
+            "free m1",
+        ];
+        assert_eq!(ops, want, "{t}");
     }
 
     #[test]
