@@ -168,11 +168,14 @@ struct vmspace_sizes {
 	vmspace_size_t unflushed;    /* freed deferred, not flushed yet (part of total) */
 };
 
-/* Event counters (they only increase). */
+/* Event counters (they only increase), and qcache_slabs, a count now. */
 struct vmspace_counters {
 	uint64_t allocs;       /* successful allocations the arena made (a
-				* quantum-cache slab is one; objects handed
-				* out of slabs and magazines are not) */
+				* quantum-cache slab is one, though one
+				* placed where its slab record was taken is
+				* freed at once and placed again: one more
+				* allocation and a free; objects handed out
+				* of slabs and magazines are not) */
 	uint64_t frees;        /* successful frees to the arena */
 	uint64_t failures;     /* failed allocations, adds, extends, resizes
 				* and partial frees (bad frees aside), each
@@ -193,8 +196,14 @@ struct vmspace_counters {
 	uint64_t qcache_hits;  /* quantum-cache allocations from a magazine; a
 				* CPU's are added at its next miss and when the
 				* arena is destroyed, so they may lag */
-	uint64_t qcache_misses; /* quantum-cache allocations that went further */
-	uint64_t qcache_slabs; /* quantum-cache slabs now */
+	uint64_t qcache_misses; /* quantum-cache allocations that went further
+				 * (each allocation counts once, a hit or a
+				 * miss, however often it retries while it
+				 * waits: served from a magazine in the end,
+				 * a hit) */
+	uint64_t qcache_slabs; /* quantum-cache slabs now: a count, not an
+				* event counter (it goes down when slabs are
+				* given back) */
 	uint64_t qcache_reclaims;
 	uint64_t deferred_frees; /* frees left unflushed: free_deferred,
 				  * free_handle_deferred, and spans a destroyed

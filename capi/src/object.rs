@@ -420,6 +420,27 @@ impl<P: Platform> ArenaObj<P> {
         wait: Wait,
         attempt: impl Fn(Wait) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
+        self.wait_at_root_with(wait, |wait_loop| {
+            let mut again = || attempt(Wait::No);
+            wait_loop(again(), &mut again)
+        })
+    }
+
+    /// [`wait_at_root`](Self::wait_at_root) for an allocation that tries
+    /// itself: `allocate` makes its first try and hands the result and its
+    /// retry to the loop it is given (as
+    /// [`CpuCaches::alloc_retrying`](vmspace::sync::CpuCaches::alloc_retrying)
+    /// does, counting the allocation once however often it is retried).
+    pub(crate) fn wait_at_root_with<R>(
+        &self,
+        wait: Wait,
+        allocate: impl FnOnce(
+            &mut dyn FnMut(
+                Result<Addr, ArenaError>,
+                &mut dyn FnMut() -> Result<Addr, ArenaError>,
+            ) -> Result<Addr, ArenaError>,
+        ) -> R,
+    ) -> R {
         let root = match self.root {
             // SAFETY: the root is live while its descendants are (type
             // invariant), and this is one.
@@ -431,7 +452,18 @@ impl<P: Platform> ArenaObj<P> {
             Wait::Timeout(t) => Some(clock.now().saturating_add(t)),
             _ => None,
         };
-        let mut got = attempt(Wait::No);
+        allocate(&mut |first, again| root.wait_after(deadline, first, again))
+    }
+
+    /// The loop of [`wait_at_root_with`](Self::wait_at_root_with) in root
+    /// `self`, after the first try gave `got`.
+    fn wait_after(
+        &self,
+        deadline: Option<Duration>,
+        mut got: Result<Addr, ArenaError>,
+        again: &mut dyn FnMut() -> Result<Addr, ArenaError>,
+    ) -> Result<Addr, ArenaError> {
+        let (root, clock) = (self, self.shared.waiter());
         if !matches!(got, Err(ArenaError::NoSpace { .. })) || !<P::Waiter as Waiter>::CAN_SLEEP {
             // Done, or a waiter that cannot sleep: it waits as `Wait::No`
             // does (nor does its clock move, so nothing would end the wait).
@@ -454,7 +486,7 @@ impl<P: Platform> ArenaObj<P> {
                 None => Wait::Forever,
             };
             let started_polling = || !polling && root.polls.load(Ordering::Relaxed);
-            got = root.shared.wait_until(w, got, || match attempt(Wait::No) {
+            got = root.shared.wait_until(w, got, || match again() {
                 Err(e @ ArenaError::NoSpace { .. }) if started_polling() => {
                     ControlFlow::Break(Err(e))
                 }

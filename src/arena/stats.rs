@@ -29,7 +29,9 @@ pub struct Sizes {
 /// Event counters. They only ever increase.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Successful allocations.
+    /// Successful allocations. A quantum cache's slab is one; one placed
+    /// where its slab record was taken is given back at once (a free) and
+    /// placed again (another allocation).
     pub allocs: u64,
     /// Successful frees.
     pub frees: u64,

@@ -42,16 +42,22 @@ pub use slab::{DEPOT, MAX_CLASSES, MAX_QUANTUM, OBJECTS, SLABS};
 /// Quantum-cache statistics of a [`SyncArena`](crate::sync::SyncArena).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QCacheStats {
-    /// Allocations served from a cache's magazines.
+    /// Allocations served from a cache's magazines. Each allocation of a
+    /// cached size counts once, a hit or a miss, however often it retries
+    /// while it waits: one that found both magazines empty and was served
+    /// from a magazine when it tried again counts as a hit.
     pub hits: u64,
-    /// Allocations that found both magazines empty.
+    /// Allocations that found both magazines empty and were not served
+    /// from a magazine in the end (served by the depot, a slab or the
+    /// arena, or failed).
     pub misses: u64,
     /// Frees of a cached object refused: not live (a double free) or live
     /// with another size.
     pub bad_frees: u64,
     /// Full magazines in the depots now.
     pub depot_magazines: usize,
-    /// Slabs allocated from the arena now.
+    /// Slabs allocated from the arena now (a count, not an event counter:
+    /// it goes down when slabs are given back).
     pub slabs: usize,
     /// Objects sitting in their slabs (neither live nor cached).
     pub objects_in_slabs: usize,

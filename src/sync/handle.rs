@@ -86,16 +86,38 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
         wait: Wait,
     ) -> Result<Addr, ArenaError> {
         let arena = self.arena;
-        self.counters.miss(&cache.stats);
-        let got = arena.refill_or_alloc(c, size, |mag| {
-            // Both magazines were empty, so this cannot be refused.
-            let refused = self.pairs[c].install(mag);
-            debug_assert!(refused.is_none());
-        });
+        let got = self.refill_or_alloc(c, size);
         // Waiting: the whole allocation again (magazines, depot, slabs,
         // arena) after every wake-up (a flush or a full magazine reaching
-        // the depot wakes waiters).
-        arena.wait_for(wait, got, || self.alloc_wait(size, Wait::No))
+        // the depot wakes waiters). The allocation is counted once, when
+        // it ends: a hit if a magazine served it as it retried, else a
+        // miss.
+        let mut hit = false;
+        let r = arena.wait_for(wait, got, || {
+            if let Some(a) = self.pairs[c].pop().and_then(|a| cache.claim(c, a, size)) {
+                hit = true;
+                return Ok(a);
+            }
+            self.refill_or_alloc(c, size)
+        });
+        if hit {
+            self.counters.hit();
+        } else {
+            self.counters.miss(&cache.stats);
+        }
+        r
+    }
+
+    /// A magazine of class `c` (both of whose magazines are empty) from
+    /// the depot or the slabs, and an object from it; or, failing that, an
+    /// allocation from the arena.
+    fn refill_or_alloc(&mut self, c: usize, size: Size) -> Result<Addr, ArenaError> {
+        let pair = &mut self.pairs[c];
+        self.arena.refill_or_alloc(c, size, |mag| {
+            // Both magazines were empty, so this cannot be refused.
+            let refused = pair.install(mag);
+            debug_assert!(refused.is_none());
+        })
     }
 
     /// Free `[addr, addr + size)`. Cached objects go into a magazine; a bad

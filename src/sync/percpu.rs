@@ -204,20 +204,52 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
             // SAFETY: `mags(c)` has `pin.slots()` slots, touched only
             // through the pin's magazine operations (type invariant).
             let popped = unsafe { self.pin.pop(self.mags(c)) };
+            let arena = self.arena;
+            let wait_loop =
+                |first, again: &mut dyn FnMut() -> _| arena.wait_for(wait, first, again);
             let Popped::Round(a) = popped else {
-                return self.alloc_missed(cache, c, size, wait, popped);
+                return self.alloc_missed(cache, c, size, popped, wait_loop);
             };
             match claim_with(finder, a, size) {
                 Some(a) => return Ok(a),
-                None => return self.alloc_missed(cache, c, size, wait, popped),
+                None => return self.alloc_missed(cache, c, size, popped, wait_loop),
             }
         }
         self.arena.alloc(size, Policy::InstantFit, wait)
     }
 
-    /// The rest of [`alloc_wait`](Self::alloc_wait) after a pop on class
-    /// `c` of `cache` that gave no object: a magazine from the depot or the
-    /// slabs, or the arena.
+    /// Allocate `size`, a size the caches serve (`None` for any other),
+    /// waiting in the caller's own way: when neither this CPU's magazines,
+    /// the depot, the slabs nor the arena have any, `wait_loop` is given
+    /// the failure and a function that tries the whole allocation again
+    /// (this CPU's magazines first), and returns the result, as
+    /// [`SyncArena::wait_for`] does (the C API waits at the root of a tree
+    /// of arenas this way). The allocation counts once in the statistics,
+    /// a hit or a miss, however often `wait_loop` tries it again
+    /// ([`QCacheStats::misses`](crate::qcache::QCacheStats::misses)).
+    pub fn alloc_retrying(
+        &self,
+        size: Size,
+        wait_loop: impl FnOnce(
+            Result<Addr, ArenaError>,
+            &mut dyn FnMut() -> Result<Addr, ArenaError>,
+        ) -> Result<Addr, ArenaError>,
+    ) -> Option<Result<Addr, ArenaError>> {
+        let cache = self.arena.caches()?;
+        let (c, finder) = cache.class_finder(size)?;
+        // SAFETY: as in `alloc_wait`.
+        let popped = unsafe { self.pin.pop(self.mags(c)) };
+        if let Popped::Round(a) = popped {
+            if let Some(a) = claim_with(finder, a, size) {
+                return Some(Ok(a));
+            }
+        }
+        Some(self.alloc_missed(cache, c, size, popped, wait_loop))
+    }
+
+    /// The rest of an allocation after a pop on class `c` of `cache` that
+    /// gave no object: a magazine from the depot or the slabs, or the
+    /// arena; when those fail too, `wait_loop` tries again as it sees fit.
     #[cold]
     #[inline(never)]
     fn alloc_missed(
@@ -225,8 +257,11 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         cache: &QCache<S>,
         c: usize,
         size: Size,
-        wait: Wait,
         popped: Popped,
+        wait_loop: impl FnOnce(
+            Result<Addr, ArenaError>,
+            &mut dyn FnMut() -> Result<Addr, ArenaError>,
+        ) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
         let arena = self.arena;
         let hits = match popped {
@@ -234,21 +269,55 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
             // dropped, and counted as a miss.
             Popped::Round(_) => 0,
             Popped::Empty { hits } => hits,
-            Popped::Unpinned => return arena.alloc(size, Policy::InstantFit, wait),
+            Popped::Unpinned => {
+                let mut again = || arena.alloc(size, Policy::InstantFit, Wait::No);
+                return wait_loop(again(), &mut again);
+            }
         };
         cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
-        cache.stats.misses.fetch_add(1, Ordering::Relaxed);
-        let got = arena.refill_or_alloc(c, size, |mag| {
+        let got = self.refill_or_alloc(c, size);
+        // Waiting: the whole allocation again, this CPU's magazines first,
+        // after every wake-up (an object freed into a slot while someone
+        // waits, a magazine to the depot, a flush, space in the arena).
+        // The allocation is counted once, when it ends: a hit if a pop
+        // served it as it retried (the pop counts that hit), else a miss.
+        let mut hit = false;
+        let r = wait_loop(got, &mut || {
+            // SAFETY: as in `alloc_wait`.
+            match unsafe { self.pin.pop(self.mags(c)) } {
+                Popped::Round(a) => {
+                    if let Some(a) = cache.claim(c, a, size) {
+                        hit = true;
+                        return Ok(a);
+                    }
+                    // Not an object of the class (the invariant says it
+                    // cannot be): dropped, as above.
+                }
+                Popped::Empty { hits } => {
+                    cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
+                }
+                Popped::Unpinned => return arena.alloc(size, Policy::InstantFit, Wait::No),
+            }
+            self.refill_or_alloc(c, size)
+        });
+        if !hit {
+            cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// A magazine of class `c` from the depot or the slabs, installed in
+    /// this CPU's slot, and an object from it; or, failing that, an
+    /// allocation from the arena.
+    fn refill_or_alloc(&self, c: usize, size: Size) -> Result<Addr, ArenaError> {
+        let arena = self.arena;
+        arena.refill_or_alloc(c, size, |mag| {
             // SAFETY: as for `pop`, and `mag` is not empty (tested first).
             // Possibly another CPU's slot by now, with room or not.
             if !mag.is_empty() && !unsafe { self.pin.install(self.mags(c), &mag) } {
                 arena.give_back([(c, mag)]);
             }
-        });
-        // Waiting: the whole allocation again, this CPU's magazines first,
-        // after every wake-up (an object freed into a slot while someone
-        // waits, a magazine to the depot, a flush, space in the arena).
-        arena.wait_for(wait, got, || self.alloc_wait(size, Wait::No))
+        })
     }
 
     /// Free `[addr, addr + size)`. Cached objects go into this CPU's

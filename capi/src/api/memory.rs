@@ -82,7 +82,18 @@ impl<P: Platform> ArenaObj<P> {
     #[cold]
     #[inline(never)]
     fn alloc_waiting(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
-        self.wait_at_root(f.wait, |wait| self.alloc_here(size, AllocFlags { wait, ..f }))
+        match &self.caches {
+            // The caches count the allocation once, however often the loop
+            // at the root tries it again.
+            Some(c) if !f.top && size <= self.shared.qcache_max().0 => self
+                .wait_at_root_with(f.wait, |wait_loop| c.alloc_retrying(Size(size), wait_loop))
+                .unwrap_or_else(|| {
+                    self.wait_at_root(f.wait, |wait| {
+                        self.alloc_here(size, AllocFlags { wait, ..f })
+                    })
+                }),
+            _ => self.wait_at_root(f.wait, |wait| self.alloc_here(size, AllocFlags { wait, ..f })),
+        }
     }
 
     /// A constrained allocation as `f` asks (never from the caches).
