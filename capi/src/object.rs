@@ -428,9 +428,9 @@ impl<P: Platform> ArenaObj<P> {
 
     /// [`wait_at_root`](Self::wait_at_root) for an allocation that tries
     /// itself: `allocate` makes its first try and hands the result and its
-    /// retry to the loop it is given (as
-    /// [`CpuCaches::alloc_retrying`](vmspace::sync::CpuCaches::alloc_retrying)
-    /// does, counting the allocation once however often it is retried).
+    /// retry to the loop it is given (an allocation made by
+    /// [`CpuCaches::alloc_retrying`](vmspace::sync::CpuCaches::alloc_retrying),
+    /// counted once however often it is retried).
     pub(crate) fn wait_at_root_with<R>(
         &self,
         wait: Wait,

@@ -52,6 +52,18 @@ pub(crate) struct SharedStats {
     pub(crate) slab_collisions: AtomicU64,
 }
 
+/// Counts one miss in the shared statistics when dropped: when the
+/// allocation it stands for ends, also by unwinding (a source that panics
+/// while the allocation waits), unless forgotten (served from a magazine,
+/// a hit).
+pub(crate) struct MissOnDrop<'s>(pub(crate) &'s SharedStats);
+
+impl Drop for MissOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.misses.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A cache's own hit and miss counts, added to the shared ones now and then
 /// (on misses and flushes) so hits cost no shared write. All-zero is a
 /// valid state.
@@ -67,13 +79,6 @@ impl Counters {
     #[inline]
     pub(crate) fn hit(&mut self) {
         self.hits += 1;
-    }
-
-    /// Count a miss, and add the counts to the shared ones.
-    #[inline]
-    pub(crate) fn miss(&mut self, stats: &SharedStats) {
-        self.misses += 1;
-        self.fold(stats);
     }
 
     /// Add the counts to the shared ones, zeroing them.

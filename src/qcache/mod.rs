@@ -30,7 +30,7 @@ pub(crate) mod pair;
 pub(crate) mod pin;
 pub(crate) mod slab;
 
-pub(crate) use cache::{claim_with, Counters};
+pub(crate) use cache::{claim_with, Counters, MissOnDrop};
 pub use cache::{table_store_bytes, QCache, QCacheConfig};
 pub(crate) use cpumags::{magazine_bytes, LINE};
 pub use cpumags::{magazine_store_bytes, CpuMags, Popped, Pushed};
@@ -49,7 +49,8 @@ pub struct QCacheStats {
     pub hits: u64,
     /// Allocations that found both magazines empty and were not served
     /// from a magazine in the end (served by the depot, a slab or the
-    /// arena, or failed).
+    /// arena, or failed, or unwound), and per-CPU allocations whose caller
+    /// the pin could not place on a slot (they go to the arena).
     pub misses: u64,
     /// Frees of a cached object refused: not live (a double free) or live
     /// with another size.

@@ -6,7 +6,7 @@ use vmspace_shim::{Addr, Size};
 use super::{RawLock, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store};
 use crate::qcache::pair::MagPair;
-use crate::qcache::{Counters, Magazine, QCache, MAX_CLASSES};
+use crate::qcache::{Counters, Magazine, MissOnDrop, QCache, MAX_CLASSES};
 
 /// One thread's quantum-cache magazines for a [`SyncArena`] (for one set
 /// per CPU shared by every thread, see [`CpuCaches`](super::CpuCaches)).
@@ -86,12 +86,14 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
         wait: Wait,
     ) -> Result<Addr, ArenaError> {
         let arena = self.arena;
+        self.counters.fold(&cache.stats);
+        // The allocation counts once, when it ends: a hit if a magazine
+        // served it as it retried, else a miss (also if it unwinds).
+        let miss = MissOnDrop(&cache.stats);
         let got = self.refill_or_alloc(c, size);
         // Waiting: the whole allocation again (magazines, depot, slabs,
         // arena) after every wake-up (a flush or a full magazine reaching
-        // the depot wakes waiters). The allocation is counted once, when
-        // it ends: a hit if a magazine served it as it retried, else a
-        // miss.
+        // the depot wakes waiters).
         let mut hit = false;
         let r = arena.wait_for(wait, got, || {
             if let Some(a) = self.pairs[c].pop().and_then(|a| cache.claim(c, a, size)) {
@@ -101,9 +103,8 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source> CacheHandle<'a, L, W, S, I>
             self.refill_or_alloc(c, size)
         });
         if hit {
+            core::mem::forget(miss);
             self.counters.hit();
-        } else {
-            self.counters.miss(&cache.stats);
         }
         r
     }

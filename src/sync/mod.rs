@@ -35,12 +35,14 @@ mod arena;
 mod handle;
 mod lock;
 mod percpu;
+mod retrying;
 mod wait;
 
 pub use arena::SyncArena;
 pub use handle::CacheHandle;
 pub use lock::{RawLock, SpinLock};
 pub use percpu::CpuCaches;
+pub use retrying::Retrying;
 pub use wait::{NoWait, Wait, Waiter};
 
 #[cfg(test)]

@@ -6,10 +6,10 @@ use core::sync::atomic::Ordering;
 
 use vmspace_shim::{Addr, Size};
 
-use super::{RawLock, SyncArena, Wait, Waiter};
+use super::{RawLock, Retrying, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store, STORE_ALIGN};
 use crate::qcache::{
-    claim_with, magazine_bytes, CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, QCache, LINE,
+    claim_with, magazine_bytes, CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, LINE,
     MAX_CLASSES,
 };
 
@@ -199,111 +199,106 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     /// a hit pair in user space.)
     #[inline(always)]
     pub fn alloc_wait(&self, size: Size, wait: Wait) -> Result<Addr, ArenaError> {
-        let served = self.arena.caches().and_then(|q| Some((q, q.class_finder(size)?)));
-        if let Some((cache, (c, finder))) = served {
+        let served = self.arena.caches().and_then(|q| q.class_finder(size));
+        if let Some((c, finder)) = served {
             // SAFETY: `mags(c)` has `pin.slots()` slots, touched only
             // through the pin's magazine operations (type invariant).
             let popped = unsafe { self.pin.pop(self.mags(c)) };
-            let arena = self.arena;
-            let wait_loop =
-                |first, again: &mut dyn FnMut() -> _| arena.wait_for(wait, first, again);
             let Popped::Round(a) = popped else {
-                return self.alloc_missed(cache, c, size, popped, wait_loop);
+                return self.alloc_missed(c, size, wait, popped);
             };
             match claim_with(finder, a, size) {
                 Some(a) => return Ok(a),
-                None => return self.alloc_missed(cache, c, size, popped, wait_loop),
+                None => return self.alloc_missed(c, size, wait, popped),
             }
         }
         self.arena.alloc(size, Policy::InstantFit, wait)
     }
 
     /// Allocate `size`, a size the caches serve (`None` for any other),
-    /// waiting in the caller's own way: when neither this CPU's magazines,
-    /// the depot, the slabs nor the arena have any, `wait_loop` is given
-    /// the failure and a function that tries the whole allocation again
-    /// (this CPU's magazines first), and returns the result, as
-    /// [`SyncArena::wait_for`] does (the C API waits at the root of a tree
-    /// of arenas this way). The allocation counts once in the statistics,
-    /// a hit or a miss, however often `wait_loop` tries it again
-    /// ([`QCacheStats::misses`](crate::qcache::QCacheStats::misses)).
-    pub fn alloc_retrying(
-        &self,
-        size: Size,
-        wait_loop: impl FnOnce(
-            Result<Addr, ArenaError>,
-            &mut dyn FnMut() -> Result<Addr, ArenaError>,
-        ) -> Result<Addr, ArenaError>,
-    ) -> Option<Result<Addr, ArenaError>> {
+    /// for a caller that waits in its own way (the C API waits at the root
+    /// of a tree of arenas): the allocation after its first try, whose
+    /// result, as [`alloc`](Self::alloc) gives it, is
+    /// [`Retrying::first`], to try again while the caller waits
+    /// ([`Retrying::again`]). It counts once in the statistics, a hit or a
+    /// miss, however often it is tried again
+    /// ([`QCacheStats::misses`](crate::qcache::QCacheStats::misses)): a miss
+    /// is counted when the [`Retrying`] is dropped.
+    pub fn alloc_retrying(&self, size: Size) -> Option<Retrying<'_, 'a, L, W, S, I, P>> {
         let cache = self.arena.caches()?;
         let (c, finder) = cache.class_finder(size)?;
         // SAFETY: as in `alloc_wait`.
         let popped = unsafe { self.pin.pop(self.mags(c)) };
         if let Popped::Round(a) = popped {
             if let Some(a) = claim_with(finder, a, size) {
-                return Some(Ok(a));
+                return Some(Retrying::new(self, c, size, Ok(a), true));
             }
         }
-        Some(self.alloc_missed(cache, c, size, popped, wait_loop))
+        // Counted a miss should `missed` unwind.
+        let mut r = Retrying::new(self, c, size, Ok(Addr(0)), false);
+        r.first = self.missed(c, size, popped);
+        Some(r)
     }
 
-    /// The rest of an allocation after a pop on class `c` of `cache` that
-    /// gave no object: a magazine from the depot or the slabs, or the
-    /// arena; when those fail too, `wait_loop` tries again as it sees fit.
+    /// The rest of [`alloc_wait`](Self::alloc_wait) after a pop on class
+    /// `c` that gave no object: a magazine from the depot or the
+    /// slabs, or the arena, waiting as `wait` says.
     #[cold]
     #[inline(never)]
     fn alloc_missed(
         &self,
-        cache: &QCache<S>,
         c: usize,
         size: Size,
+        wait: Wait,
         popped: Popped,
-        wait_loop: impl FnOnce(
-            Result<Addr, ArenaError>,
-            &mut dyn FnMut() -> Result<Addr, ArenaError>,
-        ) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        let arena = self.arena;
-        let hits = match popped {
-            // Not an object of the class (the invariant says it cannot be):
-            // dropped, and counted as a miss.
-            Popped::Round(_) => 0,
-            Popped::Empty { hits } => hits,
-            Popped::Unpinned => {
-                let mut again = || arena.alloc(size, Policy::InstantFit, Wait::No);
-                return wait_loop(again(), &mut again);
-            }
-        };
-        cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
-        let got = self.refill_or_alloc(c, size);
+        // The allocation counts once, when it ends (also by unwinding): a
+        // hit if a pop served it as it retried (the pop counts the hit),
+        // else a miss.
+        let mut r = Retrying::new(self, c, size, Ok(Addr(0)), false);
+        let got = self.missed(c, size, popped);
         // Waiting: the whole allocation again, this CPU's magazines first,
         // after every wake-up (an object freed into a slot while someone
         // waits, a magazine to the depot, a flush, space in the arena).
-        // The allocation is counted once, when it ends: a hit if a pop
-        // served it as it retried (the pop counts that hit), else a miss.
-        let mut hit = false;
-        let r = wait_loop(got, &mut || {
-            // SAFETY: as in `alloc_wait`.
-            match unsafe { self.pin.pop(self.mags(c)) } {
-                Popped::Round(a) => {
-                    if let Some(a) = cache.claim(c, a, size) {
-                        hit = true;
-                        return Ok(a);
-                    }
-                    // Not an object of the class (the invariant says it
-                    // cannot be): dropped, as above.
-                }
-                Popped::Empty { hits } => {
-                    cache.stats.hits.fetch_add(hits, Ordering::Relaxed);
-                }
-                Popped::Unpinned => return arena.alloc(size, Policy::InstantFit, Wait::No),
-            }
-            self.refill_or_alloc(c, size)
-        });
-        if !hit {
-            cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+        self.arena.wait_for(wait, got, || r.again())
+    }
+
+    /// The first try of an allocation of class `c` after a pop that gave
+    /// no object (`popped`): a magazine from the depot or the slabs, or
+    /// the arena; straight to the arena for a caller the pin did not place
+    /// on a slot. Adds the hits the pop took out of its word.
+    fn missed(&self, c: usize, size: Size, popped: Popped) -> Result<Addr, ArenaError> {
+        match popped {
+            // Not an object of the class (the invariant says it cannot be):
+            // dropped.
+            Popped::Round(_) => {}
+            Popped::Empty { hits } => self.count(hits, 0),
+            Popped::Unpinned => return self.arena.alloc(size, Policy::InstantFit, Wait::No),
         }
-        r
+        self.refill_or_alloc(c, size)
+    }
+
+    /// A missed allocation's next try: this CPU's magazines (`hit` says
+    /// when they served it; the pop counted the hit), then the depot, the
+    /// slabs and the arena.
+    pub(super) fn retry(&self, c: usize, size: Size, hit: &mut bool) -> Result<Addr, ArenaError> {
+        // SAFETY: as in `alloc_wait`.
+        let popped = unsafe { self.pin.pop(self.mags(c)) };
+        if let Popped::Round(a) = popped {
+            if let Some(a) = self.arena.caches().and_then(|q| q.claim(c, a, size)) {
+                *hit = true;
+                return Ok(a);
+            }
+        }
+        self.missed(c, size, popped)
+    }
+
+    /// Add `hits` and `misses` to the caches' statistics.
+    pub(super) fn count(&self, hits: u64, misses: u64) {
+        if let Some(q) = self.arena.caches() {
+            q.stats.hits.fetch_add(hits, Ordering::Relaxed);
+            q.stats.misses.fetch_add(misses, Ordering::Relaxed);
+        }
     }
 
     /// A magazine of class `c` from the depot or the slabs, installed in

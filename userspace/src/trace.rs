@@ -23,15 +23,16 @@ pub fn quoted(s: &str) -> String {
 /// between them; no sign (Rust's own parsers take a leading `+`).
 pub fn parse_number(s: &str) -> Result<usize, String> {
     let not_a_number = || format!("{} is not a number (decimal or 0x hex)", quoted(s));
-    let t = s.replace('_', "");
-    let (digits, radix) = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+    let (written, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) => (hex, 16),
-        None => (t.as_str(), 10),
+        None => (s, 10),
     };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+    let between = !written.starts_with('_') && !written.ends_with('_');
+    let digits = written.replace('_', "");
+    if !between || digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return Err(not_a_number());
     }
-    usize::from_str_radix(digits, radix).map_err(|e| match e.kind() {
+    usize::from_str_radix(&digits, radix).map_err(|e| match e.kind() {
         std::num::IntErrorKind::PosOverflow => {
             format!("{} is too large (at most {})", quoted(s), usize::MAX)
         }
@@ -389,7 +390,10 @@ mod tests {
         assert_eq!(parse_number("0xFF_ff"), Ok(0xffff));
         assert_eq!(parse_number("0X10"), Ok(16));
         assert_eq!(parse_number(&usize::MAX.to_string()), Ok(usize::MAX));
-        for bad in ["+1", "0x+1", "", "0x", "1e3", "0b1", " 1", "1.0", "٣"] {
+        assert_eq!(parse_number("1__0"), Ok(10));
+        for bad in
+            ["+1", "0x+1", "", "0x", "1e3", "0b1", " 1", "1.0", "٣", "_1", "1_", "0x_1", "0_x1"]
+        {
             assert!(parse_number(bad).is_err(), "{bad:?}");
         }
     }

@@ -86,7 +86,10 @@ impl<P: Platform> ArenaObj<P> {
             // The caches count the allocation once, however often the loop
             // at the root tries it again.
             Some(c) if !f.top && size <= self.shared.qcache_max().0 => self
-                .wait_at_root_with(f.wait, |wait_loop| c.alloc_retrying(Size(size), wait_loop))
+                .wait_at_root_with(f.wait, |wait_loop| {
+                    let mut retrying = c.alloc_retrying(Size(size))?;
+                    Some(wait_loop(retrying.first(), &mut || retrying.again()))
+                })
                 .unwrap_or_else(|| {
                     self.wait_at_root(f.wait, |wait| {
                         self.alloc_here(size, AllocFlags { wait, ..f })

@@ -58,6 +58,34 @@ fn parse_call(text: &str) -> Option<Call<'_>> {
     Some(Call { name, args, result })
 }
 
+/// The start of the call `name` that a `<... name resumed>` line of `pid`
+/// finishes, taken out of `pending` (unfinished calls by pid). Its own
+/// pid's, if of that call; else, as strace prefixes lines with `[pid N]`
+/// only while it traces more than one process, an unprefixed resume takes
+/// the one unfinished call of that name of any pid, and a prefixed one the
+/// unprefixed call of that name.
+fn take_started(
+    pending: &mut HashMap<String, (String, usize)>,
+    pid: &str,
+    name: &str,
+) -> Option<String> {
+    let named = |head: &str| head.split('(').next().is_some_and(|n| n.trim() == name);
+    let key = if pending.get(pid).is_some_and(|(head, _)| named(head)) {
+        pid.to_string()
+    } else {
+        let mut others = pending
+            .iter()
+            .filter(|(p, (head, _))| (pid.is_empty() || p.is_empty()) && named(head))
+            .map(|(p, _)| p.clone());
+        let only = others.next()?;
+        if others.next().is_some() {
+            return None;
+        }
+        only
+    };
+    pending.remove(&key).map(|(head, _)| head)
+}
+
 /// Convert strace output into a trace.
 pub fn convert(text: &str, page: usize) -> String {
     let mut im = Importer::new(page);
@@ -81,11 +109,11 @@ pub fn convert(text: &str, page: usize) -> String {
             }
             continue;
         } else if let Some(rest) = body.strip_prefix("<...") {
-            let Some((_, tail)) = rest.split_once("resumed>") else {
+            let Some((name, tail)) = rest.split_once("resumed>") else {
                 im.note("not a system call strace line", n + 1);
                 continue;
             };
-            let Some((head, _)) = pending.remove(pid) else {
+            let Some(head) = take_started(&mut pending, pid, name.trim()) else {
                 im.note("a resumed call whose start is not in the trace", n + 1);
                 continue;
             };
