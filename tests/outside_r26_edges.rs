@@ -5,7 +5,7 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use vmspace::arena::{Arena, ArenaError, Policy, SegmentKinds, SliceStore, Source};
 use vmspace::qcache::{QCacheConfig, OBJECTS};
@@ -143,10 +143,16 @@ fn a_panicking_give_back_during_reclaim_with_other_threads_freeing() {
     // panic (at least 200 rounds each): how soon one does depends on the
     // scheduling, so neither side stops at a fixed count.
     let stop = AtomicBool::new(false);
+    // Rounds the workers finished: past the first 400 reclaims the main
+    // thread reclaims again only after one more (the spin lock is not
+    // fair: a main thread reclaiming in a tight loop can keep the workers
+    // off it on a loaded machine, and then no slab empties, no reclaim
+    // panics, and the loop runs on to its cap for minutes).
+    let rounds = AtomicUsize::new(0);
     std::thread::scope(|sc| {
         let mut ts = Vec::new();
         for w in 0..3usize {
-            let (s, stop) = (&s, &stop);
+            let (s, stop, rounds) = (&s, &stop, &rounds);
             ts.push(sc.spawn(move || {
                 let mut h = CacheHandle::new(s);
                 let mut round = 0;
@@ -162,6 +168,7 @@ fn a_panicking_give_back_during_reclaim_with_other_threads_freeing() {
                         h.free(x, Size(16 + 16 * (round % 2))).unwrap();
                     }
                     h.flush();
+                    rounds.fetch_add(1, Ordering::SeqCst);
                 }
             }));
         }
@@ -179,6 +186,13 @@ fn a_panicking_give_back_during_reclaim_with_other_threads_freeing() {
             M.store(TAKE, Ordering::SeqCst);
             s.check().unwrap_or_else(|e| panic!("after reclaim {i}: {e:?}"));
             i += 1;
+            let seen = rounds.load(Ordering::SeqCst);
+            while i >= 400
+                && rounds.load(Ordering::SeqCst) == seen
+                && !ts.iter().all(|t| t.is_finished())
+            {
+                std::thread::yield_now();
+            }
         }
         stop.store(true, Ordering::SeqCst);
         for t in ts {

@@ -25,9 +25,18 @@ fn race_child() {
     let (probe, _) = below_is_free(p, align);
     let first = (probe + align - 1) & !(align - 1);
     let stop = AtomicBool::new(false);
+    let ready = AtomicBool::new(false);
     let lost = AtomicUsize::new(0);
     let bad = std::thread::scope(|s| {
         s.spawn(|| {
+            // This thread's start maps memory (its signal stack, TLS
+            // destructor list, malloc arena): let it finish before the main
+            // thread sets the tight RLIMIT_AS, which is process-wide (else
+            // glibc aborts, "failed to register TLS destructor: out of
+            // memory", or std's "failed to allocate an alternative stack"
+            // panic hangs printing its backtrace).
+            drop(std::hint::black_box(vec![0u8; 4096]));
+            ready.store(true, Ordering::SeqCst);
             let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
             let mut k = 0usize;
             while !stop.load(Ordering::Relaxed) {
@@ -59,6 +68,9 @@ fn race_child() {
                 }
             }
         });
+        while !ready.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
         let mut bad = Vec::new();
         for _ in 0..300 {
             set_limit(libc::RLIMIT_AS, (status_bytes("VmSize:") + 4 * p) as u64);

@@ -48,16 +48,23 @@ fn hole_where_the_kernel_places(size: usize, align: usize, page: usize) -> (usiz
         let hole = ((r + size + align - 1) & !(align - 1)) + page;
         assert_eq!(libc::munmap(hole as *mut _, size), 0);
         // Gaps above the hole that hold `size` are filled (and kept) until
-        // the kernel places `size` in the hole.
-        for _ in 0..16 {
+        // the kernel places `size` in the hole. How many there are depends
+        // on the layout (address randomization, the harness's threads),
+        // not on a fixed count; top-down, the kernel takes the highest gap
+        // first, so it never placed `size` in the hole once it places it
+        // below.
+        loop {
             let q = libc::mmap(std::ptr::null_mut(), size, libc::PROT_NONE, flags, -1, 0);
             assert_ne!(q, libc::MAP_FAILED);
             if q as usize == hole {
                 libc::munmap(q, size);
                 return (r, len, hole);
             }
+            assert!(
+                (q as usize) > hole,
+                "precondition: the kernel placed `size` at {q:?}, below the hole {hole:#x}"
+            );
         }
-        panic!("precondition: the kernel never placed `size` in the hole");
     }
 }
 
