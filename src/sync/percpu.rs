@@ -6,6 +6,7 @@ use core::sync::atomic::Ordering;
 
 use vmspace_shim::{Addr, Size};
 
+use super::retrying::UNTRIED;
 use super::{RawLock, Retrying, SyncArena, Wait, Waiter};
 use crate::arena::{ArenaError, Policy, Source, Store, STORE_ALIGN};
 use crate::qcache::{
@@ -234,8 +235,8 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
                 return Some(Retrying::new(self, c, size, Ok(a), true));
             }
         }
-        // Counted a miss should `missed` unwind.
-        let mut r = Retrying::new(self, c, size, Ok(Addr(0)), false);
+        // Made first, so that the miss is counted should `missed` unwind.
+        let mut r = Retrying::new(self, c, size, UNTRIED, false);
         r.first = self.missed(c, size, popped);
         Some(r)
     }
@@ -255,12 +256,12 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         // The allocation counts once, when it ends (also by unwinding): a
         // hit if a pop served it as it retried (the pop counts the hit),
         // else a miss.
-        let mut r = Retrying::new(self, c, size, Ok(Addr(0)), false);
-        let got = self.missed(c, size, popped);
+        let mut r = Retrying::new(self, c, size, UNTRIED, false);
+        r.first = self.missed(c, size, popped);
         // Waiting: the whole allocation again, this CPU's magazines first,
         // after every wake-up (an object freed into a slot while someone
         // waits, a magazine to the depot, a flush, space in the arena).
-        self.arena.wait_for(wait, got, || r.again())
+        self.arena.wait_for(wait, r.first, || r.again())
     }
 
     /// The first try of an allocation of class `c` after a pop that gave

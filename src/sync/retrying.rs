@@ -7,6 +7,10 @@ use super::{CpuCaches, RawLock, Waiter};
 use crate::arena::{ArenaError, Source, Store};
 use crate::qcache::CpuPin;
 
+/// The first result of an allocation not tried yet.
+pub(super) const UNTRIED: Result<Addr, ArenaError> =
+    Err(ArenaError::InvalidArgument("not tried yet"));
+
 /// An allocation of a cached size made by
 /// [`CpuCaches::alloc_retrying`], for a caller that waits in its own loop:
 /// [`again`](Self::again) tries it again, this CPU's magazines first,
@@ -25,7 +29,8 @@ pub struct Retrying<'c, 'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPi
     caches: &'c CpuCaches<'a, L, W, S, I, P>,
     class: usize,
     size: Size,
-    /// The first try's result.
+    /// The first try's result, until a later try succeeds: then that
+    /// one's.
     pub(super) first: Result<Addr, ArenaError>,
     /// A try was served from a magazine (and the pop counted the hit).
     served: bool,
@@ -47,19 +52,28 @@ impl<'c, 'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin>
         Retrying { caches, class, size, first, served }
     }
 
-    /// The first try's result.
+    /// The first try's result (once [`again`](Self::again) has
+    /// succeeded, its result).
     pub fn first(&self) -> Result<Addr, ArenaError> {
         self.first
     }
 
     /// Try the allocation again: this CPU's magazines, the depot, the
-    /// slabs, the arena (only the arena while the pin cannot place the
-    /// caller on a slot). Meant for an allocation that has failed so far;
-    /// once one has succeeded, a further call allocates again, uncounted.
+    /// slabs, the arena. Meant for an allocation whose tries have failed
+    /// so far; once one has succeeded, a call is a new allocation, counted
+    /// as [`CpuCaches::alloc`] counts one (the allocation this value
+    /// stands for keeps its own count).
     pub fn again(&mut self) -> Result<Addr, ArenaError> {
+        if self.first.is_ok() {
+            return self.caches.alloc(self.size);
+        }
         let mut hit = false;
         let r = self.caches.retry(self.class, self.size, &mut hit);
         self.served |= hit;
+        if r.is_ok() {
+            // Done: the result stands as this allocation's.
+            self.first = r;
+        }
         r
     }
 }

@@ -95,11 +95,19 @@ pub fn convert(text: &str, page: usize) -> String {
     for (n, raw) in text.lines().enumerate() {
         let (pid, body) = strip_prefix(raw);
         let body = body.trim_end();
-        if body.starts_with("+++") || body.starts_with("---") || body.is_empty() {
+        if body.starts_with("+++") {
+            // The process is gone: a call of its still unfinished never
+            // will be (and must not take another pid's resume).
+            if let Some((_, started)) = pending.remove(pid) {
+                let what =
+                    format!("call started on line {started} never resumed (its process ended)");
+                im.note(&what, n + 1);
+            }
             continue;
         }
-        // An unprefixed line is a pid of its own: strace writing to
-        // standard error prefixes only the processes after the first.
+        if body.starts_with("---") || body.is_empty() {
+            continue;
+        }
         pids.insert(pid.to_string());
         let joined;
         let call_text = if let Some(head) = body.strip_suffix("<unfinished ...>") {
@@ -138,14 +146,25 @@ pub fn convert(text: &str, page: usize) -> String {
         "# imported by vmspace import-strace: {} calls as operations, {} lines skipped (see comments)",
         im.used, im.skipped
     );
-    if pids.len() > 1 {
+    // strace writing to standard error prefixes lines with `[pid N]` only
+    // while it traces more than one process: unprefixed lines are one
+    // more process when one pid alone is prefixed (another was traced
+    // then), and may be one of the prefixed pids or not when there are
+    // several.
+    let prefixed = pids.iter().filter(|p| !p.is_empty()).count();
+    let (n, at_least) = match (prefixed, pids.contains("")) {
+        (0, _) => (1, ""),
+        (1, true) => (2, ""),
+        (p, true) => (p, "at least "),
+        (p, false) => (p, ""),
+    };
+    if n > 1 {
         let _ = writeln!(
             head,
-            "# {} pids merged into one address space: right for threads, which share one; \
-             for processes (a fork, an exec) their mappings add up as if in one, and what \
-             a process had mapped stays live after it exits (exit unmaps with no munmap \
-             line). Trace one process (strace without -f) for a faithful replay.",
-            pids.len()
+            "# {at_least}{n} pids merged into one address space: right for threads, which \
+             share one; for processes (a fork, an exec) their mappings add up as if in one, \
+             and what a process had mapped stays live after it exits (exit unmaps with no \
+             munmap line). Trace one process (strace without -f) for a faithful replay."
         );
     }
     let (base, size) = span(page);
@@ -276,6 +295,33 @@ munmap(0x7f0000100000, 8192) = 0
             "free m1",
         ];
         assert_eq!(ops, want, "{t}");
+    }
+
+    /// The "pids merged" comment counts what strace's prefixes can tell:
+    /// one unprefixed process alone is no merge; unprefixed lines beside
+    /// one prefixed pid are a second process (strace prefixes only while
+    /// it traces several); beside several, they may be one of them.
+    #[test]
+    fn merged_pids_are_counted_as_far_as_the_prefixes_tell() {
+        let mmap = "mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000";
+        let line = |pid: &str| match pid {
+            "" => format!("{mmap}\n"),
+            p => format!("[pid {p}] {mmap}\n"),
+        };
+        for (pids, want) in [
+            (&["", ""][..], None),
+            (&["", "7"][..], Some("# 2 pids merged")),
+            (&["", "7", "8"][..], Some("# at least 2 pids merged")),
+            (&["7", "8", "9"][..], Some("# 3 pids merged")),
+            (&["7", "7"][..], None),
+        ] {
+            let text: String = pids.iter().map(|p| line(p)).collect();
+            let t = convert(&text, 4096);
+            match want {
+                Some(w) => assert!(t.contains(w), "{pids:?}: {w:?} not in\n{t}"),
+                None => assert!(!t.contains("pids merged"), "{pids:?}:\n{t}"),
+            }
+        }
     }
 
     #[test]
