@@ -14,8 +14,11 @@ use crate::vm::VmError;
 /// tracts allocated to the same owners with the same descriptors, the same
 /// pages committed; except after
 /// [`RollbackFailed`](VmArenaError::RollbackFailed), which says what changed,
-/// and for the spare pages a failing allocation or purge gave back, and a
-/// table page it could not (the [module docs](super) list them).
+/// for the spare pages a failing allocation or purge gave back, for a
+/// table page it could not give back, and for stale table pages (left
+/// mapped by an earlier failure) that the call gave back before it failed:
+/// every operation retries those first (the [module docs](super) list
+/// them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VmArenaError {
@@ -48,19 +51,23 @@ pub enum VmArenaError {
     },
     /// A protect, or the unmap of a free or a purge, failed (perhaps part
     /// way, leaving some pages inaccessible), and putting the old
-    /// protection back failed too. Allocated tracts in `range` (a protect
-    /// or a free) are recorded
+    /// protection back failed too. Allocated tracts whose protection could
+    /// not be put back (a protect or a free) are recorded
     /// [`Protection::None`](vmspace_shim::Protection::None), and made so
     /// as far as the backend allowed (never recorded more open than they
     /// may be; freed, they are decommitted, never kept spare). Spare tracts
-    /// in `range` (a purge) stay spare, and spare pages are made read-write
-    /// again whenever an allocation reuses them, until none is spare. An
+    /// (a purge) stay spare, and spare pages are made read-write again
+    /// whenever an allocation reuses them, until none is spare. An
     /// allocation whose map (or reuse of spare pages) failed, and whose
     /// unmap of the pages it had mapped failed too, keeps those tracts
-    /// (`range`) committed, as spare: nothing is allocated.
+    /// committed, as spare: nothing is allocated. The tracts so left are
+    /// all in `range`, which is one range from the first to the last of
+    /// them: the runs between were put back (or, an allocation's,
+    /// decommitted) and are as the call found them.
     RollbackFailed {
-        /// The tracts whose protection could not be put back, or (an
-        /// allocation) that stay committed as spare.
+        /// From the first tract whose protection could not be put back, or
+        /// (an allocation) that stays committed as spare, to the last (it
+        /// may hold tracts that were put back).
         range: Range,
         /// What the backend said to the call that failed first.
         error: ShimError,

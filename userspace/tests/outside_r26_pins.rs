@@ -330,7 +330,10 @@ fn a_cpu_past_the_slots_goes_to_the_arena_with_rseq_and_shares_without() {
         drop(caches);
         let st = shared.qcache_stats();
         if rseq {
-            assert_eq!((st.hits, st.misses), (0, 0), "rseq, CPU {high} past 1 slot: {st:?}");
+            // To the arena, each a miss (`QCacheStats::misses`: "per-CPU
+            // allocations whose caller the pin could not place on a slot";
+            // they counted as neither before round 33).
+            assert_eq!((st.hits, st.misses), (0, 200), "rseq, CPU {high} past 1 slot: {st:?}");
         } else {
             assert!(st.hits >= 150, "fallback, CPU {high} shares slot 0: {st:?}");
         }
