@@ -420,44 +420,36 @@ impl<P: Platform> ArenaObj<P> {
         wait: Wait,
         attempt: impl Fn(Wait) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        self.wait_at_root_with(wait, |wait_loop| {
-            let mut again = || attempt(Wait::No);
-            wait_loop(again(), &mut again)
-        })
+        let (root, deadline) = self.waiting_root(wait);
+        let mut again = || attempt(Wait::No);
+        root.wait_after(deadline, again(), &mut again)
     }
 
-    /// [`wait_at_root`](Self::wait_at_root) for an allocation that tries
-    /// itself: `allocate` makes its first try and hands the result and its
-    /// retry to the loop it is given (an allocation made by
-    /// [`CpuCaches::alloc_retrying`](vmspace::sync::CpuCaches::alloc_retrying),
-    /// counted once however often it is retried).
-    pub(crate) fn wait_at_root_with<R>(
-        &self,
-        wait: Wait,
-        allocate: impl FnOnce(
-            &mut dyn FnMut(
-                Result<Addr, ArenaError>,
-                &mut dyn FnMut() -> Result<Addr, ArenaError>,
-            ) -> Result<Addr, ArenaError>,
-        ) -> R,
-    ) -> R {
+    /// Where a wait as `wait` asks, begun now, waits: the root of this
+    /// arena's tree, with the deadline on its clock (`None`: no deadline).
+    /// Taken before the allocation's first try, which the time given
+    /// includes.
+    pub(crate) fn waiting_root(&self, wait: Wait) -> (&Self, Option<Duration>) {
         let root = match self.root {
             // SAFETY: the root is live while its descendants are (type
             // invariant), and this is one.
             Some(root) => unsafe { root.as_ref() },
             None => self,
         };
-        let clock = root.shared.waiter();
         let deadline = match wait {
-            Wait::Timeout(t) => Some(clock.now().saturating_add(t)),
+            Wait::Timeout(t) => Some(root.shared.waiter().now().saturating_add(t)),
             _ => None,
         };
-        allocate(&mut |first, again| root.wait_after(deadline, first, again))
+        (root, deadline)
     }
 
-    /// The loop of [`wait_at_root_with`](Self::wait_at_root_with) in root
-    /// `self`, after the first try gave `got`.
-    fn wait_after(
+    /// The loop of a waiting allocation in root `self` (as
+    /// [`waiting_root`](Self::waiting_root) gives it, with `deadline`),
+    /// after the first try gave `got`: `again` tries once more, without
+    /// waiting. An allocation that tries itself (one made by
+    /// [`CpuCaches::alloc_retrying`](vmspace::sync::CpuCaches::alloc_retrying),
+    /// counted once however often it is retried) passes its own retry.
+    pub(crate) fn wait_after(
         &self,
         deadline: Option<Duration>,
         mut got: Result<Addr, ArenaError>,

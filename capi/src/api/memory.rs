@@ -11,7 +11,7 @@ use super::{fail, obj, out, out_opt, status, Api};
 use crate::ctypes::*;
 use crate::errno::code;
 use crate::flags::{self, AllocFlags};
-use crate::object::{ArenaObj, Shared, Store};
+use crate::object::{ArenaObj, Caches, Shared, Store};
 use crate::platform::Platform;
 use crate::source::CSource;
 
@@ -66,37 +66,38 @@ impl<P: Platform> ArenaObj<P> {
     /// says.
     #[inline(always)]
     fn alloc_here(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
-        let policy = f.policy.unwrap_or(self.policy);
         let s = Size(size);
-        match &self.caches {
-            Some(c) if !f.top && size <= self.shared.qcache_max().0 => c.alloc_wait(s, f.wait),
-            _ if f.top => {
-                self.shared.xalloc(&Constraints::new(s).policy(policy).from_top(true), f.wait)
-            }
-            _ => self.shared.alloc(s, policy, f.wait),
+        if let Some(c) = self.caches_for(size, f) {
+            return c.alloc_wait(s, f.wait);
         }
+        let policy = f.policy.unwrap_or(self.policy);
+        if f.top {
+            return self.shared.xalloc(&Constraints::new(s).policy(policy).from_top(true), f.wait);
+        }
+        self.shared.alloc(s, policy, f.wait)
     }
 
-    /// A waiting [`alloc_addr`](Self::alloc_addr)
+    /// The per-CPU quantum caches, when they serve an allocation of `size`
+    /// as `f` asks: sizes up to `qcache_max`, not placed at the top.
+    #[inline(always)]
+    fn caches_for(&self, size: usize, f: AllocFlags) -> Option<&Caches<P>> {
+        self.caches.as_ref().filter(|_| !f.top && size <= self.shared.qcache_max().0)
+    }
+
+    /// A waiting [`alloc_addr`](Self::alloc_addr): at the root of its tree
     /// ([`wait_at_root`](ArenaObj::wait_at_root)).
     #[cold]
     #[inline(never)]
     fn alloc_waiting(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
-        match &self.caches {
+        let (root, deadline) = self.waiting_root(f.wait);
+        let retrying = self.caches_for(size, f).and_then(|c| c.alloc_retrying(Size(size)));
+        if let Some(mut r) = retrying {
             // The caches count the allocation once, however often the loop
             // at the root tries it again.
-            Some(c) if !f.top && size <= self.shared.qcache_max().0 => self
-                .wait_at_root_with(f.wait, |wait_loop| {
-                    let mut retrying = c.alloc_retrying(Size(size))?;
-                    Some(wait_loop(retrying.first(), &mut || retrying.again()))
-                })
-                .unwrap_or_else(|| {
-                    self.wait_at_root(f.wait, |wait| {
-                        self.alloc_here(size, AllocFlags { wait, ..f })
-                    })
-                }),
-            _ => self.wait_at_root(f.wait, |wait| self.alloc_here(size, AllocFlags { wait, ..f })),
+            return root.wait_after(deadline, r.first(), &mut || r.again());
         }
+        let mut again = || self.alloc_here(size, AllocFlags { wait: Wait::No, ..f });
+        root.wait_after(deadline, again(), &mut again)
     }
 
     /// A constrained allocation as `f` asks (never from the caches).
