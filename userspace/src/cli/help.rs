@@ -70,7 +70,8 @@ MAP_FIXED mappings inside live ones replace pages without changing the
 address space (a comment says so); elsewhere they become new allocations.
 Failed calls, and unmaps of ranges mapped before tracing began, become
 comments. Each line's comment gives the strace line it comes from.
-Accepts strace's pid prefixes (-f), timestamps (-t, -tt, -ttt, -r) and
+Accepts strace's pid prefixes (-f), timestamps (-t, -tt, -ttt, -r), flags
+by name or as numbers (-X raw, -X verbose), and
 <unfinished ...> / <... resumed> pairs (a call never resumed, or resumed
 with no start in the trace, becomes a comment). Every pid's calls go into one
 address space, right for threads; for several processes a comment at the

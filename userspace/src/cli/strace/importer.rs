@@ -19,6 +19,22 @@ use crate::input::parse_number;
 /// The traced program's page: the kernel rounded its mappings to it.
 const PROGRAM_PAGE: usize = 4096;
 
+/// `mmap`'s `MAP_FIXED` (Linux, every architecture).
+const MAP_FIXED: usize = 0x10;
+/// `mremap`'s `MREMAP_DONTUNMAP`.
+const MREMAP_DONTUNMAP: usize = 4;
+
+/// Whether the flags argument `field` has the flag `name` (whose value is
+/// `bit`), as strace writes flags: by name (`MAP_PRIVATE|MAP_FIXED`, the
+/// default), as a number (`-X raw`: `0x12`), or both (`-X verbose`:
+/// `0x12 /* MAP_PRIVATE|MAP_FIXED */`); bits strace has no name for
+/// follow the names as a number (`MAP_PRIVATE|0x40000`).
+fn has_flag(field: &str, name: &str, bit: usize) -> bool {
+    field
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| w == name || parse_number(w).is_ok_and(|n| n & bit != 0))
+}
+
 /// One mapping piece the importer follows: its end and its ID.
 #[derive(Debug, Clone, Copy)]
 struct Piece {
@@ -198,7 +214,7 @@ impl Importer {
             "mmap" | "mmap2" => {
                 let len = length(1);
                 let flags = c.args.get(3).copied().unwrap_or("");
-                let fixed = flags.split('|').any(|f| f == "MAP_FIXED");
+                let fixed = has_flag(flags, "MAP_FIXED", MAP_FIXED);
                 let Some(b) = self.mapping_end(result, len, line) else { return };
                 let covered: usize = self
                     .overlapping(result, b)
@@ -227,7 +243,7 @@ impl Importer {
                 let (old, new) = (length(1), length(2));
                 let Some(b) = self.mapping_end(result, new, line) else { return };
                 let flags = c.args.get(3).copied().unwrap_or("");
-                if flags.split('|').any(|f| f == "MREMAP_DONTUNMAP") {
+                if has_flag(flags, "MREMAP_DONTUNMAP", MREMAP_DONTUNMAP) {
                     // The pages move to a new mapping; the old one stays
                     // mapped (empty), so this maps more address space.
                     self.unmap(result, b, line);
@@ -257,5 +273,36 @@ impl Importer {
                 self.note(&format!("{} is not traced here", c.name), line);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_flag;
+
+    /// Flags by name, raw (`-X raw`) and verbose (`-X verbose`), and
+    /// fields that only look alike.
+    #[test]
+    fn flags_are_read_by_name_and_by_value() {
+        for (field, want) in [
+            ("MAP_PRIVATE|MAP_FIXED", true),
+            ("MAP_FIXED", true),
+            ("MAP_PRIVATE|MAP_FIXED_NOREPLACE", false),
+            ("MAP_PRIVATE|MAP_ANONYMOUS", false),
+            ("0x12", true),
+            ("0x22", false),
+            ("18", true),
+            ("0", false),
+            ("0x12 /* MAP_PRIVATE|MAP_FIXED */", true),
+            ("0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */", false),
+            ("MAP_PRIVATE|0x10", true),
+            ("MAP_PRIVATE|0x40000", false),
+            ("", false),
+        ] {
+            assert_eq!(has_flag(field, "MAP_FIXED", 0x10), want, "{field:?}");
+        }
+        assert!(has_flag("MREMAP_MAYMOVE|MREMAP_DONTUNMAP", "MREMAP_DONTUNMAP", 4));
+        assert!(has_flag("0x5", "MREMAP_DONTUNMAP", 4));
+        assert!(!has_flag("0x1", "MREMAP_DONTUNMAP", 4));
     }
 }

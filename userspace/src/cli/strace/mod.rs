@@ -297,6 +297,41 @@ munmap(0x7f0000100000, 8192) = 0
         assert_eq!(ops, want, "{t}");
     }
 
+    /// `strace -X raw` writes flags as numbers: `MAP_FIXED` (0x10) and
+    /// `MREMAP_DONTUNMAP` (4) are read from them, and the trace is the
+    /// one the flags' names give.
+    #[test]
+    fn raw_flags_import_as_named_flags_do() {
+        let named = "\
+mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000
+mmap(0x7f0000000000, 4096, PROT_READ, MAP_PRIVATE|MAP_FIXED|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000
+mremap(0x7f0000000000, 8192, 8192, MREMAP_MAYMOVE|MREMAP_DONTUNMAP) = 0x7f0000100000
+munmap(0x7f0000000000, 8192) = 0
+munmap(0x7f0000100000, 8192) = 0
+";
+        let raw = "\
+mmap(0, 0x2000, 0x3, 0x22, -1, 0) = 0x7f0000000000
+mmap(0x7f0000000000, 0x1000, 0x1, 0x32, -1, 0) = 0x7f0000000000
+mremap(0x7f0000000000, 0x2000, 0x2000, 0x5) = 0x7f0000100000
+munmap(0x7f0000000000, 0x2000) = 0
+munmap(0x7f0000100000, 0x2000) = 0
+";
+        let ops = |text: &str| -> Vec<String> {
+            let t = convert(text, 4096);
+            parse(&t).unwrap().ops.into_iter().map(|(_, op)| op.to_string()).collect()
+        };
+        let want = [
+            "add 0x10000 0x7fffffff0000",
+            "alloc m0 0x2000",
+            "alloc m1 0x2000",
+            "free m0",
+            "free m1",
+        ];
+        assert_eq!(ops(named), want);
+        assert_eq!(ops(raw), want);
+        assert!(convert(raw, 4096).contains("MAP_FIXED inside live mappings"));
+    }
+
     /// The "pids merged" comment counts what strace's prefixes can tell:
     /// one unprefixed process alone is no merge; unprefixed lines beside
     /// one prefixed pid are a second process (strace prefixes only while
