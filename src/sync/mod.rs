@@ -36,6 +36,7 @@ mod handle;
 mod lock;
 mod percpu;
 mod retrying;
+mod source;
 mod wait;
 
 pub use arena::SyncArena;
