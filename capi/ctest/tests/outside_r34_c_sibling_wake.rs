@@ -15,80 +15,21 @@
 
 #![allow(dead_code)]
 
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::c_int;
 use std::time::Duration;
 
+use vmspace_capi::ctypes::{
+    vmspace_addr_t as A, vmspace_arena_t as Varena, vmspace_counters as Counters,
+    vmspace_params as Params, vmspace_size_t as Sz, VMSPACE_WAIT as WAIT,
+};
 use vmspace_capi_ctest as _;
-
-type A = usize;
-type Sz = usize;
-
-#[repr(C)]
-struct Varena {
-    _p: [u8; 0],
-}
-
-#[repr(C)]
-struct Params {
-    name: *const c_char,
-    base: A,
-    size: Sz,
-    quantum: Sz,
-    qcache_max: Sz,
-    flags: c_int,
-    reserved: c_int,
-    max_tags: Sz,
-    parent: *mut Varena,
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
-struct Counters {
-    allocs: u64,
-    frees: u64,
-    failures: u64,
-    bad_frees: u64,
-    search_steps: u64,
-    imports: u64,
-    exports: u64,
-    injected: u64,
-    qcache_hits: u64,
-    qcache_misses: u64,
-    qcache_slabs: u64,
-    qcache_reclaims: u64,
-    deferred_frees: u64,
-    flushes: u64,
-}
-
-type ImportFn = unsafe extern "C" fn(*mut c_void, Sz, c_int, *mut A) -> c_int;
-type ReleaseFn = unsafe extern "C" fn(*mut c_void, A, Sz);
-
-extern "C" {
-    fn vmspace_arena_create_ex(params: *const Params, arenap: *mut *mut Varena) -> c_int;
-    fn vmspace_arena_destroy(a: *mut Varena) -> c_int;
-    fn vmspace_arena_alloc(a: *mut Varena, size: Sz, flags: c_int, addrp: *mut A) -> c_int;
-    fn vmspace_arena_alloc_timed(
-        a: *mut Varena,
-        size: Sz,
-        flags: c_int,
-        timeout_ns: u64,
-        addrp: *mut A,
-    ) -> c_int;
-    fn vmspace_arena_free(a: *mut Varena, addr: A, size: Sz) -> c_int;
-    fn vmspace_arena_set_import(
-        a: *mut Varena,
-        import: Option<ImportFn>,
-        release: Option<ReleaseFn>,
-        arg: *mut c_void,
-        quantum: Sz,
-    ) -> c_int;
-    fn vmspace_arena_counters(a: *mut Varena, c: *mut Counters) -> c_int;
-    fn vmspace_arena_check(a: *mut Varena) -> c_int;
-}
+use vmspace_capi_user::vmspace_native_api::{
+    vmspace_arena_alloc, vmspace_arena_alloc_timed, vmspace_arena_check, vmspace_arena_counters,
+    vmspace_arena_create_ex, vmspace_arena_destroy, vmspace_arena_free,
+};
 
 const Q: usize = 4096;
 const ETIMEDOUT: c_int = 110;
-const WAIT: c_int = 0x20;
 /// The liveness bound of a waiting allocation.
 const BOUND_NS: u64 = 20_000_000_000;
 
