@@ -8,19 +8,20 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use vmspace_capi::ctypes::{
-    vmspace_addr_t as Addr, vmspace_arena_t as Arena, vmspace_counters as Counters,
-    vmspace_handle as Handle, vmspace_params as Params, vmspace_segment as Segment,
-    VMSPACE_BESTFIT as BESTFIT, VMSPACE_EXACT as EXACT, VMSPACE_FIRSTFIT as FIRSTFIT,
-    VMSPACE_WAIT as WAIT,
+    vmspace_addr_t as Addr, vmspace_arena_t as Arena, vmspace_handle as Handle,
+    vmspace_params as Params, vmspace_segment as Segment, VMSPACE_BESTFIT as BESTFIT,
+    VMSPACE_EXACT as EXACT, VMSPACE_FIRSTFIT as FIRSTFIT, VMSPACE_WAIT as WAIT,
 };
 use vmspace_capi_ctest as _;
 use vmspace_capi_user::vmspace_native_api::{
     vmspace_arena_add, vmspace_arena_alloc, vmspace_arena_alloc_handle, vmspace_arena_alloc_timed,
-    vmspace_arena_check, vmspace_arena_contains, vmspace_arena_counters, vmspace_arena_create,
-    vmspace_arena_create_ex, vmspace_arena_destroy, vmspace_arena_free, vmspace_arena_free_handle,
-    vmspace_arena_histogram, vmspace_arena_name, vmspace_arena_quantum, vmspace_arena_walk,
-    vmspace_arena_xalloc,
+    vmspace_arena_check, vmspace_arena_contains, vmspace_arena_create, vmspace_arena_create_ex,
+    vmspace_arena_destroy, vmspace_arena_free, vmspace_arena_free_handle, vmspace_arena_histogram,
+    vmspace_arena_name, vmspace_arena_quantum, vmspace_arena_walk, vmspace_arena_xalloc,
 };
+
+mod common;
+use common::counters;
 
 const EINVAL: c_int = 22;
 const ENOMEM: c_int = 12;
@@ -40,13 +41,6 @@ fn arena(n: usize) -> *mut Arena {
     let a = unsafe { vmspace_arena_create(c"r25".as_ptr(), 0x10000, n * Q, Q, 0, 0) };
     assert!(!a.is_null());
     a
-}
-
-fn counters(a: *mut Arena) -> Counters {
-    let mut c = Counters::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_counters(a, &mut c) }, 0);
-    c
 }
 
 /// `vmspace_arena_alloc_timed`: "when the time is up the allocation is

@@ -5,30 +5,16 @@
 //! `struct vmspace_sizes`, `total` "in spans: allocated + free +
 //! unflushed"), and one field the sentence does not fit (`qcache_slabs`).
 
-use vmspace_capi::ctypes::{
-    vmspace_arena_t as Varena, vmspace_counters as Counters, vmspace_sizes as Sizes,
-    VMSPACE_INSTANTFIT as INSTANTFIT,
-};
+use vmspace_capi::ctypes::{vmspace_counters as Counters, VMSPACE_INSTANTFIT as INSTANTFIT};
 use vmspace_capi_ctest as _;
 use vmspace_capi_user::vmspace_native_api::{
-    vmspace_arena_alloc, vmspace_arena_alloc_timed, vmspace_arena_check, vmspace_arena_counters,
-    vmspace_arena_create, vmspace_arena_destroy, vmspace_arena_flushed, vmspace_arena_free,
-    vmspace_arena_free_deferred, vmspace_arena_reclaim, vmspace_arena_sizes,
+    vmspace_arena_alloc, vmspace_arena_alloc_timed, vmspace_arena_check, vmspace_arena_create,
+    vmspace_arena_destroy, vmspace_arena_flushed, vmspace_arena_free, vmspace_arena_free_deferred,
+    vmspace_arena_reclaim,
 };
 
-fn c_counters(a: *mut Varena) -> Counters {
-    let mut c = Counters::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_counters(a, &mut c) }, 0);
-    c
-}
-
-fn c_sizes(a: *mut Varena) -> Sizes {
-    let mut s = Sizes::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_sizes(a, &mut s) }, 0);
-    s
-}
+mod common;
+use common::{counters as c_counters, sizes as c_sizes, Rng, P};
 
 fn fields(c: &Counters) -> [(&'static str, u64); 14] {
     [
@@ -47,28 +33,6 @@ fn fields(c: &Counters) -> [(&'static str, u64); 14] {
         ("deferred_frees", c.deferred_frees),
         ("flushes", c.flushes),
     ]
-}
-
-/// Sendable arena pointer (the API is thread-safe: "Functions may be
-/// called from any thread, concurrently, on the same arena").
-#[derive(Clone, Copy)]
-struct P(*mut Varena);
-// SAFETY: the C API is documented thread-safe on one arena.
-unsafe impl Send for P {}
-// SAFETY: as above.
-unsafe impl Sync for P {}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 const Q: usize = 16;

@@ -25,20 +25,21 @@ use vmspace::arena::{
 };
 use vmspace::{Addr, Size};
 use vmspace_capi::ctypes::{
-    vmspace_addr_t as A, vmspace_arena_t as Varena, vmspace_counters as Counters,
-    vmspace_handle as CHandle, vmspace_segment as Segment, vmspace_size_t as Sz,
-    vmspace_sizes as Sizes, VMSPACE_BESTFIT as BESTFIT, VMSPACE_FIRSTFIT as FIRSTFIT,
-    VMSPACE_INSTANTFIT as INSTANTFIT, VMSPACE_NEXTFIT as NEXTFIT, VMSPACE_SEG_ALL as SEG_ALL,
-    VMSPACE_TOP as TOP,
+    vmspace_addr_t as A, vmspace_arena_t as Varena, vmspace_handle as CHandle,
+    vmspace_segment as Segment, vmspace_size_t as Sz, vmspace_sizes as Sizes,
+    VMSPACE_BESTFIT as BESTFIT, VMSPACE_FIRSTFIT as FIRSTFIT, VMSPACE_INSTANTFIT as INSTANTFIT,
+    VMSPACE_NEXTFIT as NEXTFIT, VMSPACE_SEG_ALL as SEG_ALL, VMSPACE_TOP as TOP,
 };
 use vmspace_capi_ctest as _;
 use vmspace_capi_user::vmspace_native_api::{
     vmspace_arena_add, vmspace_arena_alloc, vmspace_arena_alloc_handle, vmspace_arena_check,
-    vmspace_arena_counters, vmspace_arena_create, vmspace_arena_destroy, vmspace_arena_flushed,
-    vmspace_arena_free, vmspace_arena_free_deferred, vmspace_arena_free_handle,
-    vmspace_arena_free_handle_deferred, vmspace_arena_histogram, vmspace_arena_reclaim,
-    vmspace_arena_sizes, vmspace_arena_walk, vmspace_arena_xalloc,
+    vmspace_arena_create, vmspace_arena_destroy, vmspace_arena_flushed, vmspace_arena_free,
+    vmspace_arena_free_deferred, vmspace_arena_free_handle, vmspace_arena_free_handle_deferred,
+    vmspace_arena_histogram, vmspace_arena_reclaim, vmspace_arena_walk, vmspace_arena_xalloc,
 };
+
+mod common;
+use common::{counters as c_counters, sizes as c_sizes, Rng};
 
 /// An allocation made in both arenas: address, size asked, and its handles
 /// (C, Rust) when made by handle.
@@ -65,20 +66,6 @@ fn c_walk(a: *mut Varena) -> Vec<Segment> {
     v
 }
 
-fn c_counters(a: *mut Varena) -> Counters {
-    let mut c = Counters::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_counters(a, &mut c) }, 0);
-    c
-}
-
-fn c_sizes(a: *mut Varena) -> Sizes {
-    let mut s = Sizes::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_sizes(a, &mut s) }, 0);
-    s
-}
-
 fn c_hist(a: *mut Varena) -> Vec<u64> {
     let mut b = vec![0u64; 64];
     // SAFETY: a live arena, 64 writable bins.
@@ -86,19 +73,6 @@ fn c_hist(a: *mut Varena) -> Vec<u64> {
     assert!(n > 0);
     b.truncate(n as usize);
     b
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 type R<'a> = Arena<SliceStore<'a>, NoSource>;
