@@ -1,125 +1,27 @@
 //! Round 25 outside review: claims of `capi/include/vmspace.h`, tested
-//! through the C symbols of libvmspace (declared here as the header
-//! declares them and called from Rust).
+//! through the C symbols of libvmspace, called from Rust (their Rust
+//! definitions in `vmspace_capi_user` and `vmspace_capi::ctypes`, which the
+//! build checks against the header).
 
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::{c_int, c_void};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use vmspace_capi::ctypes::{
+    vmspace_addr_t as Addr, vmspace_arena_t as Arena, vmspace_handle as Handle,
+    vmspace_params as Params, vmspace_segment as Segment, VMSPACE_BESTFIT as BESTFIT,
+    VMSPACE_EXACT as EXACT, VMSPACE_FIRSTFIT as FIRSTFIT, VMSPACE_WAIT as WAIT,
+};
 use vmspace_capi_ctest as _;
+use vmspace_capi_user::vmspace_native_api::{
+    vmspace_arena_add, vmspace_arena_alloc, vmspace_arena_alloc_handle, vmspace_arena_alloc_timed,
+    vmspace_arena_check, vmspace_arena_contains, vmspace_arena_create, vmspace_arena_create_ex,
+    vmspace_arena_destroy, vmspace_arena_free, vmspace_arena_free_handle, vmspace_arena_histogram,
+    vmspace_arena_name, vmspace_arena_quantum, vmspace_arena_walk, vmspace_arena_xalloc,
+};
 
-type Addr = usize;
-type Sz = usize;
-
-#[repr(C)]
-struct Arena {
-    _p: [u8; 0],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Handle {
-    addr: Addr,
-    tag: u32,
-    arena: u32,
-}
-
-#[repr(C)]
-struct Segment {
-    start: Addr,
-    size: Sz,
-    requested: Sz,
-    kind: c_int,
-    flags: c_int,
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy)]
-struct Counters {
-    allocs: u64,
-    frees: u64,
-    failures: u64,
-    bad_frees: u64,
-    search_steps: u64,
-    imports: u64,
-    exports: u64,
-    injected: u64,
-    qcache_hits: u64,
-    qcache_misses: u64,
-    qcache_slabs: u64,
-    qcache_reclaims: u64,
-    deferred_frees: u64,
-    flushes: u64,
-}
-
-#[repr(C)]
-struct Params {
-    name: *const c_char,
-    base: Addr,
-    size: Sz,
-    quantum: Sz,
-    qcache_max: Sz,
-    flags: c_int,
-    reserved: c_int,
-    max_tags: Sz,
-    parent: *mut Arena,
-}
-
-type WalkFn = Option<unsafe extern "C" fn(*mut c_void, *const Segment) -> c_int>;
-
-extern "C" {
-    fn vmspace_arena_create(
-        name: *const c_char,
-        base: Addr,
-        size: Sz,
-        quantum: Sz,
-        qcache_max: Sz,
-        flags: c_int,
-    ) -> *mut Arena;
-    fn vmspace_arena_create_ex(params: *const Params, arenap: *mut *mut Arena) -> c_int;
-    fn vmspace_arena_destroy(arena: *mut Arena) -> c_int;
-    fn vmspace_arena_add(arena: *mut Arena, addr: Addr, size: Sz, flags: c_int) -> c_int;
-    fn vmspace_arena_alloc(arena: *mut Arena, size: Sz, flags: c_int, addrp: *mut Addr) -> c_int;
-    fn vmspace_arena_alloc_timed(
-        arena: *mut Arena,
-        size: Sz,
-        flags: c_int,
-        timeout_ns: u64,
-        addrp: *mut Addr,
-    ) -> c_int;
-    fn vmspace_arena_xalloc(
-        arena: *mut Arena,
-        size: Sz,
-        align: Sz,
-        phase: Sz,
-        nocross: Sz,
-        min: Addr,
-        max: Addr,
-        exact: Addr,
-        flags: c_int,
-        addrp: *mut Addr,
-    ) -> c_int;
-    fn vmspace_arena_free(arena: *mut Arena, addr: Addr, size: Sz) -> c_int;
-    fn vmspace_arena_alloc_handle(
-        arena: *mut Arena,
-        size: Sz,
-        flags: c_int,
-        handlep: *mut Handle,
-    ) -> c_int;
-    fn vmspace_arena_free_handle(arena: *mut Arena, handle: Handle, sizep: *mut Sz) -> c_int;
-    fn vmspace_arena_counters(arena: *mut Arena, countersp: *mut Counters) -> c_int;
-    fn vmspace_arena_histogram(arena: *mut Arena, bins: *mut u64, nbins: Sz) -> c_int;
-    fn vmspace_arena_walk(
-        arena: *mut Arena,
-        kinds_mask: c_int,
-        walk: WalkFn,
-        arg: *mut c_void,
-    ) -> c_int;
-    fn vmspace_arena_contains(arena: *mut Arena, addr: Addr, size: Sz) -> c_int;
-    fn vmspace_arena_quantum(arena: *mut Arena) -> Sz;
-    fn vmspace_arena_name(arena: *mut Arena) -> *const c_char;
-    fn vmspace_arena_check(arena: *mut Arena) -> c_int;
-}
+mod common;
+use common::counters;
 
 const EINVAL: c_int = 22;
 const ENOMEM: c_int = 12;
@@ -131,11 +33,6 @@ const ETIMEDOUT: c_int = 110;
 const EOPNOTSUPP: c_int = 95;
 const EEXIST: c_int = 17;
 
-const WAIT: c_int = 0x20;
-const EXACT: c_int = 0x40;
-const BESTFIT: c_int = 0x02;
-const FIRSTFIT: c_int = 0x04;
-
 const Q: usize = 0x1000;
 
 /// A little arena of `n` quanta at 0x10000 (no quantum caches).
@@ -144,13 +41,6 @@ fn arena(n: usize) -> *mut Arena {
     let a = unsafe { vmspace_arena_create(c"r25".as_ptr(), 0x10000, n * Q, Q, 0, 0) };
     assert!(!a.is_null());
     a
-}
-
-fn counters(a: *mut Arena) -> Counters {
-    let mut c = Counters::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_counters(a, &mut c) }, 0);
-    c
 }
 
 /// `vmspace_arena_alloc_timed`: "when the time is up the allocation is

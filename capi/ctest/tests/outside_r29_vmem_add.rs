@@ -4,99 +4,26 @@
 //! span ends at 2^64 (EINVAL)"), its counters, its fault injection, and
 //! its neighbours: imported spans, a third span it overlaps, size 0.
 
-use core::ffi::{c_char, c_int, c_uint, c_void};
+use core::ffi::{c_int, c_void};
 
+use vmspace_capi::ctypes::{
+    vmem_addr_t as Addr, vmem_release_t as ReleaseFn, vmem_size_t as Sz, vmem_t as Vmem,
+    vmspace_counters as Counters, vmspace_segment as Segment, M_BESTFIT, M_NEXTFIT, M_NOWAIT,
+    VMSPACE_SEG_IMPORTED as SEG_IMPORTED, VMSPACE_SEG_SPAN as SEG_SPAN,
+};
 use vmspace_capi_ctest as _;
-
-type Addr = usize;
-type Sz = usize;
-
-#[repr(C)]
-struct Vmem {
-    _p: [u8; 0],
-}
-
-#[repr(C)]
-struct Segment {
-    start: Addr,
-    size: Sz,
-    requested: Sz,
-    kind: c_int,
-    flags: c_int,
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy)]
-struct Counters {
-    allocs: u64,
-    frees: u64,
-    failures: u64,
-    bad_frees: u64,
-    search_steps: u64,
-    imports: u64,
-    exports: u64,
-    injected: u64,
-    qcache_hits: u64,
-    qcache_misses: u64,
-    qcache_slabs: u64,
-    qcache_reclaims: u64,
-    deferred_frees: u64,
-    flushes: u64,
-}
-
-type WalkFn = Option<unsafe extern "C" fn(*mut c_void, *const Segment) -> c_int>;
-type ImportFn = Option<unsafe extern "C" fn(*mut c_void, Sz, c_int, *mut Addr) -> c_int>;
-type ReleaseFn = Option<unsafe extern "C" fn(*mut c_void, Addr, Sz)>;
-
-extern "C" {
-    fn vmem_create(
-        name: *const c_char,
-        base: Addr,
-        size: Sz,
-        quantum: Sz,
-        qcache_max: Sz,
-        flags: c_int,
-    ) -> *mut Vmem;
-    fn vmem_destroy(vm: *mut Vmem);
-    fn vmem_add(vm: *mut Vmem, addr: Addr, size: Sz, flags: c_int) -> c_int;
-    fn vmem_alloc(vm: *mut Vmem, size: Sz, flags: c_int, addrp: *mut Addr) -> c_int;
-    fn vmem_xalloc(
-        vm: *mut Vmem,
-        size: Sz,
-        align: Sz,
-        phase: Sz,
-        nocross: Sz,
-        minaddr: Addr,
-        maxaddr: Addr,
-        flags: c_int,
-        addrp: *mut Addr,
-    ) -> c_int;
-    fn vmem_xfree(vm: *mut Vmem, addr: Addr, size: Sz);
-    fn vmem_set_import(
-        vm: *mut Vmem,
-        importfn: ImportFn,
-        releasefn: ReleaseFn,
-        arg: *mut c_void,
-        import_quantum: Sz,
-    );
-    fn vmspace_arena_walk(
-        vm: *mut Vmem,
-        kinds_mask: c_int,
-        walk: WalkFn,
-        arg: *mut c_void,
-    ) -> c_int;
-    fn vmspace_arena_counters(vm: *mut Vmem, countersp: *mut Counters) -> c_int;
-    fn vmspace_arena_set_mtbf(vm: *mut Vmem, seed: u64, mtbf: c_uint) -> c_int;
-    fn vmspace_arena_check(vm: *mut Vmem) -> c_int;
-}
+// The native calls take the vmem arena cast to a `vmspace_arena_t *`
+// (vmem.h: "A vmem_t * is also a vmspace_arena_t *").
+use vmspace_capi_user::vmspace_native_api::{
+    vmspace_arena_check, vmspace_arena_counters, vmspace_arena_set_mtbf, vmspace_arena_walk,
+};
+use vmspace_capi_user::vmspace_vmem_api::{
+    vmem_add, vmem_alloc, vmem_create, vmem_destroy, vmem_set_import, vmem_xalloc, vmem_xfree,
+};
 
 const EINVAL: c_int = 22;
 const EEXIST: c_int = 17;
 const EAGAIN: c_int = 11;
-const M_NOWAIT: c_int = 0x0800;
-const M_BESTFIT: c_int = 0x2000;
-const SEG_SPAN: c_int = 0x1;
-const SEG_IMPORTED: c_int = 0x1;
 const Q: usize = 0x1000;
 const B: usize = 0x10_0000;
 
@@ -114,8 +41,9 @@ unsafe extern "C" fn collect(arg: *mut c_void, seg: *const Segment) -> c_int {
 fn spans(vm: *mut Vmem) -> Vec<(Addr, Sz, bool)> {
     let mut v: Vec<(Addr, Sz, bool)> = Vec::new();
     // SAFETY: a live arena; `collect` takes `v` as its argument.
-    let rc =
-        unsafe { vmspace_arena_walk(vm, SEG_SPAN, Some(collect), (&mut v as *mut Vec<_>).cast()) };
+    let rc = unsafe {
+        vmspace_arena_walk(vm.cast(), SEG_SPAN, Some(collect), (&mut v as *mut Vec<_>).cast())
+    };
     assert_eq!(rc, 0);
     v
 }
@@ -123,13 +51,13 @@ fn spans(vm: *mut Vmem) -> Vec<(Addr, Sz, bool)> {
 fn counters(vm: *mut Vmem) -> Counters {
     let mut c = Counters::default();
     // SAFETY: a live arena; `c` is writable.
-    assert_eq!(unsafe { vmspace_arena_counters(vm, &mut c) }, 0);
+    assert_eq!(unsafe { vmspace_arena_counters(vm.cast(), &mut c) }, 0);
     c
 }
 
 fn check(vm: *mut Vmem) {
     // SAFETY: a live arena.
-    assert_eq!(unsafe { vmspace_arena_check(vm) }, 0, "arena check");
+    assert_eq!(unsafe { vmspace_arena_check(vm.cast()) }, 0, "arena check");
 }
 
 fn create(base: Addr, size: Sz) -> *mut Vmem {
@@ -220,13 +148,13 @@ fn injected_fault_on_a_touching_add_counts_once() {
     let vm = create(B, 16 * Q);
     let c0 = counters(vm);
     // SAFETY: a live arena.
-    assert_eq!(unsafe { vmspace_arena_set_mtbf(vm, 7, 1) }, 0);
+    assert_eq!(unsafe { vmspace_arena_set_mtbf(vm.cast(), 7, 1) }, 0);
     assert_eq!(add(vm, B + 16 * Q, 16 * Q), EAGAIN, "touching");
     let c1 = counters(vm);
     assert_eq!(add(vm, B + 64 * Q, 16 * Q), EAGAIN, "apart");
     let c2 = counters(vm);
     // SAFETY: a live arena.
-    assert_eq!(unsafe { vmspace_arena_set_mtbf(vm, 0, 0) }, 0);
+    assert_eq!(unsafe { vmspace_arena_set_mtbf(vm.cast(), 0, 0) }, 0);
     assert_eq!((c1.failures - c0.failures, c1.injected - c0.injected), (1, 1), "touching");
     assert_eq!((c2.failures - c1.failures, c2.injected - c1.injected), (1, 1), "apart");
     assert_eq!(spans(vm), vec![(B, 16 * Q, false)]);
@@ -338,7 +266,6 @@ fn a_waiter_wakes_when_a_touching_add_makes_room() {
 /// handed out once.
 #[test]
 fn next_fit_over_grown_and_bridged_spans() {
-    const M_NEXTFIT: c_int = 0x8000;
     // SAFETY: a static name; plain arguments.
     let vm = unsafe { vmem_create(c"r29nf".as_ptr(), B, 8 * Q, Q, 0, M_NEXTFIT) };
     assert!(!vm.is_null());

@@ -5,135 +5,16 @@
 //! `struct vmspace_sizes`, `total` "in spans: allocated + free +
 //! unflushed"), and one field the sentence does not fit (`qcache_slabs`).
 
-#![allow(dead_code)] // the shared FFI prelude declares more than these tests call
-
-use core::ffi::{c_char, c_int, c_void};
-
+use vmspace_capi::ctypes::{vmspace_counters as Counters, VMSPACE_INSTANTFIT as INSTANTFIT};
 use vmspace_capi_ctest as _;
+use vmspace_capi_user::vmspace_native_api::{
+    vmspace_arena_alloc, vmspace_arena_alloc_timed, vmspace_arena_check, vmspace_arena_create,
+    vmspace_arena_destroy, vmspace_arena_flushed, vmspace_arena_free, vmspace_arena_free_deferred,
+    vmspace_arena_reclaim,
+};
 
-type A = usize;
-type Sz = usize;
-
-#[repr(C)]
-struct Varena {
-    _p: [u8; 0],
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
-struct CHandle {
-    addr: A,
-    tag: u32,
-    arena: u32,
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Segment {
-    start: A,
-    size: Sz,
-    requested: Sz,
-    kind: c_int,
-    flags: c_int,
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
-struct Sizes {
-    allocated: Sz,
-    free: Sz,
-    total: Sz,
-    imported: Sz,
-    largest_free: Sz,
-    live: Sz,
-    spans: Sz,
-    fragmentation_permille: u32,
-    reserved: u32,
-    unflushed: Sz,
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
-struct Counters {
-    allocs: u64,
-    frees: u64,
-    failures: u64,
-    bad_frees: u64,
-    search_steps: u64,
-    imports: u64,
-    exports: u64,
-    injected: u64,
-    qcache_hits: u64,
-    qcache_misses: u64,
-    qcache_slabs: u64,
-    qcache_reclaims: u64,
-    deferred_frees: u64,
-    flushes: u64,
-}
-
-type WalkFn = Option<unsafe extern "C" fn(*mut c_void, *const Segment) -> c_int>;
-
-extern "C" {
-    fn vmspace_arena_create(
-        name: *const c_char,
-        base: A,
-        size: Sz,
-        quantum: Sz,
-        qcache_max: Sz,
-        flags: c_int,
-    ) -> *mut Varena;
-    fn vmspace_arena_destroy(a: *mut Varena) -> c_int;
-    fn vmspace_arena_add(a: *mut Varena, addr: A, size: Sz, flags: c_int) -> c_int;
-    fn vmspace_arena_alloc(a: *mut Varena, size: Sz, flags: c_int, addrp: *mut A) -> c_int;
-    fn vmspace_arena_xalloc(
-        a: *mut Varena,
-        size: Sz,
-        align: Sz,
-        phase: Sz,
-        nocross: Sz,
-        min: A,
-        max: A,
-        exact: A,
-        flags: c_int,
-        addrp: *mut A,
-    ) -> c_int;
-    fn vmspace_arena_free(a: *mut Varena, addr: A, size: Sz) -> c_int;
-    fn vmspace_arena_alloc_timed(
-        a: *mut Varena,
-        size: Sz,
-        flags: c_int,
-        timeout_ns: u64,
-        addrp: *mut A,
-    ) -> c_int;
-    fn vmspace_arena_free_deferred(a: *mut Varena, addr: A, size: Sz) -> c_int;
-    fn vmspace_arena_flushed(a: *mut Varena, freedp: *mut Sz) -> c_int;
-    fn vmspace_arena_alloc_handle(a: *mut Varena, size: Sz, flags: c_int, h: *mut CHandle)
-        -> c_int;
-    fn vmspace_arena_free_handle(a: *mut Varena, h: CHandle, sizep: *mut Sz) -> c_int;
-    fn vmspace_arena_free_handle_deferred(a: *mut Varena, h: CHandle, sizep: *mut Sz) -> c_int;
-    fn vmspace_arena_reclaim(a: *mut Varena) -> c_int;
-    fn vmspace_arena_sizes(a: *mut Varena, s: *mut Sizes) -> c_int;
-    fn vmspace_arena_counters(a: *mut Varena, c: *mut Counters) -> c_int;
-    fn vmspace_arena_histogram(a: *mut Varena, bins: *mut u64, nbins: Sz) -> c_int;
-    fn vmspace_arena_walk(a: *mut Varena, kinds: c_int, walk: WalkFn, arg: *mut c_void) -> c_int;
-    fn vmspace_arena_check(a: *mut Varena) -> c_int;
-}
-
-const INSTANTFIT: c_int = 0x01;
-
-fn c_counters(a: *mut Varena) -> Counters {
-    let mut c = Counters::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_counters(a, &mut c) }, 0);
-    c
-}
-
-fn c_sizes(a: *mut Varena) -> Sizes {
-    let mut s = Sizes::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_sizes(a, &mut s) }, 0);
-    s
-}
+mod common;
+use common::{counters as c_counters, sizes as c_sizes, Rng, P};
 
 fn fields(c: &Counters) -> [(&'static str, u64); 14] {
     [
@@ -152,28 +33,6 @@ fn fields(c: &Counters) -> [(&'static str, u64); 14] {
         ("deferred_frees", c.deferred_frees),
         ("flushes", c.flushes),
     ]
-}
-
-/// Sendable arena pointer (the API is thread-safe: "Functions may be
-/// called from any thread, concurrently, on the same arena").
-#[derive(Clone, Copy)]
-struct P(*mut Varena);
-// SAFETY: the C API is documented thread-safe on one arena.
-unsafe impl Send for P {}
-// SAFETY: as above.
-unsafe impl Sync for P {}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 const Q: usize = 16;

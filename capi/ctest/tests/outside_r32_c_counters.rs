@@ -18,126 +18,38 @@
 //!   `vmspace::arena::Arena` (search steps aside: the C arena's hash
 //!   store is not this test's).
 
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::{c_int, c_void};
 
 use vmspace::arena::{
     Arena, ArenaError, Constraints, Handle, NoSource, Policy, SegmentKinds, SliceStore,
 };
 use vmspace::{Addr, Size};
+use vmspace_capi::ctypes::{
+    vmspace_addr_t as A, vmspace_arena_t as Varena, vmspace_handle as CHandle,
+    vmspace_segment as Segment, vmspace_size_t as Sz, vmspace_sizes as Sizes,
+    VMSPACE_BESTFIT as BESTFIT, VMSPACE_FIRSTFIT as FIRSTFIT, VMSPACE_INSTANTFIT as INSTANTFIT,
+    VMSPACE_NEXTFIT as NEXTFIT, VMSPACE_SEG_ALL as SEG_ALL, VMSPACE_TOP as TOP,
+};
 use vmspace_capi_ctest as _;
+use vmspace_capi_user::vmspace_native_api::{
+    vmspace_arena_add, vmspace_arena_alloc, vmspace_arena_alloc_handle, vmspace_arena_check,
+    vmspace_arena_create, vmspace_arena_destroy, vmspace_arena_flushed, vmspace_arena_free,
+    vmspace_arena_free_deferred, vmspace_arena_free_handle, vmspace_arena_free_handle_deferred,
+    vmspace_arena_histogram, vmspace_arena_reclaim, vmspace_arena_walk, vmspace_arena_xalloc,
+};
 
-type A = usize;
-type Sz = usize;
+mod common;
+use common::{counters as c_counters, sizes as c_sizes, Rng};
+
 /// An allocation made in both arenas: address, size asked, and its handles
 /// (C, Rust) when made by handle.
 type Held = (A, Sz, Option<(CHandle, Handle)>);
 
-#[repr(C)]
-struct Varena {
-    _p: [u8; 0],
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
-struct CHandle {
-    addr: A,
-    tag: u32,
-    arena: u32,
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Segment {
-    start: A,
-    size: Sz,
-    requested: Sz,
-    kind: c_int,
-    flags: c_int,
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
-struct Sizes {
-    allocated: Sz,
-    free: Sz,
-    total: Sz,
-    imported: Sz,
-    largest_free: Sz,
-    live: Sz,
-    spans: Sz,
-    fragmentation_permille: u32,
-    reserved: u32,
-    unflushed: Sz,
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
-struct Counters {
-    allocs: u64,
-    frees: u64,
-    failures: u64,
-    bad_frees: u64,
-    search_steps: u64,
-    imports: u64,
-    exports: u64,
-    injected: u64,
-    qcache_hits: u64,
-    qcache_misses: u64,
-    qcache_slabs: u64,
-    qcache_reclaims: u64,
-    deferred_frees: u64,
-    flushes: u64,
-}
-
-type WalkFn = Option<unsafe extern "C" fn(*mut c_void, *const Segment) -> c_int>;
-
+// Not the C API: the C library's.
 extern "C" {
-    fn vmspace_arena_create(
-        name: *const c_char,
-        base: A,
-        size: Sz,
-        quantum: Sz,
-        qcache_max: Sz,
-        flags: c_int,
-    ) -> *mut Varena;
-    fn vmspace_arena_destroy(a: *mut Varena) -> c_int;
-    fn vmspace_arena_add(a: *mut Varena, addr: A, size: Sz, flags: c_int) -> c_int;
-    fn vmspace_arena_alloc(a: *mut Varena, size: Sz, flags: c_int, addrp: *mut A) -> c_int;
-    fn vmspace_arena_xalloc(
-        a: *mut Varena,
-        size: Sz,
-        align: Sz,
-        phase: Sz,
-        nocross: Sz,
-        min: A,
-        max: A,
-        exact: A,
-        flags: c_int,
-        addrp: *mut A,
-    ) -> c_int;
-    fn vmspace_arena_free(a: *mut Varena, addr: A, size: Sz) -> c_int;
-    fn vmspace_arena_free_deferred(a: *mut Varena, addr: A, size: Sz) -> c_int;
-    fn vmspace_arena_flushed(a: *mut Varena, freedp: *mut Sz) -> c_int;
-    fn vmspace_arena_alloc_handle(a: *mut Varena, size: Sz, flags: c_int, h: *mut CHandle)
-        -> c_int;
-    fn vmspace_arena_free_handle(a: *mut Varena, h: CHandle, sizep: *mut Sz) -> c_int;
-    fn vmspace_arena_free_handle_deferred(a: *mut Varena, h: CHandle, sizep: *mut Sz) -> c_int;
-    fn vmspace_arena_reclaim(a: *mut Varena) -> c_int;
-    fn vmspace_arena_sizes(a: *mut Varena, s: *mut Sizes) -> c_int;
-    fn vmspace_arena_counters(a: *mut Varena, c: *mut Counters) -> c_int;
-    fn vmspace_arena_histogram(a: *mut Varena, bins: *mut u64, nbins: Sz) -> c_int;
-    fn vmspace_arena_walk(a: *mut Varena, kinds: c_int, walk: WalkFn, arg: *mut c_void) -> c_int;
-    fn vmspace_arena_check(a: *mut Varena) -> c_int;
     fn sched_setaffinity(pid: c_int, size: usize, mask: *const u64) -> c_int;
     fn sched_getcpu() -> c_int;
 }
-
-const INSTANTFIT: c_int = 0x01;
-const BESTFIT: c_int = 0x02;
-const FIRSTFIT: c_int = 0x04;
-const NEXTFIT: c_int = 0x08;
-const TOP: c_int = 0x10;
-const SEG_ALL: c_int = 0xf;
 
 unsafe extern "C" fn collect(arg: *mut c_void, seg: *const Segment) -> c_int {
     // SAFETY: `arg` is the Vec `walk` passes; `seg` is valid for the call.
@@ -154,20 +66,6 @@ fn c_walk(a: *mut Varena) -> Vec<Segment> {
     v
 }
 
-fn c_counters(a: *mut Varena) -> Counters {
-    let mut c = Counters::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_counters(a, &mut c) }, 0);
-    c
-}
-
-fn c_sizes(a: *mut Varena) -> Sizes {
-    let mut s = Sizes::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_sizes(a, &mut s) }, 0);
-    s
-}
-
 fn c_hist(a: *mut Varena) -> Vec<u64> {
     let mut b = vec![0u64; 64];
     // SAFETY: a live arena, 64 writable bins.
@@ -175,19 +73,6 @@ fn c_hist(a: *mut Varena) -> Vec<u64> {
     assert!(n > 0);
     b.truncate(n as usize);
     b
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 type R<'a> = Arena<SliceStore<'a>, NoSource>;

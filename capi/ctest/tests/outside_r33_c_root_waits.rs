@@ -23,159 +23,18 @@
 //! short pause only makes the asleep case the likely one); the waits are
 //! bounded by 20 s, for liveness only.
 
-#![allow(dead_code)]
-
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use vmspace_capi::ctypes::{vmspace_addr_t as A, vmspace_size_t as Sz};
 use vmspace_capi_ctest as _;
+use vmspace_capi_user::vmspace_native_api::vmspace_arena_set_import;
 
-type A = usize;
-type Sz = usize;
-
-#[repr(C)]
-struct Varena {
-    _p: [u8; 0],
-}
-
-#[repr(C)]
-struct Params {
-    name: *const c_char,
-    base: A,
-    size: Sz,
-    quantum: Sz,
-    qcache_max: Sz,
-    flags: c_int,
-    reserved: c_int,
-    max_tags: Sz,
-    parent: *mut Varena,
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
-struct Counters {
-    allocs: u64,
-    frees: u64,
-    failures: u64,
-    bad_frees: u64,
-    search_steps: u64,
-    imports: u64,
-    exports: u64,
-    injected: u64,
-    qcache_hits: u64,
-    qcache_misses: u64,
-    qcache_slabs: u64,
-    qcache_reclaims: u64,
-    deferred_frees: u64,
-    flushes: u64,
-}
-
-type ImportFn = unsafe extern "C" fn(*mut c_void, Sz, c_int, *mut A) -> c_int;
-type ReleaseFn = unsafe extern "C" fn(*mut c_void, A, Sz);
-
-extern "C" {
-    fn vmspace_arena_create_ex(params: *const Params, arenap: *mut *mut Varena) -> c_int;
-    fn vmspace_arena_destroy(a: *mut Varena) -> c_int;
-    fn vmspace_arena_alloc(a: *mut Varena, size: Sz, flags: c_int, addrp: *mut A) -> c_int;
-    fn vmspace_arena_alloc_timed(
-        a: *mut Varena,
-        size: Sz,
-        flags: c_int,
-        timeout_ns: u64,
-        addrp: *mut A,
-    ) -> c_int;
-    fn vmspace_arena_free(a: *mut Varena, addr: A, size: Sz) -> c_int;
-    fn vmspace_arena_set_import(
-        a: *mut Varena,
-        import: Option<ImportFn>,
-        release: Option<ReleaseFn>,
-        arg: *mut c_void,
-        quantum: Sz,
-    ) -> c_int;
-    fn vmspace_arena_counters(a: *mut Varena, c: *mut Counters) -> c_int;
-    fn vmspace_arena_check(a: *mut Varena) -> c_int;
-}
-
-const Q: usize = 4096;
-const ETIMEDOUT: c_int = 110;
-const WAIT: c_int = 0x20;
-/// The liveness bound of a waiting allocation.
-const BOUND_NS: u64 = 20_000_000_000;
-
-/// An arena pointer that may cross threads (the C API is thread-safe).
-#[derive(Clone, Copy)]
-struct P(*mut Varena);
-// SAFETY: the C API's arenas are used from any thread.
-unsafe impl Send for P {}
-// SAFETY: as above.
-unsafe impl Sync for P {}
-
-fn create(base: A, size: Sz, qcache_max: Sz, parent: *mut Varena) -> *mut Varena {
-    let p = Params {
-        name: c"r33".as_ptr(),
-        base,
-        size,
-        quantum: Q,
-        qcache_max,
-        flags: 0,
-        reserved: 0,
-        max_tags: 0,
-        parent,
-    };
-    let mut a = core::ptr::null_mut();
-    // SAFETY: valid parameters, a writable out pointer.
-    assert_eq!(unsafe { vmspace_arena_create_ex(&p, &mut a) }, 0);
-    assert!(!a.is_null());
-    a
-}
-
-fn counters(a: *mut Varena) -> Counters {
-    let mut c = Counters::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_counters(a, &mut c) }, 0);
-    c
-}
-
-fn alloc(a: *mut Varena, size: Sz) -> Result<A, c_int> {
-    let mut x = 0;
-    // SAFETY: a live arena, a writable out pointer.
-    match unsafe { vmspace_arena_alloc(a, size, 0, &mut x) } {
-        0 => Ok(x),
-        e => Err(e),
-    }
-}
-
-fn timed(a: P, size: Sz, ns: u64) -> Result<A, c_int> {
-    let mut x = 0;
-    // SAFETY: a live arena, a writable out pointer.
-    match unsafe { vmspace_arena_alloc_timed(a.0, size, WAIT, ns, &mut x) } {
-        0 => Ok(x),
-        e => Err(e),
-    }
-}
-
-fn free(a: *mut Varena, x: A, size: Sz) {
-    // SAFETY: a live arena.
-    assert_eq!(unsafe { vmspace_arena_free(a, x, size) }, 0);
-}
-
-fn check_and_destroy(a: *mut Varena) {
-    // SAFETY: a live arena, destroyed once, not used after.
-    unsafe {
-        assert_eq!(vmspace_arena_check(a), 0);
-        assert_eq!(vmspace_arena_destroy(a), 0);
-    }
-}
-
-/// A parent with one span, all of it allocated, and a child with caches
-/// for 1 to 4 quanta importing from it.
-fn full_tree(span: Sz) -> (*mut Varena, *mut Varena, A) {
-    let parent = create(1 << 40, span, 0, core::ptr::null_mut());
-    let all = alloc(parent, span).unwrap();
-    let child = create(0, 0, 4 * Q, parent);
-    (parent, child, all)
-}
+mod common;
+use common::{
+    alloc, check_and_destroy, counters, free, full_tree, timed, BOUND_NS, ETIMEDOUT, P, Q,
+};
 
 /// A cached-size allocation waiting in the child is served when the
 /// parent frees (space returned to the root of its tree), and counts once.

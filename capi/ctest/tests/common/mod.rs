@@ -1,0 +1,141 @@
+//! Helpers shared by the tests that call the C API from Rust (`mod common;`):
+//! readers of an arena's statistics, a sendable arena pointer, a small
+//! random generator, and the trees of arenas of the wait tests (rounds 33
+//! and 34).
+
+// Each test binary uses some of these.
+#![allow(dead_code)]
+
+use core::ffi::c_int;
+
+use vmspace_capi::ctypes::{
+    vmspace_addr_t, vmspace_arena_t, vmspace_counters, vmspace_params, vmspace_size_t,
+    vmspace_sizes, VMSPACE_WAIT,
+};
+use vmspace_capi_user::vmspace_native_api::{
+    vmspace_arena_alloc, vmspace_arena_alloc_timed, vmspace_arena_check, vmspace_arena_counters,
+    vmspace_arena_create_ex, vmspace_arena_destroy, vmspace_arena_free, vmspace_arena_sizes,
+};
+
+/// The arena's counters (`vmspace_arena_counters`).
+pub fn counters(a: *mut vmspace_arena_t) -> vmspace_counters {
+    let mut c = vmspace_counters::default();
+    // SAFETY: a live arena, a writable structure.
+    assert_eq!(unsafe { vmspace_arena_counters(a, &mut c) }, 0);
+    c
+}
+
+/// The arena's sizes (`vmspace_arena_sizes`).
+pub fn sizes(a: *mut vmspace_arena_t) -> vmspace_sizes {
+    let mut s = vmspace_sizes::default();
+    // SAFETY: a live arena, a writable structure.
+    assert_eq!(unsafe { vmspace_arena_sizes(a, &mut s) }, 0);
+    s
+}
+
+/// An arena pointer that may cross threads (the C API is thread-safe:
+/// "Functions may be called from any thread, concurrently, on the same
+/// arena").
+#[derive(Clone, Copy)]
+pub struct P(pub *mut vmspace_arena_t);
+// SAFETY: the C API's arenas are used from any thread.
+unsafe impl Send for P {}
+// SAFETY: as above.
+unsafe impl Sync for P {}
+
+/// xorshift64.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The quantum of the wait tests' arenas.
+pub const Q: usize = 4096;
+/// `ETIMEDOUT`.
+pub const ETIMEDOUT: c_int = 110;
+/// The liveness bound of a waiting allocation.
+pub const BOUND_NS: u64 = 20_000_000_000;
+
+/// An arena of one span (none if `size` is 0) with quantum `Q`, caches up
+/// to `qcache_max`, importing from `parent` (or none).
+pub fn create(
+    base: vmspace_addr_t,
+    size: vmspace_size_t,
+    qcache_max: vmspace_size_t,
+    parent: *mut vmspace_arena_t,
+) -> *mut vmspace_arena_t {
+    let p = vmspace_params {
+        name: c"r33-r34".as_ptr(),
+        base,
+        size,
+        quantum: Q,
+        qcache_max,
+        flags: 0,
+        reserved: 0,
+        max_tags: 0,
+        parent,
+    };
+    let mut a = core::ptr::null_mut();
+    // SAFETY: valid parameters, a writable out pointer.
+    assert_eq!(unsafe { vmspace_arena_create_ex(&p, &mut a) }, 0);
+    assert!(!a.is_null());
+    a
+}
+
+/// `size` units, or the error.
+pub fn alloc(a: *mut vmspace_arena_t, size: vmspace_size_t) -> Result<vmspace_addr_t, c_int> {
+    let mut x = 0;
+    // SAFETY: a live arena, a writable out pointer.
+    match unsafe { vmspace_arena_alloc(a, size, 0, &mut x) } {
+        0 => Ok(x),
+        e => Err(e),
+    }
+}
+
+/// `size` units, waiting at most `ns` nanoseconds, or the error.
+pub fn timed(a: P, size: vmspace_size_t, ns: u64) -> Result<vmspace_addr_t, c_int> {
+    let mut x = 0;
+    // SAFETY: a live arena, a writable out pointer.
+    match unsafe { vmspace_arena_alloc_timed(a.0, size, VMSPACE_WAIT, ns, &mut x) } {
+        0 => Ok(x),
+        e => Err(e),
+    }
+}
+
+/// Free `[x, x + size)`, which must succeed.
+pub fn free(a: *mut vmspace_arena_t, x: vmspace_addr_t, size: vmspace_size_t) {
+    // SAFETY: a live arena.
+    assert_eq!(unsafe { vmspace_arena_free(a, x, size) }, 0);
+}
+
+/// Check the arena, then destroy it.
+pub fn check_and_destroy(a: *mut vmspace_arena_t) {
+    // SAFETY: a live arena, destroyed once, not used after.
+    unsafe {
+        assert_eq!(vmspace_arena_check(a), 0);
+        assert_eq!(vmspace_arena_destroy(a), 0);
+    }
+}
+
+/// A parent with one span, all of it allocated, and a child with caches
+/// for 1 to 4 quanta importing from it.
+pub fn full_tree(
+    span: vmspace_size_t,
+) -> (*mut vmspace_arena_t, *mut vmspace_arena_t, vmspace_addr_t) {
+    let parent = create(1 << 40, span, 0, core::ptr::null_mut());
+    let all = alloc(parent, span).unwrap();
+    let child = create(0, 0, 4 * Q, parent);
+    (parent, child, all)
+}
