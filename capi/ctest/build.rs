@@ -137,6 +137,14 @@ fn main() {
         "outside_vmem",
         "outside_more",
         "outside_adversary",
+        "outside_adversary_common",
+        "outside_adversary_args",
+        "outside_adversary_frees",
+        "outside_adversary_spans",
+        "outside_adversary_names",
+        "outside_adversary_callbacks",
+        "outside_adversary_races",
+        "outside_adversary_more",
         "outside_runtime",
         "outside_vmem_fidelity",
         "outside_trees",
@@ -174,6 +182,7 @@ fn main() {
     b.compile("vmspace_ctests");
     println!("cargo::rerun-if-changed=c/ctest.h");
     println!("cargo::rerun-if-changed=c/outside_r28.h");
+    println!("cargo::rerun-if-changed=c/outside_adversary.h");
     println!("cargo::rerun-if-changed={}", example.display());
     println!("cargo::rerun-if-changed={}", include.join("vmspace.h").display());
     println!("cargo::rerun-if-changed={}", include.join("vmspace/vmem.h").display());
