@@ -136,6 +136,10 @@ fn main() {
         "outside",
         "outside_vmem",
         "outside_more",
+        "outside_more_model",
+        "outside_more_args",
+        "outside_more_caches",
+        "outside_more_defects",
         "outside_adversary",
         "outside_adversary_common",
         "outside_adversary_args",
@@ -183,6 +187,7 @@ fn main() {
     println!("cargo::rerun-if-changed=c/ctest.h");
     println!("cargo::rerun-if-changed=c/outside_r28.h");
     println!("cargo::rerun-if-changed=c/outside_adversary.h");
+    println!("cargo::rerun-if-changed=c/outside_more.h");
     println!("cargo::rerun-if-changed={}", example.display());
     println!("cargo::rerun-if-changed={}", include.join("vmspace.h").display());
     println!("cargo::rerun-if-changed={}", include.join("vmspace/vmem.h").display());
