@@ -22,7 +22,7 @@ use vmspace::{Addr, Size};
 use vmspace_user::UserArena;
 
 mod pins;
-use pins::{cached, store, until_waiting, OneSlot, Store};
+use pins::{cached, store, take_all, until_waiting, OneSlot, Store};
 
 const Q: usize = 16;
 
@@ -115,16 +115,7 @@ fn a_waiting_per_cpu_allocation_served_from_the_magazine_counts_once() {
     let s = cached("r32", Q, 4096);
     let cpu = CpuCaches::new(&s, OneSlot(SlotFlag::new()), store()).unwrap();
     // Take every object there is: the magazines end empty, the arena full.
-    let mut xs = Vec::new();
-    let mut made = 0u64;
-    loop {
-        made += 1;
-        match cpu.alloc(Size(Q)) {
-            Ok(x) => xs.push(x),
-            Err(ArenaError::NoSpace { .. }) => break,
-            Err(e) => panic!("{e:?}"),
-        }
-    }
+    let (mut xs, mut made) = take_all(&cpu, Size(Q));
     assert!(xs.len() >= 64, "a slab's objects at least: {}", xs.len());
     let last = xs.pop().unwrap();
     let got = std::thread::scope(|sc| {

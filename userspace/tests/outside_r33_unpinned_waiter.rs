@@ -28,12 +28,11 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use vmspace::arena::ArenaError;
 use vmspace::sync::{CpuCaches, Wait};
 use vmspace::Size;
 
 mod pins;
-use pins::{cached, store, until_waiting, Op, Placed};
+use pins::{cached, store, take_all, until_waiting, Op, Placed};
 
 const Q: usize = 16;
 
@@ -69,14 +68,7 @@ fn a_waiter_unplaced_at_first_takes_an_object_freed_into_its_slot() {
     let cpu = CpuCaches::new(&s, Placed::<1>::new(first_unplaced), store()).unwrap();
     // Every object there is, taken on slot 0: its magazines end empty,
     // the arena full.
-    let mut xs = Vec::new();
-    loop {
-        match cpu.alloc(Size(Q)) {
-            Ok(x) => xs.push(x),
-            Err(ArenaError::NoSpace { .. }) => break,
-            Err(e) => panic!("{e:?}"),
-        }
-    }
+    let (mut xs, _) = take_all(&cpu, Size(Q));
     assert!(xs.len() >= 64, "a slab's objects at least: {}", xs.len());
     let last = xs.pop().unwrap();
     let got = std::thread::scope(|sc| {

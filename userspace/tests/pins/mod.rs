@@ -3,7 +3,7 @@
 //! 34 tests of waiting cached-size allocations set them up: `OneSlot`
 //! (every thread on one slot), `Placed` (a script says, per magazine
 //! operation, which slot it acts on or that it is unplaced), `store`,
-//! `cached` and `until_waiting`.
+//! `cached`, `take_all` and `until_waiting`.
 //!
 //! (The pins are those of the root crate's tests/pins/mod.rs: test
 //! modules are not shared between the workspace's crates.)
@@ -14,12 +14,13 @@
 
 use std::time::{Duration, Instant};
 
-use vmspace::arena::{Arena, NoSource, PageStore, Source};
+use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Source};
 use vmspace::qcache::{
     CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, QCacheConfig, SlotFlag,
 };
+use vmspace::sync::CpuCaches;
 use vmspace::{Addr, Size};
-use vmspace_user::{MmapBackend, UserArena};
+use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, UserArena};
 
 pub type Store = PageStore<MmapBackend>;
 
@@ -34,6 +35,24 @@ pub fn cached(name: &'static str, quantum: usize, span: usize) -> UserArena<Stor
     let mut a = Arena::new(name, Size(quantum), store(), store(), NoSource).unwrap();
     a.add(Addr(1 << 40), Size(span)).unwrap();
     UserArena::with_quantum_caches(a, QCacheConfig::new(4, store())).unwrap()
+}
+
+/// Every object of `size` there is, taken through `cpu` (its magazines
+/// end empty, the arena full), and how many allocations that took (the
+/// last one failed).
+pub fn take_all<P: CpuPin>(
+    cpu: &CpuCaches<'_, ParkingLock, CondvarWaiter, Store, NoSource, P>,
+    size: Size,
+) -> (Vec<Addr>, u64) {
+    let (mut xs, mut made) = (Vec::new(), 0);
+    loop {
+        made += 1;
+        match cpu.alloc(size) {
+            Ok(x) => xs.push(x),
+            Err(ArenaError::NoSpace { .. }) => return (xs, made),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
 }
 
 /// Wait until an allocation waits on `s` (30 s at most, a bound for
