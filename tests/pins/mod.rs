@@ -3,6 +3,9 @@
 //! `CpuCaches` set them up: `OneSlot` (every thread on one slot), `Placed`
 //! (a script says, per magazine operation, which slot it acts on or that
 //! it is unplaced), `Setup` and `Slices` (the arena) and `with_one_slot`.
+//!
+//! (userspace/tests/pins/mod.rs has the same pins for the vmspace-user
+//! tests: test modules are not shared between the workspace's crates.)
 // Each test binary that declares this module uses only some of it (a file
 // with a scripted pin has no use for `with_one_slot`): the rest would be
 // dead code there.
