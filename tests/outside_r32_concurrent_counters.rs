@@ -34,38 +34,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use vmspace::arena::{Arena, ArenaError, Counters, NoSource, Policy, SliceStore};
-use vmspace::qcache::{CpuPin, QCacheConfig, QCacheStats, SlotFlag};
+use vmspace::qcache::{QCacheConfig, QCacheStats, SlotFlag};
 use vmspace::sync::{CacheHandle, CpuCaches, NoWait, SpinLock, SyncArena, Wait};
 use vmspace::{Addr, Size};
 
 mod outside_common;
+mod pins;
 use outside_common::Rng;
-
-type Shared<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, NoSource>;
+use pins::{OneSlot, Shared};
 
 const Q: usize = 16;
 const CLASSES: usize = 4;
 const BASE: usize = 1 << 30;
 const SPAN: usize = 1 << 24;
-
-/// One slot behind a try-lock (the pin the `CpuCaches` doc example shows).
-struct OneSlot(SlotFlag);
-// SAFETY: one slot, handed out only while its flag is taken.
-unsafe impl CpuPin for OneSlot {
-    fn slots(&self) -> usize {
-        1
-    }
-    fn pin(&self) -> usize {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        // SAFETY: `pin` took the flag, nothing released it since.
-        unsafe { self.0.release() }
-    }
-}
 
 #[derive(Default, Debug, Clone, Copy)]
 struct Tally {

@@ -20,15 +20,15 @@
 use std::cell::Cell;
 use std::collections::HashSet;
 
-use vmspace::arena::{Arena, ArenaError, NoSource, SliceStore};
-use vmspace::qcache::{CpuPin, MagSlots, Magazine, Popped, Pushed, QCacheConfig, SlotFlag, ROUNDS};
-use vmspace::sync::{CpuCaches, NoWait, SpinLock, SyncArena};
+use vmspace::arena::ArenaError;
+use vmspace::qcache::ROUNDS;
+use vmspace::sync::CpuCaches;
 use vmspace::{Addr, Size};
 
+mod pins;
 mod retry_loop;
+use pins::{Op, Placed, Setup, Slices};
 use retry_loop::retrying;
-
-type Shared<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, NoSource>;
 
 const Q: usize = 16;
 const SPAN: usize = 4096;
@@ -41,84 +41,23 @@ thread_local! {
     static INSTALL: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Two slots, each behind a try-lock; which slot an operation acts on is
-/// the thread's script.
-struct Scripted([SlotFlag; 2]);
-
-impl Scripted {
-    /// Run `f` on slot `i` of `mags` with its flag taken.
-    fn on<R>(
-        &self,
-        i: usize,
-        mags: MagSlots,
-        f: impl FnOnce(&mut vmspace::qcache::CpuMags) -> R,
-    ) -> R {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0[i]), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        // SAFETY: `i < 2 = slots`; the slot's flag gives exclusive use.
-        let r = f(unsafe { mags.at(i) });
-        // SAFETY: taken above, not released since.
-        unsafe { self.0[i].release() };
-        r
-    }
-}
-
-// SAFETY: two slots; every magazine operation runs the `CpuMags` method of
-// its name on one slot below 2 with that slot's flag taken (so no two act
-// on one slot at once, and the flag orders them); `pin` is never used by
-// `CpuCaches`, and takes slot 0's flag.
-unsafe impl CpuPin for Scripted {
-    fn slots(&self) -> usize {
-        2
-    }
-    fn pin(&self) -> usize {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0[0]), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        // SAFETY: `pin` took slot 0's flag.
-        unsafe { self.0[0].release() }
-    }
-    unsafe fn pop(&self, mags: MagSlots) -> Popped {
-        self.on(POP.with(Cell::get), mags, |m| m.pop())
-    }
-    unsafe fn push(&self, mags: MagSlots, addr: usize) -> Pushed {
-        self.on(PUSH.with(Cell::get), mags, |m| m.push(addr))
-    }
-    unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
-        self.on(PUSH.with(Cell::get), mags, |m| m.spill(out))
-    }
-    unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
-        self.on(INSTALL.with(Cell::get), mags, |m| m.install(mag))
-    }
+/// The script of a two-slot pin (`pins::Placed`): which slot an operation
+/// acts on is the thread's (`POP`, `PUSH`, `INSTALL`); every operation is
+/// placed.
+fn scripted(op: Op) -> Option<usize> {
+    let slot = match op {
+        Op::Pop => &POP,
+        Op::Push | Op::Spill => &PUSH,
+        Op::Install => &INSTALL,
+    };
+    Some(slot.with(Cell::get))
 }
 
 #[test]
 fn a_retry_refilled_onto_a_full_slot_loses_and_doubles_nothing() {
-    let mut tags = vec![0u8; 1 << 16];
-    let mut hash = vec![0u8; 1 << 16];
-    let mut qc = vec![0u8; 1 << 16];
-    let mut mags = vec![0u8; 1 << 14];
-    let mut a = Arena::new(
-        "r33",
-        Size(Q),
-        SliceStore::new(&mut tags),
-        SliceStore::new(&mut hash),
-        NoSource,
-    )
-    .unwrap();
-    a.add(Addr(1 << 30), Size(SPAN)).unwrap();
-    let s: Shared<'_> =
-        SyncArena::with_quantum_caches(a, QCacheConfig::new(4, SliceStore::new(&mut qc))).unwrap();
-    let cpu = CpuCaches::new(
-        &s,
-        Scripted([SlotFlag::new(), SlotFlag::new()]),
-        SliceStore::new(&mut mags),
-    )
-    .unwrap();
+    let mut slices = Slices::new(Setup::new("r33", Q, SPAN));
+    let (s, mags) = slices.shared();
+    let cpu = CpuCaches::new(&s, Placed::<2>::new(scripted), mags).unwrap();
     let take_all = |live: &mut Vec<Addr>| loop {
         match cpu.alloc(Size(Q)) {
             Ok(x) => live.push(x),

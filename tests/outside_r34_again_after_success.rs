@@ -11,59 +11,17 @@
 //! keeps its own count)". Counts are read after the caches are dropped
 //! (they flush).
 
-use vmspace::arena::{Arena, NoSource, SliceStore};
-use vmspace::qcache::{CpuPin, QCacheConfig, QCacheStats, SlotFlag};
-use vmspace::sync::{CpuCaches, NoWait, SpinLock, SyncArena};
+use vmspace::qcache::QCacheStats;
 use vmspace::{Addr, Size};
 
-type Shared<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, NoSource>;
-type Cpu<'s, 'a> = CpuCaches<'s, SpinLock, NoWait, SliceStore<'a>, NoSource, OneSlot>;
+mod pins;
+use pins::{with_one_slot, Cpu, Setup, Shared};
 
 const Q: usize = 16;
 const SPAN: usize = 1 << 16;
 
-/// One slot behind a try-lock.
-struct OneSlot(SlotFlag);
-// SAFETY: one slot, handed out only while its flag is taken.
-unsafe impl CpuPin for OneSlot {
-    fn slots(&self) -> usize {
-        1
-    }
-    fn pin(&self) -> usize {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        // SAFETY: `pin` took the flag, nothing released it since.
-        unsafe { self.0.release() }
-    }
-}
-
 fn with_caches<R>(f: impl FnOnce(&Shared<'_>, &Cpu<'_, '_>) -> R) -> (R, QCacheStats) {
-    let mut tags = vec![0u8; 1 << 16];
-    let mut hash = vec![0u8; 1 << 16];
-    let mut qc = vec![0u8; 1 << 16];
-    let mut mags = vec![0u8; 1 << 14];
-    let mut a = Arena::new(
-        "r34",
-        Size(Q),
-        SliceStore::new(&mut tags),
-        SliceStore::new(&mut hash),
-        NoSource,
-    )
-    .unwrap();
-    a.add(Addr(1 << 30), Size(SPAN)).unwrap();
-    let s: Shared<'_> =
-        SyncArena::with_quantum_caches(a, QCacheConfig::new(4, SliceStore::new(&mut qc))).unwrap();
-    let cpu = CpuCaches::new(&s, OneSlot(SlotFlag::new()), SliceStore::new(&mut mags)).unwrap();
-    let r = f(&s, &cpu);
-    drop(cpu);
-    let st = s.qcache_stats();
-    s.reclaim();
-    s.check().unwrap();
-    (r, st)
+    with_one_slot(Setup::new("r34", Q, SPAN), f)
 }
 
 /// First try a miss that succeeded (empty magazines: a refill from the

@@ -24,12 +24,12 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use vmspace::arena::{Arena, ArenaError, NoSource, SliceStore};
-use vmspace::qcache::{CpuPin, MagSlots, Magazine, Popped, Pushed, QCacheConfig, SlotFlag};
-use vmspace::sync::{CpuCaches, NoWait, SpinLock, SyncArena};
+use vmspace::arena::ArenaError;
+use vmspace::sync::CpuCaches;
 use vmspace::{Addr, Size};
 
-type Shared<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, NoSource>;
+mod pins;
+use pins::{Op, Placed, Setup, Slices};
 
 const Q: usize = 16;
 const SPAN: usize = 8192;
@@ -44,8 +44,9 @@ thread_local! {
 }
 
 /// The slot this operation acts on, or `None` (unplaced): every fifth
-/// operation unplaced, the rest alternating slots in a pattern per thread.
-fn placed() -> Option<usize> {
+/// operation unplaced, the rest alternating slots in a pattern per thread
+/// (the script of a two-slot `pins::Placed`, whatever the operation).
+fn placed(_: Op) -> Option<usize> {
     let t = TICK.with(|c| {
         let t = c.get();
         c.set(t + 1);
@@ -59,90 +60,11 @@ fn placed() -> Option<usize> {
     }
 }
 
-struct Flaky([SlotFlag; 2]);
-
-impl Flaky {
-    fn on<R>(
-        &self,
-        i: usize,
-        mags: MagSlots,
-        f: impl FnOnce(&mut vmspace::qcache::CpuMags) -> R,
-    ) -> R {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0[i]), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        // SAFETY: `i < 2 = slots`; the slot's flag gives exclusive use.
-        let r = f(unsafe { mags.at(i) });
-        // SAFETY: taken above, not released since.
-        unsafe { self.0[i].release() };
-        r
-    }
-}
-
-// SAFETY: two slots; every placed magazine operation runs the `CpuMags`
-// method of its name on one slot below 2 with that slot's flag taken; an
-// unplaced one touches nothing and says so (`Unpinned`, `false`); `pin`
-// takes slot 0's flag.
-unsafe impl CpuPin for Flaky {
-    fn slots(&self) -> usize {
-        2
-    }
-    fn pin(&self) -> usize {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0[0]), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        // SAFETY: `pin` took slot 0's flag.
-        unsafe { self.0[0].release() }
-    }
-    unsafe fn pop(&self, mags: MagSlots) -> Popped {
-        match placed() {
-            Some(i) => self.on(i, mags, |m| m.pop()),
-            None => Popped::Unpinned,
-        }
-    }
-    unsafe fn push(&self, mags: MagSlots, addr: usize) -> Pushed {
-        match placed() {
-            Some(i) => self.on(i, mags, |m| m.push(addr)),
-            None => Pushed::Unpinned,
-        }
-    }
-    unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
-        match placed() {
-            Some(i) => self.on(i, mags, |m| m.spill(out)),
-            None => false,
-        }
-    }
-    unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
-        match placed() {
-            Some(i) => self.on(i, mags, |m| m.install(mag)),
-            None => false,
-        }
-    }
-}
-
 #[test]
 fn a_flaky_pin_counts_each_allocation_once_and_doubles_nothing() {
-    let mut tags = vec![0u8; 1 << 16];
-    let mut hash = vec![0u8; 1 << 16];
-    let mut qc = vec![0u8; 1 << 16];
-    let mut mags = vec![0u8; 1 << 14];
-    let mut a = Arena::new(
-        "r34",
-        Size(Q),
-        SliceStore::new(&mut tags),
-        SliceStore::new(&mut hash),
-        NoSource,
-    )
-    .unwrap();
-    a.add(Addr(1 << 30), Size(SPAN)).unwrap();
-    let s: Shared<'_> =
-        SyncArena::with_quantum_caches(a, QCacheConfig::new(4, SliceStore::new(&mut qc))).unwrap();
-    let cpu =
-        CpuCaches::new(&s, Flaky([SlotFlag::new(), SlotFlag::new()]), SliceStore::new(&mut mags))
-            .unwrap();
+    let mut slices = Slices::new(Setup::new("r34", Q, SPAN));
+    let (s, mags) = slices.shared();
+    let cpu = CpuCaches::new(&s, Placed::<2>::new(placed), mags).unwrap();
     let live: Mutex<HashSet<(usize, usize)>> = Mutex::new(HashSet::new());
     let (made, full): (u64, u64) = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..THREADS)

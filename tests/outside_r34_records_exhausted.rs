@@ -16,53 +16,24 @@
 
 use std::collections::HashSet;
 
-use vmspace::arena::{Arena, ArenaError, NoSource, SliceStore};
-use vmspace::qcache::{CpuPin, QCacheConfig, SlotFlag, OBJECTS, SLABS};
-use vmspace::sync::{CpuCaches, NoWait, SpinLock, SyncArena};
-use vmspace::{Addr, Size};
+use vmspace::arena::ArenaError;
+use vmspace::qcache::{SlotFlag, OBJECTS, SLABS};
+use vmspace::sync::CpuCaches;
+use vmspace::Size;
 
-type Shared<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, NoSource>;
+mod pins;
+use pins::{OneSlot, Setup, Slices};
 
 const Q: usize = 16;
 /// Room for twice the objects the slab records can hold.
 const SPAN: usize = 2 * SLABS * OBJECTS * Q;
 
-struct OneSlot(SlotFlag);
-// SAFETY: one slot, handed out only while its flag is taken.
-unsafe impl CpuPin for OneSlot {
-    fn slots(&self) -> usize {
-        1
-    }
-    fn pin(&self) -> usize {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        // SAFETY: `pin` took the flag, nothing released it since.
-        unsafe { self.0.release() }
-    }
-}
-
 #[test]
 fn retrying_past_the_slab_records_counts_once_and_loses_nothing() {
-    let mut tags = vec![0u8; 1 << 20];
-    let mut hash = vec![0u8; 1 << 20];
-    let mut qc = vec![0u8; 1 << 16];
-    let mut mags = vec![0u8; 1 << 14];
-    let mut a = Arena::new(
-        "r34",
-        Size(Q),
-        SliceStore::new(&mut tags),
-        SliceStore::new(&mut hash),
-        NoSource,
-    )
-    .unwrap();
-    a.add(Addr(1 << 30), Size(SPAN)).unwrap();
-    let s: Shared<'_> =
-        SyncArena::with_quantum_caches(a, QCacheConfig::new(1, SliceStore::new(&mut qc))).unwrap();
-    let cpu = CpuCaches::new(&s, OneSlot(SlotFlag::new()), SliceStore::new(&mut mags)).unwrap();
+    // Metadata for the many objects of `SPAN`; caches for one quantum.
+    let mut slices = Slices::new(Setup { meta: 1 << 20, classes: 1, ..Setup::new("r34", Q, SPAN) });
+    let (s, mags) = slices.shared();
+    let cpu = CpuCaches::new(&s, OneSlot(SlotFlag::new()), mags).unwrap();
     let mut made = 0u64;
     let mut live = Vec::new();
     loop {

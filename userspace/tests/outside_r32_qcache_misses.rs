@@ -15,47 +15,23 @@
 
 use std::time::Duration;
 
-use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy};
-use vmspace::qcache::{QCacheConfig, SlotFlag};
+use vmspace::arena::{ArenaError, NoSource, Policy};
+use vmspace::qcache::SlotFlag;
 use vmspace::sync::{CacheHandle, CpuCaches, Wait};
 use vmspace::{Addr, Size};
-use vmspace_user::{MmapBackend, UserArena};
+use vmspace_user::UserArena;
 
-type Store = PageStore<MmapBackend>;
+mod pins;
+use pins::{cached, store, take_all, until_waiting, OneSlot, Store};
 
 const Q: usize = 16;
-
-fn store() -> Store {
-    PageStore::new(MmapBackend::new(), Size(4 << 20)).unwrap()
-}
 
 /// A shared arena with quantum caches for 1 to 4 quanta over one span of
 /// `span` bytes, and an allocation of all of it, so nothing fits.
 fn full(span: usize) -> (UserArena<Store, NoSource>, Addr) {
-    let mut a = Arena::new("r32", Size(Q), store(), store(), NoSource).unwrap();
-    a.add(Addr(1 << 40), Size(span)).unwrap();
-    let s = UserArena::with_quantum_caches(a, QCacheConfig::new(4, store())).unwrap();
+    let s = cached("r32", Q, span);
     let all = s.alloc(Size(span), Policy::InstantFit, Wait::No).unwrap();
     (s, all)
-}
-
-/// One slot behind a try-lock.
-struct OneSlot(SlotFlag);
-// SAFETY: one slot, handed out only while its flag is taken.
-unsafe impl vmspace::qcache::CpuPin for OneSlot {
-    fn slots(&self) -> usize {
-        1
-    }
-    fn pin(&self) -> usize {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        // SAFETY: `pin` took the flag.
-        unsafe { self.0.release() }
-    }
 }
 
 /// Control: without waiting, one failed allocation is one miss.
@@ -117,12 +93,8 @@ fn a_served_waiting_handle_allocation_is_one_miss() {
             h.free(x, Size(Q)).unwrap();
             x
         });
-        // Liveness bound only: the waiter gets to wait well within this.
-        let t = std::time::Instant::now();
-        while s.waiting() == 0 && t.elapsed() < Duration::from_secs(30) {
-            std::thread::yield_now();
-        }
-        assert_eq!(s.waiting(), 1, "the allocation waits");
+        // Liveness bound only: the waiter gets to wait well within it.
+        until_waiting(s);
         s.free(all, Size(4096)).unwrap();
         waiter.join().unwrap()
     });
@@ -140,34 +112,18 @@ fn a_served_waiting_handle_allocation_is_one_miss() {
 /// made through the caches.
 #[test]
 fn a_waiting_per_cpu_allocation_served_from_the_magazine_counts_once() {
-    let span = 4096;
-    let mut a = Arena::new("r32", Size(Q), store(), store(), NoSource).unwrap();
-    a.add(Addr(1 << 40), Size(span)).unwrap();
-    let s = UserArena::with_quantum_caches(a, QCacheConfig::new(4, store())).unwrap();
+    let s = cached("r32", Q, 4096);
     let cpu = CpuCaches::new(&s, OneSlot(SlotFlag::new()), store()).unwrap();
     // Take every object there is: the magazines end empty, the arena full.
-    let mut xs = Vec::new();
-    let mut made = 0u64;
-    loop {
-        made += 1;
-        match cpu.alloc(Size(Q)) {
-            Ok(x) => xs.push(x),
-            Err(ArenaError::NoSpace { .. }) => break,
-            Err(e) => panic!("{e:?}"),
-        }
-    }
+    let (mut xs, mut made) = take_all(&cpu, Size(Q));
     assert!(xs.len() >= 64, "a slab's objects at least: {}", xs.len());
     let last = xs.pop().unwrap();
     let got = std::thread::scope(|sc| {
         let cpu = &cpu;
         let waiter =
             sc.spawn(move || cpu.alloc_wait(Size(Q), Wait::Timeout(Duration::from_secs(60))));
-        // Liveness bound only: the waiter gets to wait well within this.
-        let t = std::time::Instant::now();
-        while s.waiting() == 0 && t.elapsed() < Duration::from_secs(30) {
-            std::thread::yield_now();
-        }
-        assert_eq!(s.waiting(), 1, "the allocation waits");
+        // Liveness bound only: the waiter gets to wait well within it.
+        until_waiting(&s);
         // Into slot 0's magazine (the one slot), waking the waiter.
         cpu.free(last, Size(Q)).unwrap();
         waiter.join().unwrap()

@@ -20,21 +20,18 @@
 //! panic skips, so the allocation counts nowhere.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use vmspace::arena::{Arena, ArenaError, PageStore, Source};
+use vmspace::arena::{Arena, ArenaError, Source};
 use vmspace::qcache::{QCacheConfig, SlotFlag};
 use vmspace::sync::{CacheHandle, CpuCaches, Wait};
 use vmspace::{Range, Size};
-use vmspace_user::{MmapBackend, UserArena};
+use vmspace_user::UserArena;
 
-type Store = PageStore<MmapBackend>;
+mod pins;
+use pins::{store, until_waiting, OneSlot, Store};
 
 const Q: usize = 16;
-
-fn store() -> Store {
-    PageStore::new(MmapBackend::new(), Size(4 << 20)).unwrap()
-}
 
 /// Has no space; panics at every import once its flag is set.
 struct Panicky(&'static AtomicBool);
@@ -54,25 +51,6 @@ impl Source for Panicky {
     }
 }
 
-/// One slot behind a try-lock.
-struct OneSlot(SlotFlag);
-// SAFETY: one slot, handed out only while its flag is taken.
-unsafe impl vmspace::qcache::CpuPin for OneSlot {
-    fn slots(&self) -> usize {
-        1
-    }
-    fn pin(&self) -> usize {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        // SAFETY: `pin` took the flag.
-        unsafe { self.0.release() }
-    }
-}
-
 /// Run `alloc` (one waiting cached-size allocation) on a thread; once it
 /// waits, make the source panic and wake it. The thread must end by the
 /// source's panic, with no waiter left counted.
@@ -83,12 +61,7 @@ fn panics_in_the_wait(
 ) {
     std::thread::scope(|sc| {
         let t = sc.spawn(alloc);
-        let start = Instant::now();
-        // Liveness bound only.
-        while s.waiting() == 0 && start.elapsed() < Duration::from_secs(30) {
-            std::thread::yield_now();
-        }
-        assert_eq!(s.waiting(), 1, "the allocation waits");
+        until_waiting(s);
         flag.store(true, Ordering::SeqCst);
         s.wake_waiters();
         assert!(t.join().is_err(), "the source's panic ends the allocation");

@@ -28,19 +28,13 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use vmspace::arena::{Arena, ArenaError, NoSource, PageStore};
-use vmspace::qcache::{CpuPin, MagSlots, Magazine, Popped, Pushed, QCacheConfig, SlotFlag};
 use vmspace::sync::{CpuCaches, Wait};
-use vmspace::{Addr, Size};
-use vmspace_user::{MmapBackend, UserArena};
+use vmspace::Size;
 
-type Store = PageStore<MmapBackend>;
+mod pins;
+use pins::{cached, store, take_all, until_waiting, Op, Placed};
 
 const Q: usize = 16;
-
-fn store() -> Store {
-    PageStore::new(MmapBackend::new(), Size(4 << 20)).unwrap()
-}
 
 thread_local! {
     /// Magazine operations of this thread the pin leaves unplaced.
@@ -58,97 +52,23 @@ fn unplaced() -> bool {
     })
 }
 
-/// One slot behind a try-lock; the magazine operations overridden to
-/// leave a thread's first `UNPLACED` calls unplaced.
-struct Flaky(SlotFlag);
-
-impl Flaky {
-    fn take(&self) {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0), 0).is_none() {
-            std::hint::spin_loop();
-        }
-    }
-    fn release(&self) {
-        // SAFETY: `take` took the flag, nothing released it since.
-        unsafe { self.0.release() }
-    }
-}
-
-// SAFETY: one slot; every magazine operation either touches nothing
-// (unplaced: `Unpinned` or `false`) or runs the `CpuMags` method of its
-// name on slot 0 with the slot's flag taken, so no two act on it at once
-// (the flag's acquire and release order them); `pin` is never used by
-// `CpuCaches`, and takes the same flag.
-unsafe impl CpuPin for Flaky {
-    fn slots(&self) -> usize {
-        1
-    }
-    fn pin(&self) -> usize {
-        self.take();
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        self.release();
-    }
-    unsafe fn pop(&self, mags: MagSlots) -> Popped {
-        if unplaced() {
-            return Popped::Unpinned;
-        }
-        self.take();
-        // SAFETY: slot 0 < 1 = slots; the flag gives exclusive use.
-        let r = unsafe { mags.at(0) }.pop();
-        self.release();
-        r
-    }
-    unsafe fn push(&self, mags: MagSlots, addr: usize) -> Pushed {
-        if unplaced() {
-            return Pushed::Unpinned;
-        }
-        self.take();
-        // SAFETY: as in `pop`.
-        let r = unsafe { mags.at(0) }.push(addr);
-        self.release();
-        r
-    }
-    unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
-        if unplaced() {
-            return false;
-        }
-        self.take();
-        // SAFETY: as in `pop`.
-        let r = unsafe { mags.at(0) }.spill(out);
-        self.release();
-        r
-    }
-    unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
-        if unplaced() {
-            return false;
-        }
-        self.take();
-        // SAFETY: as in `pop`.
-        let r = unsafe { mags.at(0) }.install(mag);
-        self.release();
-        r
+/// The script of a one-slot pin (`pins::Placed`): a thread's first
+/// `UNPLACED` magazine operations unplaced, every other one on slot 0.
+fn first_unplaced(_: Op) -> Option<usize> {
+    if unplaced() {
+        None
+    } else {
+        Some(0)
     }
 }
 
 #[test]
 fn a_waiter_unplaced_at_first_takes_an_object_freed_into_its_slot() {
-    let span = 4096;
-    let mut a = Arena::new("r33", Size(Q), store(), store(), NoSource).unwrap();
-    a.add(Addr(1 << 40), Size(span)).unwrap();
-    let s = UserArena::with_quantum_caches(a, QCacheConfig::new(4, store())).unwrap();
-    let cpu = CpuCaches::new(&s, Flaky(SlotFlag::new()), store()).unwrap();
+    let s = cached("r33", Q, 4096);
+    let cpu = CpuCaches::new(&s, Placed::<1>::new(first_unplaced), store()).unwrap();
     // Every object there is, taken on slot 0: its magazines end empty,
     // the arena full.
-    let mut xs = Vec::new();
-    loop {
-        match cpu.alloc(Size(Q)) {
-            Ok(x) => xs.push(x),
-            Err(ArenaError::NoSpace { .. }) => break,
-            Err(e) => panic!("{e:?}"),
-        }
-    }
+    let (mut xs, _) = take_all(&cpu, Size(Q));
     assert!(xs.len() >= 64, "a slab's objects at least: {}", xs.len());
     let last = xs.pop().unwrap();
     let got = std::thread::scope(|sc| {
@@ -159,11 +79,7 @@ fn a_waiter_unplaced_at_first_takes_an_object_freed_into_its_slot() {
             // A bound for liveness only: the free below wakes it at once.
             cpu.alloc_wait(Size(Q), Wait::Timeout(Duration::from_secs(8)))
         });
-        let t = std::time::Instant::now();
-        while s.waiting() == 0 && t.elapsed() < Duration::from_secs(30) {
-            std::thread::yield_now();
-        }
-        assert_eq!(s.waiting(), 1, "the allocation waits");
+        until_waiting(&s);
         // Into slot 0's magazine, waking the waiter.
         cpu.free(last, Size(Q)).unwrap();
         waiter.join().unwrap()
@@ -189,10 +105,8 @@ fn a_waiter_unplaced_at_first_takes_an_object_freed_into_its_slot() {
 /// the docs leave open.
 #[test]
 fn an_unplaced_allocation_counts_once() {
-    let mut a = Arena::new("r33", Size(Q), store(), store(), NoSource).unwrap();
-    a.add(Addr(1 << 40), Size(4096)).unwrap();
-    let s = UserArena::with_quantum_caches(a, QCacheConfig::new(4, store())).unwrap();
-    let cpu = CpuCaches::new(&s, Flaky(SlotFlag::new()), store()).unwrap();
+    let s = cached("r33", Q, 4096);
+    let cpu = CpuCaches::new(&s, Placed::<1>::new(first_unplaced), store()).unwrap();
     UNPLACED.with(|u| u.set(1));
     let x = cpu.alloc(Size(Q)).unwrap();
     cpu.free(x, Size(Q)).unwrap();

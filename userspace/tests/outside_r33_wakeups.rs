@@ -22,48 +22,25 @@
 //! Each test waits until `waiting()` says the allocation waits before it
 //! gives space back; the wait is bounded (20 s) for liveness only.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy};
-use vmspace::qcache::{QCacheConfig, SlotFlag};
+use vmspace::arena::{ArenaError, NoSource, Policy};
+use vmspace::qcache::SlotFlag;
 use vmspace::sync::{CacheHandle, CpuCaches, Wait};
 use vmspace::{Addr, Size};
-use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, UserArena};
+use vmspace_user::{CondvarWaiter, ParkingLock, UserArena};
 
-type Store = PageStore<MmapBackend>;
+mod pins;
+use pins::{cached, store, until_waiting, OneSlot, Store};
+
 type Shared = UserArena<Store, NoSource>;
 
 const Q: usize = 16;
 const SPAN: usize = 4096;
 const BOUND: Wait = Wait::Timeout(Duration::from_secs(20));
 
-fn store() -> Store {
-    PageStore::new(MmapBackend::new(), Size(4 << 20)).unwrap()
-}
-
 fn shared() -> Shared {
-    let mut a = Arena::new("r33", Size(Q), store(), store(), NoSource).unwrap();
-    a.add(Addr(1 << 40), Size(SPAN)).unwrap();
-    UserArena::with_quantum_caches(a, QCacheConfig::new(4, store())).unwrap()
-}
-
-/// One slot behind a try-lock.
-struct OneSlot(SlotFlag);
-// SAFETY: one slot, handed out only while its flag is taken.
-unsafe impl vmspace::qcache::CpuPin for OneSlot {
-    fn slots(&self) -> usize {
-        1
-    }
-    fn pin(&self) -> usize {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        // SAFETY: `pin` took the flag.
-        unsafe { self.0.release() }
-    }
+    cached("r33", Q, SPAN)
 }
 
 /// Run `alloc` on a thread; once it waits, `release` (on this thread).
@@ -75,11 +52,7 @@ fn served_after<T: Send>(
 ) -> T {
     std::thread::scope(|sc| {
         let t = sc.spawn(alloc);
-        let start = Instant::now();
-        while s.waiting() == 0 && start.elapsed() < Duration::from_secs(30) {
-            std::thread::yield_now();
-        }
-        assert_eq!(s.waiting(), 1, "the allocation waits");
+        until_waiting(s);
         release();
         t.join().unwrap()
     })

@@ -24,43 +24,8 @@
 //! strace versions or runs that miss that exit stop. The `+++` line says
 //! the pid is gone either way.)
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-fn run(args: &[&str], input: &str) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmspace"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), s(&out.stdout), s(&out.stderr))
-}
-
-fn import(strace: &str) -> String {
-    let (rc, trace, err) = run(&["import-strace", "-"], strace);
-    assert_eq!(rc, 0, "import-strace failed: {err}\n{strace}");
-    trace
-}
-
-fn ops(trace: &str) -> Vec<String> {
-    trace
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
-        .filter(|l| !l.is_empty() && !l.starts_with("quantum"))
-        .collect()
-}
-
-fn replays_cleanly(trace: &str) {
-    let (rc, out, err) = run(&["replay", "-", "--check", "--json"], trace);
-    assert_eq!(rc, 0, "replay of the import failed: {err}\n{trace}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["outcomes"]["failed"], 0, "failures replaying\n{trace}\n{out}");
-}
+mod strace_import;
+use strace_import::{import, ops, replays_cleanly};
 
 /// Found: pid 101 is killed inside its mmap (no resume printed); pid 100,
 /// alone after that, resumes its own mmap unprefixed. Its mapping is the

@@ -24,30 +24,26 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use vmspace::arena::{Arena, ArenaError, NoSource, PageStore};
-use vmspace::qcache::{CpuPin, MagSlots, Magazine, Popped, Pushed, QCacheConfig, SlotFlag};
+use vmspace::arena::ArenaError;
 use vmspace::sync::{CpuCaches, Wait};
 use vmspace::{Addr, Size};
-use vmspace_user::{MmapBackend, UserArena};
 
-type Store = PageStore<MmapBackend>;
+mod pins;
+use pins::{cached, store, Op, Placed};
 
 const Q: usize = 16;
 const SPAN: usize = 8192;
 const THREADS: usize = 2;
 const ROUNDS_PER_THREAD: usize = 1500;
 
-fn store() -> Store {
-    PageStore::new(MmapBackend::new(), Size(4 << 20)).unwrap()
-}
-
 thread_local! {
     static TICK: Cell<usize> = const { Cell::new(0) };
     static WHO: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The slot this operation acts on, or `None` (unplaced).
-fn placed() -> Option<usize> {
+/// The slot this operation acts on, or `None` (unplaced): the script of a
+/// two-slot `pins::Placed`, whatever the operation.
+fn placed(_: Op) -> Option<usize> {
     let t = TICK.with(|c| {
         let t = c.get();
         c.set(t + 1);
@@ -61,76 +57,10 @@ fn placed() -> Option<usize> {
     }
 }
 
-struct Flaky([SlotFlag; 2]);
-
-impl Flaky {
-    fn on<R>(
-        &self,
-        i: usize,
-        mags: MagSlots,
-        f: impl FnOnce(&mut vmspace::qcache::CpuMags) -> R,
-    ) -> R {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0[i]), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        // SAFETY: `i < 2 = slots`; the slot's flag gives exclusive use.
-        let r = f(unsafe { mags.at(i) });
-        // SAFETY: taken above, not released since.
-        unsafe { self.0[i].release() };
-        r
-    }
-}
-
-// SAFETY: two slots; every placed magazine operation runs the `CpuMags`
-// method of its name on one slot below 2 with that slot's flag taken; an
-// unplaced one touches nothing and says so (`Unpinned`, `false`); `pin`
-// takes slot 0's flag.
-unsafe impl CpuPin for Flaky {
-    fn slots(&self) -> usize {
-        2
-    }
-    fn pin(&self) -> usize {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0[0]), 0).is_none() {
-            std::hint::spin_loop();
-        }
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        // SAFETY: `pin` took slot 0's flag.
-        unsafe { self.0[0].release() }
-    }
-    unsafe fn pop(&self, mags: MagSlots) -> Popped {
-        match placed() {
-            Some(i) => self.on(i, mags, |m| m.pop()),
-            None => Popped::Unpinned,
-        }
-    }
-    unsafe fn push(&self, mags: MagSlots, addr: usize) -> Pushed {
-        match placed() {
-            Some(i) => self.on(i, mags, |m| m.push(addr)),
-            None => Pushed::Unpinned,
-        }
-    }
-    unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
-        match placed() {
-            Some(i) => self.on(i, mags, |m| m.spill(out)),
-            None => false,
-        }
-    }
-    unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
-        match placed() {
-            Some(i) => self.on(i, mags, |m| m.install(mag)),
-            None => false,
-        }
-    }
-}
-
 #[test]
 fn waiting_allocations_through_a_flaky_pin_count_once() {
-    let mut a = Arena::new("r34", Size(Q), store(), store(), NoSource).unwrap();
-    a.add(Addr(1 << 40), Size(SPAN)).unwrap();
-    let s = UserArena::with_quantum_caches(a, QCacheConfig::new(4, store())).unwrap();
-    let cpu = CpuCaches::new(&s, Flaky([SlotFlag::new(), SlotFlag::new()]), store()).unwrap();
+    let s = cached("r34", Q, SPAN);
+    let cpu = CpuCaches::new(&s, Placed::<2>::new(placed), store()).unwrap();
     let live: Mutex<HashSet<usize>> = Mutex::new(HashSet::new());
     let started = std::time::Instant::now();
     let (made, full): (u64, u64) = std::thread::scope(|sc| {
