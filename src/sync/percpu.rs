@@ -33,7 +33,9 @@ const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 /// two full magazines takes the older one out ([`CpuPin::spill`]), hands
 /// it to the depot, and pushes again. When the pin cannot place the caller
 /// on a slot (a user-space thread it cannot place), the call goes to the
-/// arena instead. Frees are checked as with a `CacheHandle`; sizes past
+/// arena instead (an allocation the arena has no space for takes an
+/// object from the depot or the slabs, the rest of its magazine given
+/// back; a free puts its object back in its slab). Frees are checked as with a `CacheHandle`; sizes past
 /// [`SyncArena::qcache_max`] go to the arena. Each slot's hits are counted
 /// in its magazines' words and added to [`SyncArena::qcache_stats`] on its
 /// misses and on [`flush`](Self::flush), misses at once; dropping flushes.
@@ -274,9 +276,27 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
             // dropped.
             Popped::Round(_) => {}
             Popped::Empty { hits } => self.count(hits, 0),
-            Popped::Unpinned => return self.arena.alloc(size, Policy::InstantFit, Wait::No),
+            Popped::Unpinned => return self.alloc_unplaced(c, size),
         }
         self.refill_or_alloc(c, size)
+    }
+
+    /// An allocation of class `c` for a caller the pin could not place on
+    /// a slot: from the arena, and when the arena has no space, an object
+    /// the caches hold (from the depot or the slabs; the rest of its
+    /// magazine goes back at once, since no slot takes it). Objects free in
+    /// slabs are allocated space as far as the arena knows: without this,
+    /// such a caller failed, and waited in vain, beside them.
+    #[cold]
+    #[inline(never)]
+    fn alloc_unplaced(&self, c: usize, size: Size) -> Result<Addr, ArenaError> {
+        let none = match self.arena.alloc(size, Policy::InstantFit, Wait::No) {
+            Err(e @ ArenaError::NoSpace { .. }) => e,
+            r => return r,
+        };
+        let (a, rest) = self.arena.refill(c, size).ok_or(none)?;
+        self.arena.give_back([(c, rest)]);
+        Ok(a)
     }
 
     /// A missed allocation's next try: this CPU's magazines (`hit` says
