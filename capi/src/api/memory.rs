@@ -90,14 +90,26 @@ impl<P: Platform> ArenaObj<P> {
     #[inline(never)]
     fn alloc_waiting(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
         let (root, deadline) = self.waiting_root(f.wait);
+        self.alloc_tried(size, f, |first, again| root.wait_after(deadline, first, again))
+    }
+
+    /// An allocation of `size` as `f` asks, tried once without waiting:
+    /// `then` gets the result and a retry (without waiting) to call as it
+    /// sees fit. Through the caches, one allocation however often `then`
+    /// retries it: it counts once in their statistics, a hit or a miss
+    /// ([`CpuCaches::alloc_retrying`](vmspace::sync::CpuCaches::alloc_retrying)).
+    pub(crate) fn alloc_tried<R>(
+        &self,
+        size: usize,
+        f: AllocFlags,
+        then: impl FnOnce(Result<Addr, ArenaError>, &mut dyn FnMut() -> Result<Addr, ArenaError>) -> R,
+    ) -> R {
         let retrying = self.caches_for(size, f).and_then(|c| c.alloc_retrying(Size(size)));
         if let Some(mut r) = retrying {
-            // The caches count the allocation once, however often the loop
-            // at the root tries it again.
-            return root.wait_after(deadline, r.first(), &mut || r.again());
+            return then(r.first(), &mut || r.again());
         }
         let mut again = || self.alloc_here(size, AllocFlags { wait: Wait::No, ..f });
-        root.wait_after(deadline, again(), &mut again)
+        then(again(), &mut again)
     }
 
     /// A constrained allocation as `f` asks (never from the caches).

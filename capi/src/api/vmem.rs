@@ -4,6 +4,7 @@
 
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::mem::{align_of, size_of};
+use core::time::Duration;
 
 use vmspace::arena::{ArenaError, Policy, SegmentKinds};
 use vmspace::sync::Wait;
@@ -98,16 +99,20 @@ impl<P: Platform> ArenaObj<P> {
         vmspace_shim::align::align_up(size, self.quantum).unwrap_or(size)
     }
 
-    /// Run a vmem allocation: once without waiting; when that finds no
-    /// space, call the reclaim hook (if any) and try again as `f` asks.
+    /// Run a vmem allocation whose first try (without waiting) gave
+    /// `first`: when that found no space, call the reclaim hook (if any)
+    /// and try again with `again`, waiting as `f` asks at the root of the
+    /// tree (`wait_at`, as [`waiting_root`](ArenaObj::waiting_root) gave
+    /// it before the first try).
     fn vmem_attempt(
         &self,
         vm: *mut vmem_t,
         flags: c_int,
         f: AllocFlags,
-        attempt: impl Fn(AllocFlags) -> Result<Addr, ArenaError>,
+        wait_at: (&Self, Option<Duration>),
+        first: Result<Addr, ArenaError>,
+        again: &mut dyn FnMut() -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        let first = attempt(AllocFlags { wait: Wait::No, ..f });
         let Err(ArenaError::NoSpace { .. }) = first else { return first };
         let reclaim = self.shared.with(|a| a.source().hooks.reclaim);
         if let Some(r) = reclaim {
@@ -115,8 +120,13 @@ impl<P: Platform> ArenaObj<P> {
             // says, without the arena lock (it may free into the arena).
             unsafe { r(vm, flags) };
         }
-        if reclaim.is_some() || f.wait != Wait::No {
-            attempt(f)
+        if f.wait != Wait::No {
+            let (root, deadline) = wait_at;
+            let got = again();
+            return root.wait_after(deadline, got, again);
+        }
+        if reclaim.is_some() {
+            again()
         } else {
             first
         }
@@ -242,7 +252,12 @@ impl<P: Platform> Api<P> {
             let f = flags::vmem(flags).ok_or(-code::EINVAL)?;
             let dest = out_opt(addrp)?;
             let size = o.vmem_size_of(size);
-            let a = o.vmem_attempt(vm, flags, f, |f| o.alloc_addr(size, f)).map_err(fail)?;
+            let wait_at = o.waiting_root(f.wait);
+            let a = o
+                .alloc_tried(size, f, |first, again| {
+                    o.vmem_attempt(vm, flags, f, wait_at, first, again)
+                })
+                .map_err(fail)?;
             if let Some(p) = dest {
                 // SAFETY: non-null and aligned, so writable (caller).
                 unsafe { p.as_ptr().write(a.0) };
@@ -285,7 +300,10 @@ impl<P: Platform> Api<P> {
                 max: maxaddr.checked_add(1),
                 exact: None,
             };
-            let a = o.vmem_attempt(vm, flags, f, |f| o.xalloc_addr(&x, f)).map_err(fail)?;
+            let wait_at = o.waiting_root(f.wait);
+            let mut again = || o.xalloc_addr(&x, AllocFlags { wait: Wait::No, ..f });
+            let first = again();
+            let a = o.vmem_attempt(vm, flags, f, wait_at, first, &mut again).map_err(fail)?;
             if let Some(p) = dest {
                 // SAFETY: non-null and aligned, so writable (caller).
                 unsafe { p.as_ptr().write(a.0) };
