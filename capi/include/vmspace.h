@@ -194,8 +194,9 @@ struct vmspace_counters {
 	uint64_t exports;      /* imported spans given back */
 	uint64_t injected;     /* faults injected (set_mtbf) */
 	uint64_t qcache_hits;  /* quantum-cache allocations from a magazine; a
-				* CPU's are added at its next miss and when the
-				* arena is destroyed, so they may lag */
+				* CPU's hits of a size class are added at its
+				* next miss of that class and when the arena
+				* is destroyed, so they may lag */
 	uint64_t qcache_misses; /* quantum-cache allocations that went further
 				 * (each allocation counts once, a hit or a
 				 * miss, however often it retries while it

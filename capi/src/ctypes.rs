@@ -175,10 +175,10 @@ structs! {
         exports: u64,
         /// Faults injected (`vmspace_arena_set_mtbf`).
         injected: u64,
-        /// Quantum-cache allocations served from a magazine. A CPU's are
-        /// added at its next miss and when the arena is destroyed (they are
-        /// counted in its magazines' word, not in a shared counter), so
-        /// they may lag.
+        /// Quantum-cache allocations served from a magazine. A CPU's hits of
+        /// a size class are added at its next miss of that class and when
+        /// the arena is destroyed (they are counted in the class's magazine
+        /// word of the CPU, not in a shared counter), so they may lag.
         qcache_hits: u64,
         /// Quantum-cache allocations that found the magazines empty.
         qcache_misses: u64,

@@ -468,7 +468,10 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     }
 
     /// Quantum-cache statistics. Hits and misses of live handles and
-    /// per-CPU caches are added when they miss, flush or drop.
+    /// per-CPU caches are added when they miss, flush or drop: a handle's
+    /// hits at its next miss in any size class, a CPU's hits of a class at
+    /// its next miss in that class (each class's hits are counted in that
+    /// class's magazine word of the CPU).
     pub fn qcache_stats(&self) -> QCacheStats {
         self.with_caches(|l| l.stats()).unwrap_or_default()
     }

@@ -35,10 +35,12 @@ const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 /// on a slot (a user-space thread it cannot place), the call goes to the
 /// arena instead (an allocation the arena has no space for takes an
 /// object from the depot or the slabs, the rest of its magazine given
-/// back; a free puts its object back in its slab). Frees are checked as with a `CacheHandle`; sizes past
-/// [`SyncArena::qcache_max`] go to the arena. Each slot's hits are counted
-/// in its magazines' words and added to [`SyncArena::qcache_stats`] on its
-/// misses and on [`flush`](Self::flush), misses at once; dropping flushes.
+/// back; a free puts its object back in its slab). Frees are checked as
+/// with a `CacheHandle`; sizes past [`SyncArena::qcache_max`] go to the
+/// arena. Each slot's hits are counted in its magazines' words, one a size
+/// class, and a class's are added to [`SyncArena::qcache_stats`] at the
+/// slot's next miss in that class and on [`flush`](Self::flush) (so they
+/// lag, class by class); misses are added at once; dropping flushes.
 ///
 /// The slots' magazines live in a [`Store`]: for each class, one `CpuMags`
 /// per slot, side by side (so a slot's is found by a shift).
