@@ -22,7 +22,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use vmspace::arena::{Arena, ArenaError, NoSource, PageStore};
+use vmspace::arena::{Arena, NoSource, PageStore};
 use vmspace::qcache::{
     CpuPin, MagSlots, Magazine, Popped, Pushed, QCacheConfig, SlotFlag, OBJECTS,
 };

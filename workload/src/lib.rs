@@ -18,6 +18,7 @@ pub mod batched_ops;
 pub mod chunkmap_ops;
 pub mod churn;
 pub mod pages;
+pub mod pins;
 pub mod rng;
 pub mod vm_calls;
 pub mod vm_ops;
