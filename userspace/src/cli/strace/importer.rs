@@ -27,12 +27,16 @@ const MREMAP_DONTUNMAP: usize = 4;
 /// Whether the flags argument `field` has the flag `name` (whose value is
 /// `bit`), as strace writes flags: by name (`MAP_PRIVATE|MAP_FIXED`, the
 /// default), as a number (`-X raw`: `0x12`), or both (`-X verbose`:
-/// `0x12 /* MAP_PRIVATE|MAP_FIXED */`); bits strace has no name for
-/// follow the names as a number (`MAP_PRIVATE|0x40000`).
+/// `0x12 /* MAP_PRIVATE|MAP_FIXED */`, the number read); bits strace has no
+/// name for follow the names as a number (`MAP_PRIVATE|0x40000`). A term
+/// that is not a name or a number alone is neither: `21<<MAP_HUGE_SHIFT`
+/// (a huge page size) has no flag bits of its own.
 fn has_flag(field: &str, name: &str, bit: usize) -> bool {
-    field
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|w| w == name || parse_number(w).is_ok_and(|n| n & bit != 0))
+    let value = field.split("/*").next().unwrap_or("");
+    value
+        .split('|')
+        .map(str::trim)
+        .any(|t| t == name || parse_number(t).is_ok_and(|n| n & bit != 0))
 }
 
 /// One mapping piece the importer follows: its end and its ID.
@@ -297,6 +301,10 @@ mod tests {
             ("0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */", false),
             ("MAP_PRIVATE|0x10", true),
             ("MAP_PRIVATE|0x40000", false),
+            ("MAP_PRIVATE|MAP_HUGETLB|21<<MAP_HUGE_SHIFT", false),
+            ("MAP_SHARED|MAP_HUGETLB|30<<MAP_HUGE_SHIFT", false),
+            ("MAP_PRIVATE|MAP_FIXED|MAP_HUGETLB|21<<MAP_HUGE_SHIFT", true),
+            ("0x22 /* MAP_PRIVATE|MAP_ANONYMOUS|0x10 */", false),
             ("", false),
         ] {
             assert_eq!(has_flag(field, "MAP_FIXED", 0x10), want, "{field:?}");
