@@ -19,7 +19,9 @@ pub enum ArenaError {
     Overflow,
     /// An argument is out of its domain; the text says which.
     InvalidArgument(&'static str),
-    /// A value is not a multiple of the alignment the operation needs.
+    /// A value is not a multiple of the alignment the operation needs, or
+    /// is zero where it needs a non-zero multiple (a span's or an import's
+    /// size).
     Misaligned {
         /// The offending value.
         value: usize,
@@ -115,6 +117,9 @@ impl fmt::Display for ArenaError {
         match self {
             ArenaError::Overflow => f.write_str("arena arithmetic overflowed"),
             ArenaError::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            ArenaError::Misaligned { value: 0, align } => {
+                write!(f, "0 where a non-zero multiple of {align:#x} is needed")
+            }
             ArenaError::Misaligned { value, align } => {
                 write!(f, "{value:#x} is not a multiple of the quantum or alignment {align:#x}")
             }
@@ -180,6 +185,10 @@ mod tests {
         assert_eq!(ArenaError::from(Overflow), ArenaError::Overflow);
         let c = ArenaError::Corrupt { what: "x", tag: 3 };
         assert_eq!(c.to_string(), "arena inconsistent at tag 3: x");
+        let m = ArenaError::Misaligned { value: 0x1008, align: 0x1000 };
+        assert_eq!(m.to_string(), "0x1008 is not a multiple of the quantum or alignment 0x1000");
+        let z = ArenaError::Misaligned { value: 0, align: 0x1000 };
+        assert_eq!(z.to_string(), "0 where a non-zero multiple of 0x1000 is needed");
         let h = ArenaError::BadHandle { addr: Addr(0x40), tag: 7 };
         assert_eq!(h.to_string(), "bad free of handle 7 at 0x40: not a live held allocation");
         let range = Range::from_size(Addr(0x4000), Size(0x2000)).unwrap();
