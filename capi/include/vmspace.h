@@ -17,7 +17,8 @@
  *               allocate or add, a quantum, alignment or nocross that is
  *               not a power of two, a phase, nocross, exact address or span
  *               not a multiple of the quantum, a phase at or above the
- *               alignment, a max_tags too small for the arena's own lists,
+ *               alignment, a max_tags too small for the arena's own lists
+ *               or above 2^28 - 1,
  *               a NULL or misaligned params or a non-zero params.reserved
  *               (create_ex), a NULL walk function (an alignment below the
  *               quantum means the quantum; min and max may be any value). A free checks the allocation first:
@@ -224,7 +225,8 @@ struct vmspace_params {
 	                              none for quanta over 2^22 */
 	int flags;                 /* the default policy (one VMSPACE_*FIT) or 0 */
 	int reserved;              /* zero */
-	vmspace_size_t max_tags;   /* 0: VMSPACE_DEFAULT_TAGS */
+	vmspace_size_t max_tags;   /* 0: VMSPACE_DEFAULT_TAGS; at most 2^28 - 1
+	                              (-EINVAL above, nothing reserved) */
 	vmspace_arena_t *parent;   /* import from this arena when out of space:
 	                              each import is an allocation of the
 	                              parent's, by address, so a free of it

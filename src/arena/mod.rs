@@ -132,6 +132,11 @@ pub const BASE_TAGS: usize = 1 + FREE_LISTS;
 /// split in three), so that one allocation can succeed.
 pub const MIN_TAGS: usize = BASE_TAGS + 2 + ALLOC_TAGS as usize;
 
+/// The most boundary tags an arena can hold, 2^28 - 1 (a tag's index is
+/// packed in 28 bits): a larger store holds no more, and
+/// [`on_pages`](Arena::on_pages) refuses to reserve for more.
+pub const MAX_TAGS: usize = tag::MAX_TAGS as usize;
+
 /// Called once for each allocation still live when an arena is dropped, with
 /// the arena's name and the allocation's range (requested size), and once
 /// for each range freed deferred and never flushed (its whole segment): if
@@ -195,7 +200,8 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// ([`TAG_BYTES`] each); a smaller one is
     /// [`InvalidArgument`](ArenaError::InvalidArgument), and so is a source
     /// that can import with a [`quantum`](Source::quantum) that is not a
-    /// power of two.
+    /// power of two. It uses room for [`MAX_TAGS`] tags at most, however
+    /// large the store.
     pub fn new(
         name: &'static str,
         quantum: Size,
@@ -353,7 +359,8 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
     /// `max_tags` tags ([`BASE_TAGS`] of them the arena's own; an allocation
     /// takes one or two, a span two). Fewer than [`MIN_TAGS`] is
     /// [`InvalidArgument`](ArenaError::InvalidArgument), as for
-    /// [`new`](Self::new).
+    /// [`new`](Self::new), and so is more than [`MAX_TAGS`] (nothing is
+    /// reserved then).
     pub fn on_pages(
         name: &'static str,
         quantum: Size,
@@ -363,6 +370,9 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
     ) -> Result<Self, ArenaError> {
         if max_tags < MIN_TAGS {
             return Err(ArenaError::InvalidArgument("tag store holds fewer than MIN_TAGS tags"));
+        }
+        if max_tags > MAX_TAGS {
+            return Err(ArenaError::InvalidArgument("more tags than MAX_TAGS"));
         }
         let tag_bytes = Size(max_tags).checked_mul(size_of::<Tag>())?;
         // Room for one bucket per tag (the hash doubles past one segment a

@@ -435,6 +435,17 @@ fn one_rule_for_the_smallest_tag_store() {
             r.err()
         );
     }
+    // More than MAX_TAGS (a tag index has 28 bits): refused before anything
+    // is reserved, where it reserved address space for every tag asked for
+    // and used MAX_TAGS of them.
+    let mut buf = vec![0u8; 1 << 20];
+    let sim = SimBackend::new(&mut buf, 4096).unwrap();
+    for tags in [MAX_TAGS + 1, 1 << 36, usize::MAX / TAG_BYTES] {
+        let r = Arena::on_pages("t", Size(1), &sim, tags, NoSource);
+        assert!(matches!(r, Err(ArenaError::InvalidArgument(_))), "{tags:#x}: {:?}", r.err());
+    }
+    assert_eq!(sim.stats().reservations, 0);
+    assert_eq!(MAX_TAGS, (1 << 28) - 1);
     let (mut tb, mut hb) = (vec![0u8; TAG_BYTES * MIN_TAGS + 8], vec![0u8; 256]);
     let mut a = slice_arena(&mut tb, &mut hb, 1);
     a.add(Addr(0), Size(64)).unwrap();

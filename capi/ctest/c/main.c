@@ -38,6 +38,7 @@ int ctest_r28_waits(void);
 int ctest_r28_qcache_many(void);
 int ctest_r28_corners(void);
 int ctest_r28_tags(void);
+int ctest_outside_r36b(void);
 int ctest_r28_exact_sizes(void);
 int ctest_r28_bad_handles_counted(void);
 int ctest_r28_more(void);
@@ -106,6 +107,7 @@ int main(void)
 	run("r28_qcache_many", ctest_r28_qcache_many());
 	run("r28_corners", ctest_r28_corners());
 	run("r28_tags", ctest_r28_tags());
+	run("outside_r36b", ctest_outside_r36b());
 	run("r28_exact_sizes", ctest_r28_exact_sizes());
 	run("r28_bad_handles_counted", ctest_r28_bad_handles_counted());
 	run("r28_more", ctest_r28_more());

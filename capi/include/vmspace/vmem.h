@@ -77,7 +77,9 @@ VMSPACE_BEGIN_DECLS
 /* An arena, or NULL. qcache_max is a hint (whole quanta, at most 8). */
 vmem_t *vmem_create(const char *name, vmem_addr_t base, vmem_size_t size,
 		    vmem_size_t quantum, vmem_size_t qcache_max, int flags);
-/* An arena in the caller's storage `vm` (sizeof(vmem_t)), or NULL. */
+/* An arena in the caller's storage `vm` (sizeof(vmem_t)), or NULL; NULL
+ * also when `vm` holds a live arena (initialized, not destroyed): destroy
+ * it first. */
 vmem_t *vmem_init(vmem_t *vm, const char *name, vmem_addr_t base,
 		  vmem_size_t size, vmem_size_t quantum, vmem_size_t qcache_max,
 		  int flags);

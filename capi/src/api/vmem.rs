@@ -152,13 +152,16 @@ impl<P: Platform> Api<P> {
         unsafe { Self::vmspace_arena_create(name, base, size, quantum, qcache_max, flags) }.cast()
     }
 
-    /// `vmem_init`: an arena in the caller's storage `vm`, or NULL.
+    /// `vmem_init`: an arena in the caller's storage `vm`, or NULL; NULL
+    /// too for storage that holds a live arena (initialized and not
+    /// destroyed), which is left as it is: made again, it was lost, with
+    /// everything it had mapped.
     ///
     /// # Safety
     ///
     /// `vm` is NULL or writable storage of `sizeof(vmem_t)` that does not
-    /// move or get reused while the arena lives and holds no live arena;
-    /// `name` is NULL or a NUL-terminated string.
+    /// move or get reused while the arena lives; `name` is NULL or a
+    /// NUL-terminated string.
     pub unsafe fn vmem_init(
         vm: *mut vmem_t,
         name: *const c_char,
@@ -175,6 +178,12 @@ impl<P: Platform> Api<P> {
         let (Ok(place), Some(flags)) = (out(vm), create_flags(flags)) else {
             return core::ptr::null_mut();
         };
+        // SAFETY: the storage is the caller's, of `vmem_t`'s size (the
+        // contract): its magic word is read atomically, as for any arena
+        // pointer.
+        if unsafe { ArenaObj::<P>::from_ptr(vm.cast_const()) }.is_ok() {
+            return core::ptr::null_mut();
+        }
         let p =
             vmspace_params { name, base, size, quantum, qcache_max, flags, ..Default::default() };
         // SAFETY: storage of the object's size and alignment (checked

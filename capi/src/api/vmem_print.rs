@@ -13,38 +13,62 @@ use crate::ctypes::*;
 use crate::errno::cstr_ptr;
 use crate::platform::Platform;
 
-/// One line of output, NUL-terminated, cut to fit.
-struct Line {
+/// The printf-like function `vmem_print` writes through.
+type Printf = unsafe extern "C" fn(*const c_char, ...) -> c_int;
+
+/// Output through a printf-like function, a buffer at a time: a line longer
+/// than the buffer goes out in pieces, none of it lost.
+///
+/// # Invariants
+///
+/// `pr` is a printf-like function; `len < buf.len()`.
+struct Out {
+    pr: Printf,
     buf: [u8; 160],
     len: usize,
 }
 
-impl Line {
-    fn new() -> Self {
-        Line { buf: [0; 160], len: 0 }
-    }
-
-    /// Print the line through `pr` as `pr("%s", line)`.
+impl Out {
+    /// Output through `pr`.
     ///
     /// # Safety
     ///
     /// `pr` is a printf-like function.
-    unsafe fn emit(&mut self, pr: unsafe extern "C" fn(*const c_char, ...) -> c_int) {
-        let end = self.len.min(self.buf.len() - 1);
-        self.buf[end] = 0;
-        // SAFETY: a printf-like function given "%s" and a NUL-terminated
-        // string (caller).
-        unsafe { pr(cstr_ptr(c"%s"), self.buf.as_ptr().cast::<c_char>()) };
+    unsafe fn new(pr: Printf) -> Self {
+        // INVARIANT: `pr` as the caller promises; nothing buffered.
+        Out { pr, buf: [0; 160], len: 0 }
+    }
+
+    /// Print what is buffered, as `pr("%s", buffered)`.
+    fn flush(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        self.buf[self.len] = 0;
+        // SAFETY: a printf-like function (type invariant) given "%s" and a
+        // NUL-terminated string.
+        unsafe { (self.pr)(cstr_ptr(c"%s"), self.buf.as_ptr().cast::<c_char>()) };
         self.len = 0;
+    }
+
+    /// Write `bytes` as they are (an arena's name: C's bytes, UTF-8 or not;
+    /// NUL never among them).
+    fn bytes(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.len == self.buf.len() - 1 {
+                self.flush();
+            }
+            let n = bytes.len().min(self.buf.len() - 1 - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+            self.len += n;
+            bytes = &bytes[n..];
+        }
     }
 }
 
-impl Write for Line {
+impl Write for Out {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = (self.buf.len() - 1).saturating_sub(self.len);
-        let n = s.len().min(room);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
+        self.bytes(s.as_bytes());
         Ok(())
     }
 }
@@ -60,26 +84,26 @@ impl<P: Platform> Api<P> {
     pub unsafe fn vmem_print(addr: vmem_addr_t, modif: *const c_char, pr: vmem_printf_t) {
         let _ = modif;
         let Some(pr) = pr else { return };
-        let mut line = Line::new();
+        // SAFETY: `pr` is printf-like (caller).
+        let mut out = unsafe { Out::new(pr) };
         // SAFETY: the caller's contract.
         let o = match unsafe { obj::<P, _>(addr as *const vmem_t) } {
             Ok(o) => o,
             Err(e) => {
-                let _ = writeln!(line, "vmem {addr:#x}: not a live arena ({e})");
-                // SAFETY: `pr` is printf-like (caller).
-                return unsafe { line.emit(pr) };
+                let _ = writeln!(out, "vmem {addr:#x}: not a live arena ({e})");
+                return out.flush();
             }
         };
         let name = o.name.iter().position(|&b| b == 0).map_or(&o.name[..], |n| &o.name[..n]);
-        let name = core::str::from_utf8(name).unwrap_or("?");
         let (s, q, live) = o.shared.with(|a| (a.sizes(), a.quantum().0, a.live()));
+        let _ = write!(out, "vmem {addr:#x} '");
+        out.bytes(name);
         let _ = writeln!(
-            line,
-            "vmem {addr:#x} '{name}': quantum {q:#x} total {:#x} allocated {:#x} free {:#x} unflushed {:#x} imported {:#x} live {live}",
+            out,
+            "': quantum {q:#x} total {:#x} allocated {:#x} free {:#x} unflushed {:#x} imported {:#x} live {live}",
             s.total.0, s.allocated.0, s.free.0, s.unflushed.0, s.imported.0
         );
-        // SAFETY: as above.
-        unsafe { line.emit(pr) };
+        out.flush();
         o.shared.with(|a| {
             for seg in a.walk(SegmentKinds::ALL) {
                 let c = segment(&seg);
@@ -90,9 +114,8 @@ impl<P: Platform> Api<P> {
                     _ => "alloc",
                 };
                 let end = c.start.wrapping_add(c.size);
-                let _ = writeln!(line, "  {kind:5} {:#x}-{end:#x} size {:#x}", c.start, c.size);
-                // SAFETY: as above.
-                unsafe { line.emit(pr) };
+                let _ = writeln!(out, "  {kind:5} {:#x}-{end:#x} size {:#x}", c.start, c.size);
+                out.flush();
             }
         });
     }
@@ -106,10 +129,10 @@ impl<P: Platform> Api<P> {
     pub unsafe fn vmem_printall(modif: *const c_char, pr: vmem_printf_t) {
         let _ = modif;
         if let Some(pr) = pr {
-            let mut line = Line::new();
-            let _ = writeln!(line, "vmem_printall: no list of arenas (use vmem_print)");
             // SAFETY: `pr` is printf-like (caller).
-            unsafe { line.emit(pr) };
+            let mut out = unsafe { Out::new(pr) };
+            let _ = writeln!(out, "vmem_printall: no list of arenas (use vmem_print)");
+            out.flush();
         }
     }
 
@@ -121,10 +144,10 @@ impl<P: Platform> Api<P> {
     /// `pr` is NULL or a printf-like function.
     pub unsafe fn vmem_whatis(addr: vmem_addr_t, pr: vmem_printf_t) {
         if let Some(pr) = pr {
-            let mut line = Line::new();
-            let _ = writeln!(line, "vmem_whatis {addr:#x}: no list of arenas to search");
             // SAFETY: `pr` is printf-like (caller).
-            unsafe { line.emit(pr) };
+            let mut out = unsafe { Out::new(pr) };
+            let _ = writeln!(out, "vmem_whatis {addr:#x}: no list of arenas to search");
+            out.flush();
         }
     }
 
