@@ -93,7 +93,11 @@ impl VmArenaConfig {
 }
 
 /// Who tracts are allocated to: a client pool's number. `Owner(0)` stands
-/// for free tracts and is never granted anything.
+/// for free tracts and is never granted anything. `Owner(u32::MAX)` is
+/// [`IMPORT_OWNER`](crate::sources::IMPORT_OWNER), the owner of the tracts
+/// the VM arena hands out as a [`Source`](crate::arena::Source): a client
+/// pool given that number shares its tracts with the imports (a give-back
+/// through the source takes them), so give client pools other numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Owner(pub u32);
 
