@@ -58,7 +58,8 @@ pub struct DemoArgs {
     /// Size of the demo's VM in GiB.
     #[arg(long, value_name = "N", default_value = "64", value_parser = gib)]
     pub size_gib: usize,
-    /// Seed of the seeded workloads.
+    /// Seed of the demo's seeded workloads (the demo's alone: `trace` writes
+    /// the benchmarks' churn, the same for every run).
     #[arg(long, value_name = "N", default_value = "1", value_parser = number_u64)]
     pub seed: u64,
     /// Operations of the seeded VM workload (a progress bar on a terminal
