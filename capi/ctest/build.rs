@@ -156,6 +156,7 @@ fn main() {
         "outside_fresh_counts",
         "outside_today",
         "outside_r36b",
+        "outside_r38",
         "outside_r28_common",
         "outside_r28_args",
         "outside_r28_frees",

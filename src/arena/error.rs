@@ -20,8 +20,8 @@ pub enum ArenaError {
     /// An argument is out of its domain; the text says which.
     InvalidArgument(&'static str),
     /// A value is not a multiple of the alignment the operation needs, or
-    /// is zero where it needs a non-zero multiple (a span's or an import's
-    /// size).
+    /// is zero where it needs a non-zero multiple (an import's size; a
+    /// span's size of zero is [`InvalidArgument`](Self::InvalidArgument)).
     Misaligned {
         /// The offending value.
         value: usize,

@@ -59,6 +59,26 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
         Some((addr, mag))
     }
 
+    /// An object of class `c` for a client that asked for `size` and has no
+    /// magazines (a caller the pin cannot place): from one full magazine of
+    /// the depot, else from the objects free in slabs, never from a new
+    /// slab. Returns it, marked live, with the rest of its magazine (to be
+    /// given back); `None` when the caches hold none.
+    pub(crate) fn take_cached(&mut self, c: usize, size: Size) -> Option<(Addr, Magazine)> {
+        let t = &self.cache.tables;
+        // SAFETY: the lock is held (type invariant).
+        let depot = unsafe { t.depot(c) };
+        let mut mag = Magazine::EMPTY;
+        if depot.count > 0 {
+            depot.count -= 1;
+            mag = depot.mags[depot.count];
+        } else {
+            self.fill_from_existing_slabs(c, &mut mag);
+        }
+        let addr = self.cache.claim(c, mag.pop()?, size)?;
+        Some((addr, mag))
+    }
+
     /// Put magazine `m` of class `c` in the depot if it is full and there is
     /// room, else its objects back in their slabs. Empty magazines change
     /// nothing.
@@ -116,8 +136,28 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
     /// Fill `mag` with objects of class `c` taken from slabs, importing a new
     /// slab from the arena when none has any.
     fn fill_from_slabs(&mut self, c: usize, mag: &mut Magazine) {
-        let cache = self.cache;
-        let t = &cache.tables;
+        self.fill_from_existing_slabs(c, mag);
+        if !mag.is_empty() {
+            return;
+        }
+        let k = self.cache.tables.class(c);
+        let Some((slab, rec)) = self.new_slab(c) else { return };
+        let base = slab.addr().0;
+        let mut bits = u64::MAX;
+        while !mag.is_full() {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            mag.push(base + i * k.size);
+        }
+        rec.in_slab.store(bits, Ordering::Relaxed);
+        rec.tag.store(slab.tag(), Ordering::Relaxed);
+        rec.set_base(Some(base), Ordering::Release);
+        self.cache.stats.slabs_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Fill `mag` with objects of class `c` free in the slabs there are.
+    fn fill_from_existing_slabs(&mut self, c: usize, mag: &mut Magazine) {
+        let t = &self.cache.tables;
         let k = t.class(c);
         for slot in 0..SLABS {
             let rec = t.record(c, slot);
@@ -133,21 +173,6 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
                 return;
             }
         }
-        if !mag.is_empty() {
-            return;
-        }
-        let Some((slab, rec)) = self.new_slab(c) else { return };
-        let base = slab.addr().0;
-        let mut bits = u64::MAX;
-        while !mag.is_full() {
-            let i = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            mag.push(base + i * k.size);
-        }
-        rec.in_slab.store(bits, Ordering::Relaxed);
-        rec.tag.store(slab.tag(), Ordering::Relaxed);
-        rec.set_base(Some(base), Ordering::Release);
-        self.cache.stats.slabs_created.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A new slab of class `c` from the arena and the record it takes, or

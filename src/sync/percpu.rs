@@ -34,8 +34,8 @@ const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 /// it to the depot, and pushes again. When the pin cannot place the caller
 /// on a slot (a user-space thread it cannot place), the call goes to the
 /// arena instead (an allocation the arena cannot make takes an object
-/// from one depot magazine or the slabs, the rest of the magazine given
-/// back; a free puts its object back in its slab). Frees are checked as
+/// from one depot magazine or the slabs there are, the rest of the
+/// magazine given back; a free puts its object back in its slab). Frees are checked as
 /// with a `CacheHandle`; sizes past [`SyncArena::qcache_max`] go to the
 /// arena. Each slot's hits are counted in its magazines' words, one a size
 /// class, and a class's are added to [`SyncArena::qcache_stats`] at the
@@ -285,27 +285,32 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
 
     /// An allocation of class `c` for a caller the pin could not place on
     /// a slot: from the arena, and when that fails (no space, no tags, the
-    /// source), an object the caches hold: from one depot magazine or the
-    /// slabs (the rest of the magazine goes back at once, since no slot
-    /// takes it). Only then are the caches' free slabs reclaimed, as a
-    /// [`SyncArena::alloc`] does at once, for a last try in the arena: a
-    /// reclaim first would have emptied every depot magazine into the
-    /// slabs. Objects free in slabs are allocated space as far as the
+    /// source), an object the caches hold, from one depot magazine or the
+    /// slabs there are (the rest of the magazine goes back at once, since
+    /// no slot takes it; no slab is made for it). When they hold none, the
+    /// caches' wholly free slabs are reclaimed, and if that gave any back,
+    /// the arena is tried once more: one reclaim, and no try that could
+    /// only fail as the first did. (A reclaim first, as
+    /// [`SyncArena::alloc`] makes, would empty every depot magazine into
+    /// the slabs.) Objects free in slabs are allocated space as far as the
     /// arena knows: without this, such a caller failed, and waited in vain,
     /// beside them.
     #[cold]
     #[inline(never)]
     fn alloc_unplaced(&self, c: usize, size: Size) -> Result<Addr, ArenaError> {
         let arena = self.arena;
-        if let Ok(a) = arena.with(|ar| ar.alloc(size, Policy::InstantFit)) {
-            return Ok(a);
+        let first = arena.with(|ar| ar.alloc(size, Policy::InstantFit));
+        if first.is_ok() {
+            return first;
         }
-        // `refill` reclaims only when the depot and the slabs have nothing.
-        if let Some((a, rest)) = arena.refill(c, size) {
+        if let Some((a, rest)) = arena.with_caches(|l| l.take_cached(c, size)).flatten() {
             arena.give_back([(c, rest)]);
             return Ok(a);
         }
-        arena.alloc(size, Policy::InstantFit, Wait::No)
+        if arena.reclaim() == 0 {
+            return first;
+        }
+        arena.with(|ar| ar.alloc(size, Policy::InstantFit))
     }
 
     /// A missed allocation's next try: this CPU's magazines (`hit` says
