@@ -178,8 +178,8 @@ struct vmspace_counters {
 				* allocation and a free; objects handed out
 				* of slabs and magazines are not) */
 	uint64_t frees;        /* successful frees to the arena */
-	uint64_t failures;     /* failed allocations, adds, extends, resizes
-				* and partial frees (bad frees aside), each
+	uint64_t failures;     /* failed allocations and adds (bad frees
+				* aside), each
 				* try counted: every try of a waiting or
 				* timed allocation that found no space, the
 				* try made before the caches' slabs are
