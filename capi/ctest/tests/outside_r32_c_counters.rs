@@ -7,8 +7,8 @@
 //! - line 171: "Event counters (they only increase)." for every field of
 //!   `struct vmspace_counters`; `allocs` "successful allocations the arena
 //!   made", `frees` "successful frees to the arena", `failures` "failed
-//!   allocations, adds, extends, resizes and partial frees (bad frees
-//!   aside)", `bad_frees` "frees refused (arena and caches)",
+//!   allocations and adds (bad frees aside)", `bad_frees` "frees refused
+//!   (arena and caches)",
 //!   `deferred_frees`, `flushes` "vmspace_arena_flushed calls that made
 //!   anything free".
 //! - line 157: `struct vmspace_sizes` "Where an arena's units are".
