@@ -62,9 +62,10 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
     /// An object of class `c` for a client that asked for `size` and has no
     /// magazines (a caller the pin cannot place): from one full magazine of
     /// the depot, else from the objects free in slabs, never from a new
-    /// slab. Returns it, marked live, with the rest of its magazine (to be
-    /// given back); `None` when the caches hold none.
-    pub(crate) fn take_cached(&mut self, c: usize, size: Size) -> Option<(Addr, Magazine)> {
+    /// slab; the rest of the magazine goes back to the slabs under the same
+    /// lock (so no other caller finds the caches empty meanwhile). Returns
+    /// the object, marked live; `None` when the caches hold none.
+    pub(crate) fn take_cached(&mut self, c: usize, size: Size) -> Option<Addr> {
         let t = &self.cache.tables;
         // SAFETY: the lock is held (type invariant).
         let depot = unsafe { t.depot(c) };
@@ -75,8 +76,9 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
         } else {
             self.fill_from_existing_slabs(c, &mut mag);
         }
-        let addr = self.cache.claim(c, mag.pop()?, size)?;
-        Some((addr, mag))
+        let addr = mag.pop().and_then(|a| self.cache.claim(c, a, size));
+        self.give_back(c, &mag);
+        addr
     }
 
     /// Put magazine `m` of class `c` in the depot if it is full and there is

@@ -286,15 +286,17 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     /// An allocation of class `c` for a caller the pin could not place on
     /// a slot: from the arena, and when that fails (no space, no tags, the
     /// source), an object the caches hold, from one depot magazine or the
-    /// slabs there are (the rest of the magazine goes back at once, since
-    /// no slot takes it; no slab is made for it). When they hold none, the
-    /// caches' wholly free slabs are reclaimed, and if that gave any back,
+    /// slabs there are (the rest of the magazine goes back to the slabs
+    /// under the same lock, since no slot takes it; no slab is made for
+    /// it). When they hold none, the caches are reclaimed (every depot's
+    /// magazines to the slabs, wholly free slabs to the arena, as for a
+    /// placed miss that finds nothing cached), and if that gave slabs back,
     /// the arena is tried once more: one reclaim, and no try that could
     /// only fail as the first did. (A reclaim first, as
-    /// [`SyncArena::alloc`] makes, would empty every depot magazine into
-    /// the slabs.) Objects free in slabs are allocated space as far as the
-    /// arena knows: without this, such a caller failed, and waited in vain,
-    /// beside them.
+    /// [`SyncArena::alloc`] makes, would break up the depots' magazines
+    /// even when they hold this class's objects.) Objects free in slabs are
+    /// allocated space as far as the arena knows: without this, such a
+    /// caller failed, and waited in vain, beside them.
     #[cold]
     #[inline(never)]
     fn alloc_unplaced(&self, c: usize, size: Size) -> Result<Addr, ArenaError> {
@@ -303,8 +305,9 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         if first.is_ok() {
             return first;
         }
-        if let Some((a, rest)) = arena.with_caches(|l| l.take_cached(c, size)).flatten() {
-            arena.give_back([(c, rest)]);
+        if let Some(a) = arena.with_caches(|l| l.take_cached(c, size)).flatten() {
+            // The magazine's rest went back to the slabs: waiters may take it.
+            arena.freed();
             return Ok(a);
         }
         if arena.reclaim() == 0 {
