@@ -240,7 +240,7 @@ fn placed_and_unplaced_threads_share_objects_without_loss_or_duplicates() {
     assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
 }
 
-/// FINDING. The arena full (two slabs of class 0, every object live
+/// Round 37 finding, fixed. The arena full (two slabs of class 0, every object live
 /// through slot 0), slot 0 frees 46 objects: two magazines spill to the
 /// depot (16 stay in the slot). An unplaced allocation then finds no space
 /// in the arena and, as src/sync/percpu.rs:36-37 says, "takes an object

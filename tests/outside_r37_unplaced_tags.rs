@@ -33,7 +33,7 @@ fn on(s: Option<usize>) {
     SLOT.with(|c| c.set(s));
 }
 
-/// FINDING. The arena's tag store is exhausted by uncached allocations
+/// Round 37 finding, fixed. The arena's tag store is exhausted by uncached allocations
 /// (`TagsExhausted`), while a slab of class 0 holds 49 free objects. A
 /// placed miss on an empty slot takes one of them (the control); an
 /// unplaced allocation goes to the arena, gets `TagsExhausted`, and

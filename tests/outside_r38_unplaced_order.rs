@@ -133,7 +133,7 @@ fn depot_magazine_served_without_reclaiming_a_free_slab_of_another_class() {
     assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
 }
 
-/// FINDING. The arena full of a wholly free class-1 slab, nothing of class 0
+/// Round 38 finding, fixed. The arena full of a wholly free class-1 slab, nothing of class 0
 /// anywhere: the arena fails, no depot magazine, no object in a slab; the
 /// doc's next step is the reclaim (the class-1 slab goes back) "for a last
 /// try in the arena": the object is an allocation of the arena's own, no

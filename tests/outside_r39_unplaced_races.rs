@@ -58,7 +58,7 @@ impl Spin {
     }
 }
 
-/// FINDING. One class-0 slab, the arena full, exactly two
+/// Round 39 finding, fixed. One class-0 slab, the arena full, exactly two
 /// objects free in the slab and nothing else anywhere: two unplaced
 /// callers, one object each, at once. Each must get one: the doc says the
 /// rest of a magazine "goes back at once". Repeated to meet the window
