@@ -45,16 +45,7 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
     /// that object, marked live, and the rest of the magazine; `None` when
     /// nothing could be had.
     pub(crate) fn refill(&mut self, c: usize, size: Size) -> Option<(Addr, Magazine)> {
-        let t = &self.cache.tables;
-        // SAFETY: the lock is held (type invariant).
-        let depot = unsafe { t.depot(c) };
-        let mut mag = Magazine::EMPTY;
-        if depot.count > 0 {
-            depot.count -= 1;
-            mag = depot.mags[depot.count];
-        } else {
-            self.fill_from_slabs(c, &mut mag);
-        }
+        let mut mag = self.take_magazine(c, true);
         let addr = self.cache.claim(c, mag.pop()?, size)?;
         Some((addr, mag))
     }
@@ -66,19 +57,28 @@ impl<'a, S: Store, I: Source> Locked<'a, S, I> {
     /// lock (so no other caller finds the caches empty meanwhile). Returns
     /// the object, marked live; `None` when the caches hold none.
     pub(crate) fn take_cached(&mut self, c: usize, size: Size) -> Option<Addr> {
-        let t = &self.cache.tables;
+        let mut mag = self.take_magazine(c, false);
+        let addr = mag.pop().and_then(|a| self.cache.claim(c, a, size));
+        self.give_back(c, &mag);
+        addr
+    }
+
+    /// A magazine of class `c`: a full one from the depot, else one filled
+    /// from the objects free in slabs, else (`new_slab`) from a slab
+    /// imported for it; empty when none could be had.
+    fn take_magazine(&mut self, c: usize, new_slab: bool) -> Magazine {
         // SAFETY: the lock is held (type invariant).
-        let depot = unsafe { t.depot(c) };
+        let depot = unsafe { self.cache.tables.depot(c) };
         let mut mag = Magazine::EMPTY;
         if depot.count > 0 {
             depot.count -= 1;
             mag = depot.mags[depot.count];
+        } else if new_slab {
+            self.fill_from_slabs(c, &mut mag);
         } else {
             self.fill_from_existing_slabs(c, &mut mag);
         }
-        let addr = mag.pop().and_then(|a| self.cache.claim(c, a, size));
-        self.give_back(c, &mag);
-        addr
+        mag
     }
 
     /// Put magazine `m` of class `c` in the depot if it is full and there is
