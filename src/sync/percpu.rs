@@ -229,6 +229,10 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
     /// miss, however often it is tried again
     /// ([`QCacheStats::misses`](crate::qcache::QCacheStats::misses)): a miss
     /// is counted when the [`Retrying`] is dropped.
+    ///
+    /// The hit is inlined into the caller, as [`alloc_wait`](Self::alloc_wait)'s
+    /// is; the rest is out of line.
+    #[inline(always)]
     pub fn alloc_retrying(&self, size: Size) -> Option<Retrying<'_, 'a, L, W, S, I, P>> {
         let cache = self.arena.caches()?;
         let (c, finder) = cache.class_finder(size)?;
@@ -239,10 +243,24 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
                 return Some(Retrying::new(self, c, size, Ok(a), true));
             }
         }
+        Some(self.retrying_missed(c, size, popped))
+    }
+
+    /// The rest of [`alloc_retrying`](Self::alloc_retrying) after a pop on
+    /// class `c` that gave no object: its first try, as `alloc_missed`
+    /// makes it.
+    #[cold]
+    #[inline(never)]
+    fn retrying_missed(
+        &self,
+        c: usize,
+        size: Size,
+        popped: Popped,
+    ) -> Retrying<'_, 'a, L, W, S, I, P> {
         // Made first, so that the miss is counted should `missed` unwind.
         let mut r = Retrying::new(self, c, size, UNTRIED, false);
         r.first = self.missed(c, size, popped);
-        Some(r)
+        r
     }
 
     /// The rest of [`alloc_wait`](Self::alloc_wait) after a pop on class

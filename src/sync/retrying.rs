@@ -42,6 +42,7 @@ impl<'c, 'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin>
     /// An allocation of `size` in class `class` of `caches` whose first
     /// try gave `first`; `served` when a magazine served it (a hit,
     /// counted by the pop), else it counts as a miss unless a later try is.
+    #[inline]
     pub(super) fn new(
         caches: &'c CpuCaches<'a, L, W, S, I, P>,
         class: usize,
@@ -54,6 +55,7 @@ impl<'c, 'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin>
 
     /// The first try's result (once [`again`](Self::again) has
     /// succeeded, its result).
+    #[inline]
     pub fn first(&self) -> Result<Addr, ArenaError> {
         self.first
     }
@@ -81,6 +83,7 @@ impl<'c, 'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin>
 impl<L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> Drop
     for Retrying<'_, '_, L, W, S, I, P>
 {
+    #[inline]
     fn drop(&mut self) {
         if !self.served {
             self.caches.count(0, 1);

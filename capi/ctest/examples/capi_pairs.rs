@@ -2,49 +2,24 @@
 //! instruction counts under cachegrind (`capi/scripts/pair-counts.sh`, which
 //! subtracts a run of 0 pairs so setup does not count). Kinds: `rust-addr`,
 //! `c-addr` (by address, no caches), `rust-qcache`, `c-qcache` (per-CPU
-//! quantum caches, 32 units), `rust-handle`, `c-handle` (by handle); the
-//! arenas are the benchmark's (`benches/capi.rs`).
+//! quantum caches, 32 units), `rust-handle`, `c-handle` (by handle),
+//! `vmem-nowait`, `vmem-waitok` (vmem(9)'s `vmem_alloc` and `vmem_free` of
+//! 32 bytes, a cached size, with `M_NOWAIT` or `M_WAITOK`); the arenas are
+//! the benchmark's (`benches/capi.rs`).
 
-use core::ffi::{c_char, c_int};
 use std::hint::black_box;
 
 use vmspace::arena::{Arena, NoSource, PageStore, Policy};
 use vmspace::qcache::QCacheConfig;
 use vmspace::sync::{CpuCaches, Wait};
 use vmspace::{Addr, Size};
-use vmspace_capi::ctypes::{vmspace_arena_t, vmspace_handle};
+use vmspace_capi::ctypes::{vmem_t, vmspace_arena_t, vmspace_handle, M_NOWAIT, M_WAITOK};
+use vmspace_capi_user::vmspace_native_api::{
+    vmspace_arena_alloc, vmspace_arena_alloc_handle, vmspace_arena_create, vmspace_arena_free,
+    vmspace_arena_free_handle,
+};
+use vmspace_capi_user::vmspace_vmem_api::{vmem_alloc, vmem_create, vmem_free};
 use vmspace_user::{MmapBackend, SchedPin, UserArena};
-
-use vmspace_capi_ctest as _;
-
-extern "C" {
-    fn vmspace_arena_create(
-        name: *const c_char,
-        base: usize,
-        size: usize,
-        quantum: usize,
-        qcache_max: usize,
-        flags: c_int,
-    ) -> *mut vmspace_arena_t;
-    fn vmspace_arena_alloc(
-        a: *mut vmspace_arena_t,
-        size: usize,
-        flags: c_int,
-        addrp: *mut usize,
-    ) -> c_int;
-    fn vmspace_arena_free(a: *mut vmspace_arena_t, addr: usize, size: usize) -> c_int;
-    fn vmspace_arena_alloc_handle(
-        a: *mut vmspace_arena_t,
-        size: usize,
-        flags: c_int,
-        h: *mut vmspace_handle,
-    ) -> c_int;
-    fn vmspace_arena_free_handle(
-        a: *mut vmspace_arena_t,
-        h: vmspace_handle,
-        sizep: *mut usize,
-    ) -> c_int;
-}
 
 fn rust_arena(classes: usize) -> UserArena<PageStore<MmapBackend>, NoSource> {
     let mut a = Arena::on_pages("pairs", Size(16), MmapBackend::new(), 1 << 20, NoSource).unwrap();
@@ -63,6 +38,14 @@ fn c_arena(qcache_max: usize) -> *mut vmspace_arena_t {
     a
 }
 
+fn vmem_arena() -> *mut vmem_t {
+    // SAFETY: a NUL-terminated name; the rest are values. Quantum caches up
+    // to 8 quanta (128 bytes), as `c_arena(128)`'s.
+    let vm = unsafe { vmem_create(c"pairs".as_ptr(), 1 << 30, 1 << 30, 16, 8 * 16, 0) };
+    assert!(!vm.is_null());
+    vm
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (kind, n) = match args.as_slice() {
@@ -74,12 +57,30 @@ fn main() {
     let cached = rust_arena(8);
     let store = PageStore::new(MmapBackend::new(), Size(1 << 20)).unwrap();
     let caches = CpuCaches::new(&cached, SchedPin::new(), store).unwrap();
-    let (c_plain, c_cached) = (c_arena(0), c_arena(128));
+    let c = CArenas { plain: c_arena(0), cached: c_arena(128), vmem: vmem_arena() };
     // Warm: one pair of each.
-    for k in ["rust-addr", "c-addr", "rust-qcache", "c-qcache", "rust-handle", "c-handle"] {
-        run(k, 1, &plain, &caches, c_plain, c_cached);
+    for k in KINDS {
+        run(k, 1, &plain, &caches, &c);
     }
-    run(kind, n, &plain, &caches, c_plain, c_cached);
+    run(kind, n, &plain, &caches, &c);
+}
+
+const KINDS: [&str; 8] = [
+    "rust-addr",
+    "c-addr",
+    "rust-qcache",
+    "c-qcache",
+    "rust-handle",
+    "c-handle",
+    "vmem-nowait",
+    "vmem-waitok",
+];
+
+/// The C API's arenas: by address without caches, with caches, and vmem(9).
+struct CArenas {
+    plain: *mut vmspace_arena_t,
+    cached: *mut vmspace_arena_t,
+    vmem: *mut vmem_t,
 }
 
 type Caches<'a> = CpuCaches<
@@ -96,8 +97,7 @@ fn run(
     n: usize,
     plain: &UserArena<PageStore<MmapBackend>, NoSource>,
     caches: &Caches<'_>,
-    c_plain: *mut vmspace_arena_t,
-    c_cached: *mut vmspace_arena_t,
+    c: &CArenas,
 ) {
     for _ in 0..n {
         match kind {
@@ -114,7 +114,7 @@ fn run(
                 plain.free_handle_parts(black_box(h.addr()), h.tag()).unwrap();
             }
             "c-addr" | "c-qcache" => {
-                let (arena, size) = if kind == "c-addr" { (c_plain, 100) } else { (c_cached, 32) };
+                let (arena, size) = if kind == "c-addr" { (c.plain, 100) } else { (c.cached, 32) };
                 let mut a = 0;
                 // SAFETY: a live arena and a valid out pointer.
                 unsafe {
@@ -126,11 +126,21 @@ fn run(
                 let mut h = vmspace_handle::default();
                 // SAFETY: a live arena and valid pointers.
                 unsafe {
-                    assert_eq!(vmspace_arena_alloc_handle(c_plain, 100, 0, &mut h), 0);
+                    assert_eq!(vmspace_arena_alloc_handle(c.plain, 100, 0, &mut h), 0);
                     assert_eq!(
-                        vmspace_arena_free_handle(c_plain, black_box(h), core::ptr::null_mut()),
+                        vmspace_arena_free_handle(c.plain, black_box(h), core::ptr::null_mut()),
                         0
                     );
+                }
+            }
+            "vmem-nowait" | "vmem-waitok" => {
+                let flags = if kind == "vmem-nowait" { M_NOWAIT } else { M_WAITOK };
+                let mut a = 0;
+                // SAFETY: a live arena and a valid out pointer; the address
+                // freed is the one allocated, with its size.
+                unsafe {
+                    assert_eq!(vmem_alloc(c.vmem, 32, flags, &mut a), 0);
+                    vmem_free(c.vmem, black_box(a), 32);
                 }
             }
             _ => panic!("unknown kind {kind}"),

@@ -90,26 +90,38 @@ impl<P: Platform> ArenaObj<P> {
     #[inline(never)]
     fn alloc_waiting(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
         let (root, deadline) = self.waiting_root(f.wait);
-        self.alloc_tried(size, f, |first, again| root.wait_after(deadline, first, again))
+        self.alloc_tried(size, f, |e, again| root.wait_after(deadline, Err(e), again))
     }
 
-    /// An allocation of `size` as `f` asks, tried once without waiting:
-    /// `then` gets the result and a retry (without waiting) to call as it
-    /// sees fit. Through the caches, one allocation however often `then`
-    /// retries it: it counts once in their statistics, a hit or a miss
+    /// An allocation of `size` as `f` asks, tried once without waiting;
+    /// when that fails, `then` gets the error and a retry (without
+    /// waiting) to call as it sees fit, and gives the result. Through the
+    /// caches, one allocation however often `then` retries it: it counts
+    /// once in their statistics, a hit or a miss
     /// ([`CpuCaches::alloc_retrying`](vmspace::sync::CpuCaches::alloc_retrying)).
-    pub(crate) fn alloc_tried<R>(
+    /// A first try that succeeds (a hit, say) returns at once.
+    #[inline]
+    pub(crate) fn alloc_tried(
         &self,
         size: usize,
         f: AllocFlags,
-        then: impl FnOnce(Result<Addr, ArenaError>, &mut dyn FnMut() -> Result<Addr, ArenaError>) -> R,
-    ) -> R {
+        then: impl FnOnce(
+            ArenaError,
+            &mut dyn FnMut() -> Result<Addr, ArenaError>,
+        ) -> Result<Addr, ArenaError>,
+    ) -> Result<Addr, ArenaError> {
         let retrying = self.caches_for(size, f).and_then(|c| c.alloc_retrying(Size(size)));
         if let Some(mut r) = retrying {
-            return then(r.first(), &mut || r.again());
+            return match r.first() {
+                Ok(a) => Ok(a),
+                Err(e) => then(e, &mut || r.again()),
+            };
         }
         let mut again = || self.alloc_here(size, AllocFlags { wait: Wait::No, ..f });
-        then(again(), &mut again)
+        match again() {
+            Ok(a) => Ok(a),
+            Err(e) => then(e, &mut again),
+        }
     }
 
     /// A constrained allocation as `f` asks (never from the caches).

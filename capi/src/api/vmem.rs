@@ -99,20 +99,23 @@ impl<P: Platform> ArenaObj<P> {
         vmspace_shim::align::align_up(size, self.quantum).unwrap_or(size)
     }
 
-    /// Run a vmem allocation whose first try (without waiting) gave
+    /// Run a vmem allocation whose first try (without waiting) failed with
     /// `first`: when that found no space, call the reclaim hook (if any)
     /// and try again with `again`, waiting as `f` asks at the root of the
     /// tree (`wait_at`, as [`waiting_root`](ArenaObj::waiting_root) gave
     /// it before the first try).
+    #[cold]
+    #[inline(never)]
     fn vmem_attempt(
         &self,
         vm: *mut vmem_t,
         flags: c_int,
         f: AllocFlags,
         wait_at: (&Self, Option<Duration>),
-        first: Result<Addr, ArenaError>,
+        first: ArenaError,
         again: &mut dyn FnMut() -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
+        let first = Err(first);
         let Err(ArenaError::NoSpace { .. }) = first else { return first };
         let reclaim = self.shared.with(|a| a.source().hooks.reclaim);
         if let Some(r) = reclaim {
@@ -311,8 +314,10 @@ impl<P: Platform> Api<P> {
             };
             let wait_at = o.waiting_root(f.wait);
             let mut again = || o.xalloc_addr(&x, AllocFlags { wait: Wait::No, ..f });
-            let first = again();
-            let a = o.vmem_attempt(vm, flags, f, wait_at, first, &mut again).map_err(fail)?;
+            let a = match again() {
+                Ok(a) => a,
+                Err(e) => o.vmem_attempt(vm, flags, f, wait_at, e, &mut again).map_err(fail)?,
+            };
             if let Some(p) = dest {
                 // SAFETY: non-null and aligned, so writable (caller).
                 unsafe { p.as_ptr().write(a.0) };
