@@ -25,7 +25,7 @@ mod pins;
 
 use std::cell::Cell;
 
-use pins::{Cpu, Op, Placed, Setup, Slices};
+use pins::{alloc_n, by_thread, free_slab_of, set_slot, Cpu, Op, Placed, Setup, Slices};
 use vmspace::arena::ArenaError;
 use vmspace::qcache::{QCacheStats, DEPOT, OBJECTS, ROUNDS, SLABS};
 use vmspace::sync::CpuCaches;
@@ -34,19 +34,15 @@ use vmspace::{Addr, Size};
 const Q: usize = 16;
 
 thread_local! {
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
     static NO_INSTALL: Cell<bool> = const { Cell::new(false) };
 }
 
+/// `by_thread`, but an install left unplaced while `NO_INSTALL` is set.
 fn script(op: Op) -> Option<usize> {
     if matches!(op, Op::Install) && NO_INSTALL.with(Cell::get) {
         return None;
     }
-    SLOT.with(Cell::get)
-}
-
-fn set_slot(s: Option<usize>) {
-    SLOT.with(|c| c.set(s));
+    by_thread(op)
 }
 
 fn failures(s: &pins::Shared<'_>) -> u64 {
@@ -87,7 +83,7 @@ fn full_depot_then_slabs_then_one_reclaim_exact_counts() {
     let (s, mags) = slices.shared();
     let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
     set_slot(Some(0));
-    let all: Vec<_> = (0..3 * OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let all = alloc_n(&cpu, 3 * OBJECTS, Size(Q));
     assert!(matches!(cpu.alloc(Size(Q)), Err(ArenaError::NoSpace { .. })));
     for &a in &all {
         cpu.free(a, Size(Q)).unwrap();
@@ -198,11 +194,7 @@ fn placed_miss_still_reclaims_and_makes_a_new_slab() {
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
     let mut cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
-    set_slot(Some(1));
-    let a = cpu.alloc(Size(2 * Q)).unwrap();
-    set_slot(None);
-    cpu.free(a, Size(2 * Q)).unwrap();
-    cpu.flush();
+    free_slab_of(&mut cpu, Size(2 * Q));
     let b = st(&s);
     assert_eq!((b.slabs, b.objects_in_slabs), (1, OBJECTS), "{b:?}");
     set_slot(Some(0));
@@ -230,7 +222,7 @@ fn a_reclaim_that_frees_nothing_gives_the_first_failure() {
     let (s, mags) = slices.shared();
     let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
     set_slot(Some(1));
-    let xs: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(2 * Q)).unwrap()).collect();
+    let xs = alloc_n(&cpu, OBJECTS, Size(2 * Q));
     for &a in &xs[1..] {
         cpu.free(a, Size(2 * Q)).unwrap();
     }
@@ -259,7 +251,7 @@ fn largest_class_from_the_slabs_there_are() {
     let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
     let z = Size(4 * Q);
     set_slot(Some(0));
-    let xs: Vec<_> = (0..2 * OBJECTS).map(|_| cpu.alloc(z).unwrap()).collect();
+    let xs = alloc_n(&cpu, 2 * OBJECTS, z);
     set_slot(None);
     // Three back to the first slab, five to the second: unplaced frees go
     // to their slabs.
@@ -301,7 +293,7 @@ fn a_magazine_no_slot_takes_goes_back_partly_full_to_the_slabs() {
     let (s, mags) = slices.shared();
     let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
     set_slot(Some(0));
-    let mut xs: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let mut xs = alloc_n(&cpu, OBJECTS, Size(Q));
     for _ in 0..2 * ROUNDS + 1 {
         cpu.free(xs.pop().unwrap(), Size(Q)).unwrap();
     }
@@ -346,7 +338,7 @@ fn a_failed_unplaced_call_reclaims_once_and_loses_no_depot_object() {
     let (s, mags) = slices.shared();
     let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
     set_slot(Some(1));
-    let xs: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(2 * Q)).unwrap()).collect();
+    let xs = alloc_n(&cpu, OBJECTS, Size(2 * Q));
     for &a in &xs[1..] {
         cpu.free(a, Size(2 * Q)).unwrap();
     }
