@@ -29,7 +29,7 @@ mod pins;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use pins::{hold, placed, release, set_slot, Setup, Slices};
+use pins::{hold, placed, reclaim_and_check_empty, release, set_slot, Setup, Slices};
 use vmspace::arena::ArenaError;
 use vmspace::qcache::OBJECTS;
 use vmspace::Size;
@@ -115,9 +115,7 @@ fn unplaced_calls_drain_the_slab_one_object_at_a_time_counted_exactly() {
     let st = s.qcache_stats();
     assert_eq!((st.hits, st.misses), (in_slot as u64, misses), "{st:?}");
     s.check().unwrap();
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// The largest cached size (the last class), unplaced, with the arena
@@ -155,9 +153,7 @@ fn unplaced_largest_class_and_a_class_without_a_slab() {
     }
     s.check().unwrap();
     drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// Two threads, one placed on slot 0 and one unplaced, each allocating
@@ -204,9 +200,7 @@ fn placed_and_unplaced_threads_share_objects_without_loss_or_duplicates() {
         "nothing live: every object in its slab or the depot: {st:?}"
     );
     s.check().unwrap();
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// Round 37 finding, fixed. The arena full (two slabs of class 0, every object live
@@ -308,7 +302,5 @@ fn reclaim_racing_placed_and_unplaced_threads_loses_nothing() {
         OBJECTS * st.slabs,
         "nothing live: every object in its slab or the depot: {st:?}"
     );
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }

@@ -23,7 +23,10 @@ mod pins;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use pins::{alloc_n, free_all_and_empty, free_slab_of, hold, placed, release, set_slot};
+use pins::{
+    alloc_n_on, free_all_and_empty, free_slab_of, hold, placed, reclaim_and_check_empty, release,
+    set_slot,
+};
 use pins::{Cpu, Placed, Setup, Slices};
 use vmspace::arena::ArenaError;
 use vmspace::qcache::{OBJECTS, ROUNDS};
@@ -53,8 +56,7 @@ fn depot_magazine_served_without_reclaiming_a_free_slab_of_another_class() {
     let (s, mags) = slices.shared();
     let mut cpu = placed(&s, mags);
     free_class1_slab(&s, &mut cpu);
-    set_slot(Some(0));
-    let mut live = alloc_n(&cpu, OBJECTS, Size(Q));
+    let mut live = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     s.check().unwrap();
     let st = s.qcache_stats();
     assert_eq!((st.slabs, st.objects_in_slabs), (2, OBJECTS), "{st:?}");
@@ -111,9 +113,7 @@ fn depot_magazine_served_without_reclaiming_a_free_slab_of_another_class() {
     }
     drop(cpu);
     s.check().unwrap();
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// Round 38 finding, fixed. The arena full of a wholly free class-1 slab, nothing of class 0
@@ -182,9 +182,7 @@ fn two_unplaced_threads_and_a_placed_one_count_every_call_once() {
         OBJECTS * st.slabs,
         "nothing live: every object in its slab or the depot: {st:?}"
     );
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// The arena full of live objects (direct arena allocations of an unplaced
@@ -199,8 +197,7 @@ fn a_failing_unplaced_allocation_reclaims_once() {
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
     let cpu = placed(&s, mags);
-    set_slot(None);
-    let held = alloc_n(&cpu, 8, Size(Q));
+    let held = alloc_n_on(None, &cpu, 8, Size(Q));
     s.check().unwrap();
     let before = s.qcache_stats();
     assert_eq!(before.slabs, 0, "{before:?}");

@@ -22,7 +22,10 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use pins::{alloc_n, free_all_and_empty, hold, placed, release, set_slot, Cpu, Placed};
+use pins::{
+    alloc_n_on, free_all_and_empty, hold, placed, reclaim_and_check_empty, release, set_slot, Cpu,
+    Placed,
+};
 use pins::{Setup, Slices, Spin};
 use vmspace::qcache::{OBJECTS, ROUNDS};
 use vmspace::sync::CacheHandle;
@@ -89,8 +92,7 @@ fn two_unplaced_callers_two_free_slab_objects_both_served() {
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
     let cpu = placed(&s, mags);
-    set_slot(Some(0));
-    let mut live = alloc_n(&cpu, OBJECTS, Size(Q));
+    let mut live = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     set_slot(None);
     let spare = [live.pop().unwrap(), live.pop().unwrap()];
     for a in spare {
@@ -124,8 +126,7 @@ fn two_unplaced_callers_one_depot_magazine_both_served() {
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
     let cpu = placed(&s, mags);
-    set_slot(Some(0));
-    let mut live = alloc_n(&cpu, OBJECTS, Size(Q));
+    let mut live = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     set_slot(None);
     for _ in 0..ROUNDS {
         cpu.free(live.pop().unwrap(), Size(Q)).unwrap();
@@ -221,7 +222,5 @@ fn unplaced_placed_handle_and_reclaimer_lose_nothing() {
     let st = s.qcache_stats();
     assert_eq!(st.hits + st.misses, calls.load(Ordering::Relaxed), "each call once: {st:?}");
     assert_eq!(st.objects_in_slabs + ROUNDS * st.depot_magazines, st.slabs * OBJECTS, "{st:?}");
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }

@@ -20,7 +20,8 @@ use vmspace::qcache::{QCacheConfig, QCacheStats, SlotFlag};
 use vmspace::sync::{CpuCaches, NoWait, SpinLock, SyncArena};
 use vmspace::{Addr, Size};
 pub use vmspace_workload::pins::{
-    alloc_n, by_thread, free_all_and_empty, set_slot, OneSlot, Op, Placed,
+    alloc_n_on, by_thread, free_all_and_empty, reclaim_and_check_empty, set_slot, OneSlot, Op,
+    Placed,
 };
 
 /// The shared arena, over slices.
@@ -114,7 +115,16 @@ pub fn with_one_slot<R>(
 /// `by_thread`: each thread's operations on the slot it names with
 /// `set_slot` (slot 0 until then; `None`: unplaced).
 pub fn placed<'s, 'a>(s: &'s Shared<'a>, mags: SliceStore<'a>) -> Cpu<'s, 'a, Placed<2>> {
-    CpuCaches::new(s, Placed::new(by_thread), mags).unwrap()
+    placed_by(s, mags, by_thread)
+}
+
+/// Per-CPU caches over `s` behind a `Placed<2>` whose script is `script`.
+pub fn placed_by<'s, 'a>(
+    s: &'s Shared<'a>,
+    mags: SliceStore<'a>,
+    script: fn(Op) -> Option<usize>,
+) -> Cpu<'s, 'a, Placed<2>> {
+    CpuCaches::new(s, Placed::new(script), mags).unwrap()
 }
 
 /// A slab of the class of `size` wholly free in the slabs: slot 1

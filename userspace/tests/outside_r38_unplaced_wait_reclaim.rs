@@ -22,7 +22,7 @@ mod pins;
 
 use std::time::Duration;
 
-use pins::{alloc_n, cached, placed, set_slot, wake_unplaced_waiter};
+use pins::{alloc_n_on, cached, placed, reclaim_and_check_empty, set_slot, wake_unplaced_waiter};
 use vmspace::arena::ArenaError;
 use vmspace::qcache::OBJECTS;
 use vmspace::sync::Wait;
@@ -58,9 +58,7 @@ fn an_unplaced_waiter_is_served_by_reclaiming_another_class() {
     drop(cpu);
     let st = s.qcache_stats();
     assert_eq!((st.hits, st.misses), (14, 2), "{st:?}");
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// Two unplaced waiters with a timeout, nothing ever freed: both fail with
@@ -70,8 +68,7 @@ fn an_unplaced_waiter_is_served_by_reclaiming_another_class() {
 fn unplaced_waiters_that_time_out_count_once_each() {
     let s = cached("r38-wait-timeout", Q, OBJECTS * Q);
     let cpu = placed(&s);
-    set_slot(None);
-    let held = alloc_n(&cpu, OBJECTS, Size(Q));
+    let held = alloc_n_on(None, &cpu, OBJECTS, Size(Q));
     let before = s.qcache_stats();
     assert_eq!((before.misses, before.slabs), (OBJECTS as u64, 0), "{before:?}");
     let rs = std::thread::scope(|sc| {

@@ -23,7 +23,10 @@ mod pins;
 
 use std::time::Duration;
 
-use pins::{alloc_n, cached, free_all_and_empty, placed, set_slot, wake_unplaced_waiter};
+use pins::{
+    alloc_n_on, cached, free_all_and_empty, placed, reclaim_and_check_empty, set_slot,
+    wake_unplaced_waiter,
+};
 use vmspace::arena::ArenaError;
 use vmspace::qcache::{OBJECTS, ROUNDS};
 use vmspace::sync::{CacheHandle, Wait};
@@ -39,8 +42,7 @@ const Q: usize = 16;
 fn woken_by_a_magazine_to_the_depot() {
     let s = cached("r39-wake-depot", Q, OBJECTS * Q);
     let cpu = placed(&s);
-    set_slot(Some(0));
-    let mut xs = alloc_n(&cpu, OBJECTS, Size(Q));
+    let mut xs = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     let before = s.qcache_stats();
     let (got, _) = wake_unplaced_waiter(&s, &cpu, Size(Q), Wait::Forever, || {
         for _ in 0..2 * ROUNDS + 1 {
@@ -87,9 +89,7 @@ fn woken_by_a_handle_flush() {
     }
     drop(h);
     drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// An unplaced free puts its object back in its slab and wakes: an
@@ -98,8 +98,7 @@ fn woken_by_a_handle_flush() {
 fn woken_by_an_unplaced_free_to_the_slab() {
     let s = cached("r39-wake-slab", Q, OBJECTS * Q);
     let cpu = placed(&s);
-    set_slot(Some(0));
-    let mut xs = alloc_n(&cpu, OBJECTS, Size(Q));
+    let mut xs = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     let x = xs.pop().unwrap();
     let (got, _) = wake_unplaced_waiter(&s, &cpu, Size(Q), Wait::Forever, || {
         set_slot(None);
@@ -119,8 +118,7 @@ fn woken_by_an_unplaced_free_to_the_slab() {
 fn woken_by_space_in_the_arena() {
     let s = cached("r39-wake-arena", Q, OBJECTS * Q + 8 * Q);
     let cpu = placed(&s);
-    set_slot(Some(0));
-    let xs = alloc_n(&cpu, OBJECTS, Size(Q));
+    let xs = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     let big = cpu.alloc(Size(8 * Q)).unwrap();
     let before = s.qcache_stats();
     let (got, _) = wake_unplaced_waiter(&s, &cpu, Size(Q), Wait::Forever, || {
@@ -143,8 +141,7 @@ fn woken_by_space_in_the_arena() {
 fn a_free_into_a_slot_does_not_serve_an_unplaced_waiter() {
     let s = cached("r39-wake-slot", Q, OBJECTS * Q);
     let cpu = placed(&s);
-    set_slot(Some(0));
-    let mut xs = alloc_n(&cpu, OBJECTS, Size(Q));
+    let mut xs = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     let x = xs.pop().unwrap();
     let before = s.qcache_stats();
     let wait = Wait::Timeout(Duration::from_millis(50));

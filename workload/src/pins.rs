@@ -7,11 +7,12 @@
 //!
 //! With the `std` feature, also what those tests' scripts and set-ups
 //! share: [`by_thread`] (a script that places each thread on the slot it
-//! last named with [`set_slot`]), [`alloc_n`] and [`free_all_and_empty`].
+//! last named with [`set_slot`]), [`alloc_n_on`], [`free_all_and_empty`] and
+//! [`reclaim_and_check_empty`].
 
 use vmspace::qcache::{CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, SlotFlag};
 #[cfg(feature = "std")]
-pub use with_std::{alloc_n, by_thread, free_all_and_empty, set_slot};
+pub use with_std::{alloc_n_on, by_thread, free_all_and_empty, reclaim_and_check_empty, set_slot};
 
 /// One slot behind a try-lock (the pin the `CpuCaches` doc example shows).
 pub struct OneSlot(pub SlotFlag);
@@ -145,13 +146,16 @@ mod with_std {
         SLOT.with(|c| c.set(s));
     }
 
+    /// This thread placed on `slot` (as [`set_slot`]; it stays there),
     /// `n` allocations of `size` through `cpu`, each of which must
     /// succeed.
-    pub fn alloc_n<L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin>(
+    pub fn alloc_n_on<L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin>(
+        slot: Option<usize>,
         cpu: &CpuCaches<'_, L, W, S, I, P>,
         n: usize,
         size: Size,
     ) -> Vec<Addr> {
+        set_slot(slot);
         (0..n).map(|_| cpu.alloc(size).unwrap()).collect()
     }
 
@@ -167,6 +171,14 @@ mod with_std {
             cpu.free(a, size).unwrap();
         }
         drop(cpu);
+        reclaim_and_check_empty(s);
+    }
+
+    /// Reclaim the caches' free slabs, and check the arena: consistent,
+    /// nothing allocated.
+    pub fn reclaim_and_check_empty<L: RawLock, W: Waiter, S: Store, I: Source>(
+        s: &SyncArena<L, W, S, I>,
+    ) {
         s.reclaim();
         s.check().unwrap();
         assert_eq!(s.with(|a| a.sizes().allocated), Size(0));

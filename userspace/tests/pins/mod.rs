@@ -16,7 +16,8 @@
 
 use std::time::{Duration, Instant};
 pub use vmspace_workload::pins::{
-    alloc_n, by_thread, free_all_and_empty, set_slot, OneSlot, Op, Placed,
+    alloc_n_on, by_thread, free_all_and_empty, reclaim_and_check_empty, set_slot, OneSlot, Op,
+    Placed,
 };
 
 use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Source};
