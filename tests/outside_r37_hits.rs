@@ -16,25 +16,10 @@
 
 mod pins;
 
-use std::cell::Cell;
-
-use pins::{Cpu, Op, Placed, Setup, Slices};
-use vmspace::sync::CpuCaches;
+use pins::{placed, set_slot, Setup, Slices};
 use vmspace::Size;
 
 const Q: usize = 16;
-
-thread_local! {
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
-}
-
-fn script(_: Op) -> Option<usize> {
-    SLOT.with(Cell::get)
-}
-
-fn on(s: Option<usize>) {
-    SLOT.with(|c| c.set(s));
-}
 
 /// Slot 0 hits 3 times in class 0 and twice in class 1; slot 1 hits once
 /// in class 0. Then: slot 1's miss in class 0 adds only slot 1's class-0
@@ -45,24 +30,24 @@ fn on(s: Option<usize>) {
 fn hits_reach_the_statistics_per_slot_and_per_class() {
     let mut slices = Slices::new(Setup::new("r37-hits", Q, 1 << 20));
     let (s, mags) = slices.shared();
-    let mut cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let mut cpu = placed(&s, mags);
     let stats = |s: &pins::Shared<'_>| {
         let st = s.qcache_stats();
         (st.hits, st.misses)
     };
     let mut held = Vec::new();
     // Slot 0: one miss in each class (a magazine each), then hits.
-    on(Some(0));
+    set_slot(Some(0));
     for size in [Q, 2 * Q] {
         let a = cpu.alloc(Size(size)).unwrap();
         cpu.free(a, Size(size)).unwrap();
     }
     // Slot 1: one miss in class 0, one hit.
-    on(Some(1));
+    set_slot(Some(1));
     let a = cpu.alloc(Size(Q)).unwrap();
     cpu.free(a, Size(Q)).unwrap();
     held.push((cpu.alloc(Size(Q)).unwrap(), Q)); // hit (slot 1, class 0)
-    on(Some(0));
+    set_slot(Some(0));
     for _ in 0..3 {
         held.push((cpu.alloc(Size(Q)).unwrap(), Q)); // hits (slot 0, class 0)
     }
@@ -72,17 +57,17 @@ fn hits_reach_the_statistics_per_slot_and_per_class() {
     assert_eq!(stats(&s), (0, 3), "hits lag; the 3 misses are in");
     // Drain slot 1's class 0 so its next pop misses: 15 rounds, 1 hit
     // taken, 14 left, each a hit.
-    on(Some(1));
+    set_slot(Some(1));
     for _ in 0..14 {
         held.push((cpu.alloc(Size(Q)).unwrap(), Q));
     }
     assert_eq!(stats(&s), (0, 3));
     held.push((cpu.alloc(Size(Q)).unwrap(), Q)); // slot 1's class-0 miss
     assert_eq!(stats(&s), (15, 4), "slot 1's 15 class-0 hits, not slot 0's");
-    on(None);
+    set_slot(None);
     held.push((cpu.alloc(Size(Q)).unwrap(), Q)); // unplaced: a miss, no slot's hits
     assert_eq!(stats(&s), (15, 5));
-    on(Some(0));
+    set_slot(Some(0));
     for _ in 0..(15 - 2) {
         held.push((cpu.alloc(Size(2 * Q)).unwrap(), 2 * Q)); // slot 0 class-1 hits
     }

@@ -26,30 +26,15 @@
 
 mod pins;
 
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use pins::{Cpu, Op, Placed, Setup, Slices};
+use pins::{hold, placed, reclaim_and_check_empty, release, set_slot, Setup, Slices};
 use vmspace::arena::ArenaError;
 use vmspace::qcache::OBJECTS;
-use vmspace::sync::CpuCaches;
 use vmspace::Size;
 
 const Q: usize = 16;
-
-thread_local! {
-    /// The slot this thread's magazine operations act on (`None`: unplaced).
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
-}
-
-fn script(_: Op) -> Option<usize> {
-    SLOT.with(Cell::get)
-}
-
-fn set_slot(s: Option<usize>) {
-    SLOT.with(|c| c.set(s));
-}
 
 /// One slab of class 0 fills the arena's one span exactly.
 fn one_slab() -> Setup {
@@ -67,7 +52,7 @@ fn unplaced_calls_drain_the_slab_one_object_at_a_time_counted_exactly() {
     set_slot(Some(0));
     let mut slices = Slices::new(one_slab());
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let cpu = placed(&s, mags);
     let mut live = HashSet::new();
     let first = cpu.alloc(Size(Q)).unwrap();
     assert!(live.insert(first));
@@ -130,9 +115,7 @@ fn unplaced_calls_drain_the_slab_one_object_at_a_time_counted_exactly() {
     let st = s.qcache_stats();
     assert_eq!((st.hits, st.misses), (in_slot as u64, misses), "{st:?}");
     s.check().unwrap();
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// The largest cached size (the last class), unplaced, with the arena
@@ -144,7 +127,7 @@ fn unplaced_largest_class_and_a_class_without_a_slab() {
     let setup = Setup::new("r37-largest", Q, OBJECTS * 4 * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let cpu = placed(&s, mags);
     let max = s.qcache_max();
     assert_eq!(max, Size(4 * Q));
     set_slot(Some(1));
@@ -170,9 +153,7 @@ fn unplaced_largest_class_and_a_class_without_a_slab() {
     }
     s.check().unwrap();
     drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// Two threads, one placed on slot 0 and one unplaced, each allocating
@@ -186,7 +167,7 @@ fn placed_and_unplaced_threads_share_objects_without_loss_or_duplicates() {
     let setup = Setup::new("r37-mixed", Q, 2 * OBJECTS * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let cpu = placed(&s, mags);
     let shadow = Mutex::new(HashSet::new());
     let calls = std::thread::scope(|sc| {
         let run = |slot: Option<usize>| {
@@ -196,26 +177,10 @@ fn placed_and_unplaced_threads_share_objects_without_loss_or_duplicates() {
                 let mut calls = 0u64;
                 for round in 0..40 {
                     let size = Size(Q * (1 + round % 2));
-                    let mut held = Vec::new();
-                    loop {
-                        calls += 1;
-                        match cpu.alloc(size) {
-                            Ok(a) => {
-                                assert!(shadow.lock().unwrap().insert(a), "{a:?} live twice");
-                                held.push(a);
-                            }
-                            Err(ArenaError::NoSpace { .. }) => break,
-                            Err(e) => panic!("{e:?}"),
-                        }
-                        if held.len() >= 3 * OBJECTS {
-                            break;
-                        }
-                    }
+                    let (held, n) = hold(|z| cpu.alloc(z), size, 3 * OBJECTS, shadow);
+                    calls += n;
                     s.check().unwrap();
-                    for a in held {
-                        assert!(shadow.lock().unwrap().remove(&a));
-                        cpu.free(a, size).unwrap();
-                    }
+                    release(held, size, shadow, |a, z| cpu.free(a, z));
                 }
                 calls
             })
@@ -235,9 +200,7 @@ fn placed_and_unplaced_threads_share_objects_without_loss_or_duplicates() {
         "nothing live: every object in its slab or the depot: {st:?}"
     );
     s.check().unwrap();
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// Round 37 finding, fixed. The arena full (two slabs of class 0, every object live
@@ -255,7 +218,7 @@ fn an_unplaced_allocation_takes_one_depot_magazine_not_every_one() {
     let setup = Setup::new("r37-depot", Q, 2 * OBJECTS * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let cpu = placed(&s, mags);
     set_slot(Some(0));
     let mut held = Vec::new();
     while let Ok(a) = cpu.alloc(Size(Q)) {
@@ -298,7 +261,7 @@ fn reclaim_racing_placed_and_unplaced_threads_loses_nothing() {
     let setup = Setup::new("r37-reclaim", Q, 2 * OBJECTS * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let cpu = placed(&s, mags);
     let shadow = Mutex::new(HashSet::new());
     let done = AtomicBool::new(false);
     let calls = std::thread::scope(|sc| {
@@ -316,23 +279,10 @@ fn reclaim_racing_placed_and_unplaced_threads_loses_nothing() {
                 let mut calls = 0u64;
                 for round in 0..30 {
                     let size = Size(Q * (1 + (round + slot.unwrap_or(2)) % 3));
-                    let mut held = Vec::new();
-                    for _ in 0..(OBJECTS / 2 + round * 3) {
-                        calls += 1;
-                        match cpu.alloc(size) {
-                            Ok(a) => {
-                                assert!(shadow.lock().unwrap().insert(a), "{a:?} live twice");
-                                held.push(a);
-                            }
-                            Err(ArenaError::NoSpace { .. }) => break,
-                            Err(e) => panic!("{e:?}"),
-                        }
-                    }
+                    let (held, n) = hold(|z| cpu.alloc(z), size, OBJECTS / 2 + round * 3, shadow);
+                    calls += n;
                     s.check().unwrap();
-                    for a in held {
-                        assert!(shadow.lock().unwrap().remove(&a));
-                        cpu.free(a, size).unwrap();
-                    }
+                    release(held, size, shadow, |a, z| cpu.free(a, z));
                 }
                 calls
             })
@@ -352,7 +302,5 @@ fn reclaim_racing_placed_and_unplaced_threads_loses_nothing() {
         OBJECTS * st.slabs,
         "nothing live: every object in its slab or the depot: {st:?}"
     );
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }

@@ -12,26 +12,11 @@
 
 mod pins;
 
-use std::cell::Cell;
-
-use pins::{Cpu, Op, Placed, Setup, Slices};
+use pins::{placed, set_slot, Setup, Slices};
 use vmspace::arena::ArenaError;
-use vmspace::sync::CpuCaches;
 use vmspace::Size;
 
 const Q: usize = 16;
-
-thread_local! {
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
-}
-
-fn script(_: Op) -> Option<usize> {
-    SLOT.with(Cell::get)
-}
-
-fn on(s: Option<usize>) {
-    SLOT.with(|c| c.set(s));
-}
 
 /// Round 37 finding, fixed. The arena's tag store is exhausted by uncached allocations
 /// (`TagsExhausted`), while a slab of class 0 holds 49 free objects. A
@@ -46,8 +31,8 @@ fn unplaced_allocation_fails_with_tags_exhausted_beside_free_slab_objects() {
     setup.meta = 4096;
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
-    on(Some(0));
+    let cpu = placed(&s, mags);
+    set_slot(Some(0));
     let a = cpu.alloc(Size(Q)).unwrap(); // the slab: 15 to slot 0, 49 stay
     cpu.free(a, Size(Q)).unwrap();
     let mut big = Vec::new();
@@ -60,14 +45,14 @@ fn unplaced_allocation_fails_with_tags_exhausted_beside_free_slab_objects() {
     assert!(matches!(e, ArenaError::TagsExhausted), "{e:?}");
     s.check().unwrap();
     assert_eq!(s.qcache_stats().objects_in_slabs, 49);
-    on(Some(1));
+    set_slot(Some(1));
     let placed = cpu.alloc(Size(Q)); // slot 1 empty: a miss, from the slab
     s.check().unwrap();
-    on(None);
+    set_slot(None);
     let unplaced = cpu.alloc(Size(Q));
     s.check().unwrap();
     let st = s.qcache_stats();
-    on(Some(1));
+    set_slot(Some(1));
     for (x, size) in [(placed, Q), (unplaced, Q)] {
         if let Ok(x) = x {
             cpu.free(x, Size(size)).unwrap();

@@ -20,39 +20,25 @@
 
 mod pins;
 
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use pins::{Cpu, Op, Placed, Setup, Slices};
+use pins::{
+    alloc_n_on, free_all_and_empty, free_slab_of, hold, placed, reclaim_and_check_empty, release,
+    set_slot,
+};
+use pins::{Cpu, Placed, Setup, Slices};
 use vmspace::arena::ArenaError;
 use vmspace::qcache::{OBJECTS, ROUNDS};
-use vmspace::sync::CpuCaches;
 use vmspace::Size;
 
 const Q: usize = 16;
-
-thread_local! {
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
-}
-
-fn script(_: Op) -> Option<usize> {
-    SLOT.with(Cell::get)
-}
-
-fn set_slot(s: Option<usize>) {
-    SLOT.with(|c| c.set(s));
-}
 
 /// A class-1 slab (2 quanta) wholly free in the slabs: slot 1 allocates
 /// once (the slab), the object is freed unplaced (back to its slab) and a
 /// flush puts the slot's 14 back in the slab.
 fn free_class1_slab(s: &pins::Shared<'_>, cpu: &mut Cpu<'_, '_, Placed<2>>) {
-    set_slot(Some(1));
-    let a = cpu.alloc(Size(2 * Q)).unwrap();
-    set_slot(None);
-    cpu.free(a, Size(2 * Q)).unwrap();
-    cpu.flush();
+    free_slab_of(cpu, Size(2 * Q));
     s.check().unwrap();
     let st = s.qcache_stats();
     assert_eq!((st.slabs, st.objects_in_slabs, st.depot_magazines), (1, OBJECTS, 0), "{st:?}");
@@ -68,10 +54,9 @@ fn depot_magazine_served_without_reclaiming_a_free_slab_of_another_class() {
     let setup = Setup::new("r38-order", Q, OBJECTS * Q + OBJECTS * 2 * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let mut cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let mut cpu = placed(&s, mags);
     free_class1_slab(&s, &mut cpu);
-    set_slot(Some(0));
-    let mut live: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let mut live = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     s.check().unwrap();
     let st = s.qcache_stats();
     assert_eq!((st.slabs, st.objects_in_slabs), (2, OBJECTS), "{st:?}");
@@ -128,9 +113,7 @@ fn depot_magazine_served_without_reclaiming_a_free_slab_of_another_class() {
     }
     drop(cpu);
     s.check().unwrap();
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// Round 38 finding, fixed. The arena full of a wholly free class-1 slab, nothing of class 0
@@ -143,7 +126,7 @@ fn after_the_reclaim_the_last_try_is_the_arena() {
     let setup = Setup::new("r38-last", Q, OBJECTS * 2 * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let mut cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let mut cpu = placed(&s, mags);
     free_class1_slab(&s, &mut cpu);
     let before = s.qcache_stats();
     set_slot(None);
@@ -157,11 +140,7 @@ fn after_the_reclaim_the_last_try_is_the_arena() {
         (0, before.slabs_created, Size(Q)),
         "a last try in the arena, not a new slab: {before:?} -> {after:?}"
     );
-    cpu.free(x, Size(Q)).unwrap();
-    drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    free_all_and_empty(&s, cpu, [x], Size(Q));
 }
 
 /// Two unplaced threads and one placed, over one class-0 slab's room plus
@@ -173,7 +152,7 @@ fn two_unplaced_threads_and_a_placed_one_count_every_call_once() {
     let setup = Setup::new("r38-mixed", Q, OBJECTS * Q + OBJECTS * 2 * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let cpu = placed(&s, mags);
     let shadow = Mutex::new(HashSet::new());
     let calls = std::thread::scope(|sc| {
         let run = |slot: Option<usize>, seed: usize| {
@@ -183,26 +162,10 @@ fn two_unplaced_threads_and_a_placed_one_count_every_call_once() {
                 let mut calls = 0u64;
                 for round in 0..30 {
                     let size = Size(Q * (1 + (round + seed) % 2));
-                    let mut held = Vec::new();
-                    loop {
-                        calls += 1;
-                        match cpu.alloc(size) {
-                            Ok(a) => {
-                                assert!(shadow.lock().unwrap().insert(a.0), "{a:?} twice");
-                                held.push(a);
-                            }
-                            Err(ArenaError::NoSpace { .. }) => break,
-                            Err(e) => panic!("{e:?}"),
-                        }
-                        if held.len() >= 2 * OBJECTS {
-                            break;
-                        }
-                    }
+                    let (held, n) = hold(|z| cpu.alloc(z), size, 2 * OBJECTS, shadow);
+                    calls += n;
                     s.check().unwrap();
-                    for a in held {
-                        assert!(shadow.lock().unwrap().remove(&a.0));
-                        cpu.free(a, size).unwrap();
-                    }
+                    release(held, size, shadow, |a, z| cpu.free(a, z));
                 }
                 calls
             })
@@ -219,9 +182,7 @@ fn two_unplaced_threads_and_a_placed_one_count_every_call_once() {
         OBJECTS * st.slabs,
         "nothing live: every object in its slab or the depot: {st:?}"
     );
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// The arena full of live objects (direct arena allocations of an unplaced
@@ -235,9 +196,8 @@ fn a_failing_unplaced_allocation_reclaims_once() {
     let setup = Setup::new("r38-fail", Q, 8 * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
-    set_slot(None);
-    let held: Vec<_> = (0..8).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let cpu = placed(&s, mags);
+    let held = alloc_n_on(None, &cpu, 8, Size(Q));
     s.check().unwrap();
     let before = s.qcache_stats();
     assert_eq!(before.slabs, 0, "{before:?}");

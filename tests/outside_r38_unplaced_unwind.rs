@@ -15,25 +15,16 @@
 
 mod pins;
 
-use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pins::{Op, Placed};
+use pins::{by_thread, reclaim_and_check_empty, set_slot, Placed};
 use vmspace::arena::{Arena, ArenaError, SliceStore, Source};
 use vmspace::qcache::QCacheConfig;
 use vmspace::sync::{CpuCaches, NoWait, SpinLock, SyncArena};
 use vmspace::{Addr, Range, Size};
 
 const Q: usize = 16;
-
-thread_local! {
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
-}
-
-fn script(_: Op) -> Option<usize> {
-    SLOT.with(Cell::get)
-}
 
 /// Hands out fresh ranges going up; when armed (`PANIC_AT` = n > 0), the
 /// next n - 1 imports fail (`NoSpace`) and the n-th panics.
@@ -91,8 +82,9 @@ fn an_unplaced_allocation_unwinding_at_each_import_counts_one_miss() {
         let s: SyncArena<SpinLock, NoWait, _, _> =
             SyncArena::with_quantum_caches(a, QCacheConfig::new(4, SliceStore::new(&mut qc)))
                 .unwrap();
-        let cpu = CpuCaches::new(&s, Placed::<2>::new(script), SliceStore::new(&mut mg)).unwrap();
-        SLOT.with(|c| c.set(None));
+        let cpu =
+            CpuCaches::new(&s, Placed::<2>::new(by_thread), SliceStore::new(&mut mg)).unwrap();
+        set_slot(None);
         let before = s.qcache_stats();
         PANIC_AT.store(at, Ordering::SeqCst);
         let r = catch_unwind(AssertUnwindSafe(|| cpu.alloc(Size(Q))));
@@ -121,8 +113,6 @@ fn an_unplaced_allocation_unwinding_at_each_import_counts_one_miss() {
         assert_eq!((st2.objects_in_slabs, st2.slabs), (st.objects_in_slabs, st.slabs));
         s.check().unwrap();
         drop(cpu);
-        s.reclaim();
-        s.check().unwrap();
-        assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+        reclaim_and_check_empty(&s);
     }
 }

@@ -25,28 +25,25 @@ mod pins;
 
 use std::cell::Cell;
 
-use pins::{Cpu, Op, Placed, Setup, Slices};
+use pins::{
+    alloc_n_on, by_thread, free_slab_of, placed_by, set_slot, Cpu, Op, Placed, Setup, Slices,
+};
 use vmspace::arena::ArenaError;
 use vmspace::qcache::{QCacheStats, DEPOT, OBJECTS, ROUNDS, SLABS};
-use vmspace::sync::CpuCaches;
 use vmspace::{Addr, Size};
 
 const Q: usize = 16;
 
 thread_local! {
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
     static NO_INSTALL: Cell<bool> = const { Cell::new(false) };
 }
 
+/// `by_thread`, but an install left unplaced while `NO_INSTALL` is set.
 fn script(op: Op) -> Option<usize> {
     if matches!(op, Op::Install) && NO_INSTALL.with(Cell::get) {
         return None;
     }
-    SLOT.with(Cell::get)
-}
-
-fn set_slot(s: Option<usize>) {
-    SLOT.with(|c| c.set(s));
+    by_thread(op)
 }
 
 fn failures(s: &pins::Shared<'_>) -> u64 {
@@ -56,6 +53,26 @@ fn failures(s: &pins::Shared<'_>) -> u64 {
 fn st(s: &pins::Shared<'_>) -> QCacheStats {
     s.check().unwrap();
     s.qcache_stats()
+}
+
+/// Slot 1 takes every object of a class-1 slab and frees all but the
+/// first: full magazines go to the depot, and the slab stays partly live
+/// (never wholly free). The objects, the first still live.
+fn class1_depot_beside_a_live_object(cpu: &Cpu<'_, '_, Placed<2>>) -> Vec<Addr> {
+    let xs = alloc_n_on(Some(1), cpu, OBJECTS, Size(2 * Q));
+    for &a in &xs[1..] {
+        cpu.free(a, Size(2 * Q)).unwrap();
+    }
+    xs
+}
+
+/// An unplaced call of class 0 that fails with `NoSpace`; the statistics
+/// after (`st`: `check()` first).
+fn unplaced_call_fails(s: &pins::Shared<'_>, cpu: &Cpu<'_, '_, Placed<2>>) -> QCacheStats {
+    set_slot(None);
+    let r = cpu.alloc(Size(Q));
+    assert!(matches!(r, Err(ArenaError::NoSpace { .. })), "{r:?}");
+    st(s)
 }
 
 /// Free everything, drop the caches, reclaim: nothing allocated, nothing
@@ -85,9 +102,8 @@ fn full_depot_then_slabs_then_one_reclaim_exact_counts() {
     let setup = Setup::new("r39-depot", Q, 3 * OBJECTS * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
-    set_slot(Some(0));
-    let all: Vec<_> = (0..3 * OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let cpu = placed_by(&s, mags, script);
+    let all = alloc_n_on(Some(0), &cpu, 3 * OBJECTS, Size(Q));
     assert!(matches!(cpu.alloc(Size(Q)), Err(ArenaError::NoSpace { .. })));
     for &a in &all {
         cpu.free(a, Size(Q)).unwrap();
@@ -125,9 +141,7 @@ fn full_depot_then_slabs_then_one_reclaim_exact_counts() {
     assert_eq!(got.len(), 3 * OBJECTS - in_slot);
     // Nothing cached but in slot 0: one reclaim (nothing freed), the first
     // failure back, no second arena try.
-    let r = cpu.alloc(Size(Q));
-    assert!(matches!(r, Err(ArenaError::NoSpace { .. })), "{r:?}");
-    let t = st(&s);
+    let t = unplaced_call_fails(&s, &cpu);
     assert_eq!((t.reclaims, t.slabs_freed, t.misses), (b.reclaims + 1, 0, misses + 1), "{t:?}");
     assert_eq!(failures(&s), fails + 1, "one try: the reclaim freed nothing");
     teardown(&s, cpu, got.into_iter().map(|a| (a, Size(Q))).collect());
@@ -145,7 +159,7 @@ fn slab_records_exhausted_unplaced_never_tries_a_new_slab() {
     setup.meta = 1 << 17;
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let cpu = placed_by(&s, mags, script);
     set_slot(Some(0));
     let mut live: Vec<_> =
         (0..SLABS * OBJECTS).map(|_| (cpu.alloc(Size(Q)).unwrap(), Size(Q))).collect();
@@ -197,12 +211,8 @@ fn placed_miss_still_reclaims_and_makes_a_new_slab() {
     let setup = Setup::new("r39-placed", Q, OBJECTS * 2 * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let mut cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
-    set_slot(Some(1));
-    let a = cpu.alloc(Size(2 * Q)).unwrap();
-    set_slot(None);
-    cpu.free(a, Size(2 * Q)).unwrap();
-    cpu.flush();
+    let mut cpu = placed_by(&s, mags, script);
+    free_slab_of(&mut cpu, Size(2 * Q));
     let b = st(&s);
     assert_eq!((b.slabs, b.objects_in_slabs), (1, OBJECTS), "{b:?}");
     set_slot(Some(0));
@@ -228,19 +238,12 @@ fn a_reclaim_that_frees_nothing_gives_the_first_failure() {
     let setup = Setup::new("r39-nothing", Q, OBJECTS * 2 * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
-    set_slot(Some(1));
-    let xs: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(2 * Q)).unwrap()).collect();
-    for &a in &xs[1..] {
-        cpu.free(a, Size(2 * Q)).unwrap();
-    }
+    let cpu = placed_by(&s, mags, script);
+    let xs = class1_depot_beside_a_live_object(&cpu);
     let b = st(&s);
     assert!(b.depot_magazines >= 1, "{b:?}");
     let f = failures(&s);
-    set_slot(None);
-    let r = cpu.alloc(Size(Q));
-    assert!(matches!(r, Err(ArenaError::NoSpace { .. })), "{r:?}");
-    let t = st(&s);
+    let t = unplaced_call_fails(&s, &cpu);
     assert_eq!((t.reclaims, t.slabs_freed, t.slabs), (b.reclaims + 1, b.slabs_freed, 1), "{t:?}");
     assert_eq!(failures(&s), f + 1, "one arena try");
     teardown(&s, cpu, vec![(xs[0], Size(2 * Q))]);
@@ -256,10 +259,9 @@ fn largest_class_from_the_slabs_there_are() {
     let setup = Setup::new("r39-largest", Q, 2 * OBJECTS * 4 * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let cpu = placed_by(&s, mags, script);
     let z = Size(4 * Q);
-    set_slot(Some(0));
-    let xs: Vec<_> = (0..2 * OBJECTS).map(|_| cpu.alloc(z).unwrap()).collect();
+    let xs = alloc_n_on(Some(0), &cpu, 2 * OBJECTS, z);
     set_slot(None);
     // Three back to the first slab, five to the second: unplaced frees go
     // to their slabs.
@@ -299,9 +301,8 @@ fn a_magazine_no_slot_takes_goes_back_partly_full_to_the_slabs() {
     let setup = Setup::new("r39-install", Q, OBJECTS * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
-    set_slot(Some(0));
-    let mut xs: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let cpu = placed_by(&s, mags, script);
+    let mut xs = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     for _ in 0..2 * ROUNDS + 1 {
         cpu.free(xs.pop().unwrap(), Size(Q)).unwrap();
     }
@@ -344,18 +345,11 @@ fn a_failed_unplaced_call_reclaims_once_and_loses_no_depot_object() {
     let setup = Setup::new("r39-depots", Q, OBJECTS * 2 * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
-    set_slot(Some(1));
-    let xs: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(2 * Q)).unwrap()).collect();
-    for &a in &xs[1..] {
-        cpu.free(a, Size(2 * Q)).unwrap();
-    }
+    let cpu = placed_by(&s, mags, script);
+    let xs = class1_depot_beside_a_live_object(&cpu);
     let b = st(&s);
     assert!(b.depot_magazines >= 2, "{b:?}");
-    set_slot(None);
-    let r = cpu.alloc(Size(Q));
-    assert!(matches!(r, Err(ArenaError::NoSpace { .. })), "{r:?}");
-    let t = st(&s);
+    let t = unplaced_call_fails(&s, &cpu);
     s.check().unwrap();
     teardown(&s, cpu, vec![(xs[0], Size(2 * Q))]);
     assert_eq!(

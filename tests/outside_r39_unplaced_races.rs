@@ -18,44 +18,62 @@
 
 mod pins;
 
-use std::cell::Cell;
 use std::collections::HashSet;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use pins::{Cpu, Op, Placed, Setup, Slices};
-use vmspace::arena::ArenaError;
+use pins::{
+    alloc_n_on, free_all_and_empty, hold, placed, reclaim_and_check_empty, release, set_slot, Cpu,
+    Placed,
+};
+use pins::{Setup, Slices, Spin};
 use vmspace::qcache::{OBJECTS, ROUNDS};
-use vmspace::sync::{CacheHandle, CpuCaches};
+use vmspace::sync::CacheHandle;
 use vmspace::Size;
 
 const Q: usize = 16;
 
-thread_local! {
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
-}
-
-fn script(_: Op) -> Option<usize> {
-    SLOT.with(Cell::get)
-}
-
-fn set_slot(s: Option<usize>) {
-    SLOT.with(|c| c.set(s));
-}
-
-/// A barrier of two threads that spins (a sleeping one wakes too late
-/// for the two calls to meet).
-struct Spin(AtomicUsize);
-
-impl Spin {
-    fn wait(&self) {
-        let n = self.0.fetch_add(1, Ordering::AcqRel) + 1;
-        let target = n.div_ceil(2) * 2;
-        while self.0.load(Ordering::Acquire) < target {
-            std::hint::spin_loop();
+/// `runs` rounds of two unplaced callers (this thread and one more) each
+/// allocating one object at once, then each freeing its own after both
+/// tried: `before` runs at the start of each of this thread's rounds,
+/// `after` at its end (the other caller done with the round). How many of
+/// the `2 * runs` calls failed.
+fn two_unplaced_callers(
+    cpu: &Cpu<'_, '_, Placed<2>>,
+    runs: usize,
+    mut before: impl FnMut(),
+    mut after: impl FnMut(),
+) -> u64 {
+    let bar = Spin::default();
+    let failed = AtomicU64::new(0);
+    let call = || {
+        bar.wait();
+        let r = cpu.alloc(Size(Q));
+        bar.wait();
+        // Each frees its own after both tried.
+        bar.wait();
+        match r {
+            Ok(a) => cpu.free(a, Size(Q)).unwrap(),
+            Err(_) => _ = failed.fetch_add(1, Ordering::Relaxed),
         }
-    }
+        bar.wait();
+    };
+    set_slot(None);
+    std::thread::scope(|sc| {
+        let other = sc.spawn(|| {
+            set_slot(None);
+            for _ in 0..runs {
+                call();
+            }
+        });
+        for _ in 0..runs {
+            before();
+            call();
+            after();
+        }
+        other.join().unwrap();
+    });
+    failed.load(Ordering::Relaxed)
 }
 
 /// Round 39 finding, fixed. One class-0 slab, the arena full, exactly two
@@ -73,9 +91,8 @@ fn two_unplaced_callers_two_free_slab_objects_both_served() {
     let setup = Setup::new("r39-window", Q, OBJECTS * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
-    set_slot(Some(0));
-    let mut live: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let cpu = placed(&s, mags);
+    let mut live = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     set_slot(None);
     let spare = [live.pop().unwrap(), live.pop().unwrap()];
     for a in spare {
@@ -83,51 +100,18 @@ fn two_unplaced_callers_two_free_slab_objects_both_served() {
     }
     assert_eq!(s.qcache_stats().objects_in_slabs, 2);
     const ROUNDS_RUN: usize = 3000;
-    let bar = Spin(AtomicUsize::new(0));
-    let failed = AtomicU64::new(0);
-    std::thread::scope(|sc| {
-        let other = sc.spawn(|| {
-            set_slot(None);
-            for _ in 0..ROUNDS_RUN {
-                bar.wait();
-                let r = cpu.alloc(Size(Q));
-                bar.wait();
-                // Each frees its own after both tried.
-                bar.wait();
-                if let Ok(a) = r {
-                    cpu.free(a, Size(Q)).unwrap();
-                } else {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                bar.wait();
-            }
-        });
-        for _ in 0..ROUNDS_RUN {
-            bar.wait();
-            let r = cpu.alloc(Size(Q));
-            bar.wait();
-            bar.wait();
-            if let Ok(a) = r {
-                cpu.free(a, Size(Q)).unwrap();
-            } else {
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-            bar.wait();
+    let f = two_unplaced_callers(
+        &cpu,
+        ROUNDS_RUN,
+        || {},
+        || {
             let st = s.qcache_stats();
             assert_eq!(st.objects_in_slabs, 2, "{st:?}");
-        }
-        other.join().unwrap();
-    });
+        },
+    );
     s.check().unwrap();
-    let f = failed.load(Ordering::Relaxed);
     assert_eq!(f, 0, "{f} of {} unplaced calls failed beside a free slab object", 2 * ROUNDS_RUN);
-    for a in live {
-        cpu.free(a, Size(Q)).unwrap();
-    }
-    drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    free_all_and_empty(&s, cpu, live, Size(Q));
 }
 
 /// The same window on the depot path: one full depot magazine (a
@@ -141,33 +125,18 @@ fn two_unplaced_callers_one_depot_magazine_both_served() {
     let setup = Setup::new("r39-window-depot", Q, OBJECTS * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
-    set_slot(Some(0));
-    let mut live: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let cpu = placed(&s, mags);
+    let mut live = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     set_slot(None);
     for _ in 0..ROUNDS {
         cpu.free(live.pop().unwrap(), Size(Q)).unwrap();
     }
     let mut h = CacheHandle::new(&s);
     const RUNS: usize = 3000;
-    let bar = Spin(AtomicUsize::new(0));
-    let failed = AtomicU64::new(0);
-    std::thread::scope(|sc| {
-        let other = sc.spawn(|| {
-            set_slot(None);
-            for _ in 0..RUNS {
-                bar.wait();
-                let r = cpu.alloc(Size(Q));
-                bar.wait();
-                bar.wait();
-                match r {
-                    Ok(a) => cpu.free(a, Size(Q)).unwrap(),
-                    Err(_) => _ = failed.fetch_add(1, Ordering::Relaxed),
-                }
-                bar.wait();
-            }
-        });
-        for _ in 0..RUNS {
+    let f = two_unplaced_callers(
+        &cpu,
+        RUNS,
+        || {
             // The slab's 15 into one full depot magazine.
             let xs: Vec<_> = (0..ROUNDS).map(|_| h.alloc(Size(Q)).unwrap()).collect();
             for a in xs {
@@ -176,31 +145,16 @@ fn two_unplaced_callers_one_depot_magazine_both_served() {
             h.flush();
             let st = s.qcache_stats();
             assert_eq!((st.depot_magazines, st.objects_in_slabs), (1, 0), "{st:?}");
-            bar.wait();
-            let r = cpu.alloc(Size(Q));
-            bar.wait();
-            bar.wait();
-            match r {
-                Ok(a) => cpu.free(a, Size(Q)).unwrap(),
-                Err(_) => _ = failed.fetch_add(1, Ordering::Relaxed),
-            }
-            bar.wait();
+        },
+        || {
             let st = s.qcache_stats();
             assert_eq!((st.depot_magazines, st.objects_in_slabs), (0, ROUNDS), "{st:?}");
-        }
-        other.join().unwrap();
-    });
+        },
+    );
     drop(h);
     s.check().unwrap();
-    let f = failed.load(Ordering::Relaxed);
     assert_eq!(f, 0, "{f} of {} unplaced calls failed beside a depot magazine's objects", 2 * RUNS);
-    for a in live {
-        cpu.free(a, Size(Q)).unwrap();
-    }
-    drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    free_all_and_empty(&s, cpu, live, Size(Q));
 }
 
 /// Two unplaced threads, a placed one (slot 0), a `CacheHandle` thread
@@ -214,7 +168,7 @@ fn unplaced_placed_handle_and_reclaimer_lose_nothing() {
     let setup = Setup::new("r39-mixed", Q, 3 * OBJECTS * Q + 2 * OBJECTS * 2 * Q);
     let mut slices = Slices::new(setup);
     let (s, mags) = slices.shared();
-    let cpu: Cpu<'_, '_, Placed<2>> = CpuCaches::new(&s, Placed::new(script), mags).unwrap();
+    let cpu = placed(&s, mags);
     let shadow = Mutex::new(HashSet::new());
     let calls = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -224,24 +178,11 @@ fn unplaced_placed_handle_and_reclaimer_lose_nothing() {
             let (cpu, shadow, calls) = (&cpu, &shadow, &calls);
             workers.push(sc.spawn(move || {
                 set_slot(slot);
-                let mut held = Vec::new();
                 for round in 0..40usize {
                     let size = Size(Q * (1 + (round + k) % 2));
-                    for _ in 0..(50 + 13 * k) {
-                        calls.fetch_add(1, Ordering::Relaxed);
-                        match cpu.alloc(size) {
-                            Ok(a) => {
-                                assert!(shadow.lock().unwrap().insert(a.0), "{a:?} twice");
-                                held.push((a, size));
-                            }
-                            Err(ArenaError::NoSpace { .. }) => break,
-                            Err(e) => panic!("{e:?}"),
-                        }
-                    }
-                    for (a, z) in held.drain(..) {
-                        assert!(shadow.lock().unwrap().remove(&a.0));
-                        cpu.free(a, z).unwrap();
-                    }
+                    let (held, n) = hold(|z| cpu.alloc(z), size, 50 + 13 * k, shadow);
+                    calls.fetch_add(n, Ordering::Relaxed);
+                    release(held, size, shadow, |a, z| cpu.free(a, z));
                 }
             }));
         }
@@ -249,24 +190,11 @@ fn unplaced_placed_handle_and_reclaimer_lose_nothing() {
             let (s, shadow, calls) = (&s, &shadow, &calls);
             workers.push(sc.spawn(move || {
                 let mut h = CacheHandle::new(s);
-                let mut held = Vec::new();
                 for round in 0..40usize {
                     let size = Size(Q * (1 + round % 2));
-                    for _ in 0..40 {
-                        calls.fetch_add(1, Ordering::Relaxed);
-                        match h.alloc(size) {
-                            Ok(a) => {
-                                assert!(shadow.lock().unwrap().insert(a.0), "{a:?} twice");
-                                held.push((a, size));
-                            }
-                            Err(ArenaError::NoSpace { .. }) => break,
-                            Err(e) => panic!("{e:?}"),
-                        }
-                    }
-                    for (a, z) in held.drain(..) {
-                        assert!(shadow.lock().unwrap().remove(&a.0));
-                        h.free(a, z).unwrap();
-                    }
+                    let (held, n) = hold(|z| h.alloc(z), size, 40, shadow);
+                    calls.fetch_add(n, Ordering::Relaxed);
+                    release(held, size, shadow, |a, z| h.free(a, z));
                     if round % 3 == 0 {
                         h.flush();
                     }
@@ -294,7 +222,5 @@ fn unplaced_placed_handle_and_reclaimer_lose_nothing() {
     let st = s.qcache_stats();
     assert_eq!(st.hits + st.misses, calls.load(Ordering::Relaxed), "each call once: {st:?}");
     assert_eq!(st.objects_in_slabs + ROUNDS * st.depot_magazines, st.slabs * OBJECTS, "{st:?}");
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }

@@ -19,104 +19,23 @@
 //! objects of its class in the slabs; `alloc_wait` says it waits only
 //! "when neither the caches nor the arena have any".
 
-use std::cell::Cell;
+mod pins;
+
 use std::time::Duration;
 
-use vmspace::arena::{Arena, NoSource, PageStore};
-use vmspace::qcache::{
-    CpuPin, MagSlots, Magazine, Popped, Pushed, QCacheConfig, SlotFlag, OBJECTS,
-};
+use pins::{by_thread, set_slot, store, Placed, Store};
+use vmspace::arena::{Arena, NoSource};
+use vmspace::qcache::{QCacheConfig, OBJECTS};
 use vmspace::sync::{CacheHandle, CpuCaches, Wait};
 use vmspace::{Addr, Size};
-use vmspace_user::{MmapBackend, UserArena};
-
-type Store = PageStore<MmapBackend>;
+use vmspace_user::UserArena;
 
 const Q: usize = 16;
 
-fn store() -> Store {
-    PageStore::new(MmapBackend::new(), Size(4 << 20)).unwrap()
-}
-
-thread_local! {
-    /// Whether the pin leaves this thread's magazine operations unplaced.
-    static UNPLACED: Cell<bool> = const { Cell::new(false) };
-}
-
 /// One slot behind a try-lock; every magazine operation of a thread that
-/// set `UNPLACED` is left unplaced.
-struct Sometimes(SlotFlag);
-
-impl Sometimes {
-    fn take(&self) {
-        while SlotFlag::take_any(core::slice::from_ref(&self.0), 0).is_none() {
-            std::hint::spin_loop();
-        }
-    }
-    fn release(&self) {
-        // SAFETY: `take` took the flag, nothing released it since.
-        unsafe { self.0.release() }
-    }
-}
-
-fn unplaced() -> bool {
-    UNPLACED.with(Cell::get)
-}
-
-// SAFETY: one slot; every magazine operation either touches nothing
-// (unplaced: `Unpinned` or `false`) or runs the `CpuMags` method of its
-// name on slot 0 with the slot's flag taken; `pin` takes the same flag.
-unsafe impl CpuPin for Sometimes {
-    fn slots(&self) -> usize {
-        1
-    }
-    fn pin(&self) -> usize {
-        self.take();
-        0
-    }
-    unsafe fn unpin(&self, _: usize) {
-        self.release();
-    }
-    unsafe fn pop(&self, mags: MagSlots) -> Popped {
-        if unplaced() {
-            return Popped::Unpinned;
-        }
-        self.take();
-        // SAFETY: slot 0 < 1 = slots; the flag gives exclusive use.
-        let r = unsafe { mags.at(0) }.pop();
-        self.release();
-        r
-    }
-    unsafe fn push(&self, mags: MagSlots, addr: usize) -> Pushed {
-        if unplaced() {
-            return Pushed::Unpinned;
-        }
-        self.take();
-        // SAFETY: as in `pop`.
-        let r = unsafe { mags.at(0) }.push(addr);
-        self.release();
-        r
-    }
-    unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
-        if unplaced() {
-            return false;
-        }
-        self.take();
-        // SAFETY: as in `pop`.
-        let r = unsafe { mags.at(0) }.spill(out);
-        self.release();
-        r
-    }
-    unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
-        if unplaced() {
-            return false;
-        }
-        self.take();
-        // SAFETY: as in `pop`.
-        let r = unsafe { mags.at(0) }.install(mag);
-        self.release();
-        r
-    }
+/// `set_slot(None)` leaves unplaced (`by_thread`).
+fn one_slot_or_unplaced() -> Placed<1> {
+    Placed::new(by_thread)
 }
 
 /// An arena of one span filled by class-0 slabs, all but one object of
@@ -164,10 +83,10 @@ fn with_slab_objects_free<R>(f: impl FnOnce(&UserArena<Store, NoSource>) -> R) -
 fn an_unplaced_call_on_a_full_arena_takes_a_slab_object() {
     with_slab_objects_free(|s| {
         let before = s.qcache_stats().objects_in_slabs;
-        let cpu = CpuCaches::new(s, Sometimes(SlotFlag::new()), store()).unwrap();
-        UNPLACED.with(|u| u.set(true));
+        let cpu = CpuCaches::new(s, one_slot_or_unplaced(), store()).unwrap();
+        set_slot(None);
         let r = cpu.alloc(Size(Q));
-        UNPLACED.with(|u| u.set(false));
+        set_slot(Some(0));
         let x = r.expect("an unplaced call takes a slab's object");
         let st = s.qcache_stats();
         assert_eq!(st.objects_in_slabs, before - 1, "{st:?}");
@@ -175,9 +94,9 @@ fn an_unplaced_call_on_a_full_arena_takes_a_slab_object() {
         let placed = cpu.alloc(Size(Q)).expect("a placed call takes a slab's object");
         assert_ne!(placed, x);
         cpu.free(placed, Size(Q)).unwrap();
-        UNPLACED.with(|u| u.set(true));
+        set_slot(None);
         let freed = cpu.free(x, Size(Q));
-        UNPLACED.with(|u| u.set(false));
+        set_slot(Some(0));
         freed.unwrap();
         s.check().unwrap();
     });
@@ -191,10 +110,10 @@ fn an_unplaced_call_on_a_full_arena_takes_a_slab_object() {
 #[test]
 fn an_unplaced_waiter_is_served_by_free_objects_in_its_slabs() {
     with_slab_objects_free(|s| {
-        let cpu = CpuCaches::new(s, Sometimes(SlotFlag::new()), store()).unwrap();
-        UNPLACED.with(|u| u.set(true));
+        let cpu = CpuCaches::new(s, one_slot_or_unplaced(), store()).unwrap();
+        set_slot(None);
         let r = cpu.alloc_wait(Size(Q), Wait::Timeout(Duration::from_millis(200)));
-        UNPLACED.with(|u| u.set(false));
+        set_slot(Some(0));
         let objects = s.qcache_stats().objects_in_slabs;
         assert!(
             r.is_ok(),

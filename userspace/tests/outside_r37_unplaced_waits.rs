@@ -22,28 +22,15 @@
 
 mod pins;
 
-use std::cell::Cell;
 use std::collections::HashSet;
 
-use pins::{cached, take_all, until_waiting, Op, Placed};
+use pins::{cached, placed, set_slot, take_all, wake_unplaced_waiter};
 use vmspace::qcache::OBJECTS;
-use vmspace::sync::{CpuCaches, Wait};
+use vmspace::sync::Wait;
 use vmspace::Size;
 
 const Q: usize = 16;
 const ROUNDS: usize = 15;
-
-thread_local! {
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
-}
-
-fn script(_: Op) -> Option<usize> {
-    SLOT.with(Cell::get)
-}
-
-fn set_slot(s: Option<usize>) {
-    SLOT.with(|c| c.set(s));
-}
 
 /// A placed thread holds every object (the arena full of one slab); an
 /// unplaced one waits. The placed thread frees two magazines' worth into
@@ -53,38 +40,35 @@ fn set_slot(s: Option<usize>) {
 #[test]
 fn an_unplaced_waiter_is_served_from_a_spilled_magazine() {
     let s = cached("r37-wait", Q, OBJECTS * Q);
-    let cpu = CpuCaches::new(&s, Placed::<2>::new(script), pins::store()).unwrap();
+    let cpu = placed(&s);
     set_slot(Some(0));
     let (mut held, made) = take_all(&cpu, Size(Q));
     assert_eq!(held.len(), OBJECTS);
-    std::thread::scope(|sc| {
-        let t = sc.spawn(|| {
-            set_slot(None);
-            cpu.alloc_wait(Size(Q), Wait::Forever)
+    let (got, (first, second, last)) =
+        wake_unplaced_waiter(&s, &cpu, Size(Q), Wait::Forever, || {
+            let first: Vec<_> = held.drain(..ROUNDS).collect();
+            let second: Vec<_> = held.drain(..ROUNDS).collect();
+            for &a in first.iter().chain(&second) {
+                cpu.free(a, Size(Q)).unwrap();
+            }
+            s.check().unwrap();
+            let last = held.pop().unwrap();
+            cpu.free(last, Size(Q)).unwrap(); // full: the older magazine spills
+            (first, second, last)
         });
-        until_waiting(&s);
-        let first: Vec<_> = held.drain(..ROUNDS).collect();
-        let second: Vec<_> = held.drain(..ROUNDS).collect();
-        for &a in first.iter().chain(&second) {
-            cpu.free(a, Size(Q)).unwrap();
-        }
-        s.check().unwrap();
-        let last = held.pop().unwrap();
-        cpu.free(last, Size(Q)).unwrap(); // full: the older magazine spills
-        let got = t.join().unwrap().expect("served once a magazine reached the depot");
-        assert!(first.contains(&got), "{got:?} is not from the spilled magazine");
-        // The rest of the slot's objects, and the spilled ones, are intact.
-        let mut rest: HashSet<_> = first.into_iter().chain(second).collect();
-        rest.insert(last);
-        rest.remove(&got);
-        for _ in 0..rest.len() {
-            let a = cpu.alloc(Size(Q)).unwrap();
-            assert!(rest.remove(&a), "{a:?} handed out but not free");
-            held.push(a);
-        }
-        assert!(rest.is_empty());
-        held.push(got);
-    });
+    let got = got.expect("served once a magazine reached the depot");
+    assert!(first.contains(&got), "{got:?} is not from the spilled magazine");
+    // The rest of the slot's objects, and the spilled ones, are intact.
+    let mut rest: HashSet<_> = first.into_iter().chain(second).collect();
+    rest.insert(last);
+    rest.remove(&got);
+    for _ in 0..rest.len() {
+        let a = cpu.alloc(Size(Q)).unwrap();
+        assert!(rest.remove(&a), "{a:?} handed out but not free");
+        held.push(a);
+    }
+    assert!(rest.is_empty());
+    held.push(got);
     s.check().unwrap();
     assert_eq!(held.len(), OBJECTS);
     for a in held {
@@ -105,21 +89,15 @@ fn an_unplaced_waiter_is_served_from_a_spilled_magazine() {
 #[test]
 fn an_unplaced_waiter_is_served_by_an_unplaced_free() {
     let s = cached("r37-wait2", Q, OBJECTS * Q);
-    let cpu = CpuCaches::new(&s, Placed::<2>::new(script), pins::store()).unwrap();
+    let cpu = placed(&s);
     set_slot(None);
     let (mut held, made) = take_all(&cpu, Size(Q));
     assert_eq!(held.len(), OBJECTS, "unplaced calls reach every object");
     let before = s.qcache_stats();
     assert_eq!((before.hits, before.misses), (0, made), "{before:?}");
     let x = held.pop().unwrap();
-    let got = std::thread::scope(|sc| {
-        let t = sc.spawn(|| {
-            set_slot(None);
-            cpu.alloc_wait(Size(Q), Wait::Forever)
-        });
-        until_waiting(&s);
+    let (got, _) = wake_unplaced_waiter(&s, &cpu, Size(Q), Wait::Forever, || {
         cpu.free(x, Size(Q)).unwrap();
-        t.join().unwrap()
     });
     assert_eq!(got, Ok(x));
     let after = s.qcache_stats();

@@ -20,28 +20,15 @@
 
 mod pins;
 
-use std::cell::Cell;
 use std::time::Duration;
 
-use pins::{cached, until_waiting, Op, Placed};
+use pins::{alloc_n_on, cached, placed, reclaim_and_check_empty, set_slot, wake_unplaced_waiter};
 use vmspace::arena::ArenaError;
 use vmspace::qcache::OBJECTS;
-use vmspace::sync::{CpuCaches, Wait};
+use vmspace::sync::Wait;
 use vmspace::Size;
 
 const Q: usize = 16;
-
-thread_local! {
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
-}
-
-fn script(_: Op) -> Option<usize> {
-    SLOT.with(Cell::get)
-}
-
-fn set_slot(s: Option<usize>) {
-    SLOT.with(|c| c.set(s));
-}
 
 /// The arena is one class-1 slab, 15 of its objects out through slot 0.
 /// An unplaced caller waits for a class-0 object. Slot 0 takes its 14
@@ -52,15 +39,10 @@ fn set_slot(s: Option<usize>) {
 #[test]
 fn an_unplaced_waiter_is_served_by_reclaiming_another_class() {
     let s = cached("r38-wait-reclaim", Q, OBJECTS * 2 * Q);
-    let cpu = CpuCaches::new(&s, Placed::<2>::new(script), pins::store()).unwrap();
+    let cpu = placed(&s);
     set_slot(Some(0));
     let mut out = vec![cpu.alloc(Size(2 * Q)).unwrap()];
-    let got = std::thread::scope(|sc| {
-        let t = sc.spawn(|| {
-            set_slot(None);
-            cpu.alloc_wait(Size(Q), Wait::Forever)
-        });
-        until_waiting(&s);
+    let (got, _) = wake_unplaced_waiter(&s, &cpu, Size(Q), Wait::Forever, || {
         for _ in 0..14 {
             out.push(cpu.alloc(Size(2 * Q)).unwrap());
         }
@@ -68,7 +50,6 @@ fn an_unplaced_waiter_is_served_by_reclaiming_another_class() {
         for &a in &out {
             cpu.free(a, Size(2 * Q)).unwrap();
         }
-        t.join().unwrap()
     });
     let got = got.expect("served once the class-1 slab was wholly free");
     s.check().unwrap();
@@ -77,9 +58,7 @@ fn an_unplaced_waiter_is_served_by_reclaiming_another_class() {
     drop(cpu);
     let st = s.qcache_stats();
     assert_eq!((st.hits, st.misses), (14, 2), "{st:?}");
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// Two unplaced waiters with a timeout, nothing ever freed: both fail with
@@ -88,9 +67,8 @@ fn an_unplaced_waiter_is_served_by_reclaiming_another_class() {
 #[test]
 fn unplaced_waiters_that_time_out_count_once_each() {
     let s = cached("r38-wait-timeout", Q, OBJECTS * Q);
-    let cpu = CpuCaches::new(&s, Placed::<2>::new(script), pins::store()).unwrap();
-    set_slot(None);
-    let held: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let cpu = placed(&s);
+    let held = alloc_n_on(None, &cpu, OBJECTS, Size(Q));
     let before = s.qcache_stats();
     assert_eq!((before.misses, before.slabs), (OBJECTS as u64, 0), "{before:?}");
     let rs = std::thread::scope(|sc| {

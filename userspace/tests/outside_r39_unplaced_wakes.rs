@@ -21,28 +21,18 @@
 
 mod pins;
 
-use std::cell::Cell;
 use std::time::Duration;
 
-use pins::{cached, until_waiting, Op, Placed};
+use pins::{
+    alloc_n_on, cached, free_all_and_empty, placed, reclaim_and_check_empty, set_slot,
+    wake_unplaced_waiter,
+};
 use vmspace::arena::ArenaError;
 use vmspace::qcache::{OBJECTS, ROUNDS};
-use vmspace::sync::{CacheHandle, CpuCaches, Wait};
+use vmspace::sync::{CacheHandle, Wait};
 use vmspace::Size;
 
 const Q: usize = 16;
-
-thread_local! {
-    static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
-}
-
-fn script(_: Op) -> Option<usize> {
-    SLOT.with(Cell::get)
-}
-
-fn set_slot(s: Option<usize>) {
-    SLOT.with(|c| c.set(s));
-}
 
 /// The arena one class-0 slab, all 64 objects out through slot 0. An
 /// unplaced waiter; slot 0 frees 31 (two full magazines, the 31st spills
@@ -51,20 +41,13 @@ fn set_slot(s: Option<usize>) {
 #[test]
 fn woken_by_a_magazine_to_the_depot() {
     let s = cached("r39-wake-depot", Q, OBJECTS * Q);
-    let cpu = CpuCaches::new(&s, Placed::<2>::new(script), pins::store()).unwrap();
-    set_slot(Some(0));
-    let mut xs: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let cpu = placed(&s);
+    let mut xs = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     let before = s.qcache_stats();
-    let got = std::thread::scope(|sc| {
-        let t = sc.spawn(|| {
-            set_slot(None);
-            cpu.alloc_wait(Size(Q), Wait::Forever)
-        });
-        until_waiting(&s);
+    let (got, _) = wake_unplaced_waiter(&s, &cpu, Size(Q), Wait::Forever, || {
         for _ in 0..2 * ROUNDS + 1 {
             cpu.free(xs.pop().unwrap(), Size(Q)).unwrap();
         }
-        t.join().unwrap()
     });
     let got = got.expect("served from the depot magazine");
     s.check().unwrap();
@@ -74,13 +57,7 @@ fn woken_by_a_magazine_to_the_depot() {
     assert_eq!(st.misses, before.misses + 1, "{st:?}");
     xs.push(got);
     set_slot(None);
-    for a in xs {
-        cpu.free(a, Size(Q)).unwrap();
-    }
-    drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    free_all_and_empty(&s, cpu, xs, Size(Q));
 }
 
 /// A `CacheHandle` holds all 64 objects, frees 20 into its magazines (15
@@ -90,21 +67,13 @@ fn woken_by_a_magazine_to_the_depot() {
 #[test]
 fn woken_by_a_handle_flush() {
     let s = cached("r39-wake-flush", Q, OBJECTS * Q);
-    let cpu = CpuCaches::new(&s, Placed::<2>::new(script), pins::store()).unwrap();
+    let cpu = placed(&s);
     let mut h = CacheHandle::new(&s);
     let mut xs: Vec<_> = (0..OBJECTS).map(|_| h.alloc(Size(Q)).unwrap()).collect();
     for _ in 0..20 {
         h.free(xs.pop().unwrap(), Size(Q)).unwrap();
     }
-    let got = std::thread::scope(|sc| {
-        let t = sc.spawn(|| {
-            set_slot(None);
-            cpu.alloc_wait(Size(Q), Wait::Forever)
-        });
-        until_waiting(&s);
-        h.flush();
-        t.join().unwrap()
-    });
+    let (got, _) = wake_unplaced_waiter(&s, &cpu, Size(Q), Wait::Forever, || h.flush());
     let got = got.expect("served after the flush");
     s.check().unwrap();
     let st = s.qcache_stats();
@@ -120,9 +89,7 @@ fn woken_by_a_handle_flush() {
     }
     drop(h);
     drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    reclaim_and_check_empty(&s);
 }
 
 /// An unplaced free puts its object back in its slab and wakes: an
@@ -130,32 +97,19 @@ fn woken_by_a_handle_flush() {
 #[test]
 fn woken_by_an_unplaced_free_to_the_slab() {
     let s = cached("r39-wake-slab", Q, OBJECTS * Q);
-    let cpu = CpuCaches::new(&s, Placed::<2>::new(script), pins::store()).unwrap();
-    set_slot(Some(0));
-    let mut xs: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let cpu = placed(&s);
+    let mut xs = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     let x = xs.pop().unwrap();
-    let got = std::thread::scope(|sc| {
-        let t = sc.spawn(|| {
-            set_slot(None);
-            cpu.alloc_wait(Size(Q), Wait::Forever)
-        });
-        until_waiting(&s);
+    let (got, _) = wake_unplaced_waiter(&s, &cpu, Size(Q), Wait::Forever, || {
         set_slot(None);
         cpu.free(x, Size(Q)).unwrap();
-        t.join().unwrap()
     });
     assert_eq!(got.expect("served from the slab"), x);
     s.check().unwrap();
     let st = s.qcache_stats();
     assert_eq!((st.objects_in_slabs, st.depot_magazines, st.slabs), (0, 0, 1), "{st:?}");
     xs.push(x);
-    for a in xs {
-        cpu.free(a, Size(Q)).unwrap();
-    }
-    drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    free_all_and_empty(&s, cpu, xs, Size(Q));
 }
 
 /// Space back in the arena (an uncached allocation freed): the waiter's
@@ -163,19 +117,12 @@ fn woken_by_an_unplaced_free_to_the_slab() {
 #[test]
 fn woken_by_space_in_the_arena() {
     let s = cached("r39-wake-arena", Q, OBJECTS * Q + 8 * Q);
-    let cpu = CpuCaches::new(&s, Placed::<2>::new(script), pins::store()).unwrap();
-    set_slot(Some(0));
-    let xs: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let cpu = placed(&s);
+    let xs = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     let big = cpu.alloc(Size(8 * Q)).unwrap();
     let before = s.qcache_stats();
-    let got = std::thread::scope(|sc| {
-        let t = sc.spawn(|| {
-            set_slot(None);
-            cpu.alloc_wait(Size(Q), Wait::Forever)
-        });
-        until_waiting(&s);
+    let (got, _) = wake_unplaced_waiter(&s, &cpu, Size(Q), Wait::Forever, || {
         cpu.free(big, Size(8 * Q)).unwrap();
-        t.join().unwrap()
     });
     let got = got.expect("served by the arena");
     s.check().unwrap();
@@ -183,14 +130,7 @@ fn woken_by_space_in_the_arena() {
     assert_eq!((st.slabs, st.slabs_created), (1, before.slabs_created), "{st:?}");
     assert_eq!(s.with(|a| a.sizes().allocated), Size(OBJECTS * Q + Q));
     set_slot(None);
-    cpu.free(got, Size(Q)).unwrap();
-    for a in xs {
-        cpu.free(a, Size(Q)).unwrap();
-    }
-    drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    free_all_and_empty(&s, cpu, std::iter::once(got).chain(xs), Size(Q));
 }
 
 /// An object freed into slot 0 wakes an unplaced waiter, which cannot
@@ -200,31 +140,17 @@ fn woken_by_space_in_the_arena() {
 #[test]
 fn a_free_into_a_slot_does_not_serve_an_unplaced_waiter() {
     let s = cached("r39-wake-slot", Q, OBJECTS * Q);
-    let cpu = CpuCaches::new(&s, Placed::<2>::new(script), pins::store()).unwrap();
-    set_slot(Some(0));
-    let mut xs: Vec<_> = (0..OBJECTS).map(|_| cpu.alloc(Size(Q)).unwrap()).collect();
+    let cpu = placed(&s);
+    let mut xs = alloc_n_on(Some(0), &cpu, OBJECTS, Size(Q));
     let x = xs.pop().unwrap();
     let before = s.qcache_stats();
-    let r = std::thread::scope(|sc| {
-        let t = sc.spawn(|| {
-            set_slot(None);
-            cpu.alloc_wait(Size(Q), Wait::Timeout(Duration::from_millis(50)))
-        });
-        until_waiting(&s);
-        cpu.free(x, Size(Q)).unwrap();
-        t.join().unwrap()
-    });
+    let wait = Wait::Timeout(Duration::from_millis(50));
+    let (r, _) = wake_unplaced_waiter(&s, &cpu, Size(Q), wait, || cpu.free(x, Size(Q)).unwrap());
     assert!(matches!(r, Err(ArenaError::NoSpace { .. })), "{r:?}");
     assert_eq!(s.waiting(), 0);
     s.check().unwrap();
     assert_eq!(s.qcache_stats().misses, before.misses + 1);
     assert_eq!(cpu.alloc(Size(Q)).unwrap(), x, "a hit in slot 0");
     xs.push(x);
-    for a in xs {
-        cpu.free(a, Size(Q)).unwrap();
-    }
-    drop(cpu);
-    s.reclaim();
-    s.check().unwrap();
-    assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
+    free_all_and_empty(&s, cpu, xs, Size(Q));
 }

@@ -13,6 +13,9 @@
 
 #![no_std]
 
+#[cfg(feature = "std")]
+extern crate std;
+
 pub mod arena_ops;
 pub mod batched_ops;
 pub mod chunkmap_ops;

@@ -4,8 +4,15 @@
 //! operation, which slot it acts on or that it is unplaced, as `RseqPin`
 //! leaves a thread it cannot place). Shared by the root crate's and the
 //! user-space crate's tests.
+//!
+//! With the `std` feature, also what those tests' scripts and set-ups
+//! share: [`by_thread`] (a script that places each thread on the slot it
+//! last named with [`set_slot`]), [`alloc_n_on`], [`free_all_and_empty`] and
+//! [`reclaim_and_check_empty`].
 
 use vmspace::qcache::{CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, SlotFlag};
+#[cfg(feature = "std")]
+pub use with_std::{alloc_n_on, by_thread, free_all_and_empty, reclaim_and_check_empty, set_slot};
 
 /// One slot behind a try-lock (the pin the `CpuCaches` doc example shows).
 pub struct OneSlot(pub SlotFlag);
@@ -105,5 +112,75 @@ unsafe impl<const N: usize> CpuPin for Placed<N> {
     }
     unsafe fn install(&self, mags: MagSlots, mag: &Magazine) -> bool {
         self.on(Op::Install, mags, |m| m.install(mag)).unwrap_or(false)
+    }
+}
+
+#[cfg(feature = "std")]
+mod with_std {
+    use core::cell::Cell;
+    use std::vec::Vec;
+
+    use vmspace::arena::{Source, Store};
+    use vmspace::qcache::CpuPin;
+    use vmspace::sync::{CpuCaches, RawLock, SyncArena, Waiter};
+    use vmspace::{Addr, Size};
+
+    use super::Op;
+
+    std::thread_local! {
+        /// The slot this thread's magazine operations act on (`None`:
+        /// unplaced).
+        static SLOT: Cell<Option<usize>> = const { Cell::new(Some(0)) };
+    }
+
+    /// A `Placed` script: every operation of this thread on the slot it
+    /// last named with [`set_slot`] (slot 0 until it names one), or
+    /// unplaced after `set_slot(None)`.
+    pub fn by_thread(_: Op) -> Option<usize> {
+        SLOT.with(Cell::get)
+    }
+
+    /// Place this thread's magazine operations on slot `s` (`None`:
+    /// leave them unplaced), for [`by_thread`].
+    pub fn set_slot(s: Option<usize>) {
+        SLOT.with(|c| c.set(s));
+    }
+
+    /// This thread placed on `slot` (as [`set_slot`]; it stays there),
+    /// `n` allocations of `size` through `cpu`, each of which must
+    /// succeed.
+    pub fn alloc_n_on<L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin>(
+        slot: Option<usize>,
+        cpu: &CpuCaches<'_, L, W, S, I, P>,
+        n: usize,
+        size: Size,
+    ) -> Vec<Addr> {
+        set_slot(slot);
+        (0..n).map(|_| cpu.alloc(size).unwrap()).collect()
+    }
+
+    /// Free `live` (each of `size`) through `cpu`, drop the caches,
+    /// reclaim, and check the arena: consistent, nothing allocated.
+    pub fn free_all_and_empty<L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin>(
+        s: &SyncArena<L, W, S, I>,
+        cpu: CpuCaches<'_, L, W, S, I, P>,
+        live: impl IntoIterator<Item = Addr>,
+        size: Size,
+    ) {
+        for a in live {
+            cpu.free(a, size).unwrap();
+        }
+        drop(cpu);
+        reclaim_and_check_empty(s);
+    }
+
+    /// Reclaim the caches' free slabs, and check the arena: consistent,
+    /// nothing allocated.
+    pub fn reclaim_and_check_empty<L: RawLock, W: Waiter, S: Store, I: Source>(
+        s: &SyncArena<L, W, S, I>,
+    ) {
+        s.reclaim();
+        s.check().unwrap();
+        assert_eq!(s.with(|a| a.sizes().allocated), Size(0));
     }
 }

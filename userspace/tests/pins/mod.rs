@@ -3,7 +3,9 @@
 //! 34 tests of waiting cached-size allocations set them up: `OneSlot`
 //! (every thread on one slot), `Placed` (a script says, per magazine
 //! operation, which slot it acts on or that it is unplaced), `store`,
-//! `cached`, `take_all` and `until_waiting`.
+//! `cached`, `take_all` and `until_waiting`; for the round 37 to 39 tests
+//! of unplaced waiters, `placed` (caches behind a `Placed<2>` that
+//! `set_slot` steers, thread by thread) and `wake_unplaced_waiter`.
 //!
 //! (The pins come from `vmspace_workload::pins`, which the root crate's
 //! tests share.)
@@ -13,11 +15,14 @@
 #![allow(dead_code, unused_imports)]
 
 use std::time::{Duration, Instant};
-pub use vmspace_workload::pins::{OneSlot, Op, Placed};
+pub use vmspace_workload::pins::{
+    alloc_n_on, by_thread, free_all_and_empty, reclaim_and_check_empty, set_slot, OneSlot, Op,
+    Placed,
+};
 
 use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Source};
 use vmspace::qcache::{CpuPin, QCacheConfig};
-use vmspace::sync::CpuCaches;
+use vmspace::sync::{CpuCaches, Wait};
 use vmspace::{Addr, Size};
 use vmspace_user::{CondvarWaiter, MmapBackend, ParkingLock, UserArena};
 
@@ -62,4 +67,36 @@ pub fn until_waiting<I: Source>(s: &UserArena<Store, I>) {
         std::thread::yield_now();
     }
     assert_eq!(s.waiting(), 1, "the allocation waits");
+}
+
+/// Per-CPU caches behind a `Placed<2>` steered by `set_slot`.
+pub type PlacedCpu<'a> = CpuCaches<'a, ParkingLock, CondvarWaiter, Store, NoSource, Placed<2>>;
+
+/// Per-CPU caches over `s` behind a `Placed<2>` whose script is
+/// `by_thread`: each thread's operations on the slot it names with
+/// `set_slot` (slot 0 until then; `None`: unplaced).
+pub fn placed(s: &UserArena<Store, NoSource>) -> PlacedCpu<'_> {
+    CpuCaches::new(s, Placed::new(by_thread), store()).unwrap()
+}
+
+/// An unplaced waiter: a thread, unplaced, allocating `size` through
+/// `cpu` with `alloc_wait` (`wait`). Once it waits on `s`
+/// (`until_waiting`), `wake` runs on this thread; then the waiter is
+/// joined. Its result, and `wake`'s.
+pub fn wake_unplaced_waiter<T>(
+    s: &UserArena<Store, NoSource>,
+    cpu: &PlacedCpu<'_>,
+    size: Size,
+    wait: Wait,
+    wake: impl FnOnce() -> T,
+) -> (Result<Addr, ArenaError>, T) {
+    std::thread::scope(|sc| {
+        let t = sc.spawn(|| {
+            set_slot(None);
+            cpu.alloc_wait(size, wait)
+        });
+        until_waiting(s);
+        let woke = wake();
+        (t.join().unwrap(), woke)
+    })
 }
