@@ -6,10 +6,15 @@
 //! - [`VmSource`]: pages of a [`Vm`](crate::vm::Vm), mapped on import and
 //!   unmapped on give-back;
 //! - a [`VmArena`](crate::vmarena::VmArena) itself: runs of tracts owned by
-//!   [`IMPORT_OWNER`].
+//!   [`IMPORT_OWNER`];
+//!
+//! and one that sits on any source: [`KeepFree`], an import quantum and
+//! spans given back kept for the next imports of their size.
 
+mod keep;
 mod vm;
 mod vmarena;
 
+pub use keep::{KeepCounts, KeepFree};
 pub use vm::VmSource;
 pub use vmarena::IMPORT_OWNER;

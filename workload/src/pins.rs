@@ -6,9 +6,9 @@
 //! user-space crate's tests.
 //!
 //! With the `std` feature, also what those tests' scripts and set-ups
-//! share: [`by_thread`] (a script that places each thread on the slot it
-//! last named with [`set_slot`]), [`alloc_n_on`], [`free_all_and_empty`] and
-//! [`reclaim_and_check_empty`].
+//! share: `by_thread` (a script that places each thread on the slot it
+//! last named with `set_slot`), `alloc_n_on`, `free_all_and_empty` and
+//! `reclaim_and_check_empty`.
 
 use vmspace::qcache::{CpuMags, CpuPin, MagSlots, Magazine, Popped, Pushed, SlotFlag};
 #[cfg(feature = "std")]

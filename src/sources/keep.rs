@@ -1,0 +1,447 @@
+//! [`KeepFree`]: an import quantum, and spans given back kept for the next
+//! imports of their size.
+
+use vmspace_shim::{Range, Size};
+
+use crate::arena::{check_import, ArenaError, Source};
+
+/// A [`Source`] over `S` that imports in multiples of its own quantum (an
+/// import quantum: fewer, larger imports) and keeps up to `N` spans given
+/// back, for the next imports of their size, instead of giving each back
+/// to `S` at once.
+///
+/// An arena gives an imported span back the moment it is wholly free (see
+/// [`Source`]), so a heap whose allocations come and go where a span is
+/// otherwise empty imports and gives back a span every pair: over a
+/// [`VmSource`](super::VmSource), a map and an unmap a pair. Over
+/// `KeepFree`, the pair takes back the span kept, and the source below
+/// sees nothing.
+///
+/// - **Quantum:** the larger of the `quantum` given and `S`'s, so that
+///   every import asked of `S` is a multiple of its own. (Not a power of
+///   two: an arena refuses the source when it is made, as any such source.)
+/// - **Import:** a kept span of exactly the size asked, aligned as asked,
+///   the one kept last first; else an import from `S`. When `S` has no room
+///   (`NoSpace`) and spans are kept, they all go back to `S` first
+///   ([`trim`](Self::trim)) and `S` is asked once more.
+/// - **Give-back:** kept while fewer than `N` are kept, else given to `S`.
+///   A range that is not whole quanta, or overlaps a kept one (given back
+///   twice), is refused with [`ArenaError::BadFree`], changing nothing.
+/// - **Unflushed give-back** ([`Source::release_unflushed`], an arena
+///   dropped with deferred frees not yet flushed): never kept; it goes to
+///   `S`, which must not hand it out before its flush.
+/// - **Drop:** every kept span goes back to `S` (errors ignored, as an
+///   arena's drop ignores its source's).
+///
+/// A kept span is as its last user left it: over a `VmSource`, still
+/// mapped, with whatever was written to it (an import from `S` may be
+/// fresh zeroed pages; a kept one is not).
+///
+/// `N = 0` keeps nothing: an import quantum alone.
+///
+/// ```
+/// use vmspace::arena::{Arena, Policy, SliceStore};
+/// use vmspace::sources::KeepFree;
+/// use vmspace::{Addr, Size};
+///
+/// # fn main() -> Result<(), vmspace::arena::ArenaError> {
+/// let (mut pt, mut ph) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
+/// let mut parent = Arena::new(
+///     "parent", Size(4096), SliceStore::new(&mut pt), SliceStore::new(&mut ph), vmspace::arena::NoSource,
+/// )?;
+/// parent.add(Addr(1 << 20), Size(1 << 20))?;
+/// // Imports of 64 KiB at least; up to two spans kept.
+/// let source = KeepFree::<_, 2>::new(&mut parent, Size(64 << 10));
+/// let (mut tags, mut hash) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
+/// let mut heap = Arena::new("heap", Size(16), SliceStore::new(&mut tags), SliceStore::new(&mut hash), source)?;
+/// for _ in 0..1000 {
+///     let a = heap.alloc(Size(16), Policy::InstantFit)?;
+///     heap.free(a, Size(16))?;
+/// }
+/// // One import from the parent; every later pair took the kept span back.
+/// let counts = heap.source().counts();
+/// assert_eq!((counts.imported, counts.reused, counts.kept), (1, 999, 1000));
+/// # Ok(()) }
+/// ```
+///
+/// # Invariants
+///
+/// `kept[..len]` are ranges `S` imported, which this source handed out and
+/// was given back since, each once, none overlapping another; `len <= N`.
+pub struct KeepFree<S: Source, const N: usize> {
+    inner: S,
+    quantum: Size,
+    kept: [Range; N],
+    len: usize,
+    counts: KeepCounts,
+}
+
+/// What a [`KeepFree`] has done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeepCounts {
+    /// Imports from the source below.
+    pub imported: u64,
+    /// Imports served by a kept span.
+    pub reused: u64,
+    /// Spans given back and kept.
+    pub kept: u64,
+    /// Spans given back to the source below (at once, or later from the
+    /// kept ones).
+    pub released: u64,
+    /// Give-backs to the source below that it refused (the span stays with
+    /// its holder), or that stranded the span.
+    pub release_failures: u64,
+}
+
+impl<S: Source, const N: usize> KeepFree<S, N> {
+    /// A source over `inner` importing in multiples of `quantum` (or of
+    /// `inner`'s quantum, if larger), keeping up to `N` spans given back.
+    pub fn new(inner: S, quantum: Size) -> Self {
+        KeepFree {
+            inner,
+            quantum,
+            kept: [Range::empty(vmspace_shim::Addr(0)); N],
+            len: 0,
+            counts: KeepCounts::default(),
+        }
+    }
+
+    /// The source below.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The source below, mutably (for its own introspection and settings;
+    /// giving it back a span it handed out here is not fine).
+    pub fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The spans kept, the one kept last at the end.
+    pub fn kept(&self) -> &[Range] {
+        &self.kept[..self.len]
+    }
+
+    /// The bytes (units) kept.
+    pub fn kept_size(&self) -> Size {
+        Size(self.kept().iter().map(|r| r.size().0).sum())
+    }
+
+    /// What this source has done.
+    pub fn counts(&self) -> KeepCounts {
+        self.counts
+    }
+
+    /// Give every kept span back to the source below; a span it refuses
+    /// stays kept (counted in
+    /// [`release_failures`](KeepCounts::release_failures)), unless it says
+    /// [`ArenaError::Stranded`] (it keeps the span, unusable). Returns the
+    /// size given back.
+    pub fn trim(&mut self) -> Size {
+        let mut given = 0;
+        let mut still = 0;
+        for i in 0..self.len {
+            let r = self.kept[i];
+            match self.inner.release(r) {
+                Ok(()) => {
+                    self.counts.released += 1;
+                    given += r.size().0;
+                }
+                Err(e) => {
+                    self.counts.release_failures += 1;
+                    if !matches!(e, ArenaError::Stranded { .. }) {
+                        self.kept[still] = r;
+                        still += 1;
+                    }
+                }
+            }
+        }
+        self.len = still;
+        Size(given)
+    }
+
+    /// Check the type's invariants that can be seen from here: at most `N`
+    /// spans kept, each non-empty, a multiple of the quantum at a multiple
+    /// of it, none overlapping another.
+    pub fn check(&self) -> Result<(), ArenaError> {
+        let q = self.quantum();
+        if self.len > N {
+            return Err(ArenaError::InvalidArgument("KeepFree: more spans kept than N"));
+        }
+        for (i, r) in self.kept().iter().enumerate() {
+            if r.is_empty() || !r.is_aligned(q) {
+                return Err(ArenaError::InvalidArgument(
+                    "KeepFree: a kept span is not whole quanta",
+                ));
+            }
+            if self.kept()[..i].iter().any(|k| k.overlaps(r)) {
+                return Err(ArenaError::InvalidArgument("KeepFree: two kept spans overlap"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The index of a kept span of exactly `size` at a multiple of
+    /// `align`, the one kept last first.
+    fn find(&self, size: Size, align: Size) -> Option<usize> {
+        self.kept().iter().rposition(|r| r.size() == size && r.base().is_aligned(align))
+    }
+
+    /// Take kept span `i` out, keeping the others in order.
+    fn take(&mut self, i: usize) -> Range {
+        let r = self.kept[i];
+        self.kept.copy_within(i + 1..self.len, i);
+        self.len -= 1;
+        r
+    }
+}
+
+impl<S: Source, const N: usize> Source for KeepFree<S, N> {
+    fn quantum(&self) -> Size {
+        self.quantum.max(self.inner.quantum())
+    }
+
+    fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+        check_import(self.quantum(), size, align)?;
+        if let Some(i) = self.find(size, align) {
+            self.counts.reused += 1;
+            return Ok(self.take(i));
+        }
+        let r = match self.inner.import(size, align) {
+            Err(ArenaError::NoSpace { .. }) if self.len > 0 => {
+                self.trim();
+                self.inner.import(size, align)
+            }
+            r => r,
+        }?;
+        self.counts.imported += 1;
+        Ok(r)
+    }
+
+    fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+        let q = self.quantum();
+        let whole = !range.is_empty() && range.is_aligned(q);
+        if !whole || self.kept().iter().any(|k| k.overlaps(&range)) {
+            return Err(ArenaError::BadFree {
+                addr: range.base(),
+                size: range.size(),
+                allocated: None,
+            });
+        }
+        if self.len < N {
+            self.kept[self.len] = range;
+            self.len += 1;
+            self.counts.kept += 1;
+            return Ok(());
+        }
+        match self.inner.release(range) {
+            Ok(()) => {
+                self.counts.released += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.counts.release_failures += 1;
+                Err(e)
+            }
+        }
+    }
+
+    fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
+        self.inner.release_unflushed(range)
+    }
+
+    fn can_import(&self) -> bool {
+        self.inner.can_import()
+    }
+
+    fn imports_aligned(&self) -> bool {
+        self.inner.imports_aligned()
+    }
+
+    fn refused(&mut self, range: Range) {
+        self.inner.refused(range)
+    }
+}
+
+impl<S: Source, const N: usize> Drop for KeepFree<S, N> {
+    fn drop(&mut self) {
+        self.trim();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vmspace_shim::Addr;
+
+    /// A source handing out consecutive ranges and recording give-backs;
+    /// `room` imports at most, `refuse` fails give-backs with that error.
+    struct Mock {
+        quantum: Size,
+        next: usize,
+        room: usize,
+        imports: usize,
+        released: usize,
+        unflushed: usize,
+        refuse: Option<ArenaError>,
+    }
+
+    fn mock(quantum: usize, room: usize) -> Mock {
+        Mock {
+            quantum: Size(quantum),
+            next: 1 << 20,
+            room,
+            imports: 0,
+            released: 0,
+            unflushed: 0,
+            refuse: None,
+        }
+    }
+
+    impl Source for Mock {
+        fn quantum(&self) -> Size {
+            self.quantum
+        }
+        fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+            check_import(self.quantum, size, align)?;
+            if self.imports - self.released >= self.room {
+                return Err(ArenaError::NoSpace { size: size.0 });
+            }
+            let base = self.next.next_multiple_of(align.0);
+            self.next = base + size.0;
+            self.imports += 1;
+            Ok(Range::from_size(Addr(base), size)?)
+        }
+        fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+            if let Some(e) = self.refuse {
+                return Err(e);
+            }
+            let _ = range;
+            self.released += 1;
+            Ok(())
+        }
+        fn release_unflushed(&mut self, _: Range) -> Result<(), ArenaError> {
+            self.unflushed += 1;
+            Ok(())
+        }
+    }
+
+    const Q: usize = 4096;
+
+    #[test]
+    fn quantum_is_the_larger() {
+        assert_eq!(KeepFree::<_, 1>::new(mock(Q, 9), Size(16 * Q)).quantum(), Size(16 * Q));
+        assert_eq!(KeepFree::<_, 1>::new(mock(Q, 9), Size(16)).quantum(), Size(Q));
+        let mut k = KeepFree::<_, 1>::new(mock(Q, 9), Size(4 * Q));
+        assert!(matches!(k.import(Size(Q), Size(4 * Q)), Err(ArenaError::Misaligned { .. })));
+        assert_eq!(k.inner().imports, 0, "refused before the source below is asked");
+    }
+
+    #[test]
+    fn keeps_n_then_gives_back_and_reuses_the_last_kept_of_the_size() {
+        let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
+        let a = k.import(Size(Q), Size(Q)).unwrap();
+        let b = k.import(Size(2 * Q), Size(Q)).unwrap();
+        let c = k.import(Size(Q), Size(Q)).unwrap();
+        k.release(a).unwrap();
+        k.release(b).unwrap();
+        k.release(c).unwrap();
+        assert_eq!(k.kept(), &[a, b], "two kept");
+        assert_eq!(k.inner().released, 1, "the third went below");
+        k.check().unwrap();
+        // Exact size: b for 2Q; a for Q (c went below).
+        assert_eq!(k.import(Size(Q), Size(Q)).unwrap(), a);
+        assert_eq!(k.import(Size(2 * Q), Size(Q)).unwrap(), b);
+        assert_eq!(k.inner().imports, 3);
+        // A size kept by none, or an alignment the kept span lacks: below.
+        k.release(a).unwrap();
+        let aligned = k.import(Size(Q), Size(1 << 30)).unwrap();
+        assert!(aligned.base().is_aligned(Size(1 << 30)) && aligned != a);
+        assert_eq!(k.kept(), &[a]);
+        let c = k.counts();
+        assert_eq!((c.imported, c.reused, c.kept, c.released, c.release_failures), (4, 2, 3, 1, 0));
+    }
+
+    #[test]
+    fn refuses_a_range_given_back_twice_or_not_whole_quanta() {
+        let mut k = KeepFree::<_, 4>::new(mock(Q, 9), Size(Q));
+        let a = k.import(Size(2 * Q), Size(Q)).unwrap();
+        k.release(a).unwrap();
+        let inside = Range::from_size(Addr(a.base().0 + Q), Size(Q)).unwrap();
+        let odd = Range::from_size(Addr(a.limit().0 + 16), Size(Q)).unwrap();
+        for r in [a, inside, odd, Range::empty(Addr(0))] {
+            assert!(matches!(k.release(r), Err(ArenaError::BadFree { .. })), "{r}");
+        }
+        assert_eq!(k.kept(), &[a]);
+        assert_eq!(k.counts().kept, 1);
+        k.check().unwrap();
+    }
+
+    #[test]
+    fn no_room_below_gives_the_kept_spans_back_and_asks_again() {
+        let mut k = KeepFree::<_, 2>::new(mock(Q, 2), Size(Q));
+        let a = k.import(Size(Q), Size(Q)).unwrap();
+        let b = k.import(Size(Q), Size(Q)).unwrap();
+        k.release(a).unwrap();
+        k.release(b).unwrap();
+        // Not of a kept size: the source below is full until both go back.
+        let c = k.import(Size(2 * Q), Size(Q)).unwrap();
+        assert_eq!(c.size(), Size(2 * Q));
+        assert!(k.kept().is_empty());
+        assert_eq!((k.inner().released, k.counts().released), (2, 2));
+        // Full with nothing kept: the error as the source below gave it.
+        let _d = k.import(Size(Q), Size(Q)).unwrap();
+        assert!(matches!(k.import(Size(Q), Size(Q)), Err(ArenaError::NoSpace { .. })));
+    }
+
+    #[test]
+    fn unflushed_give_backs_are_never_kept() {
+        let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
+        let a = k.import(Size(Q), Size(Q)).unwrap();
+        k.release_unflushed(a).unwrap();
+        assert!(k.kept().is_empty());
+        assert_eq!(k.inner().unflushed, 1);
+        // Nor handed out again from here.
+        assert_ne!(k.import(Size(Q), Size(Q)).unwrap(), a);
+    }
+
+    #[test]
+    fn trim_keeps_what_the_source_refuses_and_drops_what_it_strands() {
+        let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
+        let a = k.import(Size(Q), Size(Q)).unwrap();
+        k.release(a).unwrap();
+        k.inner_mut().refuse = Some(ArenaError::SourceBusy);
+        assert_eq!(k.trim(), Size(0));
+        assert_eq!(k.kept(), &[a], "refused: still kept, usable");
+        let stranded = ArenaError::Stranded { range: a, error: vmspace_shim::ShimError::Overflow };
+        k.inner_mut().refuse = Some(stranded);
+        assert_eq!(k.trim(), Size(0));
+        assert!(k.kept().is_empty(), "stranded: the source below keeps it");
+        assert_eq!(k.counts().release_failures, 2);
+        // A give-back the source below refuses when nothing can be kept
+        // goes back to the caller.
+        let mut k = KeepFree::<_, 0>::new(mock(Q, 9), Size(Q));
+        let a = k.import(Size(Q), Size(Q)).unwrap();
+        k.inner_mut().refuse = Some(ArenaError::SourceBusy);
+        assert_eq!(k.release(a), Err(ArenaError::SourceBusy));
+        assert_eq!(k.counts().release_failures, 1);
+    }
+
+    #[test]
+    fn drop_gives_the_kept_spans_back() {
+        let mut inner = mock(Q, 9);
+        {
+            let mut k = KeepFree::<_, 3>::new(&mut inner, Size(Q));
+            for _ in 0..3 {
+                let r = k.import(Size(Q), Size(Q)).unwrap();
+                k.release(r).unwrap();
+                let r = k.import(Size(2 * Q), Size(Q)).unwrap();
+                k.release(r).unwrap();
+            }
+            assert_eq!(k.kept().len(), 2, "each size kept and taken back");
+            assert_eq!(k.kept_size(), Size(3 * Q));
+        }
+        assert_eq!((inner.imports, inner.released), (2, 2));
+    }
+}
