@@ -28,11 +28,11 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use common::{counters, P};
+use common::{counters, valloc, P};
 use vmspace_capi::ctypes::*;
 use vmspace_capi_user::vmspace_native_api::vmspace_arena_check;
 use vmspace_capi_user::vmspace_vmem_api::{
-    vmem_alloc, vmem_create, vmem_destroy, vmem_free, vmem_set_reclaim, vmem_xalloc,
+    vmem_create, vmem_destroy, vmem_free, vmem_set_reclaim, vmem_xalloc,
 };
 
 const ENOMEM: i32 = 12;
@@ -41,15 +41,6 @@ const OBJECTS: usize = 64;
 
 fn c(vm: *mut vmem_t) -> vmspace_counters {
     counters(vm.cast())
-}
-
-fn valloc(vm: *mut vmem_t, size: usize, flags: i32) -> Result<usize, i32> {
-    let mut a = 0;
-    // SAFETY: a live arena; `a` writable.
-    match unsafe { vmem_alloc(vm, size, flags, &mut a) } {
-        0 => Ok(a),
-        e => Err(e),
-    }
 }
 
 fn destroy(vm: *mut vmem_t) {

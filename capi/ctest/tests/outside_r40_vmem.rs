@@ -21,29 +21,14 @@ mod common;
 use core::ffi::{c_int, c_void};
 use std::sync::Mutex;
 
-use common::{counters, sizes, Rng};
+use common::{counters, sizes, valloc, vcheck, Rng};
 use vmspace_capi::ctypes::*;
-use vmspace_capi_user::vmspace_native_api::vmspace_arena_check;
 use vmspace_capi_user::vmspace_vmem_api::{
     vmem_alloc, vmem_create, vmem_destroy, vmem_free, vmem_init, vmem_set_import, vmem_xalloc,
 };
 
 const Q: usize = 4096;
 const ENOMEM: c_int = 12;
-
-fn valloc(vm: *mut vmem_t, size: usize, flags: c_int) -> Result<usize, c_int> {
-    let mut a = 0;
-    // SAFETY: a live arena; `a` writable.
-    match unsafe { vmem_alloc(vm, size, flags, &mut a) } {
-        0 => Ok(a),
-        e => Err(e),
-    }
-}
-
-fn check(vm: *mut vmem_t) {
-    // SAFETY: a live arena.
-    assert_eq!(unsafe { vmspace_arena_check(vm.cast()) }, 0);
-}
 
 /// What the import and release functions of `destroy_...` saw.
 struct Book {
@@ -100,7 +85,7 @@ fn destroy_with_live_allocations_releases_every_import_once() {
             unsafe { vmem_free(vm, a, s) };
         }
     }
-    check(vm);
+    vcheck(vm);
     let c = counters(vm.cast());
     assert_eq!(c.bad_frees, 0);
     assert!(c.imports > 0);
@@ -136,7 +121,7 @@ fn vmem_init_reuses_storage_only_after_destroy() {
     assert!(again.is_null(), "vmem_init over a live arena");
     assert_eq!(sizes(vm.cast()).allocated, before.allocated, "live arena unchanged");
     assert_eq!(valloc(vm, Q, M_NOWAIT).map(|x| x != a), Ok(true));
-    check(vm);
+    vcheck(vm);
     // SAFETY: a live arena.
     unsafe { vmem_destroy(vm) };
     // SAFETY: destroyed storage: a new arena may be made in it.
@@ -152,7 +137,7 @@ fn vmem_init_reuses_storage_only_after_destroy() {
     assert_eq!(counters(vm.cast()).bad_frees, 1);
     let x = valloc(vm, Q, M_NOWAIT).unwrap();
     assert!((1 << 32..(1 << 32) + (1 << 20)).contains(&x));
-    check(vm);
+    vcheck(vm);
     // SAFETY: a live arena.
     unsafe { vmem_destroy(vm) };
     drop(storage);
@@ -200,14 +185,14 @@ fn child_through_vmem_alloc_of_a_cached_parent() {
             unsafe { vmem_free(child, a, s) };
         }
     }
-    check(child);
-    check(parent);
+    vcheck(child);
+    vcheck(parent);
     let cc = counters(child.cast());
     assert_eq!(cc.bad_frees, 0);
     assert!(cc.imports > 0 && cc.exports > 0, "{cc:?}");
     // SAFETY: a live arena, not used after.
     unsafe { vmem_destroy(child) };
-    check(parent);
+    vcheck(parent);
     let pc = counters(parent.cast());
     assert_eq!(pc.bad_frees, 0, "the child's releases are all good frees");
     // SAFETY: a live arena.
@@ -328,7 +313,7 @@ fn xalloc_matches_a_brute_force_model_at_the_top() {
         unsafe { vmspace_capi_user::vmspace_vmem_api::vmem_xfree(vm, a, size) };
     }
     assert!(placed > 500 && refused > 500, "both outcomes: {placed} {refused}");
-    check(vm);
+    vcheck(vm);
     assert_eq!(counters(vm.cast()).bad_frees, 0);
     // SAFETY: a live arena.
     unsafe { vmem_destroy(vm) };

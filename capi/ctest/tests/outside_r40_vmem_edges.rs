@@ -4,37 +4,18 @@
 //!
 //! Every test here passed when written.
 
+mod common;
+
+use common::{counters, valloc, vcheck};
 use core::ffi::{c_int, c_void};
 use std::sync::Mutex;
 
 use vmspace_capi::ctypes::*;
-use vmspace_capi_user::vmspace_native_api::{vmspace_arena_check, vmspace_arena_counters};
 use vmspace_capi_user::vmspace_vmem_api::{
-    vmem_alloc, vmem_create, vmem_destroy, vmem_free, vmem_set_import, vmem_xalloc,
+    vmem_create, vmem_destroy, vmem_free, vmem_set_import, vmem_xalloc,
 };
 
 const Q: usize = 4096;
-
-fn valloc(vm: *mut vmem_t, size: usize, flags: c_int) -> Result<usize, c_int> {
-    let mut a = 0;
-    // SAFETY: a live arena; `a` writable.
-    match unsafe { vmem_alloc(vm, size, flags, &mut a) } {
-        0 => Ok(a),
-        e => Err(e),
-    }
-}
-
-fn check(vm: *mut vmem_t) {
-    // SAFETY: a live arena.
-    assert_eq!(unsafe { vmspace_arena_check(vm.cast()) }, 0);
-}
-
-fn counters(vm: *mut vmspace_arena_t) -> vmspace_counters {
-    let mut c = vmspace_counters::default();
-    // SAFETY: a live arena, a writable structure.
-    assert_eq!(unsafe { vmspace_arena_counters(vm, &mut c) }, 0);
-    c
-}
 
 static HOOKED: Mutex<Vec<(usize, usize, c_int)>> = Mutex::new(Vec::new());
 
@@ -92,13 +73,13 @@ fn cached_objects_at_zero_and_at_the_top_with_rounded_sizes() {
         }
         let bad = got.iter().filter(|&&(_, k)| k > 1).count();
         assert_eq!(counters(vm.cast()).bad_frees - before.bad_frees, bad as u64);
-        check(vm);
+        vcheck(vm);
         for &(a, k) in &got {
             // SAFETY: a live arena; a live allocation, size rounding to k quanta.
             unsafe { vmem_free(vm, a, (k - 1) * Q + 1) };
         }
         assert_eq!(counters(vm.cast()).bad_frees - before.bad_frees, bad as u64, "all freed");
-        check(vm);
+        vcheck(vm);
         // SAFETY: a live arena.
         unsafe { vmem_destroy(vm) };
     }
@@ -178,7 +159,7 @@ fn import_sizes_for_aligned_and_nocross_requests_are_exact() {
         let released = *ASKED.lock().unwrap().2.last().unwrap_or(&(0, 0));
         assert_eq!(released, (span, asked), "case {i}: the span goes back whole");
     }
-    check(vm);
+    vcheck(vm);
     // SAFETY: a live arena.
     unsafe { vmem_destroy(vm) };
 }

@@ -9,13 +9,14 @@
 use core::ffi::c_int;
 
 use vmspace_capi::ctypes::{
-    vmspace_addr_t, vmspace_arena_t, vmspace_counters, vmspace_params, vmspace_size_t,
+    vmem_t, vmspace_addr_t, vmspace_arena_t, vmspace_counters, vmspace_params, vmspace_size_t,
     vmspace_sizes, VMSPACE_WAIT,
 };
 use vmspace_capi_user::vmspace_native_api::{
     vmspace_arena_alloc, vmspace_arena_alloc_timed, vmspace_arena_check, vmspace_arena_counters,
     vmspace_arena_create_ex, vmspace_arena_destroy, vmspace_arena_free, vmspace_arena_sizes,
 };
+use vmspace_capi_user::vmspace_vmem_api::vmem_alloc;
 
 /// The arena's counters (`vmspace_arena_counters`).
 pub fn counters(a: *mut vmspace_arena_t) -> vmspace_counters {
@@ -23,6 +24,22 @@ pub fn counters(a: *mut vmspace_arena_t) -> vmspace_counters {
     // SAFETY: a live arena, a writable structure.
     assert_eq!(unsafe { vmspace_arena_counters(a, &mut c) }, 0);
     c
+}
+
+/// `vmem_alloc` as a `Result`: the address, or the (positive) errno.
+pub fn valloc(vm: *mut vmem_t, size: usize, flags: c_int) -> Result<usize, c_int> {
+    let mut a = 0;
+    // SAFETY: a live arena (the caller's); `a` writable.
+    match unsafe { vmem_alloc(vm, size, flags, &mut a) } {
+        0 => Ok(a),
+        e => Err(e),
+    }
+}
+
+/// A vmem(9) arena's `check` passes (`vmspace_arena_check`).
+pub fn vcheck(vm: *mut vmem_t) {
+    // SAFETY: a live arena (the caller's).
+    assert_eq!(unsafe { vmspace_arena_check(vm.cast()) }, 0);
 }
 
 /// The arena's sizes (`vmspace_arena_sizes`).
