@@ -95,6 +95,19 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
         &self.vm
     }
 
+    /// The VM back, once nothing is imported from it (every import given
+    /// back): what waits for a flush is flushed first, so it comes back
+    /// wholly unmapped, its reservation kept. With imports outstanding
+    /// (a range left [`Stranded`](ArenaError::Stranded) counts: it stays
+    /// imported for good), the source itself back, unchanged.
+    pub fn into_vm(mut self) -> Result<Vm<P>, Self> {
+        if !self.space.sizes().allocated.is_zero() {
+            return Err(self);
+        }
+        self.flush();
+        Ok(self.vm)
+    }
+
     /// The arena tracking which ranges are imported.
     pub fn space(&self) -> &Arena<S, NoSource> {
         &self.space
