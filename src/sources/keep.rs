@@ -20,16 +20,24 @@ use crate::arena::{check_import, ArenaError, Source};
 /// - **Quantum:** the larger of the `quantum` given and `S`'s, so that
 ///   every import asked of `S` is a multiple of its own. (Not a power of
 ///   two: an arena refuses the source when it is made, as any such source.)
+///   Over a source that does not honour alignments above its quantum
+///   ([`Source::imports_aligned`] false, as the C API's import functions),
+///   `S`'s alone: a larger one could not be kept aligned, since a span
+///   goes back to `S` only whole, as `S` made it.
 /// - **Import:** a kept span of exactly the size asked, aligned as asked,
 ///   the one kept last first; else an import from `S`. When `S` has no room
 ///   (`NoSpace`) and spans are kept, they all go back to `S` first
-///   ([`trim`](Self::trim)) and `S` is asked once more.
+///   ([`trim`](Self::trim)) and `S` is asked once more. A range from `S`
+///   that is not what was asked (its size, at a multiple of the alignment)
+///   goes back to `S` and the import fails with [`ArenaError::BadImport`],
+///   so that everything this source hands out is whole quanta.
 /// - **Give-back:** kept while fewer than `N` are kept, else given to `S`.
 ///   A range that is not whole quanta, or overlaps a kept one (given back
 ///   twice), is refused with [`ArenaError::BadFree`], changing nothing.
 /// - **Unflushed give-back** ([`Source::release_unflushed`], an arena
 ///   dropped with deferred frees not yet flushed): never kept; it goes to
-///   `S`, which must not hand it out before its flush.
+///   `S`, which must not hand it out before its flush (refused, as above,
+///   when it overlaps a kept span).
 /// - **Drop:** every kept span goes back to `S` (errors ignored, as an
 ///   arena's drop ignores its source's).
 ///
@@ -37,7 +45,20 @@ use crate::arena::{check_import, ArenaError, Source};
 /// mapped, with whatever was written to it (an import from `S` may be
 /// fresh zeroed pages; a kept one is not).
 ///
-/// `N = 0` keeps nothing: an import quantum alone.
+/// `N = 0` keeps nothing: an import quantum alone. The spans are kept in
+/// the value (16 bytes each, `N` at most [`MAX_KEPT`], checked when the
+/// code is built): keep `N` small where the value lives on a small stack
+/// (a kernel's).
+///
+/// ```compile_fail
+/// # use vmspace::{arena::NoSource, sources::{KeepFree, MAX_KEPT}, Size};
+/// // More than MAX_KEPT: refused when the code is built.
+/// let k = KeepFree::<NoSource, { MAX_KEPT + 1 }>::new(NoSource, Size(1));
+/// ```
+///
+/// A source below that panics leaves no span both kept here and taken
+/// back by it: a span leaves this source's books before `S` sees it (at
+/// worst it is lost to both, never live in two).
 ///
 /// ```
 /// use vmspace::arena::{Arena, Policy, SliceStore};
@@ -76,6 +97,9 @@ pub struct KeepFree<S: Source, const N: usize> {
     counts: KeepCounts,
 }
 
+/// The most spans a [`KeepFree`] keeps (its `N`).
+pub const MAX_KEPT: usize = 1024;
+
 /// What a [`KeepFree`] has done.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -86,8 +110,8 @@ pub struct KeepCounts {
     pub reused: u64,
     /// Spans given back and kept.
     pub kept: u64,
-    /// Spans given back to the source below (at once, or later from the
-    /// kept ones).
+    /// Spans given back to the source below (at once, unflushed, or later
+    /// from the kept ones).
     pub released: u64,
     /// Give-backs to the source below that it refused (the span stays with
     /// its holder), or that stranded the span.
@@ -98,6 +122,7 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
     /// A source over `inner` importing in multiples of `quantum` (or of
     /// `inner`'s quantum, if larger), keeping up to `N` spans given back.
     pub fn new(inner: S, quantum: Size) -> Self {
+        const { assert!(N <= MAX_KEPT, "KeepFree keeps at most MAX_KEPT spans") };
         KeepFree {
             inner,
             quantum,
@@ -141,8 +166,9 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
     pub fn trim(&mut self) -> Size {
         let mut given = 0;
         let mut still = 0;
-        for i in 0..self.len {
-            let r = self.kept[i];
+        while still < self.len {
+            // Off the books before `S` sees it (see the type's docs).
+            let r = self.take(still);
             match self.inner.release(r) {
                 Ok(()) => {
                     self.counts.released += 1;
@@ -151,13 +177,12 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
                 Err(e) => {
                     self.counts.release_failures += 1;
                     if !matches!(e, ArenaError::Stranded { .. }) {
-                        self.kept[still] = r;
+                        self.put(still, r);
                         still += 1;
                     }
                 }
             }
         }
-        self.len = still;
         Size(given)
     }
 
@@ -195,11 +220,45 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         self.len -= 1;
         r
     }
+
+    /// Keep `r` at index `i` (at most `len`; fewer than `N` kept), keeping
+    /// the others in order.
+    fn put(&mut self, i: usize, r: Range) {
+        self.kept.copy_within(i..self.len, i + 1);
+        self.kept[i] = r;
+        self.len += 1;
+    }
+
+    /// Refuse a give-back of `range` if it overlaps a kept span.
+    fn not_kept(&self, range: Range) -> Result<(), ArenaError> {
+        if self.kept().iter().any(|k| k.overlaps(&range)) {
+            return Err(ArenaError::BadFree {
+                addr: range.base(),
+                size: range.size(),
+                allocated: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Count a give-back to the source below that gave `r`.
+    fn count_release(&mut self, r: Result<(), ArenaError>) -> Result<(), ArenaError> {
+        match r {
+            Ok(()) => self.counts.released += 1,
+            Err(_) => self.counts.release_failures += 1,
+        }
+        r
+    }
 }
 
 impl<S: Source, const N: usize> Source for KeepFree<S, N> {
     fn quantum(&self) -> Size {
-        self.quantum.max(self.inner.quantum())
+        let below = self.inner.quantum();
+        if self.inner.imports_aligned() {
+            self.quantum.max(below)
+        } else {
+            below
+        }
     }
 
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
@@ -215,14 +274,19 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
             }
             r => r,
         }?;
+        if r.size() != size || !r.base().is_aligned(align) {
+            // `S` broke its contract: its range goes back, not up.
+            let back = self.inner.release(r);
+            let _ = self.count_release(back);
+            return Err(ArenaError::BadImport(r));
+        }
         self.counts.imported += 1;
         Ok(r)
     }
 
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
-        let q = self.quantum();
-        let whole = !range.is_empty() && range.is_aligned(q);
-        if !whole || self.kept().iter().any(|k| k.overlaps(&range)) {
+        self.not_kept(range)?;
+        if range.is_empty() || !range.is_aligned(self.quantum()) {
             return Err(ArenaError::BadFree {
                 addr: range.base(),
                 size: range.size(),
@@ -235,20 +299,14 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
             self.counts.kept += 1;
             return Ok(());
         }
-        match self.inner.release(range) {
-            Ok(()) => {
-                self.counts.released += 1;
-                Ok(())
-            }
-            Err(e) => {
-                self.counts.release_failures += 1;
-                Err(e)
-            }
-        }
+        let r = self.inner.release(range);
+        self.count_release(r)
     }
 
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
-        self.inner.release_unflushed(range)
+        self.not_kept(range)?;
+        let r = self.inner.release_unflushed(range);
+        self.count_release(r)
     }
 
     fn can_import(&self) -> bool {
@@ -373,9 +431,41 @@ mod tests {
         for r in [a, inside, odd, Range::empty(Addr(0))] {
             assert!(matches!(k.release(r), Err(ArenaError::BadFree { .. })), "{r}");
         }
+        for r in [a, inside] {
+            let unflushed = k.release_unflushed(r);
+            assert!(matches!(unflushed, Err(ArenaError::BadFree { .. })), "{r}");
+        }
+        assert_eq!(k.inner().unflushed, 0, "no second give-back went below");
         assert_eq!(k.kept(), &[a]);
-        assert_eq!(k.counts().kept, 1);
+        let c = k.counts();
+        assert_eq!((c.kept, c.released, c.release_failures), (1, 0, 0));
         k.check().unwrap();
+    }
+
+    #[test]
+    fn a_range_from_below_that_is_not_what_was_asked_goes_back() {
+        let mut k = KeepFree::<_, 4>::new(mock(Q, 9), Size(Q));
+        k.inner_mut().next = (1 << 20) + Q;
+        // The mock aligns as asked; one that does not is caught here.
+        struct Sloppy(Mock);
+        impl Source for Sloppy {
+            fn quantum(&self) -> Size {
+                self.0.quantum
+            }
+            fn import(&mut self, size: Size, _: Size) -> Result<Range, ArenaError> {
+                self.0.import(size, self.0.quantum)
+            }
+            fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+                self.0.release(range)
+            }
+        }
+        let mut k2 = KeepFree::<_, 4>::new(Sloppy(mock(Q, 9)), Size(Q));
+        k2.inner_mut().0.next = (1 << 20) + Q;
+        let got = k2.import(Size(Q), Size(16 * Q));
+        assert!(matches!(got, Err(ArenaError::BadImport(_))), "{got:?}");
+        assert_eq!((k2.inner().0.imports, k2.inner().0.released), (1, 1), "given back below");
+        assert_eq!(k2.counts().imported, 0);
+        assert!(k.import(Size(Q), Size(16 * Q)).unwrap().base().is_aligned(Size(16 * Q)));
     }
 
     #[test]
@@ -402,6 +492,7 @@ mod tests {
         k.release_unflushed(a).unwrap();
         assert!(k.kept().is_empty());
         assert_eq!(k.inner().unflushed, 1);
+        assert_eq!(k.counts().released, 1, "given back below, counted");
         // Nor handed out again from here.
         assert_ne!(k.import(Size(Q), Size(Q)).unwrap(), a);
     }

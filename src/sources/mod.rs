@@ -15,6 +15,6 @@ mod keep;
 mod vm;
 mod vmarena;
 
-pub use keep::{KeepCounts, KeepFree};
+pub use keep::{KeepCounts, KeepFree, MAX_KEPT};
 pub use vm::VmSource;
 pub use vmarena::IMPORT_OWNER;
