@@ -100,6 +100,7 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     /// wholly unmapped, its reservation kept. With imports outstanding
     /// (a range left [`Stranded`](ArenaError::Stranded) counts: it stays
     /// imported for good), the source itself back, unchanged.
+    #[expect(clippy::result_large_err, reason = "the source itself, back to its owner")]
     pub fn into_vm(mut self) -> Result<Vm<P>, Self> {
         if !self.space.sizes().allocated.is_zero() {
             return Err(self);
