@@ -68,8 +68,10 @@ The replay places every mapping itself, so it answers how this program's
 mappings would pack in a vmspace arena, not where the kernel put them.
 MAP_FIXED mappings inside live ones replace pages without changing the
 address space (a comment says so); elsewhere they become new allocations.
-Failed calls, and unmaps of ranges mapped before tracing began, become
-comments. Each line's comment gives the strace line it comes from.
+Failed calls, unmaps of ranges mapped before tracing began, unmaps of 0
+bytes and partial unmaps that leave every page they touch with something
+mapped (at --page above 4 KiB) become comments. Each line's comment gives
+the strace line it comes from.
 Accepts strace's pid prefixes (-f), timestamps (-t, -tt, -ttt, -r), flags
 by name or as numbers (-X raw, -X verbose), and
 <unfinished ...> / <... resumed> pairs (a call never resumed, or resumed

@@ -119,8 +119,12 @@ impl Importer {
 
     /// Unmap `[a, b)`: for each mapping it touches, a `free` of the whole
     /// (its last piece gone) or of the trace pages it leaves without a
-    /// live byte. Returns whether it touched any.
-    fn unmap(&mut self, a: usize, b: usize, line: usize) -> bool {
+    /// live byte. Returns the lines written, or `None` when it touched no
+    /// mapping (an empty range touches none).
+    fn unmap(&mut self, a: usize, b: usize, line: usize) -> Option<usize> {
+        if a >= b {
+            return None;
+        }
         let hit = self.overlapping(a, b);
         let mut freed: Vec<(usize, usize, usize)> = Vec::new();
         for &(s, p) in &hit {
@@ -139,20 +143,22 @@ impl Importer {
             freed.push((p.id, lo, hi));
         }
         let mut done = BTreeSet::new();
+        let mut lines = 0;
         for &(id, _, _) in &freed {
             if done.insert(id) {
-                self.free_pages(id, &freed, line);
+                lines += self.free_pages(id, &freed, line);
             }
         }
-        !hit.is_empty()
+        (!hit.is_empty()).then_some(lines)
     }
 
-    /// The lines for mapping `id` after the unmaps in `freed`.
-    fn free_pages(&mut self, id: usize, freed: &[(usize, usize, usize)], line: usize) {
+    /// The lines for mapping `id` after the unmaps in `freed`; how many.
+    fn free_pages(&mut self, id: usize, freed: &[(usize, usize, usize)], line: usize) -> usize {
         let m = self.ids[&id];
         if m.pieces == 0 {
             self.ids.remove(&id);
-            return self.emit(format!("free m{id}"), line);
+            self.emit(format!("free m{id}"), line);
+            return 1;
         }
         let page = self.page;
         let touched = |k: usize| {
@@ -181,9 +187,10 @@ impl Importer {
                 _ => runs.push((k0, k1)),
             }
         }
-        for (k0, k1) in runs {
+        for &(k0, k1) in &runs {
             self.emit(format!("free m{id} {:#x} {:#x}", k0 * page, (k1 - k0) * page), line);
         }
+        runs.len()
     }
 
     fn map(&mut self, a: usize, len: usize, line: usize) {
@@ -237,10 +244,14 @@ impl Importer {
             }
             "munmap" => {
                 let (a, len) = (arg(0).unwrap_or(0), length(1));
-                if !self.unmap(a, a.saturating_add(len), line) {
-                    self.used -= 1;
-                    self.note("munmap of a range mapped before tracing (or never)", line);
-                }
+                let what = match self.unmap(a, a.saturating_add(len), line) {
+                    Some(0) => "munmap leaves every page of the trace with a live byte: no free",
+                    Some(_) => return,
+                    None if len == 0 => "munmap of 0 bytes changes nothing",
+                    None => "munmap of a range mapped before tracing (or never)",
+                };
+                self.used -= 1;
+                self.note(what, line);
             }
             "mremap" => {
                 let a = arg(0).unwrap_or(0);
