@@ -32,8 +32,11 @@ use crate::arena::{check_import, ArenaError, Source};
 ///   goes back to `S` and the import fails with [`ArenaError::BadImport`],
 ///   so that everything this source hands out is whole quanta.
 /// - **Give-back:** kept while fewer than `N` are kept, else given to `S`.
-///   A range that is not whole quanta, or overlaps a kept one (given back
-///   twice), is refused with [`ArenaError::BadFree`], changing nothing.
+///   A range that is not whole quanta, or overlaps a kept one or one of the
+///   last `N` given to `S` (until `S` hands it out again), is refused with
+///   [`ArenaError::BadFree`], changing nothing: a span given back twice is
+///   refused here, or, given to `S` longer ago, by `S` as far as `S` can
+///   tell (the sources of this crate refuse a range they do not hold).
 /// - **Unflushed give-back** ([`Source::release_unflushed`], an arena
 ///   dropped with deferred frees not yet flushed): never kept; it goes to
 ///   `S`, which must not hand it out before its flush (refused, as above,
@@ -89,13 +92,21 @@ use crate::arena::{check_import, ArenaError, Source};
 ///
 /// `kept[..len]` are ranges `S` imported, which this source handed out and
 /// was given back since, each once, none overlapping another; `len <= N`.
+/// `gone[..gones]` are the last `gones <= N` ranges given to `S` (the most
+/// recent last) that `S` has not handed out here since, none overlapping
+/// another or a kept one.
 pub struct KeepFree<S: Source, const N: usize> {
     inner: S,
     quantum: Size,
     kept: [Range; N],
     len: usize,
+    gone: [Range; N],
+    gones: usize,
     counts: KeepCounts,
 }
+
+/// An unused slot.
+const NONE: Range = Range::empty(vmspace_shim::Addr(0));
 
 /// The most spans a [`KeepFree`] keeps (its `N`).
 pub const MAX_KEPT: usize = 1024;
@@ -104,7 +115,8 @@ pub const MAX_KEPT: usize = 1024;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeepCounts {
-    /// Imports from the source below.
+    /// Imports from the source below (one that was not what was asked,
+    /// given straight back, counts here and in `released`).
     pub imported: u64,
     /// Imports served by a kept span.
     pub reused: u64,
@@ -126,8 +138,10 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         KeepFree {
             inner,
             quantum,
-            kept: [Range::empty(vmspace_shim::Addr(0)); N],
+            kept: [NONE; N],
             len: 0,
+            gone: [NONE; N],
+            gones: 0,
             counts: KeepCounts::default(),
         }
     }
@@ -172,6 +186,7 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
             match self.inner.release(r) {
                 Ok(()) => {
                     self.counts.released += 1;
+                    self.gave(r);
                     given += r.size().0;
                 }
                 Err(e) => {
@@ -204,7 +219,42 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
                 return Err(ArenaError::InvalidArgument("KeepFree: two kept spans overlap"));
             }
         }
+        let gone = &self.gone[..self.gones.min(N)];
+        for (i, r) in gone.iter().enumerate() {
+            if r.is_empty() || gone[..i].iter().chain(self.kept()).any(|k| k.overlaps(r)) {
+                return Err(ArenaError::InvalidArgument(
+                    "KeepFree: a span given below is empty, kept or noted twice",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Note `r` as given to `S` (forgetting the oldest if `N` are noted).
+    fn gave(&mut self, r: Range) {
+        if N == 0 {
+            return;
+        }
+        if self.gones == N {
+            self.gone.copy_within(1..N, 0);
+            self.gones -= 1;
+        }
+        self.gone[self.gones] = r;
+        self.gones += 1;
+    }
+
+    /// `S` handed out `r`: what of it was noted as given to `S` is no
+    /// longer.
+    fn regained(&mut self, r: Range) {
+        let mut i = 0;
+        while i < self.gones {
+            if self.gone[i].overlaps(&r) {
+                self.gone.copy_within(i + 1..self.gones, i);
+                self.gones -= 1;
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// The index of a kept span of exactly `size` at a multiple of
@@ -229,9 +279,11 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         self.len += 1;
     }
 
-    /// Refuse a give-back of `range` if it overlaps a kept span.
+    /// Refuse a give-back of `range` if it overlaps a kept span, or one of
+    /// the last given to `S` that `S` has not handed out here since.
     fn not_kept(&self, range: Range) -> Result<(), ArenaError> {
-        if self.kept().iter().any(|k| k.overlaps(&range)) {
+        let gone = &self.gone[..self.gones];
+        if self.kept().iter().chain(gone).any(|k| k.overlaps(&range)) {
             return Err(ArenaError::BadFree {
                 addr: range.base(),
                 size: range.size(),
@@ -239,6 +291,15 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
             });
         }
         Ok(())
+    }
+
+    /// Give `r` to `S`: counted, and noted as given when `S` took it.
+    fn release_below(&mut self, r: Range) -> Result<(), ArenaError> {
+        let back = self.inner.release(r);
+        if back.is_ok() {
+            self.gave(r);
+        }
+        self.count_release(back)
     }
 
     /// Count a give-back to the source below that gave `r`.
@@ -275,12 +336,15 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
             r => r,
         }?;
         if r.size() != size || !r.base().is_aligned(align) {
-            // `S` broke its contract: its range goes back, not up.
-            let back = self.inner.release(r);
-            let _ = self.count_release(back);
+            // `S` broke its contract: its range goes back, not up (and
+            // if `S` will not take it, there is no one else to tell).
+            self.counts.imported += 1;
+            self.regained(r);
+            let _ = self.release_below(r);
             return Err(ArenaError::BadImport(r));
         }
         self.counts.imported += 1;
+        self.regained(r);
         Ok(r)
     }
 
@@ -299,13 +363,15 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
             self.counts.kept += 1;
             return Ok(());
         }
-        let r = self.inner.release(range);
-        self.count_release(r)
+        self.release_below(range)
     }
 
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
         self.not_kept(range)?;
         let r = self.inner.release_unflushed(range);
+        if r.is_ok() {
+            self.gave(range);
+        }
         self.count_release(r)
     }
 
@@ -325,214 +391,5 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
 impl<S: Source, const N: usize> Drop for KeepFree<S, N> {
     fn drop(&mut self) {
         self.trim();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vmspace_shim::Addr;
-
-    /// A source handing out consecutive ranges and recording give-backs;
-    /// `room` imports at most, `refuse` fails give-backs with that error.
-    struct Mock {
-        quantum: Size,
-        next: usize,
-        room: usize,
-        imports: usize,
-        released: usize,
-        unflushed: usize,
-        refuse: Option<ArenaError>,
-    }
-
-    fn mock(quantum: usize, room: usize) -> Mock {
-        Mock {
-            quantum: Size(quantum),
-            next: 1 << 20,
-            room,
-            imports: 0,
-            released: 0,
-            unflushed: 0,
-            refuse: None,
-        }
-    }
-
-    impl Source for Mock {
-        fn quantum(&self) -> Size {
-            self.quantum
-        }
-        fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
-            check_import(self.quantum, size, align)?;
-            if self.imports - self.released >= self.room {
-                return Err(ArenaError::NoSpace { size: size.0 });
-            }
-            let base = self.next.next_multiple_of(align.0);
-            self.next = base + size.0;
-            self.imports += 1;
-            Ok(Range::from_size(Addr(base), size)?)
-        }
-        fn release(&mut self, range: Range) -> Result<(), ArenaError> {
-            if let Some(e) = self.refuse {
-                return Err(e);
-            }
-            let _ = range;
-            self.released += 1;
-            Ok(())
-        }
-        fn release_unflushed(&mut self, _: Range) -> Result<(), ArenaError> {
-            self.unflushed += 1;
-            Ok(())
-        }
-    }
-
-    const Q: usize = 4096;
-
-    #[test]
-    fn quantum_is_the_larger() {
-        assert_eq!(KeepFree::<_, 1>::new(mock(Q, 9), Size(16 * Q)).quantum(), Size(16 * Q));
-        assert_eq!(KeepFree::<_, 1>::new(mock(Q, 9), Size(16)).quantum(), Size(Q));
-        let mut k = KeepFree::<_, 1>::new(mock(Q, 9), Size(4 * Q));
-        assert!(matches!(k.import(Size(Q), Size(4 * Q)), Err(ArenaError::Misaligned { .. })));
-        assert_eq!(k.inner().imports, 0, "refused before the source below is asked");
-    }
-
-    #[test]
-    fn keeps_n_then_gives_back_and_reuses_the_last_kept_of_the_size() {
-        let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
-        let a = k.import(Size(Q), Size(Q)).unwrap();
-        let b = k.import(Size(2 * Q), Size(Q)).unwrap();
-        let c = k.import(Size(Q), Size(Q)).unwrap();
-        k.release(a).unwrap();
-        k.release(b).unwrap();
-        k.release(c).unwrap();
-        assert_eq!(k.kept(), &[a, b], "two kept");
-        assert_eq!(k.inner().released, 1, "the third went below");
-        k.check().unwrap();
-        // Exact size: b for 2Q; a for Q (c went below).
-        assert_eq!(k.import(Size(Q), Size(Q)).unwrap(), a);
-        assert_eq!(k.import(Size(2 * Q), Size(Q)).unwrap(), b);
-        assert_eq!(k.inner().imports, 3);
-        // A size kept by none, or an alignment the kept span lacks: below.
-        k.release(a).unwrap();
-        let aligned = k.import(Size(Q), Size(1 << 30)).unwrap();
-        assert!(aligned.base().is_aligned(Size(1 << 30)) && aligned != a);
-        assert_eq!(k.kept(), &[a]);
-        let c = k.counts();
-        assert_eq!((c.imported, c.reused, c.kept, c.released, c.release_failures), (4, 2, 3, 1, 0));
-    }
-
-    #[test]
-    fn refuses_a_range_given_back_twice_or_not_whole_quanta() {
-        let mut k = KeepFree::<_, 4>::new(mock(Q, 9), Size(Q));
-        let a = k.import(Size(2 * Q), Size(Q)).unwrap();
-        k.release(a).unwrap();
-        let inside = Range::from_size(Addr(a.base().0 + Q), Size(Q)).unwrap();
-        let odd = Range::from_size(Addr(a.limit().0 + 16), Size(Q)).unwrap();
-        for r in [a, inside, odd, Range::empty(Addr(0))] {
-            assert!(matches!(k.release(r), Err(ArenaError::BadFree { .. })), "{r}");
-        }
-        for r in [a, inside] {
-            let unflushed = k.release_unflushed(r);
-            assert!(matches!(unflushed, Err(ArenaError::BadFree { .. })), "{r}");
-        }
-        assert_eq!(k.inner().unflushed, 0, "no second give-back went below");
-        assert_eq!(k.kept(), &[a]);
-        let c = k.counts();
-        assert_eq!((c.kept, c.released, c.release_failures), (1, 0, 0));
-        k.check().unwrap();
-    }
-
-    #[test]
-    fn a_range_from_below_that_is_not_what_was_asked_goes_back() {
-        let mut k = KeepFree::<_, 4>::new(mock(Q, 9), Size(Q));
-        k.inner_mut().next = (1 << 20) + Q;
-        // The mock aligns as asked; one that does not is caught here.
-        struct Sloppy(Mock);
-        impl Source for Sloppy {
-            fn quantum(&self) -> Size {
-                self.0.quantum
-            }
-            fn import(&mut self, size: Size, _: Size) -> Result<Range, ArenaError> {
-                self.0.import(size, self.0.quantum)
-            }
-            fn release(&mut self, range: Range) -> Result<(), ArenaError> {
-                self.0.release(range)
-            }
-        }
-        let mut k2 = KeepFree::<_, 4>::new(Sloppy(mock(Q, 9)), Size(Q));
-        k2.inner_mut().0.next = (1 << 20) + Q;
-        let got = k2.import(Size(Q), Size(16 * Q));
-        assert!(matches!(got, Err(ArenaError::BadImport(_))), "{got:?}");
-        assert_eq!((k2.inner().0.imports, k2.inner().0.released), (1, 1), "given back below");
-        assert_eq!(k2.counts().imported, 0);
-        assert!(k.import(Size(Q), Size(16 * Q)).unwrap().base().is_aligned(Size(16 * Q)));
-    }
-
-    #[test]
-    fn no_room_below_gives_the_kept_spans_back_and_asks_again() {
-        let mut k = KeepFree::<_, 2>::new(mock(Q, 2), Size(Q));
-        let a = k.import(Size(Q), Size(Q)).unwrap();
-        let b = k.import(Size(Q), Size(Q)).unwrap();
-        k.release(a).unwrap();
-        k.release(b).unwrap();
-        // Not of a kept size: the source below is full until both go back.
-        let c = k.import(Size(2 * Q), Size(Q)).unwrap();
-        assert_eq!(c.size(), Size(2 * Q));
-        assert!(k.kept().is_empty());
-        assert_eq!((k.inner().released, k.counts().released), (2, 2));
-        // Full with nothing kept: the error as the source below gave it.
-        let _d = k.import(Size(Q), Size(Q)).unwrap();
-        assert!(matches!(k.import(Size(Q), Size(Q)), Err(ArenaError::NoSpace { .. })));
-    }
-
-    #[test]
-    fn unflushed_give_backs_are_never_kept() {
-        let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
-        let a = k.import(Size(Q), Size(Q)).unwrap();
-        k.release_unflushed(a).unwrap();
-        assert!(k.kept().is_empty());
-        assert_eq!(k.inner().unflushed, 1);
-        assert_eq!(k.counts().released, 1, "given back below, counted");
-        // Nor handed out again from here.
-        assert_ne!(k.import(Size(Q), Size(Q)).unwrap(), a);
-    }
-
-    #[test]
-    fn trim_keeps_what_the_source_refuses_and_drops_what_it_strands() {
-        let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
-        let a = k.import(Size(Q), Size(Q)).unwrap();
-        k.release(a).unwrap();
-        k.inner_mut().refuse = Some(ArenaError::SourceBusy);
-        assert_eq!(k.trim(), Size(0));
-        assert_eq!(k.kept(), &[a], "refused: still kept, usable");
-        let stranded = ArenaError::Stranded { range: a, error: vmspace_shim::ShimError::Overflow };
-        k.inner_mut().refuse = Some(stranded);
-        assert_eq!(k.trim(), Size(0));
-        assert!(k.kept().is_empty(), "stranded: the source below keeps it");
-        assert_eq!(k.counts().release_failures, 2);
-        // A give-back the source below refuses when nothing can be kept
-        // goes back to the caller.
-        let mut k = KeepFree::<_, 0>::new(mock(Q, 9), Size(Q));
-        let a = k.import(Size(Q), Size(Q)).unwrap();
-        k.inner_mut().refuse = Some(ArenaError::SourceBusy);
-        assert_eq!(k.release(a), Err(ArenaError::SourceBusy));
-        assert_eq!(k.counts().release_failures, 1);
-    }
-
-    #[test]
-    fn drop_gives_the_kept_spans_back() {
-        let mut inner = mock(Q, 9);
-        {
-            let mut k = KeepFree::<_, 3>::new(&mut inner, Size(Q));
-            for _ in 0..3 {
-                let r = k.import(Size(Q), Size(Q)).unwrap();
-                k.release(r).unwrap();
-                let r = k.import(Size(2 * Q), Size(Q)).unwrap();
-                k.release(r).unwrap();
-            }
-            assert_eq!(k.kept().len(), 2, "each size kept and taken back");
-            assert_eq!(k.kept_size(), Size(3 * Q));
-        }
-        assert_eq!((inner.imports, inner.released), (2, 2));
     }
 }

@@ -15,6 +15,9 @@ mod keep;
 mod vm;
 mod vmarena;
 
+#[cfg(test)]
+mod keep_tests;
+
 pub use keep::{KeepCounts, KeepFree, MAX_KEPT};
 pub use vm::VmSource;
 pub use vmarena::IMPORT_OWNER;

@@ -1,0 +1,239 @@
+//! Unit tests of [`KeepFree`](super::keep::KeepFree) over a recording mock source.
+
+use super::keep::*;
+use crate::arena::{check_import, ArenaError, Source};
+use vmspace_shim::Addr;
+use vmspace_shim::{Range, Size};
+
+/// A source handing out consecutive ranges and recording give-backs;
+/// `room` imports at most, `refuse` fails give-backs with that error.
+struct Mock {
+    quantum: Size,
+    next: usize,
+    room: usize,
+    imports: usize,
+    released: usize,
+    unflushed: usize,
+    refuse: Option<ArenaError>,
+}
+
+fn mock(quantum: usize, room: usize) -> Mock {
+    Mock {
+        quantum: Size(quantum),
+        next: 1 << 20,
+        room,
+        imports: 0,
+        released: 0,
+        unflushed: 0,
+        refuse: None,
+    }
+}
+
+impl Source for Mock {
+    fn quantum(&self) -> Size {
+        self.quantum
+    }
+    fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+        check_import(self.quantum, size, align)?;
+        if self.imports - self.released >= self.room {
+            return Err(ArenaError::NoSpace { size: size.0 });
+        }
+        let base = self.next.next_multiple_of(align.0);
+        self.next = base + size.0;
+        self.imports += 1;
+        Ok(Range::from_size(Addr(base), size)?)
+    }
+    fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+        if let Some(e) = self.refuse {
+            return Err(e);
+        }
+        let _ = range;
+        self.released += 1;
+        Ok(())
+    }
+    fn release_unflushed(&mut self, _: Range) -> Result<(), ArenaError> {
+        self.unflushed += 1;
+        Ok(())
+    }
+}
+
+const Q: usize = 4096;
+
+#[test]
+fn quantum_is_the_larger() {
+    assert_eq!(KeepFree::<_, 1>::new(mock(Q, 9), Size(16 * Q)).quantum(), Size(16 * Q));
+    assert_eq!(KeepFree::<_, 1>::new(mock(Q, 9), Size(16)).quantum(), Size(Q));
+    let mut k = KeepFree::<_, 1>::new(mock(Q, 9), Size(4 * Q));
+    assert!(matches!(k.import(Size(Q), Size(4 * Q)), Err(ArenaError::Misaligned { .. })));
+    assert_eq!(k.inner().imports, 0, "refused before the source below is asked");
+}
+
+#[test]
+fn keeps_n_then_gives_back_and_reuses_the_last_kept_of_the_size() {
+    let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
+    let a = k.import(Size(Q), Size(Q)).unwrap();
+    let b = k.import(Size(2 * Q), Size(Q)).unwrap();
+    let c = k.import(Size(Q), Size(Q)).unwrap();
+    k.release(a).unwrap();
+    k.release(b).unwrap();
+    k.release(c).unwrap();
+    assert_eq!(k.kept(), &[a, b], "two kept");
+    assert_eq!(k.inner().released, 1, "the third went below");
+    k.check().unwrap();
+    // Exact size: b for 2Q; a for Q (c went below).
+    assert_eq!(k.import(Size(Q), Size(Q)).unwrap(), a);
+    assert_eq!(k.import(Size(2 * Q), Size(Q)).unwrap(), b);
+    assert_eq!(k.inner().imports, 3);
+    // A size kept by none, or an alignment the kept span lacks: below.
+    k.release(a).unwrap();
+    let aligned = k.import(Size(Q), Size(1 << 30)).unwrap();
+    assert!(aligned.base().is_aligned(Size(1 << 30)) && aligned != a);
+    assert_eq!(k.kept(), &[a]);
+    let c = k.counts();
+    assert_eq!((c.imported, c.reused, c.kept, c.released, c.release_failures), (4, 2, 3, 1, 0));
+}
+
+#[test]
+fn refuses_a_range_given_back_twice_or_not_whole_quanta() {
+    let mut k = KeepFree::<_, 4>::new(mock(Q, 9), Size(Q));
+    let a = k.import(Size(2 * Q), Size(Q)).unwrap();
+    k.release(a).unwrap();
+    let inside = Range::from_size(Addr(a.base().0 + Q), Size(Q)).unwrap();
+    let odd = Range::from_size(Addr(a.limit().0 + 16), Size(Q)).unwrap();
+    for r in [a, inside, odd, Range::empty(Addr(0))] {
+        assert!(matches!(k.release(r), Err(ArenaError::BadFree { .. })), "{r}");
+    }
+    for r in [a, inside] {
+        let unflushed = k.release_unflushed(r);
+        assert!(matches!(unflushed, Err(ArenaError::BadFree { .. })), "{r}");
+    }
+    assert_eq!(k.inner().unflushed, 0, "no second give-back went below");
+    assert_eq!(k.kept(), &[a]);
+    let c = k.counts();
+    assert_eq!((c.kept, c.released, c.release_failures), (1, 0, 0));
+    k.check().unwrap();
+}
+
+#[test]
+fn a_range_from_below_that_is_not_what_was_asked_goes_back() {
+    let mut k = KeepFree::<_, 4>::new(mock(Q, 9), Size(Q));
+    k.inner_mut().next = (1 << 20) + Q;
+    // The mock aligns as asked; one that does not is caught here.
+    struct Sloppy(Mock);
+    impl Source for Sloppy {
+        fn quantum(&self) -> Size {
+            self.0.quantum
+        }
+        fn import(&mut self, size: Size, _: Size) -> Result<Range, ArenaError> {
+            self.0.import(size, self.0.quantum)
+        }
+        fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+            self.0.release(range)
+        }
+    }
+    let mut k2 = KeepFree::<_, 4>::new(Sloppy(mock(Q, 9)), Size(Q));
+    k2.inner_mut().0.next = (1 << 20) + Q;
+    let got = k2.import(Size(Q), Size(16 * Q));
+    assert!(matches!(got, Err(ArenaError::BadImport(_))), "{got:?}");
+    assert_eq!((k2.inner().0.imports, k2.inner().0.released), (1, 1), "given back below");
+    let c = k2.counts();
+    assert_eq!((c.imported, c.released), (1, 1), "counted both ways: the books balance");
+    // Given back again: refused here, as one just given below.
+    let bad = match got {
+        Err(ArenaError::BadImport(r)) => r,
+        _ => unreachable!(),
+    };
+    assert!(matches!(k2.release(bad), Err(ArenaError::BadFree { .. })));
+    assert!(k.import(Size(Q), Size(16 * Q)).unwrap().base().is_aligned(Size(16 * Q)));
+}
+
+#[test]
+fn a_span_given_below_is_refused_again_until_the_source_hands_it_out() {
+    let mut k = KeepFree::<_, 1>::new(mock(Q, 9), Size(Q));
+    let a = k.import(Size(Q), Size(Q)).unwrap();
+    let b = k.import(Size(Q), Size(Q)).unwrap();
+    k.release(a).unwrap();
+    k.release(b).unwrap(); // the one slot is full: below
+    assert_eq!(k.import(Size(Q), Size(Q)).unwrap(), a);
+    let part = Range::from_size(b.base(), Size(Q)).unwrap();
+    for r in [b, part] {
+        assert!(matches!(k.release(r), Err(ArenaError::BadFree { .. })), "{r}");
+        assert!(matches!(k.release_unflushed(r), Err(ArenaError::BadFree { .. })), "{r}");
+    }
+    assert_eq!((k.inner().released, k.counts().released), (1, 1), "nothing more went below");
+    k.check().unwrap();
+    // The source hands it out here again: ours to give back once more.
+    k.inner_mut().next = b.base().0;
+    assert_eq!(k.import(Size(Q), Size(Q)).unwrap(), b);
+    k.release(a).unwrap();
+    k.release(b).unwrap();
+    k.check().unwrap();
+}
+
+#[test]
+fn no_room_below_gives_the_kept_spans_back_and_asks_again() {
+    let mut k = KeepFree::<_, 2>::new(mock(Q, 2), Size(Q));
+    let a = k.import(Size(Q), Size(Q)).unwrap();
+    let b = k.import(Size(Q), Size(Q)).unwrap();
+    k.release(a).unwrap();
+    k.release(b).unwrap();
+    // Not of a kept size: the source below is full until both go back.
+    let c = k.import(Size(2 * Q), Size(Q)).unwrap();
+    assert_eq!(c.size(), Size(2 * Q));
+    assert!(k.kept().is_empty());
+    assert_eq!((k.inner().released, k.counts().released), (2, 2));
+    // Full with nothing kept: the error as the source below gave it.
+    let _d = k.import(Size(Q), Size(Q)).unwrap();
+    assert!(matches!(k.import(Size(Q), Size(Q)), Err(ArenaError::NoSpace { .. })));
+}
+
+#[test]
+fn unflushed_give_backs_are_never_kept() {
+    let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
+    let a = k.import(Size(Q), Size(Q)).unwrap();
+    k.release_unflushed(a).unwrap();
+    assert!(k.kept().is_empty());
+    assert_eq!(k.inner().unflushed, 1);
+    assert_eq!(k.counts().released, 1, "given back below, counted");
+    // Nor handed out again from here.
+    assert_ne!(k.import(Size(Q), Size(Q)).unwrap(), a);
+}
+
+#[test]
+fn trim_keeps_what_the_source_refuses_and_drops_what_it_strands() {
+    let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
+    let a = k.import(Size(Q), Size(Q)).unwrap();
+    k.release(a).unwrap();
+    k.inner_mut().refuse = Some(ArenaError::SourceBusy);
+    assert_eq!(k.trim(), Size(0));
+    assert_eq!(k.kept(), &[a], "refused: still kept, usable");
+    let stranded = ArenaError::Stranded { range: a, error: vmspace_shim::ShimError::Overflow };
+    k.inner_mut().refuse = Some(stranded);
+    assert_eq!(k.trim(), Size(0));
+    assert!(k.kept().is_empty(), "stranded: the source below keeps it");
+    assert_eq!(k.counts().release_failures, 2);
+    // A give-back the source below refuses when nothing can be kept
+    // goes back to the caller.
+    let mut k = KeepFree::<_, 0>::new(mock(Q, 9), Size(Q));
+    let a = k.import(Size(Q), Size(Q)).unwrap();
+    k.inner_mut().refuse = Some(ArenaError::SourceBusy);
+    assert_eq!(k.release(a), Err(ArenaError::SourceBusy));
+    assert_eq!(k.counts().release_failures, 1);
+}
+
+#[test]
+fn drop_gives_the_kept_spans_back() {
+    let mut inner = mock(Q, 9);
+    {
+        let mut k = KeepFree::<_, 3>::new(&mut inner, Size(Q));
+        for _ in 0..3 {
+            let r = k.import(Size(Q), Size(Q)).unwrap();
+            k.release(r).unwrap();
+            let r = k.import(Size(2 * Q), Size(Q)).unwrap();
+            k.release(r).unwrap();
+        }
+        assert_eq!(k.kept().len(), 2, "each size kept and taken back");
+        assert_eq!(k.kept_size(), Size(3 * Q));
+    }
+    assert_eq!((inner.imports, inner.released), (2, 2));
+}
