@@ -32,7 +32,7 @@ fn named(trace: &str) -> BTreeSet<usize> {
     lines
 }
 
-/// DEFECT (low). A call strace splits over two lines (`-f`: `<unfinished
+/// Was a DEFECT (low; fixed). A call strace splits over two lines (`-f`: `<unfinished
 /// ...>`, then `<... mmap resumed>`) becomes operations naming only the
 /// resume line, which holds the result alone; the line with the call's
 /// name and arguments (its address and length) is named by nothing.

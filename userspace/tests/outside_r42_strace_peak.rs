@@ -37,7 +37,7 @@ fn replay(strace: &str, page: &str) -> (usize, usize, usize, String) {
     (peak, end, json_num(&json, "\"outcomes\"", "failed"), trace)
 }
 
-/// DEFECT. A 4 KiB mapping moved with `MREMAP_FIXED` onto an 8 KiB one
+/// Was a DEFECT (fixed). A 4 KiB mapping moved with `MREMAP_FIXED` onto an 8 KiB one
 /// (the kernel unmaps the target, then moves and grows the source to 8
 /// KiB): the program never has more than 12 KiB mapped (4 + 8 before, 8
 /// after). The importer writes `resize m0 0x2000` *before* `free m1`

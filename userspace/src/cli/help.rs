@@ -74,8 +74,9 @@ mapped (at --page above 4 KiB) become comments. Each line's comment gives
 the strace line it comes from.
 Accepts strace's pid prefixes (-f), timestamps (-t, -tt, -ttt, -r), flags
 by name or as numbers (-X raw, -X verbose), and
-<unfinished ...> / <... resumed> pairs (a call never resumed, or resumed
-with no start in the trace, becomes a comment). Every pid's calls go into one
+<unfinished ...> / <... resumed> pairs (the call's operations name the
+line it resumes on, a comment its first line; a call never resumed, or
+resumed with no start in the trace, becomes a comment). Every pid's calls go into one
 address space, right for threads; for several processes a comment at the
 top says so (what a process maps adds up with the others', and stays
 live after it exits): trace one process for a faithful replay.";

@@ -77,6 +77,8 @@ pub struct Importer {
     /// Calls turned into operations, and lines skipped.
     pub used: usize,
     pub skipped: usize,
+    /// Calls split over two lines (`<unfinished ...>`, then resumed).
+    pub split: usize,
 }
 
 impl Importer {
@@ -91,6 +93,7 @@ impl Importer {
             out: String::new(),
             used: 0,
             skipped: 0,
+            split: 0,
         }
     }
 
@@ -108,6 +111,14 @@ impl Importer {
     pub fn note(&mut self, what: &str, line: usize) {
         let _ = writeln!(self.out, "# strace line {line}: {what}");
         self.skipped += 1;
+    }
+
+    /// A comment for the first line of a call strace split over two: what
+    /// it does is written where it ends, on line `resumed` (so a line is
+    /// named by an operation or a comment, whichever way strace wrote it).
+    pub fn split(&mut self, line: usize, resumed: usize) {
+        let _ = writeln!(self.out, "# strace line {line}: a call resumed on line {resumed}");
+        self.split += 1;
     }
 
     /// Pieces overlapping `[a, b)`, by start.
@@ -266,12 +277,15 @@ impl Importer {
                 }
                 match self.pieces.get(&a).copied() {
                     Some(p) if p.end - a == old && self.ids[&p.id].pieces == 1 && new > 0 => {
-                        let size = Self::round(new, self.page);
-                        self.emit(format!("resize m{} {size:#x}", p.id), line);
+                        // What the destination covers goes first (the
+                        // kernel unmaps it before the move), so that the
+                        // replay never holds both.
                         self.pieces.remove(&a);
                         if self.overlapping(result, b).iter().any(|(_, q)| q.id != p.id) {
                             self.unmap(result, b, line);
                         }
+                        let size = Self::round(new, self.page);
+                        self.emit(format!("resize m{} {size:#x}", p.id), line);
                         self.pieces.insert(result, Piece { end: b, id: p.id });
                         self.ids.insert(p.id, Mapping { base: result, pieces: 1 });
                     }

@@ -59,7 +59,8 @@ fn parse_call(text: &str) -> Option<Call<'_>> {
 }
 
 /// The start of the call `name` that a `<... name resumed>` line of `pid`
-/// finishes, taken out of `pending` (unfinished calls by pid). Its own
+/// finishes, and its line, taken out of `pending` (unfinished calls by
+/// pid). Its own
 /// pid's, if of that call; else, as strace prefixes lines with `[pid N]`
 /// only while it traces more than one process, an unprefixed resume takes
 /// the one unfinished call of that name of any pid, and a prefixed one the
@@ -68,7 +69,7 @@ fn take_started(
     pending: &mut HashMap<String, (String, usize)>,
     pid: &str,
     name: &str,
-) -> Option<String> {
+) -> Option<(String, usize)> {
     let named = |head: &str| head.split('(').next().is_some_and(|n| n.trim() == name);
     let key = if pending.get(pid).is_some_and(|(head, _)| named(head)) {
         pid.to_string()
@@ -83,7 +84,7 @@ fn take_started(
         }
         only
     };
-    pending.remove(&key).map(|(head, _)| head)
+    pending.remove(&key)
 }
 
 /// Convert strace output into a trace.
@@ -121,10 +122,11 @@ pub fn convert(text: &str, page: usize) -> String {
                 im.note("not a system call strace line", n + 1);
                 continue;
             };
-            let Some(head) = take_started(&mut pending, pid, name.trim()) else {
+            let Some((head, started)) = take_started(&mut pending, pid, name.trim()) else {
                 im.note("a resumed call whose start is not in the trace", n + 1);
                 continue;
             };
+            im.split(started, n + 1);
             joined = format!("{head}{tail}");
             joined.as_str()
         } else {
@@ -143,8 +145,13 @@ pub fn convert(text: &str, page: usize) -> String {
     let mut head = String::new();
     let _ = writeln!(
         head,
-        "# imported by vmspace import-strace: {} calls as operations, {} lines skipped (see comments)",
-        im.used, im.skipped
+        "# imported by vmspace import-strace: {} calls as operations, {} lines skipped (see comments){}",
+        im.used,
+        im.skipped,
+        match im.split {
+            0 => String::new(),
+            k => format!("; {k} calls split over two lines (their first lines in comments)"),
+        }
     );
     // strace writing to standard error prefixes lines with `[pid N]` only
     // while it traces more than one process: unprefixed lines are one
