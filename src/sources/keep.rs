@@ -31,12 +31,14 @@ use crate::arena::{check_import, ArenaError, Source};
 ///   that is not what was asked (its size, at a multiple of the alignment)
 ///   goes back to `S` and the import fails with [`ArenaError::BadImport`],
 ///   so that everything this source hands out is whole quanta.
-/// - **Give-back:** kept while fewer than `N` are kept, else given to `S`.
-///   A range that is not whole quanta, or overlaps a kept one or one of the
-///   last `N` given to `S` (until `S` hands it out again), is refused with
-///   [`ArenaError::BadFree`], changing nothing: a span given back twice is
-///   refused here, or, given to `S` longer ago, by `S` as far as `S` can
-///   tell (the sources of this crate refuse a range they do not hold).
+/// - **Give-back:** kept when it is one of the last `2 N` spans this
+///   source handed out, not given back since, and fewer than `N` are kept; any
+///   other give-back goes to `S`, which judges it as it would without this
+///   source (the sources of this crate refuse a range they do not hold, so
+///   a span given back twice is refused there). So a span this source
+///   could not vouch for is never kept, and it adds no way to hand a range
+///   out twice. A range that is not whole quanta, or overlaps a kept one,
+///   is refused with [`ArenaError::BadFree`], changing nothing.
 /// - **Unflushed give-back** ([`Source::release_unflushed`], an arena
 ///   dropped with deferred frees not yet flushed): never kept; it goes to
 ///   `S`, which must not hand it out before its flush (refused, as above,
@@ -49,7 +51,7 @@ use crate::arena::{check_import, ArenaError, Source};
 /// fresh zeroed pages; a kept one is not).
 ///
 /// `N = 0` keeps nothing: an import quantum alone. The spans are kept in
-/// the value (16 bytes each, `N` at most [`MAX_KEPT`], checked when the
+/// the value (48 bytes for each of `N`, at most [`MAX_KEPT`], checked when the
 /// code is built): keep `N` small where the value lives on a small stack
 /// (a kernel's).
 ///
@@ -92,16 +94,16 @@ use crate::arena::{check_import, ArenaError, Source};
 ///
 /// `kept[..len]` are ranges `S` imported, which this source handed out and
 /// was given back since, each once, none overlapping another; `len <= N`.
-/// `gone[..gones]` are the last `gones <= N` ranges given to `S` (the most
-/// recent last) that `S` has not handed out here since, none overlapping
-/// another or a kept one.
+/// `out` (flattened) `[..outs]` are ranges this source handed out, of the
+/// last `2 N` it handed out (the most recent last), and has not had back
+/// since; none overlaps another or a kept one.
 pub struct KeepFree<S: Source, const N: usize> {
     inner: S,
     quantum: Size,
     kept: [Range; N],
     len: usize,
-    gone: [Range; N],
-    gones: usize,
+    out: [[Range; N]; 2],
+    outs: usize,
     counts: KeepCounts,
 }
 
@@ -109,7 +111,7 @@ pub struct KeepFree<S: Source, const N: usize> {
 const NONE: Range = Range::empty(vmspace_shim::Addr(0));
 
 /// The most spans a [`KeepFree`] keeps (its `N`).
-pub const MAX_KEPT: usize = 1024;
+pub const MAX_KEPT: usize = 256;
 
 /// What a [`KeepFree`] has done.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -140,8 +142,8 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
             quantum,
             kept: [NONE; N],
             len: 0,
-            gone: [NONE; N],
-            gones: 0,
+            out: [[NONE; N]; 2],
+            outs: 0,
             counts: KeepCounts::default(),
         }
     }
@@ -186,7 +188,6 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
             match self.inner.release(r) {
                 Ok(()) => {
                     self.counts.released += 1;
-                    self.gave(r);
                     given += r.size().0;
                 }
                 Err(e) => {
@@ -219,42 +220,38 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
                 return Err(ArenaError::InvalidArgument("KeepFree: two kept spans overlap"));
             }
         }
-        let gone = &self.gone[..self.gones.min(N)];
-        for (i, r) in gone.iter().enumerate() {
-            if r.is_empty() || gone[..i].iter().chain(self.kept()).any(|k| k.overlaps(r)) {
+        let out = &self.out.as_flattened()[..self.outs.min(2 * N)];
+        for (i, r) in out.iter().enumerate() {
+            if r.is_empty() || out[..i].iter().chain(self.kept()).any(|k| k.overlaps(r)) {
                 return Err(ArenaError::InvalidArgument(
-                    "KeepFree: a span given below is empty, kept or noted twice",
+                    "KeepFree: a span handed out is empty, kept or noted twice",
                 ));
             }
         }
         Ok(())
     }
 
-    /// Note `r` as given to `S` (forgetting the oldest if `N` are noted).
-    fn gave(&mut self, r: Range) {
-        if N == 0 {
-            return;
+    /// Note `r` as handed out (forgetting the oldest if `2 N` are noted).
+    fn hand_out(&mut self, r: Range) -> Range {
+        let out = self.out.as_flattened_mut();
+        if !out.is_empty() {
+            if self.outs == out.len() {
+                out.copy_within(1.., 0);
+                self.outs -= 1;
+            }
+            out[self.outs] = r;
+            self.outs += 1;
         }
-        if self.gones == N {
-            self.gone.copy_within(1..N, 0);
-            self.gones -= 1;
-        }
-        self.gone[self.gones] = r;
-        self.gones += 1;
+        r
     }
 
-    /// `S` handed out `r`: what of it was noted as given to `S` is no
-    /// longer.
-    fn regained(&mut self, r: Range) {
-        let mut i = 0;
-        while i < self.gones {
-            if self.gone[i].overlaps(&r) {
-                self.gone.copy_within(i + 1..self.gones, i);
-                self.gones -= 1;
-            } else {
-                i += 1;
-            }
-        }
+    /// Whether `r` is noted as handed out; no longer, if it was.
+    fn came_back(&mut self, r: Range) -> bool {
+        let out = self.out.as_flattened_mut();
+        let Some(i) = out[..self.outs].iter().rposition(|o| *o == r) else { return false };
+        out.copy_within(i + 1..self.outs, i);
+        self.outs -= 1;
+        true
     }
 
     /// The index of a kept span of exactly `size` at a multiple of
@@ -279,11 +276,10 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         self.len += 1;
     }
 
-    /// Refuse a give-back of `range` if it overlaps a kept span, or one of
-    /// the last given to `S` that `S` has not handed out here since.
+    /// Refuse a give-back of `range` if it overlaps a kept span (which `S`
+    /// counts as handed out, so could not refuse).
     fn not_kept(&self, range: Range) -> Result<(), ArenaError> {
-        let gone = &self.gone[..self.gones];
-        if self.kept().iter().chain(gone).any(|k| k.overlaps(&range)) {
+        if self.kept().iter().any(|k| k.overlaps(&range)) {
             return Err(ArenaError::BadFree {
                 addr: range.base(),
                 size: range.size(),
@@ -293,12 +289,9 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         Ok(())
     }
 
-    /// Give `r` to `S`: counted, and noted as given when `S` took it.
+    /// Give `r` to `S`, counted.
     fn release_below(&mut self, r: Range) -> Result<(), ArenaError> {
         let back = self.inner.release(r);
-        if back.is_ok() {
-            self.gave(r);
-        }
         self.count_release(back)
     }
 
@@ -326,7 +319,8 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
         check_import(self.quantum(), size, align)?;
         if let Some(i) = self.find(size, align) {
             self.counts.reused += 1;
-            return Ok(self.take(i));
+            let r = self.take(i);
+            return Ok(self.hand_out(r));
         }
         let r = match self.inner.import(size, align) {
             Err(ArenaError::NoSpace { .. }) if self.len > 0 => {
@@ -339,13 +333,11 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
             // `S` broke its contract: its range goes back, not up (and
             // if `S` will not take it, there is no one else to tell).
             self.counts.imported += 1;
-            self.regained(r);
             let _ = self.release_below(r);
             return Err(ArenaError::BadImport(r));
         }
         self.counts.imported += 1;
-        self.regained(r);
-        Ok(r)
+        Ok(self.hand_out(r))
     }
 
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
@@ -357,7 +349,7 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
                 allocated: None,
             });
         }
-        if self.len < N {
+        if self.came_back(range) && self.len < N {
             self.kept[self.len] = range;
             self.len += 1;
             self.counts.kept += 1;
@@ -368,10 +360,8 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
 
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
         self.not_kept(range)?;
+        self.came_back(range);
         let r = self.inner.release_unflushed(range);
-        if r.is_ok() {
-            self.gave(range);
-        }
         self.count_release(r)
     }
 
