@@ -8,27 +8,19 @@
 
 use std::cell::RefCell;
 
-use vmspace::arena::{Arena, ArenaError, PageStore, Policy, SegmentKinds, SliceStore, Source};
-use vmspace::sources::{KeepFree, VmSource};
+use vmspace::arena::{Arena, ArenaError, Policy, SegmentKinds, SliceStore, Source};
+use vmspace::sources::KeepFree;
 use vmspace::sync::{NoWait, SpinLock, SyncArena};
-use vmspace::vm::Vm;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, FaultInjector, PageOps, Size};
 
 mod outside_common_rng;
+mod outside_keep_common;
 use outside_common_rng::Rng;
+use outside_keep_common::{vmsource, Vs};
 
 const PAGE: usize = 4096;
-
-type Vs<P> = VmSource<P, PageStore<P>>;
-
-/// A `VmSource` of `pages` pages through `ops`.
-fn vmsource<P: PageOps + Clone>(ops: P, pages: usize) -> Vs<P> {
-    let vm = Vm::reserve(ops.clone(), Size(pages * PAGE), Size(PAGE)).unwrap();
-    let tags = PageStore::new(ops.clone(), Size(64 * PAGE)).unwrap();
-    VmSource::new(vm, tags, PageStore::new(ops, Size(4 * PAGE)).unwrap()).unwrap()
-}
 
 /// The adapter's books against its `VmSource`: each kept span is one
 /// import of it, mapped, whole quanta, none overlapping another.
