@@ -20,8 +20,8 @@ use vmspace::arena::{
 };
 use vmspace::{Addr, Size};
 
-mod outside_common_rng;
-use outside_common_rng::Rng;
+mod outside_common;
+use outside_common::Rng41 as Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Live {

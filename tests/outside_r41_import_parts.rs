@@ -22,8 +22,8 @@ use vmspace::arena::{
 };
 use vmspace::{Addr, Size};
 
-mod outside_common_rng;
-use outside_common_rng::Rng;
+mod outside_common;
+use outside_common::Rng41 as Rng;
 
 type Parent<'a> = Arena<SliceStore<'a>, NoSource>;
 

@@ -20,8 +20,8 @@
 use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, Policy, SegmentKinds, SliceStore};
 use vmspace::{Addr, Size};
 
-mod outside_common_rng;
-use outside_common_rng::Rng;
+mod outside_common;
+use outside_common::Rng41 as Rng;
 
 type A<'a> = Arena<SliceStore<'a>, NoSource>;
 

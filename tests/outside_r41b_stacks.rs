@@ -15,9 +15,9 @@ use vmspace::vmarena::{VmArena, VmArenaConfig};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, FaultInjector, PageOps, Size};
 
-mod outside_common_rng;
+mod outside_common;
 mod outside_keep_common;
-use outside_common_rng::Rng;
+use outside_common::Rng41 as Rng;
 use outside_keep_common::{vmsource, Vs};
 
 const PAGE: usize = 4096;
