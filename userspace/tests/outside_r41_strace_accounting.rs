@@ -19,17 +19,12 @@ use std::collections::BTreeSet;
 mod outside_common_rng;
 mod strace_import;
 use outside_common_rng::Rng;
-use strace_import::import_at;
+use strace_import::{header_numbers, import_at};
 
 /// (header's calls as operations, header's lines skipped, strace lines an
 /// operation names, strace lines a comment names).
 fn accounting(trace: &str) -> (usize, usize, BTreeSet<usize>, BTreeSet<usize>) {
-    let head = trace.lines().next().unwrap();
-    let nums: Vec<usize> = head
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.parse().unwrap())
-        .collect();
+    let nums = header_numbers(trace);
     let (mut ops, mut comments) = (BTreeSet::new(), BTreeSet::new());
     for l in trace.lines().skip(1) {
         if let Some(rest) = l.strip_prefix("# strace line ") {

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 mod strace_import;
-use strace_import::{import_at, json_num, run_ok};
+use strace_import::{header_numbers, import_at, json_num, run_ok};
 
 const PP: usize = 4096;
 const BASE: usize = 0x7f00_0000_0000;
@@ -204,12 +204,7 @@ fn check(seed: u64, page: usize) -> Result<(), String> {
     let ps = page.to_string();
     let trace = import_at(&strace, &ps);
     // Every strace line named by operations or one comment, as counted.
-    let head = trace.lines().next().unwrap();
-    let nums: Vec<usize> = head
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.parse().unwrap())
-        .collect();
+    let nums = header_numbers(&trace);
     let (mut ops, mut notes) = (BTreeSet::new(), Vec::new());
     for l in trace.lines().skip(1) {
         if let Some(rest) = l.strip_prefix("# strace line ") {

@@ -73,6 +73,16 @@ pub fn replays_cleanly(trace: &str) {
     assert_eq!(v["outcomes"]["failed"], 0, "failures replaying\n{trace}\n{out}");
 }
 
+/// Every number in the header (the trace's first line), in order: each
+/// run of digits.
+pub fn header_numbers(trace: &str) -> Vec<usize> {
+    let head = trace.lines().next().unwrap();
+    head.split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().unwrap())
+        .collect()
+}
+
 /// The header's counts: (calls as operations, lines skipped).
 pub fn counts(trace: &str) -> (usize, usize) {
     let h = trace.lines().next().unwrap();
