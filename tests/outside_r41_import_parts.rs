@@ -22,18 +22,8 @@ use vmspace::arena::{
 };
 use vmspace::{Addr, Size};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+mod outside_common;
+use outside_common::Rng41 as Rng;
 
 type Parent<'a> = Arena<SliceStore<'a>, NoSource>;
 

@@ -5,12 +5,15 @@
 //! Tests marked "was a DEFECT" failed on the code reviewed and pass since
 //! the fixes; the others check contracts that held.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use vmspace::arena::{Arena, ArenaError, NoSource, Policy, SliceStore, Source};
 use vmspace::sources::KeepFree;
 use vmspace::{Addr, Range, Size};
+
+mod outside_keep_common;
+use outside_keep_common::parent;
 
 const PAGE: usize = 4096;
 const BIG: usize = 64 << 10;
@@ -138,15 +141,6 @@ fn holds_unaligned_source_with_its_own_quantum() {
     let c = heap.source().counts();
     assert_eq!((c.imported, c.reused, c.kept, c.released), (1, 2, 3, 0));
     drop(heap);
-}
-
-type Parent<'a> = Arena<SliceStore<'a>, NoSource>;
-
-fn parent<'a>(t: &'a mut [u8], h: &'a mut [u8], pages: usize) -> RefCell<Parent<'a>> {
-    let mut p =
-        Arena::new("parent", Size(PAGE), SliceStore::new(t), SliceStore::new(h), NoSource).unwrap();
-    p.add(Addr(1 << 20), Size(pages * PAGE)).unwrap();
-    RefCell::new(p)
 }
 
 /// Was a DEFECT (fixed). A span given back twice, the second time

@@ -5,21 +5,25 @@
 //! Tests marked "was a DEFECT" failed on the code reviewed and pass since
 //! the fixes.
 
-use std::cell::RefCell;
-
-use vmspace::arena::{Arena, ArenaError, NoSource, Policy, SliceStore, Source};
+use vmspace::arena::{Arena, ArenaError, Policy, SliceStore, Source};
 use vmspace::sources::KeepFree;
 use vmspace::{Addr, Range, Size};
 
+mod outside_keep_common;
+use outside_keep_common::parent;
+
 const PAGE: usize = 4096;
 
-type Parent<'a> = Arena<SliceStore<'a>, NoSource>;
-
-fn parent<'a>(t: &'a mut [u8], h: &'a mut [u8], pages: usize) -> RefCell<Parent<'a>> {
-    let mut p =
-        Arena::new("parent", Size(PAGE), SliceStore::new(t), SliceStore::new(h), NoSource).unwrap();
-    p.add(Addr(1 << 20), Size(pages * PAGE)).unwrap();
-    RefCell::new(p)
+/// A child arena of quantum 16 over `source` allocates 16 bytes, frees them
+/// deferred and is dropped with the free unflushed: its span goes back
+/// through `release_unflushed`.
+fn drop_child_with_a_deferred_free(source: impl Source) {
+    let (mut t2, mut h2) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
+    let mut child =
+        Arena::new("child", Size(16), SliceStore::new(&mut t2), SliceStore::new(&mut h2), source)
+            .unwrap();
+    let x = child.alloc(Size(16), Policy::InstantFit).unwrap();
+    child.free_deferred(x, Size(16)).unwrap();
 }
 
 /// Was a DEFECT (counts; fixed). An arena dropped with a deferred free gives its span
@@ -35,19 +39,7 @@ fn defect_unflushed_give_back_is_not_counted_as_released() {
     let (mut t, mut h) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
     let p = parent(&mut t, &mut h, 16);
     let mut k = KeepFree::<_, 2>::new(&p, Size(PAGE));
-    {
-        let (mut t2, mut h2) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
-        let mut child = Arena::new(
-            "child",
-            Size(16),
-            SliceStore::new(&mut t2),
-            SliceStore::new(&mut h2),
-            &mut k,
-        )
-        .unwrap();
-        let x = child.alloc(Size(16), Policy::InstantFit).unwrap();
-        child.free_deferred(x, Size(16)).unwrap();
-    }
+    drop_child_with_a_deferred_free(&mut k);
     assert!(k.kept().is_empty());
     assert_eq!(p.borrow().sizes().unflushed, Size(PAGE), "the parent took it, unflushed");
     let c = k.counts();
@@ -84,19 +76,7 @@ impl Source for Refusing {
 #[test]
 fn defect_refused_unflushed_give_back_is_not_counted() {
     let mut k = KeepFree::<_, 2>::new(Refusing(1 << 20), Size(PAGE));
-    {
-        let (mut t2, mut h2) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
-        let mut child = Arena::new(
-            "child",
-            Size(16),
-            SliceStore::new(&mut t2),
-            SliceStore::new(&mut h2),
-            &mut k,
-        )
-        .unwrap();
-        let x = child.alloc(Size(16), Policy::InstantFit).unwrap();
-        child.free_deferred(x, Size(16)).unwrap();
-    }
+    drop_child_with_a_deferred_free(&mut k);
     let c = k.counts();
     assert!(k.kept().is_empty());
     assert_eq!(c.release_failures, 1, "a give-back refused below, not counted: {c:?}");

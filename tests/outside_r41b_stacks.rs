@@ -8,24 +8,19 @@
 
 use std::cell::RefCell;
 
-use vmspace::arena::{Arena, ArenaError, PageStore, Policy, SegmentKinds, SliceStore, Source};
-use vmspace::sources::{KeepFree, VmSource};
+use vmspace::arena::{Arena, ArenaError, Policy, SegmentKinds, SliceStore, Source};
+use vmspace::sources::KeepFree;
 use vmspace::sync::{NoWait, SpinLock, SyncArena};
-use vmspace::vm::Vm;
 use vmspace::vmarena::{VmArena, VmArenaConfig};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, FaultInjector, PageOps, Size};
 
+mod outside_common;
+mod outside_keep_common;
+use outside_common::Rng41 as Rng;
+use outside_keep_common::{vmsource, Vs};
+
 const PAGE: usize = 4096;
-
-type Vs<P> = VmSource<P, PageStore<P>>;
-
-/// A `VmSource` of `pages` pages through `ops`.
-fn vmsource<P: PageOps + Clone>(ops: P, pages: usize) -> Vs<P> {
-    let vm = Vm::reserve(ops.clone(), Size(pages * PAGE), Size(PAGE)).unwrap();
-    let tags = PageStore::new(ops.clone(), Size(64 * PAGE)).unwrap();
-    VmSource::new(vm, tags, PageStore::new(ops, Size(4 * PAGE)).unwrap()).unwrap()
-}
 
 /// The adapter's books against its `VmSource`: each kept span is one
 /// import of it, mapped, whole quanta, none overlapping another.
@@ -71,19 +66,6 @@ fn defect_vmsource_unflushed_second_give_back_unmaps_a_kept_span() {
 }
 
 /// A small xorshift for the step sequences.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Passes. Arenas of quanta 16, 4096 and 64 KiB over one borrowed adapter
 /// in turn, over a batched `VmSource`, with random backend faults armed
 /// for each step: every operation works or fails, the arena's, the
@@ -108,9 +90,9 @@ fn holds_arenas_in_turn_over_a_borrowed_adapter_with_faults() {
         let mut deferred = false;
         for step in 0..150u64 {
             inj.fail_randomly(round << 32 | step, 150_000);
-            let pick = rng.below(10);
+            let pick = rng.index(10);
             let ok = if pick < 5 || live.is_empty() {
-                let size = [16, 200, PAGE, 3 * PAGE, 40 << 10][rng.below(5)];
+                let size = [16, 200, PAGE, 3 * PAGE, 40 << 10][rng.index(5)];
                 let size = size.next_multiple_of(quantum);
                 match heap.alloc(Size(size), Policy::InstantFit) {
                     Ok(a) => {
@@ -120,7 +102,7 @@ fn holds_arenas_in_turn_over_a_borrowed_adapter_with_faults() {
                     Err(_) => false,
                 }
             } else if pick < 9 || round % 2 == 1 {
-                let (a, s) = live.swap_remove(rng.below(live.len()));
+                let (a, s) = live.swap_remove(rng.index(live.len()));
                 match heap.free(a, Size(s)) {
                     Ok(()) => true,
                     Err(_) => {
@@ -129,7 +111,7 @@ fn holds_arenas_in_turn_over_a_borrowed_adapter_with_faults() {
                     }
                 }
             } else {
-                let (a, s) = live.swap_remove(rng.below(live.len()));
+                let (a, s) = live.swap_remove(rng.index(live.len()));
                 heap.free_deferred(a, Size(s)).unwrap();
                 deferred = true;
                 true

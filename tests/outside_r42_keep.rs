@@ -5,20 +5,13 @@
 
 use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy, SliceStore, Source};
 use vmspace::sources::{KeepFree, VmSource, MAX_KEPT};
-use vmspace::vm::Vm;
 use vmspace::{Addr, Range, Size};
 use vmspace_shim::sim::SimBackend;
-use vmspace_shim::PageOps;
+
+mod outside_keep_common;
+use outside_keep_common::{parent, vmsource};
 
 const PAGE: usize = 4096;
-
-type Vs<P> = VmSource<P, PageStore<P>>;
-
-fn vmsource<P: PageOps + Clone>(ops: P, pages: usize) -> Vs<P> {
-    let vm = Vm::reserve(ops.clone(), Size(pages * PAGE), Size(PAGE)).unwrap();
-    let tags = PageStore::new(ops.clone(), Size(64 * PAGE)).unwrap();
-    VmSource::new(vm, tags, PageStore::new(ops, Size(4 * PAGE)).unwrap()).unwrap()
-}
 
 /// Was a DEFECT (fixed). A span given back twice, the first time to the source below
 /// (all `N` slots full), the second time while a slot is free, is kept:
@@ -64,10 +57,7 @@ fn a_span_given_back_twice_after_it_went_below_is_not_kept() {
 #[test]
 fn a_span_given_back_twice_over_a_parent_arena_is_owned_twice() {
     let (mut pt, mut ph) = (vec![0u8; 16 << 10], vec![0u8; 4 << 10]);
-    let (ts, hs) = (SliceStore::new(&mut pt), SliceStore::new(&mut ph));
-    let mut parent = Arena::new("parent", Size(PAGE), ts, hs, NoSource).unwrap();
-    parent.add(Addr(1 << 20), Size(64 * PAGE)).unwrap();
-    let parent = std::cell::RefCell::new(parent);
+    let parent = parent(&mut pt, &mut ph, 64);
     let mut k = KeepFree::<_, 1>::new(&parent, Size(PAGE));
     let a = k.import(Size(2 * PAGE), Size(PAGE)).unwrap();
     let b = k.import(Size(2 * PAGE), Size(PAGE)).unwrap();

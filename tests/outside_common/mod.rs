@@ -24,6 +24,30 @@ impl Rng {
     }
 }
 
+/// The round-41 reviewers' generator: [`Rng`]'s draws, but `below(0)` is
+/// 0 (a draw is still taken) where [`Rng::below`] panics.
+pub struct Rng41(pub u64);
+
+#[allow(dead_code)] // not every test file uses every method
+impl Rng41 {
+    pub fn next(&mut self) -> u64 {
+        let mut r = Rng(self.0);
+        let x = r.next();
+        self.0 = r.0;
+        x
+    }
+
+    /// Uniform-ish below `n`; 0 when `n` is 0.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// Uniform-ish below `n` (non-zero), as an index.
+    pub fn index(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
 /// Xorshift64* over a non-zero state (the fourth round's generator).
 pub struct XorshiftStar(pub u64);
 

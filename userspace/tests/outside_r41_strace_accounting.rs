@@ -15,32 +15,16 @@
 //!   "{used} calls as operations, {skipped} lines skipped (see comments)".
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
-fn import(strace: &str, page: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmspace"))
-        .args(["import-strace", "-", "--page", page])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(strace.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+mod outside_common_rng;
+mod strace_import;
+use outside_common_rng::Rng;
+use strace_import::{header_numbers, import_at};
 
 /// (header's calls as operations, header's lines skipped, strace lines an
 /// operation names, strace lines a comment names).
 fn accounting(trace: &str) -> (usize, usize, BTreeSet<usize>, BTreeSet<usize>) {
-    let head = trace.lines().next().unwrap();
-    let nums: Vec<usize> = head
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.parse().unwrap())
-        .collect();
+    let nums = header_numbers(trace);
     let (mut ops, mut comments) = (BTreeSet::new(), BTreeSet::new());
     for l in trace.lines().skip(1) {
         if let Some(rest) = l.strip_prefix("# strace line ") {
@@ -68,7 +52,7 @@ fn a_munmap_inside_one_large_page_is_counted_but_leaves_no_line() {
 1 munmap(0x7f0000001000, 4096) = 0
 1 munmap(0x7f0000000000, 4096) = 0
 ";
-    let t = import(strace, "65536");
+    let t = import_at(strace, "65536");
     let (used, skipped, ops, comments) = accounting(&t);
     for line in 1..=3 {
         assert!(
@@ -95,21 +79,11 @@ fn a_zero_length_munmap_splits_the_mapping() {
 1 munmap(0x7f0000001000, 0) = 0
 1 mremap(0x7f0000000000, 16384, 32768, MREMAP_MAYMOVE) = 0x7f0000000000
 ";
-    let t = import(with, "4096");
+    let t = import_at(with, "4096");
     assert!(t.contains("resize m0 0x8000"), "the untouched mapping is resized:\n{t}");
     let (used, _, ops, comments) = accounting(&t);
     assert!(ops.contains(&2) || comments.contains(&2), "line 2 accounted for:\n{t}");
     assert_eq!(used, ops.len(), "calls as operations:\n{t}");
-}
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// Contract check (holds): at the program's own page (4096) and with
@@ -143,7 +117,7 @@ fn at_the_program_page_every_valid_line_is_accounted_for() {
                 }
             }
         }
-        let t = import(&s, "4096");
+        let t = import_at(&s, "4096");
         let (used, skipped, ops, comments) = accounting(&t);
         for line in 1..=n {
             assert!(

@@ -4,22 +4,9 @@
 //! "Each line's comment gives the strace line it comes from").
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
-fn import(strace: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmspace"))
-        .args(["import-strace", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(strace.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+mod strace_import;
+use strace_import::import;
 
 /// The strace lines the trace names, by operations or comments.
 fn named(trace: &str) -> BTreeSet<usize> {

@@ -21,35 +21,13 @@
 //! operations or by one comment, as the header counts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::process::{Command, Stdio};
+
+mod strace_import;
+use strace_import::{header_numbers, import_at, json_num, run_ok};
 
 const PP: usize = 4096;
 const BASE: usize = 0x7f00_0000_0000;
 const WINDOW: usize = 192; // program pages the addresses fall in
-
-fn run(args: &[&str], input: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmspace"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json_num(json: &str, after: &str, key: &str) -> usize {
-    let at = json.find(after).unwrap();
-    let rest = &json[at..];
-    let k = rest.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
-    let digits: String =
-        rest[k..].trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().unwrap()
-}
 
 struct Rng(u64);
 impl Rng {
@@ -224,14 +202,9 @@ fn generate(seed: u64, steps: usize) -> (String, Model) {
 fn check(seed: u64, page: usize) -> Result<(), String> {
     let (strace, model) = generate(seed, 80);
     let ps = page.to_string();
-    let trace = run(&["import-strace", "-", "--page", &ps], &strace);
+    let trace = import_at(&strace, &ps);
     // Every strace line named by operations or one comment, as counted.
-    let head = trace.lines().next().unwrap();
-    let nums: Vec<usize> = head
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.parse().unwrap())
-        .collect();
+    let nums = header_numbers(&trace);
     let (mut ops, mut notes) = (BTreeSet::new(), Vec::new());
     for l in trace.lines().skip(1) {
         if let Some(rest) = l.strip_prefix("# strace line ") {
@@ -255,7 +228,7 @@ fn check(seed: u64, page: usize) -> Result<(), String> {
             notes.len()
         ));
     }
-    let json = run(&["replay", "--json", "-"], &trace);
+    let json = run_ok(&["replay", "--json", "-"], &trace);
     let failed = json_num(&json, "\"outcomes\"", "failed");
     let live = json_num(&json, "\"end\"", "live_bytes");
     let want = model.expected(page);

@@ -2,36 +2,14 @@
 //! import-strace` writes for an `mremap` that lands on another mapping
 //! (`MREMAP_FIXED`), as the replay's peak sees it.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-fn run(args: &[&str], input: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmspace"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json_num(json: &str, after: &str, key: &str) -> usize {
-    let rest = &json[json.find(after).unwrap()..];
-    let k = rest.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
-    let digits: String =
-        rest[k..].trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().unwrap()
-}
+mod strace_import;
+use strace_import::{import_at, json_num, run_ok};
 
 /// (peak live bytes, end live bytes, failed operations) of the replay of
 /// the import of `strace` at `page`.
 fn replay(strace: &str, page: &str) -> (usize, usize, usize, String) {
-    let trace = run(&["import-strace", "-", "--page", page], strace);
-    let json = run(&["replay", "--json", "-"], &trace);
+    let trace = import_at(strace, page);
+    let json = run_ok(&["replay", "--json", "-"], &trace);
     let peak = json_num(&json, "\"peak\"", "live_bytes");
     let end = json_num(&json, "\"end\"", "live_bytes");
     (peak, end, json_num(&json, "\"outcomes\"", "failed"), trace)
