@@ -373,7 +373,10 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
         self.inner.imports_aligned()
     }
 
+    /// The importer refused `range`, just handed out: no longer one this
+    /// source vouches for; `S` is told.
     fn refused(&mut self, range: Range) {
+        self.came_back(range);
         self.inner.refused(range)
     }
 }
