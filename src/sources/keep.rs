@@ -32,7 +32,8 @@ use crate::arena::{check_import, ArenaError, Source};
 ///   goes back to `S` and the import fails with [`ArenaError::BadImport`],
 ///   so that everything this source hands out is whole quanta.
 /// - **Give-back:** kept when it is one of the last `2 N` spans this
-///   source handed out, not given back since, and fewer than `N` are kept; any
+///   source handed out, not given back (nor refused by the importer,
+///   [`Source::refused`]) since, and fewer than `N` are kept; any
 ///   other give-back goes to `S`, which judges it as it would without this
 ///   source (the sources of this crate refuse a range they do not hold, so
 ///   a span given back twice is refused there). So a span this source
@@ -185,17 +186,12 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         while still < self.len {
             // Off the books before `S` sees it (see the type's docs).
             let r = self.take(still);
-            match self.inner.release(r) {
-                Ok(()) => {
-                    self.counts.released += 1;
-                    given += r.size().0;
-                }
-                Err(e) => {
-                    self.counts.release_failures += 1;
-                    if !matches!(e, ArenaError::Stranded { .. }) {
-                        self.put(still, r);
-                        still += 1;
-                    }
+            match self.release_below(r) {
+                Ok(()) => given += r.size().0,
+                Err(ArenaError::Stranded { .. }) => {}
+                Err(_) => {
+                    self.put(still, r);
+                    still += 1;
                 }
             }
         }
@@ -204,7 +200,8 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
 
     /// Check the type's invariants that can be seen from here: at most `N`
     /// spans kept, each non-empty, a multiple of the quantum at a multiple
-    /// of it, none overlapping another.
+    /// of it, none overlapping another; the spans noted as handed out
+    /// non-empty, overlapping neither each other nor a kept one.
     pub fn check(&self) -> Result<(), ArenaError> {
         let q = self.quantum();
         if self.len > N {
@@ -280,11 +277,7 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
     /// counts as handed out, so could not refuse).
     fn not_kept(&self, range: Range) -> Result<(), ArenaError> {
         if self.kept().iter().any(|k| k.overlaps(&range)) {
-            return Err(ArenaError::BadFree {
-                addr: range.base(),
-                size: range.size(),
-                allocated: None,
-            });
+            return Err(bad_free(range));
         }
         Ok(())
     }
@@ -303,6 +296,11 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         }
         r
     }
+}
+
+/// The refusal of a give-back of `range` that is not this source's to take.
+fn bad_free(range: Range) -> ArenaError {
+    ArenaError::BadFree { addr: range.base(), size: range.size(), allocated: None }
 }
 
 impl<S: Source, const N: usize> Source for KeepFree<S, N> {
@@ -329,25 +327,20 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
             }
             r => r,
         }?;
+        self.counts.imported += 1;
         if r.size() != size || !r.base().is_aligned(align) {
             // `S` broke its contract: its range goes back, not up (and
             // if `S` will not take it, there is no one else to tell).
-            self.counts.imported += 1;
             let _ = self.release_below(r);
             return Err(ArenaError::BadImport(r));
         }
-        self.counts.imported += 1;
         Ok(self.hand_out(r))
     }
 
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
         self.not_kept(range)?;
         if range.is_empty() || !range.is_aligned(self.quantum()) {
-            return Err(ArenaError::BadFree {
-                addr: range.base(),
-                size: range.size(),
-                allocated: None,
-            });
+            return Err(bad_free(range));
         }
         if self.came_back(range) && self.len < N {
             self.kept[self.len] = range;

@@ -37,8 +37,9 @@ const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 /// from one depot magazine or the slabs there are, the rest of the
 /// magazine given back; a free puts its object back in its slab). Frees
 /// are checked as with a `CacheHandle`; sizes past
-/// [`SyncArena::qcache_max`] go to the arena. Each slot's hits are counted in its magazines' words, one a size
-/// class, and a class's are added to [`SyncArena::qcache_stats`] at the
+/// [`SyncArena::qcache_max`] go to the arena. Each slot's hits are
+/// counted in its magazines' words, one a size class, and a class's are
+/// added to [`SyncArena::qcache_stats`] at the
 /// slot's next miss in that class and on [`flush`](Self::flush) (so they
 /// lag, class by class); misses are added at once; dropping flushes.
 ///

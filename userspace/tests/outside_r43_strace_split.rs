@@ -12,30 +12,9 @@
 //!
 //! All tests here held (contracts checked).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod strace_import;
 
-fn run(args: &[&str], input: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmspace"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json_num(json: &str, after: &str, key: &str) -> usize {
-    let rest = &json[json.find(after).unwrap()..];
-    let k = rest.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
-    let digits: String =
-        rest[k..].trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().unwrap()
-}
+use strace_import::{json_num, run_ok as run};
 
 /// The import at `page`, and (end live bytes, failed operations) of its
 /// replay.

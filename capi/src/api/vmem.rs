@@ -115,8 +115,9 @@ impl<P: Platform> ArenaObj<P> {
         first: ArenaError,
         again: &mut dyn FnMut() -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        let first = Err(first);
-        let Err(ArenaError::NoSpace { .. }) = first else { return first };
+        if !matches!(first, ArenaError::NoSpace { .. }) {
+            return Err(first);
+        }
         let reclaim = self.shared.with(|a| a.source().hooks.reclaim);
         if let Some(r) = reclaim {
             // SAFETY: the caller's reclaim function, called as its type
@@ -131,7 +132,7 @@ impl<P: Platform> ArenaObj<P> {
         if reclaim.is_some() {
             again()
         } else {
-            first
+            Err(first)
         }
     }
 }
