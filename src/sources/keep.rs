@@ -1,9 +1,10 @@
 //! [`KeepFree`]: an import quantum, and spans given back kept for the next
 //! imports of their size.
 
-use vmspace_shim::{Range, Size};
+use vmspace_shim::{Range, ShimError, Size};
 
 use crate::arena::{check_import, ArenaError, Source};
+use crate::vm::VmError;
 
 /// A [`Source`] over `S` that imports in multiples of its own quantum (an
 /// import quantum: fewer, larger imports) and keeps up to `N` spans given
@@ -25,9 +26,14 @@ use crate::arena::{check_import, ArenaError, Source};
 ///   `S`'s alone: a larger one could not be kept aligned, since a span
 ///   goes back to `S` only whole, as `S` made it.
 /// - **Import:** a kept span of exactly the size asked, aligned as asked,
-///   the one kept last first; else an import from `S`. When `S` has no room
-///   (`NoSpace`) and spans are kept, they all go back to `S` first
-///   ([`trim`](Self::trim)) and `S` is asked once more. A range from `S`
+///   the one kept last first; else an import from `S`. When `S` is short
+///   of room or memory ([`NoSpace`](ArenaError::NoSpace),
+///   [`TagsExhausted`](ArenaError::TagsExhausted), or its backend's
+///   [`OutOfMemory`](vmspace_shim::ShimError::OutOfMemory) or
+///   [`OutOfAddressSpace`](vmspace_shim::ShimError::OutOfAddressSpace))
+///   and spans are kept, they all go back to `S` first
+///   ([`trim`](Self::trim)) and `S` is asked once more; any other failure
+///   comes back as `S` gave it, the spans still kept. A range from `S`
 ///   that is not what was asked (its size, at a multiple of the alignment)
 ///   goes back to `S` and the import fails with [`ArenaError::BadImport`],
 ///   so that everything this source hands out is whole quanta.
@@ -158,6 +164,23 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
     /// giving it back a span it handed out here is not fine).
     pub fn inner_mut(&mut self) -> &mut S {
         &mut self.inner
+    }
+
+    /// The source below, once every kept span has gone back to it
+    /// ([`trim`](Self::trim)). If it refused one, this source comes back
+    /// instead (`Err`), keeping the spans refused: dropped here, they would
+    /// be lost to both. Spans handed out and not given back stay with
+    /// whoever holds them; give them back to `S` directly from now on.
+    pub fn into_inner(mut self) -> Result<S, Self> {
+        self.trim();
+        if self.len > 0 {
+            return Err(self);
+        }
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped nor used again, so `inner` is
+        // moved out of it exactly once; no other field owns anything
+        // (ranges and counts).
+        Ok(unsafe { core::ptr::read(&this.inner) })
     }
 
     /// The spans kept, the one kept last at the end.
@@ -298,6 +321,20 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
     }
 }
 
+/// Whether an import failed for want of room or memory below, which the
+/// spans kept here may be holding (a `VmSource`'s kept spans are mapped
+/// pages; a parent arena's, free segments and their tags).
+fn short_of_room(e: &ArenaError) -> bool {
+    let shortage = |e: &ShimError| {
+        matches!(e, ShimError::OutOfMemory(_) | ShimError::OutOfAddressSpace { .. })
+    };
+    match e {
+        ArenaError::NoSpace { .. } | ArenaError::TagsExhausted => true,
+        ArenaError::Backing(e) | ArenaError::Vm(VmError::Backend(e)) => shortage(e),
+        _ => false,
+    }
+}
+
 /// The refusal of a give-back of `range` that is not this source's to take.
 fn bad_free(range: Range) -> ArenaError {
     ArenaError::BadFree { addr: range.base(), size: range.size(), allocated: None }
@@ -321,7 +358,7 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
             return Ok(self.hand_out(r));
         }
         let r = match self.inner.import(size, align) {
-            Err(ArenaError::NoSpace { .. }) if self.len > 0 => {
+            Err(e) if self.len > 0 && short_of_room(&e) => {
                 self.trim();
                 self.inner.import(size, align)
             }

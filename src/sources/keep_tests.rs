@@ -2,13 +2,15 @@
 
 use super::keep::*;
 use crate::arena::{check_import, ArenaError, Source};
-use vmspace_shim::Addr;
-use vmspace_shim::{Range, Size};
+use crate::vm::VmError;
+use vmspace_shim::{Addr, Op, Range, ShimError, Size};
 
 /// A source handing out consecutive ranges and recording give-backs;
-/// `room` imports at most, `refuse` fails give-backs with that error.
+/// `room` imports at most (then `full`, `NoSpace` unless set), `refuse`
+/// fails give-backs with that error.
 struct Mock {
     quantum: Size,
+    full: Option<ArenaError>,
     next: usize,
     room: usize,
     imports: usize,
@@ -20,6 +22,7 @@ struct Mock {
 fn mock(quantum: usize, room: usize) -> Mock {
     Mock {
         quantum: Size(quantum),
+        full: None,
         next: 1 << 20,
         room,
         imports: 0,
@@ -36,7 +39,7 @@ impl Source for Mock {
     fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
         check_import(self.quantum, size, align)?;
         if self.imports - self.released >= self.room {
-            return Err(ArenaError::NoSpace { size: size.0 });
+            return Err(self.full.unwrap_or(ArenaError::NoSpace { size: size.0 }));
         }
         let base = self.next.next_multiple_of(align.0);
         self.next = base + size.0;
@@ -203,6 +206,46 @@ fn no_room_below_gives_the_kept_spans_back_and_asks_again() {
 }
 
 #[test]
+fn any_shortage_below_gives_the_kept_spans_back_and_asks_again() {
+    let r = Range::from_size(Addr(1 << 20), Size(Q)).unwrap();
+    let oom = ShimError::OutOfMemory(r);
+    let no_space = ShimError::OutOfAddressSpace { size: Q };
+    let shortages = [
+        ArenaError::TagsExhausted,
+        ArenaError::Backing(oom),
+        ArenaError::Backing(no_space),
+        ArenaError::Vm(VmError::Backend(oom)),
+        ArenaError::Vm(VmError::Backend(no_space)),
+    ];
+    let others = [
+        ArenaError::Backing(ShimError::Os { op: Op::Map, errno: 1 }),
+        ArenaError::Backing(ShimError::Injected { op: Op::Map }),
+        ArenaError::Vm(VmError::NotMapped(r)),
+        ArenaError::SourceBusy,
+        ArenaError::Injected,
+    ];
+    for (e, short) in shortages.iter().map(|e| (e, true)).chain(others.iter().map(|e| (e, false))) {
+        let mut below = mock(Q, 1);
+        below.full = Some(*e);
+        let mut k = KeepFree::<_, 2>::new(below, Size(Q));
+        let a = k.import(Size(Q), Size(Q)).unwrap();
+        k.release(a).unwrap();
+        // Not the kept size: the source below is full until `a` goes back.
+        let got = k.import(Size(2 * Q), Size(Q));
+        if short {
+            assert_eq!(got.unwrap().size(), Size(2 * Q), "{e}");
+            assert!(k.kept().is_empty(), "{e}");
+            assert_eq!(k.counts().released, 1, "{e}");
+        } else {
+            assert_eq!(got, Err(*e));
+            assert_eq!(k.kept(), [a], "{e}");
+            assert_eq!(k.counts().released, 0, "{e}");
+        }
+        k.check().unwrap();
+    }
+}
+
+#[test]
 fn unflushed_give_backs_are_never_kept() {
     let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
     let a = k.import(Size(Q), Size(Q)).unwrap();
@@ -251,4 +294,50 @@ fn drop_gives_the_kept_spans_back() {
         assert_eq!(k.kept_size(), Size(3 * Q));
     }
     assert_eq!((inner.imports, inner.released), (2, 2));
+}
+
+#[test]
+fn into_inner_gives_the_kept_spans_back_first() {
+    let mut k = KeepFree::<_, 2>::new(mock(Q, 4), Size(Q));
+    let a = k.import(Size(Q), Size(Q)).unwrap();
+    let b = k.import(Size(Q), Size(Q)).unwrap();
+    k.release(a).unwrap();
+    k.inner_mut().refuse = Some(ArenaError::SourceBusy);
+    // Refused: the adapter back, `a` still kept.
+    let mut k = k.into_inner().err().expect("a refused span keeps the adapter");
+    assert_eq!(k.kept(), [a]);
+    k.inner_mut().refuse = None;
+    let below = k.into_inner().ok().expect("nothing kept");
+    assert_eq!((below.imports, below.released), (2, 1));
+    let _ = b;
+}
+
+#[test]
+fn into_inner_moves_the_source_out_once() {
+    use core::cell::Cell;
+    struct Counted<'a>(Mock, &'a Cell<u32>);
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.1.set(self.1.get() + 1);
+        }
+    }
+    impl Source for Counted<'_> {
+        fn quantum(&self) -> Size {
+            self.0.quantum()
+        }
+        fn import(&mut self, size: Size, align: Size) -> Result<Range, ArenaError> {
+            self.0.import(size, align)
+        }
+        fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+            self.0.release(range)
+        }
+    }
+    let drops = Cell::new(0);
+    let mut k = KeepFree::<_, 1>::new(Counted(mock(Q, 4), &drops), Size(Q));
+    let a = k.import(Size(Q), Size(Q)).unwrap();
+    k.release(a).unwrap();
+    let below = k.into_inner().ok().unwrap();
+    assert_eq!((drops.get(), below.0.released), (0, 1));
+    drop(below);
+    assert_eq!(drops.get(), 1);
 }
