@@ -5,24 +5,15 @@
 //! Tests marked "was a DEFECT" failed on the code reviewed (fixed since); tests marked "Held"
 //! check contracts that held.
 
-use std::cell::RefCell;
-
-use vmspace::arena::{Arena, ArenaError, NoSource, Policy, SliceStore, Source};
+use vmspace::arena::{Arena, ArenaError, Policy, SliceStore, Source};
 use vmspace::sources::KeepFree;
 use vmspace::{Addr, Range, Size};
 
 const PAGE: usize = 4096;
 const BASE: usize = 1 << 20;
 
-type Parent<'a> = Arena<SliceStore<'a>, NoSource>;
-
-fn parent<'a>(pt: &'a mut [u8], ph: &'a mut [u8], pages: usize) -> RefCell<Parent<'a>> {
-    let mut p =
-        Arena::new("parent", Size(PAGE), SliceStore::new(pt), SliceStore::new(ph), NoSource)
-            .unwrap();
-    p.add(Addr(BASE), Size(pages * PAGE)).unwrap();
-    RefCell::new(p)
-}
+mod outside_keep_common;
+use outside_keep_common::parent;
 
 fn pages(n: usize) -> Size {
     Size(n * PAGE)

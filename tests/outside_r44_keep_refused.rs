@@ -11,21 +11,19 @@
 //! Tests named `defect_*` failed on the code reviewed and pass since the
 //! fix; `holds_*` passed.
 
-use vmspace::arena::{Arena, ArenaError, PageStore, Policy, SliceStore, Source};
-use vmspace::sources::{KeepFree, VmSource};
-use vmspace::vm::Vm;
+use vmspace::arena::{Arena, ArenaError, Policy, SliceStore, Source};
+use vmspace::sources::KeepFree;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{PageOps, Range, Size};
 
 const PAGE: usize = 4096;
 
-type Vs<P> = VmSource<P, PageStore<P>>;
+mod outside_keep_common;
+use outside_keep_common::{vmsource, Vs};
 
 /// A `VmSource` of 64 pages over `ops`.
 fn vm_source<P: PageOps + Clone>(ops: P) -> Vs<P> {
-    let vm = Vm::reserve(ops.clone(), Size(64 * PAGE), Size(PAGE)).unwrap();
-    let tags = PageStore::new(ops.clone(), Size(16 * PAGE)).unwrap();
-    VmSource::new(vm, tags, PageStore::new(ops, Size(4 * PAGE)).unwrap()).unwrap()
+    vmsource(ops, 64)
 }
 
 /// Was a DEFECT (fixed). A range the importer refused (and the `VmSource` below took

@@ -2,24 +2,14 @@
 //! over a parent arena through a `&RefCell`. All tests here pass (contracts
 //! that held).
 
-use std::cell::RefCell;
-
-use vmspace::arena::{Arena, ArenaError, NoSource, SliceStore, Source};
+use vmspace::arena::{ArenaError, Source};
 use vmspace::sources::KeepFree;
-use vmspace::{Addr, Size};
+use vmspace::Size;
 
 const PAGE: usize = 4096;
-const BASE: usize = 1 << 20;
 
-type Parent<'a> = Arena<SliceStore<'a>, NoSource>;
-
-fn parent<'a>(pt: &'a mut [u8], ph: &'a mut [u8], pages: usize) -> RefCell<Parent<'a>> {
-    let mut p =
-        Arena::new("parent", Size(PAGE), SliceStore::new(pt), SliceStore::new(ph), NoSource)
-            .unwrap();
-    p.add(Addr(BASE), Size(pages * PAGE)).unwrap();
-    RefCell::new(p)
-}
+mod outside_keep_common;
+use outside_keep_common::parent;
 
 /// Held: the ring is the last `2 N` handed out, oldest forgotten, and a
 /// reuse notes the span again as the newest (keep.rs:34-36 "one of the

@@ -1,4 +1,4 @@
-//! Set-ups the outside reviewers' `KeepFree` tests (rounds 41b and 42)
+//! Set-ups the outside reviewers' `KeepFree` tests (rounds 41b to 44)
 //! share: a parent arena on caller buffers, and a `VmSource` on a
 //! simulated backend.
 // Each test binary that declares this module uses only some of it.

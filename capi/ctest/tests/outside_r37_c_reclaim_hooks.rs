@@ -28,7 +28,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use common::{counters, valloc, P};
+use common::{counters, on_one_cpu, valloc, P};
 use vmspace_capi::ctypes::*;
 use vmspace_capi_user::vmspace_native_api::vmspace_arena_check;
 use vmspace_capi_user::vmspace_vmem_api::{
@@ -49,18 +49,6 @@ fn destroy(vm: *mut vmem_t) {
         assert_eq!(vmspace_arena_check(vm.cast()), 0);
         vmem_destroy(vm);
     }
-}
-
-/// Run `f` on a thread held on one CPU (so every call uses that CPU's
-/// slot; no other thread uses its arena).
-fn on_one_cpu(f: impl FnOnce() + Send + 'static) {
-    std::thread::spawn(move || {
-        let cpus = vmspace_user::allowed_cpus().unwrap();
-        vmspace_user::run_only_on(cpus[0]).unwrap();
-        f();
-    })
-    .join()
-    .unwrap();
 }
 
 static T1_FREE: AtomicUsize = AtomicUsize::new(0);

@@ -19,22 +19,12 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use common::{counters, valloc, vcheck};
+use common::{counters, on_one_cpu, valloc, vcheck};
 use vmspace_capi::ctypes::*;
 use vmspace_capi_user::vmspace_vmem_api::{vmem_create, vmem_destroy, vmem_free, vmem_set_reclaim};
 
 const Q: usize = 4096;
 const CLASSES: usize = 4;
-
-fn on_one_cpu(f: impl FnOnce() + Send + 'static) {
-    std::thread::spawn(move || {
-        let cpus = vmspace_user::allowed_cpus().unwrap();
-        vmspace_user::run_only_on(cpus[0]).unwrap();
-        f();
-    })
-    .join()
-    .unwrap();
-}
 
 static HOOK_CALLS: AtomicUsize = AtomicUsize::new(0);
 

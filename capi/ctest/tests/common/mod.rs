@@ -1,7 +1,7 @@
 //! Helpers shared by the tests that call the C API from Rust (`mod common;`):
 //! readers of an arena's statistics, a sendable arena pointer, a small
-//! random generator, and the trees of arenas of the wait tests (rounds 33
-//! and 34).
+//! random generator, a thread held on one CPU, and the trees of arenas of
+//! the wait tests (rounds 33 and 34).
 
 // Each test binary uses some of these.
 #![allow(dead_code)]
@@ -155,4 +155,16 @@ pub fn full_tree(
     let all = alloc(parent, span).unwrap();
     let child = create(0, 0, 4 * Q, parent);
     (parent, child, all)
+}
+
+/// Run `f` on a thread held on one CPU (so every call uses that CPU's
+/// slot; no other thread uses its arena).
+pub fn on_one_cpu(f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        let cpus = vmspace_user::allowed_cpus().unwrap();
+        vmspace_user::run_only_on(cpus[0]).unwrap();
+        f();
+    })
+    .join()
+    .unwrap();
 }
