@@ -51,7 +51,10 @@ use crate::vm::VmError;
 ///   `S`, which must not hand it out before its flush (refused, as above,
 ///   when it overlaps a kept span).
 /// - **Drop:** every kept span goes back to `S` (errors ignored, as an
-///   arena's drop ignores its source's).
+///   arena's drop ignores its source's), unless the last call into `S`
+///   panicked: then `S` is not called again (the drop may be part of that
+///   panic's unwinding, where a second panic would abort the process), and
+///   the kept spans stay taken on `S`'s books.
 ///
 /// A kept span is as its last user left it: over a `VmSource`, still
 /// mapped, with whatever was written to it (an import from `S` may be
@@ -112,6 +115,8 @@ pub struct KeepFree<S: Source, const N: usize> {
     out: [[Range; N]; 2],
     outs: usize,
     counts: KeepCounts,
+    /// A call into `inner` is under way: still set after it, it panicked.
+    in_below: bool,
 }
 
 /// An unused slot.
@@ -152,6 +157,7 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
             out: [[NONE; N]; 2],
             outs: 0,
             counts: KeepCounts::default(),
+            in_below: false,
         }
     }
 
@@ -251,6 +257,15 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         Ok(())
     }
 
+    /// Call `f` on the source below, noting that a call is under way: should
+    /// it panic, the note stays, and the drop calls `S` no more.
+    fn below<T>(&mut self, f: impl FnOnce(&mut S) -> T) -> T {
+        self.in_below = true;
+        let r = f(&mut self.inner);
+        self.in_below = false;
+        r
+    }
+
     /// Note `r` as handed out (forgetting the oldest if `2 N` are noted).
     fn hand_out(&mut self, r: Range) -> Range {
         let out = self.out.as_flattened_mut();
@@ -307,7 +322,7 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
 
     /// Give `r` to `S`, counted.
     fn release_below(&mut self, r: Range) -> Result<(), ArenaError> {
-        let back = self.inner.release(r);
+        let back = self.below(|s| s.release(r));
         self.count_release(back)
     }
 
@@ -357,10 +372,10 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
             let r = self.take(i);
             return Ok(self.hand_out(r));
         }
-        let r = match self.inner.import(size, align) {
+        let r = match self.below(|s| s.import(size, align)) {
             Err(e) if self.len > 0 && short_of_room(&e) => {
                 self.trim();
-                self.inner.import(size, align)
+                self.below(|s| s.import(size, align))
             }
             r => r,
         }?;
@@ -391,7 +406,7 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
         self.not_kept(range)?;
         self.came_back(range);
-        let r = self.inner.release_unflushed(range);
+        let r = self.below(|s| s.release_unflushed(range));
         self.count_release(r)
     }
 
@@ -407,12 +422,17 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
     /// source vouches for; `S` is told.
     fn refused(&mut self, range: Range) {
         self.came_back(range);
-        self.inner.refused(range)
+        self.below(|s| s.refused(range))
     }
 }
 
 impl<S: Source, const N: usize> Drop for KeepFree<S, N> {
     fn drop(&mut self) {
-        self.trim();
+        // A call into `S` that never returned panicked: this drop may be
+        // part of that panic's unwinding, where a second panic from `S`
+        // would abort the process. Its kept spans are left to `S`.
+        if !self.in_below {
+            self.trim();
+        }
     }
 }
