@@ -361,7 +361,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// it. Tags for the span and the carve were reserved by the caller; the
     /// source reserves its own before it changes anything.
     fn import_for(&mut self, req: &Request) -> Result<(usize, u32), ArenaError> {
-        if !self.source.can_import() || req.windowed {
+        if req.windowed || !self.call_source(|s| s.can_import()) {
             return Err(ArenaError::NoSpace { size: req.size });
         }
         if self.mtbf.hit() {
@@ -370,7 +370,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         }
         // Checked when the arena was made, unless the source could not say
         // then (a `&RefCell` borrowed elsewhere) or has changed since.
-        let sq = self.source.quantum().0;
+        let sq = self.call_source(|s| s.quantum()).0;
         if !sq.is_power_of_two() {
             return Err(ArenaError::InvalidArgument("source quantum is not a power of two"));
         }
@@ -388,12 +388,12 @@ impl<S: Store, I: Source> Arena<S, I> {
         // A source that only aligns to its quantum is asked for room to
         // align in: the first multiple of `align` in a quantum-aligned span
         // is at most `align - q` from its base.
-        let (size, align) = if align == q || self.source.imports_aligned() {
+        let (size, align) = if align == q || self.call_source(|s| s.imports_aligned()) {
             (size, align)
         } else {
             (size.checked_add(align - q).ok_or(ArenaError::Overflow)?, q)
         };
-        let r = self.source.import(Size(size), Size(align)).map_err(|e| match e {
+        let r = self.call_source(|s| s.import(Size(size), Size(align))).map_err(|e| match e {
             ArenaError::NoSpace { .. } => ArenaError::NoSpace { size: req.size },
             e => e,
         })?;
@@ -406,9 +406,9 @@ impl<S: Store, I: Source> Arena<S, I> {
                 // source that hands out a range it already gave us must not
                 // make us release our own live span.
                 if self.span_neighbours(r).is_ok() {
-                    let _ = self.source.release(r);
+                    let _ = self.call_source(|s| s.release(r));
                 } else {
-                    self.source.refused(r);
+                    self.call_source(|s| s.refused(r));
                 }
                 return Err(match e {
                     ArenaError::SpanOverlap(r) => ArenaError::BadImport(r),
@@ -439,7 +439,16 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// source that panics (or a parent arena that takes the range back and
     /// then panics in its own give-back) must not leave the range listed
     /// here as well. At worst it is lost to both, never live in two.
+    ///
+    /// While the last call into the source has not returned (it panicked),
+    /// the span stays, free: a give-back made as that panic unwinds (a
+    /// drop's) must not call the source again, where a second panic would
+    /// abort the process. The next call into the source that returns ends
+    /// this.
     pub(crate) fn destroy_free_span(&mut self, f: u32) {
+        if self.in_source {
+            return;
+        }
         let seg = *self.tags.get(f);
         let m = seg.aprev;
         let r = Range::new(Addr(seg.start), Addr(seg.end)).unwrap_or(Range::empty(Addr(0)));
@@ -451,7 +460,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.sizes.total.0 -= seg.size();
         self.sizes.free.0 -= seg.size();
         self.sizes.imported.0 -= seg.size();
-        match self.source.release(r) {
+        match self.call_source(|s| s.release(r)) {
             Ok(()) => self.counters.exports += 1,
             Err(e) => {
                 self.counters.export_failures += 1;

@@ -179,6 +179,9 @@ pub struct Arena<S: Store, I: Source = NoSource> {
     /// Segments on the unflushed list.
     unflushed_count: usize,
     source: I,
+    /// A call into `source` is under way; still set after it, it panicked
+    /// (see [`call_source`](Self::call_source)).
+    in_source: bool,
     rotor: u32,
     /// Where the last next-fit allocation ended: the next one starts there
     /// even when a free has since merged the rotor's segment into a free
@@ -249,6 +252,7 @@ impl<S: Store, I: Source> Arena<S, I> {
             unflushed: NIL,
             unflushed_count: 0,
             source,
+            in_source: false,
             rotor: HEAD,
             rotor_addr: 0,
             sizes: Sizes::default(),
@@ -275,9 +279,21 @@ impl<S: Store, I: Source> Arena<S, I> {
     }
 
     /// The source, mutably (for its own introspection; allocating from it
-    /// directly is fine, releasing this arena's imports is not).
+    /// directly is fine, releasing this arena's imports is not). A panic of
+    /// the source in a call made through this reference is not the arena's
+    /// to see: it will call the source again (in its drop, say).
     pub fn source_mut(&mut self) -> &mut I {
         &mut self.source
+    }
+
+    /// Call `f` on the source, noting the call under way: should it panic,
+    /// the note stays, and the arena gives the source nothing back until a
+    /// later call into it returns (see [`Source`]).
+    pub(crate) fn call_source<T>(&mut self, f: impl FnOnce(&mut I) -> T) -> T {
+        self.in_source = true;
+        let r = f(&mut self.source);
+        self.in_source = false;
+        r
     }
 
     /// Call `hook` for each allocation still live, and each range freed
@@ -396,6 +412,11 @@ impl<S: Store, I: Source> Drop for Arena<S, I> {
     /// keep it taken). Errors are ignored: there is no one left to
     /// tell (a refused `release_unflushed` leaves the range taken in the
     /// source: lost, never reissued early). The stores release their own memory.
+    ///
+    /// Nothing goes back when the last call into the source panicked (the
+    /// drop may be part of that panic's unwinding, where a second panic
+    /// from the source would abort the process): the spans stay taken in
+    /// the source.
     fn drop(&mut self) {
         if let Some(hook) = self.leak_hook {
             for seg in self.walk(SegmentKinds::ALLOCATED.union(SegmentKinds::UNFLUSHED)) {
@@ -410,6 +431,11 @@ impl<S: Store, I: Source> Drop for Arena<S, I> {
                 hook(self.name, r);
             }
         }
+        // A call into the source that panicked: this drop may be part of
+        // that panic's unwinding, where a second panic would abort.
+        if self.in_source {
+            return;
+        }
         let mut m = self.tags.get(HEAD).knext;
         while m != HEAD {
             let t = *self.tags.get(m);
@@ -417,9 +443,9 @@ impl<S: Store, I: Source> Drop for Arena<S, I> {
                 if let Some(r) = Range::new(vmspace_shim::Addr(t.start), vmspace_shim::Addr(t.end))
                 {
                     let _ = if self.span_holds_unflushed(m) {
-                        self.source.release_unflushed(r)
+                        self.call_source(|s| s.release_unflushed(r))
                     } else {
-                        self.source.release(r)
+                        self.call_source(|s| s.release(r))
                     };
                 }
             }

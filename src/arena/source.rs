@@ -33,7 +33,10 @@ use super::ArenaError;
 /// `&RefCell` that call fails with [`ArenaError::SourceBusy`], through a
 /// `SyncArena` it waits for itself for ever. A source may panic; the arena
 /// is left consistent (and a `SyncArena`'s lock released) as the panic
-/// unwinds.
+/// unwinds, and gives it nothing back until a call into it returns again
+/// (an import): a give-back made as the panic unwinds (the arena's drop,
+/// or a free in another value's drop) would call it again, and a second
+/// panic while unwinding aborts the process.
 pub trait Source {
     /// The granularity of imports: a power of two, the same for the
     /// source's life. An arena asks at every import, and refuses a source

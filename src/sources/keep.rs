@@ -1,6 +1,8 @@
 //! [`KeepFree`]: an import quantum, and spans given back kept for the next
 //! imports of their size.
 
+use core::cell::Cell;
+
 use vmspace_shim::{Range, ShimError, Size};
 
 use crate::arena::{check_import, ArenaError, Source};
@@ -51,10 +53,14 @@ use crate::vm::VmError;
 ///   `S`, which must not hand it out before its flush (refused, as above,
 ///   when it overlaps a kept span).
 /// - **Drop:** every kept span goes back to `S` (errors ignored, as an
-///   arena's drop ignores its source's), unless the last call into `S`
-///   panicked: then `S` is not called again (the drop may be part of that
-///   panic's unwinding, where a second panic would abort the process), and
-///   the kept spans stay taken on `S`'s books.
+///   arena's drop ignores its source's).
+/// - **A panic below:** once a call into `S` (any of its methods) panics,
+///   `S` is given nothing back until a call into it returns again (an
+///   import): a give-back is refused with [`ArenaError::SourceBusy`] (an
+///   arena keeps the span, free), [`trim`](Self::trim) gives nothing back,
+///   and the drop leaves the kept spans taken on `S`'s books. A drop or a
+///   give-back made as that panic unwinds would call `S` again, and a
+///   second panic while unwinding aborts the process.
 ///
 /// A kept span is as its last user left it: over a `VmSource`, still
 /// mapped, with whatever was written to it (an import from `S` may be
@@ -116,7 +122,7 @@ pub struct KeepFree<S: Source, const N: usize> {
     outs: usize,
     counts: KeepCounts,
     /// A call into `inner` is under way: still set after it, it panicked.
-    in_below: bool,
+    in_below: Cell<bool>,
 }
 
 /// An unused slot.
@@ -157,7 +163,7 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
             out: [[NONE; N]; 2],
             outs: 0,
             counts: KeepCounts::default(),
-            in_below: false,
+            in_below: Cell::new(false),
         }
     }
 
@@ -258,12 +264,26 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
     }
 
     /// Call `f` on the source below, noting that a call is under way: should
-    /// it panic, the note stays, and the drop calls `S` no more.
+    /// it panic, the note stays, and `S` is given nothing back until a call
+    /// into it returns again (see the type's docs).
     fn below<T>(&mut self, f: impl FnOnce(&mut S) -> T) -> T {
-        self.in_below = true;
+        self.in_below.set(true);
         let r = f(&mut self.inner);
-        self.in_below = false;
+        self.in_below.set(false);
         r
+    }
+
+    /// [`below`](Self::below) for `S`'s questions.
+    fn below_ref<T>(&self, f: impl FnOnce(&S) -> T) -> T {
+        self.in_below.set(true);
+        let r = f(&self.inner);
+        self.in_below.set(false);
+        r
+    }
+
+    /// Whether the last call into `S` panicked (it has not returned).
+    fn below_panicked(&self) -> bool {
+        self.in_below.get()
     }
 
     /// Note `r` as handed out (forgetting the oldest if `2 N` are noted).
@@ -320,8 +340,12 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         Ok(())
     }
 
-    /// Give `r` to `S`, counted.
+    /// Give `r` to `S`, counted; refused without a call while the last
+    /// call into `S` has not returned.
     fn release_below(&mut self, r: Range) -> Result<(), ArenaError> {
+        if self.below_panicked() {
+            return Err(ArenaError::SourceBusy);
+        }
         let back = self.below(|s| s.release(r));
         self.count_release(back)
     }
@@ -357,8 +381,8 @@ fn bad_free(range: Range) -> ArenaError {
 
 impl<S: Source, const N: usize> Source for KeepFree<S, N> {
     fn quantum(&self) -> Size {
-        let below = self.inner.quantum();
-        if self.inner.imports_aligned() {
+        let (below, aligned) = self.below_ref(|s| (s.quantum(), s.imports_aligned()));
+        if aligned {
             self.quantum.max(below)
         } else {
             below
@@ -390,6 +414,9 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
     }
 
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
+        if self.below_panicked() {
+            return Err(ArenaError::SourceBusy);
+        }
         self.not_kept(range)?;
         if range.is_empty() || !range.is_aligned(self.quantum()) {
             return Err(bad_free(range));
@@ -404,6 +431,9 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
     }
 
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
+        if self.below_panicked() {
+            return Err(ArenaError::SourceBusy);
+        }
         self.not_kept(range)?;
         self.came_back(range);
         let r = self.below(|s| s.release_unflushed(range));
@@ -411,11 +441,11 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
     }
 
     fn can_import(&self) -> bool {
-        self.inner.can_import()
+        self.below_ref(|s| s.can_import())
     }
 
     fn imports_aligned(&self) -> bool {
-        self.inner.imports_aligned()
+        self.below_ref(|s| s.imports_aligned())
     }
 
     /// The importer refused `range`, just handed out: no longer one this
@@ -431,7 +461,7 @@ impl<S: Source, const N: usize> Drop for KeepFree<S, N> {
         // A call into `S` that never returned panicked: this drop may be
         // part of that panic's unwinding, where a second panic from `S`
         // would abort the process. Its kept spans are left to `S`.
-        if !self.in_below {
+        if !self.below_panicked() {
             self.trim();
         }
     }
