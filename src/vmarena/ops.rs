@@ -118,6 +118,7 @@ impl<P: PageOps> VmArena<P> {
         prot: Protection,
     ) -> Result<(), VmArenaError> {
         let (lo, hi, _) = self.owned(range, owner)?;
+        self.retry_stale();
         if let Err(e) = self.vm.protect(range, prot) {
             return Err(self.restore_after(e.into(), lo, hi));
         }
@@ -189,6 +190,7 @@ impl<P: PageOps> VmArena<P> {
         if !self.is_alloc(i) {
             return Err(VmArenaError::NotAllocated(page));
         }
+        self.retry_stale();
         let mut d = self.desc(i).unwrap_or_default();
         d.client = client;
         self.set_desc(i, d);
@@ -207,6 +209,7 @@ impl<P: PageOps> VmArena<P> {
     /// [`set_spare_limit`](Self::set_spare_limit) and
     /// [`set_commit_limit`](Self::set_commit_limit), may fail the same way.
     pub fn purge_spare(&mut self) -> Result<usize, VmArenaError> {
+        self.retry_stale();
         let n = self.layout.tracts;
         let mut purged = 0;
         let mut from = 0;
@@ -257,6 +260,7 @@ impl<P: PageOps> VmArena<P> {
     /// the failing call stay given back, as with
     /// [`purge_spare`](Self::purge_spare)).
     pub fn set_spare_limit(&mut self, pages: usize) -> Result<(), VmArenaError> {
+        self.retry_stale();
         if self.spare > pages {
             self.purge_spare()?;
         }
@@ -267,6 +271,7 @@ impl<P: PageOps> VmArena<P> {
     /// Set the commit limit; refused (and unchanged) if more than `limit` is
     /// committed now even without spare pages.
     pub fn set_commit_limit(&mut self, limit: Size) -> Result<(), VmArenaError> {
+        self.retry_stale();
         let committed = self.committed().0;
         let without_spare = committed - (self.spare << self.layout.page_shift);
         if without_spare > limit.0 {
