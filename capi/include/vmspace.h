@@ -164,7 +164,7 @@ struct vmspace_sizes {
 	vmspace_size_t largest_free; /* the largest free segment */
 	vmspace_size_t live;         /* live allocations (handles, slabs included) */
 	vmspace_size_t spans;        /* spans, added and imported */
-	unsigned int fragmentation_permille; /* 1000 * (1 - largest_free / free) */
+	unsigned int fragmentation_permille; /* 1000 * (1 - largest_free / free), rounded up */
 	unsigned int reserved;
 	vmspace_size_t unflushed;    /* freed deferred, not flushed yet (part of total) */
 };
@@ -303,8 +303,8 @@ int vmspace_arena_add(vmspace_arena_t *arena, vmspace_addr_t addr,
 		      vmspace_size_t size, int flags);
 /*
  * Import through the caller's functions when out of space, in multiples of
- * `quantum` (a power of two; 0: the arena's quantum); a NULL `import` stops
- * importing. A NULL `release` keeps imported spans for the arena's life.
+ * `quantum` (a power of two at least the arena's quantum, else -EINVAL; 0:
+ * the arena's quantum); a NULL `import` stops importing. A NULL `release` keeps imported spans for the arena's life.
  * -EBUSY while the arena holds imported spans or imports from a parent.
  */
 int vmspace_arena_set_import(vmspace_arena_t *arena, vmspace_import_fn *import,

@@ -147,7 +147,8 @@ structs! {
         live: vmspace_size_t,
         /// Spans, added and imported.
         spans: vmspace_size_t,
-        /// `1000 * (1 - largest_free / free)`: 0 for one free segment.
+        /// `1000 * (1 - largest_free / free)`, rounded up: 0 only for one
+        /// free segment.
         fragmentation_permille: c_uint,
         /// Zero.
         reserved: c_uint,

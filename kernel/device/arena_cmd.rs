@@ -318,19 +318,6 @@ pub(crate) fn walk<B: DevBackends>(objs: &mut Objects<B>, a: &mut ListArgs) -> R
     Ok(())
 }
 
-/// `Arena::fragmentation` (1000 * (1 - largest free / all free)) without
-/// its 128-bit division, which modules cannot link (`__udivti3`).
-fn per_mille_fragmentation(free: usize, largest: usize) -> u32 {
-    if free == 0 {
-        return 0;
-    }
-    let share = match largest.checked_mul(1000) {
-        Some(x) => x / free,
-        None => largest / (free / 1000).max(1),
-    };
-    1000u32.saturating_sub(share.min(1000) as u32)
-}
-
 /// `ARENA_STATS`.
 pub(crate) fn stats<B: DevBackends>(objs: &mut Objects<B>, a: &mut ArenaStatsArgs) -> Result {
     let id = a.id;
@@ -373,7 +360,7 @@ pub(crate) fn stats<B: DevBackends>(objs: &mut Objects<B>, a: &mut ArenaStatsArg
         s.live = x.live() as u64;
         s.spans = x.span_count() as u64;
         s.largest_free = x.largest_free().0 as u64;
-        s.fragmentation = per_mille_fragmentation(sizes.free.0, x.largest_free().0);
+        s.fragmentation = x.fragmentation();
         let (used, _) = x.tags_in_use();
         s.tags_used = u64::from(used);
         for (out, n) in s.histogram.iter_mut().zip(x.free_histogram()) {

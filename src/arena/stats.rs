@@ -249,8 +249,9 @@ impl<S: Store, I: Source> Arena<S, I> {
     }
 
     /// Fragmentation index in per-mille: `1000 * (1 - largest free / total
-    /// free)`. Zero when the free space is one segment (or there is none);
-    /// near 1000 when it is splintered into many small pieces.
+    /// free)`, rounded up. Zero only when the free space is one segment (or
+    /// there is none), 1 for any split of it however slight; near 1000
+    /// when it is splintered into many small pieces.
     pub fn fragmentation(&self) -> u32 {
         let free = self.sizes.free.0;
         if free == 0 {

@@ -191,6 +191,8 @@ static int bad_arguments(void)
 	CHECK_EQ(vmspace_arena_walk(a, 8, NULL, NULL), -EINVAL);
 	CHECK_EQ(vmspace_arena_histogram(a, NULL, 4), -EINVAL);
 	CHECK_EQ(vmspace_arena_set_import(a, NULL, NULL, NULL, 24), -EINVAL);
+	/* An import quantum below the arena's (16): no import could be used. */
+	CHECK_EQ(vmspace_arena_set_import(a, NULL, NULL, NULL, 8), -EINVAL);
 	/* out pointers */
 	CHECK_EQ(vmspace_arena_alloc(a, 16, 0, NULL), -EINVAL);
 	CHECK_EQ(vmspace_arena_alloc(a, 16, 0, (vmspace_addr_t *)((char *)&x + 1)), -EINVAL);

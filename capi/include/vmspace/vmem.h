@@ -89,7 +89,8 @@ vmem_t *vmem_init(vmem_t *vm, const char *name, vmem_addr_t base,
 void vmem_destroy(vmem_t *vm);
 
 /* Import through importfn when out of space, in multiples of
- * import_quantum (a power of two; 0: the quantum). importfn is called
+ * import_quantum (a power of two at least the quantum, else the error
+ * hook's EINVAL and nothing changes; 0: the quantum). importfn is called
  * with M_NOWAIT | M_FIRSTFIT and the arena locked. */
 void vmem_set_import(vmem_t *vm, vmem_import_t *importfn,
 		     vmem_release_t *releasefn, void *arg,

@@ -150,7 +150,9 @@ impl<P: Platform> Api<P> {
         let o = unsafe { obj::<P, _>(arena) }?;
         let set = o.shared.with(|a| {
             let quantum = if quantum == 0 { a.quantum().0 } else { quantum };
-            if !quantum.is_power_of_two() {
+            // Below the arena's quantum, every import's result would be
+            // checked against the arena's alignment, not the one given.
+            if !quantum.is_power_of_two() || quantum < a.quantum().0 {
                 return Err(-code::EINVAL);
             }
             let s = a.source_mut();

@@ -98,8 +98,10 @@ pub struct ReplayArgs {
     /// into this SVG file.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
-    /// Failed operations to list one by one (the rest are counted).
-    #[arg(long, value_name = "N", default_value = "10", value_parser = number)]
+    /// Failed operations to list one by one (the rest are counted; not with
+    /// --compare, whose table counts them).
+    #[arg(long, value_name = "N", default_value = "10", value_parser = number,
+          conflicts_with = "compare")]
     pub failures: usize,
     /// Clip every span the trace adds to its first N bytes: would the trace
     /// fit in a smaller address space?

@@ -13,7 +13,8 @@ report what a user of address space wants to know:
             addresses between spans are no holes);
   fragmentation
             the arena's index 1 - largest free / all free, in per mille
-            (0: the free space is one segment; near 1000: splintered);
+            rounded up (0: the free space is one segment; near 1000:
+            splintered);
   free sizes
             the free segments by power-of-two size class, and the largest;
   failures  every operation the arena refused, with its line and reason
@@ -54,7 +55,9 @@ per call:
   mmap = A              alloc ID LEN (a new ID; lengths rounded up to pages)
   munmap(A, LEN)        free ID, or free ID OFFSET SIZE for the pages of a
                         mapping left with nothing mapped (one line per
-                        mapping the range touches)
+                        mapping the range touches, and per run of its
+                        pages still mapped: a hole an earlier munmap left
+                        splits the line in two)
   mremap(A, OLD, NEW)   resize ID NEW (the replay grows in place or moves);
                         with MREMAP_DONTUNMAP alloc ID NEW (a new ID: the
                         old mapping stays mapped)

@@ -65,8 +65,8 @@ const DEFINITIONS: Definitions = Definitions {
     live_over_extent: "live bytes / extent bytes: 1 when the live allocations leave no holes",
     holes: "free bytes inside the extent: extent bytes inside spans - live (addresses between \
             spans are not counted)",
-    fragmentation: "1000 * (1 - largest free segment / all free bytes): 0 when the free space \
-                    is one segment, near 1000 when it is splintered",
+    fragmentation: "1000 * (1 - largest free segment / all free bytes), rounded up: 0 only \
+                    when the free space is one segment, near 1000 when it is splintered",
 };
 
 /// Everything `vmspace replay` reports.
@@ -98,7 +98,7 @@ pub struct Report {
     pub free_bytes: usize,
     /// The largest free segment at the end.
     pub largest_free: usize,
-    /// `1000 * (1 - largest_free / free_bytes)` at the end.
+    /// `1000 * (1 - largest_free / free_bytes)` at the end, rounded up.
     pub fragmentation_per_mille: u32,
     /// Free segments by size class at the end.
     pub free_histogram: Vec<Bin>,
@@ -204,8 +204,8 @@ impl Report {
             human(self.largest_free as u128)
         );
         outln!(
-            "  fragmentation {} per mille (1 - largest free / all free: 0 = one free \
-             segment, near 1000 = splintered)",
+            "  fragmentation {} per mille (1 - largest free / all free, rounded up: 0 = one \
+             free segment, near 1000 = splintered)",
             self.fragmentation_per_mille
         );
         outln!("  free segments by size: {}", histogram_line(&self.free_histogram));
