@@ -97,7 +97,12 @@ typedef struct vmspace_arena vmspace_arena_t;
  * (set when it is created; instant fit unless told otherwise).
  *
  * VMSPACE_WAIT sleeps until space comes back: a free, a flush, a reclaim,
- * an add, a raised limit, a child's destroy. In an arena with a parent it
+ * an add, a raised limit, a child's destroy. Only constraints that no
+ * address meets fail at once (-ERANGE); a request no span can hold now (an
+ * arena without spans, a size above every span or above the limit, a
+ * window above every span) waits as well, since an add, an import or a
+ * raised limit may yet make room: bound such a wait with
+ * vmspace_arena_alloc_timed. In an arena with a parent it
  * also wakes for space returned to any arena of its tree (its parent
  * included), which an import may then take. Nothing says when an import
  * function's source has room again, so in an arena importing through
@@ -116,7 +121,7 @@ typedef struct vmspace_arena vmspace_arena_t;
 #define VMSPACE_FIRSTFIT 0x04   /* the lowest-addressed free segment that fits (with TOP: the highest) */
 #define VMSPACE_NEXTFIT 0x08    /* first fit from where the last next fit ended: IDs reused late */
 #define VMSPACE_TOP 0x10        /* place at the top of the segment chosen */
-#define VMSPACE_WAIT 0x20       /* wait until space is freed, never -ENOMEM (-ERANGE at once if never) */
+#define VMSPACE_WAIT 0x20       /* wait until space is freed, never -ENOMEM (-ERANGE at once for constraints no address meets) */
 #define VMSPACE_EXACT 0x40      /* xalloc: start exactly at `exact` */
 
 /* Kinds of segments (walk masks and vmspace_segment.kind). */
