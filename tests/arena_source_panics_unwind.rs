@@ -3,6 +3,9 @@
 //! where a second panic would abort the process. Each scenario runs in a
 //! child process (an abort cannot be caught).
 
+mod child_process;
+use child_process::run_child;
+
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -37,16 +40,6 @@ impl Source for Panicky {
     }
 }
 
-fn run_child(test: &str, scenario: &str) -> std::process::ExitStatus {
-    std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, scenario)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap()
-}
-
 /// Two imported spans; the free that empties one panics in its give-back,
 /// and the arena (the closure's local) is dropped as the panic unwinds,
 /// still holding the other.
@@ -79,7 +72,7 @@ fn an_arena_dropped_as_its_sources_panic_unwinds_does_not_call_it_again() {
         assert_eq!(scenario(), 1);
         return;
     }
-    let status = run_child(name, "run");
+    let status = run_child(name, CHILD, "run");
     assert!(status.success(), "child ended with {status:?} (an abort: a panic while panicking)");
 }
 

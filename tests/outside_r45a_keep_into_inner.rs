@@ -9,6 +9,9 @@
 //! dropped during the unwind). Both run the scenario in a child process.
 //! Everything else here passed.
 
+mod child_process;
+use child_process::run_child;
+
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -400,16 +403,6 @@ fn stacked_adapters_give_everything_back() {
 /// A child process runs the scenario named by this variable.
 const CHILD: &str = "R45A_KEEP_CHILD";
 
-fn run_child(test: &str, scenario: &str) -> std::process::ExitStatus {
-    std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, scenario)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap()
-}
-
 fn panicking_keep() -> KeepFree<Scripted, 4> {
     let s = Scripted::new();
     let mut k = KeepFree::<_, 4>::new(s.clone(), Size(Q));
@@ -442,9 +435,9 @@ fn into_inner_over_a_source_that_panics_unwinds_and_does_not_abort() {
         }
         _ => {}
     }
-    let drop_status = run_child(name, "drop");
+    let drop_status = run_child(name, CHILD, "drop");
     assert!(drop_status.success(), "control: plain drop: {drop_status:?}");
-    let status = run_child(name, "into_inner");
+    let status = run_child(name, CHILD, "into_inner");
     assert!(
         status.success(),
         "into_inner over a source that panics in release: child ended with {status:?} \
@@ -501,9 +494,9 @@ fn arena_drop_over_keep_over_a_panicking_source_unwinds() {
         }
         _ => {}
     }
-    let plain = run_child(name, "plain");
+    let plain = run_child(name, CHILD, "plain");
     assert!(plain.success(), "control: arena over the source directly: {plain:?}");
-    let keep = run_child(name, "keep");
+    let keep = run_child(name, CHILD, "keep");
     assert!(
         keep.success(),
         "arena over KeepFree over a panicking source: child ended with {keep:?}"

@@ -4,10 +4,13 @@
 //! Each scenario runs in a child process (an abort, or a hang, cannot be
 //! caught), with a watchdog.
 
+mod child_process;
+use child_process::run_child_within;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vmspace::arena::{Arena, ArenaError, Policy, SliceStore, Source};
 use vmspace::qcache::{CpuPin, QCacheConfig, SlotFlag};
@@ -53,26 +56,6 @@ impl Source for Panicky {
         assert!(!self.0.release.load(Ordering::SeqCst), "release panics");
         Ok(())
     }
-}
-
-fn run_child(test: &str) -> Option<std::process::ExitStatus> {
-    let mut c = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(30) {
-        if let Some(s) = c.try_wait().unwrap() {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-    None
 }
 
 type Parent<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, Panicky>;
@@ -123,7 +106,7 @@ fn child_over_keepfree_over_sync_parent_whose_source_panics() {
         parent_keep_child();
         return;
     }
-    let st = run_child(name);
+    let st = run_child_within(name, CHILD, "run", Duration::from_secs(30));
     assert!(matches!(st, Some(s) if s.success()), "child: {st:?} (None: hung)");
 }
 
@@ -215,6 +198,6 @@ fn cpu_caches_and_handles_dropped_as_a_slab_import_panics() {
         cpu_caches_unwind();
         return;
     }
-    let st = run_child(name);
+    let st = run_child_within(name, CHILD, "run", Duration::from_secs(30));
     assert!(matches!(st, Some(s) if s.success()), "child: {st:?} (None: hung)");
 }

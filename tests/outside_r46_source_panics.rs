@@ -12,6 +12,9 @@
 //! (`KeepFree::release` passes give-backs to `S` with `in_below` set).
 //! Passed: `shared_parent_whose_source_panics_under_a_childs_import_does_not_abort`.
 
+mod child_process;
+use child_process::run_child;
+
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -72,16 +75,6 @@ impl Source for Panicky {
     }
 }
 
-fn run_child(test: &str, scenario: &str) -> std::process::ExitStatus {
-    std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, scenario)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap()
-}
-
 fn child() -> Option<String> {
     std::env::var(CHILD).ok()
 }
@@ -123,7 +116,7 @@ fn arena_dropped_as_its_sources_quantum_panics_unwinds_does_not_abort() {
     }
     let mut bad = vec![];
     for which in ["quantum", "can_import", "imports_aligned"] {
-        let status = run_child(name, which);
+        let status = run_child(name, CHILD, which);
         if !status.success() {
             bad.push((which, status));
         }
@@ -168,7 +161,7 @@ fn shared_keepfree_does_not_call_a_panicking_source_as_its_panic_unwinds() {
         shared_keep_scenario();
         return;
     }
-    let status = run_child(name, "run");
+    let status = run_child(name, CHILD, "run");
     assert!(status.success(), "child ended with {status:?} (abort: panic while panicking)");
 }
 
@@ -207,7 +200,7 @@ fn arena_over_keepfree_whose_trim_panicked_does_not_abort_in_drop() {
         trim_panics_scenario();
         return;
     }
-    let status = run_child(name, "run");
+    let status = run_child(name, CHILD, "run");
     assert!(status.success(), "child ended with {status:?} (abort: panic while panicking)");
 }
 
@@ -258,7 +251,7 @@ fn shared_parent_whose_source_panics_under_a_childs_import_does_not_abort() {
         shared_parent_scenario();
         return;
     }
-    let status = run_child(name, "run");
+    let status = run_child(name, CHILD, "run");
     assert!(status.success(), "child ended with {status:?}");
 }
 
@@ -320,6 +313,6 @@ fn keepfree_whose_sources_quantum_panics_does_not_abort_in_drop() {
         keep_quantum_scenario();
         return;
     }
-    let status = run_child(name, "run");
+    let status = run_child(name, CHILD, "run");
     assert!(status.success(), "child ended with {status:?} (abort: panic while panicking)");
 }
