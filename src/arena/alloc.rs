@@ -430,6 +430,30 @@ impl<S: Store, I: Source> Arena<S, I> {
         }
     }
 
+    /// Give back every wholly free imported span (those kept while a call
+    /// into the source had not returned; one the source refused before is
+    /// offered again).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn give_back_held(&mut self) {
+        self.held_back = false;
+        let mut m = self.tags.get(HEAD).knext;
+        while m != HEAD {
+            let t = *self.tags.get(m);
+            // Read before the span goes: a refused one is listed again at
+            // its place in address order, before `next`.
+            let next = t.knext;
+            if t.imported() {
+                let f = t.anext;
+                let ft = *self.tags.get(f);
+                if ft.kind() == K_FREE && ft.start == t.start && ft.end == t.end {
+                    self.destroy_free_span(f);
+                }
+            }
+            m = next;
+        }
+    }
+
     /// Remove the wholly free imported span whose only segment is `f` and
     /// give it back to the source; keep it (listed again) if the source
     /// refuses, and not if the source says it is
@@ -443,10 +467,11 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// While the last call into the source has not returned (it panicked),
     /// the span stays, free: a give-back made as that panic unwinds (a
     /// drop's) must not call the source again, where a second panic would
-    /// abort the process. The next call into the source that returns ends
-    /// this.
+    /// abort the process. The first free after a call into the source
+    /// returns gives such spans back ([`give_back_held`](Self::give_back_held)).
     pub(crate) fn destroy_free_span(&mut self, f: u32) {
         if self.in_source {
+            self.held_back = true;
             return;
         }
         let seg = *self.tags.get(f);

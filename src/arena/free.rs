@@ -73,6 +73,9 @@ impl<S: Store, I: Source> Arena<S, I> {
             if m.kind() == K_SPAN && m.imported() && m.start == ft.start && m.end == ft.end {
                 self.destroy_free_span(f);
             }
+            if self.held_back && !self.in_source {
+                self.give_back_held();
+            }
         }
     }
 

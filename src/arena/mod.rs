@@ -182,6 +182,9 @@ pub struct Arena<S: Store, I: Source = NoSource> {
     /// A call into `source` is under way; still set after it, it panicked
     /// (see [`call_source`](Self::call_source)).
     in_source: bool,
+    /// A wholly free imported span was kept while `in_source` was set: the
+    /// next free after a call returns gives such spans back.
+    held_back: bool,
     rotor: u32,
     /// Where the last next-fit allocation ended: the next one starts there
     /// even when a free has since merged the rotor's segment into a free
@@ -253,6 +256,7 @@ impl<S: Store, I: Source> Arena<S, I> {
             unflushed_count: 0,
             source,
             in_source: false,
+            held_back: false,
             rotor: HEAD,
             rotor_addr: 0,
             sizes: Sizes::default(),

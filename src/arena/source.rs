@@ -36,7 +36,12 @@ use super::ArenaError;
 /// unwinds, and gives it nothing back until a call into it returns again
 /// (an import): a give-back made as the panic unwinds (the arena's drop,
 /// or a free in another value's drop) would call it again, and a second
-/// panic while unwinding aborts the process.
+/// panic while unwinding aborts the process. Spans left wholly free
+/// meanwhile go back at the first free after that. The note is the
+/// arena's own: arenas that share one source through a `&RefCell` do not
+/// see each other's, so a sibling dropped as the panic unwinds calls the
+/// source again (share a source that may panic through a parent arena,
+/// whose own note covers its children).
 pub trait Source {
     /// The granularity of imports: a power of two, the same for the
     /// source's life. An arena asks at every import, and refuses a source
