@@ -3,6 +3,9 @@
 //! source, parents as sources, `KeepFree` between. Abort scenarios run in a
 //! child process (re-running this binary with an environment variable).
 
+mod child_process;
+use child_process::run_child;
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -61,16 +64,6 @@ impl Source for Strict {
     }
 }
 
-fn run_child(test: &str, scenario: &str) -> std::process::ExitStatus {
-    std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, scenario)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap()
-}
-
 /// Was a DEFECT (documented, and the test moved to the set-up the docs
 /// give): two arenas sharing one source through `&RefCell` ("A source
 /// shared by several importing arenas", src/arena/source.rs). The first
@@ -122,7 +115,7 @@ fn sibling_arenas_through_a_parent_dropped_as_its_sources_panic_unwinds() {
         parent.borrow().check().unwrap();
         return;
     }
-    let status = run_child(name, "sibling");
+    let status = run_child(name, CHILD, "sibling");
     assert!(status.success(), "child ended with {status:?} (an abort: a panic while panicking)");
 }
 

@@ -20,18 +20,8 @@ use vmspace::{Addr, Range, Size};
 
 const Q: usize = 4096;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod outside_common;
+use outside_common::Rng;
 
 #[derive(Default)]
 struct St {
