@@ -159,6 +159,17 @@ fn first_fit(a: &Arena<'_>, owners: &[u32], req: &Request) -> Option<(usize, Pla
     None
 }
 
+/// A failed call changed what is committed by at most the `stale` pages a
+/// retry of stale metadata pages may have given back (the documented
+/// exception), and added nothing.
+fn only_stale_given_back(a: &Arena<'_>, committed0: Size, stale: usize, label: &str) {
+    let now = a.committed();
+    assert!(
+        now <= committed0 && now.0 + stale * PAGE >= committed0.0,
+        "{label}: committed changed {committed0:?} -> {now:?}"
+    );
+}
+
 fn range(a: &Arena<'_>, lo: usize, hi: usize) -> Range {
     Range::from_size(Addr(a.base().0 + lo * PAGE), Size((hi - lo) * PAGE)).unwrap()
 }
@@ -407,14 +418,7 @@ fn run_cfg(
                         Err(_) => {
                             // A stale table page may be retried and given back
                             // (tests/outside_r35_vmarena_stale_retry.rs reports it).
-                            let stale = stale0 * PAGE;
-                            assert!(
-                                a.committed() <= committed0
-                                    && a.committed().0 + stale >= committed0.0,
-                                "{label}: committed changed {:?} -> {:?}",
-                                committed0,
-                                a.committed()
-                            );
+                            only_stale_given_back(&a, committed0, stale0, &label);
                             assert_eq!(a.spare(), spare0, "{label}: spare changed");
                         }
                     }
@@ -465,15 +469,7 @@ fn run_cfg(
                             }
                             Err(VmArenaError::RollbackFailed { .. }) => {}
                             Err(_) => {
-                                // Stale table pages retried first may be
-                                // given back (the documented exception).
-                                let stale = retry0 * PAGE;
-                                assert!(
-                                    a.committed() <= committed0
-                                        && a.committed().0 + stale >= committed0.0,
-                                    "{label}: committed changed {committed0:?} -> {:?}",
-                                    a.committed()
-                                );
+                                only_stale_given_back(&a, committed0, retry0, &label);
                                 assert_eq!(a.spare(), spare0, "{label}");
                             }
                         }
