@@ -379,14 +379,16 @@ fn shortage_retry_whose_trim_panics_then_into_inner() {
     assert_eq!(counts.released + kept_n, s.releases_ok);
 }
 
-/// `KeepFree` is `!Sync` now: whatever the crate documents as shared
-/// between threads must not need it. A `SyncArena` over it is `Sync`.
+/// `KeepFree` was `!Sync` for a while (its note of a call below was a
+/// `Cell`); the note is an atomic now (`SourcePanic`), so it is `Sync` again
+/// over a `Sync` source, and a `SyncArena` over it is `Sync`.
 #[test]
 fn sync_arena_over_keepfree_is_sync() {
     fn sync<T: Sync>() {}
     fn send<T: Send>() {}
     type K = KeepFree<NoSource, 2>;
     send::<K>();
+    sync::<K>();
     sync::<
         vmspace::sync::SyncArena<
             vmspace::sync::SpinLock,

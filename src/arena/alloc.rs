@@ -470,7 +470,7 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// abort the process. The first free after a call into the source
     /// returns gives such spans back ([`give_back_held`](Self::give_back_held)).
     pub(crate) fn destroy_free_span(&mut self, f: u32) {
-        if self.in_source {
+        if self.source_panicked() {
             self.held_back = true;
             return;
         }

@@ -73,7 +73,7 @@ impl<S: Store, I: Source> Arena<S, I> {
             if m.kind() == K_SPAN && m.imported() && m.start == ft.start && m.end == ft.end {
                 self.destroy_free_span(f);
             }
-            if self.held_back && !self.in_source {
+            if self.held_back && !self.source_panicked() {
                 self.give_back_held();
             }
         }

@@ -84,6 +84,7 @@ mod handle;
 mod hash;
 mod resize;
 mod source;
+mod source_panic;
 mod span;
 mod stats;
 mod store;
@@ -106,6 +107,7 @@ pub use freelist::LISTS as FREE_LISTS;
 pub use handle::Handle;
 pub(crate) use source::check_import;
 pub use source::{NoSource, Source};
+pub(crate) use source_panic::SourcePanic;
 pub use stats::{Counters, Segment, SegmentKind, SegmentKinds, Sizes, Walk};
 pub use store::{PageStore, SliceStore, Store, STORE_ALIGN};
 
@@ -179,11 +181,11 @@ pub struct Arena<S: Store, I: Source = NoSource> {
     /// Segments on the unflushed list.
     unflushed_count: usize,
     source: I,
-    /// A call into `source` is under way; still set after it, it panicked
+    /// Whether a call into `source` panicked and none has returned since
     /// (see [`call_source`](Self::call_source)).
-    in_source: bool,
-    /// A wholly free imported span was kept while `in_source` was set: the
-    /// next free after a call returns gives such spans back.
+    source_panic: SourcePanic,
+    /// A wholly free imported span was kept while a call into the source
+    /// had panicked: the next free after a call returns gives such spans back.
     held_back: bool,
     rotor: u32,
     /// Where the last next-fit allocation ended: the next one starts there
@@ -255,7 +257,7 @@ impl<S: Store, I: Source> Arena<S, I> {
             unflushed: NIL,
             unflushed_count: 0,
             source,
-            in_source: false,
+            source_panic: SourcePanic::new(),
             held_back: false,
             rotor: HEAD,
             rotor_addr: 0,
@@ -294,10 +296,14 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// the note stays, and the arena gives the source nothing back until a
     /// later call into it returns (see [`Source`]).
     pub(crate) fn call_source<T>(&mut self, f: impl FnOnce(&mut I) -> T) -> T {
-        self.in_source = true;
-        let r = f(&mut self.source);
-        self.in_source = false;
-        r
+        let source = &mut self.source;
+        self.source_panic.call_mut(|| f(source))
+    }
+
+    /// Whether a call into the source panicked and none has returned since.
+    #[inline]
+    pub(crate) fn source_panicked(&mut self) -> bool {
+        self.source_panic.noted()
     }
 
     /// Call `hook` for each allocation still live, and each range freed
@@ -437,7 +443,7 @@ impl<S: Store, I: Source> Drop for Arena<S, I> {
         }
         // A call into the source that panicked: this drop may be part of
         // that panic's unwinding, where a second panic would abort.
-        if self.in_source {
+        if self.source_panicked() {
             return;
         }
         let mut m = self.tags.get(HEAD).knext;

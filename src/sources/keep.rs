@@ -1,11 +1,9 @@
 //! [`KeepFree`]: an import quantum, and spans given back kept for the next
 //! imports of their size.
 
-use core::cell::Cell;
-
 use vmspace_shim::{Range, ShimError, Size};
 
-use crate::arena::{check_import, ArenaError, Source};
+use crate::arena::{check_import, ArenaError, Source, SourcePanic};
 use crate::vm::VmError;
 
 /// A [`Source`] over `S` that imports in multiples of its own quantum (an
@@ -121,8 +119,8 @@ pub struct KeepFree<S: Source, const N: usize> {
     out: [[Range; N]; 2],
     outs: usize,
     counts: KeepCounts,
-    /// A call into `inner` is under way: still set after it, it panicked.
-    in_below: Cell<bool>,
+    /// Whether a call into `inner` panicked and none has returned since.
+    below_panic: SourcePanic,
 }
 
 /// An unused slot.
@@ -163,7 +161,7 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
             out: [[NONE; N]; 2],
             outs: 0,
             counts: KeepCounts::default(),
-            in_below: Cell::new(false),
+            below_panic: SourcePanic::new(),
         }
     }
 
@@ -267,23 +265,18 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
     /// it panic, the note stays, and `S` is given nothing back until a call
     /// into it returns again (see the type's docs).
     fn below<T>(&mut self, f: impl FnOnce(&mut S) -> T) -> T {
-        self.in_below.set(true);
-        let r = f(&mut self.inner);
-        self.in_below.set(false);
-        r
+        let inner = &mut self.inner;
+        self.below_panic.call_mut(|| f(inner))
     }
 
     /// [`below`](Self::below) for `S`'s questions.
     fn below_ref<T>(&self, f: impl FnOnce(&S) -> T) -> T {
-        self.in_below.set(true);
-        let r = f(&self.inner);
-        self.in_below.set(false);
-        r
+        self.below_panic.call(|| f(&self.inner))
     }
 
-    /// Whether the last call into `S` panicked (it has not returned).
-    fn below_panicked(&self) -> bool {
-        self.in_below.get()
+    /// Whether a call into `S` panicked and none has returned since.
+    fn below_panicked(&mut self) -> bool {
+        self.below_panic.noted()
     }
 
     /// Note `r` as handed out (forgetting the oldest if `2 N` are noted).

@@ -1,0 +1,138 @@
+//! The note a value keeps of a call into its source that panicked.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether a call into a source panicked, with no call into it returned
+/// since: kept by each value that calls a source (an
+/// [`Arena`](super::Arena), [`KeepFree`](crate::sources::KeepFree)).
+///
+/// A source may panic (see [`Source`](super::Source)); the value is left
+/// consistent as the panic unwinds, but a give-back made meanwhile (the
+/// value's drop, a free in another value's drop) would call the source
+/// again, and a second panic while unwinding aborts the process. So the
+/// value calls its source through [`call`](Self::call) or
+/// [`call_mut`](Self::call_mut), and gives it nothing back while
+/// [`noted`](Self::noted) says so.
+///
+/// The note is written as a call unwinds (by a guard's drop) and cleared
+/// when a call returns, so questions asked through a shared reference, from
+/// several threads at once, need no exclusive access; its atomic is
+/// `core`'s, not loom's: it orders nothing. Where a panic aborts (the
+/// kernel), nothing unwinds and the note is never written.
+///
+/// # Invariants
+///
+/// Set exactly when the last call through `call` or `call_mut` to end,
+/// returned or unwound, unwound.
+#[derive(Debug, Default)]
+pub(crate) struct SourcePanic(AtomicBool);
+
+/// Sets the note when dropped: by the unwinding of the call it guards
+/// (it is forgotten when the call returns).
+struct Unwinding<'a>(&'a AtomicBool);
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl SourcePanic {
+    /// No call has panicked.
+    pub(crate) const fn new() -> Self {
+        SourcePanic(AtomicBool::new(false))
+    }
+
+    /// Run `f` (a question to the source, through a shared reference):
+    /// noted if it unwinds, the note cleared if it returns.
+    pub(crate) fn call<T>(&self, f: impl FnOnce() -> T) -> T {
+        let guard = Unwinding(&self.0);
+        let r = f();
+        core::mem::forget(guard);
+        self.0.store(false, Ordering::Relaxed);
+        r
+    }
+
+    /// [`call`](Self::call) with exclusive access (any call into the
+    /// source).
+    pub(crate) fn call_mut<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let guard = Unwinding(&self.0);
+        let r = f();
+        core::mem::forget(guard);
+        *self.0.get_mut() = false;
+        r
+    }
+
+    /// Whether a call into the source panicked and none has returned since.
+    #[inline]
+    pub(crate) fn noted(&mut self) -> bool {
+        *self.0.get_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::SourcePanic;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    #[test]
+    fn a_returned_call_leaves_no_note() {
+        let mut n = SourcePanic::new();
+        assert_eq!(n.call(|| 1), 1);
+        assert_eq!(n.call_mut(|| 2), 2);
+        assert!(!n.noted());
+    }
+
+    #[test]
+    fn a_panicked_call_stays_noted_until_a_call_returns() {
+        let mut n = SourcePanic::new();
+        let r = catch_unwind(AssertUnwindSafe(|| n.call(|| panic!("below"))));
+        assert!(r.is_err());
+        assert!(n.noted());
+        assert!(n.noted(), "reading the note keeps it");
+        n.call(|| ());
+        assert!(!n.noted());
+        let r = catch_unwind(AssertUnwindSafe(|| n.call_mut(|| panic!("below"))));
+        assert!(r.is_err());
+        assert!(n.noted());
+        n.call_mut(|| ());
+        assert!(!n.noted());
+    }
+
+    /// A question that returns before another thread's call panics leaves
+    /// that panic noted; one that returns after it clears it (the source
+    /// has answered since).
+    #[test]
+    fn the_last_call_to_end_decides() {
+        for returns_last in [false, true] {
+            let n = SourcePanic::new();
+            std::thread::scope(|s| {
+                let n = &n;
+                let (entered, wait) = std::sync::mpsc::channel::<()>();
+                let (go, went) = std::sync::mpsc::channel::<()>();
+                let mut a = Some(s.spawn(move || {
+                    n.call(|| {
+                        entered.send(()).unwrap();
+                        if returns_last {
+                            went.recv().unwrap();
+                        }
+                    })
+                }));
+                wait.recv().unwrap();
+                if !returns_last {
+                    a.take().unwrap().join().unwrap();
+                }
+                let b = s.spawn(move || n.call(|| panic!("below")));
+                assert!(b.join().is_err());
+                if returns_last {
+                    go.send(()).unwrap();
+                    a.take().unwrap().join().unwrap();
+                }
+            });
+            let mut n = n;
+            assert_eq!(n.noted(), !returns_last);
+        }
+    }
+}
