@@ -332,11 +332,10 @@ fn run(seed: u64, steps: usize, faults: u32) {
             }
         } else {
             let committed = a.committed().0;
-            // Stale table pages (left mapped by failed unmaps) are retried
-            // first, so the limit is judged against at least this much.
-            // (and stale bit pages: at most every bit page mapped).
-            let stale =
-                (a.table_pages_mapped() - a.table_pages_in_use() + a.bit_pages_mapped()) * PAGE;
+            // Stale metadata pages (left mapped by failed unmaps) are
+            // retried first, so the limit is judged against at least this
+            // much.
+            let stale = a.stale_pages() * PAGE;
             let lim =
                 if rng.chance(3) { usize::MAX } else { committed + PAGE * rng.below(40) as usize };
             let lim = if rng.chance(5) { committed.saturating_sub(PAGE) } else { lim };

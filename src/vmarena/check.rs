@@ -12,6 +12,22 @@ impl<P: PageOps> VmArena<P> {
         (0..self.layout.table_pages).filter(|&k| self.table_page_in_use(k)).count()
     }
 
+    /// Metadata pages (page-table and allocation-table pages) mapped but
+    /// describing no allocated tract: left mapped by an unmap that failed,
+    /// and given back by the retry every operation makes first (a scan).
+    /// Such a retry is what may change [`committed`](Self::committed) in
+    /// an operation that then fails, by these pages at most.
+    pub fn stale_pages(&self) -> usize {
+        let l = &self.layout;
+        let tables = (0..l.table_pages)
+            .filter(|&k| self.vm_mapped(l.table_page(k)) && !self.table_page_in_use(k))
+            .count();
+        let bits = (0..l.bit_pages)
+            .filter(|&j| self.vm_mapped(l.bit_page(j)) && !self.bit_page_in_use(j))
+            .count();
+        tables + bits
+    }
+
     /// Verify every invariant (see the type's `# Invariants`), walking the
     /// tables. Returns the first broken one as a [`CommonError::Corrupt`].
     pub fn check(&self) -> Result<(), VmArenaError> {

@@ -16,9 +16,10 @@ use crate::vm::VmError;
 /// [`RollbackFailed`](VmArenaError::RollbackFailed), which says what changed,
 /// for the spare pages a failing allocation or purge gave back, for a
 /// table page it could not give back, and for stale table pages (left
-/// mapped by an earlier failure) that the call gave back before it failed:
-/// every operation retries those first (the [module docs](super) list
-/// them).
+/// mapped by an earlier failure, counted by
+/// [`stale_pages`](super::VmArena::stale_pages)) that the call gave back
+/// before it failed: every operation retries those first (the
+/// [module docs](super) list them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VmArenaError {

@@ -217,3 +217,39 @@ fn check_catches_corruption() {
         assert_eq!(a.check(), Err(VmArenaError::Common(CommonError::Corrupt(want))), "{want}");
     }
 }
+
+/// `stale_pages` counts the metadata pages a failed unmap left mapped
+/// (every one, when nothing is allocated), and the retry that the next
+/// operation makes first gives exactly those back.
+#[test]
+fn stale_pages_counts_what_a_failed_unmap_left_until_the_retry() {
+    let mut seen = 0;
+    for n in 1..8 {
+        let mut buf = vec![0u8; 1 << 20];
+        let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+        let faulty = FaultInjector::new(&sim);
+        let config = VmArenaConfig::new(Size(256 * PAGE)).zone_shift(10).spare_limit(0);
+        let mut a = VmArena::new(&faulty, config).unwrap();
+        let x = a.alloc(&Request::new(Pages(40), Owner(1))).unwrap();
+        assert_eq!(a.stale_pages(), 0);
+        faulty.only(&[vmspace_shim::Op::Unmap]);
+        faulty.fail_nth(n);
+        let freed = a.free(x.range, Owner(1));
+        faulty.clear();
+        a.check().unwrap();
+        let stale = a.stale_pages();
+        if freed.is_ok() {
+            assert_eq!(stale, a.table_pages_mapped() + a.bit_pages_mapped(), "n {n}");
+            assert_eq!(a.committed(), Size(stale * PAGE), "n {n}");
+        }
+        if stale > 0 {
+            seen += 1;
+            let committed = a.committed();
+            a.purge_spare().unwrap();
+            assert_eq!(a.stale_pages(), 0, "n {n}");
+            assert_eq!(a.committed().0 + stale * PAGE, committed.0, "n {n}");
+        }
+        a.check().unwrap();
+    }
+    assert!(seen >= 2, "a failed unmap of a table page and of a bit page: {seen}");
+}
