@@ -6,6 +6,7 @@
 #   make msrv        check everything with the minimum supported Rust (rust-version),
 #                    build and run its unit and doc tests
 #   make lint        cargo fmt --check, clippy -D warnings, cargo doc -D warnings
+#   make readme-commands  the README's shell samples that run the vmspace program
 #   make bench       criterion benchmarks (see BENCHMARKS.md)
 #   make bench-counts  instruction and cache-miss counts of the arena churn
 #   make loom        concurrency models under loom
@@ -33,6 +34,12 @@ test: toolchain
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
 	@$(MAKE) --no-print-directory examples
+
+# The README's shell samples that run the vmspace program, as written
+# (release builds; about a minute: the trace replayed with --check).
+.PHONY: readme-commands
+readme-commands: toolchain
+	userspace/scripts/readme-commands.sh
 
 # The programs in examples/ (built by `make test`'s --all-targets), each run.
 EXAMPLES = reserve_and_map id_allocator shared_qcache vmarena_zones

@@ -283,7 +283,8 @@ fn help_examples_work_as_written() {
 
 /// The README's two pipelines (README.md:74-77), with the built binary.
 /// Held (174 s on a debug build, so ignored by default: run with
-/// `--ignored`).
+/// `--ignored`). CI runs the README's block itself, as written, with
+/// release builds: `make readme-commands` (about a minute).
 #[test]
 #[ignore]
 fn readme_examples_work() {
