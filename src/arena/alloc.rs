@@ -432,11 +432,14 @@ impl<S: Store, I: Source> Arena<S, I> {
 
     /// Give back every wholly free imported span (those kept while a call
     /// into the source had not returned; one the source refused before is
-    /// offered again).
+    /// offered again). `held_back` stays set during the walk and says at
+    /// its end whether a span was refused as busy: a give-back that panics
+    /// part way leaves the spans not yet reached held (and the note set),
+    /// for the first free after a call returns again.
     #[cold]
     #[inline(never)]
     pub(crate) fn give_back_held(&mut self) {
-        self.held_back = false;
+        let mut busy = false;
         let mut m = self.tags.get(HEAD).knext;
         while m != HEAD {
             let t = *self.tags.get(m);
@@ -447,17 +450,21 @@ impl<S: Store, I: Source> Arena<S, I> {
                 let f = t.anext;
                 let ft = *self.tags.get(f);
                 if ft.kind() == K_FREE && ft.start == t.start && ft.end == t.end {
-                    self.destroy_free_span(f);
+                    busy |= self.destroy_free_span(f);
                 }
             }
             m = next;
         }
+        self.held_back = busy;
     }
 
     /// Remove the wholly free imported span whose only segment is `f` and
     /// give it back to the source; keep it (listed again) if the source
     /// refuses, and not if the source says it is
     /// [`Stranded`](ArenaError::Stranded) (unusable, kept by the source).
+    /// One refused with [`SourceBusy`](ArenaError::SourceBusy) is offered
+    /// again at the next free ([`give_back_held`](Self::give_back_held)).
+    /// Returns whether the span was kept for that (`held_back` set).
     ///
     /// The span is off the arena's books before the source sees it: a
     /// source that panics (or a parent arena that takes the range back and
@@ -469,10 +476,10 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// drop's) must not call the source again, where a second panic would
     /// abort the process. The first free after a call into the source
     /// returns gives such spans back ([`give_back_held`](Self::give_back_held)).
-    pub(crate) fn destroy_free_span(&mut self, f: u32) {
+    pub(crate) fn destroy_free_span(&mut self, f: u32) -> bool {
         if self.source_panicked() {
             self.held_back = true;
-            return;
+            return true;
         }
         let seg = *self.tags.get(f);
         let m = seg.aprev;
@@ -486,7 +493,10 @@ impl<S: Store, I: Source> Arena<S, I> {
         self.sizes.free.0 -= seg.size();
         self.sizes.imported.0 -= seg.size();
         match self.call_source(|s| s.release(r)) {
-            Ok(()) => self.counters.exports += 1,
+            Ok(()) => {
+                self.counters.exports += 1;
+                false
+            }
             Err(e) => {
                 self.counters.export_failures += 1;
                 // Refused: still ours, listed again as one free span (the
@@ -494,7 +504,14 @@ impl<S: Store, I: Source> Arena<S, I> {
                 // fail, the range is lost, not handed out twice).
                 if !matches!(e, ArenaError::Stranded { .. }) && self.create_span(r, true).is_ok() {
                     self.sizes.imported.0 += seg.size();
+                    // Busy for now (borrowed elsewhere, or a call below it
+                    // panicked): offered again at the next free.
+                    if e == ArenaError::SourceBusy {
+                        self.held_back = true;
+                        return true;
+                    }
                 }
+                false
             }
         }
     }

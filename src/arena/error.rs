@@ -81,7 +81,11 @@ pub enum ArenaError {
         /// What the backend said to the call that failed first.
         error: ShimError,
     },
-    /// A source is in use by another borrower and cannot import now.
+    /// A source is in use elsewhere and cannot import or take a range back
+    /// now: borrowed by another user (a `&RefCell` source), or, for an
+    /// adapter such as [`KeepFree`](crate::sources::KeepFree), a call into
+    /// its own source has panicked and none has returned since. An arena
+    /// keeps a span refused so, free, and offers it again at its next free.
     SourceBusy,
     /// A fault injected by the arena's own fault injector (vmem's mtbf).
     Injected,

@@ -68,12 +68,14 @@ impl<S: Store, I: Source> Arena<S, I> {
         // span; the others skip reading the tag before the survivor (a cache
         // miss in a big arena).
         if self.sizes.imported.0 != 0 {
+            // Spans held from before go back now (not one this free holds).
+            let retry = self.held_back && !self.source_panicked();
             let ft = *self.tags.get(f);
             let m = *self.tags.get(ft.aprev);
             if m.kind() == K_SPAN && m.imported() && m.start == ft.start && m.end == ft.end {
                 self.destroy_free_span(f);
             }
-            if self.held_back && !self.source_panicked() {
+            if retry {
                 self.give_back_held();
             }
         }

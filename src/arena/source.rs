@@ -41,7 +41,12 @@ use super::ArenaError;
 /// arena's own: arenas that share one source through a `&RefCell` do not
 /// see each other's, so a sibling dropped as the panic unwinds calls the
 /// source again (share a source that may panic through a parent arena,
-/// whose own note covers its children).
+/// whose own note covers its children, or through a
+/// [`KeepFree`](crate::sources::KeepFree), whose note is the adapter's).
+/// A give-back refused with [`ArenaError::SourceBusy`] (a `&RefCell`
+/// borrowed elsewhere, an adapter whose source panicked) leaves the span
+/// in the arena, free, offered again at each free until the source takes
+/// it.
 pub trait Source {
     /// The granularity of imports: a power of two, the same for the
     /// source's life. An arena asks at every import, and refuses a source
