@@ -107,7 +107,7 @@ pub use freelist::LISTS as FREE_LISTS;
 pub use handle::Handle;
 pub(crate) use source::check_import;
 pub use source::{NoSource, Source};
-pub(crate) use source_panic::SourcePanic;
+pub(crate) use source_panic::{SharedSourcePanic, SourcePanic};
 pub use stats::{Counters, Segment, SegmentKind, SegmentKinds, Sizes, Walk};
 pub use store::{PageStore, SliceStore, Store, STORE_ALIGN};
 
@@ -302,7 +302,7 @@ impl<S: Store, I: Source> Arena<S, I> {
 
     /// Whether a call into the source panicked and none has returned since.
     #[inline]
-    pub(crate) fn source_panicked(&mut self) -> bool {
+    pub(crate) fn source_panicked(&self) -> bool {
         self.source_panic.noted()
     }
 

@@ -3,7 +3,7 @@
 
 use vmspace_shim::{Range, ShimError, Size};
 
-use crate::arena::{check_import, ArenaError, Source, SourcePanic};
+use crate::arena::{check_import, ArenaError, SharedSourcePanic, Source};
 use crate::vm::VmError;
 
 /// A [`Source`] over `S` that imports in multiples of its own quantum (an
@@ -120,7 +120,7 @@ pub struct KeepFree<S: Source, const N: usize> {
     outs: usize,
     counts: KeepCounts,
     /// Whether a call into `inner` panicked and none has returned since.
-    below_panic: SourcePanic,
+    below_panic: SharedSourcePanic,
 }
 
 /// An unused slot.
@@ -161,7 +161,7 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
             out: [[NONE; N]; 2],
             outs: 0,
             counts: KeepCounts::default(),
-            below_panic: SourcePanic::new(),
+            below_panic: SharedSourcePanic::new(),
         }
     }
 
