@@ -433,9 +433,10 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// Give back every wholly free imported span (those kept while a call
     /// into the source had not returned; one the source refused before is
     /// offered again). `held_back` stays set during the walk and says at
-    /// its end whether a span was refused as busy: a give-back that panics
-    /// part way leaves the spans not yet reached held (and the note set),
-    /// for the first free after a call returns again.
+    /// its end whether a span was refused as busy (then the next walk waits
+    /// twice as many frees as the last, up to 1,024): a give-back that
+    /// panics part way leaves the spans not yet reached held (and the note
+    /// set), for the first free after a call returns again.
     #[cold]
     #[inline(never)]
     pub(crate) fn give_back_held(&mut self) {
@@ -456,6 +457,12 @@ impl<S: Store, I: Source> Arena<S, I> {
             m = next;
         }
         self.held_back = busy;
+        if busy {
+            self.held_shift = (self.held_shift + 1).min(10);
+            self.held_skip = 1 << self.held_shift;
+        } else {
+            self.held_shift = 0;
+        }
     }
 
     /// Remove the wholly free imported span whose only segment is `f` and

@@ -69,7 +69,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         // miss in a big arena).
         if self.sizes.imported.0 != 0 {
             // Spans held from before go back now (not one this free holds).
-            let retry = self.held_back && !self.source_panicked();
+            let retry = self.held_back && self.retry_held_now();
             let ft = *self.tags.get(f);
             let m = *self.tags.get(ft.aprev);
             if m.kind() == K_SPAN && m.imported() && m.start == ft.start && m.end == ft.end {

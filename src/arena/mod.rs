@@ -187,6 +187,11 @@ pub struct Arena<S: Store, I: Source = NoSource> {
     /// A wholly free imported span was kept while a call into the source
     /// had panicked: the next free after a call returns gives such spans back.
     held_back: bool,
+    /// Frees to let pass before the next walk for held spans, while the
+    /// source refuses them as busy (see [`retry_held_now`](Self::retry_held_now)).
+    held_skip: u16,
+    /// The last wait between such walks, as a power of two.
+    held_shift: u8,
     rotor: u32,
     /// Where the last next-fit allocation ended: the next one starts there
     /// even when a free has since merged the rotor's segment into a free
@@ -259,6 +264,8 @@ impl<S: Store, I: Source> Arena<S, I> {
             source,
             source_panic: SourcePanic::new(),
             held_back: false,
+            held_skip: 0,
+            held_shift: 0,
             rotor: HEAD,
             rotor_addr: 0,
             sizes: Sizes::default(),
@@ -304,6 +311,23 @@ impl<S: Store, I: Source> Arena<S, I> {
     #[inline]
     pub(crate) fn source_panicked(&self) -> bool {
         self.source_panic.noted()
+    }
+
+    /// Whether this free should offer the held spans back: once no call
+    /// into the source is noted as panicked, and, while the source refuses
+    /// them as busy, at the next free, then after 2, 4, ... up to 1,024
+    /// frees, so that a source busy for good costs a walk of the spans
+    /// only that often.
+    #[cold]
+    pub(crate) fn retry_held_now(&mut self) -> bool {
+        if self.source_panicked() {
+            return false;
+        }
+        if self.held_skip > 0 {
+            self.held_skip -= 1;
+            return false;
+        }
+        true
     }
 
     /// Call `hook` for each allocation still live, and each range freed

@@ -45,8 +45,8 @@ use super::ArenaError;
 /// [`KeepFree`](crate::sources::KeepFree), whose note is the adapter's).
 /// A give-back refused with [`ArenaError::SourceBusy`] (a `&RefCell`
 /// borrowed elsewhere, an adapter whose source panicked) leaves the span
-/// in the arena, free, offered again at each free until the source takes
-/// it.
+/// in the arena, free, offered again at the next free, then after 2, 4,
+/// ... up to 1,024 frees while the source stays busy.
 pub trait Source {
     /// The granularity of imports: a power of two, the same for the
     /// source's life. An arena asks at every import, and refuses a source
