@@ -185,7 +185,8 @@ pub struct Arena<S: Store, I: Source = NoSource> {
     /// (see [`call_source`](Self::call_source)).
     source_panic: SourcePanic,
     /// A wholly free imported span was kept while a call into the source
-    /// had panicked: the next free after a call returns gives such spans back.
+    /// had panicked, or refused as busy: a later free gives such spans
+    /// back (see [`retry_held_now`](Self::retry_held_now)).
     held_back: bool,
     /// Frees to let pass before the next walk for held spans, while the
     /// source refuses them as busy (see [`retry_held_now`](Self::retry_held_now)).

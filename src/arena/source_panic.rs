@@ -20,8 +20,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 ///
 /// # Invariants
 ///
-/// Set exactly when the last call through `call_mut` to end, returned or
-/// unwound, unwound.
+/// Outside a call through `call_mut`: set exactly when the last such call
+/// unwound.
 #[derive(Debug, Default)]
 pub(crate) struct SourcePanic(bool);
 
