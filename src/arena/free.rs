@@ -68,14 +68,17 @@ impl<S: Store, I: Source> Arena<S, I> {
         // span; the others skip reading the tag before the survivor (a cache
         // miss in a big arena).
         if self.sizes.imported.0 != 0 {
-            // Spans held from before go back now (not one this free holds).
-            let retry = self.held_back && self.retry_held_now();
+            // While spans are held (a panic noted, or the source busy), a
+            // span this free empties joins them: the walk offers them all,
+            // now or on its schedule, and none twice in one free.
+            let held = self.held_back;
             let ft = *self.tags.get(f);
             let m = *self.tags.get(ft.aprev);
-            if m.kind() == K_SPAN && m.imported() && m.start == ft.start && m.end == ft.end {
+            if !held && m.kind() == K_SPAN && m.imported() && m.start == ft.start && m.end == ft.end
+            {
                 self.destroy_free_span(f);
             }
-            if retry {
+            if held && self.retry_held_now() {
                 self.give_back_held();
             }
         }

@@ -304,8 +304,16 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// the note stays, and the arena gives the source nothing back until a
     /// later call into it returns (see [`Source`]).
     pub(crate) fn call_source<T>(&mut self, f: impl FnOnce(&mut I) -> T) -> T {
+        let after_panic = self.source_panic.noted();
         let source = &mut self.source;
-        self.source_panic.call_mut(|| f(source))
+        let r = self.source_panic.call_mut(|| f(source));
+        if after_panic {
+            // The first call to return after a panic: the spans held go
+            // back at the next free, whatever wait a busy source had set.
+            self.held_skip = 0;
+            self.held_shift = 0;
+        }
+        r
     }
 
     /// Whether a call into the source panicked and none has returned since.

@@ -46,7 +46,10 @@ use super::ArenaError;
 /// A give-back refused with [`ArenaError::SourceBusy`] (a `&RefCell`
 /// borrowed elsewhere, an adapter whose source panicked) leaves the span
 /// in the arena, free, offered again at the next free, then after 2, 4,
-/// ... up to 1,024 frees while the source stays busy.
+/// ... up to 1,024 frees while the source stays busy; spans emptied
+/// meanwhile wait with it, and each such offer is of every wholly free
+/// span the arena holds (one refused with another error included). A span
+/// held for a panic goes at the first free after a call returns.
 pub trait Source {
     /// The granularity of imports: a power of two, the same for the
     /// source's life. An arena asks at every import, and refuses a source

@@ -265,7 +265,10 @@ const CHURN_BASE: usize = 0x10_0000;
 /// for more than 2^23 live allocations the power of two that holds them
 /// all at the largest size (255 units; 47 on average), so that no
 /// allocation fails for want of room however they fall. `None` when that
-/// span is not a `usize` (at most 2^63: from 1 MiB it fits).
+/// span is not a `usize` (at most 2^63: from 1 MiB it fits). That holds for
+/// a replay at a quantum up to 256 (255 rounds up to 256); `replay
+/// --quantum Q` above that rounds every allocation up to `Q`, and `live`
+/// of them need `live * Q`.
 pub fn churn_span(live: usize) -> Option<usize> {
     Some(live.checked_mul(256)?.checked_next_power_of_two()?.max(1 << 31))
 }
