@@ -324,9 +324,9 @@ impl<S: Store, I: Source> Arena<S, I> {
 
     /// Whether this free should offer the held spans back: once no call
     /// into the source is noted as panicked, and, while the source refuses
-    /// them as busy, at the next free, then after 2, 4, ... up to 1,024
-    /// frees, so that a source busy for good costs a walk of the spans
-    /// only that often.
+    /// them as busy, at the next free, then at the free after 2, 4, ... up
+    /// to 1,024 more, so that a source busy for good costs a walk of the
+    /// spans only that often.
     #[cold]
     pub(crate) fn retry_held_now(&mut self) -> bool {
         if self.source_panicked() {

@@ -45,11 +45,16 @@ use super::ArenaError;
 /// [`KeepFree`](crate::sources::KeepFree), whose note is the adapter's).
 /// A give-back refused with [`ArenaError::SourceBusy`] (a `&RefCell`
 /// borrowed elsewhere, an adapter whose source panicked) leaves the span
-/// in the arena, free, offered again at the next free, then after 2, 4,
-/// ... up to 1,024 frees while the source stays busy; spans emptied
-/// meanwhile wait with it, and each such offer is of every wholly free
-/// span the arena holds (one refused with another error included). A span
-/// held for a panic goes at the first free after a call returns.
+/// in the arena, free, offered again at the next free, then at the free
+/// after 2, 4, ... up to 1,024 more while the source stays busy; spans
+/// emptied meanwhile wait with it, and each such offer is of every wholly
+/// free span the arena holds (one refused with another error included).
+/// The first call into the source to return after a panic noted by the
+/// arena resets that wait (an adapter's own note, such as `KeepFree`'s,
+/// does not: the arena sees only its refusals). A free, in these rules,
+/// is one that leaves a segment free in the arena: a whole free, by
+/// address or handle, or a deferred free's [`flushed`](super::Arena::flushed);
+/// a partial free or a shrinking resize makes no offer.
 pub trait Source {
     /// The granularity of imports: a power of two, the same for the
     /// source's life. An arena asks at every import, and refuses a source

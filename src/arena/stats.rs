@@ -59,7 +59,9 @@ pub struct Counters {
     pub exports: u64,
     /// Give-backs the source refused (the span stayed, free), or could
     /// neither take nor put back ([`Stranded`](super::ArenaError::Stranded): the span was
-    /// dropped, left with the source).
+    /// dropped, left with the source). A give-back that panicked is
+    /// counted in neither this nor `exports` (the span is off the books:
+    /// at worst lost to both, never live in two).
     pub export_failures: u64,
     /// Faults injected by the mtbf generator.
     pub injected: u64,
