@@ -309,7 +309,8 @@ int vmspace_arena_add(vmspace_arena_t *arena, vmspace_addr_t addr,
 /*
  * Import through the caller's functions when out of space, in multiples of
  * `quantum` (a power of two at least the arena's quantum, else -EINVAL; 0:
- * the arena's quantum); a NULL `import` stops importing. A NULL `release` keeps imported spans for the arena's life.
+ * the arena's quantum); a NULL `import` stops importing. A NULL `release`
+ * keeps imported spans for the arena's life.
  * -EBUSY while the arena holds imported spans or imports from a parent.
  */
 int vmspace_arena_set_import(vmspace_arena_t *arena, vmspace_import_fn *import,

@@ -35,8 +35,8 @@ pub(crate) struct SourcePanic(bool);
 ///
 /// # Invariants
 ///
-/// Set exactly when the last call through `call` or `call_mut` to end,
-/// returned or unwound, unwound.
+/// Set exactly when the last call through `call` to end, returned or
+/// unwound, unwound.
 #[derive(Debug, Default)]
 pub(crate) struct SharedSourcePanic(AtomicBool);
 
@@ -83,20 +83,15 @@ impl SharedSourcePanic {
         SharedSourcePanic(AtomicBool::new(false))
     }
 
-    /// Run `f` (a question to the source, through a shared reference):
-    /// noted if it unwinds, the note cleared if it returns.
+    /// Run `f` (any call into the source; a shared reference is enough,
+    /// as `Source`'s questions take one): noted if it unwinds, the note
+    /// cleared if it returns.
     pub(crate) fn call<T>(&self, f: impl FnOnce() -> T) -> T {
         let guard = OnUnwind(|| self.0.store(true, Ordering::Relaxed));
         let r = f();
         core::mem::forget(guard);
         self.0.store(false, Ordering::Relaxed);
         r
-    }
-
-    /// [`call`](Self::call) with exclusive access (any call into the
-    /// source).
-    pub(crate) fn call_mut<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        self.call(f)
     }
 
     /// Whether a call into the source panicked and none has returned since.
@@ -120,7 +115,6 @@ mod tests {
         assert!(!n.noted());
         let mut n = SharedSourcePanic::new();
         assert_eq!(n.call(|| 1), 1);
-        assert_eq!(n.call_mut(|| 2), 2);
         assert!(!n.noted());
     }
 
@@ -139,11 +133,6 @@ mod tests {
         assert!(r.is_err());
         assert!(n.noted());
         n.call(|| ());
-        assert!(!n.noted());
-        let r = catch_unwind(AssertUnwindSafe(|| n.call_mut(|| panic!("below"))));
-        assert!(r.is_err());
-        assert!(n.noted());
-        n.call_mut(|| ());
         assert!(!n.noted());
     }
 

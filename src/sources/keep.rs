@@ -266,7 +266,7 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
     /// into it returns again (see the type's docs).
     fn below<T>(&mut self, f: impl FnOnce(&mut S) -> T) -> T {
         let inner = &mut self.inner;
-        self.below_panic.call_mut(|| f(inner))
+        self.below_panic.call(|| f(inner))
     }
 
     /// [`below`](Self::below) for `S`'s questions.

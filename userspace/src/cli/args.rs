@@ -112,7 +112,8 @@ pub struct ReplayArgs {
 /// `vmspace trace`.
 #[derive(Debug, Args, Clone)]
 pub struct TraceArgs {
-    /// Live allocations (1 to 2^31; the trace's span holds 2^31 units, or all of them at their largest size).
+    /// Live allocations (1 to 2^31; the trace's span holds 2^31 units, or
+    /// all of them at their largest size).
     #[arg(long, value_name = "N", default_value = "1000", value_parser = churn_live)]
     pub live: usize,
     /// Free-and-allocate steps after the live set is built.
