@@ -41,7 +41,7 @@ pub mod sync;
 pub mod vm;
 pub mod vmarena;
 
-pub use arena::{Arena, ArenaError, Constraints, Policy};
+pub use arena::{Arena, ArenaError, Constraints, Policy, Refused};
 pub use error::CommonError;
 pub use vmspace_shim as shim;
 pub use vmspace_shim::{Addr, PageOps, Pages, Protection, Range, ShimError, Size};

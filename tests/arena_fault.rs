@@ -42,7 +42,7 @@ fn tag_store_run(seed: u64, n: u64, buf: &mut Placed) -> (u64, u64) {
                 assert!(stats.resource_failures <= 1, "{stats:?}");
             }
         }
-        Err(e) => assert!(matches!(e, ArenaError::Backing(_)), "{e}"),
+        Err(e) => assert!(matches!(e.error(), ArenaError::Backing(_)), "{e}"),
     }
     assert_eq!(sim.stats().reservations, 0, "everything released");
     (inj.eligible_calls(), inj.injected())

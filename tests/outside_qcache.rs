@@ -49,7 +49,10 @@ fn config_limits_are_errors() {
         let (a, qc) = arena(&mut b, 16, 1 << 24, 1 << 20);
         let r: Result<Shared<'_>, _> =
             SyncArena::with_quantum_caches(a, QCacheConfig::new(classes, qc));
-        assert!(matches!(r, Err(ArenaError::InvalidArgument(_))), "classes {classes}");
+        assert!(
+            matches!(r.map_err(ArenaError::from), Err(ArenaError::InvalidArgument(_))),
+            "classes {classes}"
+        );
     }
     // Store too small for the tables.
     for len in [0usize, 8, 64, 4096] {

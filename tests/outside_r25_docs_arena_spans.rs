@@ -23,7 +23,10 @@ fn new_rejects_bad_quanta_and_small_stores() {
             SliceStore::new(bytes(&mut b.hash)),
             NoSource,
         );
-        assert!(matches!(r, Err(ArenaError::InvalidArgument(_))), "q={q}");
+        assert!(
+            matches!(r.map_err(ArenaError::from), Err(ArenaError::InvalidArgument(_))),
+            "q={q}"
+        );
     }
     // 2^27 is allowed.
     let mut b = bufs();
@@ -42,8 +45,7 @@ fn new_rejects_bad_quanta_and_small_stores() {
     let short = &mut bytes(&mut t)[..(MIN_TAGS - 1) * TAG_BYTES];
     let r =
         Arena::new("x", Size(16), SliceStore::new(short), SliceStore::new(bytes(&mut h)), NoSource);
-    assert!(matches!(r, Err(ArenaError::InvalidArgument(_))));
-    drop(r);
+    assert!(matches!(r.map_err(ArenaError::from), Err(ArenaError::InvalidArgument(_))));
     let exact = &mut bytes(&mut t)[..MIN_TAGS * TAG_BYTES];
     let mut a =
         Arena::new("x", Size(16), SliceStore::new(exact), SliceStore::new(bytes(&mut h)), NoSource)
@@ -78,7 +80,7 @@ fn new_rejects_a_source_with_a_bad_quantum() {
         SliceStore::new(bytes(&mut b.hash)),
         Odd,
     );
-    assert!(matches!(r, Err(ArenaError::InvalidArgument(_))));
+    assert!(matches!(r.map_err(ArenaError::from), Err(ArenaError::InvalidArgument(_))));
 }
 
 #[test]

@@ -63,7 +63,7 @@ fn on_pages_holds_exactly_max_tags() {
     use vmspace_shim::sim::SimBackend;
     let mut buf = vec![0u8; 1 << 21];
     let sim = SimBackend::new(&mut buf, 256).unwrap();
-    let r = Arena::on_pages("p", Size(16), &sim, MIN_TAGS - 1, NoSource);
+    let r = Arena::on_pages("p", Size(16), &sim, MIN_TAGS - 1, NoSource).map_err(ArenaError::from);
     assert!(matches!(r, Err(ArenaError::InvalidArgument(_))));
     for max in [MIN_TAGS, MIN_TAGS + 1, 100, 257] {
         let mut a = Arena::on_pages("p", Size(16), &sim, max, NoSource).unwrap();

@@ -442,8 +442,7 @@ fn a_bad_source_quantum_behind_a_borrowed_refcell_is_not_refused() {
         SliceStore::new(bytes(&mut hb)),
         &cell,
     );
-    assert!(matches!(r, Err(ArenaError::InvalidArgument(_))));
-    drop(r);
+    assert!(matches!(r.map_err(ArenaError::from), Err(ArenaError::InvalidArgument(_))));
     // Borrowed (by whoever holds the source at that moment): made.
     let guard = cell.borrow_mut();
     let r = Arena::new(

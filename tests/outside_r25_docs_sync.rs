@@ -64,7 +64,7 @@ fn config_rejects_a_quantum_above_max_quantum() {
     let a = plain(&mut b.tags, &mut b.hash, MAX_QUANTUM * 2, 0, 0);
     let r: Result<Shared<'_>, _> =
         SyncArena::with_quantum_caches(a, QCacheConfig::new(1, SliceStore::new(bytes(&mut b.qc))));
-    assert!(matches!(r, Err(ArenaError::InvalidArgument(_))));
+    assert!(matches!(r.map_err(ArenaError::from), Err(ArenaError::InvalidArgument(_))));
 }
 
 /// README: "a double free, a size other than the one allocated (even in

@@ -25,12 +25,12 @@ fn max_tags_exactly_is_within_the_bound() {
     let mut buf = vec![0u8; 1 << 20];
     let sim = SimBackend::new(&mut buf, 4096).unwrap();
     for tags in [MAX_TAGS, MAX_TAGS - 1] {
-        let e = Arena::on_pages("r38", Size(1), &sim, tags, NoSource).err().unwrap();
+        let e = Arena::on_pages("r38", Size(1), &sim, tags, NoSource).err().unwrap().error();
         assert!(!is_bound_error(&e), "{tags:#x}: refused as a bad argument: {e:?}");
     }
     let before = sim.stats().reservations;
     for tags in [MAX_TAGS + 1, 2 * MAX_TAGS + 1, usize::MAX, MIN_TAGS - 1, 0] {
-        let e = Arena::on_pages("r38", Size(1), &sim, tags, NoSource).err().unwrap();
+        let e = Arena::on_pages("r38", Size(1), &sim, tags, NoSource).err().unwrap().error();
         assert!(is_bound_error(&e), "{tags:#x}: {e:?}");
     }
     assert_eq!(sim.stats().reservations, before, "nothing reserved for a refused count");

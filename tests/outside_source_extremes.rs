@@ -73,7 +73,7 @@ fn source_quantum_not_a_power_of_two() {
                 Err(e) => {
                     // Refused at construction: the best outcome.
                     assert_eq!(
-                        e,
+                        e.error(),
                         ArenaError::InvalidArgument("source quantum is not a power of two")
                     );
                     return Ok(false);

@@ -198,7 +198,7 @@ impl<P: Platform> ArenaObj<P> {
         let mut arena = match Arena::on_pages("capi", quantum, P::pages(), max_tags, CSource::new())
         {
             Ok(a) => a,
-            Err(e) => return errno(&e),
+            Err(refused) => return errno(&refused.error()),
         };
         // A fresh arena may get the tag table of a destroyed one, and with
         // it the destroyed arena's fingerprint: salted, a handle kept past
@@ -231,6 +231,7 @@ impl<P: Platform> ArenaObj<P> {
                     waiter,
                     QCacheConfig::new(classes, store),
                 )
+                .map_err(ArenaError::from)
             });
             match made {
                 Ok(s) => s,

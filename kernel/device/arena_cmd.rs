@@ -72,7 +72,7 @@ pub(crate) fn create<B: DevBackends>(objs: &mut Objects<B>, a: &mut ArenaCreateA
     let meta = B::meta();
     let kind = if size == 0 {
         let arena = Arena::on_pages("dev", Size(quantum), meta, max_tags, NoSource);
-        ArenaKind::Plain(arena.map_err(|e| encode::arena(w, &e))?)
+        ArenaKind::Plain(arena.map_err(|e| encode::arena(w, &e.error()))?)
     } else {
         let vm = Vm::reserve(B::vm(), Size(size), Size(grain)).map_err(|e| encode::vm(w, &e))?;
         // The source's own bookkeeping: a tag per imported span and gap,
@@ -81,11 +81,11 @@ pub(crate) fn create<B: DevBackends>(objs: &mut Objects<B>, a: &mut ArenaCreateA
         let hash = tags.checked_next_power_of_two().unwrap_or(usize::MAX).saturating_mul(4);
         let source = (|| {
             let store = PageStore::new(meta, Size(tags.saturating_mul(TAG_BYTES)))?;
-            VmSource::new(vm, store, PageStore::new(meta, Size(hash))?)
+            VmSource::new(vm, store, PageStore::new(meta, Size(hash))?).map_err(ArenaError::from)
         })();
         let source = source.map_err(|e| encode::arena(w, &e))?;
         let arena = Arena::on_pages("dev", Size(quantum), meta, max_tags, source);
-        ArenaKind::Import(arena.map_err(|e| encode::arena(w, &e))?)
+        ArenaKind::Import(arena.map_err(|e| encode::arena(w, &e.error()))?)
     };
     a.id = objs.insert(slot, Object::Arena(ArenaObj { kind, default_policy, tags: max_tags, import }))?;
     Ok(())

@@ -61,7 +61,7 @@ pub fn tag_store_faults<P: PageOps + Clone>(meta: P, seed: u64, positions: u64) 
         let inj = FaultInjector::new(meta.clone());
         inj.only(&[Op::Map]);
         inj.fail_nth(n);
-        match Arena::on_pages("faulty", Size(16), &inj, 4096, NoSource) {
+        match Arena::on_pages("faulty", Size(16), &inj, 4096, NoSource).map_err(ArenaError::from) {
             Ok(mut a) => {
                 arena_ops::run::<_, _, N, M>(&mut a, cfg(16), seed, 200).context("workload with a failing map")?;
                 a.check().context("check")?;

@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use vmspace::arena::ArenaError;
+use vmspace::arena::{ArenaError, Refused};
 use vmspace::chunkmap::ChunkMapError;
 use vmspace::vm::VmError;
 use vmspace::vmarena::VmArenaError;
@@ -120,6 +120,12 @@ impl<T> Context<T> for Result<T, VmRunError> {
 impl<T> Context<T> for Result<T, ArenaError> {
     fn context(self, what: &'static str) -> Result<T, Failure> {
         self.map_err(|e| Failure { what, detail: Detail::Arena(e) })
+    }
+}
+
+impl<T, U> Context<T> for Result<T, Refused<U>> {
+    fn context(self, what: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure { what, detail: Detail::Arena(e.error()) })
     }
 }
 

@@ -82,6 +82,7 @@ mod free;
 mod freelist;
 mod handle;
 mod hash;
+mod refused;
 mod resize;
 mod source;
 mod source_panic;
@@ -105,6 +106,7 @@ pub use constraints::{ConstraintParts, Constraints, Policy};
 pub use error::ArenaError;
 pub use freelist::LISTS as FREE_LISTS;
 pub use handle::Handle;
+pub use refused::Refused;
 pub(crate) use source::check_import;
 pub use source::{NoSource, Source};
 pub(crate) use source_panic::{SharedSourcePanic, SourcePanic};
@@ -216,13 +218,16 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// that can import with a [`quantum`](Source::quantum) that is not a
     /// power of two. It uses room for [`MAX_TAGS`] tags at most, however
     /// large the store.
+    ///
+    /// Refused, it gives `source` back untouched (nothing was imported);
+    /// the stores are released.
     pub fn new(
         name: &'static str,
         quantum: Size,
         tags: S,
         hash: S,
         source: I,
-    ) -> Result<Self, ArenaError> {
+    ) -> Result<Self, Refused<I>> {
         let max_tags = tags.capacity() / size_of::<Tag>();
         Self::with_max_tags(name, quantum, tags, hash, source, max_tags)
     }
@@ -236,28 +241,38 @@ impl<S: Store, I: Source> Arena<S, I> {
         hash: S,
         source: I,
         max_tags: usize,
-    ) -> Result<Self, ArenaError> {
+    ) -> Result<Self, Refused<I>> {
+        let refuse = |e: ArenaError, source: I| Err(Refused::new(e, source));
         let Some(q) = PowerOfTwo::new(quantum.0).filter(|q| q.get() <= 1 << 27) else {
-            return Err(ArenaError::InvalidArgument("quantum is not a power of two <= 2^27"));
+            let e = ArenaError::InvalidArgument("quantum is not a power of two <= 2^27");
+            return refuse(e, source);
         };
         if source.can_import() && !source.quantum().is_power_of_two() {
-            return Err(ArenaError::InvalidArgument("source quantum is not a power of two"));
+            let e = ArenaError::InvalidArgument("source quantum is not a power of two");
+            return refuse(e, source);
         }
         let max_tags = max_tags.min(tags.capacity() / size_of::<Tag>());
         if max_tags < MIN_TAGS {
-            return Err(ArenaError::InvalidArgument("tag store holds fewer than MIN_TAGS tags"));
+            let e = ArenaError::InvalidArgument("tag store holds fewer than MIN_TAGS tags");
+            return refuse(e, source);
         }
         let max_tags = max_tags.min(u32::MAX as usize) as u32;
         let shift = align::log2_exact(quantum.0).unwrap_or(0);
         let id = handle::fingerprint(tags.base());
-        let mut tags = TagTable::new(tags, max_tags)?;
-        let lists = FreeLists::new(&mut tags, shift)?;
+        let built = TagTable::new(tags, max_tags).and_then(|mut tags| {
+            let lists = FreeLists::new(&mut tags, shift)?;
+            Ok((tags, lists, AllocHash::new(hash, shift)?))
+        });
+        let (tags, lists, hash) = match built {
+            Ok(parts) => parts,
+            Err(e) => return refuse(e, source),
+        };
         Ok(Arena {
             name,
             id,
             quantum: q,
             tags,
-            hash: AllocHash::new(hash, shift)?,
+            hash,
             held: 0,
             lists,
             unflushed: NIL,
@@ -420,13 +435,24 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
     /// [`InvalidArgument`](ArenaError::InvalidArgument), as for
     /// [`new`](Self::new), and so is more than [`MAX_TAGS`] (nothing is
     /// reserved then).
+    ///
+    /// Refused, it gives `source` back untouched; the stores it reserved
+    /// are released.
     pub fn on_pages(
         name: &'static str,
         quantum: Size,
         ops: P,
         max_tags: usize,
         source: I,
-    ) -> Result<Self, ArenaError> {
+    ) -> Result<Self, Refused<I>> {
+        match Self::stores_for(ops, max_tags) {
+            Ok((tags, hash)) => Arena::with_max_tags(name, quantum, tags, hash, source, max_tags),
+            Err(e) => Err(Refused::new(e, source)),
+        }
+    }
+
+    /// The tag and hash stores of [`on_pages`](Self::on_pages).
+    fn stores_for(ops: P, max_tags: usize) -> Result<(PageStore<P>, PageStore<P>), ArenaError> {
         if max_tags < MIN_TAGS {
             return Err(ArenaError::InvalidArgument("tag store holds fewer than MIN_TAGS tags"));
         }
@@ -441,7 +467,7 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
         let hash_bytes = Size(buckets).checked_mul(size_of::<u32>())?;
         let tags = PageStore::new(ops.clone(), tag_bytes)?;
         let hash = PageStore::new(ops, hash_bytes)?;
-        Arena::with_max_tags(name, quantum, tags, hash, source, max_tags)
+        Ok((tags, hash))
     }
 }
 

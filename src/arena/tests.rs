@@ -420,7 +420,8 @@ fn one_rule_for_the_smallest_tag_store() {
     for tags in [0, 1, 7, 8, BASE_TAGS - 1, BASE_TAGS, MIN_TAGS - 1] {
         let (mut tb, mut hb) = (vec![0u8; TAG_BYTES * tags + 8], vec![0u8; 256]);
         let r =
-            Arena::new("t", Size(1), SliceStore::new(&mut tb), SliceStore::new(&mut hb), NoSource);
+            Arena::new("t", Size(1), SliceStore::new(&mut tb), SliceStore::new(&mut hb), NoSource)
+                .map_err(ArenaError::from);
         assert!(
             matches!(r, Err(ArenaError::InvalidArgument(_))),
             "new with {tags} tags: {:?}",
@@ -428,7 +429,7 @@ fn one_rule_for_the_smallest_tag_store() {
         );
         let mut buf = vec![0u8; 1 << 20];
         let sim = SimBackend::new(&mut buf, 4096).unwrap();
-        let r = Arena::on_pages("t", Size(1), &sim, tags, NoSource);
+        let r = Arena::on_pages("t", Size(1), &sim, tags, NoSource).map_err(ArenaError::from);
         assert!(
             matches!(r, Err(ArenaError::InvalidArgument(_))),
             "on_pages with {tags} tags: {:?}",
@@ -441,7 +442,7 @@ fn one_rule_for_the_smallest_tag_store() {
     let mut buf = vec![0u8; 1 << 20];
     let sim = SimBackend::new(&mut buf, 4096).unwrap();
     for tags in [MAX_TAGS + 1, 1 << 36, usize::MAX / TAG_BYTES] {
-        let r = Arena::on_pages("t", Size(1), &sim, tags, NoSource);
+        let r = Arena::on_pages("t", Size(1), &sim, tags, NoSource).map_err(ArenaError::from);
         assert!(matches!(r, Err(ArenaError::InvalidArgument(_))), "{tags:#x}: {:?}", r.err());
     }
     assert_eq!(sim.stats().reservations, 0);

@@ -2,7 +2,7 @@
 
 use vmspace_shim::{PageOps, Protection, Range, Size};
 
-use crate::arena::{Arena, ArenaError, Constraints, NoSource, Source, Store};
+use crate::arena::{Arena, ArenaError, Constraints, NoSource, Refused, Source, Store};
 use crate::vm::{Vm, VmError};
 
 /// Hands out page-aligned ranges of a [`Vm`], mapping them on import and
@@ -52,14 +52,26 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     /// (the source would otherwise never be able to map them again). The
     /// arena's quantum is the VM's page size, so a page above the arena's
     /// largest quantum (2^27) is refused with an error.
-    pub fn new(mut vm: Vm<P>, tags: S, hash: S) -> Result<Self, ArenaError> {
+    ///
+    /// Refused, it gives `vm` back (flushed, as above, if it got that far);
+    /// the stores are released.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the VM, back to its owner; no allocator to box it"
+    )]
+    pub fn new(mut vm: Vm<P>, tags: S, hash: S) -> Result<Self, Refused<Vm<P>>> {
         if !vm.mapped().is_zero() {
-            return Err(ArenaError::InvalidArgument("VM for a source must start unmapped"));
+            let e = ArenaError::InvalidArgument("VM for a source must start unmapped");
+            return Err(Refused::new(e, vm));
         }
         vm.flush();
-        let mut space = Arena::new("vm-source", vm.page_size(), tags, hash, NoSource)?;
-        space.add(vm.base(), vm.range().size())?;
-        Ok(VmSource { vm, space, threshold: 0, held: 0 })
+        let space = Arena::new("vm-source", vm.page_size(), tags, hash, NoSource)
+            .map_err(ArenaError::from)
+            .and_then(|mut space| space.add(vm.base(), vm.range().size()).map(|()| space));
+        match space {
+            Ok(space) => Ok(VmSource { vm, space, threshold: 0, held: 0 }),
+            Err(e) => Err(Refused::new(e, vm)),
+        }
     }
 
     /// Batch give-backs: unmap them without flushing and flush once `pages`

@@ -10,7 +10,7 @@ use vmspace_shim::{Addr, Size};
 
 use super::lock::{Held, RawLock};
 use super::wait::{Wait, Waiter, WakeOnUnwind};
-use crate::arena::{Arena, ArenaError, Constraints, Handle, Policy, Source, Store};
+use crate::arena::{Arena, ArenaError, Constraints, Handle, Policy, Refused, Source, Store};
 use crate::qcache::{Locked, Magazine, QCache, QCacheConfig, QCacheStats};
 
 /// An [`Arena`] shared between threads.
@@ -59,11 +59,16 @@ impl<L: RawLock + Default, W: Waiter + Default, S: Store, I: Source> SyncArena<L
     }
 
     /// Share `arena` behind a new lock and waiter, with quantum caches as
-    /// `caches` asks.
+    /// `caches` asks. Refused, it gives `arena` back untouched (the caches'
+    /// store is released).
+    #[expect(
+        clippy::result_large_err,
+        reason = "the arena, back to its owner; no allocator to box it"
+    )]
     pub fn with_quantum_caches(
         arena: Arena<S, I>,
         caches: QCacheConfig<S>,
-    ) -> Result<Self, ArenaError> {
+    ) -> Result<Self, Refused<Arena<S, I>>> {
         Self::with_lock_and_caches(arena, L::default(), W::default(), caches)
     }
 }
@@ -82,13 +87,22 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     }
 
     /// [`with_lock`](Self::with_lock), with quantum caches as `caches` asks.
+    /// Refused, it gives `arena` back untouched (the lock, the waiter and
+    /// the caches' store are released).
+    #[expect(
+        clippy::result_large_err,
+        reason = "the arena, back to its owner; no allocator to box it"
+    )]
     pub fn with_lock_and_caches(
         arena: Arena<S, I>,
         lock: L,
         waiter: W,
         caches: QCacheConfig<S>,
-    ) -> Result<Self, ArenaError> {
-        let cache = QCache::new(caches, arena.quantum())?;
+    ) -> Result<Self, Refused<Arena<S, I>>> {
+        let cache = match QCache::new(caches, arena.quantum()) {
+            Ok(cache) => cache,
+            Err(e) => return Err(Refused::new(e, arena)),
+        };
         let mut s = Self::with_lock(arena, lock, waiter);
         s.caches = Some(cache);
         Ok(s)
