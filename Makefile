@@ -137,7 +137,7 @@ tsan: nightly
 # build, and the rest (threads, the hash's and the VM's fault sweeps, the
 # quantum caches) takes minutes to hours a module: `make miri
 # MIRI_TESTS='arena::hash vm::'` runs those two (about 2 and 3 minutes).
-MIRI_TESTS = arena::store arena::tag bits:: sources::keep_tests
+MIRI_TESTS = arena::store arena::tag arena::teardown bits:: sources::keep_tests
 .PHONY: miri
 miri: nightly
 	@rustup component list --toolchain nightly --installed | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly

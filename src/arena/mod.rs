@@ -90,6 +90,7 @@ mod span;
 mod stats;
 mod store;
 mod tag;
+mod teardown;
 
 #[cfg(test)]
 mod check_tests;
@@ -168,6 +169,9 @@ pub type LeakHook = fn(name: &'static str, leaked: Range);
 ///   through `knext`, `unflushed_count` long) and nowhere else.
 /// - `sizes` and the span count equal the sums over the lists; the rotor is a
 ///   tag on the address list.
+/// - Only `tags`, `hash` and `source` own resources (`into_source` reads
+///   them out of an arena it does not drop; a build-time check in
+///   `teardown.rs` holds every other field to no drop of its own).
 pub struct Arena<S: Store, I: Source = NoSource> {
     name: &'static str,
     /// The fingerprint in this arena's handles (of the tag table's address,
@@ -468,57 +472,5 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
         let tags = PageStore::new(ops.clone(), tag_bytes)?;
         let hash = PageStore::new(ops, hash_bytes)?;
         Ok((tags, hash))
-    }
-}
-
-impl<S: Store, I: Source> Drop for Arena<S, I> {
-    /// Report live allocations and unflushed segments to the leak hook, then
-    /// give every imported span back to the source; a span still holding an
-    /// unflushed segment goes back through
-    /// [`Source::release_unflushed`] (the source must not hand it out again
-    /// before its flush: an arena takes it as a deferred free, a
-    /// `VmSource` unmaps it and holds it until its own flush, other sources
-    /// keep it taken). Errors are ignored: there is no one left to
-    /// tell (a refused `release_unflushed` leaves the range taken in the
-    /// source: lost, never reissued early). The stores release their own memory.
-    ///
-    /// Nothing goes back when the last call into the source panicked (the
-    /// drop may be part of that panic's unwinding, where a second panic
-    /// from the source would abort the process): the spans stay taken in
-    /// the source.
-    fn drop(&mut self) {
-        if let Some(hook) = self.leak_hook {
-            for seg in self.walk(SegmentKinds::ALLOCATED.union(SegmentKinds::UNFLUSHED)) {
-                // An allocation as asked (its start and requested size), an
-                // unflushed range as its whole segment.
-                let r = match seg.kind {
-                    SegmentKind::Allocated => {
-                        Range::from_size(seg.range.base(), seg.requested).unwrap_or(seg.range)
-                    }
-                    _ => seg.range,
-                };
-                hook(self.name, r);
-            }
-        }
-        // A call into the source that panicked: this drop may be part of
-        // that panic's unwinding, where a second panic would abort.
-        if self.source_panicked() {
-            return;
-        }
-        let mut m = self.tags.get(HEAD).knext;
-        while m != HEAD {
-            let t = *self.tags.get(m);
-            if t.imported() {
-                if let Some(r) = Range::new(vmspace_shim::Addr(t.start), vmspace_shim::Addr(t.end))
-                {
-                    let _ = if self.span_holds_unflushed(m) {
-                        self.call_source(|s| s.release_unflushed(r))
-                    } else {
-                        self.call_source(|s| s.release(r))
-                    };
-                }
-            }
-            m = t.knext;
-        }
     }
 }
