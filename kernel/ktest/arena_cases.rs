@@ -149,6 +149,55 @@ pub fn bad_frees<P: PageOps + Clone>(meta: P) -> Outcome {
     a.check().context("check")
 }
 
+/// A VM goes into a [`VmSource`], the source into arenas whose stores fail
+/// at their `n`th map, for each `n` up to `positions` (each refusal gives
+/// the source back, its VM whole), and out again: an arena made gives its
+/// source back once its allocation is freed (`into_source`), and the
+/// source its VM (`into_vm`), the same reservation, unmapped.
+pub fn source_round_trip<P: PageOps + Clone, Q: PageOps + Clone>(vm_ops: P, meta: Q, positions: u64) -> Outcome {
+    let page = vm_ops.page_size().0;
+    let vm = Vm::reserve(vm_ops, Size(64 * page), Size(page)).context("Vm::reserve")?;
+    let range = vm.range();
+    let tags = PageStore::new(meta.clone(), Size(16 * page)).context("PageStore")?;
+    let hash = PageStore::new(meta.clone(), Size(page)).context("PageStore")?;
+    let mut source = VmSource::new(vm, tags, hash).context("VmSource::new")?;
+    let (mut refused, mut made) = (0, 0);
+    for n in 1..=positions {
+        let inj = FaultInjector::new(meta.clone());
+        inj.only(&[Op::Map]);
+        inj.fail_nth(n);
+        source = match Arena::on_pages("round-trip", Size(64), &inj, 1024, source) {
+            Ok(mut a) => {
+                inj.clear();
+                made += 1;
+                let x = a.alloc(Size(8 * page), Policy::InstantFit).context("alloc")?;
+                ensure(a.source().vm().is_mapped(x), "the import is not mapped")?;
+                let Err(mut a) = a.into_source() else {
+                    return ensure(false, "into_source gave the source back with an allocation live");
+                };
+                a.free(x, Size(8 * page)).context("free")?;
+                match a.into_source() {
+                    Ok(s) => s,
+                    Err(_) => return ensure(false, "into_source kept the source with nothing allocated"),
+                }
+            }
+            Err(r) => {
+                ensure(matches!(r.error(), ArenaError::Backing(_)), "refused with the wrong error")?;
+                refused += 1;
+                r.into_inner()
+            }
+        };
+        ensure(source.vm().range() == range, "the source came back with another VM")?;
+        ensure(source.vm().mapped() == Size(0), "the source came back with pages mapped")?;
+        source.check().context("VM source check")?;
+    }
+    ensure(refused > 0 && made > 0, "neither a refusal nor an arena made")?;
+    match source.into_vm() {
+        Ok(vm) => ensure(vm.range() == range && vm.mapped() == Size(0), "the VM came back changed"),
+        Err(_) => ensure(false, "into_vm kept the VM with nothing imported"),
+    }
+}
+
 /// An arena importing from an arena importing from a [`Vm`] on `vm_ops`:
 /// the seeded sequence runs on the child; after every step both arenas and
 /// the VM source pass `check()`, every imported span is mapped in the VM,

@@ -295,6 +295,11 @@ macro_rules! arena_suite {
             }
 
             #[test]
+            fn source_round_trip() -> Outcome {
+                report(cases::source_round_trip(&$vm, &$meta, 8))
+            }
+
+            #[test]
             fn import_chain_seed_1() -> Outcome {
                 report(cases::import_chain(&$vm, &$meta, 1, 300))
             }
