@@ -97,3 +97,33 @@ fn a_span_refused_as_busy_is_offered_again_ever_less_often_until_taken() {
     assert_eq!(a.sizes().imported, Size(Q));
     a.check().unwrap();
 }
+
+/// `give_back_free_spans` offers a held span at once, without waiting for
+/// frees: refused again while the source is busy (0 bytes, the span still
+/// free and usable), given back once it is not.
+#[test]
+fn give_back_free_spans_offers_held_spans_now() {
+    let src = Busy::default();
+    let (mut t, mut h) = (vec![0u8; 64 << 10], vec![0u8; 16 << 10]);
+    let mut a =
+        Arena::new("busy", Size(16), SliceStore::new(&mut t), SliceStore::new(&mut h), src.clone())
+            .unwrap();
+    let x = a.alloc(Size(Q), Policy::InstantFit).unwrap();
+    let y = a.alloc(Size(16), Policy::InstantFit).unwrap();
+    assert_eq!(a.sizes().imported, Size(2 * Q));
+    assert_eq!(a.give_back_free_spans(), Size(0), "nothing wholly free");
+    assert_eq!(src.releases.get(), 0);
+    src.busy.set(true);
+    a.free(x, Size(Q)).unwrap();
+    assert_eq!((src.releases.get(), a.sizes().imported), (1, Size(2 * Q)), "held");
+    assert_eq!(a.give_back_free_spans(), Size(0), "busy still");
+    assert_eq!(src.releases.get(), 2, "offered at once, not after frees");
+    a.check().unwrap();
+    src.busy.set(false);
+    assert_eq!(a.give_back_free_spans(), Size(Q));
+    assert_eq!((src.releases.get(), a.sizes().imported), (3, Size(Q)), "y's span stays");
+    assert_eq!(a.counters().exports, 1);
+    a.check().unwrap();
+    a.free(y, Size(16)).unwrap();
+    assert_eq!(a.sizes().imported, Size(0));
+}

@@ -27,6 +27,22 @@ impl<S: Store, I: Source> Arena<S, I> {
         }
     }
 
+    /// Offer every wholly free imported span back to the source now, rather
+    /// than at a later free: spans the source refused before (as busy, or
+    /// otherwise), kept while its last call had panicked, or left by frees
+    /// that never reach the arena (quantum caches hold their slabs). A span
+    /// the source refuses again stays, free, and is offered again as any
+    /// refused span is; none is offered while the source's last call
+    /// panicked and none has returned since. Returns the bytes that left
+    /// the arena: given back, or stranded with the source
+    /// ([`Counters`](super::Counters)' `exports` and `export_failures` tell
+    /// which).
+    pub fn give_back_free_spans(&mut self) -> Size {
+        let before = self.sizes.imported;
+        self.give_back_held();
+        Size(before.0 - self.sizes.imported.0)
+    }
+
     /// Grow the arena by `[base, base + size)`, which must touch a span that
     /// was added (not imported): the span below grows up, the span above
     /// grows down, or, when it fills the gap between two, they merge into

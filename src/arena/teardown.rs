@@ -45,8 +45,8 @@ impl<S: Store, I: Source> Arena<S, I> {
             return Err(self);
         }
         // Nothing allocated or unflushed: each imported span is one free
-        // segment, which this walk gives back.
-        self.give_back_held();
+        // segment, which this gives back.
+        self.give_back_free_spans();
         if !self.sizes.imported.is_zero() {
             return Err(self);
         }
