@@ -224,7 +224,8 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// large the store.
     ///
     /// Refused, it gives `source` back untouched (nothing was imported);
-    /// the stores are released.
+    /// the stores are released. The source is asked nothing unless all
+    /// else is in order; then whether it imports and its quantum.
     pub fn new(
         name: &'static str,
         quantum: Size,
@@ -251,10 +252,6 @@ impl<S: Store, I: Source> Arena<S, I> {
             let e = ArenaError::InvalidArgument("quantum is not a power of two <= 2^27");
             return refuse(e, source);
         };
-        if source.can_import() && !source.quantum().is_power_of_two() {
-            let e = ArenaError::InvalidArgument("source quantum is not a power of two");
-            return refuse(e, source);
-        }
         let max_tags = max_tags.min(tags.capacity() / size_of::<Tag>());
         if max_tags < MIN_TAGS {
             let e = ArenaError::InvalidArgument("tag store holds fewer than MIN_TAGS tags");
@@ -271,6 +268,13 @@ impl<S: Store, I: Source> Arena<S, I> {
             Ok(parts) => parts,
             Err(e) => return refuse(e, source),
         };
+        // The source is asked last: a question that returns is news to it
+        // (a `KeepFree` clears its note of a panic below), which a refusal
+        // for any other reason must not be.
+        if source.can_import() && !source.quantum().is_power_of_two() {
+            let e = ArenaError::InvalidArgument("source quantum is not a power of two");
+            return refuse(e, source);
+        }
         Ok(Arena {
             name,
             id,
@@ -440,7 +444,8 @@ impl<P: PageOps + Clone, I: Source> Arena<PageStore<P>, I> {
     /// [`new`](Self::new), and so is more than [`MAX_TAGS`] (nothing is
     /// reserved then).
     ///
-    /// Refused, it gives `source` back untouched; the stores it reserved
+    /// Refused, it gives `source` back untouched, asked nothing unless all
+    /// else is in order, as for [`new`](Self::new); the stores it reserved
     /// are released.
     pub fn on_pages(
         name: &'static str,

@@ -253,11 +253,17 @@ impl DevArena {
     }
 
     /// Destroy the arena now; what it still held (allocations and bytes).
+    /// The handle's share of the device file goes either way (the file
+    /// closes with its last handle); should `DESTROY` fail, the arena goes
+    /// when the file closes.
     pub fn destroy(self) -> Result<(u64, u64), KdevError> {
-        let id = self.id;
-        let fd = self.dev.fd();
-        std::mem::forget(self);
-        destroy(fd, id)
+        let this = std::mem::ManuallyDrop::new(self);
+        let r = destroy(this.dev.fd(), this.id);
+        // SAFETY: `this` is never used again nor dropped (so no second
+        // `DESTROY`); `dev` is its one field that owns anything, read out
+        // once here and dropped.
+        drop(unsafe { std::ptr::read(&this.dev) });
+        r
     }
 }
 

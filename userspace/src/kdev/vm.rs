@@ -122,12 +122,18 @@ impl DevVm {
         self.io(addr, buf.as_ptr().cast_mut(), buf.len(), true)
     }
 
-    /// Destroy the VM now; what it still had mapped (pages and bytes).
+    /// Destroy the VM now; what it still had mapped (pages and bytes). The
+    /// handle's share of the device file goes either way (the file closes
+    /// with its last handle); should `DESTROY` fail, the VM goes when the
+    /// file closes.
     pub fn destroy(self) -> Result<(u64, u64), KdevError> {
-        let id = self.id;
-        let fd = self.dev.fd();
-        std::mem::forget(self);
-        destroy(fd, id)
+        let this = std::mem::ManuallyDrop::new(self);
+        let r = destroy(this.dev.fd(), this.id);
+        // SAFETY: `this` is never used again nor dropped (so no second
+        // `DESTROY`); `dev` is its one field that owns anything, read out
+        // once here and dropped.
+        drop(unsafe { std::ptr::read(&this.dev) });
+        r
     }
 }
 
