@@ -30,14 +30,14 @@ cargo=${CARGO:-cargo}
 (cd "$VMK_REPO" && "$cargo" test --no-run --message-format=json -p vmspace \
 	--test arena_model --test vm_model --test kdev_device --test kdev_fuzz \
 	--test outside_kdev --test outside_kdev_arena --test outside_kdev_io --test outside_kdev_more \
-	--test outside_kdev_leak --test kdev_destroy) >"$results/kernel-proptest.cargo.json" ||
+	--test outside_kdev_leak --test kdev_destroy --test outside_r54_kdev) >"$results/kernel-proptest.cargo.json" ||
 	vmk_die "building the test binaries failed"
 python3 - "$results/kernel-proptest.cargo.json" "$VMK_REPO" "$VMK_SRC" >"$plan" <<'PY' || vmk_die "no test binaries"
 import json, sys
 path, repo, src = sys.argv[1:4]
 filters = {"arena_model": "device", "vm_model": "device", "kdev_device": "-", "kdev_fuzz": "-",
            "outside_kdev": "-", "outside_kdev_arena": "-", "outside_kdev_io": "-", "outside_kdev_more": "-",
-           "outside_kdev_leak": "-", "kdev_destroy": "-"}
+           "outside_kdev_leak": "-", "kdev_destroy": "-", "outside_r54_kdev": "-"}
 seen = set()
 for line in open(path):
     try:

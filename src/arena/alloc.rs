@@ -461,7 +461,10 @@ impl<S: Store, I: Source> Arena<S, I> {
             self.held_shift = (self.held_shift + 1).min(10);
             self.held_skip = 1 << self.held_shift;
         } else {
+            // No wait left over: a walk made out of turn (an explicit
+            // `give_back_free_spans`) may end one part way.
             self.held_shift = 0;
+            self.held_skip = 0;
         }
     }
 

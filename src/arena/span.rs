@@ -29,8 +29,9 @@ impl<S: Store, I: Source> Arena<S, I> {
 
     /// Offer every wholly free imported span back to the source now, rather
     /// than at a later free: spans the source refused before (as busy, or
-    /// otherwise), kept while its last call had panicked, or left by frees
-    /// that never reach the arena (quantum caches hold their slabs). A span
+    /// otherwise) or kept while its last call had panicked, which otherwise
+    /// wait for a free that reaches the arena (frees through quantum caches
+    /// do not; an idle arena makes none). A span
     /// the source refuses again stays, free, and is offered again as any
     /// refused span is; none is offered while the source's last call
     /// panicked and none has returned since. Returns the bytes that left

@@ -38,7 +38,13 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// the arena, free, as for any give-back), or the last call into the
     /// source panicked and none has returned since. A span the source
     /// strands ([`Stranded`](super::ArenaError::Stranded)) is the source's
-    /// for good and does not keep the arena.
+    /// for good and does not keep the arena. Spans given back before one
+    /// is refused stay given back (the arena comes back without them, its
+    /// counters and its wait for a busy source moved as for any give-back).
+    ///
+    /// Should the source panic in a give-back, the panic goes on, the arena
+    /// is dropped as it unwinds, and its drop calls the source no more: the
+    /// spans not yet given back stay taken in the source.
     #[expect(clippy::result_large_err, reason = "the arena, back to its owner")]
     pub fn into_source(mut self) -> Result<I, Self> {
         if !self.sizes.allocated.is_zero() || !self.sizes.unflushed.is_zero() {

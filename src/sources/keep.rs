@@ -53,8 +53,9 @@ use crate::vm::VmError;
 /// - **Drop:** every kept span goes back to `S` (errors ignored, as an
 ///   arena's drop ignores its source's).
 /// - **A panic below:** once a call into `S` (any of its methods) panics,
-///   `S` is given nothing back until a call into it returns again (an
-///   import): a give-back is refused with [`ArenaError::SourceBusy`] (an
+///   `S` is given nothing back until a call into it returns again (any
+///   call: an import, or a question such as the `quantum()` an importing
+///   arena asks before each import): a give-back is refused with [`ArenaError::SourceBusy`] (an
 ///   arena keeps the span, free), [`trim`](Self::trim) gives nothing back,
 ///   and the drop leaves the kept spans taken on `S`'s books. A drop or a
 ///   give-back made as that panic unwinds would call `S` again, and a

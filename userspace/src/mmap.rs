@@ -24,9 +24,10 @@
 //!   failed `MAP_FIXED` mapping keeps the old one on current kernels, which
 //!   put the old mappings back when the new one fails (older kernels could
 //!   leave a hole, which no layer above can see). Locked pages whose
-//!   replacement `RLIMIT_MEMLOCK` refuses are made `PROT_NONE` and then
-//!   dropped in place: a failure there keeps the contents too, with (at
-//!   `vm.max_map_count`) part of the range perhaps `PROT_NONE`;
+//!   replacement `RLIMIT_MEMLOCK` refuses are dropped in place and then
+//!   made `PROT_NONE` (in that order: a failed drop changes no page's
+//!   protection), a failure there leaving their contents perhaps gone and
+//!   (at `vm.max_map_count`) part of the range perhaps `PROT_NONE`;
 //! - release: `munmap`.
 //!
 //! Why two: a fresh mapping has no `anon_vma`; when a run mapped there is
@@ -344,28 +345,22 @@ unsafe impl PageOps for MmapBackend {
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
         check_page_range(range, self.page)?;
         let os = |e| ShimError::Os { op: Op::Unmap, errno: e };
-        // Made inaccessible, then dropped in place, lock flags kept. In
-        // that order, so that a failure keeps the contents, as a failed
-        // replacement does: a failed `mprotect` (at `vm.max_map_count`)
-        // may have changed part of the range, which the contract allows;
-        // pages it could not drop are made read-write again. `None` where
-        // locked pages cannot be dropped (before Linux 5.18).
+        // Dropped in place, then made inaccessible, lock flags kept. In
+        // that order, so that a failure never changes a page's protection
+        // (the range may hold read-only and inaccessible pages, whose
+        // protection a backend does not know, so cannot put back): a failed
+        // drop leaves the pages as they were, or some of them emptied; a
+        // failed `mprotect` (at `vm.max_map_count`) leaves them emptied
+        // and may have changed part of the range. The contract allows
+        // both. `None` where locked pages cannot be dropped (before Linux
+        // 5.18).
         let in_place = || -> Option<Result<(), ShimError>> {
-            if let Err(e) = self.mprotect(range, libc::PROT_NONE, Op::Unmap) {
-                return Some(Err(e));
-            }
             // SAFETY: the range is mapped, inside our reservation, and no
             // one accesses it again until it is mapped (caller's contract).
-            match unsafe { drop_pages(range.base().as_ptr(), range.size().0) } {
-                Ok(()) => Some(Ok(())),
-                Err(e) => {
-                    let back = libc::PROT_READ | libc::PROT_WRITE;
-                    if let Err(undo) = self.mprotect(range, back, Op::Unmap) {
-                        return Some(Err(undo));
-                    }
-                    (e != libc::EINVAL).then(|| Err(os(e)))
-                }
+            if let Err(e) = unsafe { drop_pages(range.base().as_ptr(), range.size().0) } {
+                return (e != libc::EINVAL).then(|| Err(os(e)));
             }
+            Some(self.mprotect(range, libc::PROT_NONE, Op::Unmap))
         };
         // A fresh `PROT_NONE` mapping over the range. Under `mlockall
         // (MCL_FUTURE)` it is locked, and the kernel charges it against

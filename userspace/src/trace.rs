@@ -82,9 +82,18 @@ pub enum TraceOp {
     },
 }
 
-/// The operation as a trace line that parses back to it: `alloc` when
-/// only a size and a policy are set, else `xalloc` with every constraint
-/// set; numbers in hex.
+/// Whether `id` reads back as one name from a trace line: not empty, no
+/// white space (the parser splits a line there) and no `#` (a comment
+/// starts there). Every name [`parse`] gives is one, and a [`TraceOp`]
+/// prints as a line that parses back to it exactly when its name is one.
+pub fn is_trace_id(id: &str) -> bool {
+    !id.is_empty() && !id.contains(|c: char| c.is_whitespace() || c == '#')
+}
+
+/// The operation as a trace line that parses back to it, when its name is
+/// a trace name ([`is_trace_id`]; another prints as a line that does not
+/// parse, or parses as something else): `alloc` when only a size and a
+/// policy are set, else `xalloc` with every constraint set; numbers in hex.
 impl fmt::Display for TraceOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -239,11 +248,15 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Trace, TraceError> {
         let code = text.split('#').next().unwrap_or("");
         match parse_line(code).map_err(|what| TraceError { line, what })? {
             Line::Op(op) => trace.ops.push((line, op)),
-            Line::Quantum(q) if trace.ops.is_empty() => trace.quantum = Some(q),
-            Line::Quantum(_) => {
+            Line::Quantum(_) if !trace.ops.is_empty() => {
                 let what = "quantum must come before the first operation".into();
                 return Err(TraceError { line, what });
             }
+            Line::Quantum(_) if trace.quantum.is_some() => {
+                let what = "quantum given twice".into();
+                return Err(TraceError { line, what });
+            }
+            Line::Quantum(q) => trace.quantum = Some(q),
             Line::Blank => {}
         }
     }
@@ -327,6 +340,18 @@ pub fn churn_text(live: usize, steps: usize) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One `quantum` line, before the first operation (a second one
+    /// replaced the first, silently: round 54).
+    #[test]
+    fn quantum_once_and_first() {
+        assert_eq!(parse("quantum 0x10\nalloc a 0x10\n").unwrap().quantum, Some(16));
+        let e = parse("quantum 0x10\nquantum 0x20\n").unwrap_err();
+        assert_eq!((e.line, e.what.as_str()), (2, "quantum given twice"));
+        let e = parse("alloc a 0x10\nquantum 0x20\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.what.contains("before the first operation"), "{e}");
+    }
 
     /// The span is 2^31 units (the traces of every benchmark size, as
     /// before) until the live allocations at their largest size would not

@@ -336,7 +336,16 @@ fn check(dev: &Device, id: u32) -> Result<bool, String> {
 /// object the storm made, and the device's `VERSION`. The kernel log should
 /// show no warning, bug or oops: the caller (`make kernel-proptest`)
 /// checks that.
-pub fn ioctl_storm(dev: &Device, seed: u64, calls: usize) -> Result<StormStats, String> {
+///
+/// # Safety
+///
+/// The kernel writes wherever an argument points, and a random or
+/// bit-flipped argument may point at any writable memory of this process
+/// (the scratch area makes that unlikely, not impossible): run it only in
+/// a process whose memory may be overwritten so, such as a test process
+/// that lives for the storm and its checks (a stray write shows as a
+/// crash or a failed check there, never as a silent result elsewhere).
+pub unsafe fn ioctl_storm(dev: &Device, seed: u64, calls: usize) -> Result<StormStats, String> {
     use vmspace_workload::{ArenaTarget, VmTarget};
 
     let scratch = Scratch::new()?;
@@ -365,9 +374,9 @@ pub fn ioctl_storm(dev: &Device, seed: u64, calls: usize) -> Result<StormStats, 
         }
         let at = r.below(Scratch::RW - arg.len()) & if r.chance(950) { !7 } else { !0 };
         // SAFETY: `at + arg.len()` lies within the scratch area's writable
-        // bytes, which nothing else refers to.
-        let place = unsafe { std::slice::from_raw_parts_mut(scratch.base.add(at), arg.len()) };
-        place.copy_from_slice(&arg);
+        // bytes, which nothing else refers to (no reference to them lives
+        // across the call below, which the kernel may write them in).
+        unsafe { std::ptr::copy_nonoverlapping(arg.as_ptr(), scratch.base.add(at), arg.len()) };
         let ptr = match r.below(40) {
             0 => 0,
             1 => r.below(4096) as u64,
@@ -378,12 +387,16 @@ pub fn ioctl_storm(dev: &Device, seed: u64, calls: usize) -> Result<StormStats, 
         // SAFETY: `ptr` is in our scratch area (bytes the kernel may read and
         // write as it likes) or memory the kernel must refuse (EFAULT); every
         // user buffer inside an argument points into the scratch area too or,
-        // in random bytes, almost surely at nothing mapped.
+        // in random bytes, almost surely at nothing mapped (else at memory
+        // the caller let the storm overwrite: this function's contract).
         let rc = unsafe { libc::ioctl(dev.fd(), c as _, ptr as usize as *mut libc::c_void) };
         stats.calls += 1;
         if rc >= 0 {
             stats.succeeded += 1;
             if ptr == scratch.addr(at) {
+                // SAFETY: as for the copy above; the call has returned, so
+                // nothing writes the bytes while this view of them lives.
+                let place = unsafe { std::slice::from_raw_parts(scratch.base.add(at), arg.len()) };
                 learn(&mut known, c, place, page);
             }
         } else {
