@@ -48,7 +48,13 @@ pub enum Protection {
 ///   A backend does not know the old protection; the layers that know it
 ///   put it back (the VM arena and the chunk map do; a bare `Vm` does not
 ///   track protections). A refusal (an error for which
-///   [`ShimError::may_have_changed`] is false) changed nothing at all.
+///   [`ShimError::may_have_changed`] is false) changed nothing at all, but
+///   for a call that breaks two preconditions at once: a system backend's
+///   `map` of a range partly outside any reservation
+///   ([`NotReserved`](ShimError::NotReserved)) that also covers pages
+///   mapped already leaves those inaccessible (the OS tells the hole only
+///   after changing the pages before it, which the backend puts back as
+///   the unmapped pages a `map` is given must have been).
 ///   In particular a failed `release`
 ///   releases nothing: the reservation stays live and the caller's, so it
 ///   may retry (and must still release it some day).

@@ -6,14 +6,17 @@ use vmspace_shim::{Range, ShimError};
 
 use crate::error::{from_common, CommonError};
 
-/// What went wrong in a [`Vm`](super::Vm) operation. Every error leaves the VM
-/// as it was before the call, with two exceptions, both about its own
-/// bit-table pages (its client pages are as they were either way): a
-/// failed [`trim`](super::Vm::trim) keeps what it gave back, and a failed
-/// [`map`](super::Vm::map) that cannot give back a table page it mapped
-/// for the range leaves that page mapped, empty and counted in
-/// [`metadata_mapped`](super::Vm::metadata_mapped) (a later `trim` gives
-/// it back).
+/// What went wrong in a [`Vm`](super::Vm) operation. Every error leaves the VM's
+/// books as they were before the call, with two exceptions, both about its
+/// own bit-table pages: a failed [`trim`](super::Vm::trim) keeps what it
+/// gave back, and a failed [`map`](super::Vm::map) that cannot give back a
+/// table page it mapped for the range leaves that page mapped, empty and
+/// counted in [`metadata_mapped`](super::Vm::metadata_mapped) (a later
+/// `trim` gives it back). Its client pages are as they were too, but where
+/// the OS allows no better (the backend's contract, [`PageOps`](vmspace_shim::PageOps)):
+/// a failed [`unmap`](super::Vm::unmap) may leave their contents gone, and
+/// a failed `unmap` or [`protect`](super::Vm::protect) part of the range
+/// with the protection asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VmError {

@@ -13,7 +13,11 @@
 //! backend, its own bit-table pages included (a failed `map` gives back the
 //! table pages it mapped), except in [`Vm::trim`], which keeps what it gave
 //! back before the failure, and where giving back such a table page fails
-//! too: it stays mapped, empty and counted, until a `trim`.
+//! too: it stays mapped, empty and counted, until a `trim`. The client pages
+//! of a failed backend call are as the backend's contract leaves them: a
+//! failed `unmap` may have dropped their contents, and a failed `unmap` or
+//! `protect` may leave part of the range with the protection asked for
+//! ([`VmError`]).
 //!
 //! ```
 //! use vmspace::vm::Vm;

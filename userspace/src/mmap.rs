@@ -295,12 +295,11 @@ unsafe impl PageOps for MmapBackend {
             // The padding alone may be what a limit refuses: under
             // `mlockall(MCL_FUTURE)` `RLIMIT_MEMLOCK` counts inaccessible
             // mappings too, and `RLIMIT_AS` counts every one.
-            Err(e @ (libc::EAGAIN | libc::ENOMEM)) if extra > 0 => (
-                crate::unpadded::map_aligned(size.0, align.0)
-                    .ok_or(e)
-                    .map_err(to_reserve_error(size))?,
-                size.0,
-            ),
+            Err(e @ (libc::EAGAIN | libc::ENOMEM)) if extra > 0 => {
+                let placed = crate::unpadded::map_aligned(size.0, align.0)
+                    .map_err(|errno| ShimError::Os { op: Op::Reserve, errno })?;
+                (placed.ok_or(e).map_err(to_reserve_error(size))?, size.0)
+            }
             Err(e) => return Err(to_reserve_error(size)(e)),
         };
         let base = vmspace_shim::align::align_up(p, align.0)?;

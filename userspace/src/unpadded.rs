@@ -10,7 +10,9 @@
 //! is a `MAP_FIXED_NOREPLACE` mapping (Linux 4.17), which another thread's
 //! mapping in between makes fail rather than be replaced; an older kernel
 //! takes the address as a hint, and a mapping placed elsewhere is given
-//! back.
+//! back. A mapping made on the way that cannot be given back (at
+//! `vm.max_map_count`) fails the reservation with the `munmap`'s errno,
+//! not a refusal: it stays mapped.
 
 use std::fs;
 
@@ -23,23 +25,45 @@ const TRIES: usize = 64;
 /// default) refuses mappings.
 const FLOOR: usize = 1 << 16;
 
+/// Give back a mapping just made, which nothing knows of; the errno where
+/// that fails (the mapping stays, ours no more: at `vm.max_map_count`, a
+/// mapping that merged with a neighbour needs a split to go).
+fn give_back(at: usize, size: usize) -> Result<(), i32> {
+    // SAFETY: the mapping just made, which nothing knows of.
+    if unsafe { libc::munmap(at as *mut libc::c_void, size) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL))
+    }
+}
+
 /// A `PROT_NONE` private anonymous mapping of `size` bytes at `at` exactly,
-/// over nothing; `false` where something is mapped there, or it cannot be.
-fn map_exactly(at: usize, size: usize) -> bool {
+/// over nothing; `false` where something is mapped there, or it cannot be;
+/// the errno where a mapping placed elsewhere could not be given back.
+fn map_exactly(at: usize, size: usize) -> Result<bool, i32> {
     let flags =
         libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE;
     // SAFETY: a new anonymous mapping where nothing is mapped (the kernel
     // refuses it otherwise, or, before 4.17, maps it elsewhere).
     let q = unsafe { libc::mmap(at as *mut libc::c_void, size, libc::PROT_NONE, flags, -1, 0) };
     if q == libc::MAP_FAILED {
-        return false;
+        return Ok(false);
     }
     if q as usize != at {
-        // SAFETY: the mapping just made elsewhere, which nothing knows of.
-        unsafe { libc::munmap(q, size) };
-        return false;
+        give_back(q as usize, size)?;
+        return Ok(false);
     }
-    true
+    Ok(true)
+}
+
+/// The first place of `places` where [`map_exactly`] maps.
+fn first_mapped(places: impl Iterator<Item = usize>, size: usize) -> Result<Option<usize>, i32> {
+    for at in places {
+        if map_exactly(at, size)? {
+            return Ok(Some(at));
+        }
+    }
+    Ok(None)
 }
 
 /// Room kept free below the main thread's stack, for it to grow into: the
@@ -89,37 +113,33 @@ fn gaps() -> (Vec<(usize, usize)>, usize) {
 
 /// A `PROT_NONE` mapping of exactly `size` bytes at a multiple of `align`
 /// (a power of two above the page size), or `None` where none could be
-/// made.
-pub(crate) fn map_aligned(size: usize, align: usize) -> Option<usize> {
+/// made. The errno where a mapping made on the way could not be given
+/// back (it stays, a change a refusal must not make).
+pub(crate) fn map_aligned(size: usize, align: usize) -> Result<Option<usize>, i32> {
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
     // SAFETY: a new anonymous mapping wherever the kernel puts it.
     let p = unsafe { libc::mmap(core::ptr::null_mut(), size, libc::PROT_NONE, flags, -1, 0) };
     if p == libc::MAP_FAILED {
-        return None;
+        return Ok(None);
     }
     let p = p as usize;
     if p % align == 0 {
-        return Some(p);
+        return Ok(Some(p));
     }
-    // SAFETY: the mapping just made, which nothing knows of.
-    unsafe { libc::munmap(p as *mut libc::c_void, size) };
+    give_back(p, size)?;
     let (gaps, ceiling) = gaps();
     let fits = |at: usize| at >= FLOOR && at.checked_add(size).is_some_and(|end| end <= ceiling);
     // Just below, in the gap the kernel chose (top-down, at its top), or
     // just above (a bottom-up layout, at its bottom), when it is that large.
     let near = [align_down(p, align), align_up(p, align).ok()];
-    if let Some(at) =
-        near.into_iter().flatten().filter(|&a| fits(a)).find(|&a| map_exactly(a, size))
-    {
-        return Some(at);
+    if let Some(at) = first_mapped(near.into_iter().flatten().filter(|&a| fits(a)), size)? {
+        return Ok(Some(at));
     }
     // The highest aligned place in each gap that holds one.
-    gaps.into_iter()
-        .filter_map(|(start, end)| {
-            let at = align_down(end.checked_sub(size)?, align)?;
-            let lowest = align_up(start.max(FLOOR), align).ok()?;
-            (at >= lowest).then_some(at)
-        })
-        .take(TRIES)
-        .find(|&at| map_exactly(at, size))
+    let places = gaps.into_iter().filter_map(|(start, end)| {
+        let at = align_down(end.checked_sub(size)?, align)?;
+        let lowest = align_up(start.max(FLOOR), align).ok()?;
+        (at >= lowest).then_some(at)
+    });
+    first_mapped(places.take(TRIES), size)
 }
