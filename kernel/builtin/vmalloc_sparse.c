@@ -12,6 +12,7 @@
  * definitions against it. All loops, batching and error recovery live in
  * Rust.
  */
+#include <linux/atomic.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/vmalloc.h>
@@ -67,10 +68,40 @@ void vmspace_sparse_release(struct vm_struct *area)
 	free_vm_area(area);
 }
 
+#ifdef CONFIG_VMSPACE_KUNIT_TEST
+/*
+ * Fault hooks for the suites (vmspace_sparse_faults): the nth page
+ * allocation from now fails, and the nth map from now maps the first half
+ * of its pages and fails with -ENOMEM (as vm_area_map_pages may fail part
+ * way); 0 turns a hook off. KUnit runs one case at a time.
+ */
+static atomic_t vmspace_page_fail_in = ATOMIC_INIT(0);
+static atomic_t vmspace_map_fail_in = ATOMIC_INIT(0);
+
+void vmspace_fail_page_alloc_in(int n)
+{
+	atomic_set(&vmspace_page_fail_in, n);
+}
+
+void vmspace_fail_sparse_map_in(int n)
+{
+	atomic_set(&vmspace_map_fail_in, n);
+}
+#endif
+
 /* Map `pages` (one per page) at [start, end) inside `area`. 0 or -errno. */
 int vmspace_sparse_map(struct vm_struct *area, unsigned long start,
 		       unsigned long end, struct page **pages)
 {
+#ifdef CONFIG_VMSPACE_KUNIT_TEST
+	if (atomic_dec_if_positive(&vmspace_map_fail_in) == 0) {
+		unsigned long half = start + ((end - start) >> PAGE_SHIFT) / 2 * PAGE_SIZE;
+
+		if (half > start && vm_area_map_pages(area, start, half, pages))
+			return -EIO;
+		return -ENOMEM;
+	}
+#endif
 	return vm_area_map_pages(area, start, end, pages);
 }
 
@@ -114,6 +145,10 @@ struct page *vmspace_sparse_page_at(unsigned long addr)
 /* A zeroed page from the page allocator, or NULL. */
 struct page *vmspace_page_alloc_zeroed(void)
 {
+#ifdef CONFIG_VMSPACE_KUNIT_TEST
+	if (atomic_dec_if_positive(&vmspace_page_fail_in) == 0)
+		return NULL;
+#endif
 	return alloc_page(GFP_KERNEL | __GFP_ZERO);
 }
 

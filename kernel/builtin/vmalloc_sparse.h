@@ -28,5 +28,7 @@ void vmspace_page_free(struct page *page);
 unsigned long vmspace_page_size(void);
 /* For the KUnit suites only: defined with CONFIG_VMSPACE_KUNIT_TEST. */
 unsigned long vmspace_free_pages(void);
+void vmspace_fail_page_alloc_in(int n);
+void vmspace_fail_sparse_map_in(int n);
 
 #endif

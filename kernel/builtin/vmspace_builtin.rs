@@ -32,6 +32,8 @@ mod capi_suite;
 #[cfg(vmspace_kunit)]
 mod contract_suite;
 #[cfg(vmspace_kunit)]
+mod faults_suite;
+#[cfg(vmspace_kunit)]
 mod outside_suite;
 #[cfg(vmspace_kunit)]
 mod protect_suite;
