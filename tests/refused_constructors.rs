@@ -3,6 +3,8 @@
 //! `SyncArena` was to share. Refused for a bad argument, and refused because
 //! a store could not grow, at every map the construction makes.
 
+use std::cell::Cell;
+
 use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy, Refused, Source};
 use vmspace::qcache::{QCacheConfig, MAX_CLASSES};
 use vmspace::sources::VmSource;
@@ -14,15 +16,28 @@ use vmspace_shim::{FaultInjector, Op};
 
 const PAGE: usize = 4096;
 
-/// A source that counts the calls made to it and carries an identity.
+/// A source that counts the calls made to it, questions included, and
+/// carries an identity.
 struct Counted {
     id: u64,
     calls: u32,
+    questions: Cell<u32>,
+}
+
+impl Counted {
+    fn new(id: u64) -> Self {
+        Counted { id, calls: 0, questions: Cell::new(0) }
+    }
 }
 
 impl Source for Counted {
     fn quantum(&self) -> Size {
+        self.questions.set(self.questions.get() + 1);
         Size(PAGE)
+    }
+    fn can_import(&self) -> bool {
+        self.questions.set(self.questions.get() + 1);
+        true
     }
     fn import(&mut self, size: Size, _align: Size) -> Result<Range, ArenaError> {
         self.calls += 1;
@@ -44,15 +59,23 @@ fn arena_new_gives_the_source_back_for_a_bad_argument() {
     for (quantum, tag_bytes) in [(3, 16 * PAGE), (1 << 28, 16 * PAGE), (0, 16 * PAGE)] {
         let (_, h) = stores();
         let t = PageStore::new(&sim, Size(tag_bytes)).unwrap();
-        let r = Arena::new("r", Size(quantum), t, h, Counted { id: 7, calls: 0 });
+        let r = Arena::new("r", Size(quantum), t, h, Counted::new(7));
         let Err(refused) = r else { panic!("quantum {quantum}, {tag_bytes} tag bytes: made") };
         assert!(matches!(refused.error(), ArenaError::InvalidArgument(_)), "{refused}");
         let back = refused.into_inner();
-        assert_eq!((back.id, back.calls), (7, 0), "the same source, never called");
+        let asked = back.questions.get();
+        assert_eq!((back.id, back.calls, asked), (7, 0, 0), "the same source, never asked");
     }
-    let r = Arena::on_pages("r", Size(16), &sim, 1, Counted { id: 8, calls: 0 });
+    // Refused for the arena's own arguments or stores: not even asked.
+    let r = Arena::on_pages("r", Size(16), &sim, 1, Counted::new(8));
     let back = r.err().expect("one tag is too few").into_inner();
-    assert_eq!((back.id, back.calls), (8, 0));
+    assert_eq!((back.id, back.calls, back.questions.get()), (8, 0, 0));
+    let inj = FaultInjector::new(&sim);
+    inj.only(&[Op::Map]);
+    inj.fail_nth(1);
+    let r = Arena::on_pages("r", Size(16), &inj, 4096, Counted::new(9));
+    let back = r.err().expect("the tag store's first map fails").into_inner();
+    assert_eq!((back.id, back.calls, back.questions.get()), (9, 0, 0));
     assert_eq!(sim.stats().reservations, 0, "the refused stores were released");
 }
 
@@ -218,7 +241,7 @@ fn a_refusal_converts_to_its_error() {
         Size(3),
         &SimBackend::new(&mut vec![0u8; 1 << 20], PAGE).unwrap(),
         4096,
-        Counted { id: 1, calls: 0 },
+        Counted::new(1),
     )
     .err()
     .unwrap();

@@ -29,6 +29,7 @@
 #include <asm/tlbflush.h>
 
 #include "sparse_protect.h"
+#include "vmalloc_sparse.h"
 
 /* Pages protected to no access, by virtual page number. */
 static DEFINE_XARRAY(vmspace_stash);
@@ -108,7 +109,9 @@ static int set_write(pte_t *pte, unsigned long addr, void *data)
 /*
  * Make [start, end) of `area` readable, and writable if `write`: map
  * stashed pages back, then set or clear the write bit of every PTE. 0 or
- * -errno from vm_area_map_pages(), in which case nothing changed.
+ * -errno from vm_area_map_pages(), in which case nothing changed; or,
+ * with a warning, from apply_to_existing_page_range() after the pages
+ * were mapped back (it cannot fail on the PTEs this backend makes).
  */
 int vmspace_protect_access(struct vm_struct *area, unsigned long start,
 			   unsigned long end, bool write)
@@ -164,7 +167,7 @@ unsigned long vmspace_stash_free(unsigned long start, unsigned long end)
 		return 0;
 	xa_for_each_range(&vmspace_stash, index, page, vpn(start), vpn(end - 1)) {
 		xa_erase(&vmspace_stash, index);
-		__free_page(page);
+		vmspace_page_free(page);
 		n++;
 	}
 	return n;

@@ -77,6 +77,13 @@ void vmspace_sparse_release(struct vm_struct *area)
  */
 static atomic_t vmspace_page_fail_in = ATOMIC_INIT(0);
 static atomic_t vmspace_map_fail_in = ATOMIC_INIT(0);
+/* Pages from vmspace_page_alloc_zeroed not yet given back. */
+static atomic_long_t vmspace_pages_out = ATOMIC_LONG_INIT(0);
+
+long vmspace_pages_outstanding(void)
+{
+	return atomic_long_read(&vmspace_pages_out);
+}
 
 void vmspace_fail_page_alloc_in(int n)
 {
@@ -145,16 +152,26 @@ struct page *vmspace_sparse_page_at(unsigned long addr)
 /* A zeroed page from the page allocator, or NULL. */
 struct page *vmspace_page_alloc_zeroed(void)
 {
+	struct page *page;
+
 #ifdef CONFIG_VMSPACE_KUNIT_TEST
 	if (atomic_dec_if_positive(&vmspace_page_fail_in) == 0)
 		return NULL;
 #endif
-	return alloc_page(GFP_KERNEL | __GFP_ZERO);
+	page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+#ifdef CONFIG_VMSPACE_KUNIT_TEST
+	if (page)
+		atomic_long_inc(&vmspace_pages_out);
+#endif
+	return page;
 }
 
 /* Give a page from vmspace_page_alloc_zeroed back. */
 void vmspace_page_free(struct page *page)
 {
+#ifdef CONFIG_VMSPACE_KUNIT_TEST
+	atomic_long_dec(&vmspace_pages_out);
+#endif
 	__free_page(page);
 }
 

@@ -30,5 +30,6 @@ unsigned long vmspace_page_size(void);
 unsigned long vmspace_free_pages(void);
 void vmspace_fail_page_alloc_in(int n);
 void vmspace_fail_sparse_map_in(int n);
+long vmspace_pages_outstanding(void);
 
 #endif

@@ -1,6 +1,6 @@
 //! Allocation: finding a segment under each policy, carving it, importing.
 
-use vmspace_shim::{align, Addr, Range, Size};
+use vmspace_shim::{align, Addr, Size};
 
 use super::constraints::{Constraints, Policy, Request};
 use super::source::Source;
@@ -426,102 +426,6 @@ impl<S: Store, I: Source> Arena<S, I> {
                 // is aligned and large enough); undo rather than trust it.
                 self.destroy_free_span(f);
                 Err(ArenaError::BadImport(r))
-            }
-        }
-    }
-
-    /// Give back every wholly free imported span (those kept while a call
-    /// into the source had not returned; one the source refused before is
-    /// offered again). `held_back` stays set during the walk and says at
-    /// its end whether a span was refused as busy (then the next walk waits
-    /// twice as many frees as the last, up to 1,024): a give-back that
-    /// panics part way leaves the spans not yet reached held (and the note
-    /// set), for the first free after a call returns again.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn give_back_held(&mut self) {
-        let mut busy = false;
-        let mut m = self.tags.get(HEAD).knext;
-        while m != HEAD {
-            let t = *self.tags.get(m);
-            // Read before the span goes: a refused one is listed again at
-            // its place in address order, before `next`.
-            let next = t.knext;
-            if t.imported() {
-                let f = t.anext;
-                let ft = *self.tags.get(f);
-                if ft.kind() == K_FREE && ft.start == t.start && ft.end == t.end {
-                    busy |= self.destroy_free_span(f);
-                }
-            }
-            m = next;
-        }
-        self.held_back = busy;
-        if busy {
-            self.held_shift = (self.held_shift + 1).min(10);
-            self.held_skip = 1 << self.held_shift;
-        } else {
-            // No wait left over: a walk made out of turn (an explicit
-            // `give_back_free_spans`) may end one part way.
-            self.held_shift = 0;
-            self.held_skip = 0;
-        }
-    }
-
-    /// Remove the wholly free imported span whose only segment is `f` and
-    /// give it back to the source; keep it (listed again) if the source
-    /// refuses, and not if the source says it is
-    /// [`Stranded`](ArenaError::Stranded) (unusable, kept by the source).
-    /// One refused with [`SourceBusy`](ArenaError::SourceBusy) is offered
-    /// again at the next free ([`give_back_held`](Self::give_back_held)).
-    /// Returns whether the span was kept for that (`held_back` set).
-    ///
-    /// The span is off the arena's books before the source sees it: a
-    /// source that panics (or a parent arena that takes the range back and
-    /// then panics in its own give-back) must not leave the range listed
-    /// here as well. At worst it is lost to both, never live in two.
-    ///
-    /// While the last call into the source has not returned (it panicked),
-    /// the span stays, free: a give-back made as that panic unwinds (a
-    /// drop's) must not call the source again, where a second panic would
-    /// abort the process. The first free after a call into the source
-    /// returns gives such spans back ([`give_back_held`](Self::give_back_held)).
-    pub(crate) fn destroy_free_span(&mut self, f: u32) -> bool {
-        if self.source_panicked() {
-            self.held_back = true;
-            return true;
-        }
-        let seg = *self.tags.get(f);
-        let m = seg.aprev;
-        let r = Range::new(Addr(seg.start), Addr(seg.end)).unwrap_or(Range::empty(Addr(0)));
-        self.lists.remove(self.tags.all_mut(), f);
-        self.unlink_release(f);
-        self.unlink_span(m);
-        self.unlink_release(m);
-        self.spans -= 1;
-        self.sizes.total.0 -= seg.size();
-        self.sizes.free.0 -= seg.size();
-        self.sizes.imported.0 -= seg.size();
-        match self.call_source(|s| s.release(r)) {
-            Ok(()) => {
-                self.counters.exports += 1;
-                false
-            }
-            Err(e) => {
-                self.counters.export_failures += 1;
-                // Refused: still ours, listed again as one free span (the
-                // two tags just put back are there to take; should that
-                // fail, the range is lost, not handed out twice).
-                if !matches!(e, ArenaError::Stranded { .. }) && self.create_span(r, true).is_ok() {
-                    self.sizes.imported.0 += seg.size();
-                    // Busy for now (borrowed elsewhere, or a call below it
-                    // panicked): offered again at the next free.
-                    if e == ArenaError::SourceBusy {
-                        self.held_back = true;
-                        return true;
-                    }
-                }
-                false
             }
         }
     }

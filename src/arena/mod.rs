@@ -171,7 +171,8 @@ pub type LeakHook = fn(name: &'static str, leaked: Range);
 ///   tag on the address list.
 /// - Only `tags`, `hash` and `source` own resources (`into_source` reads
 ///   them out of an arena it does not drop; a build-time check in
-///   `teardown.rs` holds every other field to no drop of its own).
+///   `teardown.rs` holds the types of every other field to no drop of
+///   their own: a field added must join its list).
 pub struct Arena<S: Store, I: Source = NoSource> {
     name: &'static str,
     /// The fingerprint in this arena's handles (of the tag table's address,
@@ -223,9 +224,11 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// power of two. It uses room for [`MAX_TAGS`] tags at most, however
     /// large the store.
     ///
-    /// Refused, it gives `source` back untouched (nothing was imported);
-    /// the stores are released. The source is asked nothing unless all
-    /// else is in order; then whether it imports and its quantum.
+    /// Refused, it gives `source` back (nothing was imported); the stores
+    /// are released. The source is asked nothing unless all else is in
+    /// order, so a refusal for any other reason leaves it untouched; then
+    /// whether it imports and its quantum, questions that, returning, clear
+    /// a [`KeepFree`](crate::sources::KeepFree)'s note of a panic below.
     pub fn new(
         name: &'static str,
         quantum: Size,

@@ -36,7 +36,8 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// while a segment waits for [`flushed`](Self::flushed), or when a
     /// span could not be given back: the source refused it (it stays in
     /// the arena, free, as for any give-back), or the last call into the
-    /// source panicked and none has returned since. A span the source
+    /// source panicked and none has returned since (a call that returns
+    /// clears that: an allocation that imports, say). A span the source
     /// strands ([`Stranded`](super::ArenaError::Stranded)) is the source's
     /// for good and does not keep the arena. Spans given back before one
     /// is refused stay given back (the arena comes back without them, its

@@ -341,10 +341,11 @@ fn check(dev: &Device, id: u32) -> Result<bool, String> {
 ///
 /// The kernel writes wherever an argument points, and a random or
 /// bit-flipped argument may point at any writable memory of this process
-/// (the scratch area makes that unlikely, not impossible): run it only in
-/// a process whose memory may be overwritten so, such as a test process
-/// that lives for the storm and its checks (a stray write shows as a
-/// crash or a failed check there, never as a silent result elsewhere).
+/// (the scratch area makes that unlikely, not impossible): undefined
+/// behaviour for whatever code owns that memory. Call it only in a process
+/// that runs nothing else and ends with the storm (a child process whose
+/// exit status is the verdict), where such a write can corrupt nothing but
+/// the storm's own run.
 pub unsafe fn ioctl_storm(dev: &Device, seed: u64, calls: usize) -> Result<StormStats, String> {
     use vmspace_workload::{ArenaTarget, VmTarget};
 
