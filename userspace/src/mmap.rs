@@ -91,7 +91,7 @@ fn to_reserve_error(size: Size) -> impl Fn(i32) -> ShimError {
     }
 }
 
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 

@@ -33,7 +33,7 @@ fn give_back(at: usize, size: usize) -> Result<(), i32> {
     if unsafe { libc::munmap(at as *mut libc::c_void, size) } == 0 {
         Ok(())
     } else {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL))
+        Err(crate::mmap::errno())
     }
 }
 
