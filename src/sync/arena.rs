@@ -1,17 +1,17 @@
 //! A thread-safe arena: an [`Arena`] behind a [`RawLock`], with quantum
 //! caches and waiting for space.
 
-use crate::atomic::{AtomicUsize, Ordering};
+use crate::atomic::AtomicUsize;
 use core::cell::UnsafeCell;
-use core::ops::ControlFlow;
-use core::time::Duration;
 
 use vmspace_shim::{Addr, Size};
 
 use super::lock::{Held, RawLock};
-use super::wait::{Wait, Waiter, WakeOnUnwind};
-use crate::arena::{Arena, ArenaError, Constraints, Handle, Policy, Refused, Source, Store};
+use super::wait::{Waiter, WakeOnUnwind};
+use crate::arena::{Arena, ArenaError, Handle, Policy, Refused, Source, Store};
 use crate::qcache::{Locked, Magazine, QCache, QCacheConfig, QCacheStats};
+
+mod waiting;
 
 /// An [`Arena`] shared between threads.
 ///
@@ -19,7 +19,7 @@ use crate::qcache::{Locked, Magazine, QCache, QCacheConfig, QCacheStats};
 /// [`qcache_max`](Self::qcache_max) can also be served by quantum caches
 /// ([`QCache`]) through a per-thread [`CacheHandle`](super::CacheHandle) or
 /// per-CPU [`CpuCaches`](super::CpuCaches), whose fast paths take no lock.
-/// Allocations may wait for space ([`Wait`]) through the waiter `W`.
+/// Allocations may wait for space ([`Wait`](super::Wait)) through the waiter `W`.
 /// `&SyncArena` is a [`Source`], so arenas on other threads can import from
 /// one shared parent.
 ///
@@ -156,111 +156,6 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// The largest size the quantum caches serve (zero without caches).
     pub fn qcache_max(&self) -> Size {
         self.caches.as_ref().map_or(Size(0), QCache::max_size)
-    }
-
-    /// Allocate `size` under `policy`, waiting for space as `wait` allows.
-    /// Before every retry (the first, and each after a wake-up) the quantum
-    /// caches' depots are reclaimed, so slabs emptied into them since count
-    /// as space; a waiter wakes when space comes back to the arena, a
-    /// magazine reaches a depot, or a cache is flushed. Space coming back
-    /// to this arena's source (another arena it imports from) does not wake
-    /// it: see [`Source for &SyncArena`](#impl-Source-for-%26SyncArena%3CL,+W,+S,+I%3E)
-    /// and [`wait_for`](Self::wait_for).
-    pub fn alloc(&self, size: Size, policy: Policy, wait: Wait) -> Result<Addr, ArenaError> {
-        self.alloc_with(wait, |a| a.alloc(size, policy))
-    }
-
-    /// Allocate under `constraints`, waiting for space as `wait` allows.
-    pub fn xalloc(&self, constraints: &Constraints, wait: Wait) -> Result<Addr, ArenaError> {
-        self.alloc_with(wait, |a| a.xalloc(constraints))
-    }
-
-    fn alloc_with(
-        &self,
-        wait: Wait,
-        mut attempt: impl FnMut(&mut Arena<S, I>) -> Result<Addr, ArenaError>,
-    ) -> Result<Addr, ArenaError> {
-        let first = self.with(&mut attempt);
-        // The one retry before any wait only if a reclaim gave slabs back:
-        // otherwise it could only fail again, counting a second failure and
-        // asking the source for a second import.
-        let first = match first {
-            Err(ArenaError::NoSpace { .. }) if self.reclaim() > 0 => self.with(&mut attempt),
-            other => other,
-        };
-        // Every retry while waiting reclaims first: objects that reached
-        // the depots since (a flush, a full magazine) may have made slabs
-        // wholly free.
-        let again = || {
-            self.reclaim();
-            self.with(&mut attempt)
-        };
-        self.wait_for(wait, first, again)
-    }
-
-    /// An allocation's `first` result, or, when it is `NoSpace` and `wait`
-    /// allows sleeping, what `again` gives: this thread counts as waiting and
-    /// calls `again` at once (a free between the failure and the count
-    /// wakes no one), then after every wake-up (space came back to the
-    /// arena, the slabs or the depots, or this waiter timed out: one last
-    /// try). `NoSpace` from `again` means wait on; any other result ends the
-    /// wait. Without a waiter that can sleep, or with [`Wait::No`], the
-    /// result is `first`.
-    ///
-    /// `again` need not allocate here: an arena importing from this one
-    /// waits here for space that either arena can give (`first` and `again`
-    /// its own allocation without waiting), woken by this arena's frees,
-    /// provided that whatever returns space to the importer also calls this
-    /// arena's [`wake_waiters`](Self::wake_waiters) (one load when no one
-    /// waits). The C API's children wait this way, at the root of their
-    /// tree, through [`wait_until`](Self::wait_until).
-    pub fn wait_for(
-        &self,
-        wait: Wait,
-        first: Result<Addr, ArenaError>,
-        mut again: impl FnMut() -> Result<Addr, ArenaError>,
-    ) -> Result<Addr, ArenaError> {
-        self.wait_until(wait, first, || match again() {
-            Err(e @ ArenaError::NoSpace { .. }) => ControlFlow::Continue(e),
-            other => ControlFlow::Break(other),
-        })
-    }
-
-    /// [`wait_for`](Self::wait_for) where `again` decides when the wait
-    /// ends: `Continue(e)` waits on (`e`, a failure, is the result if time
-    /// runs out), `Break(r)` ends the wait with `r`, which may itself be a
-    /// `NoSpace` (a caller that must change how it waits, for example).
-    pub fn wait_until(
-        &self,
-        wait: Wait,
-        first: Result<Addr, ArenaError>,
-        mut again: impl FnMut() -> ControlFlow<Result<Addr, ArenaError>, ArenaError>,
-    ) -> Result<Addr, ArenaError> {
-        let mut e = match first {
-            Err(e @ ArenaError::NoSpace { .. }) => e,
-            other => return other,
-        };
-        let deadline = match wait {
-            _ if !W::CAN_SLEEP => return Err(e),
-            Wait::No => return Err(e),
-            Wait::Timeout(t) => Some(self.waiter.now().saturating_add(t)),
-            Wait::Forever => None,
-        };
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        // Counted out however the wait ends, an unwinding source included.
-        let _counted = Counted(&self.waiters);
-        loop {
-            let seen = self.waiter.epoch();
-            match again() {
-                ControlFlow::Continue(failure) => e = failure,
-                ControlFlow::Break(r) => break r,
-            }
-            let left = deadline.map(|d| d.saturating_sub(self.waiter.now()));
-            if left == Some(Duration::ZERO) {
-                break Err(e);
-            }
-            self.waiter.wait(seen, left);
-        }
     }
 
     /// Free `[addr, addr + size)`, allocated with this size. A bad free is an
@@ -432,28 +327,6 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         self.freed();
     }
 
-    /// Wake every waiting allocation to try again: after space came back
-    /// through [`with`](Self::with), which wakes no one by itself. One
-    /// load when no one waits.
-    pub fn wake_waiters(&self) {
-        self.freed();
-    }
-
-    /// Wake waiters after space came back (inlined: the per-CPU caches'
-    /// free checks for waiters on every hit).
-    #[inline(always)]
-    pub(crate) fn freed(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            self.wake();
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn wake(&self) {
-        self.waiter.notify_all();
-    }
-
     /// Give everything the depots hold back to the slabs, and every wholly
     /// free slab back to the arena. Magazines held by live handles and
     /// per-CPU caches are not reachable; they come back when those flush or
@@ -464,21 +337,6 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
             self.freed();
         }
         freed
-    }
-
-    /// Threads in [`alloc`](Self::alloc) or [`xalloc`](Self::xalloc)
-    /// waiting for space now (a snapshot: it may change as soon as it is
-    /// read). For diagnostics, and for tests that must know a waiter is
-    /// asleep before they act.
-    pub fn waiting(&self) -> usize {
-        self.waiters.load(Ordering::SeqCst)
-    }
-
-    /// The waiter its allocations sleep on: its clock
-    /// ([`Waiter::now`]) gives waits built on [`wait_for`](Self::wait_for)
-    /// their deadlines.
-    pub fn waiter(&self) -> &W {
-        &self.waiter
     }
 
     /// Quantum-cache statistics. Hits and misses of live handles and
@@ -503,16 +361,5 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// dropped first, or their slabs stay allocated in it).
     pub fn into_inner(self) -> Arena<S, I> {
         self.arena.into_inner()
-    }
-}
-
-/// A thread counted in a shared arena's waiters: counted out when dropped,
-/// so a wait that ends by unwinding (a panicking source) is not left
-/// counted for ever.
-struct Counted<'a>(&'a AtomicUsize);
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

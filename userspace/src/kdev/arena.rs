@@ -8,6 +8,7 @@ use vmspace_abi::args::*;
 use vmspace_shim::{Addr, Range, Size};
 use vmspace_workload::ArenaTarget;
 
+use super::object::DevObject;
 use super::{call, ioctl, Device, KdevError};
 
 /// How to make a [`DevArena`].
@@ -65,8 +66,7 @@ pub struct DevHandle {
 /// when dropped.
 #[derive(Debug)]
 pub struct DevArena {
-    dev: Device,
-    id: u32,
+    obj: DevObject,
     quantum: Size,
 }
 
@@ -121,23 +121,23 @@ impl DevArena {
         let fd = dev.fd();
         // SAFETY: `p` points to `a`, the command's argument, live for the call.
         call("ARENA_CREATE", &mut a, |a| a.err, |p| unsafe { ioctl::arena_create(fd, p) })?;
-        Ok(DevArena { dev, id: a.id, quantum: c.quantum })
+        Ok(DevArena { obj: DevObject::new(dev, a.id), quantum: c.quantum })
     }
 
     /// The arena's id in its file.
     pub fn id(&self) -> u32 {
-        self.id
+        self.obj.id()
     }
 
     /// The device file that owns it.
     pub fn device(&self) -> &Device {
-        &self.dev
+        self.obj.device()
     }
 
     /// Everything `ARENA_STATS` reports.
     pub fn stats(&self) -> Result<ArenaStatsArgs, KdevError> {
-        let mut a = ArenaStatsArgs { id: self.id, ..ArenaStatsArgs::ZERO };
-        let fd = self.dev.fd();
+        let mut a = ArenaStatsArgs { id: self.obj.id(), ..ArenaStatsArgs::ZERO };
+        let fd = self.obj.fd();
         // SAFETY: `p` points to `a`, the command's argument, live for the call.
         call("ARENA_STATS", &mut a, |a| a.err, |p| unsafe { ioctl::arena_stats(fd, p) })?;
         Ok(a)
@@ -152,13 +152,13 @@ impl DevArena {
         let mut buf = vec![WireSegment::ZERO; 256];
         loop {
             let mut a = ListArgs {
-                id: self.id,
+                id: self.obj.id(),
                 kinds: kind_bits(kinds),
                 buf: buf.as_mut_ptr() as u64,
                 cap: buf.len() as u64,
                 ..ListArgs::ZERO
             };
-            let fd = self.dev.fd();
+            let fd = self.obj.fd();
             // SAFETY: `p` points to `a`, whose `buf` has room for `cap` entries.
             call("ARENA_WALK", &mut a, |a| a.err, |p| unsafe { ioctl::arena_walk(fd, p) })?;
             let n = a.count as usize;
@@ -170,9 +170,13 @@ impl DevArena {
     }
 
     fn span(&mut self, base: Addr, size: Size, extend: bool) -> Result<(), ArenaError> {
-        let mut a =
-            SpanArgs { id: self.id, base: base.0 as u64, size: size.0 as u64, ..SpanArgs::ZERO };
-        let fd = self.dev.fd();
+        let mut a = SpanArgs {
+            id: self.obj.id(),
+            base: base.0 as u64,
+            size: size.0 as u64,
+            ..SpanArgs::ZERO
+        };
+        let fd = self.obj.fd();
         let r = if extend {
             // SAFETY: `p` points to `a`, the command's argument.
             call("ARENA_EXTEND", &mut a, |a| a.err, |p| unsafe { ioctl::arena_extend(fd, p) })
@@ -184,8 +188,8 @@ impl DevArena {
     }
 
     fn allocate(&mut self, mut a: AllocArgs) -> Result<(Addr, u32), ArenaError> {
-        a.id = self.id;
-        let fd = self.dev.fd();
+        a.id = self.obj.id();
+        let fd = self.obj.fd();
         // SAFETY: `p` points to `a`, the command's argument.
         call("ARENA_ALLOC", &mut a, |a| a.err, |p| unsafe { ioctl::arena_alloc(fd, p) })
             .map_err(|e| e.arena())?;
@@ -235,8 +239,8 @@ impl DevArena {
         mut a: FreeArgs,
         cmd: unsafe fn(libc::c_int, *mut FreeArgs) -> nix::Result<libc::c_int>,
     ) -> Result<u64, ArenaError> {
-        a.id = self.id;
-        let fd = self.dev.fd();
+        a.id = self.obj.id();
+        let fd = self.obj.fd();
         // SAFETY: `p` points to `a`, the argument of `cmd`, one of the free
         // commands (which all take a `FreeArgs`).
         call(name, &mut a, |a| a.err, |p| unsafe { cmd(fd, p) }).map_err(|e| e.arena())?;
@@ -244,8 +248,8 @@ impl DevArena {
     }
 
     fn lookup_cmd(&self, addr: Addr, tag: u32) -> Option<(Range, Size)> {
-        let mut a = LookupArgs { id: self.id, tag, addr: addr.0 as u64, ..LookupArgs::ZERO };
-        let fd = self.dev.fd();
+        let mut a = LookupArgs { id: self.obj.id(), tag, addr: addr.0 as u64, ..LookupArgs::ZERO };
+        let fd = self.obj.fd();
         // SAFETY: `p` points to `a`, the command's argument.
         call("ARENA_LOOKUP", &mut a, |a| a.err, |p| unsafe { ioctl::arena_lookup(fd, p) }).ok()?;
         let range = Range::new(Addr(a.base as usize), Addr(a.limit as usize))?;
@@ -257,27 +261,7 @@ impl DevArena {
     /// closes with its last handle); should `DESTROY` fail, the arena goes
     /// when the file closes.
     pub fn destroy(self) -> Result<(u64, u64), KdevError> {
-        let this = std::mem::ManuallyDrop::new(self);
-        let r = destroy(this.dev.fd(), this.id);
-        // SAFETY: `this` is never used again nor dropped (so no second
-        // `DESTROY`); `dev` is its one field that owns anything, read out
-        // once here and dropped.
-        drop(unsafe { std::ptr::read(&this.dev) });
-        r
-    }
-}
-
-/// `DESTROY` of object `id`: what it still held (count and bytes).
-pub(super) fn destroy(fd: libc::c_int, id: u32) -> Result<(u64, u64), KdevError> {
-    let mut a = vmspace_abi::args::DestroyArgs { id, ..vmspace_abi::args::DestroyArgs::ZERO };
-    // SAFETY: `p` points to `a`, the command's argument.
-    call("DESTROY", &mut a, |a| a.err, |p| unsafe { ioctl::destroy(fd, p) })?;
-    Ok((a.leaked, a.leaked_bytes))
-}
-
-impl Drop for DevArena {
-    fn drop(&mut self) {
-        let _ = destroy(self.dev.fd(), self.id);
+        self.obj.destroy()
     }
 }
 
@@ -392,8 +376,8 @@ impl ArenaTarget for DevArena {
         self.stats_or_zero().spans as usize
     }
     fn check(&self) -> Result<(), ArenaError> {
-        let mut a = CheckArgs { id: self.id, ..CheckArgs::ZERO };
-        let fd = self.dev.fd();
+        let mut a = CheckArgs { id: self.obj.id(), ..CheckArgs::ZERO };
+        let fd = self.obj.fd();
         // SAFETY: `p` points to `a`, the command's argument.
         call("ARENA_CHECK", &mut a, |a| a.err, |p| unsafe { ioctl::arena_check(fd, p) })
             .map_err(|e| e.arena())

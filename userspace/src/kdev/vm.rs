@@ -6,15 +6,14 @@ use vmspace_abi::args::*;
 use vmspace_shim::{Addr, Protection, Range, Size};
 use vmspace_workload::VmTarget;
 
-use super::arena::destroy;
+use super::object::DevObject;
 use super::{call, ioctl, Device, KdevError};
 
 /// A VM in the kernel, owned by one open file of the device; destroyed
 /// (unmapped and released) when dropped.
 #[derive(Debug)]
 pub struct DevVm {
-    dev: Device,
-    id: u32,
+    obj: DevObject,
     range: Range,
 }
 
@@ -26,23 +25,23 @@ impl DevVm {
         call("VM_RESERVE", &mut a, |a| a.err, |p| unsafe { ioctl::vm_reserve(fd, p) })?;
         let range = Range::new(Addr(a.base as usize), Addr(a.limit as usize))
             .unwrap_or(Range::empty(Addr(a.base as usize)));
-        Ok(DevVm { dev, id: a.id, range })
+        Ok(DevVm { obj: DevObject::new(dev, a.id), range })
     }
 
     /// The VM's id in its file.
     pub fn id(&self) -> u32 {
-        self.id
+        self.obj.id()
     }
 
     /// The device file that owns it.
     pub fn device(&self) -> &Device {
-        &self.dev
+        self.obj.device()
     }
 
     /// Everything `VM_STATS` reports.
     pub fn stats(&self) -> Result<VmStatsArgs, KdevError> {
-        let mut a = VmStatsArgs { id: self.id, ..VmStatsArgs::ZERO };
-        let fd = self.dev.fd();
+        let mut a = VmStatsArgs { id: self.obj.id(), ..VmStatsArgs::ZERO };
+        let fd = self.obj.fd();
         // SAFETY: `p` points to `a`, the command's argument.
         call("VM_STATS", &mut a, |a| a.err, |p| unsafe { ioctl::vm_stats(fd, p) })?;
         Ok(a)
@@ -53,12 +52,12 @@ impl DevVm {
         let mut buf = vec![WireRange::ZERO; 64];
         loop {
             let mut a = ListArgs {
-                id: self.id,
+                id: self.obj.id(),
                 buf: buf.as_mut_ptr() as u64,
                 cap: buf.len() as u64,
                 ..ListArgs::ZERO
             };
-            let fd = self.dev.fd();
+            let fd = self.obj.fd();
             // SAFETY: `p` points to `a`, whose `buf` has room for `cap` entries.
             call("VM_RUNS", &mut a, |a| a.err, |p| unsafe { ioctl::vm_runs(fd, p) })?;
             let n = a.count as usize;
@@ -81,13 +80,13 @@ impl DevVm {
         cmd: unsafe fn(libc::c_int, *mut VmRangeArgs) -> nix::Result<libc::c_int>,
     ) -> Result<(), VmError> {
         let mut a = VmRangeArgs {
-            id: self.id,
+            id: self.obj.id(),
             prot,
             addr: range.base().0 as u64,
             size: range.size().0 as u64,
             ..VmRangeArgs::ZERO
         };
-        let fd = self.dev.fd();
+        let fd = self.obj.fd();
         // SAFETY: `p` points to `a`, the argument of `cmd`, one of the range
         // commands (which all take a `VmRangeArgs`).
         call(name, &mut a, |a| a.err, |p| unsafe { cmd(fd, p) }).map_err(|e| e.vm())
@@ -95,13 +94,13 @@ impl DevVm {
 
     fn io(&self, addr: Addr, buf: *mut u8, len: usize, write: bool) -> Result<(), KdevError> {
         let mut a = VmIoArgs {
-            id: self.id,
+            id: self.obj.id(),
             addr: addr.0 as u64,
             len: len as u64,
             buf: buf as u64,
             ..VmIoArgs::ZERO
         };
-        let fd = self.dev.fd();
+        let fd = self.obj.fd();
         if write {
             // SAFETY: `p` points to `a`, whose `buf` holds `len` readable bytes.
             call("VM_WRITE", &mut a, |a| a.err, |p| unsafe { ioctl::vm_write(fd, p) })
@@ -127,19 +126,7 @@ impl DevVm {
     /// with its last handle); should `DESTROY` fail, the VM goes when the
     /// file closes.
     pub fn destroy(self) -> Result<(u64, u64), KdevError> {
-        let this = std::mem::ManuallyDrop::new(self);
-        let r = destroy(this.dev.fd(), this.id);
-        // SAFETY: `this` is never used again nor dropped (so no second
-        // `DESTROY`); `dev` is its one field that owns anything, read out
-        // once here and dropped.
-        drop(unsafe { std::ptr::read(&this.dev) });
-        r
-    }
-}
-
-impl Drop for DevVm {
-    fn drop(&mut self) {
-        let _ = destroy(self.dev.fd(), self.id);
+        self.obj.destroy()
     }
 }
 
@@ -153,7 +140,7 @@ impl VmTarget for DevVm {
         self.range
     }
     fn page_size(&self) -> Size {
-        Size(self.dev.page_size())
+        Size(self.obj.device().page_size())
     }
     fn reserved(&self) -> Size {
         self.stats().map_or(Size(0), |s| Size(s.reserved as usize))
@@ -183,8 +170,8 @@ impl VmTarget for DevVm {
         self.runs().unwrap_or_default().into_iter()
     }
     fn check(&self) -> Result<(), VmError> {
-        let mut a = CheckArgs { id: self.id, ..CheckArgs::ZERO };
-        let fd = self.dev.fd();
+        let mut a = CheckArgs { id: self.obj.id(), ..CheckArgs::ZERO };
+        let fd = self.obj.fd();
         // SAFETY: `p` points to `a`, the command's argument.
         call("VM_CHECK", &mut a, |a| a.err, |p| unsafe { ioctl::vm_check(fd, p) })
             .map_err(|e| e.vm())
