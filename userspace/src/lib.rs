@@ -36,7 +36,7 @@ mod unpadded;
 
 pub use affinity::{allowed_cpus, run_only_on};
 pub use mmap::{MmapBackend, UnmapStrategy};
-pub use pin::{possible_cpus, SchedPin, UserCpuCaches};
+pub use pin::{possible_cpus, SchedPin, UserCpuCaches, MAX_SLOTS};
 pub use rseq::RseqPin;
 pub use sync::{CondvarWaiter, ParkingLock, UserArena};
 

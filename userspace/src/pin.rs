@@ -22,11 +22,19 @@ impl SchedPin {
         Self::with_slots(possible_cpus())
     }
 
-    /// `slots` slots (at least one); CPUs past the last share slots.
+    /// `slots` slots, at least one and at most [`MAX_SLOTS`]; CPUs past the
+    /// last share slots.
     pub fn with_slots(slots: usize) -> Self {
-        SchedPin { flags: (0..slots.max(1)).map(|_| SlotFlag::new()).collect() }
+        let n = slots.clamp(1, MAX_SLOTS);
+        SchedPin { flags: (0..n).map(|_| SlotFlag::new()).collect() }
     }
 }
+
+/// The most slots a pin keeps (64 bytes each: 4 MiB): more than any Linux
+/// build numbers CPUs (`NR_CPUS` is at most 8,192), so no CPU shares a slot
+/// for want of one, and a caller's larger count is not an allocation that
+/// aborts the process.
+pub const MAX_SLOTS: usize = 1 << 16;
 
 /// The number of CPU numbers the system can ever use: the highest in
 /// `/sys/devices/system/cpu/possible` plus one (CPUs hot-plugged later

@@ -236,7 +236,9 @@ fn parse_line(text: &str) -> Result<Line, String> {
     Ok(Line::Op(op))
 }
 
-/// Parse a whole trace given as bytes: every line must be UTF-8 text.
+/// Parse a whole trace given as bytes: every line must be UTF-8 text. A
+/// trace whose operations do not fit in memory is an error (naming the
+/// line where they stopped fitting).
 pub fn parse_bytes(bytes: &[u8]) -> Result<Trace, TraceError> {
     let mut trace = Trace::default();
     for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -247,7 +249,16 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Trace, TraceError> {
         })?;
         let code = text.split('#').next().unwrap_or("");
         match parse_line(code).map_err(|what| TraceError { line, what })? {
-            Line::Op(op) => trace.ops.push((line, op)),
+            Line::Op(op) => {
+                // A trace too large for memory is refused, not an abort:
+                // the operations' table is what grows past it first (about
+                // 120 bytes an operation against 7 for the shortest line).
+                trace.ops.try_reserve(1).map_err(|_| TraceError {
+                    line,
+                    what: format!("out of memory after {} operations", trace.ops.len()),
+                })?;
+                trace.ops.push((line, op))
+            }
             Line::Quantum(_) if !trace.ops.is_empty() => {
                 let what = "quantum must come before the first operation".into();
                 return Err(TraceError { line, what });

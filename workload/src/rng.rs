@@ -30,9 +30,12 @@ impl Rng {
     /// A value in `[lo, hi]` (lo when `hi <= lo`).
     pub fn between(&mut self, lo: usize, hi: usize) -> usize {
         if hi <= lo {
-            lo
-        } else {
-            lo + self.below(hi - lo + 1)
+            return lo;
+        }
+        match (hi - lo).checked_add(1) {
+            Some(n) => lo + self.below(n),
+            // `[0, usize::MAX]`: every value.
+            None => self.next_u64() as usize,
         }
     }
 

@@ -68,7 +68,7 @@ impl VmCall {
     pub fn decode(bytes: &mut &[u8], pages: usize) -> Option<VmCall> {
         let (&[k, a, b, c], rest) = bytes.split_first_chunk::<4>()?;
         *bytes = rest;
-        let first = (usize::from(a) << 8 | usize::from(b)) % (pages + 4);
+        let first = (usize::from(a) << 8 | usize::from(b)) % pages.saturating_add(4);
         let len = match c % 16 {
             0 => 0,
             n @ 1..=12 => usize::from(n),

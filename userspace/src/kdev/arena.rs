@@ -8,6 +8,7 @@ use vmspace_abi::args::*;
 use vmspace_shim::{Addr, Range, Size};
 use vmspace_workload::ArenaTarget;
 
+use super::list::read_list;
 use super::object::DevObject;
 use super::{call, ioctl, Device, KdevError};
 
@@ -147,10 +148,12 @@ impl DevArena {
         self.stats().unwrap_or(ArenaStatsArgs::ZERO)
     }
 
-    /// The segments of `kinds` in address order.
+    /// The segments of `kinds` in address order. A count the device
+    /// answers above its own bound on tags is refused (`EPROTO`).
     pub fn segments(&self, kinds: SegmentKinds) -> Result<Vec<Segment>, KdevError> {
-        let mut buf = vec![WireSegment::ZERO; 256];
-        loop {
+        let most =
+            usize::try_from(self.obj.device().info().max_tags_per_arena).unwrap_or(usize::MAX);
+        let list = read_list("ARENA_WALK", WireSegment::ZERO, 256, 64, most, |buf| {
             let mut a = ListArgs {
                 id: self.obj.id(),
                 kinds: kind_bits(kinds),
@@ -161,12 +164,9 @@ impl DevArena {
             let fd = self.obj.fd();
             // SAFETY: `p` points to `a`, whose `buf` has room for `cap` entries.
             call("ARENA_WALK", &mut a, |a| a.err, |p| unsafe { ioctl::arena_walk(fd, p) })?;
-            let n = a.count as usize;
-            if n <= buf.len() {
-                return Ok(buf[..n].iter().map(segment).collect());
-            }
-            buf = vec![WireSegment::ZERO; n + 64];
-        }
+            Ok(a.count)
+        })?;
+        Ok(list.iter().map(segment).collect())
     }
 
     fn span(&mut self, base: Addr, size: Size, extend: bool) -> Result<(), ArenaError> {

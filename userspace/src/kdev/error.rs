@@ -52,13 +52,23 @@ pub fn describe(r: &WireError) -> String {
     }
 }
 
-/// The `&'static str` of a message from the device (messages come from a
-/// small fixed set, so each is leaked once).
+/// Distinct messages [`intern`] keeps, at most (the core's own messages are
+/// a few dozen; a record is the device's, or any caller's, so its text is
+/// not trusted to come from a small set).
+const MAX_INTERNED: usize = 1024;
+
+/// The `&'static str` of a message from the device: each distinct one is
+/// leaked once, up to [`MAX_INTERNED`] of them; past that, messages not
+/// seen before read as one fixed text, so a device (or caller) making up
+/// messages cannot grow the process without bound.
 fn intern(s: &str) -> &'static str {
     static SEEN: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(&known) = seen.get(s) {
         return known;
+    }
+    if seen.len() >= MAX_INTERNED {
+        return "(device message not kept: too many distinct messages)";
     }
     let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
     seen.insert(leaked);

@@ -38,6 +38,7 @@ mod arena;
 mod error;
 pub mod fuzz;
 mod ioctl;
+mod list;
 mod object;
 mod vm;
 

@@ -6,6 +6,7 @@ use vmspace_abi::args::*;
 use vmspace_shim::{Addr, Protection, Range, Size};
 use vmspace_workload::VmTarget;
 
+use super::list::read_list;
 use super::object::DevObject;
 use super::{call, ioctl, Device, KdevError};
 
@@ -47,10 +48,13 @@ impl DevVm {
         Ok(a)
     }
 
-    /// The mapped runs, in address order.
+    /// The mapped runs, in address order. A count the device answers above
+    /// what the VM can hold (every other page mapped) is refused
+    /// (`EPROTO`).
     pub fn runs(&self) -> Result<Vec<Range>, KdevError> {
-        let mut buf = vec![WireRange::ZERO; 64];
-        loop {
+        let pages = self.range.size().0 / self.obj.device().page_size().max(1);
+        let most = pages / 2 + 1;
+        let list = read_list("VM_RUNS", WireRange::ZERO, 64, 16, most, |buf| {
             let mut a = ListArgs {
                 id: self.obj.id(),
                 buf: buf.as_mut_ptr() as u64,
@@ -60,16 +64,13 @@ impl DevVm {
             let fd = self.obj.fd();
             // SAFETY: `p` points to `a`, whose `buf` has room for `cap` entries.
             call("VM_RUNS", &mut a, |a| a.err, |p| unsafe { ioctl::vm_runs(fd, p) })?;
-            let n = a.count as usize;
-            if n <= buf.len() {
-                let range = |r: &WireRange| {
-                    Range::new(Addr(r.base as usize), Addr(r.limit as usize))
-                        .unwrap_or(Range::empty(Addr(0)))
-                };
-                return Ok(buf[..n].iter().map(range).collect());
-            }
-            buf = vec![WireRange::ZERO; n + 16];
-        }
+            Ok(a.count)
+        })?;
+        let range = |r: &WireRange| {
+            Range::new(Addr(r.base as usize), Addr(r.limit as usize))
+                .unwrap_or(Range::empty(Addr(0)))
+        };
+        Ok(list.iter().map(range).collect())
     }
 
     fn range_cmd(

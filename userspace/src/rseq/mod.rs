@@ -65,7 +65,7 @@ impl RseqPin {
         Self::from_sched(SchedPin::new())
     }
 
-    /// `slots` slots (at least one), with restartable sequences when they
+    /// `slots` slots (at least one, at most [`MAX_SLOTS`](crate::MAX_SLOTS)), with restartable sequences when they
     /// are available. With them, a thread on a CPU numbered `slots` or more
     /// gets [`Popped::Unpinned`] (its caches' calls go to the arena); with
     /// the fallback, such CPUs share slots.

@@ -177,7 +177,18 @@ impl ArenaOpConfig {
     }
 
     fn quanta(&self) -> usize {
-        (self.extent / self.quantum).max(1)
+        (self.extent / self.quantum.max(1)).max(1)
+    }
+
+    /// The configuration the operations are made for: a quantum of 0 taken
+    /// as 1 and one above 2^32 as 2^32, a window running past the top of
+    /// the address space cut at it, so that no address or size an
+    /// operation computes overflows (the fields are public: any values may
+    /// come in).
+    fn sane(&self) -> Self {
+        let quantum = self.quantum.clamp(1, 1 << 32);
+        let extent = self.extent.min(usize::MAX - self.base).min(usize::MAX - 1);
+        ArenaOpConfig { quantum, extent, ..*self }
     }
 }
 
@@ -189,6 +200,7 @@ impl ArenaOp {
     /// Decode one operation from fuzzer bytes (consuming up to 12 of them);
     /// `None` when they run out.
     pub fn decode(bytes: &mut &[u8], cfg: &ArenaOpConfig) -> Option<ArenaOp> {
+        let cfg = &cfg.sane();
         let (head, rest) = bytes.split_first_chunk::<12>()?;
         *bytes = rest;
         let mut rng = Rng::new(u64::from_le_bytes(head[4..12].try_into().ok()?));
@@ -311,7 +323,7 @@ impl ArenaOpGen {
     /// `capacity`.
     pub fn next_op(&mut self, occupied: usize, capacity: usize) -> ArenaOp {
         let r = &mut self.rng;
-        let cfg = &self.cfg;
+        let cfg = &self.cfg.sane();
         let q = cfg.quantum;
         let full = occupied * 4 >= capacity * 3;
         let roll = match r.below(100) {

@@ -87,8 +87,19 @@ fn take_started(
     pending.remove(&key)
 }
 
-/// Convert strace output into a trace.
+/// Convert strace output into a trace (the tests' view of it: the command
+/// writes the two parts of [`convert_parts`] without joining them).
+#[cfg(test)]
 pub fn convert(text: &str, page: usize) -> String {
+    let (head, body) = convert_parts(text, page);
+    head + &body
+}
+
+/// [`convert`]'s trace in its two parts, the head (what the import learned,
+/// the quantum, the span) and the body (an operation or a comment a line),
+/// to be written one after the other: the body is about 25 times the size
+/// of a log of short lines, and joining the parts would copy it once more.
+fn convert_parts(text: &str, page: usize) -> (String, String) {
     let mut im = Importer::new(page);
     // Unfinished calls by pid: the text so far and its line.
     let mut pending: HashMap<String, (String, usize)> = HashMap::new();
@@ -176,20 +187,29 @@ pub fn convert(text: &str, page: usize) -> String {
     }
     let (base, size) = span(page);
     let _ = writeln!(head, "quantum {page}\nadd {base:#x} {size:#x}");
-    head + &im.out
+    (head, im.out)
 }
 
 /// `vmspace import-strace`.
 pub fn run(o: &ImportArgs) -> Result<(), String> {
     let bytes = crate::input::read(&o.file)?;
     let text = String::from_utf8_lossy(&bytes);
-    let trace = convert(&text, o.page);
+    let (head, body) = convert_parts(&text, o.page);
+    drop(text);
+    drop(bytes);
     match &o.output {
         Some(path) => {
-            std::fs::write(path, trace).map_err(|e| format!("writing {}: {e}", path.display()))
+            let write = |mut f: std::fs::File| {
+                std::io::Write::write_all(&mut f, head.as_bytes())?;
+                std::io::Write::write_all(&mut f, body.as_bytes())
+            };
+            std::fs::File::create(path)
+                .and_then(write)
+                .map_err(|e| format!("writing {}: {e}", path.display()))
         }
         None => {
-            crate::out::text(&trace);
+            crate::out::text(&head);
+            crate::out::text(&body);
             Ok(())
         }
     }

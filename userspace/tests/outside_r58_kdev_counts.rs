@@ -1,0 +1,183 @@
+//! Round 58 (outside reviewer): the /dev/vmspace client trusts the entry
+//! count the device writes back from `ARENA_WALK` / `VM_RUNS`.
+//! `DevArena::segments` (userspace/src/kdev/arena.rs) and `DevVm::runs`
+//! (kdev/vm.rs) do `let n = a.count as usize; if n <= buf.len() {..}
+//! buf = vec![ZERO; n + 64]` (`n + 16` for runs): a count of u64::MAX
+//! overflows (panic in debug, a zero-length buffer and an endless loop in
+//! release), and a count of 2^40 asks `vec!` for 2^40 * 40 bytes (abort).
+//! (By reading only, not tested: a device that answers a larger count on
+//! every retry keeps the loop going forever.)
+//!
+//! No kernel module here: this test binary defines its own `ioctl` symbol,
+//! which the executable's calls to libc's `ioctl` (nix's) bind to; it plays
+//! the device for the vmspace ioctl type (0xBB) on one marked fd and passes
+//! every other ioctl to the kernel via `syscall(SYS_ioctl)`. Every case runs
+//! in a child (this binary, `--exact`) under RLIMIT_AS = 1 GiB with a
+//! 20 s watchdog; the parent asserts the child returned normally.
+//!
+//! Was a DEFECT (fixed: `kdev::list::read_list` bounds the count by the
+//! device's tags per arena or the VM's pages, and its retries; `EPROTO`).
+//! FAILED then. Fix proposed: bound the count before using it: `if a.count >
+//! MAX_LIST (e.g. the device's max_tags_per_arena / a few million) ||
+//! a.count <= buf.len() as u64 after a retry` return a `KdevError`
+//! ("device reported N entries"), grow with `checked_add` and
+//! `try_reserve_exact`, and retry a bounded number of times.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use vmspace::arena::SegmentKinds;
+use vmspace::Size;
+use vmspace_abi::args::{ArenaCreateArgs, ListArgs, VersionArgs, VmReserveArgs};
+use vmspace_abi::cmd::nr;
+use vmspace_abi::{ABI_VERSION, IOCTL_TYPE};
+use vmspace_user::kdev::{ArenaConfig, Device, KdevError};
+
+/// The fd that plays the device (-1: none).
+static FAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// The count the fake device reports for a list.
+static COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// The executable's `ioctl`: the fake device on `FAKE_FD`, the kernel
+/// otherwise.
+///
+/// # Safety
+///
+/// As `ioctl(2)`: `arg` is what request `req` takes (for the fake
+/// device's requests, a live argument struct of the type they name).
+#[no_mangle]
+pub unsafe extern "C" fn ioctl(
+    fd: libc::c_int,
+    req: libc::c_ulong,
+    arg: *mut libc::c_void,
+) -> libc::c_int {
+    let req32 = req as u32;
+    if fd != FAKE_FD.load(Ordering::SeqCst) || (req32 >> 8) & 0xff != IOCTL_TYPE {
+        // SAFETY: the caller's ioctl, passed on unchanged.
+        return unsafe { libc::syscall(libc::SYS_ioctl, fd, req, arg) } as libc::c_int;
+    }
+    let n = req32 & 0xff;
+    // SAFETY: `arg` points to the command's argument struct (the client's
+    // own, of the type the number names).
+    unsafe {
+        match n {
+            x if x == nr::VERSION => {
+                let v = &mut *arg.cast::<VersionArgs>();
+                v.abi_version = ABI_VERSION;
+                v.page_size = 4096;
+                v.max_tags_per_arena = 1 << 20;
+            }
+            x if x == nr::ARENA_CREATE => (*arg.cast::<ArenaCreateArgs>()).id = 7,
+            x if x == nr::VM_RESERVE => {
+                let a = &mut *arg.cast::<VmReserveArgs>();
+                a.id = 8;
+                a.base = 1 << 40;
+                a.limit = (1 << 40) + (1 << 30);
+            }
+            x if x == nr::ARENA_WALK || x == nr::VM_RUNS => {
+                (*arg.cast::<ListArgs>()).count = COUNT.load(Ordering::SeqCst);
+            }
+            _ => {}
+        }
+    }
+    0
+}
+
+const CHILD: &str = "OUTSIDE_R58_KDEV_COUNTS_CHILD";
+const TEST: &str = "a_device_count_is_not_trusted_under_rlimit";
+
+fn fake_device() -> Device {
+    let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").unwrap();
+    let fd = std::os::fd::IntoRawFd::into_raw_fd(f);
+    // Device::open opens its own file: mark the lowest free fd (the one
+    // just made, closed again), which its open gets.
+    FAKE_FD.store(fd, Ordering::SeqCst);
+    // SAFETY: closing the fd we just made, so that Device::open reuses it.
+    unsafe { libc::close(fd) };
+    let dev = Device::open("/dev/null").expect("the fake device opens");
+    assert_eq!(dev.fd(), fd, "the device did not get the marked fd");
+    dev
+}
+
+fn child(case: &str) {
+    let lim = libc::rlimit { rlim_cur: 1 << 30, rlim_max: 1 << 30 };
+    // SAFETY: plain syscall on our own process.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+    let dev = fake_device();
+    let (count, what) = match case {
+        "arena-max" => (u64::MAX, "arena"),
+        "arena-2^40" => (1 << 40, "arena"),
+        "vm-max" => (u64::MAX, "vm"),
+        "vm-2^40" => (1 << 40, "vm"),
+        "arena-3" => (3, "arena"),
+        "vm-300" => (300, "vm"),
+        _ => unreachable!(),
+    };
+    COUNT.store(count, Ordering::SeqCst);
+    // What the client must make of the count: the honest ones read in full
+    // (after a retry for 300), the others refused as a protocol error.
+    let want = |got: Result<usize, KdevError>| match (count, got) {
+        (3 | 300, Ok(n)) => assert_eq!(n as u64, count),
+        (_, Err(e)) if count > 300 => assert_eq!(e.errno, Errno::EPROTO, "{e}"),
+        (_, got) => panic!("count {count}: {got:?}"),
+    };
+    if what == "arena" {
+        let a = dev.arena(&ArenaConfig::new(Size(4096))).unwrap();
+        want(a.segments(SegmentKinds::ALL).map(|v| v.len()));
+        std::mem::forget(a);
+    } else {
+        let v = dev.vm(1 << 30, 4096).unwrap();
+        want(v.runs().map(|v| v.len()));
+        std::mem::forget(v);
+    }
+}
+
+#[test]
+fn a_device_count_is_not_trusted_under_rlimit() {
+    if let Ok(case) = std::env::var(CHILD) {
+        return child(&case);
+    }
+    let mut bad = Vec::new();
+    // The last two are controls (sane counts): they PASS, showing the fake
+    // device is in use and the loop works for honest answers.
+    for case in ["arena-max", "arena-2^40", "vm-max", "vm-2^40", "arena-3", "vm-300"] {
+        let mut c = Command::new(std::env::current_exe().unwrap())
+            .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, case)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        let st = loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                break Some(st);
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = c.kill();
+                let _ = c.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = c.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        let why = err.lines().find(|l| l.contains("panicked") || l.contains("memory allocation"));
+        match st {
+            Some(st) if st.success() => {}
+            Some(st) => bad.push(format!(
+                "{case}: exit {:?} signal {:?}: {}",
+                st.code(),
+                st.signal(),
+                why.unwrap_or("")
+            )),
+            None => bad.push(format!("{case}: still running after 20 s (killed)")),
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
