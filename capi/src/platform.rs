@@ -60,7 +60,8 @@ pub unsafe trait Platform: 'static {
     /// `layout` and is not used after this call.
     unsafe fn free_object(ptr: *mut u8, layout: Layout);
 
-    /// Called as every function of the API given an arena starts: where the
+    /// Called as every function of the API given an arena starts (and as
+    /// the arena's creation and destruction start): where the
     /// platform checks the caller's context. The kernel's says
     /// `might_sleep()`, so a call from atomic context (which the API
     /// forbids: its lock sleeps) is reported under

@@ -26,6 +26,11 @@ use crate::sys::{self, Page, VmStruct};
 const BATCH: usize = 64;
 
 /// The sparse vmalloc backend. Stateless: use it by reference.
+///
+/// Every method may sleep (pages come from `GFP_KERNEL`, page tables are
+/// allocated and locked, and long walks let others run): call them from
+/// task context only, never under a spinlock. Each says so with
+/// `might_sleep()`, which `CONFIG_DEBUG_ATOMIC_SLEEP` reports.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SparseVmalloc;
 
@@ -76,12 +81,29 @@ impl SparseVmalloc {
 
     /// `NotMapped` unless every page of `range` is mapped.
     pub(crate) fn all_mapped(&self, range: Range) -> Result<(), ShimError> {
+        self.each_page(range, |a| match Self::mapped_at(a) {
+            true => Ok(()),
+            false => Err(ShimError::NotMapped(range)),
+        })
+    }
+
+    /// `f` on the address of each page of `range` in turn, to its first
+    /// error, letting others run every [`BATCH`] pages: a walk over a
+    /// caller-sized range (16,384 pages from the device, more from kernel
+    /// callers), in task context, as every `PageOps` call of this backend is.
+    fn each_page(
+        &self,
+        range: Range,
+        mut f: impl FnMut(usize) -> Result<(), ShimError>,
+    ) -> Result<(), ShimError> {
+        let page = self.page();
         let mut a = range.base().0;
         while a < range.limit().0 {
-            if !Self::mapped_at(a) {
-                return Err(ShimError::NotMapped(range));
+            f(a)?;
+            a += page;
+            if (a - range.base().0) % (BATCH * page) == 0 {
+                vmspace_kernel::cond_resched();
             }
-            a += self.page();
         }
         Ok(())
     }
@@ -101,7 +123,7 @@ impl SparseVmalloc {
         let page = self.page();
         let mut start = range.base().0;
         while start < range.limit().0 {
-            let end = range.limit().0.min(start + BATCH * page);
+            let end = range.limit().0.min(start.saturating_add(BATCH * page));
             let mut pages: [*mut Page; BATCH] = [ptr::null_mut(); BATCH];
             let mut any = false;
             for (i, slot) in pages.iter_mut().enumerate().take((end - start) / page) {
@@ -143,6 +165,7 @@ unsafe impl PageOps for SparseVmalloc {
     }
 
     fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
+        kernel::task::might_sleep();
         let page = self.page_size();
         let align = check_reserve_args(size, align, page)?;
         // get_vm_area only aligns to the page: ask for enough to align within.
@@ -165,6 +188,7 @@ unsafe impl PageOps for SparseVmalloc {
     }
 
     unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
+        kernel::task::might_sleep();
         check_page_range(range, self.page_size())?;
         // SAFETY: `range` is in a live reservation of ours (caller).
         let area = unsafe { self.area_of(range) }?;
@@ -183,20 +207,18 @@ unsafe impl PageOps for SparseVmalloc {
     }
 
     unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
+        kernel::task::might_sleep();
         let page = self.page();
         check_page_range(range, self.page_size())?;
         // SAFETY: `range` is in a live reservation of ours (caller).
         let area = unsafe { self.area_of(range) }?;
-        let mut a = range.base().0;
-        while a < range.limit().0 {
-            if Self::mapped_at(a) {
-                return Err(ShimError::AlreadyMapped(range));
-            }
-            a += page;
-        }
+        self.each_page(range, |a| match Self::mapped_at(a) {
+            true => Err(ShimError::AlreadyMapped(range)),
+            false => Ok(()),
+        })?;
         let mut start = range.base().0;
         while start < range.limit().0 {
-            let end = range.limit().0.min(start + BATCH * page);
+            let end = range.limit().0.min(start.saturating_add(BATCH * page));
             let n = (end - start) / page;
             let mut pages: [*mut Page; BATCH] = [ptr::null_mut(); BATCH];
             let mut failure = None;
@@ -231,11 +253,14 @@ unsafe impl PageOps for SparseVmalloc {
                 return Err(e);
             }
             start = end;
+            // Let others run between batches (task context, as above).
+            vmspace_kernel::cond_resched();
         }
         Ok(())
     }
 
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
+        kernel::task::might_sleep();
         check_page_range(range, self.page_size())?;
         // SAFETY: `range` is in a live reservation of ours (caller).
         let area = unsafe { self.area_of(range) }?;
@@ -247,6 +272,7 @@ unsafe impl PageOps for SparseVmalloc {
     }
 
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
+        kernel::task::might_sleep();
         check_page_range(range, self.page_size())?;
         // SAFETY: `range` is in a live reservation of ours (caller).
         let area = unsafe { self.area_of(range) }?;

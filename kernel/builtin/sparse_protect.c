@@ -24,6 +24,7 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/pgtable.h>
+#include <linux/sched.h>
 #include <linux/vmalloc.h>
 #include <linux/xarray.h>
 #include <asm/tlbflush.h>
@@ -34,8 +35,19 @@
 /* Pages protected to no access, by virtual page number. */
 static DEFINE_XARRAY(vmspace_stash);
 
-/* Pages restored per vm_area_map_pages() call. */
+/*
+ * Pages restored per vm_area_map_pages() call, and walked between
+ * cond_resched() calls: every caller is in task context (see sparse.rs),
+ * and a range may be thousands of pages.
+ */
 #define VMSPACE_RESTORE_BATCH 64
+
+/* Let others run once every VMSPACE_RESTORE_BATCH pages of a walk. */
+static void resched_every_batch(unsigned long a, unsigned long start)
+{
+	if (!(((a - start) >> PAGE_SHIFT) % VMSPACE_RESTORE_BATCH))
+		cond_resched();
+}
 
 static unsigned long vpn(unsigned long addr)
 {
@@ -60,6 +72,7 @@ int vmspace_protect_none(struct vm_struct *area, unsigned long start,
 	int err = 0;
 
 	for (a = start; a < end; a += PAGE_SIZE) {
+		resched_every_batch(a, start);
 		if (!vmalloc_to_page((const void *)a))
 			continue;
 		err = xa_reserve(&vmspace_stash, vpn(a), GFP_KERNEL);
@@ -67,13 +80,17 @@ int vmspace_protect_none(struct vm_struct *area, unsigned long start,
 			break;
 	}
 	if (err) {
-		for (b = start; b < a; b += PAGE_SIZE)
+		for (b = start; b < a; b += PAGE_SIZE) {
+			resched_every_batch(b, start);
 			if (vmalloc_to_page((const void *)b))
 				xa_release(&vmspace_stash, vpn(b));
+		}
 		return err;
 	}
 	for (a = start; a < end; a += PAGE_SIZE) {
 		struct page *page = vmalloc_to_page((const void *)a);
+
+		resched_every_batch(a, start);
 
 		/* Into a reserved slot: allocates nothing, cannot fail. */
 		if (page)
@@ -83,15 +100,32 @@ int vmspace_protect_none(struct vm_struct *area, unsigned long start,
 	return 0;
 }
 
-/* Unmap again the pages of [start, end) that were stashed and mapped back. */
+/* Whether the page at `addr` is stashed and mapped back. */
+static bool restored(unsigned long addr)
+{
+	return vmspace_stash_page_at(addr) && vmalloc_to_page((const void *)addr);
+}
+
+/*
+ * Unmap again the pages of [start, end) that were stashed and mapped back,
+ * one vm_area_unmap_pages() (and so one TLB flush) a run of them.
+ */
 static void unrestore(struct vm_struct *area, unsigned long start,
 		      unsigned long end)
 {
-	unsigned long a;
+	unsigned long a = start, run;
 
-	for (a = start; a < end; a += PAGE_SIZE)
-		if (vmspace_stash_page_at(a) && vmalloc_to_page((const void *)a))
-			vm_area_unmap_pages(area, a, a + PAGE_SIZE);
+	while (a < end) {
+		resched_every_batch(a, start);
+		if (!restored(a)) {
+			a += PAGE_SIZE;
+			continue;
+		}
+		for (run = a + PAGE_SIZE; run < end && restored(run); run += PAGE_SIZE)
+			;
+		vm_area_unmap_pages(area, a, run);
+		a = run;
+	}
 }
 
 static int set_write(pte_t *pte, unsigned long addr, void *data)
@@ -129,21 +163,26 @@ int vmspace_protect_access(struct vm_struct *area, unsigned long start,
 			run += PAGE_SIZE;
 		}
 		if (!n) {
+			resched_every_batch(a, start);
 			a += PAGE_SIZE;
 			continue;
 		}
-		err = vm_area_map_pages(area, a, run, batch);
+		/* Through the backend's map (and the suites' fault hook). */
+		err = vmspace_sparse_map(area, a, run, batch);
 		if (err) {
 			/* A failed map may have mapped a prefix of the run. */
 			unrestore(area, start, run);
 			return err;
 		}
 		a = run;
+		cond_resched();
 	}
 	/* Every stashed page is mapped again: the stash lets go of them. */
-	for (a = start; a < end; a += PAGE_SIZE)
+	for (a = start; a < end; a += PAGE_SIZE) {
+		resched_every_batch(a, start);
 		if (vmspace_stash_page_at(a))
 			xa_erase(&vmspace_stash, vpn(a));
+	}
 	err = apply_to_existing_page_range(&init_mm, start, end - start,
 					   set_write, &write);
 	flush_tlb_kernel_range(start, end);
@@ -168,7 +207,9 @@ unsigned long vmspace_stash_free(unsigned long start, unsigned long end)
 	xa_for_each_range(&vmspace_stash, index, page, vpn(start), vpn(end - 1)) {
 		xa_erase(&vmspace_stash, index);
 		vmspace_page_free(page);
-		n++;
+		/* Each step of the walk takes and drops the RCU lock itself. */
+		if (!(++n % VMSPACE_RESTORE_BATCH))
+			cond_resched();
 	}
 	return n;
 }
