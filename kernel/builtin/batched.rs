@@ -172,7 +172,7 @@ impl PinnedDrop for BatchedSparse {
 // flushed the TLB over them: no page is freed while reachable.
 unsafe impl PageOps for BatchedSparse {
     fn page_size(&self) -> Size {
-        SparseVmalloc.page_size()
+        SparseVmalloc::new().page_size()
     }
 
     fn name(&self) -> &'static str {
@@ -180,14 +180,14 @@ unsafe impl PageOps for BatchedSparse {
     }
 
     fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
-        SparseVmalloc.reserve(size, align)
+        SparseVmalloc::new().reserve(size, align)
     }
 
     unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
         self.flush_over(range);
         // SAFETY: the caller upholds `release`'s contract; nothing of ours
         // is pending in the range any more.
-        unsafe { SparseVmalloc.release(range) }
+        unsafe { SparseVmalloc::new().release(range) }
     }
 
     unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
@@ -195,31 +195,31 @@ unsafe impl PageOps for BatchedSparse {
         // SAFETY: the caller upholds `map`'s contract; no page of the range
         // waits for a flush (a page the caller gave back, and whose address
         // it reuses, was just flushed).
-        unsafe { SparseVmalloc.map(range) }
+        unsafe { SparseVmalloc::new().map(range) }
     }
 
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
         // SAFETY: the caller upholds `unmap`'s contract.
-        unsafe { SparseVmalloc.unmap(range) }
+        unsafe { SparseVmalloc::new().unmap(range) }
     }
 
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
         // SAFETY: the caller upholds `protect`'s contract.
-        unsafe { SparseVmalloc.protect(range, prot) }
+        unsafe { SparseVmalloc::new().protect(range, prot) }
     }
 
     unsafe fn unmap_deferred(&self, range: Range) -> Result<(), ShimError> {
         let page = self.page_size().0;
         check_page_range(range, self.page_size())?;
         // SAFETY: `range` is in a live reservation of ours (caller).
-        let area = unsafe { SparseVmalloc.area_of(range) }?;
-        SparseVmalloc.all_mapped(range)?;
+        let area = unsafe { SparseVmalloc::new().area_of(range) }?;
+        SparseVmalloc::new().all_mapped(range)?;
         let n = range.size().0 / page;
         let stashed = (0..n).any(|i| protect::stashed(range.base().0 + i * page));
         if stashed || n > self.capacity {
             self.pending.lock().stats.immediate_unmaps += 1;
             // SAFETY: the caller upholds `unmap`'s contract.
-            return unsafe { SparseVmalloc.unmap(range) };
+            return unsafe { SparseVmalloc::new().unmap(range) };
         }
         let mut p = self.pending.lock();
         if p.pages.len() + n > self.capacity {
@@ -254,6 +254,6 @@ unsafe impl PageOps for BatchedSparse {
     }
 
     fn relax(&self) {
-        SparseVmalloc.relax()
+        SparseVmalloc::new().relax()
     }
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 //! KUnit suite `vmspace_sparse_contract`: the sparse vmalloc backend itself
-//! refuses what breaks the `PageOps` contract.
+//! refuses what breaks the `PageOps` contract, and charges the pages it maps
+//! to the caller's memory cgroup when made to (the device's backend).
 
 #[kernel::macros::kunit_tests(vmspace_sparse_contract)]
 mod tests {
@@ -81,5 +82,36 @@ mod tests {
         let after = free_pages();
         kernel::pr_info!("no_page_leak: free pages {before} before, {after} after\n");
         ensure(after + 1024 >= before, "pages were not given back")
+    }
+
+    /// An accounted backend asks for every page it maps to be charged
+    /// (`__GFP_ACCOUNT`, counted by the KUnit build's allocation hook), a
+    /// plain one for none; the device's backends are the accounted kind.
+    /// (Whether a charge lands is the memory cgroup's business: KUnit's
+    /// task is in the root cgroup, which is not charged.)
+    #[test]
+    fn accounted_backend_charges_its_pages() -> Outcome {
+        use vmspace_kdev::DevBackends;
+        type Device = crate::device::Builtin;
+        ensure(Device::vm().is_accounted(), "the device's VMs are not charged to the caller")?;
+        ensure(Device::meta().is_accounted(), "the device's metadata is not charged to the caller")?;
+        let charged = || -> isize {
+            // SAFETY: reads a counter; no preconditions.
+            unsafe { sys::vmspace_pages_accounted() as isize }
+        };
+        let map_count = |ops: &SparseVmalloc| -> Result<isize, vmspace_ktest::outcome::Failure> {
+            let page = ops.page_size();
+            let r = ops.reserve(Size(10 * page.0), page).context("reserve")?;
+            let before = charged();
+            // SAFETY: `r` is our live reservation, all unmapped.
+            let mapped = unsafe { ops.map(r) };
+            let after = charged();
+            // SAFETY: `r` is ours; nothing touches it after this.
+            unsafe { ops.release(r) }.context("release")?;
+            mapped.context("map")?;
+            Ok(after - before)
+        };
+        ensure(map_count(&SparseVmalloc::accounted())? == 10, "an accounted map did not charge its 10 pages")?;
+        ensure(map_count(&OPS)? == 0, "a plain map charged pages")
     }
 }

@@ -11,7 +11,9 @@ use vmspace_kdev::{Access, DevBackends, DevFile, Limits};
 use crate::protect;
 use crate::sparse::SparseVmalloc;
 
-static OPS: SparseVmalloc = SparseVmalloc::new();
+/// The device works for the tasks that call it: their pages are charged to
+/// their memory cgroups.
+static OPS: SparseVmalloc = SparseVmalloc::accounted();
 
 /// The built-in build's backends for the device.
 pub(crate) struct Builtin;

@@ -31,13 +31,32 @@ const BATCH: usize = 64;
 /// allocated and locked, and long walks let others run): call them from
 /// task context only, never under a spinlock. Each says so with
 /// `might_sleep()`, which `CONFIG_DEBUG_ATOMIC_SLEEP` reports.
+///
+/// Made [`accounted`](Self::accounted), the pages it maps (and the stash's
+/// nodes that keep pages protected to no access) are charged to the memory
+/// cgroup of the task that asks (`__GFP_ACCOUNT`), and uncharged when
+/// freed, whoever frees them: for work done on behalf of a user (the
+/// device). Kernel callers' backends are not: their caller is whatever task
+/// happens to run the kernel code.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SparseVmalloc;
+pub struct SparseVmalloc {
+    account: bool,
+}
 
 impl SparseVmalloc {
-    /// The backend.
+    /// The backend, charging no one.
     pub const fn new() -> Self {
-        SparseVmalloc
+        SparseVmalloc { account: false }
+    }
+
+    /// The backend, charging the pages to the calling task's memory cgroup.
+    pub const fn accounted() -> Self {
+        SparseVmalloc { account: true }
+    }
+
+    /// Whether its pages are charged to the caller's memory cgroup.
+    pub const fn is_accounted(&self) -> bool {
+        self.account
     }
 
     fn page(&self) -> usize {
@@ -224,7 +243,7 @@ unsafe impl PageOps for SparseVmalloc {
             let mut failure = None;
             for slot in pages.iter_mut().take(n) {
                 // SAFETY: allocation from the page allocator; no preconditions.
-                *slot = unsafe { sys::vmspace_page_alloc_zeroed() };
+                *slot = unsafe { sys::vmspace_page_alloc_zeroed(self.account) };
                 if slot.is_null() {
                     failure = Some(ShimError::OutOfMemory(range));
                     break;
@@ -282,7 +301,7 @@ unsafe impl PageOps for SparseVmalloc {
         // all mapped (checked); the caller makes no access `prot` forbids.
         let err = unsafe {
             match prot {
-                Protection::None => protect::vmspace_protect_none(area, start, end),
+                Protection::None => protect::vmspace_protect_none(area, start, end, self.account),
                 Protection::Read => protect::vmspace_protect_access(area, start, end, false),
                 Protection::ReadWrite => protect::vmspace_protect_access(area, start, end, true),
             }

@@ -17,7 +17,13 @@
  *    also brings the host mappings in line).
  *
  * Unmapping and releasing free stashed pages (vmspace_stash_free), so a
- * protected page is never lost. All batching and checking of ranges lives
+ * protected page is never lost.
+ *
+ * What protection is: the vmalloc alias of a page, as the owner's own code
+ * sees it, faults on what it forbids. It is not a hardening boundary: the
+ * page's linear-map alias stays writable, and a page going from no access
+ * to read-only is mapped back read-write (vm_area_map_pages maps with
+ * PAGE_KERNEL) for the moment before its write bit is cleared. All batching and checking of ranges lives
  * in Rust (sparse.rs, protect.rs).
  */
 #include <linux/gfp.h>
@@ -63,11 +69,13 @@ struct page *vmspace_stash_page_at(unsigned long addr)
 /*
  * Protect [start, end) of `area` to no access: stash every page mapped
  * there and remove its PTE (pages stashed already stay so). 0 or -ENOMEM,
- * in which case nothing changed.
+ * in which case nothing changed. The stash's nodes are charged to the
+ * calling task's memory cgroup when `account`, as the pages were.
  */
 int vmspace_protect_none(struct vm_struct *area, unsigned long start,
-			 unsigned long end)
+			 unsigned long end, bool account)
 {
+	gfp_t gfp = account ? GFP_KERNEL_ACCOUNT : GFP_KERNEL;
 	unsigned long a, b;
 	int err = 0;
 
@@ -75,7 +83,7 @@ int vmspace_protect_none(struct vm_struct *area, unsigned long start,
 		resched_every_batch(a, start);
 		if (!vmalloc_to_page((const void *)a))
 			continue;
-		err = xa_reserve(&vmspace_stash, vpn(a), GFP_KERNEL);
+		err = xa_reserve(&vmspace_stash, vpn(a), gfp);
 		if (err)
 			break;
 	}
@@ -94,7 +102,7 @@ int vmspace_protect_none(struct vm_struct *area, unsigned long start,
 
 		/* Into a reserved slot: allocates nothing, cannot fail. */
 		if (page)
-			xa_store(&vmspace_stash, vpn(a), page, GFP_KERNEL);
+			xa_store(&vmspace_stash, vpn(a), page, gfp);
 	}
 	vm_area_unmap_pages(area, start, end);
 	return 0;

@@ -11,7 +11,7 @@ struct page;
 struct vm_struct;
 
 int vmspace_protect_none(struct vm_struct *area, unsigned long start,
-			 unsigned long end);
+			 unsigned long end, _Bool account);
 int vmspace_protect_access(struct vm_struct *area, unsigned long start,
 			   unsigned long end, _Bool write);
 struct page *vmspace_stash_page_at(unsigned long addr);

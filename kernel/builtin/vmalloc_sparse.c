@@ -79,10 +79,17 @@ static atomic_t vmspace_page_fail_in = ATOMIC_INIT(0);
 static atomic_t vmspace_map_fail_in = ATOMIC_INIT(0);
 /* Pages from vmspace_page_alloc_zeroed not yet given back. */
 static atomic_long_t vmspace_pages_out = ATOMIC_LONG_INIT(0);
+/* Pages vmspace_page_alloc_zeroed asked to be charged to a memory cgroup. */
+static atomic_long_t vmspace_pages_charged = ATOMIC_LONG_INIT(0);
 
 long vmspace_pages_outstanding(void)
 {
 	return atomic_long_read(&vmspace_pages_out);
+}
+
+long vmspace_pages_accounted(void)
+{
+	return atomic_long_read(&vmspace_pages_charged);
 }
 
 void vmspace_fail_page_alloc_in(int n)
@@ -149,19 +156,26 @@ struct page *vmspace_sparse_page_at(unsigned long addr)
 	return vmalloc_to_page((const void *)addr);
 }
 
-/* A zeroed page from the page allocator, or NULL. */
-struct page *vmspace_page_alloc_zeroed(void)
+/*
+ * A zeroed page from the page allocator, or NULL; charged to the memory
+ * cgroup of the calling task when `account` (pages a user's request maps).
+ */
+struct page *vmspace_page_alloc_zeroed(bool account)
 {
+	gfp_t gfp = (account ? GFP_KERNEL_ACCOUNT : GFP_KERNEL) | __GFP_ZERO;
 	struct page *page;
 
 #ifdef CONFIG_VMSPACE_KUNIT_TEST
 	if (atomic_dec_if_positive(&vmspace_page_fail_in) == 0)
 		return NULL;
 #endif
-	page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	page = alloc_page(gfp);
 #ifdef CONFIG_VMSPACE_KUNIT_TEST
-	if (page)
+	if (page) {
 		atomic_long_inc(&vmspace_pages_out);
+		if (gfp & __GFP_ACCOUNT)
+			atomic_long_inc(&vmspace_pages_charged);
+	}
 #endif
 	return page;
 }

@@ -23,7 +23,7 @@ void vmspace_sparse_unmap_noflush(struct vm_struct *area, unsigned long start,
 				  unsigned long end);
 void vmspace_flush_kernel_range(unsigned long start, unsigned long end);
 struct page *vmspace_sparse_page_at(unsigned long addr);
-struct page *vmspace_page_alloc_zeroed(void);
+struct page *vmspace_page_alloc_zeroed(_Bool account);
 void vmspace_page_free(struct page *page);
 unsigned long vmspace_page_size(void);
 /* For the KUnit suites only: defined with CONFIG_VMSPACE_KUNIT_TEST. */
@@ -31,5 +31,6 @@ unsigned long vmspace_free_pages(void);
 void vmspace_fail_page_alloc_in(int n);
 void vmspace_fail_sparse_map_in(int n);
 long vmspace_pages_outstanding(void);
+long vmspace_pages_accounted(void);
 
 #endif

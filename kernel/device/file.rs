@@ -137,9 +137,11 @@ impl<B: DevBackends> MiscDevice for DevFile<B> {
     /// A file of no objects, for `CAP_SYS_ADMIN` only (whatever the node's
     /// mode): the device hands out kernel addresses and makes the kernel
     /// reserve address space and map pages for the caller. The file and its
-    /// objects' records are charged to the caller's memory cgroup; the
-    /// pages mapped for it and the backends' own metadata are not (bounded
-    /// per file by [`Limits`](crate::backends::Limits), not across files).
+    /// objects' records are charged to the caller's memory cgroup, and on
+    /// the built-in device (its backend made accounted) so are the pages
+    /// mapped for it and the backends' metadata pages; the module's
+    /// committed backends charge no one. Bounded per file by
+    /// [`Limits`](crate::backends::Limits); across files, by the cgroup.
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         // SAFETY: `capable` has no preconditions (it looks at the current
         // task's credentials).

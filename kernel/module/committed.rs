@@ -30,6 +30,10 @@ enum Kind {
 }
 
 /// A module-safe backend on committed memory. Stateless: use it by reference.
+///
+/// Every method may sleep (its memory comes from `GFP_KERNEL` allocators,
+/// and long zeroing lets others run): call them from task context only.
+/// Each says so with `might_sleep()`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Committed {
     kind: Kind,
@@ -54,16 +58,26 @@ impl Committed {
         unsafe { sys::vmspace_module_page_size() }
     }
 
-    /// Zero the pages of `range`.
+    /// Zero the pages of `range`, letting others run every 64 pages (a
+    /// range may be 16,384 pages from the device; every call of this
+    /// backend is in task context).
     ///
     /// # Safety
     ///
     /// `range` lies inside a live reservation of this backend and nothing
     /// else accesses it.
-    unsafe fn zero(range: Range) {
-        // SAFETY: the caller guarantees the memory is ours and committed
-        // (all of a reservation is), so it is writable for `size` bytes.
-        unsafe { core::ptr::write_bytes(range.base().as_ptr::<u8>(), 0, range.size().0) };
+    unsafe fn zero(&self, range: Range) {
+        let step = 64 * self.page();
+        let mut at = range.base().0;
+        while at < range.limit().0 {
+            let n = step.min(range.limit().0 - at);
+            // SAFETY: `[at, at + n)` is inside `range`, which the caller
+            // guarantees is ours and committed (all of a reservation is),
+            // so writable.
+            unsafe { core::ptr::write_bytes(at as *mut u8, 0, n) };
+            at += n;
+            vmspace_kernel::cond_resched();
+        }
     }
 }
 
@@ -83,6 +97,7 @@ unsafe impl PageOps for Committed {
     }
 
     fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
+        kernel::task::might_sleep();
         let align = check_reserve_args(size, align, self.page_size())?;
         let p = match self.kind {
             // SAFETY: `size` is a non-zero page multiple, `align` a power of two.
@@ -102,6 +117,7 @@ unsafe impl PageOps for Committed {
     }
 
     unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
+        kernel::task::might_sleep();
         check_page_range(range, self.page_size())?;
         // SAFETY: the caller guarantees `range` is exactly one live
         // reservation of ours, so its base and size are the allocation's.
@@ -110,19 +126,22 @@ unsafe impl PageOps for Committed {
     }
 
     unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
+        kernel::task::might_sleep();
         // Committed from the start and zero since the last unmap.
         check_page_range(range, self.page_size())
     }
 
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
+        kernel::task::might_sleep();
         check_page_range(range, self.page_size())?;
         // SAFETY: the caller guarantees `range` is in a live reservation of
         // ours and that nothing accesses it until it is mapped again.
-        unsafe { Self::zero(range) };
+        unsafe { self.zero(range) };
         Ok(())
     }
 
     unsafe fn protect(&self, range: Range, _prot: Protection) -> Result<(), ShimError> {
+        kernel::task::might_sleep();
         check_page_range(range, self.page_size())?;
         // Refused before doing anything (`may_have_changed` is false).
         Err(ShimError::InvalidArgument("committed memory cannot change protection"))

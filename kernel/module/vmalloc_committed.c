@@ -28,10 +28,15 @@ void vmspace_committed_vfree(void *addr)
 	vfree(addr);
 }
 
-/* `size` bytes of zeroed, physically contiguous pages, or NULL. */
+/*
+ * `size` bytes of zeroed, physically contiguous pages, or NULL. Blocks of
+ * up to 4 MiB are costly orders: fail rather than retry hard or invoke the
+ * OOM killer for them (__GFP_NORETRY); the caller reports the failure.
+ */
 void *vmspace_committed_pages(unsigned long size)
 {
-	return alloc_pages_exact(size, GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN);
+	return alloc_pages_exact(size, GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN |
+				       (get_order(size) > PAGE_ALLOC_COSTLY_ORDER ? __GFP_NORETRY : 0));
 }
 
 /* Give back `size` bytes from vmspace_committed_pages. */

@@ -30,6 +30,14 @@ pub unsafe trait RawLock: Sync {
 }
 
 /// A test-and-test-and-set spin lock on one atomic flag.
+///
+/// For arenas whose store and source never sleep (the simulated backend,
+/// slices, user-space tests). It knows nothing of preemption: a holder
+/// that sleeps (a kernel backend allocating pages with `GFP_KERNEL`, an
+/// import from a sleeping source) keeps its waiters spinning, and in the
+/// kernel one that spins on the holder's CPU can livelock it. Over the
+/// kernel backends, share an arena behind the kernel build's mutex
+/// (`KernelMutex`), as the C API and the KUnit suites do.
 #[derive(Debug, Default)]
 pub struct SpinLock {
     held: AtomicBool,
