@@ -23,6 +23,13 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// could satisfy) are errors; on any failure nothing changes but the
     /// failure counter. Free the result with [`free`](Self::free) (or
     /// [`xfree`](Self::xfree)) and the same size.
+    ///
+    /// A request with an address window ([`min_addr`](Constraints::min_addr),
+    /// [`max_addr`](Constraints::max_addr) or [`exact`](Constraints::exact))
+    /// is served from the spans the arena has: it never imports, since a
+    /// source chooses where its spans are. Over an importing arena, add or
+    /// import the span first (an unwindowed allocation of that size), or
+    /// expect `NoSpace`. Alignment, phase and nocross do import.
     pub fn xalloc(&mut self, constraints: &Constraints) -> Result<Addr, ArenaError> {
         self.alloc_constrained(constraints, false).map(|(a, _)| Addr(a))
     }

@@ -99,19 +99,23 @@ impl Constraints {
         self
     }
 
-    /// The allocation must start at or above `addr`.
+    /// The allocation must start at or above `addr`. A windowed request is
+    /// served from the arena's spans, never imported (see
+    /// [`Arena::xalloc`](super::Arena::xalloc)).
     pub const fn min_addr(mut self, addr: Addr) -> Self {
         self.min = Some(addr);
         self
     }
 
-    /// The allocation must end at or below `addr` (exclusive limit).
+    /// The allocation must end at or below `addr` (exclusive limit). Never
+    /// imported, as [`min_addr`](Self::min_addr).
     pub const fn max_addr(mut self, addr: Addr) -> Self {
         self.max = Some(addr);
         self
     }
 
-    /// The allocation must start exactly at `addr`.
+    /// The allocation must start exactly at `addr`. Never imported, as
+    /// [`min_addr`](Self::min_addr).
     pub const fn exact(mut self, addr: Addr) -> Self {
         self.exact = Some(addr);
         self

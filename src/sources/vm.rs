@@ -55,6 +55,21 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     ///
     /// Refused, it gives `vm` back (flushed, as above, if it got that far);
     /// the stores are released.
+    ///
+    /// Sizing the stores: the inner arena keeps a boundary tag for each
+    /// run of pages it has handed out and each free run between them, so
+    /// at most one a page of the VM, plus [`MIN_TAGS`](crate::arena::MIN_TAGS),
+    /// each [`TAG_BYTES`](crate::arena::TAG_BYTES); a store that runs out
+    /// makes imports fail with `TagsExhausted` (one or two tags a live
+    /// import: 16 pages of tags hold about 2,000 one-page imports). The hash
+    /// keeps a 4-byte head a live import and grows by doubling; a hash store
+    /// that cannot grow makes lookups slower, not fail. A [`PageStore`]
+    /// only reserves address space and maps pages as the table grows, so a
+    /// tag store of `(vm pages + MIN_TAGS) * TAG_BYTES` and a hash store of
+    /// `8 * vm pages` bytes (rounded up to pages) cost address space only and
+    /// never run out.
+    ///
+    /// [`PageStore`]: crate::arena::PageStore
     #[expect(
         clippy::result_large_err,
         reason = "the VM, back to its owner; no allocator to box it"

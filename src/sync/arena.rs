@@ -357,9 +357,13 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         self.with_caches(|l| l.check()).unwrap_or(Ok(()))
     }
 
-    /// Take the arena back out (the caches must be reclaimed and handles
-    /// dropped first, or their slabs stay allocated in it).
+    /// Take the arena back out. The caches are reclaimed first (no handle
+    /// or per-CPU cache can be alive: they borrow this arena), so every
+    /// slab whose objects are all free goes back to the arena; a slab with
+    /// an object still allocated through the caches stays in it as a held
+    /// allocation, which only its handle frees.
     pub fn into_inner(self) -> Arena<S, I> {
+        self.reclaim();
         self.arena.into_inner()
     }
 }

@@ -49,6 +49,12 @@ typedef size_t vmem_size_t;
  * nothing). M_FIRSTFIT is vmem's "fast fit", which is instant fit;
  * M_INSTANTFIT names the same flag. No strategy: the arena's, set by the
  * strategy in vmem_create's flags (instant fit if none).
+ *
+ * These are not vmspace.h's VMSPACE_* flags, and the two sets share
+ * values: VMSPACE_BESTFIT is M_WAITOK's 0x02, so passed to vmem_alloc it
+ * waits for space. Pass M_* to vmem_* calls and VMSPACE_* to vmspace_*
+ * calls (on a vmem_t cast to a vmspace_arena_t too, whose max is then
+ * exclusive, as every vmspace_* call's).
  */
 #ifndef M_NOWAIT
 #define M_NOWAIT 0x0800

@@ -38,9 +38,16 @@ or 0x hex (_ allowed):
                             its allocation's constraints when it cannot
                             grow in place (mremap)
 
-POLICY is instant (the default), best, first or next; --policy overrides
-every one, --compare runs the trace under each and prints them side by side.
-An ID names one allocation at a time; once freed it may be allocated again.";
+xalloc's window is [min, max): max is exclusive, as every vmspace call's
+(vmem(9)'s vmem_xalloc alone takes an inclusive maxaddr). POLICY is instant
+(the default), best, first or next; --policy overrides every one, --compare
+runs the trace under each and prints them side by side.
+
+An ID names one allocation at a time; once freed it may be allocated again.
+A mistake about IDs is the trace's, not the arena's, and stops the replay
+with its line: a free or resize of an ID that holds nothing, an alloc of
+an ID still live. What the arena refuses (no space, a constraint no
+address meets) is listed under failures and the replay goes on.";
 
 /// What `vmspace help import-strace` prints.
 pub const IMPORT_STRACE: &str = "\

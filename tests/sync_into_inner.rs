@@ -1,0 +1,63 @@
+//! `SyncArena::into_inner` gives back an arena with nothing of the quantum
+//! caches left in it but slabs whose objects are still allocated: the
+//! depots are reclaimed on the way out (a newcomer's teardown, round 59,
+//! got an arena holding an empty slab it could never free, so its source,
+//! and the `Vm` under it, could not be taken back).
+
+use vmspace::arena::{Arena, NoSource, PageStore};
+use vmspace::qcache::QCacheConfig;
+use vmspace::sync::{CacheHandle, CpuCaches};
+use vmspace::{Addr, Size};
+use vmspace_user::{MmapBackend, RseqPin, UserArena};
+
+type Store = PageStore<MmapBackend>;
+
+fn store() -> Store {
+    PageStore::new(MmapBackend::new(), Size(16 << 20)).unwrap()
+}
+
+fn shared() -> UserArena<Store, NoSource> {
+    let mut a = Arena::new("shared", Size(16), store(), store(), NoSource).unwrap();
+    a.add(Addr(1 << 40), Size(1 << 30)).unwrap();
+    UserArena::with_quantum_caches(a, QCacheConfig::new(8, store())).unwrap()
+}
+
+#[test]
+fn freed_objects_leave_no_slab_behind() {
+    let shared = shared();
+    {
+        let mut cache = CacheHandle::new(&shared);
+        let objs: Vec<_> =
+            (0..300).map(|i| (cache.alloc(Size(16 * (1 + i % 8))).unwrap(), i)).collect();
+        for (a, i) in objs {
+            cache.free(a, Size(16 * (1 + i % 8))).unwrap();
+        }
+        let cpu = CpuCaches::new(&shared, RseqPin::new(), store()).unwrap();
+        let a = cpu.alloc(Size(48)).unwrap();
+        cpu.free(a, Size(48)).unwrap();
+    }
+    // No reclaim before: the slabs sit in the depots.
+    assert!(shared.with(|a| a.sizes().allocated) > Size(0));
+    let arena = shared.into_inner();
+    assert_eq!(arena.sizes().allocated, Size(0));
+    assert_eq!(arena.live(), 0);
+    arena.check().unwrap();
+}
+
+#[test]
+fn a_slab_with_a_live_object_stays_held() {
+    let shared = shared();
+    let live = {
+        let mut cache = CacheHandle::new(&shared);
+        let keep = cache.alloc(Size(32)).unwrap();
+        let other = cache.alloc(Size(64)).unwrap();
+        cache.free(other, Size(64)).unwrap();
+        keep
+    };
+    let arena = shared.into_inner();
+    // Only the slab holding `keep` is left, as one held allocation.
+    assert_eq!(arena.live(), 1);
+    let slab = arena.walk(vmspace::arena::SegmentKinds::ALLOCATED).next().unwrap();
+    assert!(slab.held && slab.range.contains_addr(live), "{slab:?} does not hold {live:?}");
+    arena.check().unwrap();
+}
