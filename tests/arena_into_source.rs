@@ -107,10 +107,13 @@ fn the_source_comes_back_once_everything_is_freed() {
     let before = (a.sizes(), books.outstanding());
     assert!(books.outstanding() >= 64 * PAGE, "imported");
     // Live allocations: the arena back, untouched.
-    let mut a = a.into_source().err().expect("allocations live");
+    let refused = a.into_source().err().expect("allocations live");
+    let live = before.0.allocated;
+    assert_eq!(refused.error(), ArenaError::InUse { what: "allocations live", size: live });
+    let mut a = refused.into_inner();
     assert_eq!((a.sizes(), books.outstanding()), before);
     a.free(x, Size(64 * PAGE)).unwrap();
-    let mut a = a.into_source().err().expect("a held allocation live");
+    let mut a = a.into_source().err().expect("a held allocation live").into_inner();
     a.free_handle(h).unwrap();
     a.check().unwrap();
     let back = a.into_source().unwrap_or_else(|_| panic!("nothing allocated"));
@@ -126,7 +129,10 @@ fn a_segment_waiting_for_a_flush_keeps_the_arena() {
     let mut a = heap(&sim, books.clone());
     let x = a.alloc(Size(4 * PAGE), Policy::InstantFit).unwrap();
     a.free_deferred(x, Size(4 * PAGE)).unwrap();
-    let mut a = a.into_source().err().expect("a segment waits for its flush");
+    let refused = a.into_source().err().expect("a segment waits for its flush");
+    let want = ArenaError::InUse { what: "segments waiting for a flush", size: Size(4 * PAGE) };
+    assert_eq!(refused.error(), want);
+    let mut a = refused.into_inner();
     assert_eq!(a.sizes().unflushed, Size(4 * PAGE));
     assert!(books.outstanding() > 0, "not given back before its flush");
     a.flushed();
@@ -138,7 +144,7 @@ fn a_segment_waiting_for_a_flush_keeps_the_arena() {
     a.add(Addr(0x1000_0000), Size(16 * PAGE)).unwrap();
     let y = a.alloc(Size(PAGE), Policy::InstantFit).unwrap();
     a.free_deferred(y, Size(PAGE)).unwrap();
-    let mut a = a.into_source().err().expect("a segment of an added span waits");
+    let mut a = a.into_source().err().expect("a segment of an added span waits").into_inner();
     assert_eq!(a.flushed(), Size(PAGE));
     assert!(a.into_source().is_ok());
 }
@@ -160,7 +166,12 @@ fn spans_refused_before_are_offered_again() {
     let kept = a.sizes().imported;
     assert!(kept.0 >= 8 * PAGE + (1 << 20), "both spans kept: {kept:?}");
     books.script(&[Give::Refuse, Give::Take]);
-    let a = a.into_source().err().expect("one span refused again");
+    let refused = a.into_source().err().expect("one span refused again");
+    let imported = refused.get_ref().sizes().imported;
+    let want =
+        ArenaError::InUse { what: "imported spans the source did not take back", size: imported };
+    assert_eq!(refused.error(), want);
+    let a = refused.into_inner();
     a.check().unwrap();
     assert!(a.sizes().imported.0 > 0 && a.sizes().imported < kept, "{:?}", a.sizes());
     assert_eq!(a.sizes().free, a.sizes().total, "the refused span free, usable");
@@ -185,7 +196,7 @@ fn after_a_panicked_give_back_the_arena_comes_back() {
     assert!(r.is_err(), "the give-back panicked");
     a.free(y, Size(1 << 20)).unwrap();
     assert!(a.sizes().imported.0 > 0, "y's span held while the note stands");
-    let mut a = a.into_source().err().expect("the source's last call panicked");
+    let mut a = a.into_source().err().expect("the source's last call panicked").into_inner();
     a.check().unwrap();
     // A call that returns clears the note: an import, then its free.
     let z = a.alloc(Size(2 << 20), Policy::InstantFit).unwrap();
@@ -210,7 +221,7 @@ fn an_arena_over_a_vm_source_gives_back_the_vm() {
     let mut a = Arena::on_pages("heap", Size(64), &sim, 1 << 12, source).unwrap();
     let x = a.alloc(Size(64 * PAGE), Policy::InstantFit).unwrap();
     assert!(a.source().vm().is_mapped(x));
-    let mut a = a.into_source().err().expect("x is live");
+    let mut a = a.into_source().err().expect("x is live").into_inner();
     a.free(x, Size(64 * PAGE)).unwrap();
     let source = a.into_source().unwrap_or_else(|_| panic!("nothing allocated"));
     source.check().unwrap();

@@ -344,7 +344,7 @@ fn run<const N: usize>(seed: u64, steps: usize, parent_pages: usize, at_top: boo
     drop(heap);
     keep.check().unwrap();
     assert!(keep.kept().len() <= N);
-    let parent = keep.into_inner().ok().expect("the parent takes every kept span");
+    let parent = keep.into_inner().expect("the parent takes every kept span");
     parent.check().unwrap();
     assert_eq!(parent.sizes().allocated, Size(0), "seed {seed}");
     assert_eq!(parent.sizes().free, Size(parent_pages * Q), "seed {seed}");

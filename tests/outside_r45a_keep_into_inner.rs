@@ -266,7 +266,7 @@ fn into_inner_refused_comes_back_then_succeeds() {
     s.0.borrow_mut().refuse_releases = true;
     let mut k = match k.into_inner() {
         Ok(_) => panic!("refused spans must bring the adapter back"),
-        Err(k) => k,
+        Err(k) => k.into_inner(),
     };
     assert_eq!(k.kept(), &spans[..]);
     k.check().unwrap();

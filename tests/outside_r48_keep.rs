@@ -359,7 +359,7 @@ fn shortage_retry_whose_trim_panics_then_into_inner() {
     let k = match k.into_inner() {
         Ok(_) if kept > 0 => panic!("into_inner with {kept} spans kept after a panic"),
         Ok(_) => return,
-        Err(k) => k,
+        Err(k) => k.into_inner(),
     };
     let mut k = k;
     // An import returns: give-backs resume.
@@ -371,7 +371,7 @@ fn shortage_retry_whose_trim_panics_then_into_inner() {
     let kept_n = k.kept().len() as u64;
     let inner = match k.into_inner() {
         Ok(i) => i,
-        Err(k) => panic!("into_inner refused: kept {:?}", k.kept()),
+        Err(k) => panic!("into_inner refused: kept {:?}", k.get_ref().kept()),
     };
     let s = inner.0.borrow();
     assert!(s.violations.is_empty(), "{:?}", s.violations);

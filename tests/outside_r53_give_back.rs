@@ -99,7 +99,7 @@ fn refused_again_stays_and_stranded_counts_as_left() {
     // The 3-page span is wholly free: stranded, and it left the arena.
     assert_eq!(a.give_back_free_spans(), Size(3 * PAGE));
     assert_eq!(m.stranded(), 3 * PAGE);
-    let a = a.into_source().err().expect("y is live");
+    let a = a.into_source().err().expect("y is live").into_inner();
     assert_eq!(a.sizes().imported.0, 5 * PAGE, "untouched: y's span stays");
     let mut a = a;
     a.free(y, Size(5 * PAGE)).unwrap();
@@ -143,7 +143,7 @@ fn a_panic_part_way_through_the_walk() {
         assert_eq!(a.give_back_free_spans(), Size(0));
         assert_eq!(a.give_back_free_spans(), Size(0));
         assert_eq!(m.calls(), calls, "{when:?}: the source not called while the note stands");
-        let mut a = a.into_source().err().expect("a span held under the note");
+        let mut a = a.into_source().err().expect("a span held under the note").into_inner();
         // An import returns: the note goes; the held span and the new one
         // go back.
         let z = a.alloc(Size(32 * PAGE), Policy::InstantFit).unwrap();
@@ -199,11 +199,11 @@ fn the_leak_hook_is_not_fired_by_into_source() {
     a.add(Addr(0x10_0000), Size(4 * PAGE)).unwrap();
     let x = a.alloc(Size(3 * PAGE), Policy::InstantFit).unwrap();
     let y = a.alloc(Size(8 * PAGE), Policy::InstantFit).unwrap();
-    let mut a = a.into_source().err().expect("live");
+    let mut a = a.into_source().err().expect("live").into_inner();
     a.free(x, Size(3 * PAGE)).unwrap();
-    let mut a = a.into_source().err().expect("live");
+    let mut a = a.into_source().err().expect("live").into_inner();
     a.free_deferred(y, Size(8 * PAGE)).unwrap();
-    let mut a = a.into_source().err().expect("unflushed");
+    let mut a = a.into_source().err().expect("unflushed").into_inner();
     assert_eq!(LEAKED.with(Cell::get), 0);
     a.flushed();
     let back = a.into_source().unwrap_or_else(|_| panic!("all free"));

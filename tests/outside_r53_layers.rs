@@ -49,12 +49,12 @@ fn a_child_of_a_borrowed_parent_comes_back_then_goes() {
     assert_eq!(c.sizes().imported.0, 12 * PAGE, "both refused as busy, kept");
     // z live: back at once, not even asking the parent.
     let f0 = c.counters().export_failures;
-    let mut c = c.into_source().err().expect("z live");
+    let mut c = c.into_source().err().expect("z live").into_inner();
     assert_eq!(c.counters().export_failures, f0);
     c.free(z, Size(PAGE)).unwrap();
     let f1 = c.counters().export_failures;
     // Everything free but the parent borrowed: offered, refused, kept.
-    let c = c.into_source().err().expect("the parent is borrowed");
+    let c = c.into_source().err().expect("the parent is borrowed").into_inner();
     c.check().unwrap();
     assert_eq!(c.sizes().imported.0, 12 * PAGE);
     assert_eq!(c.sizes().free, c.sizes().total);
@@ -93,7 +93,7 @@ fn keep_free_below_comes_back_with_its_kept_spans() {
     let kept = a.source().kept_size();
     assert!(kept.0 > 0, "KeepFree keeps some");
     assert_eq!(a.sizes().imported.0, 6 * PAGE, "the arena gave back what was free");
-    let mut a = a.into_source().err().expect("the 6-page allocation live");
+    let mut a = a.into_source().err().expect("the 6-page allocation live").into_inner();
     assert_eq!(a.source().kept_size(), kept, "untouched");
     a.free(xs[5].0, xs[5].1).unwrap();
     a.check().unwrap();
@@ -123,9 +123,9 @@ fn the_vm_comes_back_unmapped_through_added_spans_handles_and_flushes() {
     a.free(big, Size(128 * PAGE)).unwrap();
     a.free_deferred(d, Size(2 * PAGE)).unwrap();
     a.free_handle(hd).unwrap();
-    let mut a = a.into_source().err().expect("live in the added span, and unflushed");
+    let mut a = a.into_source().err().expect("live in the added span, and unflushed").into_inner();
     a.free(in_added, Size(63 * PAGE)).unwrap();
-    let mut a = a.into_source().err().expect("still unflushed");
+    let mut a = a.into_source().err().expect("still unflushed").into_inner();
     assert!(a.sizes().imported.0 > 0, "d's span not given back before its flush");
     a.flushed();
     a.check().unwrap();
@@ -204,7 +204,7 @@ fn unreclaimed_slabs_make_into_source_refuse() {
     assert!(s.qcache_stats().slabs > 0);
     let a = s.into_inner();
     let before = (a.sizes(), m.outstanding(), m.calls());
-    let a = a.into_source().err().expect("a slab is a live allocation");
+    let a = a.into_source().err().expect("a slab is a live allocation").into_inner();
     assert_eq!((a.sizes(), m.outstanding(), m.calls()), before, "untouched, nothing offered");
     a.check().unwrap();
 }

@@ -56,7 +56,7 @@ fn a_panic_two_levels_down() {
         );
         // The child's note stands: y's span is held, the child comes back.
         c.free(y, Size(2 * PAGE)).unwrap();
-        let mut c = c.into_source().err().expect("the child's note stands");
+        let mut c = c.into_source().err().expect("the child's note stands").into_inner();
         assert_eq!(c.give_back_free_spans(), Size(0));
         // An import that returns clears the child's note (the parent
         // imports from the model, clearing its own).
@@ -168,7 +168,7 @@ fn keep_free_with_a_kept_span_after_a_panic_below() {
     // Both notes stand: v's span is held, the arena comes back.
     a.free(v, Size(2 * PAGE)).unwrap();
     let calls = m.calls();
-    let mut a = a.into_source().err().expect("the arena's note stands");
+    let mut a = a.into_source().err().expect("the arena's note stands").into_inner();
     assert_eq!(m.calls(), calls);
     assert_eq!(a.sizes().imported.0, 2 * PAGE);
     // An import neither the held span nor the kept one serves: it asks

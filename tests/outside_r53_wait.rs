@@ -149,12 +149,12 @@ fn resized_and_partly_freed_allocations() {
     a.free_part(y, Size(4 * PAGE), Size(4 * PAGE)).unwrap();
     a.check().unwrap();
     let before = (a.sizes(), a.counters(), m.outstanding());
-    let mut a = a.into_source().err().expect("live pieces");
+    let mut a = a.into_source().err().expect("live pieces").into_inner();
     assert_eq!((a.sizes(), a.counters(), m.outstanding()), before, "untouched");
     a.free(x, Size(2 * PAGE)).unwrap();
     assert_eq!(m.outstanding(), 16 * PAGE, "x's span went back at its free");
     a.free(y, Size(4 * PAGE)).unwrap();
-    let mut a = a.into_source().err().expect("y's tail lives");
+    let mut a = a.into_source().err().expect("y's tail lives").into_inner();
     a.resize(Addr(y.0 + 8 * PAGE), Size(8 * PAGE), Size(PAGE)).unwrap();
     a.free(Addr(y.0 + 8 * PAGE), Size(PAGE)).unwrap();
     a.check().unwrap();

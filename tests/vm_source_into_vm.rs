@@ -38,7 +38,10 @@ fn an_outstanding_import_gives_the_source_back_unchanged() {
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
     let mut s = source(&sim);
     let a = s.import(Size(2 * PAGE), Size(PAGE)).unwrap();
-    let Err(mut s) = s.into_vm() else { panic!("an import outstanding") };
+    let Err(refused) = s.into_vm() else { panic!("an import outstanding") };
+    let want = ArenaError::InUse { what: "imports outstanding", size: Size(2 * PAGE) };
+    assert_eq!(refused.error(), want);
+    let mut s = refused.into_inner();
     assert!(s.vm().is_mapped(a.base()), "still mapped");
     s.check().unwrap();
     s.release(a).unwrap();

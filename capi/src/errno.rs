@@ -57,7 +57,7 @@ pub fn errno(e: &ArenaError) -> c_int {
         ArenaError::SpanOverlap(_) | ArenaError::NotAdjacent(_) => EEXIST,
         ArenaError::TagsExhausted => ENOSPC,
         ArenaError::BadImport(_) => EPROTO,
-        ArenaError::SourceBusy => EBUSY,
+        ArenaError::SourceBusy | ArenaError::InUse { .. } => EBUSY,
         ArenaError::Injected => EAGAIN,
         ArenaError::Corrupt { .. } => EUCLEAN,
         _ => EIO,

@@ -179,6 +179,9 @@ impl<P: Platform> ArenaObj<P> {
     /// NUL-terminated string; `p.parent` is null or as for
     /// [`from_ptr`](Self::from_ptr).
     pub(crate) unsafe fn init(place: *mut Self, p: &vmspace_params, owned: bool) -> c_int {
+        // Every creation (native, vmem(9)'s create and init) checks the
+        // caller's context here.
+        P::enter();
         let parent = match NonNull::new(p.parent) {
             None => None,
             // SAFETY: the caller's contract for the parent.
@@ -319,6 +322,7 @@ impl<P: Platform> ArenaObj<P> {
     /// during or after this call (a use after destroy is undefined once
     /// the memory is reused).
     pub(crate) unsafe fn destroy(p: *mut c_void) -> c_int {
+        P::enter();
         // SAFETY: the caller's contract.
         let obj = match unsafe { Self::from_ptr(p) } {
             Ok(o) => o,

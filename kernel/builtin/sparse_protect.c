@@ -124,8 +124,8 @@ static void unrestore(struct vm_struct *area, unsigned long start,
 	unsigned long a = start, run;
 
 	while (a < end) {
-		resched_every_batch(a, start);
 		if (!restored(a)) {
+			resched_every_batch(a, start);
 			a += PAGE_SIZE;
 			continue;
 		}
@@ -133,6 +133,8 @@ static void unrestore(struct vm_struct *area, unsigned long start,
 			;
 		vm_area_unmap_pages(area, a, run);
 		a = run;
+		/* A run may be long, and end anywhere: let others run after it. */
+		cond_resched();
 	}
 }
 

@@ -140,8 +140,10 @@ impl<B: DevBackends> MiscDevice for DevFile<B> {
     /// objects' records are charged to the caller's memory cgroup, and on
     /// the built-in device (its backend made accounted) so are the pages
     /// mapped for it and the backends' metadata pages; the module's
-    /// committed backends charge no one. Bounded per file by
-    /// [`Limits`](crate::backends::Limits); across files, by the cgroup.
+    /// committed backends charge no one (nor are page tables and
+    /// `vm_struct`s charged). Bounded per file by
+    /// [`Limits`](crate::backends::Limits); across files, mostly by the
+    /// cgroup.
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         // SAFETY: `capable` has no preconditions (it looks at the current
         // task's credentials).

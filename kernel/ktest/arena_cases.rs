@@ -172,9 +172,14 @@ pub fn source_round_trip<P: PageOps + Clone, Q: PageOps + Clone>(vm_ops: P, meta
                 made += 1;
                 let x = a.alloc(Size(8 * page), Policy::InstantFit).context("alloc")?;
                 ensure(a.source().vm().is_mapped(x), "the import is not mapped")?;
-                let Err(mut a) = a.into_source() else {
+                let Err(refused) = a.into_source() else {
                     return ensure(false, "into_source gave the source back with an allocation live");
                 };
+                ensure(
+                    refused.error() == ArenaError::InUse { what: "allocations live", size: Size(8 * page) },
+                    "into_source refused for another reason",
+                )?;
+                let mut a = refused.into_inner();
                 a.free(x, Size(8 * page)).context("free")?;
                 match a.into_source() {
                     Ok(s) => s,

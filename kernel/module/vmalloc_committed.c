@@ -29,9 +29,12 @@ void vmspace_committed_vfree(void *addr)
 }
 
 /*
- * `size` bytes of zeroed, physically contiguous pages, or NULL. Blocks of
- * up to 4 MiB are costly orders: fail rather than retry hard or invoke the
- * OOM killer for them (__GFP_NORETRY); the caller reports the failure.
+ * `size` bytes of zeroed, physically contiguous pages, or NULL. Above
+ * PAGE_ALLOC_COSTLY_ORDER (32 KiB) the allocator already neither loops nor
+ * calls the OOM killer; __GFP_NORETRY also keeps its one compaction
+ * attempt light and gives up where compaction is deferred: a metadata
+ * block is not worth stalling the system for (the caller reports the
+ * failure).
  */
 void *vmspace_committed_pages(unsigned long size)
 {

@@ -89,6 +89,18 @@ pub enum ArenaError {
     SourceBusy,
     /// A fault injected by the arena's own fault injector (vmem's mtbf).
     Injected,
+    /// A teardown that gives back what it stands on
+    /// ([`Arena::into_source`](super::Arena::into_source),
+    /// [`KeepFree::into_inner`](crate::sources::KeepFree::into_inner),
+    /// [`VmSource::into_vm`](crate::sources::VmSource::into_vm)) found it
+    /// still in use: `what` says how, `size` how much. Nothing changed but
+    /// what the teardown's docs say it does first.
+    InUse {
+        /// What is still in use.
+        what: &'static str,
+        /// How much of it.
+        size: Size,
+    },
     /// [`Arena::check`](super::Arena::check) found a broken invariant.
     Corrupt {
         /// Which invariant.
@@ -157,6 +169,7 @@ impl fmt::Display for ArenaError {
             ),
             ArenaError::SourceBusy => f.write_str("source is borrowed elsewhere"),
             ArenaError::Injected => f.write_str("injected fault (mtbf)"),
+            ArenaError::InUse { what, size } => write!(f, "still in use: {what} ({:#x})", size.0),
             ArenaError::Corrupt { what, tag } => {
                 write!(f, "arena inconsistent at tag {tag}: {what}")
             }

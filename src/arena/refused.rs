@@ -1,20 +1,24 @@
-//! [`Refused`]: a constructor's error with what it was given back, so a
-//! failed construction loses nothing the caller owned.
+//! [`Refused`]: a constructor's or a teardown's error with what it was
+//! given back, so a refusal loses nothing the caller owned.
 
 use core::fmt;
 
 use super::ArenaError;
 
-/// A constructor refused: why, and the value it took that holds the
-/// caller's state, given back as it was.
+/// A constructor or a teardown refused: why, and the value it took that
+/// holds the caller's state, given back.
 ///
-/// Which value comes back is each constructor's to say: the source of an
-/// [`Arena`](super::Arena) (a `VmSource` holds a reservation, a parent
-/// arena's imports may be outstanding through it), the `Vm` of a
-/// [`VmSource`](crate::sources::VmSource), the arena of a
+/// Which value comes back is each call's to say: a constructor gives back
+/// the source of an [`Arena`](super::Arena) (a `VmSource` holds a
+/// reservation, a parent arena's imports may be outstanding through it),
+/// the `Vm` of a [`VmSource`](crate::sources::VmSource), the arena of a
 /// [`SyncArena`](crate::sync::SyncArena) given quantum caches (with its
-/// spans and allocations). Stores made for the new structure hold nothing
-/// of the caller's yet and are released.
+/// spans and allocations); stores made for the new structure hold nothing
+/// of the caller's yet and are released. A teardown that finds what it
+/// would give back still in use ([`Arena::into_source`](super::Arena::into_source),
+/// [`KeepFree::into_inner`](crate::sources::KeepFree::into_inner),
+/// [`VmSource::into_vm`](crate::sources::VmSource::into_vm)) gives back
+/// itself, with [`ArenaError::InUse`] saying what holds it.
 ///
 /// A `Refused` converts into its [`ArenaError`] (`?` in a function
 /// returning `ArenaError` drops the value, as before); its `Debug` shows the
@@ -31,7 +35,7 @@ impl<T> Refused<T> {
         Refused { error, value }
     }
 
-    /// Why the constructor refused.
+    /// Why the call refused.
     pub fn error(&self) -> ArenaError {
         self.error
     }

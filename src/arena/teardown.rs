@@ -12,7 +12,10 @@ use super::fault::Mtbf;
 use super::freelist::FreeLists;
 use super::tag::HEAD;
 use super::Store;
-use super::{Arena, Counters, LeakHook, SegmentKind, SegmentKinds, Sizes, Source, SourcePanic};
+use super::{
+    Arena, ArenaError, Counters, LeakHook, Refused, SegmentKind, SegmentKinds, Sizes, Source,
+    SourcePanic,
+};
 
 // `into_source` reads the source and the two tables out of an arena it
 // does not drop: every other field must have no drop of its own.
@@ -46,16 +49,27 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// Should the source panic in a give-back, the panic goes on, the arena
     /// is dropped as it unwinds, and its drop calls the source no more: the
     /// spans not yet given back stay taken in the source.
+    ///
+    /// Refused, the arena comes back in a [`Refused`] whose error,
+    /// [`InUse`](ArenaError::InUse), says what kept it: allocations live,
+    /// segments waiting for a flush, or imported spans the source did not
+    /// take back.
     #[expect(clippy::result_large_err, reason = "the arena, back to its owner")]
-    pub fn into_source(mut self) -> Result<I, Self> {
-        if !self.sizes.allocated.is_zero() || !self.sizes.unflushed.is_zero() {
-            return Err(self);
+    pub fn into_source(mut self) -> Result<I, Refused<Self>> {
+        let in_use = |what, size| ArenaError::InUse { what, size };
+        if !self.sizes.allocated.is_zero() {
+            return Err(Refused::new(in_use("allocations live", self.sizes.allocated), self));
+        }
+        if !self.sizes.unflushed.is_zero() {
+            let e = in_use("segments waiting for a flush", self.sizes.unflushed);
+            return Err(Refused::new(e, self));
         }
         // Nothing allocated or unflushed: each imported span is one free
         // segment, which this gives back.
         self.give_back_free_spans();
         if !self.sizes.imported.is_zero() {
-            return Err(self);
+            let e = in_use("imported spans the source did not take back", self.sizes.imported);
+            return Err(Refused::new(e, self));
         }
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used again nor dropped (`ManuallyDrop`),
@@ -161,7 +175,9 @@ mod tests {
         let mut a = Arena::new("t", Size(16), tags, hash, source).unwrap();
         let x = a.alloc(Size(64), Policy::InstantFit).unwrap();
         assert_eq!(a.source().out, 64);
-        let mut a = a.into_source().err().unwrap();
+        let refused = a.into_source().err().unwrap();
+        assert_eq!(refused.error(), ArenaError::InUse { what: "allocations live", size: Size(64) });
+        let mut a = refused.into_inner();
         a.free(x, Size(64)).unwrap();
         let back = a.into_source().unwrap_or_else(|_| panic!("nothing allocated"));
         assert_eq!((back.out, back.bytes.len()), (0, 100));

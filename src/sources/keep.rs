@@ -3,7 +3,7 @@
 
 use vmspace_shim::{Range, ShimError, Size};
 
-use crate::arena::{check_import, ArenaError, SharedSourcePanic, Source};
+use crate::arena::{check_import, ArenaError, Refused, SharedSourcePanic, Source};
 use crate::vm::VmError;
 
 /// A [`Source`] over `S` that imports in multiples of its own quantum (an
@@ -182,10 +182,15 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
     /// instead (`Err`), keeping the spans refused: dropped here, they would
     /// be lost to both. Spans handed out and not given back stay with
     /// whoever holds them; give them back to `S` directly from now on.
-    pub fn into_inner(mut self) -> Result<S, Self> {
+    ///
+    /// Refused, the adapter comes back in a [`Refused`] whose error,
+    /// [`InUse`](ArenaError::InUse), counts the spans still kept.
+    pub fn into_inner(mut self) -> Result<S, Refused<Self>> {
         self.trim();
         if self.len > 0 {
-            return Err(self);
+            let e =
+                ArenaError::InUse { what: "kept spans the source refused", size: self.kept_size() };
+            return Err(Refused::new(e, self));
         }
         let this = core::mem::ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped nor used again, so `inner` is

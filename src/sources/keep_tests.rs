@@ -304,10 +304,15 @@ fn into_inner_gives_the_kept_spans_back_first() {
     k.release(a).unwrap();
     k.inner_mut().refuse = Some(ArenaError::SourceBusy);
     // Refused: the adapter back, `a` still kept.
-    let mut k = k.into_inner().err().expect("a refused span keeps the adapter");
+    let refused = k.into_inner().err().expect("a refused span keeps the adapter");
+    assert_eq!(
+        refused.error(),
+        ArenaError::InUse { what: "kept spans the source refused", size: Size(Q) }
+    );
+    let mut k = refused.into_inner();
     assert_eq!(k.kept(), [a]);
     k.inner_mut().refuse = None;
-    let below = k.into_inner().ok().expect("nothing kept");
+    let below = k.into_inner().expect("nothing kept");
     assert_eq!((below.imports, below.released), (2, 1));
     let _ = b;
 }

@@ -127,10 +127,15 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     /// wholly unmapped, its reservation kept. With imports outstanding
     /// (a range left [`Stranded`](ArenaError::Stranded) counts: it stays
     /// imported for good), the source itself back, unchanged.
+    ///
+    /// Refused, the source comes back in a [`Refused`] whose error,
+    /// [`InUse`](ArenaError::InUse), says how much is imported.
     #[expect(clippy::result_large_err, reason = "the source itself, back to its owner")]
-    pub fn into_vm(mut self) -> Result<Vm<P>, Self> {
-        if !self.space.sizes().allocated.is_zero() {
-            return Err(self);
+    pub fn into_vm(mut self) -> Result<Vm<P>, Refused<Self>> {
+        let imported = self.space.sizes().allocated;
+        if !imported.is_zero() {
+            let e = ArenaError::InUse { what: "imports outstanding", size: imported };
+            return Err(Refused::new(e, self));
         }
         self.flush();
         Ok(self.vm)

@@ -69,6 +69,8 @@ pub unsafe extern "C" fn ioctl(
                 v.abi_version = ABI_VERSION;
                 v.page_size = 4096;
                 v.max_tags_per_arena = 1 << 20;
+                v.max_reserved_per_file = 1 << 30;
+                v.max_mapped_per_file = 64 << 20;
             }
             x if x == nr::ARENA_CREATE => (*arg.cast::<ArenaCreateArgs>()).id = 7,
             x if x == nr::VM_RESERVE => {

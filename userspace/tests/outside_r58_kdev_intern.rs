@@ -31,7 +31,7 @@ fn record(code: u16, msg: &str) -> WireError {
 }
 
 #[test]
-fn distinct_device_messages_are_leaked_without_bound() {
+fn distinct_device_messages_are_not_kept_without_bound() {
     let mut kept = HashSet::new();
     for i in 0..N {
         let r = record(ARENA_INVALID_ARGUMENT, &format!("msg {i:08}"));

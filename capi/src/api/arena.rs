@@ -28,7 +28,6 @@ impl<P: Platform> Api<P> {
         qcache_max: vmspace_size_t,
         flags: c_int,
     ) -> *mut vmspace_arena_t {
-        P::enter();
         let p =
             vmspace_params { name, base, size, quantum, qcache_max, flags, ..Default::default() };
         // SAFETY: the name as the caller promises; no parent.
@@ -50,7 +49,6 @@ impl<P: Platform> Api<P> {
         params: *const vmspace_params,
         arenap: *mut *mut vmspace_arena_t,
     ) -> c_int {
-        P::enter();
         let arenap = match out(arenap) {
             Ok(a) => a,
             Err(e) => return e,
@@ -81,7 +79,6 @@ impl<P: Platform> Api<P> {
     /// `arena` is NULL or an arena (live, or destroyed but its memory not
     /// reused), used by nobody else during or after the call.
     pub unsafe fn vmspace_arena_destroy(arena: *mut vmspace_arena_t) -> c_int {
-        P::enter();
         // SAFETY: the caller's contract.
         unsafe { ArenaObj::<P>::destroy(arena.cast::<c_void>()) }
     }

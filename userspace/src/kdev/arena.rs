@@ -151,8 +151,10 @@ impl DevArena {
     /// The segments of `kinds` in address order. A count the device
     /// answers above its own bound on tags is refused (`EPROTO`).
     pub fn segments(&self, kinds: SegmentKinds) -> Result<Vec<Segment>, KdevError> {
-        let most =
-            usize::try_from(self.obj.device().info().max_tags_per_arena).unwrap_or(usize::MAX);
+        // No arena has more tags than the core allows, whatever the device says.
+        let most = usize::try_from(self.obj.device().info().max_tags_per_arena)
+            .unwrap_or(usize::MAX)
+            .min(vmspace::arena::MAX_TAGS);
         let list = read_list("ARENA_WALK", WireSegment::ZERO, 256, 64, most, |buf| {
             let mut a = ListArgs {
                 id: self.obj.id(),

@@ -14,7 +14,8 @@ const TRIES: usize = 8;
 /// made as large as the count (with `slack` more, at most `most`) and the
 /// command run again, up to [`TRIES`] times. A count above `most`, or one
 /// that outgrows every buffer, is the device breaking its protocol:
-/// `EPROTO`, not an allocation sized by whatever it said.
+/// `EPROTO`, not an allocation sized by whatever it said; a buffer that
+/// cannot be had is `ENOMEM`, not an abort.
 pub(super) fn read_list<T: Copy>(
     command: &'static str,
     zero: T,
@@ -23,18 +24,24 @@ pub(super) fn read_list<T: Copy>(
     most: usize,
     mut fill: impl FnMut(&mut [T]) -> Result<u64, KdevError>,
 ) -> Result<Vec<T>, KdevError> {
-    let protocol = || KdevError { command, errno: Errno::EPROTO, record: None };
-    let mut buf = vec![zero; first.clamp(1, most.max(1))];
+    let error = |errno| KdevError { command, errno, record: None };
+    let room = |n: usize| {
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(n).map_err(|_| error(Errno::ENOMEM))?;
+        buf.resize(n, zero);
+        Ok(buf)
+    };
+    let mut buf = room(first.clamp(1, most.max(1)))?;
     for _ in 0..TRIES {
         let n = fill(&mut buf)?;
-        let n = usize::try_from(n).ok().filter(|&n| n <= most).ok_or_else(protocol)?;
+        let n = usize::try_from(n).ok().filter(|&n| n <= most).ok_or(error(Errno::EPROTO))?;
         if n <= buf.len() {
             buf.truncate(n);
             return Ok(buf);
         }
-        buf = vec![zero; n.saturating_add(slack).min(most)];
+        buf = room(n.saturating_add(slack).min(most))?;
     }
-    Err(protocol())
+    Err(error(Errno::EPROTO))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! [`DevVm`]: a VM in the kernel, behind `/dev/vmspace`, as a [`VmTarget`],
 //! with reads and writes of its mapped pages through the file.
 
+use nix::errno::Errno;
 use vmspace::vm::VmError;
 use vmspace_abi::args::*;
 use vmspace_shim::{Addr, Protection, Range, Size};
@@ -24,9 +25,20 @@ impl DevVm {
         let fd = dev.fd();
         // SAFETY: `p` points to `a`, the command's argument.
         call("VM_RESERVE", &mut a, |a| a.err, |p| unsafe { ioctl::vm_reserve(fd, p) })?;
+        // Owned from here: a refusal below destroys it.
+        let obj = DevObject::new(dev, a.id);
         let range = Range::new(Addr(a.base as usize), Addr(a.limit as usize))
             .unwrap_or(Range::empty(Addr(a.base as usize)));
-        Ok(DevVm { obj: DevObject::new(dev, a.id), range })
+        // The range sizes what is read back from the device (`runs`): no
+        // larger than was asked for (rounded up to the grain and the page),
+        // nor than a file may reserve.
+        let unit = grain.max(obj.device().page_size()).max(1);
+        let asked = size.checked_next_multiple_of(unit).unwrap_or(usize::MAX);
+        let info = obj.device().info();
+        if range.size().0 > asked || range.size().0 as u64 > info.max_reserved_per_file {
+            return Err(KdevError { command: "VM_RESERVE", errno: Errno::EPROTO, record: None });
+        }
+        Ok(DevVm { obj, range })
     }
 
     /// The VM's id in its file.
@@ -52,8 +64,13 @@ impl DevVm {
     /// what the VM can hold (every other page mapped) is refused
     /// (`EPROTO`).
     pub fn runs(&self) -> Result<Vec<Range>, KdevError> {
-        let pages = self.range.size().0 / self.obj.device().page_size().max(1);
-        let most = pages / 2 + 1;
+        let page = self.obj.device().page_size().max(1);
+        let pages = self.range.size().0 / page;
+        // Runs are separated by unmapped pages, and never outnumber the
+        // pages a file may map.
+        let mapped = usize::try_from(self.obj.device().info().max_mapped_per_file / page as u64)
+            .unwrap_or(usize::MAX);
+        let most = (pages / 2 + 1).min(mapped.saturating_add(1));
         let list = read_list("VM_RUNS", WireRange::ZERO, 64, 16, most, |buf| {
             let mut a = ListArgs {
                 id: self.obj.id(),

@@ -181,12 +181,12 @@ impl ArenaOpConfig {
     }
 
     /// The configuration the operations are made for: a quantum of 0 taken
-    /// as 1 and one above 2^32 as 2^32, a window running past the top of
+    /// as 1 and one above 2^27 (the arena's largest) as 2^27, a window running past the top of
     /// the address space cut at it, so that no address or size an
     /// operation computes overflows (the fields are public: any values may
     /// come in).
     fn sane(&self) -> Self {
-        let quantum = self.quantum.clamp(1, 1 << 32);
+        let quantum = self.quantum.clamp(1, 1 << 27);
         let extent = self.extent.min(usize::MAX - self.base).min(usize::MAX - 1);
         ArenaOpConfig { quantum, extent, ..*self }
     }

@@ -12,7 +12,7 @@
 //! on a system with larger pages, where no two mappings share a page.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write as _;
+use std::fmt;
 
 use crate::input::parse_number;
 
@@ -79,6 +79,9 @@ pub struct Importer {
     pub skipped: usize,
     /// Calls split over two lines (`<unfinished ...>`, then resumed).
     pub split: usize,
+    /// The strace line whose trace line found no memory: nothing is
+    /// written from there on.
+    pub out_of_memory: Option<usize>,
 }
 
 impl Importer {
@@ -94,7 +97,25 @@ impl Importer {
             used: 0,
             skipped: 0,
             split: 0,
+            out_of_memory: None,
         }
+    }
+
+    /// Append a line of the trace, for strace line `line`. The trace is
+    /// some 25 times a log of short lines: a line that finds no memory
+    /// stops the writing (and the command says so), where growing the
+    /// text infallibly would abort the process.
+    fn write(&mut self, text: fmt::Arguments<'_>, line: usize) {
+        if self.out_of_memory.is_some() {
+            return;
+        }
+        let text = fmt::format(text);
+        if self.out.try_reserve(text.len() + 1).is_err() {
+            self.out_of_memory = Some(line);
+            return;
+        }
+        self.out.push_str(&text);
+        self.out.push('\n');
     }
 
     /// `n` rounded up to `to`, or the largest multiple of `to` when that
@@ -104,12 +125,12 @@ impl Importer {
     }
 
     fn emit(&mut self, op: String, line: usize) {
-        let _ = writeln!(self.out, "{op:<32} # strace line {line}");
+        self.write(format_args!("{op:<32} # strace line {line}"), line);
     }
 
     /// A comment for a line that becomes no operation.
     pub fn note(&mut self, what: &str, line: usize) {
-        let _ = writeln!(self.out, "# strace line {line}: {what}");
+        self.write(format_args!("# strace line {line}: {what}"), line);
         self.skipped += 1;
     }
 
@@ -117,7 +138,7 @@ impl Importer {
     /// it does is written where it ends, on line `resumed` (so a line is
     /// named by an operation or a comment, whichever way strace wrote it).
     pub fn split(&mut self, line: usize, resumed: usize) {
-        let _ = writeln!(self.out, "# strace line {line}: a call resumed on line {resumed}");
+        self.write(format_args!("# strace line {line}: a call resumed on line {resumed}"), line);
         self.split += 1;
     }
 

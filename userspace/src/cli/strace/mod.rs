@@ -91,7 +91,7 @@ fn take_started(
 /// writes the two parts of [`convert_parts`] without joining them).
 #[cfg(test)]
 pub fn convert(text: &str, page: usize) -> String {
-    let (head, body) = convert_parts(text, page);
+    let (head, body) = convert_parts(text, page).unwrap();
     head + &body
 }
 
@@ -99,7 +99,9 @@ pub fn convert(text: &str, page: usize) -> String {
 /// the quantum, the span) and the body (an operation or a comment a line),
 /// to be written one after the other: the body is about 25 times the size
 /// of a log of short lines, and joining the parts would copy it once more.
-fn convert_parts(text: &str, page: usize) -> (String, String) {
+/// A trace that does not fit in memory is an error naming the strace line
+/// where it stopped fitting.
+fn convert_parts(text: &str, page: usize) -> Result<(String, String), String> {
     let mut im = Importer::new(page);
     // Unfinished calls by pid: the text so far and its line.
     let mut pending: HashMap<String, (String, usize)> = HashMap::new();
@@ -187,14 +189,17 @@ fn convert_parts(text: &str, page: usize) -> (String, String) {
     }
     let (base, size) = span(page);
     let _ = writeln!(head, "quantum {page}\nadd {base:#x} {size:#x}");
-    (head, im.out)
+    match im.out_of_memory {
+        Some(line) => Err(format!("out of memory for the trace at strace line {line}")),
+        None => Ok((head, im.out)),
+    }
 }
 
 /// `vmspace import-strace`.
 pub fn run(o: &ImportArgs) -> Result<(), String> {
     let bytes = crate::input::read(&o.file)?;
     let text = String::from_utf8_lossy(&bytes);
-    let (head, body) = convert_parts(&text, o.page);
+    let (head, body) = convert_parts(&text, o.page)?;
     drop(text);
     drop(bytes);
     match &o.output {
