@@ -60,7 +60,12 @@
  * arena is being created on it as a parent; callbacks that are not what
  * their types say; a name that is not NUL-terminated. Functions may be
  * called from any thread, concurrently, on the same arena; in the kernel,
- * from task context only (they may sleep: the arena lock is a mutex).
+ * from process context only, every one of them (they may sleep: the arena
+ * lock is a mutex): never under a spinlock, with interrupts or preemption
+ * disabled, in rcu_read_lock(), softirq or interrupt context. A call
+ * without VMSPACE_WAIT does not wait for space but still takes the mutex.
+ * kernel/README.md ("Calling it from a driver") has the rest: import
+ * functions, waits, errors, lifetime and cost.
  */
 #ifndef VMSPACE_H
 #define VMSPACE_H
