@@ -168,8 +168,7 @@ fn spans_refused_before_are_offered_again() {
     books.script(&[Give::Refuse, Give::Take]);
     let refused = a.into_source().err().expect("one span refused again");
     let imported = refused.get_ref().sizes().imported;
-    let want =
-        ArenaError::InUse { what: "imported spans the source did not take back", size: imported };
+    let want = ArenaError::InUse { what: "imported spans not given back", size: imported };
     assert_eq!(refused.error(), want);
     let a = refused.into_inner();
     a.check().unwrap();

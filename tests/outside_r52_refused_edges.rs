@@ -219,7 +219,7 @@ fn refused_caches_leave_an_importing_arena_as_it_was() {
         );
         inj.clear();
         a = match r {
-            Ok(s) => s.into_inner(),
+            Ok(s) => s.into_inner().unwrap(),
             Err(refused) => {
                 n_refused += 1;
                 refused.into_inner()

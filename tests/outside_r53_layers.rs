@@ -7,7 +7,7 @@ mod outside_r53_common;
 use std::cell::RefCell;
 
 use outside_r53_common::{bytes, Model, PAGE};
-use vmspace::arena::{Arena, PageStore, Policy, SliceStore};
+use vmspace::arena::{Arena, ArenaError, PageStore, Policy, SliceStore};
 use vmspace::qcache::QCacheConfig;
 use vmspace::sources::{KeepFree, VmSource};
 use vmspace::sync::{CacheHandle, NoWait, SpinLock, SyncArena};
@@ -173,7 +173,7 @@ fn quantum_cache_slabs_keep_the_arena_until_reclaimed() {
     assert!(freed > 0);
     s.check().unwrap();
     let left = s.with(|a| a.give_back_free_spans());
-    let a = s.into_inner();
+    let a = s.into_inner().unwrap();
     assert_eq!(a.sizes().allocated, Size(0));
     a.check().unwrap();
     let back = a.into_source().unwrap_or_else(|_| panic!("slabs reclaimed"));
@@ -196,18 +196,26 @@ fn unreclaimed_slabs_make_into_source_refuse() {
     let s: Sync<'_> =
         SyncArena::with_quantum_caches(a, QCacheConfig::new(4, SliceStore::new(bytes(&mut q))))
             .unwrap();
-    // `into_inner` reclaims the caches now (round 59b), so a slab stays in
-    // the arena only while one of its objects is live: keep one.
-    {
+    // `into_inner` reclaims the caches now (round 59b), so a slab stays
+    // only while one of its objects is live, and then (round 60a) it
+    // refuses: nothing outside the caches could free that slab. Keep one.
+    let live = {
         let mut hd = CacheHandle::new(&s);
         let x = hd.alloc(Size(48)).unwrap();
-        let _live = hd.alloc(Size(48)).unwrap();
+        let live = hd.alloc(Size(48)).unwrap();
         hd.free(x, Size(48)).unwrap();
-    }
+        live
+    };
     assert!(s.qcache_stats().slabs > 0);
-    let a = s.into_inner();
-    let before = (a.sizes(), m.outstanding(), m.calls());
-    let a = a.into_source().err().expect("a slab is a live allocation").into_inner();
-    assert_eq!((a.sizes(), m.outstanding(), m.calls()), before, "untouched, nothing offered");
-    a.check().unwrap();
+    let refused = s.into_inner().err().expect("a slab holds a live object");
+    assert!(
+        matches!(refused.error(), ArenaError::InUse { what: "objects live in the quantum caches", size } if size.0 > 0),
+        "{refused:?}"
+    );
+    let s = refused.into_inner();
+    s.free(live, Size(48)).unwrap();
+    let a = s.into_inner().unwrap();
+    assert_eq!(a.sizes().allocated, Size(0));
+    let back = a.into_source().unwrap_or_else(|_| panic!("nothing left allocated"));
+    assert_eq!(back.outstanding(), 0);
 }

@@ -206,7 +206,7 @@ fn with_quantum_caches_gives_the_arena_back_with_its_allocations() {
                 let y = s.alloc(Size(16), Policy::InstantFit, Wait::No).unwrap();
                 s.free(y, Size(16)).unwrap();
                 s.reclaim();
-                s.into_inner()
+                s.into_inner().unwrap()
             }
             Err(refused) => {
                 refusals += 1;

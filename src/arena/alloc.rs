@@ -24,10 +24,11 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// failure counter. Free the result with [`free`](Self::free) (or
     /// [`xfree`](Self::xfree)) and the same size.
     ///
-    /// A request with an address window ([`min_addr`](Constraints::min_addr),
-    /// [`max_addr`](Constraints::max_addr) or [`exact`](Constraints::exact))
-    /// is served from the spans the arena has: it never imports, since a
-    /// source chooses where its spans are. Over an importing arena, add or
+    /// A request with an address window that leaves some address out
+    /// ([`min_addr`](Constraints::min_addr) above 0,
+    /// [`max_addr`](Constraints::max_addr) below the top, or
+    /// [`exact`](Constraints::exact)) is served from the spans the arena
+    /// has: it never imports, since a source chooses where its spans are. Over an importing arena, add or
     /// import the span first (an unwindowed allocation of that size), or
     /// expect `NoSpace`. Alignment, phase and nocross do import.
     pub fn xalloc(&mut self, constraints: &Constraints) -> Result<Addr, ArenaError> {

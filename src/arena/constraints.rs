@@ -99,9 +99,9 @@ impl Constraints {
         self
     }
 
-    /// The allocation must start at or above `addr`. A windowed request is
-    /// served from the arena's spans, never imported (see
-    /// [`Arena::xalloc`](super::Arena::xalloc)).
+    /// The allocation must start at or above `addr`. A window that leaves
+    /// some address out is served from the arena's spans, never imported
+    /// (see [`Arena::xalloc`](super::Arena::xalloc)).
     pub const fn min_addr(mut self, addr: Addr) -> Self {
         self.min = Some(addr);
         self

@@ -51,9 +51,10 @@ impl<S: Store, I: Source> Arena<S, I> {
     /// spans not yet given back stay taken in the source.
     ///
     /// Refused, the arena comes back in a [`Refused`] whose error,
-    /// [`InUse`](ArenaError::InUse), says what kept it: allocations live,
-    /// segments waiting for a flush, or imported spans the source did not
-    /// take back.
+    /// [`InUse`](ArenaError::InUse), says what kept it, the first of:
+    /// allocations live, segments waiting for a flush (only then is
+    /// anything given back), imported spans not given back (refused by the
+    /// source, or not offered while its last call's panic stands).
     #[expect(clippy::result_large_err, reason = "the arena, back to its owner")]
     pub fn into_source(mut self) -> Result<I, Refused<Self>> {
         let in_use = |what, size| ArenaError::InUse { what, size };
@@ -68,7 +69,7 @@ impl<S: Store, I: Source> Arena<S, I> {
         // segment, which this gives back.
         self.give_back_free_spans();
         if !self.sizes.imported.is_zero() {
-            let e = in_use("imported spans the source did not take back", self.sizes.imported);
+            let e = in_use("imported spans not given back", self.sizes.imported);
             return Err(Refused::new(e, self));
         }
         let this = ManuallyDrop::new(self);

@@ -188,8 +188,7 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
     pub fn into_inner(mut self) -> Result<S, Refused<Self>> {
         self.trim();
         if self.len > 0 {
-            let e =
-                ArenaError::InUse { what: "kept spans the source refused", size: self.kept_size() };
+            let e = ArenaError::InUse { what: "kept spans not given back", size: self.kept_size() };
             return Err(Refused::new(e, self));
         }
         let this = core::mem::ManuallyDrop::new(self);

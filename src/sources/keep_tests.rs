@@ -307,7 +307,7 @@ fn into_inner_gives_the_kept_spans_back_first() {
     let refused = k.into_inner().err().expect("a refused span keeps the adapter");
     assert_eq!(
         refused.error(),
-        ArenaError::InUse { what: "kept spans the source refused", size: Size(Q) }
+        ArenaError::InUse { what: "kept spans not given back", size: Size(Q) }
     );
     let mut k = refused.into_inner();
     assert_eq!(k.kept(), [a]);

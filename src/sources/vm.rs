@@ -61,7 +61,8 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     /// at most one a page of the VM, plus [`MIN_TAGS`](crate::arena::MIN_TAGS),
     /// each [`TAG_BYTES`](crate::arena::TAG_BYTES); a store that runs out
     /// makes imports fail with `TagsExhausted` (one or two tags a live
-    /// import: 16 pages of tags hold about 2,000 one-page imports). The hash
+    /// import: 16 pages of tags hold about 2,000 one-page imports packed,
+    /// 1,000 with a free page between each). The hash
     /// keeps a 4-byte head a live import and grows by doubling; a hash store
     /// that cannot grow makes lookups slower, not fail. A [`PageStore`]
     /// only reserves address space and maps pages as the table grows, so a

@@ -8,7 +8,7 @@ use vmspace_shim::{Addr, Size};
 
 use super::lock::{Held, RawLock};
 use super::wait::{Waiter, WakeOnUnwind};
-use crate::arena::{Arena, ArenaError, Handle, Policy, Refused, Source, Store};
+use crate::arena::{Arena, ArenaError, Handle, Policy, Refused, SegmentKinds, Source, Store};
 use crate::qcache::{Locked, Magazine, QCache, QCacheConfig, QCacheStats};
 
 mod waiting;
@@ -359,11 +359,36 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
 
     /// Take the arena back out. The caches are reclaimed first (no handle
     /// or per-CPU cache can be alive: they borrow this arena), so every
-    /// slab whose objects are all free goes back to the arena; a slab with
-    /// an object still allocated through the caches stays in it as a held
-    /// allocation, which only its handle frees.
-    pub fn into_inner(self) -> Arena<S, I> {
+    /// slab whose objects are all free is freed in the arena, as any free:
+    /// an imported span that empties goes back to the source (a source that
+    /// panics there unwinds through this call, and the shared arena is
+    /// dropped as it does).
+    ///
+    /// Refused while a slab still holds an object allocated through the
+    /// caches: outside them nothing could free that object or its slab, so
+    /// the arena would hold them for good (and its
+    /// [`into_source`](Arena::into_source) would refuse for ever). The
+    /// shared arena comes back in a [`Refused`] whose
+    /// [`InUse`](ArenaError::InUse) counts the slabs' bytes: free the
+    /// objects (through the caches or [`free`](Self::free)) and try again.
+    #[expect(clippy::result_large_err, reason = "the shared arena, back to its owner")]
+    pub fn into_inner(self) -> Result<Arena<S, I>, Refused<Self>> {
         self.reclaim();
-        self.arena.into_inner()
+        if let Some(q) = self.caches.as_ref() {
+            let slabs = self.with(|a| {
+                a.walk(SegmentKinds::ALLOCATED)
+                    .filter(|s| s.held && q.is_slab(s.range.base()))
+                    .map(|s| s.range.size().0)
+                    .sum::<usize>()
+            });
+            if slabs > 0 {
+                let e = ArenaError::InUse {
+                    what: "objects live in the quantum caches",
+                    size: Size(slabs),
+                };
+                return Err(Refused::new(e, self));
+            }
+        }
+        Ok(self.arena.into_inner())
     }
 }

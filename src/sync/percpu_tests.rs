@@ -243,11 +243,11 @@ fn the_documented_store_sizes_suffice_at_every_alignment_and_no_less_does_at_the
         assert_eq!(table_store_bytes(classes + 100), table_store_bytes(MAX_CLASSES));
         for offset in (0..64).step_by(crate::arena::STORE_ALIGN) {
             let mut b = buffers();
-            let a = shared(&mut b, 1 << 20, 0).into_inner();
+            let a = shared(&mut b, 1 << 20, 0).into_inner().unwrap();
             let ok =
                 QCacheConfig::new(classes, SliceStore::new(at_offset(&mut words, offset, need)));
             assert!(Shared::with_quantum_caches(a, ok).is_ok(), "{classes} classes at +{offset}");
-            let a = shared(&mut b, 1 << 20, 0).into_inner();
+            let a = shared(&mut b, 1 << 20, 0).into_inner().unwrap();
             let short = SliceStore::new(at_offset(&mut words, offset, need - 1));
             let short = Shared::with_quantum_caches(a, QCacheConfig::new(classes, short));
             assert!(short.is_err(), "{classes} classes at +{offset} in a byte less");

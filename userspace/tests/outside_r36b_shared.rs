@@ -78,7 +78,7 @@ fn cached_objects_over_mapped_pages_all_go_back() {
     assert_eq!(q.slabs, 0, "{q:?}");
     assert_eq!(q.bad_frees, 3); // src/qcache/mod.rs:55-56 "Frees of a cached object refused"
     shared.check().unwrap();
-    let arena = shared.into_inner();
+    let arena = shared.into_inner().unwrap();
     // src/arena/mod.rs:19-20 "a wholly free imported span goes back to
     // the source"
     assert_eq!(arena.sizes().allocated, Size(0));

@@ -44,6 +44,8 @@ static COUNT: AtomicU64 = AtomicU64::new(0);
 static MAX_TAGS: AtomicU64 = AtomicU64::new(1 << 20);
 /// The size of the range `VM_RESERVE` answers (1 GiB is asked for).
 static VM_BYTES: AtomicU64 = AtomicU64::new(1 << 30);
+/// The base `VM_RESERVE` answers.
+static VM_BASE: AtomicU64 = AtomicU64::new(1 << 40);
 
 /// The executable's `ioctl`: the fake device on `FAKE_FD`, the kernel
 /// otherwise.
@@ -80,8 +82,9 @@ pub unsafe extern "C" fn ioctl(
             x if x == nr::VM_RESERVE => {
                 let a = &mut *arg.cast::<VmReserveArgs>();
                 a.id = 8;
-                a.base = 1 << 40;
-                a.limit = (1 << 40) + VM_BYTES.load(Ordering::SeqCst);
+                a.base = VM_BASE.load(Ordering::SeqCst);
+                a.limit =
+                    VM_BASE.load(Ordering::SeqCst).wrapping_add(VM_BYTES.load(Ordering::SeqCst));
             }
             x if x == nr::ARENA_WALK || x == nr::VM_RUNS => {
                 (*arg.cast::<ListArgs>()).count = COUNT.load(Ordering::SeqCst);
@@ -124,6 +127,20 @@ fn child(case: &str) {
             COUNT.store(1 << 40, Ordering::SeqCst);
         }
         _ => {}
+    }
+    // Round 60: a reserve answered with a broken range, for 1 MiB asked.
+    let broken = match case {
+        "reserve-limit-below-base" => Some((1 << 40, 0u64.wrapping_sub(4096))),
+        "reserve-smaller-than-asked" => Some((1 << 40, 4096)),
+        "reserve-base-off-a-page" => Some(((1 << 40) + 12, 1 << 20)),
+        _ => None,
+    };
+    if let Some((base, bytes)) = broken {
+        VM_BASE.store(base, Ordering::SeqCst);
+        VM_BYTES.store(bytes, Ordering::SeqCst);
+        let got = fake_device().vm(1 << 20, 0).map(std::mem::forget);
+        assert!(matches!(got, Err(ref e) if e.errno == Errno::EPROTO), "{case}: {got:?}");
+        return;
     }
     let dev = fake_device();
     let (count, what) = match case {
@@ -183,6 +200,17 @@ fn a_device_count_is_not_trusted_under_rlimit() {
 fn device_supplied_bounds_do_not_size_allocations_under_rlimit() {
     let cases = ["vm-wider-than-asked", "arena-unbounded-version", "vm-300"];
     in_children("device_supplied_bounds_do_not_size_allocations_under_rlimit", &cases);
+}
+
+/// Round 60 (outside reviewer): a `VM_RESERVE` answer whose limit is below
+/// its base, smaller than asked, or off a page was taken as the VM's range
+/// (an empty or short VM). Was a DEFECT (fixed: the range must be exactly
+/// the size asked, rounded up to the grain, on a grain boundary).
+#[test]
+fn broken_reserve_answers_are_refused_under_rlimit() {
+    let cases =
+        ["reserve-limit-below-base", "reserve-smaller-than-asked", "reserve-base-off-a-page"];
+    in_children("broken_reserve_answers_are_refused_under_rlimit", &cases);
 }
 
 /// Run each of `cases` in a child running test `test` (this binary,

@@ -183,7 +183,7 @@ fn gc_heap_threads_outnumber_cpus_move_and_free_each_others_objects() {
     sh.check().unwrap();
     let stats = sh.qcache_stats();
     assert_eq!(stats.slabs, 0, "slabs left after everything was freed and reclaimed: {stats:?}");
-    let arena = sh.into_inner();
+    let arena = sh.into_inner().unwrap();
     arena.check().unwrap();
     assert_eq!(arena.sizes().allocated, Size(0));
     assert_eq!(arena.sizes().imported, Size(0), "a wholly free imported span was kept");

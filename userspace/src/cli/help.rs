@@ -45,9 +45,11 @@ runs the trace under each and prints them side by side.
 
 An ID names one allocation at a time; once freed it may be allocated again.
 A mistake about IDs is the trace's, not the arena's, and stops the replay
-with its line: a free or resize of an ID that holds nothing, an alloc of
-an ID still live. What the arena refuses (no space, a constraint no
-address meets) is listed under failures and the replay goes on.";
+with its line: a free or resize of an ID never allocated or freed already,
+an alloc of an ID still live. An operation on an ID whose allocation the
+arena refused is skipped (and counted), and what the arena refuses (no
+space, a constraint no address meets, a part free of bytes the ID does
+not hold) is listed under failures: the replay goes on.";
 
 /// What `vmspace help import-strace` prints.
 pub const IMPORT_STRACE: &str = "\

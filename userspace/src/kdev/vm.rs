@@ -27,18 +27,19 @@ impl DevVm {
         call("VM_RESERVE", &mut a, |a| a.err, |p| unsafe { ioctl::vm_reserve(fd, p) })?;
         // Owned from here: a refusal below destroys it.
         let obj = DevObject::new(dev, a.id);
-        let range = Range::new(Addr(a.base as usize), Addr(a.limit as usize))
-            .unwrap_or(Range::empty(Addr(a.base as usize)));
-        // The range sizes what is read back from the device (`runs`): no
-        // larger than was asked for (rounded up to the grain and the page),
-        // nor than a file may reserve.
+        // The range sizes what is read back from the device (`runs`): it
+        // must be what was asked for, the size rounded up to the grain (the
+        // page when 0), on a grain boundary, and no more than a file may
+        // reserve.
         let unit = grain.max(obj.device().page_size()).max(1);
-        let asked = size.checked_next_multiple_of(unit).unwrap_or(usize::MAX);
-        let info = obj.device().info();
-        if range.size().0 > asked || range.size().0 as u64 > info.max_reserved_per_file {
-            return Err(KdevError { command: "VM_RESERVE", errno: Errno::EPROTO, record: None });
+        let asked = size.checked_next_multiple_of(unit);
+        let range = Range::new(Addr(a.base as usize), Addr(a.limit as usize))
+            .filter(|r| Some(r.size().0) == asked && r.base().0 % unit == 0)
+            .filter(|r| r.size().0 as u64 <= obj.device().info().max_reserved_per_file);
+        match range {
+            Some(range) => Ok(DevVm { obj, range }),
+            None => Err(KdevError { command: "VM_RESERVE", errno: Errno::EPROTO, record: None }),
         }
-        Ok(DevVm { obj, range })
     }
 
     /// The VM's id in its file.
