@@ -291,8 +291,11 @@ vmspace_arena_t *vmspace_arena_create(const char *name, vmspace_addr_t base,
 int vmspace_arena_create_ex(const struct vmspace_params *params,
 			    vmspace_arena_t **arenap);
 /*
- * Destroy an arena: live allocations go with it, imported spans go back to
- * the parent or the release function, memory is freed. A span still
+ * Destroy an arena: live allocations go with it (in the kernel a warning
+ * names the arena and what was left, once, as kmem_cache_destroy does;
+ * the per-CPU caches are flushed first, so objects freed through them do
+ * not count), imported spans go back to the parent or the release
+ * function, memory is freed. A span still
  * holding a range freed deferred and never flushed must not be handed out
  * before its flush: a parent takes it back freed and not flushed (call
  * vmspace_arena_flushed on the parent once it is flushed; destroying the

@@ -342,6 +342,8 @@ impl<P: Platform> ArenaObj<P> {
         let owned = obj.owned;
         let root = obj.root;
         let place = p.cast::<Self>();
+        // SAFETY: we won the destroy: nobody else uses the object (caller).
+        unsafe { (*place).report_leaks() };
         // SAFETY: we won the destroy, so the object is ours alone (nobody
         // uses an arena being destroyed: caller); fields drop in order,
         // the caches (which borrow `shared`) first. The magic word stays
@@ -365,6 +367,22 @@ impl<P: Platform> ArenaObj<P> {
             unsafe { P::free_object(place.cast(), Self::layout()) };
         }
         0
+    }
+
+    /// Flush the per-CPU caches and reclaim, then tell the platform what is
+    /// still allocated ([`Platform::leaked`]), if anything: for the destroy
+    /// that owns the object.
+    fn report_leaks(&mut self) {
+        if let Some(c) = self.caches.as_mut() {
+            c.flush();
+        }
+        self.shared.reclaim();
+        let (live, sizes) = self.shared.with(|a| (a.live(), a.sizes()));
+        if live > 0 || !sizes.unflushed.is_zero() {
+            let name =
+                core::str::from_utf8(&self.name).map(|n| n.trim_end_matches('\0')).unwrap_or("?");
+            P::leaked(name, live, sizes.allocated.0, sizes.unflushed.0);
+        }
     }
 
     /// Space came back to this arena other than by a free (a span added or

@@ -69,4 +69,14 @@ pub unsafe trait Platform: 'static {
     /// caches and not slept. Nothing by default.
     #[inline]
     fn enter() {}
+
+    /// An arena named `name` is being destroyed with `allocations` live
+    /// (`bytes` of them; a quantum-cache slab holding a live object counts
+    /// as one) and `unflushed` bytes freed deferred and never flushed:
+    /// allocations its user never freed. Called once a destroy, after the
+    /// caches are flushed and reclaimed, and only when something is left.
+    /// The kernel's warns, as `kmem_cache_destroy` does; nothing by default.
+    fn leaked(name: &str, allocations: usize, bytes: usize, unflushed: usize) {
+        let _ = (name, allocations, bytes, unflushed);
+    }
 }

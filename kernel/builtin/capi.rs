@@ -85,6 +85,23 @@ unsafe impl Platform for KernelPlatform {
     fn enter() {
         kernel::task::might_sleep();
     }
+
+    /// A destroy with allocations left warns once, naming the arena and
+    /// what was left, as `kmem_cache_destroy` does for a cache with
+    /// objects: the allocations go with the arena, and a leak in a driver
+    /// shows.
+    fn leaked(name: &str, allocations: usize, bytes: usize, unflushed: usize) {
+        #[cfg(vmspace_kunit)]
+        LEAK_REPORTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        kernel::pr_warn!(
+            "arena \"{name}\" destroyed with {allocations} allocations ({bytes} bytes) live and {unflushed} bytes unflushed\n"
+        );
+    }
 }
+
+/// Destroys that reported a leak, for the KUnit suites.
+#[cfg(vmspace_kunit)]
+pub(crate) static LEAK_REPORTS: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(0);
 
 vmspace_capi::export_native!(KernelPlatform);

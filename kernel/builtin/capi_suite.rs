@@ -126,4 +126,37 @@ mod tests {
     fn an_import_function_allocates_from_another_arena() -> Outcome {
         report(import_functions())
     }
+
+    /// A destroy with allocations left reports it once (a warning naming
+    /// the arena); one with everything freed (the per-CPU caches' objects
+    /// included, flushed by the destroy) reports nothing.
+    #[test]
+    fn a_destroy_with_allocations_left_reports_them_once() -> Outcome {
+        use core::sync::atomic::Ordering;
+        let reports = || crate::capi::LEAK_REPORTS.load(Ordering::Relaxed);
+        let before = reports();
+        // SAFETY: a static name; plain values; per-CPU caches up to 4 KiB.
+        let a = unsafe { vmspace_arena_create(c"leaky".as_ptr(), 1 << 30, 16 << 20, 16, 4096, 0) };
+        ensure(!a.is_null(), "create")?;
+        let (mut x, mut y): (vmspace_addr_t, vmspace_addr_t) = (0, 0);
+        // SAFETY: `a` is live; `x`, `y` writable.
+        ensure(unsafe { vmspace_arena_alloc(a, 64, 0, &mut x) } == 0, "alloc (cached)")?;
+        // SAFETY: as above.
+        ensure(unsafe { vmspace_arena_alloc(a, 1 << 20, 0, &mut y) } == 0, "alloc")?;
+        // SAFETY: as above; `x` was allocated with this size.
+        ensure(unsafe { vmspace_arena_free(a, x, 64) } == 0, "free")?;
+        // SAFETY: `a` is live and used by no one else.
+        ensure(unsafe { vmspace_arena_destroy(a) } == 0, "destroy")?;
+        ensure(reports() == before + 1, "a destroy with one allocation left did not report it")?;
+        // SAFETY: as above.
+        let b = unsafe { vmspace_arena_create(c"tidy".as_ptr(), 1 << 30, 16 << 20, 16, 4096, 0) };
+        ensure(!b.is_null(), "create")?;
+        // SAFETY: `b` is live; `x` writable.
+        ensure(unsafe { vmspace_arena_alloc(b, 64, 0, &mut x) } == 0, "alloc (cached)")?;
+        // SAFETY: as above.
+        ensure(unsafe { vmspace_arena_free(b, x, 64) } == 0, "free")?;
+        // SAFETY: `b` is live and used by no one else.
+        ensure(unsafe { vmspace_arena_destroy(b) } == 0, "destroy")?;
+        ensure(reports() == before + 1, "a destroy with nothing left reported a leak")
+    }
 }
