@@ -209,7 +209,7 @@ fn unreclaimed_slabs_make_into_source_refuse() {
     assert!(s.qcache_stats().slabs > 0);
     let refused = s.into_inner().err().expect("a slab holds a live object");
     assert!(
-        matches!(refused.error(), ArenaError::InUse { what: "objects live in the quantum caches", size } if size.0 > 0),
+        matches!(refused.error(), ArenaError::InUse { what: "quantum-cache slabs with objects out", size } if size.0 > 0),
         "{refused:?}"
     );
     let s = refused.into_inner();

@@ -64,7 +64,7 @@ fn a_slab_with_a_live_object_refuses_until_it_is_freed() {
         refused.get_ref().with(|a| a.walk(vmspace::arena::SegmentKinds::ALLOCATED).next().unwrap());
     assert!(slab.held && slab.range.contains_addr(live), "{slab:?} does not hold {live:?}");
     let want =
-        ArenaError::InUse { what: "objects live in the quantum caches", size: slab.range.size() };
+        ArenaError::InUse { what: "quantum-cache slabs with objects out", size: slab.range.size() };
     assert_eq!(refused.error(), want);
     let shared = refused.into_inner();
     shared.free(live, Size(32)).unwrap();

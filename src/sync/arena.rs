@@ -364,9 +364,11 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// panics there unwinds through this call, and the shared arena is
     /// dropped as it does).
     ///
-    /// Refused while a slab still holds an object allocated through the
-    /// caches: outside them nothing could free that object or its slab, so
-    /// the arena would hold them for good (and its
+    /// Refused while a slab still has an object out of it: allocated through
+    /// the caches and not freed, or in the magazines of a cache that was
+    /// forgotten (`mem::forget`) instead of dropped, which strands them for
+    /// good. Outside the caches nothing could free such a slab, so the
+    /// arena would hold it for ever (and its
     /// [`into_source`](Arena::into_source) would refuse for ever). The
     /// shared arena comes back in a [`Refused`] whose
     /// [`InUse`](ArenaError::InUse) counts the slabs' bytes: free the
@@ -383,7 +385,7 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
             });
             if slabs > 0 {
                 let e = ArenaError::InUse {
-                    what: "objects live in the quantum caches",
+                    what: "quantum-cache slabs with objects out",
                     size: Size(slabs),
                 };
                 return Err(Refused::new(e, self));

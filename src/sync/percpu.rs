@@ -43,6 +43,15 @@ const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 /// slot's next miss in that class and on [`flush`](Self::flush) (so they
 /// lag, class by class); misses are added at once; dropping flushes.
 ///
+/// Not async-signal-safe: a signal handler must not call into the caches
+/// (a miss takes the arena lock, which the interrupted thread may hold;
+/// with a pin that waits for its slot, even a hit can wait for the one the
+/// interrupted thread holds). Nor may a child of `fork()` use caches or an
+/// arena that other threads of its parent were using at the fork (the
+/// lock and the slots are copied as they were). Forgetting the caches
+/// (`mem::forget`) instead of dropping them strands the objects in their
+/// magazines, and their slabs, for the arena's life.
+///
 /// The slots' magazines live in a [`Store`]: for each class, one `CpuMags`
 /// per slot, side by side (so a slot's is found by a shift).
 ///
