@@ -161,6 +161,13 @@ impl<P: PageOps> ChunkMap<P> {
         let mut not_undone = Hull::EMPTY;
         let mut i = c0;
         while i < c {
+            // As `unmap`'s own passes: an absent leaf has nothing to undo
+            // (its chunks were all unmapped), and walking it chunk by
+            // chunk made a failure in a sparse space cost every chunk.
+            if let Some(next) = self.past_absent_leaf(i, c) {
+                i = next;
+                continue;
+            }
             let s = self.state_mut(i);
             let e = self.run_end(i, c, s);
             if s == MAPPED || s == PROTECTED {

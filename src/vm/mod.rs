@@ -270,6 +270,20 @@ impl<P: PageOps> Vm<P> {
         MappedRuns::new(self)
     }
 
+    /// The maximal runs of mapped pages from the page holding `addr` on (a
+    /// run that holds that page starts there), in address order: a walk
+    /// that resumes where it left off without passing the runs before
+    /// again. An address below the client range starts at its base; one
+    /// past it yields nothing.
+    pub fn mapped_runs_from(&self, addr: Addr) -> MappedRuns<'_, P> {
+        let page = self.page_size().0;
+        let from = match addr.0.checked_sub(self.base().0) {
+            Some(off) => (off / page).min(self.client_pages()),
+            None => 0,
+        };
+        MappedRuns::from_page(self, from)
+    }
+
     /// Unmap bit-table pages that no longer record a mapped page. Returns the
     /// number of metadata pages given back. If the backend fails, the pages
     /// given back before the failure stay given back (the client's mapped

@@ -14,6 +14,12 @@ impl<'a, P: PageOps> MappedRuns<'a, P> {
     pub(super) fn new(vm: &'a Vm<P>) -> Self {
         MappedRuns { vm, next: 0 }
     }
+
+    /// The runs from client page `page` on (a run that holds it starts
+    /// there).
+    pub(super) fn from_page(vm: &'a Vm<P>, page: usize) -> Self {
+        MappedRuns { vm, next: page }
+    }
 }
 
 impl<P: PageOps> Iterator for MappedRuns<'_, P> {

@@ -130,6 +130,10 @@ pub struct VmArena<P: PageOps> {
     table_mapped: usize,
     bits_mapped: usize,
     stale: bool,
+    /// The hull of the ranges whose VM mapped-state pages a failed trim may
+    /// have left mapped (empty ones): trimmed again by the next operation,
+    /// as stale table pages are.
+    untrimmed: Option<Range>,
     /// An unmap of spare pages failed, perhaps part way, and read-write
     /// could not be put back: spare pages are made read-write when reused,
     /// until none is spare.
@@ -164,6 +168,7 @@ impl<P: PageOps> VmArena<P> {
             table_mapped: 0,
             bits_mapped: 0,
             stale: false,
+            untrimmed: None,
             spare_unsure: false,
         })
     }

@@ -216,7 +216,10 @@ impl<P: PageOps> VmArena<P> {
         while self.spare > 0 && from < n {
             let limit = self.vm_addr(n);
             let start = self.vm_addr(from);
-            let Some(run) = self.vm.mapped_runs().find(|r| r.limit() > start && r.base() < limit)
+            // Resume where the last run ended: from the first pass, each
+            // pass walked past every run before `start` again (quadratic
+            // in the committed runs).
+            let Some(run) = self.vm.mapped_runs_from(start).next().filter(|r| r.base() < limit)
             else {
                 break;
             };
@@ -403,10 +406,17 @@ impl<P: PageOps> VmArena<P> {
     /// Unmap `range` (committed pages of the VM), then the VM's mapped-state
     /// pages it leaves empty, so that metadata goes back with the pages it
     /// recorded. Only the unmap can fail: a failed trim leaves an empty
-    /// page mapped, which is harmless.
+    /// page mapped, remembered (`untrimmed`) and trimmed again by the next
+    /// operation.
     fn decommit(&mut self, range: Range) -> Result<(), VmArenaError> {
         self.vm.unmap(range)?;
-        let _ = self.vm.trim_range(range);
+        if self.vm.trim_range(range).is_err() {
+            self.untrimmed = Some(match self.untrimmed {
+                None => range,
+                Some(r) => Range::new(r.base().min(range.base()), r.limit().max(range.limit()))
+                    .unwrap_or(r),
+            });
+        }
         Ok(())
     }
 
@@ -438,11 +448,17 @@ impl<P: PageOps> VmArena<P> {
         }
     }
 
-    /// Retry unmapping table pages whose unmapping failed before.
+    /// Retry unmapping table pages whose unmapping failed before, and
+    /// trimming the VM's mapped-state pages a failed trim left mapped.
     fn retry_stale(&mut self) {
         if self.stale {
             self.stale = false;
             self.unmap_unused_tables(0, self.layout.tracts);
+        }
+        if let Some(range) = self.untrimmed.take() {
+            if self.vm.trim_range(range).is_err() {
+                self.untrimmed = Some(range);
+            }
         }
     }
 }

@@ -101,10 +101,13 @@ impl<P: PageOps> VmArena<P> {
     pub(crate) fn first_fit(&self, pages: usize, align: usize, zones: ZoneSet) -> Option<usize> {
         let n = self.layout.tracts;
         let bpp_shift = self.layout.per_bit_page.trailing_zeros();
-        // The free run being followed: its start, and the end it must reach
-        // before a fit in it is worth looking for.
-        let mut run: Option<(usize, usize)> = None;
-        let begin = |a: usize| Some((a, a.saturating_add(pages)));
+        // The free run being followed: its start, the end it must reach
+        // before a fit in it is worth looking for, and the first candidate
+        // start not yet ruled out (a look resumes there, not at the run's
+        // start: each look from the start walked every zone stripe before
+        // it again, quadratic in a long run).
+        let mut run: Option<(usize, usize, usize)> = None;
+        let begin = |a: usize| Some((a, a.saturating_add(pages), a));
         let mut i = 0;
         while i < n {
             let (lo, hi) = self.layout.tracts_of_bit_page(i >> bpp_shift);
@@ -148,13 +151,13 @@ impl<P: PageOps> VmArena<P> {
             let mut resume = wend;
             while k < wend {
                 match run {
-                    Some((a, _)) => match crate::bits::find_set(w, k - lo, wend - lo) {
+                    Some((a, _, next)) => match crate::bits::find_set(w, k - lo, wend - lo) {
                         None => k = wend,
                         Some(b) => {
                             let b = lo + b;
                             run = None;
                             if b - a >= pages {
-                                match self.fit_in(a, b, pages, align, zones) {
+                                match self.fit_in(next.max(a), b, pages, align, zones) {
                                     Try::Fit(p) => return Some(p),
                                     Try::Resume(r) if r > b => {
                                         resume = r;
@@ -190,20 +193,21 @@ impl<P: PageOps> VmArena<P> {
     /// reach for the next look.
     fn grown(
         &self,
-        run: &mut Option<(usize, usize)>,
+        run: &mut Option<(usize, usize, usize)>,
         end: usize,
         pages: usize,
         align: usize,
         zones: ZoneSet,
     ) -> Option<usize> {
-        let (a, want) = (*run)?;
+        let (a, want, next) = (*run)?;
         if end < want {
             return None;
         }
-        match self.fit_in(a, end, pages, align, zones) {
+        // Every candidate before `next` was ruled out by an earlier look.
+        match self.fit_in(next.max(a), end, pages, align, zones) {
             Try::Fit(p) => Some(p),
             Try::Resume(r) => {
-                *run = Some((a, r.saturating_add(pages)));
+                *run = Some((a, r.saturating_add(pages), r));
                 None
             }
         }
