@@ -52,12 +52,8 @@ fn largest_arena_ends_and_check() {
     }
     let t2 = Instant::now();
     a.check().unwrap();
+    // Printed, not asserted: the project asserts no times.
     eprintln!("check in {:?}", t2.elapsed());
-    assert!(
-        t2.elapsed().as_secs_f64() < 3.0,
-        "check() of an arena with 3 allocations took {:?}",
-        t2.elapsed()
-    );
     assert_eq!(a.allocated(), Size(6 * page));
     assert_eq!(a.table_pages_mapped(), a.table_pages_in_use());
     for (g, o) in [(g0.range, 1), (top.range, 2), (g_mid.range, 3)] {
@@ -71,5 +67,5 @@ fn largest_arena_ends_and_check() {
     assert!(a.alloc(&Request::new(Pages(1), Owner(1)).align(Pages(1 << 62))).is_err());
     eprintln!("absurd requests in {:?}", t3.elapsed());
     a.check().unwrap();
-    assert!(t0.elapsed().as_secs_f64() < 5.0, "took {:?}", t0.elapsed());
+    eprintln!("all in {:?}", t0.elapsed());
 }
