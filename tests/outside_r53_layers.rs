@@ -6,11 +6,10 @@ mod outside_r53_common;
 
 use std::cell::RefCell;
 
-use outside_r53_common::{bytes, Model, PAGE};
+use outside_r53_common::{bytes, cached, cached_buffers, Model, PAGE};
 use vmspace::arena::{Arena, ArenaError, PageStore, Policy, SliceStore};
-use vmspace::qcache::QCacheConfig;
 use vmspace::sources::{KeepFree, VmSource};
-use vmspace::sync::{CacheHandle, NoWait, SpinLock, SyncArena};
+use vmspace::sync::CacheHandle;
 use vmspace::vm::Vm;
 use vmspace::{Addr, Size};
 use vmspace_shim::sim::SimBackend;
@@ -137,23 +136,11 @@ fn the_vm_comes_back_unmapped_through_added_spans_handles_and_flushes() {
     assert_eq!((vm.range(), vm.mapped()), (range, Size(0)));
 }
 
-type Sync<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, Model>;
-
 #[test]
 fn quantum_cache_slabs_keep_the_arena_until_reclaimed() {
     let m = Model::new();
-    let (mut t, mut h, mut q) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10], vec![0u64; 1 << 16]);
-    let a = Arena::new(
-        "q",
-        Size(16),
-        SliceStore::new(bytes(&mut t)),
-        SliceStore::new(bytes(&mut h)),
-        m.clone(),
-    )
-    .unwrap();
-    let s: Sync<'_> =
-        SyncArena::with_quantum_caches(a, QCacheConfig::new(4, SliceStore::new(bytes(&mut q))))
-            .unwrap();
+    let (mut t, mut h, mut q) = cached_buffers();
+    let s = cached(&m, (&mut t, &mut h, &mut q));
     {
         let mut hd = CacheHandle::new(&s);
         let xs: Vec<_> = (0..40).map(|_| hd.alloc(Size(32)).unwrap()).collect();
@@ -184,18 +171,8 @@ fn quantum_cache_slabs_keep_the_arena_until_reclaimed() {
 #[test]
 fn unreclaimed_slabs_make_into_source_refuse() {
     let m = Model::new();
-    let (mut t, mut h, mut q) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10], vec![0u64; 1 << 16]);
-    let a = Arena::new(
-        "q",
-        Size(16),
-        SliceStore::new(bytes(&mut t)),
-        SliceStore::new(bytes(&mut h)),
-        m.clone(),
-    )
-    .unwrap();
-    let s: Sync<'_> =
-        SyncArena::with_quantum_caches(a, QCacheConfig::new(4, SliceStore::new(bytes(&mut q))))
-            .unwrap();
+    let (mut t, mut h, mut q) = cached_buffers();
+    let s = cached(&m, (&mut t, &mut h, &mut q));
     // `into_inner` reclaims the caches now (round 59b), so a slab stays
     // only while one of its objects is live, and then (round 60a) it
     // refuses: nothing outside the caches could free that slab. Keep one.

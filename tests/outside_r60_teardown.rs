@@ -5,13 +5,10 @@ mod outside_r53_common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use outside_r53_common::{bytes, quiet, Give, Model, PAGE};
-use vmspace::arena::{Arena, ArenaError, Constraints, Policy, SliceStore};
-use vmspace::qcache::QCacheConfig;
-use vmspace::sync::{CacheHandle, NoWait, SpinLock, SyncArena};
+use outside_r53_common::{cached, cached_buffers, paged, quiet, Give, Model, PAGE};
+use vmspace::arena::{ArenaError, Constraints, Policy};
+use vmspace::sync::CacheHandle;
 use vmspace::{Addr, Size};
-
-type Sync<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, Model>;
 
 /// `SyncArena::into_inner` took the arena out without calling the source
 /// (before round 59). Its reclaim frees wholly free slabs, and a freed slab
@@ -24,18 +21,8 @@ type Sync<'a> = SyncArena<SpinLock, NoWait, SliceStore<'a>, Model>;
 fn into_inner_calls_the_source_and_a_panic_there_unwinds_through_it() {
     quiet();
     let m = Model::new();
-    let (mut t, mut h, mut q) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10], vec![0u64; 1 << 16]);
-    let a = Arena::new(
-        "q",
-        Size(16),
-        SliceStore::new(bytes(&mut t)),
-        SliceStore::new(bytes(&mut h)),
-        m.clone(),
-    )
-    .unwrap();
-    let s: Sync<'_> =
-        SyncArena::with_quantum_caches(a, QCacheConfig::new(4, SliceStore::new(bytes(&mut q))))
-            .unwrap();
+    let (mut t, mut h, mut q) = cached_buffers();
+    let s = cached(&m, (&mut t, &mut h, &mut q));
     {
         let mut hd = CacheHandle::new(&s);
         let x = hd.alloc(Size(48)).unwrap();
@@ -57,15 +44,8 @@ fn into_inner_calls_the_source_and_a_panic_there_unwinds_through_it() {
 #[test]
 fn both_reasons_one_reported() {
     let m = Model::new();
-    let (mut t, mut h) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10]);
-    let mut a = Arena::new(
-        "c",
-        Size(PAGE),
-        SliceStore::new(bytes(&mut t)),
-        SliceStore::new(bytes(&mut h)),
-        m.clone(),
-    )
-    .unwrap();
+    let (mut t, mut h, _) = cached_buffers();
+    let mut a = paged(&m, &mut t, &mut h);
     let x = a.alloc(Size(PAGE), Policy::InstantFit).unwrap();
     let y = a.alloc(Size(2 * PAGE), Policy::InstantFit).unwrap();
     a.free_deferred(y, Size(2 * PAGE)).unwrap();
@@ -91,15 +71,8 @@ fn both_reasons_one_reported() {
 fn a_standing_panic_note_is_reported_as_a_refusal_by_the_source() {
     quiet();
     let m = Model::new();
-    let (mut t, mut h) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10]);
-    let mut a = Arena::new(
-        "c",
-        Size(PAGE),
-        SliceStore::new(bytes(&mut t)),
-        SliceStore::new(bytes(&mut h)),
-        m.clone(),
-    )
-    .unwrap();
+    let (mut t, mut h, _) = cached_buffers();
+    let mut a = paged(&m, &mut t, &mut h);
     let x = a.alloc(Size(PAGE), Policy::InstantFit).unwrap();
     let y = a.alloc(Size(1 << 20), Policy::InstantFit).unwrap();
     m.script(&[Give::PanicBefore]);
@@ -125,15 +98,8 @@ fn a_standing_panic_note_is_reported_as_a_refusal_by_the_source() {
 #[test]
 fn a_trivial_window_imports() {
     let m = Model::new();
-    let (mut t, mut h) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10]);
-    let mut a = Arena::new(
-        "c",
-        Size(PAGE),
-        SliceStore::new(bytes(&mut t)),
-        SliceStore::new(bytes(&mut h)),
-        m.clone(),
-    )
-    .unwrap();
+    let (mut t, mut h, _) = cached_buffers();
+    let mut a = paged(&m, &mut t, &mut h);
     let r = a.xalloc(&Constraints::new(Size(PAGE)).min_addr(Addr(0)));
     assert!(r.is_ok(), "min_addr(0) leaves nothing out: it imports ({r:?})");
     let out = m.outstanding();
@@ -152,18 +118,8 @@ fn a_trivial_window_imports() {
 #[test]
 fn a_held_slab_after_into_inner_cannot_be_freed() {
     let m = Model::new();
-    let (mut t, mut h, mut q) = (vec![0u64; 1 << 12], vec![0u64; 1 << 10], vec![0u64; 1 << 16]);
-    let a = Arena::new(
-        "q",
-        Size(16),
-        SliceStore::new(bytes(&mut t)),
-        SliceStore::new(bytes(&mut h)),
-        m.clone(),
-    )
-    .unwrap();
-    let s: Sync<'_> =
-        SyncArena::with_quantum_caches(a, QCacheConfig::new(4, SliceStore::new(bytes(&mut q))))
-            .unwrap();
+    let (mut t, mut h, mut q) = cached_buffers();
+    let s = cached(&m, (&mut t, &mut h, &mut q));
     let live = {
         let mut hd = CacheHandle::new(&s);
         hd.alloc(Size(48)).unwrap()

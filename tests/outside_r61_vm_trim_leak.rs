@@ -24,40 +24,49 @@ const PAGE: usize = 64;
 /// and the arena's tables in other pages.
 const TRACTS: usize = 2048;
 
-/// PASSES (sharp): a later allocation in the same stretch trims the page.
-#[test]
-fn failed_trim_page_is_given_back_by_later_operations_nearby() {
-    let mut buf = vec![0u8; 4 << 20];
-    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
-    let fi = FaultInjector::new(&sim);
-    let mut found = false;
+/// An arena of `config` on `fi` whose free of its one allocation failed at
+/// the VM's trim alone (the unmap went through, no table page went stale,
+/// the mapped-state page stayed), and the metadata an empty arena maps;
+/// `None` if no call position of the free is that trim.
+fn trim_failed<'a>(
+    fi: &'a FaultInjector<&'a SimBackend<'a>>,
+    config: VmArenaConfig,
+) -> Option<(VmArena<&'a FaultInjector<&'a SimBackend<'a>>>, Size)> {
     for nth in 1..=6u64 {
-        let mut a = VmArena::new(&fi, VmArenaConfig::new(Size(TRACTS * PAGE))).unwrap();
+        let mut a = VmArena::new(fi, config).unwrap();
         let empty = a.metadata_mapped();
         let g = a.alloc(&Request::new(Pages(1), Owner(1))).unwrap();
         fi.only(&[Op::Unmap]);
         fi.fail_nth(nth);
         let r = a.free(g.range, Owner(1));
         fi.clear();
-        if r.is_err() || a.stale_pages() != 0 || a.metadata_mapped() == empty {
-            continue; // not the trim's call
+        if r.is_ok() && a.stale_pages() == 0 && a.metadata_mapped() != empty {
+            return Some((a, empty));
         }
-        found = true;
-        a.check().unwrap();
-        assert_eq!((a.allocated(), a.spare(), a.committed()), (Size(0), Size(0), Size(0)));
-        // Touching tract 0's stretch again trims the page (what earlier
-        // rounds' tests see).
-        let first = a.alloc(&Request::new(Pages(4), Owner(2))).unwrap();
-        a.purge_spare().unwrap();
-        a.set_commit_limit(Size(usize::MAX)).unwrap();
-        a.set_spare_limit(0).unwrap();
-        a.free(first.range, Owner(2)).unwrap();
-        a.check().unwrap();
-        // That alloc and free reached tract 0's VM page and trimmed it.
-        assert_eq!(a.metadata_mapped(), empty);
-        break;
     }
-    assert!(found, "no call position failed the trim alone");
+    None
+}
+
+/// PASSES (sharp): a later allocation in the same stretch trims the page.
+#[test]
+fn failed_trim_page_is_given_back_by_later_operations_nearby() {
+    let mut buf = vec![0u8; 4 << 20];
+    let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+    let fi = FaultInjector::new(&sim);
+    let (mut a, empty) = trim_failed(&fi, VmArenaConfig::new(Size(TRACTS * PAGE)))
+        .expect("no call position failed the trim alone");
+    a.check().unwrap();
+    assert_eq!((a.allocated(), a.spare(), a.committed()), (Size(0), Size(0), Size(0)));
+    // Touching tract 0's stretch again trims the page (what earlier
+    // rounds' tests see).
+    let first = a.alloc(&Request::new(Pages(4), Owner(2))).unwrap();
+    a.purge_spare().unwrap();
+    a.set_commit_limit(Size(usize::MAX)).unwrap();
+    a.set_spare_limit(0).unwrap();
+    a.free(first.range, Owner(2)).unwrap();
+    a.check().unwrap();
+    // That alloc and free reached tract 0's VM page and trimmed it.
+    assert_eq!(a.metadata_mapped(), empty);
 }
 
 /// Was a DEFECT (fixed: a failed trim's range is remembered and trimmed
@@ -69,38 +78,25 @@ fn failed_trim_page_is_given_back_when_its_stretch_is_not_touched_again() {
     let mut buf = vec![0u8; 4 << 20];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
     let fi = FaultInjector::new(&sim);
-    for nth in 1..=6u64 {
-        let config = VmArenaConfig::new(Size(TRACTS * PAGE)).zone_shift(15);
-        let mut a = VmArena::new(&fi, config).unwrap();
-        let empty = a.metadata_mapped();
-        let g = a.alloc(&Request::new(Pages(1), Owner(1))).unwrap();
-        fi.only(&[Op::Unmap]);
-        fi.fail_nth(nth);
-        let r = a.free(g.range, Owner(1));
-        fi.clear();
-        if r.is_err() || a.stale_pages() != 0 || a.metadata_mapped() == empty {
-            continue;
-        }
-        a.check().unwrap();
-        let low = vmspace_shim::Range::from_size(a.base(), Size(512 * PAGE)).unwrap();
-        let avoid = a.zones_of(low);
-        for _ in 0..3 {
-            let h = a.alloc(&Request::new(Pages(8), Owner(3)).avoid(avoid)).unwrap();
-            assert!(h.range.base() >= low.limit());
-            a.free(h.range, Owner(3)).unwrap();
-            a.purge_spare().unwrap();
-        }
-        a.set_commit_limit(Size(usize::MAX)).unwrap();
-        a.check().unwrap();
-        assert_eq!((a.allocated(), a.spare(), a.committed()), (Size(0), Size(0), Size(0)));
-        assert_eq!(a.stale_pages(), 0);
-        assert_eq!(
-            a.metadata_mapped(),
-            empty,
-            "nothing allocated, nothing spare, no stale page: the VM page whose \
-             trim failed is still mapped"
-        );
-        return;
+    let config = VmArenaConfig::new(Size(TRACTS * PAGE)).zone_shift(15);
+    let (mut a, empty) = trim_failed(&fi, config).expect("no call position failed the trim alone");
+    a.check().unwrap();
+    let low = vmspace_shim::Range::from_size(a.base(), Size(512 * PAGE)).unwrap();
+    let avoid = a.zones_of(low);
+    for _ in 0..3 {
+        let h = a.alloc(&Request::new(Pages(8), Owner(3)).avoid(avoid)).unwrap();
+        assert!(h.range.base() >= low.limit());
+        a.free(h.range, Owner(3)).unwrap();
+        a.purge_spare().unwrap();
     }
-    panic!("no call position failed the trim alone");
+    a.set_commit_limit(Size(usize::MAX)).unwrap();
+    a.check().unwrap();
+    assert_eq!((a.allocated(), a.spare(), a.committed()), (Size(0), Size(0), Size(0)));
+    assert_eq!(a.stale_pages(), 0);
+    assert_eq!(
+        a.metadata_mapped(),
+        empty,
+        "nothing allocated, nothing spare, no stale page: the VM page whose \
+         trim failed is still mapped"
+    );
 }

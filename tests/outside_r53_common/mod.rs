@@ -130,3 +130,39 @@ pub fn quiet() {
         }
     }));
 }
+
+/// Buffers for [`cached`]: tags, hash and the quantum caches' tables.
+pub fn cached_buffers() -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+    (vec![0u64; 1 << 12], vec![0u64; 1 << 10], vec![0u64; 1 << 16])
+}
+
+/// An arena of quantum 16 over `m` in the buffers of [`cached_buffers`],
+/// shared behind a spin lock with quantum caches of 4 classes.
+pub fn cached<'a>(
+    m: &Model,
+    (t, h, q): (&'a mut [u64], &'a mut [u64], &'a mut [u64]),
+) -> vmspace::sync::SyncArena<
+    vmspace::sync::SpinLock,
+    vmspace::sync::NoWait,
+    vmspace::arena::SliceStore<'a>,
+    Model,
+> {
+    use vmspace::arena::{Arena, SliceStore};
+    let a =
+        Arena::new("q", Size(16), SliceStore::new(bytes(t)), SliceStore::new(bytes(h)), m.clone())
+            .unwrap();
+    let caches = vmspace::qcache::QCacheConfig::new(4, SliceStore::new(bytes(q)));
+    vmspace::sync::SyncArena::with_quantum_caches(a, caches).unwrap()
+}
+
+/// An arena of quantum [`PAGE`] over `m`, its tags and hash in `t` and `h`
+/// (as [`cached_buffers`] makes them).
+pub fn paged<'a>(
+    m: &Model,
+    t: &'a mut [u64],
+    h: &'a mut [u64],
+) -> vmspace::arena::Arena<vmspace::arena::SliceStore<'a>, Model> {
+    use vmspace::arena::{Arena, SliceStore};
+    Arena::new("c", Size(PAGE), SliceStore::new(bytes(t)), SliceStore::new(bytes(h)), m.clone())
+        .unwrap()
+}

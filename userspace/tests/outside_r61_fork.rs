@@ -32,30 +32,14 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use vmspace::arena::{Arena, NoSource, PageStore};
-use vmspace::qcache::{magazine_store_bytes, CpuPin, QCacheConfig};
+use vmspace::arena::NoSource;
+use vmspace::qcache::CpuPin;
 use vmspace::{Addr, Size};
-use vmspace_user::{allowed_cpus, run_only_on, MmapBackend, RseqPin, UserArena, UserCpuCaches};
+use vmspace_user::{allowed_cpus, run_only_on, RseqPin, UserCpuCaches};
 
-type Store = PageStore<MmapBackend>;
-type Shared = UserArena<Store, NoSource>;
+mod outside_r61_common;
 
-const Q: usize = 16;
-
-fn store() -> Store {
-    PageStore::new(MmapBackend::new(), Size(16 << 20)).unwrap()
-}
-
-fn shared() -> Shared {
-    let mut a = Arena::new("r61fork", Size(Q), store(), store(), NoSource).unwrap();
-    a.add(Addr(1 << 40), Size(1 << 22)).unwrap();
-    UserArena::with_quantum_caches(a, QCacheConfig::new(8, store())).unwrap()
-}
-
-fn caches<P: CpuPin>(s: &Shared, pin: P) -> UserCpuCaches<'_, Store, NoSource, P> {
-    let bytes = magazine_store_bytes(8, pin.slots()).unwrap();
-    UserCpuCaches::new(s, pin, PageStore::new(MmapBackend::new(), Size(bytes)).unwrap()).unwrap()
-}
+use outside_r61_common::*;
 
 /// The child's work: allocations past two magazines of two classes (so
 /// misses, under the arena lock), none of them an object in `parent_held`,

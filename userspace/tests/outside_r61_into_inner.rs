@@ -19,31 +19,14 @@
 //!   and `CpuCaches` say forgetting a cache strands its objects and slabs);
 //!   the test holds that.
 
-use vmspace::arena::{Arena, ArenaError, NoSource, PageStore};
-use vmspace::qcache::{magazine_store_bytes, CpuPin, QCacheConfig};
+use vmspace::arena::ArenaError;
 use vmspace::sync::CacheHandle;
 use vmspace::{Addr, Size};
-use vmspace_user::{allowed_cpus, run_only_on, MmapBackend, RseqPin, UserArena, UserCpuCaches};
+use vmspace_user::{allowed_cpus, run_only_on, RseqPin};
 
-type Store = PageStore<MmapBackend>;
-type Shared = UserArena<Store, NoSource>;
+mod outside_r61_common;
 
-const Q: usize = 16;
-
-fn store() -> Store {
-    PageStore::new(MmapBackend::new(), Size(16 << 20)).unwrap()
-}
-
-fn shared() -> Shared {
-    let mut a = Arena::new("r61ii", Size(Q), store(), store(), NoSource).unwrap();
-    a.add(Addr(1 << 40), Size(1 << 22)).unwrap();
-    UserArena::with_quantum_caches(a, QCacheConfig::new(8, store())).unwrap()
-}
-
-fn caches<P: CpuPin>(s: &Shared, pin: P) -> UserCpuCaches<'_, Store, NoSource, P> {
-    let bytes = magazine_store_bytes(8, pin.slots()).unwrap();
-    UserCpuCaches::new(s, pin, PageStore::new(MmapBackend::new(), Size(bytes)).unwrap()).unwrap()
-}
+use outside_r61_common::*;
 
 #[test]
 fn into_inner_after_threads_join_and_caches_drop() {

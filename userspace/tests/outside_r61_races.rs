@@ -22,47 +22,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use vmspace::arena::{Arena, ArenaError, NoSource, PageStore, Policy};
-use vmspace::qcache::{magazine_store_bytes, CpuPin, QCacheConfig};
+use vmspace::arena::{ArenaError, Policy};
+use vmspace::qcache::CpuPin;
 use vmspace::sync::{CacheHandle, Wait};
 use vmspace::{Addr, Size};
-use vmspace_user::{
-    allowed_cpus, run_only_on, MmapBackend, RseqPin, SchedPin, UserArena, UserCpuCaches,
-};
+use vmspace_user::{allowed_cpus, run_only_on, RseqPin, SchedPin};
 
-type Store = PageStore<MmapBackend>;
-type Shared = UserArena<Store, NoSource>;
+mod outside_r61_common;
 
-const Q: usize = 16;
-const CLASSES: usize = 8;
+use outside_r61_common::*;
 
-fn store() -> Store {
-    PageStore::new(MmapBackend::new(), Size(16 << 20)).unwrap()
-}
-
-fn shared(base: usize, span: usize) -> Shared {
-    let mut a = Arena::new("r61races", Size(Q), store(), store(), NoSource).unwrap();
-    a.add(Addr(base), Size(span)).unwrap();
-    UserArena::with_quantum_caches(a, QCacheConfig::new(CLASSES, store())).unwrap()
-}
-
-fn caches<P: CpuPin>(s: &Shared, pin: P) -> UserCpuCaches<'_, Store, NoSource, P> {
-    let bytes = magazine_store_bytes(CLASSES, pin.slots()).unwrap();
-    UserCpuCaches::new(s, pin, PageStore::new(MmapBackend::new(), Size(bytes)).unwrap()).unwrap()
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() >> 11) as usize % n
-    }
-}
+use vmspace_workload::Rng;
 
 /// One owner word per quantum: 0 free, else the allocation's stamp.
 struct Shadow {
@@ -119,7 +89,7 @@ impl Shadow {
 fn three_doors<P: CpuPin + Sync>(pin: P, what: &str) {
     let cpus = allowed_cpus().unwrap();
     let (base, span) = (1usize << 41, 1usize << 22);
-    let s = shared(base, span);
+    let s = shared_at(base, span);
     let c = caches(&s, pin);
     let shadow = Shadow::new(base, span);
     let rounds = 3000;
@@ -135,7 +105,7 @@ fn three_doors<P: CpuPin + Sync>(pin: P, what: &str) {
                 (&c, &s, &cpus, &barrier, &current, &wins, &refused, &shadow, &cache_allocs);
             sc.spawn(move || {
                 let mut h = CacheHandle::new(s);
-                let mut rng = Rng(0x1234_5678 + t as u64);
+                let mut rng = Rng::new(0x1234_5678 + t as u64);
                 for r in 0..rounds {
                     run_only_on(cpus[(t + r) % cpus.len()]).unwrap();
                     let maker = r % 2; // the handle or the per-CPU caches
@@ -216,7 +186,7 @@ fn three_doors_sched() {
 /// common.
 fn migrate<P: CpuPin + Sync>(pin: P, base: usize, span: usize, what: &str) {
     let cpus = allowed_cpus().unwrap();
-    let s = shared(base, span);
+    let s = shared_at(base, span);
     let c = caches(&s, pin);
     let shadow = Shadow::new(base, span);
     let threads = 3 * cpus.len();
@@ -246,7 +216,7 @@ fn migrate<P: CpuPin + Sync>(pin: P, base: usize, span: usize, what: &str) {
                     (&c, &s, &cpus, &mail, &shadow, &cache_allocs, &nospace);
                 sc.spawn(move || {
                     let mut h = CacheHandle::new(s);
-                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1000_0001));
+                    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1000_0001));
                     let mut held: Vec<(Addr, Size, u64)> = Vec::new();
                     let start = Instant::now();
                     let mut i = 0u64;

@@ -40,32 +40,14 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use vmspace::arena::{Arena, NoSource, PageStore};
-use vmspace::qcache::{magazine_store_bytes, CpuPin, QCacheConfig};
+use vmspace::arena::NoSource;
+use vmspace::qcache::CpuPin;
 use vmspace::{Addr, Size};
-use vmspace_user::{allowed_cpus, run_only_on, MmapBackend, RseqPin, UserArena, UserCpuCaches};
+use vmspace_user::{allowed_cpus, run_only_on, RseqPin, UserCpuCaches};
 
-type Store = PageStore<MmapBackend>;
-type Shared = UserArena<Store, NoSource>;
+mod outside_r61_common;
 
-const Q: usize = 16;
-const BASE: usize = 1 << 40;
-const SPAN: usize = 1 << 22;
-
-fn store() -> Store {
-    PageStore::new(MmapBackend::new(), Size(16 << 20)).unwrap()
-}
-
-fn shared() -> Shared {
-    let mut a = Arena::new("r61sig", Size(Q), store(), store(), NoSource).unwrap();
-    a.add(Addr(BASE), Size(SPAN)).unwrap();
-    UserArena::with_quantum_caches(a, QCacheConfig::new(8, store())).unwrap()
-}
-
-fn caches<P: CpuPin>(s: &Shared, pin: P) -> UserCpuCaches<'_, Store, NoSource, P> {
-    let bytes = magazine_store_bytes(8, pin.slots()).unwrap();
-    UserCpuCaches::new(s, pin, PageStore::new(MmapBackend::new(), Size(bytes)).unwrap()).unwrap()
-}
+use outside_r61_common::*;
 
 /// One owner word per quantum of the span: 0 free, else an owner id.
 /// Lock-free, so it adds no serialization between threads or contexts.

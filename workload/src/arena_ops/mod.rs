@@ -315,7 +315,7 @@ pub struct ArenaOpGen {
 impl ArenaOpGen {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64, cfg: ArenaOpConfig) -> Self {
-        ArenaOpGen { rng: Rng::new(seed), cfg }
+        ArenaOpGen { rng: Rng::new(seed), cfg: cfg.sane() }
     }
 
     /// The next operation. `occupied` (the model's taken ranges:
@@ -323,7 +323,7 @@ impl ArenaOpGen {
     /// `capacity`.
     pub fn next_op(&mut self, occupied: usize, capacity: usize) -> ArenaOp {
         let r = &mut self.rng;
-        let cfg = &self.cfg.sane();
+        let cfg = &self.cfg;
         let q = cfg.quantum;
         let full = occupied * 4 >= capacity * 3;
         let roll = match r.below(100) {
