@@ -256,4 +256,8 @@ unsafe impl PageOps for BatchedSparse {
     fn relax(&self) {
         SparseVmalloc::new().relax()
     }
+
+    fn reschedule(&self) {
+        SparseVmalloc::new().reschedule()
+    }
 }

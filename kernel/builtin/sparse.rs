@@ -316,4 +316,8 @@ unsafe impl PageOps for SparseVmalloc {
     fn relax(&self) {
         vmspace_kernel::relax();
     }
+
+    fn reschedule(&self) {
+        vmspace_kernel::cond_resched();
+    }
 }

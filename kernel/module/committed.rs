@@ -150,6 +150,10 @@ unsafe impl PageOps for Committed {
     fn relax(&self) {
         vmspace_kernel::relax();
     }
+
+    fn reschedule(&self) {
+        vmspace_kernel::cond_resched();
+    }
 }
 
 impl Committed {

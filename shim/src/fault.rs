@@ -309,6 +309,9 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
     fn relax(&self) {
         self.inner.relax()
     }
+    fn reschedule(&self) {
+        self.inner.reschedule()
+    }
 }
 
 #[cfg(test)]

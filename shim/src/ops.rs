@@ -147,6 +147,16 @@ pub unsafe trait PageOps {
     fn relax(&self) {
         core::hint::spin_loop();
     }
+
+    /// Called between batches of a long walk a caller makes over its own
+    /// metadata, perhaps holding a sleeping lock but no spinning one (the
+    /// arena's address hash moving every entry when it doubles): a point
+    /// where the thread may be rescheduled. The default does nothing (user
+    /// space is preempted anyway, and yielding there with a lock held only
+    /// makes its waiters wait longer); the kernel backends call
+    /// `cond_resched()`, without which a non-preemptible kernel runs the
+    /// whole walk without scheduling. Task context only, as `map` is.
+    fn reschedule(&self) {}
 }
 
 // SAFETY: forwards every call to `T`, which upholds the contract.
@@ -188,6 +198,9 @@ unsafe impl<T: PageOps + ?Sized> PageOps for &T {
     }
     fn relax(&self) {
         (**self).relax()
+    }
+    fn reschedule(&self) {
+        (**self).reschedule()
     }
 }
 

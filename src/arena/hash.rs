@@ -23,6 +23,11 @@ const MIN_BUCKETS: usize = 16;
 /// 10^6 live, the same within the noise at 10^2 and 10^4).
 const MAX_LOAD: usize = 1;
 
+/// A doubling lets its thread be rescheduled after this many buckets or
+/// entries moved ([`Store::reschedule`]; a power of two): at a million
+/// entries a rehash is tens of milliseconds, under the arena's lock.
+const RESCHEDULE_EVERY: usize = 4096;
+
 /// A mixed hash of a quantum number: the middle of its product with an odd
 /// constant (Fibonacci hashing; bits 32 and up, whose every bit depends on
 /// the number's low 32 and more, enough for any bucket count a tag table
@@ -199,7 +204,8 @@ impl<S: Store> AllocHash<S> {
     /// Double the buckets and rehash every entry (the runs double too, so
     /// an entry may move anywhere, not just to `b + n`): all chains are
     /// gathered into one list through `knext`, the heads cleared, and each
-    /// entry inserted again. O(n) once per doubling.
+    /// entry inserted again. O(n) once per doubling, with a reschedule
+    /// point every [`RESCHEDULE_EVERY`] steps.
     #[cold]
     fn grow<T: Store>(&mut self, tags: &mut TagTable<T>) {
         let Some(n2) = self.nbuckets.checked_mul(2) else { return };
@@ -208,8 +214,16 @@ impl<S: Store> AllocHash<S> {
             self.grow_failures += 1;
             return;
         }
+        let mut steps = 0usize;
+        let mut step = |store: &S| {
+            steps = steps.wrapping_add(1);
+            if steps & (RESCHEDULE_EVERY - 1) == 0 {
+                store.reschedule();
+            }
+        };
         let mut all = NIL;
         for b in 0..self.nbuckets {
+            step(&self.store);
             let mut i = self.heads()[b];
             while i != NIL {
                 let next = tags.get(i).knext;
@@ -222,6 +236,7 @@ impl<S: Store> AllocHash<S> {
         self.run = run_shift(n2);
         self.heads_mut().fill(NIL);
         while all != NIL {
+            step(&self.store);
             let next = tags.get(all).knext;
             let b = self.bucket(tags.get(all).start);
             tags.get_mut(all).knext = self.heads()[b];
@@ -299,6 +314,64 @@ mod tests {
         h.check(&tags).unwrap();
         assert_eq!(h.len(), 750);
         assert!(h.buckets() >= start_buckets);
+    }
+
+    /// A slice store that commits only what it is asked to (as a page
+    /// store does) and counts its reschedule points.
+    struct Counting<'a> {
+        slice: SliceStore<'a>,
+        committed: usize,
+        reschedules: core::cell::Cell<usize>,
+    }
+
+    // SAFETY: a prefix of the slice store, which is all committed.
+    unsafe impl Store for Counting<'_> {
+        fn base(&self) -> *mut u8 {
+            self.slice.base()
+        }
+        fn committed(&self) -> usize {
+            self.committed
+        }
+        fn grow(&mut self, bytes: usize) -> Result<(), ArenaError> {
+            self.slice.grow(bytes)?;
+            self.committed = self.committed.max(bytes);
+            Ok(())
+        }
+        fn capacity(&self) -> usize {
+            self.slice.capacity()
+        }
+        fn reschedule(&self) {
+            self.reschedules.set(self.reschedules.get() + 1);
+        }
+    }
+
+    #[test]
+    fn a_large_doubling_has_reschedule_points() {
+        let n = 40_000usize;
+        let mut tb = vec![0u8; size_of::<Tag>() * (n + 8)];
+        let mut hb = vec![0u8; 4 * 2 * n.next_power_of_two() + 8];
+        let mut tags = TagTable::new(SliceStore::new(&mut tb), n as u32 + 4).unwrap();
+        let slice = SliceStore::new(&mut hb);
+        let store = Counting { slice, committed: 0, reschedules: core::cell::Cell::new(0) };
+        let mut h = AllocHash::new(store, 4).unwrap();
+        let mut doublings = 0;
+        for k in 0..n {
+            tags.reserve(1).unwrap();
+            let i = tags.take().unwrap();
+            tags.set(i, Tag::new(k * 16, k * 16 + 16, K_ALLOC));
+            let before = h.buckets();
+            h.insert(&mut tags, i);
+            if h.buckets() != before {
+                doublings += 1;
+                // A doubling moves every bucket and every entry: one
+                // reschedule point every RESCHEDULE_EVERY of them.
+                let moved = before + h.len() - 1;
+                let points = h.store.reschedules.replace(0);
+                assert!(points >= moved / RESCHEDULE_EVERY, "{moved} moved, {points} points");
+            }
+        }
+        h.check(&tags).unwrap();
+        assert!(h.buckets() >= n && doublings >= 4, "{} buckets", h.buckets());
     }
 
     /// The longest chain when `n` segments start `stride` quanta apart.

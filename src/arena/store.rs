@@ -41,6 +41,11 @@ pub unsafe trait Store {
 
     /// How many bytes the store could ever hold.
     fn capacity(&self) -> usize;
+
+    /// Between batches of a long walk over the store's contents (the address
+    /// hash's rehash): let the thread be rescheduled where its backing can
+    /// sleep ([`PageOps::reschedule`]). The default does nothing.
+    fn reschedule(&self) {}
 }
 
 /// A store over a buffer the caller provides: fixed size, never grows.
@@ -168,6 +173,9 @@ unsafe impl<P: PageOps> Store for PageStore<P> {
     }
     fn capacity(&self) -> usize {
         self.reservation.size().get()
+    }
+    fn reschedule(&self) {
+        self.ops.reschedule()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Placement: first fit by address over the free tracts, restricted to a set
 //! of zones.
 
+use core::ops::ControlFlow;
+
 use vmspace_shim::PageOps;
 
 use super::request::{Placement, Request, ZoneSet, ZONES};
@@ -12,6 +14,9 @@ enum Try {
     Fit(usize),
     /// No fit starts before this tract, in this run or any later one.
     Resume(usize),
+    /// No fit starts anywhere: past the last tract, or the zones alone rule
+    /// out every start (a whole period of them was tried in one free run).
+    Never,
 }
 
 /// Whether `x` has `n` (1 to 64) consecutive set bits.
@@ -64,19 +69,48 @@ impl<P: PageOps> VmArena<P> {
         Some(addr.checked_sub(self.vm.base().0)? >> self.layout.page_shift)
     }
 
+    /// How many tracts the pattern of zones and alignments repeats after:
+    /// whether a start at tract `p` stays inside `zones` and on a multiple
+    /// of `align` (a power of two) depends only on `p`'s absolute page
+    /// number modulo this, as the 64 zones' stripes and the alignment both
+    /// repeat at powers of two of the address. `usize::MAX` when larger
+    /// than any arena.
+    fn zone_period(&self, align: usize) -> usize {
+        let cycle_shift = self.zone_shift + ZONES.trailing_zeros() - self.layout.page_shift;
+        1usize.checked_shl(cycle_shift).map_or(usize::MAX, |cycle| cycle.max(align))
+    }
+
     /// The first place for `pages` tracts at multiples of `align` inside the
     /// free run `[a, b)`, all in `zones`; otherwise the first candidate
     /// start at or after `a` that alignment and zones allow (its run would
-    /// have to reach it plus `pages`; `usize::MAX` when there is none).
-    fn fit_in(&self, a: usize, b: usize, pages: usize, align: usize, zones: ZoneSet) -> Try {
-        let Some(mut p) = self.align_tract(a, align) else { return Try::Resume(usize::MAX) };
+    /// have to reach it plus `pages`), or [`Try::Never`]. Every candidate
+    /// from `origin` (the run's start, at most `a`) to `a` was ruled out
+    /// by the zones already: once the candidates ruled out so span a whole
+    /// [period](Self::zone_period), no start anywhere is in `zones`.
+    fn fit_in(
+        &self,
+        origin: usize,
+        a: usize,
+        b: usize,
+        pages: usize,
+        align: usize,
+        zones: ZoneSet,
+    ) -> Try {
+        let Some(mut p) = self.align_tract(a, align) else { return Try::Never };
+        let period = self.zone_period(align);
         loop {
             // Past the last tract (an alignment larger than the arena can
             // take a start there): no run here or later holds a fit.
             let end = match p.checked_add(pages) {
                 Some(end) if end <= self.layout.tracts => end,
-                _ => return Try::Resume(usize::MAX),
+                _ => return Try::Never,
             };
+            // Every start in [origin, p) failed for its zones, in one free
+            // run; a period of them failing is every start failing (an
+            // impossible request walked every stripe of the arena).
+            if p - origin >= period {
+                return Try::Never;
+            }
             match self.first_outside(p, end, zones) {
                 None if end <= b => return Try::Fit(p),
                 None => return Try::Resume(p),
@@ -87,7 +121,7 @@ impl<P: PageOps> VmArena<P> {
                 {
                     Some(next) if next < b => p = next,
                     Some(next) => return Try::Resume(next),
-                    None => return Try::Resume(usize::MAX),
+                    None => return Try::Never,
                 },
             }
         }
@@ -96,8 +130,10 @@ impl<P: PageOps> VmArena<P> {
     /// First fit over the free runs, in `zones`: one pass over the
     /// allocation table, a word at a time where no run in the word can be
     /// long enough, jumping past stripes of disallowed zones, and stopping
-    /// as soon as the run being followed holds a fit. An unmapped table
-    /// page is a stretch of free tracts.
+    /// as soon as the run being followed holds a fit, or as soon as the
+    /// zones alone rule out every start (a request no stripe pattern holds
+    /// costs a period of stripes, not the arena). An unmapped table page is
+    /// a stretch of free tracts.
     pub(crate) fn first_fit(&self, pages: usize, align: usize, zones: ZoneSet) -> Option<usize> {
         let n = self.layout.tracts;
         let bpp_shift = self.layout.per_bit_page.trailing_zeros();
@@ -114,8 +150,8 @@ impl<P: PageOps> VmArena<P> {
             let Some(w) = self.bit_words(i >> bpp_shift) else {
                 run = run.or_else(|| begin(i));
                 i = hi;
-                if let Some(p) = self.grown(&mut run, i, pages, align, zones) {
-                    return Some(p);
+                if let ControlFlow::Break(found) = self.grown(&mut run, i, pages, align, zones) {
+                    return found;
                 }
                 continue;
             };
@@ -130,8 +166,9 @@ impl<P: PageOps> VmArena<P> {
                 if word == 0 {
                     run = run.or_else(|| begin(base));
                     i = wend;
-                    if let Some(p) = self.grown(&mut run, i, pages, align, zones) {
-                        return Some(p);
+                    if let ControlFlow::Break(found) = self.grown(&mut run, i, pages, align, zones)
+                    {
+                        return found;
                     }
                     continue;
                 }
@@ -157,8 +194,9 @@ impl<P: PageOps> VmArena<P> {
                             let b = lo + b;
                             run = None;
                             if b - a >= pages {
-                                match self.fit_in(next.max(a), b, pages, align, zones) {
+                                match self.fit_in(a, next.max(a), b, pages, align, zones) {
                                     Try::Fit(p) => return Some(p),
+                                    Try::Never => return None,
                                     Try::Resume(r) if r > b => {
                                         resume = r;
                                         break;
@@ -179,8 +217,8 @@ impl<P: PageOps> VmArena<P> {
                 }
             }
             if run.is_some() {
-                if let Some(p) = self.grown(&mut run, wend, pages, align, zones) {
-                    return Some(p);
+                if let ControlFlow::Break(found) = self.grown(&mut run, wend, pages, align, zones) {
+                    return found;
                 }
             }
             i = resume;
@@ -190,7 +228,8 @@ impl<P: PageOps> VmArena<P> {
 
     /// The run being followed now reaches `end` (it may go on): if that is
     /// far enough, look for a fit in it, and otherwise note how far it must
-    /// reach for the next look.
+    /// reach for the next look. Breaks with the fit, or with `None` when no
+    /// start anywhere can fit.
     fn grown(
         &self,
         run: &mut Option<(usize, usize, usize)>,
@@ -198,17 +237,18 @@ impl<P: PageOps> VmArena<P> {
         pages: usize,
         align: usize,
         zones: ZoneSet,
-    ) -> Option<usize> {
-        let (a, want, next) = (*run)?;
+    ) -> ControlFlow<Option<usize>> {
+        let Some((a, want, next)) = *run else { return ControlFlow::Continue(()) };
         if end < want {
-            return None;
+            return ControlFlow::Continue(());
         }
         // Every candidate before `next` was ruled out by an earlier look.
-        match self.fit_in(next.max(a), end, pages, align, zones) {
-            Try::Fit(p) => Some(p),
+        match self.fit_in(a, next.max(a), end, pages, align, zones) {
+            Try::Fit(p) => ControlFlow::Break(Some(p)),
+            Try::Never => ControlFlow::Break(None),
             Try::Resume(r) => {
                 *run = Some((a, r.saturating_add(pages), r));
-                None
+                ControlFlow::Continue(())
             }
         }
     }

@@ -64,7 +64,8 @@ pub struct DevHandle {
 }
 
 /// An arena in the kernel, owned by one open file of the device; destroyed
-/// when dropped.
+/// when dropped (in the process that made it: a `fork()` child shares the
+/// file, and its copy's drop leaves the arena to the parent).
 #[derive(Debug)]
 pub struct DevArena {
     obj: DevObject,

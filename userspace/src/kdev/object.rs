@@ -1,6 +1,6 @@
 //! [`DevObject`]: one object of the device (an arena or a VM) owned by one
 //! handle, destroyed once: by [`destroy`](DevObject::destroy) or when
-//! dropped.
+//! dropped in the process that made it.
 
 use super::{call, ioctl, Device, KdevError};
 
@@ -10,18 +10,21 @@ use super::{call, ioctl, Device, KdevError};
 /// # Invariants
 ///
 /// `destroyed` is set only by the one `DESTROY` this handle sends; the
-/// drop sends it unless it was sent.
+/// drop sends it unless it was sent or the handle is a `fork()` child's
+/// copy (`pid` is not the process dropping it): the child shares the open
+/// file, so its `DESTROY` would take the parent's object away.
 #[derive(Debug)]
 pub(super) struct DevObject {
     dev: Device,
     id: u32,
     destroyed: bool,
+    pid: u32,
 }
 
 impl DevObject {
     /// Own object `id` of `dev` (made by a command that returned it).
     pub(super) fn new(dev: Device, id: u32) -> Self {
-        DevObject { dev, id, destroyed: false }
+        DevObject { dev, id, destroyed: false, pid: std::process::id() }
     }
 
     /// The object's id in its file.
@@ -51,7 +54,9 @@ impl DevObject {
 
 impl Drop for DevObject {
     fn drop(&mut self) {
-        if !self.destroyed {
+        // A forked child's copy leaves the object to the parent (an explicit
+        // `destroy` still destroys it: the caller asked).
+        if !self.destroyed && self.pid == std::process::id() {
             let _ = destroy(self.dev.fd(), self.id);
         }
     }

@@ -12,7 +12,9 @@ use super::object::DevObject;
 use super::{call, ioctl, Device, KdevError};
 
 /// A VM in the kernel, owned by one open file of the device; destroyed
-/// (unmapped and released) when dropped.
+/// (unmapped and released) when dropped (in the process that made it: a
+/// `fork()` child shares the file, and its copy's drop leaves the VM to
+/// the parent).
 #[derive(Debug)]
 pub struct DevVm {
     obj: DevObject,
