@@ -44,6 +44,7 @@
  *   -EAGAIN     a fault injected by vmspace_arena_set_mtbf
  *   -EUCLEAN    vmspace_arena_check found a broken invariant
  *   -EOPNOTSUPP VMSPACE_WAIT on a handle allocation
+ *   -EINTR      a VMSPACE_KILLABLE wait ended by a fatal signal (kernel)
  * vmspace_strerror() gives each one's meaning here.
  *
  * What is checked and what is undefined: NULL, pointers to storage whose
@@ -119,7 +120,18 @@ typedef struct vmspace_arena vmspace_arena_t;
  * them), so a waiting allocation larger than what lies outside them may
  * sleep for good. In the kernel the sleep is uninterruptible: a signal
  * does not end it (a task that may never get the space should not ask
- * for it with VMSPACE_WAIT; vmspace_arena_alloc_timed bounds the wait).
+ * for it with VMSPACE_WAIT; vmspace_arena_alloc_timed bounds the wait),
+ * unless VMSPACE_KILLABLE is given too.
+ *
+ * VMSPACE_KILLABLE, with VMSPACE_WAIT or in vmspace_arena_alloc_timed:
+ * the wait also ends, with -EINTR and nothing allocated, once a fatal
+ * signal is pending for the task; space that is there is still taken
+ * first, and a timed wait whose time is up fails with -ETIMEDOUT. Other
+ * signals do not end it. It sleeps interruptibly (not TASK_KILLABLE: the
+ * kernel crate's condition variable has no such sleep), so while a signal
+ * that is not fatal is pending it looks again once a tick, as a timed
+ * wait does. Without a wait it changes nothing; in user space nothing ends
+ * a wait early, so it changes nothing there either.
  */
 #define VMSPACE_INSTANTFIT 0x01 /* O(1) power-of-two free lists (vmem's default) */
 #define VMSPACE_BESTFIT 0x02    /* the smallest free segment that fits */
@@ -128,6 +140,7 @@ typedef struct vmspace_arena vmspace_arena_t;
 #define VMSPACE_TOP 0x10        /* place at the top of the segment chosen */
 #define VMSPACE_WAIT 0x20       /* wait until space is freed, never -ENOMEM (-ERANGE at once for constraints no address meets) */
 #define VMSPACE_EXACT 0x40      /* xalloc: start exactly at `exact` */
+#define VMSPACE_KILLABLE 0x80   /* a wait ends with -EINTR on a fatal signal (kernel) */
 
 /* Kinds of segments (walk masks and vmspace_segment.kind). */
 #define VMSPACE_SEG_SPAN 0x1
@@ -338,7 +351,7 @@ int vmspace_arena_set_mtbf(vmspace_arena_t *arena, uint64_t seed,
  * Allocate `size` units (rounded up to the quantum) and store the start at
  * *addrp. Sizes up to the arena's qcache_max come from the calling CPU's
  * quantum-cache magazines (any policy; not with VMSPACE_TOP). Flags: one
- * policy, VMSPACE_TOP, VMSPACE_WAIT.
+ * policy, VMSPACE_TOP, VMSPACE_WAIT, VMSPACE_KILLABLE.
  */
 int vmspace_arena_alloc(vmspace_arena_t *arena, vmspace_size_t size,
 			int flags, vmspace_addr_t *addrp);
@@ -349,7 +362,8 @@ int vmspace_arena_alloc(vmspace_arena_t *arena, vmspace_size_t size,
  * -ETIMEDOUT (never -ENOMEM). A timeout of 0 tries once without sleeping;
  * UINT64_MAX waits as long as VMSPACE_WAIT. The time is counted on the
  * monotonic clock; in the kernel a sleep is rounded up to whole jiffies,
- * and a signal does not end it early.
+ * and a signal does not end it early, but for a fatal signal with
+ * VMSPACE_KILLABLE in flags (-EINTR).
  */
 int vmspace_arena_alloc_timed(vmspace_arena_t *arena, vmspace_size_t size,
 			      int flags, uint64_t timeout_ns,

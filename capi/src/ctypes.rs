@@ -258,6 +258,8 @@ consts! {
     VMSPACE_WAIT: c_int = 0x20;
     /// `vmspace_arena_xalloc`: the allocation must start at `exact`.
     VMSPACE_EXACT: c_int = 0x40;
+    /// A wait ends with `-EINTR` once a fatal signal is pending (kernel).
+    VMSPACE_KILLABLE: c_int = 0x80;
     /// Walk span markers.
     VMSPACE_SEG_SPAN: c_int = 0x1;
     /// Walk free segments.

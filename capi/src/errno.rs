@@ -11,6 +11,8 @@ pub mod code {
     use core::ffi::c_int;
     /// No such allocation.
     pub const ENOENT: c_int = 2;
+    /// Interrupted (here: a killable wait, by a fatal signal).
+    pub const EINTR: c_int = 4;
     /// I/O error.
     pub const EIO: c_int = 5;
     /// Bad file descriptor (here: not a live arena).
@@ -59,6 +61,7 @@ pub fn errno(e: &ArenaError) -> c_int {
         ArenaError::BadImport(_) => EPROTO,
         ArenaError::SourceBusy | ArenaError::InUse { .. } => EBUSY,
         ArenaError::Injected => EAGAIN,
+        ArenaError::Interrupted => EINTR,
         ArenaError::Corrupt { .. } => EUCLEAN,
         _ => EIO,
     }
@@ -71,6 +74,7 @@ pub fn strerror(err: c_int) -> &'static CStr {
     match err.checked_abs().unwrap_or(c_int::MAX) {
         0 => c"success",
         ENOENT => c"not a live allocation (bad free, or a stale or foreign handle)",
+        EINTR => c"the wait for space was ended by a fatal signal (VMSPACE_KILLABLE)",
         EIO => c"the page operations behind the arena failed",
         EBADF => c"not a live arena (destroyed, or not an arena)",
         EAGAIN => c"injected fault (mtbf)",
@@ -113,5 +117,7 @@ mod tests {
         assert_eq!(strerror(c_int::MIN), c"unknown error");
         assert_eq!(strerror(c_int::MAX), c"unknown error");
         assert_eq!(strerror(-ENOMEM), strerror(-errno(&ArenaError::NoSpace { size: 1 }).abs()));
+        assert_eq!(errno(&ArenaError::Interrupted), -EINTR);
+        assert_ne!(strerror(EINTR), c"unknown error");
     }
 }

@@ -45,11 +45,12 @@ pub(crate) struct AllocFlags {
 }
 
 /// The native flags of an allocation: at most one policy, `VMSPACE_TOP`,
-/// `VMSPACE_WAIT`, and `VMSPACE_EXACT` when `exact_ok`; anything else is
-/// `None` (`-EINVAL`).
+/// `VMSPACE_WAIT`, `VMSPACE_KILLABLE` (with `VMSPACE_WAIT`, an
+/// [interruptible](Wait::Interruptible) wait; alone, nothing), and
+/// `VMSPACE_EXACT` when `exact_ok`; anything else is `None` (`-EINVAL`).
 #[inline]
 pub(crate) fn native(flags: c_int, exact_ok: bool) -> Option<AllocFlags> {
-    let mut known = POLICY_MASK | VMSPACE_TOP | VMSPACE_WAIT;
+    let mut known = POLICY_MASK | VMSPACE_TOP | VMSPACE_WAIT | VMSPACE_KILLABLE;
     if exact_ok {
         known |= VMSPACE_EXACT;
     }
@@ -59,7 +60,11 @@ pub(crate) fn native(flags: c_int, exact_ok: bool) -> Option<AllocFlags> {
     Some(AllocFlags {
         policy: one_of(flags, &POLICIES, POLICY_MASK).ok()?,
         top: flags & VMSPACE_TOP != 0,
-        wait: if flags & VMSPACE_WAIT != 0 { Wait::Forever } else { Wait::No },
+        wait: match (flags & VMSPACE_WAIT != 0, flags & VMSPACE_KILLABLE != 0) {
+            (false, _) => Wait::No,
+            (true, false) => Wait::Forever,
+            (true, true) => Wait::Interruptible(None),
+        },
         exact: flags & VMSPACE_EXACT != 0,
     })
 }
@@ -119,6 +124,12 @@ mod tests {
         assert_eq!(vmem(M_FIRSTFIT | M_NOWAIT).unwrap().policy, Some(Policy::InstantFit));
         assert_eq!(vmem(M_BESTFIT | M_WAITOK).unwrap().wait, Wait::Forever);
         assert_eq!(vmem(M_NEXTFIT).unwrap().wait, Wait::Forever);
+        assert_eq!(
+            native(VMSPACE_WAIT | VMSPACE_KILLABLE, false).unwrap().wait,
+            Wait::Interruptible(None)
+        );
+        assert_eq!(native(VMSPACE_KILLABLE, false).unwrap().wait, Wait::No);
+        assert!(vmem(M_WAITOK | VMSPACE_KILLABLE).is_none());
         assert_eq!(vmem(0).unwrap().policy, None);
         assert!(vmem(M_FIRSTFIT | M_BESTFIT).is_none());
         assert!(vmem(M_NOWAIT | M_WAITOK).is_none());

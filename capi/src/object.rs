@@ -443,16 +443,14 @@ impl<P: Platform> ArenaObj<P> {
         wait: Wait,
         attempt: impl Fn(Wait) -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        let (root, deadline) = self.waiting_root(wait);
         let mut again = || attempt(Wait::No);
-        root.wait_after(deadline, again(), &mut again)
+        self.waiting_root(wait).wait_after(again(), &mut again)
     }
 
-    /// Where a wait as `wait` asks, begun now, waits: the root of this
-    /// arena's tree, with the deadline on its clock (`None`: no deadline).
-    /// Taken before the allocation's first try, which the time given
-    /// includes.
-    pub(crate) fn waiting_root(&self, wait: Wait) -> (&Self, Option<Duration>) {
+    /// Where and how a wait as `wait` asks, begun now, waits: at the root
+    /// of this arena's tree, until a deadline on its clock. Taken before
+    /// the allocation's first try, which the time given includes.
+    pub(crate) fn waiting_root(&self, wait: Wait) -> WaitAt<'_, P> {
         let root = match self.root {
             // SAFETY: the root is live while its descendants are (type
             // invariant), and this is one.
@@ -460,25 +458,53 @@ impl<P: Platform> ArenaObj<P> {
             None => self,
         };
         let deadline = match wait {
-            Wait::Timeout(t) => Some(root.shared.waiter().now().saturating_add(t)),
+            Wait::Timeout(t) | Wait::Interruptible(Some(t)) => {
+                Some(root.shared.waiter().now().saturating_add(t))
+            }
             _ => None,
         };
-        (root, deadline)
+        WaitAt { root, deadline, interruptible: matches!(wait, Wait::Interruptible(_)) }
     }
 
-    /// The loop of a waiting allocation in root `self` (as
-    /// [`waiting_root`](Self::waiting_root) gives it, with `deadline`),
-    /// after the first try gave `got`: `again` tries once more, without
-    /// waiting. An allocation that tries itself (one made by
+    /// The name as a C string (NUL-terminated, inside the object).
+    pub(crate) fn name_ptr(&self) -> *const c_char {
+        self.name.as_ptr().cast()
+    }
+}
+
+/// Where and how a waiting allocation waits, as
+/// [`waiting_root`](ArenaObj::waiting_root) gives it.
+pub(crate) struct WaitAt<'a, P: Platform> {
+    /// The root of the allocating arena's tree.
+    root: &'a ArenaObj<P>,
+    /// When the wait ends, on the root's clock (`None`: never).
+    deadline: Option<Duration>,
+    /// Whether the waiter's interruption ends it
+    /// ([`Wait::Interruptible`]: `VMSPACE_KILLABLE`).
+    interruptible: bool,
+}
+
+impl<P: Platform> Clone for WaitAt<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P: Platform> Copy for WaitAt<'_, P> {}
+
+impl<P: Platform> WaitAt<'_, P> {
+    /// The loop of a waiting allocation, after the first try gave `got`:
+    /// `again` tries once more, without waiting. An allocation that tries
+    /// itself (one made by
     /// [`CpuCaches::alloc_retrying`](vmspace::sync::CpuCaches::alloc_retrying),
     /// counted once however often it is retried) passes its own retry.
     pub(crate) fn wait_after(
-        &self,
-        deadline: Option<Duration>,
+        self,
         mut got: Result<Addr, ArenaError>,
         again: &mut dyn FnMut() -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
-        let (root, clock) = (self, self.shared.waiter());
+        let (root, deadline) = (self.root, self.deadline);
+        let clock = root.shared.waiter();
         if !matches!(got, Err(ArenaError::NoSpace { .. })) || !<P::Waiter as Waiter>::CAN_SLEEP {
             // Done, or a waiter that cannot sleep: it waits as `Wait::No`
             // does (nor does its clock move, so nothing would end the wait).
@@ -496,9 +522,13 @@ impl<P: Platform> ArenaObj<P> {
             // every waiter): that ends this wait, and the next one polls.
             let polling = root.polls.load(Ordering::Relaxed);
             let w = match left {
-                _ if polling => Wait::Timeout(left.map_or(IMPORT_RETRY, |l| l.min(IMPORT_RETRY))),
-                Some(l) => Wait::Timeout(l),
-                None => Wait::Forever,
+                _ if polling => Some(left.map_or(IMPORT_RETRY, |l| l.min(IMPORT_RETRY))),
+                left => left,
+            };
+            let w = match (w, self.interruptible) {
+                (w, true) => Wait::Interruptible(w),
+                (Some(l), false) => Wait::Timeout(l),
+                (None, false) => Wait::Forever,
             };
             let started_polling = || !polling && root.polls.load(Ordering::Relaxed);
             got = root.shared.wait_until(w, got, || match again() {
@@ -514,10 +544,5 @@ impl<P: Platform> ArenaObj<P> {
                 _ => return got,
             }
         }
-    }
-
-    /// The name as a C string (NUL-terminated, inside the object).
-    pub(crate) fn name_ptr(&self) -> *const c_char {
-        self.name.as_ptr().cast()
     }
 }

@@ -273,13 +273,15 @@ static int waiter(void *arg)
 	return 0;
 }
 
-/* A kthread waiting on w's arena, all of which (`all`, 0x1000) is taken,
- * gets it once it is freed; then the arena goes. */
-static void woken_by_a_free(struct kunit *test, struct waiting *w, vmspace_addr_t all)
+/* A kthread running `fn` (waiter or killable_waiter) on w's arena, all of
+ * which (`all`, 0x1000) is taken, gets it once it is freed, and holds it
+ * again. */
+static void woken_by(struct kunit *test, struct waiting *w, vmspace_addr_t all,
+		     int (*fn)(void *))
 {
 	init_completion(&w->started);
 	init_completion(&w->done);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run(waiter, w, "vmspace_cmod/wait")));
+	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run(fn, w, "vmspace_cmod/wait")));
 	wait_for_completion(&w->started);
 	msleep(20);
 	KUNIT_EXPECT_FALSE(test, completion_done(&w->done)); /* still waiting */
@@ -287,6 +289,12 @@ static void woken_by_a_free(struct kunit *test, struct waiting *w, vmspace_addr_
 	wait_for_completion(&w->done);
 	KUNIT_EXPECT_EQ(test, w->result, 0);
 	KUNIT_EXPECT_EQ(test, w->got, all);
+}
+
+/* woken_by a plain waiter; then the arena goes. */
+static void woken_by_a_free(struct kunit *test, struct waiting *w, vmspace_addr_t all)
+{
+	woken_by(test, w, all, waiter);
 	KUNIT_EXPECT_EQ(test, vmspace_arena_free(w->arena, w->got, 0x1000), 0);
 	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(w->arena), 0);
 }
@@ -321,6 +329,62 @@ static void a_timed_wait_times_out_or_is_woken(struct kunit *test)
 	woken_by_a_free(test, &w, all);
 }
 
+/*
+ * VMSPACE_KILLABLE with no signal: a killable wait is woken by a free as a
+ * plain one is, a killable timed wait times out, and the flag without a
+ * wait changes nothing. (A fatal signal ending the wait is not tested
+ * here: UML delivers a kernel thread's pending signals at the end of every
+ * interrupt, building a user signal frame it has no stack for, so a test
+ * thread cannot be sent SIGKILL. The C API's paths to -EINTR are tested
+ * in user space on a platform whose waiter can be interrupted,
+ * capi/ctest/tests/outside_r62c_killable_platform.rs, and the core's wait
+ * loop in userspace/tests/wait_interruptible.rs.)
+ */
+static int killable_waiter(void *arg)
+{
+	struct waiting *w = arg;
+
+	complete(&w->started);
+	if (w->timeout_ns)
+		w->result = vmspace_arena_alloc_timed(w->arena, 0x1000, VMSPACE_KILLABLE,
+						      w->timeout_ns, &w->got);
+	else
+		w->result = vmspace_arena_alloc(w->arena, 0x1000, VMSPACE_WAIT | VMSPACE_KILLABLE,
+						&w->got);
+	complete(&w->done);
+	return 0;
+}
+
+static void a_killable_wait_waits_as_a_plain_one(struct kunit *test)
+{
+	struct waiting w = { .arena = vmspace_arena_create("kill", 0x1000, 0x1000, 16, 0, 0) };
+	struct vmspace_handle h;
+	vmspace_addr_t all, x = 0;
+	u64 t0;
+
+	KUNIT_ASSERT_NOT_NULL(test, w.arena);
+	KUNIT_ASSERT_EQ(test, vmspace_arena_alloc(w.arena, 0x1000, 0, &all), 0);
+	/* The flag alone: no wait. */
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc(w.arena, 16, VMSPACE_KILLABLE, &x), -ENOMEM);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc_handle(w.arena, 16, VMSPACE_KILLABLE, &h), -ENOMEM);
+	KUNIT_EXPECT_EQ(test,
+			vmspace_arena_alloc_handle(w.arena, 16, VMSPACE_WAIT | VMSPACE_KILLABLE, &h),
+			-EOPNOTSUPP);
+	/* Timed: -ETIMEDOUT no earlier than its time. */
+	t0 = ktime_get_ns();
+	KUNIT_EXPECT_EQ(test, vmspace_arena_alloc_timed(w.arena, 16, VMSPACE_KILLABLE,
+							20 * NSEC_PER_MSEC, &x), -ETIMEDOUT);
+	KUNIT_EXPECT_GE(test, ktime_get_ns() - t0, 20 * NSEC_PER_MSEC);
+	KUNIT_EXPECT_EQ(test, x, 0UL);
+	/* Untimed, in a thread: woken by the free (an interruptible sleep
+	 * that only a free ends); then a killable timed wait the same way. */
+	woken_by(test, &w, all, killable_waiter);
+	w.timeout_ns = 10 * NSEC_PER_SEC;
+	woken_by(test, &w, all, killable_waiter);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_free(w.arena, all, 0x1000), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_arena_destroy(w.arena), 0);
+}
+
 static struct kunit_case vmspace_cmod_cases[] = {
 	KUNIT_CASE(ids_are_reused_late),
 	KUNIT_CASE(ids_run_out_and_come_back),
@@ -331,6 +395,7 @@ static struct kunit_case vmspace_cmod_cases[] = {
 	KUNIT_CASE(threads_share_an_arena),
 	KUNIT_CASE(a_waiter_gets_freed_space),
 	KUNIT_CASE(a_timed_wait_times_out_or_is_woken),
+	KUNIT_CASE(a_killable_wait_waits_as_a_plain_one),
 	{}
 };
 

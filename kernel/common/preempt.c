@@ -10,6 +10,7 @@
 #include <linux/preempt.h>
 #include <linux/processor.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/smp.h>
 
 #include "preempt.h"
@@ -40,6 +41,13 @@ void vmspace_unpin_cpu(void)
 void vmspace_cond_resched(void)
 {
 	cond_resched();
+}
+
+/* Whether a fatal signal is pending for the current task: a killable wait
+ * (VMSPACE_KILLABLE) ends then. */
+int vmspace_fatal_signal_pending(void)
+{
+	return fatal_signal_pending(current);
 }
 
 /*

@@ -9,4 +9,7 @@ mod generated {
     include!(concat!(env!("VMK_OBJ"), "/kernel/common/preempt_bindings.rs"));
 }
 
-pub(crate) use generated::{vmspace_cond_resched, vmspace_pin_cpu, vmspace_relax, vmspace_unpin_cpu};
+pub(crate) use generated::{
+    vmspace_cond_resched, vmspace_fatal_signal_pending, vmspace_pin_cpu, vmspace_relax,
+    vmspace_unpin_cpu,
+};

@@ -46,7 +46,13 @@ struct Inner {
 /// core treats as a spurious wakeup and retries until its deadline. Since
 /// the signal stays pending, each such return is followed by an
 /// uninterruptible sleep of one tick, so a signalled waiter polls once a
-/// tick instead of spinning. An untimed wait is uninterruptible.
+/// tick instead of spinning. An untimed wait is uninterruptible, but for
+/// an interruptible one (`Wait::Interruptible`, the C API's
+/// `VMSPACE_KILLABLE`), which sleeps as a timed one does (interruptibly,
+/// polling once a tick under a signal that is not fatal: the kernel
+/// crate's `CondVar` has no `TASK_KILLABLE` sleep) and returns at once for
+/// a fatal signal, which [`interrupted`](Waiter::interrupted) then
+/// reports.
 pub struct KernelWaiter {
     inner: Pin<KBox<Inner>>,
     start: Instant<Monotonic>,
@@ -93,29 +99,16 @@ impl Waiter for KernelWaiter {
     }
 
     fn wait(&self, seen: u64, timeout: Option<Duration>) -> bool {
-        let mut guard = self.inner.lock.lock();
-        let mut signalled = false;
-        if self.epoch() == seen {
-            match timeout {
-                None => self.inner.moved.wait(&mut guard),
-                Some(t) => {
-                    // Woken, timed out or signalled: the epoch says which
-                    // matters, and the caller retries on a spurious return.
-                    let r = self.inner.moved.wait_interruptible_timeout(&mut guard, jiffies_for(t));
-                    signalled = matches!(r, CondVarTimeoutResult::Signal { .. });
-                }
-            }
-        }
-        drop(guard);
-        if signalled && self.epoch() == seen {
-            // A pending signal ends an interruptible sleep at once, and
-            // would end each retry the same way: the caller would spin
-            // until its deadline. Sleep a tick uninterruptibly instead, so
-            // a signalled waiter looks again once a tick.
-            // SAFETY: task context (this is a sleeping wait), no lock held.
-            unsafe { bindings::schedule_timeout_uninterruptible(1) };
-        }
-        self.epoch() != seen
+        self.sleep(seen, timeout, false)
+    }
+
+    fn interrupted(&self) -> bool {
+        // SAFETY: reads the current task's pending signals; any context.
+        unsafe { crate::preempt::vmspace_fatal_signal_pending() != 0 }
+    }
+
+    fn wait_interruptible(&self, seen: u64, timeout: Option<Duration>) -> bool {
+        self.sleep(seen, timeout, true)
     }
 
     fn notify_all(&self) {
@@ -125,6 +118,42 @@ impl Waiter for KernelWaiter {
             self.inner.epoch.fetch_add(1, Ordering::Release);
         }
         self.inner.moved.notify_all();
+    }
+}
+
+impl KernelWaiter {
+    /// [`Waiter::wait`], and with `interruptible` its killable kind: an
+    /// untimed sleep is then interruptible too, and a fatal signal ends it
+    /// without the tick's sleep.
+    fn sleep(&self, seen: u64, timeout: Option<Duration>, interruptible: bool) -> bool {
+        let mut guard = self.inner.lock.lock();
+        let mut signalled = false;
+        if self.epoch() == seen {
+            match timeout {
+                None if !interruptible => self.inner.moved.wait(&mut guard),
+                None => signalled = self.inner.moved.wait_interruptible(&mut guard),
+                Some(t) => {
+                    // Woken, timed out or signalled: the epoch says which
+                    // matters, and the caller retries on a spurious return.
+                    let r = self.inner.moved.wait_interruptible_timeout(&mut guard, jiffies_for(t));
+                    signalled = matches!(r, CondVarTimeoutResult::Signal { .. });
+                }
+            }
+        }
+        drop(guard);
+        if signalled && interruptible && self.interrupted() {
+            // The caller ends the wait on its next look.
+            return self.epoch() != seen;
+        }
+        if signalled && self.epoch() == seen {
+            // A pending signal ends an interruptible sleep at once, and
+            // would end each retry the same way: the caller would spin
+            // until its deadline. Sleep a tick uninterruptibly instead, so
+            // a signalled waiter looks again once a tick.
+            // SAFETY: task context (this is a sleeping wait), no lock held.
+            unsafe { bindings::schedule_timeout_uninterruptible(1) };
+        }
+        self.epoch() != seen
     }
 }
 

@@ -89,11 +89,16 @@ pub enum ArenaError {
     SourceBusy,
     /// A fault injected by the arena's own fault injector (vmem's mtbf).
     Injected,
+    /// An [`Interruptible`](crate::sync::Wait::Interruptible) wait ended
+    /// because its waiter said the thread must stop (in the kernel, a
+    /// fatal signal): nothing was allocated.
+    Interrupted,
     /// A teardown that gives back what it stands on
     /// ([`Arena::into_source`](super::Arena::into_source),
     /// [`KeepFree::into_inner`](crate::sources::KeepFree::into_inner),
-    /// [`VmSource::into_vm`](crate::sources::VmSource::into_vm)) found it
-    /// still in use: `what` says how, `size` how much. Nothing changed but
+    /// [`VmSource::into_vm`](crate::sources::VmSource::into_vm),
+    /// [`SyncArena::into_inner`](crate::sync::SyncArena::into_inner)) found
+    /// it still in use: `what` says how, `size` how much. Nothing changed but
     /// what the teardown's docs say it does first.
     InUse {
         /// What is still in use.
@@ -169,6 +174,7 @@ impl fmt::Display for ArenaError {
             ),
             ArenaError::SourceBusy => f.write_str("source is borrowed elsewhere"),
             ArenaError::Injected => f.write_str("injected fault (mtbf)"),
+            ArenaError::Interrupted => f.write_str("the wait for space was interrupted"),
             ArenaError::InUse { what, size } => write!(f, "still in use: {what} ({:#x})", size.0),
             ArenaError::Corrupt { what, tag } => {
                 write!(f, "arena inconsistent at tag {tag}: {what}")

@@ -17,8 +17,9 @@ use super::ArenaError;
 /// of the caller's yet and are released. A teardown that finds what it
 /// would give back still in use ([`Arena::into_source`](super::Arena::into_source),
 /// [`KeepFree::into_inner`](crate::sources::KeepFree::into_inner),
-/// [`VmSource::into_vm`](crate::sources::VmSource::into_vm)) gives back
-/// itself, with [`ArenaError::InUse`] saying what holds it.
+/// [`VmSource::into_vm`](crate::sources::VmSource::into_vm),
+/// [`SyncArena::into_inner`](crate::sync::SyncArena::into_inner)) gives
+/// back itself, with [`ArenaError::InUse`] saying what holds it.
 ///
 /// A `Refused` converts into its [`ArenaError`] (`?` in a function
 /// returning `ArenaError` drops the value, as before); its `Debug` shows the

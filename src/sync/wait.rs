@@ -5,6 +5,7 @@ use core::time::Duration;
 
 /// Whether an allocation may wait for space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Wait {
     /// Fail at once when there is no space (after reclaiming the caches).
     #[default]
@@ -17,6 +18,15 @@ pub enum Wait {
     /// room for (only constraints no address could ever meet fail at once,
     /// with `ArenaError::OverConstrained`).
     Forever,
+    /// Wait as [`Timeout`](Self::Timeout) (`Some`) or
+    /// [`Forever`](Self::Forever) (`None`) do, but end the wait with
+    /// `ArenaError::Interrupted` once the waiter says the thread must stop
+    /// ([`Waiter::interrupted`]; in the kernel, a fatal signal pending: a
+    /// killable wait). Space that is there is still taken, and a wait whose
+    /// time is up fails as a timed one does: the check comes after each
+    /// try and the deadline's. With a waiter that is never interrupted
+    /// (user space), the same as the wait it names.
+    Interruptible(Option<Duration>),
 }
 
 /// An event counter threads sleep on: every free bumps it, and a waiter
@@ -39,6 +49,23 @@ pub trait Waiter: Sync {
     /// Sleep until the epoch differs from `seen` or `timeout` (if any)
     /// passes. Returns whether it moved. May return early (spuriously).
     fn wait(&self, seen: u64, timeout: Option<Duration>) -> bool;
+
+    /// Whether the calling thread must stop waiting: an
+    /// [`Interruptible`](Wait::Interruptible) wait ends with
+    /// `ArenaError::Interrupted` when this says so after a failed try. The
+    /// default: never (the kernel's waiter: a fatal signal is pending).
+    fn interrupted(&self) -> bool {
+        false
+    }
+
+    /// [`wait`](Self::wait) for an [`Interruptible`](Wait::Interruptible)
+    /// wait: as `wait`, but also returning (spuriously, as far as the epoch
+    /// goes) once [`interrupted`](Self::interrupted) would say so, for a
+    /// waiter whose plain `wait` would sleep through that. The default is
+    /// `wait`.
+    fn wait_interruptible(&self, seen: u64, timeout: Option<Duration>) -> bool {
+        self.wait(seen, timeout)
+    }
 
     /// Advance the epoch and wake every sleeper.
     fn notify_all(&self);

@@ -53,7 +53,7 @@ impl ChunkOp {
             _ => ChunkOpKind::Trim,
         };
         let skew = if k & 0x80 != 0 { usize::from(b) % chunk.0.max(1) } else { 0 };
-        let first = (usize::from(a) << 4 | usize::from(k >> 4 & 7)) % (window + 2);
+        let first = (usize::from(a) << 4 | usize::from(k >> 4 & 7)) % window.saturating_add(2);
         Some(ChunkOp { kind, first, chunks: usize::from(b % 32), skew })
     }
 

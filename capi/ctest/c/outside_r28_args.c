@@ -63,7 +63,7 @@ int ctest_r28_args(void)
 	CHECK_EQ(vmspace_arena_alloc((vmspace_arena_t *)zeroed, Q, 0, &x), -EBADF);
 	/* zero size, unknown flags, EXACT outside xalloc */
 	CHECK_EQ(vmspace_arena_alloc(a, 0, 0, &x), -EINVAL);
-	CHECK_EQ(vmspace_arena_alloc(a, Q, 0x80, &x), -EINVAL);
+	CHECK_EQ(vmspace_arena_alloc(a, Q, 0x200, &x), -EINVAL); /* 0x80 is VMSPACE_KILLABLE now */
 	CHECK_EQ(vmspace_arena_alloc(a, Q, VMSPACE_EXACT, &x), -EINVAL);
 	CHECK_EQ(vmspace_arena_alloc(a, Q, 0x100, &x), -EINVAL);
 	CHECK_EQ(vmspace_arena_alloc(a, Q, (int)0x80000000u, &x), -EINVAL);
@@ -90,7 +90,7 @@ int ctest_r28_args(void)
 	CHECK_EQ(vmspace_arena_alloc_timed(NULL, Q, 0, 0, &x), -EINVAL);
 	CHECK_EQ(vmspace_arena_alloc_timed(a, Q, 0, 0, NULL), -EINVAL);
 	CHECK_EQ(vmspace_arena_alloc_timed(a, 0, 0, 0, &x), -EINVAL);
-	CHECK_EQ(vmspace_arena_alloc_timed(a, Q, 0x80, 0, &x), -EINVAL);
+	CHECK_EQ(vmspace_arena_alloc_timed(a, Q, 0x100, 0, &x), -EINVAL);
 	CHECK_EQ(vmspace_arena_alloc_timed(a, Q, VMSPACE_EXACT, 0, &x), -EINVAL);
 	r = vmspace_arena_alloc_timed(a, SMAX, 0, 1000000, &x);
 	CHECK(r == -EOVERFLOW || r == -ERANGE);
@@ -301,7 +301,7 @@ int ctest_r28_xalloc(void)
 	CHECK_EQ(vmspace_arena_xalloc(NULL, Q, 0, 0, 0, 0, 0, 0, 0, &x), -EINVAL);
 	CHECK_EQ(vmspace_arena_xalloc(a, Q, 0, 0, 0, 0, 0, 0, 0, NULL), -EINVAL);
 	CHECK_EQ(vmspace_arena_xalloc(a, 0, 0, 0, 0, 0, 0, 0, 0, &x), -EINVAL);
-	CHECK_EQ(vmspace_arena_xalloc(a, Q, 0, 0, 0, 0, 0, 0, 0x80, &x), -EINVAL);
+	CHECK_EQ(vmspace_arena_xalloc(a, Q, 0, 0, 0, 0, 0, 0, 0x100, &x), -EINVAL);
 	CHECK_EQ(vmspace_arena_xalloc(a, SMAX, 0, 0, 0, 0, 0, 0, 0, &x), -EOVERFLOW);
 	/* align: not a power of two (even below the quantum) -EINVAL */
 	CHECK_EQ(vmspace_arena_xalloc(a, Q, 3, 0, 0, 0, 0, 0, 0, &x), -EINVAL);

@@ -135,7 +135,7 @@ int ctest_r28_handles(void)
 	CHECK_EQ(vmspace_arena_alloc_handle(NULL, Q, 0, &h), -EINVAL);
 	CHECK_EQ(vmspace_arena_alloc_handle(a, Q, 0, NULL), -EINVAL);
 	CHECK_EQ(vmspace_arena_alloc_handle(a, Q, VMSPACE_EXACT, &h), -EINVAL);
-	CHECK_EQ(vmspace_arena_alloc_handle(a, Q, 0x80, &h), -EINVAL);
+	CHECK_EQ(vmspace_arena_alloc_handle(a, Q, 0x100, &h), -EINVAL);
 	CHECK_EQ(vmspace_arena_alloc_handle(a, SMAX, 0, &h), -EOVERFLOW);
 	CHECK_EQ(vmspace_arena_alloc_handle(a, 17 * Q, 0, &h), -ENOMEM);
 	CHECK_EQ(vmspace_arena_xalloc_handle(a, Q, 0, 0, 0, 0, 0, 0, VMSPACE_WAIT, &h), -EOPNOTSUPP);

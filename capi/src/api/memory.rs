@@ -89,8 +89,8 @@ impl<P: Platform> ArenaObj<P> {
     #[cold]
     #[inline(never)]
     fn alloc_waiting(&self, size: usize, f: AllocFlags) -> Result<Addr, ArenaError> {
-        let (root, deadline) = self.waiting_root(f.wait);
-        self.alloc_tried(size, f, |e, again| root.wait_after(deadline, Err(e), again))
+        let at = self.waiting_root(f.wait);
+        self.alloc_tried(size, f, |e, again| at.wait_after(Err(e), again))
     }
 
     /// An allocation of `size` as `f` asks, tried once without waiting;
@@ -214,7 +214,8 @@ impl<P: Platform> Api<P> {
     }
 
     /// `vmspace_arena_alloc_timed`: as `vmspace_arena_alloc` with
-    /// [`Wait::Timeout`], and `-ETIMEDOUT` for the lack of space it ends in.
+    /// [`Wait::Timeout`] ([`Wait::Interruptible`] with `VMSPACE_KILLABLE`),
+    /// and `-ETIMEDOUT` for the lack of space it ends in.
     ///
     /// # Safety
     ///
@@ -230,8 +231,14 @@ impl<P: Platform> Api<P> {
             // SAFETY: the caller's contract.
             let o = unsafe { obj::<P, _>(arena) }?;
             let addrp = out(addrp)?;
-            let wait = Wait::Timeout(Duration::from_nanos(timeout_ns));
-            let f = AllocFlags { wait, ..native(flags, false)? };
+            let f = native(flags, false)?;
+            let t = Duration::from_nanos(timeout_ns);
+            let wait = if flags & VMSPACE_KILLABLE != 0 {
+                Wait::Interruptible(Some(t))
+            } else {
+                Wait::Timeout(t)
+            };
+            let f = AllocFlags { wait, ..f };
             let a = o.alloc_addr(size, f).map_err(|e| match e {
                 ArenaError::NoSpace { .. } => -code::ETIMEDOUT,
                 e => fail(e),

@@ -4,7 +4,6 @@
 
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::mem::{align_of, size_of};
-use core::time::Duration;
 
 use vmspace::arena::{ArenaError, Policy, SegmentKinds};
 use vmspace::sync::Wait;
@@ -15,7 +14,7 @@ use super::{fail, obj, out, out_opt, Api};
 use crate::ctypes::*;
 use crate::errno::{code, cstr_ptr};
 use crate::flags::{self, AllocFlags};
-use crate::object::ArenaObj;
+use crate::object::{ArenaObj, WaitAt};
 use crate::platform::Platform;
 
 /// vmem(9) returns positive errno values.
@@ -111,7 +110,7 @@ impl<P: Platform> ArenaObj<P> {
         vm: *mut vmem_t,
         flags: c_int,
         f: AllocFlags,
-        wait_at: (&Self, Option<Duration>),
+        wait_at: WaitAt<'_, P>,
         first: ArenaError,
         again: &mut dyn FnMut() -> Result<Addr, ArenaError>,
     ) -> Result<Addr, ArenaError> {
@@ -125,9 +124,8 @@ impl<P: Platform> ArenaObj<P> {
             unsafe { r(vm, flags) };
         }
         if f.wait != Wait::No {
-            let (root, deadline) = wait_at;
             let got = again();
-            return root.wait_after(deadline, got, again);
+            return wait_at.wait_after(got, again);
         }
         if reclaim.is_some() {
             again()

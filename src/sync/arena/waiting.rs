@@ -95,11 +95,13 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
             Err(e @ ArenaError::NoSpace { .. }) => e,
             other => return other,
         };
-        let deadline = match wait {
+        let limit = |t: Duration| Some(self.waiter.now().saturating_add(t));
+        let (deadline, interruptible) = match wait {
             _ if !W::CAN_SLEEP => return Err(e),
             Wait::No => return Err(e),
-            Wait::Timeout(t) => Some(self.waiter.now().saturating_add(t)),
-            Wait::Forever => None,
+            Wait::Timeout(t) => (limit(t), false),
+            Wait::Forever => (None, false),
+            Wait::Interruptible(t) => (t.and_then(limit), true),
         };
         self.waiters.fetch_add(1, Ordering::SeqCst);
         // Counted out however the wait ends, an unwinding source included.
@@ -110,11 +112,20 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
                 ControlFlow::Continue(failure) => e = failure,
                 ControlFlow::Break(r) => break r,
             }
+            // Out of time first: a zero timeout fails as `Timeout`'s does
+            // (the C API's timed wait ends there too), interrupted or not.
             let left = deadline.map(|d| d.saturating_sub(self.waiter.now()));
             if left == Some(Duration::ZERO) {
                 break Err(e);
             }
-            self.waiter.wait(seen, left);
+            if interruptible && self.waiter.interrupted() {
+                break Err(ArenaError::Interrupted);
+            }
+            if interruptible {
+                self.waiter.wait_interruptible(seen, left);
+            } else {
+                self.waiter.wait(seen, left);
+            }
         }
     }
 

@@ -1,11 +1,14 @@
 //! Failures of device commands, and the error records they carry turned
 //! back into the core's error types, variant for variant, so a test that
-//! compares errors compares them the same way against the kernel. One
-//! variant has no code of its own: [`ArenaError::Stranded`], which a source
-//! returns to the arena importing from it and no arena operation returns,
-//! so no command can; were one to, it would come back as the record of any
-//! error without a code (`ARENA_OTHER`), an `InvalidArgument` naming the
-//! device code and the start of its text.
+//! compares errors compares them the same way against the kernel. Three
+//! variants have no code of their own, as no command can return them:
+//! [`ArenaError::Stranded`], which a source returns to the arena importing
+//! from it and no arena operation returns; [`ArenaError::InUse`], which
+//! only teardowns the device does not run return; and
+//! [`ArenaError::Interrupted`], as the device never waits. Were a command
+//! to return one, it would come back as the record of any error without a
+//! code (`ARENA_OTHER`), an `InvalidArgument` naming the device code and
+//! the start of its text.
 
 use std::collections::BTreeSet;
 use std::fmt;

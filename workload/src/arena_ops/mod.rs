@@ -145,7 +145,9 @@ pub struct ArenaOpConfig {
     pub extent: usize,
     /// The arena's quantum.
     pub quantum: usize,
-    /// The largest ordinary allocation size, in quanta.
+    /// The largest ordinary allocation size, in quanta (allocations, resizes
+    /// and constrained allocations; at least 1, and at most half the address
+    /// space in bytes).
     pub max_quanta: usize,
     /// Whether to generate adds and extends (without them, an arena with a
     /// source lives on imports alone).
@@ -181,14 +183,16 @@ impl ArenaOpConfig {
     }
 
     /// The configuration the operations are made for: a quantum of 0 taken
-    /// as 1 and one above 2^27 (the arena's largest) as 2^27, a window running past the top of
-    /// the address space cut at it, so that no address or size an
-    /// operation computes overflows (the fields are public: any values may
-    /// come in).
+    /// as 1 and one above 2^27 (the arena's largest) as 2^27, a window
+    /// running past the top of the address space cut at it, and
+    /// `max_quanta` between 1 and half the address space in quanta, so that
+    /// no address or size an operation computes overflows (the fields are
+    /// public: any values may come in).
     fn sane(&self) -> Self {
         let quantum = self.quantum.clamp(1, 1 << 27);
         let extent = self.extent.min(usize::MAX - self.base).min(usize::MAX - 1);
-        ArenaOpConfig { quantum, extent, ..*self }
+        let max_quanta = self.max_quanta.clamp(1, (usize::MAX >> 1) / quantum);
+        ArenaOpConfig { quantum, extent, max_quanta, ..*self }
     }
 }
 
@@ -271,7 +275,9 @@ fn resize_op(r: &mut Rng, cfg: &ArenaOpConfig, pick: usize) -> ArenaOp {
     let q = cfg.quantum;
     let size = match r.below(100) {
         0..=2 => 0,
-        3..=89 => r.between(1, 8) * q - if r.chance(300) { r.below(q) } else { 0 },
+        3..=89 => {
+            r.between(1, 8.min(cfg.max_quanta)) * q - if r.chance(300) { r.below(q) } else { 0 }
+        }
         _ => r.between(1, cfg.max_quanta.max(1)) * q,
     };
     ArenaOp::Resize { pick, size, claim: if r.chance(50) { 1 + r.below(q) } else { 0 } }
@@ -363,8 +369,14 @@ impl ArenaOpGen {
                 resize_op(r, cfg, pick)
             }
             33..=69 => {
-                let quanta =
-                    if r.chance(900) { r.between(1, 8) } else { r.between(9, cfg.max_quanta) };
+                // Small sizes nine times in ten (the same draws whenever
+                // max_quanta is at least 9), never above max_quanta.
+                let max = cfg.max_quanta;
+                let quanta = if r.chance(900) {
+                    r.between(1, 8.min(max))
+                } else {
+                    r.between(9.min(max), max)
+                };
                 let size = quanta * q - if r.chance(300) { r.below(q) } else { 0 };
                 ArenaOp::Alloc { size, policy: policy_of(r.below(4)), held: r.chance(300) }
             }

@@ -60,7 +60,7 @@ impl VmArenaOp {
         let (&[k, a, b, c], rest) = bytes.split_first_chunk::<4>()?;
         *bytes = rest;
         let tracts = tracts.max(1);
-        let first = (usize::from(a) << 8 | usize::from(b)) % (tracts + 2);
+        let first = (usize::from(a) << 8 | usize::from(b)) % tracts.saturating_add(2);
         let owner = u32::from(c % 4);
         Some(match k % 8 {
             0..=2 => {
@@ -145,7 +145,7 @@ impl VmArenaOpGen {
                         let owner = if r.chance(950) { o } else { o % 3 + 1 };
                         (first, r.between(1, end - first), owner)
                     }
-                    _ => (r.below(self.tracts + 2), r.between(0, 6), owner),
+                    _ => (r.below(self.tracts.saturating_add(2)), r.between(0, 6), owner),
                 };
                 if r.chance(200) {
                     VmArenaOp::Protect { first, pages, owner, read_only: r.chance(700) }
