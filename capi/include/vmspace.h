@@ -126,12 +126,10 @@ typedef struct vmspace_arena vmspace_arena_t;
  * VMSPACE_KILLABLE, with VMSPACE_WAIT or in vmspace_arena_alloc_timed:
  * the wait also ends, with -EINTR and nothing allocated, once a fatal
  * signal is pending for the task; space that is there is still taken
- * first, and a timed wait whose time is up fails with -ETIMEDOUT. Other
- * signals do not end it. It sleeps interruptibly (not TASK_KILLABLE: the
- * kernel crate's condition variable has no such sleep), so while a signal
- * that is not fatal is pending it looks again once a tick, as a timed
- * wait does. Without a wait it changes nothing; in user space nothing ends
- * a wait early, so it changes nothing there either.
+ * first, and a timed wait whose time is up fails with -ETIMEDOUT. It
+ * sleeps in TASK_KILLABLE: other signals neither end nor wake it. Without
+ * a wait it changes nothing; in user space nothing ends a wait early, so
+ * it changes nothing there either.
  */
 #define VMSPACE_INSTANTFIT 0x01 /* O(1) power-of-two free lists (vmem's default) */
 #define VMSPACE_BESTFIT 0x02    /* the smallest free segment that fits */

@@ -11,7 +11,9 @@
 #include <linux/processor.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/slab.h>
 #include <linux/smp.h>
+#include <linux/wait.h>
 
 #include "preempt.h"
 
@@ -69,4 +71,65 @@ void vmspace_relax(void)
 	preempt_disable();
 	preempt_enable();
 	cpu_relax();
+}
+
+/*
+ * The wait queue KernelWaiter (vmspace::sync::Waiter) sleeps on, allocated
+ * here since its layout is the kernel's: NULL when out of memory.
+ */
+void *vmspace_wq_new(void)
+{
+	struct wait_queue_head *wq = kmalloc(sizeof(*wq), GFP_KERNEL);
+
+	if (wq)
+		init_waitqueue_head(wq);
+	return wq;
+}
+
+/* Free a wait queue no task sleeps on. */
+void vmspace_wq_free(void *wq)
+{
+	kfree(wq);
+}
+
+/*
+ * Sleep on `queue` until *epoch differs from `seen`, for at most `timeout`
+ * jiffies (negative: no limit), in `mode` (VMSPACE_WQ_*: a killable sleep
+ * is TASK_KILLABLE, which only a fatal signal interrupts). The epoch is
+ * read again once the task is on the queue, so a bump and a
+ * vmspace_wq_wake_all() between the caller's look and the sleep is never
+ * missed. Returns > 0 when the epoch moved, 0 when the time ran out, and
+ * -ERESTARTSYS when a signal ended the sleep. Task context.
+ */
+long vmspace_wq_wait(void *queue, const unsigned long long *epoch, unsigned long long seen,
+		     long timeout, int mode)
+{
+	struct wait_queue_head *wq = queue;
+	long r;
+
+#define VMSPACE_MOVED (READ_ONCE(*epoch) != seen)
+	switch (mode) {
+	case VMSPACE_WQ_INTERRUPTIBLE:
+		if (timeout >= 0)
+			return wait_event_interruptible_timeout(*wq, VMSPACE_MOVED, timeout);
+		r = wait_event_interruptible(*wq, VMSPACE_MOVED);
+		return r ? r : 1;
+	case VMSPACE_WQ_KILLABLE:
+		if (timeout >= 0)
+			return wait_event_killable_timeout(*wq, VMSPACE_MOVED, timeout);
+		r = wait_event_killable(*wq, VMSPACE_MOVED);
+		return r ? r : 1;
+	default:
+		if (timeout >= 0)
+			return wait_event_timeout(*wq, VMSPACE_MOVED, timeout);
+		wait_event(*wq, VMSPACE_MOVED);
+		return 1;
+	}
+#undef VMSPACE_MOVED
+}
+
+/* Wake every task sleeping on `queue` (after the epoch moved). */
+void vmspace_wq_wake_all(void *queue)
+{
+	wake_up_all((struct wait_queue_head *)queue);
 }

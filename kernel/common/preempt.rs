@@ -11,5 +11,16 @@ mod generated {
 
 pub(crate) use generated::{
     vmspace_cond_resched, vmspace_fatal_signal_pending, vmspace_pin_cpu, vmspace_relax,
-    vmspace_unpin_cpu,
+    vmspace_unpin_cpu, vmspace_wq_free, vmspace_wq_new, vmspace_wq_wait, vmspace_wq_wake_all,
 };
+
+/// `vmspace_wq_wait`'s modes (`VMSPACE_WQ_*` in `preempt.h`; bindgen
+/// declares the functions only).
+pub(crate) mod wq_mode {
+    /// `TASK_UNINTERRUPTIBLE`.
+    pub(crate) const UNINTERRUPTIBLE: i32 = 0;
+    /// `TASK_INTERRUPTIBLE`.
+    pub(crate) const INTERRUPTIBLE: i32 = 1;
+    /// `TASK_KILLABLE`.
+    pub(crate) const KILLABLE: i32 = 2;
+}

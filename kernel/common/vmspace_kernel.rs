@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 //! What the kernel supplies to the vmspace core besides page operations:
-//! the lock and the waiter of `vmspace::sync` ([`KernelMutex`],
-//! [`KernelWaiter`]) on the kernel crate's `sync` abstractions, and the CPU
+//! the lock and the waiter of `vmspace::sync` ([`KernelMutex`] on the
+//! kernel crate's `sync` abstractions, [`KernelWaiter`] on a wait queue of
+//! the C helpers, for its killable sleeps), and the CPU
 //! pin of per-CPU quantum caches ([`KernelCpuPin`]). Linked into both the
 //! built-in and the module build (it uses exported functions only).
 

@@ -1,79 +1,106 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 //! [`KernelWaiter`]: the kernel build's [`Waiter`] for `vmspace::sync`, an
-//! epoch counter with the kernel crate's [`CondVar`]; and [`sleep_ms`].
+//! epoch counter with a kernel wait queue; and [`sleep_ms`].
 
-use core::pin::Pin;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-use kernel::alloc::KBox;
-use kernel::error::Error;
-use kernel::prelude::*;
-use kernel::str::CStr;
 use kernel::bindings;
-use kernel::sync::{static_lock_class, CondVar, CondVarTimeoutResult, SpinLock};
-use kernel::c_str;
+use kernel::error::{code::ENOMEM, Error};
+use kernel::ffi::{c_long, c_void};
 use kernel::time::{delay::fsleep, msecs_to_jiffies, Delta, Instant, Monotonic};
 use vmspace::sync::Waiter;
 
-/// The pinned part of a [`KernelWaiter`].
+use crate::preempt::{self, wq_mode};
+
+/// An epoch counter with a kernel wait queue (`struct wait_queue_head`,
+/// made and slept on through the C helpers in `preempt.c`: the kernel
+/// crate's `CondVar` has no killable sleep), and the monotonic clock for
+/// timeouts.
+///
+/// A sleeper goes on the queue and then reads the epoch again
+/// (`wait_event*()`), and a bump is followed by a wake-up of the whole
+/// queue, so a bump between the caller's look and the sleep is never
+/// missed.
+///
+/// An untimed wait is uninterruptible. A timed wait is interruptible (as it
+/// was on the kernel crate's `CondVar`, which had timed waits in that mode
+/// only): a pending signal ends it early, which the core treats as a
+/// spurious wakeup and retries until its deadline; since the signal stays
+/// pending, each such return is followed by an uninterruptible sleep of one
+/// tick, so a signalled waiter polls once a tick instead of spinning. An
+/// interruptible wait (`Wait::Interruptible`, the C API's
+/// `VMSPACE_KILLABLE`) sleeps in `TASK_KILLABLE`: only a fatal signal ends
+/// it, which [`interrupted`](Waiter::interrupted) then reports.
 ///
 /// # Invariants
 ///
-/// `epoch` only changes with `lock` held.
-#[pin_data]
-struct Inner {
-    /// Orders a bump of the epoch against a sleeper's last look at it.
-    #[pin]
-    lock: SpinLock<()>,
-    /// Where sleepers wait for the epoch to move.
-    #[pin]
-    moved: CondVar,
-    epoch: AtomicU64,
-}
-
-/// An epoch counter with a kernel wait queue (a [`CondVar`] and the spin
-/// lock it sleeps under), and the monotonic clock for timeouts.
-///
-/// A sleeper looks at the epoch with the lock held and goes on the wait
-/// queue before the lock is dropped (`CondVar::wait`), and the epoch only
-/// moves with the lock held, so a bump between the look and the sleep is
-/// never missed.
-///
-/// A timed wait is interruptible (the kernel crate offers timed waits on a
-/// `CondVar` only in that mode): a pending signal ends it early, which the
-/// core treats as a spurious wakeup and retries until its deadline. Since
-/// the signal stays pending, each such return is followed by an
-/// uninterruptible sleep of one tick, so a signalled waiter polls once a
-/// tick instead of spinning. An untimed wait is uninterruptible, but for
-/// an interruptible one (`Wait::Interruptible`, the C API's
-/// `VMSPACE_KILLABLE`), which sleeps as a timed one does (interruptibly,
-/// polling once a tick under a signal that is not fatal: the kernel
-/// crate's `CondVar` has no `TASK_KILLABLE` sleep) and returns at once for
-/// a fatal signal, which [`interrupted`](Waiter::interrupted) then
-/// reports.
+/// `queue` is a wait queue from `vmspace_wq_new`, owned by this waiter and
+/// freed by its drop.
 pub struct KernelWaiter {
-    inner: Pin<KBox<Inner>>,
+    queue: NonNull<c_void>,
+    epoch: AtomicU64,
     start: Instant<Monotonic>,
 }
+
+// SAFETY: a wait queue is made for use from any task at once (it has a spin
+// lock of its own), the epoch is atomic, and nothing ties the waiter to
+// the task that made it.
+unsafe impl Send for KernelWaiter {}
+
+// SAFETY: as for `Send`: every method takes `&self` and is safe to call
+// from several tasks at once.
+unsafe impl Sync for KernelWaiter {}
 
 impl KernelWaiter {
     /// A new waiter at epoch zero.
     pub fn new() -> Result<Self, Error> {
-        // Statics, not constants, for the names: lockdep wants one address
-        // per class name (see `new_kernel_mutex!`).
-        static LOCK: &CStr = c_str!("vmspace::KernelWaiter::lock");
-        static MOVED: &CStr = c_str!("vmspace::KernelWaiter::moved");
-        let inner = KBox::pin_init(
-            pin_init!(Inner {
-                lock <- SpinLock::new((), LOCK, static_lock_class!()),
-                moved <- CondVar::new(MOVED, static_lock_class!()),
-                epoch: AtomicU64::new(0),
-            }),
-            GFP_KERNEL,
-        )?;
-        Ok(KernelWaiter { inner, start: Instant::now() })
+        // SAFETY: allocates with GFP_KERNEL; callers make waiters in task
+        // context, as they make the arenas that use them.
+        let queue = unsafe { preempt::vmspace_wq_new() };
+        let queue = NonNull::new(queue).ok_or(ENOMEM)?;
+        // INVARIANT: a fresh queue from vmspace_wq_new, ours alone.
+        Ok(KernelWaiter { queue, epoch: AtomicU64::new(0), start: Instant::now() })
+    }
+
+    /// Sleep until the epoch moves from `seen`, `timeout` passes or (for
+    /// a killable sleep, a fatal signal; for a timed one, any signal) the
+    /// task is signalled; whether the epoch moved.
+    fn sleep(&self, seen: u64, timeout: Option<Duration>, killable: bool) -> bool {
+        let jiffies = |t| c_long::try_from(jiffies_for(t)).unwrap_or(c_long::MAX);
+        let (ticks, mode) = match (timeout, killable) {
+            (None, false) => (-1, wq_mode::UNINTERRUPTIBLE),
+            (Some(t), false) => (jiffies(t), wq_mode::INTERRUPTIBLE),
+            (None, true) => (-1, wq_mode::KILLABLE),
+            (Some(t), true) => (jiffies(t), wq_mode::KILLABLE),
+        };
+        // SAFETY: `queue` is live (type invariant); the epoch lives as long
+        // as `&self`, for the whole call; task context (a sleeping wait).
+        let r = unsafe {
+            preempt::vmspace_wq_wait(self.queue.as_ptr(), self.epoch.as_ptr(), seen, ticks, mode)
+        };
+        let signalled = r < 0;
+        if signalled && !killable && self.epoch() == seen {
+            // A pending signal ends an interruptible sleep at once, and
+            // would end each retry the same way: the caller would spin
+            // until its deadline. Sleep a tick uninterruptibly instead, so
+            // a signalled waiter looks again once a tick. (A killable
+            // sleep ends only for a fatal signal, which ends the wait.)
+            // SAFETY: task context (this is a sleeping wait), no lock held.
+            unsafe { bindings::schedule_timeout_uninterruptible(1) };
+        }
+        self.epoch() != seen
+    }
+}
+
+impl Drop for KernelWaiter {
+    fn drop(&mut self) {
+        // SAFETY: `queue` came from vmspace_wq_new and is freed once, here;
+        // no task sleeps on it: sleeping borrows the waiter, which is being
+        // dropped.
+        unsafe { preempt::vmspace_wq_free(self.queue.as_ptr()) };
     }
 }
 
@@ -95,7 +122,7 @@ impl Waiter for KernelWaiter {
     }
 
     fn epoch(&self) -> u64 {
-        self.inner.epoch.load(Ordering::Acquire)
+        self.epoch.load(Ordering::Acquire)
     }
 
     fn wait(&self, seen: u64, timeout: Option<Duration>) -> bool {
@@ -104,7 +131,7 @@ impl Waiter for KernelWaiter {
 
     fn interrupted(&self) -> bool {
         // SAFETY: reads the current task's pending signals; any context.
-        unsafe { crate::preempt::vmspace_fatal_signal_pending() != 0 }
+        unsafe { preempt::vmspace_fatal_signal_pending() != 0 }
     }
 
     fn wait_interruptible(&self, seen: u64, timeout: Option<Duration>) -> bool {
@@ -112,48 +139,11 @@ impl Waiter for KernelWaiter {
     }
 
     fn notify_all(&self) {
-        {
-            let _guard = self.inner.lock.lock();
-            // INVARIANT: the epoch moves with the lock held.
-            self.inner.epoch.fetch_add(1, Ordering::Release);
-        }
-        self.inner.moved.notify_all();
-    }
-}
-
-impl KernelWaiter {
-    /// [`Waiter::wait`], and with `interruptible` its killable kind: an
-    /// untimed sleep is then interruptible too, and a fatal signal ends it
-    /// without the tick's sleep.
-    fn sleep(&self, seen: u64, timeout: Option<Duration>, interruptible: bool) -> bool {
-        let mut guard = self.inner.lock.lock();
-        let mut signalled = false;
-        if self.epoch() == seen {
-            match timeout {
-                None if !interruptible => self.inner.moved.wait(&mut guard),
-                None => signalled = self.inner.moved.wait_interruptible(&mut guard),
-                Some(t) => {
-                    // Woken, timed out or signalled: the epoch says which
-                    // matters, and the caller retries on a spurious return.
-                    let r = self.inner.moved.wait_interruptible_timeout(&mut guard, jiffies_for(t));
-                    signalled = matches!(r, CondVarTimeoutResult::Signal { .. });
-                }
-            }
-        }
-        drop(guard);
-        if signalled && interruptible && self.interrupted() {
-            // The caller ends the wait on its next look.
-            return self.epoch() != seen;
-        }
-        if signalled && self.epoch() == seen {
-            // A pending signal ends an interruptible sleep at once, and
-            // would end each retry the same way: the caller would spin
-            // until its deadline. Sleep a tick uninterruptibly instead, so
-            // a signalled waiter looks again once a tick.
-            // SAFETY: task context (this is a sleeping wait), no lock held.
-            unsafe { bindings::schedule_timeout_uninterruptible(1) };
-        }
-        self.epoch() != seen
+        self.epoch.fetch_add(1, Ordering::Release);
+        // SAFETY: `queue` is live (type invariant). A sleeper that read the
+        // old epoch is on the queue by then and is woken; one that goes on
+        // it later reads the new epoch first.
+        unsafe { preempt::vmspace_wq_wake_all(self.queue.as_ptr()) };
     }
 }
 
