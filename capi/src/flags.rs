@@ -2,6 +2,7 @@
 //! native `VMSPACE_*` flags and vmem(9)'s `M_*` flags.
 
 use core::ffi::c_int;
+use core::time::Duration;
 
 use vmspace::arena::Policy;
 use vmspace::sync::Wait;
@@ -69,6 +70,18 @@ pub(crate) fn native(flags: c_int, exact_ok: bool) -> Option<AllocFlags> {
     })
 }
 
+/// The native flags of `vmspace_arena_alloc_timed`, waiting at most
+/// `timeout` whatever `VMSPACE_WAIT` says: interruptibly with
+/// `VMSPACE_KILLABLE`.
+pub(crate) fn native_timed(flags: c_int, timeout: Duration) -> Option<AllocFlags> {
+    let wait = if flags & VMSPACE_KILLABLE != 0 {
+        Wait::Interruptible(Some(timeout))
+    } else {
+        Wait::Timeout(timeout)
+    };
+    Some(AllocFlags { wait, ..native(flags, false)? })
+}
+
 /// The default policy of a new arena from its creation flags (at most one
 /// policy flag; none: instant fit), or `None` for anything else.
 pub(crate) fn create_policy(flags: c_int) -> Option<Policy> {
@@ -130,6 +143,10 @@ mod tests {
         );
         assert_eq!(native(VMSPACE_KILLABLE, false).unwrap().wait, Wait::No);
         assert!(vmem(M_WAITOK | VMSPACE_KILLABLE).is_none());
+        let t = Duration::from_millis(5);
+        assert_eq!(native_timed(VMSPACE_KILLABLE, t).unwrap().wait, Wait::Interruptible(Some(t)));
+        assert_eq!(native_timed(VMSPACE_WAIT, t).unwrap().wait, Wait::Timeout(t));
+        assert!(native_timed(VMSPACE_EXACT, t).is_none());
         assert_eq!(vmem(0).unwrap().policy, None);
         assert!(vmem(M_FIRSTFIT | M_BESTFIT).is_none());
         assert!(vmem(M_NOWAIT | M_WAITOK).is_none());

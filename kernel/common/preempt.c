@@ -94,12 +94,14 @@ void vmspace_wq_free(void *wq)
 
 /*
  * Sleep on `queue` until *epoch differs from `seen`, for at most `timeout`
- * jiffies (negative: no limit), in `mode` (VMSPACE_WQ_*: a killable sleep
- * is TASK_KILLABLE, which only a fatal signal interrupts). The epoch is
+ * jiffies (negative: no limit), in `mode` (VMSPACE_WQ_*: TASK_UNINTERRUPTIBLE;
+ * TASK_IDLE, which no signal interrupts and the hung-task detector and
+ * the load average leave alone; or TASK_KILLABLE, which only a fatal
+ * signal interrupts). The epoch is
  * read again once the task is on the queue, so a bump and a
  * vmspace_wq_wake_all() between the caller's look and the sleep is never
  * missed. Returns > 0 when the epoch moved, 0 when the time ran out, and
- * -ERESTARTSYS when a signal ended the sleep. Task context.
+ * -ERESTARTSYS when a fatal signal ended a killable sleep. Task context.
  */
 long vmspace_wq_wait(void *queue, const unsigned long long *epoch, unsigned long long seen,
 		     long timeout, int mode)
@@ -109,11 +111,11 @@ long vmspace_wq_wait(void *queue, const unsigned long long *epoch, unsigned long
 
 #define VMSPACE_MOVED (READ_ONCE(*epoch) != seen)
 	switch (mode) {
-	case VMSPACE_WQ_INTERRUPTIBLE:
+	case VMSPACE_WQ_IDLE:
 		if (timeout >= 0)
-			return wait_event_interruptible_timeout(*wq, VMSPACE_MOVED, timeout);
-		r = wait_event_interruptible(*wq, VMSPACE_MOVED);
-		return r ? r : 1;
+			return wait_event_idle_timeout(*wq, VMSPACE_MOVED, timeout);
+		wait_event_idle(*wq, VMSPACE_MOVED);
+		return 1;
 	case VMSPACE_WQ_KILLABLE:
 		if (timeout >= 0)
 			return wait_event_killable_timeout(*wq, VMSPACE_MOVED, timeout);

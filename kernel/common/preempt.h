@@ -24,7 +24,7 @@ int vmspace_fatal_signal_pending(void);
 
 /* The wait queue of KernelWaiter; modes of vmspace_wq_wait. */
 #define VMSPACE_WQ_UNINTERRUPTIBLE 0
-#define VMSPACE_WQ_INTERRUPTIBLE 1
+#define VMSPACE_WQ_IDLE 1
 #define VMSPACE_WQ_KILLABLE 2
 void *vmspace_wq_new(void);
 void vmspace_wq_free(void *wq);

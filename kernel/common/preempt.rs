@@ -19,8 +19,8 @@ pub(crate) use generated::{
 pub(crate) mod wq_mode {
     /// `TASK_UNINTERRUPTIBLE`.
     pub(crate) const UNINTERRUPTIBLE: i32 = 0;
-    /// `TASK_INTERRUPTIBLE`.
-    pub(crate) const INTERRUPTIBLE: i32 = 1;
+    /// `TASK_IDLE`.
+    pub(crate) const IDLE: i32 = 1;
     /// `TASK_KILLABLE`.
     pub(crate) const KILLABLE: i32 = 2;
 }

@@ -7,7 +7,6 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-use kernel::bindings;
 use kernel::error::{code::ENOMEM, Error};
 use kernel::ffi::{c_long, c_void};
 use kernel::time::{delay::fsleep, msecs_to_jiffies, Delta, Instant, Monotonic};
@@ -25,15 +24,13 @@ use crate::preempt::{self, wq_mode};
 /// queue, so a bump between the caller's look and the sleep is never
 /// missed.
 ///
-/// An untimed wait is uninterruptible. A timed wait is interruptible (as it
-/// was on the kernel crate's `CondVar`, which had timed waits in that mode
-/// only): a pending signal ends it early, which the core treats as a
-/// spurious wakeup and retries until its deadline; since the signal stays
-/// pending, each such return is followed by an uninterruptible sleep of one
-/// tick, so a signalled waiter polls once a tick instead of spinning. An
-/// interruptible wait (`Wait::Interruptible`, the C API's
-/// `VMSPACE_KILLABLE`) sleeps in `TASK_KILLABLE`: only a fatal signal ends
-/// it, which [`interrupted`](Waiter::interrupted) then reports.
+/// An untimed wait is uninterruptible (`TASK_UNINTERRUPTIBLE`: the hung-task
+/// detector warns after 120 s, as for any such sleep). A timed wait sleeps
+/// in `TASK_IDLE`: no signal ends it and the hung-task detector leaves it
+/// alone, its deadline bounding it. An interruptible wait
+/// (`Wait::Interruptible`, the C API's `VMSPACE_KILLABLE`) sleeps in
+/// `TASK_KILLABLE`: only a fatal signal ends it, which
+/// [`interrupted`](Waiter::interrupted) then reports.
 ///
 /// # Invariants
 ///
@@ -66,31 +63,22 @@ impl KernelWaiter {
     }
 
     /// Sleep until the epoch moves from `seen`, `timeout` passes or (for
-    /// a killable sleep, a fatal signal; for a timed one, any signal) the
-    /// task is signalled; whether the epoch moved.
+    /// a killable sleep) a fatal signal is pending; whether the epoch moved.
     fn sleep(&self, seen: u64, timeout: Option<Duration>, killable: bool) -> bool {
         let jiffies = |t| c_long::try_from(jiffies_for(t)).unwrap_or(c_long::MAX);
         let (ticks, mode) = match (timeout, killable) {
             (None, false) => (-1, wq_mode::UNINTERRUPTIBLE),
-            (Some(t), false) => (jiffies(t), wq_mode::INTERRUPTIBLE),
+            (Some(t), false) => (jiffies(t), wq_mode::IDLE),
             (None, true) => (-1, wq_mode::KILLABLE),
             (Some(t), true) => (jiffies(t), wq_mode::KILLABLE),
         };
+        // What it returns (moved, timed out, or a fatal signal for a
+        // killable sleep) the epoch and `interrupted` say again.
         // SAFETY: `queue` is live (type invariant); the epoch lives as long
         // as `&self`, for the whole call; task context (a sleeping wait).
-        let r = unsafe {
+        unsafe {
             preempt::vmspace_wq_wait(self.queue.as_ptr(), self.epoch.as_ptr(), seen, ticks, mode)
         };
-        let signalled = r < 0;
-        if signalled && !killable && self.epoch() == seen {
-            // A pending signal ends an interruptible sleep at once, and
-            // would end each retry the same way: the caller would spin
-            // until its deadline. Sleep a tick uninterruptibly instead, so
-            // a signalled waiter looks again once a tick. (A killable
-            // sleep ends only for a fatal signal, which ends the wait.)
-            // SAFETY: task context (this is a sleeping wait), no lock held.
-            unsafe { bindings::schedule_timeout_uninterruptible(1) };
-        }
         self.epoch() != seen
     }
 }

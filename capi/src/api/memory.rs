@@ -231,14 +231,8 @@ impl<P: Platform> Api<P> {
             // SAFETY: the caller's contract.
             let o = unsafe { obj::<P, _>(arena) }?;
             let addrp = out(addrp)?;
-            let f = native(flags, false)?;
-            let t = Duration::from_nanos(timeout_ns);
-            let wait = if flags & VMSPACE_KILLABLE != 0 {
-                Wait::Interruptible(Some(t))
-            } else {
-                Wait::Timeout(t)
-            };
-            let f = AllocFlags { wait, ..f };
+            let timed = flags::native_timed(flags, Duration::from_nanos(timeout_ns));
+            let f = timed.ok_or(-code::EINVAL)?;
             let a = o.alloc_addr(size, f).map_err(|e| match e {
                 ArenaError::NoSpace { .. } => -code::ETIMEDOUT,
                 e => fail(e),
