@@ -172,23 +172,29 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
                 self.with_caches(|l| l.return_object(c, addr));
             }
             None => self.with(|a| {
-                let r = a.free(addr, size);
                 // A live cached object freed with a size of another class
-                // (looked for in that class, not found) reached the arena,
-                // which has no allocation there: the caches' bad free.
-                if let Err(ArenaError::BadFree { allocated: None, .. }) = r {
-                    if let Some(live) =
-                        self.caches.as_ref().and_then(|q| q.refused_free_of_live(addr))
-                    {
-                        a.reattribute_bad_free();
-                        return Err(ArenaError::BadFree { addr, size, allocated: Some(live) });
-                    }
+                // (looked for in that class, not found) reaches the arena.
+                let r = a.free(addr, size);
+                match self.cached_bad_free(a, &r) {
+                    Some(live) => Err(ArenaError::BadFree { addr, size, allocated: Some(live) }),
+                    None => r,
                 }
-                r
             })?,
         }
         self.freed();
         Ok(())
+    }
+
+    /// Whether `r`, a free the arena refused, named an address that is a
+    /// live object of the quantum caches (the arena holds its slab by
+    /// handle, so it knows no allocation there): then the bad free is the
+    /// caches', counted there and not in the arena, and this is the size
+    /// the object was asked with.
+    fn cached_bad_free(&self, a: &mut Arena<S, I>, r: &Result<(), ArenaError>) -> Option<Size> {
+        let Err(ArenaError::BadFree { addr, allocated: None, .. }) = *r else { return None };
+        let live = self.caches.as_ref()?.refused_free_of_live(addr)?;
+        a.reattribute_bad_free();
+        Some(live)
     }
 
     /// [`Arena::free_deferred`] under the lock: free an allocation made by
@@ -202,9 +208,18 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
     /// record to spare (counted in
     /// [`slab_collisions`](crate::qcache::QCacheStats::slab_collisions)) or
     /// the arena no room for a slab, are allocations of their own and freed
-    /// like any other.
+    /// like any other. The refusal is a [`BadFree`](ArenaError::BadFree)
+    /// with no allocated size, whatever the size passed (the arena holds
+    /// no allocation of its own at a slab's object; the C API's `-ENOENT`),
+    /// and is counted where the docs count bad frees of cached objects, in
+    /// [`QCacheStats::bad_frees`](crate::qcache::QCacheStats::bad_frees),
+    /// not in the arena's counters.
     pub fn free_deferred(&self, addr: Addr, size: Size) -> Result<(), ArenaError> {
-        self.with(|a| a.free_deferred(addr, size))
+        self.with(|a| {
+            let r = a.free_deferred(addr, size);
+            self.cached_bad_free(a, &r);
+            r
+        })
     }
 
     /// [`Arena::flushed`] under the lock: the caller has flushed what it

@@ -71,6 +71,7 @@ mod layout;
 mod ops;
 mod place;
 mod request;
+mod stale;
 mod tables;
 
 #[cfg(test)]
@@ -130,9 +131,9 @@ pub struct VmArena<P: PageOps> {
     table_mapped: usize,
     bits_mapped: usize,
     stale: bool,
-    /// The hull of the ranges whose VM mapped-state pages a failed trim may
-    /// have left mapped (empty ones): trimmed again by the next operation,
-    /// as stale table pages are.
+    /// The hull of the ranges whose VM mapped-state pages a failed trim, or
+    /// a failed map whose give-back failed too, may have left mapped (empty
+    /// ones): trimmed again by the next operation, as stale table pages are.
     untrimmed: Option<Range>,
     /// An unmap of spare pages failed, perhaps part way, and read-write
     /// could not be put back: spare pages are made read-write when reused,

@@ -324,13 +324,14 @@ impl<P: PageOps> VmArena<P> {
     /// Map the table pages that tracts `[lo, hi)` need; on failure, unmap
     /// the ones mapped here again.
     fn map_tables(&mut self, lo: usize, hi: usize) -> Result<(), VmArenaError> {
-        let pages = self.layout.bit_pages_of(lo, hi).map(|j| (self.layout.bit_page(j), true));
-        let tables = self.layout.table_pages_of(lo, hi).map(|k| (self.layout.table_page(k), false));
+        let layout = self.layout;
+        let pages = layout.bit_pages_of(lo, hi).map(|j| (layout.bit_page(j), true));
+        let tables = layout.table_pages_of(lo, hi).map(|k| (layout.table_page(k), false));
         for (idx, is_bits) in pages.chain(tables) {
             if self.vm_mapped(idx) {
                 continue;
             }
-            if let Err(e) = self.vm.map(self.vm_page(idx)) {
+            if let Err(e) = self.vm_map(self.vm_page(idx)) {
                 self.unmap_unused_tables(lo, hi);
                 return Err(e.into());
             }
@@ -348,7 +349,7 @@ impl<P: PageOps> VmArena<P> {
     fn commit_tracts(&mut self, lo: usize, hi: usize) -> Result<(), VmArenaError> {
         if self.spare == 0 {
             self.spare_unsure = false;
-            self.vm.map(self.tract_range(lo, hi))?;
+            self.vm_map(self.tract_range(lo, hi))?;
             return Ok(());
         }
         let mut reused = 0;
@@ -363,7 +364,7 @@ impl<P: PageOps> VmArena<P> {
             while j < hi && !self.vm_mapped(j) {
                 j += 1;
             }
-            if let Err(e) = self.vm.map(self.tract_range(i, j)) {
+            if let Err(e) = self.vm_map(self.tract_range(i, j)) {
                 return Err(rolled_back(e.into(), self.uncommit_marked(lo, i)));
             }
             // The allocation bits of fresh pages mark them for a rollback.
@@ -401,65 +402,6 @@ impl<P: PageOps> VmArena<P> {
             i = e;
         }
         kept.get().map(|(k, e)| self.tract_range(k, e))
-    }
-
-    /// Unmap `range` (committed pages of the VM), then the VM's mapped-state
-    /// pages it leaves empty, so that metadata goes back with the pages it
-    /// recorded. Only the unmap can fail: a failed trim leaves an empty
-    /// page mapped, remembered (`untrimmed`) and trimmed again by the next
-    /// operation.
-    fn decommit(&mut self, range: Range) -> Result<(), VmArenaError> {
-        self.vm.unmap(range)?;
-        if self.vm.trim_range(range).is_err() {
-            self.untrimmed = Some(match self.untrimmed {
-                None => range,
-                Some(r) => Range::new(r.base().min(range.base()), r.limit().max(range.limit()))
-                    .unwrap_or(r),
-            });
-        }
-        Ok(())
-    }
-
-    /// Unmap the table pages covering tracts `[lo, hi)` that describe no
-    /// allocated tract, then the VM's mapped-state pages left empty. A
-    /// failure leaves the page mapped and marks it stale, to be retried by
-    /// the next operation.
-    pub(crate) fn unmap_unused_tables(&mut self, lo: usize, hi: usize) {
-        if lo >= hi {
-            return;
-        }
-        for k in self.layout.table_pages_of(lo, hi) {
-            let idx = self.layout.table_page(k);
-            if self.vm_mapped(idx) && !self.table_page_in_use(k) {
-                match self.decommit(self.vm_page(idx)) {
-                    Ok(()) => self.table_mapped -= 1,
-                    Err(_) => self.stale = true,
-                }
-            }
-        }
-        for j in self.layout.bit_pages_of(lo, hi) {
-            let idx = self.layout.bit_page(j);
-            if self.vm_mapped(idx) && !self.bit_page_in_use(j) {
-                match self.decommit(self.vm_page(idx)) {
-                    Ok(()) => self.bits_mapped -= 1,
-                    Err(_) => self.stale = true,
-                }
-            }
-        }
-    }
-
-    /// Retry unmapping table pages whose unmapping failed before, and
-    /// trimming the VM's mapped-state pages a failed trim left mapped.
-    fn retry_stale(&mut self) {
-        if self.stale {
-            self.stale = false;
-            self.unmap_unused_tables(0, self.layout.tracts);
-        }
-        if let Some(range) = self.untrimmed.take() {
-            if self.vm.trim_range(range).is_err() {
-                self.untrimmed = Some(range);
-            }
-        }
     }
 }
 

@@ -19,6 +19,17 @@ pub fn quoted(s: &str) -> String {
     }
 }
 
+/// A trace name as messages show it: as it is when it is short and holds
+/// no control character, else [`quoted`], so that a hostile trace's name
+/// can neither flood an error line nor drive the terminal.
+pub fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.chars().nth(32).is_none() && !id.contains(char::is_control) {
+        id.into()
+    } else {
+        quoted(id).into()
+    }
+}
+
 /// A number as traces write them: decimal or `0x` hex digits, `_` allowed
 /// between them; no sign (Rust's own parsers take a leading `+`).
 pub fn parse_number(s: &str) -> Result<usize, String> {
@@ -94,6 +105,36 @@ pub fn is_trace_id(id: &str) -> bool {
 /// a trace name ([`is_trace_id`]; another prints as a line that does not
 /// parse, or parses as something else): `alloc` when only a size and a
 /// policy are set, else `xalloc` with every constraint set; numbers in hex.
+impl TraceOp {
+    /// The operation's name (none for `add`).
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            TraceOp::Add { .. } => None,
+            TraceOp::Alloc { id, .. }
+            | TraceOp::Free { id }
+            | TraceOp::FreePart { id, .. }
+            | TraceOp::Resize { id, .. } => Some(id),
+        }
+    }
+
+    /// The operation as a message shows it: as [`Display`](fmt::Display)
+    /// writes it, but with its name as [`shown_id`] shows it.
+    pub fn shown(&self) -> String {
+        let Some(std::borrow::Cow::Owned(shown)) = self.id().map(shown_id) else {
+            return self.to_string();
+        };
+        let mut op = self.clone();
+        if let TraceOp::Alloc { id, .. }
+        | TraceOp::Free { id }
+        | TraceOp::FreePart { id, .. }
+        | TraceOp::Resize { id, .. } = &mut op
+        {
+            *id = shown;
+        }
+        op.to_string()
+    }
+}
+
 impl fmt::Display for TraceOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -278,3 +278,34 @@ fn a_demo_vm_too_large_names_the_option() {
     let err = text(&out.stderr);
     assert!(err.contains("--size-gib 17179869183") && err.contains("smaller --size-gib"), "{err}");
 }
+
+/// A usage error keeps, on its one line, what clap says below its first:
+/// the values an option takes and the option or command meant.
+#[test]
+fn usage_errors_keep_the_values_and_the_suggestion() {
+    let out = vmspace(&["replay", "-", "--policy", "worst"], "");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let first = err.lines().next().unwrap_or("");
+    assert!(first.contains("'worst'") && first.contains("(one of: instant, best, first, next)"));
+    let out = vmspace(&["replay", "-", "--polcy", "best"], "");
+    let first = text(&out.stderr).lines().next().unwrap_or("").to_string();
+    assert!(first.ends_with("(did you mean '--policy'?)"), "{first}");
+    let out = vmspace(&["replya"], "");
+    let first = text(&out.stderr).lines().next().unwrap_or("").to_string();
+    assert!(first.contains("(did you mean 'replay'?)"), "{first}");
+    assert_eq!(text(&out.stderr).lines().count(), 2, "one line and a hint");
+}
+
+/// `import-strace` of something with no call in it (another file given by
+/// mistake) still writes a trace, and warns.
+#[test]
+fn an_import_of_no_call_warns() {
+    let out = vmspace(&["import-strace", "-"], "add 0 0x1000\nalloc a 0x10\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("0 calls as operations, 2 lines skipped"));
+    assert!(text(&out.stderr).starts_with("vmspace: warning: no mmap, munmap or mremap call"));
+    let mmap = "mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000010000\n";
+    let out = vmspace(&["import-strace", "-"], mmap);
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", text(&out.stderr));
+}

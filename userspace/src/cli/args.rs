@@ -203,30 +203,73 @@ fn quantum(s: &str) -> Result<usize, String> {
 /// one line and a hint on standard error) has been printed.
 pub fn parse() -> Result<Cli, u8> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let usage = |message: &str| {
+        eprintln!("vmspace: {message}");
+        let sub = args
+            .iter()
+            .skip(1)
+            .filter_map(|a| a.to_str())
+            .find(|a| ["demo", "replay", "trace", "import-strace"].contains(a));
+        match sub {
+            Some(s) => eprintln!("hint: `vmspace help {s}` lists its options"),
+            None => eprintln!("hint: `vmspace --help` lists the commands and options"),
+        }
+        Err(2)
+    };
     match Cli::try_parse_from(&args) {
-        Ok(cli) => Ok(cli),
+        Ok(cli) => match cli.agrees() {
+            Ok(()) => Ok(cli),
+            Err(message) => usage(&message),
+        },
         Err(e) => match e.kind() {
             ErrorKind::DisplayHelp
             | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                let _ = e.print();
-                Err(0)
-            }
-            _ => {
-                eprintln!("vmspace: {}", one_line(&e));
-                let sub = args
-                    .iter()
-                    .skip(1)
-                    .filter_map(|a| a.to_str())
-                    .find(|a| ["demo", "replay", "trace", "import-strace"].contains(a));
-                match sub {
-                    Some(s) => eprintln!("hint: `vmspace help {s}` lists its options"),
-                    None => eprintln!("hint: `vmspace --help` lists the commands and options"),
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => match e.print() {
+                // Help into a closed pipe (`vmspace --help | head -1`) is
+                // help given; any other failure to write it is an error.
+                Err(w) if w.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("vmspace: writing standard output: {w}");
+                    Err(1)
                 }
-                Err(2)
-            }
+                _ => Err(0),
+            },
+            _ => usage(&one_line(&e)),
         },
     }
+}
+
+impl Cli {
+    /// Whether the options agree with each other where clap cannot tell:
+    /// a usage error's message when they do not.
+    fn agrees(&self) -> Result<(), String> {
+        match &self.command {
+            Some(Command::Replay(ReplayArgs {
+                quantum: Some(quantum),
+                span_limit: Some(limit),
+                ..
+            })) => check_span_limit(*limit, *quantum),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A span limit must be whole quanta: the arena refuses a span that is
+/// not, so every span clipped to it would fail to be added, and the trace
+/// would look as if it did not fit. (With `--quantum` a usage error; with
+/// the trace's own quantum, found only when it is read, a runtime one.)
+pub fn check_span_limit(limit: usize, quantum: usize) -> Result<(), String> {
+    if limit % quantum == 0 {
+        return Ok(());
+    }
+    let down = limit - limit % quantum;
+    let hint = match (down, down.checked_add(quantum)) {
+        (0, _) => format!("at least {quantum:#x}"),
+        (_, Some(up)) => format!("{down:#x} or {up:#x}"),
+        (_, None) => format!("{down:#x}"),
+    };
+    Err(format!(
+        "--span-limit {limit:#x} is not a multiple of the quantum {quantum:#x} (try {hint})"
+    ))
 }
 
 /// clap's error as one line: its message, with the argument it names.
@@ -238,10 +281,25 @@ fn one_line(e: &clap::Error) -> String {
     };
     let text = e.render().to_string();
     let first = text.lines().next().unwrap_or("").trim_start_matches("error: ").trim_end();
-    match first.strip_suffix(':') {
+    let mut line = match first.strip_suffix(':') {
         Some(head) if !arg.is_empty() => format!("{head}: {arg}"),
         _ => first.to_string(),
+    };
+    // What clap says on the lines after the first, kept on this one: the
+    // values an option takes, and the option or command meant.
+    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
+        line += &format!(" (one of: {})", values.join(", "));
     }
+    for kind in [ContextKind::SuggestedArg, ContextKind::SuggestedSubcommand] {
+        match e.get(kind) {
+            Some(ContextValue::String(s)) => line += &format!(" (did you mean '{s}'?)"),
+            Some(ContextValue::Strings(v)) if !v.is_empty() => {
+                line += &format!(" (did you mean '{}'?)", v.join("' or '"));
+            }
+            _ => {}
+        }
+    }
+    line
 }
 
 #[cfg(test)]

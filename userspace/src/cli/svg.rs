@@ -29,8 +29,22 @@ pub struct Map {
     pub segments: Vec<(usize, usize, bool)>,
 }
 
+/// `s` as XML text: markup escaped, and the control characters XML 1.0
+/// does not allow at all (not even as references; a file name may hold
+/// them) shown as U+FFFD.
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            '\0'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The address window a map draws: the allocations' extent, or everything
@@ -210,5 +224,11 @@ mod tests {
         assert!(svg.contains("a &lt;b&gt;") && svg.contains("[16 B, 32 B)"));
         let empty = render("t", &[Map { title: "e".into(), segments: vec![] }], &[]);
         assert!(empty.contains("empty arena") && empty.contains("no free segment"));
+    }
+
+    #[test]
+    fn escapes_what_xml_cannot_hold() {
+        assert_eq!(escape("a\u{1}b\u{1b}[31m&\u{ffff}\t"), "a\u{fffd}b\u{fffd}[31m&amp;\u{fffd}\t");
+        assert_eq!(escape("caf\u{e9} \u{7f}"), "caf\u{e9} \u{7f}");
     }
 }

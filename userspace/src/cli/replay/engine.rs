@@ -8,7 +8,7 @@ use vmspace::arena::Store;
 use vmspace::arena::{Arena, ArenaError, Constraints, NoSource, Policy, SegmentKind, SegmentKinds};
 use vmspace::{Addr, Size};
 
-use vmspace_user::trace::TraceOp;
+use vmspace_user::trace::{shown_id, TraceOp};
 
 /// How to replay.
 #[derive(Debug, Clone, Copy, Default)]
@@ -210,7 +210,7 @@ impl<'t, S: Store> Replay<'t, S> {
 
     fn fail(&mut self, line: usize, op: &TraceOp, reason: String) {
         self.outcomes.failed += 1;
-        self.failures.push(Failure { line, op: op.to_string(), reason });
+        self.failures.push(Failure { line, op: op.shown(), reason });
     }
 
     fn step(&mut self, line: usize, op: &'t TraceOp) -> Result<(), String> {
@@ -257,7 +257,7 @@ impl<'t, S: Store> Replay<'t, S> {
             self.outcomes.skipped += 1;
             return Ok(None);
         }
-        Err(format!("id {id} is not live (never allocated, or freed already)"))
+        Err(format!("id {} is not live (never allocated, or freed already)", shown_id(id)))
     }
 
     fn alloc(
@@ -268,7 +268,7 @@ impl<'t, S: Store> Replay<'t, S> {
         c: &Constraints,
     ) -> Result<(), String> {
         if self.ids.contains_key(id) {
-            return Err(format!("id {id} is already live"));
+            return Err(format!("id {} is already live", shown_id(id)));
         }
         self.failed_ids.remove(id);
         let c = self.setup.policy.map_or(*c, |p| c.policy(p));
@@ -318,7 +318,11 @@ impl<'t, S: Store> Replay<'t, S> {
         let piece = x.pieces.range(..=at).next_back().map(|(&a, &s)| (a, s));
         let Some((a, _)) = piece.filter(|&(a, s)| at - a < s) else {
             self.ids.insert(id, x);
-            return self.fail(line, op, format!("{id} holds nothing at offset {off:#x}"));
+            return self.fail(
+                line,
+                op,
+                format!("{} holds nothing at offset {off:#x}", shown_id(id)),
+            );
         };
         match self.timed(|ar| ar.free_part(Addr(a), Size(at - a), Size(size))) {
             Ok(()) => {
@@ -339,7 +343,16 @@ impl<'t, S: Store> Replay<'t, S> {
             }
             Err(e) => {
                 self.ids.insert(id, x);
-                self.fail(line, op, e.to_string())
+                let reason = match e {
+                    ArenaError::BadFree { allocated: Some(asked), .. } => {
+                        // In the ID's offsets, as the trace wrote them.
+                        let q = self.arena.quantum().0;
+                        let held_end = (off - (at - a)).saturating_add(asked.0);
+                        format!("{} ({e})", bad_piece(off, size, held_end, q))
+                    }
+                    e => e.to_string(),
+                };
+                self.fail(line, op, reason)
             }
         }
     }
@@ -348,7 +361,7 @@ impl<'t, S: Store> Replay<'t, S> {
         let (n, first) = (x.pieces.len(), x.pieces.first_key_value().map(|(&a, &s)| (a, s)));
         let (Some((a, old)), 1) = (first, n) else {
             self.ids.insert(id, x);
-            return self.fail(line, op, format!("{id} is partly freed ({n} pieces)"));
+            return self.fail(line, op, format!("{} is partly freed ({n} pieces)", shown_id(id)));
         };
         match self.timed(|ar| ar.resize(Addr(a), Size(old), Size(size))) {
             Ok(()) => {
@@ -393,5 +406,22 @@ impl<'t, S: Store> Replay<'t, S> {
                 self.fail(line, op, e.to_string())
             }
         }
+    }
+}
+
+/// What is wrong with the piece `[offset, offset + size)` of an ID whose
+/// allocation there (offsets from the ID's start) ends at `held_end`, which
+/// the arena refused to free (it says only the allocation's size).
+fn bad_piece(offset: usize, size: usize, held_end: usize, quantum: usize) -> String {
+    match offset.checked_add(size) {
+        _ if size == 0 => "the piece is empty".into(),
+        _ if offset % quantum != 0 => {
+            format!("the piece's offset {offset:#x} is not a multiple of the quantum {quantum:#x}")
+        }
+        Some(end) if end <= held_end => format!(
+            "the piece ends at {end:#x}, neither a multiple of the quantum {quantum:#x} \
+             nor the end of the allocation there, {held_end:#x}"
+        ),
+        _ => format!("the piece runs past the end of the allocation there, {held_end:#x}"),
     }
 }

@@ -66,7 +66,7 @@ pub fn run(o: &ReplayArgs) -> Result<(), String> {
     let trace = trace::parse_bytes(&crate::input::read(&o.file)?).map_err(|e| e.to_string())?;
     let quantum = o.quantum.or(trace.quantum).unwrap_or(1);
     if let Some(limit) = o.span_limit {
-        check_span_limit(limit, quantum)?;
+        crate::args::check_span_limit(limit, quantum)?;
     }
     let setup = Setup {
         policy: o.policy.map(Policy::from),
@@ -94,24 +94,6 @@ pub fn run(o: &ReplayArgs) -> Result<(), String> {
     }
     // The trace's live allocations are left to the arena's teardown.
     Ok(())
-}
-
-/// A span limit must be whole quanta: the arena refuses a span that is
-/// not, so every span clipped to it would fail to be added, and the trace
-/// would look as if it did not fit.
-fn check_span_limit(limit: usize, quantum: usize) -> Result<(), String> {
-    if limit % quantum == 0 {
-        return Ok(());
-    }
-    let down = limit - limit % quantum;
-    let hint = match (down, down.checked_add(quantum)) {
-        (0, _) => format!("at least {quantum:#x}"),
-        (_, Some(up)) => format!("{down:#x} or {up:#x}"),
-        (_, None) => format!("{down:#x}"),
-    };
-    Err(format!(
-        "--span-limit {limit:#x} is not a multiple of the quantum {quantum:#x} (try {hint})"
-    ))
 }
 
 /// Draw the arena at its peak (replayed again up to there) and at the end.

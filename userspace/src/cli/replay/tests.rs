@@ -97,6 +97,31 @@ fn partial_frees_split_and_free_the_rest() {
     assert_eq!(failures[0].0, 4);
     assert!(failures[0].1.contains("holds nothing"), "{failures:?}");
     assert!(failures[1].1.contains("bad free"), "{failures:?}");
+    assert!(failures[1].1.starts_with("the piece runs past the end of the allocation there, 0x40"));
+}
+
+#[test]
+fn a_refused_piece_says_what_is_wrong_with_it() {
+    let text = "add 0 0x1000\nalloc a 0x100\nfree a 0 0\nfree a 3 5\nfree a 0x10 0x8\n\
+                free a 0x10 0xffffffffffffffff\nfree a 0xf8 0x10\nfree a 0xf0 0x10\n\
+                free a 0xe0 0x18\n";
+    let (o, failures, _) = run_q(text, 16).unwrap();
+    assert_eq!((o.partial_frees, o.failed), (1, 6), "{failures:?}");
+    let why: Vec<&str> = failures.iter().map(|f| f.1.split(" (").next().unwrap()).collect();
+    assert_eq!(
+        why,
+        [
+            "the piece is empty",
+            "the piece's offset 0x3 is not a multiple of the quantum 0x10",
+            "the piece ends at 0x18, neither a multiple of the quantum 0x10 nor the end \
+             of the allocation there, 0x100",
+            "the piece runs past the end of the allocation there, 0x100",
+            "the piece's offset 0xf8 is not a multiple of the quantum 0x10",
+            // In the ID's offsets: the piece left at its start ends at 0xf0.
+            "the piece runs past the end of the allocation there, 0xf0",
+        ]
+    );
+    assert!(failures.iter().all(|f| f.1.contains("bad free")), "{failures:?}");
 }
 
 #[test]

@@ -256,6 +256,12 @@ impl Importer {
         match c.name {
             "mmap" | "mmap2" => {
                 let len = length(1);
+                if len == 0 {
+                    // The kernel refuses a mapping of no bytes (EINVAL): a
+                    // success is not a real call.
+                    self.used -= 1;
+                    return self.note("mmap of 0 bytes (or of no readable length)", line);
+                }
                 let flags = c.args.get(3).copied().unwrap_or("");
                 let fixed = has_flag(flags, "MAP_FIXED", MAP_FIXED);
                 let Some(b) = self.mapping_end(result, len, line) else { return };

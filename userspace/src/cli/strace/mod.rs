@@ -91,7 +91,7 @@ fn take_started(
 /// writes the two parts of [`convert_parts`] without joining them).
 #[cfg(test)]
 pub fn convert(text: &str, page: usize) -> String {
-    let (head, body) = convert_parts(text, page).unwrap();
+    let (head, body, _) = convert_parts(text, page).unwrap();
     head + &body
 }
 
@@ -100,8 +100,9 @@ pub fn convert(text: &str, page: usize) -> String {
 /// to be written one after the other: the body is about 25 times the size
 /// of a log of short lines, and joining the parts would copy it once more.
 /// A trace that does not fit in memory is an error naming the strace line
-/// where it stopped fitting.
-fn convert_parts(text: &str, page: usize) -> Result<(String, String), String> {
+/// where it stopped fitting. The third part is the number of calls taken
+/// as operations.
+fn convert_parts(text: &str, page: usize) -> Result<(String, String, usize), String> {
     let mut im = Importer::new(page);
     // Unfinished calls by pid: the text so far and its line.
     let mut pending: HashMap<String, (String, usize)> = HashMap::new();
@@ -191,7 +192,7 @@ fn convert_parts(text: &str, page: usize) -> Result<(String, String), String> {
     let _ = writeln!(head, "quantum {page}\nadd {base:#x} {size:#x}");
     match im.out_of_memory {
         Some(line) => Err(format!("out of memory for the trace at strace line {line}")),
-        None => Ok((head, im.out)),
+        None => Ok((head, im.out, im.used)),
     }
 }
 
@@ -199,7 +200,15 @@ fn convert_parts(text: &str, page: usize) -> Result<(String, String), String> {
 pub fn run(o: &ImportArgs) -> Result<(), String> {
     let bytes = crate::input::read(&o.file)?;
     let text = String::from_utf8_lossy(&bytes);
-    let (head, body) = convert_parts(&text, o.page)?;
+    let (head, body, used) = convert_parts(&text, o.page)?;
+    if used == 0 {
+        // Still a trace (its head, its span), but likely of the wrong file.
+        eprintln!(
+            "vmspace: warning: no mmap, munmap or mremap call of {} became an operation: \
+             is it `strace -e trace=mmap,munmap,mremap` output?",
+            o.file.display()
+        );
+    }
     drop(text);
     drop(bytes);
     match &o.output {
@@ -327,6 +336,22 @@ munmap(0x7f0000100000, 8192) = 0
             "free m1",
         ];
         assert_eq!(ops, want, "{t}");
+    }
+
+    /// A mapping of no bytes is no call the kernel completes (it refuses
+    /// one with EINVAL): a comment, not an allocation the replay refuses.
+    #[test]
+    fn a_zero_length_mmap_is_a_comment() {
+        let text = "\
+mmap(NULL, 0, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000
+mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000010000
+";
+        let t = convert(text, 4096);
+        let ops: Vec<String> =
+            parse(&t).unwrap().ops.into_iter().map(|(_, op)| op.to_string()).collect();
+        assert_eq!(ops, ["add 0x10000 0x7fffffff0000", "alloc m0 0x1000"], "{t}");
+        assert!(t.contains("# strace line 1: mmap of 0 bytes"), "{t}");
+        assert!(t.contains(": 1 calls as operations, 1 lines skipped"), "{t}");
     }
 
     /// `strace -X raw` writes flags as numbers: `MAP_FIXED` (0x10) and

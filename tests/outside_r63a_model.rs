@@ -1,0 +1,370 @@
+//! Round 63a (outside reviewer): a brute-force interval model of one arena
+//! driven through every by-address and by-handle operation together (alloc,
+//! xalloc with constraints, free, free_part, resize, free_deferred,
+//! free_handle_deferred, flushed, wrong-size and interior frees), comparing
+//! sizes, lookups, largest_free and the walk with the model and calling
+//! check() after every step.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use vmspace::arena::{Constraints, Handle, NoSource, PageStore, SegmentKind, SegmentKinds};
+use vmspace::{Addr, Arena, ArenaError, Policy, Size};
+use vmspace_user::MmapBackend;
+
+type MStore = PageStore<MmapBackend>;
+type A = Arena<MStore, NoSource>;
+
+const Q: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Addr,
+    Held(Handle),
+    Unflushed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    end: usize, // rounded end
+    asked: usize,
+    kind: Kind,
+}
+
+struct Model {
+    base: usize,
+    limit: usize,
+    segs: BTreeMap<usize, Seg>, // non-free segments by start
+}
+
+impl Model {
+    fn overlaps(&self, s: usize, e: usize) -> bool {
+        self.segs.range(..e).next_back().is_some_and(|(&b, g)| b < e && g.end > s)
+    }
+    fn gaps(&self) -> Vec<(usize, usize)> {
+        let mut v = vec![];
+        let mut at = self.base;
+        for (&s, g) in &self.segs {
+            if s > at {
+                v.push((at, s));
+            }
+            at = g.end;
+        }
+        if self.limit > at {
+            v.push((at, self.limit));
+        }
+        v
+    }
+    fn sum(&self, f: impl Fn(&Kind) -> bool) -> usize {
+        self.segs.iter().filter(|(_, g)| f(&g.kind)).map(|(&s, g)| g.end - s).sum()
+    }
+}
+
+fn round(x: usize) -> usize {
+    x.div_ceil(Q) * Q
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Alloc(usize, u8, bool),
+    Xalloc {
+        size: usize,
+        align_log: u8,
+        phase_q: usize,
+        nocross_log: u8,
+        min: usize,
+        max: usize,
+        top: bool,
+        policy: u8,
+    },
+    Free(usize),
+    FreeWrong(usize, usize),
+    FreeInterior(usize),
+    FreePart(usize, usize, usize),
+    Resize(usize, usize),
+    Deferred(usize),
+    Flush,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1usize..200, 0u8..4, any::<bool>()).prop_map(|(s, p, h)| Op::Alloc(s, p, h)),
+        2 => (1usize..200, 0u8..9, 0usize..16, 0u8..10, 0usize..0x1000, 0usize..0x1000, any::<bool>(), 0u8..4)
+            .prop_map(|(size, align_log, phase_q, nocross_log, min, max, top, policy)| Op::Xalloc { size, align_log, phase_q, nocross_log, min, max, top, policy }),
+        3 => any::<usize>().prop_map(Op::Free),
+        1 => (any::<usize>(), 1usize..40).prop_map(|(i, d)| Op::FreeWrong(i, d)),
+        1 => any::<usize>().prop_map(Op::FreeInterior),
+        2 => (any::<usize>(), 0usize..16, 1usize..260).prop_map(|(i, o, s)| Op::FreePart(i, o, s)),
+        3 => (any::<usize>(), 1usize..300).prop_map(|(i, s)| Op::Resize(i, s)),
+        2 => any::<usize>().prop_map(Op::Deferred),
+        1 => Just(Op::Flush),
+    ]
+}
+
+fn policy(p: u8) -> Policy {
+    Policy::ALL[p as usize % 4]
+}
+
+fn compare(a: &A, m: &Model) {
+    a.check().unwrap();
+    let s = a.sizes();
+    let alloc = m.sum(|k| *k != Kind::Unflushed);
+    let unfl = m.sum(|k| *k == Kind::Unflushed);
+    assert_eq!(s.allocated.0, alloc, "allocated");
+    assert_eq!(s.unflushed.0, unfl, "unflushed");
+    assert_eq!(s.total.0, m.limit - m.base, "total");
+    assert_eq!(s.free.0, m.limit - m.base - alloc - unfl, "free");
+    let gaps = m.gaps();
+    let largest = gaps.iter().map(|(s, e)| e - s).max().unwrap_or(0);
+    assert_eq!(a.largest_free().0, largest, "largest_free");
+    let free: Vec<(usize, usize)> =
+        a.walk(SegmentKinds::FREE).map(|g| (g.range.base().0, g.range.limit().0)).collect();
+    assert_eq!(free, gaps, "free segments");
+    let others: Vec<(usize, usize, bool)> = a
+        .walk(SegmentKinds::ALLOCATED.union(SegmentKinds::UNFLUSHED))
+        .map(|g| (g.range.base().0, g.range.limit().0, g.kind == SegmentKind::Unflushed))
+        .collect();
+    let want: Vec<(usize, usize, bool)> =
+        m.segs.iter().map(|(&s, g)| (s, g.end, g.kind == Kind::Unflushed)).collect();
+    assert_eq!(others, want, "allocated/unflushed segments");
+    assert_eq!(
+        a.unflushed_segments(),
+        m.segs.values().filter(|g| g.kind == Kind::Unflushed).count()
+    );
+    assert_eq!(a.live(), m.segs.values().filter(|g| g.kind != Kind::Unflushed).count());
+    for (&s, g) in &m.segs {
+        match g.kind {
+            Kind::Addr => assert_eq!(
+                a.lookup(Addr(s)).map(|(r, z)| (r.limit().0, z.0)),
+                Some((g.end, g.asked))
+            ),
+            Kind::Held(h) => assert_eq!(
+                a.lookup_handle(h).map(|(r, z)| (r.limit().0, z.0)),
+                Some((g.end, g.asked))
+            ),
+            Kind::Unflushed => assert_eq!(a.lookup(Addr(s)), None),
+        }
+    }
+}
+
+fn continue_after(a: &A, m: &Model) {
+    compare(a, m);
+}
+
+fn pick(m: &Model, i: usize, f: impl Fn(&Kind) -> bool) -> Option<(usize, Seg)> {
+    let v: Vec<(usize, Seg)> =
+        m.segs.iter().filter(|(_, g)| f(&g.kind)).map(|(&s, g)| (s, *g)).collect();
+    if v.is_empty() {
+        None
+    } else {
+        Some(v[i % v.len()])
+    }
+}
+
+fn run(base: usize, len: usize, ops: &[Op]) {
+    let mut a: A = Arena::new(
+        "m",
+        Size(Q),
+        PageStore::new(MmapBackend::new(), Size(1 << 20)).unwrap(),
+        PageStore::new(MmapBackend::new(), Size(1 << 20)).unwrap(),
+        NoSource,
+    )
+    .unwrap();
+    a.add(Addr(base), Size(len)).unwrap();
+    let mut m = Model { base, limit: base + len, segs: BTreeMap::new() };
+    for op in ops {
+        match *op {
+            Op::Alloc(size, p, held) => {
+                let r = if held {
+                    a.alloc_handle(Size(size), policy(p)).map(|h| (h.addr().0, Kind::Held(h)))
+                } else {
+                    a.alloc(Size(size), policy(p)).map(|x| (x.0, Kind::Addr))
+                };
+                let fits = m.gaps().iter().any(|(s, e)| e - s >= round(size));
+                match r {
+                    Ok((x, kind)) => {
+                        assert_eq!(x % Q, 0);
+                        assert!(x >= m.base && x + round(size) <= m.limit);
+                        assert!(!m.overlaps(x, x + round(size)), "{op:?} overlaps at {x:#x}");
+                        m.segs.insert(x, Seg { end: x + round(size), asked: size, kind });
+                    }
+                    Err(e) => {
+                        assert!(matches!(e, ArenaError::NoSpace { .. }), "{op:?}: {e:?}");
+                        assert!(!fits, "{op:?}: NoSpace though a gap fits");
+                    }
+                }
+            }
+            Op::Xalloc { size, align_log, phase_q, nocross_log, min, max, top, policy: p } => {
+                let align = Q << align_log;
+                let phase = (phase_q * Q) % align;
+                let nocross = if nocross_log == 0 { 0 } else { Q << (nocross_log + 2) };
+                let (lo, hi) = (base + min.min(max), base + min.max(max) + Q);
+                let c = Constraints::new(Size(size))
+                    .align(Size(align))
+                    .phase(Size(phase))
+                    .nocross(Size(nocross))
+                    .min_addr(Addr(lo))
+                    .max_addr(Addr(hi))
+                    .from_top(top)
+                    .policy(policy(p));
+                let rs = round(size);
+                let ok_at = |x: usize| {
+                    x % align == phase
+                        && x >= lo
+                        && x.saturating_add(rs) <= hi
+                        && (nocross == 0 || x / nocross == (x + rs - 1) / nocross)
+                };
+                // Brute force: does any placement exist?
+                let mut exists = false;
+                for (s, e) in m.gaps() {
+                    let mut x = s;
+                    while x.saturating_add(rs) <= e {
+                        if ok_at(x) {
+                            exists = true;
+                            break;
+                        }
+                        x += Q;
+                    }
+                    if exists {
+                        break;
+                    }
+                }
+                match a.xalloc(&c) {
+                    Ok(x) => {
+                        let x = x.0;
+                        assert!(ok_at(x), "{op:?} -> {x:#x} breaks constraints (align {align:#x} phase {phase:#x} nocross {nocross:#x} lo {lo:#x} hi {hi:#x})");
+                        assert!(!m.overlaps(x, x + rs));
+                        assert!(x >= m.base && x + rs <= m.limit);
+                        m.segs.insert(x, Seg { end: x + rs, asked: size, kind: Kind::Addr });
+                    }
+                    Err(ArenaError::NoSpace { .. }) => {
+                        assert!(!exists, "{op:?}: NoSpace though a placement exists (align {align:#x} phase {phase:#x} nocross {nocross:#x} lo {lo:#x} hi {hi:#x})")
+                    }
+                    Err(ArenaError::OverConstrained(_))
+                    | Err(ArenaError::InvalidArgument(_))
+                    | Err(ArenaError::Misaligned { .. }) => {
+                        assert!(
+                            !exists,
+                            "{op:?}: refused as over-constrained though a placement exists"
+                        );
+                    }
+                    Err(e) => panic!("{op:?}: {e:?}"),
+                }
+            }
+            Op::Free(i) => {
+                if let Some((s, g)) = pick(&m, i, |k| *k != Kind::Unflushed) {
+                    match g.kind {
+                        Kind::Addr => a.free(Addr(s), Size(g.asked)).unwrap(),
+                        Kind::Held(h) => assert_eq!(a.free_handle(h), Ok(Size(g.asked))),
+                        Kind::Unflushed => unreachable!(),
+                    }
+                    m.segs.remove(&s);
+                }
+            }
+            Op::FreeWrong(i, d) => {
+                if let Some((s, g)) = pick(&m, i, |_| true) {
+                    let bad = g.asked + d;
+                    let r = a.free(Addr(s), Size(bad));
+                    assert!(matches!(r, Err(ArenaError::BadFree { .. })), "{r:?}");
+                    let r = a.free_deferred(Addr(s), Size(bad));
+                    assert!(matches!(r, Err(ArenaError::BadFree { .. })), "{r:?}");
+                    if g.kind == Kind::Unflushed || matches!(g.kind, Kind::Held(_)) {
+                        let r = a.free(Addr(s), Size(g.asked));
+                        assert!(matches!(r, Err(ArenaError::BadFree { .. })), "{r:?}");
+                    }
+                }
+            }
+            Op::FreeInterior(i) => {
+                if let Some((s, g)) = pick(&m, i, |_| true) {
+                    if g.end - s > Q {
+                        let r = a.free(Addr(s + Q), Size(g.asked - Q));
+                        assert!(matches!(r, Err(ArenaError::BadFree { .. })), "{r:?}");
+                        let r = a.resize(Addr(s + Q), Size(g.asked - Q), Size(1));
+                        assert!(matches!(r, Err(ArenaError::BadFree { .. })), "{r:?}");
+                        let r = a.free_part(Addr(s + Q), Size(0), Size(Q));
+                        assert!(matches!(r, Err(ArenaError::BadFree { .. })), "{r:?}");
+                    }
+                }
+            }
+            Op::FreePart(i, oq, size) => {
+                if let Some((s, g)) = pick(&m, i, |k| *k == Kind::Addr) {
+                    let off = oq * Q;
+                    let r = a.free_part(Addr(s), Size(off), Size(size));
+                    let Some(pa) = s.checked_add(off) else {
+                        continue_after(&a, &m);
+                        continue;
+                    };
+                    let asked_end = s + g.asked;
+                    let pbo = pa.checked_add(size);
+                    let valid = pbo.is_some_and(|pb| {
+                        size > 0 && pb <= asked_end && (pb == asked_end || pb % Q == 0)
+                    });
+                    let pb = pbo.unwrap_or(usize::MAX);
+                    if !valid {
+                        assert!(matches!(r, Err(ArenaError::BadFree { .. })), "{op:?}: {r:?}");
+                    } else {
+                        r.unwrap();
+                        let pb = if pb == asked_end { g.end } else { pb };
+                        m.segs.remove(&s);
+                        if pa > s {
+                            m.segs.insert(s, Seg { end: pa, asked: pa - s, kind: Kind::Addr });
+                        }
+                        if pb < g.end {
+                            m.segs.insert(
+                                pb,
+                                Seg { end: g.end, asked: asked_end - pb, kind: Kind::Addr },
+                            );
+                        }
+                    }
+                }
+            }
+            Op::Resize(i, new) => {
+                if let Some((s, g)) = pick(&m, i, |k| *k == Kind::Addr) {
+                    let r = a.resize(Addr(s), Size(g.asked), Size(new));
+                    let ne = s.checked_add(round(new));
+                    let ok = ne
+                        .is_some_and(|ne| ne <= g.end || (ne <= m.limit && !m.overlaps(g.end, ne)));
+                    let ne = ne.unwrap_or(usize::MAX);
+                    if ok {
+                        r.unwrap_or_else(|e| panic!("{op:?}: {e:?}"));
+                        m.segs.insert(s, Seg { end: ne, asked: new, kind: Kind::Addr });
+                    } else {
+                        assert_eq!(r, Err(ArenaError::NoSpace { size: new }), "{op:?}");
+                    }
+                }
+            }
+            Op::Deferred(i) => {
+                if let Some((s, g)) = pick(&m, i, |k| *k != Kind::Unflushed) {
+                    match g.kind {
+                        Kind::Addr => a.free_deferred(Addr(s), Size(g.asked)).unwrap(),
+                        Kind::Held(h) => assert_eq!(a.free_handle_deferred(h), Ok(Size(g.asked))),
+                        Kind::Unflushed => unreachable!(),
+                    }
+                    m.segs.get_mut(&s).unwrap().kind = Kind::Unflushed;
+                }
+            }
+            Op::Flush => {
+                let want = m.sum(|k| *k == Kind::Unflushed);
+                assert_eq!(a.flushed().0, want);
+                m.segs.retain(|_, g| g.kind != Kind::Unflushed);
+            }
+        }
+        compare(&a, &m);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #[test]
+    fn model_low(ops in prop::collection::vec(op(), 1..120)) {
+        run(0x10000, 0x1000, &ops);
+    }
+
+    /// The same at the very top of the address space (the span ends at
+    /// 2^64 - 16, the highest quantum-aligned end).
+    #[test]
+    fn model_top(ops in prop::collection::vec(op(), 1..120)) {
+        let len = 0x1000;
+        run(usize::MAX - Q + 1 - len, len, &ops);
+    }
+}
