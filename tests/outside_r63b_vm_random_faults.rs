@@ -174,16 +174,24 @@ fn run(seed: u64, page: usize, pages: usize, grain_pages: usize, rate: u32) {
     let _ = fi.page_size();
 }
 
+/// Seeds `1..n`, a quarter of them under AddressSanitizer (`make asan`
+/// sets `VMSPACE_ASAN`), where each runs several times slower: the same
+/// paths, fewer schedules.
+fn seeds(n: u64) -> std::ops::Range<u64> {
+    let n = if std::env::var_os("VMSPACE_ASAN").is_some() { (n / 4).max(2) } else { n };
+    1..n
+}
+
 #[test]
 fn vm_random_faults_page64() {
-    for seed in 1..30u64 {
+    for seed in seeds(30) {
         run(seed * 0xABCDEF, 64, 1500, 4, 120_000);
     }
 }
 
 #[test]
 fn vm_random_faults_page128_big_grain() {
-    for seed in 1..20u64 {
+    for seed in seeds(20) {
         run(seed * 0x5555_1111, 128, 2100, 64, 60_000);
     }
 }
