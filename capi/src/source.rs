@@ -166,7 +166,11 @@ impl<P: Platform> Source for CSource<P> {
 
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
         match self.import {
-            Import::None => return Err(ArenaError::BadImport(range)),
+            Import::None => {
+                // Nothing was imported: a bad free, as every source says.
+                let (addr, size) = (range.base(), range.size());
+                return Err(ArenaError::BadFree { addr, size, allocated: None });
+            }
             Import::Parent { arena, .. } => {
                 // SAFETY: a parent outlives its children (type invariant).
                 let parent = unsafe { arena.as_ref() };

@@ -3,15 +3,17 @@
 //! `CpuCaches`, `SyncArena` itself), frees of an allocation through a door
 //! other than the one that made it, and bad frees of every kind (a double
 //! free, a wrong size in the same class, a slab's own range, an address
-//! never handed out), checked against a list of live allocations: no
-//! address is handed out twice, every good free succeeds and every bad one
-//! fails, and `check()` passes after every step. Everything freed and
+//! never handed out), and deferred frees and flushes, checked against a
+//! list of live allocations: no address is handed out twice or before its
+//! flush, every good free succeeds and every bad one fails (a deferred free
+//! of a cached object is refused, as documented, and changes nothing), and
+//! `check()` passes after every step. Everything freed, flushed and
 //! reclaimed, the arena holds nothing.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vmspace::arena::{Arena, NoSource, Policy, SliceStore};
+use vmspace::arena::{Arena, ArenaError, NoSource, Policy, SliceStore};
 use vmspace::qcache::{CpuPin, QCacheConfig, SlotFlag, OBJECTS};
 use vmspace::sync::{CacheHandle, CpuCaches, NoWait, SpinLock, SyncArena, Wait};
 use vmspace::{Addr, Size};
@@ -58,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
     let mut handle = CacheHandle::new(&s);
     let mut live: Vec<(Addr, usize)> = Vec::new();
     let mut freed: Vec<Addr> = Vec::new();
+    let mut unflushed: Vec<(Addr, usize)> = Vec::new();
 
     let free = |door: u8, a: Addr, size: usize, h: &mut CacheHandle<'_, _, _, _, _>| match door % 3
     {
@@ -70,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
         let overlaps = |live: &[(Addr, usize)], a: Addr, n: usize| {
             live.iter().any(|&(b, m)| a.0 < b.0 + m && b.0 < a.0 + n)
         };
-        match op % 8 {
+        match op % 10 {
             // Allocate through a door: mostly cached sizes, some larger.
             0..=2 => {
                 let size = if y & 0x80 == 0 {
@@ -85,6 +88,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 if let Ok(a) = got {
                     assert!(!overlaps(&live, a, size), "{a} ({size}) handed out while live");
+                    assert!(!overlaps(&unflushed, a, size), "{a} ({size}) handed out unflushed");
                     freed.retain(|&f| f != a);
                     live.push((a, size));
                 }
@@ -140,6 +144,25 @@ fuzz_target!(|data: &[u8]| {
                     handle.flush();
                 }
             }
+            // A deferred free of a live allocation: taken unless it is a
+            // slab's object (refused as not the arena's allocation).
+            8 if !live.is_empty() => {
+                let i = usize::from(x) % live.len();
+                let (a, size) = live[i];
+                match s.free_deferred(a, Size(size)) {
+                    Ok(()) => unflushed.push(live.swap_remove(i)),
+                    Err(e) => {
+                        assert!(size <= QUANTUM * CLASSES, "{a} ({size}) not cached, refused: {e}");
+                        assert!(matches!(e, ArenaError::BadFree { allocated: None, .. }), "{e:?}");
+                    }
+                }
+            }
+            // Everything freed deferred is flushed: all of it comes back.
+            9 => {
+                let want: usize = unflushed.iter().map(|&(_, n)| n.div_ceil(QUANTUM) * QUANTUM).sum();
+                assert_eq!(s.flushed(), Size(want), "flushed() of {unflushed:?}");
+                freed.extend(unflushed.drain(..).map(|(a, _)| a));
+            }
             _ => {}
         }
         s.check().unwrap_or_else(|e| panic!("check: {e}"));
@@ -147,6 +170,7 @@ fuzz_target!(|data: &[u8]| {
     for (a, size) in live.drain(..) {
         free(0, a, size, &mut handle).unwrap();
     }
+    s.flushed();
     drop(handle);
     drop(cpu);
     s.reclaim();

@@ -150,8 +150,10 @@ impl Source for NoSource {
     fn import(&mut self, size: Size, _align: Size) -> Result<Range, ArenaError> {
         Err(ArenaError::NoSpace { size: size.0 })
     }
+    /// Nothing was handed out: a bad free, as any source of this crate
+    /// says of a range it did not hand out.
     fn release(&mut self, range: Range) -> Result<(), ArenaError> {
-        Err(ArenaError::BadImport(range))
+        Err(ArenaError::BadFree { addr: range.base(), size: range.size(), allocated: None })
     }
     fn can_import(&self) -> bool {
         false

@@ -42,7 +42,7 @@ impl From<VmArenaError> for ArenaError {
 /// import, so a release of whole tracts that are all imported is taken even
 /// if it is part of an import or spans two (an arena only ever releases
 /// what it imported); anything else is refused and changes nothing (a
-/// range not all allocated here, or outside the arena, with
+/// range not all imported from here, or outside the arena, with
 /// [`BadFree`](ArenaError::BadFree)).
 /// [`VmSource`](super::VmSource), which keeps every import in an arena,
 /// refuses all but an exact import.
@@ -99,7 +99,7 @@ impl<P: PageOps> Source for VmArena<P> {
 
 /// The importer's error for a failed release of `range`: a free that left
 /// tracts inaccessible is [`ArenaError::Stranded`]; a range that is not
-/// (all) allocated here, or lies outside the arena, a
+/// (all) imported from here (free, a client's, or outside the arena) a
 /// [`BadFree`](ArenaError::BadFree), as [`VmSource`](super::VmSource)
 /// says of a range it did not hand out; any other as it maps.
 fn stranded(range: Range, e: VmArenaError) -> ArenaError {
@@ -107,7 +107,9 @@ fn stranded(range: Range, e: VmArenaError) -> ArenaError {
         VmArenaError::RollbackFailed { error, tracts: Stranded::Inaccessible, .. } => {
             ArenaError::Stranded { range, error }
         }
-        VmArenaError::NotAllocated(_) | VmArenaError::Common(CommonError::OutOfRange(_)) => {
+        VmArenaError::NotAllocated(_)
+        | VmArenaError::WrongOwner { .. }
+        | VmArenaError::Common(CommonError::OutOfRange(_)) => {
             ArenaError::BadFree { addr: range.base(), size: range.size(), allocated: None }
         }
         e => e.into(),

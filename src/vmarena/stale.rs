@@ -28,7 +28,9 @@ impl<P: PageOps> VmArena<P> {
     /// operation, as after a failed trim.
     pub(crate) fn vm_map(&mut self, range: Range) -> Result<(), VmError> {
         let r = self.vm.map(range);
-        if r.is_err() {
+        // Only the backend's failure comes after the VM mapped pages for
+        // the range (a range refused maps nothing).
+        if let Err(VmError::Backend(_)) = r {
             self.untrimmed_add(range);
         }
         r

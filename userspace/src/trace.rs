@@ -19,11 +19,30 @@ pub fn quoted(s: &str) -> String {
     }
 }
 
-/// A trace name as messages show it: as it is when it is short and holds
-/// no control character, else [`quoted`], so that a hostile trace's name
-/// can neither flood an error line nor drive the terminal.
+/// Whether `c` may reach a terminal raw: not a control character, nor one
+/// of the invisible format characters that reorder or hide text (bidi
+/// controls, zero-width characters, the byte-order mark).
+fn shows_as_itself(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Text from the caller's input (a file name) as messages show it: as it
+/// is when every character [shows as itself](shows_as_itself), else quoted
+/// with Rust's escapes, so that it cannot drive the terminal.
+pub fn shown_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().all(shows_as_itself) {
+        s.into()
+    } else {
+        format!("{s:?}").into()
+    }
+}
+
+/// A trace name as messages show it: as it is when it is short and every
+/// character shows as itself, else [`quoted`], so that a hostile trace's
+/// name can neither flood an error line nor drive the terminal.
 pub fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
-    if id.chars().nth(32).is_none() && !id.contains(char::is_control) {
+    if id.chars().nth(32).is_none() && id.chars().all(shows_as_itself) {
         id.into()
     } else {
         quoted(id).into()
@@ -101,10 +120,6 @@ pub fn is_trace_id(id: &str) -> bool {
     !id.is_empty() && !id.contains(|c: char| c.is_whitespace() || c == '#')
 }
 
-/// The operation as a trace line that parses back to it, when its name is
-/// a trace name ([`is_trace_id`]; another prints as a line that does not
-/// parse, or parses as something else): `alloc` when only a size and a
-/// policy are set, else `xalloc` with every constraint set; numbers in hex.
 impl TraceOp {
     /// The operation's name (none for `add`).
     pub fn id(&self) -> Option<&str> {
@@ -135,6 +150,10 @@ impl TraceOp {
     }
 }
 
+/// The operation as a trace line that parses back to it, when its name is
+/// a trace name ([`is_trace_id`]; another prints as a line that does not
+/// parse, or parses as something else): `alloc` when only a size and a
+/// policy are set, else `xalloc` with every constraint set; numbers in hex.
 impl fmt::Display for TraceOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -392,6 +411,20 @@ pub fn churn_text(live: usize, steps: usize) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_text_are_shown_safely() {
+        assert_eq!(shown_id("m1"), "m1");
+        assert_eq!(shown_id("a\u{1b}[2J"), "\"a\\u{1b}[2J\"");
+        assert_eq!(shown_id(&"x".repeat(40)), format!("{:?}... (40 bytes)", "x".repeat(32)));
+        assert_eq!(shown_text("app.strace"), "app.strace");
+        // A bidi override and a zero-width space are escaped, not shown.
+        assert_eq!(shown_text("a\u{202e}b"), "\"a\\u{202e}b\"");
+        assert_eq!(shown_text("a\u{200b}b"), "\"a\\u{200b}b\"");
+        let op = TraceOp::Free { id: "a\u{202e}b".into() };
+        assert_eq!(op.shown(), "free \"a\\u{202e}b\"");
+        assert_eq!(op.to_string(), "free a\u{202e}b");
+    }
 
     /// One `quantum` line, before the first operation (a second one
     /// replaced the first, silently: round 54).

@@ -258,7 +258,26 @@ pub fn compare<P: PageOps, const N: usize>(
     if map.committed_chunks() != model.committed() {
         return Err("committed_chunks() differs from the model");
     }
+    // The census counts every chunk: those past the window never change.
+    let mut census = [0usize; 4];
+    census[0] = map.chunks().saturating_sub(model.window());
+    for c in 0..model.window() {
+        census[census_slot(model.state(c))] += 1;
+    }
+    if map.census() != census {
+        return Err("census() differs from the model");
+    }
     Ok(())
+}
+
+/// Where [`ChunkMap::census`] counts chunks in `state`.
+fn census_slot(state: ChunkState) -> usize {
+    match state {
+        ChunkState::Unmapped => 0,
+        ChunkState::Quarantined => 1,
+        ChunkState::Mapped => 2,
+        ChunkState::Protected => 3,
+    }
 }
 
 /// Apply `steps` generated operations to `map` (which must start with

@@ -90,7 +90,7 @@ fn pages_from_a_vm(o: &Options) -> Result<(), String> {
         ];
         let title = "vmspace demo: arena \"space\" (1 GiB of a VM, quantum one page)";
         crate::svg::write(path, title, &maps, &bins)?;
-        outln!("  picture: {}", path.display());
+        outln!("  picture: {}", crate::input::shown(path));
     }
     let (a, s) = kept[0];
     match space.free(a, Size(s.0 + page.0)) {

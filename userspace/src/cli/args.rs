@@ -228,7 +228,7 @@ pub fn parse() -> Result<Cli, u8> {
                 // Help into a closed pipe (`vmspace --help | head -1`) is
                 // help given; any other failure to write it is an error.
                 Err(w) if w.kind() != std::io::ErrorKind::BrokenPipe => {
-                    eprintln!("vmspace: writing standard output: {w}");
+                    eprintln!("vmspace: writing the help: {w}");
                     Err(1)
                 }
                 _ => Err(0),
@@ -290,7 +290,9 @@ fn one_line(e: &clap::Error) -> String {
     if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
         line += &format!(" (one of: {})", values.join(", "));
     }
-    for kind in [ContextKind::SuggestedArg, ContextKind::SuggestedSubcommand] {
+    for kind in
+        [ContextKind::SuggestedArg, ContextKind::SuggestedValue, ContextKind::SuggestedSubcommand]
+    {
         match e.get(kind) {
             Some(ContextValue::String(s)) => line += &format!(" (did you mean '{s}'?)"),
             Some(ContextValue::Strings(v)) if !v.is_empty() => {
@@ -299,7 +301,34 @@ fn one_line(e: &clap::Error) -> String {
             _ => {}
         }
     }
+    // Clap's other tips, as it words them.
+    if let Some(ContextValue::StyledStrs(tips)) = e.get(ContextKind::Suggested) {
+        for tip in tips {
+            line += &format!(" ({})", tip.to_string().trim().trim_start_matches("tip: "));
+        }
+    }
+    // An option of another command than the one given (clap says nothing
+    // of those here: `vmspace --json`).
+    if e.kind() == ErrorKind::UnknownArgument {
+        let tries: Vec<String> =
+            commands_with_option(&arg).iter().map(|c| format!("`vmspace {c} {arg}`")).collect();
+        if !tries.is_empty() {
+            line += &format!(" (try {})", tries.join(" or "));
+        }
+    }
     line
+}
+
+/// The commands that take the option `arg` (`--name` or `--name=value`).
+fn commands_with_option(arg: &str) -> Vec<String> {
+    let Some(long) = arg.strip_prefix("--").and_then(|a| a.split('=').next()) else {
+        return Vec::new();
+    };
+    let cli = <Cli as clap::CommandFactory>::command();
+    cli.get_subcommands()
+        .filter(|c| c.get_arguments().any(|a| a.get_long() == Some(long)))
+        .map(|c| c.get_name().to_string())
+        .collect()
 }
 
 #[cfg(test)]

@@ -198,7 +198,7 @@ pub fn render(title: &str, maps: &[Map], bins: &[Bin]) -> String {
 /// Write the picture to `path`.
 pub fn write(path: &Path, title: &str, maps: &[Map], bins: &[Bin]) -> Result<(), String> {
     std::fs::write(path, render(title, maps, bins))
-        .map_err(|e| format!("writing {}: {e}", path.display()))
+        .map_err(|e| format!("writing {}: {e}", crate::input::shown(path)))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `vmspace replay --compare`: one trace under every policy, side by side.
 
 use vmspace::arena::Policy;
+use vmspace_user::trace::shown_text;
 
 use super::engine::Setup;
 use super::replay;
@@ -32,7 +33,7 @@ pub fn run(
     outln!(
         "replayed {} operations from {} under every policy (quantum {quantum}{}{})",
         reports[0].outcomes.ops,
-        name,
+        shown_text(name),
         reports[0].limit_note(),
         if o.check { ", check() after each" } else { "" }
     );

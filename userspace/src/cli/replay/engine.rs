@@ -53,8 +53,12 @@ pub struct Outcomes {
 pub struct Failure {
     /// Its trace line.
     pub line: usize,
-    /// The operation.
+    /// The operation (as a trace line; in the JSON report).
     pub op: String,
+    /// The operation as the text report shows it ([`TraceOp::shown`]: a
+    /// long or unprintable name quoted and cut).
+    #[serde(skip)]
+    pub shown: String,
     /// Why it failed.
     pub reason: String,
 }
@@ -210,7 +214,7 @@ impl<'t, S: Store> Replay<'t, S> {
 
     fn fail(&mut self, line: usize, op: &TraceOp, reason: String) {
         self.outcomes.failed += 1;
-        self.failures.push(Failure { line, op: op.shown(), reason });
+        self.failures.push(Failure { line, op: op.to_string(), shown: op.shown(), reason });
     }
 
     fn step(&mut self, line: usize, op: &'t TraceOp) -> Result<(), String> {

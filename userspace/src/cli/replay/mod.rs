@@ -89,7 +89,7 @@ pub fn run(o: &ReplayArgs) -> Result<(), String> {
     } else {
         report.print(o.failures);
         if let Some(svg) = &o.svg {
-            outln!("  picture: {}", svg.display());
+            outln!("  picture: {}", crate::input::shown(svg));
         }
     }
     // The trace's live allocations are left to the arena's teardown.

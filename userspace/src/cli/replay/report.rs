@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use vmspace::arena::Store;
+use vmspace_user::trace::shown_text;
 
 use super::engine::{Failure, Moment, Outcomes, Replay};
 use crate::out::outln;
@@ -163,7 +164,7 @@ impl Report {
         outln!(
             "replayed {} operations from {} (quantum {}, policy {}{}{})",
             o.ops,
-            self.trace,
+            shown_text(&self.trace),
             self.quantum,
             self.policy,
             self.limit_note(),
@@ -225,7 +226,7 @@ impl Report {
         }
         outln!("  {} operations failed:", self.failures.len());
         for f in self.failures.iter().take(n) {
-            outln!("    line {}: {}: {}", f.line, f.op, f.reason);
+            outln!("    line {}: {}: {}", f.line, f.shown, f.reason);
         }
         if self.failures.len() > n {
             outln!(

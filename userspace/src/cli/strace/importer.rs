@@ -294,6 +294,11 @@ impl Importer {
             "mremap" => {
                 let a = arg(0).unwrap_or(0);
                 let (old, new) = (length(1), length(2));
+                if new == 0 {
+                    // Refused by the kernel (EINVAL), as a 0-byte mmap is.
+                    self.used -= 1;
+                    return self.note("mremap to 0 bytes (or to no readable length)", line);
+                }
                 let Some(b) = self.mapping_end(result, new, line) else { return };
                 let flags = c.args.get(3).copied().unwrap_or("");
                 if has_flag(flags, "MREMAP_DONTUNMAP", MREMAP_DONTUNMAP) {
@@ -303,7 +308,7 @@ impl Importer {
                     return self.map(result, new, line);
                 }
                 match self.pieces.get(&a).copied() {
-                    Some(p) if p.end - a == old && self.ids[&p.id].pieces == 1 && new > 0 => {
+                    Some(p) if p.end - a == old && self.ids[&p.id].pieces == 1 => {
                         // What the destination covers goes first (the
                         // kernel unmaps it before the move), so that the
                         // replay never holds both.

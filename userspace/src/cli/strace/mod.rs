@@ -204,9 +204,9 @@ pub fn run(o: &ImportArgs) -> Result<(), String> {
     if used == 0 {
         // Still a trace (its head, its span), but likely of the wrong file.
         eprintln!(
-            "vmspace: warning: no mmap, munmap or mremap call of {} became an operation: \
-             is it `strace -e trace=mmap,munmap,mremap` output?",
-            o.file.display()
+            "vmspace: warning: no mmap, munmap or mremap call of {} became an operation \
+             (the trace's comments say why; is it `strace -e trace=mmap,munmap,mremap` output?)",
+            crate::input::shown(&o.file)
         );
     }
     drop(text);
@@ -219,7 +219,7 @@ pub fn run(o: &ImportArgs) -> Result<(), String> {
             };
             std::fs::File::create(path)
                 .and_then(write)
-                .map_err(|e| format!("writing {}: {e}", path.display()))
+                .map_err(|e| format!("writing {}: {e}", crate::input::shown(path)))
         }
         None => {
             crate::out::text(&head);
