@@ -79,7 +79,9 @@ pub trait Source {
     ///
     /// Any error but [`ArenaError::Stranded`] leaves `range` with the
     /// caller, usable as it was before the call. `Stranded` leaves it with
-    /// the source, taken and unusable (see the trait's contract).
+    /// the source, taken and unusable (see the trait's contract). The
+    /// sources of this crate refuse a range they did not hand out (or not
+    /// all of it) with [`ArenaError::BadFree`].
     fn release(&mut self, range: Range) -> Result<(), ArenaError>;
 
     /// Whether this source can ever import (`false` for [`NoSource`]).

@@ -28,7 +28,8 @@ fn shows_as_itself(c: char) -> bool {
 }
 
 /// Text from the caller's input (a file name) as messages show it: as it
-/// is when every character [shows as itself](shows_as_itself), else quoted
+/// is when every character shows as itself (no control character, no
+/// invisible format character: bidi controls, zero-width ones), else quoted
 /// with Rust's escapes, so that it cannot drive the terminal.
 pub fn shown_text(s: &str) -> std::borrow::Cow<'_, str> {
     if s.chars().all(shows_as_itself) {
