@@ -20,6 +20,9 @@ report what a user of address space wants to know:
   failures  every operation the arena refused, with its line and reason
             (the first --failures N listed, the rest counted).
 
+Allocations are counted as the arena holds them: an ID a partial free
+split into pieces counts once a piece.
+
 A trace has one operation a line; # starts a comment; numbers are decimal
 or 0x hex (_ allowed):
 

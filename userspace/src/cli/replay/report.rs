@@ -87,7 +87,8 @@ pub struct Report {
     pub outcomes: Outcomes,
     /// The moment of the most live bytes.
     pub peak: Snapshot,
-    /// The most live allocations at once.
+    /// The most live allocations at once (the arena's: an ID split by
+    /// partial frees counts once a piece).
     pub peak_segments: usize,
     /// The line where that was reached.
     pub peak_segments_line: usize,
