@@ -8,22 +8,13 @@
 //! committed; Unmapped/Quarantined: no page committed). Ranges run over
 //! the end of the space too (refused, changing nothing).
 
+mod outside_r63b_common;
+
+use outside_r63b_common::seeds;
 use vmspace::chunkmap::{ChunkMap, ChunkMapConfig, ChunkMapError, ChunkState};
 use vmspace_shim::sim::{PageState, SimBackend};
 use vmspace_shim::{Addr, FaultInjector, FaultShape, Protection, Range, Size};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use vmspace_workload::Rng;
 
 fn run(seed: u64, page: usize, chunk_pages: usize, chunks: usize, rate: u32) {
     let mut buf = vec![0u8; 6 << 20];
@@ -35,7 +26,7 @@ fn run(seed: u64, page: usize, chunk_pages: usize, chunks: usize, rate: u32) {
     let states = |m: &ChunkMap<_>| -> Vec<ChunkState> {
         (0..chunks).map(|c| m.state(Addr(base + c * chunk)).unwrap()).collect()
     };
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     fi.set_shape(FaultShape::PartWay);
     fi.fail_randomly(seed, rate);
     for step in 0..1000 {
@@ -164,14 +155,6 @@ fn run(seed: u64, page: usize, chunk_pages: usize, chunks: usize, rate: u32) {
     m.check().unwrap();
     assert_eq!(m.committed_chunks(), 0);
     assert_eq!(m.leaves_present(), 0);
-}
-
-/// Seeds `1..n`, a quarter of them under AddressSanitizer (`make asan`
-/// sets `VMSPACE_ASAN`), where each runs several times slower: the same
-/// paths, fewer schedules.
-fn seeds(n: u64) -> std::ops::Range<u64> {
-    let n = if std::env::var_os("VMSPACE_ASAN").is_some() { (n / 4).max(2) } else { n };
-    1..n
 }
 
 #[test]

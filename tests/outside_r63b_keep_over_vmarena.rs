@@ -6,7 +6,11 @@
 //! purge what became spare to fit. Also under random faults: every layer's
 //! check holds and live allocations stay read-write with their contents.
 
+mod outside_r63b_common;
+
+use outside_r63b_common::seeds;
 use std::collections::BTreeMap;
+use vmspace_workload::Rng;
 
 use vmspace::arena::{Arena, Policy, SliceStore};
 use vmspace::sources::KeepFree;
@@ -21,14 +25,6 @@ fn bytes(v: &mut [u64]) -> &mut [u8] {
     let len = v.len() * 8;
     // SAFETY: u64 storage viewed as bytes.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), len) }
-}
-
-/// Seeds `1..n`, a quarter of them under AddressSanitizer (`make asan`
-/// sets `VMSPACE_ASAN`), where each runs several times slower: the same
-/// paths, fewer schedules.
-fn seeds(n: u64) -> std::ops::Range<u64> {
-    let n = if std::env::var_os("VMSPACE_ASAN").is_some() { (n / 4).max(2) } else { n };
-    1..n
 }
 
 #[test]
@@ -66,19 +62,6 @@ fn commit_limit_makes_keep_free_give_back_and_retry() {
     va.check().unwrap();
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn run(seed: u64) {
     let mut buf = vec![0u8; 2 << 20];
     let sim = SimBackend::new(&mut buf, PAGE).unwrap();
@@ -100,7 +83,7 @@ fn run(seed: u64) {
         )
         .unwrap();
         let mut live: BTreeMap<usize, (usize, u8)> = BTreeMap::new();
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng::new(seed | 1);
         fi.set_shape(FaultShape::PartWay);
         fi.fail_randomly(seed, 150_000);
         for step in 0..500 {

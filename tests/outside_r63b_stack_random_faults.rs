@@ -6,7 +6,11 @@
 //! touch live memory), and nothing handed out overlaps. At the end, with
 //! faults off, everything comes back and the VM is wholly unmapped.
 
+mod outside_r63b_common;
+
+use outside_r63b_common::seeds;
 use std::collections::BTreeMap;
+use vmspace_workload::Rng;
 
 use vmspace::arena::{Arena, ArenaError, Policy, SliceStore};
 use vmspace::sources::{KeepFree, VmSource};
@@ -16,19 +20,6 @@ use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{FaultInjector, FaultShape, Protection};
 
 const PAGE: usize = 64;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn bytes(v: &mut [u64]) -> &mut [u8] {
     let len = v.len() * 8;
@@ -57,7 +48,7 @@ fn run(seed: u64, threshold: usize, rate: u32) {
     )
     .unwrap();
     let mut live: BTreeMap<usize, (usize, u8)> = BTreeMap::new();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     fi.set_shape(FaultShape::PartWay);
     fi.fail_randomly(seed, rate);
     let mut stranded = 0;
@@ -154,14 +145,6 @@ fn run(seed: u64, threshold: usize, rate: u32) {
         assert_eq!(vm.mapped(), Size(0));
         vm.check().unwrap();
     }
-}
-
-/// Seeds `1..n`, a quarter of them under AddressSanitizer (`make asan`
-/// sets `VMSPACE_ASAN`), where each runs several times slower: the same
-/// paths, fewer schedules.
-fn seeds(n: u64) -> std::ops::Range<u64> {
-    let n = if std::env::var_os("VMSPACE_ASAN").is_some() { (n / 4).max(2) } else { n };
-    1..n
 }
 
 #[test]

@@ -5,22 +5,13 @@
 //! metadata count agrees with the simulated metadata pages, and a failed
 //! map/unmap left the mapped set as it was.
 
+mod outside_r63b_common;
+
+use outside_r63b_common::seeds;
 use vmspace::vm::{Vm, VmError};
 use vmspace_shim::sim::{PageState, SimBackend};
 use vmspace_shim::{Addr, FaultInjector, FaultShape, PageOps, Protection, Range, Size};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use vmspace_workload::Rng;
 
 fn run(seed: u64, page: usize, pages: usize, grain_pages: usize, rate: u32) {
     let mut buf = vec![0u8; 4 << 20];
@@ -34,7 +25,7 @@ fn run(seed: u64, page: usize, pages: usize, grain_pages: usize, rate: u32) {
         |lo: usize, hi: usize| Range::new(Addr(base + lo * page), Addr(base + hi * page)).unwrap();
     let mut model = vec![false; n];
     let mut unflushed = vec![false; n];
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     fi.set_shape(FaultShape::PartWay);
     fi.fail_randomly(seed, rate);
     for step in 0..400 {
@@ -172,14 +163,6 @@ fn run(seed: u64, page: usize, pages: usize, grain_pages: usize, rate: u32) {
     assert_eq!(sim.page_state(res.base()), Some(PageState::Free));
     assert_eq!(sim.stats().mapped_pages, 0);
     let _ = fi.page_size();
-}
-
-/// Seeds `1..n`, a quarter of them under AddressSanitizer (`make asan`
-/// sets `VMSPACE_ASAN`), where each runs several times slower: the same
-/// paths, fewer schedules.
-fn seeds(n: u64) -> std::ops::Range<u64> {
-    let n = if std::env::var_os("VMSPACE_ASAN").is_some() { (n / 4).max(2) } else { n };
-    1..n
 }
 
 #[test]

@@ -6,26 +6,17 @@
 //! nothing mapped that is neither), the commit limit holds, and a failed
 //! operation other than RollbackFailed left the allocations as they were.
 
+mod outside_r63b_common;
+
+use outside_r63b_common::seeds;
 use std::collections::BTreeMap;
+use vmspace_workload::Rng;
 
 use vmspace::vmarena::{Owner, Request, VmArena, VmArenaConfig, VmArenaError, ZoneSet};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, FaultInjector, FaultShape, Pages, Protection, Range, Size};
 
 const PAGE: usize = 64;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn prot(i: usize) -> Protection {
     [Protection::None, Protection::Read, Protection::ReadWrite][i % 3]
@@ -60,7 +51,7 @@ fn run_paged(
     // tracts whose protection a RollbackFailed may have left differing
     let mut tainted = vec![false; tracts];
     let mut any_rollback_failed = false;
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     fi.set_shape(FaultShape::PartWay);
     fi.fail_randomly(seed, per_million);
     for step in 0..300 {
@@ -209,14 +200,6 @@ fn run_paged(
     a.check().unwrap();
     assert_eq!(a.committed(), Size(0), "seed {seed}: committed after freeing all");
     assert_eq!(a.table_pages_mapped(), 0, "seed {seed}");
-}
-
-/// Seeds `1..n`, a quarter of them under AddressSanitizer (`make asan`
-/// sets `VMSPACE_ASAN`), where each runs several times slower: the same
-/// paths, fewer schedules.
-fn seeds(n: u64) -> std::ops::Range<u64> {
-    let n = if std::env::var_os("VMSPACE_ASAN").is_some() { (n / 4).max(2) } else { n };
-    1..n
 }
 
 #[test]
