@@ -36,7 +36,9 @@ pub enum ArenaError {
         /// The size asked for.
         size: usize,
     },
-    /// `free` of something that is not a live allocation of exactly that size.
+    /// `free` of something that is not a live allocation of exactly that
+    /// size; also a source's answer to [`release`](super::Source::release)
+    /// of a range it did not hand out (`allocated` `None`).
     BadFree {
         /// The address passed; for [`free_part`](super::Arena::free_part),
         /// the piece's: the allocation's address plus the offset (wrapping).

@@ -187,16 +187,17 @@ impl<S: Store> QCache<S> {
     }
 
     /// A free the arena refused (no allocation of its own at `addr`) that
-    /// names a live cached object, which the free's size had looked for in
-    /// another class: count it here, where the docs count bad frees of
-    /// cached objects, and report the size the object's client asked for. `None` when no class holds
-    /// a live object at `addr`. (Off the free path: only a refused free
-    /// looks through every class.)
-    pub(crate) fn refused_free_of_live(&self, addr: Addr) -> Option<Size> {
+    /// names an object of a slab, live or not (a free with a size of
+    /// another class, a double free, or a deferred free, which the caches
+    /// do not take): count it here, where the docs count bad frees of
+    /// cached objects, and return the size the object's client asked for
+    /// when it is live. `None` when no slab has an object at `addr`. (Off
+    /// the free path: only a refused free looks through every class.)
+    pub(crate) fn refused_free_of_object(&self, addr: Addr) -> Option<Option<Size>> {
         let live = (0..self.classes()).find_map(|c| {
             let (rec, i) = self.tables.find(c, addr.0)?;
             let asked = rec.live[i].load(Ordering::Relaxed);
-            (asked != 0).then_some(Size(asked as usize))
+            Some((asked != 0).then_some(Size(asked as usize)))
         })?;
         self.stats.bad_frees.fetch_add(1, Ordering::Relaxed);
         Some(live)

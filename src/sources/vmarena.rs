@@ -99,7 +99,8 @@ impl<P: PageOps> Source for VmArena<P> {
 
 /// The importer's error for a failed release of `range`: a free that left
 /// tracts inaccessible is [`ArenaError::Stranded`]; a range that is not
-/// (all) imported from here (free, a client's, or outside the arena) a
+/// (all) imported from here (free, a client's, outside the arena, off the
+/// page grid, or empty) a
 /// [`BadFree`](ArenaError::BadFree), as [`VmSource`](super::VmSource)
 /// says of a range it did not hand out; any other as it maps.
 fn stranded(range: Range, e: VmArenaError) -> ArenaError {
@@ -109,9 +110,11 @@ fn stranded(range: Range, e: VmArenaError) -> ArenaError {
         }
         VmArenaError::NotAllocated(_)
         | VmArenaError::WrongOwner { .. }
-        | VmArenaError::Common(CommonError::OutOfRange(_)) => {
-            ArenaError::BadFree { addr: range.base(), size: range.size(), allocated: None }
-        }
+        | VmArenaError::Common(
+            CommonError::OutOfRange(_)
+            | CommonError::Misaligned { .. }
+            | CommonError::InvalidArgument(_),
+        ) => ArenaError::BadFree { addr: range.base(), size: range.size(), allocated: None },
         e => e.into(),
     }
 }

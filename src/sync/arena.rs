@@ -176,8 +176,10 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
                 // (looked for in that class, not found) reaches the arena.
                 let r = a.free(addr, size);
                 match self.cached_bad_free(a, &r) {
-                    Some(live) => Err(ArenaError::BadFree { addr, size, allocated: Some(live) }),
-                    None => r,
+                    Some(Some(live)) => {
+                        Err(ArenaError::BadFree { addr, size, allocated: Some(live) })
+                    }
+                    _ => r,
                 }
             })?,
         }
@@ -185,14 +187,18 @@ impl<L: RawLock, W: Waiter, S: Store, I: Source> SyncArena<L, W, S, I> {
         Ok(())
     }
 
-    /// Whether `r`, a free the arena refused, named an address that is a
-    /// live object of the quantum caches (the arena holds its slab by
-    /// handle, so it knows no allocation there): then the bad free is the
-    /// caches', counted there and not in the arena, and this is the size
-    /// the object was asked with.
-    fn cached_bad_free(&self, a: &mut Arena<S, I>, r: &Result<(), ArenaError>) -> Option<Size> {
+    /// Whether `r`, a free the arena refused, named an object of a slab of
+    /// the quantum caches, live or not (the arena holds the slab by handle,
+    /// so it knows no allocation there): then the bad free is the caches',
+    /// counted there and not in the arena, and this is the size the object
+    /// was asked with when it is live.
+    fn cached_bad_free(
+        &self,
+        a: &mut Arena<S, I>,
+        r: &Result<(), ArenaError>,
+    ) -> Option<Option<Size>> {
         let Err(ArenaError::BadFree { addr, allocated: None, .. }) = *r else { return None };
-        let live = self.caches.as_ref()?.refused_free_of_live(addr)?;
+        let live = self.caches.as_ref()?.refused_free_of_object(addr)?;
         a.reattribute_bad_free();
         Some(live)
     }

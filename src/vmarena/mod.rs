@@ -35,7 +35,12 @@
 //! it gave back before the failing call, in address order; an allocation
 //! that purged spare pages to stay within the commit limit and then fails
 //! to map its own keeps them purged too (spare pages are a cache: their
-//! contents are kept for a reuse, not promised). A backend call
+//! contents are kept for a reuse, not promised). And a map that fails
+//! after the VM mapped a page of its own metadata for it, and whose give-back
+//! of that page fails too, leaves the page mapped (in
+//! [`metadata_mapped`](VmArena::metadata_mapped), not in
+//! [`stale_pages`](VmArena::stale_pages)) until the next operation trims
+//! it. A backend call
 //! may fail part way (Linux's `mprotect` at `vm.max_map_count`): after a
 //! failed protect, free or purge the arena puts the recorded protection
 //! back, and if that fails too says so with

@@ -103,8 +103,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N", default_value = "10", value_parser = number,
           conflicts_with = "compare")]
     pub failures: usize,
-    /// Clip every span the trace adds to its first N bytes: would the trace
-    /// fit in a smaller address space?
+    /// Clip every span the trace adds to its first N bytes (a multiple of
+    /// the quantum): would the trace fit in a smaller address space?
     #[arg(long, value_name = "N", value_parser = positive)]
     pub span_limit: Option<usize>,
 }
@@ -228,7 +228,11 @@ pub fn parse() -> Result<Cli, u8> {
                 // Help into a closed pipe (`vmspace --help | head -1`) is
                 // help given; any other failure to write it is an error.
                 Err(w) if w.kind() != std::io::ErrorKind::BrokenPipe => {
-                    eprintln!("vmspace: writing the help: {w}");
+                    let what = match e.kind() {
+                        ErrorKind::DisplayVersion => "the version",
+                        _ => "the help",
+                    };
+                    eprintln!("vmspace: writing {what}: {w}");
                     Err(1)
                 }
                 _ => Err(0),

@@ -8,7 +8,8 @@ report what a user of address space wants to know:
 
   peak      the most bytes live at once, the live allocations then, and
             their address extent (lowest start to highest end) with the
-            ratio live/extent (1.0: packed without holes);
+            ratio live/extent (1.0: packed without holes in one span;
+            addresses between spans count in the extent);
   holes     free bytes inside the extent (its bytes inside spans - live;
             addresses between spans are no holes);
   fragmentation
@@ -26,8 +27,8 @@ split into pieces counts once a piece.
 A trace has one operation a line; # starts a comment; numbers are decimal
 or 0x hex (_ allowed):
 
-  quantum N                 the arena's quantum (before any operation;
-                            --quantum overrides it)
+  quantum N                 the arena's quantum (before any operation,
+                            a power of two; --quantum overrides it)
   add BASE SIZE             add the span [BASE, BASE+SIZE)
   alloc ID SIZE [POLICY]    allocate, naming the result ID
   xalloc ID SIZE [align=N] [phase=N] [nocross=N] [min=A] [max=A]
@@ -83,9 +84,10 @@ The replay places every mapping itself, so it answers how this program's
 mappings would pack in a vmspace arena, not where the kernel put them.
 MAP_FIXED mappings inside live ones replace pages without changing the
 address space (a comment says so); elsewhere they become new allocations.
-Failed calls, unmaps of ranges mapped before tracing began, unmaps of 0
-bytes and partial unmaps that leave every page they touch with something
-mapped (at --page above 4 KiB) become comments. Each line's comment gives
+Failed calls, unmaps of ranges mapped before tracing began, maps, remaps
+and unmaps of 0 bytes and partial unmaps that leave every page they touch
+with something mapped (at --page above 4 KiB) become comments; a file in
+which no call became an operation is still converted, with a warning. Each line's comment gives
 the strace line it comes from.
 Accepts strace's pid prefixes (-f), timestamps (-t, -tt, -ttt, -r), flags
 by name or as numbers (-X raw, -X verbose), and

@@ -39,7 +39,7 @@ pub fn run(
     );
     print_table(&reports);
     outln!(
-        "  live/extent: live bytes over the span of addresses they occupy (1.000: no holes); \
+        "  live/extent: live bytes over the span of addresses they occupy (1.000: no holes, one span); \
          fragmentation: 1 - largest free / all free, per mille rounded up"
     );
     Ok(())
