@@ -140,14 +140,20 @@ impl TraceOp {
             return self.to_string();
         };
         let mut op = self.clone();
-        if let TraceOp::Alloc { id, .. }
-        | TraceOp::Free { id }
-        | TraceOp::FreePart { id, .. }
-        | TraceOp::Resize { id, .. } = &mut op
-        {
+        if let Some(id) = op.id_mut() {
             *id = shown;
         }
         op.to_string()
+    }
+
+    fn id_mut(&mut self) -> Option<&mut String> {
+        match self {
+            TraceOp::Add { .. } => None,
+            TraceOp::Alloc { id, .. }
+            | TraceOp::Free { id }
+            | TraceOp::FreePart { id, .. }
+            | TraceOp::Resize { id, .. } => Some(id),
+        }
     }
 }
 
