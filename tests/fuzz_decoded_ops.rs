@@ -38,11 +38,14 @@ fn vm_decoded_calls() {
         let mut buf = vec![0u8; 2 << 20];
         let sim = SimBackend::new(&mut buf, page).unwrap();
         let faulty = FaultInjector::new(&sim);
-        let mut vm = Vm::reserve(&faulty, Size(256 * page), Size(page)).unwrap();
+        // Small pages over many: several bit-table pages, some with
+        // nothing mapped, for trims to give back.
+        let pages = if seed % 4 == 0 { 2048 } else { 256 };
+        let mut vm = Vm::reserve(&faulty, Size(pages * page), Size(page)).unwrap();
         if faults {
             faulty.fail_randomly(seed, 100_000);
         }
-        let mut model = VmCallModel::<4>::new(vm.range().size().0 / page);
+        let mut model = VmCallModel::<32>::for_vm(&vm);
         let mut stats = VmCallStats::default();
         let mut calls = &data[..];
         while let Some(call) = VmCall::decode(&mut calls, model.pages()) {
@@ -54,11 +57,15 @@ fn vm_decoded_calls() {
         total.refused_unflushed += stats.refused_unflushed;
         total.flushed_pages += stats.flushed_pages;
         faulty.clear();
+        vm_calls::unmap_all_and_trim(&mut vm, &mut model, &mut stats)
+            .unwrap_or_else(|(what, e)| panic!("seed {seed}, at the end: {what} ({e:?})"));
+        total.trimmed_pages += stats.trimmed_pages;
         vm.flush();
         drop(vm);
         assert_eq!(sim.stats().mapped_pages, 0, "seed {seed}: the VM unmapped everything");
     }
     assert!(total.refused_unflushed > 0 && total.flushed_pages > 0, "{total:?}");
+    assert!(total.trimmed_pages > 0, "no trim gave anything back: {total:?}");
 }
 
 #[test]

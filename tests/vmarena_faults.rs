@@ -80,14 +80,23 @@ fn every_position(off: usize, buf: &mut Placed, shape: FaultShape) -> (usize, u6
                 Err(e) => {
                     assert!(e.backend().is_some(), "offset {off} step {k} call {n}: {e}");
                     // A failed purge keeps what it gave back before the
-                    // failing call (documented); everything else is unchanged.
-                    let expected = match op {
-                        VmArenaOp::Purge => vmarena_ops::after_partial_purge(&arena, before),
-                        _ => before.clone(),
+                    // failing call (documented), as does a failed change of
+                    // a limit that purges (which keeps its old limit);
+                    // everything else is unchanged.
+                    let purges = matches!(
+                        op,
+                        VmArenaOp::Purge
+                            | VmArenaOp::SetSpareLimit { .. }
+                            | VmArenaOp::SetCommitLimit { .. }
+                    );
+                    let expected = if purges {
+                        vmarena_ops::after_partial_purge(&arena, before)
+                    } else {
+                        before.clone()
                     };
                     vmarena_ops::compare(&arena, &expected, true)
                         .unwrap_or_else(|w| panic!("offset {off} step {k} call {n} ({op:?}): {w}"));
-                    if matches!(op, VmArenaOp::Purge) && arena.spare() != before_spare {
+                    if purges && arena.spare() != before_spare {
                         partial_purges += 1;
                     }
                 }

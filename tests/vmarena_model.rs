@@ -112,6 +112,7 @@ fn workload_exercises_fallbacks_spares_and_faults() {
     let s = vmarena_ops::run::<_, 512>(&mut arena, 7, 400, false).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("{s:?}");
     assert!(s.fell_back > 0 && s.rejected > 0 && s.succeeded > 100, "{s:?}");
+    assert!(s.limit_changes > 0, "no spare bound or commit limit changed: {s:?}");
     let faulty = FaultInjector::new(&sim);
     drop(arena);
     let mut arena = VmArena::new(&faulty, sim_config(6, usize::MAX)).unwrap();

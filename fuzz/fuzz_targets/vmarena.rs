@@ -1,10 +1,12 @@
 //! Fuzz the VM arena: the input's first byte picks the spare bound, the
 //! commit limit, whether the backend injects faults and whether a failed
-//! protect or unmap fails part way; the rest decodes into `VmArenaOp`s,
-//! each applied to the arena and to the per-tract model, with placement,
-//! owners, committed memory, mapped page-table pages and `check()` compared
-//! after every step, and with faults every allocated tract's page against
-//! its recorded protection (never less open).
+//! protect or unmap fails part way; the rest decodes into `VmArenaOp`s
+//! (allocations, frees, protects, purges, and changes of the spare bound
+//! and the commit limit), each applied to the arena and to the per-tract
+//! model, with placement, owners, committed memory, mapped page-table
+//! pages and `check()` compared after every step, and with faults every
+//! allocated tract's page against its recorded protection (never less
+//! open).
 
 #![no_main]
 

@@ -1,7 +1,7 @@
-//! Every call of a [`Vm`]: map, unmap, deferred unmap, flush, protect and
-//! trim, decoded from fuzzer bytes ([`VmCall::decode`]) and checked against
-//! a model of the mapped pages and of the pages whose unmap waits for its
-//! flush ([`VmCallModel`], [`step_checked`]): what the `vm` fuzz target runs
+//! Every call of a [`Vm`]: map, unmap, deferred unmap, flush, protect,
+//! trim and trim of a range, decoded from fuzzer bytes
+//! ([`VmCall::decode`]) and checked against a model of the mapped pages and
+//! of the pages whose unmap waits for its flush ([`VmCallModel`], [`step_checked`]): what the `vm` fuzz target runs
 //! (and `tests/fuzz_decoded_ops.rs` on stable Rust). [`vm_ops`](crate::vm_ops)
 //! drives the calls every [`VmTarget`](crate::VmTarget) has (the device's
 //! VMs too); this drives the in-process `Vm` through all of them.
@@ -12,8 +12,10 @@
 //! as the simulated one does; with faults injected, a backend failure may
 //! take the place of a success and must change nothing); `mapped()`, the
 //! mapped runs and `is_mapped` agree with the model; the backend's unflushed
-//! pages are the model's, and a flush completes exactly those; `check()`
-//! passes.
+//! pages are the model's, and a flush completes exactly those; a trim
+//! that succeeds gives back the metadata it reports and leaves nothing for
+//! the same trim again, and with nothing mapped a whole trim leaves the
+//! metadata as it was after the reservation; `check()` passes.
 
 use vmspace::vm::{Vm, VmError};
 use vmspace_shim::{PageOps, Protection, ShimError};
@@ -59,6 +61,8 @@ pub enum VmCall {
     Flush,
     /// [`Vm::trim`].
     Trim,
+    /// [`Vm::trim_range`].
+    TrimRange(PageSpan),
 }
 
 impl VmCall {
@@ -85,7 +89,8 @@ impl VmCall {
                 VmCall::Protect(span, prot[usize::from(k / 8) % 3])
             }
             6 => VmCall::Flush,
-            _ => VmCall::Trim,
+            _ if k & 8 == 0 => VmCall::Trim,
+            _ => VmCall::TrimRange(span),
         })
     }
 }
@@ -96,13 +101,29 @@ impl VmCall {
 pub struct VmCallModel<const W: usize> {
     mapped: PageSetModel<W>,
     unflushed: PageSetModel<W>,
+    /// The VM's metadata bytes with nothing mapped and everything trimmed,
+    /// when known ([`for_vm`](Self::for_vm)).
+    metadata_floor: Option<usize>,
 }
 
 impl<const W: usize> VmCallModel<W> {
     /// Nothing mapped, nothing waiting, in a VM of `pages` pages (at most
     /// `64 * W`).
     pub fn new(pages: usize) -> Self {
-        VmCallModel { mapped: PageSetModel::new(pages), unflushed: PageSetModel::new(pages) }
+        VmCallModel {
+            mapped: PageSetModel::new(pages),
+            unflushed: PageSetModel::new(pages),
+            metadata_floor: None,
+        }
+    }
+
+    /// The model of `vm`, just reserved (nothing mapped): all its pages
+    /// (at most `64 * W`), and its metadata bytes then, which a trim with
+    /// nothing mapped must come back to.
+    pub fn for_vm<P: PageOps>(vm: &Vm<P>) -> Self {
+        let mut model = Self::new(vm.range().size().0 / vm.page_size().0);
+        model.metadata_floor = Some(vm.metadata_mapped().0);
+        model
     }
 
     /// Pages tracked.
@@ -134,6 +155,8 @@ pub struct VmCallStats {
     pub backend_failures: usize,
     /// Pages a flush completed.
     pub flushed_pages: usize,
+    /// Metadata pages trims gave back.
+    pub trimmed_pages: usize,
 }
 
 /// What went wrong, and the VM's error when there was one.
@@ -205,7 +228,19 @@ pub fn step_checked<P: PageOps, const W: usize>(
             model.unflushed = PageSetModel::new(limit);
             (true, Ok(()))
         }
-        VmCall::Trim => (true, vm.trim().map(drop)),
+        VmCall::Trim => {
+            let result = trimmed(vm, model, true, |vm| vm.trim())?;
+            stats.trimmed_pages += result.as_ref().map_or(0, |n| *n);
+            (true, result.map(drop))
+        }
+        VmCall::TrimRange(s) => {
+            let Some(range) = s.op(VmOpKind::Map).range(base, page) else { return Ok(()) };
+            let whole = s.indices(limit);
+            let everything = whole.as_ref().is_some_and(|p| p.start == 0 && p.end == limit);
+            let result = trimmed(vm, model, everything, |vm| vm.trim_range(range))?;
+            stats.trimmed_pages += result.as_ref().map_or(0, |n| *n);
+            (whole.is_some(), result.map(drop))
+        }
     };
     match (valid, result) {
         (true, Ok(())) => stats.succeeded += 1,
@@ -215,6 +250,56 @@ pub fn step_checked<P: PageOps, const W: usize>(
         (false, Err(_)) => stats.rejected += 1,
     }
     after_step(vm, model, touched)
+}
+
+/// Unmap every mapped run, then trim, each a checked step: the VM's
+/// metadata must come back to the model's floor ([`VmCallModel::for_vm`]).
+/// The end of a run of calls, with the backend's faults cleared.
+pub fn unmap_all_and_trim<P: PageOps, const W: usize>(
+    vm: &mut Vm<P>,
+    model: &mut VmCallModel<W>,
+    stats: &mut VmCallStats,
+) -> Result<(), VmCallFailure> {
+    let (base, page) = (vm.base().0, vm.page_size().0);
+    while let Some(run) = vm.mapped_runs().next() {
+        let first = (run.base().0 - base) / page;
+        let span = PageSpan { first, pages: run.size().0 / page, skew: 0 };
+        step_checked(vm, model, &VmCall::Unmap(span), false, stats)?;
+        if model.mapped.is_mapped(first) {
+            return Err(("a mapped run could not be unmapped", None));
+        }
+    }
+    step_checked(vm, model, &VmCall::Trim, false, stats)
+}
+
+/// Run a trim: when it succeeds, the metadata it reports given back has
+/// left [`Vm::metadata_mapped`], the same trim again finds nothing, and
+/// when it covered `everything` with nothing mapped, the metadata is back
+/// at the model's floor.
+fn trimmed<P: PageOps, const W: usize>(
+    vm: &mut Vm<P>,
+    model: &VmCallModel<W>,
+    everything: bool,
+    trim: impl Fn(&mut Vm<P>) -> Result<usize, VmError>,
+) -> Result<Result<usize, VmError>, VmCallFailure> {
+    let before = vm.metadata_mapped().0;
+    let pages = match trim(vm) {
+        Ok(pages) => pages,
+        Err(e) => return Ok(Err(e)),
+    };
+    if before - vm.metadata_mapped().0 != pages * vm.page_size().0 {
+        return Err(("a trim gave back other than the metadata it reported", None));
+    }
+    match trim(vm) {
+        Ok(0) => {}
+        Ok(_) => return Err(("the same trim again found metadata to give back", None)),
+        Err(e) => return Err(("the same trim again failed", Some(e))),
+    }
+    let after = vm.metadata_mapped().0;
+    if everything && model.mapped() == 0 && model.metadata_floor.is_some_and(|f| f != after) {
+        return Err(("metadata left mapped by a trim with nothing mapped", None));
+    }
+    Ok(Ok(pages))
 }
 
 /// The checks after every step: counts, the pages the call named, the

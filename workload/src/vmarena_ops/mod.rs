@@ -1,5 +1,6 @@
-//! Allocate/free/protect/purge sequences for a [`VmArena`], checked against
-//! a per-tract model that also predicts placement, spare pages, the commit
+//! Allocate/free/protect/purge sequences for a [`VmArena`], with the spare
+//! bound and the commit limit changed on the way, checked against a
+//! per-tract model that also predicts placement, spare pages, the commit
 //! limit and which page-table pages are mapped.
 
 use core::fmt;
@@ -51,6 +52,17 @@ pub enum VmArenaOp {
     },
     /// [`VmArena::purge_spare`].
     Purge,
+    /// [`VmArena::set_spare_limit`].
+    SetSpareLimit {
+        /// The new bound, in pages.
+        pages: usize,
+    },
+    /// [`VmArena::set_commit_limit`] to `pages` pages (`usize::MAX`: no
+    /// limit; refused below what is committed without spare pages).
+    SetCommitLimit {
+        /// The new limit, in pages.
+        pages: usize,
+    },
 }
 
 impl VmArenaOp {
@@ -86,7 +98,12 @@ impl VmArenaOp {
                 owner,
                 read_only: k & 0x80 != 0,
             },
-            _ => VmArenaOp::Purge,
+            _ => match k / 8 % 4 {
+                0 | 1 => VmArenaOp::Purge,
+                2 => VmArenaOp::SetSpareLimit { pages: usize::from(c % 24) },
+                _ if c == u8::MAX => VmArenaOp::SetCommitLimit { pages: usize::MAX },
+                _ => VmArenaOp::SetCommitLimit { pages: usize::from(c) },
+            },
         })
     }
 }
@@ -153,7 +170,20 @@ impl VmArenaOpGen {
                     VmArenaOp::Free { first, pages, owner }
                 }
             }
-            _ => VmArenaOp::Purge,
+            95..=97 => VmArenaOp::Purge,
+            98 => VmArenaOp::SetSpareLimit { pages: r.below(20) },
+            _ => {
+                // Around what is committed, seldom looser than the limit
+                // now (a tight limit stays tight), now and then none.
+                let committed = model.committed();
+                let ceiling = model.commit_limit().min(committed + 64) + 8;
+                let pages = if model.commit_limit() > self.tracts * 2 && r.chance(300) {
+                    usize::MAX
+                } else {
+                    r.between(committed.saturating_sub(4), ceiling.max(committed))
+                };
+                VmArenaOp::SetCommitLimit { pages }
+            }
         }
     }
 }
@@ -192,6 +222,8 @@ pub struct VmArenaRunStats {
     pub backend_failures: usize,
     /// Allocations that fell back from their preferred zones.
     pub fell_back: usize,
+    /// Changes of the spare bound or the commit limit that succeeded.
+    pub limit_changes: usize,
 }
 
 /// Apply one operation to the arena.
@@ -227,6 +259,10 @@ pub fn apply<P: PageOps>(
             arena.protect(range(first, pages)?, Owner(owner), prot).map(|()| None)
         }
         VmArenaOp::Purge => arena.purge_spare().map(|_| None),
+        VmArenaOp::SetSpareLimit { pages } => arena.set_spare_limit(pages).map(|()| None),
+        VmArenaOp::SetCommitLimit { pages } => {
+            arena.set_commit_limit(Size(pages.saturating_mul(page))).map(|()| None)
+        }
     }
 }
 
@@ -334,6 +370,10 @@ pub fn step_checked<P: PageOps, const N: usize>(
                 return Err(("allocation placed differently from the model", None));
             }
             stats.fell_back += usize::from(got.is_some_and(|(_, pl)| pl != Placement::Preferred));
+            stats.limit_changes += usize::from(matches!(
+                op,
+                VmArenaOp::SetSpareLimit { .. } | VmArenaOp::SetCommitLimit { .. }
+            ));
             stats.succeeded += 1;
         }
         (Expect::Ok(_), Err(e)) if before.is_some() && e.backend().is_some() => {

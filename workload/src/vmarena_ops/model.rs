@@ -88,6 +88,11 @@ impl<const N: usize> VmArenaModel<N> {
             + self.pages_in_use(self.per_bit_page)
     }
 
+    /// The commit limit, in pages.
+    pub fn commit_limit(&self) -> usize {
+        self.commit_limit
+    }
+
     /// The owner of tract `i` (0: free).
     pub fn owner(&self, i: usize) -> u32 {
         self.owner.get(i).copied().unwrap_or(0)
@@ -206,12 +211,36 @@ impl<const N: usize> VmArenaModel<N> {
                 Expect::Ok(None)
             }
             VmArenaOp::Purge => {
-                for i in 0..self.tracts {
-                    if self.owner[i] == 0 {
-                        self.committed[i] = false;
-                    }
-                }
+                self.purge();
                 Expect::Ok(None)
+            }
+            VmArenaOp::SetSpareLimit { pages } => {
+                if self.spare() > pages {
+                    self.purge();
+                }
+                self.spare_limit = pages;
+                Expect::Ok(None)
+            }
+            VmArenaOp::SetCommitLimit { pages } => {
+                // As the arena sees it: the limit in bytes, rounded down.
+                let limit = (pages.saturating_mul(1 << self.page_shift)) >> self.page_shift;
+                if self.committed() - self.spare() > limit {
+                    return Expect::Err;
+                }
+                if self.committed() > limit {
+                    self.purge();
+                }
+                self.commit_limit = limit;
+                Expect::Ok(None)
+            }
+        }
+    }
+
+    /// Every spare tract decommitted.
+    fn purge(&mut self) {
+        for i in 0..self.tracts {
+            if self.owner[i] == 0 {
+                self.committed[i] = false;
             }
         }
     }
