@@ -293,9 +293,11 @@ impl<P: PageOps> Vm<P> {
     }
 
     /// [`trim`](Self::trim) only the bit-table pages that record the pages
-    /// of `range` (page-aligned, inside the client range; mapped or not):
-    /// the cost is that of the range, not of the whole VM, for a caller
-    /// that has just unmapped it. A backend failure is as for `trim`.
+    /// of `range` (non-empty, page-aligned, inside the client range; mapped
+    /// or not): the cost is that of the range, not of the whole VM, for a
+    /// caller that has just unmapped it. An empty, misaligned or outside
+    /// range is refused (`InvalidArgument`, `Misaligned`, `OutOfRange`),
+    /// trimming nothing; a backend failure is as for `trim`.
     pub fn trim_range(&mut self, range: Range) -> Result<usize, VmError> {
         let (lo, hi) = self.page_indices(range)?;
         self.table.trim_pages(&self.ops, lo, hi)

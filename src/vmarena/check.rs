@@ -83,6 +83,11 @@ impl<P: PageOps> VmArena<P> {
         if self.vm.mapped() > self.commit_limit {
             return Err(bad("committed memory exceeds the commit limit"));
         }
+        // Only a rollback's failed unmap leaves more spare than the bound,
+        // and it marks the spare pages unsure until none is spare.
+        if self.spare > self.spare_limit && !self.spare_unsure {
+            return Err(bad("more spare pages than the spare bound"));
+        }
         Ok(())
     }
 

@@ -258,10 +258,11 @@ impl<P: PageOps> VmArena<P> {
         Err(VmArenaError::RollbackFailed { range, error, tracts: Stranded::Spare })
     }
 
-    /// Set the spare bound, purging the spare pages if there are more. If
-    /// the purge fails the bound is unchanged (the runs given back before
-    /// the failing call stay given back, as with
-    /// [`purge_spare`](Self::purge_spare)).
+    /// Set the spare bound. If more pages are spare than the new bound,
+    /// every spare page is purged (all of them, not only those past the
+    /// bound), as [`purge_spare`](Self::purge_spare) does. If the purge
+    /// fails, its error is returned and the bound is unchanged (the runs
+    /// given back before the failing call stay given back).
     pub fn set_spare_limit(&mut self, pages: usize) -> Result<(), VmArenaError> {
         self.retry_stale();
         if self.spare > pages {
@@ -271,8 +272,14 @@ impl<P: PageOps> VmArena<P> {
         Ok(())
     }
 
-    /// Set the commit limit; refused (and unchanged) if more than `limit` is
-    /// committed now even without spare pages.
+    /// Set the commit limit (bytes, compared with
+    /// [`committed`](Self::committed)). Refused with
+    /// [`CommitLimit`](VmArenaError::CommitLimit), and unchanged, if more
+    /// than `limit` is committed now even without spare pages. If more is
+    /// committed than `limit` with them, every spare page is purged first,
+    /// as [`purge_spare`](Self::purge_spare) does; if that purge fails, its
+    /// error is returned and the limit is unchanged (the runs given back
+    /// before the failing call stay given back).
     pub fn set_commit_limit(&mut self, limit: Size) -> Result<(), VmArenaError> {
         self.retry_stale();
         let committed = self.committed().0;

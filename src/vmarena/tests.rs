@@ -182,12 +182,22 @@ fn a_failing_creation_leaves_nothing_behind() {
 #[test]
 fn check_catches_corruption() {
     type Damage = fn(&mut VmArena<&SimBackend<'_>>);
-    let cases: [(Damage, &str); 9] = [
+    let cases: [(Damage, &str); 10] = [
         (|a| a.allocated += 1, "allocated tract count differs from the bits"),
         (|a| a.bits_mapped += 1, "mapped allocation-table page count is wrong"),
         (|a| a.table_mapped -= 1, "mapped page-table page count is wrong"),
         (|a| a.spare += 1, "committed pages differ from allocated + spare + tables"),
         (|a| a.commit_limit = Size(PAGE), "committed memory exceeds the commit limit"),
+        (
+            |a| {
+                a.set_spare_limit(4).unwrap();
+                let g = a.alloc(&Request::new(Pages(2), Owner(3))).unwrap();
+                a.free(g.range, Owner(3)).unwrap();
+                a.check().unwrap();
+                a.spare_limit = 1;
+            },
+            "more spare pages than the spare bound",
+        ),
         (
             |a| a.set_desc(0, RawTract { owner: 0, ..a.desc(0).unwrap() }),
             "descriptor of an allocated tract is malformed",
