@@ -23,6 +23,14 @@ use crate::vm::{Vm, VmError};
 /// here until this source's next flush, whose TLB flush completes the
 /// importer's as well. Nothing of it is handed out before that flush.
 ///
+/// The VM's own bookkeeping (its mapped-state pages, one for every
+/// `8 * page` pages of the VM) stays mapped when the imports it recorded
+/// go back, until [`trim`](Self::trim): trimming on every give-back would
+/// map and unmap a lone import's bookkeeping page with it, two more system
+/// calls a pair, and in the kernel an immediate TLB flush on each
+/// give-back, which batching is there to avoid. An import whose map fails
+/// trims what the failure left.
+///
 /// The source is `Send` when its page operations and stores are (an
 /// [`Arena`]'s tag table and address hash move with their stores), so an
 /// arena importing from it can sit in a
@@ -116,6 +124,15 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
         self.vm.flush();
         self.held = 0;
         self.space.flushed()
+    }
+
+    /// Give back the VM's mapped-state pages that record no mapped page
+    /// ([`Vm::trim`]): after the imports they recorded went back (see the
+    /// type's docs for why that is not done on every give-back). Returns
+    /// the pages given back; on a backend failure those given back before
+    /// it stay given back, and nothing imported changes either way.
+    pub fn trim(&mut self) -> Result<usize, VmError> {
+        self.vm.trim()
     }
 
     /// The VM.
@@ -229,6 +246,9 @@ impl<P: PageOps, S: Store> Source for VmSource<P, S> {
         if let Err(e) = self.vm.map(r) {
             // Cannot fail: the allocation was just made with this size.
             let _ = self.space.free(addr, size);
+            // A mapped-state page the failed map left (its give-back failed
+            // too); should this fail as well, `trim` finds it later.
+            let _ = self.vm.trim_range(r);
             return Err(e.into());
         }
         Ok(r)
