@@ -47,13 +47,15 @@ xalloc's window is [min, max): max is exclusive, as every vmspace call's
 (the default), best, first or next; --policy overrides every one, --compare
 runs the trace under each and prints them side by side.
 
-An ID names one allocation at a time; once freed it may be allocated again.
-A mistake about IDs is the trace's, not the arena's, and stops the replay
-with its line: a free or resize of an ID never allocated or freed already,
-an alloc of an ID still live. An operation on an ID whose allocation the
-arena refused is skipped (and counted), and what the arena refuses (no
-space, a constraint no address meets, a part free of bytes the ID does
-not hold) is listed under failures: the replay goes on.";
+An ID names one allocation at a time; once freed (by `free ID`, or by
+part frees of all it held) it may be allocated again. A mistake about IDs
+is the trace's, not the arena's, and stops the replay with its line: a
+free or resize of an ID never allocated or freed already, an alloc of an
+ID still live. An operation on an ID whose allocation the arena refused
+is skipped (and counted), however many there are, until the ID is
+allocated again; what the arena refuses (no space, a constraint no
+address meets, a part free of bytes the ID does not hold) is listed
+under failures: the replay goes on.";
 
 /// What `vmspace help import-strace` prints.
 pub const IMPORT_STRACE: &str = "\
