@@ -53,7 +53,9 @@ pub struct QCacheStats {
     /// the pin could not place on a slot (they go to the arena).
     pub misses: u64,
     /// Frees of a cached object refused: not live (a double free) or live
-    /// with another size.
+    /// with another size. An allocation of a cached size that the arena
+    /// served itself (a per-CPU caller the pin could not place) is no
+    /// cached object: its bad frees are the arena's.
     pub bad_frees: u64,
     /// Full magazines in the depots now.
     pub depot_magazines: usize,

@@ -35,8 +35,12 @@ const _: () = assert!(size_of::<CpuMags>() % align_of::<CpuMags>() == 0);
 /// on a slot (a user-space thread it cannot place), the call goes to the
 /// arena instead (an allocation the arena cannot make takes an object
 /// from one depot magazine or the slabs there are, the rest of the
-/// magazine given back; a free puts its object back in its slab). Frees
-/// are checked as with a `CacheHandle`; sizes past
+/// magazine given back; a free puts its object back in its slab), so an
+/// object allocated there, from no slab, is the arena's: a bad free of it
+/// is counted in the arena's counters, not in the caches'
+/// ([`QCacheStats::bad_frees`](crate::qcache::QCacheStats::bad_frees)),
+/// through whichever door it comes. Frees are checked as with a
+/// `CacheHandle`; sizes past
 /// [`SyncArena::qcache_max`] go to the arena. Each slot's hits are
 /// counted in its magazines' words, one a size class, and a class's are
 /// added to [`SyncArena::qcache_stats`] at the
