@@ -1,7 +1,8 @@
 //! Every call of a [`Vm`]: map, unmap, deferred unmap, flush, protect,
 //! trim and trim of a range, decoded from fuzzer bytes
 //! ([`VmCall::decode`]) and checked against a model of the mapped pages and
-//! of the pages whose unmap waits for its flush ([`VmCallModel`], [`step_checked`]): what the `vm` fuzz target runs
+//! of the pages whose unmap waits for its flush ([`VmCallModel`],
+//! [`step_checked`]): what the `vm` fuzz target runs
 //! (and `tests/fuzz_decoded_ops.rs` on stable Rust). [`vm_ops`](crate::vm_ops)
 //! drives the calls every [`VmTarget`](crate::VmTarget) has (the device's
 //! VMs too); this drives the in-process `Vm` through all of them.
@@ -101,29 +102,21 @@ impl VmCall {
 pub struct VmCallModel<const W: usize> {
     mapped: PageSetModel<W>,
     unflushed: PageSetModel<W>,
-    /// The VM's metadata bytes with nothing mapped and everything trimmed,
-    /// when known ([`for_vm`](Self::for_vm)).
-    metadata_floor: Option<usize>,
+    /// The VM's metadata bytes with nothing mapped and everything trimmed.
+    metadata_floor: usize,
 }
 
 impl<const W: usize> VmCallModel<W> {
-    /// Nothing mapped, nothing waiting, in a VM of `pages` pages (at most
-    /// `64 * W`).
-    pub fn new(pages: usize) -> Self {
+    /// The model of `vm`, just reserved (nothing mapped, nothing waiting):
+    /// all its pages (at most `64 * W`), and its metadata bytes then, which
+    /// a trim with nothing mapped must come back to.
+    pub fn for_vm<P: PageOps>(vm: &Vm<P>) -> Self {
+        let pages = vm.range().size().0 / vm.page_size().0;
         VmCallModel {
             mapped: PageSetModel::new(pages),
             unflushed: PageSetModel::new(pages),
-            metadata_floor: None,
+            metadata_floor: vm.metadata_mapped().0,
         }
-    }
-
-    /// The model of `vm`, just reserved (nothing mapped): all its pages
-    /// (at most `64 * W`), and its metadata bytes then, which a trim with
-    /// nothing mapped must come back to.
-    pub fn for_vm<P: PageOps>(vm: &Vm<P>) -> Self {
-        let mut model = Self::new(vm.range().size().0 / vm.page_size().0);
-        model.metadata_floor = Some(vm.metadata_mapped().0);
-        model
     }
 
     /// Pages tracked.
@@ -296,7 +289,7 @@ fn trimmed<P: PageOps, const W: usize>(
         Err(e) => return Err(("the same trim again failed", Some(e))),
     }
     let after = vm.metadata_mapped().0;
-    if everything && model.mapped() == 0 && model.metadata_floor.is_some_and(|f| f != after) {
+    if everything && model.mapped() == 0 && after != model.metadata_floor {
         return Err(("metadata left mapped by a trim with nothing mapped", None));
     }
     Ok(Ok(pages))
