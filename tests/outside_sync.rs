@@ -181,7 +181,7 @@ fn zero_and_huge_timeouts() {
             CacheHandle::new(s).alloc_wait(Size(16), w),
             Err(ArenaError::NoSpace { .. })
         ));
-        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert!(t0.elapsed() < Duration::from_secs(30));
         assert_eq!(s.waiting(), 0);
     }
     // Errors other than NoSpace come back at once even with Forever.
@@ -191,7 +191,7 @@ fn zero_and_huge_timeouts() {
     assert!(s.xalloc(&Constraints::new(Size(16)).align(Size(48)), Wait::Forever).is_err());
     assert!(s.xalloc(&Constraints::new(Size(32)).nocross(Size(16)), Wait::Forever).is_err());
     assert!(CacheHandle::new(s).alloc_wait(Size(0), Wait::Forever).is_err());
-    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(t0.elapsed() < Duration::from_secs(30));
     assert_eq!(s.waiting(), 0);
     // Huge timeouts: must not overflow, and must be woken by a free.
     for w in [
@@ -222,12 +222,12 @@ fn a_timed_wait_times_out_near_its_deadline() {
     let r = s.alloc(Size(16), Policy::InstantFit, Wait::Timeout(Duration::from_millis(200)));
     let e = t0.elapsed();
     assert!(matches!(r, Err(ArenaError::NoSpace { .. })));
-    assert!(e >= Duration::from_millis(200) && e < Duration::from_secs(5), "{e:?}");
+    assert!(e >= Duration::from_millis(200) && e < Duration::from_secs(30), "{e:?}");
     let t0 = Instant::now();
     let r = CacheHandle::new(s).alloc_wait(Size(16), Wait::Timeout(Duration::from_millis(200)));
     let e = t0.elapsed();
     assert!(matches!(r, Err(ArenaError::NoSpace { .. })));
-    assert!(e >= Duration::from_millis(200) && e < Duration::from_secs(5), "{e:?}");
+    assert!(e >= Duration::from_millis(200) && e < Duration::from_secs(30), "{e:?}");
     assert_eq!(s.waiting(), 0);
     s.free(big, Size(4096)).unwrap();
 }

@@ -429,7 +429,7 @@ static void wait_when_tags_run_out(struct kunit *test)
 	w.a = a;
 	init_completion(&w.done);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run(tw6_fn, &w, "vmspace_out/tagwait")));
-	done = wait_for_completion_timeout(&w.done, msecs_to_jiffies(1000)) != 0;
+	done = wait_for_completion_timeout(&w.done, msecs_to_jiffies(10000)) != 0;
 	KUNIT_EXPECT_TRUE_MSG(test, done, "a waiting allocation slept on a tag shortage");
 	if (!done) {
 		/* let it go: a free gives a tag back */

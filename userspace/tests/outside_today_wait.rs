@@ -131,7 +131,7 @@ fn a_zero_timeout_tries_again_once_and_never_sleeps() {
     });
     assert_eq!(r, Err(ArenaError::NoSpace { size: 5 }));
     assert!(calls.get() <= 1, "called {} times", calls.get());
-    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(t0.elapsed() < Duration::from_secs(20), "a zero timeout slept");
     assert_eq!(a.waiting(), 0);
     // And the plain allocation with a zero timeout.
     let r = a.alloc(Size(Q), Policy::InstantFit, Wait::Timeout(Duration::ZERO));

@@ -77,7 +77,7 @@ fn waits_end_with_an_add_and_impossible_ones_are_erange() {
     assert!(rx.recv_timeout(Duration::from_millis(100)).is_err(), "waits");
     // SAFETY: a live arena.
     assert_eq!(unsafe { vmspace_arena_add(a as *mut Arena, 0x100000, 8 * Q, 0) }, 0);
-    let r = rx.recv_timeout(Duration::from_secs(3));
+    let r = rx.recv_timeout(Duration::from_secs(30));
     assert_eq!(r, Ok((0, 0x100000)), "an add ends the wait");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -88,7 +88,7 @@ fn waits_end_with_an_add_and_impossible_ones_are_erange() {
         };
         let _ = tx.send(r);
     });
-    assert_eq!(rx.recv_timeout(Duration::from_secs(3)), Ok(-ERANGE), "never: at once");
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(-ERANGE), "never: at once");
     let mut h = Handle { addr: 0, tag: 0, arena: 0 };
     // SAFETY: as above.
     unsafe {
