@@ -13,8 +13,8 @@
 use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
-use vmspace::arena::{Arena, NoSource, SegmentKinds};
-use vmspace::sources::KeepFree;
+use vmspace::arena::{Arena, Counters, NoSource, SegmentKinds};
+use vmspace::sources::{KeepCounts, KeepFree};
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::{Addr, Size};
 use vmspace_workload::arena_ops::{ArenaDriver, ArenaOp, ArenaOpConfig};
@@ -54,5 +54,29 @@ fuzz_target!(|data: &[u8]| {
         }
         let held = a.sizes().imported.0 + a.source().kept_size().0;
         assert_eq!(p.sizes().allocated.0, held, "the parent holds what is imported or kept");
+        check_counts(&a.counters(), &p.counters(), &a.source().counts(), kept.len());
     }
 });
+
+/// The adapter's counts against the two arenas' counters (the parent is
+/// honest and nothing is injected, so no give-back fails and no import is
+/// given straight back): every import from the parent is one parent
+/// allocation and every span released one parent free; the arena's imports
+/// were served from below or from a kept span; and every span the arena gave
+/// back was released at once or kept, and every kept span was reused,
+/// released later (a trim) or is kept still, so the arena's give-backs are
+/// the releases, the reuses and the spans kept now.
+fn check_counts(arena: &Counters, parent: &Counters, keep: &KeepCounts, kept_now: usize) {
+    let books = || format!("arena {arena:?}, parent {parent:?}, keep {keep:?}, {kept_now} kept");
+    assert_eq!(keep.release_failures, 0, "a give-back failed: {}", books());
+    assert_eq!(arena.export_failures, 0, "a give-back failed: {}", books());
+    assert_eq!(parent.allocs, keep.imported, "imports from below: {}", books());
+    assert_eq!(parent.frees, keep.released, "releases below: {}", books());
+    assert_eq!(arena.imports, keep.imported + keep.reused, "imports: {}", books());
+    assert_eq!(
+        arena.exports,
+        keep.released + keep.reused + kept_now as u64,
+        "give-backs: {}",
+        books()
+    );
+}
