@@ -7,10 +7,12 @@
 //! `Vm::trim`/`trim_range`, and its owner could not (`VmSource::vm()` is
 //! `&Vm`) until `into_vm`: after one import of 4,000 pages given back, the
 //! 8 bit-table pages stayed mapped (a high-water mark of metadata). The
-//! source now has `trim()`. It does not trim on every give-back (a lone
-//! import's bit-table page would come and go with it: two more system
+//! source now has `trim()`, and a give-back trims with slack (more than
+//! `trim_slack()` pages recording nothing: 8 by default,
+//! `tests/vmsource_trim_slack.rs`). It does not trim on every give-back (a
+//! lone import's bit-table page would come and go with it: two more system
 //! calls a pair, a TLB flush a give-back in the kernel, documented), which
-//! the first test holds too.
+//! the first test holds too: its 8 emptied pages are within the slack.
 
 use vmspace::arena::{SliceStore, Source};
 use vmspace::sources::VmSource;

@@ -21,7 +21,9 @@
  *               or above 2^28 - 1,
  *               a NULL or misaligned params or a non-zero params.reserved
  *               (create_ex), a NULL walk function (an alignment below the
- *               quantum means the quantum; min and max may be any value). A free checks the allocation first:
+ *               quantum means the quantum; min and max may be any value:
+ *               a window [min, max) that cannot hold the size, min >= max
+ *               included, is -ERANGE). A free checks the allocation first:
  *               a free of size 0 is -ENOENT or -EMSGSIZE as below
  *   -EBADF      not a live arena (destroyed, or not an arena at all, such
  *               as a misaligned arena pointer)
@@ -451,7 +453,8 @@ int vmspace_arena_sizes(vmspace_arena_t *arena, struct vmspace_sizes *sizesp);
 int vmspace_arena_counters(vmspace_arena_t *arena,
 			   struct vmspace_counters *countersp);
 /* Free segments of size in [2^k, 2^(k+1)) into bins[k] for the first nbins
- * (at most VMSPACE_HISTOGRAM_BINS); returns the number of bins written. */
+ * (more than VMSPACE_HISTOGRAM_BINS are taken as that many: nothing past
+ * them is written); returns the number of bins written. */
 int vmspace_arena_histogram(vmspace_arena_t *arena, uint64_t *bins,
 			    vmspace_size_t nbins);
 /* Call `walk` for each span or segment of the kinds in `kinds_mask`, in

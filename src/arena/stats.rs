@@ -181,7 +181,9 @@ impl<S: Store, I: Source> Arena<S, I> {
     }
 
     /// Whether `[addr, addr + size)` lies inside one span (allocated or
-    /// not). O(spans).
+    /// not); for `size` 0, whether `addr` lies in one or at its end (as the
+    /// C API's `vmspace_arena_contains`). `false` when the range would end
+    /// past `usize::MAX`. O(spans).
     pub fn contains(&self, addr: Addr, size: Size) -> bool {
         let Ok(r) = Range::from_size(addr, size) else { return false };
         let mut m = self.tags.get(HEAD).knext;

@@ -24,12 +24,16 @@ use crate::vm::{Vm, VmError};
 /// importer's as well. Nothing of it is handed out before that flush.
 ///
 /// The VM's own bookkeeping (its mapped-state pages, one for every
-/// `8 * page` pages of the VM) stays mapped when the imports it recorded
-/// go back, until [`trim`](Self::trim): trimming on every give-back would
-/// map and unmap a lone import's bookkeeping page with it, two more system
-/// calls a pair, and in the kernel an immediate TLB flush on each
-/// give-back, which batching is there to avoid. An import whose map fails
-/// trims what the failure left.
+/// `8 * page` pages of the VM) is given back with slack: a give-back that
+/// leaves more than [`trim_slack`](Self::trim_slack) of those pages
+/// recording nothing ([`DEFAULT_TRIM_SLACK`](Self::DEFAULT_TRIM_SLACK)
+/// unless set) gives back the empty ones of its own range, so no more than
+/// the slack stays mapped for nothing (but for a page whose own give-back
+/// failed), and [`trim`](Self::trim) gives back all of them. Trimming on
+/// every give-back would map and unmap a lone import's bookkeeping page
+/// with it, two more system calls a pair, and in the kernel an immediate
+/// TLB flush on each give-back, which batching is there to avoid. An
+/// import whose map fails trims what the failure left.
 ///
 /// The source is `Send` when its page operations and stores are (an
 /// [`Arena`]'s tag table and address hash move with their stores), so an
@@ -51,6 +55,9 @@ pub struct VmSource<P: PageOps, S: Store> {
     threshold: usize,
     /// Bytes unflushed because an importer gave them back unflushed.
     held: usize,
+    /// Bytes of the VM's bookkeeping that may record nothing before a
+    /// give-back trims those of its range.
+    trim_slack: usize,
 }
 
 impl<P: PageOps, S: Store> VmSource<P, S> {
@@ -93,7 +100,10 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
             .map_err(ArenaError::from)
             .and_then(|mut space| space.add(vm.base(), vm.range().size()).map(|()| space));
         match space {
-            Ok(space) => Ok(VmSource { vm, space, threshold: 0, held: 0 }),
+            Ok(space) => {
+                let trim_slack = Self::DEFAULT_TRIM_SLACK * vm.page_size().0;
+                Ok(VmSource { vm, space, threshold: 0, held: 0, trim_slack })
+            }
             Err(e) => Err(Refused::new(e, vm)),
         }
     }
@@ -133,6 +143,34 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     /// it stay given back, and nothing imported changes either way.
     pub fn trim(&mut self) -> Result<usize, VmError> {
         self.vm.trim()
+    }
+
+    /// The slack a new source has: 8 of the VM's bookkeeping pages (with
+    /// 4 KiB pages, each records 128 MiB of the VM, so 1 GiB of imports
+    /// given back may leave 32 KiB of bookkeeping mapped).
+    pub const DEFAULT_TRIM_SLACK: usize = 8;
+
+    /// Let up to `pages` of the VM's bookkeeping pages record nothing
+    /// before a give-back trims those of its range (see the type's docs);
+    /// `0` trims at every give-back that empties one, `usize::MAX` never
+    /// (only [`trim`](Self::trim) does). Trims nothing itself.
+    pub fn set_trim_slack(&mut self, pages: usize) {
+        self.trim_slack = pages.saturating_mul(self.vm.page_size().0);
+    }
+
+    /// The slack in pages ([`set_trim_slack`](Self::set_trim_slack)).
+    pub fn trim_slack(&self) -> usize {
+        self.trim_slack / self.vm.page_size().0
+    }
+
+    /// After `range` went back: if more bookkeeping records nothing than
+    /// the slack allows, give back that of `range` (the only pages the
+    /// give-back can have emptied; a failure leaves its page for the next
+    /// trim, and the give-back stands).
+    fn trim_over_slack(&mut self, range: Range) {
+        if self.vm.metadata_trimmable().0 > self.trim_slack {
+            let _ = self.vm.trim_range(range);
+        }
     }
 
     /// The VM.
@@ -263,9 +301,12 @@ impl<P: PageOps, S: Store> Source for VmSource<P, S> {
         self.handed_out(range)?;
         if self.threshold == 0 {
             self.vm.unmap(range).map_err(|e| self.put_back(range, e))?;
-            return self.space.free(range.base(), range.size());
+            self.space.free(range.base(), range.size())?;
+        } else {
+            self.release_batched(range)?;
         }
-        self.release_batched(range)
+        self.trim_over_slack(range);
+        Ok(())
     }
 
     /// The importing arena refused `range`, just imported, because it
@@ -288,6 +329,7 @@ impl<P: PageOps, S: Store> Source for VmSource<P, S> {
         if !self.space.sizes().unflushed.is_zero() {
             self.held += range.size().0;
         }
+        self.trim_over_slack(range);
         Ok(())
     }
 }

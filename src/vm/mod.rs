@@ -137,6 +137,13 @@ impl<P: PageOps> Vm<P> {
         Size((self.layout.summary_pages + self.table.mapped_table_pages()) * self.page.0)
     }
 
+    /// Bytes of mapped metadata that record no mapped page: what
+    /// [`trim`](Self::trim) would give back now (kept as pages are mapped
+    /// and unmapped, so asking costs nothing).
+    pub fn metadata_trimmable(&self) -> Size {
+        Size(self.table.empty_table_pages() * self.page.0)
+    }
+
     /// The backend.
     pub fn ops(&self) -> &P {
         &self.ops

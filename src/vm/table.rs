@@ -63,11 +63,16 @@ unsafe impl PageMap for Summary {
 ///
 /// - `bits` has `summary.pages` pages, in the VM's reservation.
 /// - `mapped_table_pages` is the number of summary entries with [`MAPPED`].
+/// - `empty_table_pages` is the number of summary entries that are exactly
+///   [`MAPPED`]: mapped, recording nothing, not fresh (what `trim` gives
+///   back). Every entry changes through [`set_entry`](Self::set_entry),
+///   which keeps it.
 #[derive(Debug)]
 pub(crate) struct MapTable {
     summary: Summary,
     bits: PagedBits,
     mapped_table_pages: usize,
+    empty_table_pages: usize,
 }
 
 impl MapTable {
@@ -78,12 +83,27 @@ impl MapTable {
             summary: Summary { base: summary, pages: table_pages },
             bits: PagedBits::new(table, page, table_pages),
             mapped_table_pages: 0,
+            empty_table_pages: 0,
         }
     }
 
     /// Mapped bit-table pages.
     pub(crate) fn mapped_table_pages(&self) -> usize {
         self.mapped_table_pages
+    }
+
+    /// Mapped bit-table pages that record no mapped page (outside a map in
+    /// progress): what [`trim`](Self::trim) would give back now.
+    pub(crate) fn empty_table_pages(&self) -> usize {
+        self.empty_table_pages
+    }
+
+    /// Set summary entry `k` to `v`, keeping `empty_table_pages`.
+    fn set_entry(&mut self, k: usize, v: u32) {
+        let was_empty = self.summary.entry(k) == MAPPED;
+        self.summary.set_entry(k, v);
+        self.empty_table_pages =
+            self.empty_table_pages - usize::from(was_empty) + usize::from(v == MAPPED);
     }
 
     /// Whether client page `i` is mapped.
@@ -119,7 +139,7 @@ impl MapTable {
                     self.unmap_fresh(ops, lo, hi);
                     return Err(e.into());
                 }
-                self.summary.set_entry(k, MAPPED | FRESH);
+                self.set_entry(k, MAPPED | FRESH);
                 self.mapped_table_pages += 1;
             }
         }
@@ -137,10 +157,10 @@ impl MapTable {
             // SAFETY: page `k` was mapped by this map and records nothing,
             // so nothing reads it once its entry is cleared below.
             if unsafe { ops.unmap(self.bits.page_range(k)) }.is_ok() {
-                self.summary.set_entry(k, 0);
+                self.set_entry(k, 0);
                 self.mapped_table_pages -= 1;
             } else {
-                self.summary.set_entry(k, MAPPED);
+                self.set_entry(k, MAPPED);
             }
         }
     }
@@ -169,7 +189,7 @@ impl MapTable {
                 bits::clear_range(w, s, e);
                 count.saturating_sub(n)
             };
-            self.summary.set_entry(k, MAPPED | count);
+            self.set_entry(k, MAPPED | count);
         }
     }
 
@@ -206,7 +226,7 @@ impl MapTable {
         // SAFETY: page `k` is mapped and records nothing, so nothing reads
         // it once its entry is cleared below.
         unsafe { ops.unmap(self.bits.page_range(k))? };
-        self.summary.set_entry(k, 0);
+        self.set_entry(k, 0);
         self.mapped_table_pages -= 1;
         Ok(1)
     }
@@ -214,7 +234,7 @@ impl MapTable {
     /// Verify the invariants; returns the number of mapped client pages.
     pub(crate) fn check(&self, client_pages: usize) -> Result<usize, VmError> {
         let bpp = self.bits.bits_per_page();
-        let (mut pages, mut mapped_tables) = (0, 0);
+        let (mut pages, mut mapped_tables, mut empty_tables) = (0, 0, 0);
         for k in 0..self.bits.pages() {
             let entry = self.summary.entry(k);
             match self.bits.words(&self.summary, k) {
@@ -226,6 +246,7 @@ impl MapTable {
                 None => {}
                 Some(w) => {
                     mapped_tables += 1;
+                    empty_tables += usize::from(entry == MAPPED);
                     if entry & FRESH != 0 {
                         return Err(VmError::Common(CommonError::Corrupt(
                             "table page still marked fresh outside a map",
@@ -250,6 +271,9 @@ impl MapTable {
         }
         if mapped_tables != self.mapped_table_pages {
             return Err(VmError::Common(CommonError::Corrupt("mapped table page count is wrong")));
+        }
+        if empty_tables != self.empty_table_pages {
+            return Err(VmError::Common(CommonError::Corrupt("empty table page count is wrong")));
         }
         Ok(pages)
     }
@@ -279,5 +303,10 @@ impl MapTable {
     /// Count one mapped bit-table page more.
     pub(super) fn damage_table_count(&mut self) {
         self.mapped_table_pages += 1;
+    }
+
+    /// Count one empty bit-table page more.
+    pub(super) fn damage_empty_count(&mut self) {
+        self.empty_table_pages += 1;
     }
 }

@@ -95,8 +95,13 @@ fn table_pages_are_mapped_on_demand_and_trimmed() {
     assert_eq!(vm.metadata_mapped().0, summary.0 + 2 * 64);
     vm.map(range(&vm, 3000, 1)).unwrap();
     assert_eq!(vm.metadata_mapped().0, summary.0 + 3 * 64);
-    vm.unmap(range(&vm, 510, 4)).unwrap();
+    assert_eq!(vm.metadata_trimmable(), Size(0));
+    vm.unmap(range(&vm, 510, 3)).unwrap();
+    assert_eq!(vm.metadata_trimmable(), Size(64), "table page 0 emptied, page 1 not");
+    vm.unmap(range(&vm, 513, 1)).unwrap();
+    assert_eq!(vm.metadata_trimmable(), Size(2 * 64));
     assert_eq!(vm.trim(), Ok(2));
+    assert_eq!(vm.metadata_trimmable(), Size(0));
     assert_eq!(vm.metadata_mapped().0, summary.0 + 64);
     assert!(vm.is_mapped(range(&vm, 3000, 1).base()));
     vm.check().unwrap();
@@ -114,8 +119,10 @@ fn trim_range_trims_only_the_table_pages_of_its_range() {
     vm.map(range(&vm, 3001, 1)).unwrap();
     vm.unmap(range(&vm, 510, 4)).unwrap();
     vm.unmap(range(&vm, 3000, 1)).unwrap();
+    assert_eq!(vm.metadata_trimmable(), Size(2 * 64), "table pages 0 and 1; 5 records 3001");
     // A page of table page 1 only; then page 0's; a mapped page's is kept.
     assert_eq!(vm.trim_range(range(&vm, 600, 1)), Ok(1));
+    assert_eq!(vm.metadata_trimmable(), Size(64));
     assert_eq!(vm.metadata_mapped().0, summary.0 + 2 * 64);
     assert_eq!(vm.trim_range(range(&vm, 0, 512)), Ok(1));
     assert_eq!(vm.trim_range(range(&vm, 2560, 512)), Ok(0), "page 3001 is still mapped");
@@ -248,6 +255,7 @@ fn a_failed_map_gives_back_the_table_pages_it_mapped() {
         assert!(vm.map(range(&vm, 500, 30)).is_err(), "{what}");
         vm.check().unwrap();
         assert_eq!((vm.metadata_mapped(), sim.stats().mapped_pages), before, "{what}");
+        assert_eq!(vm.metadata_trimmable(), Size(64), "{what}: table page 0, as before");
         assert_eq!(vm.mapped(), Size(0));
         // The same map succeeds once the fault has fired, and the table
         // pages it maps stay.
@@ -300,7 +308,7 @@ fn reserve_failure_paths_release_what_they_took() {
 fn check_catches_corruption() {
     type Damage = fn(&mut Vm<&SimBackend<'_>>);
     let grain = 16 * 256;
-    let cases: [(Damage, &str); 8] = [
+    let cases: [(Damage, &str); 9] = [
         (|vm| vm.mapped_pages += 1, "mapped byte count differs from the table"),
         (
             |vm| vm.client = Range::new(Addr(vm.client.base().0 + 256), vm.client.limit()).unwrap(),
@@ -316,6 +324,7 @@ fn check_catches_corruption() {
             "client range outside the reservation",
         ),
         (|vm| vm.table.damage_table_count(), "mapped table page count is wrong"),
+        (|vm| vm.table.damage_empty_count(), "empty table page count is wrong"),
         (|vm| vm.table.damage_entry(0, |e| e + 1), "table page count differs from its bits"),
         (|vm| vm.table.damage_fresh(1), "table page still marked fresh outside a map"),
         (
