@@ -27,13 +27,16 @@ use crate::vm::{Vm, VmError};
 /// `8 * page` pages of the VM) is given back with slack: a give-back that
 /// leaves more than [`trim_slack`](Self::trim_slack) of those pages
 /// recording nothing ([`DEFAULT_TRIM_SLACK`](Self::DEFAULT_TRIM_SLACK)
-/// unless set) gives back the empty ones of its own range, so no more than
-/// the slack stays mapped for nothing (but for a page whose own give-back
-/// failed), and [`trim`](Self::trim) gives back all of them. Trimming on
-/// every give-back would map and unmap a lone import's bookkeeping page
-/// with it, two more system calls a pair, and in the kernel an immediate
-/// TLB flush on each give-back, which batching is there to avoid. An
-/// import whose map fails trims what the failure left.
+/// unless set) gives back the empty ones of its own range, each tried
+/// whatever became of the others, so no more than the slack stays mapped
+/// for nothing, but for pages whose own give-back failed and those left
+/// when the slack was lowered ([`set_trim_slack`](Self::set_trim_slack));
+/// [`trim`](Self::trim) gives back all of them. Trimming on every
+/// give-back would map and unmap a lone import's bookkeeping page with it,
+/// two more system calls a pair, and in the kernel an immediate TLB flush
+/// on each give-back, which batching is there to avoid. An import whose
+/// map fails gives back the bookkeeping of its range that records nothing
+/// (what the failure left, and any such page there before).
 ///
 /// The source is `Send` when its page operations and stores are (an
 /// [`Arena`]'s tag table and address hash move with their stores), so an
@@ -55,7 +58,7 @@ pub struct VmSource<P: PageOps, S: Store> {
     threshold: usize,
     /// Bytes unflushed because an importer gave them back unflushed.
     held: usize,
-    /// Bytes of the VM's bookkeeping that may record nothing before a
+    /// Pages of the VM's bookkeeping that may record nothing before a
     /// give-back trims those of its range.
     trim_slack: usize,
 }
@@ -100,10 +103,13 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
             .map_err(ArenaError::from)
             .and_then(|mut space| space.add(vm.base(), vm.range().size()).map(|()| space));
         match space {
-            Ok(space) => {
-                let trim_slack = Self::DEFAULT_TRIM_SLACK * vm.page_size().0;
-                Ok(VmSource { vm, space, threshold: 0, held: 0, trim_slack })
-            }
+            Ok(space) => Ok(VmSource {
+                vm,
+                space,
+                threshold: 0,
+                held: 0,
+                trim_slack: Self::DEFAULT_TRIM_SLACK,
+            }),
             Err(e) => Err(Refused::new(e, vm)),
         }
     }
@@ -153,23 +159,25 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     /// Let up to `pages` of the VM's bookkeeping pages record nothing
     /// before a give-back trims those of its range (see the type's docs);
     /// `0` trims at every give-back that empties one, `usize::MAX` never
-    /// (only [`trim`](Self::trim) does). Trims nothing itself.
+    /// (only [`trim`](Self::trim) does). Trims nothing itself: lowered
+    /// below what records nothing now, the excess stays until
+    /// [`trim`](Self::trim), as a give-back trims only its own range.
     pub fn set_trim_slack(&mut self, pages: usize) {
-        self.trim_slack = pages.saturating_mul(self.vm.page_size().0);
+        self.trim_slack = pages;
     }
 
     /// The slack in pages ([`set_trim_slack`](Self::set_trim_slack)).
     pub fn trim_slack(&self) -> usize {
-        self.trim_slack / self.vm.page_size().0
+        self.trim_slack
     }
 
     /// After `range` went back: if more bookkeeping records nothing than
     /// the slack allows, give back that of `range` (the only pages the
-    /// give-back can have emptied; a failure leaves its page for the next
-    /// trim, and the give-back stands).
+    /// give-back can have emptied), every page tried; one whose unmap
+    /// fails stays for a later trim, and the give-back stands.
     fn trim_over_slack(&mut self, range: Range) {
-        if self.vm.metadata_trimmable().0 > self.trim_slack {
-            let _ = self.vm.trim_range(range);
+        if self.vm.metadata_trimmable().0 / self.vm.page_size().0 > self.trim_slack {
+            self.vm.trim_range_each(range);
         }
     }
 
@@ -286,7 +294,7 @@ impl<P: PageOps, S: Store> Source for VmSource<P, S> {
             let _ = self.space.free(addr, size);
             // A mapped-state page the failed map left (its give-back failed
             // too); should this fail as well, `trim` finds it later.
-            let _ = self.vm.trim_range(r);
+            self.vm.trim_range_each(r);
             return Err(e.into());
         }
         Ok(r)

@@ -310,6 +310,18 @@ impl<P: PageOps> Vm<P> {
         self.table.trim_pages(&self.ops, lo, hi)
     }
 
+    /// [`trim_range`](Self::trim_range) for a caller that must leave as
+    /// little behind as it can: every bit-table page of `range` is tried,
+    /// however many failed before it (a failed one stays mapped, recording
+    /// nothing, for a later trim). Returns the pages given back; a range
+    /// `trim_range` refuses trims nothing.
+    pub(crate) fn trim_range_each(&mut self, range: Range) -> usize {
+        match self.page_indices(range) {
+            Ok((lo, hi)) => self.table.trim_pages_each(&self.ops, lo, hi),
+            Err(_) => 0,
+        }
+    }
+
     /// Verify every invariant of the bookkeeping.
     pub fn check(&self) -> Result<(), VmError> {
         let pages = self.table.check(self.layout.client_pages)?;

@@ -217,6 +217,17 @@ impl MapTable {
         Ok(n)
     }
 
+    /// [`trim_pages`](Self::trim_pages), every page tried however many
+    /// failed before it: a page whose unmap fails stays mapped, recording
+    /// nothing. Returns the pages given back.
+    pub(crate) fn trim_pages_each<P: PageOps>(&mut self, ops: &P, lo: usize, hi: usize) -> usize {
+        let mut n = 0;
+        for (k, _, _) in self.bits.pieces(lo, hi) {
+            n += self.trim_page(ops, k).unwrap_or(0);
+        }
+        n
+    }
+
     /// Unmap bit-table page `k` if it is mapped and records nothing: 1 if
     /// it did, 0 if there was nothing to do.
     fn trim_page<P: PageOps>(&mut self, ops: &P, k: usize) -> Result<usize, VmError> {
