@@ -1,9 +1,11 @@
 //! Fuzz batched give-backs: the input's first byte picks the flush
-//! threshold; the rest decodes into `BatchedOp`s (import, give back, bad
+//! threshold and the trim slack (0: the VM's bookkeeping page goes with
+//! every give-back that empties it; the default), the rest decodes into `BatchedOp`s (import, give back, bad
 //! give-back, flush) applied to a batched `VmSource` on the simulated
 //! backend and to the model by `BatchedDriver`, which checks after every
 //! step that nothing waiting for its flush is imported again, that the
-//! inner arena's unflushed segments are exactly the model's, and `check()`.
+//! inner arena's unflushed segments are exactly the model's, and `check()`;
+//! here, that no more bookkeeping records nothing than the slack allows.
 //! The simulated backend refuses to map a page whose unmap is not flushed.
 
 #![no_main]
@@ -28,9 +30,14 @@ fuzz_target!(|data: &[u8]| {
     let hash = PageStore::new(&sim, Size(4 * PAGE)).unwrap();
     let mut source = VmSource::new(vm, tags, hash).unwrap();
     source.set_flush_threshold(threshold).unwrap();
+    let slack = [0, VmSource::<&SimBackend, PageStore<&SimBackend>>::DEFAULT_TRIM_SLACK]
+        [head as usize / 5 % 2];
+    source.set_trim_slack(slack);
     let mut driver = BatchedDriver::new(u64::from(head));
     while let Some(op) = BatchedOp::decode(&mut ops) {
         driver.step(&mut source, op).unwrap_or_else(|e| panic!("{e}"));
+        let unused = source.vm().metadata_trimmable().0 / PAGE;
+        assert!(unused <= slack, "{unused} bookkeeping pages record nothing, slack {slack}");
     }
     driver.finish(&mut source).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(sim.stats().unflushed_pages, 0);
