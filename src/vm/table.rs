@@ -65,8 +65,10 @@ unsafe impl PageMap for Summary {
 /// - `mapped_table_pages` is the number of summary entries with [`MAPPED`].
 /// - `empty_table_pages` is the number of summary entries that are exactly
 ///   [`MAPPED`]: mapped, recording nothing, not fresh (what `trim` gives
-///   back). Every entry changes through [`set_entry`](Self::set_entry),
-///   which keeps it.
+///   back).
+///
+/// Every entry changes through [`set_entry`](Self::set_entry), which
+/// keeps both counts.
 #[derive(Debug)]
 pub(crate) struct MapTable {
     summary: Summary,
@@ -98,12 +100,14 @@ impl MapTable {
         self.empty_table_pages
     }
 
-    /// Set summary entry `k` to `v`, keeping `empty_table_pages`.
+    /// Set summary entry `k` to `v`, keeping the two counts of entries.
     fn set_entry(&mut self, k: usize, v: u32) {
-        let was_empty = self.summary.entry(k) == MAPPED;
+        let old = self.summary.entry(k);
         self.summary.set_entry(k, v);
-        self.empty_table_pages =
-            self.empty_table_pages - usize::from(was_empty) + usize::from(v == MAPPED);
+        let mapped = |e: u32| usize::from(e & MAPPED != 0);
+        self.mapped_table_pages = self.mapped_table_pages - mapped(old) + mapped(v);
+        let empty = |e: u32| usize::from(e == MAPPED);
+        self.empty_table_pages = self.empty_table_pages - empty(old) + empty(v);
     }
 
     /// Whether client page `i` is mapped.
@@ -140,7 +144,6 @@ impl MapTable {
                     return Err(e.into());
                 }
                 self.set_entry(k, MAPPED | FRESH);
-                self.mapped_table_pages += 1;
             }
         }
         Ok(())
@@ -158,7 +161,6 @@ impl MapTable {
             // so nothing reads it once its entry is cleared below.
             if unsafe { ops.unmap(self.bits.page_range(k)) }.is_ok() {
                 self.set_entry(k, 0);
-                self.mapped_table_pages -= 1;
             } else {
                 self.set_entry(k, MAPPED);
             }
@@ -238,7 +240,6 @@ impl MapTable {
         // it once its entry is cleared below.
         unsafe { ops.unmap(self.bits.page_range(k))? };
         self.set_entry(k, 0);
-        self.mapped_table_pages -= 1;
         Ok(1)
     }
 
