@@ -19,11 +19,15 @@
 
 CARGO ?= cargo
 
-.PHONY: run test lint bench toolchain
+.PHONY: run test lint bench toolchain cargo-present
 
 # A fresh machine may lack the Rust toolchain's components; install them.
-toolchain:
+# (`cargo-present` alone for what only builds: `make install` must not need
+# rustfmt, clippy or rustup.)
+cargo-present:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+
+toolchain: cargo-present
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 

@@ -21,7 +21,7 @@ CAPI_LIB := $(CAPI_CARGO_TARGET)/release/libvmspace_capi_user
 
 .PHONY: capi install capi-install-check capi-asan
 
-capi: toolchain
+capi: cargo-present
 	$(CARGO) build --release -q -p vmspace-capi-user
 	rm -rf $(CAPI_STAGE)
 	mkdir -p $(CAPI_STAGE)/lib/pkgconfig $(CAPI_STAGE)/include/vmspace

@@ -8,43 +8,15 @@
 //! refused give-back changes nothing, and `metadata_trimmable()` agrees
 //! with the simulated backend after every step.
 
-use vmspace::arena::{Arena, Policy, SliceStore, Source, Store};
-use vmspace::sources::{KeepFree, VmSource};
-use vmspace::vm::Vm;
+use vmspace::arena::{Arena, Policy, SliceStore, Source};
+use vmspace::sources::KeepFree;
 use vmspace::{Range, Size};
 use vmspace_shim::sim::SimBackend;
-use vmspace_shim::{Addr, FaultInjector, Op, PageOps};
+use vmspace_shim::{FaultInjector, Op};
 use vmspace_workload::Rng;
 
-const PAGE: usize = 64;
-const PER: usize = 8 * PAGE;
-
-fn source<'a, P: PageOps>(
-    ops: P,
-    pages: usize,
-    t: &'a mut [u8],
-    h: &'a mut [u8],
-) -> VmSource<P, SliceStore<'a>> {
-    let vm = Vm::reserve(ops, Size(pages * PAGE), Size(PAGE)).unwrap();
-    VmSource::new(vm, SliceStore::new(t), SliceStore::new(h)).unwrap_or_else(|_| panic!("source"))
-}
-
-fn trimmable<P: PageOps, S: Store>(src: &VmSource<P, S>) -> usize {
-    src.vm().metadata_trimmable().0 / PAGE
-}
-
-fn true_empty<P: PageOps>(vm: &Vm<P>, sim: &SimBackend) -> usize {
-    let client_pages = vm.range().size().0 / PAGE;
-    let tables = client_pages.div_ceil(PER);
-    let table_base = vm.reservation().limit().0 - tables * PAGE;
-    (0..tables)
-        .filter(|&k| sim.protection(Addr(table_base + k * PAGE)).is_some())
-        .filter(|&k| {
-            (k * PER..((k + 1) * PER).min(client_pages))
-                .all(|i| sim.protection(Addr(vm.base().0 + i * PAGE)).is_none())
-        })
-        .count()
-}
+mod outside_r70_common;
+use outside_r70_common::*;
 
 /// An arena importing spans of several bit-table pages, freeing some
 /// deferred and dropped with them unflushed: each span goes back through

@@ -11,44 +11,14 @@
 //! threshold and slack changes, on VMs whose last bit-table page is partly
 //! past the client range, ending in `into_vm`.
 
-use vmspace::arena::{SliceStore, Source, Store};
-use vmspace::sources::VmSource;
-use vmspace::vm::Vm;
+use vmspace::arena::Source;
 use vmspace::{Range, Size};
 use vmspace_shim::sim::SimBackend;
-use vmspace_shim::{Addr, FaultInjector, Op, PageOps};
+use vmspace_shim::{Addr, FaultInjector, Op};
 use vmspace_workload::Rng;
 
-const PAGE: usize = 64;
-const PER: usize = 8 * PAGE;
-
-fn source<'a, P: PageOps>(
-    ops: P,
-    pages: usize,
-    t: &'a mut [u8],
-    h: &'a mut [u8],
-) -> VmSource<P, SliceStore<'a>> {
-    let vm = Vm::reserve(ops, Size(pages * PAGE), Size(PAGE)).unwrap();
-    VmSource::new(vm, SliceStore::new(t), SliceStore::new(h)).unwrap_or_else(|_| panic!("source"))
-}
-
-fn trimmable<P: PageOps, S: Store>(src: &VmSource<P, S>) -> usize {
-    src.vm().metadata_trimmable().0 / PAGE
-}
-
-/// Empty mapped bit-table pages, read from the backend.
-fn true_empty<P: PageOps>(vm: &Vm<P>, sim: &SimBackend) -> usize {
-    let client_pages = vm.range().size().0 / PAGE;
-    let tables = client_pages.div_ceil(PER);
-    let table_base = vm.reservation().limit().0 - tables * PAGE;
-    (0..tables)
-        .filter(|&k| sim.protection(Addr(table_base + k * PAGE)).is_some())
-        .filter(|&k| {
-            (k * PER..((k + 1) * PER).min(client_pages))
-                .all(|i| sim.protection(Addr(vm.base().0 + i * PAGE)).is_none())
-        })
-        .count()
-}
+mod outside_r70_common;
+use outside_r70_common::*;
 
 /// Round 70's finding (fixed): a give-back whose range spans several
 /// bit-table pages, with no slack, where the trim's unmap of the first page

@@ -8,7 +8,18 @@ cd "$(dirname "$0")/../.."
 command -v pkg-config >/dev/null || { apt-get update -q && apt-get install -y -q pkg-config; }
 prefix=$(mktemp -d /tmp/vmspace-prefix.XXXXXX)
 trap 'rm -rf "$prefix"' EXIT
-make --no-print-directory install PREFIX="$prefix" >/dev/null
+# Installed through a cargo that has neither fmt nor clippy, and no rustup:
+# a packager's machine may have neither, and installing must not need them
+# (round 71 found `make install` adding them first).
+mkdir -p "$prefix/bare-toolchain"
+real_cargo=$(command -v "${CARGO:-cargo}")
+printf '#!/bin/sh\ncase "$1" in fmt|clippy) exit 1 ;; esac\nexec "%s" "$@"\n' "$real_cargo" \
+    >"$prefix/bare-toolchain/cargo"
+printf '#!/bin/sh\necho "rustup called: $*" >&2\nexit 127\n' >"$prefix/bare-toolchain/rustup"
+chmod +x "$prefix/bare-toolchain/cargo" "$prefix/bare-toolchain/rustup"
+PATH=$prefix/bare-toolchain:$PATH make --no-print-directory install PREFIX="$prefix" \
+    CARGO="$prefix/bare-toolchain/cargo" >/dev/null
+echo "installed with no rustfmt, clippy or rustup: ok"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 echo "pkg-config --cflags --libs vmspace: $(pkg-config --cflags --libs vmspace)"
 cc=${CC:-cc}

@@ -59,7 +59,8 @@ macro_rules! callbacks {
 callbacks! {
     plain {
     /// Import `size` units for an arena: store the start at `*addrp` and
-    /// return 0, or return non-zero. `flags` is `VMSPACE_WAIT` or 0.
+    /// return 0, or return non-zero. `flags` is 0 (vmem(9)'s import
+    /// functions, through `vmem_set_import`, get `M_NOWAIT | M_FIRSTFIT`).
     vmspace_import_fn = fn(arg: *mut c_void, size: vmspace_size_t, flags: c_int, addrp: *mut vmspace_addr_t) -> c_int;
     /// Take back `[addr, addr + size)`, which the import function returned.
     vmspace_release_fn = fn(arg: *mut c_void, addr: vmspace_addr_t, size: vmspace_size_t) -> ();
