@@ -340,6 +340,12 @@ impl<P: Platform> ArenaObj<P> {
         let root = obj.root;
         let place = p.cast::<Self>();
         // SAFETY: we won the destroy: nobody else uses the object (caller).
+        // The caches borrow `shared` in this same object, so they are taken
+        // out through a pointer to their field alone, and dropped (which
+        // flushes them), before anything takes the object whole as `&mut`
+        // (which would claim what they still borrow).
+        drop(unsafe { ptr::replace(ptr::addr_of_mut!((*place).caches), None) });
+        // SAFETY: as above; nothing borrows into the object any more.
         unsafe { (*place).report_leaks() };
         // SAFETY: we won the destroy, so the object is ours alone (nobody
         // uses an arena being destroyed: caller); fields drop in order,
@@ -366,13 +372,11 @@ impl<P: Platform> ArenaObj<P> {
         0
     }
 
-    /// Flush the per-CPU caches and reclaim, then tell the platform what is
-    /// still allocated ([`Platform::leaked`]), if anything: for the destroy
-    /// that owns the object.
+    /// Reclaim, then tell the platform what is still allocated
+    /// ([`Platform::leaked`]), if anything: for the destroy that owns the
+    /// object, once its per-CPU caches are gone (flushed as they dropped).
     fn report_leaks(&mut self) {
-        if let Some(c) = self.caches.as_mut() {
-            c.flush();
-        }
+        debug_assert!(self.caches.is_none(), "the caches borrow `shared`: drop them first");
         self.shared.reclaim();
         let (live, sizes) = self.shared.with(|a| (a.live(), a.sizes()));
         if live > 0 || !sizes.unflushed.is_zero() {

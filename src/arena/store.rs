@@ -62,9 +62,18 @@ pub struct SliceStore<'a> {
 
 impl<'a> SliceStore<'a> {
     /// A store over `buffer` (its start is rounded up to [`STORE_ALIGN`]).
+    /// A buffer too short to reach the next multiple of it is an empty
+    /// store, at an aligned base that is never read.
     pub fn new(buffer: &'a mut [u8]) -> Self {
+        const { assert!(align_of::<u64>() == STORE_ALIGN) };
         let start = buffer.as_mut_ptr();
-        let skip = start.align_offset(STORE_ALIGN).min(buffer.len());
+        let skip = start.align_offset(STORE_ALIGN);
+        if skip > buffer.len() {
+            // Rounded up, the base would lie past the buffer: nothing is
+            // committed, so a dangling (aligned, non-null) base will do.
+            let base = core::ptr::NonNull::<u64>::dangling().as_ptr().cast();
+            return SliceStore { base, len: 0, _buffer: PhantomData };
+        }
         SliceStore {
             // SAFETY: `skip <= buffer.len()`, so the pointer stays inside (or
             // one past) the buffer.
@@ -213,6 +222,28 @@ mod tests {
         let mut buf = vec![0u8; 4000];
         let (a, b) = SliceStore::split(&mut buf, 750);
         assert!(a.committed() >= 2990 && b.committed() >= 990);
+    }
+
+    /// Every store's base is aligned (the `Store` contract), a buffer too
+    /// short to reach an aligned byte included: empty, or a few bytes
+    /// before the next multiple of the alignment (round 72: the base was
+    /// the buffer's end, unaligned).
+    #[test]
+    fn a_short_buffer_is_an_empty_store_at_an_aligned_base() {
+        let mut buf = vec![0u64; 4];
+        let bytes = buf.len() * 8;
+        // SAFETY: the u64s' bytes, initialized and borrowed mutably here.
+        let buf: &mut [u8] =
+            unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), bytes) };
+        for (lo, hi) in [(1, 4), (1, 8), (3, 3), (0, 0), (1, 9), (7, 8)] {
+            let s = SliceStore::new(&mut buf[lo..hi]);
+            assert_eq!(s.base() as usize % STORE_ALIGN, 0, "[{lo}, {hi})");
+            assert!(!s.base().is_null());
+            let want = (hi - lo).saturating_sub((STORE_ALIGN - lo % STORE_ALIGN) % STORE_ALIGN);
+            assert_eq!(s.committed(), want, "[{lo}, {hi})");
+        }
+        assert_eq!(SliceStore::new(&mut []).committed(), 0);
+        assert_eq!(SliceStore::new(&mut []).base() as usize % STORE_ALIGN, 0);
     }
 
     #[test]

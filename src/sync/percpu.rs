@@ -126,9 +126,11 @@ pub struct CpuCaches<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> 
 
 // SAFETY: a slot's memory is used only through the pin's magazine
 // operations, which `CpuPin` makes atomic and orders, or through `&mut
-// self`; the store is only grown in `new` and dropped with `self`, so
-// sharing `&self` shares no access to it; the arena is `Sync` under these
-// bounds.
+// self`; the store is only grown in `new` and dropped with `self`, and
+// `&self` reaches it only through `store()`, which needs `S: Sync` (a store
+// may write through `&self`: a reschedule count in a `Cell`), so sharing
+// `&self` shares no unsynchronised access to it; the arena is `Sync` under
+// these bounds.
 unsafe impl<L: RawLock, W: Waiter, S: Store + Send, I: Source + Send, P: CpuPin> Sync
     for CpuCaches<'_, L, W, S, I, P>
 {
@@ -180,8 +182,37 @@ impl<'a, L: RawLock, W: Waiter, S: Store, I: Source, P: CpuPin> CpuCaches<'a, L,
         &self.pin
     }
 
-    /// The store holding the magazines.
-    pub fn store(&self) -> &S {
+    /// The store holding the magazines (for a store that may be shared
+    /// between threads: the caches are, whatever their store).
+    ///
+    /// ```
+    /// use vmspace::arena::{Source, Store};
+    /// use vmspace::qcache::CpuPin;
+    /// use vmspace::sync::{CpuCaches, RawLock, Waiter};
+    /// fn store_of<'c, L: RawLock, W: Waiter, S: Store + Send + Sync, I: Source + Send, P: CpuPin>(
+    ///     caches: &'c CpuCaches<'_, L, W, S, I, P>,
+    /// ) -> &'c S {
+    ///     caches.store()
+    /// }
+    /// ```
+    ///
+    /// A store that is not `Sync` (one counting in a `Cell`) stays out of
+    /// reach of `&self`, which other threads share:
+    ///
+    /// ```compile_fail
+    /// use vmspace::arena::{Source, Store};
+    /// use vmspace::qcache::CpuPin;
+    /// use vmspace::sync::{CpuCaches, RawLock, Waiter};
+    /// fn store_of<'c, L: RawLock, W: Waiter, S: Store + Send, I: Source + Send, P: CpuPin>(
+    ///     caches: &'c CpuCaches<'_, L, W, S, I, P>,
+    /// ) -> &'c S {
+    ///     caches.store()
+    /// }
+    /// ```
+    pub fn store(&self) -> &S
+    where
+        S: Sync,
+    {
         &self.store
     }
 
