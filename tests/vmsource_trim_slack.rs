@@ -7,7 +7,7 @@
 //! unmap fails (the give-back stands; the page waits for the next one).
 
 use vmspace::arena::{SliceStore, Source};
-use vmspace::sources::VmSource;
+use vmspace::sources::{VmSource, DEFAULT_TRIM_SLACK};
 use vmspace::vm::Vm;
 use vmspace::{Range, Size};
 use vmspace_shim::sim::SimBackend;
@@ -47,7 +47,7 @@ fn the_slack_bounds_what_records_nothing_after_every_give_back() {
             let sim = SimBackend::new(&mut buf, PAGE).unwrap();
             let (mut t, mut h) = (vec![0u8; 256 << 10], vec![0u8; 64 << 10]);
             let mut src = source(&sim, batch, &mut t, &mut h);
-            assert_eq!(src.trim_slack(), VmSource::<&SimBackend, SliceStore>::DEFAULT_TRIM_SLACK);
+            assert_eq!(src.trim_slack(), DEFAULT_TRIM_SLACK);
             if let Some(s) = slack {
                 src.set_trim_slack(s);
             }

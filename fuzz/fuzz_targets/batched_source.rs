@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vmspace::arena::PageStore;
-use vmspace::sources::VmSource;
+use vmspace::sources::{VmSource, DEFAULT_TRIM_SLACK};
 use vmspace::vm::Vm;
 use vmspace_shim::sim::SimBackend;
 use vmspace_shim::Size;
@@ -30,8 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let hash = PageStore::new(&sim, Size(4 * PAGE)).unwrap();
     let mut source = VmSource::new(vm, tags, hash).unwrap();
     source.set_flush_threshold(threshold).unwrap();
-    let slack = [0, VmSource::<&SimBackend, PageStore<&SimBackend>>::DEFAULT_TRIM_SLACK]
-        [head as usize / 5 % 2];
+    let slack = [0, DEFAULT_TRIM_SLACK][head as usize / 5 % 2];
     source.set_trim_slack(slack);
     let mut driver = BatchedDriver::new(u64::from(head));
     while let Some(op) = BatchedOp::decode(&mut ops) {

@@ -19,5 +19,5 @@ mod vmarena;
 mod keep_tests;
 
 pub use keep::{KeepCounts, KeepFree, MAX_KEPT};
-pub use vm::VmSource;
+pub use vm::{VmSource, DEFAULT_TRIM_SLACK};
 pub use vmarena::IMPORT_OWNER;

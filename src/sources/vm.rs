@@ -5,6 +5,11 @@ use vmspace_shim::{PageOps, Protection, Range, Size};
 use crate::arena::{Arena, ArenaError, Constraints, NoSource, Refused, Source, Store};
 use crate::vm::{Vm, VmError};
 
+/// The trim slack a new [`VmSource`] has: 8 of the VM's bookkeeping pages
+/// (with 4 KiB pages, each records 128 MiB of the VM, so 1 GiB of imports
+/// given back may leave 32 KiB of bookkeeping mapped).
+pub const DEFAULT_TRIM_SLACK: usize = 8;
+
 /// Hands out page-aligned ranges of a [`Vm`], mapping them on import and
 /// unmapping them when they are given back. Which parts of the VM are in use
 /// is tracked by an inner arena (instant fit, quantum = page size).
@@ -26,12 +31,12 @@ use crate::vm::{Vm, VmError};
 /// The VM's own bookkeeping (its mapped-state pages, one for every
 /// `8 * page` pages of the VM) is given back with slack: a give-back that
 /// leaves more than [`trim_slack`](Self::trim_slack) of those pages
-/// recording nothing ([`DEFAULT_TRIM_SLACK`](Self::DEFAULT_TRIM_SLACK)
-/// unless set) gives back the empty ones of its own range, each tried
-/// whatever became of the others, so no more than the slack stays mapped
-/// for nothing, but for pages whose own give-back failed and those left
-/// when the slack was lowered ([`set_trim_slack`](Self::set_trim_slack));
-/// [`trim`](Self::trim) gives back all of them. Trimming on every
+/// recording nothing ([`DEFAULT_TRIM_SLACK`] unless set) gives back the
+/// empty ones of its own range, each tried whatever became of the others,
+/// so no more than the slack stays mapped for nothing, but for pages whose
+/// own give-back failed and those left when the slack was lowered
+/// ([`set_trim_slack`](Self::set_trim_slack)); [`trim`](Self::trim) gives
+/// back all of them. Trimming on every
 /// give-back would map and unmap a lone import's bookkeeping page with it,
 /// two more system calls a pair, and in the kernel an immediate TLB flush
 /// on each give-back, which batching is there to avoid. An import whose
@@ -103,13 +108,9 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
             .map_err(ArenaError::from)
             .and_then(|mut space| space.add(vm.base(), vm.range().size()).map(|()| space));
         match space {
-            Ok(space) => Ok(VmSource {
-                vm,
-                space,
-                threshold: 0,
-                held: 0,
-                trim_slack: Self::DEFAULT_TRIM_SLACK,
-            }),
+            Ok(space) => {
+                Ok(VmSource { vm, space, threshold: 0, held: 0, trim_slack: DEFAULT_TRIM_SLACK })
+            }
             Err(e) => Err(Refused::new(e, vm)),
         }
     }
@@ -150,11 +151,6 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     pub fn trim(&mut self) -> Result<usize, VmError> {
         self.vm.trim()
     }
-
-    /// The slack a new source has: 8 of the VM's bookkeeping pages (with
-    /// 4 KiB pages, each records 128 MiB of the VM, so 1 GiB of imports
-    /// given back may leave 32 KiB of bookkeeping mapped).
-    pub const DEFAULT_TRIM_SLACK: usize = 8;
 
     /// Let up to `pages` of the VM's bookkeeping pages record nothing
     /// before a give-back trims those of its range (see the type's docs);
