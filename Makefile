@@ -13,7 +13,8 @@
 #   make sanitize    the test suite under AddressSanitizer and ThreadSanitizer
 #   make miri        the unit tests of the raw memory views under Miri
 #   make fuzz-smoke  every fuzz target for a short while, from its corpus
-#   make capi, make install PREFIX=..., make capi-install-check, make capi-asan:
+#   make capi, make install PREFIX=... (LIBDIR, INCLUDEDIR, DESTDIR), make install-strip,
+#   make uninstall, make capi-install-check, make capi-asan:
 #                    the C library (see capi/capi.mk)
 #   make kunit, make module, make module-test: see kernel/kernel.mk
 

@@ -2,7 +2,13 @@
 # The root Makefile includes this fragment.
 #
 #   make capi                stage the library, headers and vmspace.pc in target/capi
-#   make install PREFIX=...  install them (DESTDIR honoured); default /usr/local
+#   make install PREFIX=...  install them (DESTDIR honoured); default /usr/local,
+#                            libraries in LIBDIR ($(PREFIX)/lib), headers in
+#                            INCLUDEDIR ($(PREFIX)/include)
+#   make install-strip       the same, the libraries stripped of debugging
+#                            information (GNU's install-strip)
+#   make uninstall           remove what install put there (same variables);
+#                            builds nothing
 #   make capi-install-check  install into a temporary prefix, build the vmem(9)
 #                            example against it with pkg-config (shared and
 #                            static) and run both
@@ -12,6 +18,12 @@
 # The C tests themselves run in `make test` (crate capi/ctest).
 
 PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+# vmspace.pc names the directories relative to ${prefix} where they are under
+# it (so that `pkg-config --define-prefix` can move the tree), else whole.
+CAPI_PC_LIBDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+CAPI_PC_INCLUDEDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
 CAPI_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' capi/user/Cargo.toml)
 # Cargo's output directory (CARGO_TARGET_DIR when set); the stage stays in
 # this checkout's target/.
@@ -19,7 +31,7 @@ CAPI_CARGO_TARGET := $(or $(CARGO_TARGET_DIR),target)
 CAPI_STAGE := target/capi
 CAPI_LIB := $(CAPI_CARGO_TARGET)/release/libvmspace_capi_user
 
-.PHONY: capi install capi-install-check capi-asan
+.PHONY: capi install install-strip uninstall capi-install-check capi-asan
 
 capi: cargo-present
 	$(CARGO) build --release -q -p vmspace-capi-user
@@ -31,12 +43,29 @@ capi: cargo-present
 	ln -sf libvmspace.so.0 $(CAPI_STAGE)/lib/libvmspace.so
 	cp capi/include/vmspace.h $(CAPI_STAGE)/include/
 	cp capi/include/vmspace/vmem.h $(CAPI_STAGE)/include/vmspace/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(CAPI_VERSION)|' capi/vmspace.pc.in \
-		> $(CAPI_STAGE)/lib/pkgconfig/vmspace.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(CAPI_PC_LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(CAPI_PC_INCLUDEDIR)|' -e 's|@VERSION@|$(CAPI_VERSION)|' \
+		capi/vmspace.pc.in > $(CAPI_STAGE)/lib/pkgconfig/vmspace.pc
+
+# Every file install puts down, relative to LIBDIR and INCLUDEDIR (uninstall
+# removes exactly these).
+CAPI_INSTALLED_LIBS := libvmspace.a libvmspace.so.$(CAPI_VERSION) libvmspace.so.0 \
+	libvmspace.so pkgconfig/vmspace.pc
+CAPI_INSTALLED_HEADERS := vmspace.h vmspace/vmem.h
 
 install: capi
-	mkdir -p $(DESTDIR)$(PREFIX)
-	cp -a $(CAPI_STAGE)/lib $(CAPI_STAGE)/include $(DESTDIR)$(PREFIX)/
+	mkdir -p $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)
+	cp -a $(CAPI_STAGE)/lib/. $(DESTDIR)$(LIBDIR)/
+	cp -a $(CAPI_STAGE)/include/. $(DESTDIR)$(INCLUDEDIR)/
+
+install-strip: install
+	strip --strip-debug $(DESTDIR)$(LIBDIR)/libvmspace.a
+	strip --strip-unneeded $(DESTDIR)$(LIBDIR)/libvmspace.so.$(CAPI_VERSION)
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,$(CAPI_INSTALLED_LIBS))
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(CAPI_INSTALLED_HEADERS))
+	-rmdir $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/vmspace 2>/dev/null
 
 capi-install-check:
 	bash capi/scripts/install-check.sh

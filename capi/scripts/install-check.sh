@@ -2,7 +2,9 @@
 # Install libvmspace into a temporary prefix, then build the vmem(9) example
 # against the installed copy with nothing but pkg-config's flags, linked
 # shared (found through LD_LIBRARY_PATH, then through an rpath) and static,
-# and run each.
+# and run each. Then a packager's install (LIBDIR and INCLUDEDIR of their
+# own, DESTDIR, install-strip) is built against and run the same way, and
+# uninstall must leave nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v pkg-config >/dev/null || { apt-get update -q && apt-get install -y -q pkg-config; }
@@ -40,3 +42,60 @@ $cc -std=c11 -Wall -Wextra -Werror examples/c/vmem_example.c \
     -o "$prefix/vmem_example_static"
 "$prefix/vmem_example_static" >/dev/null
 echo "static: ok"
+# A fully static program: -lgcc_eh where Libs.private has -lgcc_s (README).
+# (glibc's linker warnings about getpwuid_r and getaddrinfo in std are kept
+# out of the log unless the link fails.)
+# shellcheck disable=SC2046
+$cc -static -std=c11 -Wall -Wextra -Werror examples/c/vmem_example.c \
+    $(pkg-config --cflags vmspace) "$prefix/lib/libvmspace.a" \
+    $(pkg-config --static --libs-only-l vmspace | sed 's/-lvmspace//; s/-lgcc_s/-lgcc_eh/') \
+    -o "$prefix/vmem_example_all_static" 2>"$prefix/all_static.log" || { cat "$prefix/all_static.log" >&2; exit 1; }
+! readelf -l "$prefix/vmem_example_all_static" | grep -q 'program interpreter'
+"$prefix/vmem_example_all_static" >/dev/null
+echo "fully static (cc -static): ok"
+
+# A packager's layout: libraries and headers in directories of their own,
+# staged under DESTDIR, stripped. vmspace.pc must name those directories.
+dest=$prefix/dest
+pkg_prefix=$prefix/pkg
+make --no-print-directory install-strip PREFIX="$pkg_prefix" LIBDIR="$pkg_prefix/lib64/multiarch" \
+    INCLUDEDIR="$pkg_prefix/include/vmspace-0" DESTDIR="$dest" >/dev/null
+staged=$dest$pkg_prefix
+test -f "$staged/lib64/multiarch/libvmspace.a" -a -f "$staged/include/vmspace-0/vmspace/vmem.h" \
+    -a ! -e "$staged/lib" -a ! -e "$pkg_prefix"
+grep -qx 'libdir=${prefix}/lib64/multiarch' "$staged/lib64/multiarch/pkgconfig/vmspace.pc"
+grep -qx 'includedir=${prefix}/include/vmspace-0' "$staged/lib64/multiarch/pkgconfig/vmspace.pc"
+for lib in libvmspace.a libvmspace.so.0; do
+    unstripped=$(stat -Lc %s "$prefix/lib/$lib")
+    stripped=$(stat -Lc %s "$staged/lib64/multiarch/$lib")
+    test "$stripped" -lt "$unstripped" || { echo "install-strip: $lib is $stripped bytes, unstripped $unstripped" >&2; exit 1; }
+    ! readelf -S "$staged/lib64/multiarch/$lib" 2>/dev/null | grep -q '\.debug_info' \
+        || { echo "install-strip: $lib keeps .debug_info" >&2; exit 1; }
+    echo "install-strip: $lib $unstripped -> $stripped bytes"
+done
+# Built against the staged tree moved to its PREFIX, as a package manager
+# would put it.
+mv "$staged" "$pkg_prefix"
+export PKG_CONFIG_PATH=$pkg_prefix/lib64/multiarch/pkgconfig
+# shellcheck disable=SC2046
+$cc -std=c11 -Wall -Wextra -Werror examples/c/vmem_example.c $(pkg-config --cflags --libs vmspace) \
+    -Wl,-rpath,"$pkg_prefix/lib64/multiarch" -o "$prefix/vmem_example_pkg"
+env -u LD_LIBRARY_PATH "$prefix/vmem_example_pkg" >/dev/null
+# shellcheck disable=SC2046
+$cc -std=c11 -Wall -Wextra -Werror examples/c/vmem_example.c \
+    $(pkg-config --cflags vmspace) "$pkg_prefix/lib64/multiarch/libvmspace.a" \
+    $(pkg-config --static --libs-only-l vmspace | sed 's/-lvmspace//') -o "$prefix/vmem_example_pkg_static"
+"$prefix/vmem_example_pkg_static" >/dev/null
+echo "LIBDIR, INCLUDEDIR, DESTDIR, install-strip: shared and static: ok"
+# uninstall removes every file install put down, and the directories it
+# made that are left empty; a file of someone else's beside them stays.
+touch "$pkg_prefix/include/vmspace-0/other.h"
+make --no-print-directory uninstall PREFIX="$pkg_prefix" LIBDIR="$pkg_prefix/lib64/multiarch" \
+    INCLUDEDIR="$pkg_prefix/include/vmspace-0" CARGO=false >/dev/null
+left=$(cd "$pkg_prefix" && find . -mindepth 1 ! -type d | sort | tr '\n' ' ')
+test "$left" = "./include/vmspace-0/other.h " || { echo "uninstall left: $left" >&2; exit 1; }
+test ! -e "$pkg_prefix/lib64/multiarch/pkgconfig" -a ! -e "$pkg_prefix/include/vmspace-0/vmspace"
+make --no-print-directory uninstall PREFIX="$prefix" CARGO=false >/dev/null
+left=$(cd "$prefix" && find lib include ! -type d 2>/dev/null | tr '\n' ' ')
+test -z "$left" || { echo "uninstall left: $left" >&2; exit 1; }
+echo "uninstall (builds nothing): ok"
