@@ -294,7 +294,10 @@ impl<P: PageOps> Vm<P> {
     /// Unmap bit-table pages that no longer record a mapped page. Returns the
     /// number of metadata pages given back. If the backend fails, the pages
     /// given back before the failure stay given back (the client's mapped
-    /// pages are unchanged either way).
+    /// pages are unchanged either way), and the error does not count them:
+    /// [`metadata_trimmable`](Self::metadata_trimmable) before and after
+    /// does, in bytes (it is what a trim would give back, so the failed page and
+    /// those after it are still in it).
     pub fn trim(&mut self) -> Result<usize, VmError> {
         self.table.trim(&self.ops)
     }
