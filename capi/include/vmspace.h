@@ -6,7 +6,9 @@
  *
  * The same functions are in libvmspace (user space: link with
  * `pkg-config --libs vmspace`) and, in a kernel built with CONFIG_VMSPACE=y,
- * exported to GPL modules. vmspace/vmem.h has FreeBSD's vmem(9) API over the
+ * exported to GPL modules in the symbol namespace "VMSPACE" (a module says
+ * MODULE_IMPORT_NS("VMSPACE"); without it modpost refuses to build it and
+ * the kernel to load it). vmspace/vmem.h has FreeBSD's vmem(9) API over the
  * same arenas; a vmem_t * and a vmspace_arena_t * of one arena are the same
  * pointer.
  *

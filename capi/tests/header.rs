@@ -332,7 +332,9 @@ fn the_kernel_exports_every_native_function() {
     let c = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let exported: std::collections::BTreeSet<&str> = c
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("EXPORT_SYMBOL_GPL(")?.strip_suffix(");"))
+        .filter_map(|l| {
+            l.trim().strip_prefix("EXPORT_SYMBOL_NS_GPL(")?.strip_suffix(", \"VMSPACE\");")
+        })
         .collect();
     let defined: std::collections::BTreeSet<&str> = NATIVE.iter().map(|s| s.name).collect();
     assert_eq!(exported, defined, "kernel/builtin/capi_exports.c against vmspace.h's functions");

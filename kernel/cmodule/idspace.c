@@ -126,3 +126,5 @@ module_init(vmspace_cmod_init);
 module_exit(vmspace_cmod_exit);
 MODULE_DESCRIPTION("Sample C module on vmspace's exported arena API, with KUnit tests");
 MODULE_LICENSE("Dual MIT/GPL");
+/* vmspace's exports are in the symbol namespace "VMSPACE". */
+MODULE_IMPORT_NS("VMSPACE");

@@ -23,3 +23,15 @@ start=$(date +%s%N)
 vmk_chroot make -s -C "$build" ARCH=um M="$VMK_SRC/kernel/cmodule" MO="$out" -j"$VMK_JOBS" \
 	KCFLAGS=-Werror modules
 vmk_log "built $out/vmspace_cmod.ko in $((($(date +%s%N) - start) / 1000000)) ms"
+
+# The exports are in the symbol namespace "VMSPACE": a module that uses them
+# without MODULE_IMPORT_NS("VMSPACE") must be refused by modpost.
+noimport=$VMK_CACHE/cmodule-noimport
+rm -rf "$noimport" && mkdir -p "$noimport"
+if vmk_chroot make -s -C "$build" ARCH=um M="$VMK_SRC/kernel/cmodule/no_import" MO="$noimport" \
+	-j"$VMK_JOBS" KCFLAGS=-Werror modules >"$noimport/log" 2>&1; then
+	vmk_die "a module using vmspace's exports without MODULE_IMPORT_NS(\"VMSPACE\") was built"
+fi
+grep -q 'uses symbol vmspace_version from namespace VMSPACE, but does not import it' "$noimport/log" ||
+	{ cat "$noimport/log" >&2; vmk_die "the module without the import failed for another reason"; }
+vmk_log "a module without MODULE_IMPORT_NS(\"VMSPACE\") is refused by modpost: ok"
