@@ -45,11 +45,14 @@ use crate::vm::VmError;
 ///   a span given back twice is refused there). So a span this source
 ///   could not vouch for is never kept, and it adds no way to hand a range
 ///   out twice. A range that is not whole quanta, or overlaps a kept one,
-///   is refused with [`ArenaError::BadFree`], changing nothing.
+///   is refused with [`ArenaError::BadFree`], changing nothing; a range
+///   `S` refuses is still noted as handed out here (a refusal changes
+///   nothing here either).
 /// - **Unflushed give-back** ([`Source::release_unflushed`], an arena
 ///   dropped with deferred frees not yet flushed): never kept; it goes to
-///   `S`, which must not hand it out before its flush (refused, as above,
-///   when it overlaps a kept span).
+///   `S`, which must not hand it out before its flush. Refused as a
+///   give-back is (not whole quanta, or overlapping a kept span), and as
+///   a give-back, a refusal by `S` changes nothing here.
 /// - **Drop:** every kept span goes back to `S` (errors ignored, as an
 ///   arena's drop ignores its source's).
 /// - **A panic below:** once a call into `S` (any of its methods) panics,
@@ -298,13 +301,30 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         r
     }
 
+    /// Where `r` is noted as handed out, if it is.
+    fn noted(&self, r: Range) -> Option<usize> {
+        self.out.as_flattened()[..self.outs].iter().rposition(|o| *o == r)
+    }
+
+    /// Forget note `i` (from [`noted`](Self::noted), no note added since).
+    fn forget(&mut self, i: usize) {
+        self.out.as_flattened_mut().copy_within(i + 1..self.outs, i);
+        self.outs -= 1;
+    }
+
     /// Whether `r` is noted as handed out; no longer, if it was.
     fn came_back(&mut self, r: Range) -> bool {
-        let out = self.out.as_flattened_mut();
-        let Some(i) = out[..self.outs].iter().rposition(|o| *o == r) else { return false };
-        out.copy_within(i + 1..self.outs, i);
-        self.outs -= 1;
-        true
+        self.noted(r).map(|i| self.forget(i)).is_some()
+    }
+
+    /// Refuse, changing nothing, a give-back of a range that is not whole
+    /// quanta or overlaps a kept span; else where it is noted.
+    fn check_give_back(&self, range: Range) -> Result<Option<usize>, ArenaError> {
+        self.not_kept(range)?;
+        if range.is_empty() || !range.is_aligned(self.quantum()) {
+            return Err(bad_free(range));
+        }
+        Ok(self.noted(range))
     }
 
     /// The index of a kept span of exactly `size` at a multiple of
@@ -415,26 +435,32 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
         if self.below_panicked() {
             return Err(ArenaError::SourceBusy);
         }
-        self.not_kept(range)?;
-        if range.is_empty() || !range.is_aligned(self.quantum()) {
-            return Err(bad_free(range));
-        }
-        if self.came_back(range) && self.len < N {
+        let noted = self.check_give_back(range)?;
+        if let Some(i) = noted.filter(|_| self.len < N) {
+            self.forget(i);
             self.kept[self.len] = range;
             self.len += 1;
             self.counts.kept += 1;
             return Ok(());
         }
-        self.release_below(range)
+        // The note goes only once `S` takes the range: a refusal changes
+        // nothing here.
+        let r = self.release_below(range);
+        if let (Ok(()), Some(i)) = (&r, noted) {
+            self.forget(i);
+        }
+        r
     }
 
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
         if self.below_panicked() {
             return Err(ArenaError::SourceBusy);
         }
-        self.not_kept(range)?;
-        self.came_back(range);
+        let noted = self.check_give_back(range)?;
         let r = self.below(|s| s.release_unflushed(range));
+        if let (Ok(()), Some(i)) = (&r, noted) {
+            self.forget(i);
+        }
         self.count_release(r)
     }
 

@@ -258,6 +258,45 @@ fn unflushed_give_backs_are_never_kept() {
 }
 
 #[test]
+fn an_unflushed_give_back_not_whole_quanta_is_refused_here() {
+    let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
+    let a = k.import(Size(2 * Q), Size(Q)).unwrap();
+    let part = Range::from_size(a.base(), Size(Q + 1)).unwrap();
+    let empty = Range::from_size(a.base(), Size(0)).unwrap();
+    for r in [part, empty] {
+        assert!(matches!(k.release_unflushed(r), Err(ArenaError::BadFree { .. })), "{r:?}");
+    }
+    assert_eq!(k.inner().unflushed, 0, "not passed below");
+    assert_eq!((k.counts().released, k.counts().release_failures), (0, 0));
+}
+
+/// A give-back `S` refuses leaves the span noted as handed out here, so
+/// that the same span given back again once there is room is kept (before
+/// round 73, the note went before `S` answered).
+#[test]
+fn a_give_back_refused_below_changes_nothing_here() {
+    let mut k = KeepFree::<_, 1>::new(mock(Q, 9), Size(Q));
+    let a = k.import(Size(Q), Size(Q)).unwrap();
+    let b = k.import(Size(Q), Size(Q)).unwrap();
+    k.release(a).unwrap();
+    assert_eq!(k.kept(), &[a], "kept: the one place is taken");
+    k.inner_mut().refuse = Some(ArenaError::SourceBusy);
+    assert_eq!(k.release(b), Err(ArenaError::SourceBusy), "no room here: below, refused");
+    assert_eq!(k.release_unflushed(b), Ok(()), "the mock takes unflushed ones");
+    let c = k.import(Size(Q), Size(Q)).unwrap();
+    assert_eq!(c, a, "the kept span, reused");
+    assert_eq!(k.release(b), Err(ArenaError::SourceBusy), "b went below unflushed: forgotten");
+    // And one refused below, then given back with room: kept.
+    let d = k.import(Size(Q), Size(Q)).unwrap();
+    assert_eq!(k.release(c), Ok(()), "kept");
+    assert_eq!(k.release(d), Err(ArenaError::SourceBusy));
+    k.inner_mut().refuse = None;
+    assert_eq!(k.trim(), Size(Q), "c given back below");
+    assert_eq!(k.release(d), Ok(()));
+    assert_eq!(k.kept(), &[d], "still noted after the refusal: kept");
+}
+
+#[test]
 fn trim_keeps_what_the_source_refuses_and_drops_what_it_strands() {
     let mut k = KeepFree::<_, 2>::new(mock(Q, 9), Size(Q));
     let a = k.import(Size(Q), Size(Q)).unwrap();

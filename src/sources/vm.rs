@@ -117,7 +117,8 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
 
     /// Batch give-backs: unmap them without flushing and flush once `pages`
     /// pages wait (at least 1; if that many wait already, now); `0` turns
-    /// batching off, flushing whatever waits.
+    /// batching off, flushing whatever waits. `Overflow` when `pages` pages
+    /// are more bytes than a `usize` holds, the threshold as it was.
     pub fn set_flush_threshold(&mut self, pages: usize) -> Result<(), ArenaError> {
         self.threshold = pages.checked_mul(self.vm.page_size().0).ok_or(ArenaError::Overflow)?;
         if self.space.sizes().unflushed.0 >= self.threshold {

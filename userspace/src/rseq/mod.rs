@@ -199,6 +199,8 @@ unsafe impl CpuPin for RseqPin {
 
     #[inline]
     unsafe fn spill(&self, mags: MagSlots, out: &mut Magazine) -> bool {
+        // 128 bytes, copied once a spill (a magazine's worth of frees).
+        let before = *out;
         let spilled = self.sequence(
             mags,
             &mut *out,
@@ -211,8 +213,9 @@ unsafe impl CpuPin for RseqPin {
             // A sequence that restarted after writing `out` and then found
             // nothing to spill leaves rounds there that are still the
             // slot's: `CpuMags::spill` leaves `out` as it was when it
-            // returns `false`, and so does this.
-            *out = Magazine::EMPTY;
+            // returns `false`, and so does this (round 73 found it emptied,
+            // which lost what a caller had there).
+            *out = before;
         }
         spilled
     }
