@@ -47,7 +47,8 @@ use crate::vm::VmError;
 ///   out twice. A range that is not whole quanta, or overlaps a kept one,
 ///   is refused with [`ArenaError::BadFree`], changing nothing; a range
 ///   `S` refuses is still noted as handed out here (a refusal changes
-///   nothing here either).
+///   nothing here either), but not one whose give-back panicked in `S`
+///   (`S` may have taken it first).
 /// - **Unflushed give-back** ([`Source::release_unflushed`], an arena
 ///   dropped with deferred frees not yet flushed): never kept; it goes to
 ///   `S`, which must not hand it out before its flush. Refused as a
@@ -312,6 +313,35 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
         self.outs -= 1;
     }
 
+    /// Put back note `i` of `r` that [`forget`](Self::forget) took out, no
+    /// note added or forgotten since.
+    fn renote(&mut self, i: usize, r: Range) {
+        let out = self.out.as_flattened_mut();
+        out.copy_within(i..self.outs, i + 1);
+        out[i] = r;
+        self.outs += 1;
+    }
+
+    /// Give `range` to `S` through `give` (counted by the caller), its note
+    /// forgotten first and put back when `S` refuses it: a refusal changes
+    /// nothing here, and a call that panics leaves it forgotten (`S` may
+    /// have taken the range before it panicked, and may hand it out again).
+    fn give_below(
+        &mut self,
+        range: Range,
+        noted: Option<usize>,
+        give: impl FnOnce(&mut Self) -> Result<(), ArenaError>,
+    ) -> Result<(), ArenaError> {
+        if let Some(i) = noted {
+            self.forget(i);
+        }
+        let r = give(self);
+        if let (Err(_), Some(i)) = (&r, noted) {
+            self.renote(i, range);
+        }
+        r
+    }
+
     /// Whether `r` is noted as handed out; no longer, if it was.
     fn came_back(&mut self, r: Range) -> bool {
         self.noted(r).map(|i| self.forget(i)).is_some()
@@ -443,13 +473,7 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
             self.counts.kept += 1;
             return Ok(());
         }
-        // The note goes only once `S` takes the range: a refusal changes
-        // nothing here.
-        let r = self.release_below(range);
-        if let (Ok(()), Some(i)) = (&r, noted) {
-            self.forget(i);
-        }
-        r
+        self.give_below(range, noted, |k| k.release_below(range))
     }
 
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
@@ -457,11 +481,10 @@ impl<S: Source, const N: usize> Source for KeepFree<S, N> {
             return Err(ArenaError::SourceBusy);
         }
         let noted = self.check_give_back(range)?;
-        let r = self.below(|s| s.release_unflushed(range));
-        if let (Ok(()), Some(i)) = (&r, noted) {
-            self.forget(i);
-        }
-        self.count_release(r)
+        self.give_below(range, noted, |k| {
+            let r = k.below(|s| s.release_unflushed(range));
+            k.count_release(r)
+        })
     }
 
     fn can_import(&self) -> bool {

@@ -25,7 +25,9 @@ pub enum Wait {
     /// killable wait). Space that is there is still taken, and a wait whose
     /// time is up fails as a timed one does: the check comes after each
     /// try and the deadline's. With a waiter that is never interrupted
-    /// (user space), the same as the wait it names.
+    /// (user space), the same as the wait it names; with one that cannot
+    /// sleep ([`Waiter::CAN_SLEEP`] false), `NoSpace` at once as
+    /// [`No`](Self::No), interrupted or not.
     Interruptible(Option<Duration>),
 }
 
