@@ -236,3 +236,48 @@ fn an_unflushed_give_back_is_not_kept_for_the_next_importer() {
     keep.check().unwrap();
     keep.inner().check().unwrap();
 }
+
+/// A map the backend refuses for want of memory (`InjectedError::Shortage`:
+/// `OutOfMemory`) makes `KeepFree` give its kept spans back and ask once
+/// more, as its docs say; any other backend failure (the injector's marker,
+/// an OS error) comes back as it was, the spans still kept. Over the real
+/// VM source, not a mock: the shortage travels up through the VM and the
+/// VM source as the system backend's would.
+#[test]
+fn a_backend_shortage_gives_the_kept_spans_back_and_asks_again() {
+    use vmspace_shim::{InjectedError, Op};
+    for error in [InjectedError::Shortage, InjectedError::Marker, InjectedError::Os(1)] {
+        let mut buf = vec![0u8; 40 << 20];
+        let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+        let inj = FaultInjector::new(&sim);
+        let mut heap = Arena::on_pages("heap", Size(16), &sim, 4096, keeper(&inj, 16)).unwrap();
+        // One span of each of two sizes kept.
+        let a = heap.alloc(Size(16), Policy::InstantFit).unwrap();
+        let b = heap.alloc(Size(32 * PAGE), Policy::InstantFit).unwrap();
+        heap.free(a, Size(16)).unwrap();
+        heap.free(b, Size(32 * PAGE)).unwrap();
+        assert_eq!(heap.source().kept().len(), 2, "{error:?}");
+        let mapped = heap.source().inner().vm().mapped();
+        // A size no kept span has: an import from the VM source, whose
+        // map fails once.
+        inj.only(&[Op::Map]);
+        inj.set_error(error);
+        inj.fail_nth(1);
+        let got = heap.alloc(Size(64 * PAGE), Policy::InstantFit);
+        inj.clear();
+        let c = heap.source().counts();
+        if error == InjectedError::Shortage {
+            let got = got.unwrap_or_else(|e| panic!("asked again after the shortage: {e}"));
+            assert!(heap.source().kept().is_empty(), "kept spans given back first");
+            assert_eq!((c.released, c.release_failures), (2, 0));
+            heap.free(got, Size(64 * PAGE)).unwrap();
+        } else {
+            let e = got.expect_err("not a shortage: the failure comes back");
+            assert!(e.to_string().contains("map"), "{error:?}: {e}");
+            assert_eq!(heap.source().kept().len(), 2, "{error:?}: still kept");
+            assert_eq!(heap.source().inner().vm().mapped(), mapped, "{error:?}");
+            assert_eq!(c.released, 0);
+        }
+        books(&heap, true);
+    }
+}

@@ -2,14 +2,15 @@
 //! probability, or fail only chosen kinds of operation.
 //!
 //! [`FaultInjector`] wraps a [`PageOps`] backend and makes chosen calls return
-//! [`ShimError::Injected`] *before* they reach the backend, so the backend's
+//! [`ShimError::Injected`] (or, told to, a shortage or an OS error:
+//! [`InjectedError`]) *before* they reach the backend, so the backend's
 //! state is untouched by a failed call, exactly as the trait promises. It keeps
 //! its state in atomics, so it can sit under structures shared between threads
 //! and works in the kernel as well as in user space. With
 //! [`FaultShape::PartWay`] an injected `protect` or `unmap` (deferred or
 //! not) first changes part of its range, as a system backend's may.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use crate::addr::Size;
 use crate::error::{Op, ShimError};
@@ -46,6 +47,25 @@ pub enum FaultShape {
     PartWay,
 }
 
+/// What an injected failure returns ([`FaultInjector::set_error`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum InjectedError {
+    /// [`ShimError::Injected`] naming the operation (the default): a
+    /// failure no layer mistakes for a real one.
+    #[default]
+    Marker,
+    /// A shortage, as a system backend reports one:
+    /// [`ShimError::OutOfAddressSpace`] (the size asked) for a `reserve`,
+    /// [`ShimError::OutOfMemory`] (the call's range) for the others. The
+    /// layers that react to a shortage (`KeepFree` gives its kept spans
+    /// back and asks again) are reached this way.
+    Shortage,
+    /// [`ShimError::Os`] with the operation and this error number, as the
+    /// mmap backend reports a refused system call.
+    Os(i32),
+}
+
 /// A backend with faults injected on demand.
 ///
 /// Calls of the operations selected by [`only`](Self::only) (all of them by
@@ -53,7 +73,8 @@ pub enum FaultShape {
 /// equals the target set by [`fail_nth`](Self::fail_nth) fails, and each one
 /// fails with the probability set by [`fail_randomly`](Self::fail_randomly).
 /// How a failed `protect` or `unmap` leaves its range is the
-/// [`FaultShape`] set by [`set_shape`](Self::set_shape).
+/// [`FaultShape`] set by [`set_shape`](Self::set_shape), and what it
+/// returns the [`InjectedError`] set by [`set_error`](Self::set_error).
 #[derive(Debug)]
 pub struct FaultInjector<P> {
     inner: P,
@@ -68,7 +89,15 @@ pub struct FaultInjector<P> {
     changed_part_way: AtomicU64,
     /// The generator of the pages a failure part way changes.
     part_rng: AtomicU64,
+    /// What a failure returns: [`ERROR_MARKER`], [`ERROR_SHORTAGE`] or
+    /// [`ERROR_OS`] (with `errno`).
+    error: AtomicU8,
+    errno: AtomicI32,
 }
+
+const ERROR_MARKER: u8 = 0;
+const ERROR_SHORTAGE: u8 = 1;
+const ERROR_OS: u8 = 2;
 
 const ALL_KINDS: u8 = (1 << Op::ALL.len()) - 1;
 
@@ -86,6 +115,8 @@ impl<P: PageOps> FaultInjector<P> {
             part_way: AtomicBool::new(false),
             changed_part_way: AtomicU64::new(0),
             part_rng: AtomicU64::new(PART_SEED),
+            error: AtomicU8::new(ERROR_MARKER),
+            errno: AtomicI32::new(0),
         }
     }
 
@@ -130,13 +161,34 @@ impl<P: PageOps> FaultInjector<P> {
         }
     }
 
-    /// Stop injecting faults, make every operation eligible again and
-    /// failures clean.
+    /// What later injected failures return.
+    pub fn set_error(&self, error: InjectedError) {
+        let (kind, errno) = match error {
+            InjectedError::Marker => (ERROR_MARKER, 0),
+            InjectedError::Shortage => (ERROR_SHORTAGE, 0),
+            InjectedError::Os(errno) => (ERROR_OS, errno),
+        };
+        self.errno.store(errno, Ordering::Relaxed);
+        self.error.store(kind, Ordering::Relaxed);
+    }
+
+    /// The error set by [`set_error`](Self::set_error).
+    pub fn error(&self) -> InjectedError {
+        match self.error.load(Ordering::Relaxed) {
+            ERROR_SHORTAGE => InjectedError::Shortage,
+            ERROR_OS => InjectedError::Os(self.errno.load(Ordering::Relaxed)),
+            _ => InjectedError::Marker,
+        }
+    }
+
+    /// Stop injecting faults, make every operation eligible again,
+    /// failures clean and [`InjectedError::Marker`].
     pub fn clear(&self) {
         self.fail_at.store(0, Ordering::Relaxed);
         self.rate_per_million.store(0, Ordering::Relaxed);
         self.kinds.store(ALL_KINDS, Ordering::Relaxed);
         self.part_way.store(false, Ordering::Relaxed);
+        self.set_error(InjectedError::Marker);
     }
 
     /// Eligible calls counted since the last [`fail_nth`](Self::fail_nth).
@@ -208,8 +260,9 @@ impl<P: PageOps> FaultInjector<P> {
         seed_mix(self.rng.fetch_add(SEED_STEP, Ordering::Relaxed).wrapping_add(SEED_STEP))
     }
 
-    /// Decide whether this call of `op` fails.
-    fn gate(&self, op: Op) -> Result<(), ShimError> {
+    /// Decide whether this call of `op` fails; `shortage` is what it
+    /// returns under [`InjectedError::Shortage`].
+    fn gate(&self, op: Op, shortage: ShimError) -> Result<(), ShimError> {
         if self.kinds.load(Ordering::Relaxed) & op.bit() == 0 {
             return Ok(());
         }
@@ -219,7 +272,11 @@ impl<P: PageOps> FaultInjector<P> {
         let hit_random = rate > 0 && self.next_random() % 1_000_000 < u64::from(rate);
         if hit_nth || hit_random {
             self.injected.fetch_add(1, Ordering::Relaxed);
-            Err(ShimError::Injected { op })
+            Err(match self.error() {
+                InjectedError::Shortage => shortage,
+                InjectedError::Os(errno) => ShimError::Os { op, errno },
+                InjectedError::Marker => ShimError::Injected { op },
+            })
         } else {
             Ok(())
         }
@@ -258,21 +315,21 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
         self.inner.name()
     }
     fn reserve(&self, size: Size, align: Size) -> Result<Range, ShimError> {
-        self.gate(Op::Reserve)?;
+        self.gate(Op::Reserve, ShimError::OutOfAddressSpace { size: size.0 })?;
         self.inner.reserve(size, align)
     }
     unsafe fn release(&self, range: Range) -> Result<(), ShimError> {
-        self.gate(Op::Release)?;
+        self.gate(Op::Release, ShimError::OutOfMemory(range))?;
         // SAFETY: the caller upholds `release`'s contract.
         unsafe { self.inner.release(range) }
     }
     unsafe fn map(&self, range: Range) -> Result<(), ShimError> {
-        self.gate(Op::Map)?;
+        self.gate(Op::Map, ShimError::OutOfMemory(range))?;
         // SAFETY: the caller upholds `map`'s contract.
         unsafe { self.inner.map(range) }
     }
     unsafe fn unmap(&self, range: Range) -> Result<(), ShimError> {
-        if let Err(e) = self.gate(Op::Unmap) {
+        if let Err(e) = self.gate(Op::Unmap, ShimError::OutOfMemory(range)) {
             // SAFETY: the caller upholds `unmap`'s contract.
             unsafe { self.change_part(range, None) };
             return Err(e);
@@ -281,7 +338,7 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
         unsafe { self.inner.unmap(range) }
     }
     unsafe fn unmap_deferred(&self, range: Range) -> Result<(), ShimError> {
-        if let Err(e) = self.gate(Op::Unmap) {
+        if let Err(e) = self.gate(Op::Unmap, ShimError::OutOfMemory(range)) {
             // As an unmap (on mmap it is one): it may fail part way too.
             // SAFETY: the caller upholds `unmap_deferred`'s contract, which
             // is `unmap`'s.
@@ -298,7 +355,7 @@ unsafe impl<P: PageOps> PageOps for FaultInjector<P> {
         self.inner.unflushed_pages()
     }
     unsafe fn protect(&self, range: Range, prot: Protection) -> Result<(), ShimError> {
-        if let Err(e) = self.gate(Op::Protect) {
+        if let Err(e) = self.gate(Op::Protect, ShimError::OutOfMemory(range)) {
             // SAFETY: the caller upholds `protect`'s contract.
             unsafe { self.change_part(range, Some(prot)) };
             return Err(e);
@@ -409,6 +466,66 @@ mod part_way_tests {
         }
         f.clear();
         assert_eq!(f.shape(), FaultShape::Clean);
+        // SAFETY: the reservation is the simulator's and unused.
+        unsafe { f.release(res) }.unwrap();
+    }
+
+    /// Each injected error kind, for every operation: a marker, a shortage
+    /// naming the call's range (the size for a reserve) or an OS error;
+    /// the backend untouched each time; `clear` goes back to the marker.
+    #[test]
+    fn injected_errors_are_what_was_set() {
+        let mut buf = vec![0u8; 64 * PAGE];
+        let sim = SimBackend::new(&mut buf, PAGE).unwrap();
+        let f = FaultInjector::new(&sim);
+        assert_eq!(f.error(), InjectedError::Marker);
+        let res = f.reserve(Size(8 * PAGE), Size(PAGE)).unwrap();
+        let two = Range::from_size(res.base(), Size(2 * PAGE)).unwrap();
+        let reserved = Some(PageState::Reserved);
+        let rw = Some(PageState::Mapped(Protection::ReadWrite));
+        for error in [InjectedError::Marker, InjectedError::Shortage, InjectedError::Os(12)] {
+            f.set_error(error);
+            assert_eq!(f.error(), error);
+            let want = |op: Op, shortage: ShimError| match error {
+                InjectedError::Marker => ShimError::Injected { op },
+                InjectedError::Shortage => shortage,
+                InjectedError::Os(errno) => ShimError::Os { op, errno },
+            };
+            f.fail_nth(1);
+            let size = Size(4 * PAGE);
+            assert_eq!(
+                f.reserve(size, Size(PAGE)),
+                Err(want(Op::Reserve, ShimError::OutOfAddressSpace { size: size.0 }))
+            );
+            f.fail_nth(1);
+            // SAFETY: the simulator's own reservation, nothing reads it.
+            assert_eq!(unsafe { f.map(two) }, Err(want(Op::Map, ShimError::OutOfMemory(two))));
+            assert!(states(&sim, two).iter().all(|s| *s == reserved));
+            // SAFETY: as above.
+            unsafe { f.map(two) }.unwrap();
+            for (op, result) in [
+                // SAFETY: as above; the range is mapped.
+                (Op::Protect, unsafe { (f.fail_nth(1), f.protect(two, Protection::Read)).1 }),
+                // SAFETY: as above.
+                (Op::Unmap, unsafe { (f.fail_nth(1), f.unmap(two)).1 }),
+                // SAFETY: as above.
+                (Op::Unmap, unsafe { (f.fail_nth(1), f.unmap_deferred(two)).1 }),
+            ] {
+                assert_eq!(result, Err(want(op, ShimError::OutOfMemory(two))), "{error:?}");
+                assert!(states(&sim, two).iter().all(|s| *s == rw), "{error:?} {op}");
+            }
+            // SAFETY: as above.
+            unsafe { f.unmap(two) }.unwrap();
+            f.fail_nth(1);
+            // SAFETY: as above; nothing is mapped in it.
+            assert_eq!(
+                unsafe { f.release(res) },
+                Err(want(Op::Release, ShimError::OutOfMemory(res)))
+            );
+        }
+        assert_eq!(f.injected(), 3 * 6);
+        f.clear();
+        assert_eq!(f.error(), InjectedError::Marker);
         // SAFETY: the reservation is the simulator's and unused.
         unsafe { f.release(res) }.unwrap();
     }

@@ -36,7 +36,7 @@ pub mod sim;
 
 pub use addr::{Addr, Pages, Size};
 pub use error::{Op, ShimError};
-pub use fault::{seed_mix, FaultInjector, FaultShape, SEED_STEP};
+pub use fault::{seed_mix, FaultInjector, FaultShape, InjectedError, SEED_STEP};
 pub use ops::{check_page_range, check_reserve_args, PageOps, Protection};
 pub use overflow::Overflow;
 pub use range::Range;
