@@ -518,10 +518,8 @@ mod part_way_tests {
             unsafe { f.unmap(two) }.unwrap();
             f.fail_nth(1);
             // SAFETY: as above; nothing is mapped in it.
-            assert_eq!(
-                unsafe { f.release(res) },
-                Err(want(Op::Release, ShimError::OutOfMemory(res)))
-            );
+            let released = unsafe { f.release(res) };
+            assert_eq!(released, Err(want(Op::Release, ShimError::OutOfMemory(res))));
         }
         assert_eq!(f.injected(), 3 * 6);
         f.clear();
