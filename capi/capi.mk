@@ -6,8 +6,9 @@
 #                            libraries in LIBDIR ($(PREFIX)/lib), headers in
 #                            INCLUDEDIR ($(PREFIX)/include)
 #   make install-strip       the same, the libraries stripped of debugging
-#                            information (GNU's install-strip)
-#   make uninstall           remove what install put there (same variables);
+#                            information (GNU's install-strip; STRIP=...)
+#   make uninstall           remove the files install put there (same
+#                            variables; and include/vmspace/ when empty);
 #                            builds nothing
 #   make capi-install-check  install into a temporary prefix, build the vmem(9)
 #                            example against it with pkg-config (shared and
@@ -53,19 +54,36 @@ CAPI_INSTALLED_LIBS := libvmspace.a libvmspace.so.$(CAPI_VERSION) libvmspace.so.
 	libvmspace.so pkgconfig/vmspace.pc
 CAPI_INSTALLED_HEADERS := vmspace.h vmspace/vmem.h
 
+# The libraries are written beside their place and renamed over it, so
+# that a reinstall replaces the file at once rather than writing into it (a
+# program running with the old libvmspace.so mapped keeps its copy; written
+# in place under it, as the first version's cp did, it could crash).
+STRIP ?= strip
+INSTALL ?= install
+# $(call capi_put,MODE,FILE,DIR): FILE into DIR as a new file.
+capi_put = $(INSTALL) -m $(1) $(2) $(3)/.$(notdir $(2)).new && mv -f $(3)/.$(notdir $(2)).new $(3)/$(notdir $(2))
+
 install: capi
-	mkdir -p $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)
-	cp -a $(CAPI_STAGE)/lib/. $(DESTDIR)$(LIBDIR)/
-	cp -a $(CAPI_STAGE)/include/. $(DESTDIR)$(INCLUDEDIR)/
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/vmspace
+	$(call capi_put,644,$(CAPI_STAGE)/lib/libvmspace.a,$(DESTDIR)$(LIBDIR))
+	$(call capi_put,755,$(CAPI_STAGE)/lib/libvmspace.so.$(CAPI_VERSION),$(DESTDIR)$(LIBDIR))
+	ln -sf libvmspace.so.$(CAPI_VERSION) $(DESTDIR)$(LIBDIR)/libvmspace.so.0
+	ln -sf libvmspace.so.0 $(DESTDIR)$(LIBDIR)/libvmspace.so
+	$(INSTALL) -m 644 $(CAPI_STAGE)/lib/pkgconfig/vmspace.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(INSTALL) -m 644 $(CAPI_STAGE)/include/vmspace.h $(DESTDIR)$(INCLUDEDIR)/
+	$(INSTALL) -m 644 $(CAPI_STAGE)/include/vmspace/vmem.h $(DESTDIR)$(INCLUDEDIR)/vmspace/
 
 install-strip: install
-	strip --strip-debug $(DESTDIR)$(LIBDIR)/libvmspace.a
-	strip --strip-unneeded $(DESTDIR)$(LIBDIR)/libvmspace.so.$(CAPI_VERSION)
+	$(STRIP) --strip-debug $(DESTDIR)$(LIBDIR)/libvmspace.a
+	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/libvmspace.so.$(CAPI_VERSION)
 
+# Files only, as automake's uninstall: a directory may have been there
+# before install; but vmspace/ under INCLUDEDIR is this library's own, and
+# goes when empty.
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,$(CAPI_INSTALLED_LIBS))
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(CAPI_INSTALLED_HEADERS))
-	-rmdir $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/vmspace 2>/dev/null
+	if [ -d $(DESTDIR)$(INCLUDEDIR)/vmspace ]; then rmdir --ignore-fail-on-non-empty $(DESTDIR)$(INCLUDEDIR)/vmspace; fi
 
 capi-install-check:
 	bash capi/scripts/install-check.sh

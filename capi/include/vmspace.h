@@ -8,8 +8,10 @@
  * `pkg-config --libs vmspace`) and, in a kernel built with CONFIG_VMSPACE=y,
  * exported to GPL modules in the symbol namespace "VMSPACE" (a module says
  * MODULE_IMPORT_NS("VMSPACE"); without it modpost refuses to build it and
- * the kernel to load it). vmspace/vmem.h has FreeBSD's vmem(9) API over the
- * same arenas; a vmem_t * and a vmspace_arena_t * of one arena are the same
+ * the kernel to load it, unless the kernel is built with
+ * CONFIG_MODULE_ALLOW_MISSING_NAMESPACE_IMPORTS). vmspace/vmem.h has
+ * FreeBSD's vmem(9) API over the same arenas; a vmem_t * and a
+ * vmspace_arena_t * of one arena are the same
  * pointer.
  *
  * Errors: every function that can fail returns 0 (or a count) on success and

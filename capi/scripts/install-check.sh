@@ -87,15 +87,29 @@ $cc -std=c11 -Wall -Wextra -Werror examples/c/vmem_example.c \
     $(pkg-config --static --libs-only-l vmspace | sed 's/-lvmspace//') -o "$prefix/vmem_example_pkg_static"
 "$prefix/vmem_example_pkg_static" >/dev/null
 echo "LIBDIR, INCLUDEDIR, DESTDIR, install-strip: shared and static: ok"
-# uninstall removes every file install put down, and the directories it
-# made that are left empty; a file of someone else's beside them stays.
+# A second install replaces the shared library with a new file (a program
+# running with the old one mapped keeps it), not writes into it.
+# The old file is held open meanwhile, as a running program holds it, so
+# that its inode number cannot be reused by the new file.
+exec 9<"$pkg_prefix/lib64/multiarch/libvmspace.so.0"
+make --no-print-directory install PREFIX="$pkg_prefix" LIBDIR="$pkg_prefix/lib64/multiarch" \
+    INCLUDEDIR="$pkg_prefix/include/vmspace-0" >/dev/null
+test "$(stat -Lc %i "$pkg_prefix/lib64/multiarch/libvmspace.so.0")" != "$(stat -Lc %i /proc/$$/fd/9)" ||
+    { echo "install wrote over the installed libvmspace.so in place" >&2; exit 1; }
+exec 9<&-
+# uninstall removes every file install put down, and include/vmspace/ (the
+# library's own) once empty; a file of someone else's stays, and so does a
+# directory that may have been there before (pkgconfig/, as automake).
 touch "$pkg_prefix/include/vmspace-0/other.h"
 make --no-print-directory uninstall PREFIX="$pkg_prefix" LIBDIR="$pkg_prefix/lib64/multiarch" \
     INCLUDEDIR="$pkg_prefix/include/vmspace-0" CARGO=false >/dev/null
 left=$(cd "$pkg_prefix" && find . -mindepth 1 ! -type d | sort | tr '\n' ' ')
 test "$left" = "./include/vmspace-0/other.h " || { echo "uninstall left: $left" >&2; exit 1; }
-test ! -e "$pkg_prefix/lib64/multiarch/pkgconfig" -a ! -e "$pkg_prefix/include/vmspace-0/vmspace"
+test ! -e "$pkg_prefix/include/vmspace-0/vmspace" -a -d "$pkg_prefix/lib64/multiarch/pkgconfig"
 make --no-print-directory uninstall PREFIX="$prefix" CARGO=false >/dev/null
 left=$(cd "$prefix" && find lib include ! -type d 2>/dev/null | tr '\n' ' ')
 test -z "$left" || { echo "uninstall left: $left" >&2; exit 1; }
+# And with nothing installed: nothing to do, no error.
+out=$(make --no-print-directory uninstall PREFIX="$prefix" CARGO=false 2>&1)
+! grep -q -i error <<<"$out" || { echo "uninstall of nothing: $out" >&2; exit 1; }
 echo "uninstall (builds nothing): ok"

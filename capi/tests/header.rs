@@ -330,12 +330,19 @@ fn the_parser_reads_what_it_must() {
 fn the_kernel_exports_every_native_function() {
     let path = format!("{}/../kernel/builtin/capi_exports.c", env!("CARGO_MANIFEST_DIR"));
     let c = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let exported: std::collections::BTreeSet<&str> = c
-        .lines()
-        .filter_map(|l| {
-            l.trim().strip_prefix("EXPORT_SYMBOL_NS_GPL(")?.strip_suffix(", \"VMSPACE\");")
+    // Every export line in the namespace, none without it (a stray
+    // EXPORT_SYMBOL_GPL would slip past a parse of the one form).
+    let exports: Vec<&str> =
+        c.lines().map(str::trim).filter(|l| l.starts_with("EXPORT_")).collect();
+    let exported: std::collections::BTreeSet<&str> = exports
+        .iter()
+        .map(|l| {
+            l.strip_prefix("EXPORT_SYMBOL_NS_GPL(")
+                .and_then(|l| l.strip_suffix(", \"VMSPACE\");"))
+                .unwrap_or_else(|| panic!("{path}: not in the VMSPACE namespace: {l}"))
         })
         .collect();
+    assert_eq!(exported.len(), exports.len(), "{path}: a function exported twice");
     let defined: std::collections::BTreeSet<&str> = NATIVE.iter().map(|s| s.name).collect();
     assert_eq!(exported, defined, "kernel/builtin/capi_exports.c against vmspace.h's functions");
 }

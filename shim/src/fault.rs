@@ -10,7 +10,7 @@
 //! [`FaultShape::PartWay`] an injected `protect` or `unmap` (deferred or
 //! not) first changes part of its range, as a system backend's may.
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use crate::addr::Size;
 use crate::error::{Op, ShimError};
@@ -61,8 +61,9 @@ pub enum InjectedError {
     /// layers that react to a shortage (`KeepFree` gives its kept spans
     /// back and asks again) are reached this way.
     Shortage,
-    /// [`ShimError::Os`] with the operation and this error number, as the
-    /// mmap backend reports a refused system call.
+    /// [`ShimError::Os`] with the operation and this error number, taken
+    /// as it is, as a backend reports a refused call (the mmap backend a
+    /// positive `errno`, the kernel's a negative error code).
     Os(i32),
 }
 
@@ -90,14 +91,15 @@ pub struct FaultInjector<P> {
     /// The generator of the pages a failure part way changes.
     part_rng: AtomicU64,
     /// What a failure returns: [`ERROR_MARKER`], [`ERROR_SHORTAGE`] or
-    /// [`ERROR_OS`] (with `errno`).
-    error: AtomicU8,
-    errno: AtomicI32,
+    /// [`ERROR_OS`] in the high 32 bits, the errno in the low 32 (one word,
+    /// so that a call racing with [`set_error`](Self::set_error) sees one
+    /// setting or the other, never a kind of one and the errno of another).
+    error: AtomicU64,
 }
 
-const ERROR_MARKER: u8 = 0;
-const ERROR_SHORTAGE: u8 = 1;
-const ERROR_OS: u8 = 2;
+const ERROR_MARKER: u64 = 0;
+const ERROR_SHORTAGE: u64 = 1;
+const ERROR_OS: u64 = 2;
 
 const ALL_KINDS: u8 = (1 << Op::ALL.len()) - 1;
 
@@ -115,8 +117,7 @@ impl<P: PageOps> FaultInjector<P> {
             part_way: AtomicBool::new(false),
             changed_part_way: AtomicU64::new(0),
             part_rng: AtomicU64::new(PART_SEED),
-            error: AtomicU8::new(ERROR_MARKER),
-            errno: AtomicI32::new(0),
+            error: AtomicU64::new(ERROR_MARKER << 32),
         }
     }
 
@@ -168,15 +169,15 @@ impl<P: PageOps> FaultInjector<P> {
             InjectedError::Shortage => (ERROR_SHORTAGE, 0),
             InjectedError::Os(errno) => (ERROR_OS, errno),
         };
-        self.errno.store(errno, Ordering::Relaxed);
-        self.error.store(kind, Ordering::Relaxed);
+        self.error.store(kind << 32 | u64::from(errno as u32), Ordering::Relaxed);
     }
 
     /// The error set by [`set_error`](Self::set_error).
     pub fn error(&self) -> InjectedError {
-        match self.error.load(Ordering::Relaxed) {
+        let word = self.error.load(Ordering::Relaxed);
+        match word >> 32 {
             ERROR_SHORTAGE => InjectedError::Shortage,
-            ERROR_OS => InjectedError::Os(self.errno.load(Ordering::Relaxed)),
+            ERROR_OS => InjectedError::Os(word as u32 as i32),
             _ => InjectedError::Marker,
         }
     }
@@ -522,6 +523,11 @@ mod part_way_tests {
             assert_eq!(released, Err(want(Op::Release, ShimError::OutOfMemory(res))));
         }
         assert_eq!(f.injected(), 3 * 6);
+        // Every error number round-trips, the kernel's negative ones too.
+        for errno in [-12, i32::MIN, i32::MAX, 0, -1] {
+            f.set_error(InjectedError::Os(errno));
+            assert_eq!(f.error(), InjectedError::Os(errno));
+        }
         f.clear();
         assert_eq!(f.error(), InjectedError::Marker);
         // SAFETY: the reservation is the simulator's and unused.

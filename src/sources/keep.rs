@@ -48,7 +48,8 @@ use crate::vm::VmError;
 ///   is refused with [`ArenaError::BadFree`], changing nothing; a range
 ///   `S` refuses is still noted as handed out here (a refusal changes
 ///   nothing here either), but not one whose give-back panicked in `S`
-///   (`S` may have taken it first).
+///   (`S` may have taken it first) nor one `S` strands
+///   ([`ArenaError::Stranded`]: `S` keeps it for good).
 /// - **Unflushed give-back** ([`Source::release_unflushed`], an arena
 ///   dropped with deferred frees not yet flushed): never kept; it goes to
 ///   `S`, which must not hand it out before its flush. Refused as a
@@ -324,8 +325,12 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
 
     /// Give `range` to `S` through `give` (counted by the caller), its note
     /// forgotten first and put back when `S` refuses it: a refusal changes
-    /// nothing here, and a call that panics leaves it forgotten (`S` may
-    /// have taken the range before it panicked, and may hand it out again).
+    /// nothing here. A call that panics leaves it forgotten (`S` may have
+    /// taken the range before it panicked, and may hand it out again), and
+    /// so does [`Stranded`](ArenaError::Stranded): `S` keeps the range for
+    /// good, so this source cannot vouch for it again (round 74 found the
+    /// first version noting it again, so that a second give-back kept it and
+    /// the next import handed it out).
     fn give_below(
         &mut self,
         range: Range,
@@ -336,8 +341,9 @@ impl<S: Source, const N: usize> KeepFree<S, N> {
             self.forget(i);
         }
         let r = give(self);
-        if let (Err(_), Some(i)) = (&r, noted) {
-            self.renote(i, range);
+        match (&r, noted) {
+            (Err(ArenaError::Stranded { .. }), _) | (Ok(()), _) | (_, None) => {}
+            (Err(_), Some(i)) => self.renote(i, range),
         }
         r
     }
