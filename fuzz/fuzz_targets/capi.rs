@@ -29,6 +29,7 @@ const MAX_LIVE: usize = 256;
 const ENOENT: c_int = -2;
 const EAGAIN: c_int = -11;
 const ENOMEM: c_int = -12;
+const EBUSY: c_int = -16;
 const EINVAL: c_int = -22;
 const ENOSPC: c_int = -28;
 const ERANGE: c_int = -34;
@@ -73,6 +74,8 @@ struct Books {
     stale: Vec<vmspace_handle>,
     /// Whether faults are injected (then -EAGAIN is allowed).
     mtbf: bool,
+    /// The arena's handle fingerprint, once a handle told it.
+    fingerprint: Option<u32>,
 }
 
 fn round(size: usize, q: usize) -> usize {
@@ -84,12 +87,24 @@ fn overlaps((a, n): (usize, usize), (b, m): (usize, usize)) -> bool {
 }
 
 /// A new allocation of `arena` at `addr` of `size` asked: quantum-aligned,
-/// inside its spans, overlapping nothing live or unflushed anywhere.
-fn placed(arena: *mut vmspace_arena_t, q: usize, addr: usize, size: usize, all: &[&Books]) {
+/// inside its spans, overlapping nothing live or unflushed anywhere, nor
+/// any of `below` (the child's spans, for the parent's allocations: the
+/// parent's allocations they are).
+fn placed(
+    arena: *mut vmspace_arena_t,
+    q: usize,
+    addr: usize,
+    size: usize,
+    all: &[&Books],
+    below: &[(usize, usize)],
+) {
     let r = (addr, round(size, q));
     assert_eq!(addr % q, 0, "{addr:#x} not a multiple of the quantum {q}");
     // SAFETY: a live arena.
     assert_eq!(unsafe { lib::vmspace_arena_contains(arena, addr, r.1) }, 1, "{r:x?} outside");
+    for span in below {
+        assert!(!overlaps(r, *span), "{r:x?} handed out over the child's span {span:x?}");
+    }
     for b in all {
         let held = b.live.iter().map(|&(a, s)| (a, round(s, q)));
         let by_handle = b.handles.iter().map(|(h, s)| (h.addr, round(*s, q)));
@@ -101,10 +116,35 @@ fn placed(arena: *mut vmspace_arena_t, q: usize, addr: usize, size: usize, all: 
 
 /// An errno the header gives for an allocation (with faults injected in
 /// either arena, -EAGAIN as well: the child's imports are the parent's
-/// allocations).
-fn alloc_error(e: c_int, mtbf: bool) {
-    let ok = [ENOMEM, EINVAL, ERANGE, EOVERFLOW, ENOSPC, ETIMEDOUT, EOPNOTSUPP];
-    assert!(ok.contains(&e) || (mtbf && e == EAGAIN), "allocation: errno {e}");
+/// allocations; -EOPNOTSUPP only for a handle allocation that would wait).
+fn alloc_error(e: c_int, mtbf: bool, handle_wait: bool) {
+    let ok = [ENOMEM, EINVAL, ERANGE, EOVERFLOW, ENOSPC, ETIMEDOUT];
+    assert!(
+        ok.contains(&e) || (mtbf && e == EAGAIN) || (handle_wait && e == EOPNOTSUPP),
+        "allocation: errno {e}"
+    );
+}
+
+/// The spans of `arena`, from a walk.
+fn spans(arena: *mut vmspace_arena_t) -> Vec<(usize, usize)> {
+    extern "C" fn push(arg: *mut c_void, seg: *const vmspace_segment) -> c_int {
+        // SAFETY: `arg` is the vector below; `seg` valid for the call.
+        let (v, seg) = unsafe { (&mut *arg.cast::<Vec<(usize, usize)>>(), &*seg) };
+        v.push((seg.start, seg.size));
+        0
+    }
+    let mut v: Vec<(usize, usize)> = Vec::new();
+    // SAFETY: a live arena; `v` outlives the walk.
+    let e = unsafe {
+        lib::vmspace_arena_walk(arena, VMSPACE_SEG_SPAN, Some(push), (&raw mut v).cast())
+    };
+    assert_eq!(e, 0);
+    v
+}
+
+/// A walk callback that stops the walk at once with 7.
+extern "C" fn stop(_: *mut c_void, _: *const vmspace_segment) -> c_int {
+    7
 }
 
 extern "C" fn count_segment(arg: *mut c_void, seg: *const vmspace_segment) -> c_int {
@@ -146,6 +186,9 @@ fn verify(arena: *mut vmspace_arena_t) {
             [sums[0], sums[1], sums[2], sums[3]],
             [s.allocated, s.free, s.unflushed, s.total]
         );
+        // A walk the callback stops returns what it returned.
+        let stopped = lib::vmspace_arena_walk(arena, VMSPACE_SEG_ALL, Some(stop), ptr::null_mut());
+        assert_eq!(stopped, if s.spans == 0 { 0 } else { 7 }, "a stopped walk");
     }
 }
 
@@ -201,6 +244,8 @@ fuzz_target!(|data: &[u8]| {
         let policy = input.pick(&[0, 1, 2, 4, 8]) as c_int;
         let top = if input.byte() % 8 == 0 { VMSPACE_TOP } else { 0 };
         let flags = policy | top;
+        // The parent's allocations must keep off the child's spans.
+        let below = if which == 0 { spans(child) } else { Vec::new() };
         let [b0, b1] = &mut books;
         let (b, other) = if which == 0 { (b0, &*b1) } else { (b1, &*b0) };
         // SAFETY (every call below): `arena` is live, out-pointers are ours.
@@ -215,10 +260,10 @@ fuzz_target!(|data: &[u8]| {
                     };
                     match e {
                         0 => {
-                            placed(arena, q, addr, size, &[b, other]);
+                            placed(arena, q, addr, size, &[b, other], &below);
                             b.live.push((addr, size));
                         }
-                        e => alloc_error(e, b.mtbf || other.mtbf),
+                        e => alloc_error(e, b.mtbf || other.mtbf, false),
                     }
                 }
                 2 if b.live.len() < MAX_LIVE => {
@@ -249,7 +294,7 @@ fuzz_target!(|data: &[u8]| {
                     );
                     match e {
                         0 => {
-                            placed(arena, q, addr, size, &[b, other]);
+                            placed(arena, q, addr, size, &[b, other], &below);
                             let a = align.max(q);
                             assert_eq!(addr % a, phase, "align {align:#x} phase {phase:#x}");
                             if nocross != 0 {
@@ -259,7 +304,7 @@ fuzz_target!(|data: &[u8]| {
                             assert!(exact == 0 || addr == lo);
                             b.live.push((addr, size));
                         }
-                        e => alloc_error(e, b.mtbf || other.mtbf),
+                        e => alloc_error(e, b.mtbf || other.mtbf, false),
                     }
                 }
                 3 if !b.live.is_empty() => {
@@ -294,19 +339,38 @@ fuzz_target!(|data: &[u8]| {
                     let e = lib::vmspace_arena_free(arena, bad_addr, bad_size);
                     // Another live allocation at the bad address (freed
                     // with the wrong size) is refused the same way.
-                    assert!([ENOENT, EMSGSIZE, EINVAL].contains(&e), "bad free: errno {e}");
+                    assert!([ENOENT, EMSGSIZE].contains(&e), "bad free: errno {e}");
                 }
                 5 if b.handles.len() < MAX_LIVE => {
                     let mut h = vmspace_handle { addr: 0, tag: 0, arena: 0 };
                     let wait = if input.byte() % 16 == 0 { VMSPACE_WAIT } else { 0 };
-                    match lib::vmspace_arena_alloc_handle(arena, size, flags | wait, &mut h) {
+                    let align = [0, q, 8 * q][input.byte() as usize % 3];
+                    let e = if align == 0 {
+                        lib::vmspace_arena_alloc_handle(arena, size, flags | wait, &mut h)
+                    } else {
+                        lib::vmspace_arena_xalloc_handle(
+                            arena,
+                            size,
+                            align,
+                            0,
+                            0,
+                            0,
+                            0,
+                            0,
+                            flags | wait,
+                            &mut h,
+                        )
+                    };
+                    match e {
                         0 => {
                             assert_eq!(wait, 0, "a waiting handle allocation is -EOPNOTSUPP");
-                            placed(arena, q, h.addr, size, &[b, other]);
+                            placed(arena, q, h.addr, size, &[b, other], &below);
+                            assert_eq!(h.addr % align.max(q), 0, "xalloc_handle's alignment");
+                            assert_eq!(*b.fingerprint.get_or_insert(h.arena), h.arena);
                             b.stale.retain(|s| (s.addr, s.tag) != (h.addr, h.tag));
                             b.handles.push((h, size));
                         }
-                        e => alloc_error(e, b.mtbf || other.mtbf),
+                        e => alloc_error(e, b.mtbf || other.mtbf, wait != 0),
                     }
                 }
                 6 if !b.handles.is_empty() => {
@@ -327,13 +391,16 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 7 if !b.stale.is_empty() || !other.handles.is_empty() => {
-                    // A stale handle, or the other arena's live one.
-                    let h = if b.stale.is_empty()
-                        || input.byte() % 2 == 0 && !other.handles.is_empty()
-                    {
-                        other.handles[size % other.handles.len()].0
-                    } else {
-                        b.stale[size % b.stale.len()]
+                    // A stale handle, or the other arena's live one (when
+                    // the two fingerprints are known to differ: the header
+                    // allows a mix-up once in about 2^32 otherwise).
+                    let foreign = other.handles.get(size % other.handles.len().max(1)).map(|h| h.0);
+                    let apart = foreign.zip(b.fingerprint).is_some_and(|(h, f)| h.arena != f);
+                    let h = match (foreign, b.stale.get(size % b.stale.len().max(1))) {
+                        (Some(h), None) if apart => h,
+                        (Some(h), Some(_)) if apart && input.byte() % 2 == 0 => h,
+                        (_, Some(&h)) => h,
+                        _ => continue,
                     };
                     let e = lib::vmspace_arena_free_handle(arena, h, ptr::null_mut());
                     assert_eq!(e, ENOENT, "stale or foreign handle {h:x?}");
@@ -382,6 +449,11 @@ fuzz_target!(|data: &[u8]| {
                     }
                     let e = lib::vmspace_arena_free(arena, addr, q);
                     assert!([ENOENT, EMSGSIZE].contains(&e), "free of nothing: errno {e}");
+                }
+                14 if which == 0 => {
+                    // The parent while the child imports from it: refused,
+                    // nothing changed (the checks after this step).
+                    assert_eq!(lib::vmspace_arena_destroy(parent), EBUSY, "parent destroyed");
                 }
                 14 if which == 1 && b.unflushed.is_empty() => {
                     // The child destroyed with what it has out, and made
