@@ -22,7 +22,7 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 # vmspace.pc names the directories relative to ${prefix} where they are under
-# it (so that `pkg-config --define-prefix` can move the tree), else whole.
+# it, else whole (capi-install-check greps both lines).
 CAPI_PC_LIBDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
 CAPI_PC_INCLUDEDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
 CAPI_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' capi/user/Cargo.toml)
