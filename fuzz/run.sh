@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 TRIPLE=x86_64-unknown-linux-gnu
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/../target/fuzz}
-TARGETS=${TARGETS:-"arena_ops vm vmarena chunkmap sync_qcache trace_parser batched_source keep_free capi"}
+TARGETS=${TARGETS:-"arena_ops vm vmarena chunkmap sync_qcache trace_parser batched_source keep_free capi capi_vm"}
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Zsanitizer=address \

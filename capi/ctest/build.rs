@@ -153,6 +153,7 @@ fn main() {
         "outside_vmem_fidelity",
         "outside_trees",
         "outside_fresh",
+        "vm",
         "outside_fresh_counts",
         "outside_today",
         "outside_r36b",

@@ -24,7 +24,9 @@
  *               alignment, a max_tags too small for the arena's own lists
  *               or above 2^28 - 1,
  *               a NULL or misaligned params or a non-zero params.reserved
- *               (create_ex), a NULL walk function (an alignment below the
+ *               (create_ex), a NULL walk function, flags other than 0
+ *               for set_vm, vmspace_arena_vm_info on an arena that imports
+ *               from no VM (an alignment below the
  *               quantum means the quantum; min and max may be any value:
  *               a window [min, max) that cannot hold the size, min >= max
  *               included, is -ERANGE). A free checks the allocation first:
@@ -39,9 +41,11 @@
  *   -ENOENT     a free of something not allocated (never, already freed, a
  *               stale or foreign handle, an address no allocation starts at)
  *   -EMSGSIZE   a free with a size other than the one allocated
- *   -EEXIST     a span overlapping one the arena has
- *   -EBUSY      destroy of an arena others import from; set_import on an
- *               arena holding imported spans or importing from a parent
+ *   -EEXIST     a span overlapping one the arena has, or its VM's
+ *               reservation (set_vm)
+ *   -EBUSY      destroy of an arena others import from; set_import or
+ *               set_vm on an arena holding imported spans or importing
+ *               from a parent
  *   -ENOSPC     boundary-tag storage exhausted (see max_tags)
  *   -EPROTO     the import function returned an unusable range (given
  *               back through the release function, unless it overlaps a
@@ -100,6 +104,9 @@ typedef size_t vmspace_size_t;
 
 /* An arena: opaque. */
 typedef struct vmspace_arena vmspace_arena_t;
+/* A VM: one reservation of address space with pages mapped in it on
+ * request (vmspace_vm_create, below). Opaque. */
+typedef struct vmspace_vm vmspace_vm_t;
 
 /* The API version: major * 10000 + minor * 100 + patch. */
 #define VMSPACE_VERSION 100
@@ -473,6 +480,126 @@ int vmspace_arena_check(vmspace_arena_t *arena);
  * call gives, so test for == 1. */
 int vmspace_arena_contains(vmspace_arena_t *arena, vmspace_addr_t addr,
 			   vmspace_size_t size);
+
+/*
+ * The VM layer: one contiguous reservation of address space, and pages
+ * mapped and unmapped inside it on request (the Memory Pool System's VM).
+ * In user space the pages are anonymous memory (mmap: reserved
+ * PROT_NONE, mapped read-write); in the kernel they are pages of the
+ * vmalloc area (allocated and mapped by vmspace_vm_map, freed by
+ * vmspace_vm_unmap), so a driver gets a large range of kernel virtual
+ * addresses of which only what it maps costs memory. A VM records which
+ * pages are mapped in a bit table of its own, past its limit, mapped as
+ * needed. An arena over a VM's range (vmspace_arena_create with its base
+ * and size, or import functions that map what they import) hands out
+ * addresses in it; the VM maps them.
+ *
+ * The VM calls' errors (these, not the arena's list above):
+ *   -EINVAL     a NULL vm or out pointer (or a misaligned one), a size of
+ *               0, a grain that is not a power of two at least the page
+ *               size (0 means the page size), an unknown flag, a range
+ *               that is empty or whose ends are not multiples of the page
+ *               size
+ *   -EBADF      not a live VM (an arena is not one, nor a VM's copy)
+ *   -ERANGE     a range not inside [base, base + size)
+ *   -EEXIST     map of a range in which a page is mapped already
+ *   -ENOENT     unmap of a range in which a page is not mapped
+ *   -ENOMEM     no address space to reserve, no memory for pages, or (user
+ *               space) no kernel mapping left to split for a map, unmap or
+ *               release (the process is at vm.max_map_count)
+ *   -EOVERFLOW  the size rounded up to the grain, with the VM's bookkeeping
+ *               after it, or a range's end, does not fit in an address
+ *   -EIO        the OS's page operations failed otherwise
+ *   -EUCLEAN    vmspace_vm_check found the bookkeeping broken
+ * A failing call changes nothing, except where the OS fails part way: a
+ * map whose pages the OS refused gives back the bookkeeping page it mapped
+ * for them, and should that fail too, that page stays mapped (in
+ * `metadata`) until vmspace_vm_trim; an unmap the OS refuses (-ENOMEM at
+ * vm.max_map_count in user space) may have dropped the pages' contents
+ * first: they stay mapped, read-write, and may read zero; a trim keeps
+ * what it gave back before it failed.
+ * Calls on one VM may come from any thread, concurrently (a lock orders
+ * them; in the kernel a mutex: process context only, as for arenas).
+ * Reading or writing a page that is not mapped faults (SIGSEGV in user
+ * space, an oops in the kernel): nothing checks the caller's accesses.
+ */
+
+/* A VM's range and what is mapped in it. */
+struct vmspace_vm_info {
+	vmspace_addr_t base;       /* the first address: a multiple of grain */
+	vmspace_size_t size;       /* bytes; base + size is a multiple of grain */
+	vmspace_size_t grain;      /* what base and size are multiples of */
+	vmspace_size_t page_size;  /* what map and unmap ranges are multiples of */
+	vmspace_size_t mapped;     /* bytes mapped by vmspace_vm_map now */
+	vmspace_size_t reserved;   /* address space reserved, bookkeeping included */
+	vmspace_size_t metadata;   /* bytes of bookkeeping mapped now */
+};
+
+/* Reserve at least `size` bytes of address space (rounded up to `grain`),
+ * base and limit multiples of `grain` (0: the page size); nothing in it is
+ * mapped. `flags` is 0. Stores the VM at *vmp (NULL on failure). */
+int vmspace_vm_create(vmspace_size_t size, vmspace_size_t grain, int flags,
+		      vmspace_vm_t **vmp);
+/* Unmap every page and release the reservation; the VM is gone (its
+ * memory is freed: a use after is undefined). Nothing may touch its pages
+ * after. If the OS refuses the release (-ENOMEM where it has no mapping
+ * left to split, -EIO otherwise), the VM is as it was. */
+int vmspace_vm_destroy(vmspace_vm_t *vm);
+/* Map the pages of [addr, addr + size), none of which may be mapped:
+ * readable and writable, and zero. A failure maps none of them. */
+int vmspace_vm_map(vmspace_vm_t *vm, vmspace_addr_t addr, vmspace_size_t size);
+/* Unmap the pages of [addr, addr + size), all of which must be mapped; their
+ * contents are gone (they read zero when mapped again). */
+int vmspace_vm_unmap(vmspace_vm_t *vm, vmspace_addr_t addr,
+		     vmspace_size_t size);
+/* 1 when every page of [addr, addr + size) is mapped, 0 when one is not, or
+ * a negative errno (a bad range as for map), so test for == 1. */
+int vmspace_vm_mapped(vmspace_vm_t *vm, vmspace_addr_t addr,
+		      vmspace_size_t size);
+/* Store the VM's range, grain, page size and what is mapped at *infop. */
+int vmspace_vm_info(vmspace_vm_t *vm, struct vmspace_vm_info *infop);
+/* Give back the pages of the VM's bookkeeping that record nothing mapped
+ * (mapped pages are never touched); returns how many pages were given back
+ * (at most INT_MAX is said), or a negative errno, the pages given back
+ * before the failure staying given back. */
+int vmspace_vm_trim(vmspace_vm_t *vm);
+/* Verify the VM's bookkeeping: 0 or -EUCLEAN. */
+int vmspace_vm_check(vmspace_vm_t *vm);
+
+/*
+ * An arena whose spans are pages: import from a VM of at least `size` bytes
+ * (rounded up to the larger of the page and the arena's quantum, and
+ * aligned to it, so a VM of n quanta holds n quanta) reserved for this
+ * arena alone. Each import takes a range of the VM and maps it (zeroed,
+ * read-write) before the arena hands any of it out, in multiples of the
+ * page size (and aligned as the arena needs); each imported span that goes
+ * back (when it is wholly free again, and at destroy) is unmapped and its
+ * range may be imported again. So every address an allocation takes from
+ * an imported span is mapped memory until it is freed: the vmem(9) pattern
+ * of a kmem_va arena under a kmem_default one, in one call. Spans added
+ * with vmspace_arena_add are the caller's and not mapped by the arena; one
+ * overlapping the VM's reservation is refused (-EEXIST). `flags` is 0; a
+ * `size` of 0 stops importing (the VM is given back). The VM is the
+ * arena's: destroy releases it with every page. Frees may unmap, so they
+ * too take time (a TLB flush in the kernel); quantum caches (qcache_max)
+ * keep small sizes off that path when the VM has room for their slabs
+ * (each holds 64 objects of its size class, aligned to a power of two at
+ * least its size): in a VM that cannot hold one, every cached-size
+ * allocation imports a span of its own and its free unmaps it. The
+ * arena's limit (vmspace_arena_set_limit) applies as to any import.
+ * Errors: -EINVAL for flags other than 0; -ENOMEM or -EOVERFLOW as
+ * vmspace_vm_create gives them (checked first); -EBUSY while the arena
+ * holds imported spans or imports from a parent (set_import replaces a VM
+ * that holds nothing). With quantum caches, objects freed into per-CPU
+ * magazines keep their slabs imported (reclaim does not reach magazines),
+ * so once a cached size was allocated, -EBUSY lasts until destroy.
+ */
+int vmspace_arena_set_vm(vmspace_arena_t *arena, vmspace_size_t size,
+			 int flags);
+/* The arena's VM (set_vm), as vmspace_vm_info describes a VM (mapped:
+ * the imported spans); -EINVAL for an arena that imports from no VM. */
+int vmspace_arena_vm_info(vmspace_arena_t *arena,
+			  struct vmspace_vm_info *infop);
 
 VMSPACE_END_DECLS
 

@@ -23,6 +23,13 @@ pub struct vmspace_arena_t {
     _opaque: [u8; 0],
 }
 
+/// A VM (a reservation of address space with pages mapped in it), as C
+/// sees it: opaque, reached only through a pointer.
+#[repr(C)]
+pub struct vmspace_vm_t {
+    _opaque: [u8; 0],
+}
+
 /// Bytes of caller storage `vmem_init` takes (`sizeof(vmem_t)`).
 pub const VMEM_STORAGE_BYTES: usize = 2048;
 
@@ -193,6 +200,26 @@ structs! {
         deferred_frees: u64,
         /// Calls of `vmspace_arena_flushed` that made something free.
         flushes: u64,
+    }
+    /// A VM's range and what is mapped in it (`vmspace_vm_info`).
+    #[derive(Default)]
+    struct vmspace_vm_info {
+        /// The first address of the VM: a multiple of the grain.
+        base: vmspace_addr_t,
+        /// Its bytes (the limit is `base + size`, a multiple of the grain).
+        size: vmspace_size_t,
+        /// What the base and limit are multiples of.
+        grain: vmspace_size_t,
+        /// The page size: what `map` and `unmap` ranges are multiples of.
+        page_size: vmspace_size_t,
+        /// Bytes mapped by `vmspace_vm_map` now.
+        mapped: vmspace_size_t,
+        /// Address space reserved, the VM's bookkeeping past its limit
+        /// included.
+        reserved: vmspace_size_t,
+        /// Bytes of the VM's bookkeeping mapped now (`vmspace_vm_trim`
+        /// gives back what records nothing mapped).
+        metadata: vmspace_size_t,
     }
     /// Everything `vmspace_arena_create_ex` can set. Zero means the default
     /// for every field but `quantum`.

@@ -5,6 +5,9 @@
 use core::ffi::{c_char, c_int, CStr};
 
 use vmspace::arena::ArenaError;
+use vmspace::error::CommonError;
+use vmspace::vm::VmError;
+use vmspace_shim::ShimError;
 
 /// Linux errno values the API returns (negated).
 pub mod code {
@@ -63,6 +66,37 @@ pub fn errno(e: &ArenaError) -> c_int {
         ArenaError::Injected => EAGAIN,
         ArenaError::Interrupted => EINTR,
         ArenaError::Corrupt { .. } => EUCLEAN,
+        ArenaError::Backing(e) => return shim_errno(e),
+        ArenaError::Vm(e) => return vm_errno(e),
+        _ => EIO,
+    }
+}
+
+/// The negative errno value for a failure of the page operations: a
+/// shortage (of memory for pages, or of address space to reserve) is
+/// `-ENOMEM`, as the kernel and `mmap` report it; the rest, which the
+/// layers above rule out before they call (a range not reserved, mapped
+/// twice, misaligned) or which the OS gives for its own reasons, `-EIO`.
+pub fn shim_errno(e: &ShimError) -> c_int {
+    -match e {
+        ShimError::OutOfMemory(_) | ShimError::OutOfAddressSpace { .. } => ENOMEM,
+        ShimError::Os { errno, .. } if *errno == ENOMEM => ENOMEM,
+        ShimError::Overflow => EOVERFLOW,
+        ShimError::Injected { .. } => EAGAIN,
+        _ => EIO,
+    }
+}
+
+/// The negative errno value for a VM error (`vmspace_vm_*`).
+pub fn vm_errno(e: &VmError) -> c_int {
+    -match e {
+        VmError::Backend(e) => return shim_errno(e),
+        VmError::Common(CommonError::Overflow) => EOVERFLOW,
+        VmError::Common(CommonError::InvalidArgument(_) | CommonError::Misaligned { .. }) => EINVAL,
+        VmError::Common(CommonError::OutOfRange(_)) => ERANGE,
+        VmError::Common(CommonError::Corrupt(_)) => EUCLEAN,
+        VmError::AlreadyMapped(_) => EEXIST,
+        VmError::NotMapped(_) => ENOENT,
         _ => EIO,
     }
 }
@@ -73,23 +107,23 @@ pub fn strerror(err: c_int) -> &'static CStr {
     // INT_MIN has no absolute value: an unknown error, not success.
     match err.checked_abs().unwrap_or(c_int::MAX) {
         0 => c"success",
-        ENOENT => c"not a live allocation (bad free, or a stale or foreign handle)",
+        ENOENT => c"not a live allocation (bad free, or a stale or foreign handle); for a VM, a page of the range is not mapped",
         EINTR => c"the wait for space was ended by a fatal signal (VMSPACE_KILLABLE)",
-        EIO => c"the page operations behind the arena failed",
-        EBADF => c"not a live arena (destroyed, or not an arena)",
+        EIO => c"the page operations (mmap, or the kernel's page tables) failed",
+        EBADF => c"not a live arena or VM (destroyed, or not one at all)",
         EAGAIN => c"injected fault (mtbf)",
-        ENOMEM => c"no space: no free segment satisfies the request and no import could supply one",
+        ENOMEM => c"no space: no free segment satisfies the request and no import could supply one; or no memory for pages, or no address space to reserve",
         EBUSY => c"arena busy: other arenas import from it, or it has imported spans",
-        EEXIST => c"span overlaps a span the arena already has",
+        EEXIST => c"span overlaps a span the arena already has; for a VM, a page of the range is mapped already",
         EINVAL => c"invalid argument",
         ENOSPC => c"boundary-tag storage exhausted",
-        ERANGE => c"over-constrained: the constraints can never be met together",
+        ERANGE => c"over-constrained: the constraints can never be met together; for a VM, a range outside the reservation",
         EPROTO => c"the import callback or source returned an unusable range",
         EOVERFLOW => c"address or size arithmetic overflowed",
         EMSGSIZE => c"bad free: the size does not match the allocation",
         EOPNOTSUPP => c"not supported for this call",
         ETIMEDOUT => c"timed out: no space came back before the wait's time was up",
-        EUCLEAN => c"arena inconsistent: check() found a broken invariant",
+        EUCLEAN => c"arena or VM inconsistent: check() found a broken invariant",
         _ => c"unknown error",
     }
 }

@@ -52,6 +52,10 @@ macro_rules! __native_fns {
         fn vmspace_arena_add(arena: *mut vmspace_arena_t, addr: vmspace_addr_t, size: vmspace_size_t, flags: c_int) -> c_int;
         /// Import through the caller's functions.
         fn vmspace_arena_set_import(arena: *mut vmspace_arena_t, import: vmspace_import_fn, release: vmspace_release_fn, arg: *mut c_void, quantum: vmspace_size_t) -> c_int;
+        /// Import from a VM of the arena's own.
+        fn vmspace_arena_set_vm(arena: *mut vmspace_arena_t, size: vmspace_size_t, flags: c_int) -> c_int;
+        /// The arena's VM.
+        fn vmspace_arena_vm_info(arena: *mut vmspace_arena_t, infop: *mut vmspace_vm_info) -> c_int;
         /// Limit the arena's spans (imports fail past it).
         fn vmspace_arena_set_limit(arena: *mut vmspace_arena_t, limit: vmspace_size_t) -> c_int;
         /// Inject allocation failures.
@@ -94,6 +98,22 @@ macro_rules! __native_fns {
         fn vmspace_arena_check(arena: *mut vmspace_arena_t) -> c_int;
         /// Whether a range lies inside one span.
         fn vmspace_arena_contains(arena: *mut vmspace_arena_t, addr: vmspace_addr_t, size: vmspace_size_t) -> c_int;
+        /// Reserve a VM.
+        fn vmspace_vm_create(size: vmspace_size_t, grain: vmspace_size_t, flags: c_int, vmp: *mut *mut vmspace_vm_t) -> c_int;
+        /// Release a VM and every page in it.
+        fn vmspace_vm_destroy(vm: *mut vmspace_vm_t) -> c_int;
+        /// Map pages.
+        fn vmspace_vm_map(vm: *mut vmspace_vm_t, addr: vmspace_addr_t, size: vmspace_size_t) -> c_int;
+        /// Unmap pages.
+        fn vmspace_vm_unmap(vm: *mut vmspace_vm_t, addr: vmspace_addr_t, size: vmspace_size_t) -> c_int;
+        /// Whether a range is wholly mapped.
+        fn vmspace_vm_mapped(vm: *mut vmspace_vm_t, addr: vmspace_addr_t, size: vmspace_size_t) -> c_int;
+        /// The VM's range and what is mapped.
+        fn vmspace_vm_info(vm: *mut vmspace_vm_t, infop: *mut vmspace_vm_info) -> c_int;
+        /// Give back bookkeeping pages that record nothing.
+        fn vmspace_vm_trim(vm: *mut vmspace_vm_t) -> c_int;
+        /// Verify the VM's bookkeeping.
+        fn vmspace_vm_check(vm: *mut vmspace_vm_t) -> c_int;
     } };
 }
 

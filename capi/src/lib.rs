@@ -4,8 +4,9 @@
 //! API) and `vmspace/vmem.h` (FreeBSD's vmem(9) names, signatures and
 //! flags), over the thread-safe arena with per-CPU quantum caches
 //! ([`SyncArena`](vmspace::sync::SyncArena) and
-//! [`CpuCaches`](vmspace::sync::CpuCaches)). The headers are in
-//! `capi/include/`.
+//! [`CpuCaches`](vmspace::sync::CpuCaches)), and the VM layer
+//! (`vmspace_vm_*`: a [`Vm`](vmspace::vm::Vm) behind the platform's lock).
+//! The headers are in `capi/include/`.
 //!
 //! The crate is `no_std` with no allocator and no global state, so the same
 //! source builds in user space and in the kernel. What differs between the
@@ -45,6 +46,8 @@ mod flags;
 mod object;
 mod platform;
 mod source;
+mod vm_object;
+mod vm_source;
 
 pub use api::Api;
 pub use export::{NATIVE, VMEM};

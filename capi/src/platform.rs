@@ -30,7 +30,8 @@ pub unsafe trait Platform: 'static {
     /// The pin of the per-CPU quantum caches.
     type Pin: CpuPin;
     /// The page operations behind the arenas' metadata (boundary tags,
-    /// hash, quantum-cache tables and magazines).
+    /// hash, quantum-cache tables and magazines) and behind the VMs
+    /// (`vmspace_vm_*`: their reservations and the pages mapped in them).
     type Pages: PageOps + Clone;
 
     /// A new lock, or `None` when there is no memory for one.
@@ -49,7 +50,8 @@ pub unsafe trait Platform: 'static {
     /// fingerprint: see `Arena::salt_handles`).
     fn random_u32() -> u32;
 
-    /// Memory for an arena object (`layout` is never zero-sized), or null.
+    /// Memory for an arena or VM object (`layout` is never zero-sized), or
+    /// null.
     fn alloc_object(layout: Layout) -> *mut u8;
 
     /// Give back an arena object's memory.
@@ -60,8 +62,8 @@ pub unsafe trait Platform: 'static {
     /// `layout` and is not used after this call.
     unsafe fn free_object(ptr: *mut u8, layout: Layout);
 
-    /// Called as every function of the API given an arena starts (and as
-    /// the arena's creation and destruction start): where the
+    /// Called as every function of the API given an arena or a VM starts
+    /// (and as their creation and destruction start): where the
     /// platform checks the caller's context. The kernel's says
     /// `might_sleep()`, so a call from atomic context (which the API
     /// forbids: its lock sleeps) is reported under

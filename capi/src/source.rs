@@ -1,6 +1,6 @@
-//! Where a C arena imports from: nothing, a parent arena, or the caller's
-//! import and release functions; and the limit on its total size
-//! (`vmem_set_limit`).
+//! Where a C arena imports from: nothing, a parent arena, the caller's
+//! import and release functions, or a VM of its own; and the limit on its
+//! total size (`vmem_set_limit`).
 
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;
@@ -12,6 +12,7 @@ use vmspace_shim::{Addr, Range, Size};
 use crate::ctypes::{vmem_error_hook_t, vmem_reclaim_t, vmspace_release_fn};
 use crate::object::ArenaObj;
 use crate::platform::Platform;
+use crate::vm_source::OwnedVmSource;
 
 /// The caller's import function, as it is called.
 pub(crate) type ImportFn =
@@ -42,6 +43,9 @@ pub(crate) enum Import<P: Platform> {
         /// The flags they are called with.
         flags: c_int,
     },
+    /// A VM of the arena's own (`vmspace_arena_set_vm`): spans are mapped
+    /// as they are imported and unmapped as they go back.
+    Vm(OwnedVmSource<P>),
 }
 
 /// The vmem(9) callbacks of an arena besides its imports.
@@ -62,8 +66,9 @@ pub(crate) struct Hooks {
 /// # Invariants
 ///
 /// A `Parent` is a live arena object for as long as this source names it
-/// (its destroy is refused while it has children). `imported` is the sum
-/// of the sizes of the imported spans the arena holds.
+/// (its destroy is refused while it has children). A `Vm` is this source's
+/// alone, reached only under the arena lock as the source is. `imported` is
+/// the sum of the sizes of the imported spans the arena holds.
 pub(crate) struct CSource<P: Platform> {
     pub(crate) import: Import<P>,
     /// The most units the arena may hold in spans (added and imported)
@@ -80,7 +85,9 @@ pub(crate) struct CSource<P: Platform> {
 // SAFETY: a parent is an arena object, whose operations are thread-safe
 // (its own lock); the callbacks, hooks and their arguments are the C
 // caller's, who promises (in the headers) that they may be called from any
-// thread that uses the arena.
+// thread that uses the arena; a VM source is owned by this source alone and
+// its page operations may be used from any thread (the platform's pages are
+// the arenas' own, used from every thread that calls the API).
 unsafe impl<P: Platform> Send for CSource<P> {}
 
 impl<P: Platform> CSource<P> {
@@ -105,6 +112,7 @@ impl<P: Platform> CSource<P> {
             Import::None => false,
             Import::Parent { .. } => true,
             Import::Callbacks { release, .. } => release.is_some(),
+            Import::Vm(_) => true,
         }
     }
 }
@@ -114,6 +122,7 @@ impl<P: Platform> Source for CSource<P> {
         match self.import {
             Import::None => Size(1),
             Import::Parent { quantum, .. } | Import::Callbacks { quantum, .. } => Size(quantum),
+            Import::Vm(ref v) => v.quantum(),
         }
     }
 
@@ -129,6 +138,7 @@ impl<P: Platform> Source for CSource<P> {
         }
         let r = match self.import {
             Import::None => return Err(ArenaError::NoSpace { size: size.0 }),
+            Import::Vm(ref mut v) => v.import(size, align)?,
             Import::Parent { arena, .. } => {
                 // SAFETY: a parent outlives its children (type invariant).
                 let parent = unsafe { arena.as_ref() };
@@ -181,21 +191,26 @@ impl<P: Platform> Source for CSource<P> {
                 // SAFETY: giving back a range the import function returned.
                 unsafe { f(arg, range.base().0, range.size().0) };
             }
+            Import::Vm(ref mut v) => v.release(range)?,
         }
         self.imported = self.imported.saturating_sub(range.size().0);
         Ok(())
     }
 
     /// A parent takes the range as a deferred free of its own, unflushed
-    /// until its own flush; import functions have no such state, so the
-    /// range stays taken there for good.
+    /// until its own flush, and a VM unmaps it and keeps it until its next
+    /// flush; import functions have no such state, so the range stays taken
+    /// there for good.
     fn release_unflushed(&mut self, range: Range) -> Result<(), ArenaError> {
-        let Import::Parent { arena, .. } = self.import else {
-            return Err(ArenaError::SourceBusy);
-        };
-        // SAFETY: a parent outlives its children (type invariant).
-        let parent = unsafe { arena.as_ref() };
-        parent.shared.free_deferred(range.base(), range.size())?;
+        match self.import {
+            Import::Parent { arena, .. } => {
+                // SAFETY: a parent outlives its children (type invariant).
+                let parent = unsafe { arena.as_ref() };
+                parent.shared.free_deferred(range.base(), range.size())?;
+            }
+            Import::Vm(ref mut v) => v.release_unflushed(range)?,
+            _ => return Err(ArenaError::SourceBusy),
+        }
         self.imported = self.imported.saturating_sub(range.size().0);
         Ok(())
     }
@@ -208,6 +223,10 @@ impl<P: Platform> Source for CSource<P> {
     /// spans: the arena keeps away from it (it is not handed to the release
     /// function, which would free a live span) and it stops counting here.
     fn refused(&mut self, range: Range) {
+        if let Import::Vm(ref mut v) = self.import {
+            // A VM's fresh import: it takes it back (see `VmSource`).
+            v.refused(range);
+        }
         self.imported = self.imported.saturating_sub(range.size().0);
     }
 }

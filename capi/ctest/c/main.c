@@ -22,6 +22,7 @@ int ctest_outside_trees(void);
 int ctest_outside_fresh(void);
 int ctest_differential(uint64_t seed, int steps);
 int ctest_vmem_compat(void);
+int ctest_vm(void);
 int vmem_example_main(void);
 int ctest_r28_args(void);
 int ctest_r28_create(void);
@@ -91,6 +92,7 @@ int main(void)
 	for (uint64_t seed = 1; seed <= 4; seed++)
 		run("differential", ctest_differential(seed, 3000));
 	run("vmem_compat", ctest_vmem_compat());
+	run("vm", ctest_vm());
 	run("vmem_example", vmem_example_main());
 	run("r28_args", ctest_r28_args());
 	run("r28_create", ctest_r28_create());

@@ -57,6 +57,9 @@ extern "C" {
     pub fn ctest_outside_trees() -> c_int;
     /// Every vmem(9) call and flag, the error hook.
     pub fn ctest_vmem_compat() -> c_int;
+    /// The VM layer (`vm.c`): map, unmap, errors, an arena over a VM,
+    /// threads.
+    pub fn ctest_vm() -> c_int;
     /// The vmem(9) example's `main`.
     pub fn vmem_example_main() -> c_int;
     /// How many C samples README.md has.

@@ -119,3 +119,9 @@ fn the_readme_c_samples_compile_and_run() {
         unsafe { readme_run(i) };
     }
 }
+
+#[test]
+fn the_vm_layer_maps_unmaps_and_refuses_bad_ranges() {
+    // SAFETY: a self-contained C test (its threads end before it returns).
+    assert_eq!(unsafe { ctest_vm() }, 0);
+}

@@ -122,7 +122,8 @@ int vmem_xalloc(vmem_t *vm, vmem_size_t size, vmem_size_t align,
 void vmem_xfree(vmem_t *vm, vmem_addr_t addr, vmem_size_t size);
 /* A span touching an added span of an arena without a release function
  * merges with it (as vmem(9)'s vmem_add1 does); otherwise a span of its
- * own. No span ends at 2^64 (EINVAL). */
+ * own (an arena of pages, vmspace_arena_set_vm, never merges, and refuses
+ * a span in its VM's reservation: EEXIST). No span ends at 2^64 (EINVAL). */
 int vmem_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, int flags);
 vmem_size_t vmem_roundup_size(vmem_t *vm, vmem_size_t size);
 vmem_size_t vmem_size(vmem_t *vm, int typemask);

@@ -4,7 +4,7 @@ use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::ptr;
 use core::sync::atomic::Ordering;
 
-use vmspace_shim::{Addr, Size};
+use vmspace_shim::{Addr, Range, Size};
 
 use super::{fail, obj, out, status, Api};
 use crate::ctypes::*;
@@ -12,6 +12,7 @@ use crate::errno::code;
 use crate::object::ArenaObj;
 use crate::platform::Platform;
 use crate::source::Import;
+use crate::vm_source::OwnedVmSource;
 
 impl<P: Platform> Api<P> {
     /// `vmspace_arena_create`: an arena with one initial span (none when
@@ -102,6 +103,14 @@ impl<P: Platform> Api<P> {
             }
             o.shared
                 .with(|a| {
+                    // The arena's VM is its imports' alone: a span added in
+                    // it would be handed out unmapped, and overlap them.
+                    if let Import::Vm(ref v) = a.source().import {
+                        let r = Range::from_size(Addr(addr), Size(size))?;
+                        if r.overlaps(&v.vm().reservation()) {
+                            return Err(vmspace::ArenaError::SpanOverlap(r));
+                        }
+                    }
                     a.add(Addr(addr), Size(size))?;
                     let s = a.source_mut();
                     s.added = s.added.saturating_add(size);
@@ -170,6 +179,49 @@ impl<P: Platform> Api<P> {
         // A source to import from may let a waiting allocation succeed.
         o.shared.wake_waiters();
         Ok(())
+    }
+
+    /// `vmspace_arena_set_vm`: import from a VM of at least `size` bytes
+    /// reserved for the arena (0: stop importing), mapping spans as they
+    /// are imported and unmapping them as they go back.
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual.
+    pub unsafe fn vmspace_arena_set_vm(
+        arena: *mut vmspace_arena_t,
+        size: vmspace_size_t,
+        flags: c_int,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            if flags != 0 {
+                return Err(-code::EINVAL);
+            }
+            // Reserved, and whatever VM is refused or replaced released,
+            // outside the arena lock: both take system calls, and in the
+            // kernel may sleep. Aligned to the arena's quantum (fixed for
+            // its life), so that a VM of n quanta holds n quanta.
+            let fresh = match size {
+                0 => None,
+                _ => Some(OwnedVmSource::<P>::new(size, o.quantum)?),
+            };
+            let (done, leftover) = o.shared.with(|a| {
+                let s = a.source_mut();
+                if s.imported != 0 || matches!(s.import, Import::Parent { .. }) {
+                    return (Err(-code::EBUSY), fresh.map(Import::Vm));
+                }
+                let new = fresh.map_or(Import::None, Import::Vm);
+                (Ok(()), Some(core::mem::replace(&mut s.import, new)))
+            });
+            drop(leftover);
+            done?;
+            o.polls.store(false, Ordering::Relaxed);
+            // A source to import from may let a waiting allocation succeed.
+            o.shared.wake_waiters();
+            Ok(())
+        })())
     }
 
     /// `vmspace_arena_set_limit`: imports fail once spans would pass

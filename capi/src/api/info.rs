@@ -10,6 +10,7 @@ use super::{fail, obj, out, status, Api};
 use crate::ctypes::*;
 use crate::errno::{code, strerror_ptr};
 use crate::platform::Platform;
+use crate::source::Import;
 
 /// The walk kinds of a `VMSPACE_SEG_*` mask (non-empty, known bits only).
 fn kinds(mask: c_int) -> Option<SegmentKinds> {
@@ -246,7 +247,39 @@ impl<P: Platform> Api<P> {
         status((|| {
             // SAFETY: the caller's contract.
             let o = unsafe { obj::<P, _>(arena) }?;
-            o.shared.check().map_err(fail)
+            o.shared.check().map_err(fail)?;
+            o.shared
+                .with(|a| match a.source().import {
+                    Import::Vm(ref v) => v.check(),
+                    _ => Ok(()),
+                })
+                .map_err(fail)
+        })())
+    }
+
+    /// `vmspace_arena_vm_info`: the arena's VM (`vmspace_arena_set_vm`)
+    /// as `vmspace_vm_info` describes one; `-EINVAL` for an arena that
+    /// imports from no VM.
+    ///
+    /// # Safety
+    ///
+    /// `arena` as usual; `infop` is NULL or writable.
+    pub unsafe fn vmspace_arena_vm_info(
+        arena: *mut vmspace_arena_t,
+        infop: *mut vmspace_vm_info,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { obj::<P, _>(arena) }?;
+            let infop = out(infop)?;
+            let i = o.shared.with(|a| match a.source().import {
+                Import::Vm(ref v) => Some(super::vm::info(v.vm())),
+                _ => None,
+            });
+            let i = i.ok_or(-code::EINVAL)?;
+            // SAFETY: checked non-null and aligned; writable (caller).
+            unsafe { infop.as_ptr().write(i) };
+            Ok(())
         })())
     }
 

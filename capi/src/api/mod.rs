@@ -8,6 +8,7 @@
 mod arena;
 mod info;
 mod memory;
+mod vm;
 mod vmem;
 mod vmem_print;
 
