@@ -43,6 +43,7 @@ pub mod decl;
 pub mod errno;
 mod export;
 mod flags;
+mod magic;
 mod object;
 mod platform;
 mod source;

@@ -14,6 +14,7 @@ use vmspace_shim::{Addr, Size};
 
 use crate::ctypes::{vmspace_params, VMSPACE_DEFAULT_TAGS, VMSPACE_NAME_MAX};
 use crate::errno::{code, errno};
+use crate::magic::{live_object, Magic, ARENA_KEY};
 use crate::platform::Platform;
 use crate::source::{CSource, Import};
 
@@ -49,23 +50,11 @@ const _: () = assert!(match vmspace::qcache::magazine_store_bytes(MAX_CLASSES, 1
     None => false,
 });
 
-/// XORed with an object's address to make its live magic word, so a copy of
-/// an object at another address is not taken for an arena either.
-const MAGIC_KEY: usize = 0x766d_7370;
-/// The magic word of a destroyed object (and of zeroed storage).
-const DEAD: usize = 0;
-
-/// The magic word of a live object at `p`.
-#[inline]
-fn live_magic<T>(p: *const T) -> usize {
-    (p as usize) ^ MAGIC_KEY
-}
-
 /// An arena as C holds it.
 ///
 /// # Invariants
 ///
-/// - `magic` is `live_magic(self)` exactly while the object is live: from
+/// - `magic` is live (for [`ARENA_KEY`]) exactly while the object is live: from
 ///   the end of its construction to the start of its destruction; the
 ///   object never moves meanwhile.
 /// - `caches`, when present, borrow `shared` in this same object (the
@@ -80,7 +69,7 @@ fn live_magic<T>(p: *const T) -> usize {
 ///   waiters.
 #[repr(C)]
 pub(crate) struct ArenaObj<P: Platform> {
-    magic: AtomicUsize,
+    magic: Magic,
     pub(crate) caches: Option<Caches<P>>,
     pub(crate) shared: Shared<P>,
     pub(crate) name: [u8; VMSPACE_NAME_MAX + 1],
@@ -143,22 +132,9 @@ impl<P: Platform> ArenaObj<P> {
     /// reference is used (nobody destroys an arena in use).
     #[inline]
     pub(crate) unsafe fn from_ptr<'a, T>(p: *const T) -> Result<&'a Self, c_int> {
-        if p.is_null() {
-            return Err(-code::EINVAL);
-        }
-        let obj = p.cast::<Self>();
-        if !obj.is_aligned() {
-            return Err(-code::EBADF);
-        }
-        // SAFETY: aligned and readable for the first word (caller); the
-        // magic word is atomic, so reading it races with nothing.
-        let magic = unsafe { &*addr_of!((*obj).magic) };
-        if magic.load(Ordering::Acquire) != live_magic(obj) {
-            return Err(-code::EBADF);
-        }
-        // SAFETY: the magic word says the object is live (type invariant),
-        // and it stays live while used (caller).
-        Ok(unsafe { &*obj })
+        // SAFETY: the caller's contract; `ArenaObj` is `repr(C)` with its
+        // magic word first, live exactly while the object is (invariant).
+        unsafe { live_object(p, ARENA_KEY) }
     }
 
     /// The layout of an object (for platforms and `vmem_init` storage).
@@ -239,7 +215,7 @@ impl<P: Platform> ArenaObj<P> {
             }
         };
         let obj = ArenaObj {
-            magic: AtomicUsize::new(DEAD),
+            magic: Magic::dead(),
             caches: None,
             shared,
             // SAFETY: the caller's contract for the name.
@@ -282,7 +258,7 @@ impl<P: Platform> ArenaObj<P> {
         // SAFETY: initialized above.
         let magic = unsafe { &*addr_of!((*place).magic) };
         // INVARIANT: the object is complete and stays at `place`.
-        magic.store(live_magic(place), Ordering::Release);
+        magic.publish(place, ARENA_KEY);
         0
     }
 
@@ -328,8 +304,7 @@ impl<P: Platform> ArenaObj<P> {
         if obj.children.load(Ordering::Acquire) != 0 {
             return -code::EBUSY;
         }
-        let live = live_magic(obj);
-        if obj.magic.compare_exchange(live, DEAD, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if !obj.magic.kill(obj, ARENA_KEY) {
             return -code::EBADF;
         }
         let parent = obj.shared.with(|a| match a.source().import {
@@ -350,7 +325,7 @@ impl<P: Platform> ArenaObj<P> {
         // SAFETY: we won the destroy, so the object is ours alone (nobody
         // uses an arena being destroyed: caller); fields drop in order,
         // the caches (which borrow `shared`) first. The magic word stays
-        // DEAD in what remains.
+        // dead in what remains.
         unsafe { ptr::drop_in_place(place) };
         if let Some(parent) = parent {
             // SAFETY: the parent is live while it has children (it refuses

@@ -6,40 +6,27 @@
 use core::cell::UnsafeCell;
 use core::ffi::c_int;
 use core::ptr::{self, addr_of, NonNull};
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use vmspace::sync::RawLock;
 use vmspace::vm::Vm;
 use vmspace_shim::Size;
 
 use crate::errno::{code, vm_errno};
+use crate::magic::{live_object, Magic, VM_KEY};
 use crate::platform::Platform;
-
-/// XORed with a VM object's address to make its live magic word: not the
-/// arena's key, so an arena passed where a VM is expected (or the
-/// reverse) is `-EBADF`, not taken for the other.
-const MAGIC_KEY: usize = 0x766d_766d;
-/// The magic word of a destroyed object.
-const DEAD: usize = 0;
-
-/// The magic word of a live VM object at `p`.
-#[inline]
-fn live_magic<T>(p: *const T) -> usize {
-    (p as usize) ^ MAGIC_KEY
-}
 
 /// A VM as C holds it.
 ///
 /// # Invariants
 ///
-/// - `magic` is `live_magic(self)` exactly while the object is live: from
+/// - `magic` is live (for [`VM_KEY`]) exactly while the object is live: from
 ///   the end of [`create`](Self::create) to the start of
 ///   [`destroy`](Self::destroy); the object never moves meanwhile.
 /// - `vm` is reached only with `lock` held ([`with`](Self::with)), or by
 ///   the destroy that cleared `magic` (nobody else uses the object then).
 #[repr(C)]
 pub(crate) struct VmObj<P: Platform> {
-    magic: AtomicUsize,
+    magic: Magic,
     lock: P::Lock,
     vm: UnsafeCell<Vm<P::Pages>>,
 }
@@ -68,14 +55,14 @@ impl<P: Platform> VmObj<P> {
         let Some(lock) = P::lock() else { return Err(-code::ENOMEM) };
         let layout = core::alloc::Layout::new::<Self>();
         let place = NonNull::new(P::alloc_object(layout).cast::<Self>()).ok_or(-code::ENOMEM)?;
-        let obj = VmObj { magic: AtomicUsize::new(DEAD), lock, vm: UnsafeCell::new(vm) };
+        let obj = VmObj { magic: Magic::dead(), lock, vm: UnsafeCell::new(vm) };
         // SAFETY: fresh memory of this layout that nothing else uses
         // (`Platform` contract).
         unsafe { place.as_ptr().write(obj) };
         // SAFETY: written just above.
         let magic = unsafe { &*addr_of!((*place.as_ptr()).magic) };
         // INVARIANT: the object is complete and stays at `place`.
-        magic.store(live_magic(place.as_ptr()), Ordering::Release);
+        magic.publish(place.as_ptr(), VM_KEY);
         Ok(place)
     }
 
@@ -91,22 +78,9 @@ impl<P: Platform> VmObj<P> {
     /// is used.
     pub(crate) unsafe fn from_ptr<'a, T>(p: *const T) -> Result<&'a Self, c_int> {
         P::enter();
-        if p.is_null() {
-            return Err(-code::EINVAL);
-        }
-        let obj = p.cast::<Self>();
-        if !obj.is_aligned() {
-            return Err(-code::EBADF);
-        }
-        // SAFETY: aligned and readable for the first word (caller); the
-        // magic word is atomic, so reading it races with nothing.
-        let magic = unsafe { &*addr_of!((*obj).magic) };
-        if magic.load(Ordering::Acquire) != live_magic(obj) {
-            return Err(-code::EBADF);
-        }
-        // SAFETY: the magic word says the object is live (type invariant),
-        // and it stays live while used (caller).
-        Ok(unsafe { &*obj })
+        // SAFETY: the caller's contract; `VmObj` is `repr(C)` with its magic
+        // word first, live exactly while the object is (invariant).
+        unsafe { live_object(p, VM_KEY) }
     }
 
     /// Run `f` on the VM with the lock held.
@@ -133,8 +107,7 @@ impl<P: Platform> VmObj<P> {
             Ok(o) => o,
             Err(e) => return e,
         };
-        let live = live_magic(obj);
-        if obj.magic.compare_exchange(live, DEAD, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if !obj.magic.kill(obj, VM_KEY) {
             return -code::EBADF;
         }
         let place = p.cast::<Self>();
@@ -158,7 +131,7 @@ impl<P: Platform> VmObj<P> {
                 // SAFETY: the slot was moved out of above and is ours.
                 unsafe { (*place).vm.get().write(vm) };
                 // INVARIANT: the object is whole again, at the same place.
-                obj.magic.store(live, Ordering::Release);
+                obj.magic.publish(obj, VM_KEY);
                 vm_errno(&e)
             }
         }
