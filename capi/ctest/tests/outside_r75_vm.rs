@@ -866,8 +866,8 @@ fn data_kb() -> usize {
 }
 
 #[test]
-fn a_map_the_data_limit_refuses_is_enomem_and_maps_nothing() {
-    if !in_child("a_map_the_data_limit_refuses_is_enomem_and_maps_nothing") {
+fn a_map_refused_under_rlimit_data_is_enomem_and_maps_nothing() {
+    if !in_child("a_map_refused_under_rlimit_data_is_enomem_and_maps_nothing") {
         return;
     }
     let page = os_page();
@@ -948,8 +948,8 @@ fn give_back_mappings(vm: *mut vmspace_vm_t, from: usize, to: usize) {
 }
 
 #[test]
-fn a_map_the_map_count_refuses_is_enomem_and_changes_nothing() {
-    if !in_child("a_map_the_map_count_refuses_is_enomem_and_changes_nothing") {
+fn a_map_refused_at_the_vma_limit_is_enomem_and_changes_nothing() {
+    if !in_child("a_map_refused_at_the_vma_limit_is_enomem_and_changes_nothing") {
         return;
     }
     let Some(max) = max_map_count() else { return };
@@ -969,14 +969,14 @@ fn a_map_the_map_count_refuses_is_enomem_and_changes_nothing() {
 }
 
 #[test]
-fn an_unmap_the_map_count_refuses_leaves_the_page_mapped_and_writable() {
+fn an_unmap_refused_at_the_vma_limit_leaves_the_page_mapped_and_writable() {
     // Round 75 found the page's contents dropped by such a failure, where
     // the header then said "a failing call changes nothing". The backend
     // drops pages before it makes them inaccessible (it cannot know a
     // range's old protection to put it back), so the header now says what
     // is kept: the page stays mapped, recorded and read-write (the C API
     // puts the protection back), its contents may be gone.
-    if !in_child("an_unmap_the_map_count_refuses_leaves_the_page_mapped_and_writable") {
+    if !in_child("an_unmap_refused_at_the_vma_limit_leaves_the_page_mapped_and_writable") {
         return;
     }
     let Some(max) = max_map_count() else { return };
@@ -1017,7 +1017,7 @@ fn an_unmap_the_map_count_refuses_leaves_the_page_mapped_and_writable() {
 }
 
 #[test]
-fn a_destroy_the_os_refuses_keeps_the_vm() {
+fn a_destroy_refused_at_the_vma_limit_keeps_the_vm() {
     // A VM whose reservation shares a kernel mapping with a neighbour (an
     // inaccessible anonymous mapping of the caller's, put right after it,
     // which the kernel merges with it), the process then at
@@ -1026,7 +1026,7 @@ fn a_destroy_the_os_refuses_keeps_the_vm() {
     // OS refuses. The header: "If the OS refuses the release (-ENOMEM
     // where it has no mapping left to split, -EIO otherwise), the VM is as
     // it was."
-    if !in_child("a_destroy_the_os_refuses_keeps_the_vm") {
+    if !in_child("a_destroy_refused_at_the_vma_limit_keeps_the_vm") {
         return;
     }
     let Some(max) = max_map_count() else { return };

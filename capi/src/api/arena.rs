@@ -168,13 +168,15 @@ impl<P: Platform> Api<P> {
             if s.imported != 0 || matches!(s.import, Import::Parent { .. }) {
                 return Err(-code::EBUSY);
             }
-            s.import = match import {
+            let new = match import {
                 None => Import::None,
                 Some(import) => Import::Callbacks { import, release, arg, quantum, flags },
             };
-            Ok(import.is_some())
+            Ok((import.is_some(), core::mem::replace(&mut s.import, new)))
         });
-        let polls = set?;
+        // A VM replaced (set_vm's, holding nothing) is released here,
+        // outside the arena lock, as set_vm releases one.
+        let (polls, _replaced) = set?;
         o.polls.store(polls, Ordering::Relaxed);
         // A source to import from may let a waiting allocation succeed.
         o.shared.wake_waiters();
