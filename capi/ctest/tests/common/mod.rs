@@ -168,3 +168,28 @@ pub fn on_one_cpu(f: impl FnOnce() + Send + 'static) {
     .join()
     .unwrap();
 }
+
+/// Run the test whose path ends with `name` alone in a child process (this
+/// binary, filtered to it, with `VMSPACE_TEST_CHILD=name`): true in the
+/// child, which then runs the body; false in the parent, after checking
+/// that the child ran exactly that test and passed. For tests that change
+/// limits of the whole process (`vm.max_map_count` reached, rlimits).
+pub fn in_child(name: &str) -> bool {
+    if std::env::var("VMSPACE_TEST_CHILD").as_deref() == Ok(name) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--nocapture", "--test-threads=1"])
+        .env("VMSPACE_TEST_CHILD", name)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child {name} failed ({:?}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"), "child {name} ran nothing");
+    false
+}
