@@ -1,6 +1,6 @@
 //! A [`Source`] backed by a [`Vm`]: imports are mapped memory.
 
-use vmspace_shim::{PageOps, Protection, Range, Size};
+use vmspace_shim::{PageOps, Range, Size};
 
 use crate::arena::{Arena, ArenaError, Constraints, NoSource, Refused, Source, Store};
 use crate::vm::{Vm, VmError};
@@ -237,13 +237,9 @@ impl<P: PageOps, S: Store> VmSource<P, S> {
     /// of it. The error to return: `e`, or [`ArenaError::Stranded`] when
     /// that put-back fails too.
     fn put_back(&mut self, range: Range, e: VmError) -> ArenaError {
-        let VmError::Backend(error) = e else { return e.into() };
-        if !error.may_have_changed() {
-            return e.into();
-        }
-        match self.vm.protect(range, Protection::ReadWrite) {
-            Ok(()) => e.into(),
-            Err(_) => ArenaError::Stranded { range, error },
+        match (self.vm.restore_read_write(range, &e), e) {
+            (false, VmError::Backend(error)) => ArenaError::Stranded { range, error },
+            (_, e) => e.into(),
         }
     }
 

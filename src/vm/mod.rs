@@ -255,6 +255,25 @@ impl<P: PageOps> Vm<P> {
         Ok(())
     }
 
+    /// After an unmap of `range`, every page of which was read-write, failed
+    /// with `failed`: make the range read-write again if the failure may
+    /// have changed part of it ([`ShimError::may_have_changed`]: an unmap the
+    /// OS refused part way leaves some pages inaccessible, though the table
+    /// still records them mapped). For callers that know the range's
+    /// protection (an import, or any range of a VM whose pages are never
+    /// protected otherwise), where the VM itself cannot. Whether the range
+    /// is read-write now: false when the backend refused that too.
+    ///
+    /// [`ShimError::may_have_changed`]: vmspace_shim::ShimError::may_have_changed
+    pub fn restore_read_write(&mut self, range: Range, failed: &VmError) -> bool {
+        match failed {
+            VmError::Backend(e) if e.may_have_changed() => {
+                self.protect(range, Protection::ReadWrite).is_ok()
+            }
+            _ => true,
+        }
+    }
+
     /// Change the protection of `range`, all of which must be mapped.
     ///
     /// An OS that fails part way (Linux's `mprotect` when a split would

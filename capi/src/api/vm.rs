@@ -3,8 +3,8 @@
 
 use core::ffi::c_int;
 
-use vmspace::vm::{Vm, VmError};
-use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
+use vmspace::vm::Vm;
+use vmspace_shim::{Addr, PageOps, Range, Size};
 
 use super::{out, status, Api};
 use crate::ctypes::*;
@@ -119,14 +119,9 @@ impl<P: Platform> Api<P> {
             let r = range(addr, size)?;
             o.with(|v| {
                 v.unmap(r).map_err(|e| {
-                    if let VmError::Backend(b) = e {
-                        if b.may_have_changed() {
-                            // Still recorded as mapped: make it so. Should
-                            // this fail too, part of the range may stay
-                            // inaccessible (the header says so).
-                            let _ = v.protect(r, Protection::ReadWrite);
-                        }
-                    }
+                    // Still recorded as mapped: make it so. Should this fail
+                    // too, part of the range may stay inaccessible.
+                    v.restore_read_write(r, &e);
                     vm_errno(&e)
                 })
             })
