@@ -13,8 +13,10 @@
 //! misaligned pointer, a copy of an arena's first word, a VM;
 //! `capi/spans.rs`); import and release functions of the parent's, set,
 //! replaced and stopped, refused on the child and while the parent holds
-//! imported spans, and limits on the parent probed with child allocations
-//! only an import can supply (`capi/source.rs`). Checked against the
+//! imported spans, returning ranges misaligned, past the end of the
+//! address space or over a span the parent holds, and limits on the parent
+//! probed with child allocations only an import can supply
+//! (`capi/source.rs`). Checked against the
 //! model (`capi/model.rs`): a list of what is live and what waits for its
 //! flush, and the spans each arena was given: no range is handed out
 //! twice, or before its flush, or outside the arena's spans; every good

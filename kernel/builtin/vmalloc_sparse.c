@@ -30,9 +30,16 @@
 /* The caller token of our areas: tells them apart from everyone else's. */
 static const char vmspace_area_token[] = "vmspace";
 
-/* Reserve `size` bytes (a multiple of PAGE_SIZE) of sparse vmalloc space. */
+/*
+ * Reserve `size` bytes (a multiple of PAGE_SIZE) of sparse vmalloc space.
+ * A size the vmalloc area cannot hold at all (with its guard page) is
+ * refused here: get_vm_area_caller() cannot be told __GFP_NOWARN, and would
+ * print vmalloc's "vmap allocation ... failed" for a caller's mistake.
+ */
 struct vm_struct *vmspace_sparse_reserve(unsigned long size)
 {
+	if (size > VMALLOC_END - VMALLOC_START - PAGE_SIZE)
+		return NULL;
 	return get_vm_area_caller(size, VM_SPARSE, (const void *)vmspace_area_token);
 }
 

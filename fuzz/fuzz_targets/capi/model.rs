@@ -24,6 +24,7 @@ pub const EEXIST: c_int = -17;
 pub const EINVAL: c_int = -22;
 pub const ENOSPC: c_int = -28;
 pub const ERANGE: c_int = -34;
+pub const EPROTO: c_int = -71;
 pub const EOVERFLOW: c_int = -75;
 pub const EMSGSIZE: c_int = -90;
 pub const EOPNOTSUPP: c_int = -95;
@@ -166,13 +167,25 @@ pub fn placed(
     }
 }
 
-/// An errno the header gives for an allocation (with faults injected in
-/// either arena, -EAGAIN as well: the child's imports are the parent's
-/// allocations; -EOPNOTSUPP only for a handle allocation that would wait).
-pub fn alloc_error(e: c_int, mtbf: bool, handle_wait: bool) {
+/// The errnos an allocation may fail with beyond those it always may.
+pub struct Allowed {
+    /// -EAGAIN: faults injected in either arena (the child's imports are
+    /// the parent's allocations).
+    pub again: bool,
+    /// -EPROTO: the parent's import function returns unusable ranges.
+    pub proto: bool,
+    /// -EOPNOTSUPP: a handle allocation that would wait.
+    pub unsupported: bool,
+}
+
+/// An errno the header gives for an allocation.
+pub fn alloc_error(e: c_int, allowed: Allowed) {
     let ok = [ENOMEM, EINVAL, ERANGE, EOVERFLOW, ENOSPC, ETIMEDOUT];
     assert!(
-        ok.contains(&e) || (mtbf && e == EAGAIN) || (handle_wait && e == EOPNOTSUPP),
+        ok.contains(&e)
+            || (allowed.again && e == EAGAIN)
+            || (allowed.proto && e == EPROTO)
+            || (allowed.unsupported && e == EOPNOTSUPP),
         "allocation: errno {e}"
     );
 }
@@ -245,7 +258,8 @@ pub fn verify(arena: *mut vmspace_arena_t) {
 
 /// Both arenas' checks, and their spans as the model has them: the
 /// parent's are what was added and what its import function has out, the
-/// child's added spans are its spans less its imports.
+/// child's added spans are its spans less its imports; a range the import
+/// function returned misaligned or wrapping was given back at once.
 pub fn verify_world(w: &World) {
     verify(w.parent);
     verify(w.child);
@@ -256,6 +270,8 @@ pub fn verify_world(w: &World) {
     assert_eq!(p.total, added(&w.books[0]) + out, "the parent's spans: {p:?}");
     assert_eq!(c.total - c.imported, added(&w.books[1]), "the child's added spans: {c:?}");
     assert_eq!(added(&w.books[0]), w.source.added.get());
+    let kept = w.source.bad_out.get();
+    assert!(kept.is_none(), "{kept:x?}: returned out of contract, not given back");
 }
 
 /// Whether `addr` is in one of the child's spans: its imports, which are

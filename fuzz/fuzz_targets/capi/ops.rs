@@ -26,6 +26,9 @@ pub fn step(
     let added = w.added(which);
     let model = (&added[..], &*w.source);
     let [b0, b1] = &mut w.books;
+    let again = b0.mtbf || b1.mtbf;
+    let proto = w.source.proto();
+    let allowed = |unsupported| Allowed { again, proto, unsupported };
     let (b, other) = if which == 0 { (b0, &*b1) } else { (b1, &*b0) };
     // SAFETY (every call below): `arena` is live, out-pointers are ours.
     unsafe {
@@ -42,7 +45,7 @@ pub fn step(
                         placed(arena, q, (addr, size), &[b, other], &below, model);
                         b.live.push((addr, size));
                     }
-                    e => alloc_error(e, b.mtbf || other.mtbf, false),
+                    e => alloc_error(e, allowed(false)),
                 }
             }
             2 if b.live.len() < MAX_LIVE => {
@@ -82,7 +85,7 @@ pub fn step(
                         assert!(exact == 0 || addr == lo);
                         b.live.push((addr, size));
                     }
-                    e => alloc_error(e, b.mtbf || other.mtbf, false),
+                    e => alloc_error(e, allowed(false)),
                 }
             }
             3 if !b.live.is_empty() => {
@@ -148,7 +151,7 @@ pub fn step(
                         b.stale.retain(|s| (s.addr, s.tag) != (h.addr, h.tag));
                         b.handles.push((h, size));
                     }
-                    e => alloc_error(e, b.mtbf || other.mtbf, wait != 0),
+                    e => alloc_error(e, allowed(wait != 0)),
                 }
             }
             6 if !b.handles.is_empty() => {

@@ -1,7 +1,8 @@
 //! The parent's import and release functions (`vmspace_arena_set_import`),
 //! handing out ranges from a region of the model's own above everything
-//! else, and the steps that set them, and the parent's limit, and probe
-//! what an import must and must not do.
+//! else (or, when told to, ranges that break the header's contract), and
+//! the steps that set them, and the parent's limit, and probe what an
+//! import must and must not do.
 
 use core::cell::{Cell, RefCell};
 use core::ffi::{c_int, c_void};
@@ -13,6 +14,27 @@ use crate::model::*;
 /// The import function's ranges start here: far above the parent's spans,
 /// its adds and the child's.
 pub const IMPORT_BASE: usize = 1 << 44;
+
+/// The largest import the import function grants: its region holds
+/// 2^63 - 2^44 units, so no more than 2^40 at once.
+pub const MAX_IMPORT: usize = 1 << 40;
+
+/// How the import function breaks its contract (the header: a misaligned
+/// range is given back and the allocation fails with -ENOMEM; an unusable
+/// one is -EPROTO, given back through the release function unless it
+/// overlaps a span the arena holds, then only forgotten).
+#[derive(Clone, Copy, PartialEq, Debug, Default)]
+pub enum Bad {
+    /// It keeps it.
+    #[default]
+    No,
+    /// Off the import quantum by half of it (none with a quantum of 1).
+    Misaligned,
+    /// Ending past the end of the address space.
+    Wraps,
+    /// Over the parent's initial span, which the parent holds.
+    Overlaps,
+}
 
 /// What the parent's import functions hand out and know. Shared
 /// references only: the functions reach it through their argument while
@@ -35,6 +57,29 @@ pub struct Source {
     pub added: Cell<usize>,
     /// The parent's limit (0: none).
     pub limit: Cell<usize>,
+    /// How the import function breaks its contract, if it does.
+    pub bad: Cell<Bad>,
+    /// The last range it returned out of contract that the arena must give
+    /// back (misaligned, or wrapping): the release function takes it.
+    pub bad_out: Cell<Option<(usize, usize)>>,
+}
+
+impl Source {
+    /// Whether every range the import function returns keeps the header's
+    /// contract (a misaligned one cannot be made with a quantum of 1).
+    pub fn good(&self) -> bool {
+        match self.bad.get() {
+            Bad::No => true,
+            Bad::Misaligned => self.quantum.get() == 1,
+            Bad::Wraps | Bad::Overlaps => false,
+        }
+    }
+
+    /// Whether an allocation that imports may fail with -EPROTO: the
+    /// import function is on and returns unusable ranges.
+    pub fn proto(&self) -> bool {
+        self.on.get() && matches!(self.bad.get(), Bad::Wraps | Bad::Overlaps)
+    }
 }
 
 /// The parent's import function: never called once stopped, asked for
@@ -58,9 +103,24 @@ unsafe extern "C" fn import(
     let limit = s.limit.get();
     let total = total.saturating_add(size);
     assert!(limit == 0 || total <= limit, "import of {size:#x} to {total:#x}, past {limit:#x}");
-    // The region holds 2^63 - 2^44 units: no more than 2^40 at once.
-    if s.fail.get() || size > 1 << 40 {
+    if s.fail.get() || size > MAX_IMPORT {
         return 1;
+    }
+    let bad = match s.bad.get() {
+        Bad::Misaligned if iq > 1 => Some(s.next.get().next_multiple_of(iq) + iq / 2),
+        Bad::Wraps => Some(usize::MAX & !(iq - 1)),
+        Bad::No | Bad::Misaligned => None,
+        Bad::Overlaps => {
+            *addrp = BASE;
+            return 0;
+        }
+    };
+    if let Some(addr) = bad {
+        if s.release.get() {
+            s.bad_out.set(Some((addr, size)));
+        }
+        *addrp = addr;
+        return 0;
     }
     let addr = s.next.get().next_multiple_of(iq);
     s.next.set(addr + size);
@@ -74,6 +134,10 @@ unsafe extern "C" fn release(arg: *mut c_void, addr: usize, size: usize) {
     // SAFETY: as for `import`.
     let s = unsafe { &*arg.cast::<Source>() };
     assert!(s.release.get(), "release called, not set");
+    if s.bad_out.get() == Some((addr, size)) {
+        s.bad_out.set(None);
+        return;
+    }
     let mut out = s.out.borrow_mut();
     let Some(i) = out.iter().position(|&r| r == (addr, size)) else {
         panic!("release of {addr:#x}+{size:#x}, never handed out (out: {out:x?})");
@@ -113,13 +177,21 @@ pub fn set_import(w: &mut World, input: &mut Input, which: usize) {
     }
     assert!(e == 0 || before == snapshot(w), "a failed set_import changed something");
     w.source.fail.set(input.byte() % 4 == 0);
+    let bad = input.byte();
+    w.source.bad.set(match bad % 16 {
+        0 => Bad::Misaligned,
+        1 => Bad::Wraps,
+        2 => Bad::Overlaps,
+        _ => Bad::No,
+    });
 }
 
 /// A limit on the parent while the child imports from it, then a child
 /// allocation that no free segment of either arena holds (larger than
 /// all either has), so an import must supply it: it succeeds exactly when
-/// the parent's import function is on and says yes, and neither arena's
-/// limit would be passed; otherwise -ENOMEM, nothing changed.
+/// the parent's import function is on and says yes (to no more than
+/// `MAX_IMPORT`), and neither arena's limit would be passed; otherwise
+/// -ENOMEM, nothing changed.
 pub fn limit_probe(w: &mut World, input: &mut Input, flags: c_int) {
     let q = w.q;
     let (ps, cs) = (sizes(w.parent), sizes(w.child));
@@ -145,6 +217,8 @@ pub fn limit_probe(w: &mut World, input: &mut Input, flags: c_int) {
     let child_ok = child_limit == 0 || cs.total + child_import <= child_limit;
     let parent_ok = w.source.on.get()
         && !w.source.fail.get()
+        && w.source.good()
+        && parent_import <= MAX_IMPORT
         && (limit == 0 || ps.total + parent_import <= limit);
     let mtbf = w.books[0].mtbf || w.books[1].mtbf;
     if w.books[1].live.len() >= MAX_LIVE {
@@ -159,7 +233,10 @@ pub fn limit_probe(w: &mut World, input: &mut Input, flags: c_int) {
         // perhaps imported spans of both arenas) and tries again: under
         // the limits then, maybe. The import itself must have happened.
         let cached = w.qcache_max != 0;
-        let source_ok = w.source.on.get() && !w.source.fail.get();
+        let source_ok = w.source.on.get()
+            && !w.source.fail.get()
+            && w.source.good()
+            && parent_import <= MAX_IMPORT;
         assert!(child_ok && parent_ok || cached && source_ok, "{why}: allocated");
         let below = spans(w.child);
         let model = (&w.added(1)[..], &*w.source);
@@ -172,11 +249,12 @@ pub fn limit_probe(w: &mut World, input: &mut Input, flags: c_int) {
         w.books[1].live.push((addr, size));
         return;
     }
+    let proto = w.source.proto();
     if mtbf {
-        alloc_error(e, true, false);
+        alloc_error(e, Allowed { again: true, proto, unsupported: false });
     } else if e != ENOSPC {
         assert!(!(child_ok && parent_ok), "{why}: errno {e}");
-        assert_eq!(e, ENOMEM, "{why}");
+        assert!(e == ENOMEM || proto && e == EPROTO, "{why}: errno {e}");
     }
     // Quantum caches may give slabs back on the way to failing.
     assert!(w.qcache_max != 0 || before == snapshot(w), "{why}: a failure changed something");
