@@ -93,7 +93,12 @@ bench-counts: toolchain
 # fuzz/corpus/TARGET (committed, minimised: what earlier runs found; new
 # inputs join it, and `make fuzz-cmin` shrinks it again before a commit).
 # Built by fuzz/run.sh with the flags cargo-fuzz uses; needs only nightly.
+# FUZZ_SEED fixes libFuzzer's seed (CI's smoke: the same mutations of the
+# same corpus in every run, so a red smoke is reproducible and a clean
+# clone's run predicts CI's); unset, each run explores anew.
 FUZZ_SECONDS ?= 30
+FUZZ_SEED ?=
+export FUZZ_SEED
 .PHONY: fuzz-smoke fuzz-cmin nightly
 nightly:
 	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal

@@ -9,7 +9,9 @@
 #                  cores (FUZZ_JOBS); new inputs join its corpus
 #   cmin           minimise each corpus in place (libFuzzer's -merge)
 #
-# TARGETS (environment) picks targets; default: all of them.
+# TARGETS (environment) picks targets; default: all of them. FUZZ_SEED
+# (environment) fixes libFuzzer's seed for `run` (printed either way), so a
+# failing run can be repeated with the same mutations; unset, a new seed.
 set -euo pipefail
 cd "$(dirname "$0")"
 TRIPLE=x86_64-unknown-linux-gnu
@@ -43,8 +45,9 @@ run)
 		pids=()
 		for t in "${group[@]}"; do
 			mkdir -p "corpus/$t"
-			echo "== fuzz $t: $secs s from $(ls "corpus/$t" | wc -l) corpus inputs (log: $TARGET_DIR/logs/$t.log)"
-			"$(bin "$t")" "corpus/$t" -max_total_time="$secs" -rss_limit_mb=4096 \
+			seed=${FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+			echo "== fuzz $t: $secs s from $(ls "corpus/$t" | wc -l) corpus inputs, seed $seed (log: $TARGET_DIR/logs/$t.log)"
+			"$(bin "$t")" "corpus/$t" -max_total_time="$secs" -rss_limit_mb=4096 -seed="$seed" \
 				-print_final_stats=1 >"$TARGET_DIR/logs/$t.log" 2>&1 &
 			pids+=($!)
 		done
