@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{counters, sizes};
+use common::{alloc_flags as alloc, counters, sizes};
 use core::ffi::c_int;
 use std::ptr::null_mut;
 
@@ -22,15 +22,6 @@ fn make(p: vmspace_params) -> *mut vmspace_arena_t {
     let e = unsafe { vmspace_arena_create_ex(&p, &mut a) };
     assert_eq!(e, 0, "create_ex of {:?}", (p.base, p.size, p.quantum, p.qcache_max));
     a
-}
-
-fn alloc(a: *mut vmspace_arena_t, size: usize, flags: c_int) -> Result<usize, c_int> {
-    let mut x = 0;
-    // SAFETY: a live arena, a writable out pointer.
-    match unsafe { vmspace_arena_alloc(a, size, flags, &mut x) } {
-        0 => Ok(x),
-        e => Err(e),
-    }
 }
 
 fn free(a: *mut vmspace_arena_t, x: usize, size: usize) -> c_int {

@@ -177,8 +177,7 @@ pub fn set_import(w: &mut World, input: &mut Input, which: usize) {
     }
     assert!(e == 0 || before == snapshot(w), "a failed set_import changed something");
     w.source.fail.set(input.byte() % 4 == 0);
-    let bad = input.byte();
-    w.source.bad.set(match bad % 16 {
+    w.source.bad.set(match input.byte() % 16 {
         0 => Bad::Misaligned,
         1 => Bad::Wraps,
         2 => Bad::Overlaps,

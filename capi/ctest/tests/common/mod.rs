@@ -15,6 +15,7 @@ use vmspace_capi::ctypes::{
 use vmspace_capi_user::vmspace_native_api::{
     vmspace_arena_alloc, vmspace_arena_alloc_timed, vmspace_arena_check, vmspace_arena_counters,
     vmspace_arena_create_ex, vmspace_arena_destroy, vmspace_arena_free, vmspace_arena_sizes,
+    vmspace_arena_xalloc,
 };
 use vmspace_capi_user::vmspace_vmem_api::vmem_alloc;
 
@@ -113,9 +114,42 @@ pub fn create(
 
 /// `size` units, or the error.
 pub fn alloc(a: *mut vmspace_arena_t, size: vmspace_size_t) -> Result<vmspace_addr_t, c_int> {
+    alloc_flags(a, size, 0)
+}
+
+/// `size` units with `flags` (`vmspace_arena_alloc`), or the (negative)
+/// errno.
+pub fn alloc_flags(
+    a: *mut vmspace_arena_t,
+    size: vmspace_size_t,
+    flags: c_int,
+) -> Result<vmspace_addr_t, c_int> {
     let mut x = 0;
     // SAFETY: a live arena, a writable out pointer.
-    match unsafe { vmspace_arena_alloc(a, size, 0, &mut x) } {
+    match unsafe { vmspace_arena_alloc(a, size, flags, &mut x) } {
+        0 => Ok(x),
+        e => Err(e),
+    }
+}
+
+/// `vmspace_arena_xalloc` without an exact address: the start, or the
+/// (negative) errno.
+#[allow(clippy::too_many_arguments)]
+pub fn xalloc(
+    a: *mut vmspace_arena_t,
+    size: vmspace_size_t,
+    align: vmspace_size_t,
+    phase: vmspace_size_t,
+    nocross: vmspace_size_t,
+    min: vmspace_addr_t,
+    max: vmspace_addr_t,
+    flags: c_int,
+) -> Result<vmspace_addr_t, c_int> {
+    let mut x = 0;
+    // SAFETY: a live arena, a writable out pointer.
+    match unsafe {
+        vmspace_arena_xalloc(a, size, align, phase, nocross, min, max, 0, flags, &mut x)
+    } {
         0 => Ok(x),
         e => Err(e),
     }

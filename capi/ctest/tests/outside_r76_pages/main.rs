@@ -16,7 +16,7 @@ mod lifecycle;
 mod mapping;
 mod threads;
 
-use common::{counters, in_child, sizes, Rng, P};
+use common::{alloc_flags as alloc, counters, in_child, sizes, xalloc, Rng, P};
 use core::ffi::{c_int, c_void};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -167,36 +167,6 @@ fn child(parent: *mut vmspace_arena_t, quantum: usize, qcache_max: usize) -> *mu
 fn set_vm(a: *mut vmspace_arena_t, size: usize) -> c_int {
     // SAFETY: a live arena.
     unsafe { vmspace_arena_set_vm(a, size, 0) }
-}
-
-fn alloc(a: *mut vmspace_arena_t, size: usize, flags: c_int) -> Result<usize, c_int> {
-    let mut x = 0;
-    // SAFETY: a live arena, a writable out pointer.
-    match unsafe { vmspace_arena_alloc(a, size, flags, &mut x) } {
-        0 => Ok(x),
-        e => Err(e),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn xalloc(
-    a: *mut vmspace_arena_t,
-    size: usize,
-    align: usize,
-    phase: usize,
-    nocross: usize,
-    min: usize,
-    max: usize,
-    flags: c_int,
-) -> Result<usize, c_int> {
-    let mut x = 0;
-    // SAFETY: as above.
-    match unsafe {
-        vmspace_arena_xalloc(a, size, align, phase, nocross, min, max, 0, flags, &mut x)
-    } {
-        0 => Ok(x),
-        e => Err(e),
-    }
 }
 
 fn free(a: *mut vmspace_arena_t, addr: usize, size: usize) {
