@@ -21,10 +21,18 @@
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
-# vmspace.pc names the directories relative to ${prefix} where they are under
-# it, else whole (capi-install-check greps both lines).
-CAPI_PC_LIBDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
-CAPI_PC_INCLUDEDIR := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+# The directories reach the recipes through the environment, and the
+# recipes quote them, so that they may hold any character a file name can
+# (spaces, quotes, &, |, %: capi-install-check installs under such a
+# prefix); only a $, which make reads as its own, must be written $$.
+# vmspace.pc is written by capi/scripts/pc.sh from the same variables: the
+# directories relative to ${prefix} where they are under it, else whole
+# (capi-install-check greps both lines).
+capi install install-strip uninstall: export CAPI_DEST_LIBDIR = $(DESTDIR)$(LIBDIR)
+capi install install-strip uninstall: export CAPI_DEST_INCLUDEDIR = $(DESTDIR)$(INCLUDEDIR)
+capi: export PC_PREFIX = $(PREFIX)
+capi: export PC_LIBDIR = $(LIBDIR)
+capi: export PC_INCLUDEDIR = $(INCLUDEDIR)
 CAPI_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' capi/user/Cargo.toml)
 # Cargo's output directory (CARGO_TARGET_DIR when set); the stage stays in
 # this checkout's target/.
@@ -38,15 +46,14 @@ capi: cargo-present
 	$(CARGO) build --release -q -p vmspace-capi-user
 	rm -rf $(CAPI_STAGE)
 	mkdir -p $(CAPI_STAGE)/lib/pkgconfig $(CAPI_STAGE)/include/vmspace
-	cp $(CAPI_LIB).a $(CAPI_STAGE)/lib/libvmspace.a
-	cp $(CAPI_LIB).so $(CAPI_STAGE)/lib/libvmspace.so.$(CAPI_VERSION)
+	cp "$(CAPI_LIB).a" $(CAPI_STAGE)/lib/libvmspace.a
+	cp "$(CAPI_LIB).so" $(CAPI_STAGE)/lib/libvmspace.so.$(CAPI_VERSION)
 	ln -sf libvmspace.so.$(CAPI_VERSION) $(CAPI_STAGE)/lib/libvmspace.so.0
 	ln -sf libvmspace.so.0 $(CAPI_STAGE)/lib/libvmspace.so
 	cp capi/include/vmspace.h $(CAPI_STAGE)/include/
 	cp capi/include/vmspace/vmem.h $(CAPI_STAGE)/include/vmspace/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(CAPI_PC_LIBDIR)|' \
-		-e 's|@INCLUDEDIR@|$(CAPI_PC_INCLUDEDIR)|' -e 's|@VERSION@|$(CAPI_VERSION)|' \
-		capi/vmspace.pc.in > $(CAPI_STAGE)/lib/pkgconfig/vmspace.pc
+	PC_VERSION='$(CAPI_VERSION)' bash capi/scripts/pc.sh capi/vmspace.pc.in \
+		$(CAPI_STAGE)/lib/pkgconfig/vmspace.pc
 
 # Every file install puts down, relative to LIBDIR and INCLUDEDIR (uninstall
 # removes exactly these).
@@ -60,30 +67,32 @@ CAPI_INSTALLED_HEADERS := vmspace.h vmspace/vmem.h
 # in place under it, as the first version's cp did, it could crash).
 STRIP ?= strip
 INSTALL ?= install
-# $(call capi_put,MODE,FILE,DIR): FILE into DIR as a new file.
-capi_put = $(INSTALL) -m $(1) $(2) $(3)/.$(notdir $(2)).new && mv -f $(3)/.$(notdir $(2)).new $(3)/$(notdir $(2))
+# $(call capi_put,MODE,FILE): FILE into LIBDIR as a new file.
+capi_put = $(INSTALL) -m $(1) $(2) "$$CAPI_DEST_LIBDIR/.$(notdir $(2)).new" && \
+	mv -f "$$CAPI_DEST_LIBDIR/.$(notdir $(2)).new" "$$CAPI_DEST_LIBDIR/$(notdir $(2))"
 
 install: capi
-	$(INSTALL) -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/vmspace
-	$(call capi_put,644,$(CAPI_STAGE)/lib/libvmspace.a,$(DESTDIR)$(LIBDIR))
-	$(call capi_put,755,$(CAPI_STAGE)/lib/libvmspace.so.$(CAPI_VERSION),$(DESTDIR)$(LIBDIR))
-	ln -sf libvmspace.so.$(CAPI_VERSION) $(DESTDIR)$(LIBDIR)/libvmspace.so.0
-	ln -sf libvmspace.so.0 $(DESTDIR)$(LIBDIR)/libvmspace.so
-	$(INSTALL) -m 644 $(CAPI_STAGE)/lib/pkgconfig/vmspace.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
-	$(INSTALL) -m 644 $(CAPI_STAGE)/include/vmspace.h $(DESTDIR)$(INCLUDEDIR)/
-	$(INSTALL) -m 644 $(CAPI_STAGE)/include/vmspace/vmem.h $(DESTDIR)$(INCLUDEDIR)/vmspace/
+	$(INSTALL) -d "$$CAPI_DEST_LIBDIR/pkgconfig" "$$CAPI_DEST_INCLUDEDIR/vmspace"
+	$(call capi_put,644,$(CAPI_STAGE)/lib/libvmspace.a)
+	$(call capi_put,755,$(CAPI_STAGE)/lib/libvmspace.so.$(CAPI_VERSION))
+	ln -sf libvmspace.so.$(CAPI_VERSION) "$$CAPI_DEST_LIBDIR/libvmspace.so.0"
+	ln -sf libvmspace.so.0 "$$CAPI_DEST_LIBDIR/libvmspace.so"
+	$(INSTALL) -m 644 $(CAPI_STAGE)/lib/pkgconfig/vmspace.pc "$$CAPI_DEST_LIBDIR/pkgconfig/"
+	$(INSTALL) -m 644 $(CAPI_STAGE)/include/vmspace.h "$$CAPI_DEST_INCLUDEDIR/"
+	$(INSTALL) -m 644 $(CAPI_STAGE)/include/vmspace/vmem.h "$$CAPI_DEST_INCLUDEDIR/vmspace/"
 
 install-strip: install
-	$(STRIP) --strip-debug $(DESTDIR)$(LIBDIR)/libvmspace.a
-	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/libvmspace.so.$(CAPI_VERSION)
+	$(STRIP) --strip-debug "$$CAPI_DEST_LIBDIR/libvmspace.a"
+	$(STRIP) --strip-unneeded "$$CAPI_DEST_LIBDIR/libvmspace.so.$(CAPI_VERSION)"
 
 # Files only, as automake's uninstall: a directory may have been there
 # before install; but vmspace/ under INCLUDEDIR is this library's own, and
 # goes when empty.
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,$(CAPI_INSTALLED_LIBS))
-	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(CAPI_INSTALLED_HEADERS))
-	if [ -d $(DESTDIR)$(INCLUDEDIR)/vmspace ]; then rmdir --ignore-fail-on-non-empty $(DESTDIR)$(INCLUDEDIR)/vmspace; fi
+	rm -f $(addprefix "$$CAPI_DEST_LIBDIR"/,$(CAPI_INSTALLED_LIBS))
+	rm -f $(addprefix "$$CAPI_DEST_INCLUDEDIR"/,$(CAPI_INSTALLED_HEADERS))
+	if [ -d "$$CAPI_DEST_INCLUDEDIR/vmspace" ]; then \
+		rmdir --ignore-fail-on-non-empty "$$CAPI_DEST_INCLUDEDIR/vmspace"; fi
 
 capi-install-check:
 	bash capi/scripts/install-check.sh

@@ -56,8 +56,17 @@ echo "fully static (cc -static): ok"
 
 # A packager's layout: libraries and headers in directories of their own,
 # staged under DESTDIR, stripped. vmspace.pc must name those directories.
-dest=$prefix/dest
-pkg_prefix=$prefix/pkg
+# Their names hold what a shell, sed, make's patterns or pkg-config would
+# read as their own (a space, a quote, &, |, %): pkg-config's output is
+# shell-quoted for them, so it is read back with eval, as a build would.
+dest="$prefix/dest dir"
+pkg_prefix="$prefix/pkg's dir &co|100%"
+# $(pc_words OPTION...): pkg-config's words for vmspace, one a line.
+pc_words() {
+    local words
+    eval "words=($(pkg-config "$@" vmspace))"
+    printf '%s\n' "${words[@]}"
+}
 make --no-print-directory install-strip PREFIX="$pkg_prefix" LIBDIR="$pkg_prefix/lib64/multiarch" \
     INCLUDEDIR="$pkg_prefix/include/vmspace-0" DESTDIR="$dest" >/dev/null
 staged=$dest$pkg_prefix
@@ -73,20 +82,27 @@ for lib in libvmspace.a libvmspace.so.0; do
         || { echo "install-strip: $lib keeps .debug_info" >&2; exit 1; }
     echo "install-strip: $lib $unstripped -> $stripped bytes"
 done
+# A PREFIX written with a trailing slash still holds LIBDIR (vmspace.pc
+# relative to it); a directory outside it is written whole.
+PC_PREFIX=/usr/ PC_LIBDIR=/usr/lib PC_INCLUDEDIR=/opt/include PC_VERSION=0 \
+    bash capi/scripts/pc.sh capi/vmspace.pc.in "$prefix/slash.pc"
+grep -qx 'libdir=${prefix}/lib' "$prefix/slash.pc" && grep -qx 'includedir=/opt/include' "$prefix/slash.pc" ||
+    { echo "vmspace.pc for PREFIX=/usr/:" >&2; cat "$prefix/slash.pc" >&2; exit 1; }
 # Built against the staged tree moved to its PREFIX, as a package manager
 # would put it.
 mv "$staged" "$pkg_prefix"
 export PKG_CONFIG_PATH=$pkg_prefix/lib64/multiarch/pkgconfig
-# shellcheck disable=SC2046
-$cc -std=c11 -Wall -Wextra -Werror examples/c/vmem_example.c $(pkg-config --cflags --libs vmspace) \
+mapfile -t flags < <(pc_words --cflags --libs)
+test "${flags[0]}" = "-I$pkg_prefix/include/vmspace-0" || { echo "pkg-config: ${flags[*]}" >&2; exit 1; }
+$cc -std=c11 -Wall -Wextra -Werror examples/c/vmem_example.c "${flags[@]}" \
     -Wl,-rpath,"$pkg_prefix/lib64/multiarch" -o "$prefix/vmem_example_pkg"
 env -u LD_LIBRARY_PATH "$prefix/vmem_example_pkg" >/dev/null
-# shellcheck disable=SC2046
+mapfile -t cflags < <(pc_words --cflags)
+mapfile -t libs < <(pc_words --static --libs-only-l | grep -vx -- -lvmspace)
 $cc -std=c11 -Wall -Wextra -Werror examples/c/vmem_example.c \
-    $(pkg-config --cflags vmspace) "$pkg_prefix/lib64/multiarch/libvmspace.a" \
-    $(pkg-config --static --libs-only-l vmspace | sed 's/-lvmspace//') -o "$prefix/vmem_example_pkg_static"
+    "${cflags[@]}" "$pkg_prefix/lib64/multiarch/libvmspace.a" "${libs[@]}" -o "$prefix/vmem_example_pkg_static"
 "$prefix/vmem_example_pkg_static" >/dev/null
-echo "LIBDIR, INCLUDEDIR, DESTDIR, install-strip: shared and static: ok"
+echo "LIBDIR, INCLUDEDIR, DESTDIR, install-strip (under \"${pkg_prefix#"$prefix"/}\"): shared and static: ok"
 # A second install replaces the shared library with a new file (a program
 # running with the old one mapped keeps it), not writes into it.
 # The old file is held open meanwhile, as a running program holds it, so
