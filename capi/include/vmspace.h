@@ -163,6 +163,11 @@ typedef struct vmspace_vm vmspace_vm_t;
 #define VMSPACE_SEG_IMPORTED 0x1 /* a span imported from the arena's source */
 #define VMSPACE_SEG_HELD 0x2     /* held by a handle, or a quantum-cache slab */
 
+/* vmspace_vm_protect's protections: NONE, READ or READ | WRITE. */
+#define VMSPACE_PROT_NONE 0x0  /* no access: touching the pages faults; they stay mapped */
+#define VMSPACE_PROT_READ 0x1  /* readable */
+#define VMSPACE_PROT_WRITE 0x2 /* writable (with READ only: what vmspace_vm_map gives) */
+
 /* Bytes of an arena's name kept. */
 #define VMSPACE_NAME_MAX 31
 /* Boundary tags an arena may use unless told (32 bytes each, reserved as
@@ -497,13 +502,13 @@ int vmspace_arena_contains(vmspace_arena_t *arena, vmspace_addr_t addr,
  * The VM calls' errors (these, not the arena's list above):
  *   -EINVAL     a NULL vm or out pointer (or a misaligned one), a size of
  *               0, a grain that is not a power of two at least the page
- *               size (0 means the page size), an unknown flag, a range
- *               that is empty or whose ends are not multiples of the page
- *               size
+ *               size (0 means the page size), an unknown flag or
+ *               protection (checked before the range), a range that is
+ *               empty or whose ends are not multiples of the page size
  *   -EBADF      not a live VM (an arena is not one, nor a VM's copy)
  *   -ERANGE     a range not inside [base, base + size)
  *   -EEXIST     map of a range in which a page is mapped already
- *   -ENOENT     unmap of a range in which a page is not mapped
+ *   -ENOENT     unmap or protect of a range in which a page is not mapped
  *   -ENOMEM     no address space to reserve, no memory for pages, or (user
  *               space) no kernel mapping left to split for a map, unmap or
  *               release (the process is at vm.max_map_count)
@@ -552,6 +557,18 @@ int vmspace_vm_map(vmspace_vm_t *vm, vmspace_addr_t addr, vmspace_size_t size);
  * contents are gone (they read zero when mapped again). */
 int vmspace_vm_unmap(vmspace_vm_t *vm, vmspace_addr_t addr,
 		     vmspace_size_t size);
+/* Set the access to the pages of [addr, addr + size), all of which must be
+ * mapped: VMSPACE_PROT_NONE, VMSPACE_PROT_READ, or VMSPACE_PROT_READ |
+ * VMSPACE_PROT_WRITE (as vmspace_vm_map left them). The pages stay mapped
+ * and keep what they hold (vmspace_vm_mapped and info's `mapped` count
+ * them); unmap takes them whatever their protection, and a page mapped
+ * again is read-write. The VM records no protections: should the OS fail
+ * part way (-ENOMEM: user space at vm.max_map_count, the kernel out of
+ * memory for its bookkeeping), part of the range may have the new
+ * protection and the rest its old one, and the caller, who knows the old
+ * one, sets it again. A failed unmap leaves its range read-write. */
+int vmspace_vm_protect(vmspace_vm_t *vm, vmspace_addr_t addr,
+		       vmspace_size_t size, int prot);
 /* 1 when every page of [addr, addr + size) is mapped, 0 when one is not, or
  * a negative errno (a bad range as for map), so test for == 1. */
 int vmspace_vm_mapped(vmspace_vm_t *vm, vmspace_addr_t addr,

@@ -302,6 +302,13 @@ consts! {
     VMSPACE_SEG_IMPORTED: c_int = 0x1;
     /// Segment flag: an allocation held by a handle (or a quantum-cache slab).
     VMSPACE_SEG_HELD: c_int = 0x2;
+    /// `vmspace_vm_protect`: no access (touching the pages faults; they
+    /// stay mapped).
+    VMSPACE_PROT_NONE: c_int = 0x0;
+    /// `vmspace_vm_protect`: readable.
+    VMSPACE_PROT_READ: c_int = 0x1;
+    /// `vmspace_vm_protect`: writable (with `VMSPACE_PROT_READ` only).
+    VMSPACE_PROT_WRITE: c_int = 0x2;
     /// Bytes of an arena's name kept (the rest is cut off).
     VMSPACE_NAME_MAX: usize = 31;
     /// Boundary tags an arena may use unless told otherwise (1M: 32 MiB of

@@ -106,6 +106,8 @@ macro_rules! __native_fns {
         fn vmspace_vm_map(vm: *mut vmspace_vm_t, addr: vmspace_addr_t, size: vmspace_size_t) -> c_int;
         /// Unmap pages.
         fn vmspace_vm_unmap(vm: *mut vmspace_vm_t, addr: vmspace_addr_t, size: vmspace_size_t) -> c_int;
+        /// Set the access to mapped pages.
+        fn vmspace_vm_protect(vm: *mut vmspace_vm_t, addr: vmspace_addr_t, size: vmspace_size_t, prot: c_int) -> c_int;
         /// Whether a range is wholly mapped.
         fn vmspace_vm_mapped(vm: *mut vmspace_vm_t, addr: vmspace_addr_t, size: vmspace_size_t) -> c_int;
         /// The VM's range and what is mapped.

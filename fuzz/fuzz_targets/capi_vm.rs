@@ -4,12 +4,15 @@
 //! maps, unmaps, `mapped` queries, trims, infos and checks of any range,
 //! good or bad (empty, misaligned, partly or wholly outside the VM, ends
 //! that wrap), with the creation's bad arguments now and then. Checked
-//! against a model of which pages are mapped: every call succeeds exactly
-//! when the model says it must and otherwise returns the errno the header
-//! gives for the first thing wrong, changing nothing; `info.mapped` is the
-//! model's count; a page just mapped reads zero and keeps what was written
-//! to it until unmapped; `vmspace_vm_check` passes after every step; and
-//! the VM is destroyed with whatever is still mapped.
+//! against a model of which pages are mapped, and with what protection
+//! (`vmspace_vm_protect`, good and bad protections): every call succeeds
+//! exactly when the model says it must and otherwise returns the errno the
+//! header gives for the first thing wrong, changing nothing; `info.mapped`
+//! is the model's count; a page just mapped reads zero and keeps what was
+//! written to it until unmapped, whatever its protection meanwhile; a
+//! protected range's access is what was asked (probed through a pipe, so a
+//! forbidden access is `EFAULT`, not a fault); `vmspace_vm_check` passes
+//! after every step; and the VM is destroyed with whatever is still mapped.
 //!
 //! Inputs whose first byte is odd drive an arena of pages instead
 //! (`vmspace_arena_set_vm`: the quantum, quantum caches and VM size from
@@ -64,7 +67,11 @@ struct Model {
     /// The byte written to each mapped page (its first and last byte), or
     /// `None` where unmapped.
     mapped: [Option<u8>; MAX_PAGES],
+    /// Each mapped page's protection (`VMSPACE_PROT_*`).
+    prot: [c_int; MAX_PAGES],
 }
+
+const READ_WRITE: c_int = VMSPACE_PROT_READ | VMSPACE_PROT_WRITE;
 
 impl Model {
     fn count(&self) -> usize {
@@ -92,10 +99,11 @@ impl Model {
     /// Every mapped page holds what was written; `info` and `check` agree.
     fn verify(&self, vm: *mut vmspace_vm_t) {
         for i in 0..self.pages {
-            if let Some(b) = self.mapped[i] {
+            if let (Some(b), true) = (self.mapped[i], self.prot[i] != VMSPACE_PROT_NONE) {
                 let p = self.page_ptr(i);
-                // SAFETY: the model says the page is mapped, so it is
-                // readable (the VM's map succeeded and no unmap since).
+                // SAFETY: the model says the page is mapped and readable
+                // (the VM's map succeeded, no unmap since, and the last
+                // protect left it readable).
                 let (first, last) =
                     unsafe { (p.read_volatile(), p.add(self.page - 1).read_volatile()) };
                 assert_eq!((first, last), (b, b), "page {i}'s contents");
@@ -107,6 +115,72 @@ impl Model {
         assert_eq!(info.mapped, self.count() * self.page, "info.mapped");
         // SAFETY: a live VM.
         assert_eq!(unsafe { lib::vmspace_vm_check(vm) }, 0);
+    }
+}
+
+/// A pipe to probe access through: a byte copied in or out of a page the
+/// process may not read or write is `EFAULT`, not a fault.
+struct Probe([c_int; 2]);
+
+impl Probe {
+    fn new() -> Self {
+        let mut fd = [0; 2];
+        // SAFETY: a writable array of two descriptors.
+        assert_eq!(unsafe { libc::pipe(fd.as_mut_ptr()) }, 0);
+        Probe(fd)
+    }
+
+    /// Whether the byte at `p` can be read.
+    fn readable(&self, p: *const u8) -> bool {
+        let mut c = 0u8;
+        // SAFETY: the kernel copies from `p` or fails with EFAULT; `c` is
+        // writable.
+        unsafe {
+            if libc::write(self.0[1], p.cast(), 1) != 1 {
+                assert_eq!(*libc::__errno_location(), libc::EFAULT, "probe read");
+                return false;
+            }
+            assert_eq!(libc::read(self.0[0], (&mut c as *mut u8).cast(), 1), 1);
+        }
+        true
+    }
+
+    /// Whether `v`, the byte the page holds there, can be written at `p`.
+    fn writable(&self, p: *mut u8, v: u8) -> bool {
+        let mut c = 0u8;
+        // SAFETY: the kernel copies into `p` or fails with EFAULT (then the
+        // byte is drained into `c`); `v` is what `p` holds already.
+        unsafe {
+            assert_eq!(libc::write(self.0[1], (&v as *const u8).cast(), 1), 1);
+            if libc::read(self.0[0], p.cast(), 1) == 1 {
+                return true;
+            }
+            assert_eq!(*libc::__errno_location(), libc::EFAULT, "probe write");
+            assert_eq!(libc::read(self.0[0], (&mut c as *mut u8).cast(), 1), 1);
+        }
+        false
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        // SAFETY: our two descriptors, closed once.
+        unsafe {
+            libc::close(self.0[0]);
+            libc::close(self.0[1]);
+        }
+    }
+}
+
+/// A protection for `vmspace_vm_protect`: mostly one of the three, now and
+/// then write alone or a bit the header does not define.
+fn pick_prot(inp: &mut Input) -> c_int {
+    match inp.byte() % 8 {
+        0 | 1 => VMSPACE_PROT_NONE,
+        2 | 3 => VMSPACE_PROT_READ,
+        4 | 5 => READ_WRITE,
+        6 => VMSPACE_PROT_WRITE,
+        _ => (4 << (inp.byte() % 28)) | c_int::from(inp.byte() % 4),
     }
 }
 
@@ -329,7 +403,14 @@ fuzz_target!(|data: &[u8]| {
     assert!(info.reserved >= info.size);
     let all = info.size / page;
     assert!(all <= MAX_PAGES);
-    let mut m = Model { base: info.base, page, pages: all, mapped: [None; MAX_PAGES] };
+    let mut m = Model {
+        base: info.base,
+        page,
+        pages: all,
+        mapped: [None; MAX_PAGES],
+        prot: [READ_WRITE; MAX_PAGES],
+    };
+    let probe = Probe::new();
     let mut stamp = 1u8;
     while !inp.is_empty() {
         let op = inp.byte() % 8;
@@ -361,6 +442,7 @@ fuzz_target!(|data: &[u8]| {
                                 p.add(page - 1).write_volatile(stamp);
                             }
                             m.mapped[i] = Some(stamp);
+                            m.prot[i] = READ_WRITE;
                         }
                     }
                     Err(e) => assert_eq!(got, e, "map {addr:#x}+{size:#x}"),
@@ -398,6 +480,44 @@ fuzz_target!(|data: &[u8]| {
                 assert!(trimmed >= 0, "trim: {trimmed}");
                 // SAFETY: as above.
                 assert_eq!(unsafe { lib::vmspace_vm_trim(vm) }, 0, "a second trim");
+            }
+            _ if inp.byte() % 2 == 0 => {
+                let prot = pick_prot(&mut inp);
+                // SAFETY: a live VM; the model reads and writes only pages
+                // whose protection allows it.
+                let got = unsafe { lib::vmspace_vm_protect(vm, addr, size, prot) };
+                let want = if matches!(prot, VMSPACE_PROT_NONE | VMSPACE_PROT_READ | READ_WRITE) {
+                    want.and_then(|(lo, hi)| {
+                        if m.mapped[lo..hi].iter().any(Option::is_none) {
+                            Err(ENOENT)
+                        } else {
+                            Ok((lo, hi))
+                        }
+                    })
+                } else {
+                    Err(EINVAL)
+                };
+                match want {
+                    Ok((lo, hi)) => {
+                        assert_eq!(got, 0, "protect {addr:#x}+{size:#x} {prot:#x}");
+                        m.prot[lo..hi].iter_mut().for_each(|p| *p = prot);
+                        for i in [lo, hi - 1] {
+                            let (p, b) = (m.page_ptr(i), m.mapped[i].unwrap_or(0));
+                            let last = p.wrapping_add(page - 1);
+                            assert_eq!(
+                                probe.readable(p),
+                                prot != VMSPACE_PROT_NONE,
+                                "page {i} read"
+                            );
+                            assert_eq!(
+                                probe.writable(last, b),
+                                prot == READ_WRITE,
+                                "page {i} write"
+                            );
+                        }
+                    }
+                    Err(e) => assert_eq!(got, e, "protect {addr:#x}+{size:#x} {prot:#x}"),
+                }
             }
             _ => bad_creates(&mut inp, page),
         }

@@ -47,6 +47,7 @@ EXPORT_SYMBOL_NS_GPL(vmspace_vm_create, "VMSPACE");
 EXPORT_SYMBOL_NS_GPL(vmspace_vm_destroy, "VMSPACE");
 EXPORT_SYMBOL_NS_GPL(vmspace_vm_map, "VMSPACE");
 EXPORT_SYMBOL_NS_GPL(vmspace_vm_unmap, "VMSPACE");
+EXPORT_SYMBOL_NS_GPL(vmspace_vm_protect, "VMSPACE");
 EXPORT_SYMBOL_NS_GPL(vmspace_vm_mapped, "VMSPACE");
 EXPORT_SYMBOL_NS_GPL(vmspace_vm_info, "VMSPACE");
 EXPORT_SYMBOL_NS_GPL(vmspace_vm_trim, "VMSPACE");

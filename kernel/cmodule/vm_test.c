@@ -2,7 +2,7 @@
 /*
  * The VM layer (vmspace_vm_*) from a module, in the kernel, where a VM's
  * pages are pages of the vmalloc area: reserve, map, write through a
- * pointer, unmap, what is mapped, the bookkeeping and its trim; every error
+ * pointer, protect, unmap, what is mapped, the bookkeeping and its trim; every error
  * the header lists that a caller can provoke (a huge reservation included);
  * and an arena over a VM's range handing out addresses the VM maps.
  */
@@ -118,6 +118,86 @@ static void vm_maps_pages_in_the_kernel(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, vmspace_vm_check(vm), 0);
 
 	/* Destroyed with pages mapped: they go with it. */
+	KUNIT_EXPECT_EQ(test, vmspace_vm_destroy(vm), 0);
+}
+
+/* vmspace_vm_protect: no access takes the pages' PTEs away (vmalloc_to_page
+ * finds none) and keeps the pages; read-only and read-write give them back
+ * with what they held; unmap takes a protected page; the errors. (That a
+ * read-only page's PTE has no write bit is the built-in suite
+ * vmspace_sparse_protect's to show: UML retries a kernel fault in the
+ * vmalloc area rather than let a test provoke one.) */
+static void vm_protect_in_the_kernel(struct kunit *test)
+{
+	static const int bad_prots[] = { VMSPACE_PROT_WRITE, 4, VMSPACE_PROT_READ | 4, -1, 0x100 };
+	const vmspace_size_t page = PAGE_SIZE;
+	struct vmspace_vm_info info;
+	vmspace_vm_t *vm = NULL;
+	vmspace_addr_t b;
+	unsigned char *p;
+	size_t i;
+
+	KUNIT_ASSERT_EQ(test, vmspace_vm_create(VM_SIZE, 0, 0, &vm), 0);
+	KUNIT_ASSERT_EQ(test, vmspace_vm_info(vm, &info), 0);
+	b = info.base;
+	p = (unsigned char *)b;
+	KUNIT_ASSERT_EQ(test, vmspace_vm_map(vm, b, 4 * page), 0);
+	memset(p, 0x5a, 4 * page);
+
+	/* Pages 1 and 2 no access: unmapped from the page tables, still the
+	 * VM's (mapped, counted). */
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + page, 2 * page, VMSPACE_PROT_NONE), 0);
+	KUNIT_EXPECT_NULL(test, vmalloc_to_page(p + page));
+	KUNIT_EXPECT_NULL(test, vmalloc_to_page(p + 3 * page - 1));
+	KUNIT_EXPECT_NOT_NULL(test, vmalloc_to_page(p));
+	KUNIT_EXPECT_NOT_NULL(test, vmalloc_to_page(p + 3 * page));
+	KUNIT_EXPECT_EQ(test, vmspace_vm_mapped(vm, b, 4 * page), 1);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_info(vm, &info), 0);
+	KUNIT_EXPECT_EQ(test, info.mapped, 4 * page);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_check(vm), 0);
+
+	/* The errors, none of which gives a page back. */
+	for (i = 0; i < ARRAY_SIZE(bad_prots); i++)
+		KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + page, page, bad_prots[i]), -EINVAL);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b - page, page, VMSPACE_PROT_WRITE), -EINVAL);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + 4 * page, page, VMSPACE_PROT_READ), -ENOENT);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + 2 * page, 3 * page, VMSPACE_PROT_READ), -ENOENT);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + page, 0, VMSPACE_PROT_READ), -EINVAL);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + 1, page, VMSPACE_PROT_READ), -EINVAL);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b - page, page, VMSPACE_PROT_READ), -ERANGE);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + VM_SIZE, page, VMSPACE_PROT_READ), -ERANGE);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b, SIZE_MAX - page + 1, VMSPACE_PROT_READ),
+			-EOVERFLOW);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(NULL, b, page, VMSPACE_PROT_READ), -EINVAL);
+	KUNIT_EXPECT_NULL(test, vmalloc_to_page(p + page));
+	KUNIT_EXPECT_NULL(test, vmalloc_to_page(p + 2 * page));
+
+	/* Read-only, then read-write: the same pages back, as they were. */
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + page, 2 * page, VMSPACE_PROT_READ), 0);
+	KUNIT_EXPECT_NOT_NULL(test, vmalloc_to_page(p + page));
+	KUNIT_EXPECT_NOT_NULL(test, vmalloc_to_page(p + 2 * page));
+	KUNIT_EXPECT_TRUE(test, all_bytes(p + page, 2 * page, 0x5a));
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + page, 2 * page,
+						 VMSPACE_PROT_READ | VMSPACE_PROT_WRITE), 0);
+	memset(p + page, 0x77, page);
+	KUNIT_EXPECT_TRUE(test, all_bytes(p + page, page, 0x77));
+	KUNIT_EXPECT_TRUE(test, all_bytes(p + 2 * page, page, 0x5a));
+	KUNIT_EXPECT_EQ(test, vmspace_vm_check(vm), 0);
+
+	/* Unmapped whatever its protection; mapped again, zero and writable. */
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + page, page, VMSPACE_PROT_NONE), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + 2 * page, page, VMSPACE_PROT_READ), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_unmap(vm, b + page, 2 * page), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + page, page, VMSPACE_PROT_READ), -ENOENT);
+	KUNIT_ASSERT_EQ(test, vmspace_vm_map(vm, b + page, 2 * page), 0);
+	KUNIT_EXPECT_TRUE(test, all_bytes(p + page, 2 * page, 0));
+	memset(p + page, 0x11, 2 * page);
+	KUNIT_EXPECT_TRUE(test, all_bytes(p + page, 2 * page, 0x11));
+	KUNIT_EXPECT_EQ(test, vmspace_vm_check(vm), 0);
+
+	/* Destroyed with pages of each protection mapped. */
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b, page, VMSPACE_PROT_NONE), 0);
+	KUNIT_EXPECT_EQ(test, vmspace_vm_protect(vm, b + 3 * page, page, VMSPACE_PROT_READ), 0);
 	KUNIT_EXPECT_EQ(test, vmspace_vm_destroy(vm), 0);
 }
 
@@ -309,6 +389,7 @@ static void vm_under_an_arena(struct kunit *test)
 
 static struct kunit_case vmspace_cmod_vm_cases[] = {
 	KUNIT_CASE(vm_maps_pages_in_the_kernel),
+	KUNIT_CASE(vm_protect_in_the_kernel),
 	KUNIT_CASE(vm_errors_have_their_codes),
 	KUNIT_CASE(vm_under_an_arena),
 	{}

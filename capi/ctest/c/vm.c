@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /*
- * The VM layer from C (vmspace_vm_*): reserve, map, write, unmap, what is
- * mapped, every error the header lists, a VM where an arena is expected
+ * The VM layer from C (vmspace_vm_*): reserve, map, write, protect, unmap,
+ * what is mapped, every error the header lists, a VM where an arena is expected
  * and the reverse, an arena handing out addresses a VM maps, and threads
  * mapping and unmapping in one VM.
  */
@@ -172,6 +172,116 @@ static int vm_errors(void)
 	/* Every error has its own text. */
 	CHECK(strstr(vmspace_strerror(-EEXIST), "mapped already") != NULL);
 	CHECK(strstr(vmspace_strerror(-ENOENT), "not mapped") != NULL);
+	return failures;
+}
+
+/* Whether the byte at `p` can be read: copied through a pipe, so that a
+ * forbidden access is EFAULT, not a fault. */
+static int probe_read(int fd[2], const unsigned char *p)
+{
+	unsigned char c;
+	if (write(fd[1], p, 1) != 1)
+		return errno == EFAULT ? 0 : -1;
+	return read(fd[0], &c, 1) == 1 && c == *p ? 1 : -1;
+}
+
+/* Whether `v` can be written at `p` (through the pipe, as above). */
+static int probe_write(int fd[2], unsigned char *p, unsigned char v)
+{
+	unsigned char c;
+	if (write(fd[1], &v, 1) != 1)
+		return -1;
+	if (read(fd[0], p, 1) == 1)
+		return 1;
+	if (errno != EFAULT || read(fd[0], &c, 1) != 1)
+		return -1;
+	return 0;
+}
+
+/* vmspace_vm_protect: each protection as the OS enforces it (probed through
+ * a pipe), contents kept, unmap and map again whatever the protection, and
+ * every error the header lists changing nothing. */
+static int vm_protect(void)
+{
+	int failures = 0;
+	int fd[2];
+	CHECK_EQ(pipe(fd), 0);
+	vmspace_vm_t *vm = NULL;
+	CHECK_EQ(vmspace_vm_create(1 << 20, 0, 0, &vm), 0);
+	size_t page = page_of(vm, &failures);
+	struct vmspace_vm_info info;
+	CHECK_EQ(vmspace_vm_info(vm, &info), 0);
+	uintptr_t b = info.base;
+	unsigned char *p = (unsigned char *)b;
+	CHECK_EQ(vmspace_vm_map(vm, b, 4 * page), 0);
+	memset(p, 0x5a, 4 * page);
+
+	/* Pages 1 and 2 read-only, then page 1 no access; 0 and 3 untouched. */
+	CHECK_EQ(vmspace_vm_protect(vm, b + page, 2 * page, VMSPACE_PROT_READ), 0);
+	CHECK_EQ(probe_read(fd, p + page), 1);
+	CHECK_EQ(probe_write(fd, p + page, 0x5a), 0);
+	CHECK_EQ(probe_write(fd, p + 3 * page - 1, 0x5a), 0);
+	CHECK_EQ(probe_write(fd, p + page - 1, 0x5a), 1);
+	CHECK_EQ(probe_write(fd, p + 3 * page, 0x5a), 1);
+	CHECK_EQ(p[page], 0x5a);
+	CHECK_EQ(p[3 * page - 1], 0x5a);
+	CHECK_EQ(vmspace_vm_protect(vm, b + page, page, VMSPACE_PROT_NONE), 0);
+	CHECK_EQ(probe_read(fd, p + page), 0);
+	CHECK_EQ(probe_read(fd, p + 2 * page - 1), 0);
+	CHECK_EQ(probe_read(fd, p + 2 * page), 1);
+	CHECK_EQ(vmspace_vm_mapped(vm, b, 4 * page), 1);
+	CHECK_EQ(vmspace_vm_info(vm, &info), 0);
+	CHECK_EQ(info.mapped, 4 * page);
+	CHECK_EQ(vmspace_vm_check(vm), 0);
+
+	/* Errors, none of which changes a protection. */
+	int bad_prots[] = { VMSPACE_PROT_WRITE, 4, VMSPACE_PROT_READ | 4, -1, 0x100 };
+	for (size_t i = 0; i < sizeof bad_prots / sizeof bad_prots[0]; i++)
+		CHECK_EQ(vmspace_vm_protect(vm, b, page, bad_prots[i]), -EINVAL);
+	/* The protection is checked before the range. */
+	CHECK_EQ(vmspace_vm_protect(vm, b - page, page, VMSPACE_PROT_WRITE), -EINVAL);
+	CHECK_EQ(vmspace_vm_protect(vm, b + 4 * page, page, VMSPACE_PROT_READ), -ENOENT);
+	CHECK_EQ(vmspace_vm_protect(vm, b + 3 * page, 2 * page, VMSPACE_PROT_NONE), -ENOENT);
+	CHECK_EQ(vmspace_vm_protect(vm, b, 0, VMSPACE_PROT_READ), -EINVAL);
+	CHECK_EQ(vmspace_vm_protect(vm, b + 1, page, VMSPACE_PROT_READ), -EINVAL);
+	CHECK_EQ(vmspace_vm_protect(vm, b, page + 1, VMSPACE_PROT_READ), -EINVAL);
+	CHECK_EQ(vmspace_vm_protect(vm, b - page, page, VMSPACE_PROT_READ), -ERANGE);
+	CHECK_EQ(vmspace_vm_protect(vm, b + info.size, page, VMSPACE_PROT_READ), -ERANGE);
+	CHECK_EQ(vmspace_vm_protect(vm, b, SIZE_MAX - page + 1, VMSPACE_PROT_READ), -EOVERFLOW);
+	CHECK_EQ(vmspace_vm_protect(NULL, b, page, VMSPACE_PROT_READ), -EINVAL);
+	vmspace_arena_t *a = vmspace_arena_create("a", 4096, 4096, 4096, 0, 0);
+	CHECK(a != NULL);
+	CHECK_EQ(vmspace_vm_protect((vmspace_vm_t *)a, b, page, VMSPACE_PROT_READ), -EBADF);
+	CHECK_EQ(vmspace_arena_destroy(a), 0);
+	CHECK_EQ(probe_write(fd, p, 0x5a), 1);
+	CHECK_EQ(probe_read(fd, p + page), 0);
+	CHECK_EQ(probe_write(fd, p + 2 * page, 0x5a), 0);
+	CHECK_EQ(probe_write(fd, p + 3 * page, 0x5a), 1);
+
+	/* Read-write again: what the pages held is still there. */
+	CHECK_EQ(vmspace_vm_protect(vm, b + page, 2 * page, VMSPACE_PROT_READ | VMSPACE_PROT_WRITE), 0);
+	CHECK_EQ(probe_write(fd, p + page, 0x5a), 1);
+	CHECK_EQ(probe_write(fd, p + 2 * page, 0x5a), 1);
+	CHECK_EQ(p[page], 0x5a);
+	CHECK_EQ(p[2 * page - 1], 0x5a);
+
+	/* Unmapped whatever its protection; mapped again read-write and zero. */
+	CHECK_EQ(vmspace_vm_protect(vm, b + page, page, VMSPACE_PROT_NONE), 0);
+	CHECK_EQ(vmspace_vm_protect(vm, b + 2 * page, page, VMSPACE_PROT_READ), 0);
+	CHECK_EQ(vmspace_vm_unmap(vm, b + page, 2 * page), 0);
+	CHECK_EQ(vmspace_vm_protect(vm, b + page, page, VMSPACE_PROT_READ), -ENOENT);
+	CHECK_EQ(vmspace_vm_map(vm, b + page, 2 * page), 0);
+	CHECK(ct_all_zero(p + page, 2 * page));
+	CHECK_EQ(probe_write(fd, p + page, 0), 1);
+	CHECK_EQ(probe_write(fd, p + 3 * page - 1, 0), 1);
+	CHECK_EQ(vmspace_vm_check(vm), 0);
+
+	/* Destroyed with pages of every protection mapped. */
+	CHECK_EQ(vmspace_vm_protect(vm, b, page, VMSPACE_PROT_NONE), 0);
+	CHECK_EQ(vmspace_vm_protect(vm, b + 3 * page, page, VMSPACE_PROT_READ), 0);
+	CHECK_EQ(vmspace_vm_destroy(vm), 0);
+	close(fd[0]);
+	close(fd[1]);
 	return failures;
 }
 
@@ -423,6 +533,6 @@ static int vm_arena_trees(void)
 
 int ctest_vm(void)
 {
-	return vm_basics() + vm_errors() + vm_under_an_arena() + vm_threads() +
+	return vm_basics() + vm_errors() + vm_protect() + vm_under_an_arena() + vm_threads() +
 	       vm_arena_of_pages() + vm_arena_trees();
 }

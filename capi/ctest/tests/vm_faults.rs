@@ -4,7 +4,8 @@
 //! arenas' own metadata is not failed), cleanly, part way, or as a
 //! shortage. Each failure returns its errno and leaves the VM (or arena)
 //! as the header says: a refused destroy leaves the VM live and usable, a
-//! map maps none of its pages, an unmap refused part way leaves the range
+//! map maps none of its pages, a protect refused part way can be set
+//! again, an unmap refused part way leaves the range
 //! mapped and read-write, a failed import or give-back of an arena of
 //! pages changes nothing the caller sees.
 //!
@@ -251,6 +252,83 @@ fn an_arena_of_pages_survives_failed_imports_and_give_backs() {
     assert_eq!(i.mapped, s.imported, "mapped is what is still imported");
     // SAFETY: a live arena, not used after.
     assert_eq!(unsafe { F::vmspace_arena_destroy(a) }, 0);
+}
+
+/// Whether the byte at `addr` can be read and whether it can be written
+/// (the byte it holds written back), copied through a pipe so that a
+/// forbidden access is `EFAULT`, not a fault.
+fn access(addr: usize) -> (bool, bool) {
+    let mut fd = [0; 2];
+    let mut c = 0u8;
+    let p = addr as *mut u8;
+    // SAFETY: a writable array for the pipe; the kernel copies from and
+    // into `p` or fails with EFAULT; `c` is ours.
+    unsafe {
+        assert_eq!(libc::pipe(fd.as_mut_ptr()), 0);
+        let read = libc::write(fd[1], p.cast(), 1) == 1;
+        if read {
+            assert_eq!(libc::read(fd[0], (&mut c as *mut u8).cast(), 1), 1);
+        } else {
+            assert_eq!(*libc::__errno_location(), libc::EFAULT);
+        }
+        // What the page holds, or anything when it cannot be read (and so
+        // cannot be written either: no write-only pages here).
+        assert_eq!(libc::write(fd[1], (&c as *const u8).cast(), 1), 1);
+        let written = libc::read(fd[0], p.cast(), 1) == 1;
+        libc::close(fd[0]);
+        libc::close(fd[1]);
+        (read, written)
+    }
+}
+
+#[test]
+fn a_failed_protect_returns_its_errno_and_a_part_way_one_can_be_set_again() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let p = page();
+    let v = vm(64 * p);
+    let b = info(v).base;
+    // SAFETY: a live VM.
+    assert_eq!(unsafe { F::vmspace_vm_map(v, b, 8 * p) }, 0);
+    fill(b, 8 * p, 0x42);
+    let before = info(v);
+    // Refused cleanly: nothing changed, every page still read-write.
+    for (error, want) in [
+        (InjectedError::Os(libc_enomem()), ENOMEM),
+        (InjectedError::Os(22), EIO),
+        (InjectedError::Marker, -11),
+    ] {
+        fail_next(Op::Protect, FaultShape::Clean, error);
+        // SAFETY: a live VM.
+        assert_eq!(unsafe { F::vmspace_vm_protect(v, b, 8 * p, VMSPACE_PROT_READ) }, want);
+        INJ.clear();
+        assert!((0..8).all(|i| access(b + i * p) == (true, true)), "{error:?}");
+        assert_eq!(info(v), before);
+    }
+    // Refused part way (Linux's mprotect at vm.max_map_count): a prefix
+    // has no access, the rest is as it was; set again, the whole range is
+    // read-write with its contents.
+    let part_way = INJ.changed_part_way();
+    fail_next(Op::Protect, FaultShape::PartWay, InjectedError::Os(libc_enomem()));
+    // SAFETY: a live VM.
+    assert_eq!(unsafe { F::vmspace_vm_protect(v, b, 8 * p, VMSPACE_PROT_NONE) }, ENOMEM);
+    assert_eq!(INJ.changed_part_way(), part_way + 1, "the failure came part way");
+    INJ.clear();
+    let shut = (0..8).take_while(|i| access(b + i * p) == (false, false)).count();
+    assert!((1..8).contains(&shut), "a prefix of {shut} pages protected");
+    assert!((shut..8).all(|i| access(b + i * p) == (true, true)));
+    assert_eq!(info(v), before);
+    // SAFETY: a live VM.
+    unsafe {
+        assert_eq!(F::vmspace_vm_mapped(v, b, 8 * p), 1);
+        assert_eq!(F::vmspace_vm_protect(v, b, 8 * p, VMSPACE_PROT_READ | VMSPACE_PROT_WRITE), 0);
+    }
+    assert!(all(b, 8 * p, 0x42));
+    fill(b, 8 * p, 0x11);
+    // SAFETY: a live VM.
+    unsafe {
+        assert_eq!(F::vmspace_vm_check(v), 0);
+        assert_eq!(F::vmspace_vm_destroy(v), 0);
+    }
 }
 
 /// Linux's ENOMEM, as the mmap backend reports it (positive).

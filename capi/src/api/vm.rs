@@ -4,7 +4,7 @@
 use core::ffi::c_int;
 
 use vmspace::vm::Vm;
-use vmspace_shim::{Addr, PageOps, Range, Size};
+use vmspace_shim::{Addr, PageOps, Protection, Range, Size};
 
 use super::{out, status, Api};
 use crate::ctypes::*;
@@ -19,6 +19,17 @@ const CREATE_FLAGS: c_int = 0;
 /// representable.
 fn range(addr: vmspace_addr_t, size: vmspace_size_t) -> Result<Range, c_int> {
     Range::from_size(Addr(addr), Size(size)).map_err(|_| -code::EOVERFLOW)
+}
+
+/// The protection `prot` names (`VMSPACE_PROT_*`), if it names one: write
+/// access comes with read access only.
+fn protection(prot: c_int) -> Option<Protection> {
+    match prot {
+        VMSPACE_PROT_NONE => Some(Protection::None),
+        VMSPACE_PROT_READ => Some(Protection::Read),
+        p if p == VMSPACE_PROT_READ | VMSPACE_PROT_WRITE => Some(Protection::ReadWrite),
+        _ => None,
+    }
 }
 
 /// The VM's description as `vmspace_vm_info` reports it.
@@ -100,8 +111,9 @@ impl<P: Platform> Api<P> {
     /// `vmspace_vm_unmap`: unmap the pages of `[addr, addr + size)`, all
     /// of them mapped. An unmap the OS refuses part way (Linux's
     /// `mprotect` at `vm.max_map_count`, after the pages were dropped) is
-    /// made whole again: the range is read-write, as every mapped page of a
-    /// VM is here (the C API has no other protection), though what it held
+    /// made whole again as far as it can be: the range is read-write, as a
+    /// mapped page is until `vmspace_vm_protect` (the VM records no other
+    /// protection to put back; the header says so), though what it held
     /// may be gone.
     ///
     /// # Safety
@@ -125,6 +137,28 @@ impl<P: Platform> Api<P> {
                     vm_errno(&e)
                 })
             })
+        })())
+    }
+
+    /// `vmspace_vm_protect`: set the access to the pages of
+    /// `[addr, addr + size)`, all of them mapped.
+    ///
+    /// # Safety
+    ///
+    /// `vm` as usual; nothing accesses the range in a way `prot` forbids
+    /// (a fault is the caller's).
+    pub unsafe fn vmspace_vm_protect(
+        vm: *mut vmspace_vm_t,
+        addr: vmspace_addr_t,
+        size: vmspace_size_t,
+        prot: c_int,
+    ) -> c_int {
+        status((|| {
+            // SAFETY: the caller's contract.
+            let o = unsafe { VmObj::<P>::from_ptr(vm) }?;
+            let prot = protection(prot).ok_or(-code::EINVAL)?;
+            let r = range(addr, size)?;
+            o.with(|v| v.protect(r, prot)).map_err(|e| vm_errno(&e))
         })())
     }
 
