@@ -27,7 +27,8 @@ INCLUDEDIR ?= $(PREFIX)/include
 # prefix); only a $, which make reads as its own, must be written $$.
 # vmspace.pc is written by capi/scripts/pc.sh from the same variables: the
 # directories relative to ${prefix} where they are under it, else whole
-# (capi-install-check greps both lines).
+# (capi-install-check greps both lines); a directory .pc cannot name (a
+# newline, a carriage return, or ${ in it) fails the build there.
 capi install install-strip uninstall: export CAPI_DEST_LIBDIR = $(DESTDIR)$(LIBDIR)
 capi install install-strip uninstall: export CAPI_DEST_INCLUDEDIR = $(DESTDIR)$(INCLUDEDIR)
 capi: export PC_PREFIX = $(PREFIX)

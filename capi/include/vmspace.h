@@ -510,8 +510,8 @@ int vmspace_arena_contains(vmspace_arena_t *arena, vmspace_addr_t addr,
  *   -EEXIST     map of a range in which a page is mapped already
  *   -ENOENT     unmap or protect of a range in which a page is not mapped
  *   -ENOMEM     no address space to reserve, no memory for pages, or (user
- *               space) no kernel mapping left to split for a map, unmap or
- *               release (the process is at vm.max_map_count)
+ *               space) no kernel mapping left to split for a map, unmap,
+ *               protect or release (the process is at vm.max_map_count)
  *   -EOVERFLOW  the size rounded up to the grain, with the VM's bookkeeping
  *               after it, or a range's end, does not fit in an address
  *   -EIO        the OS's page operations failed otherwise
@@ -521,8 +521,10 @@ int vmspace_arena_contains(vmspace_arena_t *arena, vmspace_addr_t addr,
  * for them, and should that fail too, that page stays mapped (in
  * `metadata`) until vmspace_vm_trim; an unmap the OS refuses (-ENOMEM at
  * vm.max_map_count in user space) may have dropped the pages' contents
- * first: they stay mapped, read-write, and may read zero; a trim keeps
- * what it gave back before it failed.
+ * first: they stay mapped, read-write (unless the OS refuses that too: a
+ * range vmspace_vm_protect gave another protection than its neighbours'
+ * may keep it), and may read zero; a trim keeps what it gave back before
+ * it failed.
  * Calls on one VM may come from any thread, concurrently (a lock orders
  * them; in the kernel a mutex: process context only, as for arenas).
  * Reading or writing a page that is not mapped faults (SIGSEGV in user
@@ -566,7 +568,10 @@ int vmspace_vm_unmap(vmspace_vm_t *vm, vmspace_addr_t addr,
  * part way (-ENOMEM: user space at vm.max_map_count, the kernel out of
  * memory for its bookkeeping), part of the range may have the new
  * protection and the rest its old one, and the caller, who knows the old
- * one, sets it again. A failed unmap leaves its range read-write. */
+ * one, sets it again. A failed unmap leaves its range read-write, unless
+ * the OS refuses that as well (at vm.max_map_count, a range whose
+ * protection differs from its neighbours' may keep it: set it once
+ * mappings are freed). */
 int vmspace_vm_protect(vmspace_vm_t *vm, vmspace_addr_t addr,
 		       vmspace_size_t size, int prot);
 /* 1 when every page of [addr, addr + size) is mapped, 0 when one is not, or

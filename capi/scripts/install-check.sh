@@ -88,6 +88,11 @@ PC_PREFIX=/usr/ PC_LIBDIR=/usr/lib PC_INCLUDEDIR=/opt/include PC_VERSION=0 \
     bash capi/scripts/pc.sh capi/vmspace.pc.in "$prefix/slash.pc"
 grep -qx 'libdir=${prefix}/lib' "$prefix/slash.pc" && grep -qx 'includedir=/opt/include' "$prefix/slash.pc" ||
     { echo "vmspace.pc for PREFIX=/usr/:" >&2; cat "$prefix/slash.pc" >&2; exit 1; }
+# Directories holding what a shell, make or pkg-config reads as its own
+# (round 78): vmspace.pc names them exactly, or pc.sh refuses them.
+bash capi/scripts/outside_r78_pc_chars.sh >"$prefix/pc_chars.log" ||
+    { cat "$prefix/pc_chars.log" >&2; exit 1; }
+echo "vmspace.pc for $(grep -c ': ok$' "$prefix/pc_chars.log") directories of odd characters, $(grep -c 'refused' "$prefix/pc_chars.log") refused: ok"
 # Built against the staged tree moved to its PREFIX, as a package manager
 # would put it.
 mv "$staged" "$pkg_prefix"

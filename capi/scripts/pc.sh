@@ -6,18 +6,31 @@
 #
 # A directory under the prefix is written relative to ${prefix} (a packager
 # may move the tree), else whole. Values are escaped as pkg-config reads
-# them: a backslash before a space, tab, quote or backslash (pkgconf then
-# prints them escaped for the shell).
+# them: a backslash before a space, tab, quote, backslash or # (which
+# pkg-config otherwise reads as the start of a comment; pkgconf then prints
+# them escaped for the shell). A newline or carriage return cannot be
+# written in a .pc file (pkg-config ends the line there), nor can ${
+# (a variable to pkg-config): refused.
 set -euo pipefail
 [ $# -eq 2 ] || { sed -n '2,10p' "$0" >&2; exit 2; }
 template=$1 out=$2
 
 escape() {
     local s=$1 r='' c i
+    case $s in
+    *'${'*)
+        echo "pc.sh: a directory holds \${, which pkg-config reads as a variable: $s" >&2
+        exit 1
+        ;;
+    esac
     for ((i = 0; i < ${#s}; i++)); do
         c=${s:i:1}
         case $c in
-        ' ' | $'\t' | "'" | '"' | '\') r+="\\$c" ;;
+        ' ' | $'\t' | "'" | '"' | '\' | '#') r+="\\$c" ;;
+        $'\n' | $'\r')
+            echo "pc.sh: a directory holds a newline or carriage return, which vmspace.pc cannot express: $s" >&2
+            exit 1
+            ;;
         *) r+=$c ;;
         esac
     done
@@ -32,7 +45,11 @@ while [ "${#bare}" -gt 1 ] && [ "${bare%/}" != "$bare" ]; do bare=${bare%/}; don
 # $(under DIR): DIR relative to ${prefix} when it is under the prefix.
 under() {
     case $1 in
-    "$bare"/*) printf '${prefix}/%s' "$(escape "${1#"$bare"/}")" ;;
+    "$bare"/*)
+        local rel
+        rel=$(escape "${1#"$bare"/}") || exit
+        printf '${prefix}/%s' "$rel"
+        ;;
     *) escape "$1" ;;
     esac
 }

@@ -111,10 +111,11 @@ impl<P: Platform> Api<P> {
     /// `vmspace_vm_unmap`: unmap the pages of `[addr, addr + size)`, all
     /// of them mapped. An unmap the OS refuses part way (Linux's
     /// `mprotect` at `vm.max_map_count`, after the pages were dropped) is
-    /// made whole again as far as it can be: the range is read-write, as a
-    /// mapped page is until `vmspace_vm_protect` (the VM records no other
-    /// protection to put back; the header says so), though what it held
-    /// may be gone.
+    /// made whole again as far as it can be: the range is made read-write
+    /// (the VM records no other protection to put back), though what it
+    /// held may be gone; at `vm.max_map_count` the OS may refuse that too,
+    /// and a range `vmspace_vm_protect` set apart from its neighbours keeps
+    /// its protection (the header says so; round 78 found it).
     ///
     /// # Safety
     ///
