@@ -77,6 +77,11 @@ fn mapped(vm: *mut vmspace_vm_t, a: usize, s: usize) -> c_int {
     unsafe { vmspace_vm_mapped(vm, a, s) }
 }
 
+fn trim(vm: *mut vmspace_vm_t) -> c_int {
+    // SAFETY: a live VM.
+    unsafe { vmspace_vm_trim(vm) }
+}
+
 fn check(vm: *mut vmspace_vm_t) -> c_int {
     // SAFETY: a live VM.
     unsafe { vmspace_vm_check(vm) }
@@ -235,7 +240,7 @@ fn protections_hold_keep_contents_and_survive_unmap_map_trim() {
     }
     assert_eq!(key(&info(vm)), before, "protect changed info");
     assert_eq!(mapped(vm, b, 8 * p), 1);
-    assert!(unsafe { vmspace_vm_trim(vm) } >= 0);
+    assert!(trim(vm) >= 0);
     assert_eq!(check(vm), 0);
     // Contents kept: make each readable and look.
     assert_eq!(protect(vm, b, 8 * p, R), 0);
@@ -261,7 +266,7 @@ fn protections_hold_keep_contents_and_survive_unmap_map_trim() {
     // Unmap everything (protections mixed), trim, map all again.
     assert_eq!(protect(vm, b, p, NONE), 0);
     assert_eq!(unmap(vm, b, 8 * p), 0);
-    assert!(unsafe { vmspace_vm_trim(vm) } >= 0);
+    assert!(trim(vm) >= 0);
     assert_eq!(info(vm).mapped, 0);
     assert_eq!(map(vm, b, 8 * p), 0);
     for i in 0..8 {
@@ -473,7 +478,7 @@ fn a_whole_large_vm_and_map_over_protected_pages() {
     assert_eq!(unmap(vm, i.base, i.size), 0);
     assert_eq!(info(vm).mapped, 0);
     assert_eq!(protect(vm, i.base, i.size, RW), -ENOENT);
-    assert!(unsafe { vmspace_vm_trim(vm) } >= 0);
+    assert!(trim(vm) >= 0);
     assert_eq!(check(vm), 0);
     destroy(vm);
 }
