@@ -12,7 +12,7 @@
 # written in a .pc file (pkg-config ends the line there), nor can ${
 # (a variable to pkg-config): refused.
 set -euo pipefail
-[ $# -eq 2 ] || { sed -n '2,10p' "$0" >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 template=$1 out=$2
 
 escape() {
