@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::in_child;
+use common::{access, in_child, max_map_count};
 use core::ffi::{c_int, CStr};
 use std::ptr::null_mut;
 use std::sync::Arc;
@@ -85,29 +85,6 @@ fn trim(vm: *mut vmspace_vm_t) -> c_int {
 fn check(vm: *mut vmspace_vm_t) -> c_int {
     // SAFETY: a live VM.
     unsafe { vmspace_vm_check(vm) }
-}
-
-/// (readable, writable) of the byte at `addr`, through a pipe (as
-/// vm_faults.rs does); a write writes back the byte the page holds.
-fn access(addr: usize) -> (bool, bool) {
-    let mut fd = [0; 2];
-    let mut c = 0u8;
-    let p = addr as *mut u8;
-    // SAFETY: the kernel copies from and into `p` or fails with EFAULT.
-    unsafe {
-        assert_eq!(libc::pipe(fd.as_mut_ptr()), 0);
-        let read = libc::write(fd[1], p.cast(), 1) == 1;
-        if read {
-            assert_eq!(libc::read(fd[0], (&mut c as *mut u8).cast(), 1), 1);
-        } else {
-            assert_eq!(*libc::__errno_location(), libc::EFAULT);
-        }
-        assert_eq!(libc::write(fd[1], (&c as *const u8).cast(), 1), 1);
-        let written = libc::read(fd[0], p.cast(), 1) == 1;
-        libc::close(fd[0]);
-        libc::close(fd[1]);
-        (read, written)
-    }
 }
 
 fn expect(p: c_int) -> (bool, bool) {
@@ -398,14 +375,6 @@ fn concurrent_protect_map_unmap_on_one_vm() {
     destroy(vm);
 }
 
-fn max_map_count() -> Option<usize> {
-    let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(usize::MAX);
-    (max <= 1 << 20).then_some(max)
-}
-
 /// vmspace.h on vmspace_vm_protect as first written: "A failed unmap
 /// leaves its range read-write." (and in the error list: a refused unmap's
 /// pages "stay mapped, read-write"). Round 78 found it false: a read-only
@@ -419,10 +388,7 @@ fn an_unmap_refused_at_the_vma_limit_leaves_a_read_only_page_as_documented() {
     if !in_child("an_unmap_refused_at_the_vma_limit_leaves_a_read_only_page_as_documented") {
         return;
     }
-    let Some(max) = max_map_count() else {
-        eprintln!("vm.max_map_count too high to reach; skipped");
-        return;
-    };
+    let Some(max) = max_map_count() else { return };
     let p = page();
     let vm = create((2 * max + 64) * p, 0);
     let b = info(vm).base;

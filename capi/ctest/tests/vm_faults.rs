@@ -12,10 +12,13 @@
 //! One process for the file, and the injector is shared by every object the
 //! platform makes, so the tests take turns (`SERIAL`).
 
+mod common;
+
 use core::alloc::Layout;
 use core::ffi::c_int;
 use std::sync::{LazyLock, Mutex};
 
+use common::access;
 use vmspace_capi::ctypes::*;
 use vmspace_capi::{Api, Platform};
 use vmspace_capi_ctest as _;
@@ -252,33 +255,6 @@ fn an_arena_of_pages_survives_failed_imports_and_give_backs() {
     assert_eq!(i.mapped, s.imported, "mapped is what is still imported");
     // SAFETY: a live arena, not used after.
     assert_eq!(unsafe { F::vmspace_arena_destroy(a) }, 0);
-}
-
-/// Whether the byte at `addr` can be read and whether it can be written
-/// (the byte it holds written back), copied through a pipe so that a
-/// forbidden access is `EFAULT`, not a fault.
-fn access(addr: usize) -> (bool, bool) {
-    let mut fd = [0; 2];
-    let mut c = 0u8;
-    let p = addr as *mut u8;
-    // SAFETY: a writable array for the pipe; the kernel copies from and
-    // into `p` or fails with EFAULT; `c` is ours.
-    unsafe {
-        assert_eq!(libc::pipe(fd.as_mut_ptr()), 0);
-        let read = libc::write(fd[1], p.cast(), 1) == 1;
-        if read {
-            assert_eq!(libc::read(fd[0], (&mut c as *mut u8).cast(), 1), 1);
-        } else {
-            assert_eq!(*libc::__errno_location(), libc::EFAULT);
-        }
-        // What the page holds, or anything when it cannot be read (and so
-        // cannot be written either: no write-only pages here).
-        assert_eq!(libc::write(fd[1], (&c as *const u8).cast(), 1), 1);
-        let written = libc::read(fd[0], p.cast(), 1) == 1;
-        libc::close(fd[0]);
-        libc::close(fd[1]);
-        (read, written)
-    }
 }
 
 #[test]

@@ -227,3 +227,44 @@ pub fn in_child(name: &str) -> bool {
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"), "child {name} ran nothing");
     false
 }
+
+/// `vm.max_map_count`, when a test can reach it (at most 2^20 mappings);
+/// `None`, said on stderr, when it is too high to use up.
+pub fn max_map_count() -> Option<usize> {
+    let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(usize::MAX);
+    if max > 1 << 20 {
+        eprintln!("vm.max_map_count {max}: too high to reach; skipped");
+        return None;
+    }
+    Some(max)
+}
+
+/// Whether the byte at `addr` can be read, and whether it can be written
+/// (the byte it holds written back), copied through a pipe so that a
+/// forbidden access is `EFAULT`, not a fault.
+pub fn access(addr: usize) -> (bool, bool) {
+    let mut fd = [0; 2];
+    let mut c = 0u8;
+    let p = addr as *mut u8;
+    // SAFETY: a writable array for the pipe; the kernel copies from and
+    // into `p` or fails with EFAULT; `c` is ours.
+    unsafe {
+        assert_eq!(libc::pipe(fd.as_mut_ptr()), 0);
+        let read = libc::write(fd[1], p.cast(), 1) == 1;
+        if read {
+            assert_eq!(libc::read(fd[0], (&mut c as *mut u8).cast(), 1), 1);
+        } else {
+            assert_eq!(*libc::__errno_location(), libc::EFAULT);
+        }
+        // What the page holds, or anything when it cannot be read (and so
+        // cannot be written either: no write-only pages here).
+        assert_eq!(libc::write(fd[1], (&c as *const u8).cast(), 1), 1);
+        let written = libc::read(fd[0], p.cast(), 1) == 1;
+        libc::close(fd[0]);
+        libc::close(fd[1]);
+        (read, written)
+    }
+}

@@ -19,7 +19,7 @@ mod os;
 mod ranges;
 mod threads;
 
-use common::in_child;
+use common::{in_child, max_map_count};
 use core::ffi::{c_int, CStr};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -43,18 +43,6 @@ fn a_map_refused_under_rlimit_data_is_enomem_and_maps_nothing() {
     destroy(vm);
 }
 
-fn max_map_count() -> Option<usize> {
-    let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(usize::MAX);
-    if max > 1 << 20 {
-        eprintln!("vm.max_map_count {max}: too high to reach; skipped");
-        return None;
-    }
-    Some(max)
-}
-
 /// What a map the OS refused for want of mappings left behind.
 struct Refused {
     /// The page whose map was refused.
