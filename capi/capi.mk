@@ -29,8 +29,8 @@ INCLUDEDIR ?= $(PREFIX)/include
 # directories relative to ${prefix} where they are under it, else whole
 # (capi-install-check greps both lines); a directory .pc cannot name (a
 # newline, a carriage return, or ${ in it) fails the build there.
-capi install install-strip uninstall: export CAPI_DEST_LIBDIR = $(DESTDIR)$(LIBDIR)
-capi install install-strip uninstall: export CAPI_DEST_INCLUDEDIR = $(DESTDIR)$(INCLUDEDIR)
+install install-strip uninstall: export CAPI_DEST_LIBDIR = $(DESTDIR)$(LIBDIR)
+install install-strip uninstall: export CAPI_DEST_INCLUDEDIR = $(DESTDIR)$(INCLUDEDIR)
 capi: export PC_PREFIX = $(PREFIX)
 capi: export PC_LIBDIR = $(LIBDIR)
 capi: export PC_INCLUDEDIR = $(INCLUDEDIR)

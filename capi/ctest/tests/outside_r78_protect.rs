@@ -375,6 +375,31 @@ fn concurrent_protect_map_unmap_on_one_vm() {
     destroy(vm);
 }
 
+/// Map every other page of the VM at `b` from page 8 on until the OS
+/// refuses one for want of mappings (`-ENOMEM`: the process is at
+/// `vm.max_map_count`, `max`); the page refused.
+fn use_up_mappings(vm: *mut vmspace_vm_t, b: usize, max: usize) -> usize {
+    let p = page();
+    let mut i = 8;
+    loop {
+        let e = map(vm, b + i * p, p);
+        if e != 0 {
+            assert_eq!(e, -ENOMEM);
+            return i;
+        }
+        i += 2;
+        assert!(i < 2 * max + 64, "never reached the limit");
+    }
+}
+
+/// Unmap what [`use_up_mappings`] mapped, up to the page it stopped at.
+fn give_back_mappings(vm: *mut vmspace_vm_t, b: usize, end: usize) {
+    let p = page();
+    for k in (8..end).step_by(2) {
+        assert_eq!(unmap(vm, b + k * p, p), 0);
+    }
+}
+
 /// vmspace.h on vmspace_vm_protect as first written: "A failed unmap
 /// leaves its range read-write." (and in the error list: a refused unmap's
 /// pages "stay mapped, read-write"). Round 78 found it false: a read-only
@@ -396,24 +421,13 @@ fn an_unmap_refused_at_the_vma_limit_leaves_a_read_only_page_as_documented() {
     assert_eq!(map(vm, b, 3 * p), 0);
     assert_eq!(protect(vm, b, 3 * p, R), 0);
     // Use up the mappings: every other page from page 8 on.
-    let mut i = 8;
-    loop {
-        let e = map(vm, b + i * p, p);
-        if e != 0 {
-            assert_eq!(e, -ENOMEM);
-            break;
-        }
-        i += 2;
-        assert!(i < 2 * max + 64, "never reached the limit");
-    }
+    let i = use_up_mappings(vm, b, max);
     let e = unmap(vm, b + p, p);
     let state = mapped(vm, b + p, p);
     let acc = access(b + p);
     // Free mappings, then set the page's protection again, as the header
     // says the caller does.
-    for k in (8..i).step_by(2) {
-        assert_eq!(unmap(vm, b + k * p, p), 0);
-    }
+    give_back_mappings(vm, b, i);
     let again = protect(vm, b + p, p, RW);
     let acc_again = access(b + p);
     assert_eq!(check(vm), 0);
@@ -463,20 +477,14 @@ fn a_protect_refused_at_the_vma_limit_is_enomem_and_can_be_set_again() {
     let vm = create((2 * max + 64) * p, 0);
     let b = info(vm).base;
     assert_eq!(map(vm, b, 5 * p), 0);
-    let mut i = 8;
-    while map(vm, b + i * p, p) == 0 {
-        i += 2;
-        assert!(i < 2 * max + 64);
-    }
+    let i = use_up_mappings(vm, b, max);
     let before = key(&info(vm));
     // Pages 1 and 3 of a read-write run: four splits.
     let e1 = protect(vm, b + p, p, NONE);
     let e3 = protect(vm, b + 3 * p, p, R);
     let after = key(&info(vm));
     let states: Vec<_> = (0..5).map(|k| access(b + k * p)).collect();
-    for k in (8..i).step_by(2) {
-        assert_eq!(unmap(vm, b + k * p, p), 0);
-    }
+    give_back_mappings(vm, b, i);
     let again = protect(vm, b, 5 * p, RW);
     let all_rw = (0..5).all(|k| access(b + k * p) == (true, true));
     assert_eq!(check(vm), 0);
